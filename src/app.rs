@@ -1,0 +1,1 @@
+//! Wiring: starts every part from a Config. (placeholder)

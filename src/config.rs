@@ -1,0 +1,530 @@
+//! `config.toml`: the one file network ops edit.
+//!
+//! Every section is a plain serde struct with `deny_unknown_fields`, so a typo is an error at
+//! start (with the TOML line and the key) rather than a silently ignored setting. Defaults live
+//! here and are documented in the shipped `config.toml`. Relative paths are resolved against the
+//! directory of the config file, so `poolguard --config /etc/poolguard/config.toml` finds
+//! `/etc/poolguard/blocklists/` no matter where it was started from.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::policy::Action;
+
+/// Why a config could not be used. Messages name the file, the key and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{path}: {key}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+}
+
+/// The whole configuration, as loaded from `config.toml`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub dns: DnsConfig,
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub blocking: BlockingConfig,
+    #[serde(default)]
+    pub feeds: Vec<FeedConfig>,
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub clients: ClientsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Directory of the config file; relative paths are resolved against it. Not a TOML key.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// The DNS listeners and who may use them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// UDP and TCP are both served on each address.
+    pub listen: Vec<SocketAddr>,
+    /// Client networks that may query; everyone else gets REFUSED (no open resolver).
+    pub allow: Vec<IpNet>,
+    /// A TCP connection that sends nothing for this long is closed.
+    pub tcp_idle_timeout_ms: u64,
+    /// Tokio runtimes serving DNS; 0 = one per core.
+    pub workers: usize,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 5353))],
+            allow: default_allow(),
+            tcp_idle_timeout_ms: 10_000,
+            workers: 0,
+        }
+    }
+}
+
+/// Loopback plus the private ranges a campus numbers its clients from.
+fn default_allow() -> Vec<IpNet> {
+    [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "fc00::/7",
+        "fe80::/10",
+    ]
+    .iter()
+    .filter_map(|s| s.parse().ok())
+    .collect()
+}
+
+/// Where allowed queries go.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// `ip:port` of the resolvers to forward to; empty = the system's resolv.conf.
+    pub servers: Vec<SocketAddr>,
+    /// Per-query upstream budget; past it the client gets SERVFAIL.
+    pub timeout_ms: u64,
+    /// Entries in the answer cache.
+    pub cache_size: u64,
+    /// Internal domains forwarded to the campus's own servers instead.
+    pub conditional: Vec<ConditionalForward>,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            servers: Vec::new(),
+            timeout_ms: 2000,
+            cache_size: 32_768,
+            conditional: Vec::new(),
+        }
+    }
+}
+
+/// One `[[upstream.conditional]]`: queries at or below `domain` go to `servers`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionalForward {
+    pub domain: String,
+    pub servers: Vec<SocketAddr>,
+}
+
+/// How blocked names are answered.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockingConfig {
+    pub default_action: Action,
+    pub sinkhole_ipv4: Ipv4Addr,
+    pub sinkhole_ipv6: Ipv6Addr,
+    /// TTL of synthesised block answers (and of the SOA used for negative answers).
+    pub ttl: u32,
+    /// Reload feeds when files under their directories change.
+    pub watch: bool,
+    /// Also block allowed names whose answers CNAME to, or resolve into, a listed name or address.
+    pub inspect_answers: bool,
+}
+
+impl Default for BlockingConfig {
+    fn default() -> Self {
+        Self {
+            default_action: Action::Sinkhole,
+            sinkhole_ipv4: Ipv4Addr::UNSPECIFIED,
+            sinkhole_ipv6: Ipv6Addr::UNSPECIFIED,
+            ttl: 300,
+            watch: true,
+            inspect_answers: true,
+        }
+    }
+}
+
+/// What a feed's entries mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedKind {
+    /// Names to block (with all their subdomains).
+    #[default]
+    Domains,
+    /// Addresses and CIDR prefixes: answers resolving into them are blocked.
+    Ips,
+    /// Names that must never be blocked; wins over every blocklist.
+    Allow,
+}
+
+/// The on-disk syntax of a feed. `Auto` sniffs the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedFormat {
+    #[default]
+    Auto,
+    Plain,
+    Hosts,
+    Adblock,
+    Dnsmasq,
+    Rpz,
+    Wildcard,
+    Ip,
+}
+
+/// One `[[feeds]]` entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Unique, used in logs, hits and the API: `[A-Za-z0-9_.-]{1,64}`.
+    pub name: String,
+    /// Local file (relative to the config's directory).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Subscription source (issue 4); the local `path` then caches the last good copy.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Subscription refresh interval, e.g. "6h".
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub refresh: Option<Duration>,
+    #[serde(default)]
+    pub kind: FeedKind,
+    #[serde(default)]
+    pub format: FeedFormat,
+    /// Overrides `[blocking] default_action` for this feed.
+    #[serde(default)]
+    pub action: Option<Action>,
+    #[serde(default = "default_category")]
+    pub category: String,
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn default_category() -> String {
+    "mining".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How bad a hit on this feed is; incidents take the highest of their feeds.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    #[default]
+    Medium,
+    High,
+    Critical,
+}
+
+/// One `[[zones]]`: a zone the campus is authoritative for, served from an RFC 1035 file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    pub name: String,
+    pub file: PathBuf,
+}
+
+/// The HTTP API for staff and feed maintainers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Absent = API off.
+    pub listen: Option<SocketAddr>,
+    /// Optional separate listener for `/metrics` and `/healthz`.
+    pub metrics_listen: Option<SocketAddr>,
+    pub max_upload_mb: u64,
+    /// Serve `/api/v1/publish/*` without a token (for firewalls pulling the lists).
+    pub public_publish: bool,
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            metrics_listen: None,
+            max_upload_mb: 64,
+            public_publish: false,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// A bearer token, stored only as its SHA-256 hash.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    pub role: Role,
+    /// Lower-case hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+/// What a token may do; each role includes the ones before it, except as noted in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Investigator,
+    Feeds,
+    Admin,
+}
+
+/// The query log and evidence store.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    /// Record every query, not only hits.
+    pub log_queries: bool,
+    pub query_retention_days: u32,
+    pub hit_retention_days: u32,
+    /// Rows per write transaction, at most.
+    pub batch_size: usize,
+    /// A partial batch is written after this long; bounds what a crash can lose.
+    pub flush_interval_ms: u64,
+    /// Query events buffered in memory before ordinary rows are dropped (hits never are).
+    pub queue_capacity: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/poolguard.db"),
+            log_queries: true,
+            query_retention_days: 7,
+            hit_retention_days: 400,
+            batch_size: 4096,
+            flush_interval_ms: 500,
+            queue_capacity: 65_536,
+        }
+    }
+}
+
+/// The campus asset ledger.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientsConfig {
+    pub ledger: Option<PathBuf>,
+}
+
+/// Diagnostics.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter; `RUST_LOG` overrides it. hickory logs every response at info, so warn.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "warn,poolguard=info".to_string(),
+        }
+    }
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// Parses "30s", "6h", "30d": the forms operators write.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration like \"30s\", \"6h\" or \"30d\": {e}"))
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::from_toml(&text, path, &base)
+    }
+
+    /// Parses and validates config text; `base` anchors relative paths.
+    pub fn from_toml(text: &str, path: &Path, base: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
+        config.base_dir = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base.to_path_buf()
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Resolves a path from the config against the config's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The action a feed's blocks get.
+    pub fn action_of(&self, feed: &FeedConfig) -> Action {
+        feed.action.unwrap_or(self.blocking.default_action)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        };
+        if self.dns.listen.is_empty() {
+            return Err(invalid(
+                "dns.listen".into(),
+                "needs at least one address, e.g. [\"127.0.0.1:5353\"]".into(),
+            ));
+        }
+        if self.upstream.timeout_ms == 0 {
+            return Err(invalid(
+                "upstream.timeout_ms".into(),
+                "must be above 0".into(),
+            ));
+        }
+        for (i, c) in self.upstream.conditional.iter().enumerate() {
+            if crate::domain::DomainName::parse(&c.domain).is_err() {
+                return Err(invalid(
+                    format!("upstream.conditional[{i}].domain"),
+                    format!("`{}` is not a domain name", c.domain),
+                ));
+            }
+            if c.servers.is_empty() {
+                return Err(invalid(
+                    format!("upstream.conditional[{i}].servers"),
+                    "needs at least one ip:port".into(),
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, f) in self.feeds.iter().enumerate() {
+            let key = |k: &str| format!("feeds[{i}] ({}).{k}", f.name);
+            if !valid_feed_name(&f.name) {
+                return Err(invalid(
+                    format!("feeds[{i}].name"),
+                    format!(
+                        "`{}` must be 1-64 characters of letters, digits, '_', '-' or '.', not starting with '.'",
+                        f.name
+                    ),
+                ));
+            }
+            if !names.insert(f.name.as_str()) {
+                return Err(invalid(key("name"), "is used by another feed".into()));
+            }
+            match (&f.path, &f.url) {
+                (None, None) => {
+                    return Err(invalid(key("path"), "a feed needs `path` or `url`".into()));
+                }
+                (Some(p), None) if f.enabled && !self.resolve(p).is_file() => {
+                    return Err(invalid(
+                        key("path"),
+                        format!("{} does not exist", self.resolve(p).display()),
+                    ));
+                }
+                _ => {}
+            }
+            if f.url.is_some() && f.refresh.is_none() {
+                return Err(invalid(
+                    key("refresh"),
+                    "a subscription needs a refresh interval, e.g. \"6h\"".into(),
+                ));
+            }
+        }
+        for (i, z) in self.zones.iter().enumerate() {
+            if crate::domain::DomainName::parse(&z.name).is_err() {
+                return Err(invalid(
+                    format!("zones[{i}].name"),
+                    format!("`{}` is not a domain name", z.name),
+                ));
+            }
+            if !self.resolve(&z.file).is_file() {
+                return Err(invalid(
+                    format!("zones[{i}].file"),
+                    format!("{} does not exist", self.resolve(&z.file).display()),
+                ));
+            }
+        }
+        if let Some(l) = &self.clients.ledger
+            && !self.resolve(l).is_file()
+        {
+            return Err(invalid(
+                "clients.ledger".into(),
+                format!("{} does not exist", self.resolve(l).display()),
+            ));
+        }
+        for (i, t) in self.api.tokens.iter().enumerate() {
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    format!("api.tokens[{i}].sha256"),
+                    "must be 64 hex digits (run `poolguard token` to make one)".into(),
+                ));
+            }
+        }
+        if self.store.batch_size == 0 || self.store.queue_capacity == 0 {
+            return Err(invalid(
+                "store.batch_size / store.queue_capacity".into(),
+                "must be above 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Feed names end up in file names and URLs, so they are restricted to a safe alphabet.
+pub fn valid_feed_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Sinkhole addresses as one value, for answer synthesis.
+pub fn sinkhole_addrs(b: &BlockingConfig) -> (IpAddr, IpAddr) {
+    (IpAddr::V4(b.sinkhole_ipv4), IpAddr::V6(b.sinkhole_ipv6))
+}

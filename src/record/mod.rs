@@ -1,0 +1,125 @@
+//! Record: one compact event per DNS query, handed off the request path.
+//!
+//! The DNS path calls [`Recorder::record`], which never blocks and never fails the answer. The
+//! store writer (in `store`) drains the events in batches. Ordinary query events go through a
+//! bounded queue and are counted as dropped when it is full; hits (blocked answers) are
+//! evidence and are never dropped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Transport the query came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// What poolguard did with a query. The names are the API's `action` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Forwarded (or answered from cache) normally.
+    Allowed,
+    /// Matched an allowlist that overrode a block, or an allowlist alone; forwarded.
+    Allowlisted,
+    /// The name (or a parent) is listed.
+    Blocked,
+    /// The name is fine but its answer CNAMEs into a listed name.
+    CnameBlocked,
+    /// The name is fine but its answer has an address inside a listed IP/CIDR feed.
+    IpBlocked,
+    /// Answered from a local `[[zones]]` file.
+    Local,
+    /// The upstream failed or timed out.
+    Servfail,
+    /// The client is outside `[dns] allow`, or the request was refused for another reason.
+    Refused,
+    /// Malformed or unsupported request.
+    Formerr,
+}
+
+impl Outcome {
+    /// Hits are the evidence: they are kept long and never dropped.
+    pub fn is_hit(self) -> bool {
+        matches!(self, Outcome::Blocked | Outcome::CnameBlocked | Outcome::IpBlocked)
+    }
+
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Allowlisted => "allowlisted",
+            Outcome::Blocked => "blocked",
+            Outcome::CnameBlocked => "cname-blocked",
+            Outcome::IpBlocked => "ip-blocked",
+            Outcome::Local => "local",
+            Outcome::Servfail => "servfail",
+            Outcome::Refused => "refused",
+            Outcome::Formerr => "formerr",
+        }
+    }
+}
+
+/// One query, as recorded.
+#[derive(Debug, Clone)]
+pub struct QueryEvent {
+    /// Milliseconds since the Unix epoch, UTC.
+    pub time_ms: i64,
+    pub client: SocketAddr,
+    pub transport: Transport,
+    /// Lower-case, no trailing dot.
+    pub name: Box<str>,
+    /// Query type mnemonic (`A`, `AAAA`, `TYPE65534`).
+    pub qtype: Box<str>,
+    pub outcome: Outcome,
+    /// Feed and rule that decided it, for hits and allowlisted queries.
+    pub feed: Option<Arc<str>>,
+    pub rule: Option<Arc<str>>,
+    /// Response code sent (`NOERROR`, `NXDOMAIN`…).
+    pub rcode: &'static str,
+    /// Short summary of the answer (`A 10.0.0.1, CNAME x.`), empty when none.
+    pub answer: Box<str>,
+    pub latency_us: u32,
+    /// Which upstream answered, when forwarded.
+    pub upstream: Option<Box<str>>,
+}
+
+/// The DNS path's handle for recording events. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    inner: Option<Arc<dyn Sink>>,
+}
+
+/// Where events go. Implemented by the store's writer queue.
+pub trait Sink: Send + Sync + 'static {
+    /// Must not block. Returns false when the event was dropped.
+    fn submit(&self, event: QueryEvent) -> bool;
+}
+
+impl Recorder {
+    /// A recorder that discards everything (no store configured, benchmarks).
+    pub fn disabled() -> Self {
+        Self { inner: None }
+    }
+
+    /// A recorder feeding `sink`.
+    pub fn new(sink: Arc<dyn Sink>) -> Self {
+        Self { inner: Some(sink) }
+    }
+
+    /// Whether anything listens; the DNS path skips building events when not.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Hands an event off without blocking.
+    pub fn record(&self, event: QueryEvent) {
+        if let Some(sink) = &self.inner {
+            sink.submit(event);
+        }
+    }
+}
