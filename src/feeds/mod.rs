@@ -6,6 +6,8 @@
 //! fails as a whole: good lines are kept, bad ones reported. Compiling feeds into a policy is
 //! `policy`'s job; loading files and watching them is `loader`'s.
 
+pub mod loader;
+
 use ipnet::IpNet;
 
 use crate::config::{FeedFormat, FeedKind};
