@@ -1,0 +1,397 @@
+//! The request path: identify → decide → resolve → inspect → answer → record.
+//!
+//! hickory-server parses the packet and calls [`Handler::handle_request`]; each stage below is a
+//! call into its own module and hands the next one a plain value ([`Reply`]), so the order of
+//! precedence is readable top to bottom:
+//!
+//! 1. clients outside `[dns] allow` → REFUSED (and counted);
+//! 2. anything but a single standard query → FORMERR / NOTIMP, like hickory's catalog;
+//! 3. the policy decides on the name; a block is answered at once, before local zones and
+//!    conditional forwarding, so no internal zone can be used to reach a pool;
+//! 4. names inside `[[zones]]` are answered authoritatively and never forwarded;
+//! 5. everything else is forwarded; unless the name was allowlisted, the answer's CNAME
+//!    targets and addresses are checked against the policy once more.
+//!
+//! The handler never panics on input and never blocks: recording hands the event to a
+//! non-blocking sink.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::op::{
+    Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode,
+};
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use tracing::Instrument;
+
+use crate::dns::access::ClientAccess;
+use crate::dns::answer::BlockAnswers;
+use crate::dns::reply::Reply;
+use crate::dns::upstream::Upstreams;
+use crate::dns::zones::LocalZones;
+use crate::policy::{Decision, SharedPolicy, Verdict};
+use crate::record::{Outcome, QueryEvent, Recorder, Transport};
+
+/// What every worker's handler shares: read-only after start, except the policy (swapped whole).
+pub struct Shared {
+    pub policy: SharedPolicy,
+    pub recorder: Recorder,
+    pub blocks: BlockAnswers,
+    pub zones: Arc<LocalZones>,
+    pub access: ClientAccess,
+    /// `[blocking] inspect_answers`.
+    pub inspect: bool,
+}
+
+/// Our hickory `RequestHandler`: one per DNS worker, owning that worker's resolvers.
+pub struct Handler {
+    shared: Arc<Shared>,
+    upstreams: Upstreams,
+}
+
+impl Handler {
+    /// A handler for one worker.
+    pub fn new(shared: Arc<Shared>, upstreams: Upstreams) -> Self {
+        Self { shared, upstreams }
+    }
+}
+
+/// The result of the stages, before sending.
+struct Handled {
+    reply: Reply,
+    outcome: Outcome,
+    verdict: Option<Verdict>,
+    upstream: Option<Arc<str>>,
+}
+
+impl Handled {
+    fn plain(reply: Reply, outcome: Outcome) -> Self {
+        Self {
+            reply,
+            outcome,
+            verdict: None,
+            upstream: None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let start = Instant::now();
+        let client = request.src();
+        let qname = first_name(request);
+        let span = tracing::debug_span!("query", %client, qname = %qname);
+        async move {
+            let handled = self.stages::<T>(request, &qname).await;
+            let info = send(request, &handled.reply, response_handle).await;
+            self.finish(request, &qname, &handled, start);
+            info
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl Handler {
+    async fn stages<T: Time>(&self, request: &Request, qname: &str) -> Handled {
+        let shared = &self.shared;
+
+        // identify: no open resolver.
+        if !shared.access.allows(request.src().ip()) {
+            metrics::counter!("poolguard_refused_clients_total").increment(1);
+            return Handled::plain(Reply::code(ResponseCode::Refused), Outcome::Refused);
+        }
+        if request.metadata.message_type != MessageType::Query {
+            return Handled::plain(Reply::code(ResponseCode::FormErr), Outcome::Formerr);
+        }
+        if request.metadata.op_code != OpCode::Query {
+            return Handled::plain(Reply::code(ResponseCode::NotImp), Outcome::Formerr);
+        }
+        if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            return Handled::plain(Reply::code(ResponseCode::BADVERS), Outcome::Formerr);
+        }
+        let Ok(info) = request.request_info() else {
+            // Not exactly one question.
+            return Handled::plain(Reply::code(ResponseCode::FormErr), Outcome::Formerr);
+        };
+        let lower = info.query.name();
+        let qtype = info.query.query_type();
+        let name = Name::from(lower.clone());
+
+        // decide: blocking comes before local zones and conditional forwarding.
+        let decision = if qname.is_empty() {
+            Decision::Pass
+        } else {
+            shared.policy.load().check_name(qname)
+        };
+        let allowlisted = match decision {
+            Decision::Blocked(v) => {
+                let reply = shared.blocks.answer(&name, qtype, v.action(), &v.feed.name);
+                return Handled {
+                    reply,
+                    outcome: Outcome::Blocked,
+                    verdict: Some(v),
+                    upstream: None,
+                };
+            }
+            Decision::Allowed(v) => Some(v),
+            Decision::Pass => None,
+        };
+
+        if shared.zones.contains(lower) {
+            let reply = shared.zones.answer(request, T::current_time()).await;
+            return Handled {
+                reply,
+                outcome: Outcome::Local,
+                verdict: allowlisted,
+                upstream: None,
+            };
+        }
+
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            // Zone transfers are only for our own zones; a forwarder does not proxy them.
+            return Handled::plain(Reply::code(ResponseCode::Refused), Outcome::Refused);
+        }
+
+        // resolve.
+        let forwarder = self.upstreams.for_name(qname);
+        let forwarded = forwarder.forward(name.clone(), qtype).await;
+        let upstream = Some(forwarder.label().clone());
+        if forwarded.failed {
+            return Handled {
+                reply: forwarded.reply,
+                outcome: Outcome::Servfail,
+                verdict: allowlisted,
+                upstream,
+            };
+        }
+        if let Some(v) = allowlisted {
+            return Handled {
+                reply: forwarded.reply,
+                outcome: Outcome::Allowlisted,
+                verdict: Some(v),
+                upstream,
+            };
+        }
+
+        // inspect.
+        if shared.inspect
+            && let Some((outcome, v)) = inspect(&shared.policy, &forwarded.reply)
+        {
+            let reply = shared.blocks.answer(&name, qtype, v.action(), &v.feed.name);
+            return Handled {
+                reply,
+                outcome,
+                verdict: Some(v),
+                upstream,
+            };
+        }
+        Handled {
+            reply: forwarded.reply,
+            outcome: Outcome::Allowed,
+            verdict: None,
+            upstream,
+        }
+    }
+
+    /// Metrics, a debug line and the query-log event.
+    fn finish(&self, request: &Request, qname: &str, handled: &Handled, start: Instant) {
+        let transport = match request.protocol() {
+            Protocol::Udp => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        let protocol = match transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        };
+        metrics::counter!(
+            "poolguard_queries_total",
+            "action" => handled.outcome.as_str(),
+            "protocol" => protocol
+        )
+        .increment(1);
+        let latency = start.elapsed();
+        tracing::debug!(
+            outcome = handled.outcome.as_str(),
+            rcode = %handled.reply.rcode,
+            feed = handled.verdict.as_ref().map(|v| &*v.feed.name),
+            latency_us = latency.as_micros() as u64,
+            "answered"
+        );
+        let recorder = &self.shared.recorder;
+        if !recorder.is_enabled() {
+            return;
+        }
+        let qtype = request
+            .queries
+            .queries()
+            .first()
+            .map(|q| type_mnemonic(q.query_type()))
+            .unwrap_or_default();
+        recorder.record(QueryEvent {
+            time_ms: now_ms(),
+            client: request.src(),
+            transport,
+            name: qname.into(),
+            qtype: qtype.into(),
+            outcome: handled.outcome,
+            feed: handled.verdict.as_ref().map(|v| v.feed.name.clone()),
+            rule: handled.verdict.as_ref().map(|v| v.rule.clone()),
+            rcode: rcode_text(handled.reply.rcode),
+            answer: handled.reply.summary().into(),
+            latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
+            upstream: handled.upstream.as_deref().map(Into::into),
+        });
+    }
+}
+
+/// Checks an upstream answer's CNAME targets and addresses; the first listed one blocks it.
+fn inspect(policy: &SharedPolicy, reply: &Reply) -> Option<(Outcome, Verdict)> {
+    let policy = policy.load();
+    for record in &reply.answers {
+        match &record.data {
+            RData::CNAME(target) => {
+                let text = name_text(&target.0);
+                if let Decision::Blocked(v) = policy.check_name(&text) {
+                    return Some((Outcome::CnameBlocked, v));
+                }
+            }
+            RData::A(a) => {
+                if let Some(v) = policy.check_ip(a.0.into()) {
+                    return Some((Outcome::IpBlocked, v));
+                }
+            }
+            RData::AAAA(a) => {
+                if let Some(v) = policy.check_ip(a.0.into()) {
+                    return Some((Outcome::IpBlocked, v));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Sends `reply` as the response to `request`: ID, question and RD echoed, RA set, OPT (with
+/// the EDE, if any) only when the client used EDNS.
+async fn send<R: ResponseHandler>(
+    request: &Request,
+    reply: &Reply,
+    mut response_handle: R,
+) -> ResponseInfo {
+    let mut metadata = Metadata::new(
+        request.metadata.id,
+        MessageType::Response,
+        request.metadata.op_code,
+    );
+    metadata.recursion_desired = request.metadata.recursion_desired;
+    metadata.recursion_available = true;
+    metadata.authoritative = reply.authoritative;
+    metadata.response_code = reply.rcode;
+
+    let response_edns = request.edns.as_ref().map(|req| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(req.max_payload().max(512));
+        edns.set_version(0);
+        if let Some(ede) = &reply.ede {
+            edns.options_mut().insert(ede.to_option());
+        }
+        edns
+    });
+    let mut builder = MessageResponseBuilder::from_message_request(request);
+    if let Some(edns) = &response_edns {
+        builder.edns(edns);
+    }
+    let response = builder.build(
+        metadata,
+        reply.answers.iter(),
+        reply.authorities.iter(),
+        std::iter::empty(),
+        reply.additionals.iter(),
+    );
+    match response_handle.send_response(response).await {
+        Ok(info) => info,
+        Err(error) => {
+            tracing::debug!(%error, "could not send the response");
+            metadata.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            })
+        }
+    }
+}
+
+/// The question's name, lower-case without trailing dot ("" for the root or no question).
+fn first_name(request: &Request) -> String {
+    request
+        .queries
+        .queries()
+        .first()
+        .map(|q| name_text(&Name::from(q.name().clone())))
+        .unwrap_or_default()
+}
+
+fn name_text(name: &Name) -> String {
+    let mut text = name.to_lowercase().to_ascii();
+    if text.ends_with('.') {
+        text.pop();
+    }
+    text
+}
+
+/// `A`, `AAAA`, … and `TYPE65534` for types hickory does not name (RFC 3597 spelling).
+fn type_mnemonic(t: RecordType) -> String {
+    match t {
+        RecordType::Unknown(code) => format!("TYPE{code}"),
+        other => other.to_string(),
+    }
+}
+
+/// The conventional upper-case rcode names the query log stores.
+fn rcode_text(rcode: ResponseCode) -> &'static str {
+    match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::BADVERS => "BADVERS",
+        _ => "OTHER",
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_lowercase_without_dot() {
+        let n = Name::from_ascii("XMR.Pool.Example.").unwrap();
+        assert_eq!(name_text(&n), "xmr.pool.example");
+        assert_eq!(name_text(&Name::root()), "");
+    }
+
+    #[test]
+    fn unknown_types_use_rfc3597_spelling() {
+        assert_eq!(type_mnemonic(RecordType::Unknown(65534)), "TYPE65534");
+        assert_eq!(type_mnemonic(RecordType::AAAA), "AAAA");
+    }
+}

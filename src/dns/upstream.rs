@@ -1,0 +1,270 @@
+//! Forwarding: allowed queries go to the configured upstream resolvers via hickory-resolver.
+//!
+//! An [`UpstreamPlan`] is built once at start (it reads `/etc/resolv.conf` when no servers are
+//! configured, which is blocking file I/O); each DNS worker then builds its own [`Upstreams`]
+//! from it inside its current_thread runtime. One resolver per worker keeps the resolver's
+//! sockets and background tasks on the runtime that uses them (no cross-thread wake-ups); the
+//! price is one answer cache per worker, so `cache_size` is split between workers.
+//!
+//! `[[upstream.conditional]]` entries get their own resolver each; the most specific matching
+//! domain wins. Every lookup is bounded by `timeout_ms`: past it the client gets SERVFAIL, never
+//! a hang. The upstream's response code is kept (NXDOMAIN stays NXDOMAIN, with its SOA).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+
+use crate::config::UpstreamConfig;
+use crate::dns::reply::Reply;
+use crate::domain::DomainName;
+
+/// Why the upstream resolvers could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream.servers is empty and the system resolver config could not be read: {0}")]
+    SystemConf(String),
+    #[error("upstream.conditional: `{0}` is not a domain name")]
+    Domain(String),
+    #[error("cannot build the upstream resolver: {0}")]
+    Build(String),
+}
+
+/// How to build one resolver: servers, options and a label for logs and the query log.
+#[derive(Clone)]
+struct ResolverPlan {
+    config: ResolverConfig,
+    options: ResolverOpts,
+    label: Arc<str>,
+}
+
+/// Everything needed to build the resolvers of one worker. Cheap to clone.
+#[derive(Clone)]
+pub struct UpstreamPlan {
+    default: ResolverPlan,
+    /// Sorted most specific (most labels) first, so the first match is the winner.
+    conditional: Vec<(DomainName, ResolverPlan)>,
+    timeout: Duration,
+}
+
+impl UpstreamPlan {
+    /// Reads `[upstream]` (and resolv.conf when `servers` is empty). Blocking when it reads
+    /// resolv.conf: call off the DNS runtimes.
+    pub fn new(config: &UpstreamConfig, workers: usize) -> Result<Self, UpstreamError> {
+        let workers = workers.max(1) as u64;
+        let mut options = ResolverOpts::default();
+        options.timeout = Duration::from_millis(config.timeout_ms);
+        // One try per server: the overall budget is `timeout_ms`, enforced around the lookup.
+        options.attempts = 1;
+        options.cache_size = (config.cache_size / workers).max(1);
+        options.use_hosts_file = ResolveHosts::Never;
+        // A forwarder must return the CNAME chain, and we inspect it.
+        options.preserve_intermediates = true;
+        options.recursion_desired = true;
+
+        let default = if config.servers.is_empty() {
+            let (system, mut sys_opts) = hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| UpstreamError::SystemConf(e.to_string()))?;
+            let label = system
+                .name_servers()
+                .iter()
+                .map(|ns| ns.ip.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            sys_opts.timeout = options.timeout;
+            sys_opts.attempts = 1;
+            sys_opts.cache_size = options.cache_size;
+            sys_opts.use_hosts_file = ResolveHosts::Never;
+            sys_opts.preserve_intermediates = true;
+            sys_opts.recursion_desired = true;
+            ResolverPlan {
+                // Names are always sent fully qualified, so search domains would never apply.
+                config: ResolverConfig::from_name_servers(system.name_servers().to_vec()),
+                options: sys_opts,
+                label: format!("system({label})").into(),
+            }
+        } else {
+            plan_for(&config.servers, options.clone())
+        };
+
+        let mut conditional = Vec::new();
+        for c in &config.conditional {
+            let domain =
+                DomainName::parse(&c.domain).map_err(|_| UpstreamError::Domain(c.domain.clone()))?;
+            conditional.push((domain, plan_for(&c.servers, options.clone())));
+        }
+        conditional.sort_by_key(|(d, _)| std::cmp::Reverse(d.label_count()));
+        Ok(Self {
+            default,
+            conditional,
+            timeout: Duration::from_millis(config.timeout_ms),
+        })
+    }
+
+    /// Builds this worker's resolvers. Call inside the worker's runtime.
+    pub fn build(&self) -> Result<Upstreams, UpstreamError> {
+        let make = |p: &ResolverPlan| -> Result<Forwarder, UpstreamError> {
+            let mut builder = TokioResolver::builder_with_config(
+                p.config.clone(),
+                TokioRuntimeProvider::default(),
+            );
+            *builder.options_mut() = p.options.clone();
+            let resolver = builder
+                .build()
+                .map_err(|e| UpstreamError::Build(e.to_string()))?;
+            Ok(Forwarder {
+                resolver,
+                label: p.label.clone(),
+                timeout: self.timeout,
+            })
+        };
+        let mut conditional = Vec::with_capacity(self.conditional.len());
+        for (d, p) in &self.conditional {
+            conditional.push((d.clone(), make(p)?));
+        }
+        Ok(Upstreams {
+            default: make(&self.default)?,
+            conditional,
+        })
+    }
+}
+
+fn plan_for(servers: &[SocketAddr], options: ResolverOpts) -> ResolverPlan {
+    let name_servers = servers
+        .iter()
+        .map(|s| {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = s.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = s.port();
+            NameServerConfig::new(s.ip(), true, vec![udp, tcp])
+        })
+        .collect();
+    let label = servers
+        .iter()
+        .map(SocketAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    ResolverPlan {
+        config: ResolverConfig::from_name_servers(name_servers),
+        options,
+        label: label.into(),
+    }
+}
+
+/// One worker's resolvers: the default one and one per conditional domain.
+pub struct Upstreams {
+    default: Forwarder,
+    conditional: Vec<(DomainName, Forwarder)>,
+}
+
+impl Upstreams {
+    /// The resolver for `name` (lower-case, no trailing dot): most specific conditional domain,
+    /// else the default.
+    pub fn for_name(&self, name: &str) -> &Forwarder {
+        self.conditional
+            .iter()
+            .find(|(d, _)| within(name, d.as_str()))
+            .map(|(_, f)| f)
+            .unwrap_or(&self.default)
+    }
+}
+
+fn within(name: &str, domain: &str) -> bool {
+    name == domain
+        || (name.len() > domain.len()
+            && name.ends_with(domain)
+            && name.as_bytes()[name.len() - domain.len() - 1] == b'.')
+}
+
+/// What forwarding produced: the reply to send, and whether it was an upstream failure.
+pub struct Forwarded {
+    pub reply: Reply,
+    /// True when the upstream failed or timed out (the reply is SERVFAIL).
+    pub failed: bool,
+}
+
+/// One resolver and its time budget.
+pub struct Forwarder {
+    resolver: TokioResolver,
+    label: Arc<str>,
+    timeout: Duration,
+}
+
+impl Forwarder {
+    /// Which servers this forwards to, for the query log.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
+    }
+
+    /// Resolves `name`/`qtype` within the time budget.
+    pub async fn forward(&self, name: Name, qtype: RecordType) -> Forwarded {
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.timeout, self.resolver.lookup(name, qtype)).await;
+        metrics::histogram!("poolguard_upstream_seconds").record(start.elapsed().as_secs_f64());
+        match result {
+            Ok(Ok(lookup)) => Forwarded {
+                reply: Reply {
+                    rcode: ResponseCode::NoError,
+                    authoritative: false,
+                    answers: lookup.answers().to_vec(),
+                    authorities: lookup.authorities().to_vec(),
+                    additionals: lookup.additionals().to_vec(),
+                    ede: None,
+                },
+                failed: false,
+            },
+            Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))) => {
+                let mut reply = Reply::code(nr.response_code);
+                match (nr.authorities, nr.soa) {
+                    (Some(auth), _) if !auth.is_empty() => reply.authorities = auth.to_vec(),
+                    (_, Some(soa)) => reply.authorities.push(soa.into_record_of_rdata()),
+                    _ => {}
+                }
+                // NoRecordsFound covers NXDOMAIN and NODATA; anything else is a failure.
+                let failed = !matches!(
+                    reply.rcode,
+                    ResponseCode::NXDomain | ResponseCode::NoError
+                );
+                if failed {
+                    reply = Reply::code(ResponseCode::ServFail);
+                }
+                Forwarded { reply, failed }
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%error, upstream = %self.label, "upstream lookup failed");
+                Forwarded {
+                    reply: Reply::code(ResponseCode::ServFail),
+                    failed: true,
+                }
+            }
+            Err(_) => {
+                tracing::debug!(upstream = %self.label, "upstream lookup timed out");
+                Forwarded {
+                    reply: Reply::code(ResponseCode::ServFail),
+                    failed: true,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+
+    #[test]
+    fn within_is_label_aligned() {
+        assert!(within("a.corp.test", "corp.test"));
+        assert!(within("corp.test", "corp.test"));
+        assert!(!within("xcorp.test", "corp.test"));
+    }
+}

@@ -1,0 +1,139 @@
+//! Local authoritative zones: the `[[zones]]` the campus serves itself from RFC 1035 files.
+//!
+//! The files are loaded with hickory's `FileZoneHandler` into a `Catalog`, which already knows
+//! the authoritative rules (CNAME chains inside the zone, NXDOMAIN with the zone's SOA, NODATA,
+//! referrals). The catalog writes its answer into a response handler; ours ([`Capture`]) keeps
+//! the message instead of sending it, so the handler can still log, record and add EDNS the
+//! same way as for every other answer. Queries inside these zones never go upstream.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{LowerName, Name, Record};
+use hickory_proto::serialize::binary::BinEncoder;
+use hickory_server::net::NetError;
+use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
+use hickory_server::store::file::{FileConfig, FileZoneHandler};
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, MessageResponse, ZoneHandler, ZoneType};
+
+use crate::config::Config;
+use crate::dns::reply::Reply;
+
+/// Why a `[[zones]]` entry could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneError {
+    #[error("zones: `{name}` is not a valid zone name: {reason}")]
+    Name { name: String, reason: String },
+    #[error("zones: {file}: {reason}")]
+    Load { file: PathBuf, reason: String },
+}
+
+/// The campus's own zones. Shared by all DNS workers (the catalog is read-only after load).
+pub struct LocalZones {
+    catalog: Catalog,
+    count: usize,
+}
+
+impl LocalZones {
+    /// Reads every `[[zones]]` file. Blocking file I/O: call it off the DNS runtimes.
+    pub fn load(config: &Config) -> Result<Self, ZoneError> {
+        let mut catalog = Catalog::new();
+        for z in &config.zones {
+            let origin = Name::from_ascii(format!("{}.", z.name.trim_end_matches('.'))).map_err(
+                |e| ZoneError::Name {
+                    name: z.name.clone(),
+                    reason: e.to_string(),
+                },
+            )?;
+            let file = config.resolve(&z.file);
+            let handler = FileZoneHandler::try_from_config(
+                origin.clone(),
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+                None,
+                &FileConfig {
+                    zone_path: file.clone(),
+                },
+            )
+            .map_err(|reason| ZoneError::Load { file, reason })?;
+            let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
+            catalog.upsert(LowerName::new(&origin), vec![handler]);
+            tracing::info!(zone = %origin, "local zone loaded");
+        }
+        Ok(Self {
+            catalog,
+            count: config.zones.len(),
+        })
+    }
+
+    /// No zones configured.
+    pub fn empty() -> Self {
+        Self {
+            catalog: Catalog::new(),
+            count: 0,
+        }
+    }
+
+    /// Whether `name` is at or below one of our zones (then it must not be forwarded).
+    pub fn contains(&self, name: &LowerName) -> bool {
+        self.count > 0 && self.catalog.find(name).is_some()
+    }
+
+    /// Answers `request` from the zones. `now` is the server clock (hickory's `Time`).
+    pub async fn answer(&self, request: &Request, now: u64) -> Reply {
+        let capture = Capture::default();
+        self.catalog
+            .lookup(request, None, now, capture.clone())
+            .await;
+        let message = capture.slot.lock().ok().and_then(|mut m| m.take());
+        match message {
+            Some(m) => Reply {
+                rcode: m.metadata.response_code,
+                authoritative: m.metadata.authoritative,
+                answers: m.answers,
+                authorities: m.authorities,
+                additionals: strip_opt(m.additionals),
+                ede: None,
+            },
+            None => Reply::code(ResponseCode::ServFail),
+        }
+    }
+}
+
+fn strip_opt(records: Vec<Record>) -> Vec<Record> {
+    records
+        .into_iter()
+        .filter(|r| r.record_type() != hickory_proto::rr::RecordType::OPT)
+        .collect()
+}
+
+/// A response handler that keeps the catalog's answer as a `Message` instead of sending it.
+#[derive(Clone, Default)]
+struct Capture {
+    slot: Arc<Mutex<Option<Message>>>,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        let info = response.destructive_emit(&mut encoder)?;
+        let message = Message::from_vec(&bytes)?;
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = Some(message);
+        }
+        Ok(info)
+    }
+}
