@@ -1,1 +1,116 @@
-fn main() {}
+//! `poolguard`: the thin command line over the library.
+//!
+//! `poolguard --config PATH` serves in the foreground until SIGTERM/SIGINT (SIGHUP reloads
+//! feeds). `poolguard check --config PATH` loads the config and every feed and prints each
+//! problem as `file:line: reason`, exiting 1 if there is any, so CI and operators can vet an
+//! edit before a reload.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use clap::{Parser, Subcommand};
+
+use poolguard::config::Config;
+use poolguard::feeds::loader::Loader;
+use poolguard::policy::Policy;
+
+#[derive(Parser)]
+#[command(version, about = "DNS sinkhole resolver that blocks crypto-mining pools")]
+struct Cli {
+    /// Path to config.toml.
+    #[arg(long, global = true, default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config and every feed; print each problem; exit 1 if any.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Check) => check(&cli.config),
+        None => serve(&cli.config).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("poolguard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .with_context(|| format!("log.level `{}` is not a valid filter", config.log.level))?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // The control plane (reloads, signals, later the API) is light: two threads are plenty.
+    // DNS runs on its own per-core current_thread runtimes started by app::start.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("poolguard-ctl")
+        .enable_all()
+        .build()
+        .context("cannot start the control runtime")?;
+    runtime.block_on(async {
+        let running = poolguard::app::start(config).await?;
+        running.run_until_signal().await?;
+        Ok(())
+    })
+}
+
+/// Returns Ok(true) when everything is clean.
+fn check(path: &Path) -> anyhow::Result<bool> {
+    let config = match Config::load(path) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            println!("{e}");
+            return Ok(false);
+        }
+    };
+    let policy = Arc::new(ArcSwap::from_pointee(Policy::empty()));
+    let report = Loader::new(config.clone(), policy).reload();
+    let mut clean = true;
+    for feed in &report.feeds {
+        let file = config
+            .feeds
+            .iter()
+            .find(|f| f.name == feed.name)
+            .and_then(|f| f.path.as_ref())
+            .map(|p| config.resolve(p).display().to_string())
+            .unwrap_or_else(|| feed.name.clone());
+        if let Some(error) = &feed.error {
+            println!("{file}: {error}");
+            clean = false;
+        }
+        for r in &feed.rejected {
+            println!("{file}:{}: {} (`{}`)", r.line, r.reason, r.text.trim());
+            clean = false;
+        }
+    }
+    if let Err(e) = poolguard::dns::zones::LocalZones::load(&config) {
+        println!("{e}");
+        clean = false;
+    }
+    if clean {
+        let s = report.stats;
+        println!(
+            "ok: {} feeds, {} names, {} prefixes",
+            report.feeds.len(),
+            s.blocked_names + s.allowed_names,
+            s.ip_prefixes
+        );
+    }
+    Ok(clean)
+}
