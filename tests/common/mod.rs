@@ -1,0 +1,531 @@
+//! The shared integration-test harness: a real upstream, a real poolguard, a real DNS client.
+//!
+//! * [`Upstream`] is a hickory-server on 127.0.0.1:0 (UDP+TCP, its own thread and runtime)
+//!   serving zone files from `tests/fixtures/`; it remembers every name it was asked, so a test
+//!   can prove something was (or was never) forwarded.
+//! * [`TestBed`] writes a temp dir with `config.toml`, feed files and zone files, starts
+//!   poolguard in-process with `poolguard::app::start_with` on 127.0.0.1:0 and keeps it running
+//!   until dropped or [`TestBed::shutdown`].
+//! * [`query`] / [`ask`] send one DNS message over UDP or TCP and return the full response
+//!   `Message`, with a 5 s timeout: a test never hangs and never sleeps to synchronise.
+//!
+//! The standard feeds ([`TestBed::start`]):
+//!
+//! | feed      | kind  | action   | entries                                              |
+//! |-----------|-------|----------|------------------------------------------------------|
+//! | `mining`  | domains | sinkhole | `pool.minergate.com`, `moneroocean.stream`, `sink.test`, `blocked.campus.test` |
+//! | `refusing`| domains | refuse   | `refuse.test`                                        |
+//! | `nx`      | domains | nxdomain | `nx.test`                                            |
+//! | `empty`   | domains | nodata   | `nodata.test`                                        |
+//! | `pool-ips`| ips   | sinkhole | `203.0.113.0/24`, `2001:db8:bad::/48`                |
+//! | `allow`   | allow | –        | `ok.pool.minergate.com`                              |
+//!
+//! Sinkhole addresses are `192.0.2.1` / `2001:db8::1`, block TTL [`BLOCK_TTL`].
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{LowerName, Name, RecordType};
+use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::store::file::{FileConfig, FileZoneHandler};
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use poolguard::app::{Running, StartOptions};
+use poolguard::config::Config;
+use poolguard::record::Recorder;
+
+/// TTL of poolguard's block answers in every test bed.
+pub const BLOCK_TTL: u32 = 123;
+/// Sinkhole addresses in every test bed.
+pub const SINK_V4: &str = "192.0.2.1";
+pub const SINK_V6: &str = "2001:db8::1";
+/// Every client request gives up after this long.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Path of a file in `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream
+
+/// An in-process authoritative server standing in for the campus's upstream resolver.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+    token: CancellationToken,
+}
+
+impl Upstream {
+    /// The main upstream: `example.test` and `minergate.com`.
+    pub fn example() -> Self {
+        Self::serving(&[
+            ("example.test", fixture("example.test.zone")),
+            ("minergate.com", fixture("minergate.com.zone")),
+        ])
+    }
+
+    /// The second upstream for conditional forwarding: `corp.test` only.
+    pub fn corp() -> Self {
+        Self::serving(&[("corp.test", fixture("corp.test.zone"))])
+    }
+
+    /// Serves each `(origin, zone file)` on 127.0.0.1:0, UDP and TCP, on its own thread.
+    pub fn serving(zones: &[(&str, PathBuf)]) -> Self {
+        let mut catalog = Catalog::new();
+        for (origin, file) in zones {
+            let origin = Name::from_ascii(format!("{origin}.")).expect("origin");
+            let handler = FileZoneHandler::try_from_config(
+                origin.clone(),
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+                None,
+                &FileConfig {
+                    zone_path: file.clone(),
+                },
+            )
+            .expect("test zone loads");
+            let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
+            catalog.upsert(LowerName::new(&origin), vec![handler]);
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let token = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handler = Recording {
+            catalog,
+            seen: seen.clone(),
+        };
+        let stop = token.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+                let addr = udp.local_addr().expect("addr");
+                let tcp = tokio::net::TcpListener::bind(addr).await.expect("tcp on same port");
+                let mut server = Server::new(handler);
+                server.register_socket(udp);
+                server.register_listener(tcp, Duration::from_secs(5), 32);
+                tx.send(addr).expect("report addr");
+                stop.cancelled().await;
+                let _ = server.shutdown_gracefully().await;
+            });
+        });
+        let addr = rx
+            .recv_timeout(CLIENT_TIMEOUT)
+            .expect("upstream started");
+        Self { addr, seen, token }
+    }
+
+    /// How many queries for `name` (lower-case, no trailing dot) reached this upstream.
+    pub fn queries_for(&self, name: &str) -> usize {
+        self.seen
+            .lock()
+            .map(|s| s.iter().filter(|n| n.as_str() == name).count())
+            .unwrap_or(0)
+    }
+
+    /// Every name asked so far.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// The upstream's handler: remembers the name, then answers from the catalog.
+struct Recording {
+    catalog: Catalog,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Recording {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        if let Some(q) = request.queries.queries().first() {
+            let name = q.name().to_string().to_lowercase();
+            if let Ok(mut seen) = self.seen.lock() {
+                seen.push(name.trim_end_matches('.').to_string());
+            }
+        }
+        self.catalog
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
+}
+
+/// A UDP socket that is bound but never answers: an upstream that has gone silent.
+pub struct SilentUpstream {
+    pub addr: SocketAddr,
+    _udp: std::net::UdpSocket,
+}
+
+impl SilentUpstream {
+    pub fn new() -> Self {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind silent");
+        Self {
+            addr: udp.local_addr().expect("addr"),
+            _udp: udp,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// poolguard under test
+
+/// One feed file of a test bed.
+#[derive(Clone)]
+pub struct FeedSpec {
+    pub name: String,
+    pub kind: &'static str,
+    pub action: Option<&'static str>,
+    pub lines: Vec<String>,
+}
+
+impl FeedSpec {
+    pub fn new(name: &str, kind: &'static str, action: Option<&'static str>, lines: &[&str]) -> Self {
+        Self {
+            name: name.to_string(),
+            kind,
+            action,
+            lines: lines.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// The standard feeds (see the module docs).
+pub fn standard_feeds() -> Vec<FeedSpec> {
+    vec![
+        FeedSpec::new(
+            "mining",
+            "domains",
+            Some("sinkhole"),
+            &["pool.minergate.com", "moneroocean.stream", "sink.test", "blocked.campus.test"],
+        ),
+        FeedSpec::new("refusing", "domains", Some("refuse"), &["refuse.test"]),
+        FeedSpec::new("nx", "domains", Some("nxdomain"), &["nx.test"]),
+        FeedSpec::new("empty", "domains", Some("nodata"), &["nodata.test"]),
+        FeedSpec::new(
+            "pool-ips",
+            "ips",
+            Some("sinkhole"),
+            &["203.0.113.0/24", "2001:db8:bad::/48"],
+        ),
+        FeedSpec::new("allow", "allow", None, &["ok.pool.minergate.com"]),
+    ]
+}
+
+/// How to set up a test bed; start with [`TestBed::builder`].
+pub struct Builder {
+    feeds: Vec<FeedSpec>,
+    upstream: Option<Upstream>,
+    servers: Option<Vec<SocketAddr>>,
+    conditional: Vec<(String, SocketAddr)>,
+    zones: Vec<(String, PathBuf)>,
+    allow: Option<Vec<String>>,
+    timeout_ms: u64,
+    inspect: bool,
+    workers: usize,
+    recorder: Recorder,
+}
+
+impl Builder {
+    /// Replaces the standard feeds.
+    pub fn feeds(mut self, feeds: Vec<FeedSpec>) -> Self {
+        self.feeds = feeds;
+        self
+    }
+
+    /// Forward to these servers instead of the test upstream.
+    pub fn upstream_servers(mut self, servers: Vec<SocketAddr>) -> Self {
+        self.servers = Some(servers);
+        self
+    }
+
+    /// Adds an `[[upstream.conditional]]`.
+    pub fn conditional(mut self, domain: &str, server: SocketAddr) -> Self {
+        self.conditional.push((domain.to_string(), server));
+        self
+    }
+
+    /// Adds a `[[zones]]` served from a fixture file.
+    pub fn local_zone(mut self, name: &str, file: &str) -> Self {
+        self.zones.push((name.to_string(), fixture(file)));
+        self
+    }
+
+    /// Sets `[dns] allow` (default: loopback only).
+    pub fn allow_clients(mut self, nets: &[&str]) -> Self {
+        self.allow = Some(nets.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// Sets `[upstream] timeout_ms` (default 1500).
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = ms;
+        self
+    }
+
+    /// Sets `[blocking] inspect_answers` (default on).
+    pub fn inspect(mut self, on: bool) -> Self {
+        self.inspect = on;
+        self
+    }
+
+    /// Sets `[dns] workers` (default 2, to exercise SO_REUSEPORT).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Plugs a recorder in (default: disabled).
+    pub fn recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
+    /// Writes the temp dir and starts poolguard.
+    pub async fn start(self) -> TestBed {
+        let upstream = match self.upstream {
+            Some(u) => u,
+            None => Upstream::example(),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("blocklists")).expect("mkdir");
+        let mut toml = String::new();
+        let allow = self
+            .allow
+            .unwrap_or_else(|| vec!["127.0.0.0/8".to_string(), "::1/128".to_string()]);
+        toml.push_str(&format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nallow = {allow:?}\nworkers = {}\ntcp_idle_timeout_ms = 5000\n\n",
+            self.workers
+        ));
+        let servers: Vec<String> = self
+            .servers
+            .unwrap_or_else(|| vec![upstream.addr])
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        toml.push_str(&format!(
+            "[upstream]\nservers = {servers:?}\ntimeout_ms = {}\ncache_size = 1024\n\n",
+            self.timeout_ms
+        ));
+        for (domain, server) in &self.conditional {
+            toml.push_str(&format!(
+                "[[upstream.conditional]]\ndomain = \"{domain}\"\nservers = [\"{server}\"]\n\n"
+            ));
+        }
+        toml.push_str(&format!(
+            "[blocking]\ndefault_action = \"sinkhole\"\nsinkhole_ipv4 = \"{SINK_V4}\"\nsinkhole_ipv6 = \"{SINK_V6}\"\nttl = {BLOCK_TTL}\nwatch = false\ninspect_answers = {}\n\n",
+            self.inspect
+        ));
+        for f in &self.feeds {
+            let path = format!("blocklists/{}.txt", f.name);
+            std::fs::write(dir.path().join(&path), f.lines.join("\n") + "\n").expect("feed");
+            toml.push_str(&format!(
+                "[[feeds]]\nname = \"{}\"\npath = \"{path}\"\nkind = \"{}\"\n",
+                f.name, f.kind
+            ));
+            if let Some(a) = f.action {
+                toml.push_str(&format!("action = \"{a}\"\n"));
+            }
+            toml.push('\n');
+        }
+        for (name, file) in &self.zones {
+            toml.push_str(&format!(
+                "[[zones]]\nname = \"{name}\"\nfile = \"{}\"\n\n",
+                file.display()
+            ));
+        }
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, &toml).expect("config");
+        let config = Config::load(&config_path).expect("test config is valid");
+        let running = poolguard::app::start_with(
+            config,
+            StartOptions {
+                recorder: self.recorder,
+            },
+        )
+        .await
+        .expect("poolguard starts");
+        let dns = running.dns_addrs()[0];
+        TestBed {
+            running: Some(running),
+            dir,
+            upstream,
+            dns,
+        }
+    }
+}
+
+/// A running poolguard with its upstream and its temp dir.
+pub struct TestBed {
+    running: Option<Running>,
+    pub dir: tempfile::TempDir,
+    pub upstream: Upstream,
+    /// poolguard's DNS address (UDP and TCP).
+    pub dns: SocketAddr,
+}
+
+impl TestBed {
+    /// Standard feeds, the example upstream, the `campus.test` local zone.
+    pub async fn start() -> Self {
+        Self::builder()
+            .local_zone("campus.test", "campus.test.zone")
+            .start()
+            .await
+    }
+
+    /// A builder with the standard feeds and the example upstream.
+    pub fn builder() -> Builder {
+        Builder {
+            feeds: standard_feeds(),
+            upstream: None,
+            servers: None,
+            conditional: Vec::new(),
+            zones: Vec::new(),
+            allow: None,
+            timeout_ms: 1500,
+            inspect: true,
+            workers: 2,
+            recorder: Recorder::disabled(),
+        }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    /// Path of a feed file, to edit it before a reload.
+    pub fn feed_path(&self, feed: &str) -> PathBuf {
+        self.dir.path().join(format!("blocklists/{feed}.txt"))
+    }
+
+    /// Asks poolguard over `proto` with EDNS.
+    pub async fn ask(&self, proto: Proto, name: &str, rtype: RecordType) -> Message {
+        query(self.dns, proto, &request(name, rtype, true)).await
+    }
+
+    /// Stops poolguard cleanly.
+    pub async fn shutdown(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+/// Transport for a test query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+static NEXT_ID: AtomicU16 = AtomicU16::new(0x1234);
+
+/// A standard query with RD set, a fresh ID, and EDNS (payload 1232) when `edns`.
+pub fn request(name: &str, rtype: RecordType, edns: bool) -> Message {
+    let mut m = Message::new(
+        NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        MessageType::Query,
+        OpCode::Query,
+    );
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).expect("name"), rtype));
+    if edns {
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        m.set_edns(e);
+    }
+    m
+}
+
+/// Sends `message` to `server` and returns the response (panics after [`CLIENT_TIMEOUT`]).
+pub async fn query(server: SocketAddr, proto: Proto, message: &Message) -> Message {
+    let bytes = message.to_vec().expect("encode");
+    let raw = query_raw(server, proto, &bytes).await;
+    Message::from_vec(&raw).expect("decode response")
+}
+
+/// Sends raw bytes and returns the raw response whose ID matches (panics on timeout).
+pub async fn query_raw(server: SocketAddr, proto: Proto, bytes: &[u8]) -> Vec<u8> {
+    let work = async {
+        match proto {
+            Proto::Udp => {
+                let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+                sock.send_to(bytes, server).await.expect("send");
+                let mut buf = vec![0u8; 65535];
+                // Bounded: stray datagrams are skipped, at most a few.
+                for _ in 0..8 {
+                    let (n, from) = sock.recv_from(&mut buf).await.expect("recv");
+                    if from == server && n >= 2 && bytes.len() >= 2 && buf[..2] == bytes[..2] {
+                        return buf[..n].to_vec();
+                    }
+                }
+                panic!("no matching response from {server}");
+            }
+            Proto::Tcp => {
+                let mut s = tokio::net::TcpStream::connect(server).await.expect("connect");
+                let len = u16::try_from(bytes.len()).expect("fits");
+                s.write_all(&len.to_be_bytes()).await.expect("write");
+                s.write_all(bytes).await.expect("write");
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).await.expect("read len");
+                let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+                s.read_exact(&mut buf).await.expect("read body");
+                buf
+            }
+        }
+    };
+    tokio::time::timeout(CLIENT_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| panic!("no answer from {server} over {proto:?} within {CLIENT_TIMEOUT:?}"))
+}
+
+/// The Extended DNS Error (INFO-CODE, EXTRA-TEXT) of a response, if any.
+pub fn ede(m: &Message) -> Option<(u16, String)> {
+    let edns = m.edns.as_ref()?;
+    match edns.options().get(EdnsCode::Unknown(15))? {
+        EdnsOption::Unknown(15, data) if data.len() >= 2 => Some((
+            u16::from_be_bytes([data[0], data[1]]),
+            String::from_utf8_lossy(&data[2..]).into_owned(),
+        )),
+        _ => None,
+    }
+}
+
+/// The A/AAAA addresses in the answer section, as text.
+pub fn addresses(m: &Message) -> Vec<String> {
+    m.answers
+        .iter()
+        .filter_map(|r| r.data.ip_addr())
+        .map(|ip| ip.to_string())
+        .collect()
+}
