@@ -18,7 +18,10 @@ use poolguard::feeds::loader::Loader;
 use poolguard::policy::Policy;
 
 #[derive(Parser)]
-#[command(version, about = "DNS sinkhole resolver that blocks crypto-mining pools")]
+#[command(
+    version,
+    about = "DNS sinkhole resolver that blocks crypto-mining pools"
+)]
 struct Cli {
     /// Path to config.toml.
     #[arg(long, global = true, default_value = "config.toml")]

@@ -54,7 +54,9 @@ async fn rd_is_echoed_when_clear() {
 #[tokio::test]
 async fn upstream_nxdomain_is_preserved_with_its_soa() {
     let bed = TestBed::start().await;
-    let resp = bed.ask(Proto::Udp, "missing.example.test.", RecordType::A).await;
+    let resp = bed
+        .ask(Proto::Udp, "missing.example.test.", RecordType::A)
+        .await;
     assert_eq!(resp.metadata.response_code, ResponseCode::NXDomain);
     assert!(resp.answers.is_empty());
     assert!(
@@ -64,7 +66,9 @@ async fn upstream_nxdomain_is_preserved_with_its_soa() {
         "SOA in authority: {resp:?}"
     );
     // NODATA from upstream stays NOERROR.
-    let nodata = bed.ask(Proto::Udp, "mail.example.test.", RecordType::AAAA).await;
+    let nodata = bed
+        .ask(Proto::Udp, "mail.example.test.", RecordType::AAAA)
+        .await;
     assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
     assert!(nodata.answers.is_empty());
     bed.shutdown().await;
@@ -73,7 +77,9 @@ async fn upstream_nxdomain_is_preserved_with_its_soa() {
 #[tokio::test]
 async fn cname_chain_is_forwarded_whole() {
     let bed = TestBed::start().await;
-    let resp = bed.ask(Proto::Udp, "alias.example.test.", RecordType::A).await;
+    let resp = bed
+        .ask(Proto::Udp, "alias.example.test.", RecordType::A)
+        .await;
     assert!(matches!(resp.answers[0].data, RData::CNAME(_)), "{resp:?}");
     assert_eq!(addresses(&resp), vec!["192.0.2.10"]);
     bed.shutdown().await;
@@ -98,9 +104,15 @@ async fn listed_name_and_subdomains_are_blocked_in_any_spelling() {
         }
     }
     // A name that merely ends with the same letters is not below the listed one.
-    let resp = bed.ask(Proto::Udp, "notmoneroocean.stream.", RecordType::A).await;
+    let resp = bed
+        .ask(Proto::Udp, "notmoneroocean.stream.", RecordType::A)
+        .await;
     assert_ne!(addresses(&resp), vec![SINK_V4]);
-    assert_eq!(bed.upstream.queries_for("xmr.pool.minergate.com"), 0, "never forwarded");
+    assert_eq!(
+        bed.upstream.queries_for("xmr.pool.minergate.com"),
+        0,
+        "never forwarded"
+    );
     bed.shutdown().await;
 }
 
@@ -181,11 +193,21 @@ async fn every_action_answers_every_type() {
 #[tokio::test]
 async fn ede_only_when_the_client_speaks_edns() {
     let bed = TestBed::start().await;
-    let with = query(bed.dns, Proto::Udp, &request("sink.test.", RecordType::A, true)).await;
+    let with = query(
+        bed.dns,
+        Proto::Udp,
+        &request("sink.test.", RecordType::A, true),
+    )
+    .await;
     assert!(with.edns.is_some(), "OPT echoed");
     assert_eq!(ede(&with).map(|e| e.0), Some(15));
 
-    let without = query(bed.dns, Proto::Udp, &request("sink.test.", RecordType::A, false)).await;
+    let without = query(
+        bed.dns,
+        Proto::Udp,
+        &request("sink.test.", RecordType::A, false),
+    )
+    .await;
     assert!(without.edns.is_none(), "no OPT for a non-EDNS client");
     assert_eq!(addresses(&without), vec![SINK_V4]);
     bed.shutdown().await;
@@ -194,7 +216,9 @@ async fn ede_only_when_the_client_speaks_edns() {
 #[tokio::test]
 async fn allowlist_wins_over_blocklist() {
     let bed = TestBed::start().await;
-    let resp = bed.ask(Proto::Udp, "ok.pool.minergate.com.", RecordType::A).await;
+    let resp = bed
+        .ask(Proto::Udp, "ok.pool.minergate.com.", RecordType::A)
+        .await;
     assert_eq!(resp.metadata.response_code, ResponseCode::NoError);
     assert_eq!(addresses(&resp), vec!["198.51.100.8"]);
     assert!(ede(&resp).is_none());
@@ -208,11 +232,17 @@ async fn cname_into_a_listed_name_is_blocked() {
         let resp = bed.ask(proto, "cdn.example.test.", RecordType::A).await;
         assert_eq!(addresses(&resp), vec![SINK_V4], "{resp:?}");
         assert!(
-            !resp.answers.iter().any(|r| matches!(r.data, RData::CNAME(_))),
+            !resp
+                .answers
+                .iter()
+                .any(|r| matches!(r.data, RData::CNAME(_))),
             "the pool's CNAME is not leaked"
         );
         let (code, text) = ede(&resp).expect("EDE");
-        assert_eq!((code, text.as_str()), (15, "blocked by poolguard feed mining"));
+        assert_eq!(
+            (code, text.as_str()),
+            (15, "blocked by poolguard feed mining")
+        );
     }
     bed.shutdown().await;
 }
@@ -220,10 +250,17 @@ async fn cname_into_a_listed_name_is_blocked() {
 #[tokio::test]
 async fn address_inside_a_listed_prefix_is_blocked() {
     let bed = TestBed::start().await;
-    let a = bed.ask(Proto::Udp, "badip.example.test.", RecordType::A).await;
+    let a = bed
+        .ask(Proto::Udp, "badip.example.test.", RecordType::A)
+        .await;
     assert_eq!(addresses(&a), vec![SINK_V4]);
-    assert_eq!(ede(&a).map(|e| e.1), Some("blocked by poolguard feed pool-ips".into()));
-    let aaaa = bed.ask(Proto::Tcp, "badip6.example.test.", RecordType::AAAA).await;
+    assert_eq!(
+        ede(&a).map(|e| e.1),
+        Some("blocked by poolguard feed pool-ips".into())
+    );
+    let aaaa = bed
+        .ask(Proto::Tcp, "badip6.example.test.", RecordType::AAAA)
+        .await;
     assert_eq!(addresses(&aaaa), vec![SINK_V6]);
     bed.shutdown().await;
 }
@@ -231,7 +268,9 @@ async fn address_inside_a_listed_prefix_is_blocked() {
 #[tokio::test]
 async fn inspection_can_be_turned_off() {
     let bed = TestBed::builder().inspect(false).start().await;
-    let resp = bed.ask(Proto::Udp, "badip.example.test.", RecordType::A).await;
+    let resp = bed
+        .ask(Proto::Udp, "badip.example.test.", RecordType::A)
+        .await;
     assert_eq!(addresses(&resp), vec!["203.0.113.7"]);
     bed.shutdown().await;
 }
@@ -257,14 +296,18 @@ async fn silent_upstream_gives_servfail_and_other_queries_still_work() {
         .collect();
     let blocked = bed.ask(Proto::Udp, "sink.test.", RecordType::A).await;
     assert_eq!(addresses(&blocked), vec![SINK_V4]);
-    let local = bed.ask(Proto::Tcp, "printer.campus.test.", RecordType::A).await;
+    let local = bed
+        .ask(Proto::Tcp, "printer.campus.test.", RecordType::A)
+        .await;
     assert_eq!(addresses(&local), vec!["10.1.2.3"]);
     for s in stuck {
         // query() panics if nothing arrives within the client timeout (5 s > 400 ms budget).
         let resp = s.await.expect("task");
         assert_eq!(resp.metadata.response_code, ResponseCode::ServFail);
     }
-    let tcp = bed.ask(Proto::Tcp, "www.example.test.", RecordType::A).await;
+    let tcp = bed
+        .ask(Proto::Tcp, "www.example.test.", RecordType::A)
+        .await;
     assert_eq!(tcp.metadata.response_code, ResponseCode::ServFail);
     bed.shutdown().await;
 }
@@ -279,10 +322,16 @@ async fn local_zone_is_authoritative_and_never_forwarded() {
         assert!(resp.metadata.recursion_available);
         assert_eq!(addresses(&resp), vec!["10.1.2.3"]);
     }
-    let nx = bed.ask(Proto::Udp, "nothing.campus.test.", RecordType::A).await;
+    let nx = bed
+        .ask(Proto::Udp, "nothing.campus.test.", RecordType::A)
+        .await;
     assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
     assert!(nx.metadata.authoritative);
-    assert!(nx.authorities.iter().any(|r| r.record_type() == RecordType::SOA));
+    assert!(
+        nx.authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA)
+    );
     let seen = bed.upstream.seen();
     assert!(
         !seen.iter().any(|n| n.ends_with("campus.test")),
@@ -294,7 +343,9 @@ async fn local_zone_is_authoritative_and_never_forwarded() {
 #[tokio::test]
 async fn blocking_applies_before_local_zones() {
     let bed = TestBed::start().await;
-    let resp = bed.ask(Proto::Udp, "blocked.campus.test.", RecordType::A).await;
+    let resp = bed
+        .ask(Proto::Udp, "blocked.campus.test.", RecordType::A)
+        .await;
     assert_eq!(addresses(&resp), vec![SINK_V4]);
     assert!(!resp.metadata.authoritative);
     bed.shutdown().await;
@@ -314,7 +365,9 @@ async fn conditional_domains_go_to_their_own_servers() {
     assert_eq!(bed.upstream.queries_for("host.corp.test"), 0);
     assert!(corp.queries_for("host.corp.test") >= 1);
     // Everything else still goes to the default upstream.
-    let www = bed.ask(Proto::Udp, "www.example.test.", RecordType::A).await;
+    let www = bed
+        .ask(Proto::Udp, "www.example.test.", RecordType::A)
+        .await;
     assert_eq!(addresses(&www), vec!["192.0.2.10"]);
     assert_eq!(corp.queries_for("www.example.test"), 0);
     bed.shutdown().await;
@@ -324,7 +377,12 @@ async fn conditional_domains_go_to_their_own_servers() {
 async fn blocking_applies_before_conditional_forwarding() {
     let corp = Upstream::corp();
     let bed = TestBed::builder()
-        .feeds(vec![FeedSpec::new("mining", "domains", Some("nxdomain"), &["host.corp.test"])])
+        .feeds(vec![FeedSpec::new(
+            "mining",
+            "domains",
+            Some("nxdomain"),
+            &["host.corp.test"],
+        )])
         .conditional("corp.test", corp.addr)
         .start()
         .await;
@@ -336,7 +394,10 @@ async fn blocking_applies_before_conditional_forwarding() {
 
 #[tokio::test]
 async fn clients_outside_allow_are_refused() {
-    let bed = TestBed::builder().allow_clients(&["10.0.0.0/8"]).start().await;
+    let bed = TestBed::builder()
+        .allow_clients(&["10.0.0.0/8"])
+        .start()
+        .await;
     for proto in BOTH {
         let resp = bed.ask(proto, "www.example.test.", RecordType::A).await;
         assert_eq!(resp.metadata.response_code, ResponseCode::Refused);
@@ -344,7 +405,10 @@ async fn clients_outside_allow_are_refused() {
         let blocked = bed.ask(proto, "sink.test.", RecordType::A).await;
         assert_eq!(blocked.metadata.response_code, ResponseCode::Refused);
     }
-    assert!(bed.upstream.seen().is_empty(), "refused clients never cause upstream traffic");
+    assert!(
+        bed.upstream.seen().is_empty(),
+        "refused clients never cause upstream traffic"
+    );
     bed.shutdown().await;
 }
 
@@ -368,7 +432,9 @@ async fn malformed_and_unsupported_requests() {
     assert_eq!(resp.metadata.response_code, ResponseCode::NotImp);
 
     // A header followed by garbage: FORMERR, and the server keeps working.
-    let mut junk = vec![0xAB, 0xCD, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
+    let mut junk = vec![
+        0xAB, 0xCD, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
     junk.extend_from_slice(&[0xFF; 9]);
     let raw = query_raw(bed.dns, Proto::Udp, &junk).await;
     let resp = hickory_proto::op::Message::from_vec(&raw).expect("decodes");
@@ -384,7 +450,9 @@ async fn malformed_and_unsupported_requests() {
     assert_eq!(u16::from(resp.metadata.response_code), 16, "BADVERS");
     assert!(resp.edns.is_some(), "BADVERS travels in OPT");
 
-    let ok = bed.ask(Proto::Udp, "www.example.test.", RecordType::A).await;
+    let ok = bed
+        .ask(Proto::Udp, "www.example.test.", RecordType::A)
+        .await;
     assert_eq!(addresses(&ok), vec!["192.0.2.10"]);
     bed.shutdown().await;
 }
@@ -414,7 +482,8 @@ async fn every_query_is_recorded_with_its_outcome() {
         .start()
         .await;
 
-    bed.ask(Proto::Udp, "XMR.pool.minergate.com.", RecordType::A).await;
+    bed.ask(Proto::Udp, "XMR.pool.minergate.com.", RecordType::A)
+        .await;
     let e = next_event(&mut rx).await;
     assert_eq!(e.outcome, Outcome::Blocked);
     assert_eq!(&*e.name, "xmr.pool.minergate.com");
@@ -428,24 +497,33 @@ async fn every_query_is_recorded_with_its_outcome() {
     assert!(e.upstream.is_none());
     assert!(e.time_ms > 0);
 
-    bed.ask(Proto::Tcp, "www.example.test.", RecordType::AAAA).await;
+    bed.ask(Proto::Tcp, "www.example.test.", RecordType::AAAA)
+        .await;
     let e = next_event(&mut rx).await;
     assert_eq!(e.outcome, Outcome::Allowed);
     assert_eq!(e.transport, poolguard::record::Transport::Tcp);
     assert_eq!(&*e.answer, "AAAA 2001:db8::10");
-    assert_eq!(e.upstream.as_deref(), Some(bed.upstream.addr.to_string().as_str()));
+    assert_eq!(
+        e.upstream.as_deref(),
+        Some(bed.upstream.addr.to_string().as_str())
+    );
 
-    bed.ask(Proto::Udp, "cdn.example.test.", RecordType::A).await;
+    bed.ask(Proto::Udp, "cdn.example.test.", RecordType::A)
+        .await;
     assert_eq!(next_event(&mut rx).await.outcome, Outcome::CnameBlocked);
-    bed.ask(Proto::Udp, "badip.example.test.", RecordType::A).await;
+    bed.ask(Proto::Udp, "badip.example.test.", RecordType::A)
+        .await;
     let e = next_event(&mut rx).await;
     assert_eq!(e.outcome, Outcome::IpBlocked);
     assert_eq!(e.rule.as_deref(), Some("203.0.113.0/24"));
-    bed.ask(Proto::Udp, "ok.pool.minergate.com.", RecordType::A).await;
+    bed.ask(Proto::Udp, "ok.pool.minergate.com.", RecordType::A)
+        .await;
     assert_eq!(next_event(&mut rx).await.outcome, Outcome::Allowlisted);
-    bed.ask(Proto::Udp, "printer.campus.test.", RecordType::A).await;
+    bed.ask(Proto::Udp, "printer.campus.test.", RecordType::A)
+        .await;
     assert_eq!(next_event(&mut rx).await.outcome, Outcome::Local);
-    bed.ask(Proto::Udp, "missing.example.test.", RecordType::A).await;
+    bed.ask(Proto::Udp, "missing.example.test.", RecordType::A)
+        .await;
     let e = next_event(&mut rx).await;
     assert_eq!(e.rcode, "NXDOMAIN");
     bed.shutdown().await;
@@ -461,7 +539,10 @@ async fn unknown_types_are_logged_in_rfc3597_spelling() {
     let resp = bed
         .ask(Proto::Udp, "sink.test.", RecordType::Unknown(65534))
         .await;
-    assert!(resp.answers.is_empty(), "sinkhole answers no A to an unknown type");
+    assert!(
+        resp.answers.is_empty(),
+        "sinkhole answers no A to an unknown type"
+    );
     let e = next_event(&mut rx).await;
     assert_eq!(&*e.qtype, "TYPE65534");
     bed.shutdown().await;
@@ -470,7 +551,9 @@ async fn unknown_types_are_logged_in_rfc3597_spelling() {
 #[tokio::test]
 async fn reload_blocks_a_newly_listed_name() {
     let bed = TestBed::start().await;
-    let before = bed.ask(Proto::Udp, "www.example.test.", RecordType::A).await;
+    let before = bed
+        .ask(Proto::Udp, "www.example.test.", RecordType::A)
+        .await;
     assert_eq!(addresses(&before), vec!["192.0.2.10"]);
 
     let path = bed.feed_path("mining");
@@ -480,7 +563,9 @@ async fn reload_blocks_a_newly_listed_name() {
     let report = bed.running().reload().await;
     assert!(report.feeds.iter().all(|f| f.error.is_none()));
 
-    let after = bed.ask(Proto::Udp, "www.example.test.", RecordType::A).await;
+    let after = bed
+        .ask(Proto::Udp, "www.example.test.", RecordType::A)
+        .await;
     assert_eq!(addresses(&after), vec![SINK_V4]);
     bed.shutdown().await;
 }
@@ -502,7 +587,11 @@ async fn reload_under_load_answers_every_query_correctly() {
                     if stop.is_cancelled() && i >= 20 {
                         break;
                     }
-                    let proto = if (i + c) % 5 == 0 { Proto::Tcp } else { Proto::Udp };
+                    let proto = if (i + c) % 5 == 0 {
+                        Proto::Tcp
+                    } else {
+                        Proto::Udp
+                    };
                     let (name, want) = if i % 2 == 0 {
                         ("xmr.pool.minergate.com.", SINK_V4)
                     } else {
@@ -564,7 +653,12 @@ fn check_reports_rejected_lines_and_exits_1() {
         .arg(dir.path().join("config.toml"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

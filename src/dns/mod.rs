@@ -130,7 +130,9 @@ impl DnsServer {
             threads,
         };
         for (worker, rx) in ready.into_iter().enumerate() {
-            let outcome = rx.await.unwrap_or_else(|_| Err("exited during start".into()));
+            let outcome = rx
+                .await
+                .unwrap_or_else(|_| Err("exited during start".into()));
             if let Err(reason) = outcome {
                 server.shutdown().await;
                 return Err(DnsError::Worker { worker, reason });

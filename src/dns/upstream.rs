@@ -97,8 +97,8 @@ impl UpstreamPlan {
 
         let mut conditional = Vec::new();
         for c in &config.conditional {
-            let domain =
-                DomainName::parse(&c.domain).map_err(|_| UpstreamError::Domain(c.domain.clone()))?;
+            let domain = DomainName::parse(&c.domain)
+                .map_err(|_| UpstreamError::Domain(c.domain.clone()))?;
             conditional.push((domain, plan_for(&c.servers, options.clone())));
         }
         conditional.sort_by_key(|(d, _)| std::cmp::Reverse(d.label_count()));
@@ -230,10 +230,7 @@ impl Forwarder {
                     _ => {}
                 }
                 // NoRecordsFound covers NXDOMAIN and NODATA; anything else is a failure.
-                let failed = !matches!(
-                    reply.rcode,
-                    ResponseCode::NXDomain | ResponseCode::NoError
-                );
+                let failed = !matches!(reply.rcode, ResponseCode::NXDomain | ResponseCode::NoError);
                 if failed {
                     reply = Reply::code(ResponseCode::ServFail);
                 }

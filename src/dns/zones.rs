@@ -40,12 +40,13 @@ impl LocalZones {
     pub fn load(config: &Config) -> Result<Self, ZoneError> {
         let mut catalog = Catalog::new();
         for z in &config.zones {
-            let origin = Name::from_ascii(format!("{}.", z.name.trim_end_matches('.'))).map_err(
-                |e| ZoneError::Name {
-                    name: z.name.clone(),
-                    reason: e.to_string(),
-                },
-            )?;
+            let origin =
+                Name::from_ascii(format!("{}.", z.name.trim_end_matches('.'))).map_err(|e| {
+                    ZoneError::Name {
+                        name: z.name.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
             let file = config.resolve(&z.file);
             let handler = FileZoneHandler::try_from_config(
                 origin.clone(),

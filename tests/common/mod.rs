@@ -116,9 +116,13 @@ impl Upstream {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .expect("udp");
                 let addr = udp.local_addr().expect("addr");
-                let tcp = tokio::net::TcpListener::bind(addr).await.expect("tcp on same port");
+                let tcp = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .expect("tcp on same port");
                 let mut server = Server::new(handler);
                 server.register_socket(udp);
                 server.register_listener(tcp, Duration::from_secs(5), 32);
@@ -127,9 +131,7 @@ impl Upstream {
                 let _ = server.shutdown_gracefully().await;
             });
         });
-        let addr = rx
-            .recv_timeout(CLIENT_TIMEOUT)
-            .expect("upstream started");
+        let addr = rx.recv_timeout(CLIENT_TIMEOUT).expect("upstream started");
         Self { addr, seen, token }
     }
 
@@ -207,7 +209,12 @@ pub struct FeedSpec {
 }
 
 impl FeedSpec {
-    pub fn new(name: &str, kind: &'static str, action: Option<&'static str>, lines: &[&str]) -> Self {
+    pub fn new(
+        name: &str,
+        kind: &'static str,
+        action: Option<&'static str>,
+        lines: &[&str],
+    ) -> Self {
         Self {
             name: name.to_string(),
             kind,
@@ -224,7 +231,12 @@ pub fn standard_feeds() -> Vec<FeedSpec> {
             "mining",
             "domains",
             Some("sinkhole"),
-            &["pool.minergate.com", "moneroocean.stream", "sink.test", "blocked.campus.test"],
+            &[
+                "pool.minergate.com",
+                "moneroocean.stream",
+                "sink.test",
+                "blocked.campus.test",
+            ],
         ),
         FeedSpec::new("refusing", "domains", Some("refuse"), &["refuse.test"]),
         FeedSpec::new("nx", "domains", Some("nxdomain"), &["nx.test"]),
@@ -479,7 +491,9 @@ pub async fn query_raw(server: SocketAddr, proto: Proto, bytes: &[u8]) -> Vec<u8
     let work = async {
         match proto {
             Proto::Udp => {
-                let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+                let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
                 sock.send_to(bytes, server).await.expect("send");
                 let mut buf = vec![0u8; 65535];
                 // Bounded: stray datagrams are skipped, at most a few.
@@ -492,7 +506,9 @@ pub async fn query_raw(server: SocketAddr, proto: Proto, bytes: &[u8]) -> Vec<u8
                 panic!("no matching response from {server}");
             }
             Proto::Tcp => {
-                let mut s = tokio::net::TcpStream::connect(server).await.expect("connect");
+                let mut s = tokio::net::TcpStream::connect(server)
+                    .await
+                    .expect("connect");
                 let len = u16::try_from(bytes.len()).expect("fits");
                 s.write_all(&len.to_be_bytes()).await.expect("write");
                 s.write_all(bytes).await.expect("write");
@@ -506,7 +522,9 @@ pub async fn query_raw(server: SocketAddr, proto: Proto, bytes: &[u8]) -> Vec<u8
     };
     tokio::time::timeout(CLIENT_TIMEOUT, work)
         .await
-        .unwrap_or_else(|_| panic!("no answer from {server} over {proto:?} within {CLIENT_TIMEOUT:?}"))
+        .unwrap_or_else(|_| {
+            panic!("no answer from {server} over {proto:?} within {CLIENT_TIMEOUT:?}")
+        })
 }
 
 /// The Extended DNS Error (INFO-CODE, EXTRA-TEXT) of a response, if any.
