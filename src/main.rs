@@ -57,7 +57,12 @@ fn serve(path: &Path) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .with_context(|| format!("log.level `{}` is not a valid filter", config.log.level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     // The control plane (reloads, signals, later the API) is light: two threads are plenty.
     // DNS runs on its own per-core current_thread runtimes started by app::start.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -66,8 +66,8 @@ const TCP_BACKLOG: i32 = 1024;
 /// Attempts to find a port free for both UDP and TCP when binding port 0.
 const PORT_ATTEMPTS: usize = 16;
 
-/// The running DNS listeners. Dropping it without [`DnsServer::shutdown`] leaves the workers
-/// running until the process exits.
+/// The running DNS listeners. Dropping it without [`DnsServer::shutdown`] still stops the
+/// workers (they are signalled, not joined).
 pub struct DnsServer {
     addrs: Vec<SocketAddr>,
     token: CancellationToken,
@@ -148,9 +148,9 @@ impl DnsServer {
     }
 
     /// Stops accepting, lets in-flight work end, and joins every worker thread.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.token.cancel();
-        let threads = self.threads;
+        let threads = std::mem::take(&mut self.threads);
         let joined = tokio::task::spawn_blocking(move || {
             for t in threads {
                 if t.join().is_err() {
@@ -163,6 +163,12 @@ impl DnsServer {
             tracing::warn!("could not join the dns workers");
         }
         tracing::info!("dns stopped");
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.token.cancel();
     }
 }
 
