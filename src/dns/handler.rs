@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -123,6 +123,10 @@ impl Handler {
         };
         let lower = info.query.name();
         let qtype = info.query.query_type();
+        if info.query.query_class() != DNSClass::IN {
+            // CHAOS `version.bind` and friends: nothing to forward, nothing to block.
+            return Handled::plain(Reply::code(ResponseCode::Refused), Outcome::Refused);
+        }
         let name = Name::from(lower.clone());
 
         // decide: blocking comes before local zones and conditional forwarding.
