@@ -36,10 +36,15 @@ use crate::record::{Outcome, QueryEvent, Recorder, Transport};
 
 /// What every worker's handler shares: read-only after start, except the policy (swapped whole).
 pub struct Shared {
+    /// The live policy; each query loads the current snapshot once.
     pub policy: SharedPolicy,
+    /// Where query events go; never blocks.
     pub recorder: Recorder,
+    /// Block-answer synthesis from `[blocking]`.
     pub blocks: BlockAnswers,
+    /// `[[zones]]`, answered authoritatively.
     pub zones: Arc<LocalZones>,
+    /// `[dns] allow`.
     pub access: ClientAccess,
     /// `[blocking] inspect_answers`.
     pub inspect: bool,

@@ -54,8 +54,11 @@ pub enum DnsError {
 
 /// What the DNS path needs from the rest of poolguard.
 pub struct DnsContext {
+    /// The whole config: `[dns]`, `[upstream]`, `[blocking]`, `[[zones]]`.
     pub config: Arc<Config>,
+    /// The live policy the loader swaps.
     pub policy: SharedPolicy,
+    /// The query-log hand-off (disabled when no store is configured).
     pub recorder: Recorder,
 }
 

@@ -17,7 +17,9 @@ pub const EDE_BLOCKED: u16 = 15;
 /// An RFC 8914 Extended DNS Error, so `dig` and browsers can show *why* a name failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtendedError {
+    /// RFC 8914 INFO-CODE, e.g. 15 = Blocked.
     pub info_code: u16,
+    /// EXTRA-TEXT: what a human reading `dig` output needs to know.
     pub text: String,
 }
 
@@ -43,11 +45,15 @@ impl ExtendedError {
 /// The content of one response, independent of the request it answers.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The response code sent to the client.
     pub rcode: ResponseCode,
     /// AA: set only for our own `[[zones]]`.
     pub authoritative: bool,
+    /// Answer section.
     pub answers: Vec<Record>,
+    /// Authority section (the SOA of negative answers, so clients cache them).
     pub authorities: Vec<Record>,
+    /// Additional section (glue), never the OPT record: that is built per request.
     pub additionals: Vec<Record>,
     /// Sent only to clients that used EDNS (RFC 8914 needs an OPT record to carry it).
     pub ede: Option<ExtendedError>,

@@ -187,6 +187,7 @@ fn within(name: &str, domain: &str) -> bool {
 
 /// What forwarding produced: the reply to send, and whether it was an upstream failure.
 pub struct Forwarded {
+    /// What to send (already SERVFAIL on failure).
     pub reply: Reply,
     /// True when the upstream failed or timed out (the reply is SERVFAIL).
     pub failed: bool,
