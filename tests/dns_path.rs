@@ -3,13 +3,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use hickory_proto::op::{MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
 use common::*;
-use poolguard::record::{Outcome, QueryEvent, Recorder, Sink};
+use poolguard::record::Outcome;
 
 const BOTH: [Proto; 2] = [Proto::Udp, Proto::Tcp];
 
@@ -457,34 +456,18 @@ async fn malformed_and_unsupported_requests() {
     bed.shutdown().await;
 }
 
-/// A sink that forwards events to the test through a channel.
-struct ChannelSink(tokio::sync::mpsc::UnboundedSender<QueryEvent>);
-
-impl Sink for ChannelSink {
-    fn submit(&self, event: QueryEvent) -> bool {
-        self.0.send(event).is_ok()
-    }
-}
-
-async fn next_event(rx: &mut tokio::sync::mpsc::UnboundedReceiver<QueryEvent>) -> QueryEvent {
-    tokio::time::timeout(CLIENT_TIMEOUT, rx.recv())
-        .await
-        .expect("event within timeout")
-        .expect("channel open")
-}
-
 #[tokio::test]
 async fn every_query_is_recorded_with_its_outcome() {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (recorder, mut rx) = event_tap();
     let bed = TestBed::builder()
         .local_zone("campus.test", "campus.test.zone")
-        .recorder(Recorder::new(Arc::new(ChannelSink(tx))))
+        .recorder(recorder)
         .start()
         .await;
 
     bed.ask(Proto::Udp, "XMR.pool.minergate.com.", RecordType::A)
         .await;
-    let e = next_event(&mut rx).await;
+    let e = rx.next().await;
     assert_eq!(e.outcome, Outcome::Blocked);
     assert_eq!(&*e.name, "xmr.pool.minergate.com");
     assert_eq!(&*e.qtype, "A");
@@ -499,7 +482,7 @@ async fn every_query_is_recorded_with_its_outcome() {
 
     bed.ask(Proto::Tcp, "www.example.test.", RecordType::AAAA)
         .await;
-    let e = next_event(&mut rx).await;
+    let e = rx.next().await;
     assert_eq!(e.outcome, Outcome::Allowed);
     assert_eq!(e.transport, poolguard::record::Transport::Tcp);
     assert_eq!(&*e.answer, "AAAA 2001:db8::10");
@@ -510,32 +493,29 @@ async fn every_query_is_recorded_with_its_outcome() {
 
     bed.ask(Proto::Udp, "cdn.example.test.", RecordType::A)
         .await;
-    assert_eq!(next_event(&mut rx).await.outcome, Outcome::CnameBlocked);
+    assert_eq!(rx.next().await.outcome, Outcome::CnameBlocked);
     bed.ask(Proto::Udp, "badip.example.test.", RecordType::A)
         .await;
-    let e = next_event(&mut rx).await;
+    let e = rx.next().await;
     assert_eq!(e.outcome, Outcome::IpBlocked);
     assert_eq!(e.rule.as_deref(), Some("203.0.113.0/24"));
     bed.ask(Proto::Udp, "ok.pool.minergate.com.", RecordType::A)
         .await;
-    assert_eq!(next_event(&mut rx).await.outcome, Outcome::Allowlisted);
+    assert_eq!(rx.next().await.outcome, Outcome::Allowlisted);
     bed.ask(Proto::Udp, "printer.campus.test.", RecordType::A)
         .await;
-    assert_eq!(next_event(&mut rx).await.outcome, Outcome::Local);
+    assert_eq!(rx.next().await.outcome, Outcome::Local);
     bed.ask(Proto::Udp, "missing.example.test.", RecordType::A)
         .await;
-    let e = next_event(&mut rx).await;
+    let e = rx.next().await;
     assert_eq!(e.rcode, "NXDOMAIN");
     bed.shutdown().await;
 }
 
 #[tokio::test]
 async fn unknown_types_are_logged_in_rfc3597_spelling() {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let bed = TestBed::builder()
-        .recorder(Recorder::new(Arc::new(ChannelSink(tx))))
-        .start()
-        .await;
+    let (recorder, mut rx) = event_tap();
+    let bed = TestBed::builder().recorder(recorder).start().await;
     let resp = bed
         .ask(Proto::Udp, "sink.test.", RecordType::Unknown(65534))
         .await;
@@ -543,7 +523,7 @@ async fn unknown_types_are_logged_in_rfc3597_spelling() {
         resp.answers.is_empty(),
         "sinkhole answers no A to an unknown type"
     );
-    let e = next_event(&mut rx).await;
+    let e = rx.next().await;
     assert_eq!(&*e.qtype, "TYPE65534");
     bed.shutdown().await;
 }

@@ -6,7 +6,8 @@
 //! * [`TestBed`] writes a temp dir with `config.toml`, feed files and zone files, starts
 //!   poolguard in-process with `poolguard::app::start_with` on 127.0.0.1:0 and keeps it running
 //!   until dropped or [`TestBed::shutdown`].
-//! * [`query`] / [`ask`] send one DNS message over UDP or TCP and return the full response
+//! * [`event_tap`] gives a `Recorder` whose `QueryEvent`s the test reads back.
+//! * [`query`] / [`TestBed::ask`] send one DNS message over UDP or TCP and return the full response
 //!   `Message`, with a 5 s timeout: a test never hangs and never sleeps to synchronise.
 //!
 //! The standard feeds ([`TestBed::start`]):
@@ -43,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use poolguard::app::{Running, StartOptions};
 use poolguard::config::Config;
-use poolguard::record::Recorder;
+use poolguard::record::{QueryEvent, Recorder, Sink};
 
 /// TTL of poolguard's block answers in every test bed.
 pub const BLOCK_TTL: u32 = 123;
@@ -552,4 +553,35 @@ pub fn addresses(m: &Message) -> Vec<String> {
         .filter_map(|r| r.data.ip_addr())
         .map(|ip| ip.to_string())
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query events
+
+/// A recorder whose events the test reads back, in the order they were recorded.
+pub fn event_tap() -> (Recorder, EventTap) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    (Recorder::new(Arc::new(ChannelSink(tx))), EventTap(rx))
+}
+
+struct ChannelSink(tokio::sync::mpsc::UnboundedSender<QueryEvent>);
+
+impl Sink for ChannelSink {
+    fn submit(&self, event: QueryEvent) -> bool {
+        self.0.send(event).is_ok()
+    }
+}
+
+/// The read side of [`event_tap`]. Events are recorded just after the answer is sent, so
+/// wait for a query's event before sending the next query when order matters.
+pub struct EventTap(tokio::sync::mpsc::UnboundedReceiver<QueryEvent>);
+
+impl EventTap {
+    /// The next event (panics after [`CLIENT_TIMEOUT`]).
+    pub async fn next(&mut self) -> QueryEvent {
+        tokio::time::timeout(CLIENT_TIMEOUT, self.0.recv())
+            .await
+            .expect("a query event within the timeout")
+            .expect("recorder alive")
+    }
 }
