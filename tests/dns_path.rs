@@ -303,6 +303,11 @@ async fn silent_upstream_gives_servfail_and_other_queries_still_work() {
         // query() panics if nothing arrives within the client timeout (5 s > 400 ms budget).
         let resp = s.await.expect("task");
         assert_eq!(resp.metadata.response_code, ResponseCode::ServFail);
+        let (code, _) = ede(&resp).expect("EDE says why");
+        assert!(
+            code == 22 || code == 23,
+            "No Reachable Authority / Network Error: {code}"
+        );
     }
     let tcp = bed
         .ask(Proto::Tcp, "www.example.test.", RecordType::A)

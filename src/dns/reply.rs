@@ -14,6 +14,11 @@ pub const EDE_OPTION_CODE: u16 = 15;
 /// RFC 8914 INFO-CODE 15, "Blocked": the operator's blocklist stopped the name.
 pub const EDE_BLOCKED: u16 = 15;
 
+/// RFC 8914 INFO-CODE 22, "No Reachable Authority": the upstream did not answer in time.
+pub const EDE_NO_REACHABLE_AUTHORITY: u16 = 22;
+/// RFC 8914 INFO-CODE 23, "Network Error": the upstream failed or answered with an error.
+pub const EDE_NETWORK_ERROR: u16 = 23;
+
 /// An RFC 8914 Extended DNS Error, so `dig` and browsers can show *why* a name failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtendedError {
@@ -29,6 +34,14 @@ impl ExtendedError {
         Self {
             info_code: EDE_BLOCKED,
             text: format!("blocked by poolguard feed {feed}"),
+        }
+    }
+
+    /// Why a forwarded query got SERVFAIL, so operators can tell a dead upstream from a block.
+    pub fn upstream(info_code: u16, upstream: &str, what: &str) -> Self {
+        Self {
+            info_code,
+            text: format!("upstream {upstream} {what}"),
         }
     }
 

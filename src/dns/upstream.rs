@@ -24,7 +24,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 
 use crate::config::UpstreamConfig;
-use crate::dns::reply::Reply;
+use crate::dns::reply::{EDE_NETWORK_ERROR, EDE_NO_REACHABLE_AUTHORITY, ExtendedError, Reply};
 use crate::domain::DomainName;
 
 /// Why the upstream resolvers could not be set up.
@@ -206,6 +206,12 @@ impl Forwarder {
         &self.label
     }
 
+    fn servfail(&self, info_code: u16, what: &str) -> Reply {
+        let mut reply = Reply::code(ResponseCode::ServFail);
+        reply.ede = Some(ExtendedError::upstream(info_code, &self.label, what));
+        reply
+    }
+
     /// Resolves `name`/`qtype` within the time budget.
     pub async fn forward(&self, name: Name, qtype: RecordType) -> Forwarded {
         let start = Instant::now();
@@ -233,21 +239,21 @@ impl Forwarder {
                 // NoRecordsFound covers NXDOMAIN and NODATA; anything else is a failure.
                 let failed = !matches!(reply.rcode, ResponseCode::NXDomain | ResponseCode::NoError);
                 if failed {
-                    reply = Reply::code(ResponseCode::ServFail);
+                    reply = self.servfail(EDE_NETWORK_ERROR, "failed");
                 }
                 Forwarded { reply, failed }
             }
             Ok(Err(error)) => {
                 tracing::debug!(%error, upstream = %self.label, "upstream lookup failed");
                 Forwarded {
-                    reply: Reply::code(ResponseCode::ServFail),
+                    reply: self.servfail(EDE_NETWORK_ERROR, "failed"),
                     failed: true,
                 }
             }
             Err(_) => {
                 tracing::debug!(upstream = %self.label, "upstream lookup timed out");
                 Forwarded {
-                    reply: Reply::code(ResponseCode::ServFail),
+                    reply: self.servfail(EDE_NO_REACHABLE_AUTHORITY, "timed out"),
                     failed: true,
                 }
             }
