@@ -662,3 +662,105 @@ fn check_names_the_bad_config_key() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("upstream.timeout_ms"));
 }
+
+/// Waits for a stderr line containing `needle` (bounded by the client timeout, twice).
+fn wait_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + 2 * CLIENT_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => continue,
+            Err(e) => panic!("no `{needle}` line from poolguard: {e}"),
+        }
+    }
+}
+
+/// Kills the child poolguard if the test fails half-way, so no server outlives the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn binary_serves_reloads_on_sighup_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("mining.txt");
+    std::fs::write(&feed, "pool.example\n").unwrap();
+    let silent = SilentUpstream::new();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n[upstream]\nservers = [\"{}\"]\ntimeout_ms = 300\n[[feeds]]\nname = \"mining\"\npath = \"mining.txt\"\n",
+            silent.addr
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_poolguard"))
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .env("RUST_LOG", "poolguard=info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let listening = wait_line(&lines, "dns listening");
+    let port: u16 = listening
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in `{listening}`"));
+    let dns: SocketAddr = ([127, 0, 0, 1], port).into();
+
+    let before = query(
+        dns,
+        Proto::Udp,
+        &request("new.example.", RecordType::A, true),
+    )
+    .await;
+    assert_eq!(before.metadata.response_code, ResponseCode::ServFail);
+
+    std::fs::write(&feed, "pool.example\nnew.example\n").unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_line(&lines, "SIGHUP");
+    wait_line(&lines, "policy loaded");
+    let after = query(
+        dns,
+        Proto::Udp,
+        &request("new.example.", RecordType::A, true),
+    )
+    .await;
+    assert_eq!(addresses(&after), vec!["0.0.0.0"], "default sinkhole");
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_line(&lines, "dns stopped");
+    assert!(child.0.wait().unwrap().success(), "clean exit on SIGTERM");
+}
