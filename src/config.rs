@@ -192,6 +192,8 @@ pub enum FeedFormat {
     Rpz,
     Wildcard,
     Ip,
+    /// Browser URL-match patterns (`*://*.coinhive.com/*`), as NoCoin and MinerBlock ship them.
+    Url,
 }
 
 /// One `[[feeds]]` entry.
