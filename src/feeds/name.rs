@@ -54,10 +54,37 @@ pub(crate) fn classify(token: &str) -> Result<Token, String> {
                     )),
                 };
             }
+            if let Some(label) = placeholder(token) {
+                return Err(format!(
+                    "label `{label}` looks like a template placeholder (an all-capitals word in \
+                     an otherwise lower-case name); write the real name"
+                ));
+            }
             Ok(Token::Name(name))
         }
         Err(e) => slow_path(token, e),
     }
+}
+
+/// `decred.LOCATION.nicehash.com` (TRICKY 3): a label of four or more capital letters in a
+/// name whose other labels are all lower case is template text, not a host. Mixed-case labels
+/// (`bestETNpool`) and all-capitals names (`POOL.EXAMPLE`) are ordinary names.
+fn placeholder(token: &str) -> Option<&str> {
+    if !token.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut found = None;
+    for label in token.split('.') {
+        let upper = label.bytes().filter(|b| b.is_ascii_uppercase()).count();
+        if upper == 0 {
+            continue;
+        }
+        if found.is_some() || upper < 4 || upper != label.len() {
+            return None;
+        }
+        found = Some(label);
+    }
+    found
 }
 
 /// Parses an address or CIDR prefix, refusing host bits and absurdly broad prefixes.
@@ -162,5 +189,8 @@ mod tests {
         assert!(reason("0.0.0.0/0").contains("broader"));
         assert!(reason("a*b.com").contains("wildcard"));
         assert!(reason("http://x.com").contains("URL"));
+        assert!(reason("decred.LOCATION.nicehash.com").contains("placeholder"));
+        assert!(classify("www.bestETNpool.com").is_ok());
+        assert!(classify("POOL.EXAMPLE").is_ok());
     }
 }

@@ -38,7 +38,10 @@ pub(crate) fn line(sink: &mut Sink, no: usize, raw: &str, line: &str) {
             sink.reject(
                 no,
                 raw,
-                format!("first field `{first}` is not an IP address (expected `0.0.0.0 name`)"),
+                format!(
+                    "has several fields but `{first}` is not an IP address: neither one name \
+                     nor a hosts line (`0.0.0.0 name`)"
+                ),
             );
         }
         return;
