@@ -25,7 +25,10 @@ path = "mining.txt"
 "#;
     let config = Config::from_toml(toml, &dir.join("config.toml"), dir).expect("config");
     let policy: SharedPolicy = Arc::new(ArcSwap::from_pointee(Policy::empty()));
-    (Arc::new(Loader::new(Arc::new(config), policy.clone())), policy)
+    (
+        Arc::new(Loader::new(Arc::new(config), policy.clone())),
+        policy,
+    )
 }
 
 fn blocked(policy: &SharedPolicy, name: &str) -> bool {
@@ -63,7 +66,13 @@ fn loads_reports_and_keeps_the_last_good_version() {
     // An HTML error page saved over the list: nothing usable, previous version stays.
     std::fs::write(dir.path().join("mining.txt"), "<html>\n<body>oops</body>\n").unwrap();
     let r = loader.reload();
-    assert!(r.feeds[1].error.as_deref().unwrap_or("").contains("no usable entry"));
+    assert!(
+        r.feeds[1]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("no usable entry")
+    );
     assert!(blocked(&policy, "pool.example"));
     let status = &loader.feeds()[1];
     assert!(status.last_error.is_some());
@@ -73,7 +82,13 @@ fn loads_reports_and_keeps_the_last_good_version() {
     // The file disappears: still the previous version.
     std::fs::remove_file(dir.path().join("mining.txt")).unwrap();
     let r = loader.reload();
-    assert!(r.feeds[1].error.as_deref().unwrap_or("").contains("cannot read"));
+    assert!(
+        r.feeds[1]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot read")
+    );
     assert!(blocked(&policy, "pool.example"));
 
     // Fixed: the new content is in force and the error is gone.
@@ -98,10 +113,16 @@ fn watcher_reloads_after_a_rename_and_stops_on_drop() {
     let handle = spawn_watcher(loader.clone()).expect("watcher starts");
     assert_eq!(handle.dirs.len(), 1);
 
-    replace(&dir.path().join("mining.txt"), "pool.example\nnew-pool.example\n");
+    replace(
+        &dir.path().join("mining.txt"),
+        "pool.example\nnew-pool.example\n",
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !blocked(&policy, "new-pool.example") {
-        assert!(Instant::now() < deadline, "watcher did not reload within 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "watcher did not reload within 10 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // A second save through the same path still works (the watch is on the directory).

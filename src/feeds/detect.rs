@@ -24,10 +24,11 @@ pub fn detect(text: &str) -> FeedFormat {
         if l.is_empty() {
             continue;
         }
-        if ["[Adblock", "[uBlock", "[AdGuard"]
-            .iter()
-            .any(|h| l.len() >= h.len() && l[..h.len()].eq_ignore_ascii_case(h))
-        {
+        if ["[Adblock", "[uBlock", "[AdGuard"].iter().any(|h| {
+            l.as_bytes()
+                .get(..h.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(h.as_bytes()))
+        }) {
             return FeedFormat::Adblock;
         }
         if l.starts_with("$TTL") || l.starts_with("$ORIGIN") {
