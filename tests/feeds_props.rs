@@ -19,6 +19,9 @@ const FORMATS: [FeedFormat; 9] = [
     FeedFormat::Ip,
     FeedFormat::Url,
 ];
+/// Writes one name as a line (or lines) of some syntax.
+type Writer = fn(&str) -> String;
+
 const KINDS: [FeedKind; 3] = [FeedKind::Domains, FeedKind::Ips, FeedKind::Allow];
 
 /// Lines that look like feed syntax, so the fuzzer reaches deep into each parser.
@@ -71,7 +74,7 @@ proptest! {
         )
     ) {
         let names: BTreeSet<String> = set;
-        let writers: [(FeedFormat, fn(&str) -> String); 6] = [
+        let writers: [(FeedFormat, Writer); 6] = [
             (FeedFormat::Plain, |n| format!("{n}\n")),
             (FeedFormat::Hosts, |n| format!("0.0.0.0 {n}\n")),
             (FeedFormat::Adblock, |n| format!("||{n}^\n")),

@@ -32,7 +32,7 @@ const HOST_WIDE: [&str; 14] = [
 
 /// Parses an adblock-syntax filter list.
 pub(crate) fn parse(text: &str, sink: &mut Sink) {
-    each_line(text, sink, |sink, no, raw| rule(sink, no, raw));
+    each_line(text, sink, rule);
 }
 
 fn rule(sink: &mut Sink, no: usize, raw: &str) {
