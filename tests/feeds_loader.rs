@@ -98,6 +98,22 @@ fn loads_reports_and_keeps_the_last_good_version() {
     assert!(blocked(&policy, "other.example") && !blocked(&policy, "pool.example"));
     assert!(loader.feeds()[1].last_error.is_none());
 
+    // Only rules a resolver cannot honour (a cosmetic list): nothing usable, keep the previous.
+    std::fs::write(
+        dir.path().join("mining.txt"),
+        "[Adblock Plus 2.0]\nexample.com##.ad\n",
+    )
+    .unwrap();
+    let r = loader.reload();
+    assert!(
+        r.feeds[1]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("1 skipped")
+    );
+    assert!(blocked(&policy, "other.example"));
+
     // Emptying a feed on purpose is allowed (comments only: nothing rejected).
     std::fs::write(dir.path().join("mining.txt"), "# retired\n").unwrap();
     let r = loader.reload();

@@ -59,10 +59,12 @@ pub fn check(config: &Config) -> Vec<Problem> {
         };
         let text = String::from_utf8_lossy(&bytes);
         let parsed = super::parse(&text, feed.format, feed.kind);
-        if parsed.accepted() == 0 && !parsed.rejected.is_empty() {
-            problems.push(whole(
-                "no usable entry: every rule line was rejected (wrong `format` or `kind`?)".into(),
-            ));
+        if parsed.accepted() == 0 && (parsed.rejected.len() + parsed.skipped) > 0 {
+            problems.push(whole(format!(
+                "no usable entry: {} lines rejected, {} skipped (wrong `format` or `kind`?)",
+                parsed.rejected.len(),
+                parsed.skipped
+            )));
         }
         problems.extend(parsed.rejected.into_iter().map(|r| Problem {
             feed: feed.name.clone(),

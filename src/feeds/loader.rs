@@ -1,8 +1,9 @@
 //! Loader: reads every configured feed, compiles a policy and swaps it in.
 //!
-//! Each feed keeps its **last good** version: when a file cannot be read, or a non-empty file
-//! yields nothing usable (every rule line rejected: a wrong format, an HTML error page saved
-//! over the list), the previous parse stays in force and the feed reports an `error`. One bad
+//! Each feed keeps its **last good** version: when a file cannot be read, or a file with rule
+//! lines yields nothing usable (all rejected or skipped: a wrong format, an HTML error page
+//! saved over the list), the previous parse stays in force and the feed reports an `error`.
+//! A file of only comments and blank lines is a deliberately emptied feed and loads. One bad
 //! upload must never unblock every mining pool. A file whose content hash has not changed is
 //! not parsed again, so a burst of watcher events or an API-triggered reload costs one
 //! policy compile, not a re-parse of every list.
@@ -224,11 +225,12 @@ fn load_one(
     let text = String::from_utf8_lossy(&bytes);
     let parsed = feeds::parse(&text, f.format, f.kind);
     log_rejected(&f.name, path, &parsed.rejected);
-    if parsed.accepted() == 0 && !parsed.rejected.is_empty() {
+    if parsed.accepted() == 0 && (parsed.rejected.len() + parsed.skipped) > 0 {
         let error = format!(
-            "{}: no usable entry ({} lines rejected); wrong `format` or `kind`?",
+            "{}: no usable entry ({} lines rejected, {} skipped); wrong `format` or `kind`?",
             path.display(),
-            parsed.rejected.len()
+            parsed.rejected.len(),
+            parsed.skipped
         );
         return failed(st, error, parsed.rejected);
     }
