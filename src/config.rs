@@ -194,6 +194,8 @@ pub enum FeedFormat {
     Ip,
     /// Browser URL-match patterns (`*://*.coinhive.com/*`), as NoCoin and MinerBlock ship them.
     Url,
+    /// Suricata/Emerging Threats rules: names from `dns.query`, `tls.sni`, `http.host` contents.
+    Suricata,
 }
 
 /// One `[[feeds]]` entry.

@@ -224,18 +224,13 @@ fn sample_spot_checks() {
     assert_eq!(p.ips[0], "1.31.173.33/32".parse().unwrap());
 }
 
-/// Formats poolguard does not read as feeds: every line is refused, so the loader keeps the
-/// previous version and reports the file rather than loading an empty list silently.
+/// JSON (the mempool pool-attribution data) is not a feed format: every line is refused, so
+/// the loader keeps the previous version and reports the file rather than loading nothing.
 #[test]
 fn unsupported_formats_yield_nothing() {
-    for f in [
-        "json_mempool-pools-v2-first4.json",
-        "suricata-rules_et-coinminer-dns-tls.rules",
-    ] {
-        let p = auto(f);
-        assert_eq!(p.accepted(), 0, "{f}");
-        assert!(!p.rejected.is_empty(), "{f}");
-    }
+    let p = auto("json_mempool-pools-v2-first4.json");
+    assert_eq!(p.accepted(), 0);
+    assert_eq!(p.rejected.len(), 53);
 }
 
 const LIST: &str = "full/zerodot1-coinblockerlists/list.txt";
@@ -601,6 +596,46 @@ fn tricky_11_other_formats() {
     assert_eq!(has_exact(&p, "ads.gcp.roku.com"), Some(false));
     let p = auto("ipset_firehol-coinbl_ips-sample.ipset");
     assert_eq!(p.ips.len(), 50);
+}
+
+/// TRICKY 11, Suricata/ET: anchored names only; `.x` + `endswith` = subtree, `bsize` = exact,
+/// wire format decoded, partial names and `#alert` (disabled) ignored.
+#[test]
+fn tricky_11_suricata() {
+    let f = "suricata-rules_et-coinminer-dns-tls.rules";
+    assert!(line(f, 43).contains(r#"dns.query; content:".herominers.com"; nocase; endswith;"#));
+    assert!(line(f, 44).contains(r#"content:"pool.hashvault.pro"; nocase; bsize:18;"#));
+    assert!(line(f, 39).starts_with("#alert"));
+    let p = auto(f);
+    assert_eq!(has_exact(&p, "herominers.com"), Some(false));
+    assert_eq!(has_exact(&p, "pool.hashvault.pro"), Some(true));
+    assert_eq!(has_exact(&p, "xmr.2miners.com"), Some(true));
+    assert_eq!(has_exact(&p, "crypto-loot.com"), Some(false));
+    assert_eq!(
+        has_exact(&p, "coin-hive.com"),
+        Some(false),
+        "tls.sni counts"
+    );
+
+    let full = auto("full/emerging-threats-open-2025-07-29/emerging-coinminer.rules");
+    assert_eq!(
+        (
+            full.format,
+            full.domains.len(),
+            full.rejected.len(),
+            full.skipped
+        ),
+        (Some(FeedFormat::Suricata), 6, 0, 19)
+    );
+
+    let text = concat!(
+        "alert udp $HOME_NET any -> any 53 (msg:\"ET TROJAN x\"; content:\"|01 00 00 01 00 00 00 00 00 00|\"; depth:10; offset:2; content:\"|06|static|0a|reasedoper|02|pw|00|\"; fast_pattern; distance:0; sid:2024779;)\n",
+        "alert dns $HOME_NET any -> any any (msg:\"m\"; dns.query; content:\"2iuu6o3zbmwynik2.tor2web.\"; sid:1;)\n",
+        "alert dns $HOME_NET any -> any any (msg:\"m\"; dns.query; content:\"aptgetgxqs3secda\"; sid:2;)\n",
+    );
+    let p = parse(text, FeedFormat::Auto, FeedKind::Domains);
+    assert_eq!(has_exact(&p, "static.reasedoper.pw"), Some(false));
+    assert_eq!((p.domains.len(), p.skipped, p.rejected.len()), (1, 2, 0));
 }
 
 /// Kind `ips` refuses names; kind `allow` puts names in `domains`.

@@ -8,7 +8,7 @@ use poolguard::domain::DomainName;
 use poolguard::feeds::parse;
 use proptest::prelude::*;
 
-const FORMATS: [FeedFormat; 9] = [
+const FORMATS: [FeedFormat; 10] = [
     FeedFormat::Auto,
     FeedFormat::Plain,
     FeedFormat::Hosts,
@@ -18,6 +18,7 @@ const FORMATS: [FeedFormat; 9] = [
     FeedFormat::Wildcard,
     FeedFormat::Ip,
     FeedFormat::Url,
+    FeedFormat::Suricata,
 ];
 /// Writes one name as a line (or lines) of some syntax.
 type Writer = fn(&str) -> String;
@@ -32,6 +33,7 @@ fn feedish_line() -> impl Strategy<Value = String> {
         "(0\\.0\\.0\\.0|127\\.0\\.0\\.1|::|\\|\\||@@\\|\\||\\*\\.|=|address=/|server=/|\\*://)[a-z0-9.*/^$#-]{0,30}",
         "[a-z0-9.*-]{1,20} (CNAME|IN|NS|SOA) [a-z0-9.*-]{0,10}",
         "\\$(TTL|ORIGIN) [a-z0-9.]{0,10}",
+        "alert (dns|tls|udp) any any -> any any \\(msg:\"x\"; (dns\\.query|tls\\.sni|http_host)?;? ?content:\"[a-z0-9.|0-9a-f ]{0,20}\"; (endswith|bsize:[0-9]{1,2}|startswith)?;? ?\\)",
         "[0-9./:a-f]{1,20}",
     ]
 }

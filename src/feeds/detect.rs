@@ -63,6 +63,7 @@ struct Votes {
     wildcard: usize,
     ip: usize,
     url: usize,
+    suricata: usize,
 }
 
 fn vote(l: &str, v: &mut Votes) {
@@ -72,7 +73,13 @@ fn vote(l: &str, v: &mut Votes) {
     let first = fields.next().unwrap_or("");
     let second = fields.next();
     let third = fields.next();
-    if ["address=/", "server=/", "local=/"]
+    if ["alert ", "drop ", "reject ", "pass "]
+        .iter()
+        .any(|a| l.starts_with(a))
+        && l.contains("(msg:")
+    {
+        v.suricata += 1;
+    } else if ["address=/", "server=/", "local=/"]
         .iter()
         .any(|p| l.starts_with(p))
     {
@@ -105,6 +112,7 @@ fn vote(l: &str, v: &mut Votes) {
 impl Votes {
     fn pick(&self, bang_comments: bool) -> FeedFormat {
         let ranked = [
+            (self.suricata, FeedFormat::Suricata),
             (self.dnsmasq, FeedFormat::Dnsmasq),
             (self.rpz, FeedFormat::Rpz),
             (self.url, FeedFormat::Url),
@@ -151,6 +159,10 @@ mod tests {
             ("1.2.3.4\n10.0.0.0/8\n", FeedFormat::Ip),
             ("1.2.3.4\na.example\n", FeedFormat::Plain),
             ("*://*.a.example/*\n", FeedFormat::Url),
+            (
+                "alert dns any any -> any any (msg:\"x\"; sid:1;)\n",
+                FeedFormat::Suricata,
+            ),
             ("", FeedFormat::Plain),
         ];
         for (text, want) in cases {

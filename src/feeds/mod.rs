@@ -97,6 +97,7 @@ pub fn parse(text: &str, format: FeedFormat, kind: FeedKind) -> ParsedFeed {
         FeedFormat::Rpz => formats::rpz::parse(text, &mut sink),
         FeedFormat::Ip => formats::ip::parse(text, &mut sink),
         FeedFormat::Url => formats::url::parse(text, &mut sink),
+        FeedFormat::Suricata => formats::suricata::parse(text, &mut sink),
     }
     sink.out
 }

@@ -7,4 +7,5 @@ pub(crate) mod hosts;
 pub(crate) mod ip;
 pub(crate) mod plain;
 pub(crate) mod rpz;
+pub(crate) mod suricata;
 pub(crate) mod url;
