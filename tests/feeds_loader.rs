@@ -31,6 +31,20 @@ path = "mining.txt"
     )
 }
 
+/// The error a reload reported for the mining feed (second in the config), or "".
+fn mining_error(r: &poolguard::feeds::loader::ReloadReport) -> &str {
+    r.feeds[1].error.as_deref().unwrap_or("")
+}
+
+/// Polls (bounded) until `name` is blocked: the watcher reloads on its own thread.
+fn wait_blocked(policy: &SharedPolicy, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !blocked(policy, name) {
+        assert!(Instant::now() < deadline, "{name} not blocked within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn blocked(policy: &SharedPolicy, name: &str) -> bool {
     matches!(policy.load().check_name(name), Decision::Blocked(_))
 }
@@ -67,11 +81,9 @@ fn loads_reports_and_keeps_the_last_good_version() {
     std::fs::write(dir.path().join("mining.txt"), "<html>\n<body>oops</body>\n").unwrap();
     let r = loader.reload();
     assert!(
-        r.feeds[1]
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("no usable entry")
+        mining_error(&r).contains("no usable entry"),
+        "{}",
+        mining_error(&r)
     );
     assert!(blocked(&policy, "pool.example"));
     let status = &loader.feeds()[1];
@@ -83,11 +95,9 @@ fn loads_reports_and_keeps_the_last_good_version() {
     std::fs::remove_file(dir.path().join("mining.txt")).unwrap();
     let r = loader.reload();
     assert!(
-        r.feeds[1]
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("cannot read")
+        mining_error(&r).contains("cannot read"),
+        "{}",
+        mining_error(&r)
     );
     assert!(blocked(&policy, "pool.example"));
 
@@ -106,11 +116,9 @@ fn loads_reports_and_keeps_the_last_good_version() {
     .unwrap();
     let r = loader.reload();
     assert!(
-        r.feeds[1]
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("1 skipped")
+        mining_error(&r).contains("1 skipped"),
+        "{}",
+        mining_error(&r)
     );
     assert!(blocked(&policy, "other.example"));
 
@@ -133,21 +141,10 @@ fn watcher_reloads_after_a_rename_and_stops_on_drop() {
         &dir.path().join("mining.txt"),
         "pool.example\nnew-pool.example\n",
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !blocked(&policy, "new-pool.example") {
-        assert!(
-            Instant::now() < deadline,
-            "watcher did not reload within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_blocked(&policy, "new-pool.example");
     // A second save through the same path still works (the watch is on the directory).
     replace(&dir.path().join("mining.txt"), "third.example\n");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !blocked(&policy, "third.example") {
-        assert!(Instant::now() < deadline, "second save not picked up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_blocked(&policy, "third.example");
     // Dropping the handle joins the watcher thread, which releases its loader.
     drop(handle);
     assert_eq!(Arc::strong_count(&loader), 1);

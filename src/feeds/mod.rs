@@ -215,3 +215,12 @@ pub(crate) fn each_line(text: &str, sink: &mut Sink, mut f: impl FnMut(&mut Sink
         f(sink, i + 1, raw);
     }
 }
+
+/// Test helper: the domain entries as `(name, exact)` pairs, in order.
+#[cfg(test)]
+pub(crate) fn entries(p: &ParsedFeed) -> Vec<(&str, bool)> {
+    p.domains
+        .iter()
+        .map(|d| (d.name.as_str(), d.exact))
+        .collect()
+}

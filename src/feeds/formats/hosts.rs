@@ -14,14 +14,9 @@ use super::plain;
 /// Parses a hosts file.
 pub(crate) fn parse(text: &str, sink: &mut Sink) {
     each_line(text, sink, |sink, no, raw| {
-        let line = match raw.find('#') {
-            Some(i) => &raw[..i],
-            None => raw,
-        }
-        .trim();
-        if line.is_empty() || line.starts_with('!') || line.starts_with(';') {
+        let Some(line) = super::rule_text(raw) else {
             return;
-        }
+        };
         self::line(sink, no, raw, line);
     });
 }

@@ -14,14 +14,9 @@ use super::hosts;
 /// Parses a plain (or wildcard) domain list.
 pub(crate) fn parse(text: &str, sink: &mut Sink) {
     each_line(text, sink, |sink, no, raw| {
-        let line = match raw.find('#') {
-            Some(i) => &raw[..i],
-            None => raw,
-        }
-        .trim();
-        if line.is_empty() || line.starts_with('!') || line.starts_with(';') {
+        let Some(line) = super::rule_text(raw) else {
             return;
-        }
+        };
         if line.bytes().any(|b| b.is_ascii_whitespace()) {
             hosts::line(sink, no, raw, line);
             return;
@@ -60,11 +55,7 @@ mod tests {
     fn comments_exact_wildcard_and_reasons() {
         let text = "# header\n! also\n; and\n\nPool.Example # trailing\n=exact.example\n*.wild.example\nserver.com:1234\n1.2.3.4\n";
         let p = parse(text, FeedFormat::Plain, FeedKind::Domains);
-        let names: Vec<_> = p
-            .domains
-            .iter()
-            .map(|d| (d.name.as_str(), d.exact))
-            .collect();
+        let names = crate::feeds::entries(&p);
         assert_eq!(
             names,
             [

@@ -248,11 +248,7 @@ mod tests {
         let text = "$TTL 3600\n@ SOA localhost. root.localhost. 1 2 3 4 5\n  NS  localhost.\n; c\npair.example CNAME .\n*.pair.example CNAME .\nonly.example CNAME .  ; exact\n*.sub.example 300 IN CNAME *.\nok.example CNAME rpz-passthru.\nwalled.example CNAME garden.campus.\n32.4.3.2.1.rpz-ip CNAME .\n";
         let p = parse(text, FeedFormat::Auto, FeedKind::Domains);
         assert_eq!(p.format, Some(FeedFormat::Rpz));
-        let d: Vec<_> = p
-            .domains
-            .iter()
-            .map(|d| (d.name.as_str(), d.exact))
-            .collect();
+        let d = crate::feeds::entries(&p);
         assert_eq!(
             d,
             [

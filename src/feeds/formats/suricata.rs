@@ -236,11 +236,7 @@ garbage
 "#;
         let p = parse(text, FeedFormat::Auto, FeedKind::Domains);
         assert_eq!(p.format, Some(FeedFormat::Suricata));
-        let d: Vec<_> = p
-            .domains
-            .iter()
-            .map(|d| (d.name.as_str(), d.exact))
-            .collect();
+        let d = crate::feeds::entries(&p);
         assert_eq!(
             d,
             [

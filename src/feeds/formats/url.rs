@@ -62,11 +62,7 @@ mod tests {
         let text = "*://*.coinhive.com/*\nwss://exact.example/*\n*://coinhive.com/lib*\nwss://*.coinhive.com/proxy*\n*://*.amazonaws.com/doubleclick13/*\nws://*.monerise.com:9333/proxy/*\n*://*/*?proxy=wss://*\n*://185.14.28.10/*\nwss://*.coin-have.com/\n";
         let p = parse(text, FeedFormat::Auto, FeedKind::Domains);
         assert_eq!(p.format, Some(FeedFormat::Url));
-        let d: Vec<_> = p
-            .domains
-            .iter()
-            .map(|d| (d.name.as_str(), d.exact))
-            .collect();
+        let d = crate::feeds::entries(&p);
         assert_eq!(d, [("coinhive.com", false), ("exact.example", true)]);
         assert_eq!(p.ips, ["185.14.28.10/32".parse().unwrap()]);
         assert_eq!(p.skipped, 6);
