@@ -11,12 +11,15 @@ use crate::config::Config;
 /// One problem in one feed file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
+    /// The feed's name from the config.
     pub feed: String,
+    /// The feed file, resolved against the config's directory.
     pub path: PathBuf,
     /// 1-based; 0 when the problem is the whole file (unreadable, nothing usable).
     pub line: usize,
     /// The offending line, empty for whole-file problems.
     pub text: String,
+    /// What is wrong, in words a list maintainer can act on.
     pub reason: String,
 }
 

@@ -28,14 +28,17 @@ const MAX_DELAY: Duration = Duration::from_secs(2);
 /// Why the watcher could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
+    /// The OS file-notification API refused (inotify limits, unsupported platform).
     #[error("cannot start the file watcher: {0}")]
     Start(#[source] notify::Error),
+    /// A feed directory could not be watched (missing, permissions).
     #[error("cannot watch {}: {source}", path.display())]
     Watch {
         path: PathBuf,
         #[source]
         source: notify::Error,
     },
+    /// The reload thread could not be spawned.
     #[error("cannot start the watcher thread: {0}")]
     Thread(#[source] std::io::Error),
 }
