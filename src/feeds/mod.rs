@@ -6,7 +6,7 @@
 //! fails as a whole: good lines are kept, bad ones reported. Compiling feeds into a policy is
 //! `policy`'s job; loading files and watching them is `loader`'s and `watch`'s.
 //!
-//! Layout: one module per syntax under `formats/` (each a loop over lines feeding a [`Sink`]),
+//! Layout: one module per syntax under `formats/` (each a loop over lines feeding a `Sink`),
 //! `detect` sniffs the syntax when the config says `auto`, `name` turns one token into a
 //! [`DomainName`] or an address with a reason a maintainer can act on when it cannot.
 //!
