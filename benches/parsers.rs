@@ -61,8 +61,8 @@ fn load(c: &mut Criterion) {
     let body: String = names().map(|n| n + "\n").collect();
     std::fs::write(dir.path().join("big.txt"), body).expect("write feed");
     let toml = "[[feeds]]\nname = \"big\"\npath = \"big.txt\"\n";
-    let config = Config::from_toml(toml, &dir.path().join("config.toml"), dir.path())
-        .expect("config");
+    let config =
+        Config::from_toml(toml, &dir.path().join("config.toml"), dir.path()).expect("config");
     let policy = Arc::new(ArcSwap::from_pointee(Policy::empty()));
     let mut g = c.benchmark_group("reload_1m");
     g.sample_size(10);

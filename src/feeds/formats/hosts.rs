@@ -26,7 +26,9 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
 pub(crate) fn line(sink: &mut Sink, no: usize, raw: &str, line: &str) {
     let mut fields = line.split_ascii_whitespace();
     let Some(first) = fields.next() else { return };
-    let Ok(addr) = first.parse::<IpAddr>() else {
+    // `fe80::1%lo0 localhost` (macOS): a scoped link-local address is the machine itself.
+    let unscoped = first.split_once('%').map_or(first, |(a, _)| a);
+    let Ok(addr) = unscoped.parse::<IpAddr>() else {
         if fields.next().is_none() {
             plain::entry(sink, no, raw, first);
         } else {
@@ -41,6 +43,9 @@ pub(crate) fn line(sink: &mut Sink, no: usize, raw: &str, line: &str) {
         }
         return;
     };
+    if unscoped.len() != first.len() {
+        return;
+    }
     if !is_sinkhole(addr) {
         sink.skip();
         return;
@@ -94,14 +99,14 @@ mod tests {
 
     #[test]
     fn several_names_boilerplate_and_redirects() {
-        let text = "127.0.0.1  localhost\n::1 localhost ip6-loopback\n0.0.0.0 a.example b.example # c\n:: c.example\n10.0.0.1 intranet.example\n0.0.0.0adminer.com\n0.0.0.0\n";
+        let text = "127.0.0.1  localhost\nfe80::1%lo0 localhost\n::1 localhost ip6-loopback\n0.0.0.0 a.example b.example # c\n:: c.example\n10.0.0.1 intranet.example\n0.0.0.0adminer.com\n0.0.0.0\n";
         let p = parse(text, FeedFormat::Hosts, FeedKind::Domains);
         let names: Vec<_> = p.domains.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["a.example", "b.example", "c.example"]);
         assert_eq!(p.skipped, 1);
         assert_eq!(p.rejected.len(), 2);
-        assert_eq!(p.rejected[0].line, 6);
+        assert_eq!(p.rejected[0].line, 7);
         assert!(p.rejected[0].reason.contains("glued"));
-        assert_eq!(p.rejected[1].line, 7);
+        assert_eq!(p.rejected[1].line, 8);
     }
 }
