@@ -149,3 +149,33 @@ fn watcher_reloads_after_a_rename_and_stops_on_drop() {
     drop(handle);
     assert_eq!(Arc::strong_count(&loader), 1);
 }
+
+/// `poolguard check`: every problem as `path:line: `text` reason`, whole-file problems too.
+#[test]
+fn check_lists_every_problem_with_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (loader, _) = setup(
+        dir.path(),
+        "pool.example\nserver.com:1234\nxmr.-eu1.nanopool.org\n",
+    );
+    let problems = poolguard::feeds::check(loader.config());
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let path = dir.path().join("mining.txt");
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert!(shown[0].starts_with(&format!(
+        "{}:2: `server.com:1234` has a port",
+        path.display()
+    )));
+    assert_eq!(
+        shown[1],
+        format!(
+            "{}:3: `xmr.-eu1.nanopool.org` label `-eu1` starts with '-'",
+            path.display()
+        )
+    );
+
+    std::fs::write(&path, "<html>\n").unwrap();
+    let problems = poolguard::feeds::check(loader.config());
+    assert_eq!(problems[0].line, 0);
+    assert!(problems[0].to_string().contains("no usable entry"));
+}
