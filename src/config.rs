@@ -192,6 +192,10 @@ pub enum FeedFormat {
     Rpz,
     Wildcard,
     Ip,
+    /// Browser URL-match patterns (`*://*.coinhive.com/*`), as NoCoin and MinerBlock ship them.
+    Url,
+    /// Suricata/Emerging Threats rules: names from `dns.query`, `tls.sni`, `http.host` contents.
+    Suricata,
 }
 
 /// One `[[feeds]]` entry.
