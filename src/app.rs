@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use crate::config::Config;
 use crate::dns::{DnsContext, DnsError, DnsServer};
 use crate::feeds::loader::{Loader, ReloadReport};
+use crate::feeds::watch::{WatchHandle, spawn_watcher};
 use crate::policy::{Policy, SharedPolicy};
 use crate::record::Recorder;
 
@@ -42,6 +43,9 @@ pub struct Running {
     loader: Arc<Loader>,
     recorder: Recorder,
     dns: DnsServer,
+    /// Reloads on edits under the feed directories; `None` when `[blocking] watch = false`
+    /// or the OS refused (then SIGHUP and the API still reload).
+    _watcher: Option<WatchHandle>,
 }
 
 /// Starts poolguard with default options (no query recording).
@@ -62,12 +66,24 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         recorder: options.recorder.clone(),
     })
     .await?;
+    let watcher = if config.blocking.watch {
+        match spawn_watcher(loader.clone()) {
+            Ok(w) => Some(w),
+            Err(error) => {
+                tracing::warn!(%error, "feed files are not watched; reload with SIGHUP");
+                None
+            }
+        }
+    } else {
+        None
+    };
     Ok(Running {
         config,
         policy,
         loader,
         recorder: options.recorder,
         dns,
+        _watcher: watcher,
     })
 }
 

@@ -10,12 +10,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
 use poolguard::config::Config;
-use poolguard::feeds::loader::Loader;
-use poolguard::policy::Policy;
 
 #[derive(Parser)]
 #[command(
@@ -87,38 +84,17 @@ fn check(path: &Path) -> anyhow::Result<bool> {
             return Ok(false);
         }
     };
-    let policy = Arc::new(ArcSwap::from_pointee(Policy::empty()));
-    let report = Loader::new(config.clone(), policy).reload();
-    let mut clean = true;
-    for feed in &report.feeds {
-        let file = config
-            .feeds
-            .iter()
-            .find(|f| f.name == feed.name)
-            .and_then(|f| f.path.as_ref())
-            .map(|p| config.resolve(p).display().to_string())
-            .unwrap_or_else(|| feed.name.clone());
-        if let Some(error) = &feed.error {
-            println!("{file}: {error}");
-            clean = false;
-        }
-        for r in &feed.rejected {
-            println!("{file}:{}: {} (`{}`)", r.line, r.reason, r.text.trim());
-            clean = false;
-        }
+    let problems = poolguard::feeds::check::check(&config);
+    for p in &problems {
+        println!("{p}");
     }
+    let mut clean = problems.is_empty();
     if let Err(e) = poolguard::dns::zones::LocalZones::load(&config) {
         println!("{e}");
         clean = false;
     }
     if clean {
-        let s = report.stats;
-        println!(
-            "ok: {} feeds, {} names, {} prefixes",
-            report.feeds.len(),
-            s.blocked_names + s.allowed_names,
-            s.ip_prefixes
-        );
+        println!("ok: {} feeds, no problems", config.feeds.len());
     }
     Ok(clean)
 }
