@@ -277,6 +277,10 @@ impl Writer {
                         } else {
                             Some(Instant::now() + interval)
                         };
+                        // Under sustained load the queue never idles; prune between batches.
+                        if pruning {
+                            pruning = self.prune_step();
+                        }
                     }
                 }
                 Ok(Msg::Flush(ack)) => {
