@@ -292,3 +292,32 @@ fn schema_is_versioned_and_newer_schemas_are_refused() {
         Err(StoreError::NewerSchema { found: 99, .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_reads_are_interrupted_and_the_pool_recovers() {
+    let h = Harness::new(|_| {});
+    h.store
+        .set_read_time_limit(std::time::Duration::from_millis(200));
+    let r = h
+        .store
+        .read(|c| {
+            // Never ends on its own.
+            let n: i64 = c.query_row(
+                "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(n)
+        })
+        .await;
+    assert!(matches!(r, Err(StoreError::Timeout(_))), "{r:?}");
+    // The same pooled connections keep working afterwards.
+    for _ in 0..8 {
+        let one: i64 = h
+            .store
+            .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get(0))?))
+            .await
+            .expect("read");
+        assert_eq!(one, 1);
+    }
+}

@@ -61,8 +61,8 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
-    permits: tokio::sync::Semaphore,
-    time_limit: Duration,
+    permits: Arc<tokio::sync::Semaphore>,
+    time_limit_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -96,10 +96,18 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 readers: Mutex::new(Vec::new()),
-                permits: tokio::sync::Semaphore::new(READERS),
-                time_limit: READ_TIME_LIMIT,
+                permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
+                time_limit_ms: std::sync::atomic::AtomicU64::new(READ_TIME_LIMIT.as_millis() as u64),
             }),
         })
+    }
+
+    /// Changes how long one API read may run before it is interrupted (default 5 s).
+    pub fn set_read_time_limit(&self, limit: Duration) {
+        self.inner.time_limit_ms.store(
+            limit.as_millis().min(u128::from(u64::MAX)) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Where the database lives.
@@ -119,10 +127,11 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
+        // The permit travels into the blocking task, so a client that disconnects mid-query
+        // does not free its slot before SQLite is done; the guard interrupts the statement if
+        // the request future is dropped.
+        let permit = Arc::clone(&self.inner.permits)
+            .acquire_owned()
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))?;
         let pooled = self.inner.readers.lock().ok().and_then(|mut v| v.pop());
@@ -130,27 +139,36 @@ impl Store {
             Some(c) => c,
             None => open_read_connection(&self.inner.path)?,
         };
-        let interrupt = conn.get_interrupt_handle();
+        let mut guard = InterruptOnDrop(Some(conn.get_interrupt_handle()));
+        let inner = Arc::clone(&self.inner);
         let task = tokio::task::spawn_blocking(move || {
             let result = f(&conn);
-            (conn, result)
+            if let Ok(mut v) = inner.readers.lock() {
+                v.push(conn);
+            }
+            drop(permit);
+            result
         });
         tokio::pin!(task);
-        let limit = self.inner.time_limit;
-        let (conn, result, timed_out) = match tokio::time::timeout(limit, &mut task).await {
-            Ok(joined) => {
-                let (c, r) = joined.map_err(|e| StoreError::Worker(e.to_string()))?;
-                (c, r, false)
-            }
+        let limit = Duration::from_millis(
+            self.inner
+                .time_limit_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let (result, timed_out) = match tokio::time::timeout(limit, &mut task).await {
+            Ok(joined) => (
+                joined.map_err(|e| StoreError::Worker(e.to_string()))?,
+                false,
+            ),
             Err(_) => {
-                interrupt.interrupt();
-                let (c, r) = task.await.map_err(|e| StoreError::Worker(e.to_string()))?;
-                (c, r, true)
+                if let Some(h) = &guard.0 {
+                    h.interrupt();
+                }
+                let r = task.await.map_err(|e| StoreError::Worker(e.to_string()))?;
+                (r, true)
             }
         };
-        if let Ok(mut v) = self.inner.readers.lock() {
-            v.push(conn);
-        }
+        guard.0 = None;
         match result {
             Err(StoreError::Sqlite(e)) if timed_out || is_interrupt(&e) => {
                 Err(StoreError::Timeout(limit))
@@ -164,6 +182,17 @@ impl Store {
     pub fn prune(&self, cfg: &StoreConfig, now_ms: i64) -> Result<PruneReport, StoreError> {
         let conn = self.write_connection()?;
         retention::prune(&conn, cfg, now_ms, retention::DELETE_BATCH)
+    }
+}
+
+/// Interrupts the running statement when the request that started it goes away.
+struct InterruptOnDrop(Option<rusqlite::InterruptHandle>);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.interrupt();
+        }
     }
 }
 
