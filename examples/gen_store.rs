@@ -30,7 +30,7 @@ fn client_ip(i: u32) -> Ipv4Addr {
 }
 
 fn name(i: u32) -> String {
-    if i % 20 == 0 {
+    if i.is_multiple_of(20) {
         format!("w{}.pool{}.minexmr.com", i, i % 37)
     } else {
         format!("host{}.site{}.example", i, i % 997)
@@ -72,7 +72,7 @@ fn generate(path: &std::path::Path, rows: u64) -> Result<(), Box<dyn std::error:
                 let n = rng.random_range(0..NAMES);
                 let ip = client_ip(c);
                 let nm = name(n);
-                let hit = n % 20 == 0;
+                let hit = n.is_multiple_of(20);
                 let time = start + (i as f64 * step) as i64;
                 let dept = format!("Dept {}", c % DEPARTMENTS);
                 let (action, feed, rule, rcode) = if hit {
@@ -81,7 +81,7 @@ fn generate(path: &std::path::Path, rows: u64) -> Result<(), Box<dyn std::error:
                     ("allowed", None, None, "NOERROR")
                 };
                 let key = store::ip_key(IpAddr::V4(ip));
-                let qtype = if i % 3 == 0 { "AAAA" } else { "A" };
+                let qtype = if i.is_multiple_of(3) { "AAAA" } else { "A" };
                 let rname = store::reverse_name(&nm);
                 q.execute(rusqlite::params![
                     time,

@@ -515,3 +515,27 @@ pub async fn hits(
 ) -> Result<Response, ApiError> {
     list(state, Table::Hits, pairs).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        for k in [(0, 0), (1_793_491_200_000, 42), (-5, i64::MAX)] {
+            assert_eq!(decode_cursor(&encode_cursor(k)), Some(k));
+        }
+        assert_eq!(decode_cursor("abc"), None);
+        assert_eq!(decode_cursor(&"g".repeat(32)), None);
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        assert_eq!(neutralise("=1+1"), "'=1+1");
+        assert_eq!(neutralise("+x"), "'+x");
+        assert_eq!(neutralise("-x"), "'-x");
+        assert_eq!(neutralise("@x"), "'@x");
+        assert_eq!(neutralise("pool.example"), "pool.example");
+        assert_eq!(neutralise(""), "");
+    }
+}

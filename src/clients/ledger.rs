@@ -107,6 +107,15 @@ impl Ledger {
         Arc::new(ArcSwap::from_pointee(self))
     }
 
+    /// The configured ledger, or an empty one when `[clients] ledger` is unset. `path` must be
+    /// resolved against the config directory already (`Config::resolve`).
+    pub fn load_configured(path: Option<&Path>) -> Result<(Self, LoadReport), LedgerError> {
+        match path {
+            Some(p) => Self::load(p),
+            None => Ok((Self::empty(), LoadReport::default())),
+        }
+    }
+
     /// Loads a ledger file; bad rows are reported, not fatal.
     pub fn load(path: &Path) -> Result<(Self, LoadReport), LedgerError> {
         let file = std::fs::File::open(path).map_err(|source| LedgerError::Read {

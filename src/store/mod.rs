@@ -240,3 +240,24 @@ pub fn reverse_name(name: &str) -> String {
     labels.reverse();
     labels.join(".")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_order_cidrs_as_ranges() {
+        let (lo, hi) = net_range("10.20.0.0/16".parse().unwrap());
+        let inside = ip_key("10.20.3.7".parse().unwrap());
+        let outside = ip_key("10.21.0.0".parse().unwrap());
+        assert!(lo <= inside && inside <= hi);
+        assert!(outside > hi);
+        assert_eq!(ip_key("::ffff:10.20.3.7".parse().unwrap()), inside);
+    }
+
+    #[test]
+    fn names_reverse_by_label() {
+        assert_eq!(reverse_name("x.pool.example"), "example.pool.x");
+        assert_eq!(reverse_name("example."), "example");
+    }
+}
