@@ -236,6 +236,41 @@ async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
             }),
         ),
         (
+            "/queries?client=<a /24>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?client=10.0.{}.0/24",
+                    r.random_range(0..CLIENTS / 250)
+                )
+            }),
+        ),
+        (
+            "/hits?client=<a /24>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/hits?client=10.0.{}.0/24",
+                    r.random_range(0..CLIENTS / 250)
+                )
+            }),
+        ),
+        (
+            "/queries?client=10.0.0.0/8 (all)",
+            Box::new(|_: &mut StdRng| "/api/v1/queries?client=10.0.0.0/8".to_string()),
+        ),
+        (
+            "/queries?department=<d>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?department=Dept%20{}",
+                    r.random_range(0..DEPARTMENTS)
+                )
+            }),
+        ),
+        (
+            "/stats (last 24 h)",
+            Box::new(|_: &mut StdRng| "/api/v1/stats".to_string()),
+        ),
+        (
             "/hits (no filter)",
             Box::new(|_: &mut StdRng| "/api/v1/hits".to_string()),
         ),
@@ -249,7 +284,10 @@ async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
             }),
         ),
     ];
-    let n = 200;
+    let n: usize = std::env::var("GEN_STORE_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     println!(
         "{:<36} {:>9} {:>9} {:>9} {:>7}",
         "request (limit 100 unless noted)", "p50", "p95", "max", "items"
@@ -271,7 +309,9 @@ async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
             if !status.is_success() {
                 return Err(format!("{path}: {status} {}", String::from_utf8_lossy(&body)).into());
             }
-            items += if path.contains("format=csv") {
+            items += if path.contains("/stats") {
+                1
+            } else if path.contains("format=csv") {
                 body.iter()
                     .filter(|b| **b == b'\n')
                     .count()

@@ -218,8 +218,8 @@ pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, Sto
     let mut params = Vec::new();
     let mut wh = where_clause(f, &mut params);
     if let Some((t, id)) = f.cursor {
-        wh.push_str(" AND (time_ms < ? OR (time_ms = ? AND id < ?))");
-        params.push(Value::Integer(t));
+        // A row value, so SQLite seeks the index to the cursor instead of scanning from the top.
+        wh.push_str(" AND (time_ms, id) < (?, ?)");
         params.push(Value::Integer(t));
         params.push(Value::Integer(id));
     }

@@ -242,6 +242,10 @@ impl Writer {
             if now >= next_prune {
                 pruning = true;
                 next_prune = now + PRUNE_EVERY;
+                // Keeps the planner's statistics fresh so filters pick the right index.
+                if let Err(e) = self.conn.execute_batch("PRAGMA optimize") {
+                    tracing::debug!(error = %e, "PRAGMA optimize failed");
+                }
             }
             let wait = match deadline {
                 Some(d) => d.saturating_duration_since(now),
