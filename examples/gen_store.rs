@@ -258,6 +258,10 @@ async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
             Box::new(|_: &mut StdRng| "/api/v1/queries?client=10.0.0.0/8".to_string()),
         ),
         (
+            "/queries?name=*.example (95 %)",
+            Box::new(|_: &mut StdRng| "/api/v1/queries?name=*.example".to_string()),
+        ),
+        (
             "/queries?department=<d>",
             Box::new(|r: &mut StdRng| {
                 format!(
@@ -342,6 +346,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.first()
             .ok_or("usage: gen_store <db> [rows] [--measure]")?,
     );
+    if args.iter().any(|a| a == "--drop-stats") {
+        // Simulates a store that never ran ANALYZE, to check the planner without statistics.
+        rusqlite::Connection::open(&path)?.execute_batch("DELETE FROM sqlite_stat1;")?;
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--optimize") {
+        // What the writer runs hourly.
+        let t = Instant::now();
+        store::retention::optimize(&rusqlite::Connection::open(&path)?)?;
+        eprintln!("optimize in {:.1?}", t.elapsed());
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--measure") {
         return measure(&path).await;
     }

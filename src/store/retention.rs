@@ -75,3 +75,12 @@ pub fn prune(
     }
     Ok(report)
 }
+
+/// Refreshes the query planner's statistics (bounded: `analysis_limit` samples rows), so a
+/// broad filter such as `client=10.0.0.0/8` walks the time index instead of sorting millions of
+/// rows. `0x10000` makes SQLite consider every table, not just those this connection queried
+/// (the writer never reads).
+pub fn optimize(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;")?;
+    Ok(())
+}

@@ -243,7 +243,7 @@ impl Writer {
                 pruning = true;
                 next_prune = now + PRUNE_EVERY;
                 // Keeps the planner's statistics fresh so filters pick the right index.
-                if let Err(e) = self.conn.execute_batch("PRAGMA optimize") {
+                if let Err(e) = retention::optimize(&self.conn) {
                     tracing::debug!(error = %e, "PRAGMA optimize failed");
                 }
             }
