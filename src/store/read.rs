@@ -186,7 +186,10 @@ fn dense(
 }
 
 /// The client and name conditions that can be ranges, with their parameters.
-fn range_conds(f: &ListFilter) -> (Option<(String, Vec<Value>)>, Option<(String, Vec<Value>)>) {
+/// A SQL condition with its bound parameters.
+type Cond = (String, Vec<Value>);
+
+fn range_conds(f: &ListFilter) -> (Option<Cond>, Option<Cond>) {
     let client = f.client.as_ref().map(|(lo, hi)| {
         if lo == hi {
             ("client_bin = ?".to_string(), vec![Value::Blob(lo.to_vec())])
