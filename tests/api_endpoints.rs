@@ -178,6 +178,8 @@ async fn client_summary_and_ledger_reload_keep_old_snapshots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_metrics_and_openapi() {
+    // As app.rs does: install the recorder before anything emits.
+    poolguard::api::metrics::install();
     let h = Harness::new(|_| {});
     h.sink.submit(event(
         T0,
