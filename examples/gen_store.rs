@@ -6,17 +6,19 @@
 //! cargo run --release --example gen_store -- /tmp/pg10m.db --measure
 //! ```
 //!
-//! Generation is a bulk load, not the writer path: tables without indexes, journal off, one
-//! transaction per million rows, indexes built at the end (several times faster than inserting
-//! into indexed tables). The data resembles a campus: 20 000 clients in 10.0.0.0/8 spread over
+//! Generation writes the writer's own rows (`store::writer::insert_events`) but as a bulk load:
+//! tables without indexes, journal off, one transaction per million rows, indexes built at the
+//! end (several times faster than inserting into indexed tables). The data resembles a campus: 20 000 clients in 10.0.0.0/8 spread over
 //! 200 departments, 50 000 names of which 5 % are under mining-pool suffixes, 7 days of time.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use poolguard::api::{self, ApiState};
 use poolguard::clients::Ledger;
 use poolguard::config::{ApiConfig, Role, TokenConfig};
+use poolguard::record::{Outcome, QueryEvent, Transport};
 use poolguard::store::{self, Store, schema};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -45,6 +47,19 @@ fn generate(path: &std::path::Path, rows: u64) -> Result<(), Box<dyn std::error:
     )?;
     schema::create_tables_without_indexes(&conn)?;
     let mut rng = StdRng::seed_from_u64(42);
+    // One ledger row per client, so hits carry a realistic identity snapshot.
+    let mut csv = String::from("network,mac,asset,kind,location,department,owner,contact\n");
+    for c in 0..CLIENTS {
+        csv.push_str(&format!(
+            "{},,pc-{c},workstation,Building {},Dept {},Owner {c},owner{c}@example.edu\n",
+            client_ip(c),
+            c % 40,
+            c % DEPARTMENTS
+        ));
+    }
+    let (ledger, _) = Ledger::from_reader(csv.as_bytes(), std::path::Path::new("generated"))?;
+    let feed_name: Arc<str> = Arc::from("mining");
+    let rule_text: Arc<str> = Arc::from("minexmr.com");
     let now = chrono::Utc::now().timestamp_millis();
     let span = 6 * 86_400_000i64;
     let start = now - span;
@@ -55,82 +70,42 @@ fn generate(path: &std::path::Path, rows: u64) -> Result<(), Box<dyn std::error:
     let mut done = 0u64;
     while done < rows {
         let tx = conn.unchecked_transaction()?;
-        {
-            let mut q = tx.prepare(
-                "INSERT INTO queries (time_ms, client, client_bin, port, transport, name, rname, qtype, \
-                 action, feed, rule, rcode, answer, latency_us, upstream, department) \
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
-            )?;
-            let mut h = tx.prepare(
-                "INSERT INTO hits (time_ms, client, client_bin, port, transport, name, rname, qtype, \
-                 action, feed, rule, rcode, answer, latency_us, upstream, department, \
-                 network, asset, mac, kind, location, owner, contact) \
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)",
-            )?;
-            for i in done..(done + chunk).min(rows) {
-                let c = rng.random_range(0..CLIENTS);
-                let n = rng.random_range(0..NAMES);
-                let ip = client_ip(c);
-                let nm = name(n);
-                let hit = n.is_multiple_of(20);
-                let time = start + (i as f64 * step) as i64;
-                let dept = format!("Dept {}", c % DEPARTMENTS);
-                let (action, feed, rule, rcode) = if hit {
-                    ("blocked", Some("mining"), Some("minexmr.com"), "NXDOMAIN")
-                } else {
-                    ("allowed", None, None, "NOERROR")
-                };
-                let key = store::ip_key(IpAddr::V4(ip));
-                let qtype = if i.is_multiple_of(3) { "AAAA" } else { "A" };
-                let rname = store::reverse_name(&nm);
-                q.execute(rusqlite::params![
-                    time,
-                    ip.to_string(),
-                    &key[..],
-                    40000 + (i % 20000),
-                    "udp",
-                    nm,
-                    rname,
-                    qtype,
-                    action,
-                    feed,
-                    rule,
-                    rcode,
-                    "",
-                    300 + (i % 5000),
-                    Some("9.9.9.9:53"),
-                    dept
-                ])?;
-                if hit {
-                    hits += 1;
-                    h.execute(rusqlite::params![
-                        time,
-                        ip.to_string(),
-                        &key[..],
-                        40000 + (i % 20000),
-                        "udp",
-                        nm,
-                        rname,
-                        qtype,
-                        action,
-                        feed,
-                        rule,
-                        rcode,
-                        "",
-                        300 + (i % 5000),
-                        None::<String>,
-                        dept,
-                        format!("{ip}/32"),
-                        format!("pc-{c}"),
-                        None::<String>,
-                        "workstation",
-                        format!("Building {}", c % 40),
-                        format!("Owner {c}"),
-                        format!("owner{c}@example.edu")
-                    ])?;
-                }
+        let mut events = Vec::with_capacity(10_000);
+        for i in done..(done + chunk).min(rows) {
+            let c = rng.random_range(0..CLIENTS);
+            let n = rng.random_range(0..NAMES);
+            let nm = name(n);
+            let hit = n.is_multiple_of(20);
+            let (outcome, feed, rule, rcode) = if hit {
+                (
+                    Outcome::Blocked,
+                    Some(feed_name.clone()),
+                    Some(rule_text.clone()),
+                    "NXDOMAIN",
+                )
+            } else {
+                (Outcome::Allowed, None, None, "NOERROR")
+            };
+            events.push(QueryEvent {
+                time_ms: start + (i as f64 * step) as i64,
+                client: SocketAddr::new(IpAddr::V4(client_ip(c)), 40000 + (i % 20000) as u16),
+                transport: Transport::Udp,
+                name: nm.into(),
+                qtype: if i.is_multiple_of(3) { "AAAA" } else { "A" }.into(),
+                outcome,
+                feed,
+                rule,
+                rcode,
+                answer: "".into(),
+                latency_us: 300 + (i % 5000) as u32,
+                upstream: (!hit).then(|| "9.9.9.9:53".into()),
+            });
+            if events.len() == events.capacity() {
+                hits += store::writer::insert_events(&tx, &events, &ledger, true)?.1;
+                events.clear();
             }
         }
+        hits += store::writer::insert_events(&tx, &events, &ledger, true)?.1;
         tx.commit()?;
         done = (done + chunk).min(rows);
         eprintln!("{done} rows ({hits} hits) in {:.1?}", t0.elapsed());

@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::lists::{IdentityJson, Item, rfc3339};
+use super::lists::{Item, rfc3339};
 use super::{ApiError, ApiState};
-use crate::clients::{Ledger, LoadReport};
+use crate::clients::{Identity, Ledger, LoadReport};
 use crate::store;
 
 /// Hits shown in a client summary.
@@ -22,7 +22,7 @@ const RECENT_HITS: usize = 20;
 pub struct ClientResponse {
     pub client: String,
     /// Who the ledger says this address is now (hits carry who it was then).
-    pub identity: Option<IdentityJson>,
+    pub identity: Option<Identity>,
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
     pub hit_count: i64,
@@ -51,7 +51,7 @@ pub async fn client(
         .await?;
     Ok(Json(ClientResponse {
         client: ip.to_string(),
-        identity: identity.as_deref().map(IdentityJson::from),
+        identity: identity.as_deref().cloned(),
         first_seen: s.first_seen_ms.map(rfc3339),
         last_seen: s.last_seen_ms.map(rfc3339),
         hit_count: s.hit_count,

@@ -76,34 +76,6 @@ pub enum Format {
     Ndjson,
 }
 
-/// The identity snapshot stored with a hit.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct IdentityJson {
-    pub network: Option<String>,
-    pub asset: Option<String>,
-    pub mac: Option<String>,
-    pub kind: Option<String>,
-    pub location: Option<String>,
-    pub department: Option<String>,
-    pub owner: Option<String>,
-    pub contact: Option<String>,
-}
-
-impl From<&Identity> for IdentityJson {
-    fn from(i: &Identity) -> Self {
-        Self {
-            network: i.network.clone(),
-            asset: i.asset.clone(),
-            mac: i.mac.clone(),
-            kind: i.kind.clone(),
-            location: i.location.clone(),
-            department: i.department.clone(),
-            owner: i.owner.clone(),
-            contact: i.contact.clone(),
-        }
-    }
-}
-
 /// One query or hit as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Item {
@@ -126,7 +98,7 @@ pub struct Item {
     pub department: Option<String>,
     /// Hits only: who the client was when the hit happened.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub identity: Option<IdentityJson>,
+    pub identity: Option<Identity>,
 }
 
 /// A page of a list.
@@ -162,7 +134,7 @@ impl From<StoredRow> for Item {
             latency_us: r.latency_us,
             upstream: r.upstream,
             department: r.department,
-            identity: r.identity.as_ref().map(IdentityJson::from),
+            identity: r.identity,
         }
     }
 }
@@ -463,16 +435,7 @@ fn to_csv(items: &[Item], hits: bool) -> Result<Vec<u8>, csv::Error> {
             opt(&i.department),
         ];
         if hits {
-            let id = i.identity.clone().unwrap_or(IdentityJson {
-                network: None,
-                asset: None,
-                mac: None,
-                kind: None,
-                location: None,
-                department: None,
-                owner: None,
-                contact: None,
-            });
+            let id = i.identity.clone().unwrap_or_default();
             rec.extend(
                 [
                     id.network,

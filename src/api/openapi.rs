@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(
         super::lists::Item,
-        super::lists::IdentityJson,
+        crate::clients::Identity,
         super::lists::ListResponse,
         super::stats::StatsResponse,
         super::clients::ClientResponse,

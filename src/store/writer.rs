@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, params};
 
 use super::{Store, StoreError, ip_key, retention, reverse_name};
-use crate::clients::SharedLedger;
+use crate::clients::{Ledger, SharedLedger};
 use crate::config::StoreConfig;
 use crate::record::{QueryEvent, Sink, Transport};
 
@@ -275,12 +275,7 @@ impl Writer {
                         }
                     }
                     if self.batch.len() >= self.cfg.batch_size {
-                        self.flush();
-                        deadline = if self.batch.is_empty() {
-                            None
-                        } else {
-                            Some(Instant::now() + interval)
-                        };
+                        deadline = self.flush_and_rearm(interval);
                         // Under sustained load the queue never idles; prune between batches.
                         if pruning {
                             pruning = self.prune_step();
@@ -298,12 +293,7 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
-                        self.flush();
-                        deadline = if self.batch.is_empty() {
-                            None
-                        } else {
-                            Some(Instant::now() + interval)
-                        };
+                        deadline = self.flush_and_rearm(interval);
                     }
                     if pruning {
                         pruning = self.prune_step();
@@ -315,6 +305,12 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Flushes; a failed batch is retried one interval later.
+    fn flush_and_rearm(&mut self, interval: Duration) -> Option<Instant> {
+        self.flush();
+        (!self.batch.is_empty()).then(|| Instant::now() + interval)
     }
 
     fn push(&mut self, e: QueryEvent) {
@@ -451,80 +447,78 @@ fn write_batch(
 ) -> Result<(u64, u64), StoreError> {
     let ledger = ledger.load();
     let tx = conn.transaction()?;
+    let written = insert_events(&tx, batch, &ledger, log_queries)?;
+    tx.commit()?;
+    Ok(written)
+}
+
+/// Inserts events (query rows, and hit rows with the identity from `ledger`) inside the
+/// caller's transaction; returns (query rows, hit rows). Public so bulk tools (`gen_store`)
+/// write exactly the rows the writer would.
+pub fn insert_events(
+    conn: &Connection,
+    events: &[QueryEvent],
+    ledger: &Ledger,
+    log_queries: bool,
+) -> Result<(u64, u64), StoreError> {
     let (mut nq, mut nh) = (0u64, 0u64);
-    {
-        let mut q = tx.prepare_cached(
-            "INSERT INTO queries (time_ms, client, client_bin, port, transport, name, rname, qtype, \
-             action, feed, rule, rcode, answer, latency_us, upstream, department) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        )?;
-        let mut h = tx.prepare_cached(
-            "INSERT INTO hits (time_ms, client, client_bin, port, transport, name, rname, qtype, \
-             action, feed, rule, rcode, answer, latency_us, upstream, department, \
-             network, asset, mac, kind, location, owner, contact) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-             ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
-        )?;
-        for e in batch {
-            let ip = e.client.ip().to_canonical();
-            let identity = ledger.lookup(ip);
-            let department = identity.as_ref().and_then(|i| i.department.as_deref());
-            let client = ip.to_string();
-            let key = ip_key(ip);
-            let rname = reverse_name(&e.name);
-            let common = params![
-                e.time_ms,
-                client,
-                &key[..],
-                e.client.port(),
-                transport_str(e.transport),
-                &*e.name,
-                rname,
-                &*e.qtype,
-                e.outcome.as_str(),
-                e.feed.as_deref(),
-                e.rule.as_deref(),
-                e.rcode,
-                &*e.answer,
-                e.latency_us,
-                e.upstream.as_deref(),
-                department,
+    let mut q = conn.prepare_cached(
+        "INSERT INTO queries (time_ms, client, client_bin, port, transport, name, rname, qtype, \
+         action, feed, rule, rcode, answer, latency_us, upstream, department) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    let mut h = conn.prepare_cached(
+        "INSERT INTO hits (time_ms, client, client_bin, port, transport, name, rname, qtype, \
+         action, feed, rule, rcode, answer, latency_us, upstream, department, \
+         network, asset, mac, kind, location, owner, contact) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+         ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+    )?;
+    for e in events {
+        let ip = e.client.ip().to_canonical();
+        let identity = ledger.lookup(ip);
+        let id = identity.as_deref();
+        let department = id.and_then(|i| i.department.as_deref());
+        let client = ip.to_string();
+        let key = ip_key(ip);
+        let rname = reverse_name(&e.name);
+        let common = params![
+            e.time_ms,
+            client,
+            &key[..],
+            e.client.port(),
+            transport_str(e.transport),
+            &*e.name,
+            rname,
+            &*e.qtype,
+            e.outcome.as_str(),
+            e.feed.as_deref(),
+            e.rule.as_deref(),
+            e.rcode,
+            &*e.answer,
+            e.latency_us,
+            e.upstream.as_deref(),
+            department,
+        ];
+        if log_queries {
+            q.execute(common)?;
+            nq += 1;
+        }
+        if e.outcome.is_hit() {
+            let snapshot = params![
+                id.and_then(|i| i.network.as_deref()),
+                id.and_then(|i| i.asset.as_deref()),
+                id.and_then(|i| i.mac.as_deref()),
+                id.and_then(|i| i.kind.as_deref()),
+                id.and_then(|i| i.location.as_deref()),
+                id.and_then(|i| i.owner.as_deref()),
+                id.and_then(|i| i.contact.as_deref()),
             ];
-            if log_queries {
-                q.execute(common)?;
-                nq += 1;
-            }
-            if e.outcome.is_hit() {
-                let id = identity.as_deref();
-                h.execute(params![
-                    e.time_ms,
-                    client,
-                    &key[..],
-                    e.client.port(),
-                    transport_str(e.transport),
-                    &*e.name,
-                    reverse_name(&e.name),
-                    &*e.qtype,
-                    e.outcome.as_str(),
-                    e.feed.as_deref(),
-                    e.rule.as_deref(),
-                    e.rcode,
-                    &*e.answer,
-                    e.latency_us,
-                    e.upstream.as_deref(),
-                    department,
-                    id.and_then(|i| i.network.as_deref()),
-                    id.and_then(|i| i.asset.as_deref()),
-                    id.and_then(|i| i.mac.as_deref()),
-                    id.and_then(|i| i.kind.as_deref()),
-                    id.and_then(|i| i.location.as_deref()),
-                    id.and_then(|i| i.owner.as_deref()),
-                    id.and_then(|i| i.contact.as_deref()),
-                ])?;
-                nh += 1;
-            }
+            h.execute(rusqlite::params_from_iter(
+                common.iter().chain(snapshot.iter()),
+            ))?;
+            nh += 1;
         }
     }
-    tx.commit()?;
     Ok((nq, nh))
 }
