@@ -63,7 +63,10 @@ pub async fn client(
 #[utoipa::path(post, path = "/api/v1/ledger/reload",
     responses((status = 200, body = LoadReport), (status = 403, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn reload_ledger(State(state): State<ApiState>) -> Result<Json<LoadReport>, ApiError> {
+pub async fn reload_ledger(
+    State(state): State<ApiState>,
+    caller: Option<axum::Extension<super::Caller>>,
+) -> Result<Json<LoadReport>, ApiError> {
     let Some(path) = state.ledger_path.clone() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -75,6 +78,9 @@ pub async fn reload_ledger(State(state): State<ApiState>) -> Result<Json<LoadRep
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     state.ledger.store(Arc::new(ledger));
+    // The audit trail of a write: who, what, outcome (never the token).
+    let who = caller.map(|c| c.0.name).unwrap_or_default();
+    tracing::info!(caller = %who, loaded = report.loaded, rejected = report.rejected.len(), "asset ledger reloaded via API");
     metrics::counter!("poolguard_ledger_reloads_total").increment(1);
     Ok(Json(report))
 }

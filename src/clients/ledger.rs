@@ -336,6 +336,19 @@ fd00::/64,,v6-net,,,,,\n";
     }
 
     #[test]
+    fn bom_quotes_and_comments_are_handled() {
+        let csv = "\u{feff}network,mac,asset,kind,location,department,owner,contact\n\
+# the server room\n\
+10.1.2.3,,\"rig, the big one\",server,\"机房 B1\",IT,\"王芳\",\"wang@example.edu\"\n";
+        let (l, report) = Ledger::from_reader(csv.as_bytes(), Path::new("t.csv")).unwrap();
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        let id = l.lookup("10.1.2.3".parse().unwrap()).unwrap();
+        assert_eq!(id.asset.as_deref(), Some("rig, the big one"));
+        assert_eq!(id.location.as_deref(), Some("机房 B1"));
+        assert_eq!(id.owner.as_deref(), Some("王芳"));
+    }
+
+    #[test]
     fn wrong_header_is_an_error() {
         let r = Ledger::from_reader("ip,name\n1.2.3.4,x\n".as_bytes(), Path::new("t.csv"));
         assert!(matches!(r, Err(LedgerError::Header { .. })));
