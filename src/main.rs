@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use poolguard::config::Config;
+use poolguard::config::{Config, Role};
 
 #[derive(Parser)]
 #[command(
@@ -31,12 +31,28 @@ struct Cli {
 enum Command {
     /// Validate the config and every feed; print each problem; exit 1 if any.
     Check,
+    /// Make a new API token: prints the token on the first line, then the TOML to append to
+    /// the config (only the token's SHA-256 is stored there).
+    Token {
+        /// viewer, investigator, feeds or admin.
+        #[arg(long)]
+        role: Role,
+        /// Who holds the token (shown in the audit log).
+        #[arg(long)]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check) => check(&cli.config),
+        Some(Command::Token { role, name }) => poolguard::api::token::cli_output(&name, role)
+            .map(|out| {
+                println!("{out}");
+                true
+            })
+            .map_err(anyhow::Error::from),
         None => serve(&cli.config).map(|()| true),
     };
     match result {
