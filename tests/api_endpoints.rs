@@ -148,6 +148,28 @@ async fn client_summary_and_ledger_reload_keep_old_snapshots() {
     let report: serde_json::Value = r.json().await.expect("report");
     assert_eq!(report["loaded"], 1);
     assert_eq!(report["rejected"][0]["line"], 3);
+    // The write is audited under the token's name, and only admins may read the audit log.
+    let audit: serde_json::Value = api
+        .http
+        .get(format!("{}/api/v1/audit", api.base))
+        .bearer_auth(api.token(Role::Admin))
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("audit json");
+    assert_eq!(audit["items"][0]["action"], "ledger.reload");
+    assert_eq!(audit["items"][0]["target"], "ledger");
+    assert_eq!(audit["items"][0]["detail"], "1 networks, 1 rows rejected");
+    let denied = api
+        .http
+        .get(format!("{}/api/v1/audit", api.base))
+        .bearer_auth(api.token(Role::Viewer))
+        .send()
+        .await
+        .expect("audit as viewer");
+    assert_eq!(denied.status(), 403);
     h.sink.submit(event(
         T0 + 20,
         "10.20.3.7:1",

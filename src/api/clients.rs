@@ -13,6 +13,7 @@ use super::lists::{Item, rfc3339};
 use super::{ApiError, ApiState};
 use crate::clients::{Identity, Ledger, LoadReport};
 use crate::store;
+use crate::store::audit::AuditEntry;
 
 /// Hits shown in a client summary.
 const RECENT_HITS: usize = 20;
@@ -79,8 +80,17 @@ pub async fn reload_ledger(
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     state.ledger.store(Arc::new(ledger));
     // The audit trail of a write: who, what, outcome (never the token).
-    let who = caller.map(|c| c.0.name).unwrap_or_default();
+    let (who, role) = caller
+        .map(|c| (c.0.name, format!("{:?}", c.0.role).to_lowercase()))
+        .unwrap_or_default();
     tracing::info!(caller = %who, loaded = report.loaded, rejected = report.rejected.len(), "asset ledger reloaded via API");
+    let mut entry = AuditEntry::now(&who, &role, "ledger.reload", "ledger");
+    entry.detail = format!(
+        "{} networks, {} rows rejected",
+        report.loaded,
+        report.rejected.len()
+    );
+    state.store.audit(entry).await?;
     metrics::counter!("poolguard_ledger_reloads_total").increment(1);
     Ok(Json(report))
 }

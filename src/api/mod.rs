@@ -6,6 +6,7 @@
 //! touch SQLite directly: they validate parameters (400 with the parameter's name), then run
 //! one bounded read through [`Store::read`] on the blocking pool.
 
+mod audit;
 pub mod auth;
 mod clients;
 mod error;
@@ -88,6 +89,7 @@ pub fn router(state: ApiState) -> Router {
         ));
     let admin = Router::new()
         .route("/api/v1/ledger/reload", post(clients::reload_ledger))
+        .route("/api/v1/audit", get(audit::list))
         .route_layer(axum::middleware::from_fn_with_state(
             (state.clone(), Permission::Admin),
             auth::require,

@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
         super::stats::stats,
         super::clients::client,
         super::clients::reload_ledger,
+        super::audit::list,
         super::health::healthz,
         super::health::metrics,
         serve,
@@ -29,6 +30,8 @@ use utoipa::{Modify, OpenApi};
         crate::store::Count,
         crate::clients::LoadReport,
         crate::clients::RejectedRow,
+        super::audit::AuditPage,
+        crate::store::audit::AuditEntry,
     )),
     modifiers(&BearerAuth)
 )]

@@ -9,6 +9,7 @@
 //! The public surface is deliberately narrow (open, read, list, stats, client summary, prune):
 //! a PostgreSQL backend for several resolver nodes can implement the same methods later.
 
+pub mod audit;
 pub mod read;
 pub mod retention;
 pub mod schema;
@@ -61,6 +62,9 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
+    /// The control plane's write connection (audit, feeds, incidents): rare, small writes
+    /// that take turns with the query-log writer through SQLite's own lock (busy_timeout).
+    control: Mutex<Option<Connection>>,
     permits: Arc<tokio::sync::Semaphore>,
     time_limit_ms: std::sync::atomic::AtomicU64,
 }
@@ -96,6 +100,7 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 readers: Mutex::new(Vec::new()),
+                control: Mutex::new(None),
                 permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
                 time_limit_ms: std::sync::atomic::AtomicU64::new(READ_TIME_LIMIT.as_millis() as u64),
             }),
@@ -175,6 +180,34 @@ impl Store {
             }
             other => other,
         }
+    }
+
+    /// Runs `f` in one transaction on the control-plane write connection, on the blocking pool.
+    /// For API writes (audit, feeds, incidents); the query log has its own writer thread.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut slot = inner
+                .control
+                .lock()
+                .map_err(|_| StoreError::Worker("control connection poisoned".into()))?;
+            if slot.is_none() {
+                *slot = Some(open_write_connection(&inner.path)?);
+            }
+            let conn = slot
+                .as_mut()
+                .ok_or_else(|| StoreError::Worker("no control connection".into()))?;
+            let tx = conn.transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
     /// Deletes rows older than the retention periods, in small batches; `now_ms` is injectable

@@ -12,8 +12,8 @@ use rusqlite::Connection;
 
 use super::StoreError;
 
-/// The version this build writes. Bump it and add a step to `STEPS` for every change.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The version this build writes: one per step in `STEPS` (add a step for every change).
+pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 const COMMON_COLUMNS: &str = "
     id          INTEGER PRIMARY KEY,
@@ -66,9 +66,32 @@ fn v1() -> String {
     sql
 }
 
+/// Every migration step, in order; step `i` brings the schema to version `i + 1`.
+const STEPS: &[fn() -> String] = &[v1, v2];
+
+fn all_steps() -> String {
+    STEPS.iter().map(|step| step()).collect()
+}
+
+/// The audit log: every write through the API (feeds, ledger, incidents), who and what.
+fn v2() -> String {
+    "CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY,
+    time_ms     INTEGER NOT NULL,
+    actor       TEXT    NOT NULL,
+    role        TEXT    NOT NULL,
+    action      TEXT    NOT NULL,
+    target      TEXT    NOT NULL,
+    before_hash TEXT,
+    after_hash  TEXT,
+    detail      TEXT    NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS audit_time ON audit(time_ms);
+"
+    .to_string()
+}
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let steps: [fn() -> String; 1] = [v1];
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
@@ -76,7 +99,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (i, step) in steps.iter().enumerate() {
+    for (i, step) in STEPS.iter().enumerate() {
         let version = i as i64 + 1;
         if version <= current {
             continue;
@@ -92,7 +115,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 /// Index definitions only (for bulk loaders that create indexes after inserting).
 pub fn create_tables_without_indexes(conn: &Connection) -> Result<(), StoreError> {
-    let sql: String = v1()
+    let sql: String = all_steps()
         .lines()
         .filter(|l| !l.starts_with("CREATE INDEX"))
         .collect::<Vec<_>>()
@@ -103,7 +126,7 @@ pub fn create_tables_without_indexes(conn: &Connection) -> Result<(), StoreError
 
 /// The `CREATE INDEX` statements of the current schema, and marks it current.
 pub fn create_indexes(conn: &Connection) -> Result<(), StoreError> {
-    let sql: String = v1()
+    let sql: String = all_steps()
         .lines()
         .filter(|l| l.starts_with("CREATE INDEX"))
         .collect::<Vec<_>>()
