@@ -16,6 +16,7 @@ use crate::clients::{Ledger, LedgerError, SharedLedger};
 use crate::config::Config;
 use crate::dns::{DnsContext, DnsError, DnsServer};
 use crate::feeds::loader::{Loader, ReloadReport};
+use crate::feeds::registry::{Registry, RegistryError};
 use crate::feeds::watch::{WatchHandle, spawn_watcher};
 use crate::policy::{Policy, SharedPolicy};
 use crate::record::Recorder;
@@ -35,6 +36,8 @@ pub enum AppError {
     Ledger(#[from] LedgerError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("feed definitions: {0}")]
+    Registry(#[from] RegistryError),
     #[error("cannot listen on {addr} for the API: {source}")]
     ApiListen {
         addr: SocketAddr,
@@ -76,6 +79,13 @@ pub struct Running {
     /// Reloads on edits under the feed directories; `None` when `[blocking] watch = false`
     /// or the OS refused (then SIGHUP and the API still reload).
     _watcher: Option<WatchHandle>,
+    /// Feed definitions created over the API, versions, publishing.
+    registry: Arc<Registry>,
+    /// Stops the subscription refresh tasks.
+    subscriptions: (
+        tokio_util::sync::CancellationToken,
+        Vec<tokio::task::JoinHandle<()>>,
+    ),
 }
 
 /// Starts poolguard with default options (no query recording).
@@ -88,6 +98,14 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let config = Arc::new(config);
     let policy: SharedPolicy = Arc::new(ArcSwap::from_pointee(Policy::empty()));
     let loader = Arc::new(Loader::new(config.clone(), policy.clone()));
+    // API-created feeds (blocklists/.poolguard/feeds.toml) join the list before the first load.
+    let registry = {
+        let (c, l) = (config.clone(), loader.clone());
+        tokio::task::spawn_blocking(move || Registry::open(c, l))
+            .await
+            .map_err(|e| AppError::Reload(e.to_string()))??
+    };
+    let registry = Arc::new(registry);
     let report = reload_off_thread(&loader).await?;
     log_report(&report);
     // Metrics first, so nothing emitted at start-up is lost (idempotent).
@@ -116,6 +134,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
                 Some(ev.writer.health()),
             );
             state.metrics = metrics;
+            state.feeds = Some(registry.clone());
             Some(start_api(addr, config.api.metrics_listen, state).await?)
         }
         _ => None,
@@ -131,6 +150,10 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     } else {
         None
     };
+    // Subscriptions refresh on this (the control) runtime, never on a DNS runtime.
+    let stop_subscriptions = tokio_util::sync::CancellationToken::new();
+    let subscription_tasks =
+        crate::feeds::subscribe::spawn(registry.clone(), stop_subscriptions.clone());
     Ok(Running {
         config,
         policy,
@@ -141,6 +164,8 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         evidence,
         api,
         _watcher: watcher,
+        registry,
+        subscriptions: (stop_subscriptions, subscription_tasks),
     })
 }
 
@@ -282,6 +307,11 @@ impl Running {
         self.api.as_ref().map(|a| a.addr)
     }
 
+    /// The feed registry (API-created feeds, versions, publishing).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
     /// The evidence store, when poolguard records to SQLite.
     pub fn store(&self) -> Option<&Store> {
         self.evidence.as_ref().map(|e| &e.store)
@@ -303,6 +333,10 @@ impl Running {
     /// Stops answering (DNS first, so no new events arrive), stops the API, then commits
     /// every queued event before returning.
     pub async fn shutdown(self) {
+        self.subscriptions.0.cancel();
+        for t in self.subscriptions.1 {
+            let _ = t.await;
+        }
         self.dns.shutdown().await;
         if let Some(api) = self.api {
             api.stop.cancel();

@@ -226,6 +226,12 @@ pub struct FeedConfig {
     pub severity: Severity,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Subscriptions: a fetch that has not completed after this long fails ("30s" default).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Subscriptions: bodies over this many MiB are refused (default `[api] max_upload_mb`).
+    #[serde(default)]
+    pub max_size_mb: Option<u64>,
 }
 
 fn default_category() -> String {
@@ -482,6 +488,14 @@ impl Config {
                     ));
                 }
                 _ => {}
+            }
+            if let Some(u) = &f.url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(invalid(
+                    key("url"),
+                    format!("`{u}` must be an http:// or https:// URL"),
+                ));
             }
             if f.url.is_some() && f.refresh.is_none() {
                 return Err(invalid(

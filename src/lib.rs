@@ -15,3 +15,4 @@ pub mod feeds;
 pub mod policy;
 pub mod record;
 pub mod store;
+pub mod versions;

@@ -10,6 +10,7 @@ mod audit;
 pub mod auth;
 mod clients;
 mod error;
+mod feeds;
 mod health;
 mod lists;
 pub mod metrics;
@@ -45,6 +46,9 @@ pub struct ApiState {
     pub writer: Option<Arc<WriterHealth>>,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The feed maintainers' write path (feeds, check, publish, ledger upload); None = those
+    /// routes answer 503.
+    pub feeds: Option<Arc<crate::feeds::registry::Registry>>,
 }
 
 impl ApiState {
@@ -63,6 +67,7 @@ impl ApiState {
             tokens: Arc::new(Tokens::from_config(&api.tokens)),
             writer,
             metrics: metrics::install(),
+            feeds: None,
         }
     }
 }
@@ -95,10 +100,12 @@ pub fn router(state: ApiState) -> Router {
             auth::require,
         ));
     read.merge(admin)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
+        // Feed and ledger uploads have their own limit, `[api] max_upload_mb`.
+        .merge(feeds::routes(&state))
         .fallback(error::not_found)
         .with_state(state.clone())
         .merge(ops_router(state))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then drains connections.

@@ -10,18 +10,27 @@
 //!
 //! `reload` is blocking (file I/O, parsing, compiling): call it from a plain thread or
 //! `spawn_blocking`, never on a DNS runtime. Reloads are serialised by one mutex.
+//!
+//! The feed list is dynamic: it starts as `config.toml`'s `[[feeds]]`, and the API's
+//! [`Registry`](super::registry::Registry) replaces it with [`Loader::set_feeds`] when a
+//! maintainer creates, deletes or disables a feed. When a reload finds every feed unchanged
+//! (same content hash, same settings), the policy is not compiled again: the watcher noticing
+//! the API's own write costs a hash per file, not a second compile.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, FeedFormat, FeedKind};
+use crate::config::{Config, FeedConfig, FeedFormat, FeedKind, Severity};
 use crate::feeds::{self, ParsedFeed, Rejected};
+use crate::policy::Action;
 use crate::policy::{FeedInfo, Policy, PolicyStats, SharedPolicy};
 
 /// Rejected lines logged at `warn` per feed and load; the rest are summed up in one line (all
@@ -78,6 +87,51 @@ pub struct FeedStatus {
     pub last_error: Option<String>,
     /// Lower-case hex SHA-256 of the file content in force.
     pub sha256: Option<String>,
+    /// Subscription source, when the feed is fetched from a URL.
+    pub url: Option<String>,
+    /// The action its blocks get (its own or `[blocking] default_action`).
+    pub action: Action,
+    /// Category carried by its hits (`mining`, `cryptojacking`, …).
+    pub category: String,
+    /// Severity carried by its hits.
+    pub severity: Severity,
+    /// Disabled feeds are listed but not compiled into the policy.
+    pub enabled: bool,
+}
+
+/// One feed's parse as compiled into the current policy, for publishing and `check`.
+#[derive(Debug, Clone)]
+pub struct CompiledFeed {
+    /// What the policy knows about the feed.
+    pub info: Arc<FeedInfo>,
+    /// The version in force.
+    pub parsed: Arc<ParsedFeed>,
+    /// Its content hash.
+    pub sha256: String,
+}
+
+/// The feeds behind the policy in force, swapped together with it, so a publisher never mixes
+/// two reloads.
+#[derive(Debug, Default)]
+pub struct Compiled {
+    /// Increases with every compile (not with reloads that changed nothing).
+    pub generation: u64,
+    /// In the order they were compiled (allow feeds first, then config order).
+    pub feeds: Vec<CompiledFeed>,
+    /// When this policy was compiled.
+    pub compiled_at: Option<DateTime<Utc>>,
+}
+
+/// A parse the caller already made of a file it just wrote (the API parses an upload to report
+/// on it before writing): the reload takes it instead of reading and parsing the file again.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    /// The feed's name.
+    pub name: String,
+    /// The parse of the content now on disk.
+    pub parsed: Arc<ParsedFeed>,
+    /// SHA-256 of that content.
+    pub sha256: String,
 }
 
 /// The last good version of one feed.
@@ -93,56 +147,128 @@ struct FeedState {
     last_error: Option<String>,
 }
 
+#[derive(Default)]
+struct State {
+    feeds: HashMap<String, FeedState>,
+    /// What the policy in force was compiled from: (feed, content hash) in compile order.
+    compiled_from: Option<Vec<(FeedInfo, String)>>,
+}
+
 /// Owns the feeds of one config and the live policy they compile into.
 pub struct Loader {
     config: Arc<Config>,
     policy: SharedPolicy,
-    state: Mutex<HashMap<String, FeedState>>,
+    feeds: ArcSwap<Vec<FeedConfig>>,
+    compiled: ArcSwap<Compiled>,
+    state: Mutex<State>,
+}
+
+/// The file a feed is read from: its `path`, or for a subscription without one the cache
+/// `blocklists/<name>.txt`; resolved against the config's directory.
+pub fn feed_file(config: &Config, f: &FeedConfig) -> Option<PathBuf> {
+    match (&f.path, &f.url) {
+        (Some(p), _) => Some(config.resolve(p)),
+        (None, Some(_)) => Some(
+            config
+                .base_dir
+                .join("blocklists")
+                .join(format!("{}.txt", f.name)),
+        ),
+        (None, None) => None,
+    }
 }
 
 impl Loader {
     /// A loader for `config`'s feeds that publishes into `policy`. Loads nothing until
     /// [`reload`](Self::reload), so the caller decides when the first (slow) load happens.
     pub fn new(config: Arc<Config>, policy: SharedPolicy) -> Self {
+        let feeds = ArcSwap::from_pointee(config.feeds.clone());
         Self {
             config,
             policy,
-            state: Mutex::new(HashMap::new()),
+            feeds,
+            compiled: ArcSwap::from_pointee(Compiled::default()),
+            state: Mutex::new(State::default()),
         }
     }
 
     /// Re-reads every enabled feed and swaps in the compiled policy. Blocking: call it from
     /// `spawn_blocking` or a dedicated thread, never on a DNS runtime.
     pub fn reload(&self) -> ReloadReport {
+        self.reload_with(None)
+    }
+
+    /// [`reload`](Self::reload), taking `seed` as the parse of its feed's file (which the
+    /// caller has just written) instead of parsing it again.
+    pub fn reload_with(&self, seed: Option<Seed>) -> ReloadReport {
         let start = Instant::now();
         // A poisoned lock only means an earlier reload panicked; the map is still consistent
         // (each entry is replaced whole), so carry on rather than stop reloading forever.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(seed) = seed {
+            let st = state.feeds.entry(seed.name).or_default();
+            st.good = Some(Good {
+                parsed: seed.parsed,
+                sha256: seed.sha256,
+                loaded_at: Utc::now(),
+            });
+            st.last_error = None;
+        }
         let mut reports = Vec::new();
         let mut in_force = Vec::new();
-        for f in self.config.feeds.iter().filter(|f| f.enabled) {
-            let Some(path) = &f.path else { continue };
-            let path = self.config.resolve(path);
-            let st = state.entry(f.name.clone()).or_default();
+        let feeds = self.feeds.load_full();
+        for f in feeds.iter().filter(|f| f.enabled) {
+            let Some(path) = feed_file(&self.config, f) else {
+                continue;
+            };
+            let st = state.feeds.entry(f.name.clone()).or_default();
             let report = load_one(f, &path, st);
             reports.push(report);
             if let Some(good) = &st.good {
-                let info = Arc::new(FeedInfo {
+                let info = FeedInfo {
                     name: f.name.as_str().into(),
                     kind: f.kind,
                     action: self.config.action_of(f),
                     category: f.category.as_str().into(),
                     severity: f.severity,
-                });
-                in_force.push((info, good.parsed.clone()));
+                };
+                in_force.push((info, good.parsed.clone(), good.sha256.clone()));
             }
         }
         // Allow feeds first: precedence does not depend on it (allow always wins), but a stable
         // order keeps compiled policies comparable between reloads.
-        in_force.sort_by_key(|(i, _)| i.kind != FeedKind::Allow);
-        let policy = Policy::build(in_force.iter().map(|(i, p)| (i.clone(), p.as_ref())));
+        in_force.sort_by_key(|(i, _, _)| i.kind != FeedKind::Allow);
+        let key: Vec<(FeedInfo, String)> = in_force
+            .iter()
+            .map(|(i, _, sha)| (i.clone(), sha.clone()))
+            .collect();
+        if state.compiled_from.as_ref() == Some(&key) {
+            let stats = self.policy.load().stats();
+            tracing::debug!("feeds unchanged; policy in force kept");
+            return ReloadReport {
+                feeds: reports,
+                stats,
+                elapsed: start.elapsed(),
+            };
+        }
+        let compiled: Vec<CompiledFeed> = in_force
+            .into_iter()
+            .map(|(info, parsed, sha256)| CompiledFeed {
+                info: Arc::new(info),
+                parsed,
+                sha256,
+            })
+            .collect();
+        let policy = Policy::build(compiled.iter().map(|c| (c.info.clone(), c.parsed.as_ref())));
         let stats = policy.stats();
+        let generation = self.compiled.load().generation + 1;
         self.policy.store(Arc::new(policy));
+        self.compiled.store(Arc::new(Compiled {
+            generation,
+            feeds: compiled,
+            compiled_at: Some(Utc::now()),
+        }));
+        state.compiled_from = Some(key);
         let elapsed = start.elapsed();
         tracing::info!(
             blocked = stats.blocked_names,
@@ -158,6 +284,26 @@ impl Loader {
         }
     }
 
+    /// Replaces the feed list (config feeds plus API-created ones, with API overrides); takes
+    /// effect at the next reload. Feeds no longer listed lose their state.
+    pub fn set_feeds(&self, feeds: Vec<FeedConfig>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .feeds
+            .retain(|name, _| feeds.iter().any(|f| &f.name == name));
+        self.feeds.store(Arc::new(feeds));
+    }
+
+    /// The feed list in force (see [`set_feeds`](Self::set_feeds)).
+    pub fn feed_configs(&self) -> Arc<Vec<FeedConfig>> {
+        self.feeds.load_full()
+    }
+
+    /// The feeds behind the policy in force, for publishing and `check`.
+    pub fn compiled(&self) -> Arc<Compiled> {
+        self.compiled.load_full()
+    }
+
     /// The live policy handle the DNS path reads.
     pub fn policy(&self) -> &SharedPolicy {
         &self.policy
@@ -168,26 +314,32 @@ impl Loader {
         &self.config
     }
 
-    /// Status of every configured feed, in config order, for the API and `poolguard status`.
+    /// Status of every feed, in config order (API-created feeds last), for the API and
+    /// `poolguard status`.
     pub fn feeds(&self) -> Vec<FeedStatus> {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        self.config
-            .feeds
+        self.feeds
+            .load()
             .iter()
             .map(|f| {
-                let st = state.get(&f.name);
+                let st = state.feeds.get(&f.name);
                 let good = st.and_then(|s| s.good.as_ref());
                 FeedStatus {
                     name: f.name.clone(),
                     kind: f.kind,
                     format: good.and_then(|g| g.parsed.format),
-                    path: f.path.as_ref().map(|p| self.config.resolve(p)),
+                    path: feed_file(&self.config, f),
                     entries: good.map_or(0, |g| g.parsed.accepted()),
                     rejected: good.map_or(0, |g| g.parsed.rejected.len()),
                     skipped: good.map_or(0, |g| g.parsed.skipped),
                     loaded_at: good.map(|g| g.loaded_at),
                     last_error: st.and_then(|s| s.last_error.clone()),
                     sha256: good.map(|g| g.sha256.clone()),
+                    url: f.url.clone(),
+                    action: self.config.action_of(f),
+                    category: f.category.clone(),
+                    severity: f.severity,
+                    enabled: f.enabled,
                 }
             })
             .collect()
@@ -195,11 +347,7 @@ impl Loader {
 }
 
 /// Loads one feed into its state, keeping the last good version on failure.
-fn load_one(
-    f: &crate::config::FeedConfig,
-    path: &std::path::Path,
-    st: &mut FeedState,
-) -> FeedReport {
+fn load_one(f: &FeedConfig, path: &std::path::Path, st: &mut FeedState) -> FeedReport {
     let failed = |st: &mut FeedState, error: String, rejected: Vec<Rejected>| {
         tracing::warn!(feed = %f.name, path = %path.display(), %error, "feed not loaded; previous version stays in force");
         st.last_error = Some(error.clone());

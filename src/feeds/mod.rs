@@ -23,6 +23,9 @@ pub mod detect;
 mod formats;
 pub mod loader;
 mod name;
+pub mod publish;
+pub mod registry;
+pub mod subscribe;
 pub mod watch;
 
 use ipnet::IpNet;
@@ -38,11 +41,13 @@ pub use watch::{WatchHandle, spawn_watcher};
 pub const MAX_LINE: usize = 4096;
 
 /// A line that was not accepted, for the maintainer to fix.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Rejected {
     /// 1-based line number in the source.
     pub line: usize,
+    /// The line as written (trimmed, cut at 200 bytes).
     pub text: String,
+    /// What is wrong, in words the list's maintainer can act on.
     pub reason: String,
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
-use super::loader::Loader;
+use super::loader::{Loader, feed_file};
 
 /// Quiet time after the last event before reloading. Long enough to coalesce an editor's
 /// write-rename-chmod burst, short enough that an upload is in force well under a second.
@@ -71,25 +71,13 @@ impl Drop for WatchHandle {
 /// Starts watching the directories of all enabled feed files; a change to a feed file triggers
 /// one debounced [`Loader::reload`] on a dedicated thread.
 pub fn spawn_watcher(loader: Arc<Loader>) -> Result<WatchHandle, WatchError> {
-    let config = loader.config().clone();
-    let mut files: HashSet<PathBuf> = HashSet::new();
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for f in config.feeds.iter().filter(|f| f.enabled) {
-        let Some(p) = &f.path else { continue };
-        let path = config.resolve(p);
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-            continue;
-        };
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-        files.insert(dir.join(name));
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
-        }
+    let (_, mut dirs) = watched(&loader);
+    // API-created feeds land in `blocklists/`: watch it even before the first one exists.
+    let api_dir = loader.config().base_dir.join("blocklists");
+    if let Ok(d) = api_dir.canonicalize()
+        && !dirs.contains(&d)
+    {
+        dirs.push(d);
     }
 
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -111,7 +99,7 @@ pub fn spawn_watcher(loader: Arc<Loader>) -> Result<WatchHandle, WatchError> {
 
     let thread = std::thread::Builder::new()
         .name("feed-watcher".into())
-        .spawn(move || run(&loader, &rx, &files))
+        .spawn(move || run(&loader, &rx))
         .map_err(WatchError::Thread)?;
     Ok(WatchHandle {
         watcher: Some(watcher),
@@ -122,10 +110,13 @@ pub fn spawn_watcher(loader: Arc<Loader>) -> Result<WatchHandle, WatchError> {
 }
 
 /// The watcher thread: wait for a relevant event, let the burst settle, reload, repeat.
-fn run(loader: &Loader, rx: &mpsc::Receiver<Msg>, files: &HashSet<PathBuf>) {
+fn run(loader: &Loader, rx: &mpsc::Receiver<Msg>) {
     loop {
-        match rx.recv() {
-            Ok(Msg::Event(ev)) if relevant(&ev, files) => {}
+        let msg = rx.recv();
+        // The feed list changes when the API creates or deletes feeds: look it up per event.
+        let (files, _) = watched(loader);
+        match msg {
+            Ok(Msg::Event(ev)) if relevant(&ev, &files) => {}
             Ok(Msg::Event(_)) => continue,
             Ok(Msg::Stop) | Err(_) => return,
         }
@@ -149,6 +140,32 @@ fn run(loader: &Loader, rx: &mpsc::Receiver<Msg>, files: &HashSet<PathBuf>) {
             "feeds reloaded after a file change"
         );
     }
+}
+
+/// The enabled feeds' files (canonical directory + file name) and their directories.
+fn watched(loader: &Loader) -> (HashSet<PathBuf>, Vec<PathBuf>) {
+    let config = loader.config();
+    let mut files: HashSet<PathBuf> = HashSet::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for f in loader.feed_configs().iter().filter(|f| f.enabled) {
+        let Some(path) = feed_file(config, f) else {
+            continue;
+        };
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            continue;
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        files.insert(dir.join(name));
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    (files, dirs)
 }
 
 /// An event touching a feed file (by its final name, so a rename onto it counts). Errors from
