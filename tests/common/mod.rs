@@ -483,6 +483,25 @@ impl TestBed {
         query(self.dns, proto, &request(name, rtype, true)).await
     }
 
+    /// Stops poolguard and starts a new one on the same directory and `config.toml` (new
+    /// ports), as an operator's restart would: whatever it serves then came from disk.
+    pub async fn restart(mut self) -> TestBed {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let config = Config::load(&self.dir.path().join("config.toml")).expect("config reloads");
+        let running = poolguard::app::start_with(config, StartOptions::default())
+            .await
+            .expect("poolguard restarts");
+        let dns = running.dns_addrs()[0];
+        TestBed {
+            running: Some(running),
+            dir: self.dir,
+            upstream: self.upstream,
+            dns,
+        }
+    }
+
     /// Stops poolguard cleanly.
     /// Stops poolguard cleanly; returns the temp dir so a test can read what was left behind.
     pub async fn shutdown(mut self) -> tempfile::TempDir {
