@@ -109,7 +109,7 @@ impl Versions {
         };
         let mut list: Vec<Version> = serde_json::from_slice(&bytes)
             .map_err(|source| VersionError::Index { path, source })?;
-        list.sort_by(|a, b| b.id.cmp(&a.id));
+        list.sort_by_key(|v| std::cmp::Reverse(v.id));
         Ok(list)
     }
 
