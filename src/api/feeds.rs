@@ -106,9 +106,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(Failure::Registry)
 }
 
-/// A handler failure: an API error, or a registry error with its own mapping.
+/// A handler failure: an API error, or a registry error with its own status mapping
+/// (422 carries the parse report, so a maintainer sees every rejected line).
 pub enum Failure {
+    /// Already an HTTP error.
     Api(ApiError),
+    /// From the write path; mapped in `into_response`.
     Registry(RegistryError),
 }
 
