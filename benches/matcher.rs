@@ -30,9 +30,17 @@ fn lookups(c: &mut Criterion) {
     let deep: Vec<String> = (0..BATCH)
         .map(|k| format!("a.b.c.worker-{k}.{}", names::pool_name(pick(k))))
         .collect();
-    for (label, set, blocked) in [("hit", &hit, true), ("miss", &miss, false), ("deep_subdomain", &deep, true)] {
+    for (label, set, blocked) in [
+        ("hit", &hit, true),
+        ("miss", &miss, false),
+        ("deep_subdomain", &deep, true),
+    ] {
         // Sanity: a bench that measures the wrong answer measures nothing.
-        assert_eq!(matches!(policy.check_name(&set[0]), Decision::Blocked(_)), blocked, "{label}");
+        assert_eq!(
+            matches!(policy.check_name(&set[0]), Decision::Blocked(_)),
+            blocked,
+            "{label}"
+        );
         let mut g = c.benchmark_group("check_name_1m");
         g.throughput(Throughput::Elements(BATCH as u64));
         g.bench_function(label, |b| {
@@ -48,6 +56,17 @@ fn lookups(c: &mut Criterion) {
         });
         g.finish();
     }
+    // The allocation-free path (`match_name`): what `check_name` costs minus the rule `Arc<str>`.
+    let mut g = c.benchmark_group("match_name_1m");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("hit", |b| {
+        b.iter(|| {
+            hit.iter()
+                .filter(|n| policy.match_name(black_box(n.as_bytes())).is_some())
+                .count()
+        })
+    });
+    g.finish();
 }
 
 fn build(c: &mut Criterion) {

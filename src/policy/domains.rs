@@ -5,12 +5,13 @@
 //!
 //! Why not a `HashMap<String, _>`: with a million entries, SipHash over heap keys and the cache
 //! misses of chasing one heap `String` per entry were the largest user-space cost of a query,
-//! and the per-entry allocations cost ~100 MiB. Here all names live back to back in one
-//! `Vec<u8>` (`arena`), entry `i` is `arena[offs[i]..offs[i + 1]]`, and the index is a
-//! `hashbrown::HashTable<u32>` of entry numbers keyed by foldhash and verified against the
-//! arena bytes. A probe touches the index's control bytes, one `u32`, two offsets and the
-//! name's bytes; nothing is allocated. Per entry that is ~20 bytes of name, 4 of offset, 8 of
-//! slots and ~5–10 of index.
+//! and the per-entry allocations cost ~150 MiB per million names. Here every entry is one
+//! *record* in a single `Vec<u8>` (`arena`): `[len][4 slots][name bytes]`, 9 bytes of header
+//! and the name, usually within one cache line. The index is a `hashbrown::HashTable<u32>` of
+//! record offsets keyed by foldhash and verified against the arena bytes. A probe touches the
+//! index's control bytes (a 7-bit tag filters almost every non-match), one `u32` and one
+//! record; nothing is allocated. An earlier layout (names only in the arena, offsets and slots
+//! in side arrays) cost two more cache misses per hit; see docs/POLICY.md.
 //!
 //! Each name carries four *slots*, one per way it can be listed: blocked with subdomains,
 //! blocked exactly, allowed with subdomains, allowed exactly. A slot holds the index of the
@@ -41,22 +42,35 @@ pub(super) enum Listing {
     Exception,
 }
 
-/// The four ways a name can be listed; see the module comment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Slots {
-    block_sub: u16,
-    block_exact: u16,
-    allow_sub: u16,
-    allow_exact: u16,
+/// Slot positions inside a record's header.
+const BLOCK_SUB: usize = 0;
+const BLOCK_EXACT: usize = 1;
+const ALLOW_SUB: usize = 2;
+const ALLOW_EXACT: usize = 3;
+
+/// A record is `[len: u8][4 slots: u16 LE][name: len bytes]`.
+const HEADER: usize = 1 + 4 * 2;
+
+/// The name of the record at `at` (empty if `at` is not a record, which build never produces).
+#[inline]
+fn record_name(arena: &[u8], at: u32) -> &[u8] {
+    let at = at as usize;
+    match arena.get(at) {
+        Some(&len) => arena
+            .get(at + HEADER..at + HEADER + len as usize)
+            .unwrap_or(&[]),
+        None => &[],
+    }
 }
 
-impl Slots {
-    const EMPTY: Slots = Slots {
-        block_sub: NONE,
-        block_exact: NONE,
-        allow_sub: NONE,
-        allow_exact: NONE,
-    };
+/// The four slots of the record at `at`.
+#[inline]
+fn record_slots(arena: &[u8], at: u32) -> [u16; 4] {
+    let at = at as usize;
+    match arena.get(at + 1..at + HEADER) {
+        Some(b) => std::array::from_fn(|k| u16::from_le_bytes([b[2 * k], b[2 * k + 1]])),
+        None => [NONE; 4],
+    }
 }
 
 /// Of a subtree slot and an exact slot for the same name, the one from the earlier feed; the
@@ -90,10 +104,9 @@ pub(super) enum Found {
 /// The compiled table; immutable once built.
 #[derive(Default)]
 pub(super) struct DomainTable {
+    /// Records back to back, in build order; an entry is identified by its record's offset.
     arena: Vec<u8>,
-    /// `offs[i]..offs[i + 1]` is entry `i` in `arena`; `offs[0] == 0`.
-    offs: Vec<u32>,
-    slots: Vec<Slots>,
+    /// Record offsets, keyed by the hash of the record's name.
     index: HashTable<u32>,
     hasher: RandomState,
     /// Without any allow entry a walk can stop at the first block (the most specific one).
@@ -115,32 +128,19 @@ impl DomainTable {
 
     /// Bytes held by the table's allocations (the index's real allocation, not its length).
     pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity()
-            + self.offs.capacity() * size_of::<u32>()
-            + self.slots.capacity() * size_of::<Slots>()
-            + self.index.allocation_size()
+        self.arena.capacity() + self.index.allocation_size()
     }
 
-    /// The name of entry `i`, as bytes.
-    #[inline]
-    fn name_bytes(&self, i: u32) -> &[u8] {
-        let i = i as usize;
-        match (self.offs.get(i), self.offs.get(i + 1)) {
-            (Some(&s), Some(&e)) => self.arena.get(s as usize..e as usize).unwrap_or(&[]),
-            _ => &[],
-        }
-    }
-
-    /// The name of entry `i`. The arena only ever holds `DomainName` text (ASCII).
-    pub fn name(&self, i: u32) -> &str {
-        std::str::from_utf8(self.name_bytes(i)).unwrap_or("")
+    /// The name of entry `at`. The arena only ever holds `DomainName` text (ASCII) there.
+    pub fn name(&self, at: u32) -> &str {
+        std::str::from_utf8(record_name(&self.arena, at)).unwrap_or("")
     }
 
     #[inline]
     fn get(&self, key: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
         self.index
-            .find(hash, |&i| self.name_bytes(i) == key)
+            .find(hash, |&at| record_name(&self.arena, at) == key)
             .copied()
     }
 
@@ -148,7 +148,7 @@ impl DomainTable {
     /// otherwise the most specific block. `None` when neither lists it.
     #[inline]
     pub fn find(&self, name: &[u8]) -> Option<Found> {
-        if self.slots.is_empty() || name.is_empty() {
+        if self.arena.is_empty() || name.is_empty() {
             return None;
         }
         let mut block: Option<Hit> = None;
@@ -156,15 +156,15 @@ impl DomainTable {
         loop {
             let suffix = &name[start..];
             if let Some(entry) = self.get(suffix) {
-                let s = self.slots[entry as usize];
+                let s = record_slots(&self.arena, entry);
                 let full = start == 0;
-                let allow_exact = if full { s.allow_exact } else { NONE };
-                if let Some((slot, exact)) = pick(s.allow_sub, allow_exact) {
+                let allow_exact = if full { s[ALLOW_EXACT] } else { NONE };
+                if let Some((slot, exact)) = pick(s[ALLOW_SUB], allow_exact) {
                     return Some(Found::Allowed(Hit { entry, slot, exact }));
                 }
                 if block.is_none() {
-                    let block_exact = if full { s.block_exact } else { NONE };
-                    if let Some((slot, exact)) = pick(s.block_sub, block_exact) {
+                    let block_exact = if full { s[BLOCK_EXACT] } else { NONE };
+                    if let Some((slot, exact)) = pick(s[BLOCK_SUB], block_exact) {
                         block = Some(Hit { entry, slot, exact });
                         if !self.has_allow {
                             break;
@@ -180,20 +180,31 @@ impl DomainTable {
         block.map(Found::Blocked)
     }
 
+    /// Every record's offset, in build order.
+    fn records(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut at = 0usize;
+        std::iter::from_fn(move || {
+            let &len = self.arena.get(at)?;
+            let this = u32::try_from(at).ok()?;
+            at += HEADER + len as usize;
+            Some(this)
+        })
+    }
+
     /// Entries that a publisher should list, in build order: every blocked name whose own
     /// name is not allowed, minus names already covered by an emitted ancestor's subtree block.
-    /// Yields `(entry, slot, exact)`; a name blocked both ways is emitted once, as a subtree.
+    /// A name blocked both ways is emitted once, as a subtree.
     pub fn publishable(&self) -> impl Iterator<Item = Hit> + '_ {
-        (0..self.slots.len() as u32).filter_map(move |entry| {
-            let s = self.slots[entry as usize];
-            let (slot, exact) = if s.block_sub != NONE {
-                (s.block_sub, false)
-            } else if s.block_exact != NONE {
-                (s.block_exact, true)
+        self.records().filter_map(move |entry| {
+            let s = record_slots(&self.arena, entry);
+            let (slot, exact) = if s[BLOCK_SUB] != NONE {
+                (s[BLOCK_SUB], false)
+            } else if s[BLOCK_EXACT] != NONE {
+                (s[BLOCK_EXACT], true)
             } else {
                 return None;
             };
-            let name = self.name_bytes(entry);
+            let name = record_name(&self.arena, entry);
             if matches!(self.find(name), Some(Found::Allowed(_))) {
                 return None;
             }
@@ -203,8 +214,8 @@ impl DomainTable {
             while let Some(dot) = rest.iter().position(|&b| b == b'.') {
                 rest = &rest[dot + 1..];
                 if let Some(a) = self.get(rest) {
-                    let sa = self.slots[a as usize];
-                    if sa.block_sub != NONE && sa.allow_exact == NONE {
+                    let sa = record_slots(&self.arena, a);
+                    if sa[BLOCK_SUB] != NONE && sa[ALLOW_EXACT] == NONE {
                         return None;
                     }
                 }
@@ -224,75 +235,59 @@ impl DomainTableBuilder {
     /// Sized for at most `names` distinct names totalling `bytes`, so the arena and index never
     /// regrow (a regrow of a 1M index rehashes every name and doubles peak memory).
     pub fn with_capacity(names: usize, bytes: usize) -> Self {
-        let mut offs = Vec::with_capacity(names + 1);
-        offs.push(0);
         Self {
             t: DomainTable {
-                arena: Vec::with_capacity(bytes),
-                offs,
-                slots: Vec::with_capacity(names),
+                arena: Vec::with_capacity(bytes + names * HEADER),
                 index: HashTable::with_capacity(names),
                 ..DomainTable::default()
             },
         }
     }
 
-    /// Records that feed `feed` lists `name` (normalised `DomainName` text). Returns false when
-    /// the arena is full (4 GiB of names), which no real feed set reaches.
+    /// Records that feed `feed` lists `name` (normalised `DomainName` text, so at most 253
+    /// bytes). Returns false when the arena is full (4 GiB), which no real feed set reaches.
     pub fn add(&mut self, name: &str, listing: Listing, exact: bool, feed: u16) -> bool {
         let key = name.as_bytes();
+        let Ok(len) = u8::try_from(key.len()) else {
+            return false;
+        };
         let DomainTable {
             arena,
-            offs,
-            slots,
             index,
             hasher,
             ..
         } = &mut self.t;
         let hash = hasher.hash_one(key);
-        let name_of = |i: u32| -> &[u8] {
-            let i = i as usize;
-            match (offs.get(i), offs.get(i + 1)) {
-                (Some(&s), Some(&e)) => arena.get(s as usize..e as usize).unwrap_or(&[]),
-                _ => &[],
-            }
-        };
-        let entry = match index.find(hash, |&i| name_of(i) == key) {
-            Some(&i) => i as usize,
+        let at = match index.find(hash, |&at| record_name(arena, at) == key) {
+            Some(&at) => at as usize,
             None => {
-                let Ok(end) = u32::try_from(arena.len() + key.len()) else {
+                let Ok(at) = u32::try_from(arena.len()) else {
                     return false;
                 };
-                let Ok(i) = u32::try_from(slots.len()) else {
+                if u32::try_from(arena.len() + HEADER + key.len()).is_err() {
                     return false;
-                };
+                }
+                arena.push(len);
+                arena.extend_from_slice(&[0xff; HEADER - 1]); // every slot NONE
                 arena.extend_from_slice(key);
-                offs.push(end);
-                slots.push(Slots::EMPTY);
-                let (arena, offs, hasher) = (&*arena, &*offs, &*hasher);
-                index.insert_unique(hash, i, |&j| {
-                    let j = j as usize;
-                    match (offs.get(j), offs.get(j + 1)) {
-                        (Some(&s), Some(&e)) => {
-                            hasher.hash_one(arena.get(s as usize..e as usize).unwrap_or(&[]))
-                        }
-                        _ => 0,
-                    }
-                });
-                i as usize
+                let (arena, hasher) = (&*arena, &*hasher);
+                index.insert_unique(hash, at, |&a| hasher.hash_one(record_name(arena, a)));
+                at as usize
             }
         };
-        let s = &mut slots[entry];
-        let (slot, value) = match (listing, exact) {
-            (Listing::Block, false) => (&mut s.block_sub, feed),
-            (Listing::Block, true) => (&mut s.block_exact, feed),
-            (Listing::Allow, false) => (&mut s.allow_sub, feed),
-            (Listing::Allow, true) => (&mut s.allow_exact, feed),
-            (Listing::Exception, false) => (&mut s.allow_sub, feed | EXCEPTION),
-            (Listing::Exception, true) => (&mut s.allow_exact, feed | EXCEPTION),
+        let (k, value) = match (listing, exact) {
+            (Listing::Block, false) => (BLOCK_SUB, feed),
+            (Listing::Block, true) => (BLOCK_EXACT, feed),
+            (Listing::Allow, false) => (ALLOW_SUB, feed),
+            (Listing::Allow, true) => (ALLOW_EXACT, feed),
+            (Listing::Exception, false) => (ALLOW_SUB, feed | EXCEPTION),
+            (Listing::Exception, true) => (ALLOW_EXACT, feed | EXCEPTION),
         };
-        if *slot == NONE {
-            *slot = value;
+        let pos = at + 1 + 2 * k;
+        if let Some(slot) = arena.get_mut(pos..pos + 2)
+            && slot == NONE.to_le_bytes()
+        {
+            slot.copy_from_slice(&value.to_le_bytes());
         }
         true
     }
@@ -301,19 +296,18 @@ impl DomainTableBuilder {
     pub fn finish(mut self) -> DomainTable {
         let t = &mut self.t;
         t.arena.shrink_to_fit();
-        t.offs.shrink_to_fit();
-        t.slots.shrink_to_fit();
-        t.blocked = t
-            .slots
-            .iter()
-            .filter(|s| s.block_sub != NONE || s.block_exact != NONE)
-            .count();
-        t.allowed = t
-            .slots
-            .iter()
-            .filter(|s| s.allow_sub != NONE || s.allow_exact != NONE)
-            .count();
-        t.has_allow = t.allowed > 0;
+        let (arena, hasher) = (&t.arena, &t.hasher);
+        t.index
+            .shrink_to_fit(|&a| hasher.hash_one(record_name(arena, a)));
+        let (mut blocked, mut allowed) = (0, 0);
+        for at in t.records() {
+            let s = record_slots(&t.arena, at);
+            blocked += usize::from(s[BLOCK_SUB] != NONE || s[BLOCK_EXACT] != NONE);
+            allowed += usize::from(s[ALLOW_SUB] != NONE || s[ALLOW_EXACT] != NONE);
+        }
+        t.blocked = blocked;
+        t.allowed = allowed;
+        t.has_allow = allowed > 0;
         self.t
     }
 }

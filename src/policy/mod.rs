@@ -109,21 +109,20 @@ impl NameMatch<'_> {
     /// The rule text as the maintainer wrote it: `pool.example`, `=host`, `@@pool.example`.
     /// One allocation (the `Arc<str>`), made only when a verdict is actually wanted.
     pub fn rule(&self) -> Arc<str> {
-        // 2 (`@@`) + 1 (`=`) + 253 (longest name) fits; longer never reaches the arena.
+        if !self.exception && !self.exact {
+            return Arc::from(self.name);
+        }
+        // `@@=` + the longest name (253) fits on the stack: still one allocation.
         let mut buf = [0u8; 256];
-        let mut n = 0;
-        let mut put = |s: &[u8]| {
-            let end = (n + s.len()).min(buf.len());
-            buf[n..end].copy_from_slice(&s[..end - n]);
-            n = end;
+        let prefix: &[u8] = match (self.exception, self.exact) {
+            (true, true) => b"@@=",
+            (true, false) => b"@@",
+            _ => b"=",
         };
-        if self.exception {
-            put(b"@@");
-        }
-        if self.exact {
-            put(b"=");
-        }
-        put(self.name.as_bytes());
+        let name = self.name.as_bytes();
+        let n = (prefix.len() + name.len()).min(buf.len());
+        buf[..prefix.len()].copy_from_slice(prefix);
+        buf[prefix.len()..n].copy_from_slice(&name[..n - prefix.len()]);
         Arc::from(std::str::from_utf8(&buf[..n]).unwrap_or(self.name))
     }
 
