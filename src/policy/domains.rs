@@ -111,6 +111,10 @@ pub(super) struct DomainTable {
     hasher: RandomState,
     /// Without any allow entry a walk can stop at the first block (the most specific one).
     has_allow: bool,
+    /// Bit `k` set when some entry has `k` labels (a name has at most 127). A walk skips the
+    /// probes for suffixes no entry could equal: for `a.b.c.worker.pool.example` against feeds
+    /// of 2–4-label names, the first three.
+    label_counts: u128,
     blocked: usize,
     allowed: usize,
 }
@@ -153,9 +157,11 @@ impl DomainTable {
         }
         let mut block: Option<Hit> = None;
         let mut start = 0usize;
+        let mut labels = 1 + name.iter().filter(|&&b| b == b'.').count() as u32;
         loop {
             let suffix = &name[start..];
-            if let Some(entry) = self.get(suffix) {
+            let possible = self.label_counts.checked_shr(labels).unwrap_or(0) & 1 == 1;
+            if let Some(entry) = possible.then(|| self.get(suffix)).flatten() {
                 let s = record_slots(&self.arena, entry);
                 let full = start == 0;
                 let allow_exact = if full { s[ALLOW_EXACT] } else { NONE };
@@ -176,6 +182,7 @@ impl DomainTable {
                 Some(dot) => start += dot + 1,
                 None => break,
             }
+            labels -= 1;
         }
         block.map(Found::Blocked)
     }
@@ -299,8 +306,13 @@ impl DomainTableBuilder {
         let (arena, hasher) = (&t.arena, &t.hasher);
         t.index
             .shrink_to_fit(|&a| hasher.hash_one(record_name(arena, a)));
-        let (mut blocked, mut allowed) = (0, 0);
+        let (mut blocked, mut allowed, mut label_counts) = (0, 0, 0u128);
         for at in t.records() {
+            let labels = 1 + record_name(&t.arena, at)
+                .iter()
+                .filter(|&&b| b == b'.')
+                .count() as u32;
+            label_counts |= 1u128.checked_shl(labels).unwrap_or(0);
             let s = record_slots(&t.arena, at);
             blocked += usize::from(s[BLOCK_SUB] != NONE || s[BLOCK_EXACT] != NONE);
             allowed += usize::from(s[ALLOW_SUB] != NONE || s[ALLOW_EXACT] != NONE);
@@ -308,6 +320,7 @@ impl DomainTableBuilder {
         t.blocked = blocked;
         t.allowed = allowed;
         t.has_allow = allowed > 0;
+        t.label_counts = label_counts;
         self.t
     }
 }
