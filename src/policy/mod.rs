@@ -48,16 +48,22 @@ pub enum Action {
 /// What the policy knows about a feed, carried by every verdict it produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedInfo {
+    /// The feed's config name, shown in logs, hits and the API.
     pub name: Arc<str>,
+    /// Block, allow or IP feed: decides which table its entries go to.
     pub kind: FeedKind,
+    /// How a name it blocks is answered (the feed's override or the default action).
     pub action: Action,
+    /// What the feed is about (`mining`, ...), carried into hit records for reporting.
     pub category: Arc<str>,
+    /// How urgent a hit is, so incident handling can sort by it.
     pub severity: Severity,
 }
 
 /// Why a name or address matched: the feed and the rule, as a maintainer would write it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// The feed that decided (shared, so a verdict costs a refcount, not a copy).
     pub feed: Arc<FeedInfo>,
     /// The matching rule: `pool.example` (with subdomains), `=host` (exact) or `10.0.0.0/8`.
     pub rule: Arc<str>,
@@ -84,8 +90,11 @@ pub enum Decision {
 /// Counts, for logs and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PolicyStats {
+    /// Distinct names with a block rule (duplicates across feeds counted once).
     pub blocked_names: usize,
+    /// Distinct names with an allow rule or `@@` exception.
     pub allowed_names: usize,
+    /// Distinct IP prefixes.
     pub ip_prefixes: usize,
 }
 
@@ -96,6 +105,7 @@ pub struct PolicyStats {
 pub struct NameMatch<'p> {
     /// True for an allowlist (or `@@` exception) match, false for a block.
     pub allowed: bool,
+    /// The feed whose rule matched.
     pub feed: &'p Arc<FeedInfo>,
     /// The listed name (without `=` or `@@`).
     pub name: &'p str,
@@ -161,6 +171,7 @@ impl fmt::Display for NameMatch<'_> {
 /// listed parent. Borrowed from the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockedName<'p> {
+    /// The listed name, canonical (lower case, punycode, no trailing dot).
     pub name: &'p str,
     /// Only the name itself is blocked (`=host`), not its subdomains.
     pub exact: bool,
@@ -173,6 +184,7 @@ pub struct BlockedName<'p> {
 pub struct BlockedNet<'p> {
     /// The prefix as the feed wrote it.
     pub net: IpNet,
+    /// The first feed (config order) that listed it.
     pub feed: &'p Arc<FeedInfo>,
 }
 
