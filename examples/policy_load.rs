@@ -78,9 +78,12 @@ fn main() {
     let info = names::info("mining", FeedKind::Domains);
     let empty = Policy::empty();
     let before = rss_kib();
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), thread_cpu_ns());
     let policy = Policy::build([(info, &feed)]);
     let build = t.elapsed();
+    let build_cpu = cpu
+        .zip(thread_cpu_ns())
+        .map(|(a, b)| b.saturating_sub(a) as f64 / 1e6);
     let after = rss_kib();
     let probe = names::pool_name(n / 2 + 1);
     assert!(
@@ -89,7 +92,10 @@ fn main() {
     );
     println!("names:        {n}");
     println!("parse:        {parse:.2?} (DomainName::parse, not part of the budget)");
-    println!("build:        {build:.2?}");
+    match build_cpu {
+        Some(ms) => println!("build:        {build:.2?} ({ms:.1} ms on-CPU)"),
+        None => println!("build:        {build:.2?}"),
+    }
     match (before, after) {
         (Some(b), Some(a)) => println!(
             "rss delta:    {:.1} MiB ({b} KiB -> {a} KiB)",

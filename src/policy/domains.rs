@@ -7,11 +7,12 @@
 //! misses of chasing one heap `String` per entry were the largest user-space cost of a query,
 //! and the per-entry allocations cost ~150 MiB per million names. Here every entry is one
 //! *record* in a single `Vec<u8>` (`arena`): `[len][4 slots][name bytes]`, 9 bytes of header
-//! and the name, usually within one cache line. The index is a `hashbrown::HashTable<u32>` of
-//! record offsets keyed by foldhash and verified against the arena bytes. A probe touches the
-//! index's control bytes (a 7-bit tag filters almost every non-match), one `u32` and one
-//! record; nothing is allocated. An earlier layout (names only in the arena, offsets and slots
-//! in side arrays) cost two more cache misses per hit; see docs/POLICY.md.
+//! and the name, usually within one cache line. The index (`index.rs`) maps a foldhash of the
+//! name to the record's offset and is verified against the arena bytes: a hit reads one index
+//! line and one record, a miss one index line; nothing is allocated. Two earlier layouts were
+//! measured and dropped (docs/POLICY.md): offsets and slots in side arrays (two more cache
+//! misses per hit) and a `hashbrown::HashTable<u32>` index (one more miss per hit, 10 MiB
+//! instead of 8 at 1M names).
 //!
 //! Each name carries four *slots*, one per way it can be listed: blocked with subdomains,
 //! blocked exactly, allowed with subdomains, allowed exactly. A slot holds the index of the
@@ -22,7 +23,8 @@
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
+
+use super::index::Index;
 
 /// An empty slot.
 pub(super) const NONE: u16 = u16::MAX;
@@ -107,7 +109,7 @@ pub(super) struct DomainTable {
     /// Records back to back, in build order; an entry is identified by its record's offset.
     arena: Vec<u8>,
     /// Record offsets, keyed by the hash of the record's name.
-    index: HashTable<u32>,
+    index: Index,
     hasher: RandomState,
     /// Without any allow entry a walk can stop at the first block (the most specific one).
     has_allow: bool,
@@ -132,7 +134,7 @@ impl DomainTable {
 
     /// Bytes held by the table's allocations (the index's real allocation, not its length).
     pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity() + self.index.allocation_size()
+        self.arena.capacity() + self.index.heap_bytes()
     }
 
     /// The name of entry `at`. The arena only ever holds `DomainName` text (ASCII) there.
@@ -144,8 +146,7 @@ impl DomainTable {
     fn get(&self, key: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
         self.index
-            .find(hash, |&at| record_name(&self.arena, at) == key)
-            .copied()
+            .find(hash, |at| record_name(&self.arena, at) == key)
     }
 
     /// Walks the suffixes of a normalised name: the most specific allow wins outright;
@@ -245,7 +246,7 @@ impl DomainTableBuilder {
         Self {
             t: DomainTable {
                 arena: Vec::with_capacity(bytes + names * HEADER),
-                index: HashTable::with_capacity(names),
+                index: Index::with_capacity(names),
                 ..DomainTable::default()
             },
         }
@@ -265,20 +266,20 @@ impl DomainTableBuilder {
             ..
         } = &mut self.t;
         let hash = hasher.hash_one(key);
-        let at = match index.find(hash, |&at| record_name(arena, at) == key) {
-            Some(&at) => at as usize,
+        let at = match index.find(hash, |at| record_name(arena, at) == key) {
+            Some(at) => at as usize,
             None => {
                 let Ok(at) = u32::try_from(arena.len()) else {
                     return false;
                 };
-                if u32::try_from(arena.len() + HEADER + key.len()).is_err() {
+                if u32::try_from(arena.len() + HEADER + key.len()).is_err()
+                    || !index.insert(hash, at)
+                {
                     return false;
                 }
                 arena.push(len);
                 arena.extend_from_slice(&[0xff; HEADER - 1]); // every slot NONE
                 arena.extend_from_slice(key);
-                let (arena, hasher) = (&*arena, &*hasher);
-                index.insert_unique(hash, at, |&a| hasher.hash_one(record_name(arena, a)));
                 at as usize
             }
         };
@@ -303,9 +304,15 @@ impl DomainTableBuilder {
     pub fn finish(mut self) -> DomainTable {
         let t = &mut self.t;
         t.arena.shrink_to_fit();
-        let (arena, hasher) = (&t.arena, &t.hasher);
-        t.index
-            .shrink_to_fit(|&a| hasher.hash_one(record_name(arena, a)));
+        // The index was sized for every listing; rebuild it smaller when duplicates were many.
+        let distinct = t.records().count();
+        if t.index.oversized_for(distinct) {
+            let mut fitted = Index::with_capacity(distinct);
+            for at in t.records() {
+                fitted.insert(t.hasher.hash_one(record_name(&t.arena, at)), at);
+            }
+            t.index = fitted;
+        }
         let (mut blocked, mut allowed, mut label_counts) = (0, 0, 0u128);
         for at in t.records() {
             let labels = 1 + record_name(&t.arena, at)

@@ -11,6 +11,7 @@
 //! docs/POLICY.md.
 
 mod domains;
+mod index;
 mod ips;
 #[cfg(test)]
 mod tests;
