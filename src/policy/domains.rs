@@ -24,7 +24,7 @@ use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
 
-use super::index::Index;
+use super::index::{Entry, Index};
 
 /// An empty slot.
 pub(super) const NONE: u16 = u16::MAX;
@@ -266,21 +266,22 @@ impl DomainTableBuilder {
             ..
         } = &mut self.t;
         let hash = hasher.hash_one(key);
-        let at = match index.find(hash, |at| record_name(arena, at) == key) {
-            Some(at) => at as usize,
-            None => {
-                let Ok(at) = u32::try_from(arena.len()) else {
-                    return false;
-                };
-                if u32::try_from(arena.len() + HEADER + key.len()).is_err()
-                    || !index.insert(hash, at)
-                {
-                    return false;
-                }
+        // Offsets are u32 and the record must fit too; checked before the index promises
+        // the record a place.
+        let Ok(next) = u32::try_from(arena.len()) else {
+            return false;
+        };
+        if u32::try_from(arena.len() + HEADER + key.len()).is_err() {
+            return false;
+        }
+        let at = match index.find_or_insert(hash, |at| record_name(arena, at) == key, next) {
+            Entry::Found(at) => at as usize,
+            Entry::Full => return false,
+            Entry::Inserted => {
                 arena.push(len);
                 arena.extend_from_slice(&[0xff; HEADER - 1]); // every slot NONE
                 arena.extend_from_slice(key);
-                at as usize
+                next as usize
             }
         };
         let (k, value) = match (listing, exact) {
