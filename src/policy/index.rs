@@ -26,6 +26,20 @@ struct Bucket {
     offs: [u32; WAYS],
 }
 
+impl Bucket {
+    /// Bit masks of the ways whose tag is `tag`, and of the free ways. Branch-free over the
+    /// line so the compiler compares all ten tags at once.
+    #[inline]
+    fn scan(&self, tag: u16) -> (u16, u16) {
+        let (mut hits, mut free) = (0u16, 0u16);
+        for (i, &t) in self.tags.iter().enumerate() {
+            hits |= u16::from(t == tag) << i;
+            free |= u16::from(t == 0) << i;
+        }
+        (hits, free)
+    }
+}
+
 const EMPTY: Bucket = Bucket {
     tags: [0; WAYS],
     offs: [0; WAYS],
@@ -98,11 +112,7 @@ impl Index {
         // room ends every chain.
         for _ in 0..self.buckets.len() {
             let bucket = self.buckets.get(b)?;
-            // Branch-free over the line so the compiler can compare all ten tags at once.
-            let mut hits = 0u16;
-            for (i, &t) in bucket.tags.iter().enumerate() {
-                hits |= u16::from(t == tag) << i;
-            }
+            let (mut hits, free) = bucket.scan(tag);
             while hits != 0 {
                 let i = hits.trailing_zeros() as usize;
                 hits &= hits - 1;
@@ -112,7 +122,7 @@ impl Index {
                     return Some(v);
                 }
             }
-            if bucket.tags[WAYS - 1] == 0 {
+            if free != 0 {
                 return None;
             }
             b = (b + 1) & self.mask;
@@ -135,16 +145,22 @@ impl Index {
             let Some(bucket) = self.buckets.get_mut(b) else {
                 return Entry::Full;
             };
-            for i in 0..WAYS {
-                if bucket.tags[i] == 0 {
-                    bucket.tags[i] = tag;
-                    bucket.offs[i] = value;
-                    self.len += 1;
-                    return Entry::Inserted;
+            let (mut hits, free) = bucket.scan(tag);
+            while hits != 0 {
+                let i = hits.trailing_zeros() as usize;
+                hits &= hits - 1;
+                if let Some(&v) = bucket.offs.get(i)
+                    && eq(v)
+                {
+                    return Entry::Found(v);
                 }
-                if bucket.tags[i] == tag && eq(bucket.offs[i]) {
-                    return Entry::Found(bucket.offs[i]);
-                }
+            }
+            if free != 0 {
+                let i = free.trailing_zeros() as usize;
+                bucket.tags[i] = tag;
+                bucket.offs[i] = value;
+                self.len += 1;
+                return Entry::Inserted;
             }
             b = (b + 1) & self.mask;
         }
