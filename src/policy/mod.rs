@@ -283,8 +283,8 @@ impl Policy {
     #[inline]
     pub fn match_name(&self, name: &[u8]) -> Option<NameMatch<'_>> {
         let mut buf = [0u8; 255];
-        let name = normalise(name, &mut buf)?;
-        let (allowed, hit) = match self.domains.find(name)? {
+        let (name, dots) = normalise(name, &mut buf)?;
+        let (allowed, hit) = match self.domains.find(name, dots)? {
             Found::Allowed(h) => (true, h),
             Found::Blocked(h) => (false, h),
         };
@@ -356,21 +356,21 @@ impl Policy {
     }
 }
 
-/// The name as the table stores it: lower case, no trailing dot. Borrowed as-is in the common
-/// case; otherwise lower-cased into `buf`. `None` for names no table can hold (empty, root,
-/// longer than 253 bytes).
+/// The name as the table stores it (lower case, no trailing dot) and its number of dots.
+/// Borrowed as-is in the common case; otherwise lower-cased into `buf`. `None` for names no
+/// table can hold (empty, root, longer than 253 bytes).
 #[inline]
-fn normalise<'b>(name: &'b [u8], buf: &'b mut [u8; 255]) -> Option<&'b [u8]> {
+fn normalise<'b>(name: &'b [u8], buf: &'b mut [u8; 255]) -> Option<(&'b [u8], u32)> {
     let name = name.strip_suffix(b".").unwrap_or(name);
     if name.is_empty() || name.len() > 253 {
         return None;
     }
-    // A fold without early exit vectorises; `any` ran byte by byte (12 % of a hit, perf).
-    if !name.iter().fold(false, |up, b| up | b.is_ascii_uppercase()) {
-        return Some(name);
+    let (upper, dots) = domains::scan_name(name);
+    if !upper {
+        return Some((name, dots));
     }
     let out = &mut buf[..name.len()];
     out.copy_from_slice(name);
     out.make_ascii_lowercase();
-    Some(out)
+    Some((out, dots))
 }
