@@ -3,7 +3,7 @@
 //! added over the empty policy. The design budget is < 1 s and < 64 MiB (DESIGN.md §5).
 //!
 //! Then it times `check_name` for hits, misses and deep subdomains in on-CPU nanoseconds
-//! (`/proc/thread-self/schedstat`), best of 7 rounds: on a shared 2-core box wall-clock
+//! (`/proc/thread-self/schedstat`), best of 5 long rounds: on a shared 2-core box wall-clock
 //! benches swing ±30 % with the neighbours' load, CPU time much less.
 //!
 //! `cargo run --release --example policy_load [-- N]`
@@ -29,12 +29,14 @@ fn thread_cpu_ns() -> Option<u64> {
     s.split_whitespace().next()?.parse().ok()
 }
 
-/// Best-of-7 on-CPU nanoseconds per `check` over `set`, and how many were blocked.
+/// Best-of-5 on-CPU nanoseconds per `check` over `set`, and how many were blocked. Rounds
+/// are long (4 M lookups, 0.1–1 s): schedstat advances in scheduler ticks (4 ms here), so
+/// short rounds come out quantised to multiples of ~20 ns.
 fn time_lookups(set: &[String], check: impl Fn(&str) -> bool) -> Option<(f64, usize)> {
-    const ROUNDS: usize = 200;
+    const ROUNDS: usize = 4000;
     let mut best = f64::INFINITY;
     let mut blocked = 0;
-    for _ in 0..7 {
+    for _ in 0..5 {
         let t0 = thread_cpu_ns()?;
         blocked = 0;
         for _ in 0..ROUNDS {
