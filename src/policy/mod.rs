@@ -11,7 +11,6 @@
 //! docs/POLICY.md.
 
 mod domains;
-mod index;
 mod ips;
 #[cfg(test)]
 mod tests;
