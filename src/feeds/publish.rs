@@ -253,3 +253,77 @@ pub fn blocking_rule(c: &Compiled, name: &DomainName) -> Option<String> {
                 })
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::{FeedFormat, Severity};
+    use crate::feeds::loader::CompiledFeed;
+    use crate::policy::{Action, FeedInfo, Policy};
+
+    fn compiled(feeds: &[(&str, FeedKind, &str)]) -> Compiled {
+        Compiled {
+            generation: 1,
+            compiled_at: None,
+            feeds: feeds
+                .iter()
+                .map(|(name, kind, text)| CompiledFeed {
+                    info: Arc::new(FeedInfo {
+                        name: (*name).into(),
+                        kind: *kind,
+                        action: Action::Sinkhole,
+                        category: "mining".into(),
+                        severity: Severity::Medium,
+                    }),
+                    parsed: Arc::new(crate::feeds::parse(text, FeedFormat::Auto, *kind)),
+                    sha256: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The merged list agrees with the matcher's own publisher iterator.
+    #[test]
+    fn merge_agrees_with_the_policy() {
+        let c = compiled(&[
+            (
+                "allow",
+                FeedKind::Allow,
+                "ok.pool.example\n=apex.example\nfree.example\n",
+            ),
+            (
+                "a",
+                FeedKind::Domains,
+                "pool.example\nx.pool.example\n=exact.example\napex.example\nsub.free.example\n",
+            ),
+            (
+                "b",
+                FeedKind::Domains,
+                "||pool.example^\n||deep.a.b.example^\n@@||b.example^\n=exact.example\nb.example\n",
+            ),
+        ]);
+        let policy = Policy::build(c.feeds.iter().map(|f| (f.info.clone(), f.parsed.as_ref())));
+        let ours: BTreeSet<(String, bool)> = merge(&c)
+            .blocked
+            .iter()
+            .map(|(n, e)| (n.to_string(), *e))
+            .collect();
+        let theirs: BTreeSet<(String, bool)> = policy
+            .blocked_names()
+            .map(|b| (b.name.to_string(), b.exact))
+            .collect();
+        assert_eq!(ours, theirs);
+        assert!(ours.contains(&("pool.example".to_string(), false)));
+        assert!(ours.contains(&("exact.example".to_string(), true)));
+        assert!(
+            !ours
+                .iter()
+                .any(|(n, _)| n == "apex.example" || n == "sub.free.example")
+        );
+        let holes: Vec<(&str, bool)> = merge(&c).passthru;
+        assert_eq!(holes, [("ok.pool.example", false)]);
+    }
+}
