@@ -34,13 +34,14 @@ pub enum FetchResult {
     Failed(String),
 }
 
-/// Starts one refresh task per subscription; they stop when `stop` is cancelled.
+/// Starts one refresh task per subscription (disabled ones skip their turns until enabled);
+/// they stop when `stop` is cancelled.
 pub fn spawn(registry: Arc<Registry>, stop: CancellationToken) -> Vec<JoinHandle<()>> {
     let feeds: Vec<FeedConfig> = registry
         .loader()
         .feed_configs()
         .iter()
-        .filter(|f| f.url.is_some() && f.enabled)
+        .filter(|f| f.url.is_some())
         .cloned()
         .collect();
     feeds
@@ -70,12 +71,21 @@ async fn run(registry: Arc<Registry>, feed: FeedConfig, stop: CancellationToken)
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
+        wait = every;
+        // Disabled over the API: skip scheduled fetches until it is enabled again.
+        let enabled = registry
+            .loader()
+            .feed_configs()
+            .iter()
+            .any(|f| f.name == feed.name && f.enabled);
+        if !enabled {
+            continue;
+        }
         let result = tokio::select! {
             _ = stop.cancelled() => return,
             r = fetch(&registry, &feed.name) => r,
         };
         tracing::debug!(feed = %feed.name, ?result, "scheduled fetch");
-        wait = every;
     }
 }
 
