@@ -205,6 +205,7 @@ impl Loader {
         // A poisoned lock only means an earlier reload panicked; the map is still consistent
         // (each entry is replaced whole), so carry on rather than stop reloading forever.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let seeded = seed.as_ref().map(|s| s.name.clone());
         if let Some(seed) = seed {
             let st = state.feeds.entry(seed.name).or_default();
             st.good = Some(Good {
@@ -222,7 +223,18 @@ impl Loader {
                 continue;
             };
             let st = state.feeds.entry(f.name.clone()).or_default();
-            let report = load_one(f, &path, st);
+            // The seeded file was written a moment ago by the caller, who parsed and hashed
+            // it: reading and hashing it again would only repeat that.
+            let report = match (&seeded, &st.good) {
+                (Some(n), Some(good)) if n == &f.name => FeedReport {
+                    name: f.name.clone(),
+                    accepted: good.parsed.accepted(),
+                    skipped: good.parsed.skipped,
+                    rejected: good.parsed.rejected.clone(),
+                    error: None,
+                },
+                _ => load_one(f, &path, st),
+            };
             reports.push(report);
             if let Some(good) = &st.good {
                 let info = FeedInfo {

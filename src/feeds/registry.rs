@@ -491,8 +491,10 @@ impl Registry {
         who: &str,
         action: &str,
     ) -> Result<WriteReport, RegistryError> {
+        let started = std::time::Instant::now();
         let text = String::from_utf8_lossy(content);
         let parsed = super::parse(&text, feed.format, feed.kind);
+        let parse_ms = started.elapsed().as_millis() as u64;
         let mut report = WriteReport {
             feed: feed.name.clone(),
             accepted: parsed.accepted(),
@@ -543,10 +545,12 @@ impl Registry {
             }
             report.before_sha256 = Some(sha);
         }
+        let written = std::time::Instant::now();
         write_atomic(&path, content).map_err(|source| RegistryError::Io {
             path: path.clone(),
             source,
         })?;
+        let write_ms = written.elapsed().as_millis() as u64;
         let version = versions.record(
             content,
             NewVersion {
@@ -560,12 +564,24 @@ impl Registry {
         self.loader.set_feeds(self.effective(defs));
         let sha256 = version.sha256.clone();
         report.version = Some(version);
+        let reloaded = std::time::Instant::now();
         self.loader.reload_with(Some(Seed {
             name: feed.name.clone(),
             parsed: Arc::new(parsed),
             sha256,
         }));
-        tracing::info!(feed = %feed.name, who, action, accepted = report.accepted, rejected = report.rejected.len(), "feed written over the API");
+        tracing::info!(
+            feed = %feed.name,
+            who,
+            action,
+            accepted = report.accepted,
+            rejected = report.rejected.len(),
+            parse_ms,
+            write_ms,
+            reload_ms = reloaded.elapsed().as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "feed written over the API"
+        );
         Ok(report)
     }
 
