@@ -58,6 +58,18 @@ pub struct Config {
     pub clients: ClientsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Incident deadlines (campus policy: identify in 48 h, report in 72 h).
+    #[serde(default)]
+    pub incidents: crate::incidents::config::IncidentsConfig,
+    /// Repeat-offender thresholds and the walled garden.
+    #[serde(default)]
+    pub enforcement: crate::incidents::config::EnforcementConfig,
+    /// The notice page quarantined clients are sent to.
+    #[serde(default)]
+    pub notice: crate::incidents::config::NoticeConfig,
+    /// Webhooks (and syslog) for incident and quarantine events.
+    #[serde(default)]
+    pub alerts: crate::incidents::config::AlertsConfig,
     /// Directory of the config file; relative paths are resolved against it. Not a TOML key.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -369,7 +381,8 @@ impl Default for LogConfig {
     }
 }
 
-fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+/// Deserialises an optional "6h"-style duration.
+pub fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let s: Option<String> = Option::deserialize(d)?;
     s.map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
         .transpose()
@@ -520,6 +533,7 @@ impl Config {
                 ));
             }
         }
+        crate::incidents::config::validate(self).map_err(|(key, reason)| invalid(key, reason))?;
         if self.store.batch_size == 0 || self.store.queue_capacity == 0 {
             return Err(invalid(
                 "store.batch_size / store.queue_capacity".into(),

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 pub use auth::{Caller, Permission, Tokens};
 pub use error::ApiError;
+pub use lists::{neutralise, rfc3339};
 
 use crate::clients::SharedLedger;
 use crate::config::ApiConfig;
