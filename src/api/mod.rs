@@ -11,9 +11,12 @@ pub mod auth;
 mod clients;
 mod error;
 mod health;
+mod incidents;
 mod lists;
 pub mod metrics;
 pub mod openapi;
+mod quarantine;
+mod reports;
 mod stats;
 pub mod token;
 
@@ -22,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -46,6 +49,8 @@ pub struct ApiState {
     pub writer: Option<Arc<WriterHealth>>,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Incidents, quarantine and alerts (clock, deadlines, the live quarantine set).
+    pub accountability: Arc<crate::incidents::Accountability>,
 }
 
 impl ApiState {
@@ -64,6 +69,7 @@ impl ApiState {
             tokens: Arc::new(Tokens::from_config(&api.tokens)),
             writer,
             metrics: metrics::install(),
+            accountability: Arc::new(crate::incidents::Accountability::disabled()),
         }
     }
 }
@@ -84,6 +90,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/clients/{ip}", get(clients::client))
         .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::get))
+        .route("/api/v1/incidents/{id}/report", get(incidents::report))
+        .route("/api/v1/quarantine", get(quarantine::list))
+        .route("/api/v1/alerts/deliveries", get(reports::deliveries))
+        .route("/api/v1/reports/summary", get(reports::summary))
         .route_layer(axum::middleware::from_fn_with_state(
             (state.clone(), Permission::ReadEvidence),
             auth::require,
@@ -95,7 +107,20 @@ pub fn router(state: ApiState) -> Router {
             (state.clone(), Permission::Admin),
             auth::require,
         ));
+    let incidents = Router::new()
+        .route("/api/v1/incidents/{id}", patch(incidents::patch))
+        .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
+        .route(
+            "/api/v1/quarantine",
+            post(quarantine::add).delete(quarantine::release_body),
+        )
+        .route("/api/v1/quarantine/{ip}", delete(quarantine::release_path))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.clone(), Permission::WriteIncidents),
+            auth::require,
+        ));
     read.merge(admin)
+        .merge(incidents)
         .fallback(error::not_found)
         .with_state(state.clone())
         .merge(ops_router(state))

@@ -6,10 +6,11 @@
 //!
 //! 1. clients outside `[dns] allow` → REFUSED (and counted);
 //! 2. anything but a single standard query → FORMERR / NOTIMP, like hickory's catalog;
-//! 3. the policy decides on the name; a block is answered at once, before local zones and
+//! 3. quarantined clients get the walled garden (except `[enforcement] reachable` names);
+//! 4. the policy decides on the name; a block is answered at once, before local zones and
 //!    conditional forwarding, so no internal zone can be used to reach a pool;
-//! 4. names inside `[[zones]]` are answered authoritatively and never forwarded;
-//! 5. everything else is forwarded; unless the name was allowlisted, the answer's CNAME
+//! 5. names inside `[[zones]]` are answered authoritatively and never forwarded;
+//! 6. everything else is forwarded; unless the name was allowlisted, the answer's CNAME
 //!    targets and addresses are checked against the policy once more.
 //!
 //! The handler never panics on input and never blocks: recording hands the event to a
@@ -48,6 +49,8 @@ pub struct Shared {
     pub access: ClientAccess,
     /// `[blocking] inspect_answers`.
     pub inspect: bool,
+    /// Quarantined clients get the walled garden; `None` when enforcement is off.
+    pub quarantine: Option<Arc<crate::incidents::Quarantine>>,
 }
 
 /// Our hickory `RequestHandler`: one per DNS worker, owning that worker's resolvers.
@@ -133,6 +136,30 @@ impl Handler {
             return Handled::plain(Reply::code(ResponseCode::Refused), Outcome::Refused);
         }
         let name = Name::from(lower.clone());
+
+        // quarantine: a repeat offender gets the walled garden, except `reachable` names. One
+        // lock-free snapshot load and one hash lookup; no allocation. A listed name is still
+        // recorded as a hit (the evidence continues), answered from the walled garden.
+        if let Some(q) = &shared.quarantine
+            && q.contains(request.src().ip())
+            && !q.is_reachable(qname)
+        {
+            let verdict = match shared.policy.load().check_name(qname) {
+                Decision::Blocked(v) => Some(v),
+                _ => None,
+            };
+            let outcome = if verdict.is_some() {
+                Outcome::Blocked
+            } else {
+                Outcome::Quarantined
+            };
+            return Handled {
+                reply: crate::dns::walled::answer(q, &name, qtype),
+                outcome,
+                verdict,
+                upstream: None,
+            };
+        }
 
         // decide: blocking comes before local zones and conditional forwarding.
         let decision = if qname.is_empty() {

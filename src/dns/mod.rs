@@ -15,6 +15,7 @@ pub mod answer;
 pub mod handler;
 pub mod reply;
 pub mod upstream;
+pub mod walled;
 pub mod zones;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -60,6 +61,8 @@ pub struct DnsContext {
     pub policy: SharedPolicy,
     /// The query-log hand-off (disabled when no store is configured).
     pub recorder: Recorder,
+    /// Quarantined clients (walled garden); `None` = no enforcement.
+    pub quarantine: Option<Arc<crate::incidents::Quarantine>>,
 }
 
 /// Responses buffered per TCP connection (hickory's own tests use 32).
@@ -107,6 +110,7 @@ impl DnsServer {
             zones: Arc::new(zones),
             access: ClientAccess::new(&config.dns.allow),
             inspect: config.blocking.inspect_answers,
+            quarantine: ctx.quarantine,
         });
         let idle = Duration::from_millis(config.dns.tcp_idle_timeout_ms);
         let token = CancellationToken::new();

@@ -248,7 +248,10 @@ const REPORT_OVERDUE: i64 = 8;
 
 /// One pass of the deadline check: emits `incident.due_soon` / `incident.overdue` once per
 /// incident and deadline, judged at the clock's now. Returns how many alerts it raised.
-pub async fn check_deadlines(store: &Store, acc: &Arc<Accountability>) -> Result<usize, StoreError> {
+pub async fn check_deadlines(
+    store: &Store,
+    acc: &Arc<Accountability>,
+) -> Result<usize, StoreError> {
     let now = acc.clock.now_ms();
     let soon = acc.incidents.due_soon_before.ms();
     let events = store
@@ -267,8 +270,20 @@ pub async fn check_deadlines(store: &Store, acc: &Arc<Accountability>) -> Result
             for r in rows {
                 let mut bits = r.alerted;
                 let checks = [
-                    ("identify", r.identified_ms.is_none(), r.identify_due_ms, IDENTIFY_SOON, IDENTIFY_OVERDUE),
-                    ("report", r.reported_ms.is_none(), r.report_due_ms, REPORT_SOON, REPORT_OVERDUE),
+                    (
+                        "identify",
+                        r.identified_ms.is_none(),
+                        r.identify_due_ms,
+                        IDENTIFY_SOON,
+                        IDENTIFY_OVERDUE,
+                    ),
+                    (
+                        "report",
+                        r.reported_ms.is_none(),
+                        r.report_due_ms,
+                        REPORT_SOON,
+                        REPORT_OVERDUE,
+                    ),
                 ];
                 for (deadline, pending, due, soon_bit, over_bit) in checks {
                     if !pending {

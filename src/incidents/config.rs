@@ -24,7 +24,9 @@ impl Span {
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).map(Span).map_err(serde::de::Error::custom)
+        parse_duration(&s)
+            .map(Span)
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -369,7 +369,10 @@ pub fn quarantine_add(
 }
 
 /// Releases an address; the removed entry, if it was quarantined.
-pub fn quarantine_remove(conn: &Connection, ip: &str) -> Result<Option<QuarantineEntry>, StoreError> {
+pub fn quarantine_remove(
+    conn: &Connection,
+    ip: &str,
+) -> Result<Option<QuarantineEntry>, StoreError> {
     let entry = quarantine_list(conn)?.into_iter().find(|e| e.ip == ip);
     conn.prepare_cached("DELETE FROM quarantine WHERE ip = ?1")?
         .execute([ip])?;

@@ -85,7 +85,9 @@ pub type SharedClock = Arc<dyn Clock>;
 
 /// Where an incident stands. Moves only forward: `open → investigating → identified →
 /// reported → closed` (steps may be skipped; closing needs a resolution).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Open,
@@ -134,12 +136,19 @@ pub const RESOLUTIONS: [&str; 4] = [
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     #[error("incident is {from}; it cannot go back to {to} (statuses only move forward)")]
-    Backwards { from: &'static str, to: &'static str },
+    Backwards {
+        from: &'static str,
+        to: &'static str,
+    },
     #[error("incident is closed; a closed incident is final (a new hit opens a new incident)")]
     Closed,
-    #[error("`{0}` needs the device and the responsible person recorded first (set `device` and `owner`)")]
+    #[error(
+        "`{0}` needs the device and the responsible person recorded first (set `device` and `owner`)"
+    )]
     NeedsIdentification(&'static str),
-    #[error("closing needs a `resolution`: one of cleaned, false-positive, authorised-research, device-removed")]
+    #[error(
+        "closing needs a `resolution`: one of cleaned, false-positive, authorised-research, device-removed"
+    )]
     NeedsResolution,
     #[error("`resolution` is only set when closing (status closed)")]
     ResolutionWithoutClose,
@@ -260,7 +269,11 @@ impl Accountability {
 
     /// Defaults, system clock, no alerts: for tools and tests that build an API by hand.
     pub fn disabled() -> Self {
-        Self::new(&Config::default(), Arc::new(SystemClock), Alerts::disabled())
+        Self::new(
+            &Config::default(),
+            Arc::new(SystemClock),
+            Alerts::disabled(),
+        )
     }
 }
 

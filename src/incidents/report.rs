@@ -171,7 +171,12 @@ fn facts(d: &ReportData) -> Vec<(&'static str, String)> {
             format!(
                 "{} — {}",
                 rfc3339(i.identify_due_ms),
-                deadline_state(i.identified_ms, i.identify_due_ms, i.closed_ms.is_some(), d.generated_ms)
+                deadline_state(
+                    i.identified_ms,
+                    i.identify_due_ms,
+                    i.closed_ms.is_some(),
+                    d.generated_ms
+                )
             ),
         ),
         (
@@ -179,7 +184,12 @@ fn facts(d: &ReportData) -> Vec<(&'static str, String)> {
             format!(
                 "{} — {}",
                 rfc3339(i.report_due_ms),
-                deadline_state(i.reported_ms, i.report_due_ms, i.closed_ms.is_some(), d.generated_ms)
+                deadline_state(
+                    i.reported_ms,
+                    i.report_due_ms,
+                    i.closed_ms.is_some(),
+                    d.generated_ms
+                )
             ),
         ),
     ]
@@ -200,22 +210,31 @@ pub fn html(d: &ReportData) -> String {
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
-<title>Incident #{id} — mining report</title>\n<style>\n\
-@page {{ size: A4; margin: 18mm 15mm; }}\n\
-body {{ font-family: \"Noto Sans CJK SC\", \"Source Han Sans SC\", \"PingFang SC\", \"Microsoft YaHei\", \"SimSun\", \"WenQuanYi Micro Hei\", \"DejaVu Sans\", sans-serif; font-size: 10pt; color: #111; }}\n\
-h1 {{ font-size: 16pt; margin: 0 0 4mm; }} h2 {{ font-size: 12pt; margin: 6mm 0 2mm; border-bottom: 1px solid #999; }}\n\
-table {{ border-collapse: collapse; width: 100%; }} th, td {{ border: 1px solid #bbb; padding: 1mm 2mm; text-align: left; vertical-align: top; }}\n\
-th {{ background: #eee; }} table.facts th {{ width: 35%; }} tr {{ page-break-inside: avoid; }} thead {{ display: table-header-group; }}\n\
-.missed {{ color: #a00; font-weight: bold; }} .small {{ font-size: 8pt; color: #555; }}\n\
-</style>\n</head>\n<body>\n<h1>Crypto-mining incident report #{id}</h1>\n\
-<p class=\"small\">Generated {gen} by poolguard from the stored DNS evidence.</p>\n\
-<h2>Summary</h2>\n<table class=\"facts\">\n",
+    <title>Incident #{id} — mining report</title>\n<style>\n\
+    @page {{ size: A4; margin: 18mm 15mm; }}\n\
+    body {{ font-family: \"Noto Sans CJK SC\", \"Source Han Sans SC\", \"PingFang SC\", \"Microsoft YaHei\", \"SimSun\", \"WenQuanYi Micro Hei\", \"DejaVu Sans\", sans-serif; font-size: 10pt; color: #111; }}\n\
+    h1 {{ font-size: 16pt; margin: 0 0 4mm; }} h2 {{ font-size: 12pt; margin: 6mm 0 2mm; border-bottom: 1px solid #999; }}\n\
+    table {{ border-collapse: collapse; width: 100%; }} th, td {{ border: 1px solid #bbb; padding: 1mm 2mm; text-align: left; vertical-align: top; }}\n\
+    th {{ background: #eee; }} table.facts th {{ width: 35%; }} tr {{ page-break-inside: avoid; }} thead {{ display: table-header-group; }}\n\
+    .missed {{ color: #a00; font-weight: bold; }} .small {{ font-size: 8pt; color: #555; }}\n\
+    </style>\n</head>\n<body>\n<h1>Crypto-mining incident report #{id}</h1>\n\
+    <p class=\"small\">Generated {gen} by poolguard from the stored DNS evidence.</p>\n\
+    <h2>Summary</h2>\n<table class=\"facts\">\n",
         id = i.id,
         gen = escape(&rfc3339(d.generated_ms)),
     );
     for (k, v) in facts(d) {
-        let class = if v.contains("missed") { " class=\"missed\"" } else { "" };
-        let _ = writeln!(h, "<tr><th>{}</th><td{class}>{}</td></tr>", escape(k), escape(&v));
+        let class = if v.contains("missed") {
+            " class=\"missed\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            h,
+            "<tr><th>{}</th><td{class}>{}</td></tr>",
+            escape(k),
+            escape(&v)
+        );
     }
     h.push_str("</table>\n<h2>Feeds and sources</h2>\n<table>\n<thead><tr><th>Feed</th><th>Category</th><th>Severity</th><th>Source</th></tr></thead>\n<tbody>\n");
     for f in &d.feeds {
@@ -303,7 +322,9 @@ pub fn markdown(d: &ReportData) -> String {
     for (k, v) in facts(d) {
         let _ = writeln!(m, "| {} | {} |", md(k), md(&v));
     }
-    m.push_str("\n## Feeds and sources\n\n| Feed | Category | Severity | Source |\n|---|---|---|---|\n");
+    m.push_str(
+        "\n## Feeds and sources\n\n| Feed | Category | Severity | Source |\n|---|---|---|---|\n",
+    );
     for f in &d.feeds {
         let _ = writeln!(
             m,
@@ -334,7 +355,10 @@ pub fn markdown(d: &ReportData) -> String {
         );
     }
     if d.truncated {
-        let _ = writeln!(m, "\nOnly the first {MAX_REPORT_HITS} hits are listed; the API has them all.");
+        let _ = writeln!(
+            m,
+            "\nOnly the first {MAX_REPORT_HITS} hits are listed; the API has them all."
+        );
     }
     m.push_str("\n## Actions taken\n\n");
     if d.actions.is_empty() {
@@ -430,7 +454,11 @@ pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Su
     let mut by: std::collections::BTreeMap<String, DepartmentFigures> = Default::default();
     let (mut opened, mut closed, mut overdue) = (0, 0, 0);
     for r in &rows {
-        let dept = r.identity.department.clone().unwrap_or_else(|| "(unknown)".into());
+        let dept = r
+            .identity
+            .department
+            .clone()
+            .unwrap_or_else(|| "(unknown)".into());
         let e = by.entry(dept.clone()).or_insert_with(|| DepartmentFigures {
             department: dept,
             ..Default::default()
@@ -548,7 +576,14 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
 pub fn summary_csv(s: &Summary) -> Result<Vec<u8>, csv::Error> {
     let cell = |v: &str| crate::api::neutralise(v).into_owned();
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["section", "key", "opened_or_hits", "closed", "overdue", "extra"])?;
+    w.write_record([
+        "section",
+        "key",
+        "opened_or_hits",
+        "closed",
+        "overdue",
+        "extra",
+    ])?;
     w.write_record(["period", &s.since, "", "", "", &s.until])?;
     w.write_record(["total", "hits", &s.hits.to_string(), "", "", ""])?;
     w.write_record([
@@ -580,7 +615,14 @@ pub fn summary_csv(s: &Summary) -> Result<Vec<u8>, csv::Error> {
         ])?;
     }
     for n in &s.new_names {
-        w.write_record(["new_name", &cell(&n.name), &n.hits.to_string(), "", "", &n.first_seen])?;
+        w.write_record([
+            "new_name",
+            &cell(&n.name),
+            &n.hits.to_string(),
+            "",
+            "",
+            &n.first_seen,
+        ])?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }

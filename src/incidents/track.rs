@@ -81,7 +81,12 @@ impl Tracker {
             Some(x) => x,
             None => {
                 let id = self.open(conn, &key, e, ip, identity)?;
-                pending.alerts.push(AlertEvent::incident("incident.opened", id, &ip.to_string(), e.time_ms));
+                pending.alerts.push(AlertEvent::incident(
+                    "incident.opened",
+                    id,
+                    &ip.to_string(),
+                    e.time_ms,
+                ));
                 tracing::info!(incident = id, client = %ip, key = %key, qname = %e.name, "incident opened");
                 (id, String::new(), String::new())
             }
@@ -92,11 +97,21 @@ impl Tracker {
             "UPDATE incidents SET last_hit_ms = max(last_hit_ms, ?2), hit_count = hit_count + 1, \
              severity = max(severity, ?3), feeds = ?4, categories = ?5 WHERE id = ?1",
         )?
-        .execute(params![id, e.time_ms, severity_rank(severity), feed_list, cat_list])?;
-        conn.prepare_cached("INSERT OR IGNORE INTO incident_hits (incident_id, hit_id) VALUES (?1, ?2)")?
-            .execute(params![id, hit_id])?;
+        .execute(params![
+            id,
+            e.time_ms,
+            severity_rank(severity),
+            feed_list,
+            cat_list
+        ])?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO incident_hits (incident_id, hit_id) VALUES (?1, ?2)",
+        )?
+        .execute(params![id, hit_id])?;
         let new_name = conn
-            .prepare_cached("INSERT OR IGNORE INTO incident_names (incident_id, name) VALUES (?1, ?2)")?
+            .prepare_cached(
+                "INSERT OR IGNORE INTO incident_names (incident_id, name) VALUES (?1, ?2)",
+            )?
             .execute(params![id, &*e.name])?;
         if new_name > 0 {
             conn.prepare_cached("UPDATE incidents SET name_count = name_count + 1 WHERE id = ?1")?
@@ -157,7 +172,9 @@ impl Tracker {
             return Ok(());
         }
         for &(id, ip, t) in &pending.touched {
-            let Some(row) = db::get(conn, id)? else { continue };
+            let Some(row) = db::get(conn, id)? else {
+                continue;
+            };
             if row.enforced_ms.is_some() || self.acc.quarantine.contains(ip) {
                 continue;
             }
@@ -165,38 +182,51 @@ impl Tracker {
                 conn.prepare_cached(
                     "SELECT count(*) FROM incidents WHERE client_key = ?1 AND opened_ms >= ?2",
                 )?
-                .query_row(params![row.client_key, t - enf.incidents_window.ms()], |r| r.get(0))?
+                .query_row(
+                    params![row.client_key, t - enf.incidents_window.ms()],
+                    |r| r.get(0),
+                )?
             } else {
                 0
             };
             let hits: i64 = if enf.hits_threshold > 0 {
-                conn.prepare_cached("SELECT count(*) FROM hits WHERE client_bin = ?1 AND time_ms >= ?2")?
-                    .query_row(params![&ip_key(ip)[..], t - enf.hits_window.ms()], |r| r.get(0))?
+                conn.prepare_cached(
+                    "SELECT count(*) FROM hits WHERE client_bin = ?1 AND time_ms >= ?2",
+                )?
+                .query_row(params![&ip_key(ip)[..], t - enf.hits_window.ms()], |r| {
+                    r.get(0)
+                })?
             } else {
                 0
             };
-            let reason = if enf.incidents_threshold > 0 && incidents >= i64::from(enf.incidents_threshold) {
-                format!(
-                    "{incidents} incidents within {} (threshold {})",
-                    humantime::format_duration(enf.incidents_window.0),
-                    enf.incidents_threshold
-                )
-            } else if enf.hits_threshold > 0 && hits >= i64::from(enf.hits_threshold) {
-                format!(
-                    "{hits} hits within {} (threshold {})",
-                    humantime::format_duration(enf.hits_window.0),
-                    enf.hits_threshold
-                )
-            } else {
-                continue;
-            };
+            let reason =
+                if enf.incidents_threshold > 0 && incidents >= i64::from(enf.incidents_threshold) {
+                    format!(
+                        "{incidents} incidents within {} (threshold {})",
+                        humantime::format_duration(enf.incidents_window.0),
+                        enf.incidents_threshold
+                    )
+                } else if enf.hits_threshold > 0 && hits >= i64::from(enf.hits_threshold) {
+                    format!(
+                        "{hits} hits within {} (threshold {})",
+                        humantime::format_duration(enf.hits_window.0),
+                        enf.hits_threshold
+                    )
+                } else {
+                    continue;
+                };
             let applied = enf.mode == EnforcementMode::Quarantine;
             conn.prepare_cached("UPDATE incidents SET enforced_ms = ?2 WHERE id = ?1")?
                 .execute(params![id, t])?;
             let ip_text = ip.to_string();
             let note = if applied {
                 db::quarantine_add(conn, &ip_text, t, "system", &reason, Some(id))?;
-                let mut entry = audit::AuditEntry::now("system", "system", "quarantine.add", &format!("quarantine/{ip_text}"));
+                let mut entry = audit::AuditEntry::now(
+                    "system",
+                    "system",
+                    "quarantine.add",
+                    &format!("quarantine/{ip_text}"),
+                );
                 entry.detail = format!("incident {id}: {reason}");
                 audit::insert(conn, &entry)?;
                 pending.quarantined.push(ip);

@@ -30,8 +30,8 @@ use super::{Store, StoreError, ip_key, retention, reverse_name};
 use std::net::IpAddr;
 
 use crate::clients::{Identity, Ledger, SharedLedger};
-use crate::incidents::track::{Pending, Tracker};
 use crate::config::StoreConfig;
+use crate::incidents::track::{Pending, Tracker};
 use crate::record::{QueryEvent, Sink, Transport};
 
 /// How often the writer checks retention; pruning itself is batched.
@@ -500,7 +500,13 @@ pub fn insert_events_with(
     events: &[QueryEvent],
     ledger: &Ledger,
     log_queries: bool,
-    mut on_hit: impl FnMut(&Connection, i64, &QueryEvent, IpAddr, Option<&Identity>) -> Result<(), StoreError>,
+    mut on_hit: impl FnMut(
+        &Connection,
+        i64,
+        &QueryEvent,
+        IpAddr,
+        Option<&Identity>,
+    ) -> Result<(), StoreError>,
 ) -> Result<(u64, u64), StoreError> {
     let (mut nq, mut nh) = (0u64, 0u64);
     let mut q = conn.prepare_cached(
