@@ -272,6 +272,7 @@ pub struct Builder {
     recorder: Recorder,
     extra_toml: String,
     files: Vec<(String, String)>,
+    clock: Option<poolguard::incidents::SharedClock>,
 }
 
 impl Builder {
@@ -333,6 +334,12 @@ impl Builder {
     /// Sets `[dns] workers` (default 2, to exercise SO_REUSEPORT).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n;
+        self
+    }
+
+    /// Plugs an injectable clock in for incident deadlines (default: the system clock).
+    pub fn clock(mut self, clock: poolguard::incidents::SharedClock) -> Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -410,6 +417,7 @@ impl Builder {
             config,
             StartOptions {
                 recorder: self.recorder,
+                clock: self.clock,
             },
         )
         .await
@@ -457,6 +465,7 @@ impl TestBed {
             recorder: Recorder::disabled(),
             extra_toml: String::new(),
             files: Vec::new(),
+            clock: None,
         }
     }
 
