@@ -244,9 +244,10 @@ async fn incidents_state_machine_notes_and_report() {
     }
     ask(&bed, "127.0.0.7", "pool.minergate.com.", RecordType::MX).await;
     bed.running().flush().await.expect("flush");
-    let id = api.get("/api/v1/incidents").await["items"][0]["id"]
-        .as_i64()
-        .expect("id");
+    let first = api.get("/api/v1/incidents").await;
+    let id = first["items"][0]["id"].as_i64().expect("id");
+    let opened = ms(&first["items"][0]["opened_at"]);
+    clock.set(opened + 2 * HOUR);
 
     // Viewers read but do not write.
     let (s, _) = api
@@ -275,6 +276,7 @@ async fn incidents_state_machine_notes_and_report() {
             .contains("responsible person"),
         "{v}"
     );
+    clock.set(opened + 20 * HOUR);
     let (s, v) = api
         .patch(id, json!({"status": "identified", "owner": "张伟 (PhD student)", "device": "gpu-ws-07 / SN 4711"}))
         .await;
@@ -319,14 +321,18 @@ async fn incidents_state_machine_notes_and_report() {
         )
         .await;
     assert_eq!(s, 400);
+    // The written report arrives late: 75 h after the first hit (due at 72 h).
+    clock.set(opened + 75 * HOUR);
     let (s, v) = api.patch(id, json!({"status": "reported"})).await;
     assert_eq!(s, 200, "{v}");
+    clock.set(opened + 76 * HOUR);
     let (s, v) = api
         .patch(id, json!({"status": "closed", "resolution": "cleaned"}))
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["resolution"], "cleaned");
-    assert_eq!(v["overdue"], false);
+    assert_eq!(v["identify_overdue"], false, "identified at 20 h: met");
+    assert_eq!(v["report_overdue"], true, "reported at 75 h: missed");
     let (s, v) = api.patch(id, json!({"assignee": "bob"})).await;
     assert_eq!(s, 409, "closed is final: {v}");
 
@@ -358,7 +364,8 @@ async fn incidents_state_machine_notes_and_report() {
     assert!(html.contains("已联系张伟"));
     assert!(html.contains("blocklists/mining.txt"), "feed source");
     assert!(html.contains("incident.update"), "actions taken");
-    assert!(html.contains("met"), "deadlines met");
+    assert!(html.contains("met —"), "identification deadline met");
+    assert!(html.contains("missed — done"), "report deadline missed");
     assert!(md.contains("| Responsible person | 张伟 (PhD student) |"));
     if std::env::var_os("POOLGUARD_WRITE_SAMPLES").is_some() {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
