@@ -234,3 +234,47 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, crate::config::ConfigError> {
+        Config::from_toml(text, Path::new("t.toml"), Path::new("."))
+    }
+
+    #[test]
+    fn defaults_follow_the_campus_rules() {
+        let c = parse("").unwrap();
+        assert_eq!(c.incidents.identify_within.0, Duration::from_secs(48 * 3600));
+        assert_eq!(c.incidents.report_within.0, Duration::from_secs(72 * 3600));
+        assert_eq!(c.enforcement.mode, EnforcementMode::Off);
+        assert!(c.notice.listen.is_none());
+    }
+
+    #[test]
+    fn sections_parse_and_validate() {
+        let c = parse(
+            "[incidents]\nidentify_within = \"24h\"\nreport_within = \"3d\"\n\
+             [enforcement]\nmode = \"quarantine\"\nincidents_threshold = 3\nincidents_window = \"30d\"\n\
+             hits_threshold = 50\nhits_window = \"1h\"\nreachable = [\"portal.campus.edu\"]\n\
+             [[alerts.webhooks]]\nurl = \"https://siem.campus.edu/hook\"\nevents = [\"incident.opened\"]\nsecret = \"k\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.incidents.identify_within.0, Duration::from_secs(24 * 3600));
+        assert_eq!(c.enforcement.incidents_window.0, Duration::from_secs(30 * 86400));
+        assert_eq!(c.alerts.webhooks[0].events, ["incident.opened"]);
+        let bad = parse("[[alerts.webhooks]]\nurl = \"https://x\"\nevents = [\"incident.exploded\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("alerts.webhooks[0].events"), "{bad}");
+        let bad = parse("[incidents]\nidentify_within = \"soon\"\n").unwrap_err().to_string();
+        assert!(bad.contains("duration"), "{bad}");
+        let bad = parse("[incidents]\nidentify_within = \"80h\"\n").unwrap_err().to_string();
+        assert!(bad.contains("report_within"), "{bad}");
+        let bad = parse("[enforcement]\nmode = \"ban\"\n").unwrap_err().to_string();
+        assert!(bad.contains("mode") || bad.contains("variant"), "{bad}");
+    }
+}
