@@ -650,7 +650,9 @@ async fn incidents_webhooks_are_signed_and_retried() {
     let (hook, mut calls) = webhook_receiver().await;
     let clock = Arc::new(ManualClock::at(now_ms()));
     let secret = "s3cret-key";
-    let siem = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("syslog socket");
+    let siem = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("syslog socket");
     let siem_addr = siem.local_addr().expect("addr");
     let bed = bed_with(
         clock.clone(),
@@ -686,7 +688,10 @@ async fn incidents_webhooks_are_signed_and_retried() {
         .expect("recv");
     let line = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(line.starts_with("<132>1 "), "{line}");
-    assert!(line.contains(" poolguard poolguard - incident.opened - {"), "{line}");
+    assert!(
+        line.contains(" poolguard poolguard - incident.opened - {"),
+        "{line}"
+    );
 
     // The delivery log shows both attempts (written just after each response: poll, bounded).
     let mut items = Vec::new();
@@ -696,7 +701,11 @@ async fn incidents_webhooks_are_signed_and_retried() {
             .as_array()
             .expect("items")
             .iter()
-            .filter(|d| d["target"].as_str().is_some_and(|t| t.starts_with("http://")))
+            .filter(|d| {
+                d["target"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("http://"))
+            })
             .cloned()
             .collect();
         if items.len() == 2 {

@@ -248,7 +248,10 @@ mod tests {
     #[test]
     fn defaults_follow_the_campus_rules() {
         let c = parse("").unwrap();
-        assert_eq!(c.incidents.identify_within.0, Duration::from_secs(48 * 3600));
+        assert_eq!(
+            c.incidents.identify_within.0,
+            Duration::from_secs(48 * 3600)
+        );
         assert_eq!(c.incidents.report_within.0, Duration::from_secs(72 * 3600));
         assert_eq!(c.enforcement.mode, EnforcementMode::Off);
         assert!(c.notice.listen.is_none());
@@ -263,18 +266,31 @@ mod tests {
              [[alerts.webhooks]]\nurl = \"https://siem.campus.edu/hook\"\nevents = [\"incident.opened\"]\nsecret = \"k\"\n",
         )
         .unwrap();
-        assert_eq!(c.incidents.identify_within.0, Duration::from_secs(24 * 3600));
-        assert_eq!(c.enforcement.incidents_window.0, Duration::from_secs(30 * 86400));
+        assert_eq!(
+            c.incidents.identify_within.0,
+            Duration::from_secs(24 * 3600)
+        );
+        assert_eq!(
+            c.enforcement.incidents_window.0,
+            Duration::from_secs(30 * 86400)
+        );
         assert_eq!(c.alerts.webhooks[0].events, ["incident.opened"]);
-        let bad = parse("[[alerts.webhooks]]\nurl = \"https://x\"\nevents = [\"incident.exploded\"]\n")
+        let bad =
+            parse("[[alerts.webhooks]]\nurl = \"https://x\"\nevents = [\"incident.exploded\"]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(bad.contains("alerts.webhooks[0].events"), "{bad}");
+        let bad = parse("[incidents]\nidentify_within = \"soon\"\n")
             .unwrap_err()
             .to_string();
-        assert!(bad.contains("alerts.webhooks[0].events"), "{bad}");
-        let bad = parse("[incidents]\nidentify_within = \"soon\"\n").unwrap_err().to_string();
         assert!(bad.contains("duration"), "{bad}");
-        let bad = parse("[incidents]\nidentify_within = \"80h\"\n").unwrap_err().to_string();
+        let bad = parse("[incidents]\nidentify_within = \"80h\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("report_within"), "{bad}");
-        let bad = parse("[enforcement]\nmode = \"ban\"\n").unwrap_err().to_string();
+        let bad = parse("[enforcement]\nmode = \"ban\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("mode") || bad.contains("variant"), "{bad}");
     }
 }

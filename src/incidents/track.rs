@@ -77,19 +77,14 @@ impl Tracker {
             )?
             .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
+        let opened = existing.is_none();
         let (id, feed_list, cat_list) = match existing {
             Some(x) => x,
-            None => {
-                let id = self.open(conn, &key, e, ip, identity)?;
-                pending.alerts.push(AlertEvent::incident(
-                    "incident.opened",
-                    id,
-                    &ip.to_string(),
-                    e.time_ms,
-                ));
-                tracing::info!(incident = id, client = %ip, key = %key, qname = %e.name, "incident opened");
-                (id, String::new(), String::new())
-            }
+            None => (
+                self.open(conn, &key, e, ip, identity)?,
+                String::new(),
+                String::new(),
+            ),
         };
         let feed_list = add_to_list(feed_list, e.feed.as_deref().unwrap_or(""));
         let cat_list = add_to_list(cat_list, category);
@@ -116,6 +111,16 @@ impl Tracker {
         if new_name > 0 {
             conn.prepare_cached("UPDATE incidents SET name_count = name_count + 1 WHERE id = ?1")?
                 .execute([id])?;
+        }
+        // Only now, when every statement succeeded, is anything announced.
+        if opened {
+            pending.alerts.push(AlertEvent::incident(
+                "incident.opened",
+                id,
+                &ip.to_string(),
+                e.time_ms,
+            ));
+            tracing::info!(incident = id, client = %ip, key = %key, qname = %e.name, "incident opened");
         }
         match pending.touched.iter_mut().find(|t| t.0 == id) {
             Some(t) => {

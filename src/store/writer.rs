@@ -471,14 +471,38 @@ fn write_batch(
         return Ok(written);
     };
     let mut pending = Pending::default();
+    // Incident bookkeeping must never cost evidence: each hit's tracking runs in a savepoint,
+    // and a failure there is rolled back and logged while the hit row itself is kept.
     let written = insert_events_with(&tx, batch, &ledger, log_queries, |c, hit, e, ip, id| {
-        tracker.on_hit(c, hit, e, ip, id, &mut pending)
+        guarded(c, "incident tracking", |c| {
+            tracker.on_hit(c, hit, e, ip, id, &mut pending)
+        })
     })?;
-    tracker.end_batch(&tx, &mut pending)?;
+    guarded(&tx, "repeat-offender check", |c| {
+        tracker.end_batch(c, &mut pending)
+    })?;
     tx.commit()?;
     // Only committed changes are announced and enforced.
     tracker.publish(pending);
     Ok(written)
+}
+
+/// Runs `f` inside a savepoint; on error rolls it back, logs and counts, and carries on.
+fn guarded(
+    conn: &Connection,
+    what: &'static str,
+    f: impl FnOnce(&Connection) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    conn.execute_batch("SAVEPOINT tracking")?;
+    match f(conn) {
+        Ok(()) => conn.execute_batch("RELEASE tracking")?,
+        Err(error) => {
+            conn.execute_batch("ROLLBACK TO tracking; RELEASE tracking")?;
+            metrics::counter!("poolguard_incident_errors_total").increment(1);
+            tracing::warn!(%error, what, "incident bookkeeping failed; the hit is kept");
+        }
+    }
+    Ok(())
 }
 
 /// Inserts events (query rows, and hit rows with the identity from `ledger`) inside the
