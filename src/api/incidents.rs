@@ -53,8 +53,10 @@ pub struct IncidentView {
     pub severity: String,
     pub feeds: Vec<String>,
     pub categories: Vec<String>,
-    /// RFC 3339: the first hit.
+    /// RFC 3339: when the incident opened, i.e. its first hit (deadlines count from here).
     pub opened_at: String,
+    /// RFC 3339: the first hit (same as `opened_at`, named for reports).
+    pub first_hit_at: String,
     pub last_hit_at: String,
     pub hit_count: i64,
     pub distinct_names: i64,
@@ -90,6 +92,7 @@ impl IncidentView {
             feeds: r.feeds,
             categories: r.categories,
             opened_at: rfc3339(r.opened_ms),
+            first_hit_at: rfc3339(r.opened_ms),
             last_hit_at: rfc3339(r.last_hit_ms),
             hit_count: r.hit_count,
             distinct_names: r.name_count,
