@@ -207,8 +207,8 @@ async fn log(store: &Store, acc: &Accountability, d: db::Delivery) {
     }
 }
 
-/// RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`; facility security (13... we use
-/// local0 = 16), severity warning (4).
+/// RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`, facility local0 (16) and
+/// severity warning (4), so PRI = 132; the MSG is the alert's JSON.
 async fn send_syslog(addr: std::net::SocketAddr, event: &AlertEvent) -> db::Delivery {
     let pri = 16 * 8 + 4;
     let msg = format!(
@@ -217,10 +217,12 @@ async fn send_syslog(addr: std::net::SocketAddr, event: &AlertEvent) -> db::Deli
         event.event,
         serde_json::to_string(event).unwrap_or_default()
     );
-    let local: std::net::SocketAddr = if addr.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    // A loopback collector is reached from loopback only; otherwise any local address.
+    let local: std::net::SocketAddr = match (addr.is_ipv4(), addr.ip().is_loopback()) {
+        (true, true) => (std::net::Ipv4Addr::LOCALHOST, 0).into(),
+        (true, false) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        (false, true) => (std::net::Ipv6Addr::LOCALHOST, 0).into(),
+        (false, false) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let result = async {
         let sock = tokio::net::UdpSocket::bind(local).await?;
