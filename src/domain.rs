@@ -85,7 +85,8 @@ impl DomainName {
     /// True when `self` is `other` or below it.
     pub fn is_within(&self, other: &DomainName) -> bool {
         let (s, o) = (self.as_str(), other.as_str());
-        s == o || (s.len() > o.len() && s.ends_with(o) && s.as_bytes()[s.len() - o.len() - 1] == b'.')
+        s == o
+            || (s.len() > o.len() && s.ends_with(o) && s.as_bytes()[s.len() - o.len() - 1] == b'.')
     }
 
     /// Whether the text looks like an IP address rather than a name (feeds mix them).
@@ -125,21 +126,38 @@ mod tests {
 
     #[test]
     fn normalises_case_dots_and_idn() {
-        assert_eq!(DomainName::parse("MoneroOcean.stream.").unwrap().as_str(), "moneroocean.stream");
+        assert_eq!(
+            DomainName::parse("MoneroOcean.stream.").unwrap().as_str(),
+            "moneroocean.stream"
+        );
         assert_eq!(
             DomainName::parse("myètherwället.com").unwrap().as_str(),
             "xn--mytherwllet-r8a0c.com"
         );
-        assert_eq!(DomainName::parse(" xn--blckchin-5za9o.info ").unwrap().as_str(), "xn--blckchin-5za9o.info");
+        assert_eq!(
+            DomainName::parse(" xn--blckchin-5za9o.info ")
+                .unwrap()
+                .as_str(),
+            "xn--blckchin-5za9o.info"
+        );
     }
 
     #[test]
     fn rejects_what_cannot_be_a_name() {
         assert_eq!(DomainName::parse(""), Err(NameError::Empty));
         assert_eq!(DomainName::parse("a..b"), Err(NameError::EmptyLabel));
-        assert!(matches!(DomainName::parse("xmr.-eu1.nanopool.org"), Err(NameError::Hyphen(_))));
-        assert_eq!(DomainName::parse("server.com:1234"), Err(NameError::BadChar(':')));
-        assert_eq!(DomainName::parse("graftpool.net/"), Err(NameError::BadChar('/')));
+        assert!(matches!(
+            DomainName::parse("xmr.-eu1.nanopool.org"),
+            Err(NameError::Hyphen(_))
+        ));
+        assert_eq!(
+            DomainName::parse("server.com:1234"),
+            Err(NameError::BadChar(':'))
+        );
+        assert_eq!(
+            DomainName::parse("graftpool.net/"),
+            Err(NameError::BadChar('/'))
+        );
         assert!(DomainName::parse(&"a".repeat(64)).is_err());
         assert!(DomainName::parse(&format!("{}.com", "a.".repeat(130))).is_err());
     }

@@ -58,7 +58,11 @@ impl ParsedFeed {
 pub fn parse(text: &str, format: FeedFormat, kind: FeedKind) -> ParsedFeed {
     let _ = kind;
     let mut out = ParsedFeed {
-        format: Some(if format == FeedFormat::Auto { FeedFormat::Plain } else { format }),
+        format: Some(if format == FeedFormat::Auto {
+            FeedFormat::Plain
+        } else {
+            format
+        }),
         ..Default::default()
     };
     for (i, raw) in text.lines().enumerate() {

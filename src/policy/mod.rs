@@ -109,7 +109,9 @@ impl Policy {
                 } else {
                     &mut p.block
                 };
-                target.entry(key.clone()).or_insert_with(|| verdict(rule_text(d)));
+                target
+                    .entry(key.clone())
+                    .or_insert_with(|| verdict(rule_text(d)));
             }
             for d in &parsed.exceptions {
                 p.allow
@@ -153,7 +155,11 @@ impl Policy {
 }
 
 fn key_of(name: &str, exact: bool) -> String {
-    if exact { format!("={name}") } else { name.to_string() }
+    if exact {
+        format!("={name}")
+    } else {
+        name.to_string()
+    }
 }
 
 fn rule_text(d: &crate::feeds::DomainEntry) -> String {

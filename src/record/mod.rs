@@ -45,7 +45,10 @@ pub enum Outcome {
 impl Outcome {
     /// Hits are the evidence: they are kept long and never dropped.
     pub fn is_hit(self) -> bool {
-        matches!(self, Outcome::Blocked | Outcome::CnameBlocked | Outcome::IpBlocked)
+        matches!(
+            self,
+            Outcome::Blocked | Outcome::CnameBlocked | Outcome::IpBlocked
+        )
     }
 
     /// The API spelling.
