@@ -16,7 +16,7 @@
 
 use std::net::SocketAddr;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::xfer::Protocol;
@@ -151,13 +151,15 @@ pub fn encode<'a>(
     limit: u16,
 ) -> Option<(ResponseInfo, Vec<u8>)> {
     let id = response.metadata().id;
+    // Kept aside: when the records overflow, the OPT record does not make it into `bytes`.
+    let edns = response.edns().cloned();
     let mut bytes = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_max_size(limit);
     let encoded = response.destructive_emit(&mut encoder);
     match encoded {
         Ok(info) if !info.truncation => Some((info, bytes)),
-        Ok(_) => truncated(&bytes, limit).or_else(|| servfail(id)),
+        Ok(_) => truncated(&bytes, edns.as_ref(), limit).or_else(|| servfail(id)),
         Err(error) => {
             tracing::debug!(%error, id, "response could not be encoded");
             servfail(id)
@@ -166,7 +168,7 @@ pub fn encode<'a>(
 }
 
 /// Question + OPT, TC=1, from a (partially) encoded response.
-fn truncated(partial: &[u8], limit: u16) -> Option<(ResponseInfo, Vec<u8>)> {
+fn truncated(partial: &[u8], edns: Option<&Edns>, limit: u16) -> Option<(ResponseInfo, Vec<u8>)> {
     // Our own encoder wrote this, so it decodes; if it somehow does not, SERVFAIL follows.
     let mut message = Message::from_vec(partial).ok()?;
     message.answers.clear();
@@ -182,7 +184,7 @@ fn truncated(partial: &[u8], limit: u16) -> Option<(ResponseInfo, Vec<u8>)> {
         &mut std::iter::empty::<&Record>(),
         &mut std::iter::empty::<&Record>(),
         &mut std::iter::empty::<&Record>(),
-        message.edns.as_ref(),
+        edns,
         None,
         &mut encoder,
     )
