@@ -476,7 +476,6 @@ fn random_bytes_never_stop_the_server() {
         .unwrap();
     let bed = rt.block_on(TestBed::start());
     let dns = bed.dns;
-    let sock = rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 256,
         failure_persistence: None,
@@ -487,6 +486,9 @@ fn random_bytes_never_stop_the_server() {
         .run(&random_packet(), |packet| {
             let probe = good(probe_id.fetch_add(1, Ordering::Relaxed) | 0x8000);
             rt.block_on(async {
+                // A fresh socket per case: an answer to an earlier case that is still on its
+                // way (a forwarded random name) cannot be mistaken for one to this case.
+                let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
                 sock.send_to(&packet, dns).await.unwrap();
                 sock.send_to(&probe, dns).await.unwrap();
                 // Whatever comes back before the probe's answer must be a response to the

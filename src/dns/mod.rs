@@ -68,6 +68,8 @@ pub struct DnsContext {
     pub recorder: Recorder,
 }
 
+/// Requested SO_RCVBUF for each UDP socket (see `bind_udp`).
+const UDP_RECV_BUFFER: usize = 4 << 20;
 /// Pending TCP connections per listener.
 const TCP_BACKLOG: i32 = 1024;
 /// Attempts to find a port free for both UDP and TCP when binding port 0.
@@ -339,6 +341,9 @@ fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<So
 
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    // A deep receive queue absorbs bursts instead of dropping them in the kernel; the kernel
+    // caps it at net.core.rmem_max, so this is a request, and failure is not an error.
+    let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
