@@ -128,7 +128,7 @@ async fn measure(server: SocketAddr, deadline: Instant) -> std::io::Result<Measu
     let mut id: u16 = 0;
     while Instant::now() < deadline {
         id = id.wrapping_add(1);
-        let name = if id % 2 == 0 {
+        let name = if id.is_multiple_of(2) {
             "xmr.pool.minergate.com."
         } else {
             "printer.campus.test."
@@ -204,7 +204,7 @@ async fn run_attack(
                         // Drain our own answers so our socket never blocks the flood.
                         let mut sink = [0u8; 512];
                         while sock.try_recv_from(&mut sink).is_ok() {}
-                        if i % 64 == 0 {
+                        if i.is_multiple_of(64) {
                             tokio::task::yield_now().await;
                         }
                     }

@@ -580,7 +580,7 @@ impl ScriptedUpstream {
                         let mut junk: Vec<u8> =
                             (0..40u8).map(|i| i.wrapping_mul(37) ^ counter).collect();
                         // Sometimes with the right ID, so the resolver has to parse it.
-                        if counter % 2 == 0 {
+                        if counter.is_multiple_of(2) {
                             junk[..2].copy_from_slice(&buf[..2]);
                             junk[2] = 0x81;
                         }
