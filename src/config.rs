@@ -85,7 +85,7 @@ pub struct DnsConfig {
     /// Every n-th over-limit UDP query gets a truncated REFUSED (TC=1) so a real client can
     /// retry over TCP; the rest are dropped. 0 = drop them all.
     pub rate_limit_slip: u32,
-    /// Client addresses the rate limiter tracks at once (fixed memory, ~40 bytes each); a
+    /// Client addresses the rate limiter tracks at once (fixed memory, ~50 bytes each); a
     /// spoofed-source flood evicts, it never grows the table.
     pub rate_limit_table_size: usize,
     /// Open TCP connections per DNS worker; a connection beyond it is closed at once.

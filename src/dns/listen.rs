@@ -143,7 +143,15 @@ pub async fn serve_udp(front: Arc<Frontend>, socket: UdpSocket, token: Cancellat
                 Ok(r) => r,
                 Err(error) => {
                     // ICMP errors from earlier sends surface here on some systems; not fatal.
+                    // A socket that is gone for good ends the loop, as in hickory-server.
                     tracing::debug!(%error, "udp receive error");
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::NotConnected | std::io::ErrorKind::ConnectionAborted
+                    ) {
+                        tracing::warn!(%error, "udp socket closed; this listener stops");
+                        break;
+                    }
                     continue;
                 }
             },
