@@ -225,8 +225,22 @@ async fn compression_loops_and_bad_pointers() {
         in_additional[11] = 1;
         let at = in_additional.len() as u8;
         in_additional.extend_from_slice(&[0xC0, at, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4]);
-        for p in [selfloop, pingpong, beyond, forward, in_additional] {
+        // Found by fuzzing (fuzz/artifacts → this regression test): a question name that is a
+        // pointer into the header decodes, but hickory echoes the question's raw bytes, so the
+        // answer's pointer pointed into *our* header and no client could parse it.
+        let mut into_header = header(0x0100, 0, 1, 0, 0, 0);
+        into_header.extend_from_slice(&[0xC0, 0x00, 0x00, 0x01, 0x00, 0x01]);
+        for p in [
+            selfloop,
+            pingpong,
+            beyond,
+            forward,
+            in_additional,
+            into_header,
+        ] {
             expect_rcode(bed.dns, proto, &p, ResponseCode::FormErr).await;
+            let raw = query_raw(bed.dns, proto, &p).await;
+            Message::from_vec(&raw).expect("every answer parses");
         }
     }
     still_serves(bed.dns).await;

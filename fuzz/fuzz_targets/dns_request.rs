@@ -100,7 +100,8 @@ fuzz_target!(|data: &[u8]| {
     assert!(packet.len() >= 12, "answered a packet shorter than a header");
     assert_eq!(packet[2] & 0x80, 0, "answered a response (QR=1)");
     assert_eq!(answer[..2], packet[..2], "ID not echoed");
-    let message = Message::from_vec(&answer).expect("our answer parses");
+    let message = Message::from_vec(&answer)
+        .unwrap_or_else(|e| panic!("our answer does not parse: {e}: {answer:02x?}"));
     assert_eq!(message.metadata.message_type, MessageType::Response);
     if protocol == Protocol::Udp {
         let edns = Message::from_vec(packet).ok().and_then(|m| m.edns);

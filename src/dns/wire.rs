@@ -78,6 +78,9 @@ pub fn gate(bytes: Vec<u8>, src: SocketAddr, protocol: Protocol) -> Gate {
     }
     let mut header = [0u8; HEADER_LEN];
     header.copy_from_slice(&bytes[..HEADER_LEN]);
+    if question_is_compressed(&bytes) {
+        return Gate::Reply(header_reply(&header, ResponseCode::FormErr));
+    }
     match Request::from_bytes(bytes, src, protocol) {
         Ok(request) => Gate::Request(Box::new(request)),
         Err(error) => {
@@ -85,6 +88,23 @@ pub fn gate(bytes: Vec<u8>, src: SocketAddr, protocol: Protocol) -> Gate {
             Gate::Reply(header_reply(&header, ResponseCode::FormErr))
         }
     }
+}
+
+/// True when the question's name contains a compression pointer. The question is the first
+/// name of a query, so a pointer can only lead into the header (or loop): never valid. It must
+/// be refused here because hickory echoes the question's raw bytes, and the pointer would then
+/// point into the *response's* header: an answer no client can parse (found by fuzzing).
+fn question_is_compressed(bytes: &[u8]) -> bool {
+    let mut at = HEADER_LEN;
+    // At most 128 labels fit in 255 bytes; the bound also ends the scan on junk.
+    for _ in 0..128 {
+        match bytes.get(at) {
+            None | Some(0) => return false,
+            Some(&len) if len & 0xC0 != 0 => return len & 0xC0 == 0xC0,
+            Some(&len) => at += 1 + usize::from(len),
+        }
+    }
+    false
 }
 
 /// A header-only response to `request` (at least [`HEADER_LEN`] bytes): ID, opcode and RD
@@ -255,6 +275,26 @@ mod tests {
         assert_eq!(&r[..2], &[0x42, 0x42]);
         assert_eq!(r[3] & 0x0F, 1, "FORMERR");
         assert_eq!(r[2] & 0x81, 0x81, "QR and RD");
+    }
+
+    #[test]
+    fn compressed_question_is_formerr() {
+        // Regression (fuzz/artifacts/dns_request/crash-e44b…): pointer to offset 0.
+        let mut q = query_bytes()[..HEADER_LEN].to_vec();
+        q.extend_from_slice(&[0xC0, 0x00, 0x00, 0x01, 0x00, 0x01]);
+        let Gate::Reply(r) = gate(q.clone(), src(), Protocol::Udp) else {
+            panic!("expected a reply");
+        };
+        assert_eq!(r[3] & 0x0F, 1);
+        // Also after a first label.
+        let mut q = query_bytes()[..HEADER_LEN].to_vec();
+        q.extend_from_slice(&[3, b'w', b'w', b'w', 0xC0, 0x00, 0x00, 0x01, 0x00, 0x01]);
+        assert!(matches!(gate(q, src(), Protocol::Udp), Gate::Reply(_)));
+        // An uncompressed question still parses.
+        assert!(matches!(
+            gate(query_bytes(), src(), Protocol::Udp),
+            Gate::Request(_)
+        ));
     }
 
     #[test]
