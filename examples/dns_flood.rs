@@ -3,12 +3,20 @@
 //! attacker do not apply to it) measures what it still gets.
 //!
 //! ```text
-//! cargo run --release --example dns_flood -- <server> <attack> [seconds] [pid]
+//! cargo run --release --example dns_flood -- <server> <attack> [seconds] [pid] [rate]
 //!   server   127.0.0.1:5353 (loopback only: anything else is refused)
-//!   attack   none | udp-queries | udp-junk | udp-responses | tcp-idle | tcp-slowloris
+//!   attack   none | udp-queries | udp-junk | udp-responses | udp-forward | tcp-idle | tcp-slowloris
 //!   seconds  length of the run, at most 30 (default 10)
-//!   pid      poolguard's PID, to print its RSS before and after
+//!   pid      poolguard's PID, to print its RSS before and after (0 = none)
+//!   rate     the measured client's queries per second (default 100; 0 = one after another,
+//!            as fast as answers come)
 //! ```
+//!
+//! Attacks: `udp-queries` = names in a local zone (answered, never cached);
+//! `udp-junk` = a compression loop in the question (FORMERR); `udp-responses` = QR=1 packets
+//! (dropped); `udp-forward` = names sent to the upstream (with a dead upstream: the in-flight
+//! bound); `tcp-idle` = 2000 connections that send nothing; `tcp-slowloris` = 2000 connections
+//! that drip a length prefix.
 //!
 //! Every loop is bounded by count and time: the attack sends at most 5 million packets or opens
 //! at most 2000 connections, and stops at the deadline.
@@ -63,7 +71,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10)
         .min(30);
-    let pid: Option<u32> = args.get(4).and_then(|s| s.parse().ok());
+    let pid: Option<u32> = args.get(4).and_then(|s| s.parse().ok()).filter(|p| *p != 0);
+    let rate: u64 = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(100);
     let duration = Duration::from_secs(seconds);
     let deadline = Instant::now() + duration;
     let stop = Arc::new(AtomicBool::new(false));
@@ -77,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         stop.clone(),
         sent.clone(),
     ));
-    let mut measured = measure(server, deadline).await?;
+    let mut measured = measure(server, deadline, rate).await?;
     let (p50, p99) = (measured.percentile(50), measured.percentile(99));
     stop.store(true, Ordering::Relaxed);
     let _ = attacker.await;
@@ -85,7 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let secs = duration.as_secs_f64();
     println!(
-        "attack={attack} seconds={seconds} attack_sent={} answered={} answers_per_s={:.0} lost={} p50_us={} p99_us={} rss_before_kib={} rss_after_kib={}",
+        "attack={attack} seconds={seconds} client_rate={rate} attack_sent={} answered={} answers_per_s={:.0} lost={} p50_us={} p99_us={} rss_before_kib={} rss_after_kib={}",
         sent.load(Ordering::Relaxed),
         measured.answered,
         measured.answered as f64 / secs,
@@ -116,8 +125,14 @@ impl Measured {
 }
 
 /// The well-behaved client: one query at a time from 127.0.0.2 (a blocked name and a local-zone
-/// name, alternately), 1 s timeout each, until the deadline.
-async fn measure(server: SocketAddr, deadline: Instant) -> std::io::Result<Measured> {
+/// name, alternately), 1 s timeout each, `rate` per second (0 = back to back), until the
+/// deadline.
+async fn measure(server: SocketAddr, deadline: Instant, rate: u64) -> std::io::Result<Measured> {
+    let mut pace = (rate > 0).then(|| {
+        let mut t = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     let sock = UdpSocket::bind("127.0.0.2:0").await?;
     let mut out = Measured {
         answered: 0,
@@ -127,6 +142,9 @@ async fn measure(server: SocketAddr, deadline: Instant) -> std::io::Result<Measu
     let mut buf = vec![0u8; 4096];
     let mut id: u16 = 0;
     while Instant::now() < deadline {
+        if let Some(p) = pace.as_mut() {
+            p.tick().await;
+        }
         id = id.wrapping_add(1);
         let name = if id.is_multiple_of(2) {
             "xmr.pool.minergate.com."
@@ -166,7 +184,7 @@ async fn run_attack(
 ) {
     let running = || !stop.load(Ordering::Relaxed) && Instant::now() < deadline;
     match attack.as_str() {
-        "udp-queries" | "udp-junk" | "udp-responses" => {
+        "udp-queries" | "udp-junk" | "udp-responses" | "udp-forward" => {
             let mut tasks = Vec::new();
             for s in 0..ATTACK_SOCKETS {
                 let attack = attack.clone();
@@ -186,10 +204,12 @@ async fn run_attack(
                         let bytes = match attack.as_str() {
                             // Random names under a local zone: never cached, never forwarded.
                             "udp-queries" => query(id, &format!("r{i}-{s}.campus.test.")),
+                            "udp-forward" => query(id, &format!("f{i}-{s}.example.net.")),
                             "udp-junk" => {
-                                let mut b = query(id, "junk.test.");
-                                let n = b.len();
-                                b[n - 3] = 0xC0; // a bad pointer: FORMERR
+                                // The question's name points at itself: FORMERR.
+                                let mut b = query(id, "a.");
+                                b.truncate(12);
+                                b.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
                                 b
                             }
                             _ => {

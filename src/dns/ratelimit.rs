@@ -31,7 +31,8 @@ pub enum Admit {
     /// Over the rate: send nothing.
     Drop,
     /// Over the rate, but this one gets a tiny truncated REFUSED so a real client behind a
-    /// spoofed-flooded address can still retry over TCP (BIND calls this "slip").
+    /// spoofed-flooded address can still retry over TCP (BIND calls this "slip"; off by
+    /// default, `[dns] rate_limit_slip`).
     Slip,
 }
 
