@@ -1,13 +1,14 @@
 //! The request path: identify → decide → resolve → inspect → answer → record.
 //!
-//! hickory-server parses the packet and calls [`Handler::handle_request`]; each stage below is a
+//! Our front ends (`listen.rs`) gate and parse the packet and call [`Handler::handle_request`]; each stage below is a
 //! call into its own module and hands the next one a plain value ([`Reply`]), so the order of
 //! precedence is readable top to bottom:
 //!
 //! 1. clients outside `[dns] allow` → REFUSED (and counted);
 //! 2. anything but a single standard query → FORMERR / NOTIMP, like hickory's catalog;
 //! 3. the policy decides on the name; a block is answered at once, before local zones and
-//!    conditional forwarding, so no internal zone can be used to reach a pool;
+//!    conditional forwarding, so no internal zone can be used to reach a pool; ANY then gets the
+//!    RFC 8482 answer (one HINFO) and is never forwarded;
 //! 4. names inside `[[zones]]` are answered authoritatively and never forwarded;
 //! 5. everything else is forwarded; unless the name was allowlisted, the answer's CNAME
 //!    targets and addresses are checked against the policy once more.

@@ -16,7 +16,7 @@
 
 use std::net::SocketAddr;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::xfer::Protocol;
@@ -221,16 +221,6 @@ fn servfail(id: u16) -> Option<(ResponseInfo, Vec<u8>)> {
     Some((ResponseInfo::from(header), bytes))
 }
 
-/// True when `bytes` looks like a response to a query with `id` (used by tests and fuzzing).
-pub fn is_response_to(bytes: &[u8], id: u16) -> bool {
-    bytes.len() >= HEADER_LEN
-        && bytes[..2] == id.to_be_bytes()
-        && bytes[2] & 0x80 != 0
-        && Message::from_vec(bytes)
-            .map(|m| m.metadata.message_type == MessageType::Response)
-            .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +230,7 @@ mod tests {
     }
 
     fn query_bytes() -> Vec<u8> {
-        let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
+        let mut m = Message::new(0x4242, hickory_proto::op::MessageType::Query, OpCode::Query);
         m.metadata.recursion_desired = true;
         m.add_query(Query::query(
             hickory_proto::rr::Name::from_ascii("www.example.test.").unwrap(),
