@@ -11,11 +11,16 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::api::{self, ApiState};
+use crate::clients::{Ledger, LedgerError, SharedLedger};
 use crate::config::Config;
 use crate::dns::{DnsContext, DnsError, DnsServer};
 use crate::feeds::loader::{Loader, ReloadReport};
+use crate::feeds::watch::{WatchHandle, spawn_watcher};
 use crate::policy::{Policy, SharedPolicy};
 use crate::record::Recorder;
+use crate::store::writer::WriterHandle;
+use crate::store::{self, Store, StoreError};
 
 /// Why poolguard could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -26,13 +31,36 @@ pub enum AppError {
     Reload(String),
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr} for the API: {source}")]
+    ApiListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
-/// Optional parts plugged in at start; the defaults run poolguard stand-alone.
+/// Optional parts plugged in at start.
 #[derive(Clone, Default)]
 pub struct StartOptions {
-    /// Where query events go (the store's writer); default discards them.
+    /// Where query events go instead of the store (tests tap events with it). When disabled
+    /// (the default), events go to the SQLite store at `[store] path`.
     pub recorder: Recorder,
+}
+
+/// The evidence store and its writer, when poolguard records to SQLite.
+struct Evidence {
+    store: Store,
+    writer: WriterHandle,
+}
+
+/// The HTTP API listeners and how to stop them.
+struct ApiServer {
+    addr: SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 /// A running poolguard.
@@ -42,6 +70,12 @@ pub struct Running {
     loader: Arc<Loader>,
     recorder: Recorder,
     dns: DnsServer,
+    ledger: SharedLedger,
+    evidence: Option<Evidence>,
+    api: Option<ApiServer>,
+    /// Reloads on edits under the feed directories; `None` when `[blocking] watch = false`
+    /// or the OS refused (then SIGHUP and the API still reload).
+    _watcher: Option<WatchHandle>,
 }
 
 /// Starts poolguard with default options (no query recording).
@@ -56,18 +90,57 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let loader = Arc::new(Loader::new(config.clone(), policy.clone()));
     let report = reload_off_thread(&loader).await?;
     log_report(&report);
+    // Metrics first, so nothing emitted at start-up is lost (idempotent).
+    let metrics = api::metrics::install();
+    let ledger_path = config.clients.ledger.as_ref().map(|p| config.resolve(p));
+    let ledger = load_ledger(ledger_path.clone()).await?;
+    let (recorder, evidence) = if options.recorder.is_enabled() {
+        (options.recorder, None)
+    } else {
+        let (recorder, evidence) = open_store(&config, ledger.clone()).await?;
+        (recorder, Some(evidence))
+    };
     let dns = DnsServer::start(DnsContext {
         config: config.clone(),
         policy: policy.clone(),
-        recorder: options.recorder.clone(),
+        recorder: recorder.clone(),
     })
     .await?;
+    let api = match (&evidence, config.api.listen) {
+        (Some(ev), Some(addr)) => {
+            let mut state = ApiState::new(
+                ev.store.clone(),
+                ledger.clone(),
+                ledger_path,
+                &config.api,
+                Some(ev.writer.health()),
+            );
+            state.metrics = metrics;
+            Some(start_api(addr, config.api.metrics_listen, state).await?)
+        }
+        _ => None,
+    };
+    let watcher = if config.blocking.watch {
+        match spawn_watcher(loader.clone()) {
+            Ok(w) => Some(w),
+            Err(error) => {
+                tracing::warn!(%error, "feed files are not watched; reload with SIGHUP");
+                None
+            }
+        }
+    } else {
+        None
+    };
     Ok(Running {
         config,
         policy,
         loader,
-        recorder: options.recorder,
+        recorder,
         dns,
+        ledger,
+        evidence,
+        api,
+        _watcher: watcher,
     })
 }
 
@@ -76,6 +149,74 @@ async fn reload_off_thread(loader: &Arc<Loader>) -> Result<ReloadReport, AppErro
     tokio::task::spawn_blocking(move || loader.reload())
         .await
         .map_err(|e| AppError::Reload(e.to_string()))
+}
+
+async fn load_ledger(path: Option<std::path::PathBuf>) -> Result<SharedLedger, AppError> {
+    let loaded = tokio::task::spawn_blocking(move || Ledger::load_configured(path.as_deref()))
+        .await
+        .map_err(|e| AppError::Reload(e.to_string()))??;
+    let (ledger, report) = loaded;
+    for row in report.rejected.iter().take(20) {
+        tracing::warn!(line = row.line, reason = %row.reason, "ledger row rejected");
+    }
+    if !ledger.is_empty() || !report.rejected.is_empty() {
+        tracing::info!(
+            "asset ledger loaded: {} networks, {} rows rejected",
+            report.loaded,
+            report.rejected.len()
+        );
+    }
+    Ok(ledger.shared())
+}
+
+async fn open_store(
+    config: &Config,
+    ledger: SharedLedger,
+) -> Result<(Recorder, Evidence), AppError> {
+    let mut store_cfg = config.store.clone();
+    store_cfg.path = config.resolve(&config.store.path);
+    // Opening creates the directory and migrates the schema: file I/O, off the async threads.
+    let opened = tokio::task::spawn_blocking(move || {
+        let store = store::open(&store_cfg)?;
+        let (sink, writer) = store::writer::spawn(&store, &store_cfg, ledger)?;
+        Ok::<_, StoreError>((store, sink, writer))
+    })
+    .await
+    .map_err(|e| AppError::Reload(e.to_string()))??;
+    let (store, sink, writer) = opened;
+    Ok((Recorder::new(sink), Evidence { store, writer }))
+}
+
+async fn start_api(
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    state: ApiState,
+) -> Result<ApiServer, AppError> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::ApiListen { addr, source })
+    };
+    let listener = bind(addr).await?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| AppError::ApiListen { addr, source })?;
+    let mut tasks = Vec::new();
+    if let Some(m) = metrics_addr {
+        let ops = bind(m).await?;
+        tasks.push(api::serve_ops(
+            ops,
+            state.clone(),
+            stop.clone().cancelled_owned(),
+        ));
+    }
+    tasks.push(api::serve(listener, state, stop.clone().cancelled_owned()));
+    Ok(ApiServer {
+        addr: bound,
+        stop,
+        tasks,
+    })
 }
 
 fn log_report(report: &ReloadReport) {
@@ -136,9 +277,46 @@ impl Running {
         }
     }
 
-    /// Stops the DNS workers and joins their threads.
+    /// The API's real address (e.g. the port picked for `:0`); `None` when the API is off.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().map(|a| a.addr)
+    }
+
+    /// The evidence store, when poolguard records to SQLite.
+    pub fn store(&self) -> Option<&Store> {
+        self.evidence.as_ref().map(|e| &e.store)
+    }
+
+    /// The live asset ledger.
+    pub fn ledger(&self) -> &SharedLedger {
+        &self.ledger
+    }
+
+    /// Commits every event recorded so far (tests and the API use it to read their writes).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        match &self.evidence {
+            Some(e) => e.writer.flush().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stops answering (DNS first, so no new events arrive), stops the API, then commits
+    /// every queued event before returning.
     pub async fn shutdown(self) {
         self.dns.shutdown().await;
+        if let Some(api) = self.api {
+            api.stop.cancel();
+            for t in api.tasks {
+                if let Ok(Err(error)) = t.await {
+                    tracing::warn!(%error, "API server stopped with an error");
+                }
+            }
+        }
+        if let Some(ev) = self.evidence
+            && let Err(error) = ev.writer.shutdown().await
+        {
+            tracing::error!(%error, "could not commit every queued event at shutdown");
+        }
     }
 
     /// Serves until SIGTERM or SIGINT, reloading feeds on SIGHUP, then shuts down cleanly.

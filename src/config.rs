@@ -23,10 +23,12 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {key}: {error}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        /// The key path, e.g. `dns.listen[0]`; empty for syntax errors.
+        key: String,
+        error: Box<toml::de::Error>,
     },
     #[error("{path}: {key}: {reason}")]
     Invalid {
@@ -223,6 +225,10 @@ pub enum FeedFormat {
     Rpz,
     Wildcard,
     Ip,
+    /// Browser URL-match patterns (`*://*.coinhive.com/*`), as NoCoin and MinerBlock ship them.
+    Url,
+    /// Suricata/Emerging Threats rules: names from `dns.query`, `tls.sni`, `http.host` contents.
+    Suricata,
 }
 
 /// One `[[feeds]]` entry.
@@ -321,7 +327,19 @@ pub struct TokenConfig {
 }
 
 /// What a token may do; each role includes the ones before it, except as noted in the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    Serialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -412,10 +430,18 @@ impl Config {
 
     /// Parses and validates config text; `base` anchors relative paths.
     pub fn from_toml(text: &str, path: &Path, base: &Path) -> Result<Self, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |key: String, error: toml::de::Error| ConfigError::Parse {
             path: path.to_path_buf(),
-            source: Box::new(e),
-        })?;
+            key: if key.is_empty() || key == "." {
+                "syntax".to_string()
+            } else {
+                key
+            },
+            error: Box::new(error),
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| parse_error(String::new(), e))?;
+        let mut config: Config = serde_path_to_error::deserialize(de)
+            .map_err(|e| parse_error(e.path().to_string(), e.into_inner()))?;
         config.base_dir = if base.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {

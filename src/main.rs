@@ -10,12 +10,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
-use poolguard::config::Config;
-use poolguard::feeds::loader::Loader;
-use poolguard::policy::Policy;
+use poolguard::config::{Config, Role};
 
 #[derive(Parser)]
 #[command(
@@ -34,12 +31,28 @@ struct Cli {
 enum Command {
     /// Validate the config and every feed; print each problem; exit 1 if any.
     Check,
+    /// Make a new API token: prints the token on the first line, then the TOML to append to
+    /// the config (only the token's SHA-256 is stored there).
+    Token {
+        /// viewer, investigator, feeds or admin.
+        #[arg(long)]
+        role: Role,
+        /// Who holds the token (shown in the audit log).
+        #[arg(long)]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check) => check(&cli.config),
+        Some(Command::Token { role, name }) => poolguard::api::token::cli_output(&name, role)
+            .map(|out| {
+                println!("{out}");
+                true
+            })
+            .map_err(anyhow::Error::from),
         None => serve(&cli.config).map(|()| true),
     };
     match result {
@@ -87,38 +100,17 @@ fn check(path: &Path) -> anyhow::Result<bool> {
             return Ok(false);
         }
     };
-    let policy = Arc::new(ArcSwap::from_pointee(Policy::empty()));
-    let report = Loader::new(config.clone(), policy).reload();
-    let mut clean = true;
-    for feed in &report.feeds {
-        let file = config
-            .feeds
-            .iter()
-            .find(|f| f.name == feed.name)
-            .and_then(|f| f.path.as_ref())
-            .map(|p| config.resolve(p).display().to_string())
-            .unwrap_or_else(|| feed.name.clone());
-        if let Some(error) = &feed.error {
-            println!("{file}: {error}");
-            clean = false;
-        }
-        for r in &feed.rejected {
-            println!("{file}:{}: {} (`{}`)", r.line, r.reason, r.text.trim());
-            clean = false;
-        }
+    let problems = poolguard::feeds::check::check(&config);
+    for p in &problems {
+        println!("{p}");
     }
+    let mut clean = problems.is_empty();
     if let Err(e) = poolguard::dns::zones::LocalZones::load(&config) {
         println!("{e}");
         clean = false;
     }
     if clean {
-        let s = report.stats;
-        println!(
-            "ok: {} feeds, {} names, {} prefixes",
-            report.feeds.len(),
-            s.blocked_names + s.allowed_names,
-            s.ip_prefixes
-        );
+        println!("ok: {} feeds, no problems", config.feeds.len());
     }
     Ok(clean)
 }

@@ -1,10 +1,19 @@
 //! Clients: who is behind an IP address, from the campus asset ledger.
+//!
+//! The ledger is a CSV file that network ops already keep (`network,mac,asset,kind,location,
+//! department,owner,contact`). It is parsed once into an immutable [`Ledger`] (a longest-prefix
+//! table) and published through [`SharedLedger`], an `ArcSwap`: the store writer reads the
+//! current snapshot lock-free for every event, and a reload swaps a whole new table in.
+
+mod ledger;
+
+pub use ledger::{Ledger, LedgerError, LoadReport, RejectedRow, SharedLedger};
 
 use serde::Serialize;
 
 /// A snapshot of who a client was at the moment of a query. Stored with each hit, so later
 /// ledger edits never rewrite history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Identity {
     /// The ledger network that matched (IP or CIDR).
     pub network: Option<String>,

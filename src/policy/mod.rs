@@ -4,9 +4,18 @@
 //! current snapshot through [`SharedPolicy`] (an `ArcSwap`), so a reload swaps in a whole new
 //! policy atomically and no query ever sees half a feed. Order of precedence: allowlist entries
 //! (and adblock `@@` exceptions) win over every blocklist; among blocks the most specific rule
-//! (longest matching suffix) is reported.
+//! (longest matching suffix) is reported; for the same name, the first feed in config order.
+//!
+//! The pieces: `domains` (one flat arena of names with a hash index, walked suffix by suffix)
+//! and `ips` (longest-prefix match). Why they look the way they do, with measurements, is in
+//! docs/POLICY.md.
 
-use std::collections::HashMap;
+mod domains;
+mod ips;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -16,6 +25,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{FeedKind, Severity};
 use crate::feeds::ParsedFeed;
+
+use domains::{
+    DomainTable, DomainTableBuilder, EXCEPTION, FEED_MASK, Found, Hit, Listing, MAX_FEEDS,
+};
+use ips::IpTable;
 
 /// How a blocked query is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -34,16 +48,22 @@ pub enum Action {
 /// What the policy knows about a feed, carried by every verdict it produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedInfo {
+    /// The feed's config name, shown in logs, hits and the API.
     pub name: Arc<str>,
+    /// Block, allow or IP feed: decides which table its entries go to.
     pub kind: FeedKind,
+    /// How a name it blocks is answered (the feed's override or the default action).
     pub action: Action,
+    /// What the feed is about (`mining`, ...), carried into hit records for reporting.
     pub category: Arc<str>,
+    /// How urgent a hit is, so incident handling can sort by it.
     pub severity: Severity,
 }
 
 /// Why a name or address matched: the feed and the rule, as a maintainer would write it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// The feed that decided (shared, so a verdict costs a refcount, not a copy).
     pub feed: Arc<FeedInfo>,
     /// The matching rule: `pool.example` (with subdomains), `=host` (exact) or `10.0.0.0/8`.
     pub rule: Arc<str>,
@@ -70,22 +90,125 @@ pub enum Decision {
 /// Counts, for logs and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PolicyStats {
+    /// Distinct names with a block rule (duplicates across feeds counted once).
     pub blocked_names: usize,
+    /// Distinct names with an allow rule or `@@` exception.
     pub allowed_names: usize,
+    /// Distinct IP prefixes.
     pub ip_prefixes: usize,
 }
 
-/// One compiled snapshot of every enabled feed. Placeholder implementation (a HashMap walk);
-/// the real matcher replaces the internals, not this API.
-#[derive(Debug, Default)]
+/// A name match borrowed from the snapshot, so the hot path can act on it (and write the rule
+/// into a log line or an EDE text) without allocating; [`NameMatch::verdict`] makes the owned
+/// form when one is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameMatch<'p> {
+    /// True for an allowlist (or `@@` exception) match, false for a block.
+    pub allowed: bool,
+    /// The feed whose rule matched.
+    pub feed: &'p Arc<FeedInfo>,
+    /// The listed name (without `=` or `@@`).
+    pub name: &'p str,
+    /// The rule matches only `name` itself (`=host`), not its subdomains.
+    pub exact: bool,
+    /// The rule is an adblock `@@` exception inside a block feed.
+    pub exception: bool,
+}
+
+impl NameMatch<'_> {
+    /// The rule text as the maintainer wrote it: `pool.example`, `=host`, `@@pool.example`.
+    /// One allocation (the `Arc<str>`), made only when a verdict is actually wanted.
+    pub fn rule(&self) -> Arc<str> {
+        if !self.exception && !self.exact {
+            return Arc::from(self.name);
+        }
+        // `@@=` + the longest name (253) fits on the stack: still one allocation.
+        let mut buf = [0u8; 256];
+        let prefix: &[u8] = match (self.exception, self.exact) {
+            (true, true) => b"@@=",
+            (true, false) => b"@@",
+            _ => b"=",
+        };
+        let name = self.name.as_bytes();
+        let n = (prefix.len() + name.len()).min(buf.len());
+        buf[..prefix.len()].copy_from_slice(prefix);
+        buf[prefix.len()..n].copy_from_slice(&name[..n - prefix.len()]);
+        Arc::from(std::str::from_utf8(&buf[..n]).unwrap_or(self.name))
+    }
+
+    /// The owned verdict (clones the feed `Arc`, renders the rule).
+    pub fn verdict(&self) -> Verdict {
+        Verdict {
+            feed: self.feed.clone(),
+            rule: self.rule(),
+        }
+    }
+
+    /// The public decision for this match.
+    pub fn decision(&self) -> Decision {
+        if self.allowed {
+            Decision::Allowed(self.verdict())
+        } else {
+            Decision::Blocked(self.verdict())
+        }
+    }
+}
+
+impl fmt::Display for NameMatch<'_> {
+    /// Writes the rule text (same as [`NameMatch::rule`]) without allocating.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.exception {
+            f.write_str("@@")?;
+        }
+        if self.exact {
+            f.write_str("=")?;
+        }
+        f.write_str(self.name)
+    }
+}
+
+/// One name the publisher should list: blocked, not allowlisted, not already covered by a
+/// listed parent. Borrowed from the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockedName<'p> {
+    /// The listed name, canonical (lower case, punycode, no trailing dot).
+    pub name: &'p str,
+    /// Only the name itself is blocked (`=host`), not its subdomains.
+    pub exact: bool,
+    /// The feed whose rule this is (the first in config order that listed it).
+    pub feed: &'p Arc<FeedInfo>,
+}
+
+/// One listed IP prefix, for the publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockedNet<'p> {
+    /// The prefix as the feed wrote it.
+    pub net: IpNet,
+    /// The first feed (config order) that listed it.
+    pub feed: &'p Arc<FeedInfo>,
+}
+
+/// One compiled snapshot of every enabled feed: immutable, `Send + Sync`, swapped whole.
+#[derive(Default)]
 pub struct Policy {
-    block: HashMap<String, Verdict>,
-    allow: HashMap<String, Verdict>,
-    ips: Vec<(IpNet, Verdict)>,
+    feeds: Vec<Arc<FeedInfo>>,
+    domains: DomainTable,
+    ips: IpTable,
 }
 
 /// The live policy, swapped atomically on reload.
 pub type SharedPolicy = Arc<ArcSwap<Policy>>;
+
+impl fmt::Debug for Policy {
+    /// A summary: a million names are not debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("feeds", &self.feeds.len())
+            .field("stats", &self.stats())
+            .field("heap_bytes", &self.heap_bytes())
+            .finish()
+    }
+}
 
 impl Policy {
     /// A policy that blocks nothing.
@@ -94,90 +217,159 @@ impl Policy {
     }
 
     /// Compiles feeds. Later feeds do not override earlier ones for the same name: the first
-    /// listed feed wins, so config order is the priority order.
+    /// listed feed wins, so config order is the priority order. Duplicates (within and across
+    /// feeds) are stored once. Feeds beyond the 32,767th are ignored with a warning.
     pub fn build<'a>(feeds: impl IntoIterator<Item = (Arc<FeedInfo>, &'a ParsedFeed)>) -> Self {
-        let mut p = Self::default();
-        for (info, parsed) in feeds {
-            let verdict = |rule: String| Verdict {
-                feed: info.clone(),
-                rule: rule.into(),
+        let mut feeds: Vec<(Arc<FeedInfo>, &ParsedFeed)> = feeds.into_iter().collect();
+        if feeds.len() > MAX_FEEDS {
+            tracing::warn!(
+                feeds = feeds.len(),
+                max = MAX_FEEDS,
+                "too many feeds for one policy; the last ones are ignored"
+            );
+            feeds.truncate(MAX_FEEDS);
+        }
+        // Size everything once: an upper bound (duplicates are trimmed in `finish`).
+        let (names, bytes) = feeds
+            .iter()
+            .flat_map(|(_, p)| p.domains.iter().chain(&p.exceptions))
+            .fold((0, 0), |(n, b), d| (n + 1, b + d.name.as_str().len()));
+        let mut table = DomainTableBuilder::with_capacity(names, bytes);
+        let mut ips = IpTable::default();
+        let mut full = false;
+        for (i, (info, parsed)) in feeds.iter().enumerate() {
+            let feed = i as u16; // < MAX_FEEDS, checked above
+            let listing = if info.kind == FeedKind::Allow {
+                Listing::Allow
+            } else {
+                Listing::Block
             };
             for d in &parsed.domains {
-                let key = key_of(d.name.as_str(), d.exact);
-                let target = if info.kind == FeedKind::Allow {
-                    &mut p.allow
-                } else {
-                    &mut p.block
-                };
-                target
-                    .entry(key.clone())
-                    .or_insert_with(|| verdict(rule_text(d)));
+                full |= !table.add(d.name.as_str(), listing, d.exact, feed);
             }
             for d in &parsed.exceptions {
-                p.allow
-                    .entry(key_of(d.name.as_str(), d.exact))
-                    .or_insert_with(|| verdict(format!("@@{}", rule_text(d))));
+                full |= !table.add(d.name.as_str(), Listing::Exception, d.exact, feed);
             }
             for net in &parsed.ips {
-                p.ips.push((*net, verdict(net.to_string())));
+                ips.add(*net, feed);
             }
         }
-        p
+        if full {
+            tracing::warn!("policy name arena is full (4 GiB); some names were not compiled");
+        }
+        Self {
+            feeds: feeds.into_iter().map(|(info, _)| info).collect(),
+            domains: table.finish(),
+            ips,
+        }
     }
 
     /// Checks a lower-case name without trailing dot against allowlists, then blocklists.
+    /// Upper case or one trailing dot are tolerated (normalised on the stack).
     pub fn check_name(&self, name: &str) -> Decision {
-        if let Some(v) = lookup(&self.allow, name) {
-            return Decision::Allowed(v.clone());
-        }
-        match lookup(&self.block, name) {
-            Some(v) => Decision::Blocked(v.clone()),
+        self.check_name_bytes(name.as_bytes())
+    }
+
+    /// [`Policy::check_name`] for a name straight out of a packet buffer.
+    pub fn check_name_bytes(&self, name: &[u8]) -> Decision {
+        match self.match_name(name) {
+            Some(m) => m.decision(),
             None => Decision::Pass,
         }
     }
 
-    /// Checks an address from an upstream answer against the IP feeds.
-    pub fn check_ip(&self, ip: IpAddr) -> Option<Verdict> {
-        self.ips
-            .iter()
-            .filter(|(n, _)| n.contains(&ip))
-            .max_by_key(|(n, _)| n.prefix_len())
-            .map(|(_, v)| v.clone())
+    /// The match behind [`Policy::check_name`], borrowed and allocation-free: `None` means pass.
+    #[inline]
+    pub fn match_name(&self, name: &[u8]) -> Option<NameMatch<'_>> {
+        let mut buf = [0u8; 255];
+        let (name, dots) = normalise(name, &mut buf)?;
+        let (allowed, hit) = match self.domains.find(name, dots)? {
+            Found::Allowed(h) => (true, h),
+            Found::Blocked(h) => (false, h),
+        };
+        self.to_match(allowed, hit)
     }
 
+    fn to_match(&self, allowed: bool, hit: Hit) -> Option<NameMatch<'_>> {
+        Some(NameMatch {
+            allowed,
+            feed: self.feeds.get((hit.slot & FEED_MASK) as usize)?,
+            name: self.domains.name(hit.entry),
+            exact: hit.exact,
+            exception: hit.slot & EXCEPTION != 0,
+        })
+    }
+
+    /// Checks an address from an upstream answer against the IP feeds (longest prefix wins;
+    /// IPv4-mapped IPv6 addresses are checked as IPv4).
+    pub fn check_ip(&self, ip: IpAddr) -> Option<Verdict> {
+        let r = self.ips.find(ip)?;
+        Some(Verdict {
+            feed: self.feeds.get(r.feed as usize)?.clone(),
+            rule: r.rule.clone(),
+        })
+    }
+
+    /// Counts of distinct names and prefixes, for logs and metrics.
     pub fn stats(&self) -> PolicyStats {
         PolicyStats {
-            blocked_names: self.block.len(),
-            allowed_names: self.allow.len(),
+            blocked_names: self.domains.blocked(),
+            allowed_names: self.domains.allowed(),
             ip_prefixes: self.ips.len(),
         }
     }
-}
 
-fn key_of(name: &str, exact: bool) -> String {
-    if exact {
-        format!("={name}")
-    } else {
-        name.to_string()
+    /// Approximate bytes held by the name table, so operators can see what a feed set costs.
+    pub fn heap_bytes(&self) -> usize {
+        self.domains.heap_bytes()
+    }
+
+    /// The feeds compiled into this snapshot, in config (priority) order.
+    pub fn feeds(&self) -> &[Arc<FeedInfo>] {
+        &self.feeds
+    }
+
+    /// The merged blocklist for publishing (RPZ, hosts files): each blocked name once, minus
+    /// names an allowlist covers, minus names a listed parent already covers. Build order
+    /// (config order, then file order). A parent blocked with subdomains whose own name is
+    /// allowed exactly (`=pool.example` allowed) is left out, so its subdomains are listed
+    /// only if they are entries themselves: allowlists fail open.
+    pub fn blocked_names(&self) -> impl Iterator<Item = BlockedName<'_>> + '_ {
+        self.domains.publishable().filter_map(move |hit| {
+            Some(BlockedName {
+                name: self.domains.name(hit.entry),
+                exact: hit.exact,
+                feed: self.feeds.get((hit.slot & FEED_MASK) as usize)?,
+            })
+        })
+    }
+
+    /// Every listed IP prefix once (first feed wins), IPv4 first, in address order.
+    pub fn ip_prefixes(&self) -> impl Iterator<Item = BlockedNet<'_>> + '_ {
+        self.ips.iter().filter_map(move |r| {
+            Some(BlockedNet {
+                net: r.net,
+                feed: self.feeds.get(r.feed as usize)?,
+            })
+        })
     }
 }
 
-fn rule_text(d: &crate::feeds::DomainEntry) -> String {
-    key_of(d.name.as_str(), d.exact)
-}
-
-fn lookup<'a>(table: &'a HashMap<String, Verdict>, name: &str) -> Option<&'a Verdict> {
-    if let Some(v) = table.get(&format!("={name}")) {
-        return Some(v);
+/// The name as the table stores it (lower case, no trailing dot) and its number of dots.
+/// Borrowed as-is in the common case; otherwise lower-cased into `buf`. `None` for names no
+/// table can hold (empty, root, longer than 253 bytes).
+#[inline]
+fn normalise<'b>(name: &'b [u8], buf: &'b mut [u8; 255]) -> Option<(&'b [u8], u32)> {
+    let name = name.strip_suffix(b".").unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return None;
     }
-    let mut rest = name;
-    loop {
-        if let Some(v) = table.get(rest) {
-            return Some(v);
-        }
-        match rest.find('.') {
-            Some(i) => rest = &rest[i + 1..],
-            None => return None,
-        }
+    let (upper, dots) = domains::scan_name(name);
+    if !upper {
+        return Some((name, dots));
     }
+    let out = &mut buf[..name.len()];
+    out.copy_from_slice(name);
+    out.make_ascii_lowercase();
+    Some((out, dots))
 }

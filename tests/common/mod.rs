@@ -270,11 +270,26 @@ pub struct Builder {
     inspect: bool,
     workers: usize,
     recorder: Recorder,
+    extra_toml: String,
+    files: Vec<(String, String)>,
     /// Extra `[dns]` keys, as `key = value` TOML lines.
     dns_extra: Vec<String>,
 }
 
 impl Builder {
+    /// Appends raw TOML sections (`[api]`, `[store]`, `[clients]`…) to the generated config.
+    pub fn toml(mut self, sections: &str) -> Self {
+        self.extra_toml.push_str(sections);
+        self.extra_toml.push('\n');
+        self
+    }
+
+    /// Writes a file into the test bed's directory before start (e.g. a ledger CSV).
+    pub fn file(mut self, relative: &str, content: &str) -> Self {
+        self.files.push((relative.to_string(), content.to_string()));
+        self
+    }
+
     /// Replaces the standard feeds.
     pub fn feeds(mut self, feeds: Vec<FeedSpec>) -> Self {
         self.feeds = feeds;
@@ -405,6 +420,14 @@ impl Builder {
                 file.display()
             ));
         }
+        toml.push_str(&self.extra_toml);
+        for (rel, content) in &self.files {
+            let path = dir.path().join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("mkdir");
+            }
+            std::fs::write(path, content).expect("test file");
+        }
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, &toml).expect("config");
         let config = Config::load(&config_path).expect("test config is valid");
@@ -457,8 +480,19 @@ impl TestBed {
             inspect: true,
             workers: 2,
             recorder: Recorder::disabled(),
+            extra_toml: String::new(),
+            files: Vec::new(),
             dns_extra: Vec::new(),
         }
+    }
+
+    /// The API's base URL, e.g. `http://127.0.0.1:41234` (needs `[api] listen`).
+    pub fn api_url(&self) -> String {
+        let addr = self
+            .running()
+            .api_addr()
+            .expect("API enabled in this test bed");
+        format!("http://{addr}")
     }
 
     pub fn running(&self) -> &Running {
@@ -476,10 +510,12 @@ impl TestBed {
     }
 
     /// Stops poolguard cleanly.
-    pub async fn shutdown(mut self) {
+    /// Stops poolguard cleanly; returns the temp dir so a test can read what was left behind.
+    pub async fn shutdown(mut self) -> tempfile::TempDir {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+        self.dir
     }
 }
 
@@ -521,10 +557,34 @@ pub async fn query(server: SocketAddr, proto: Proto, message: &Message) -> Messa
 
 /// Sends raw bytes and returns the raw response whose ID matches (panics on timeout).
 pub async fn query_raw(server: SocketAddr, proto: Proto, bytes: &[u8]) -> Vec<u8> {
+    query_raw_from(LOCALHOST, server, proto, bytes).await
+}
+
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// Sends `message` from the loopback address `src` (e.g. 127.0.0.7, to play another client).
+pub async fn query_from(
+    src: std::net::IpAddr,
+    server: SocketAddr,
+    proto: Proto,
+    message: &Message,
+) -> Message {
+    let bytes = message.to_vec().expect("encode");
+    let raw = query_raw_from(src, server, proto, &bytes).await;
+    Message::from_vec(&raw).expect("decode response")
+}
+
+/// [`query_raw`] from a chosen loopback source address.
+pub async fn query_raw_from(
+    src: std::net::IpAddr,
+    server: SocketAddr,
+    proto: Proto,
+    bytes: &[u8],
+) -> Vec<u8> {
     let work = async {
         match proto {
             Proto::Udp => {
-                let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                let sock = tokio::net::UdpSocket::bind(SocketAddr::new(src, 0))
                     .await
                     .expect("bind");
                 sock.send_to(bytes, server).await.expect("send");
@@ -539,9 +599,14 @@ pub async fn query_raw(server: SocketAddr, proto: Proto, bytes: &[u8]) -> Vec<u8
                 panic!("no matching response from {server}");
             }
             Proto::Tcp => {
-                let mut s = tokio::net::TcpStream::connect(server)
-                    .await
-                    .expect("connect");
+                let socket = if src.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .expect("socket");
+                socket.bind(SocketAddr::new(src, 0)).expect("bind");
+                let mut s = socket.connect(server).await.expect("connect");
                 let len = u16::try_from(bytes.len()).expect("fits");
                 s.write_all(&len.to_be_bytes()).await.expect("write");
                 s.write_all(bytes).await.expect("write");

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Launches poolguard for ../shared/bench: `--cmd 'benches/dnsperf/run-poolguard.sh {config}'`.
+# In the harness's nolog variant (BENCH_QLOG=0) only hits are stored; in qlog every query is.
+set -euo pipefail
+config=$1
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${POOLGUARD_BIN:-$here/../../target/release/poolguard}
+if [ "${BENCH_QLOG:-0}" = "0" ]; then
+  sed -i 's/^log_queries = true/log_queries = false/' "$config"
+fi
+exec "$bin" --config "$config"

@@ -1,0 +1,345 @@
+//! Builds a large evidence store for load tests, then (with `--measure`) serves the real API on
+//! 127.0.0.1 and reports list latency percentiles for the filters staff use most.
+//!
+//! ```text
+//! cargo run --release --example gen_store -- /tmp/pg10m.db 10000000
+//! cargo run --release --example gen_store -- /tmp/pg10m.db --measure
+//! ```
+//!
+//! Generation writes the writer's own rows (`store::writer::insert_events`) but as a bulk load:
+//! tables without indexes, journal off, one transaction per million rows, indexes built at the
+//! end (several times faster than inserting into indexed tables). The data resembles a campus: 20 000 clients in 10.0.0.0/8 spread over
+//! 200 departments, 50 000 names of which 5 % are under mining-pool suffixes, 7 days of time.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use poolguard::api::{self, ApiState};
+use poolguard::clients::Ledger;
+use poolguard::config::{ApiConfig, Role, TokenConfig};
+use poolguard::record::{Outcome, QueryEvent, Transport};
+use poolguard::store::{self, Store, schema};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const CLIENTS: u32 = 20_000;
+const NAMES: u32 = 50_000;
+const DEPARTMENTS: u32 = 200;
+
+fn client_ip(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0x0A00_0000 | ((i / 250) << 8) | (i % 250 + 1))
+}
+
+fn name(i: u32) -> String {
+    if i.is_multiple_of(20) {
+        format!("w{}.pool{}.minexmr.com", i, i % 37)
+    } else {
+        format!("host{}.site{}.example", i, i % 997)
+    }
+}
+
+fn generate(path: &std::path::Path, rows: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let _ = std::fs::remove_file(path);
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;",
+    )?;
+    schema::create_tables_without_indexes(&conn)?;
+    let mut rng = StdRng::seed_from_u64(42);
+    // One ledger row per client, so hits carry a realistic identity snapshot.
+    let mut csv = String::from("network,mac,asset,kind,location,department,owner,contact\n");
+    for c in 0..CLIENTS {
+        csv.push_str(&format!(
+            "{},,pc-{c},workstation,Building {},Dept {},Owner {c},owner{c}@example.edu\n",
+            client_ip(c),
+            c % 40,
+            c % DEPARTMENTS
+        ));
+    }
+    let (ledger, _) = Ledger::from_reader(csv.as_bytes(), std::path::Path::new("generated"))?;
+    let feed_name: Arc<str> = Arc::from("mining");
+    let rule_text: Arc<str> = Arc::from("minexmr.com");
+    let now = chrono::Utc::now().timestamp_millis();
+    let span = 6 * 86_400_000i64;
+    let start = now - span;
+    let step = span as f64 / rows as f64;
+    let t0 = Instant::now();
+    let mut hits = 0u64;
+    let chunk = 1_000_000u64;
+    let mut done = 0u64;
+    while done < rows {
+        let tx = conn.unchecked_transaction()?;
+        let mut events = Vec::with_capacity(10_000);
+        for i in done..(done + chunk).min(rows) {
+            let c = rng.random_range(0..CLIENTS);
+            let n = rng.random_range(0..NAMES);
+            let nm = name(n);
+            let hit = n.is_multiple_of(20);
+            let (outcome, feed, rule, rcode) = if hit {
+                (
+                    Outcome::Blocked,
+                    Some(feed_name.clone()),
+                    Some(rule_text.clone()),
+                    "NXDOMAIN",
+                )
+            } else {
+                (Outcome::Allowed, None, None, "NOERROR")
+            };
+            events.push(QueryEvent {
+                time_ms: start + (i as f64 * step) as i64,
+                client: SocketAddr::new(IpAddr::V4(client_ip(c)), 40000 + (i % 20000) as u16),
+                transport: Transport::Udp,
+                name: nm.into(),
+                qtype: if i.is_multiple_of(3) { "AAAA" } else { "A" }.into(),
+                outcome,
+                feed,
+                rule,
+                rcode,
+                answer: "".into(),
+                latency_us: 300 + (i % 5000) as u32,
+                upstream: (!hit).then(|| "9.9.9.9:53".into()),
+            });
+            if events.len() == events.capacity() {
+                hits += store::writer::insert_events(&tx, &events, &ledger, true)?.1;
+                events.clear();
+            }
+        }
+        hits += store::writer::insert_events(&tx, &events, &ledger, true)?.1;
+        tx.commit()?;
+        done = (done + chunk).min(rows);
+        eprintln!("{done} rows ({hits} hits) in {:.1?}", t0.elapsed());
+    }
+    let ti = Instant::now();
+    schema::create_indexes(&conn)?;
+    conn.execute_batch("ANALYZE; PRAGMA journal_mode=WAL;")?;
+    eprintln!(
+        "indexes in {:.1?}; total {:.1?}; {} MiB",
+        ti.elapsed(),
+        t0.elapsed(),
+        std::fs::metadata(path)?.len() >> 20
+    );
+    Ok(())
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v.get(i).copied().unwrap_or_default()
+}
+
+async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Store::open(path)?;
+    let tok = api::token::generate("bench", Role::Viewer)?;
+    let cfg = ApiConfig {
+        tokens: vec![TokenConfig {
+            name: "bench".into(),
+            role: Role::Viewer,
+            sha256: tok.sha256.clone(),
+        }],
+        ..ApiConfig::default()
+    };
+    let state = ApiState::new(store, Ledger::empty().shared(), None, &cfg, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = api::serve(listener, state, async move {
+        let _ = stopped.await;
+    });
+    let http = reqwest::Client::new();
+    let mut rng = StdRng::seed_from_u64(7);
+    type Gen = Box<dyn Fn(&mut StdRng) -> String>;
+    let cases: Vec<(&str, Gen)> = vec![
+        (
+            "/hits?client=<ip>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/hits?client={}",
+                    client_ip(r.random_range(0..CLIENTS))
+                )
+            }),
+        ),
+        (
+            "/queries?client=<ip>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?client={}",
+                    client_ip(r.random_range(0..CLIENTS))
+                )
+            }),
+        ),
+        (
+            "/hits?name=<exact>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/hits?name={}",
+                    name(r.random_range(0..NAMES / 20) * 20)
+                )
+            }),
+        ),
+        (
+            "/queries?name=<exact>",
+            Box::new(|r: &mut StdRng| {
+                format!("/api/v1/queries?name={}", name(r.random_range(0..NAMES)))
+            }),
+        ),
+        (
+            "/hits?name=*.<suffix>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/hits?name=*.pool{}.minexmr.com",
+                    r.random_range(0..37)
+                )
+            }),
+        ),
+        (
+            "/queries?name=*.<suffix>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?name=*.site{}.example",
+                    r.random_range(0..997)
+                )
+            }),
+        ),
+        (
+            "/queries?client=<ip>&limit=1000",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?client={}&limit=1000",
+                    client_ip(r.random_range(0..CLIENTS))
+                )
+            }),
+        ),
+        (
+            "/queries?client=<a /24>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?client=10.0.{}.0/24",
+                    r.random_range(0..CLIENTS / 250)
+                )
+            }),
+        ),
+        (
+            "/hits?client=<a /24>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/hits?client=10.0.{}.0/24",
+                    r.random_range(0..CLIENTS / 250)
+                )
+            }),
+        ),
+        (
+            "/queries?client=10.0.0.0/8 (all)",
+            Box::new(|_: &mut StdRng| "/api/v1/queries?client=10.0.0.0/8".to_string()),
+        ),
+        (
+            "/queries?name=*.example (95 %)",
+            Box::new(|_: &mut StdRng| "/api/v1/queries?name=*.example".to_string()),
+        ),
+        (
+            "/queries?department=<d>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?department=Dept%20{}",
+                    r.random_range(0..DEPARTMENTS)
+                )
+            }),
+        ),
+        (
+            "/stats (last 24 h)",
+            Box::new(|_: &mut StdRng| "/api/v1/stats".to_string()),
+        ),
+        (
+            "/hits (no filter)",
+            Box::new(|_: &mut StdRng| "/api/v1/hits".to_string()),
+        ),
+        (
+            "/queries?client=<ip>&format=csv",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?client={}&format=csv",
+                    client_ip(r.random_range(0..CLIENTS))
+                )
+            }),
+        ),
+    ];
+    let n: usize = std::env::var("GEN_STORE_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} {:>7}",
+        "request (limit 100 unless noted)", "p50", "p95", "max", "items"
+    );
+    for (label, gen_path) in &cases {
+        let mut times = Vec::with_capacity(n);
+        let mut items = 0usize;
+        for _ in 0..n {
+            let path = gen_path(&mut rng);
+            let t = Instant::now();
+            let r = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(&tok.token)
+                .send()
+                .await?;
+            let status = r.status();
+            let body = r.bytes().await?;
+            times.push(t.elapsed());
+            if !status.is_success() {
+                return Err(format!("{path}: {status} {}", String::from_utf8_lossy(&body)).into());
+            }
+            items += if path.contains("/stats") {
+                1
+            } else if path.contains("format=csv") {
+                body.iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    .saturating_sub(1)
+            } else {
+                body.windows(5).filter(|w| w == b"\"id\":").count()
+            };
+        }
+        let (p50, p95, max) = (
+            pct(&mut times, 0.5),
+            pct(&mut times, 0.95),
+            pct(&mut times, 1.0),
+        );
+        println!(
+            "{label:<36} {p50:>9.2?} {p95:>9.2?} {max:>9.2?} {:>7}",
+            items / n
+        );
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let path = std::path::PathBuf::from(
+        args.first()
+            .ok_or("usage: gen_store <db> [rows] [--measure]")?,
+    );
+    if args.iter().any(|a| a == "--drop-stats") {
+        // Simulates a store that never ran ANALYZE, to check the planner without statistics.
+        rusqlite::Connection::open(&path)?.execute_batch("DELETE FROM sqlite_stat1;")?;
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--optimize") {
+        // What the writer runs hourly.
+        let t = Instant::now();
+        store::retention::optimize(&rusqlite::Connection::open(&path)?)?;
+        eprintln!("optimize in {:.1?}", t.elapsed());
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--measure") {
+        return measure(&path).await;
+    }
+    let rows: u64 = args
+        .get(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10_000_000);
+    generate(&path, rows)
+}

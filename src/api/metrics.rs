@@ -1,0 +1,75 @@
+//! Prometheus metrics: one global recorder, rendered by `GET /metrics`.
+//!
+//! Every part of poolguard emits through the `metrics` facade (`counter!`, `histogram!`); this
+//! module installs the Prometheus recorder once per process and hands out its render handle.
+//! Installing twice would fail (and tests start many API instances), hence the `OnceLock`.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Latency buckets (seconds) for upstream resolution: 1 ms … 5 s, where DNS latencies live.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
+];
+
+/// Installs the global Prometheus recorder on first call and returns its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new();
+            let builder = match builder.set_buckets_for_metric(
+                Matcher::Suffix("_seconds".to_string()),
+                &LATENCY_BUCKETS,
+            ) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics buckets rejected; using summaries");
+                    PrometheusBuilder::new()
+                }
+            };
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if let Err(e) = metrics::set_global_recorder(recorder) {
+                tracing::warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "poolguard_queries_total",
+        "DNS queries answered, by action and protocol"
+    );
+    describe_histogram!("poolguard_upstream_seconds", "Upstream resolution latency");
+    describe_counter!(
+        "poolguard_refused_clients_total",
+        "Queries refused because the client is outside [dns] allow"
+    );
+    describe_counter!(
+        "poolguard_log_rows_written_total",
+        "Rows committed to the store, by table"
+    );
+    describe_counter!(
+        "poolguard_log_rows_dropped_total",
+        "Query-log rows dropped because the writer queue was full (hits are never dropped)"
+    );
+    describe_counter!(
+        "poolguard_store_write_errors_total",
+        "Store batches that failed and were retried"
+    );
+    describe_counter!(
+        "poolguard_store_pruned_rows_total",
+        "Rows deleted by retention"
+    );
+    describe_gauge!(
+        "poolguard_store_queue_depth",
+        "Query events waiting for the store writer"
+    );
+}

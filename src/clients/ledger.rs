@@ -1,0 +1,356 @@
+//! The asset ledger: CSV rows → a longest-prefix-match table of [`Identity`].
+//!
+//! A campus ledger has both whole subnets ("10.20.0.0/16, Library, …") and single machines
+//! inside them ("10.20.3.7, rig-7, …"); the single machine must win, so lookups take the most
+//! specific network (longest prefix). Bad rows are reported with their line number and the
+//! reason and the good rows still load: one typo must not blind the evidence store.
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use prefix_trie::PrefixMap;
+use serde::Deserialize;
+
+use super::Identity;
+
+/// The columns the ledger must have, in the order ops write them.
+const HEADER: [&str; 8] = [
+    "network",
+    "mac",
+    "asset",
+    "kind",
+    "location",
+    "department",
+    "owner",
+    "contact",
+];
+
+/// Why a ledger could not be used at all (individual bad rows are [`RejectedRow`]s instead).
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot read asset ledger {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "asset ledger {path}: the header must be `network,mac,asset,kind,location,department,owner,contact`, found `{found}`"
+    )]
+    Header { path: PathBuf, found: String },
+    #[error("asset ledger {path}: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
+}
+
+/// One ledger row that was skipped, so ops can fix it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct RejectedRow {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What a load did: how many rows are in effect and which were rejected.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct LoadReport {
+    pub loaded: usize,
+    pub rejected: Vec<RejectedRow>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Row {
+    network: String,
+    #[serde(default)]
+    mac: Option<String>,
+    #[serde(default)]
+    asset: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
+    department: Option<String>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    contact: Option<String>,
+}
+
+/// An immutable longest-prefix table from client networks to identities.
+#[derive(Default)]
+pub struct Ledger {
+    v4: PrefixMap<Ipv4Net, Arc<Identity>>,
+    v6: PrefixMap<Ipv6Net, Arc<Identity>>,
+    len: usize,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("len", &self.len).finish()
+    }
+}
+
+/// The current ledger, swapped whole on reload; readers never lock.
+pub type SharedLedger = Arc<ArcSwap<Ledger>>;
+
+impl Ledger {
+    /// An empty ledger: every client is unknown. Used when no ledger is configured.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Wraps a ledger for sharing between the writer (lookups) and the API (reloads).
+    pub fn shared(self) -> SharedLedger {
+        Arc::new(ArcSwap::from_pointee(self))
+    }
+
+    /// The configured ledger, or an empty one when `[clients] ledger` is unset. `path` must be
+    /// resolved against the config directory already (`Config::resolve`).
+    pub fn load_configured(path: Option<&Path>) -> Result<(Self, LoadReport), LedgerError> {
+        match path {
+            Some(p) => Self::load(p),
+            None => Ok((Self::empty(), LoadReport::default())),
+        }
+    }
+
+    /// Loads a ledger file; bad rows are reported, not fatal.
+    pub fn load(path: &Path) -> Result<(Self, LoadReport), LedgerError> {
+        let file = std::fs::File::open(path).map_err(|source| LedgerError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_reader(file, path)
+    }
+
+    /// Parses ledger CSV from any reader; `path` is only used in messages.
+    pub fn from_reader<R: Read>(reader: R, path: &Path) -> Result<(Self, LoadReport), LedgerError> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .flexible(true)
+            .comment(Some(b'#'))
+            .from_reader(reader);
+        let headers = rdr
+            .headers()
+            .map_err(|source| LedgerError::Csv {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .clone();
+        let found: Vec<String> = headers
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
+            .collect();
+        if found != HEADER {
+            return Err(LedgerError::Header {
+                path: path.to_path_buf(),
+                found: headers.iter().collect::<Vec<_>>().join(","),
+            });
+        }
+        let headers = csv::StringRecord::from(found);
+        let mut ledger = Ledger::default();
+        let mut report = LoadReport::default();
+        let mut seen = std::collections::HashSet::new();
+        for record in rdr.records() {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or(0);
+                    report.rejected.push(RejectedRow {
+                        line,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            if record.len() != HEADER.len() {
+                report.rejected.push(RejectedRow {
+                    line,
+                    reason: format!("has {} fields, expected {}", record.len(), HEADER.len()),
+                });
+                continue;
+            }
+            let row: Row = match record.deserialize(Some(&headers)) {
+                Ok(r) => r,
+                Err(e) => {
+                    report.rejected.push(RejectedRow {
+                        line,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            match parse_row(row) {
+                Ok((net, identity)) => {
+                    if !seen.insert(net) {
+                        report.rejected.push(RejectedRow {
+                            line,
+                            reason: format!("network {net} is listed twice; the first row wins"),
+                        });
+                        continue;
+                    }
+                    ledger.insert(net, identity);
+                    report.loaded += 1;
+                }
+                Err(reason) => report.rejected.push(RejectedRow { line, reason }),
+            }
+        }
+        for r in &report.rejected {
+            tracing::warn!(ledger = %path.display(), line = r.line, reason = %r.reason, "asset ledger row rejected");
+        }
+        tracing::info!(ledger = %path.display(), loaded = report.loaded, rejected = report.rejected.len(), "asset ledger loaded");
+        Ok((ledger, report))
+    }
+
+    fn insert(&mut self, net: IpNet, identity: Identity) {
+        let identity = Arc::new(identity);
+        match net {
+            IpNet::V4(n) => {
+                self.v4.insert(n, identity);
+            }
+            IpNet::V6(n) => {
+                self.v6.insert(n, identity);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// Number of networks in the ledger.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the ledger has no entries (every client unknown).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The most specific ledger entry covering `ip`; IPv4-mapped IPv6 addresses match IPv4 rows.
+    pub fn lookup(&self, ip: IpAddr) -> Option<Arc<Identity>> {
+        match ip.to_canonical() {
+            IpAddr::V4(a) => self
+                .v4
+                .get_lpm(&Ipv4Net::from(a))
+                .map(|(_, v)| Arc::clone(v)),
+            IpAddr::V6(a) => self
+                .v6
+                .get_lpm(&Ipv6Net::from(a))
+                .map(|(_, v)| Arc::clone(v)),
+        }
+    }
+}
+
+fn parse_row(row: Row) -> Result<(IpNet, Identity), String> {
+    let net_text = row.network.trim();
+    if net_text.is_empty() {
+        return Err("`network` is empty; it must be an IP address or CIDR".into());
+    }
+    let net: IpNet = if net_text.contains('/') {
+        let n: IpNet = net_text
+            .parse()
+            .map_err(|_| format!("`{net_text}` is not an IP address or CIDR"))?;
+        if n.trunc() != n {
+            return Err(format!(
+                "`{net_text}` has host bits set; did you mean {}?",
+                n.trunc()
+            ));
+        }
+        n
+    } else {
+        let ip: IpAddr = net_text
+            .parse()
+            .map_err(|_| format!("`{net_text}` is not an IP address or CIDR"))?;
+        IpNet::from(ip.to_canonical())
+    };
+    let mac = match row.mac.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        None => None,
+        Some(m) => Some(
+            parse_mac(m)
+                .ok_or_else(|| format!("mac `{m}` is not six hex pairs like 00:1a:2b:3c:4d:5e"))?,
+        ),
+    };
+    let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    Ok((
+        net,
+        Identity {
+            network: Some(net.to_string()),
+            asset: clean(row.asset),
+            mac,
+            kind: clean(row.kind),
+            location: clean(row.location),
+            department: clean(row.department),
+            owner: clean(row.owner),
+            contact: clean(row.contact),
+        },
+    ))
+}
+
+/// Normalises `00-1A-2b:3c.4d.5e` style MACs to lower-case colon form, or None if invalid.
+fn parse_mac(m: &str) -> Option<String> {
+    let hex: String = m
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | '.'))
+        .collect();
+    if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let lower = hex.to_ascii_lowercase();
+    let pairs: Vec<&str> = (0..6).filter_map(|i| lower.get(i * 2..i * 2 + 2)).collect();
+    Some(pairs.join(":"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "network,mac,asset,kind,location,department,owner,contact\n\
+10.20.0.0/16,,,subnet,图书馆,Library,,\n\
+10.20.3.0/24,,,lab,Room 3,Physics,,\n\
+10.20.3.7,00-1A-2B-3C-4D-5E,rig-7,workstation,Room 3,Physics,张伟,zhang@example.edu\n\
+not-an-ip,,,,,,,\n\
+10.0.0.1/8,,,,,,,\n\
+10.30.0.1,zz,,,,,,\n\
+10.31.0.1,,,\n\
+fd00::/64,,v6-net,,,,,\n";
+
+    #[test]
+    fn most_specific_wins_and_bad_rows_are_reported() {
+        let (l, report) = Ledger::from_reader(CSV.as_bytes(), Path::new("t.csv")).unwrap();
+        assert_eq!(report.loaded, 4);
+        let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![5, 6, 7, 8]);
+        let id = l.lookup("10.20.3.7".parse().unwrap()).unwrap();
+        assert_eq!(id.asset.as_deref(), Some("rig-7"));
+        assert_eq!(id.owner.as_deref(), Some("张伟"));
+        assert_eq!(id.mac.as_deref(), Some("00:1a:2b:3c:4d:5e"));
+        assert_eq!(id.network.as_deref(), Some("10.20.3.7/32"));
+        let id = l.lookup("10.20.3.8".parse().unwrap()).unwrap();
+        assert_eq!(id.department.as_deref(), Some("Physics"));
+        let id = l.lookup("::ffff:10.20.9.9".parse().unwrap()).unwrap();
+        assert_eq!(id.location.as_deref(), Some("图书馆"));
+        assert!(l.lookup("192.168.1.1".parse().unwrap()).is_none());
+        assert!(l.lookup("fd00::5".parse().unwrap()).is_some());
+    }
+
+    #[test]
+    fn bom_quotes_and_comments_are_handled() {
+        let csv = "\u{feff}network,mac,asset,kind,location,department,owner,contact\n\
+# the server room\n\
+10.1.2.3,,\"rig, the big one\",server,\"机房 B1\",IT,\"王芳\",\"wang@example.edu\"\n";
+        let (l, report) = Ledger::from_reader(csv.as_bytes(), Path::new("t.csv")).unwrap();
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        let id = l.lookup("10.1.2.3".parse().unwrap()).unwrap();
+        assert_eq!(id.asset.as_deref(), Some("rig, the big one"));
+        assert_eq!(id.location.as_deref(), Some("机房 B1"));
+        assert_eq!(id.owner.as_deref(), Some("王芳"));
+    }
+
+    #[test]
+    fn wrong_header_is_an_error() {
+        let r = Ledger::from_reader("ip,name\n1.2.3.4,x\n".as_bytes(), Path::new("t.csv"));
+        assert!(matches!(r, Err(LedgerError::Header { .. })));
+    }
+}

@@ -1,0 +1,99 @@
+//! The audit log: who changed what through the API, and when.
+//!
+//! Every write (feed upload, entry patch, rollback, ledger replacement, incident change) adds
+//! one row with the caller's configured token *name* (never the token), the action, the target
+//! and the content hashes before and after, so "who unblocked this pool, and what did the list
+//! look like before?" has an answer a year later. Rows are only ever inserted.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+
+/// One audited write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// Assigned by the store; 0 before insertion.
+    pub id: i64,
+    pub time_ms: i64,
+    /// The token name of the caller (`alice`), or `system` for poolguard itself.
+    pub actor: String,
+    pub role: String,
+    /// What was done: `feed.upload`, `feed.patch`, `feed.restore`, `ledger.replace`, …
+    pub action: String,
+    /// What it was done to: a feed name, `ledger`, `incident/42`.
+    pub target: String,
+    pub before_hash: Option<String>,
+    pub after_hash: Option<String>,
+    /// Short human-readable detail (counts, the new status).
+    pub detail: String,
+}
+
+impl AuditEntry {
+    /// A new entry stamped with the current time.
+    pub fn now(actor: &str, role: &str, action: &str, target: &str) -> Self {
+        Self {
+            id: 0,
+            time_ms: chrono::Utc::now().timestamp_millis(),
+            actor: actor.to_string(),
+            role: role.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+            before_hash: None,
+            after_hash: None,
+            detail: String::new(),
+        }
+    }
+}
+
+/// Inserts one entry on `conn` (inside the caller's transaction when there is one).
+pub fn insert(conn: &Connection, e: &AuditEntry) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO audit (time_ms, actor, role, action, target, before_hash, after_hash, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            e.time_ms,
+            e.actor,
+            e.role,
+            e.action,
+            e.target,
+            e.before_hash,
+            e.after_hash,
+            e.detail
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Newest first, `limit` rows with id below `before_id` (keyset pagination).
+pub fn list(
+    conn: &Connection,
+    limit: usize,
+    before_id: Option<i64>,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, time_ms, actor, role, action, target, before_hash, after_hash, detail
+         FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![before_id.unwrap_or(i64::MAX), limit as i64], |r| {
+        Ok(AuditEntry {
+            id: r.get(0)?,
+            time_ms: r.get(1)?,
+            actor: r.get(2)?,
+            role: r.get(3)?,
+            action: r.get(4)?,
+            target: r.get(5)?,
+            before_hash: r.get(6)?,
+            after_hash: r.get(7)?,
+            detail: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+impl Store {
+    /// Records one audited write.
+    pub async fn audit(&self, entry: AuditEntry) -> Result<i64, StoreError> {
+        self.write(move |conn| insert(conn, &entry)).await
+    }
+}

@@ -1,0 +1,137 @@
+//! The SQLite schema and its migrations.
+//!
+//! `PRAGMA user_version` holds the schema version; [`migrate`] runs every step above it in one
+//! transaction each, so an old database upgrades in place on start and a half-applied migration
+//! never survives a crash. Client addresses are stored twice: as text for people and as a
+//! 16-byte IPv6 (IPv4-mapped) blob whose byte order makes a CIDR a contiguous range, so a
+//! `client=10.20.0.0/16` filter is an index range scan. Names are stored reversed
+//! (`moc.elpmaxe.x`) next to the plain name for the same reason: `*.example.com` becomes a
+//! range on an index.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// The version this build writes: one per step in `STEPS` (add a step for every change).
+pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
+
+const COMMON_COLUMNS: &str = "
+    id          INTEGER PRIMARY KEY,
+    time_ms     INTEGER NOT NULL,
+    client      TEXT    NOT NULL,
+    client_bin  BLOB    NOT NULL,
+    port        INTEGER NOT NULL,
+    transport   TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    rname       TEXT    NOT NULL,
+    qtype       TEXT    NOT NULL,
+    action      TEXT    NOT NULL,
+    feed        TEXT,
+    rule        TEXT,
+    rcode       TEXT    NOT NULL,
+    answer      TEXT    NOT NULL,
+    latency_us  INTEGER NOT NULL,
+    upstream    TEXT,
+    department  TEXT";
+
+fn v1() -> String {
+    let mut sql = String::new();
+    sql.push_str(&format!("CREATE TABLE queries ({COMMON_COLUMNS});\n"));
+    sql.push_str(&format!(
+        "CREATE TABLE hits ({COMMON_COLUMNS},
+    network     TEXT,
+    asset       TEXT,
+    mac         TEXT,
+    kind        TEXT,
+    location    TEXT,
+    owner       TEXT,
+    contact     TEXT);\n"
+    ));
+    // Every filter index ends in time_ms so that "filter, newest first" walks the index in
+    // order and stops after one page; the rowid (id) is implicitly the last key column.
+    for table in ["queries", "hits"] {
+        for (suffix, cols) in [
+            ("time", "time_ms"),
+            ("client", "client_bin, time_ms"),
+            ("name", "rname, time_ms"),
+            ("feed", "feed, time_ms"),
+            ("dept", "department, time_ms"),
+            ("action", "action, time_ms"),
+        ] {
+            sql.push_str(&format!(
+                "CREATE INDEX IF NOT EXISTS {table}_{suffix} ON {table}({cols});\n"
+            ));
+        }
+    }
+    sql
+}
+
+/// Every migration step, in order; step `i` brings the schema to version `i + 1`.
+const STEPS: &[fn() -> String] = &[v1, v2];
+
+fn all_steps() -> String {
+    STEPS.iter().map(|step| step()).collect()
+}
+
+/// The audit log: every write through the API (feeds, ledger, incidents), who and what.
+fn v2() -> String {
+    "CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY,
+    time_ms     INTEGER NOT NULL,
+    actor       TEXT    NOT NULL,
+    role        TEXT    NOT NULL,
+    action      TEXT    NOT NULL,
+    target      TEXT    NOT NULL,
+    before_hash TEXT,
+    after_hash  TEXT,
+    detail      TEXT    NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS audit_time ON audit(time_ms);
+"
+    .to_string()
+}
+
+/// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, step) in STEPS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(&step())?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "store schema migrated");
+    }
+    Ok(())
+}
+
+/// Index definitions only (for bulk loaders that create indexes after inserting).
+pub fn create_tables_without_indexes(conn: &Connection) -> Result<(), StoreError> {
+    let sql: String = all_steps()
+        .lines()
+        .filter(|l| !l.starts_with("CREATE INDEX"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    conn.execute_batch(&sql)?;
+    Ok(())
+}
+
+/// The `CREATE INDEX` statements of the current schema, and marks it current.
+pub fn create_indexes(conn: &Connection) -> Result<(), StoreError> {
+    let sql: String = all_steps()
+        .lines()
+        .filter(|l| l.starts_with("CREATE INDEX"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    conn.execute_batch(&sql)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(())
+}

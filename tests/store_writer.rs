@@ -1,0 +1,323 @@
+//! The store writer as the DNS path sees it: never blocks, never loses a hit, flushes on
+//! shutdown; plus retention with an injected clock and schema versioning.
+
+mod api_support;
+
+use api_support::{Harness, T0, event};
+use poolguard::config::StoreConfig;
+use poolguard::record::{Outcome, Recorder};
+use poolguard::store::{self, Store, StoreError, retention};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_flushes_every_queued_row() {
+    // Nothing would flush on its own: huge batches, an hour-long interval.
+    let mut h = Harness::new(|c| {
+        c.batch_size = 1_000_000;
+        c.flush_interval_ms = 3_600_000;
+        c.queue_capacity = 100_000;
+    });
+    let recorder = Recorder::new(h.sink.clone());
+    for i in 0..5_000 {
+        let outcome = if i % 10 == 0 {
+            Outcome::Blocked
+        } else {
+            Outcome::Allowed
+        };
+        recorder.record(event(
+            T0 + i,
+            "10.20.3.7:53000",
+            "pool.minexmr.com",
+            "A",
+            outcome,
+            Some("mining"),
+        ));
+    }
+    let writer = h.writer.take().expect("writer");
+    let health = writer.health();
+    writer.shutdown().await.expect("shutdown");
+    assert_eq!(h.count("queries"), 5_000);
+    assert_eq!(h.count("hits"), 500);
+    let st = health.status();
+    assert!(!st.running);
+    assert_eq!(st.rows_dropped, 0);
+    // After shutdown the sink refuses politely instead of blocking.
+    assert!(!h.sink.submit(event(
+        T0,
+        "10.0.0.1:1",
+        "x.example",
+        "A",
+        Outcome::Allowed,
+        None
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_are_never_dropped_when_the_query_queue_is_full() {
+    let mut h = Harness::new(|c| {
+        c.batch_size = 10;
+        c.queue_capacity = 5;
+        c.flush_interval_ms = 3_600_000;
+    });
+    // Another process holds the write lock: the writer stalls on its first batch.
+    let blocker = h.store.write_connection().expect("conn");
+    blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let (mut accepted, mut hits) = (0i64, 0i64);
+    for i in 0..1_500 {
+        if i % 3 == 0 {
+            assert!(h.sink.submit(event(
+                T0 + i,
+                "10.20.3.7:1",
+                "pool.minexmr.com",
+                "A",
+                Outcome::Blocked,
+                Some("mining")
+            )));
+            hits += 1;
+        } else if h.sink.submit(event(
+            T0 + i,
+            "10.20.3.8:1",
+            "example.org",
+            "A",
+            Outcome::Allowed,
+            None,
+        )) {
+            accepted += 1;
+        }
+    }
+    // The writer holds at most one batch plus the queue's budget of ordinary rows.
+    assert!(accepted <= 15, "accepted {accepted}");
+    let writer = h.writer.take().expect("writer");
+    let health = writer.health();
+    assert_eq!(health.status().rows_dropped as i64, 1_000 - accepted);
+    blocker.execute_batch("COMMIT").expect("unlock");
+    writer.shutdown().await.expect("shutdown");
+    assert_eq!(h.count("hits"), hits);
+    assert_eq!(h.count("queries"), hits + accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_queries_false_stores_only_hits() {
+    let mut h = Harness::new(|c| c.log_queries = false);
+    for i in 0..100 {
+        let outcome = if i % 4 == 0 {
+            Outcome::IpBlocked
+        } else {
+            Outcome::Allowed
+        };
+        assert!(h.sink.submit(event(
+            T0 + i,
+            "10.20.3.7:1",
+            "a.example",
+            "A",
+            outcome,
+            Some("ips")
+        )));
+    }
+    h.writer
+        .take()
+        .expect("writer")
+        .shutdown()
+        .await
+        .expect("shutdown");
+    assert_eq!(h.count("queries"), 0);
+    assert_eq!(h.count("hits"), 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_is_snapshotted_and_department_is_on_query_rows() {
+    let mut h = Harness::new(|_| {});
+    h.sink.submit(event(
+        T0,
+        "10.20.3.7:1",
+        "pool.minexmr.com",
+        "A",
+        Outcome::Blocked,
+        Some("mining"),
+    ));
+    h.sink.submit(event(
+        T0 + 1,
+        "10.20.200.1:1",
+        "example.org",
+        "A",
+        Outcome::Allowed,
+        None,
+    ));
+    h.flush().await;
+    // Ledger edit after the hit: the rig moved to Chemistry.
+    h.ledger.store(std::sync::Arc::new(api_support::ledger(
+        "network,mac,asset,kind,location,department,owner,contact\n10.20.3.7,,rig-7,,Lab 9,Chemistry,李娜,\n",
+    )));
+    h.sink.submit(event(
+        T0 + 2,
+        "10.20.3.7:1",
+        "pool.minexmr.com",
+        "A",
+        Outcome::Blocked,
+        Some("mining"),
+    ));
+    h.writer
+        .take()
+        .expect("writer")
+        .shutdown()
+        .await
+        .expect("shutdown");
+    let conn = h.store.write_connection().expect("conn");
+    let rows: Vec<(String, String, Option<String>)> = conn
+        .prepare("SELECT owner, department, network FROM hits ORDER BY id")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .expect("hits");
+    assert_eq!(
+        rows[0],
+        ("张伟".into(), "Physics".into(), Some("10.20.3.7/32".into()))
+    );
+    assert_eq!(
+        rows[1],
+        (
+            "李娜".into(),
+            "Chemistry".into(),
+            Some("10.20.3.7/32".into())
+        )
+    );
+    let depts: Vec<Option<String>> = conn
+        .prepare("SELECT department FROM queries ORDER BY id")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("queries");
+    assert_eq!(
+        depts,
+        vec![
+            Some("Physics".into()),
+            Some("Library".into()),
+            Some("Chemistry".into())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_in_batches_with_an_injected_now() {
+    let mut h = Harness::new(|_| {});
+    let day = 86_400_000i64;
+    let now = T0 + 500 * day;
+    // Queries: 30 at 10 days old, 20 at 3 days old. Hits: 12 at 401 days old, 8 at 399.
+    for i in 0..30 {
+        h.sink.submit(event(
+            now - 10 * day + i,
+            "10.0.0.1:1",
+            "a.example",
+            "A",
+            Outcome::Allowed,
+            None,
+        ));
+    }
+    for i in 0..20 {
+        h.sink.submit(event(
+            now - 3 * day + i,
+            "10.0.0.1:1",
+            "a.example",
+            "A",
+            Outcome::Allowed,
+            None,
+        ));
+    }
+    for i in 0..12 {
+        h.sink.submit(event(
+            now - 401 * day + i,
+            "10.0.0.1:1",
+            "b.example",
+            "A",
+            Outcome::Blocked,
+            Some("f"),
+        ));
+    }
+    for i in 0..8 {
+        h.sink.submit(event(
+            now - 399 * day + i,
+            "10.0.0.1:1",
+            "b.example",
+            "A",
+            Outcome::Blocked,
+            Some("f"),
+        ));
+    }
+    h.writer
+        .take()
+        .expect("writer")
+        .shutdown()
+        .await
+        .expect("shutdown");
+    let cfg = StoreConfig {
+        query_retention_days: 7,
+        hit_retention_days: 400,
+        ..h.cfg.clone()
+    };
+    // Hits also appear in the query log (20 of them, all > 7 days old).
+    assert_eq!(h.count("queries"), 70);
+    let conn = h.store.write_connection().expect("conn");
+    // A tiny batch proves the loop deletes in several small transactions.
+    let report = retention::prune(&conn, &cfg, now, 7).expect("prune");
+    assert_eq!(report.queries_deleted, 50);
+    assert_eq!(report.hits_deleted, 12);
+    assert_eq!(h.count("queries"), 20);
+    assert_eq!(h.count("hits"), 8);
+    // Idempotent: nothing left to delete at the same now; a later now takes the rest.
+    assert_eq!(h.store.prune(&cfg, now).expect("prune").queries_deleted, 0);
+    let later = h.store.prune(&cfg, now + 30 * day).expect("prune");
+    assert_eq!((later.queries_deleted, later.hits_deleted), (20, 8));
+}
+
+#[test]
+fn schema_is_versioned_and_newer_schemas_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("p.db");
+    let s = Store::open(&path).expect("open");
+    let conn = s.write_connection().expect("conn");
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(v, store::schema::SCHEMA_VERSION);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
+    assert_eq!(mode, "wal");
+    drop(conn);
+    // Re-opening is a no-op migration.
+    Store::open(&path).expect("reopen");
+    let conn = s.write_connection().expect("conn");
+    conn.pragma_update(None, "user_version", 99).expect("bump");
+    drop(conn);
+    assert!(matches!(
+        Store::open(&path),
+        Err(StoreError::NewerSchema { found: 99, .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_reads_are_interrupted_and_the_pool_recovers() {
+    let h = Harness::new(|_| {});
+    h.store
+        .set_read_time_limit(std::time::Duration::from_millis(200));
+    let r = h
+        .store
+        .read(|c| {
+            // Never ends on its own.
+            let n: i64 = c.query_row(
+                "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(n)
+        })
+        .await;
+    assert!(matches!(r, Err(StoreError::Timeout(_))), "{r:?}");
+    // The same pooled connections keep working afterwards.
+    for _ in 0..8 {
+        let one: i64 = h
+            .store
+            .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get(0))?))
+            .await
+            .expect("read");
+        assert_eq!(one, 1);
+    }
+}
