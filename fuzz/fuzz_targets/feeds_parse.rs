@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use poolguard::config::{FeedFormat, FeedKind};
 use poolguard::domain::DomainName;
 
-const FORMATS: [FeedFormat; 8] = [
+const FORMATS: [FeedFormat; 10] = [
     FeedFormat::Auto,
     FeedFormat::Plain,
     FeedFormat::Hosts,
@@ -15,6 +15,8 @@ const FORMATS: [FeedFormat; 8] = [
     FeedFormat::Rpz,
     FeedFormat::Wildcard,
     FeedFormat::Ip,
+    FeedFormat::Url,
+    FeedFormat::Suricata,
 ];
 const KINDS: [FeedKind; 3] = [FeedKind::Domains, FeedKind::Ips, FeedKind::Allow];
 
