@@ -18,6 +18,7 @@ use crate::dns::{DnsContext, DnsError, DnsServer};
 use crate::feeds::loader::{Loader, ReloadReport};
 use crate::feeds::registry::{Registry, RegistryError};
 use crate::feeds::watch::{WatchHandle, spawn_watcher};
+use crate::incidents::{self, Accountability, Alerts, SharedClock, SystemClock};
 use crate::policy::{Policy, SharedPolicy};
 use crate::record::Recorder;
 use crate::store::writer::WriterHandle;
@@ -51,12 +52,20 @@ pub struct StartOptions {
     /// Where query events go instead of the store (tests tap events with it). When disabled
     /// (the default), events go to the SQLite store at `[store] path`.
     pub recorder: Recorder,
+    /// Where incident deadlines and overdue flags take "now" from; `None` = the system clock.
+    /// Tests plug a `ManualClock` in to jump 49 hours without sleeping.
+    pub clock: Option<SharedClock>,
 }
 
 /// The evidence store and its writer, when poolguard records to SQLite.
 struct Evidence {
     store: Store,
     writer: WriterHandle,
+    /// Alert delivery, deadline checks and the notice page; stopped at shutdown.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio_util::sync::CancellationToken,
+    /// The notice page's real address, when `[notice] listen` is set.
+    notice_addr: Option<SocketAddr>,
 }
 
 /// The HTTP API listeners and how to stop them.
@@ -74,6 +83,7 @@ pub struct Running {
     recorder: Recorder,
     dns: DnsServer,
     ledger: SharedLedger,
+    accountability: Arc<Accountability>,
     evidence: Option<Evidence>,
     api: Option<ApiServer>,
     /// Reloads on edits under the feed directories; `None` when `[blocking] watch = false`
@@ -112,16 +122,33 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let metrics = api::metrics::install();
     let ledger_path = config.clients.ledger.as_ref().map(|p| config.resolve(p));
     let ledger = load_ledger(ledger_path.clone()).await?;
+    let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let (alerts, alert_rx) = if config.alerts.webhooks.is_empty() && config.alerts.syslog.is_none()
+    {
+        (Alerts::disabled(), None)
+    } else {
+        let (a, rx) = Alerts::channel();
+        (a, Some(rx))
+    };
+    let accountability = Arc::new(Accountability::new(&config, clock, alerts));
+    // Hits on feeds created over the API carry their category and severity too.
+    let metas = accountability.feeds.clone();
+    registry.on_feeds_changed(Box::new(move |feeds| {
+        metas.store(Arc::new(incidents::feed_metas_of(feeds)));
+    }));
     let (recorder, evidence) = if options.recorder.is_enabled() {
         (options.recorder, None)
     } else {
-        let (recorder, evidence) = open_store(&config, ledger.clone()).await?;
+        let (recorder, mut evidence) =
+            open_store(&config, ledger.clone(), accountability.clone()).await?;
+        start_accountability(&config, &mut evidence, &accountability, alert_rx).await?;
         (recorder, Some(evidence))
     };
     let dns = DnsServer::start(DnsContext {
         config: config.clone(),
         policy: policy.clone(),
         recorder: recorder.clone(),
+        quarantine: Some(accountability.quarantine.clone()),
     })
     .await?;
     let api = match (&evidence, config.api.listen) {
@@ -135,6 +162,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             );
             state.metrics = metrics;
             state.feeds = Some(registry.clone());
+            state.accountability = accountability.clone();
             Some(start_api(addr, config.api.metrics_listen, state).await?)
         }
         _ => None,
@@ -161,6 +189,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         recorder,
         dns,
         ledger,
+        accountability,
         evidence,
         api,
         _watcher: watcher,
@@ -197,19 +226,78 @@ async fn load_ledger(path: Option<std::path::PathBuf>) -> Result<SharedLedger, A
 async fn open_store(
     config: &Config,
     ledger: SharedLedger,
+    accountability: Arc<Accountability>,
 ) -> Result<(Recorder, Evidence), AppError> {
     let mut store_cfg = config.store.clone();
     store_cfg.path = config.resolve(&config.store.path);
     // Opening creates the directory and migrates the schema: file I/O, off the async threads.
     let opened = tokio::task::spawn_blocking(move || {
         let store = store::open(&store_cfg)?;
-        let (sink, writer) = store::writer::spawn(&store, &store_cfg, ledger)?;
+        // Quarantine survives restarts: SQLite is the source of truth for the DNS path's set.
+        let quarantined = incidents::db::quarantine_list(&store.write_connection()?)?;
+        accountability
+            .quarantine
+            .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
+        let tracker = incidents::track::Tracker::new(accountability);
+        let (sink, writer) = store::writer::spawn_with(&store, &store_cfg, ledger, Some(tracker))?;
         Ok::<_, StoreError>((store, sink, writer))
     })
     .await
     .map_err(|e| AppError::Reload(e.to_string()))??;
     let (store, sink, writer) = opened;
-    Ok((Recorder::new(sink), Evidence { store, writer }))
+    Ok((
+        Recorder::new(sink),
+        Evidence {
+            store,
+            writer,
+            tasks: Vec::new(),
+            stop: tokio_util::sync::CancellationToken::new(),
+            notice_addr: None,
+        },
+    ))
+}
+
+/// Alert delivery, the periodic deadline check and the notice page, on this (control) runtime.
+async fn start_accountability(
+    config: &Config,
+    evidence: &mut Evidence,
+    acc: &Arc<Accountability>,
+    alert_rx: Option<tokio::sync::mpsc::Receiver<incidents::AlertEvent>>,
+) -> Result<(), AppError> {
+    if let Some(rx) = alert_rx {
+        evidence.tasks.push(incidents::alerts::spawn(
+            config.alerts.clone(),
+            evidence.store.clone(),
+            acc.clone(),
+            rx,
+        ));
+        evidence
+            .tasks
+            .push(incidents::alerts::spawn_deadline_checks(
+                evidence.store.clone(),
+                acc.clone(),
+                config.alerts.check_every.0,
+                evidence.stop.clone(),
+            ));
+    }
+    if let Some(addr) = config.notice.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::ApiListen { addr, source })?;
+        let notice_addr = listener.local_addr().ok();
+        evidence.notice_addr = notice_addr;
+        let task = incidents::notice::serve(
+            listener,
+            &config.notice,
+            evidence.stop.clone().cancelled_owned(),
+        );
+        evidence.tasks.push(tokio::spawn(async move {
+            if let Ok(Err(error)) = task.await {
+                tracing::warn!(%error, "notice page server stopped with an error");
+            }
+        }));
+    }
+    Ok(())
 }
 
 async fn start_api(
@@ -322,6 +410,25 @@ impl Running {
         &self.ledger
     }
 
+    /// Incidents, quarantine and alerts: the clock, the quarantine set, the alert hand-off.
+    pub fn accountability(&self) -> &Arc<Accountability> {
+        &self.accountability
+    }
+
+    /// The notice page's real address, when `[notice] listen` is set.
+    pub fn notice_addr(&self) -> Option<SocketAddr> {
+        self.evidence.as_ref().and_then(|e| e.notice_addr)
+    }
+
+    /// Runs one deadline check now (`incident.due_soon` / `incident.overdue`), instead of
+    /// waiting for `[alerts] check_every`; returns how many alerts it raised.
+    pub async fn check_deadlines(&self) -> Result<usize, StoreError> {
+        match &self.evidence {
+            Some(e) => incidents::alerts::check_deadlines(&e.store, &self.accountability).await,
+            None => Ok(0),
+        }
+    }
+
     /// Commits every event recorded so far (tests and the API use it to read their writes).
     pub async fn flush(&self) -> Result<(), StoreError> {
         match &self.evidence {
@@ -346,10 +453,15 @@ impl Running {
                 }
             }
         }
-        if let Some(ev) = self.evidence
-            && let Err(error) = ev.writer.shutdown().await
-        {
-            tracing::error!(%error, "could not commit every queued event at shutdown");
+        if let Some(ev) = self.evidence {
+            ev.stop.cancel();
+            if let Err(error) = ev.writer.shutdown().await {
+                tracing::error!(%error, "could not commit every queued event at shutdown");
+            }
+            // Alert deliveries still retrying are abandoned; the delivery log shows the tries.
+            for t in ev.tasks {
+                t.abort();
+            }
         }
     }
 

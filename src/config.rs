@@ -60,6 +60,18 @@ pub struct Config {
     pub clients: ClientsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Incident deadlines (campus policy: identify in 48 h, report in 72 h).
+    #[serde(default)]
+    pub incidents: crate::incidents::config::IncidentsConfig,
+    /// Repeat-offender thresholds and the walled garden.
+    #[serde(default)]
+    pub enforcement: crate::incidents::config::EnforcementConfig,
+    /// The notice page quarantined clients are sent to.
+    #[serde(default)]
+    pub notice: crate::incidents::config::NoticeConfig,
+    /// Webhooks (and syslog) for incident and quarantine events.
+    #[serde(default)]
+    pub alerts: crate::incidents::config::AlertsConfig,
     /// Directory of the config file; relative paths are resolved against it. Not a TOML key.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -77,6 +89,29 @@ pub struct DnsConfig {
     pub tcp_idle_timeout_ms: u64,
     /// Tokio runtimes serving DNS; 0 = one per core.
     pub workers: usize,
+    /// EDNS UDP payload size we advertise and the most we send over UDP (DNS flag day 2020:
+    /// 1232 avoids IP fragmentation); larger answers get TC=1 and the client retries over TCP.
+    pub edns_udp_payload: u16,
+    /// Queries per second each client address may send over UDP; 0 = no rate limiting.
+    pub rate_limit_qps: u32,
+    /// Queries a client address may send in one burst above `rate_limit_qps`.
+    pub rate_limit_burst: u32,
+    /// Every n-th over-limit UDP query gets a truncated REFUSED (TC=1) so a real client whose
+    /// address is being spoofed can retry over TCP; the rest are dropped. 0 = drop them all
+    /// (default: each slip costs a send, and measured here slip = 2 cut what a neighbour of a
+    /// flooding client got from 57 to 4 answers/s; see docs/RELIABILITY.md).
+    pub rate_limit_slip: u32,
+    /// Client addresses the rate limiter tracks at once (fixed memory, ~50 bytes each); a
+    /// spoofed-source flood evicts, it never grows the table.
+    pub rate_limit_table_size: usize,
+    /// Open TCP connections per DNS worker; a connection beyond it is closed at once.
+    pub max_tcp_connections: usize,
+    /// Queries answered concurrently per TCP connection (pipelining); reading pauses beyond it.
+    pub max_tcp_pipeline: usize,
+    /// UDP queries in flight per DNS worker (mostly waiting on the upstream); beyond it new
+    /// UDP queries are dropped, so a flood during an upstream outage cannot exhaust memory
+    /// (measured ~20 KiB per waiting lookup; Unbound's num-queries-per-thread is also 4096).
+    pub max_udp_inflight: usize,
 }
 
 impl Default for DnsConfig {
@@ -86,6 +121,14 @@ impl Default for DnsConfig {
             allow: default_allow(),
             tcp_idle_timeout_ms: 10_000,
             workers: 0,
+            edns_udp_payload: 1232,
+            rate_limit_qps: 200,
+            rate_limit_burst: 1000,
+            rate_limit_slip: 0,
+            rate_limit_table_size: 65_536,
+            max_tcp_connections: 1024,
+            max_tcp_pipeline: 32,
+            max_udp_inflight: 4096,
         }
     }
 }
@@ -452,6 +495,27 @@ impl Config {
                 "needs at least one address, e.g. [\"127.0.0.1:5353\"]".into(),
             ));
         }
+        if self.dns.edns_udp_payload < 512 {
+            return Err(invalid(
+                "dns.edns_udp_payload".into(),
+                "must be at least 512 (RFC 6891); 1232 is the usual choice".into(),
+            ));
+        }
+        if self.dns.tcp_idle_timeout_ms == 0 {
+            return Err(invalid(
+                "dns.tcp_idle_timeout_ms".into(),
+                "must be above 0, or idle TCP clients are never disconnected".into(),
+            ));
+        }
+        if self.dns.max_tcp_connections == 0
+            || self.dns.max_tcp_pipeline == 0
+            || self.dns.max_udp_inflight == 0
+        {
+            return Err(invalid(
+                "dns.max_tcp_connections / dns.max_tcp_pipeline / dns.max_udp_inflight".into(),
+                "must be above 0".into(),
+            ));
+        }
         if self.upstream.timeout_ms == 0 {
             return Err(invalid(
                 "upstream.timeout_ms".into(),
@@ -544,6 +608,7 @@ impl Config {
                 ));
             }
         }
+        crate::incidents::config::validate(self).map_err(|(key, reason)| invalid(key, reason))?;
         if self.store.batch_size == 0 || self.store.queue_capacity == 0 {
             return Err(invalid(
                 "store.batch_size / store.queue_capacity".into(),

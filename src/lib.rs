@@ -12,6 +12,7 @@ pub mod config;
 pub mod dns;
 pub mod domain;
 pub mod feeds;
+pub mod incidents;
 pub mod policy;
 pub mod record;
 pub mod store;

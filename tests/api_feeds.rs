@@ -589,6 +589,7 @@ async fn check_explains_a_decision_and_the_client() {
     assert_eq!(r["rule"], "pool.minergate.com");
     assert_eq!(r["action"], "sinkhole");
     assert_eq!(r["client"]["asset"], "gpu-ws-07");
+    assert_eq!(r["quarantined"], false);
     let r = api.get("/api/v1/check?name=ok.pool.minergate.com").await;
     assert_eq!(r["decision"], "allowed");
     assert_eq!(r["feed"], "allow");
@@ -627,7 +628,20 @@ async fn ledger_upload_swaps_identity_and_keeps_old_hits() {
         &request("x.sink.test.", RecordType::A, false),
     )
     .await;
-    bed.running().flush().await.expect("flush");
+    // The event is recorded just after the answer is sent: wait (bounded) until the hit is
+    // stored, with the identity of that moment.
+    let mut stored = false;
+    for _ in 0..100 {
+        bed.running().flush().await.expect("flush");
+        let hits = api.get("/api/v1/hits?client=127.0.0.7").await;
+        if hits["items"].as_array().is_some_and(|i| !i.is_empty()) {
+            assert_eq!(hits["items"][0]["identity"]["asset"], "old-name");
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(stored, "the hit was never stored");
 
     let new = "network,mac,asset,kind,location,department,owner,contact\n\
                127.0.0.7,,new-name,pc,B,Chemistry,Bo,bo@example.edu\n\

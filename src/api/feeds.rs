@@ -603,9 +603,17 @@ pub async fn check(
             None => None,
         };
     let ledger = state.ledger.load_full();
-    Ok(Json(
-        blocking(move || r.check(&name, client.map(|ip| (ip.to_canonical(), &*ledger)))).await?,
-    ))
+    let mut report =
+        blocking(move || r.check(&name, client.map(|ip| (ip.to_canonical(), &*ledger)))).await?;
+    if let Some(ip) = client {
+        let q = &state.accountability.quarantine;
+        let quarantined = q.contains(ip);
+        report.quarantined = Some(quarantined);
+        if quarantined && !q.is_reachable(&report.name) {
+            report.decision = "quarantined";
+        }
+    }
+    Ok(Json(report))
 }
 
 /// The merged policy as `rpz`, `hosts`, `domains` or `ips`, with an ETag (304 on a match).

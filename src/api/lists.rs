@@ -26,7 +26,7 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// Largest page: bounds the work and memory of one request.
 pub const MAX_LIMIT: usize = 1000;
 
-const ACTIONS: [&str; 9] = [
+const ACTIONS: [&str; 10] = [
     "allowed",
     "allowlisted",
     "blocked",
@@ -36,6 +36,7 @@ const ACTIONS: [&str; 9] = [
     "servfail",
     "refused",
     "formerr",
+    "quarantined",
 ];
 
 /// Query parameters of the list endpoints (documentation; parsing is in `parse_list`).

@@ -12,9 +12,12 @@ mod clients;
 mod error;
 mod feeds;
 mod health;
+mod incidents;
 mod lists;
 pub mod metrics;
 pub mod openapi;
+mod quarantine;
+mod reports;
 mod stats;
 pub mod token;
 
@@ -23,12 +26,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use auth::{Caller, Permission, Tokens};
 pub use error::ApiError;
+pub use lists::{neutralise, rfc3339};
 
 use crate::clients::SharedLedger;
 use crate::config::ApiConfig;
@@ -49,6 +53,8 @@ pub struct ApiState {
     /// The feed maintainers' write path (feeds, check, publish, ledger upload); None = those
     /// routes answer 503.
     pub feeds: Option<Arc<crate::feeds::registry::Registry>>,
+    /// Incidents, quarantine and alerts (clock, deadlines, the live quarantine set).
+    pub accountability: Arc<crate::incidents::Accountability>,
 }
 
 impl ApiState {
@@ -68,6 +74,7 @@ impl ApiState {
             writer,
             metrics: metrics::install(),
             feeds: None,
+            accountability: Arc::new(crate::incidents::Accountability::disabled()),
         }
     }
 }
@@ -88,6 +95,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/clients/{ip}", get(clients::client))
         .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::get))
+        .route("/api/v1/incidents/{id}/report", get(incidents::report))
+        .route("/api/v1/quarantine", get(quarantine::list))
+        .route("/api/v1/alerts/deliveries", get(reports::deliveries))
+        .route("/api/v1/reports/summary", get(reports::summary))
         .route_layer(axum::middleware::from_fn_with_state(
             (state.clone(), Permission::ReadEvidence),
             auth::require,
@@ -99,7 +112,20 @@ pub fn router(state: ApiState) -> Router {
             (state.clone(), Permission::Admin),
             auth::require,
         ));
+    let incidents = Router::new()
+        .route("/api/v1/incidents/{id}", patch(incidents::patch))
+        .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
+        .route(
+            "/api/v1/quarantine",
+            post(quarantine::add).delete(quarantine::release_body),
+        )
+        .route("/api/v1/quarantine/{ip}", delete(quarantine::release_path))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.clone(), Permission::WriteIncidents),
+            auth::require,
+        ));
     read.merge(admin)
+        .merge(incidents)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
         // Feed and ledger uploads have their own limit, `[api] max_upload_mb`.
         .merge(feeds::routes(&state))

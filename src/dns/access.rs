@@ -45,4 +45,37 @@ mod tests {
         assert!(a.allows("::ffff:10.1.2.3".parse().unwrap()));
         assert!(!a.allows("127.0.0.1".parse().unwrap()));
     }
+
+    #[test]
+    fn shipped_default_is_loopback_and_private_ranges_only() {
+        let a = ClientAccess::new(&crate::config::DnsConfig::default().allow);
+        for ok in [
+            "127.0.0.1",
+            "::1",
+            "10.20.30.40",
+            "172.16.0.1",
+            "172.31.255.254",
+            "192.168.1.1",
+            "100.64.0.1",
+            "100.127.255.254",
+            "fd12:3456::1",
+            "::ffff:10.1.2.3",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(a.allows(ok.parse().unwrap()), "{ok}");
+        }
+        for no in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "192.0.2.1",
+            "2001:db8::1",
+            "::ffff:8.8.8.8",
+            "::ffff:172.32.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+        ] {
+            assert!(!a.allows(no.parse().unwrap()), "{no}");
+        }
+    }
 }

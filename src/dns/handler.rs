@@ -1,15 +1,17 @@
 //! The request path: identify → decide → resolve → inspect → answer → record.
 //!
-//! hickory-server parses the packet and calls [`Handler::handle_request`]; each stage below is a
+//! Our front ends (`listen.rs`) gate and parse the packet and call [`Handler::handle_request`]; each stage below is a
 //! call into its own module and hands the next one a plain value ([`Reply`]), so the order of
 //! precedence is readable top to bottom:
 //!
 //! 1. clients outside `[dns] allow` → REFUSED (and counted);
 //! 2. anything but a single standard query → FORMERR / NOTIMP, like hickory's catalog;
-//! 3. the policy decides on the name; a block is answered at once, before local zones and
-//!    conditional forwarding, so no internal zone can be used to reach a pool;
-//! 4. names inside `[[zones]]` are answered authoritatively and never forwarded;
-//! 5. everything else is forwarded; unless the name was allowlisted, the answer's CNAME
+//! 3. quarantined clients get the walled garden (except `[enforcement] reachable` names);
+//! 4. the policy decides on the name; a block is answered at once, before local zones and
+//!    conditional forwarding, so no internal zone can be used to reach a pool; ANY then gets the
+//!    RFC 8482 answer (one HINFO) and is never forwarded;
+//! 5. names inside `[[zones]]` are answered authoritatively and never forwarded;
+//! 6. everything else is forwarded; unless the name was allowlisted, the answer's CNAME
 //!    targets and addresses are checked against the policy once more.
 //!
 //! The handler never panics on input and never blocks: recording hands the event to a
@@ -48,6 +50,10 @@ pub struct Shared {
     pub access: ClientAccess,
     /// `[blocking] inspect_answers`.
     pub inspect: bool,
+    /// Quarantined clients get the walled garden; `None` when enforcement is off.
+    pub quarantine: Option<Arc<crate::incidents::Quarantine>>,
+    /// `[dns] edns_udp_payload`: the UDP size our OPT record advertises.
+    pub udp_payload: u16,
 }
 
 /// Our hickory `RequestHandler`: one per DNS worker, owning that worker's resolvers.
@@ -95,7 +101,13 @@ impl RequestHandler for Handler {
         let span = tracing::debug_span!("query", %client, qname = %qname);
         async move {
             let handled = self.stages::<T>(request, &qname).await;
-            let info = send(request, &handled.reply, response_handle).await;
+            let info = send(
+                request,
+                &handled.reply,
+                self.shared.udp_payload,
+                response_handle,
+            )
+            .await;
             self.finish(request, &qname, &handled, start);
             info
         }
@@ -133,6 +145,41 @@ impl Handler {
             return Handled::plain(Reply::code(ResponseCode::Refused), Outcome::Refused);
         }
         let name = Name::from(lower.clone());
+        match qtype {
+            // Meta types are not questions (RFC 6891 §6.1.1, RFC 8945 §5.2): BIND also FORMERRs.
+            RecordType::OPT | RecordType::TSIG | RecordType::Unknown(249) => {
+                return Handled::plain(Reply::code(ResponseCode::FormErr), Outcome::Formerr);
+            }
+            // Obsolete mailbox meta queries (RFC 1035 §3.2.3): nothing to forward.
+            RecordType::Unknown(253) | RecordType::Unknown(254) => {
+                return Handled::plain(Reply::code(ResponseCode::NotImp), Outcome::Formerr);
+            }
+            _ => {}
+        }
+
+        // quarantine: a repeat offender gets the walled garden, except `reachable` names. One
+        // lock-free snapshot load and one hash lookup; no allocation. A listed name is still
+        // recorded as a hit (the evidence continues), answered from the walled garden.
+        if let Some(q) = &shared.quarantine
+            && q.contains(request.src().ip())
+            && !q.is_reachable(qname)
+        {
+            let verdict = match shared.policy.load().check_name(qname) {
+                Decision::Blocked(v) => Some(v),
+                _ => None,
+            };
+            let outcome = if verdict.is_some() {
+                Outcome::Blocked
+            } else {
+                Outcome::Quarantined
+            };
+            return Handled {
+                reply: crate::dns::walled::answer(q, &name, qtype),
+                outcome,
+                verdict,
+                upstream: None,
+            };
+        }
 
         // decide: blocking comes before local zones and conditional forwarding.
         let decision = if qname.is_empty() {
@@ -153,6 +200,12 @@ impl Handler {
             Decision::Allowed(v) => Some(v),
             Decision::Pass => None,
         };
+
+        if qtype == RecordType::ANY {
+            // RFC 8482: ANY is an amplification tool, not a question anyone needs answered in
+            // full. One synthetic HINFO, never forwarded. Blocks above still win (with EDE).
+            return Handled::plain(Reply::rfc8482(&name), Outcome::Local);
+        }
 
         if shared.zones.contains(lower) {
             let reply = shared.zones.answer(request, T::current_time()).await;
@@ -293,6 +346,7 @@ fn inspect(policy: &SharedPolicy, reply: &Reply) -> Option<(Outcome, Verdict)> {
 async fn send<R: ResponseHandler>(
     request: &Request,
     reply: &Reply,
+    udp_payload: u16,
     mut response_handle: R,
 ) -> ResponseInfo {
     let mut metadata = Metadata::new(
@@ -305,9 +359,11 @@ async fn send<R: ResponseHandler>(
     metadata.authoritative = reply.authoritative;
     metadata.response_code = reply.rcode;
 
-    let response_edns = request.edns.as_ref().map(|req| {
+    let response_edns = request.edns.as_ref().map(|_| {
         let mut edns = Edns::new();
-        edns.set_max_payload(req.max_payload().max(512));
+        // Our own size (RFC 6891 §6.2.3); what we may send the client is bounded by the
+        // smaller of the two when the response is encoded (`wire::response_limit`).
+        edns.set_max_payload(udp_payload.max(512));
         edns.set_version(0);
         if let Some(ede) = &reply.ede {
             edns.options_mut().insert(ede.to_option());

@@ -7,22 +7,27 @@
 //! cross-thread wake-ups). Nothing blocking ever runs on these runtimes: zone files and
 //! resolv.conf are read before the workers start, feeds are compiled by the caller.
 //!
+//! The sockets are served by our own loops in [`listen`] (connection cap, per-client rate
+//! limiting, pipelined TCP, bounded in-flight work), which call our hickory `RequestHandler`.
+//!
 //! With port 0 (tests), the first socket's real port is read and every other socket (UDP and
 //! TCP, all workers) is bound to it, so one address serves both transports.
 
 pub mod access;
 pub mod answer;
 pub mod handler;
+pub mod listen;
+pub mod ratelimit;
 pub mod reply;
 pub mod upstream;
+pub mod walled;
+pub mod wire;
 pub mod zones;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use hickory_server::Server;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +36,8 @@ use crate::config::Config;
 use crate::dns::access::ClientAccess;
 use crate::dns::answer::BlockAnswers;
 use crate::dns::handler::{Handler, Shared};
+use crate::dns::listen::{Frontend, Limits};
+use crate::dns::ratelimit::RateLimiter;
 use crate::dns::upstream::{UpstreamError, UpstreamPlan};
 use crate::dns::zones::{LocalZones, ZoneError};
 use crate::policy::SharedPolicy;
@@ -60,10 +67,12 @@ pub struct DnsContext {
     pub policy: SharedPolicy,
     /// The query-log hand-off (disabled when no store is configured).
     pub recorder: Recorder,
+    /// Quarantined clients (walled garden); `None` = no enforcement.
+    pub quarantine: Option<Arc<crate::incidents::Quarantine>>,
 }
 
-/// Responses buffered per TCP connection (hickory's own tests use 32).
-const TCP_RESPONSE_BUFFER: usize = 32;
+/// Requested SO_RCVBUF for each UDP socket (see `bind_udp`).
+const UDP_RECV_BUFFER: usize = 4 << 20;
 /// Pending TCP connections per listener.
 const TCP_BACKLOG: i32 = 1024;
 /// Attempts to find a port free for both UDP and TCP when binding port 0.
@@ -107,8 +116,18 @@ impl DnsServer {
             zones: Arc::new(zones),
             access: ClientAccess::new(&config.dns.allow),
             inspect: config.blocking.inspect_answers,
+            quarantine: ctx.quarantine,
+            udp_payload: config.dns.edns_udp_payload,
         });
-        let idle = Duration::from_millis(config.dns.tcp_idle_timeout_ms);
+        let limits = Limits::from_config(&config.dns);
+        // One table for all workers: SO_REUSEPORT spreads a client's packets across them.
+        let limiter = RateLimiter::new(
+            config.dns.rate_limit_qps,
+            config.dns.rate_limit_burst,
+            config.dns.rate_limit_slip,
+            config.dns.rate_limit_table_size,
+        )
+        .map(Arc::new);
         let token = CancellationToken::new();
         let mut threads = Vec::with_capacity(workers);
         let mut ready = Vec::with_capacity(workers);
@@ -118,9 +137,18 @@ impl DnsServer {
             let shared = shared.clone();
             let plan = plan.clone();
             let token = token.clone();
+            let limiter = limiter.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("poolguard-dns-{worker}"))
-                .spawn(move || run_worker(worker_sockets, shared, plan, idle, token, tx))
+                .spawn(move || {
+                    let serving = Serving {
+                        shared,
+                        plan,
+                        limiter,
+                        limits,
+                    };
+                    run_worker(worker_sockets, serving, token, tx)
+                })
                 .map_err(|e| DnsError::Worker {
                     worker,
                     reason: e.to_string(),
@@ -181,11 +209,17 @@ struct WorkerSockets {
     tcp: Vec<TcpListener>,
 }
 
-fn run_worker(
-    sockets: WorkerSockets,
+/// What a worker needs besides its sockets.
+struct Serving {
     shared: Arc<Shared>,
     plan: UpstreamPlan,
-    idle: Duration,
+    limiter: Option<Arc<RateLimiter>>,
+    limits: Limits,
+}
+
+fn run_worker(
+    sockets: WorkerSockets,
+    serving: Serving,
     token: CancellationToken,
     ready: oneshot::Sender<Result<(), String>>,
 ) {
@@ -200,17 +234,24 @@ fn run_worker(
         }
     };
     runtime.block_on(async move {
-        let upstreams = match plan.build() {
+        let upstreams = match serving.plan.build() {
             Ok(u) => u,
             Err(e) => {
                 let _ = ready.send(Err(e.to_string()));
                 return;
             }
         };
-        let mut server = Server::new(Handler::new(shared, upstreams));
+        let front = Arc::new(Frontend::new(
+            Handler::new(serving.shared, upstreams),
+            serving.limiter,
+            serving.limits,
+        ));
+        let mut loops = tokio::task::JoinSet::new();
         for udp in sockets.udp {
             match tokio::net::UdpSocket::from_std(udp) {
-                Ok(s) => server.register_socket(s),
+                Ok(s) => {
+                    loops.spawn(listen::serve_udp(front.clone(), s, token.clone()));
+                }
                 Err(e) => {
                     let _ = ready.send(Err(format!("udp socket: {e}")));
                     return;
@@ -219,7 +260,9 @@ fn run_worker(
         }
         for tcp in sockets.tcp {
             match tokio::net::TcpListener::from_std(tcp) {
-                Ok(l) => server.register_listener(l, idle, TCP_RESPONSE_BUFFER),
+                Ok(l) => {
+                    loops.spawn(listen::serve_tcp(front.clone(), l, token.clone()));
+                }
                 Err(e) => {
                     let _ = ready.send(Err(format!("tcp listener: {e}")));
                     return;
@@ -228,8 +271,10 @@ fn run_worker(
         }
         let _ = ready.send(Ok(()));
         token.cancelled().await;
-        if let Err(error) = server.shutdown_gracefully().await {
-            tracing::warn!(%error, "dns worker stopped with an error");
+        while let Some(joined) = loops.join_next().await {
+            if let Err(error) = joined {
+                tracing::warn!(%error, "a dns listener ended abnormally");
+            }
         }
     });
 }
@@ -300,6 +345,9 @@ fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<So
 
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    // A deep receive queue absorbs bursts instead of dropping them in the kernel; the kernel
+    // caps it at net.core.rmem_max, so this is a request, and failure is not an error.
+    let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }

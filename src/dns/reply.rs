@@ -6,8 +6,13 @@
 //! when the client used EDNS), so those rules live in one place and cannot drift per stage.
 
 use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::HINFO;
 use hickory_proto::rr::rdata::opt::EdnsOption;
-use hickory_proto::rr::{RData, Record};
+use hickory_proto::rr::{Name, RData, Record};
+
+/// TTL of the RFC 8482 answer to ANY: long, so stubs do not ask again (RFC 8482 §4.2 suggests
+/// a TTL "in the range of 3600 to 86400").
+pub const RFC8482_TTL: u32 = 3600;
 
 /// RFC 8914 option code of an Extended DNS Error.
 pub const EDE_OPTION_CODE: u16 = 15;
@@ -83,6 +88,17 @@ impl Reply {
             additionals: Vec::new(),
             ede: None,
         }
+    }
+
+    /// RFC 8482 §4.2: the minimal answer to an ANY query, one `HINFO "RFC8482" ""` record.
+    pub fn rfc8482(qname: &Name) -> Self {
+        let mut reply = Self::code(ResponseCode::NoError);
+        reply.answers.push(Record::from_rdata(
+            qname.clone(),
+            RFC8482_TTL,
+            RData::HINFO(HINFO::new("RFC8482".to_string(), String::new())),
+        ));
+        reply
     }
 
     /// Short text of the answer section for the query log: `A 192.0.2.1, CNAME x.example.`.

@@ -218,6 +218,10 @@ pub struct CheckReport {
     pub overrides: Option<String>,
     /// The client's identity from the asset ledger, when `client` was given.
     pub client: Option<crate::clients::Identity>,
+    /// When `client` was given: whether it is quarantined. A quarantined client gets the
+    /// walled garden for every name outside `[enforcement] reachable`, and `decision` then says
+    /// `quarantined` (the feed verdict is still shown).
+    pub quarantined: Option<bool>,
 }
 
 /// The feed maintainers' write path (see the module docs).
@@ -228,7 +232,12 @@ pub struct Registry {
     defs: Mutex<Defs>,
     fetches: Mutex<HashMap<String, FetchStatus>>,
     published: Mutex<HashMap<PublishFormat, Arc<Published>>>,
+    listeners: Mutex<Vec<FeedsListener>>,
 }
+
+/// Told the whole feed list whenever it changes (incident tracking keeps feed categories and
+/// severities for hits on feeds created over the API).
+pub type FeedsListener = Box<dyn Fn(&[FeedConfig]) + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in an earlier write leaves whole values behind; keep serving.
@@ -257,6 +266,7 @@ impl Registry {
             defs: Mutex::new(defs),
             fetches: Mutex::new(fetches),
             published: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
         };
         let feeds = registry.effective(&lock(&registry.defs));
         registry.loader.set_feeds(feeds);
@@ -313,6 +323,21 @@ impl Registry {
             });
         }
         out
+    }
+
+    /// Gives the loader (and every listener) the merged feed list.
+    fn set_feeds(&self, defs: &Defs) {
+        let feeds = self.effective(defs);
+        for l in lock(&self.listeners).iter() {
+            l(&feeds);
+        }
+        self.loader.set_feeds(feeds);
+    }
+
+    /// Calls `listener` with the feed list now and after every change.
+    pub fn on_feeds_changed(&self, listener: FeedsListener) {
+        listener(&self.loader.feed_configs());
+        lock(&self.listeners).push(listener);
     }
 
     fn save_defs(&self, defs: &Defs) -> Result<(), RegistryError> {
@@ -561,7 +586,7 @@ impl Registry {
             },
         )?;
         self.save_defs(defs)?;
-        self.loader.set_feeds(self.effective(defs));
+        self.set_feeds(defs);
         let sha256 = version.sha256.clone();
         report.version = Some(version);
         let reloaded = std::time::Instant::now();
@@ -710,7 +735,7 @@ impl Registry {
                 source: e,
             });
         }
-        self.loader.set_feeds(self.effective(&defs));
+        self.set_feeds(&defs);
         self.loader.reload();
         tracing::info!(feed = %name, who, "feed deleted over the API");
         Ok(before)
@@ -734,7 +759,7 @@ impl Registry {
                 a.enabled = enabled;
             }
             self.save_defs(&defs)?;
-            self.loader.set_feeds(self.effective(&defs));
+            self.set_feeds(&defs);
             self.loader.reload();
         }
         self.get(name)
@@ -819,6 +844,7 @@ impl Registry {
             client: client
                 .and_then(|(ip, l)| l.lookup(ip))
                 .map(|i| (*i).clone()),
+            quarantined: None,
         };
         match decision {
             Decision::Pass => {}

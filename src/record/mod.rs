@@ -40,6 +40,8 @@ pub enum Outcome {
     Refused,
     /// Malformed or unsupported request.
     Formerr,
+    /// The client is quarantined: walled-garden answer (the name itself was not listed).
+    Quarantined,
 }
 
 impl Outcome {
@@ -63,6 +65,7 @@ impl Outcome {
             Outcome::Servfail => "servfail",
             Outcome::Refused => "refused",
             Outcome::Formerr => "formerr",
+            Outcome::Quarantined => "quarantined",
         }
     }
 }

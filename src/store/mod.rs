@@ -201,7 +201,9 @@ impl Store {
             let conn = slot
                 .as_mut()
                 .ok_or_else(|| StoreError::Worker("no control connection".into()))?;
-            let tx = conn.transaction()?;
+            // IMMEDIATE: take the write lock up front, so a read-then-write (incident PATCH)
+            // waits for the query-log writer instead of failing with SQLITE_BUSY_SNAPSHOT.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)

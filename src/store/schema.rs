@@ -67,7 +67,7 @@ fn v1() -> String {
 }
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2];
+const STEPS: &[fn() -> String] = &[v1, v2, v3];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -88,6 +88,11 @@ fn v2() -> String {
 CREATE INDEX IF NOT EXISTS audit_time ON audit(time_ms);
 "
     .to_string()
+}
+
+/// Incidents, their hits and notes, quarantine and the alert delivery log (accountability).
+fn v3() -> String {
+    crate::incidents::db::schema_v3()
 }
 
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.

@@ -27,8 +27,11 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, params};
 
 use super::{Store, StoreError, ip_key, retention, reverse_name};
-use crate::clients::{Ledger, SharedLedger};
+use std::net::IpAddr;
+
+use crate::clients::{Identity, Ledger, SharedLedger};
 use crate::config::StoreConfig;
+use crate::incidents::track::{Pending, Tracker};
 use crate::record::{QueryEvent, Sink, Transport};
 
 /// How often the writer checks retention; pruning itself is batched.
@@ -185,6 +188,17 @@ pub fn spawn(
     cfg: &StoreConfig,
     ledger: SharedLedger,
 ) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
+    spawn_with(store, cfg, ledger, None)
+}
+
+/// [`spawn`] with the incident tracker, which opens and updates incidents in the same
+/// transaction as each hit (see `incidents::track`).
+pub fn spawn_with(
+    store: &Store,
+    cfg: &StoreConfig,
+    ledger: SharedLedger,
+    tracker: Option<Tracker>,
+) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
     let conn = store.write_connection()?;
     let (tx, rx) = mpsc::channel();
     let health = Arc::new(WriterHealth::default());
@@ -193,6 +207,7 @@ pub fn spawn(
         conn,
         cfg: cfg.clone(),
         ledger,
+        tracker,
         health: Arc::clone(&health),
         batch: Vec::with_capacity(cfg.batch_size.min(65_536)),
     };
@@ -223,6 +238,7 @@ struct Writer {
     conn: Connection,
     cfg: StoreConfig,
     ledger: SharedLedger,
+    tracker: Option<Tracker>,
     health: Arc<WriterHealth>,
     batch: Vec<QueryEvent>,
 }
@@ -364,6 +380,7 @@ impl Writer {
             &self.batch,
             &self.ledger,
             self.cfg.log_queries,
+            self.tracker.as_ref(),
         ) {
             Ok((queries, hits)) => {
                 self.batch.clear();
@@ -444,12 +461,48 @@ fn write_batch(
     batch: &[QueryEvent],
     ledger: &SharedLedger,
     log_queries: bool,
+    tracker: Option<&Tracker>,
 ) -> Result<(u64, u64), StoreError> {
     let ledger = ledger.load();
     let tx = conn.transaction()?;
-    let written = insert_events(&tx, batch, &ledger, log_queries)?;
+    let Some(tracker) = tracker else {
+        let written = insert_events(&tx, batch, &ledger, log_queries)?;
+        tx.commit()?;
+        return Ok(written);
+    };
+    let mut pending = Pending::default();
+    // Incident bookkeeping must never cost evidence: each hit's tracking runs in a savepoint,
+    // and a failure there is rolled back and logged while the hit row itself is kept.
+    let written = insert_events_with(&tx, batch, &ledger, log_queries, |c, hit, e, ip, id| {
+        guarded(c, "incident tracking", |c| {
+            tracker.on_hit(c, hit, e, ip, id, &mut pending)
+        })
+    })?;
+    guarded(&tx, "repeat-offender check", |c| {
+        tracker.end_batch(c, &mut pending)
+    })?;
     tx.commit()?;
+    // Only committed changes are announced and enforced.
+    tracker.publish(pending);
     Ok(written)
+}
+
+/// Runs `f` inside a savepoint; on error rolls it back, logs and counts, and carries on.
+fn guarded(
+    conn: &Connection,
+    what: &'static str,
+    f: impl FnOnce(&Connection) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    conn.execute_batch("SAVEPOINT tracking")?;
+    match f(conn) {
+        Ok(()) => conn.execute_batch("RELEASE tracking")?,
+        Err(error) => {
+            conn.execute_batch("ROLLBACK TO tracking; RELEASE tracking")?;
+            metrics::counter!("poolguard_incident_errors_total").increment(1);
+            tracing::warn!(%error, what, "incident bookkeeping failed; the hit is kept");
+        }
+    }
+    Ok(())
 }
 
 /// Inserts events (query rows, and hit rows with the identity from `ledger`) inside the
@@ -460,6 +513,24 @@ pub fn insert_events(
     events: &[QueryEvent],
     ledger: &Ledger,
     log_queries: bool,
+) -> Result<(u64, u64), StoreError> {
+    insert_events_with(conn, events, ledger, log_queries, |_, _, _, _, _| Ok(()))
+}
+
+/// [`insert_events`], calling `on_hit(conn, hit row id, event, client address, identity)`
+/// after each hit row is inserted (the incident tracker's hook).
+pub fn insert_events_with(
+    conn: &Connection,
+    events: &[QueryEvent],
+    ledger: &Ledger,
+    log_queries: bool,
+    mut on_hit: impl FnMut(
+        &Connection,
+        i64,
+        &QueryEvent,
+        IpAddr,
+        Option<&Identity>,
+    ) -> Result<(), StoreError>,
 ) -> Result<(u64, u64), StoreError> {
     let (mut nq, mut nh) = (0u64, 0u64);
     let mut q = conn.prepare_cached(
@@ -518,6 +589,7 @@ pub fn insert_events(
                 common.iter().chain(snapshot.iter()),
             ))?;
             nh += 1;
+            on_hit(conn, conn.last_insert_rowid(), e, ip, id)?;
         }
     }
     Ok((nq, nh))

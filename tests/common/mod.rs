@@ -272,6 +272,9 @@ pub struct Builder {
     recorder: Recorder,
     extra_toml: String,
     files: Vec<(String, String)>,
+    clock: Option<poolguard::incidents::SharedClock>,
+    /// Extra `[dns]` keys, as `key = value` TOML lines.
+    dns_extra: Vec<String>,
 }
 
 impl Builder {
@@ -336,6 +339,25 @@ impl Builder {
         self
     }
 
+    /// Plugs an injectable clock in for incident deadlines (default: the system clock).
+    pub fn clock(mut self, clock: poolguard::incidents::SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Adds `key = value` (TOML) to `[dns]`, e.g. `dns_option("rate_limit_qps", "5")`.
+    /// `tcp_idle_timeout_ms` given here replaces the bed's 5000.
+    pub fn dns_option(mut self, key: &str, value: &str) -> Self {
+        self.dns_extra.push(format!("{key} = {value}"));
+        self
+    }
+
+    /// Uses this upstream instead of [`Upstream::example`].
+    pub fn upstream(mut self, upstream: Upstream) -> Self {
+        self.upstream = Some(upstream);
+        self
+    }
+
     /// Plugs a recorder in (default: disabled).
     pub fn recorder(mut self, recorder: Recorder) -> Self {
         self.recorder = recorder;
@@ -354,9 +376,19 @@ impl Builder {
         let allow = self
             .allow
             .unwrap_or_else(|| vec!["127.0.0.0/8".to_string(), "::1/128".to_string()]);
+        let idle_default = if self
+            .dns_extra
+            .iter()
+            .any(|l| l.starts_with("tcp_idle_timeout_ms"))
+        {
+            String::new()
+        } else {
+            "tcp_idle_timeout_ms = 5000\n".to_string()
+        };
         toml.push_str(&format!(
-            "[dns]\nlisten = [\"127.0.0.1:0\"]\nallow = {allow:?}\nworkers = {}\ntcp_idle_timeout_ms = 5000\n\n",
-            self.workers
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nallow = {allow:?}\nworkers = {}\n{idle_default}{}\n\n",
+            self.workers,
+            self.dns_extra.join("\n")
         ));
         let servers: Vec<String> = self
             .servers
@@ -410,6 +442,7 @@ impl Builder {
             config,
             StartOptions {
                 recorder: self.recorder,
+                clock: self.clock,
             },
         )
         .await
@@ -457,6 +490,8 @@ impl TestBed {
             recorder: Recorder::disabled(),
             extra_toml: String::new(),
             files: Vec::new(),
+            clock: None,
+            dns_extra: Vec::new(),
         }
     }
 

@@ -1,0 +1,420 @@
+//! Our own UDP and TCP front ends, in place of hickory-server's `Server`.
+//!
+//! hickory-server 0.26 drives our [`Handler`] well, but its socket loops are not hardened for a
+//! resolver that every (possibly infected) campus machine can reach; reading its
+//! `src/server/mod.rs` shows:
+//!
+//! * TCP: no connection limit (a connection flood exhausts file descriptors), and queries on one
+//!   connection are handled strictly one after another, so one slow upstream lookup stalls every
+//!   pipelined query behind it;
+//! * UDP: one spawned task per packet with no bound, so a flood during an upstream outage piles
+//!   up tasks for the whole upstream timeout;
+//! * a packet with QR=1 whose body does not parse is answered with FORMERR (only parsable
+//!   responses are dropped), and the UDP size limit is the size we *advertise* in our OPT,
+//!   not the size the client asked for.
+//!
+//! So the loops are ours and hickory keeps the parts that are right: message parsing
+//! (`Request::from_bytes`), the `RequestHandler`/`ResponseHandler` traits and response
+//! building. Per packet, in order: [`wire::gate`]'s cheap header checks, the per-client
+//! [`RateLimiter`] (UDP only; TCP needs a completed handshake, so its source is real), the
+//! in-flight bound, then the handler. Every wait is bounded: reading a TCP frame by
+//! `[dns] tcp_idle_timeout_ms`, the handler by the upstream timeout, writing by the idle
+//! timeout again (a client that never reads cannot pin a connection).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::rr::Record;
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DnsConfig;
+use crate::dns::handler::Handler;
+use crate::dns::ratelimit::{Admit, RateLimiter};
+use crate::dns::wire::{self, DropReason, Gate, HEADER_LEN};
+
+/// Largest datagram we read; a DNS message cannot be longer.
+const MAX_DATAGRAM: usize = 65_535;
+/// Pause after an accept error that is not the peer's fault (EMFILE, ENFILE, ENOBUFS), so a
+/// full descriptor table does not turn the accept loop into a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The limits the front ends enforce, from `[dns]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most we send over UDP, and the EDNS size we advertise.
+    pub udp_payload: u16,
+    /// Closing time for a TCP connection that does not complete a query.
+    pub tcp_idle: Duration,
+    /// Open TCP connections per worker.
+    pub max_tcp_connections: usize,
+    /// Concurrent queries per TCP connection.
+    pub max_tcp_pipeline: usize,
+    /// UDP queries in flight per worker.
+    pub max_udp_inflight: usize,
+}
+
+impl Limits {
+    /// From `[dns]`.
+    pub fn from_config(dns: &DnsConfig) -> Self {
+        Self {
+            udp_payload: dns.edns_udp_payload.max(wire::MIN_UDP_PAYLOAD),
+            tcp_idle: Duration::from_millis(dns.tcp_idle_timeout_ms.max(1)),
+            max_tcp_connections: dns.max_tcp_connections.max(1),
+            max_tcp_pipeline: dns.max_tcp_pipeline.max(1),
+            max_udp_inflight: dns.max_udp_inflight.max(1),
+        }
+    }
+}
+
+/// One worker's DNS front end: its handler, the shared rate limiter and the limits.
+pub struct Frontend {
+    handler: Handler,
+    limiter: Option<Arc<RateLimiter>>,
+    limits: Limits,
+}
+
+impl Frontend {
+    /// A front end for one worker. `limiter` is shared by all workers (`None` = off).
+    pub fn new(handler: Handler, limiter: Option<Arc<RateLimiter>>, limits: Limits) -> Self {
+        Self {
+            handler,
+            limiter,
+            limits,
+        }
+    }
+
+    /// The whole request path for one packet without sockets: gate, parse, handle, encode.
+    /// `None` = nothing is sent. Used by the fuzz targets; the loops below do the same steps
+    /// with their own bounds around them. (No rate limiting here: that is per socket.)
+    pub async fn respond(
+        &self,
+        bytes: Vec<u8>,
+        src: SocketAddr,
+        protocol: Protocol,
+    ) -> Option<Vec<u8>> {
+        match wire::gate(bytes, src, protocol) {
+            Gate::Drop(_) => None,
+            Gate::Reply(reply) => Some(reply),
+            Gate::Request(request) => {
+                let slot = Arc::new(Mutex::new(None));
+                let responder = Responder {
+                    limit: wire::response_limit(&request, protocol, self.limits.udp_payload),
+                    to: Destination::Capture(slot.clone()),
+                };
+                self.answer(&request, responder).await;
+                slot.lock().ok().and_then(|mut s| s.take())
+            }
+        }
+    }
+
+    async fn answer(&self, request: &Request, responder: Responder) {
+        self.handler
+            .handle_request::<Responder, TokioTime>(request, responder)
+            .await;
+    }
+
+    fn responder(&self, request: &Request, protocol: Protocol, to: Destination) -> Responder {
+        Responder {
+            limit: wire::response_limit(request, protocol, self.limits.udp_payload),
+            to,
+        }
+    }
+}
+
+/// Serves one UDP socket until `token` is cancelled.
+pub async fn serve_udp(front: Arc<Frontend>, socket: UdpSocket, token: CancellationToken) {
+    let socket = Arc::new(socket);
+    let inflight = Arc::new(Semaphore::new(front.limits.max_udp_inflight));
+    let mut tasks = JoinSet::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (len, src) = tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok(r) => r,
+                Err(error) => {
+                    // ICMP errors from earlier sends surface here on some systems; not fatal.
+                    // A socket that is gone for good ends the loop, as in hickory-server.
+                    tracing::debug!(%error, "udp receive error");
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::NotConnected | std::io::ErrorKind::ConnectionAborted
+                    ) {
+                        tracing::warn!(%error, "udp socket closed; this listener stops");
+                        break;
+                    }
+                    continue;
+                }
+            },
+            _ = token.cancelled() => break,
+        };
+        while tasks.try_join_next().is_some() {}
+        let packet = &buf[..len];
+        if len < HEADER_LEN {
+            dropped(DropReason::Short);
+            continue;
+        }
+        if packet[2] & 0x80 != 0 {
+            dropped(DropReason::Response);
+            continue;
+        }
+        if src.port() == 0 {
+            // Nothing can be sent back to port 0; it is always spoofed.
+            metrics::counter!("poolguard_dns_dropped_total", "reason" => "port0").increment(1);
+            continue;
+        }
+        if let Some(limiter) = &front.limiter {
+            match limiter.admit(src.ip()) {
+                Admit::Pass => {}
+                Admit::Drop => {
+                    metrics::counter!("poolguard_dns_ratelimited_total", "action" => "drop")
+                        .increment(1);
+                    continue;
+                }
+                Admit::Slip => {
+                    metrics::counter!("poolguard_dns_ratelimited_total", "action" => "slip")
+                        .increment(1);
+                    let _ = socket.try_send_to(&wire::slip_reply(packet), src);
+                    continue;
+                }
+            }
+        }
+        let Ok(permit) = inflight.clone().try_acquire_owned() else {
+            metrics::counter!("poolguard_dns_dropped_total", "reason" => "overload").increment(1);
+            continue;
+        };
+        match wire::gate(packet.to_vec(), src, Protocol::Udp) {
+            Gate::Drop(reason) => dropped(reason),
+            Gate::Reply(reply) => {
+                metrics::counter!("poolguard_dns_malformed_total", "protocol" => "udp")
+                    .increment(1);
+                // Never larger than the request; if the socket buffer is full, it is lost
+                // like any UDP packet.
+                let _ = socket.try_send_to(&reply, src);
+            }
+            Gate::Request(request) => {
+                let front = front.clone();
+                let socket = socket.clone();
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let responder =
+                        front.responder(&request, Protocol::Udp, Destination::Udp(socket, src));
+                    front.answer(&request, responder).await;
+                });
+            }
+        }
+    }
+}
+
+/// Accepts TCP connections until `token` is cancelled, at most `max_tcp_connections` at once.
+pub async fn serve_tcp(front: Arc<Frontend>, listener: TcpListener, token: CancellationToken) {
+    let open = Arc::new(Semaphore::new(front.limits.max_tcp_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        let (stream, src) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(error) => {
+                    tracing::debug!(%error, "tcp accept error");
+                    if !is_peer_error(&error) {
+                        tokio::select! {
+                            _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                            _ = token.cancelled() => break,
+                        }
+                    }
+                    continue;
+                }
+            },
+            _ = token.cancelled() => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            // Closed at once: a flood of connections costs us one accept each, nothing more.
+            metrics::counter!("poolguard_dns_tcp_rejected_total").increment(1);
+            drop(stream);
+            continue;
+        };
+        let front = front.clone();
+        let token = token.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                _ = connection(&front, stream, src) => {}
+                _ = token.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// Errors caused by one peer (it reset before we accepted); the next accept is fine.
+fn is_peer_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+    )
+}
+
+/// One TCP connection: frames are read one after another; each query is answered in its own
+/// task (up to `max_tcp_pipeline` at once), so answers may leave out of order, matched by ID
+/// (RFC 7766 §6.2.1.1). The connection closes when a frame is not complete within the idle
+/// timeout (slow-loris, lying length prefix), on a zero-length frame, on EOF, or when the
+/// client stops reading; in-flight answers are still written first.
+async fn connection(front: &Arc<Frontend>, stream: TcpStream, src: SocketAddr) {
+    let idle = front.limits.tcp_idle;
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(front.limits.max_tcp_pipeline);
+
+    let write = async move {
+        while let Some(bytes) = rx.recv().await {
+            // `encode` bounds every TCP answer to 65 535 bytes.
+            let Ok(len) = u16::try_from(bytes.len()) else {
+                continue;
+            };
+            let mut framed = Vec::with_capacity(bytes.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&bytes);
+            match tokio::time::timeout(idle, writer.write_all(&framed)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
+        let _ = writer.shutdown().await;
+    };
+
+    let read = async move {
+        let pipeline = Arc::new(Semaphore::new(front.limits.max_tcp_pipeline));
+        let mut tasks = JoinSet::new();
+        loop {
+            let frame = match tokio::time::timeout(idle, read_frame(&mut reader)).await {
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) => break,
+                Ok(Err(error)) => {
+                    tracing::debug!(%src, %error, "tcp read error");
+                    break;
+                }
+                Err(_) => {
+                    metrics::counter!("poolguard_dns_tcp_timeouts_total").increment(1);
+                    break;
+                }
+            };
+            while tasks.try_join_next().is_some() {}
+            match wire::gate(frame, src, Protocol::Tcp) {
+                Gate::Drop(reason) => dropped(reason),
+                Gate::Reply(reply) => {
+                    metrics::counter!("poolguard_dns_malformed_total", "protocol" => "tcp")
+                        .increment(1);
+                    if tx.send(reply).await.is_err() {
+                        break;
+                    }
+                }
+                Gate::Request(request) => {
+                    // Waits while `max_tcp_pipeline` queries are in flight: each ends within
+                    // the upstream timeout, so this wait is bounded too.
+                    let Ok(permit) = pipeline.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let front = front.clone();
+                    let tx = tx.clone();
+                    tasks.spawn(async move {
+                        let _permit = permit;
+                        let responder =
+                            front.responder(&request, Protocol::Tcp, Destination::Tcp(tx));
+                        front.answer(&request, responder).await;
+                    });
+                }
+            }
+        }
+        drop(tx);
+        while tasks.join_next().await.is_some() {}
+    };
+
+    tokio::join!(read, write);
+}
+
+/// Reads one length-prefixed message. `None` on a clean EOF between messages; an error on a
+/// zero length (RFC 7766 gives it no meaning) or EOF inside a message. The buffer grows only
+/// as bytes arrive, so a lying 65 535-byte prefix costs nothing until the data is really sent.
+async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+    let mut prefix = [0u8; 2];
+    match reader.read(&mut prefix[..1]).await? {
+        0 => return Ok(None),
+        _ => reader.read_exact(&mut prefix[1..]).await?,
+    };
+    let len = u16::from_be_bytes(prefix) as usize;
+    if len == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "zero-length DNS message",
+        ));
+    }
+    let mut frame = Vec::new();
+    let got = reader.take(len as u64).read_to_end(&mut frame).await?;
+    if got < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(Some(frame))
+}
+
+fn dropped(reason: DropReason) {
+    metrics::counter!("poolguard_dns_dropped_total", "reason" => reason.as_str()).increment(1);
+}
+
+/// Where an encoded answer goes.
+#[derive(Clone)]
+enum Destination {
+    Udp(Arc<UdpSocket>, SocketAddr),
+    Tcp(mpsc::Sender<Vec<u8>>),
+    Capture(Arc<Mutex<Option<Vec<u8>>>>),
+}
+
+/// Our hickory `ResponseHandler`: encodes within the client's size ([`wire::encode`]) and
+/// sends to the socket, the connection's writer, or a slot (for [`Frontend::respond`]).
+#[derive(Clone)]
+pub struct Responder {
+    limit: u16,
+    to: Destination,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Responder {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let (info, bytes) =
+            wire::encode(response, self.limit).ok_or(NetError::from("response not encodable"))?;
+        match &self.to {
+            Destination::Udp(socket, dst) => {
+                socket.send_to(&bytes, *dst).await?;
+            }
+            Destination::Tcp(tx) => {
+                tx.send(bytes)
+                    .await
+                    .map_err(|_| NetError::from("tcp connection closed"))?;
+            }
+            Destination::Capture(slot) => {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(bytes);
+                }
+            }
+        }
+        Ok(info)
+    }
+}

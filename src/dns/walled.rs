@@ -1,0 +1,41 @@
+//! The walled garden: what a quarantined client gets for every name it may not resolve.
+//!
+//! A → `[enforcement] notice_ipv4`, AAAA → `notice_ipv6` (the notice page, so a browser shows
+//! why access stopped), every other type NXDOMAIN. The TTL is short ([`WALLED_TTL`]) and
+//! negative answers carry no SOA, so a released client is back online within seconds instead
+//! of waiting out cached walled answers. EDE 17 ("Filtered") tells `dig` users why.
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::dns::reply::{ExtendedError, Reply};
+use crate::incidents::Quarantine;
+
+/// Seconds a walled-garden answer may be cached.
+pub const WALLED_TTL: u32 = 30;
+/// RFC 8914 INFO-CODE 17, "Filtered": the client, not the name, is restricted.
+pub const EDE_FILTERED: u16 = 17;
+
+/// The walled-garden answer for `qname`/`qtype`.
+pub fn answer(q: &Quarantine, qname: &Name, qtype: RecordType) -> Reply {
+    let data = match qtype {
+        RecordType::A => Some(RData::A(A(q.notice_ipv4))),
+        RecordType::AAAA => Some(RData::AAAA(AAAA(q.notice_ipv6))),
+        _ => None,
+    };
+    let mut reply = match data {
+        Some(d) => {
+            let mut r = Reply::code(ResponseCode::NoError);
+            r.answers
+                .push(Record::from_rdata(qname.clone(), WALLED_TTL, d));
+            r
+        }
+        None => Reply::code(ResponseCode::NXDomain),
+    };
+    reply.ede = Some(ExtendedError {
+        info_code: EDE_FILTERED,
+        text: "client quarantined by poolguard; see the notice page".to_string(),
+    });
+    reply
+}

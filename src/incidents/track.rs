@@ -1,0 +1,271 @@
+//! The incident tracker: runs inside the store writer's transaction, once per hit.
+//!
+//! Why here: the writer is the one place every hit passes exactly once (hits are never
+//! dropped), and it already holds the write connection and a transaction. Opening or updating
+//! the incident in the same transaction as the hit row means an incident can never miss a hit
+//! nor count one that was not stored. The cost is one indexed SELECT and three small writes per
+//! hit, only for hits (blocked queries), never for ordinary queries.
+//!
+//! Repeat-offender thresholds are evaluated at the end of each batch, once per touched
+//! incident, with two indexed counts. Alerts and quarantine changes are collected during the
+//! batch and published only after the commit (a rolled-back batch announces nothing).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::config::EnforcementMode;
+use super::{Accountability, AlertEvent, db, severity_rank};
+use crate::clients::Identity;
+use crate::config::Severity;
+use crate::record::QueryEvent;
+use crate::store::{StoreError, audit, ip_key};
+
+/// What a batch changed, published after the commit.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Incidents touched in this batch: (incident id, address of the latest hit, its time).
+    touched: Vec<(i64, IpAddr, i64)>,
+    alerts: Vec<AlertEvent>,
+    quarantined: Vec<IpAddr>,
+}
+
+/// The writer's hook.
+#[derive(Clone)]
+pub struct Tracker {
+    acc: Arc<Accountability>,
+}
+
+impl Tracker {
+    /// A tracker over the shared accountability state.
+    pub fn new(acc: Arc<Accountability>) -> Self {
+        Self { acc }
+    }
+
+    /// Opens or updates the incident of this hit (already inserted as row `hit_id`).
+    pub fn on_hit(
+        &self,
+        conn: &Connection,
+        hit_id: i64,
+        e: &QueryEvent,
+        ip: IpAddr,
+        identity: Option<&Identity>,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        if !self.acc.incidents.enabled {
+            return Ok(());
+        }
+        let key = match identity.and_then(|i| i.asset.as_deref()) {
+            Some(asset) => format!("asset:{asset}"),
+            None => format!("ip:{ip}"),
+        };
+        let feeds = self.acc.feeds.load();
+        let meta = e.feed.as_deref().and_then(|f| feeds.get(f));
+        let category = meta.map_or("mining", |m| m.category.as_str());
+        let severity = meta
+            .map(|m| match m.severity.as_str() {
+                "low" => Severity::Low,
+                "high" => Severity::High,
+                "critical" => Severity::Critical,
+                _ => Severity::Medium,
+            })
+            .unwrap_or_default();
+        let existing: Option<(i64, String, String)> = conn
+            .prepare_cached(
+                "SELECT id, feeds, categories FROM incidents WHERE client_key = ?1 AND status != 'closed'",
+            )?
+            .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let opened = existing.is_none();
+        let (id, feed_list, cat_list) = match existing {
+            Some(x) => x,
+            None => (
+                self.open(conn, &key, e, ip, identity)?,
+                String::new(),
+                String::new(),
+            ),
+        };
+        let feed_list = add_to_list(feed_list, e.feed.as_deref().unwrap_or(""));
+        let cat_list = add_to_list(cat_list, category);
+        conn.prepare_cached(
+            "UPDATE incidents SET last_hit_ms = max(last_hit_ms, ?2), hit_count = hit_count + 1, \
+             severity = max(severity, ?3), feeds = ?4, categories = ?5 WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            e.time_ms,
+            severity_rank(severity),
+            feed_list,
+            cat_list
+        ])?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO incident_hits (incident_id, hit_id) VALUES (?1, ?2)",
+        )?
+        .execute(params![id, hit_id])?;
+        let new_name = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO incident_names (incident_id, name) VALUES (?1, ?2)",
+            )?
+            .execute(params![id, &*e.name])?;
+        if new_name > 0 {
+            conn.prepare_cached("UPDATE incidents SET name_count = name_count + 1 WHERE id = ?1")?
+                .execute([id])?;
+        }
+        // Only now, when every statement succeeded, is anything announced.
+        if opened {
+            pending.alerts.push(AlertEvent::incident(
+                "incident.opened",
+                id,
+                &ip.to_string(),
+                e.time_ms,
+            ));
+            tracing::info!(incident = id, client = %ip, key = %key, qname = %e.name, "incident opened");
+        }
+        match pending.touched.iter_mut().find(|t| t.0 == id) {
+            Some(t) => {
+                t.1 = ip;
+                t.2 = t.2.max(e.time_ms);
+            }
+            None => pending.touched.push((id, ip, e.time_ms)),
+        }
+        Ok(())
+    }
+
+    fn open(
+        &self,
+        conn: &Connection,
+        key: &str,
+        e: &QueryEvent,
+        ip: IpAddr,
+        identity: Option<&Identity>,
+    ) -> Result<i64, StoreError> {
+        let i = identity.cloned().unwrap_or_default();
+        let t = e.time_ms;
+        conn.prepare_cached(
+            "INSERT INTO incidents (client_key, client, client_bin, network, asset, mac, kind, \
+             location, department, ledger_owner, contact, device, owner, opened_ms, last_hit_ms, \
+             identify_due_ms, report_due_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16)",
+        )?
+        .execute(params![
+            key,
+            ip.to_string(),
+            &ip_key(ip)[..],
+            i.network,
+            i.asset,
+            i.mac,
+            i.kind,
+            i.location,
+            i.department,
+            i.owner,
+            i.contact,
+            // Prefilled from the ledger; staff confirm or correct them.
+            i.asset,
+            i.owner,
+            t,
+            t.saturating_add(self.acc.incidents.identify_within.ms()),
+            t.saturating_add(self.acc.incidents.report_within.ms()),
+        ])?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// End of batch: repeat-offender thresholds for every touched incident.
+    pub fn end_batch(&self, conn: &Connection, pending: &mut Pending) -> Result<(), StoreError> {
+        let enf = &self.acc.enforcement;
+        if enf.mode == EnforcementMode::Off {
+            return Ok(());
+        }
+        for &(id, ip, t) in &pending.touched {
+            let Some(row) = db::get(conn, id)? else {
+                continue;
+            };
+            if row.enforced_ms.is_some() || self.acc.quarantine.contains(ip) {
+                continue;
+            }
+            let incidents: i64 = if enf.incidents_threshold > 0 {
+                conn.prepare_cached(
+                    "SELECT count(*) FROM incidents WHERE client_key = ?1 AND opened_ms >= ?2",
+                )?
+                .query_row(
+                    params![row.client_key, t - enf.incidents_window.ms()],
+                    |r| r.get(0),
+                )?
+            } else {
+                0
+            };
+            let hits: i64 = if enf.hits_threshold > 0 {
+                conn.prepare_cached(
+                    "SELECT count(*) FROM hits WHERE client_bin = ?1 AND time_ms >= ?2",
+                )?
+                .query_row(params![&ip_key(ip)[..], t - enf.hits_window.ms()], |r| {
+                    r.get(0)
+                })?
+            } else {
+                0
+            };
+            let reason =
+                if enf.incidents_threshold > 0 && incidents >= i64::from(enf.incidents_threshold) {
+                    format!(
+                        "{incidents} incidents within {} (threshold {})",
+                        humantime::format_duration(enf.incidents_window.0),
+                        enf.incidents_threshold
+                    )
+                } else if enf.hits_threshold > 0 && hits >= i64::from(enf.hits_threshold) {
+                    format!(
+                        "{hits} hits within {} (threshold {})",
+                        humantime::format_duration(enf.hits_window.0),
+                        enf.hits_threshold
+                    )
+                } else {
+                    continue;
+                };
+            let applied = enf.mode == EnforcementMode::Quarantine;
+            conn.prepare_cached("UPDATE incidents SET enforced_ms = ?2 WHERE id = ?1")?
+                .execute(params![id, t])?;
+            let ip_text = ip.to_string();
+            let note = if applied {
+                db::quarantine_add(conn, &ip_text, t, "system", &reason, Some(id))?;
+                let mut entry = audit::AuditEntry::now(
+                    "system",
+                    "system",
+                    "quarantine.add",
+                    &format!("quarantine/{ip_text}"),
+                );
+                entry.detail = format!("incident {id}: {reason}");
+                audit::insert(conn, &entry)?;
+                pending.quarantined.push(ip);
+                format!("Repeat offender: {reason}. {ip_text} quarantined (walled garden).")
+            } else {
+                format!("Repeat offender: {reason}. Notify mode: {ip_text} not quarantined.")
+            };
+            db::add_note(conn, id, t, "system", &note)?;
+            let mut ev = AlertEvent::incident("quarantine.on", id, &ip_text, t);
+            ev.detail = serde_json::json!({ "reason": reason, "applied": applied });
+            pending.alerts.push(ev);
+            tracing::info!(incident = id, client = %ip, applied, %reason, "repeat offender");
+        }
+        Ok(())
+    }
+
+    /// After the commit: swap the quarantine set and hand the alerts to the delivery task.
+    pub fn publish(&self, pending: Pending) {
+        for ip in pending.quarantined {
+            self.acc.quarantine.insert(ip);
+        }
+        for ev in pending.alerts {
+            self.acc.alerts.emit(ev);
+        }
+    }
+}
+
+fn add_to_list(list: String, item: &str) -> String {
+    if item.is_empty() || list.split(',').any(|x| x == item) {
+        return list;
+    }
+    if list.is_empty() {
+        item.to_string()
+    } else {
+        format!("{list},{item}")
+    }
+}

@@ -1,0 +1,224 @@
+//! The incident tracker inside the store writer, without DNS: attachment within one batch, the
+//! incidents-per-window threshold, and the rule that incident bookkeeping never costs evidence.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use poolguard::clients::Ledger;
+use poolguard::config::{Config, StoreConfig};
+use poolguard::incidents::config::EnforcementMode;
+use poolguard::incidents::track::Tracker;
+use poolguard::incidents::{Accountability, Alerts, ManualClock};
+use poolguard::record::{Outcome, QueryEvent, Sink, Transport};
+use poolguard::store::{self, Store, WriterHandle};
+
+/// 2026-11-01T00:00:00Z.
+const T0: i64 = 1_793_491_200_000;
+const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact\n\
+10.0.0.7,aa:bb:cc:dd:ee:ff,rig-7,workstation,A-1,计算机学院,张伟,z@example.edu\n";
+
+fn hit(time_ms: i64, client: &str, name: &str, outcome: Outcome) -> QueryEvent {
+    let client: SocketAddr = client.parse().expect("addr");
+    QueryEvent {
+        time_ms,
+        client,
+        transport: Transport::Udp,
+        name: name.into(),
+        qtype: "A".into(),
+        outcome,
+        feed: outcome.is_hit().then(|| Arc::from("mining")),
+        rule: outcome.is_hit().then(|| Arc::from(name)),
+        rcode: "NOERROR",
+        answer: "".into(),
+        latency_us: 10,
+        upstream: None,
+    }
+}
+
+struct Bed {
+    _dir: tempfile::TempDir,
+    store: Store,
+    sink: Arc<dyn Sink>,
+    writer: WriterHandle,
+    acc: Arc<Accountability>,
+}
+
+fn bed(tweak: impl FnOnce(&mut Config)) -> Bed {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StoreConfig {
+        path: dir.path().join("pg.db"),
+        query_retention_days: 36_500,
+        hit_retention_days: 36_500,
+        ..StoreConfig::default()
+    };
+    let mut config = Config::default();
+    tweak(&mut config);
+    let acc = Arc::new(Accountability::new(
+        &config,
+        Arc::new(ManualClock::at(T0)),
+        Alerts::disabled(),
+    ));
+    let store = store::open(&cfg).expect("store");
+    let ledger = Ledger::from_reader(LEDGER.as_bytes(), std::path::Path::new("l.csv"))
+        .expect("ledger")
+        .0
+        .shared();
+    let (sink, writer) =
+        store::writer::spawn_with(&store, &cfg, ledger, Some(Tracker::new(acc.clone())))
+            .expect("writer");
+    Bed {
+        _dir: dir,
+        store,
+        sink,
+        writer,
+        acc,
+    }
+}
+
+fn one(store: &Store, sql: &str) -> i64 {
+    store
+        .write_connection()
+        .expect("conn")
+        .query_row(sql, [], |r| r.get(0))
+        .expect(sql)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_attach_within_one_batch_and_by_asset() {
+    let b = bed(|_| {});
+    // Same asset from two ports, one allowed query: all in one batch.
+    b.sink
+        .submit(hit(T0, "10.0.0.7:1000", "a.pool.test", Outcome::Blocked));
+    b.sink.submit(hit(
+        T0 + 1,
+        "10.0.0.7:1001",
+        "b.pool.test",
+        Outcome::CnameBlocked,
+    ));
+    b.sink.submit(hit(
+        T0 + 2,
+        "10.0.0.7:1002",
+        "www.ok.test",
+        Outcome::Allowed,
+    ));
+    b.sink.submit(hit(
+        T0 + 3,
+        "10.0.0.8:1000",
+        "a.pool.test",
+        Outcome::IpBlocked,
+    ));
+    b.writer.flush().await.expect("flush");
+    assert_eq!(one(&b.store, "SELECT count(*) FROM incidents"), 2);
+    assert_eq!(
+        one(
+            &b.store,
+            "SELECT hit_count FROM incidents WHERE client_key = 'asset:rig-7'"
+        ),
+        2
+    );
+    assert_eq!(
+        one(
+            &b.store,
+            "SELECT name_count FROM incidents WHERE client_key = 'asset:rig-7'"
+        ),
+        2
+    );
+    assert_eq!(
+        one(
+            &b.store,
+            "SELECT last_hit_ms FROM incidents WHERE client_key = 'asset:rig-7'"
+        ),
+        T0 + 1
+    );
+    assert_eq!(
+        one(
+            &b.store,
+            "SELECT count(*) FROM incidents WHERE client_key = 'ip:10.0.0.8'"
+        ),
+        1
+    );
+    assert_eq!(one(&b.store, "SELECT count(*) FROM incident_hits"), 3);
+    b.writer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_third_incident_in_window_quarantines() {
+    let b = bed(|c| {
+        c.enforcement.mode = EnforcementMode::Quarantine;
+        c.enforcement.incidents_threshold = 3;
+    });
+    let ip = "10.0.0.9".parse().expect("ip");
+    for i in 0..3 {
+        b.sink.submit(hit(
+            T0 + i * 86_400_000,
+            "10.0.0.9:53000",
+            "x.pool.test",
+            Outcome::Blocked,
+        ));
+        b.writer.flush().await.expect("flush");
+        let quarantined = b.acc.quarantine.contains(ip);
+        assert_eq!(quarantined, i == 2, "after incident {}", i + 1);
+        // Staff close it as a false positive; the next hit opens a new incident.
+        b.store
+            .write_connection()
+            .expect("conn")
+            .execute(
+                "UPDATE incidents SET status = 'closed', closed_ms = 1 WHERE status != 'closed'",
+                [],
+            )
+            .expect("close");
+    }
+    assert_eq!(
+        one(
+            &b.store,
+            "SELECT count(*) FROM quarantine WHERE ip = '10.0.0.9'"
+        ),
+        1
+    );
+    assert_eq!(
+        one(
+            &b.store,
+            "SELECT count(*) FROM audit WHERE action = 'quarantine.add' AND actor = 'system'"
+        ),
+        1
+    );
+    assert_eq!(
+        one(
+            &b.store,
+            "SELECT count(*) FROM incident_notes WHERE author = 'system'"
+        ),
+        1
+    );
+    b.writer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_bookkeeping_failure_never_loses_a_hit() {
+    let b = bed(|_| {});
+    b.store
+        .write_connection()
+        .expect("conn")
+        .execute_batch("DROP TABLE incident_names")
+        .expect("break the tracker");
+    for i in 0..10 {
+        b.sink.submit(hit(
+            T0 + i,
+            "10.0.0.7:1000",
+            "a.pool.test",
+            Outcome::Blocked,
+        ));
+    }
+    b.writer.flush().await.expect("flush");
+    assert_eq!(
+        one(&b.store, "SELECT count(*) FROM hits"),
+        10,
+        "every hit kept"
+    );
+    assert_eq!(
+        one(&b.store, "SELECT count(*) FROM incidents"),
+        0,
+        "tracking rolled back"
+    );
+    assert!(b.writer.health().status().healthy);
+    b.writer.shutdown().await.expect("shutdown");
+}
