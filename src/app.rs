@@ -180,8 +180,11 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     };
     // Subscriptions refresh on this (the control) runtime, never on a DNS runtime.
     let stop_subscriptions = tokio_util::sync::CancellationToken::new();
-    let subscription_tasks =
-        crate::feeds::subscribe::spawn(registry.clone(), stop_subscriptions.clone());
+    let subscription_tasks = crate::feeds::subscribe::spawn(
+        registry.clone(),
+        stop_subscriptions.clone(),
+        evidence.as_ref().map(|e| e.store.clone()),
+    );
     Ok(Running {
         config,
         policy,

@@ -14,6 +14,7 @@ use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
 const FEEDS: &str = "feeds-token-for-tests";
+const ADMIN: &str = "admin-token-for-tests";
 
 #[derive(Clone)]
 enum Mode {
@@ -128,9 +129,11 @@ async fn subscription_fetches_conditionally_and_keeps_the_last_good_copy() {
     let bed = TestBed::builder()
         .toml(&format!(
             "[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"fiona\"\nrole = \"feeds\"\nsha256 = \"{}\"\n\
+             [[api.tokens]]\nname = \"adam\"\nrole = \"admin\"\nsha256 = \"{}\"\n\
              [store]\npath = \"data/pg.db\"\n\
              [[feeds]]\nname = \"sub\"\nurl = \"http://{addr}/list.txt\"\nrefresh = \"1h\"\ntimeout = \"1s\"\nmax_size_mb = 1\naction = \"sinkhole\"\n",
-            sha256_hex(FEEDS)
+            sha256_hex(FEEDS),
+            sha256_hex(ADMIN)
         ))
         .start()
         .await;
@@ -211,6 +214,41 @@ async fn subscription_fetches_conditionally_and_keeps_the_last_good_copy() {
     assert_eq!(r["result"], "updated", "{r}");
     assert!(blocked(&bed, "subpool-two.example").await);
     assert!(!blocked(&bed, "subpool-one.example").await);
+
+    // Both the scheduled first fetch and the manual update are in the audit log.
+    // (The scheduled fetch is audited by its task just after it finishes: bounded wait.)
+    let mut audit = Value::Null;
+    for _ in 0..100 {
+        audit = reqwest::Client::new()
+            .get(format!("{}/api/v1/audit", bed.api_url()))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("API")
+            .json()
+            .await
+            .expect("json");
+        if audit["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|e| e["action"] == "feed.fetch"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let items = audit["items"].as_array().expect("items");
+    let scheduled = items
+        .iter()
+        .find(|i| i["action"] == "feed.fetch")
+        .expect("scheduled fetch audited");
+    assert_eq!(scheduled["actor"], "system");
+    assert!(scheduled["before_hash"].is_null());
+    let manual = &items[0];
+    assert_eq!(manual["action"], "feed.refresh");
+    assert_eq!(manual["actor"], "fiona");
+    assert_eq!(manual["detail"], "updated");
+    assert_eq!(manual["before_hash"], scheduled["after_hash"]);
+    assert!(manual["after_hash"].is_string());
 
     // A subscription is not uploaded to.
     let resp = reqwest::Client::new()

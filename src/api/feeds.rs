@@ -551,30 +551,46 @@ pub async fn refresh(
     let result = subscribe::fetch(&r, &name)
         .await
         .map_err(Failure::Registry)?;
-    let report = match result {
-        FetchResult::Updated(n) => RefreshReport {
-            result: "updated".into(),
-            accepted: Some(n),
-            error: None,
-        },
-        FetchResult::NotModified => RefreshReport {
-            result: "not_modified".into(),
-            accepted: None,
-            error: None,
-        },
-        FetchResult::Failed(e) => RefreshReport {
-            result: "failed".into(),
-            accepted: None,
-            error: Some(e),
-        },
+    let (report, before, after) = match result {
+        FetchResult::Updated {
+            accepted,
+            before,
+            after,
+        } => (
+            RefreshReport {
+                result: "updated".into(),
+                accepted: Some(accepted),
+                error: None,
+            },
+            before,
+            Some(after),
+        ),
+        FetchResult::NotModified => (
+            RefreshReport {
+                result: "not_modified".into(),
+                accepted: None,
+                error: None,
+            },
+            None,
+            None,
+        ),
+        FetchResult::Failed(e) => (
+            RefreshReport {
+                result: "failed".into(),
+                accepted: None,
+                error: Some(e),
+            },
+            None,
+            None,
+        ),
     };
     audit(
         &state,
         &caller,
         "feed.refresh",
         &name,
-        None,
-        r.fetch_status(&name).sha256,
+        before,
+        after,
         report.result.clone(),
     )
     .await?;

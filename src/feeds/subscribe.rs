@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::registry::{FetchStatus, Registry, RegistryError};
 use crate::config::FeedConfig;
+use crate::store::Store;
+use crate::store::audit::AuditEntry;
 
 /// Default limits when the feed does not set them.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,8 +28,15 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// What one fetch did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchResult {
-    /// New content, installed: accepted entries.
-    Updated(usize),
+    /// New content, installed.
+    Updated {
+        /// Entries accepted.
+        accepted: usize,
+        /// SHA-256 of the copy it replaced (none on the first fetch).
+        before: Option<String>,
+        /// SHA-256 of the new copy.
+        after: String,
+    },
     /// 304, or the same bytes again.
     NotModified,
     /// Kept the last good copy; why.
@@ -35,8 +44,13 @@ pub enum FetchResult {
 }
 
 /// Starts one refresh task per subscription (disabled ones skip their turns until enabled);
-/// they stop when `stop` is cancelled.
-pub fn spawn(registry: Arc<Registry>, stop: CancellationToken) -> Vec<JoinHandle<()>> {
+/// they stop when `stop` is cancelled. Scheduled fetches that change a feed are audited in
+/// `store` (actor `system`).
+pub fn spawn(
+    registry: Arc<Registry>,
+    stop: CancellationToken,
+    store: Option<Store>,
+) -> Vec<JoinHandle<()>> {
     let feeds: Vec<FeedConfig> = registry
         .loader()
         .feed_configs()
@@ -49,12 +63,18 @@ pub fn spawn(registry: Arc<Registry>, stop: CancellationToken) -> Vec<JoinHandle
         .map(|f| {
             let registry = registry.clone();
             let stop = stop.clone();
-            tokio::spawn(async move { run(registry, f, stop).await })
+            let store = store.clone();
+            tokio::spawn(async move { run(registry, f, stop, store).await })
         })
         .collect()
 }
 
-async fn run(registry: Arc<Registry>, feed: FeedConfig, stop: CancellationToken) {
+async fn run(
+    registry: Arc<Registry>,
+    feed: FeedConfig,
+    stop: CancellationToken,
+    store: Option<Store>,
+) {
     let every = feed.refresh.unwrap_or(Duration::from_secs(6 * 3600));
     // First fetch: now if the copy is missing or stale, else when it would have been due.
     let last = registry.fetch_status(&feed.name).last_success;
@@ -86,6 +106,23 @@ async fn run(registry: Arc<Registry>, feed: FeedConfig, stop: CancellationToken)
             r = fetch(&registry, &feed.name) => r,
         };
         tracing::debug!(feed = %feed.name, ?result, "scheduled fetch");
+        if let (
+            Ok(FetchResult::Updated {
+                accepted,
+                before,
+                after,
+            }),
+            Some(store),
+        ) = (&result, &store)
+        {
+            let mut entry = AuditEntry::now("system", "", "feed.fetch", &feed.name);
+            entry.before_hash = before.clone();
+            entry.after_hash = Some(after.clone());
+            entry.detail = format!("scheduled fetch: {accepted} accepted");
+            if let Err(error) = store.audit(entry).await {
+                tracing::error!(feed = %feed.name, %error, "scheduled fetch not audited");
+            }
+        }
     }
 }
 
@@ -143,7 +180,11 @@ pub async fn fetch(registry: &Arc<Registry>, name: &str) -> Result<FetchResult, 
                         status.etag = etag;
                         status.last_modified = last_modified;
                         status.sha256 = Some(sha);
-                        FetchResult::Updated(report.accepted)
+                        FetchResult::Updated {
+                            accepted: report.accepted,
+                            before: current_sha.clone(),
+                            after: status.sha256.clone().unwrap_or_default(),
+                        }
                     }
                     Ok(Err(RegistryError::Unusable { message, .. })) => {
                         FetchResult::Failed(format!("fetched content not used: {message}"))
@@ -155,7 +196,7 @@ pub async fn fetch(registry: &Arc<Registry>, name: &str) -> Result<FetchResult, 
         }
     };
     let label = match &result {
-        FetchResult::Updated(_) => "updated",
+        FetchResult::Updated { .. } => "updated",
         FetchResult::NotModified => "not_modified",
         FetchResult::Failed(_) => "failed",
     };
