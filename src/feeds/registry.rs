@@ -156,6 +156,18 @@ struct Override {
     severity: Option<Severity>,
 }
 
+impl Override {
+    fn settings(&self) -> FeedSettings {
+        FeedSettings {
+            kind: self.kind,
+            format: self.format,
+            action: self.action,
+            category: self.category.clone(),
+            severity: self.severity,
+        }
+    }
+}
+
 /// `feeds.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -293,13 +305,7 @@ impl Registry {
         for f in &mut out {
             if let Some(o) = defs.overrides.iter().find(|o| o.name == f.name) {
                 f.enabled = o.enabled.unwrap_or(f.enabled);
-                f.kind = o.kind.unwrap_or(f.kind);
-                f.format = o.format.unwrap_or(f.format);
-                f.action = o.action.or(f.action);
-                f.severity = o.severity.unwrap_or(f.severity);
-                if let Some(c) = &o.category {
-                    f.category = c.clone();
-                }
+                apply_settings(f, &o.settings());
             }
         }
         for a in &defs.feeds {
