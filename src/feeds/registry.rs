@@ -666,7 +666,7 @@ impl Registry {
             }
             lines_to_add.push(render_entry(&one, format).ok_or_else(|| {
                 RegistryError::Conflict(format!(
-                    "entries cannot be added to a {format:?} feed; upload the whole list"
+                    "`{entry}` cannot be written in this feed's format ({format:?}); upload the whole list"
                 ))
             })?);
         }
@@ -990,7 +990,8 @@ fn render_entry(one: &ParsedFeed, format: FeedFormat) -> Option<String> {
         (FeedFormat::Plain | FeedFormat::Auto | FeedFormat::Wildcard, true) => format!("={n}"),
         (FeedFormat::Plain | FeedFormat::Auto, false) => n.to_string(),
         (FeedFormat::Wildcard, false) => format!("*.{n}"),
-        (FeedFormat::Hosts, _) => format!("0.0.0.0 {n}"),
+        // Our hosts reading is "the name and below"; an exact-only entry has no hosts form.
+        (FeedFormat::Hosts, false) => format!("0.0.0.0 {n}"),
         (FeedFormat::Adblock, false) => format!("||{n}^"),
         (FeedFormat::Dnsmasq, false) => format!("address=/{n}/0.0.0.0"),
         (FeedFormat::Rpz, true) => format!("{n} CNAME ."),
@@ -1053,5 +1054,72 @@ fn load_fetches(state_dir: &Path) -> HashMap<String, FetchStatus> {
             HashMap::new()
         }),
         Err(_) => HashMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(entry: &str) -> ParsedFeed {
+        super::super::parse(entry, FeedFormat::Plain, FeedKind::Domains)
+    }
+
+    /// An added entry, written in the feed's format, parses back to the same entry there.
+    #[test]
+    fn added_entries_round_trip_in_each_format() {
+        for format in [
+            FeedFormat::Plain,
+            FeedFormat::Wildcard,
+            FeedFormat::Hosts,
+            FeedFormat::Adblock,
+            FeedFormat::Dnsmasq,
+            FeedFormat::Rpz,
+        ] {
+            for entry in ["pool.example", "=exact.pool.example"] {
+                let p = one(entry);
+                let Some(line) = render_entry(&p, format) else {
+                    // These syntaxes have no exact-only form.
+                    assert!(
+                        matches!(
+                            format,
+                            FeedFormat::Adblock | FeedFormat::Dnsmasq | FeedFormat::Hosts
+                        ) && entry.starts_with('='),
+                        "{format:?} {entry}"
+                    );
+                    continue;
+                };
+                let back = super::super::parse(&line, format, FeedKind::Domains);
+                assert!(back.rejected.is_empty(), "{format:?}: {line}");
+                assert_eq!(back.domains.len(), 1, "{format:?}: {line}");
+                assert_eq!(
+                    back.domains[0].name, p.domains[0].name,
+                    "{format:?}: {line}"
+                );
+                if format != FeedFormat::Hosts {
+                    assert_eq!(
+                        back.domains[0].exact, p.domains[0].exact,
+                        "{format:?}: {line}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A removal matches the line that lists the name, not lines that merely contain it.
+    #[test]
+    fn removal_matches_the_listed_name_only() {
+        let t = Target::new("pool.example", FeedKind::Domains);
+        let k = FeedKind::Domains;
+        assert!(t.matches("||pool.example^\n", FeedFormat::Adblock, k));
+        assert!(t.matches("0.0.0.0 pool.example\n", FeedFormat::Hosts, k));
+        assert!(t.matches("address=/pool.example/0.0.0.0\n", FeedFormat::Dnsmasq, k));
+        assert!(t.matches("  pool.example  \n", FeedFormat::Plain, k));
+        assert!(!t.matches("x.pool.example\n", FeedFormat::Plain, k));
+        assert!(!t.matches("||notpool.example^\n", FeedFormat::Adblock, k));
+        assert!(!t.matches("# pool.example was here\n", FeedFormat::Plain, k));
+        let ip = Target::new("203.0.113.0/24", FeedKind::Ips);
+        assert!(ip.matches("203.0.113.0/24\n", FeedFormat::Ip, FeedKind::Ips));
+        assert!(!ip.matches("203.0.113.0/25\n", FeedFormat::Ip, FeedKind::Ips));
     }
 }
