@@ -69,7 +69,16 @@ async fn queries_and_hits_are_recorded_with_who_asked() {
         &request("moneroocean.stream.", RecordType::AAAA, false),
     )
     .await;
-    bed.running().flush().await.expect("flush");
+    // Events are recorded just after the answer is sent: wait (bounded) until all three are
+    // stored, instead of racing the last one with a single flush.
+    for _ in 0..100 {
+        bed.running().flush().await.expect("flush");
+        let all = get(&bed, "/api/v1/queries").await;
+        if all["items"].as_array().map(Vec::len) == Some(3) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     let hits = get(&bed, "/api/v1/hits?client=127.0.0.7").await;
     let items = hits["items"].as_array().expect("items");
