@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 
-use super::{Store, StoreError, ip_key, retention, reverse_name};
+use super::{Store, StoreError, ip_key, retention};
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::clients::{Identity, Ledger, SharedLedger};
@@ -200,6 +201,7 @@ pub fn spawn_with(
     tracker: Option<Tracker>,
 ) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
     let conn = store.write_connection()?;
+    tune_writer(&conn)?;
     let (tx, rx) = mpsc::channel();
     let health = Arc::new(WriterHealth::default());
     health.running.store(true, Ordering::Relaxed);
@@ -232,6 +234,23 @@ pub fn spawn_with(
             health,
         },
     ))
+}
+
+/// Page cache for the writer's connection, in KiB (SQLite's default is 2 MiB). The `queries`
+/// and `hits` indexes take inserts all over their key range (names, clients); with the default
+/// cache every batch re-reads and re-writes the same interior pages. 32 MiB keeps the hot
+/// pages of a day's indexes resident (docs/BENCHMARKS.md).
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
+/// WAL pages before an automatic checkpoint (SQLite's default is 1000). Checkpoints run on this
+/// thread, inside a commit; fewer, larger ones copy each hot index page once instead of every
+/// few batches. Bounds the WAL at about 16 MiB.
+const WRITER_WAL_PAGES: i64 = 4000;
+
+fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
+    Ok(())
 }
 
 struct Writer {
@@ -533,6 +552,9 @@ pub fn insert_events_with(
     ) -> Result<(), StoreError>,
 ) -> Result<(u64, u64), StoreError> {
     let (mut nq, mut nh) = (0u64, 0u64);
+    // Reused for every row of the batch: no per-row String for the address or reversed name.
+    let mut client = String::with_capacity(48);
+    let mut rname = String::with_capacity(256);
     let mut q = conn.prepare_cached(
         "INSERT INTO queries (time_ms, client, client_bin, port, transport, name, rname, qtype, \
          action, feed, rule, rcode, answer, latency_us, upstream, department) \
@@ -550,17 +572,19 @@ pub fn insert_events_with(
         let identity = ledger.lookup(ip);
         let id = identity.as_deref();
         let department = id.and_then(|i| i.department.as_deref());
-        let client = ip.to_string();
+        client.clear();
+        // Writing into a String cannot fail.
+        let _ = write!(client, "{ip}");
         let key = ip_key(ip);
-        let rname = reverse_name(&e.name);
+        reverse_name_into(&e.name, &mut rname);
         let common = params![
             e.time_ms,
-            client,
+            client.as_str(),
             &key[..],
             e.client.port(),
             transport_str(e.transport),
             &*e.name,
-            rname,
+            rname.as_str(),
             &*e.qtype,
             e.outcome.as_str(),
             e.feed.as_deref(),
@@ -593,4 +617,29 @@ pub fn insert_events_with(
         }
     }
     Ok((nq, nh))
+}
+
+/// [`super::reverse_name`] into a reused buffer (`x.example.com` → `com.example.x`).
+fn reverse_name_into(name: &str, out: &mut String) {
+    out.clear();
+    for (i, label) in name.trim_end_matches('.').rsplit('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(label);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reversed_names_match_the_readers_spelling() {
+        let mut buf = String::new();
+        for name in ["x.pool.example", "example.", "", "a", "a..b", "w1.pool0.minexmr.com"] {
+            reverse_name_into(name, &mut buf);
+            assert_eq!(buf, super::super::reverse_name(name), "{name:?}");
+        }
+    }
 }
