@@ -68,7 +68,11 @@ fn run(events: u64, hit_every: u64) -> Result<(f64, u64, u64), Box<dyn std::erro
     let secs = start.elapsed().as_secs_f64();
     let status = health.status();
     rt.block_on(writer.shutdown())?;
-    Ok((events as f64 / secs, status.queries_written, status.hits_written))
+    Ok((
+        events as f64 / secs,
+        status.queries_written,
+        status.hits_written,
+    ))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -35,6 +35,11 @@ use crate::config::StoreConfig;
 use crate::incidents::track::{Pending, Tracker};
 use crate::record::{QueryEvent, Sink, Transport};
 
+/// While a batch fills, the writer sleeps this long between drains of the queue rather than
+/// waking per event (see `Writer::run`). Short against the flush interval (500 ms by default),
+/// so it adds nothing to how long a row waits; ~100 wake-ups/s at any query rate.
+const GATHER: Duration = Duration::from_millis(10);
+
 /// How often the writer checks retention; pruning itself is batched.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -314,6 +319,15 @@ impl Writer {
                         // Under sustained load the queue never idles; prune between batches.
                         if pruning {
                             pruning = self.prune_step();
+                        }
+                    } else if let Some(d) = deadline {
+                        // Gather instead of waking per event: parked in `recv_timeout`, this
+                        // thread was woken (a futex wake by the DNS thread, a context switch
+                        // on its core) for every single event while a batch filled. Asleep
+                        // here, senders find nobody to wake. At most one wake-up per GATHER.
+                        let nap = d.saturating_duration_since(Instant::now()).min(GATHER);
+                        if !nap.is_zero() {
+                            std::thread::sleep(nap);
                         }
                     }
                 }
@@ -637,7 +651,14 @@ mod tests {
     #[test]
     fn reversed_names_match_the_readers_spelling() {
         let mut buf = String::new();
-        for name in ["x.pool.example", "example.", "", "a", "a..b", "w1.pool0.minexmr.com"] {
+        for name in [
+            "x.pool.example",
+            "example.",
+            "",
+            "a",
+            "a..b",
+            "w1.pool0.minexmr.com",
+        ] {
             reverse_name_into(name, &mut buf);
             assert_eq!(buf, super::super::reverse_name(name), "{name:?}");
         }
