@@ -255,6 +255,9 @@ const WRITER_WAL_PAGES: i64 = 4000;
 fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     conn.pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
+    // The writer and the incident tracker use ~15 cached statements; rusqlite keeps 16 by
+    // default, and an evicted one is parsed again on its next use.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
 
@@ -526,9 +529,12 @@ fn guarded(
     what: &'static str,
     f: impl FnOnce(&Connection) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    conn.execute_batch("SAVEPOINT tracking")?;
+    // Cached statements: `execute_batch` would parse and plan the SQL again for every hit.
+    conn.prepare_cached("SAVEPOINT tracking")?.execute([])?;
     match f(conn) {
-        Ok(()) => conn.execute_batch("RELEASE tracking")?,
+        Ok(()) => {
+            conn.prepare_cached("RELEASE tracking")?.execute([])?;
+        }
         Err(error) => {
             conn.execute_batch("ROLLBACK TO tracking; RELEASE tracking")?;
             metrics::counter!("poolguard_incident_errors_total").increment(1);
