@@ -25,6 +25,11 @@ fn run(events: u64, hit_every: u64) -> Result<(f64, u64, u64), Box<dyn std::erro
         log_queries: true,
         // Large enough that nothing is shed: this measures the writer, not the budget.
         queue_capacity: usize::MAX / 2,
+        // `WRITER_BATCH=16384` to try other batch sizes (default: the shipped default).
+        batch_size: std::env::var("WRITER_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(StoreConfig::default().batch_size),
         ..StoreConfig::default()
     };
     let store = store::open(&cfg)?;
