@@ -26,13 +26,19 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 
-use super::{Store, StoreError, ip_key, retention, reverse_name};
+use super::{Store, StoreError, ip_key, retention};
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::clients::{Identity, Ledger, SharedLedger};
 use crate::config::StoreConfig;
 use crate::incidents::track::{Pending, Tracker};
 use crate::record::{QueryEvent, Sink, Transport};
+
+/// While a batch fills, the writer sleeps this long between drains of the queue rather than
+/// waking per event (see `Writer::run`). Short against the flush interval (500 ms by default),
+/// so it adds nothing to how long a row waits; ~100 wake-ups/s at any query rate.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// How often the writer checks retention; pruning itself is batched.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -200,6 +206,7 @@ pub fn spawn_with(
     tracker: Option<Tracker>,
 ) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
     let conn = store.write_connection()?;
+    tune_writer(&conn)?;
     let (tx, rx) = mpsc::channel();
     let health = Arc::new(WriterHealth::default());
     health.running.store(true, Ordering::Relaxed);
@@ -210,6 +217,7 @@ pub fn spawn_with(
         tracker,
         health: Arc::clone(&health),
         batch: Vec::with_capacity(cfg.batch_size.min(65_536)),
+        backlogged: false,
     };
     let thread = std::thread::Builder::new()
         .name("poolguard-store-writer".into())
@@ -234,6 +242,26 @@ pub fn spawn_with(
     ))
 }
 
+/// Page cache for the writer's connection, in KiB (SQLite's default is 2 MiB). The `queries`
+/// and `hits` indexes take inserts all over their key range (names, clients); with the default
+/// cache every batch re-reads and re-writes the same interior pages. 32 MiB keeps the hot
+/// pages of a day's indexes resident (docs/BENCHMARKS.md).
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
+/// WAL pages before an automatic checkpoint (SQLite's default is 1000). Checkpoints run on this
+/// thread, inside a commit; fewer, larger ones copy each hot index page once instead of every
+/// few batches. Bounds the WAL at about 16 MiB.
+const WRITER_WAL_PAGES: i64 = 4000;
+
+fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
+    // The writer and the incident tracker use ~15 cached statements; rusqlite keeps 16 by
+    // default, and an evicted one is parsed again on its next use.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
 struct Writer {
     conn: Connection,
     cfg: StoreConfig,
@@ -241,7 +269,15 @@ struct Writer {
     tracker: Option<Tracker>,
     health: Arc<WriterHealth>,
     batch: Vec<QueryEvent>,
+    /// The last batch filled up (the queue is deeper than a batch): see [`Writer::batch_limit`].
+    backlogged: bool,
 }
+
+/// Under a backlog a batch may be this many times `batch_size`. One transaction per 16 k rows
+/// instead of 4 k writes each hot index page into the WAL a quarter as often: `writer_load`
+/// mixed 154 k → 196–220 k events/s, blocked 101 k → 114–119 k (docs/BENCHMARKS.md). A crash
+/// then loses at most that larger batch in flight, only while the writer is behind anyway.
+const BACKLOG_BATCH_FACTOR: usize = 4;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -275,7 +311,8 @@ impl Writer {
                         deadline = Some(Instant::now() + interval);
                     }
                     // Take whatever else is already waiting, up to a batch, without sleeping.
-                    while self.batch.len() < self.cfg.batch_size {
+                    let limit = self.batch_limit();
+                    while self.batch.len() < limit {
                         match rx.try_recv() {
                             Ok(Msg::Event(e)) => self.push(e),
                             Ok(Msg::Flush(ack)) => {
@@ -290,11 +327,22 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    if self.batch.len() >= self.cfg.batch_size {
+                    if self.batch.len() >= limit {
+                        // A full batch means a backlog: the next ones may be larger.
+                        self.backlogged = true;
                         deadline = self.flush_and_rearm(interval);
                         // Under sustained load the queue never idles; prune between batches.
                         if pruning {
                             pruning = self.prune_step();
+                        }
+                    } else if let Some(d) = deadline {
+                        // Gather instead of waking per event: parked in `recv_timeout`, this
+                        // thread was woken (a futex wake by the DNS thread, a context switch
+                        // on its core) for every single event while a batch filled. Asleep
+                        // here, senders find nobody to wake. At most one wake-up per GATHER.
+                        let nap = d.saturating_duration_since(Instant::now()).min(GATHER);
+                        if !nap.is_zero() {
+                            std::thread::sleep(nap);
                         }
                     }
                 }
@@ -309,6 +357,8 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
+                        // The interval ended before a batch filled: keeping up.
+                        self.backlogged = false;
                         deadline = self.flush_and_rearm(interval);
                     }
                     if pruning {
@@ -320,6 +370,15 @@ impl Writer {
                     return;
                 }
             }
+        }
+    }
+
+    /// The most rows one transaction takes now: `batch_size`, or more while behind.
+    fn batch_limit(&self) -> usize {
+        if self.backlogged {
+            self.cfg.batch_size.saturating_mul(BACKLOG_BATCH_FACTOR)
+        } else {
+            self.cfg.batch_size
         }
     }
 
@@ -493,9 +552,12 @@ fn guarded(
     what: &'static str,
     f: impl FnOnce(&Connection) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    conn.execute_batch("SAVEPOINT tracking")?;
+    // Cached statements: `execute_batch` would parse and plan the SQL again for every hit.
+    conn.prepare_cached("SAVEPOINT tracking")?.execute([])?;
     match f(conn) {
-        Ok(()) => conn.execute_batch("RELEASE tracking")?,
+        Ok(()) => {
+            conn.prepare_cached("RELEASE tracking")?.execute([])?;
+        }
         Err(error) => {
             conn.execute_batch("ROLLBACK TO tracking; RELEASE tracking")?;
             metrics::counter!("poolguard_incident_errors_total").increment(1);
@@ -533,6 +595,9 @@ pub fn insert_events_with(
     ) -> Result<(), StoreError>,
 ) -> Result<(u64, u64), StoreError> {
     let (mut nq, mut nh) = (0u64, 0u64);
+    // Reused for every row of the batch: no per-row String for the address or reversed name.
+    let mut client = String::with_capacity(48);
+    let mut rname = String::with_capacity(256);
     let mut q = conn.prepare_cached(
         "INSERT INTO queries (time_ms, client, client_bin, port, transport, name, rname, qtype, \
          action, feed, rule, rcode, answer, latency_us, upstream, department) \
@@ -550,17 +615,19 @@ pub fn insert_events_with(
         let identity = ledger.lookup(ip);
         let id = identity.as_deref();
         let department = id.and_then(|i| i.department.as_deref());
-        let client = ip.to_string();
+        client.clear();
+        // Writing into a String cannot fail.
+        let _ = write!(client, "{ip}");
         let key = ip_key(ip);
-        let rname = reverse_name(&e.name);
+        reverse_name_into(&e.name, &mut rname);
         let common = params![
             e.time_ms,
-            client,
+            client.as_str(),
             &key[..],
             e.client.port(),
             transport_str(e.transport),
             &*e.name,
-            rname,
+            rname.as_str(),
             &*e.qtype,
             e.outcome.as_str(),
             e.feed.as_deref(),
@@ -593,4 +660,36 @@ pub fn insert_events_with(
         }
     }
     Ok((nq, nh))
+}
+
+/// [`super::reverse_name`] into a reused buffer (`x.example.com` → `com.example.x`).
+fn reverse_name_into(name: &str, out: &mut String) {
+    out.clear();
+    for (i, label) in name.trim_end_matches('.').rsplit('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(label);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reversed_names_match_the_readers_spelling() {
+        let mut buf = String::new();
+        for name in [
+            "x.pool.example",
+            "example.",
+            "",
+            "a",
+            "a..b",
+            "w1.pool0.minexmr.com",
+        ] {
+            reverse_name_into(name, &mut buf);
+            assert_eq!(buf, super::super::reverse_name(name), "{name:?}");
+        }
+    }
 }

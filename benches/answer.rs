@@ -1,0 +1,148 @@
+//! Answer synthesis and the whole per-packet path for a blocked name, without sockets:
+//! `BlockAnswers::answer` (the `Reply` for NXDOMAIN / sinkhole A), and
+//! `Frontend::respond` = wire gate → hickory parse → handler stages (access, checks, policy,
+//! block answer) → encode, from query bytes to response bytes. The recorder is off here
+//! (writer costs are measured by `examples/writer_load`). Run with `cargo bench --bench answer`;
+//! numbers are recorded in docs/BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hickory_proto::rr::{Name, RecordType};
+use hickory_server::net::xfer::Protocol;
+use poolguard::config::{Config, FeedFormat, FeedKind, Severity, UpstreamConfig};
+use poolguard::dns::access::ClientAccess;
+use poolguard::dns::answer::BlockAnswers;
+use poolguard::dns::handler::{Handler, Shared};
+use poolguard::dns::listen::{Frontend, Limits};
+use poolguard::dns::upstream::UpstreamPlan;
+use poolguard::dns::zones::LocalZones;
+use poolguard::policy::{Action, FeedInfo, Policy};
+use poolguard::record::Recorder;
+
+/// A standard query (RD, one question, optionally with an EDNS OPT record) as it comes off the
+/// wire.
+fn query(id: u16, name: &str, qtype: u16, edns: bool) -> Vec<u8> {
+    let mut p = Vec::with_capacity(64);
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)]);
+    for label in name.split('.') {
+        p.push(label.len() as u8);
+        p.extend_from_slice(label.as_bytes());
+    }
+    p.push(0);
+    p.extend_from_slice(&qtype.to_be_bytes());
+    p.extend_from_slice(&1u16.to_be_bytes());
+    if edns {
+        // Root owner, type OPT, UDP size 1232, no extended rcode/flags, no options.
+        p.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    }
+    p
+}
+
+fn frontend(runtime: &tokio::runtime::Runtime, action: Action) -> Frontend {
+    let config = Config::default();
+    let mining = poolguard::feeds::parse(
+        "pool.example\nxmr-mine.test\n",
+        FeedFormat::Plain,
+        FeedKind::Domains,
+    );
+    let info = Arc::new(FeedInfo {
+        name: "mining".into(),
+        kind: FeedKind::Domains,
+        action,
+        category: "mining".into(),
+        severity: Severity::High,
+    });
+    let policy = Arc::new(ArcSwap::from_pointee(Policy::build([(info, &mining)])));
+    // Nothing is forwarded in these benches; the upstream only has to exist.
+    let upstream = UpstreamConfig {
+        servers: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
+        timeout_ms: 1,
+        cache_size: 64,
+        conditional: Vec::new(),
+    };
+    let plan = UpstreamPlan::new(&upstream, 1).expect("plan");
+    let shared = Arc::new(Shared {
+        policy,
+        recorder: Recorder::disabled(),
+        blocks: BlockAnswers::new(&config.blocking),
+        zones: Arc::new(LocalZones::empty()),
+        access: ClientAccess::new(&config.dns.allow),
+        inspect: true,
+        quarantine: None,
+        udp_payload: config.dns.edns_udp_payload,
+    });
+    runtime.block_on(async {
+        let upstreams = plan.build().expect("upstreams");
+        Frontend::new(
+            Handler::new(shared, upstreams),
+            None,
+            Limits::from_config(&config.dns),
+        )
+    })
+}
+
+fn synthesis(c: &mut Criterion) {
+    let blocks = BlockAnswers::new(&Config::default().blocking);
+    let name = Name::from_ascii("w1.pool-123.xmr-mine.test.").expect("name");
+    let mut g = c.benchmark_group("answer");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("synth_nxdomain", |b| {
+        b.iter(|| {
+            blocks.answer(
+                black_box(&name),
+                RecordType::A,
+                Action::Nxdomain,
+                black_box("mining"),
+            )
+        })
+    });
+    g.bench_function("synth_sinkhole_a", |b| {
+        b.iter(|| {
+            blocks.answer(
+                black_box(&name),
+                RecordType::A,
+                Action::Sinkhole,
+                black_box("mining"),
+            )
+        })
+    });
+    g.finish();
+}
+
+fn path(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let src: SocketAddr = ([127, 0, 0, 1], 40_000).into();
+    let mut g = c.benchmark_group("path");
+    g.throughput(Throughput::Elements(1));
+    for (label, action, edns) in [
+        ("blocked_nxdomain", Action::Nxdomain, false),
+        ("blocked_nxdomain_edns", Action::Nxdomain, true),
+        ("blocked_sinkhole_edns", Action::Sinkhole, true),
+    ] {
+        let front = frontend(&runtime, action);
+        let packet = query(0x1234, "w1.pool-123.xmr-mine.test", 1, edns);
+        // Sanity: a bench that measures the wrong answer measures nothing.
+        let answer = runtime
+            .block_on(front.respond(packet.clone(), src, Protocol::Udp))
+            .expect("an answer");
+        let rcode = answer[3] & 0x0f;
+        assert_eq!(rcode, if action == Action::Nxdomain { 3 } else { 0 });
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                runtime.block_on(front.respond(black_box(packet.clone()), src, Protocol::Udp))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, synthesis, path);
+criterion_main!(benches);
