@@ -2,39 +2,14 @@
 //! `ArcSwap` load plus one hash lookup, `is_reachable` walks slices of the name. Counted with a
 //! wrapping global allocator (the pattern of `tests/policy_alloc.rs`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use poolguard::incidents::Quarantine;
 use poolguard::incidents::config::EnforcementConfig;
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: `unsafe` is what `GlobalAlloc` requires; every call is forwarded unchanged to the
-// system allocator, only a counter is added. Test-only: proving "zero allocations" needs it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's layout, as `GlobalAlloc::alloc` requires.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.load(Ordering::Relaxed);
-    f();
-    ALLOCS.load(Ordering::Relaxed) - before
-}
+#[path = "support/alloc_counter.rs"]
+mod alloc_counter;
+use alloc_counter::allocations;
 
 #[test]
 fn incidents_quarantine_check_does_not_allocate() {

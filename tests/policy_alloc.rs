@@ -2,41 +2,15 @@
 //! form for the DNS fast path) must not touch the allocator; `check_name` on a block allocates
 //! exactly once (the rule `Arc<str>`). Counted with a wrapping global allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use poolguard::config::FeedKind;
 use poolguard::policy::{Decision, Policy};
 
 #[path = "../benches/support/names.rs"]
 mod names;
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: `unsafe` is what `GlobalAlloc` requires; every call is forwarded unchanged to the
-// system allocator, only a counter is added. Test-only: proving "zero allocations" needs it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's layout, as `GlobalAlloc::alloc` requires.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.load(Ordering::Relaxed);
-    f();
-    ALLOCS.load(Ordering::Relaxed) - before
-}
+#[path = "support/alloc_counter.rs"]
+mod alloc_counter;
+use alloc_counter::allocations;
 
 #[test]
 fn lookups_do_not_allocate() {
