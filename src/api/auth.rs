@@ -102,6 +102,19 @@ fn unauthorized(msg: &str) -> Response {
     r
 }
 
+/// Puts every route of `router` behind a token with `permission`: the one way routes are
+/// guarded, so no group can be wired with a different check by mistake.
+pub fn guard(
+    router: axum::Router<ApiState>,
+    state: &ApiState,
+    permission: Permission,
+) -> axum::Router<ApiState> {
+    router.route_layer(axum::middleware::from_fn_with_state(
+        (state.clone(), permission),
+        require,
+    ))
+}
+
 /// Middleware: 401 without a valid bearer token, 403 when the role lacks `permission`.
 pub async fn require(
     State((state, permission)): State<(ApiState, Permission)>,

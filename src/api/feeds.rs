@@ -42,33 +42,31 @@ pub(crate) fn routes(state: &ApiState) -> Router<ApiState> {
         .feeds
         .as_ref()
         .is_some_and(|r| r.config().api.public_publish);
-    let guard =
-        |p: Permission| axum::middleware::from_fn_with_state((state.clone(), p), auth::require);
     let read = Router::new()
         .route("/api/v1/feeds", get(list))
         .route("/api/v1/feeds/{name}", get(one))
         .route("/api/v1/feeds/{name}/versions", get(versions))
         .route("/api/v1/feeds/{name}/versions/{id}", get(version_content))
-        .route("/api/v1/check", get(check))
-        .route_layer(guard(Permission::ReadEvidence));
+        .route("/api/v1/check", get(check));
     let write = Router::new()
         .route("/api/v1/feeds/{name}", put(upload).delete(delete))
         .route("/api/v1/feeds/{name}/entries", axum::routing::patch(patch))
         .route("/api/v1/feeds/{name}/enable", post(enable))
         .route("/api/v1/feeds/{name}/disable", post(disable))
         .route("/api/v1/feeds/{name}/versions/{id}/restore", post(restore))
-        .route("/api/v1/feeds/{name}/refresh", post(refresh))
-        .route_layer(guard(Permission::WriteFeeds));
+        .route("/api/v1/feeds/{name}/refresh", post(refresh));
     let admin = Router::new()
         .route("/api/v1/clients/ledger", put(put_ledger))
-        .route("/api/v1/clients/ledger/versions", get(ledger_versions))
-        .route_layer(guard(Permission::Admin));
+        .route("/api/v1/clients/ledger/versions", get(ledger_versions));
     let publish_routes = Router::new().route("/api/v1/publish/{format}", get(publish));
     let publish_routes = if public_publish {
         publish_routes
     } else {
-        publish_routes.route_layer(guard(Permission::ReadEvidence))
+        auth::guard(publish_routes, state, Permission::ReadEvidence)
     };
+    let read = auth::guard(read, state, Permission::ReadEvidence);
+    let write = auth::guard(write, state, Permission::WriteFeeds);
+    let admin = auth::guard(admin, state, Permission::Admin);
     read.merge(write)
         .merge(admin)
         .merge(publish_routes)

@@ -100,18 +100,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/incidents/{id}/report", get(incidents::report))
         .route("/api/v1/quarantine", get(quarantine::list))
         .route("/api/v1/alerts/deliveries", get(reports::deliveries))
-        .route("/api/v1/reports/summary", get(reports::summary))
-        .route_layer(axum::middleware::from_fn_with_state(
-            (state.clone(), Permission::ReadEvidence),
-            auth::require,
-        ));
+        .route("/api/v1/reports/summary", get(reports::summary));
     let admin = Router::new()
         .route("/api/v1/ledger/reload", post(clients::reload_ledger))
-        .route("/api/v1/audit", get(audit::list))
-        .route_layer(axum::middleware::from_fn_with_state(
-            (state.clone(), Permission::Admin),
-            auth::require,
-        ));
+        .route("/api/v1/audit", get(audit::list));
     let incidents = Router::new()
         .route("/api/v1/incidents/{id}", patch(incidents::patch))
         .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
@@ -119,11 +111,10 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/quarantine",
             post(quarantine::add).delete(quarantine::release_body),
         )
-        .route("/api/v1/quarantine/{ip}", delete(quarantine::release_path))
-        .route_layer(axum::middleware::from_fn_with_state(
-            (state.clone(), Permission::WriteIncidents),
-            auth::require,
-        ));
+        .route("/api/v1/quarantine/{ip}", delete(quarantine::release_path));
+    let read = auth::guard(read, &state, Permission::ReadEvidence);
+    let admin = auth::guard(admin, &state, Permission::Admin);
+    let incidents = auth::guard(incidents, &state, Permission::WriteIncidents);
     read.merge(admin)
         .merge(incidents)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
