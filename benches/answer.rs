@@ -75,6 +75,8 @@ fn frontend(runtime: &tokio::runtime::Runtime, action: Action) -> Frontend {
         inspect: true,
         quarantine: None,
         udp_payload: config.dns.edns_udp_payload,
+        fast_blocks: poolguard::dns::fast::block::BlockWriter::new(&config.blocking),
+        packet_cache: 1024,
     });
     runtime.block_on(async {
         let upstreams = plan.build().expect("upstreams");

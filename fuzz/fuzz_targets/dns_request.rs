@@ -66,6 +66,8 @@ fn bed() -> &'static Bed {
             access: ClientAccess::new(&config.dns.allow),
             inspect: true,
             udp_payload: config.dns.edns_udp_payload,
+            fast_blocks: poolguard::dns::fast::block::BlockWriter::new(&config.blocking),
+            packet_cache: 1024,
         });
         let front = runtime.block_on(async {
             let upstreams = plan.build().expect("upstreams");

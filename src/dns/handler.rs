@@ -30,10 +30,13 @@ use tracing::Instrument;
 
 use crate::dns::access::ClientAccess;
 use crate::dns::answer::BlockAnswers;
+use crate::dns::fast::FastPath;
+use crate::dns::fast::block::BlockWriter;
+use crate::dns::fast::cache::PacketCache;
 use crate::dns::reply::Reply;
 use crate::dns::upstream::Upstreams;
 use crate::dns::zones::LocalZones;
-use crate::policy::{Decision, SharedPolicy, Verdict};
+use crate::policy::{Decision, Policy, SharedPolicy, Verdict};
 use crate::record::{Outcome, QueryEvent, Recorder, Transport};
 
 /// What every worker's handler shares: read-only after start, except the policy (swapped whole).
@@ -54,18 +57,33 @@ pub struct Shared {
     pub quarantine: Option<Arc<crate::incidents::Quarantine>>,
     /// `[dns] edns_udp_payload`: the UDP size our OPT record advertises.
     pub udp_payload: u16,
+    /// The same block answers as `blocks`, written in place by the fast path.
+    pub fast_blocks: BlockWriter,
+    /// `[upstream] cache_size`: answers each worker's packet cache keeps.
+    pub packet_cache: usize,
 }
 
 /// Our hickory `RequestHandler`: one per DNS worker, owning that worker's resolvers.
 pub struct Handler {
     shared: Arc<Shared>,
     upstreams: Upstreams,
+    cache: Arc<PacketCache>,
 }
 
 impl Handler {
-    /// A handler for one worker.
+    /// A handler for one worker, with that worker's packet cache.
     pub fn new(shared: Arc<Shared>, upstreams: Upstreams) -> Self {
-        Self { shared, upstreams }
+        let cache = Arc::new(PacketCache::new(shared.packet_cache));
+        Self {
+            shared,
+            upstreams,
+            cache,
+        }
+    }
+
+    /// The fast path over the same state and cache (`listen.rs` tries it first).
+    pub fn fast_path(&self) -> FastPath {
+        FastPath::new(self.shared.clone(), self.cache.clone())
     }
 }
 
@@ -246,9 +264,10 @@ impl Handler {
             };
         }
 
-        // inspect.
+        // inspect, against the snapshot the cached copy will be tied to.
+        let policy = shared.policy.load();
         if shared.inspect
-            && let Some((outcome, v)) = inspect(&shared.policy, &forwarded.reply)
+            && let Some((outcome, v)) = inspect(&policy, &forwarded.reply)
         {
             let reply = shared.blocks.answer(&name, qtype, v.action(), &v.feed.name);
             return Handled {
@@ -258,6 +277,14 @@ impl Handler {
                 upstream,
             };
         }
+        self.cache.insert(
+            qname,
+            qtype,
+            &forwarded.reply,
+            forwarder.label(),
+            policy.generation(),
+            Instant::now(),
+        );
         Handled {
             reply: forwarded.reply,
             outcome: Outcome::Allowed,
@@ -291,7 +318,7 @@ impl Handler {
             "answered"
         );
         let recorder = &self.shared.recorder;
-        if !recorder.is_enabled() {
+        if !recorder.wants(handled.outcome) {
             return;
         }
         let qtype = request
@@ -318,8 +345,7 @@ impl Handler {
 }
 
 /// Checks an upstream answer's CNAME targets and addresses; the first listed one blocks it.
-fn inspect(policy: &SharedPolicy, reply: &Reply) -> Option<(Outcome, Verdict)> {
-    let policy = policy.load();
+fn inspect(policy: &Policy, reply: &Reply) -> Option<(Outcome, Verdict)> {
     for record in &reply.answers {
         match &record.data {
             RData::CNAME(target) => {
@@ -416,7 +442,7 @@ fn name_text(name: &Name) -> String {
 }
 
 /// `A`, `AAAA`, … and `TYPE65534` for types hickory does not name (RFC 3597 spelling).
-fn type_mnemonic(t: RecordType) -> String {
+pub(crate) fn type_mnemonic(t: RecordType) -> String {
     match t {
         RecordType::Unknown(code) => format!("TYPE{code}"),
         other => other.to_string(),
@@ -424,7 +450,7 @@ fn type_mnemonic(t: RecordType) -> String {
 }
 
 /// The conventional upper-case rcode names the query log stores.
-fn rcode_text(rcode: ResponseCode) -> &'static str {
+pub(crate) fn rcode_text(rcode: ResponseCode) -> &'static str {
     match rcode {
         ResponseCode::NoError => "NOERROR",
         ResponseCode::FormErr => "FORMERR",
@@ -437,7 +463,7 @@ fn rcode_text(rcode: ResponseCode) -> &'static str {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -38,12 +38,17 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DnsConfig;
+use crate::dns::fast::FastPath;
 use crate::dns::handler::Handler;
 use crate::dns::ratelimit::{Admit, RateLimiter};
 use crate::dns::wire::{self, DropReason, Gate, HEADER_LEN};
+use crate::record::Transport;
 
 /// Largest datagram we read; a DNS message cannot be longer.
 const MAX_DATAGRAM: usize = 65_535;
+/// Room for a fast-path answer on TCP: a cached answer (at most 4 KiB of sections) or a
+/// block answer, with their question and OPT.
+const TCP_FAST_ANSWER: usize = 8192;
 /// Pause after an accept error that is not the peer's fault (EMFILE, ENFILE, ENOBUFS), so a
 /// full descriptor table does not turn the accept loop into a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -79,6 +84,7 @@ impl Limits {
 /// One worker's DNS front end: its handler, the shared rate limiter and the limits.
 pub struct Frontend {
     handler: Handler,
+    fast: FastPath,
     limiter: Option<Arc<RateLimiter>>,
     limits: Limits,
 }
@@ -87,6 +93,7 @@ impl Frontend {
     /// A front end for one worker. `limiter` is shared by all workers (`None` = off).
     pub fn new(handler: Handler, limiter: Option<Arc<RateLimiter>>, limits: Limits) -> Self {
         Self {
+            fast: handler.fast_path(),
             handler,
             limiter,
             limits,
@@ -102,6 +109,15 @@ impl Frontend {
         src: SocketAddr,
         protocol: Protocol,
     ) -> Option<Vec<u8>> {
+        let transport = match protocol {
+            Protocol::Udp => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        let mut out = vec![0u8; MAX_DATAGRAM];
+        if let Some(len) = self.fast.answer(&bytes, src, transport, &mut out) {
+            out.truncate(len);
+            return Some(out);
+        }
         match wire::gate(bytes, src, protocol) {
             Gate::Drop(_) => None,
             Gate::Reply(reply) => Some(reply),
@@ -131,16 +147,29 @@ impl Frontend {
     }
 }
 
+/// Packets read per readiness event before the loop checks for cancellation again. The
+/// socket is drained with non-blocking reads, so a burst costs one wake-up, not one per packet.
+const UDP_BATCH: usize = 64;
+
 /// Serves one UDP socket until `token` is cancelled.
 pub async fn serve_udp(front: Arc<Frontend>, socket: UdpSocket, token: CancellationToken) {
     let socket = Arc::new(socket);
     let inflight = Arc::new(Semaphore::new(front.limits.max_udp_inflight));
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut out = vec![0u8; MAX_DATAGRAM];
     loop {
-        let (len, src) = tokio::select! {
-            received = socket.recv_from(&mut buf) => match received {
+        tokio::select! {
+            ready = socket.readable() => if let Err(error) = ready {
+                tracing::warn!(%error, "udp socket failed; this listener stops");
+                break;
+            },
+            _ = token.cancelled() => break,
+        }
+        for _ in 0..UDP_BATCH {
+            let (len, src) = match socket.try_recv_from(&mut buf) {
                 Ok(r) => r,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(error) => {
                     // ICMP errors from earlier sends surface here on some systems; not fatal.
                     // A socket that is gone for good ends the loop, as in hickory-server.
@@ -150,27 +179,46 @@ pub async fn serve_udp(front: Arc<Frontend>, socket: UdpSocket, token: Cancellat
                         std::io::ErrorKind::NotConnected | std::io::ErrorKind::ConnectionAborted
                     ) {
                         tracing::warn!(%error, "udp socket closed; this listener stops");
-                        break;
+                        return;
                     }
                     continue;
                 }
-            },
-            _ = token.cancelled() => break,
-        };
+            };
+            let udp = Udp {
+                front: &front,
+                socket: &socket,
+                inflight: &inflight,
+            };
+            udp.packet(&buf[..len], src, &mut out, &mut tasks);
+        }
         while tasks.try_join_next().is_some() {}
-        let packet = &buf[..len];
-        if len < HEADER_LEN {
+    }
+}
+
+/// One UDP socket's per-packet work, split from the read loop.
+struct Udp<'a> {
+    front: &'a Arc<Frontend>,
+    socket: &'a Arc<UdpSocket>,
+    inflight: &'a Arc<Semaphore>,
+}
+
+impl Udp<'_> {
+    /// Cheap drops, rate limit, then the fast path (answered right here) or a task for the
+    /// general path.
+    fn packet(&self, packet: &[u8], src: SocketAddr, out: &mut [u8], tasks: &mut JoinSet<()>) {
+        let (front, socket) = (self.front, self.socket);
+        if packet.len() < HEADER_LEN {
             dropped(DropReason::Short);
-            continue;
+            return;
         }
         if packet[2] & 0x80 != 0 {
             dropped(DropReason::Response);
-            continue;
+            return;
         }
         if src.port() == 0 {
             // Nothing can be sent back to port 0; it is always spoofed.
             metrics::counter!("poolguard_dns_dropped_total", "reason" => "port0").increment(1);
-            continue;
+            return;
         }
         if let Some(limiter) = &front.limiter {
             match limiter.admit(src.ip()) {
@@ -178,19 +226,23 @@ pub async fn serve_udp(front: Arc<Frontend>, socket: UdpSocket, token: Cancellat
                 Admit::Drop => {
                     metrics::counter!("poolguard_dns_ratelimited_total", "action" => "drop")
                         .increment(1);
-                    continue;
+                    return;
                 }
                 Admit::Slip => {
                     metrics::counter!("poolguard_dns_ratelimited_total", "action" => "slip")
                         .increment(1);
                     let _ = socket.try_send_to(&wire::slip_reply(packet), src);
-                    continue;
+                    return;
                 }
             }
         }
-        let Ok(permit) = inflight.clone().try_acquire_owned() else {
+        if let Some(len) = front.fast.answer(packet, src, Transport::Udp, out) {
+            send_now(socket, &out[..len], src, tasks);
+            return;
+        }
+        let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
             metrics::counter!("poolguard_dns_dropped_total", "reason" => "overload").increment(1);
-            continue;
+            return;
         };
         match wire::gate(packet.to_vec(), src, Protocol::Udp) {
             Gate::Drop(reason) => dropped(reason),
@@ -212,6 +264,22 @@ pub async fn serve_udp(front: Arc<Frontend>, socket: UdpSocket, token: Cancellat
                 });
             }
         }
+    }
+}
+
+/// Sends a fast-path answer without a task; only when the socket buffer is full does the
+/// answer get a task that waits for room (bounded by the in-flight work of the socket).
+fn send_now(socket: &Arc<UdpSocket>, bytes: &[u8], dst: SocketAddr, tasks: &mut JoinSet<()>) {
+    match socket.try_send_to(bytes, dst) {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+            let socket = socket.clone();
+            let bytes = bytes.to_vec();
+            tasks.spawn(async move {
+                let _ = socket.send_to(&bytes, dst).await;
+            });
+        }
+        Err(error) => tracing::debug!(%error, %dst, "udp send failed"),
     }
 }
 
@@ -294,6 +362,9 @@ async fn connection(front: &Arc<Frontend>, stream: TcpStream, src: SocketAddr) {
     let read = async move {
         let pipeline = Arc::new(Semaphore::new(front.limits.max_tcp_pipeline));
         let mut tasks = JoinSet::new();
+        // Fast-path answers are written here first. Allocated with the first query, so the
+        // idle connections of a flood cost nothing; bigger answers take the general path.
+        let mut out = Vec::new();
         loop {
             let frame = match tokio::time::timeout(idle, read_frame(&mut reader)).await {
                 Ok(Ok(Some(frame))) => frame,
@@ -308,6 +379,15 @@ async fn connection(front: &Arc<Frontend>, stream: TcpStream, src: SocketAddr) {
                 }
             };
             while tasks.try_join_next().is_some() {}
+            if out.is_empty() {
+                out = vec![0u8; TCP_FAST_ANSWER];
+            }
+            if let Some(len) = front.fast.answer(&frame, src, Transport::Tcp, &mut out) {
+                if tx.send(out[..len].to_vec()).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             match wire::gate(frame, src, Protocol::Tcp) {
                 Gate::Drop(reason) => dropped(reason),
                 Gate::Reply(reply) => {

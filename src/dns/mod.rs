@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod answer;
+pub mod fast;
 pub mod handler;
 pub mod listen;
 pub mod ratelimit;
@@ -35,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::dns::access::ClientAccess;
 use crate::dns::answer::BlockAnswers;
+use crate::dns::fast::block::BlockWriter;
 use crate::dns::handler::{Handler, Shared};
 use crate::dns::listen::{Frontend, Limits};
 use crate::dns::ratelimit::RateLimiter;
@@ -118,6 +120,8 @@ impl DnsServer {
             inspect: config.blocking.inspect_answers,
             quarantine: ctx.quarantine,
             udp_payload: config.dns.edns_udp_payload,
+            fast_blocks: BlockWriter::new(&config.blocking),
+            packet_cache: usize::try_from(config.upstream.cache_size).unwrap_or(usize::MAX),
         });
         let limits = Limits::from_config(&config.dns);
         // One table for all workers: SO_REUSEPORT spreads a client's packets across them.

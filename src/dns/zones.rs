@@ -33,12 +33,16 @@ pub enum ZoneError {
 pub struct LocalZones {
     catalog: Catalog,
     count: usize,
+    /// The zone names in the policy's spelling (lower case, no trailing dot), so the fast path
+    /// can ask "is this name ours?" without building a `LowerName`.
+    origins: Vec<String>,
 }
 
 impl LocalZones {
     /// Reads every `[[zones]]` file. Blocking file I/O: call it off the DNS runtimes.
     pub fn load(config: &Config) -> Result<Self, ZoneError> {
         let mut catalog = Catalog::new();
+        let mut origins = Vec::with_capacity(config.zones.len());
         for z in &config.zones {
             let origin =
                 Name::from_ascii(format!("{}.", z.name.trim_end_matches('.'))).map_err(|e| {
@@ -59,12 +63,16 @@ impl LocalZones {
             )
             .map_err(|reason| ZoneError::Load { file, reason })?;
             let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
-            catalog.upsert(LowerName::new(&origin), vec![handler]);
+            let lower = LowerName::new(&origin);
+            let text = lower.to_string();
+            origins.push(text.trim_end_matches('.').to_owned());
+            catalog.upsert(lower, vec![handler]);
             tracing::info!(zone = %origin, "local zone loaded");
         }
         Ok(Self {
             catalog,
             count: config.zones.len(),
+            origins,
         })
     }
 
@@ -73,12 +81,24 @@ impl LocalZones {
         Self {
             catalog: Catalog::new(),
             count: 0,
+            origins: Vec::new(),
         }
     }
 
     /// Whether `name` is at or below one of our zones (then it must not be forwarded).
     pub fn contains(&self, name: &LowerName) -> bool {
         self.count > 0 && self.catalog.find(name).is_some()
+    }
+
+    /// [`LocalZones::contains`] for a lower-case name without trailing dot.
+    pub fn covers(&self, name: &str) -> bool {
+        self.origins.iter().any(|zone| {
+            zone.is_empty()
+                || name == zone
+                || (name.len() > zone.len()
+                    && name.ends_with(zone.as_str())
+                    && name.as_bytes()[name.len() - zone.len() - 1] == b'.')
+        })
     }
 
     /// Answers `request` from the zones. `now` is the server clock (hickory's `Time`).

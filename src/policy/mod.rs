@@ -194,7 +194,11 @@ pub struct Policy {
     feeds: Vec<Arc<FeedInfo>>,
     domains: DomainTable,
     ips: IpTable,
+    generation: u64,
 }
+
+/// Source of [`Policy::generation`]: 0 is the empty policy, every compiled one gets the next.
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The live policy, swapped atomically on reload.
 pub type SharedPolicy = Arc<ArcSwap<Policy>>;
@@ -261,7 +265,14 @@ impl Policy {
             feeds: feeds.into_iter().map(|(info, _)| info).collect(),
             domains: table.finish(),
             ips,
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// Unique per compiled policy (unlike its address, which a later policy may reuse): what
+    /// was checked against one snapshot, such as a cached answer, is known stale after a swap.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Checks a lower-case name without trailing dot against allowlists, then blocklists.

@@ -104,6 +104,13 @@ pub struct Recorder {
 pub trait Sink: Send + Sync + 'static {
     /// Must not block. Returns false when the event was dropped.
     fn submit(&self, event: QueryEvent) -> bool;
+
+    /// Whether an event with this outcome would be kept, so the DNS path can skip building
+    /// (and allocating) events nobody stores, e.g. ordinary queries with `log_queries = false`.
+    fn accepts(&self, outcome: Outcome) -> bool {
+        let _ = outcome;
+        true
+    }
 }
 
 impl Recorder {
@@ -120,6 +127,12 @@ impl Recorder {
     /// Whether anything listens; the DNS path skips building events when not.
     pub fn is_enabled(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// Whether an event with `outcome` is worth building (see [`Sink::accepts`]).
+    #[inline]
+    pub fn wants(&self, outcome: Outcome) -> bool {
+        self.inner.as_ref().is_some_and(|s| s.accepts(outcome))
     }
 
     /// Hands an event off without blocking.

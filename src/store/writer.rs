@@ -112,6 +112,10 @@ impl QueueSink {
 }
 
 impl Sink for QueueSink {
+    fn accepts(&self, outcome: crate::record::Outcome) -> bool {
+        self.log_queries || outcome.is_hit()
+    }
+
     fn submit(&self, event: QueryEvent) -> bool {
         if event.outcome.is_hit() {
             if self.tx.send(Msg::Event(event)).is_err() {
