@@ -432,6 +432,16 @@ impl Running {
         }
     }
 
+    /// Applies a simulated store failure (disk full, read-only) or heals it, on the store
+    /// writer's own connection. For tests; `Ok` and nothing happens without a store.
+    #[doc(hidden)]
+    pub async fn store_fault(&self, fault: store::writer::StoreFault) -> Result<(), StoreError> {
+        match &self.evidence {
+            Some(e) => e.writer.inject_fault(fault).await,
+            None => Ok(()),
+        }
+    }
+
     /// Commits every event recorded so far (tests and the API use it to read their writes).
     pub async fn flush(&self) -> Result<(), StoreError> {
         match &self.evidence {

@@ -379,8 +379,13 @@ pub struct StoreConfig {
     pub batch_size: usize,
     /// A partial batch is written after this long; bounds what a crash can lose.
     pub flush_interval_ms: u64,
-    /// Query events buffered in memory before ordinary rows are dropped (hits never are).
+    /// Query events buffered in memory before ordinary rows are dropped. Also the number of
+    /// hits held in memory when SQLite and the spool file both fail (`store::spool`).
     pub queue_capacity: usize,
+    /// Most bytes the hit spool (`<path>.spool`) may take while SQLite cannot be written
+    /// (disk full, read-only): hits go there and are replayed when writes succeed again.
+    /// 0 = no spool file (hits are then held in memory only, up to `queue_capacity`).
+    pub spool_max_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -393,6 +398,7 @@ impl Default for StoreConfig {
             batch_size: 4096,
             flush_interval_ms: 500,
             queue_capacity: 65_536,
+            spool_max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -615,9 +621,18 @@ impl Config {
                 "must be above 0".into(),
             ));
         }
+        if self.store.spool_max_bytes != 0 && self.store.spool_max_bytes < MIN_SPOOL_BYTES {
+            return Err(invalid(
+                "store.spool_max_bytes".into(),
+                format!("must be 0 (no spool file) or at least {MIN_SPOOL_BYTES} bytes"),
+            ));
+        }
         Ok(())
     }
 }
+
+/// The smallest useful hit spool: room for a few hundred hits (one is ~250 bytes).
+pub const MIN_SPOOL_BYTES: u64 = 64 * 1024;
 
 /// Feed names end up in file names and URLs, so they are restricted to a safe alphabet.
 pub fn valid_feed_name(name: &str) -> bool {
@@ -632,4 +647,23 @@ pub fn valid_feed_name(name: &str) -> bool {
 /// Sinkhole addresses as one value, for answer synthesis.
 pub fn sinkhole_addrs(b: &BlockingConfig) -> (IpAddr, IpAddr) {
     (IpAddr::V4(b.sinkhole_ipv4), IpAddr::V6(b.sinkhole_ipv6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("t.toml"), Path::new("."))
+    }
+
+    #[test]
+    fn spool_bound_is_validated() {
+        let default = parse("").expect("defaults");
+        assert_eq!(default.store.spool_max_bytes, 256 * 1024 * 1024);
+        let off = parse("[store]\nspool_max_bytes = 0\n").expect("0 turns the file off");
+        assert_eq!(off.store.spool_max_bytes, 0);
+        let err = parse("[store]\nspool_max_bytes = 100\n").expect_err("too small");
+        assert!(err.to_string().contains("store.spool_max_bytes"), "{err}");
+    }
 }

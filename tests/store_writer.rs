@@ -6,7 +6,9 @@ mod api_support;
 use api_support::{Harness, T0, event};
 use poolguard::config::StoreConfig;
 use poolguard::record::{Outcome, Recorder};
+use poolguard::store::writer::StoreFault;
 use poolguard::store::{self, Store, StoreError, retention};
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_flushes_every_queued_row() {
@@ -93,6 +95,70 @@ async fn hits_are_never_dropped_when_the_query_queue_is_full() {
     writer.shutdown().await.expect("shutdown");
     assert_eq!(h.count("hits"), hits);
     assert_eq!(h.count("queries"), hits + accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_past_the_spool_and_memory_bounds_are_dropped_and_counted() {
+    const N: u64 = 60;
+    const SPOOL_BYTES: u64 = 2_000; // a handful of hits
+    const HELD: usize = 5; // queue_capacity: hits held in memory once the spool is full
+    let h = Harness::new(|c| {
+        c.batch_size = 10;
+        c.queue_capacity = HELD;
+        c.flush_interval_ms = 20;
+        c.spool_max_bytes = SPOOL_BYTES;
+    });
+    let writer = h.writer.as_ref().expect("writer");
+    writer
+        .inject_fault(StoreFault::ReadOnly)
+        .await
+        .expect("fault");
+    for i in 0..N as i64 {
+        assert!(h.sink.submit(event(
+            T0 + i,
+            "10.20.3.7:1",
+            "pool.minexmr.com",
+            "A",
+            Outcome::Blocked,
+            Some("mining")
+        )));
+    }
+    let health = writer.health();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let st = loop {
+        let st = health.status();
+        if st.hits_spooled + st.hits_dropped == N {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "hits not all placed: {st:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(!st.healthy);
+    assert_eq!(st.spool_held, HELD);
+    assert!(
+        st.spool_bytes > 0 && st.spool_bytes <= SPOOL_BYTES,
+        "{st:?}"
+    );
+    assert!(st.hits_dropped > 0, "{st:?}");
+    let spool = store::spool::spool_path(&h.cfg.path);
+    assert!(std::fs::metadata(&spool).expect("spool file").len() <= SPOOL_BYTES);
+
+    writer.inject_fault(StoreFault::Heal).await.expect("heal");
+    h.flush().await;
+    let after = health.status();
+    assert!(after.healthy, "{after:?}");
+    assert_eq!(after.hits_dropped, st.hits_dropped, "nothing more lost");
+    let kept = st.hits_spooled as i64;
+    assert_eq!(h.count("hits"), kept);
+    // The oldest hits are the ones kept: loss starts only past spool + memory.
+    let c = h.store.write_connection().expect("conn");
+    let span: (i64, i64) = c
+        .query_row("SELECT min(time_ms), max(time_ms) FROM hits", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("span");
+    assert_eq!(span, (T0, T0 + kept - 1));
+    assert!(!spool.exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

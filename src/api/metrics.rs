@@ -80,7 +80,7 @@ fn describe() {
     );
     describe_counter!(
         "poolguard_log_rows_dropped_total",
-        "Query-log rows dropped because the writer queue was full (hits are never dropped)"
+        "Rows dropped: query-log rows when the writer queue was full; table=hits only past the spool and memory bounds"
     );
     describe_counter!(
         "poolguard_store_write_errors_total",
@@ -93,5 +93,25 @@ fn describe() {
     describe_gauge!(
         "poolguard_store_queue_depth",
         "Query events waiting for the store writer"
+    );
+    describe_gauge!(
+        "poolguard_store_spool_bytes",
+        "Bytes of hits in the spool file waiting for SQLite (disk full, read-only)"
+    );
+    describe_gauge!(
+        "poolguard_store_spool_held",
+        "Hits held in memory because the spool file was full or unwritable"
+    );
+    describe_counter!(
+        "poolguard_store_spooled_total",
+        "Hits of failed batches moved to the spool, by where they went (file, memory)"
+    );
+    describe_counter!(
+        "poolguard_store_replayed_total",
+        "Spooled hits replayed into SQLite"
+    );
+    describe_counter!(
+        "poolguard_store_spool_corrupt_total",
+        "Spool records that could not be read back and were skipped"
     );
 }

@@ -6,7 +6,8 @@
 //!
 //! * [`track`]: the store writer calls it for every hit it inserts, in the same transaction, so
 //!   an incident is opened by a client's first hit and every later hit is attached to it. Hits
-//!   are never dropped, so incidents are complete by construction. Repeat-offender thresholds
+//!   are not dropped short of the store's spool bounds (and reach SQLite in arrival order),
+//!   so incidents are complete by construction. Repeat-offender thresholds
 //!   are evaluated there too, off the DNS path.
 //! * [`db`]: the SQL for incidents, notes, quarantine and the alert delivery log.
 //! * [`quarantine`]: the lock-free set of quarantined addresses the DNS path consults.

@@ -3,15 +3,16 @@
 //! The DNS path calls [`Recorder::record`], which never blocks and never fails the answer. The
 //! store writer (in `store`) drains the events in batches. Ordinary query events go through a
 //! bounded queue and are counted as dropped when it is full; hits (blocked answers) are
-//! evidence and are never dropped.
+//! evidence: they bypass the bound, and if SQLite fails they wait in the store's bounded
+//! spool (`store::spool`); only past it are they dropped, and counted.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Transport the query came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Udp,
@@ -19,7 +20,7 @@ pub enum Transport {
 }
 
 /// What poolguard did with a query. The names are the API's `action` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Forwarded (or answered from cache) normally.
@@ -45,7 +46,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Hits are the evidence: they are kept long and never dropped.
+    /// Hits are the evidence: kept long, and dropped only past the store's spool bounds.
     pub fn is_hit(self) -> bool {
         matches!(
             self,

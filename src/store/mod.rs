@@ -10,9 +10,12 @@
 //! a PostgreSQL backend for several resolver nodes can implement the same methods later.
 
 pub mod audit;
+#[doc(hidden)]
+pub mod fault;
 pub mod read;
 pub mod retention;
 pub mod schema;
+pub mod spool;
 pub mod writer;
 
 use std::net::IpAddr;
@@ -46,6 +49,8 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("store worker failed: {0}")]
     Worker(String),
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
 }
 
 /// How many read-only connections the API may use at once; more just queue.

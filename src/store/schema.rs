@@ -76,7 +76,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -110,6 +110,17 @@ fn v4() -> String {
     "DROP INDEX IF EXISTS queries_feed;
 DROP INDEX IF EXISTS queries_dept;
 DROP INDEX IF EXISTS queries_action;
+"
+    .to_string()
+}
+
+/// How far the hit spool file has been replayed (`store::spool`): one row, written in the
+/// same transaction as the replayed hits, so a crash mid-replay neither loses nor repeats one.
+fn v5() -> String {
+    "CREATE TABLE spool_replay (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    spool_id    TEXT    NOT NULL,
+    byte_offset INTEGER NOT NULL);
 "
     .to_string()
 }

@@ -6,12 +6,21 @@
 //!
 //! * ordinary query events take a slot in a bounded budget (`queue_capacity`); when it is
 //!   exhausted the event is dropped and counted (`poolguard_log_rows_dropped_total`).
-//! * hits (`Outcome::is_hit`) bypass the budget: they are evidence and are never dropped. They
-//!   share the same unbounded lock-free channel (std `mpsc`, a crossbeam-style list channel
-//!   whose `send` never blocks), so hits stay in order with the rest and cost nothing extra.
-//!   Their memory is bounded in practice by the blocked-query rate times one flush interval;
-//!   if SQLite is failing, hits accumulate in memory (and `/healthz` turns unhealthy) rather
-//!   than being thrown away.
+//! * hits (`Outcome::is_hit`) bypass the budget: they are evidence. They share the same
+//!   unbounded lock-free channel (std `mpsc`, a crossbeam-style list channel whose `send`
+//!   never blocks), so hits stay in order with the rest and cost nothing extra. Their memory
+//!   is bounded in practice by the blocked-query rate times one flush interval.
+//!
+//! When a batch fails (disk full, read-only file system), its hits move to the [`Backlog`]
+//! (`store::spool`): an fsync'd append-only file next to the database, bounded by
+//! `spool_max_bytes`, then memory up to `queue_capacity` hits; only past both are hits dropped
+//! and counted (`poolguard_log_rows_dropped_total{table="hits"}`). Ordinary rows of the failed
+//! batch stay in memory for the retry and are shed past the usual budget. While anything
+//! waits in the backlog, new hits queue behind it (arrival order is what incidents are built
+//! on), and each flush replays a time-boxed slice of it, one transaction per chunk that also
+//! records the replay position, so new rows are never held up for long. The file is removed
+//! after its last chunk commits; a leftover one is replayed at start. `/healthz` is 503 while
+//! writes fail or anything waits in the backlog. The DNS path never waits on any of it.
 //!
 //! Rows are written in one transaction per batch (`batch_size` rows, or whatever arrived
 //! within `flush_interval_ms`), so a crash loses at most the batch in flight. Retention
@@ -24,11 +33,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+pub use super::fault::StoreFault;
+use super::spool::{Backlog, ChunkSource, Spool, spool_path};
 use super::{Store, StoreError, ip_key, retention};
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::path::Path;
 
 use crate::clients::{Identity, Ledger, SharedLedger};
 use crate::config::StoreConfig;
@@ -43,9 +55,13 @@ const GATHER: Duration = Duration::from_millis(10);
 /// How often the writer checks retention; pruning itself is batched.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// Longest one flush spends replaying the backlog before it turns to new rows again.
+const REPLAY_SLICE: Duration = Duration::from_millis(100);
+
 enum Msg {
     Event(QueryEvent),
     Flush(mpsc::SyncSender<()>),
+    Fault(StoreFault, mpsc::SyncSender<Result<(), String>>),
     Shutdown,
 }
 
@@ -60,6 +76,12 @@ pub struct WriterHealth {
     last_write_ms: AtomicI64,
     last_error: Mutex<Option<String>>,
     queued: AtomicUsize,
+    spool_bytes: AtomicU64,
+    spool_held: AtomicUsize,
+    spool_error: Mutex<Option<String>>,
+    hits_spooled: AtomicU64,
+    hits_replayed: AtomicU64,
+    hits_dropped: AtomicU64,
 }
 
 /// A point-in-time copy of [`WriterHealth`], serialisable for `/healthz`.
@@ -75,6 +97,18 @@ pub struct WriterStatus {
     /// ms since the epoch of the last successful batch, 0 if none yet.
     pub last_write_ms: i64,
     pub last_error: Option<String>,
+    /// Bytes of hits in the spool file waiting to be replayed into SQLite.
+    pub spool_bytes: u64,
+    /// Hits held in memory because the spool file was full or unwritable.
+    pub spool_held: usize,
+    /// Why the spool file could not be written, while it cannot.
+    pub spool_error: Option<String>,
+    /// Hits that went to the backlog (file or memory) because a batch failed.
+    pub hits_spooled: u64,
+    /// Hits replayed from the backlog into SQLite.
+    pub hits_replayed: u64,
+    /// Hits lost past the spool and memory bounds.
+    pub hits_dropped: u64,
 }
 
 impl WriterHealth {
@@ -82,9 +116,12 @@ impl WriterHealth {
     pub fn status(&self) -> WriterStatus {
         let running = self.running.load(Ordering::Relaxed);
         let failures = self.consecutive_failures.load(Ordering::Relaxed);
+        let spool_bytes = self.spool_bytes.load(Ordering::Relaxed);
+        let spool_held = self.spool_held.load(Ordering::Relaxed);
         WriterStatus {
             running,
-            healthy: running && failures == 0,
+            // Hits waiting outside SQLite are not yet evidence anyone can query: degraded.
+            healthy: running && failures == 0 && spool_bytes == 0 && spool_held == 0,
             queries_written: self.queries_written.load(Ordering::Relaxed),
             hits_written: self.hits_written.load(Ordering::Relaxed),
             rows_dropped: self.dropped.load(Ordering::Relaxed),
@@ -92,6 +129,12 @@ impl WriterHealth {
             consecutive_failures: failures,
             last_write_ms: self.last_write_ms.load(Ordering::Relaxed),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+            spool_bytes,
+            spool_held,
+            spool_error: self.spool_error.lock().ok().and_then(|e| e.clone()),
+            hits_spooled: self.hits_spooled.load(Ordering::Relaxed),
+            hits_replayed: self.hits_replayed.load(Ordering::Relaxed),
+            hits_dropped: self.hits_dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -168,6 +211,20 @@ impl WriterHandle {
             .map_err(|_| StoreError::Worker("store writer has stopped".into()))
     }
 
+    /// Applies a test fault to the writer's connection (see [`StoreFault`]).
+    #[doc(hidden)]
+    pub async fn inject_fault(&self, fault: StoreFault) -> Result<(), StoreError> {
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        self.tx
+            .send(Msg::Fault(fault, ack_tx))
+            .map_err(|_| StoreError::Worker("store writer has stopped".into()))?;
+        tokio::task::spawn_blocking(move || ack_rx.recv())
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
+            .map_err(|_| StoreError::Worker("store writer has stopped".into()))?
+            .map_err(StoreError::Worker)
+    }
+
     /// Stops the writer after writing every event submitted before the call.
     pub async fn shutdown(mut self) -> Result<(), StoreError> {
         let _ = self.tx.send(Msg::Shutdown);
@@ -211,9 +268,13 @@ pub fn spawn_with(
 ) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
     let conn = store.write_connection()?;
     tune_writer(&conn)?;
+    let backlog = open_backlog(&conn, store.path(), cfg)?;
     let (tx, rx) = mpsc::channel();
     let health = Arc::new(WriterHealth::default());
     health.running.store(true, Ordering::Relaxed);
+    health
+        .spool_bytes
+        .store(backlog.spool().pending_bytes(), Ordering::Relaxed);
     let mut writer = Writer {
         conn,
         cfg: cfg.clone(),
@@ -222,6 +283,8 @@ pub fn spawn_with(
         health: Arc::clone(&health),
         batch: Vec::with_capacity(cfg.batch_size.min(65_536)),
         backlogged: false,
+        backlog,
+        commits: 0,
     };
     let thread = std::thread::Builder::new()
         .name("poolguard-store-writer".into())
@@ -257,6 +320,29 @@ const WRITER_CACHE_KIB: i64 = 32 * 1024;
 /// few batches. Bounds the WAL at about 16 MiB.
 const WRITER_WAL_PAGES: i64 = 4000;
 
+/// Opens the spool next to the database and resumes a replay an earlier run left off.
+fn open_backlog(conn: &Connection, db: &Path, cfg: &StoreConfig) -> Result<Backlog, StoreError> {
+    let (mut spool, _report) = Spool::open(&spool_path(db), cfg.spool_max_bytes)?;
+    let done: Option<(String, i64)> = conn
+        .query_row(
+            "SELECT spool_id, byte_offset FROM spool_replay WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((id, offset)) = done {
+        spool.resume(&id, u64::try_from(offset).unwrap_or(0));
+    }
+    if spool.is_empty() && spool.file_bytes() > 0 {
+        // Fully replayed before a crash that came ahead of the file's removal.
+        spool.committed(spool.file_bytes())?;
+    }
+    if !spool.is_empty() {
+        tracing::warn!(path = %spool.path().display(), bytes = spool.pending_bytes(), "replaying hits spooled by an earlier run");
+    }
+    Ok(Backlog::new(spool, cfg.queue_capacity))
+}
+
 fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     conn.pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
@@ -275,6 +361,10 @@ struct Writer {
     batch: Vec<QueryEvent>,
     /// The last batch filled up (the queue is deeper than a batch): see [`Writer::batch_limit`].
     backlogged: bool,
+    /// Hits of failed batches waiting for SQLite (spool file, then memory).
+    backlog: Backlog,
+    /// Transactions committed so far (batches and replay chunks): progress for retries.
+    commits: u64,
 }
 
 /// Under a backlog a batch may be this many times `batch_size`. One transaction per 16 k rows
@@ -290,7 +380,8 @@ fn now_ms() -> i64 {
 impl Writer {
     fn run(&mut self, rx: Receiver<Msg>) {
         let interval = Duration::from_millis(self.cfg.flush_interval_ms.max(1));
-        let mut deadline: Option<Instant> = None;
+        // A spool left by an earlier run is replayed from the start.
+        let mut deadline: Option<Instant> = (!self.backlog.is_empty()).then(Instant::now);
         let mut next_prune = Instant::now();
         let mut pruning = false;
         loop {
@@ -324,6 +415,9 @@ impl Writer {
                                 deadline = None;
                                 let _ = ack.send(());
                             }
+                            Ok(Msg::Fault(fault, ack)) => {
+                                let _ = ack.send(fault.apply(&self.conn));
+                            }
                             Ok(Msg::Shutdown) => {
                                 self.drain_and_stop(&rx);
                                 return;
@@ -354,6 +448,12 @@ impl Writer {
                     self.flush_until_done();
                     deadline = None;
                     let _ = ack.send(());
+                }
+                Ok(Msg::Fault(fault, ack)) => {
+                    let _ = ack.send(fault.apply(&self.conn));
+                    if !self.backlog.is_empty() && deadline.is_none() {
+                        deadline = Some(Instant::now());
+                    }
                 }
                 Ok(Msg::Shutdown) => {
                     self.drain_and_stop(&rx);
@@ -386,10 +486,14 @@ impl Writer {
         }
     }
 
-    /// Flushes; a failed batch is retried one interval later.
+    /// Flushes; a failed batch is retried one interval later, a backlog being replayed soon.
     fn flush_and_rearm(&mut self, interval: Duration) -> Option<Instant> {
-        self.flush();
-        (!self.batch.is_empty()).then(|| Instant::now() + interval)
+        let ok = self.flush();
+        if ok && !self.backlog.is_empty() {
+            // Replay is making progress: the next slice after a short gather.
+            return Some(Instant::now() + GATHER);
+        }
+        (!self.batch.is_empty() || !self.backlog.is_empty()).then(|| Instant::now() + interval)
     }
 
     fn push(&mut self, e: QueryEvent) {
@@ -411,32 +515,63 @@ impl Writer {
                 Ok(Msg::Flush(ack)) => {
                     let _ = ack.send(());
                 }
+                Ok(Msg::Fault(_, ack)) => {
+                    let _ = ack.send(Err("store writer is stopping".into()));
+                }
                 Ok(Msg::Shutdown) => {}
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         self.flush_until_done();
+        let held = self.backlog.held();
+        if held > 0 {
+            // The spool file survives for the next start; memory does not.
+            tracing::error!(
+                hits = held,
+                "store writer stopped with hits held in memory; they are lost"
+            );
+            self.count_lost_hits(held as u64);
+        }
         tracing::info!("store writer stopped");
     }
 
     /// Flushes, retrying a few times on transient errors (busy, full disk being cleaned).
+    /// A replay that keeps committing is not a failed attempt: it runs to the end.
     fn flush_until_done(&mut self) {
-        for attempt in 0..5u32 {
+        let mut attempt = 0u32;
+        while attempt < 5 {
+            let before = self.commits;
             self.flush();
-            if self.batch.is_empty() {
+            if self.batch.is_empty() && self.backlog.is_empty() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50 * u64::from(attempt + 1)));
+            if self.commits > before {
+                continue;
+            }
+            attempt += 1;
+            std::thread::sleep(Duration::from_millis(50 * u64::from(attempt)));
         }
         tracing::error!(
             rows = self.batch.len(),
-            "store writer could not write; rows kept in memory"
+            spool_bytes = self.backlog.spool().pending_bytes(),
+            held = self.backlog.held(),
+            "store writer could not write; rows kept for the next try"
         );
     }
 
-    fn flush(&mut self) {
+    /// Writes what is due: first a slice of the backlog (oldest hits), then the batch. Returns
+    /// false when SQLite refused a write this time.
+    fn flush(&mut self) -> bool {
+        if !self.backlog.is_empty() {
+            // New hits queue behind those already waiting, so SQLite gets them in order.
+            self.spool_hits();
+            if !self.replay() {
+                self.shed_ordinary_rows();
+                return false;
+            }
+        }
         if self.batch.is_empty() {
-            return;
+            return true;
         }
         match write_batch(
             &mut self.conn,
@@ -444,47 +579,172 @@ impl Writer {
             &self.ledger,
             self.cfg.log_queries,
             self.tracker.as_ref(),
+            None,
         ) {
-            Ok((queries, hits)) => {
+            Ok(written) => {
                 self.batch.clear();
-                self.health
-                    .queries_written
-                    .fetch_add(queries, Ordering::Relaxed);
-                self.health.hits_written.fetch_add(hits, Ordering::Relaxed);
-                self.health.consecutive_failures.store(0, Ordering::Relaxed);
-                self.health.last_write_ms.store(now_ms(), Ordering::Relaxed);
-                metrics::counter!("poolguard_log_rows_written_total", "table" => "queries")
-                    .increment(queries);
-                metrics::counter!("poolguard_log_rows_written_total", "table" => "hits")
-                    .increment(hits);
-                metrics::gauge!("poolguard_store_queue_depth")
-                    .set(self.health.queued.load(Ordering::Relaxed) as f64);
+                self.record_success(written);
+                true
             }
             Err(e) => {
-                let failures = self
-                    .health
-                    .consecutive_failures
-                    .fetch_add(1, Ordering::Relaxed)
-                    + 1;
-                tracing::warn!(error = %e, rows = self.batch.len(), failures, "store batch failed; will retry");
-                if let Ok(mut last) = self.health.last_error.lock() {
-                    *last = Some(e.to_string());
+                self.record_failure(&e, self.batch.len());
+                self.spool_hits();
+                self.shed_ordinary_rows();
+                false
+            }
+        }
+    }
+
+    /// Replays the backlog, oldest first, one transaction per chunk, for at most
+    /// [`REPLAY_SLICE`]; false when SQLite (or the spool file) refused.
+    fn replay(&mut self) -> bool {
+        let until = Instant::now() + REPLAY_SLICE;
+        loop {
+            let chunk = match self.backlog.next_chunk(self.cfg.batch_size) {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    self.record_failure(&e.into(), 0);
+                    return false;
                 }
-                metrics::counter!("poolguard_store_write_errors_total").increment(1);
-                // Keep hits whatever happens; shed ordinary rows once the backlog is large.
-                let cap = self
-                    .cfg
-                    .batch_size
-                    .saturating_mul(4)
-                    .max(self.cfg.queue_capacity);
-                if self.batch.len() > cap {
-                    let before = self.batch.len();
-                    self.batch.retain(|e| e.outcome.is_hit());
-                    let shed = (before - self.batch.len()) as u64;
-                    self.health.dropped.fetch_add(shed, Ordering::Relaxed);
-                    metrics::counter!("poolguard_log_rows_dropped_total").increment(shed);
+            };
+            if chunk.corrupt > 0 {
+                tracing::warn!(
+                    lines = chunk.corrupt,
+                    "unreadable hit spool records skipped"
+                );
+                metrics::counter!("poolguard_store_spool_corrupt_total").increment(chunk.corrupt);
+            }
+            let progress = match &chunk.source {
+                ChunkSource::File { id, end } => Some((id.as_str(), *end)),
+                ChunkSource::Memory(_) => None,
+            };
+            match write_batch(
+                &mut self.conn,
+                &chunk.events,
+                &self.ledger,
+                self.cfg.log_queries,
+                self.tracker.as_ref(),
+                progress,
+            ) {
+                Ok(written) => {
+                    self.record_success(written);
+                    self.health
+                        .hits_replayed
+                        .fetch_add(written.1, Ordering::Relaxed);
+                    metrics::counter!("poolguard_store_replayed_total").increment(written.1);
+                    if let Err(e) = self.backlog.committed(&chunk.source) {
+                        tracing::warn!(error = %e, "replayed hit spool could not be removed");
+                    }
+                    self.publish_backlog();
+                }
+                Err(e) => {
+                    self.record_failure(&e, chunk.events.len());
+                    return false;
                 }
             }
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        if self.backlog.is_empty() {
+            tracing::info!("hit backlog replayed into the store");
+        }
+        true
+    }
+
+    /// Moves the batch's hits to the backlog (spool file, then memory); counts what is lost.
+    fn spool_hits(&mut self) {
+        if !self.batch.iter().any(|e| e.outcome.is_hit()) {
+            return;
+        }
+        let all = std::mem::replace(&mut self.batch, Vec::with_capacity(self.cfg.batch_size));
+        let (hits, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.outcome.is_hit());
+        self.batch.extend(rest);
+        let placed = self.backlog.push(hits);
+        let spooled = placed.to_file + placed.to_memory;
+        self.health
+            .hits_spooled
+            .fetch_add(spooled, Ordering::Relaxed);
+        metrics::counter!("poolguard_store_spooled_total", "to" => "file")
+            .increment(placed.to_file);
+        metrics::counter!("poolguard_store_spooled_total", "to" => "memory")
+            .increment(placed.to_memory);
+        if placed.dropped > 0 {
+            tracing::error!(
+                hits = placed.dropped,
+                "hit spool and memory bound are full; hits dropped"
+            );
+            self.count_lost_hits(placed.dropped);
+        }
+        self.publish_backlog();
+    }
+
+    fn count_lost_hits(&self, n: u64) {
+        self.health.dropped.fetch_add(n, Ordering::Relaxed);
+        self.health.hits_dropped.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!("poolguard_log_rows_dropped_total", "table" => "hits").increment(n);
+    }
+
+    /// Copies the backlog's size to `/healthz` and the gauges.
+    fn publish_backlog(&self) {
+        let bytes = self.backlog.spool().pending_bytes();
+        let held = self.backlog.held();
+        self.health.spool_bytes.store(bytes, Ordering::Relaxed);
+        self.health.spool_held.store(held, Ordering::Relaxed);
+        metrics::gauge!("poolguard_store_spool_bytes").set(bytes as f64);
+        metrics::gauge!("poolguard_store_spool_held").set(held as f64);
+        if let Ok(mut last) = self.health.spool_error.lock() {
+            if self.backlog.is_empty() {
+                *last = None;
+            } else {
+                last.clone_from(&self.backlog.last_error);
+            }
+        }
+    }
+
+    fn record_success(&mut self, (queries, hits): (u64, u64)) {
+        self.commits += 1;
+        self.health
+            .queries_written
+            .fetch_add(queries, Ordering::Relaxed);
+        self.health.hits_written.fetch_add(hits, Ordering::Relaxed);
+        self.health.consecutive_failures.store(0, Ordering::Relaxed);
+        self.health.last_write_ms.store(now_ms(), Ordering::Relaxed);
+        metrics::counter!("poolguard_log_rows_written_total", "table" => "queries")
+            .increment(queries);
+        metrics::counter!("poolguard_log_rows_written_total", "table" => "hits").increment(hits);
+        metrics::gauge!("poolguard_store_queue_depth")
+            .set(self.health.queued.load(Ordering::Relaxed) as f64);
+    }
+
+    fn record_failure(&self, e: &StoreError, rows: usize) {
+        let failures = self
+            .health
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        tracing::warn!(error = %e, rows, failures, "store batch failed; will retry");
+        if let Ok(mut last) = self.health.last_error.lock() {
+            *last = Some(e.to_string());
+        }
+        metrics::counter!("poolguard_store_write_errors_total").increment(1);
+    }
+
+    /// Ordinary rows wait in memory for the retry, up to the usual budget; past it they are
+    /// dropped and counted, as when the queue is full.
+    fn shed_ordinary_rows(&mut self) {
+        let cap = self
+            .cfg
+            .batch_size
+            .saturating_mul(4)
+            .max(self.cfg.queue_capacity);
+        if self.batch.len() > cap {
+            let before = self.batch.len();
+            self.batch.retain(|e| e.outcome.is_hit());
+            let shed = (before - self.batch.len()) as u64;
+            self.health.dropped.fetch_add(shed, Ordering::Relaxed);
+            metrics::counter!("poolguard_log_rows_dropped_total").increment(shed);
         }
     }
 
@@ -518,16 +778,26 @@ fn transport_str(t: Transport) -> &'static str {
     }
 }
 
-/// Writes one batch in one transaction; returns (query rows, hit rows) written.
+/// Writes one batch in one transaction; returns (query rows, hit rows) written. `replayed`
+/// (spool file id, offset) is stored in the same transaction when the batch is a replay.
 fn write_batch(
     conn: &mut Connection,
     batch: &[QueryEvent],
     ledger: &SharedLedger,
     log_queries: bool,
     tracker: Option<&Tracker>,
+    replayed: Option<(&str, u64)>,
 ) -> Result<(u64, u64), StoreError> {
     let ledger = ledger.load();
     let tx = conn.transaction()?;
+    if let Some((id, end)) = replayed {
+        tx.prepare_cached(
+            "INSERT INTO spool_replay (id, spool_id, byte_offset) VALUES (1, ?1, ?2) \
+             ON CONFLICT(id) DO UPDATE SET spool_id = excluded.spool_id, \
+             byte_offset = excluded.byte_offset",
+        )?
+        .execute(params![id, i64::try_from(end).unwrap_or(i64::MAX)])?;
+    }
     let Some(tracker) = tracker else {
         let written = insert_events(&tx, batch, &ledger, log_queries)?;
         tx.commit()?;

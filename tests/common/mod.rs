@@ -520,10 +520,17 @@ impl TestBed {
 
     /// Stops poolguard and starts a new one on the same directory and `config.toml` (new
     /// ports), as an operator's restart would: whatever it serves then came from disk.
-    pub async fn restart(mut self) -> TestBed {
+    pub async fn restart(self) -> TestBed {
+        self.restart_after(|_| {}).await
+    }
+
+    /// [`TestBed::restart`], calling `between(dir)` while poolguard is stopped: to leave files
+    /// behind as a crash would (a torn spool record, say).
+    pub async fn restart_after(mut self, between: impl FnOnce(&Path)) -> TestBed {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+        between(self.dir.path());
         let config = Config::load(&self.dir.path().join("config.toml")).expect("config reloads");
         let running = poolguard::app::start_with(config, StartOptions::default())
             .await
