@@ -31,7 +31,9 @@ use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::os::fd::AsRawFd;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -40,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::DnsConfig;
 use crate::dns::fast::FastPath;
 use crate::dns::handler::Handler;
+use crate::dns::mmsg::{self, RecvBatch, SendBatch};
 use crate::dns::ratelimit::{Admit, RateLimiter};
 use crate::dns::wire::{self, DropReason, Gate, HEADER_LEN};
 use crate::record::Transport;
@@ -147,17 +150,19 @@ impl Frontend {
     }
 }
 
-/// Packets read per readiness event before the loop checks for cancellation again. The
-/// socket is drained with non-blocking reads, so a burst costs one wake-up, not one per packet.
-const UDP_BATCH: usize = 64;
+/// Receive batches per readiness event before the loop checks for cancellation again.
+const UDP_ROUNDS: usize = 8;
 
-/// Serves one UDP socket until `token` is cancelled.
+/// Serves one UDP socket until `token` is cancelled: up to [`mmsg::SLOTS`] datagrams per
+/// `recvmmsg`, fast-path answers gathered and sent with one `sendmmsg` per batch, the rest
+/// handed to tasks on the general path.
 pub async fn serve_udp(front: Arc<Frontend>, socket: UdpSocket, token: CancellationToken) {
     let socket = Arc::new(socket);
+    let fd = socket.as_raw_fd();
     let inflight = Arc::new(Semaphore::new(front.limits.max_udp_inflight));
     let mut tasks = JoinSet::new();
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut out = vec![0u8; MAX_DATAGRAM];
+    let mut received = RecvBatch::new();
+    let mut answers = SendBatch::new();
     loop {
         tokio::select! {
             ready = socket.readable() => if let Err(error) = ready {
@@ -166,9 +171,9 @@ pub async fn serve_udp(front: Arc<Frontend>, socket: UdpSocket, token: Cancellat
             },
             _ = token.cancelled() => break,
         }
-        for _ in 0..UDP_BATCH {
-            let (len, src) = match socket.try_recv_from(&mut buf) {
-                Ok(r) => r,
+        for _ in 0..UDP_ROUNDS {
+            let count = match socket.try_io(Interest::READABLE, || received.recv(fd)) {
+                Ok(count) => count,
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(error) => {
                     // ICMP errors from earlier sends surface here on some systems; not fatal.
@@ -189,7 +194,23 @@ pub async fn serve_udp(front: Arc<Frontend>, socket: UdpSocket, token: Cancellat
                 socket: &socket,
                 inflight: &inflight,
             };
-            udp.packet(&buf[..len], src, &mut out, &mut tasks);
+            for i in 0..count {
+                let Some(datagram) = received.get(i) else {
+                    continue;
+                };
+                if datagram.truncated {
+                    dropped(DropReason::Oversize);
+                    continue;
+                }
+                let Some(src) = datagram.src else {
+                    continue;
+                };
+                udp.packet(datagram.bytes, src, &mut answers, &mut tasks);
+            }
+            send_batch(&socket, &mut answers, &mut tasks);
+            if count < mmsg::SLOTS {
+                break;
+            }
         }
         while tasks.try_join_next().is_some() {}
     }
@@ -205,7 +226,13 @@ struct Udp<'a> {
 impl Udp<'_> {
     /// Cheap drops, rate limit, then the fast path (answered right here) or a task for the
     /// general path.
-    fn packet(&self, packet: &[u8], src: SocketAddr, out: &mut [u8], tasks: &mut JoinSet<()>) {
+    fn packet(
+        &self,
+        packet: &[u8],
+        src: SocketAddr,
+        answers: &mut SendBatch,
+        tasks: &mut JoinSet<()>,
+    ) {
         let (front, socket) = (self.front, self.socket);
         if packet.len() < HEADER_LEN {
             dropped(DropReason::Short);
@@ -236,8 +263,10 @@ impl Udp<'_> {
                 }
             }
         }
-        if let Some(len) = front.fast.answer(packet, src, Transport::Udp, out) {
-            send_now(socket, &out[..len], src, tasks);
+        if let Some(out) = answers.next_buffer()
+            && let Some(len) = front.fast.answer(packet, src, Transport::Udp, out)
+        {
+            answers.push(len, src);
             return;
         }
         let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
@@ -267,20 +296,35 @@ impl Udp<'_> {
     }
 }
 
-/// Sends a fast-path answer without a task; only when the socket buffer is full does the
-/// answer get a task that waits for room (bounded by the in-flight work of the socket).
-fn send_now(socket: &Arc<UdpSocket>, bytes: &[u8], dst: SocketAddr, tasks: &mut JoinSet<()>) {
-    match socket.try_send_to(bytes, dst) {
-        Ok(_) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-            let socket = socket.clone();
-            let bytes = bytes.to_vec();
-            tasks.spawn(async move {
-                let _ = socket.send_to(&bytes, dst).await;
-            });
+/// Sends the batch's fast-path answers, as many per `sendmmsg` as the kernel takes. Called
+/// directly (MSG_DONTWAIT), not through tokio's readiness: a UDP socket is nearly always
+/// writable. When its buffer is full, the rest get a task each that waits for room, like a
+/// general-path answer; one destination failing (e.g. unreachable) skips only that answer.
+fn send_batch(socket: &Arc<UdpSocket>, answers: &mut SendBatch, tasks: &mut JoinSet<()>) {
+    let mut sent = 0;
+    while sent < answers.len() {
+        match answers.send(socket.as_raw_fd(), sent) {
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                for i in sent..answers.len() {
+                    if let Some((bytes, dst)) = answers.get(i) {
+                        let socket = socket.clone();
+                        let bytes = bytes.to_vec();
+                        tasks.spawn(async move {
+                            let _ = socket.send_to(&bytes, dst).await;
+                        });
+                    }
+                }
+                break;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "udp send failed; answer skipped");
+                sent += 1;
+            }
         }
-        Err(error) => tracing::debug!(%error, %dst, "udp send failed"),
     }
+    answers.clear();
 }
 
 /// Accepts TCP connections until `token` is cancelled, at most `max_tcp_connections` at once.

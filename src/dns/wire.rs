@@ -35,6 +35,8 @@ pub enum DropReason {
     Short,
     /// QR=1: a response, possibly reflected; answering could start a loop.
     Response,
+    /// A UDP datagram longer than any real query (see `mmsg::SLOT_SIZE`).
+    Oversize,
 }
 
 impl DropReason {
@@ -43,6 +45,7 @@ impl DropReason {
         match self {
             DropReason::Short => "short",
             DropReason::Response => "response",
+            DropReason::Oversize => "oversize",
         }
     }
 }

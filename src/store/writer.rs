@@ -39,12 +39,11 @@ pub use super::fault::StoreFault;
 use super::spool::{Backlog, ChunkSource, Spool, spool_path};
 use super::{Store, StoreError, ip_key, retention};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::path::Path;
 
-use crate::clients::{Identity, Ledger, SharedLedger};
+use crate::clients::{Ledger, SharedLedger};
 use crate::config::StoreConfig;
-use crate::incidents::track::{Pending, Tracker};
+use crate::incidents::track::{HitRow, Pending, Tracker};
 use crate::record::{QueryEvent, Sink, Transport};
 
 /// While a batch fills, the writer sleeps this long between drains of the queue rather than
@@ -804,12 +803,14 @@ fn write_batch(
         return Ok(written);
     };
     let mut pending = Pending::default();
-    // Incident bookkeeping must never cost evidence: each hit's tracking runs in a savepoint,
-    // and a failure there is rolled back and logged while the hit row itself is kept.
-    let written = insert_events_with(&tx, batch, &ledger, log_queries, |c, hit, e, ip, id| {
-        guarded(c, "incident tracking", |c| {
-            tracker.on_hit(c, hit, e, ip, id, &mut pending)
-        })
+    // Incident bookkeeping must never cost evidence: the whole batch's tracking runs in one
+    // savepoint after the hit rows are in, and a failure there is rolled back and logged
+    // while the hit rows themselves are kept. Once per batch, not per hit: grouped by client,
+    // a burst of hits costs one incident lookup and update (see `Tracker::on_hits`).
+    let mut hits = Vec::new();
+    let written = insert_events_into(&tx, batch, &ledger, log_queries, Some(&mut hits))?;
+    guarded(&tx, "incident tracking", |c| {
+        tracker.on_hits(c, batch, &hits, &mut pending)
     })?;
     guarded(&tx, "repeat-offender check", |c| {
         tracker.end_batch(c, &mut pending)
@@ -850,23 +851,16 @@ pub fn insert_events(
     ledger: &Ledger,
     log_queries: bool,
 ) -> Result<(u64, u64), StoreError> {
-    insert_events_with(conn, events, ledger, log_queries, |_, _, _, _, _| Ok(()))
+    insert_events_into(conn, events, ledger, log_queries, None)
 }
 
-/// [`insert_events`], calling `on_hit(conn, hit row id, event, client address, identity)`
-/// after each hit row is inserted (the incident tracker's hook).
-pub fn insert_events_with(
+/// [`insert_events`], also listing every hit row written (for the incident tracker).
+pub fn insert_events_into(
     conn: &Connection,
     events: &[QueryEvent],
     ledger: &Ledger,
     log_queries: bool,
-    mut on_hit: impl FnMut(
-        &Connection,
-        i64,
-        &QueryEvent,
-        IpAddr,
-        Option<&Identity>,
-    ) -> Result<(), StoreError>,
+    mut hits: Option<&mut Vec<HitRow>>,
 ) -> Result<(u64, u64), StoreError> {
     let (mut nq, mut nh) = (0u64, 0u64);
     // Reused for every row of the batch: no per-row String for the address or reversed name.
@@ -884,7 +878,7 @@ pub fn insert_events_with(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
          ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
     )?;
-    for e in events {
+    for (index, e) in events.iter().enumerate() {
         let ip = e.client.ip().to_canonical();
         let identity = ledger.lookup(ip);
         let id = identity.as_deref();
@@ -930,7 +924,14 @@ pub fn insert_events_with(
                 common.iter().chain(snapshot.iter()),
             ))?;
             nh += 1;
-            on_hit(conn, conn.last_insert_rowid(), e, ip, id)?;
+            if let Some(hits) = hits.as_deref_mut() {
+                hits.push(HitRow {
+                    id: conn.last_insert_rowid(),
+                    index,
+                    ip,
+                    identity: identity.clone(),
+                });
+            }
         }
     }
     Ok((nq, nh))
