@@ -179,3 +179,79 @@ fn check_lists_every_problem_with_path_and_line() {
     assert_eq!(problems[0].line, 0);
     assert!(problems[0].to_string().contains("no usable entry"));
 }
+
+/// The loader keeps each feed as its compiled rules, not its parse: recompiling after another
+/// feed changed (or failed) must bring back every kind of rule of the untouched feeds, and a
+/// disabled feed comes back from its file.
+#[test]
+fn editing_one_feed_keeps_the_others_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (loader, policy) = setup(dir.path(), "pool.example\n");
+    std::fs::write(
+        dir.path().join("adblock.txt"),
+        "||miner.example^\n||coin.example^\n@@||ok.coin.example^\n||10.9.8.7^\n||miner.example^\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("exact.txt"), "=host.example\n").unwrap();
+    let mut feeds = loader.feed_configs().as_ref().clone();
+    let mut extra = |name: &str, format: FeedFormat| {
+        let mut f = feeds[1].clone();
+        f.name = name.into();
+        f.path = Some(format!("{name}.txt").into());
+        f.format = format;
+        feeds.push(f);
+    };
+    extra("adblock", FeedFormat::Adblock);
+    extra("exact", FeedFormat::Plain);
+    loader.set_feeds(feeds.clone());
+    let check = |policy: &SharedPolicy| {
+        let p = policy.load();
+        assert!(blocked(policy, "a.miner.example") && blocked(policy, "x.coin.example"));
+        assert!(matches!(
+            p.check_name("a.ok.coin.example"),
+            Decision::Allowed(_)
+        ));
+        assert!(blocked(policy, "host.example") && !blocked(policy, "a.host.example"));
+        assert!(p.check_ip("10.9.8.7".parse().unwrap()).is_some());
+        assert!(!blocked(policy, "github.io"));
+    };
+    loader.reload();
+    check(&policy);
+    let adblock = &loader.feeds()[2];
+    assert_eq!(
+        (adblock.entries, adblock.rejected),
+        (5, 0),
+        "duplicates counted as lines"
+    );
+
+    // Feed B changes twice (the untouched feeds are rebuilt from rules of rules), then breaks.
+    for text in ["pool.example\nnew.example\n", "third.example\n", "<html>\n"] {
+        std::fs::write(dir.path().join("mining.txt"), text).unwrap();
+        loader.reload();
+        check(&policy);
+    }
+    assert!(blocked(&policy, "third.example") && !blocked(&policy, "new.example"));
+
+    // What publishing reads: each feed's rules, once.
+    let compiled = loader.compiled();
+    let ad = compiled
+        .feeds
+        .iter()
+        .find(|f| &*f.info.name == "adblock")
+        .unwrap();
+    let names: Vec<&str> = ad.rules.domains().map(|r| r.name).collect();
+    assert_eq!(names, ["miner.example", "coin.example"]);
+    let exceptions: Vec<&str> = ad.rules.exceptions().map(|r| r.name).collect();
+    assert_eq!(exceptions, ["ok.coin.example"]);
+
+    // Disabled: out of the policy; enabled again: read from its (unchanged) file.
+    feeds[2].enabled = false;
+    loader.set_feeds(feeds.clone());
+    loader.reload();
+    assert!(!blocked(&policy, "a.miner.example") && blocked(&policy, "host.example"));
+    feeds[2].enabled = true;
+    loader.set_feeds(feeds);
+    let r = loader.reload();
+    assert!(r.feeds[2].error.is_none());
+    check(&policy);
+}

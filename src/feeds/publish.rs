@@ -88,20 +88,20 @@ fn merge(c: &Compiled) -> Merged<'_> {
     let mut allow_exact: HashSet<&str> = HashSet::new();
     for f in &c.feeds {
         let allow = f.info.kind == FeedKind::Allow;
-        for d in &f.parsed.domains {
+        for d in f.rules.domains() {
             let set = match (allow, d.exact) {
                 (true, true) => &mut allow_exact,
                 (true, false) => &mut allow_sub,
                 (false, true) => &mut block_exact,
                 (false, false) => &mut block_sub,
             };
-            set.insert(d.name.as_str());
+            set.insert(d.name);
         }
-        for d in &f.parsed.exceptions {
+        for d in f.rules.exceptions() {
             if d.exact {
-                allow_exact.insert(d.name.as_str());
+                allow_exact.insert(d.name);
             } else {
-                allow_sub.insert(d.name.as_str());
+                allow_sub.insert(d.name);
             }
         }
     }
@@ -161,7 +161,7 @@ pub fn render(c: &Compiled, format: PublishFormat) -> Published {
                 .feeds
                 .iter()
                 .filter(|f| f.info.kind != FeedKind::Allow)
-                .flat_map(|f| f.parsed.ips.iter().copied())
+                .flat_map(|f| f.rules.ips().iter().copied())
                 .collect();
             nets.sort_unstable();
             nets.dedup();
@@ -236,18 +236,14 @@ pub fn blocking_rule(c: &Compiled, name: &DomainName) -> Option<String> {
         .iter()
         .filter(|f| f.info.kind != FeedKind::Allow)
         .find_map(|f| {
-            f.parsed
-                .domains
-                .iter()
-                .find(|d| {
-                    let e = d.name.as_str();
-                    e == n || (!d.exact && parents(n).any(|p| p == e))
-                })
+            f.rules
+                .domains()
+                .find(|d| d.name == n || (!d.exact && parents(n).any(|p| p == d.name)))
                 .map(|d| {
                     let rule = if d.exact {
-                        format!("={}", d.name.as_str())
+                        format!("={}", d.name)
                     } else {
-                        d.name.as_str().to_string()
+                        d.name.to_string()
                     };
                     format!("{}: {rule}", f.info.name)
                 })
@@ -261,34 +257,50 @@ mod tests {
 
     use super::*;
     use crate::config::{FeedFormat, Severity};
+    use crate::feeds::ParsedFeed;
     use crate::feeds::loader::CompiledFeed;
-    use crate::policy::{Action, FeedInfo, Policy};
+    use crate::policy::{Action, FeedInfo, FeedSource, Policy};
 
-    fn compiled(feeds: &[(&str, FeedKind, &str)]) -> Compiled {
-        Compiled {
+    fn compiled(feeds: &[(&str, FeedKind, &str)]) -> (Compiled, Arc<Policy>) {
+        let parsed: Vec<(Arc<FeedInfo>, ParsedFeed)> = feeds
+            .iter()
+            .map(|(name, kind, text)| {
+                let info = Arc::new(FeedInfo {
+                    name: (*name).into(),
+                    kind: *kind,
+                    action: Action::Sinkhole,
+                    category: "mining".into(),
+                    severity: Severity::Medium,
+                });
+                (info, crate::feeds::parse(text, FeedFormat::Auto, *kind))
+            })
+            .collect();
+        let (policy, rules) = Policy::compile(
+            parsed
+                .iter()
+                .map(|(info, p)| (info.clone(), FeedSource::Parsed(p))),
+        );
+        let feeds = parsed
+            .into_iter()
+            .zip(rules)
+            .map(|((info, _), rules)| CompiledFeed {
+                info,
+                rules,
+                sha256: String::new(),
+            })
+            .collect();
+        let compiled = Compiled {
             generation: 1,
             compiled_at: None,
-            feeds: feeds
-                .iter()
-                .map(|(name, kind, text)| CompiledFeed {
-                    info: Arc::new(FeedInfo {
-                        name: (*name).into(),
-                        kind: *kind,
-                        action: Action::Sinkhole,
-                        category: "mining".into(),
-                        severity: Severity::Medium,
-                    }),
-                    parsed: Arc::new(crate::feeds::parse(text, FeedFormat::Auto, *kind)),
-                    sha256: String::new(),
-                })
-                .collect(),
-        }
+            feeds,
+        };
+        (compiled, policy)
     }
 
     /// The merged list agrees with the matcher's own publisher iterator.
     #[test]
     fn merge_agrees_with_the_policy() {
-        let c = compiled(&[
+        let (c, policy) = compiled(&[
             (
                 "allow",
                 FeedKind::Allow,
@@ -305,7 +317,6 @@ mod tests {
                 "||pool.example^\n||deep.a.b.example^\n@@||b.example^\n=exact.example\nb.example\n",
             ),
         ]);
-        let policy = Policy::build(c.feeds.iter().map(|f| (f.info.clone(), f.parsed.as_ref())));
         let ours: BTreeSet<(String, bool)> = merge(&c)
             .blocked
             .iter()

@@ -598,7 +598,7 @@ impl Registry {
         let reloaded = std::time::Instant::now();
         self.loader.reload_with(Some(Seed {
             name: feed.name.clone(),
-            parsed: Arc::new(parsed),
+            parsed,
             sha256,
         }));
         tracing::info!(

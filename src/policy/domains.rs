@@ -273,12 +273,11 @@ impl DomainTableBuilder {
     }
 
     /// Records that feed `feed` lists `name` (normalised `DomainName` text, so at most 253
-    /// bytes). Returns false when the arena is full (4 GiB), which no real feed set reaches.
-    pub fn add(&mut self, name: &str, listing: Listing, exact: bool, feed: u16) -> bool {
+    /// bytes) and returns the offset of its record (for [`super::FeedRules`]). `None` when the
+    /// arena is full (4 GiB), which no real feed set reaches.
+    pub fn add(&mut self, name: &str, listing: Listing, exact: bool, feed: u16) -> Option<u32> {
         let key = name.as_bytes();
-        let Ok(len) = u8::try_from(key.len()) else {
-            return false;
-        };
+        let len = u8::try_from(key.len()).ok()?;
         let DomainTable {
             arena,
             index,
@@ -287,12 +286,8 @@ impl DomainTableBuilder {
         } = &mut self.t;
         let hash = hasher.hash_one(key);
         // Offsets are u32 and the record must fit too.
-        let Ok(next) = u32::try_from(arena.len()) else {
-            return false;
-        };
-        if u32::try_from(arena.len() + HEADER + key.len()).is_err() {
-            return false;
-        }
+        let next = u32::try_from(arena.len()).ok()?;
+        u32::try_from(arena.len() + HEADER + key.len()).ok()?;
         let at = match index.find(hash, |&at| record_name(arena, at) == key) {
             Some(&at) => at as usize,
             None => {
@@ -320,7 +315,7 @@ impl DomainTableBuilder {
         {
             slot.copy_from_slice(&value.to_le_bytes());
         }
-        true
+        u32::try_from(at).ok()
     }
 
     /// Freezes the table, returning unused reserve (duplicates across feeds leave some).

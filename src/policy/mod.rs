@@ -200,6 +200,120 @@ pub struct Policy {
 /// Source of [`Policy::generation`]: 0 is the empty policy, every compiled one gets the next.
 static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// Where a feed's rules come from when a policy is compiled.
+#[derive(Debug, Clone, Copy)]
+pub enum FeedSource<'a> {
+    /// A fresh parse of the feed's file.
+    Parsed(&'a ParsedFeed),
+    /// The rules of an earlier compile (the feed's file did not change).
+    Compiled(&'a FeedRules),
+}
+
+/// One domain rule as a feed lists it, borrowed from a parse or a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule<'a> {
+    /// The listed name, canonical.
+    pub name: &'a str,
+    /// Only the name itself (`=host`), not its subdomains.
+    pub exact: bool,
+    /// An adblock `@@` exception inside a block feed (acts as an allow entry).
+    pub exception: bool,
+}
+
+impl<'a> FeedSource<'a> {
+    /// Every domain rule, exceptions last. Boxed: one virtual call per name is noise next to
+    /// the hash insert it feeds.
+    fn names(self) -> Box<dyn Iterator<Item = Rule<'a>> + 'a> {
+        match self {
+            Self::Parsed(p) => {
+                let rule = |exception: bool| {
+                    move |d: &'a crate::feeds::DomainEntry| Rule {
+                        name: d.name.as_str(),
+                        exact: d.exact,
+                        exception,
+                    }
+                };
+                Box::new(
+                    p.domains
+                        .iter()
+                        .map(rule(false))
+                        .chain(p.exceptions.iter().map(rule(true))),
+                )
+            }
+            Self::Compiled(r) => Box::new(r.domains().chain(r.exceptions())),
+        }
+    }
+
+    fn ips(self) -> &'a [IpNet] {
+        match self {
+            Self::Parsed(p) => &p.ips,
+            Self::Compiled(r) => &r.ips,
+        }
+    }
+}
+
+/// A feed's record offsets, by [`group`].
+type Groups = [Box<[u32]>; 4];
+
+/// A [`FeedRules`] before its snapshot is wrapped in an `Arc`.
+type Parts = (Groups, Box<[IpNet]>);
+
+/// Index into [`FeedRules`]' groups: subtree, exact, exception subtree, exception exact.
+fn group(exception: bool, exact: bool) -> usize {
+    usize::from(exception) * 2 + usize::from(exact)
+}
+
+/// One feed's rules as compiled into a snapshot: what the loader keeps of a feed between
+/// reloads (to recompile it when another feed changes, and for publishing).
+///
+/// Why not the [`ParsedFeed`]: at a million names that is ~60 MiB of `DomainName` heap strings
+/// next to the 44 MiB snapshot, which already holds every name once in its arena. Here a name
+/// is the 4-byte offset of its record in the snapshot it belongs to (kept alive by the `Arc`),
+/// deduplicated per feed, so a feed costs 4 bytes per distinct name plus its addresses.
+pub struct FeedRules {
+    policy: Arc<Policy>,
+    /// Record offsets in `policy`'s name arena, in build order, per [`group`].
+    groups: Groups,
+    ips: Box<[IpNet]>,
+}
+
+impl fmt::Debug for FeedRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FeedRules")
+            .field("names", &self.groups.iter().map(|g| g.len()).sum::<usize>())
+            .field("ips", &self.ips.len())
+            .finish()
+    }
+}
+
+impl FeedRules {
+    fn group(&self, exception: bool, exact: bool) -> impl Iterator<Item = Rule<'_>> + '_ {
+        self.groups[group(exception, exact)]
+            .iter()
+            .map(move |&at| Rule {
+                name: self.policy.domains.name(at),
+                exact,
+                exception,
+            })
+    }
+
+    /// The names the feed lists (blocks, or allows in an allow feed), each once: subtree
+    /// rules first, then exact ones.
+    pub fn domains(&self) -> impl Iterator<Item = Rule<'_>> + '_ {
+        self.group(false, false).chain(self.group(false, true))
+    }
+
+    /// Its `@@` exceptions, each once.
+    pub fn exceptions(&self) -> impl Iterator<Item = Rule<'_>> + '_ {
+        self.group(true, false).chain(self.group(true, true))
+    }
+
+    /// Its addresses and prefixes, as listed.
+    pub fn ips(&self) -> &[IpNet] {
+        &self.ips
+    }
+}
+
 /// The live policy, swapped atomically on reload.
 pub type SharedPolicy = Arc<ArcSwap<Policy>>;
 
@@ -224,7 +338,40 @@ impl Policy {
     /// listed feed wins, so config order is the priority order. Duplicates (within and across
     /// feeds) are stored once. Feeds beyond the 32,767th are ignored with a warning.
     pub fn build<'a>(feeds: impl IntoIterator<Item = (Arc<FeedInfo>, &'a ParsedFeed)>) -> Self {
-        let mut feeds: Vec<(Arc<FeedInfo>, &ParsedFeed)> = feeds.into_iter().collect();
+        let sources = feeds
+            .into_iter()
+            .map(|(info, parsed)| (info, FeedSource::Parsed(parsed)));
+        Self::build_with_offsets(sources).0
+    }
+
+    /// [`Policy::build`] from fresh parses or from the [`FeedRules`] of an earlier compile,
+    /// returning each compiled feed's rules as they are held in the new snapshot. The loader
+    /// keeps those instead of the parses, so a reload of one feed recompiles the others
+    /// without re-reading their files and without a second copy of every name.
+    pub fn compile<'a>(
+        feeds: impl IntoIterator<Item = (Arc<FeedInfo>, FeedSource<'a>)>,
+    ) -> (Arc<Self>, Vec<Arc<FeedRules>>) {
+        let (policy, offsets) = Self::build_with_offsets(feeds);
+        let policy = Arc::new(policy);
+        let rules = offsets
+            .into_iter()
+            .map(|(groups, ips)| {
+                Arc::new(FeedRules {
+                    policy: policy.clone(),
+                    groups,
+                    ips,
+                })
+            })
+            .collect();
+        (policy, rules)
+    }
+
+    /// The policy, and per feed the record offsets of its names (see [`FeedRules`]) and its
+    /// addresses.
+    fn build_with_offsets<'a>(
+        feeds: impl IntoIterator<Item = (Arc<FeedInfo>, FeedSource<'a>)>,
+    ) -> (Self, Vec<Parts>) {
+        let mut feeds: Vec<(Arc<FeedInfo>, FeedSource<'a>)> = feeds.into_iter().collect();
         if feeds.len() > MAX_FEEDS {
             tracing::warn!(
                 feeds = feeds.len(),
@@ -236,37 +383,54 @@ impl Policy {
         // Size everything once: an upper bound (duplicates are trimmed in `finish`).
         let (names, bytes) = feeds
             .iter()
-            .flat_map(|(_, p)| p.domains.iter().chain(&p.exceptions))
-            .fold((0, 0), |(n, b), d| (n + 1, b + d.name.as_str().len()));
+            .flat_map(|(_, f)| f.names())
+            .fold((0, 0), |(n, b), r| (n + 1, b + r.name.len()));
         let mut table = DomainTableBuilder::with_capacity(names, bytes);
         let mut ips = IpTable::default();
         let mut full = false;
-        for (i, (info, parsed)) in feeds.iter().enumerate() {
+        let mut offsets = Vec::with_capacity(feeds.len());
+        for (i, (info, source)) in feeds.iter().enumerate() {
             let feed = i as u16; // < MAX_FEEDS, checked above
             let listing = if info.kind == FeedKind::Allow {
                 Listing::Allow
             } else {
                 Listing::Block
             };
-            for d in &parsed.domains {
-                full |= !table.add(d.name.as_str(), listing, d.exact, feed);
+            let mut groups: [Vec<u32>; 4] = Default::default();
+            for r in source.names() {
+                let l = if r.exception {
+                    Listing::Exception
+                } else {
+                    listing
+                };
+                match table.add(r.name, l, r.exact, feed) {
+                    Some(at) => groups[group(r.exception, r.exact)].push(at),
+                    None => full = true,
+                }
             }
-            for d in &parsed.exceptions {
-                full |= !table.add(d.name.as_str(), Listing::Exception, d.exact, feed);
-            }
-            for net in &parsed.ips {
+            // Offsets grow in build order, so sorting keeps each name's first listing in
+            // place and drops the file's duplicates.
+            let groups = groups.map(|mut g| {
+                g.sort_unstable();
+                g.dedup();
+                g.into_boxed_slice()
+            });
+            let nets: Box<[IpNet]> = source.ips().into();
+            for net in &nets {
                 ips.add(*net, feed);
             }
+            offsets.push((groups, nets));
         }
         if full {
             tracing::warn!("policy name arena is full (4 GiB); some names were not compiled");
         }
-        Self {
+        let policy = Self {
             feeds: feeds.into_iter().map(|(info, _)| info).collect(),
             domains: table.finish(),
             ips,
             generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        }
+        };
+        (policy, offsets)
     }
 
     /// Unique per compiled policy (unlike its address, which a later policy may reuse): what
