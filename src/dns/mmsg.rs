@@ -93,8 +93,11 @@ impl RecvBatch {
     /// Receives up to [`SLOTS`] datagrams without blocking; `WouldBlock` when none is waiting.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         for i in 0..SLOTS {
-            self.slots
-                .aim(i, SLOT_SIZE, size_of::<libc::sockaddr_storage>() as libc::socklen_t);
+            self.slots.aim(
+                i,
+                SLOT_SIZE,
+                size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+            );
         }
         // SAFETY: `hdrs` holds SLOTS headers whose iovecs and names point into buffers owned
         // by `self.slots`, which outlive the call and are not touched during it.
@@ -239,8 +242,7 @@ fn to_socket_addr(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<So
         }
         libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for sockaddr_in6.
-            let a: &libc::sockaddr_in6 =
-                unsafe { &*(s as *const _ as *const libc::sockaddr_in6) };
+            let a: &libc::sockaddr_in6 = unsafe { &*(s as *const _ as *const libc::sockaddr_in6) };
             Some(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::from(a.sin6_addr.s6_addr),
                 u16::from_be(a.sin6_port),
