@@ -161,6 +161,49 @@ async fn hits_past_the_spool_and_memory_bounds_are_dropped_and_counted() {
     assert!(!spool.exists());
 }
 
+/// A flood of hits faster than SQLite takes them (SQLite healthy): past `queue_capacity`
+/// queued hits the writer appends them to the spool instead of holding them in memory, and
+/// replays them as it catches up. None is lost, and they arrive in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hit_flood_deeper_than_the_queue_goes_through_the_spool_and_loses_nothing() {
+    const N: i64 = 3_000;
+    let h = Harness::new(|c| {
+        c.batch_size = 100;
+        c.queue_capacity = 50;
+        c.flush_interval_ms = 20;
+    });
+    // Submitted in a burst: the writer, napping between drains, finds far more than 50
+    // hits waiting when it next looks.
+    for i in 0..N {
+        assert!(h.sink.submit(event(
+            T0 + i,
+            "10.20.3.7:1",
+            &format!("p{i}.minexmr.com"),
+            "A",
+            Outcome::Blocked,
+            Some("mining")
+        )));
+    }
+    h.flush().await;
+    let writer = h.writer.as_ref().expect("writer");
+    let st = writer.health().status();
+    assert!(st.hits_spooled > 0, "the flood went through the spool: {st:?}");
+    assert_eq!(st.hits_dropped, 0, "{st:?}");
+    assert_eq!(st.hits_queued, 0, "{st:?}");
+    assert!(st.healthy, "{st:?}");
+    assert_eq!(h.count("hits"), N);
+    let c = h.store.write_connection().expect("conn");
+    let in_order: i64 = c
+        .query_row(
+            "SELECT count(*) FROM hits a JOIN hits b ON b.id = a.id + 1 WHERE b.time_ms > a.time_ms",
+            [],
+            |r| r.get(0),
+        )
+        .expect("order");
+    assert_eq!(in_order, N - 1, "rows are stored in arrival order");
+    assert!(!store::spool::spool_path(&h.cfg.path).exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_queries_false_stores_only_hits() {
     let mut h = Harness::new(|c| c.log_queries = false);

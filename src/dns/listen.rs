@@ -15,9 +15,10 @@
 //!
 //! So the loops are ours and hickory keeps the parts that are right: message parsing
 //! (`Request::from_bytes`), the `RequestHandler`/`ResponseHandler` traits and response
-//! building. Per packet, in order: [`wire::gate`]'s cheap header checks, the per-client
-//! [`RateLimiter`] (UDP only; TCP needs a completed handshake, so its source is real), the
-//! in-flight bound, then the handler. Every wait is bounded: reading a TCP frame by
+//! building. Per packet, in order: cheap header checks, the per-client [`RateLimiter`] (UDP
+//! only; TCP needs a completed handshake, so its source is real), the fast path
+//! ([`crate::dns::fast`]: blocked names and cached answers written in place, no task), then
+//! for everything else the in-flight bound, [`wire::gate`] and the handler. Every wait is bounded: reading a TCP frame by
 //! `[dns] tcp_idle_timeout_ms`, the handler by the upstream timeout, writing by the idle
 //! timeout again (a client that never reads cannot pin a connection).
 

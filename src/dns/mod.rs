@@ -122,7 +122,9 @@ impl DnsServer {
             quarantine: ctx.quarantine,
             udp_payload: config.dns.edns_udp_payload,
             fast_blocks: BlockWriter::new(&config.blocking),
-            packet_cache: usize::try_from(config.upstream.cache_size).unwrap_or(usize::MAX),
+            // Like the resolver caches: `cache_size` is shared out between the workers.
+            packet_cache: usize::try_from(config.upstream.cache_size).unwrap_or(usize::MAX)
+                / workers.max(1),
         });
         let limits = Limits::from_config(&config.dns);
         // One table for all workers: SO_REUSEPORT spreads a client's packets across them.

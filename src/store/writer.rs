@@ -9,7 +9,12 @@
 //! * hits (`Outcome::is_hit`) bypass the budget: they are evidence. They share the same
 //!   unbounded lock-free channel (std `mpsc`, a crossbeam-style list channel whose `send`
 //!   never blocks), so hits stay in order with the rest and cost nothing extra. Their memory
-//!   is bounded in practice by the blocked-query rate times one flush interval.
+//!   is bounded by `queue_capacity` hits plus one replay slice's arrivals (below).
+//!
+//! The same backlog takes hits when SQLite is healthy but slower than the hit rate: once more
+//! than `queue_capacity` hits wait in the channel, each full batch's hits are appended to the
+//! spool instead of written as rows (see `Writer::divert_when_flooded`), so a flood of
+//! blocked queries fills a bounded file, not memory.
 //!
 //! When a batch fails (disk full, read-only file system), its hits move to the [`Backlog`]
 //! (`store::spool`): an fsync'd append-only file next to the database, bounded by
@@ -81,6 +86,8 @@ pub struct WriterHealth {
     hits_spooled: AtomicU64,
     hits_replayed: AtomicU64,
     hits_dropped: AtomicU64,
+    /// Hits sent by the DNS path and not yet taken off the channel by the writer.
+    hits_queued: AtomicUsize,
 }
 
 /// A point-in-time copy of [`WriterHealth`], serialisable for `/healthz`.
@@ -108,6 +115,8 @@ pub struct WriterStatus {
     pub hits_replayed: u64,
     /// Hits lost past the spool and memory bounds.
     pub hits_dropped: u64,
+    /// Hits waiting in the channel from the DNS path (before the spool).
+    pub hits_queued: usize,
 }
 
 impl WriterHealth {
@@ -134,6 +143,7 @@ impl WriterHealth {
             hits_spooled: self.hits_spooled.load(Ordering::Relaxed),
             hits_replayed: self.hits_replayed.load(Ordering::Relaxed),
             hits_dropped: self.hits_dropped.load(Ordering::Relaxed),
+            hits_queued: self.hits_queued.load(Ordering::Relaxed),
         }
     }
 }
@@ -160,8 +170,10 @@ impl Sink for QueueSink {
 
     fn submit(&self, event: QueryEvent) -> bool {
         if event.outcome.is_hit() {
+            self.health.hits_queued.fetch_add(1, Ordering::Relaxed);
             if self.tx.send(Msg::Event(event)).is_err() {
                 // Only after shutdown: there is no writer left to take it.
+                self.health.hits_queued.fetch_sub(1, Ordering::Relaxed);
                 self.count_drop();
                 return false;
             }
@@ -427,6 +439,7 @@ impl Writer {
                     if self.batch.len() >= limit {
                         // A full batch means a backlog: the next ones may be larger.
                         self.backlogged = true;
+                        self.divert_when_flooded();
                         deadline = self.flush_and_rearm(interval);
                         // Under sustained load the queue never idles; prune between batches.
                         if pruning {
@@ -496,10 +509,25 @@ impl Writer {
     }
 
     fn push(&mut self, e: QueryEvent) {
-        if !e.outcome.is_hit() {
+        if e.outcome.is_hit() {
+            self.health.hits_queued.fetch_sub(1, Ordering::Relaxed);
+        } else {
             self.health.queued.fetch_sub(1, Ordering::Relaxed);
         }
         self.batch.push(e);
+    }
+
+    /// SQLite is healthy but slower than the hit rate (a flood of blocked queries): more than
+    /// `queue_capacity` hits wait in the channel. Rather than let them pile up in memory,
+    /// this batch's hits go to the backlog (a sequential append to the spool file, far
+    /// cheaper than indexed rows), and the usual time-boxed replay writes them into SQLite
+    /// as it catches up. Memory stays bounded by the capacity plus what arrives during one
+    /// replay slice; the spool's own bounds apply as for a failing store.
+    fn divert_when_flooded(&mut self) {
+        if self.health.hits_queued.load(Ordering::Relaxed) > self.cfg.queue_capacity {
+            metrics::counter!("poolguard_store_hit_floods_total").increment(1);
+            self.spool_hits();
+        }
     }
 
     fn drain_and_stop(&mut self, rx: &Receiver<Msg>) {
