@@ -65,6 +65,7 @@ fn bed() -> &'static Bed {
             zones: Arc::new(LocalZones::load(&config).expect("no zones")),
             access: ClientAccess::new(&config.dns.allow),
             inspect: true,
+            quarantine: None,
             udp_payload: config.dns.edns_udp_payload,
             fast_blocks: poolguard::dns::fast::block::BlockWriter::new(&config.blocking),
             packet_cache: 1024,
