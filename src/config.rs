@@ -386,6 +386,10 @@ pub struct StoreConfig {
     /// (disk full, read-only): hits go there and are replayed when writes succeed again.
     /// 0 = no spool file (hits are then held in memory only, up to `queue_capacity`).
     pub spool_max_bytes: u64,
+    /// While a DNS worker is saturated (its socket queue stays deep), ordinary query rows are
+    /// shed (counted) so logging never costs answers; hits are always kept. `false` keeps
+    /// every row, and answers slow down instead when the server is at capacity.
+    pub shed_when_saturated: bool,
 }
 
 impl Default for StoreConfig {
@@ -399,6 +403,7 @@ impl Default for StoreConfig {
             flush_interval_ms: 500,
             queue_capacity: 65_536,
             spool_max_bytes: 256 * 1024 * 1024,
+            shed_when_saturated: true,
         }
     }
 }

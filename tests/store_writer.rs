@@ -187,7 +187,10 @@ async fn a_hit_flood_deeper_than_the_queue_goes_through_the_spool_and_loses_noth
     h.flush().await;
     let writer = h.writer.as_ref().expect("writer");
     let st = writer.health().status();
-    assert!(st.hits_spooled > 0, "the flood went through the spool: {st:?}");
+    assert!(
+        st.hits_spooled > 0,
+        "the flood went through the spool: {st:?}"
+    );
     assert_eq!(st.hits_dropped, 0, "{st:?}");
     assert_eq!(st.hits_queued, 0, "{st:?}");
     assert!(st.healthy, "{st:?}");
@@ -202,6 +205,49 @@ async fn a_hit_flood_deeper_than_the_queue_goes_through_the_spool_and_loses_noth
         .expect("order");
     assert_eq!(in_order, N - 1, "rows are stored in arrival order");
     assert!(!store::spool::spool_path(&h.cfg.path).exists());
+}
+
+/// Stopping during a flood does not replay the spool (that could take longer than a service
+/// manager waits): the hits stay in the spool file and the next start stores every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_during_a_flood_leaves_the_spool_for_the_next_start() {
+    const N: i64 = 3_000;
+    let tweak = |c: &mut StoreConfig| {
+        c.batch_size = 100;
+        c.queue_capacity = 50;
+        c.flush_interval_ms = 20;
+    };
+    let mut h = Harness::new(tweak);
+    for i in 0..N {
+        assert!(h.sink.submit(event(
+            T0 + i,
+            "10.20.3.7:1",
+            &format!("p{i}.minexmr.com"),
+            "A",
+            Outcome::Blocked,
+            Some("mining")
+        )));
+    }
+    let writer = h.writer.take().expect("writer");
+    let health = writer.health();
+    writer.shutdown().await.expect("shutdown");
+    let st = health.status();
+    assert_eq!(st.hits_dropped, 0, "{st:?}");
+    assert!(
+        st.hits_spooled > 0,
+        "the flood went through the spool: {st:?}"
+    );
+
+    // Next start: the writer replays the leftover spool before anything else.
+    let cfg = h.cfg.clone();
+    let store = store::open(&cfg).expect("reopen");
+    let (_sink, writer) =
+        store::writer::spawn(&store, &cfg, poolguard::clients::Ledger::empty().shared())
+            .expect("writer");
+    writer.flush().await.expect("flush");
+    assert_eq!(h.count("hits"), N, "every hit stored after the restart");
+    assert!(!store::spool::spool_path(&cfg.path).exists());
+    writer.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

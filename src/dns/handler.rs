@@ -33,6 +33,7 @@ use crate::dns::answer::BlockAnswers;
 use crate::dns::fast::FastPath;
 use crate::dns::fast::block::BlockWriter;
 use crate::dns::fast::cache::PacketCache;
+use crate::dns::load::Load;
 use crate::dns::reply::Reply;
 use crate::dns::upstream::Upstreams;
 use crate::dns::zones::LocalZones;
@@ -68,6 +69,7 @@ pub struct Handler {
     shared: Arc<Shared>,
     upstreams: Upstreams,
     cache: Arc<PacketCache>,
+    load: Arc<Load>,
 }
 
 impl Handler {
@@ -78,12 +80,18 @@ impl Handler {
             shared,
             upstreams,
             cache,
+            load: Arc::default(),
         }
     }
 
-    /// The fast path over the same state and cache (`listen.rs` tries it first).
+    /// The fast path over the same state, cache and load flag (`listen.rs` tries it first).
     pub fn fast_path(&self) -> FastPath {
-        FastPath::new(self.shared.clone(), self.cache.clone())
+        FastPath::new(self.shared.clone(), self.cache.clone(), self.load.clone())
+    }
+
+    /// This worker's saturation flag, set by its UDP loops.
+    pub fn load(&self) -> &Arc<Load> {
+        &self.load
     }
 }
 
@@ -318,7 +326,7 @@ impl Handler {
             "answered"
         );
         let recorder = &self.shared.recorder;
-        if !recorder.wants(handled.outcome) {
+        if !recorder.admits(handled.outcome, self.load.saturated()) {
             return;
         }
         let qtype = request

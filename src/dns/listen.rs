@@ -190,6 +190,7 @@ pub async fn serve_udp(front: Arc<Frontend>, socket: UdpSocket, token: Cancellat
                     continue;
                 }
             };
+            front.handler.load().observe(count, mmsg::SLOTS);
             let udp = Udp {
                 front: &front,
                 socket: &socket,

@@ -18,6 +18,7 @@ pub mod answer;
 pub mod fast;
 pub mod handler;
 pub mod listen;
+pub mod load;
 pub mod mmsg;
 pub mod ratelimit;
 pub mod reply;

@@ -112,6 +112,16 @@ pub trait Sink: Send + Sync + 'static {
         let _ = outcome;
         true
     }
+
+    /// Whether ordinary events may be shed while a DNS worker is saturated
+    /// (`[store] shed_when_saturated`); sinks that must see every event keep the default.
+    fn may_shed(&self) -> bool {
+        false
+    }
+
+    /// Counts an ordinary event the DNS path did not build because its worker was saturated
+    /// (see [`Recorder::admits`]); it is reported like any dropped row.
+    fn shed(&self) {}
 }
 
 impl Recorder {
@@ -130,10 +140,27 @@ impl Recorder {
         self.inner.is_some()
     }
 
-    /// Whether an event with `outcome` is worth building (see [`Sink::accepts`]).
+    /// Whether to build and record an event for `outcome`, given whether the DNS worker that
+    /// answered is `saturated` (behind on its socket).
+    ///
+    /// Logging must never slow an answer. When a worker cannot keep up with its socket, every
+    /// microsecond the store writer spends on an ordinary row is one the worker needs: then
+    /// ordinary events are shed here (counted as dropped rows, like a full queue) before any
+    /// work is spent on them. Hits are evidence and are always recorded. Below saturation —
+    /// the normal case — nothing is shed.
     #[inline]
-    pub fn wants(&self, outcome: Outcome) -> bool {
-        self.inner.as_ref().is_some_and(|s| s.accepts(outcome))
+    pub fn admits(&self, outcome: Outcome, saturated: bool) -> bool {
+        let Some(sink) = &self.inner else {
+            return false;
+        };
+        if !sink.accepts(outcome) {
+            return false;
+        }
+        if saturated && !outcome.is_hit() && sink.may_shed() {
+            sink.shed();
+            return false;
+        }
+        true
     }
 
     /// Hands an event off without blocking.
@@ -141,5 +168,66 @@ impl Recorder {
         if let Some(sink) = &self.inner {
             sink.submit(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Keeps hits and, when `queries`, ordinary events; counts sheds.
+    struct Counting {
+        queries: bool,
+        shed: AtomicUsize,
+    }
+
+    impl Sink for Counting {
+        fn submit(&self, _: QueryEvent) -> bool {
+            true
+        }
+        fn accepts(&self, outcome: Outcome) -> bool {
+            self.queries || outcome.is_hit()
+        }
+        fn may_shed(&self) -> bool {
+            true
+        }
+        fn shed(&self) {
+            self.shed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_saturated_worker_sheds_ordinary_events_never_hits() {
+        let sink = Arc::new(Counting {
+            queries: true,
+            shed: AtomicUsize::new(0),
+        });
+        let recorder = Recorder::new(sink.clone());
+        assert!(recorder.admits(Outcome::Allowed, false));
+        assert!(recorder.admits(Outcome::Blocked, false));
+        assert!(!recorder.admits(Outcome::Allowed, true));
+        assert!(!recorder.admits(Outcome::Servfail, true));
+        for hit in [Outcome::Blocked, Outcome::CnameBlocked, Outcome::IpBlocked] {
+            assert!(recorder.admits(hit, true), "{hit:?} is evidence");
+        }
+        assert_eq!(sink.shed.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn events_nobody_keeps_are_not_built_nor_counted_as_shed() {
+        let sink = Arc::new(Counting {
+            queries: false,
+            shed: AtomicUsize::new(0),
+        });
+        let recorder = Recorder::new(sink.clone());
+        assert!(!recorder.admits(Outcome::Allowed, true));
+        assert!(!recorder.admits(Outcome::Allowed, false));
+        assert_eq!(
+            sink.shed.load(Ordering::Relaxed),
+            0,
+            "log_queries = false is not a drop"
+        );
+        assert!(!Recorder::disabled().admits(Outcome::Blocked, false));
     }
 }

@@ -88,6 +88,8 @@ pub struct WriterHealth {
     hits_dropped: AtomicU64,
     /// Hits sent by the DNS path and not yet taken off the channel by the writer.
     hits_queued: AtomicUsize,
+    /// Ordinary events a saturated DNS worker did not send (`Sink::shed`).
+    shed: AtomicU64,
 }
 
 /// A point-in-time copy of [`WriterHealth`], serialisable for `/healthz`.
@@ -153,6 +155,7 @@ pub struct QueueSink {
     tx: Sender<Msg>,
     capacity: usize,
     log_queries: bool,
+    shed_when_saturated: bool,
     health: Arc<WriterHealth>,
 }
 
@@ -166,6 +169,17 @@ impl QueueSink {
 impl Sink for QueueSink {
     fn accepts(&self, outcome: crate::record::Outcome) -> bool {
         self.log_queries || outcome.is_hit()
+    }
+
+    fn may_shed(&self) -> bool {
+        self.shed_when_saturated
+    }
+
+    fn shed(&self) {
+        self.health.shed.fetch_add(1, Ordering::Relaxed);
+        self.health.dropped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("poolguard_log_rows_dropped_total", "reason" => "dns_saturated")
+            .increment(1);
     }
 
     fn submit(&self, event: QueryEvent) -> bool {
@@ -296,6 +310,7 @@ pub fn spawn_with(
         backlogged: false,
         backlog,
         commits: 0,
+        seen_shed: 0,
     };
     let thread = std::thread::Builder::new()
         .name("poolguard-store-writer".into())
@@ -308,6 +323,7 @@ pub fn spawn_with(
         tx: tx.clone(),
         capacity: cfg.queue_capacity,
         log_queries: cfg.log_queries,
+        shed_when_saturated: cfg.shed_when_saturated,
         health: Arc::clone(&health),
     };
     Ok((
@@ -376,6 +392,8 @@ struct Writer {
     backlog: Backlog,
     /// Transactions committed so far (batches and replay chunks): progress for retries.
     commits: u64,
+    /// `WriterHealth::shed` when the last batch was written.
+    seen_shed: u64,
 }
 
 /// Under a backlog a batch may be this many times `batch_size`. One transaction per 16 k rows
@@ -536,7 +554,7 @@ impl Writer {
                 Ok(Msg::Event(e)) => {
                     self.push(e);
                     if self.batch.len() >= self.cfg.batch_size {
-                        self.flush();
+                        self.flush_for_stop();
                     }
                 }
                 Ok(Msg::Flush(ack)) => {
@@ -549,7 +567,15 @@ impl Writer {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        self.flush_until_done();
+        if self.backlog.is_empty() {
+            self.flush_until_done();
+        } else {
+            self.flush_for_stop();
+            tracing::info!(
+                spool_bytes = self.backlog.spool().pending_bytes(),
+                "hits left in the spool; the next start replays them"
+            );
+        }
         let held = self.backlog.held();
         if held > 0 {
             // The spool file survives for the next start; memory does not.
@@ -560,6 +586,55 @@ impl Writer {
             self.count_lost_hits(held as u64);
         }
         tracing::info!("store writer stopped");
+    }
+
+    /// While the DNS path sheds ordinary events (a worker is saturated), the writer drops the
+    /// ordinary rows it still holds too, counted, and writes only hits: rows queued before
+    /// the saturation would otherwise keep it busy on the shared core, and logging must never
+    /// slow an answer. Once the DNS path stops shedding, every row is written again.
+    fn yield_to_dns(&mut self) {
+        let shed = self.health.shed.load(Ordering::Relaxed);
+        if shed == self.seen_shed {
+            return;
+        }
+        self.seen_shed = shed;
+        let before = self.batch.len();
+        self.batch.retain(|e| e.outcome.is_hit());
+        let dropped = (before - self.batch.len()) as u64;
+        if dropped > 0 {
+            self.health.dropped.fetch_add(dropped, Ordering::Relaxed);
+            metrics::counter!("poolguard_log_rows_dropped_total", "reason" => "dns_saturated")
+                .increment(dropped);
+        }
+    }
+
+    /// At shutdown with a backlog: the batch's hits join the spool (on disk, replayed at the
+    /// next start) and only its ordinary rows are written, so stopping takes one batch, not
+    /// the replay of a flood's worth of hits (which outlived the 15 s a service manager
+    /// gives before SIGKILL). Without a backlog this is a plain flush.
+    fn flush_for_stop(&mut self) {
+        if self.backlog.is_empty() {
+            self.flush();
+            return;
+        }
+        self.spool_hits();
+        if self.batch.is_empty() {
+            return;
+        }
+        match write_batch(
+            &mut self.conn,
+            &self.batch,
+            &self.ledger,
+            self.cfg.log_queries,
+            self.tracker.as_ref(),
+            None,
+        ) {
+            Ok(written) => {
+                self.batch.clear();
+                self.record_success(written);
+            }
+            Err(e) => self.record_failure(&e, self.batch.len()),
+        }
     }
 
     /// Flushes, retrying a few times on transient errors (busy, full disk being cleaned).
@@ -589,6 +664,7 @@ impl Writer {
     /// Writes what is due: first a slice of the backlog (oldest hits), then the batch. Returns
     /// false when SQLite refused a write this time.
     fn flush(&mut self) -> bool {
+        self.yield_to_dns();
         if !self.backlog.is_empty() {
             // New hits queue behind those already waiting, so SQLite gets them in order.
             self.spool_hits();

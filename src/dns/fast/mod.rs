@@ -29,6 +29,7 @@ use hickory_proto::rr::RecordType;
 use metrics::Counter;
 
 use crate::dns::handler::{Shared, now_ms, rcode_text, type_mnemonic};
+use crate::dns::load::Load;
 use crate::record::{Outcome, QueryEvent, Transport};
 use cache::PacketCache;
 
@@ -37,6 +38,7 @@ use cache::PacketCache;
 pub struct FastPath {
     shared: Arc<Shared>,
     cache: Arc<PacketCache>,
+    load: Arc<Load>,
     counters: Counters,
 }
 
@@ -59,10 +61,11 @@ impl Counters {
 
 impl FastPath {
     /// The fast path of one worker, sharing `cache` with that worker's general path.
-    pub fn new(shared: Arc<Shared>, cache: Arc<PacketCache>) -> Self {
+    pub fn new(shared: Arc<Shared>, cache: Arc<PacketCache>, load: Arc<Load>) -> Self {
         Self {
             shared,
             cache,
+            load,
             counters: Counters::new(),
         }
     }
@@ -113,7 +116,10 @@ impl FastPath {
                 out,
             )?;
             self.counters.blocked[slot].increment(1);
-            if shared.recorder.wants(Outcome::Blocked) {
+            if shared
+                .recorder
+                .admits(Outcome::Blocked, self.load.saturated())
+            {
                 shared.recorder.record(QueryEvent {
                     time_ms: now_ms(),
                     client: src,
@@ -147,7 +153,10 @@ impl FastPath {
         };
         let hit = self.cache.answer(&request, start, out)?;
         self.counters.allowed[slot].increment(1);
-        if shared.recorder.wants(Outcome::Allowed) {
+        if shared
+            .recorder
+            .admits(Outcome::Allowed, self.load.saturated())
+        {
             shared.recorder.record(QueryEvent {
                 time_ms: now_ms(),
                 client: src,
