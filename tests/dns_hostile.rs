@@ -174,6 +174,20 @@ async fn truncated_packets() {
     bed.shutdown().await;
 }
 
+/// A UDP datagram longer than any real query (a valid question followed by 5 KB of junk) is
+/// dropped before parsing (`reason="oversize"`): the batched receive reads 4 KiB slots and
+/// never looks past them. The server keeps answering.
+#[tokio::test]
+async fn oversized_udp_datagrams_are_dropped() {
+    let bed = TestBed::start().await;
+    let mut p = header(0x1101, RD, 1, 0, 0, 0);
+    p.extend(question("www.example.test", 1, 1));
+    p.resize(5_000, 0xAB);
+    expect_silence(bed.dns, Proto::Udp, &p).await;
+    still_serves(bed.dns).await;
+    bed.shutdown().await;
+}
+
 #[tokio::test]
 async fn bad_counts() {
     let bed = TestBed::start().await;
