@@ -14,7 +14,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hickory_proto::rr::{Name, RecordType};
 use hickory_server::net::xfer::Protocol;
 use poolguard::config::{Config, FeedFormat, FeedKind, Severity, UpstreamConfig};
-use poolguard::dns::access::ClientAccess;
 use poolguard::dns::answer::BlockAnswers;
 use poolguard::dns::handler::{Handler, Shared};
 use poolguard::dns::listen::{Frontend, Limits};
@@ -66,18 +65,14 @@ fn frontend(runtime: &tokio::runtime::Runtime, action: Action) -> Frontend {
         conditional: Vec::new(),
     };
     let plan = UpstreamPlan::new(&upstream, 1).expect("plan");
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Shared::new(
+        &config,
         policy,
-        recorder: Recorder::disabled(),
-        blocks: BlockAnswers::new(&config.blocking),
-        zones: Arc::new(LocalZones::empty()),
-        access: ClientAccess::new(&config.dns.allow),
-        inspect: true,
-        quarantine: None,
-        udp_payload: config.dns.edns_udp_payload,
-        fast_blocks: poolguard::dns::fast::block::BlockWriter::new(&config.blocking),
-        packet_cache: 1024,
-    });
+        Recorder::disabled(),
+        LocalZones::empty(),
+        None,
+        1,
+    ));
     runtime.block_on(async {
         let upstreams = plan.build().expect("upstreams");
         Frontend::new(

@@ -161,6 +161,21 @@ async fn hits_past_the_spool_and_memory_bounds_are_dropped_and_counted() {
     assert!(!spool.exists());
 }
 
+/// Sends `n` hits (distinct names, increasing times) in one burst, faster than the writer,
+/// which naps between drains, takes them.
+fn submit_hit_flood(h: &Harness, n: i64) {
+    for i in 0..n {
+        assert!(h.sink.submit(event(
+            T0 + i,
+            "10.20.3.7:1",
+            &format!("p{i}.minexmr.com"),
+            "A",
+            Outcome::Blocked,
+            Some("mining")
+        )));
+    }
+}
+
 /// A flood of hits faster than SQLite takes them (SQLite healthy): past `queue_capacity`
 /// queued hits the writer appends them to the spool instead of holding them in memory, and
 /// replays them as it catches up. None is lost, and they arrive in order.
@@ -172,18 +187,8 @@ async fn a_hit_flood_deeper_than_the_queue_goes_through_the_spool_and_loses_noth
         c.queue_capacity = 50;
         c.flush_interval_ms = 20;
     });
-    // Submitted in a burst: the writer, napping between drains, finds far more than 50
-    // hits waiting when it next looks.
-    for i in 0..N {
-        assert!(h.sink.submit(event(
-            T0 + i,
-            "10.20.3.7:1",
-            &format!("p{i}.minexmr.com"),
-            "A",
-            Outcome::Blocked,
-            Some("mining")
-        )));
-    }
+    // The writer finds far more than 50 hits waiting when it next looks.
+    submit_hit_flood(&h, N);
     h.flush().await;
     let writer = h.writer.as_ref().expect("writer");
     let st = writer.health().status();
@@ -218,16 +223,7 @@ async fn stopping_during_a_flood_leaves_the_spool_for_the_next_start() {
         c.flush_interval_ms = 20;
     };
     let mut h = Harness::new(tweak);
-    for i in 0..N {
-        assert!(h.sink.submit(event(
-            T0 + i,
-            "10.20.3.7:1",
-            &format!("p{i}.minexmr.com"),
-            "A",
-            Outcome::Blocked,
-            Some("mining")
-        )));
-    }
+    submit_hit_flood(&h, N);
     let writer = h.writer.take().expect("writer");
     let health = writer.health();
     writer.shutdown().await.expect("shutdown");

@@ -16,8 +16,6 @@ use hickory_proto::op::{Message, MessageType};
 use hickory_server::net::xfer::Protocol;
 use libfuzzer_sys::fuzz_target;
 use poolguard::config::{Config, FeedFormat, FeedKind, Severity, UpstreamConfig};
-use poolguard::dns::answer::BlockAnswers;
-use poolguard::dns::access::ClientAccess;
 use poolguard::dns::handler::{Handler, Shared};
 use poolguard::dns::listen::{Frontend, Limits};
 use poolguard::dns::upstream::UpstreamPlan;
@@ -58,18 +56,14 @@ fn bed() -> &'static Bed {
             conditional: Vec::new(),
         };
         let plan = UpstreamPlan::new(&upstream, 1).expect("plan");
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
+            &config,
             policy,
-            recorder: Recorder::disabled(),
-            blocks: BlockAnswers::new(&config.blocking),
-            zones: Arc::new(LocalZones::load(&config).expect("no zones")),
-            access: ClientAccess::new(&config.dns.allow),
-            inspect: true,
-            quarantine: None,
-            udp_payload: config.dns.edns_udp_payload,
-            fast_blocks: poolguard::dns::fast::block::BlockWriter::new(&config.blocking),
-            packet_cache: 1024,
-        });
+            Recorder::disabled(),
+            LocalZones::load(&config).expect("no zones"),
+            None,
+            1,
+        ));
         let front = runtime.block_on(async {
             let upstreams = plan.build().expect("upstreams");
             Frontend::new(
@@ -88,7 +82,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, packet)) = data.split_first() else {
         return;
     };
-    let protocol = if selector & 1 == 0 { Protocol::Udp } else { Protocol::Tcp };
+    let protocol = if selector & 1 == 0 {
+        Protocol::Udp
+    } else {
+        Protocol::Tcp
+    };
     let src: SocketAddr = if selector & 2 == 0 {
         ([127, 0, 0, 1], 5300).into()
     } else {
@@ -100,7 +98,10 @@ fuzz_target!(|data: &[u8]| {
     let Some(answer) = answer else {
         return;
     };
-    assert!(packet.len() >= 12, "answered a packet shorter than a header");
+    assert!(
+        packet.len() >= 12,
+        "answered a packet shorter than a header"
+    );
     assert_eq!(packet[2] & 0x80, 0, "answered a response (QR=1)");
     assert_eq!(answer[..2], packet[..2], "ID not echoed");
     let message = Message::from_vec(&answer)
@@ -109,6 +110,10 @@ fuzz_target!(|data: &[u8]| {
     if protocol == Protocol::Udp {
         let edns = Message::from_vec(packet).ok().and_then(|m| m.edns);
         let limit = edns.map_or(512, |e| e.max_payload().clamp(512, 1232));
-        assert!(answer.len() <= usize::from(limit), "{} > {limit}", answer.len());
+        assert!(
+            answer.len() <= usize::from(limit),
+            "{} > {limit}",
+            answer.len()
+        );
     }
 });

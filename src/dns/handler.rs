@@ -28,6 +28,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::Instrument;
 
+use crate::config::Config;
 use crate::dns::access::ClientAccess;
 use crate::dns::answer::BlockAnswers;
 use crate::dns::fast::FastPath;
@@ -62,6 +63,33 @@ pub struct Shared {
     pub fast_blocks: BlockWriter,
     /// `[upstream] cache_size`: answers each worker's packet cache keeps.
     pub packet_cache: usize,
+}
+
+impl Shared {
+    /// The shared state from config, for `workers` DNS workers (each gets its share of
+    /// `[upstream] cache_size` for its packet cache, like the resolver caches).
+    pub fn new(
+        config: &Config,
+        policy: SharedPolicy,
+        recorder: Recorder,
+        zones: LocalZones,
+        quarantine: Option<Arc<crate::incidents::Quarantine>>,
+        workers: usize,
+    ) -> Self {
+        Self {
+            policy,
+            recorder,
+            blocks: BlockAnswers::new(&config.blocking),
+            zones: Arc::new(zones),
+            access: ClientAccess::new(&config.dns.allow),
+            inspect: config.blocking.inspect_answers,
+            quarantine,
+            udp_payload: config.dns.edns_udp_payload,
+            fast_blocks: BlockWriter::new(&config.blocking),
+            packet_cache: usize::try_from(config.upstream.cache_size).unwrap_or(usize::MAX)
+                / workers.max(1),
+        }
+    }
 }
 
 /// Our hickory `RequestHandler`: one per DNS worker, owning that worker's resolvers.

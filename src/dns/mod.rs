@@ -36,9 +36,6 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::dns::access::ClientAccess;
-use crate::dns::answer::BlockAnswers;
-use crate::dns::fast::block::BlockWriter;
 use crate::dns::handler::{Handler, Shared};
 use crate::dns::listen::{Frontend, Limits};
 use crate::dns::ratelimit::RateLimiter;
@@ -113,20 +110,14 @@ impl DnsServer {
             reason: e.to_string(),
         })??;
 
-        let shared = Arc::new(Shared {
-            policy: ctx.policy,
-            recorder: ctx.recorder,
-            blocks: BlockAnswers::new(&config.blocking),
-            zones: Arc::new(zones),
-            access: ClientAccess::new(&config.dns.allow),
-            inspect: config.blocking.inspect_answers,
-            quarantine: ctx.quarantine,
-            udp_payload: config.dns.edns_udp_payload,
-            fast_blocks: BlockWriter::new(&config.blocking),
-            // Like the resolver caches: `cache_size` is shared out between the workers.
-            packet_cache: usize::try_from(config.upstream.cache_size).unwrap_or(usize::MAX)
-                / workers.max(1),
-        });
+        let shared = Arc::new(Shared::new(
+            &config,
+            ctx.policy,
+            ctx.recorder,
+            zones,
+            ctx.quarantine,
+            workers,
+        ));
         let limits = Limits::from_config(&config.dns);
         // One table for all workers: SO_REUSEPORT spreads a client's packets across them.
         let limiter = RateLimiter::new(

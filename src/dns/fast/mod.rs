@@ -25,11 +25,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use metrics::Counter;
 
 use crate::dns::handler::{Shared, now_ms, rcode_text, type_mnemonic};
 use crate::dns::load::Load;
+use crate::policy::NameMatch;
 use crate::record::{Outcome, QueryEvent, Transport};
 use cache::PacketCache;
 
@@ -116,25 +118,17 @@ impl FastPath {
                 out,
             )?;
             self.counters.blocked[slot].increment(1);
-            if shared
-                .recorder
-                .admits(Outcome::Blocked, self.load.saturated())
-            {
-                shared.recorder.record(QueryEvent {
-                    time_ms: now_ms(),
-                    client: src,
-                    transport,
-                    name: q.name().into(),
-                    qtype: type_mnemonic(RecordType::from(q.qtype)).into(),
-                    outcome: Outcome::Blocked,
-                    feed: Some(feed.name.clone()),
-                    rule: Some(found.rule()),
-                    rcode: rcode_text(written.rcode),
-                    answer: (*written.summary).into(),
-                    latency_us: elapsed_us(start),
-                    upstream: None,
-                });
-            }
+            self.record(Answered {
+                query: &q,
+                client: src,
+                transport,
+                start,
+                outcome: Outcome::Blocked,
+                verdict: Some((feed.name.clone(), found)),
+                rcode: written.rcode,
+                summary: &written.summary,
+                upstream: None,
+            });
             return Some(written.len);
         }
 
@@ -153,27 +147,59 @@ impl FastPath {
         };
         let hit = self.cache.answer(&request, start, out)?;
         self.counters.allowed[slot].increment(1);
-        if shared
-            .recorder
-            .admits(Outcome::Allowed, self.load.saturated())
-        {
-            shared.recorder.record(QueryEvent {
-                time_ms: now_ms(),
-                client: src,
-                transport,
-                name: q.name().into(),
-                qtype: type_mnemonic(RecordType::from(q.qtype)).into(),
-                outcome: Outcome::Allowed,
-                feed: None,
-                rule: None,
-                rcode: rcode_text(hit.rcode),
-                answer: (*hit.summary).into(),
-                latency_us: elapsed_us(start),
-                upstream: Some((*hit.upstream).into()),
-            });
-        }
+        self.record(Answered {
+            query: &q,
+            client: src,
+            transport,
+            start,
+            outcome: Outcome::Allowed,
+            verdict: None,
+            rcode: hit.rcode,
+            summary: &hit.summary,
+            upstream: Some(&hit.upstream),
+        });
         Some(hit.len)
     }
+
+    /// Hands the query-log event over, unless nobody keeps it or the worker sheds it.
+    fn record(&self, a: Answered<'_, '_>) {
+        let recorder = &self.shared.recorder;
+        if !recorder.admits(a.outcome, self.load.saturated()) {
+            return;
+        }
+        let (feed, rule) = match a.verdict {
+            Some((feed, found)) => (Some(feed), Some(found.rule())),
+            None => (None, None),
+        };
+        recorder.record(QueryEvent {
+            time_ms: now_ms(),
+            client: a.client,
+            transport: a.transport,
+            name: a.query.name().into(),
+            qtype: type_mnemonic(RecordType::from(a.query.qtype)).into(),
+            outcome: a.outcome,
+            feed,
+            rule,
+            rcode: rcode_text(a.rcode),
+            answer: (**a.summary).into(),
+            latency_us: elapsed_us(a.start),
+            upstream: a.upstream.map(|u| (**u).into()),
+        });
+    }
+}
+
+/// What the fast path answered, for the query log.
+struct Answered<'q, 'p> {
+    query: &'q query::Query<'q>,
+    client: SocketAddr,
+    transport: Transport,
+    start: Instant,
+    outcome: Outcome,
+    /// The feed's name and the match, for a block.
+    verdict: Option<(Arc<str>, NameMatch<'p>)>,
+    rcode: ResponseCode,
+    summary: &'q Arc<str>,
+    upstream: Option<&'q Arc<str>>,
 }
 
 fn elapsed_us(start: Instant) -> u32 {
