@@ -160,6 +160,9 @@ pub struct UpstreamConfig {
     pub timeout_ms: u64,
     /// Entries in the answer cache.
     pub cache_size: u64,
+    /// How long past its TTL a cached answer may still be served when the upstream fails
+    /// (RFC 8767 serve-stale, with TTL 30 and EDE 3); 0 = never.
+    pub serve_stale_secs: u64,
     /// Internal domains forwarded to the campus's own servers instead.
     pub conditional: Vec<ConditionalForward>,
 }
@@ -170,6 +173,7 @@ impl Default for UpstreamConfig {
             servers: Vec::new(),
             timeout_ms: 2000,
             cache_size: 32_768,
+            serve_stale_secs: 86_400,
             conditional: Vec::new(),
         }
     }

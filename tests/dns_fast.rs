@@ -157,3 +157,44 @@ async fn the_blocked_answer_is_the_same_whichever_path_makes_it() {
     );
     bed.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_upstream_outage_is_bridged_with_stale_answers() {
+    let mut bed = TestBed::builder().workers(1).timeout_ms(300).start().await;
+    let first = bed
+        .ask(Proto::Udp, "short.example.test.", RecordType::A)
+        .await;
+    assert_eq!(addresses(&first), vec!["192.0.2.77"]);
+
+    // The upstream goes away for good.
+    drop(std::mem::replace(&mut bed.upstream, Upstream::serving(&[])));
+
+    // Once the record's 1 s TTL has passed, the cache stands in (RFC 8767): same data, TTL 30,
+    // EDE 3. Until then the fresh cached copy answers; never a SERVFAIL in between.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stale = loop {
+        let q = request("short.example.test.", RecordType::A, true);
+        let r = query(bed.dns, Proto::Udp, &q).await;
+        assert_eq!(addresses(&r), vec!["192.0.2.77"], "{r:?}");
+        if ede(&r).map(|(code, _)| code) == Some(3) {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stale answer: {r:?}"
+        );
+        // Paces the polling while the TTL runs out; the loop ends on the answer, not the clock.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(stale.metadata.response_code, ResponseCode::NoError);
+    assert!(stale.answers.iter().all(|r| r.ttl == 30), "{stale:?}");
+    let (_, text) = ede(&stale).expect("EDE");
+    assert!(text.starts_with("stale answer: upstream"), "{text}");
+
+    // A name never answered before has nothing to fall back on.
+    let never = bed
+        .ask(Proto::Udp, "mail.example.test.", RecordType::A)
+        .await;
+    assert_eq!(never.metadata.response_code, ResponseCode::ServFail);
+    bed.shutdown().await;
+}

@@ -53,6 +53,7 @@ fn bed() -> &'static Bed {
             servers: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
             timeout_ms: 1,
             cache_size: 64,
+            serve_stale_secs: 0,
             conditional: Vec::new(),
         };
         let plan = UpstreamPlan::new(&upstream, 1).expect("plan");

@@ -18,9 +18,11 @@
 //! non-blocking sink.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{
+    Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
+};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -35,11 +37,14 @@ use crate::dns::fast::FastPath;
 use crate::dns::fast::block::BlockWriter;
 use crate::dns::fast::cache::PacketCache;
 use crate::dns::load::Load;
-use crate::dns::reply::Reply;
+use crate::dns::reply::{ExtendedError, Reply};
 use crate::dns::upstream::Upstreams;
 use crate::dns::zones::LocalZones;
 use crate::policy::{Decision, Policy, SharedPolicy, Verdict};
 use crate::record::{Outcome, QueryEvent, Recorder, Transport};
+
+/// TTL of a stale answer: RFC 8767 §4 recommends 30 s, so clients come back soon for a fresh one.
+const STALE_TTL: u32 = 30;
 
 /// What every worker's handler shares: read-only after start, except the policy (swapped whole).
 pub struct Shared {
@@ -63,6 +68,9 @@ pub struct Shared {
     pub fast_blocks: BlockWriter,
     /// `[upstream] cache_size`: answers each worker's packet cache keeps.
     pub packet_cache: usize,
+    /// `[upstream] serve_stale_secs`: how long past its TTL a cached answer may stand in for
+    /// a failed upstream.
+    pub serve_stale: Duration,
 }
 
 impl Shared {
@@ -88,6 +96,7 @@ impl Shared {
             fast_blocks: BlockWriter::new(&config.blocking),
             packet_cache: usize::try_from(config.upstream.cache_size).unwrap_or(usize::MAX)
                 / workers.max(1),
+            serve_stale: Duration::from_secs(config.upstream.serve_stale_secs),
         }
     }
 }
@@ -103,7 +112,7 @@ pub struct Handler {
 impl Handler {
     /// A handler for one worker, with that worker's packet cache.
     pub fn new(shared: Arc<Shared>, upstreams: Upstreams) -> Self {
-        let cache = Arc::new(PacketCache::new(shared.packet_cache));
+        let cache = Arc::new(PacketCache::new(shared.packet_cache, shared.serve_stale));
         Self {
             shared,
             upstreams,
@@ -284,6 +293,18 @@ impl Handler {
         let forwarded = forwarder.forward(name.clone(), qtype).await;
         let upstream = Some(forwarder.label().clone());
         if forwarded.failed {
+            // RFC 8767: an answer we had, checked against today's policy, beats SERVFAIL.
+            if let Some(stale) = self.stale(qname, qtype, forwarder.label()) {
+                return match allowlisted {
+                    Some(v) => Handled {
+                        reply: stale,
+                        outcome: Outcome::Allowlisted,
+                        verdict: Some(v),
+                        upstream,
+                    },
+                    None => self.inspected(&name, qtype, stale, upstream),
+                };
+            }
             return Handled {
                 reply: forwarded.reply,
                 outcome: Outcome::Servfail,
@@ -305,13 +326,7 @@ impl Handler {
         if shared.inspect
             && let Some((outcome, v)) = inspect(&policy, &forwarded.reply)
         {
-            let reply = shared.blocks.answer(&name, qtype, v.action(), &v.feed.name);
-            return Handled {
-                reply,
-                outcome,
-                verdict: Some(v),
-                upstream,
-            };
+            return self.blocked(&name, qtype, outcome, v, upstream);
         }
         self.cache.insert(
             qname,
@@ -327,6 +342,75 @@ impl Handler {
             verdict: None,
             upstream,
         }
+    }
+
+    /// The block answer for an upstream answer that inspection caught.
+    fn blocked(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        outcome: Outcome,
+        v: Verdict,
+        upstream: Option<Arc<str>>,
+    ) -> Handled {
+        let reply = self
+            .shared
+            .blocks
+            .answer(name, qtype, v.action(), &v.feed.name);
+        Handled {
+            reply,
+            outcome,
+            verdict: Some(v),
+            upstream,
+        }
+    }
+
+    /// A stale answer, inspected like a fresh one (a CNAME target or address listed since it
+    /// was cached still blocks it).
+    fn inspected(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        reply: Reply,
+        upstream: Option<Arc<str>>,
+    ) -> Handled {
+        let shared = &self.shared;
+        if shared.inspect
+            && let Some((outcome, v)) = inspect(&shared.policy.load(), &reply)
+        {
+            return self.blocked(name, qtype, outcome, v, upstream);
+        }
+        Handled {
+            reply,
+            outcome: Outcome::Allowed,
+            verdict: None,
+            upstream,
+        }
+    }
+
+    /// The packet cache's copy of `qname`/`qtype` within the serve-stale window, as a reply
+    /// with every TTL set to 30 s and EDE 3 (RFC 8767 §4, §5), so clients retry soon.
+    fn stale(&self, qname: &str, qtype: RecordType, label: &str) -> Option<Reply> {
+        let bytes = self.cache.stale(qname, qtype, Instant::now())?;
+        let message = Message::from_vec(&bytes).ok()?;
+        let fresh = |records: Vec<hickory_proto::rr::Record>| {
+            records
+                .into_iter()
+                .map(|mut r| {
+                    r.ttl = STALE_TTL;
+                    r
+                })
+                .collect::<Vec<_>>()
+        };
+        metrics::counter!("poolguard_stale_answers_total").increment(1);
+        Some(Reply {
+            rcode: message.metadata.response_code,
+            authoritative: false,
+            answers: fresh(message.answers),
+            authorities: fresh(message.authorities),
+            additionals: fresh(message.additionals),
+            ede: Some(ExtendedError::stale(label)),
+        })
     }
 
     /// Metrics, a debug line and the query-log event.

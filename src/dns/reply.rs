@@ -19,6 +19,9 @@ pub const EDE_OPTION_CODE: u16 = 15;
 /// RFC 8914 INFO-CODE 15, "Blocked": the operator's blocklist stopped the name.
 pub const EDE_BLOCKED: u16 = 15;
 
+/// RFC 8914 INFO-CODE 3, "Stale Answer": served from cache past its TTL (RFC 8767).
+pub const EDE_STALE_ANSWER: u16 = 3;
+
 /// RFC 8914 INFO-CODE 22, "No Reachable Authority": the upstream did not answer in time.
 pub const EDE_NO_REACHABLE_AUTHORITY: u16 = 22;
 /// RFC 8914 INFO-CODE 23, "Network Error": the upstream failed or answered with an error.
@@ -47,6 +50,14 @@ impl ExtendedError {
         Self {
             info_code,
             text: format!("upstream {upstream} {what}"),
+        }
+    }
+
+    /// Why an answer is stale: the upstream failed and the cache stood in (RFC 8767).
+    pub fn stale(upstream: &str) -> Self {
+        Self {
+            info_code: EDE_STALE_ANSWER,
+            text: format!("stale answer: upstream {upstream} failed"),
         }
     }
 

@@ -51,6 +51,8 @@ pub struct Hit {
 pub struct PacketCache {
     table: Mutex<Table>,
     capacity: usize,
+    /// How long past expiry an entry is kept for [`PacketCache::stale`].
+    serve_stale: Duration,
 }
 
 struct Table {
@@ -66,6 +68,8 @@ struct Entry {
     policy: u64,
     stored: Instant,
     expires: Instant,
+    /// Kept until then for serve-stale (RFC 8767), never answered from the fast path.
+    stale_until: Instant,
     /// The encoded message: a zeroed header, the lower-case question, the sections.
     body: Box<[u8]>,
     question_end: usize,
@@ -95,8 +99,9 @@ pub struct Request<'a> {
 }
 
 impl PacketCache {
-    /// A cache of at most `capacity` answers (0 = off).
-    pub fn new(capacity: usize) -> Self {
+    /// A cache of at most `capacity` answers (0 = off), each kept `serve_stale` past its TTL
+    /// for [`PacketCache::stale`].
+    pub fn new(capacity: usize, serve_stale: Duration) -> Self {
         Self {
             table: Mutex::new(Table {
                 entries: HashTable::new(),
@@ -104,6 +109,7 @@ impl PacketCache {
                 evictions: 0,
             }),
             capacity,
+            serve_stale,
         }
     }
 
@@ -119,9 +125,12 @@ impl PacketCache {
             .entries
             .find(hash, |e| e.qtype == req.qtype && *e.name == *req.name)?;
         if now >= entry.expires || entry.policy != req.policy {
-            if let Ok(found) = table
-                .entries
-                .find_entry(hash, |e| e.qtype == req.qtype && *e.name == *req.name)
+            // Expired but still inside the serve-stale window: kept for `stale`, but a fresh
+            // answer is wanted, so it is a miss either way.
+            if now >= entry.stale_until
+                && let Ok(found) = table
+                    .entries
+                    .find_entry(hash, |e| e.qtype == req.qtype && *e.name == *req.name)
             {
                 found.remove();
             }
@@ -205,6 +214,7 @@ impl PacketCache {
             policy,
             stored: now,
             expires: now + Duration::from_secs(u64::from(encoded.ttl)),
+            stale_until: now + Duration::from_secs(u64::from(encoded.ttl)) + self.serve_stale,
             body: encoded.body.into_boxed_slice(),
             question_end: encoded.question_end,
             ttls: encoded.ttls.into_boxed_slice(),
@@ -220,6 +230,36 @@ impl PacketCache {
         table.entries.insert_unique(hash, entry, |e| e.hash);
     }
 
+    /// The stored answer for `name`/`qtype`, fresh or up to `serve_stale` past its TTL, as a
+    /// message (header with counts and RCODE, the lower-case question, the sections with their
+    /// stored TTLs):
+    /// what RFC 8767 lets a resolver answer when its upstream fails. The caller re-checks it
+    /// against the live policy; this does not look at the policy generation.
+    pub fn stale(&self, name: &str, qtype: RecordType, now: Instant) -> Option<Vec<u8>> {
+        if self.capacity == 0 || self.serve_stale.is_zero() {
+            return None;
+        }
+        let table = self.table.lock().ok()?;
+        let code = u16::from(qtype);
+        let hash = table.hasher.hash_one((name.as_bytes(), code));
+        let entry = table
+            .entries
+            .find(hash, |e| e.qtype == code && *e.name == *name.as_bytes())?;
+        if now >= entry.stale_until {
+            return None;
+        }
+        // The stored header is zeroed (each hit writes its own); give the copy its counts and
+        // RCODE so it decodes as the message it was.
+        let mut message = entry.body.to_vec();
+        message[2] = 0x80;
+        message[3] = u16::from(entry.rcode) as u8 & 0x0F;
+        message[4..6].copy_from_slice(&1u16.to_be_bytes());
+        message[6..8].copy_from_slice(&entry.counts[0].to_be_bytes());
+        message[8..10].copy_from_slice(&entry.counts[1].to_be_bytes());
+        message[10..12].copy_from_slice(&entry.counts[2].to_be_bytes());
+        Some(message)
+    }
+
     /// Entries held now, for tests and metrics.
     pub fn len(&self) -> usize {
         self.table.lock().map_or(0, |t| t.entries.len())
@@ -232,10 +272,10 @@ impl PacketCache {
 }
 
 impl Table {
-    /// Drops expired entries; if that is not enough, about an eighth of the rest (chosen by
+    /// Drops entries past their serve-stale window; if that is not enough, about an eighth of the rest (chosen by
     /// hash bits, so effectively at random and without bookkeeping on the hit path).
     fn make_room(&mut self, now: Instant, capacity: usize) {
-        self.entries.retain(|e| now < e.expires);
+        self.entries.retain(|e| now < e.stale_until);
         if self.entries.len() >= capacity {
             let salt = self.evictions;
             self.evictions = self.evictions.wrapping_add(1);
@@ -382,7 +422,7 @@ mod tests {
 
     #[test]
     fn a_hit_is_the_stored_answer_with_the_clients_id_question_and_aged_ttls() {
-        let cache = PacketCache::new(16);
+        let cache = PacketCache::new(16, Duration::ZERO);
         let t0 = Instant::now();
         let label: Arc<str> = "127.0.0.1:53".into();
         let r = reply(vec![
@@ -430,7 +470,7 @@ mod tests {
 
     #[test]
     fn a_new_policy_snapshot_or_a_small_limit_is_a_miss() {
-        let cache = PacketCache::new(16);
+        let cache = PacketCache::new(16, Duration::from_secs(60));
         let t0 = Instant::now();
         let label: Arc<str> = "u".into();
         cache.insert(
@@ -453,16 +493,18 @@ mod tests {
         assert!(cache.answer(&req, t0, &mut out).is_some());
         req.policy = 8;
         assert!(cache.answer(&req, t0, &mut out).is_none(), "policy changed");
-        req.policy = 7;
+        req.policy = 9;
         assert!(
             cache.answer(&req, t0, &mut out).is_none(),
-            "the stale entry was dropped"
+            "nor for any later one"
         );
+        // Kept (for serve-stale, re-checked by the caller) until the next forward replaces it.
+        assert!(cache.stale("x.example", RecordType::A, t0).is_some());
     }
 
     #[test]
     fn uncacheable_answers_are_not_stored() {
-        let cache = PacketCache::new(16);
+        let cache = PacketCache::new(16, Duration::ZERO);
         let t0 = Instant::now();
         let label: Arc<str> = "u".into();
         cache.insert("e.example", RecordType::A, &reply(vec![]), &label, 1, t0);
@@ -511,8 +553,41 @@ mod tests {
     }
 
     #[test]
+    fn stale_copies_outlive_the_ttl_by_the_serve_stale_window_only() {
+        let cache = PacketCache::new(16, Duration::from_secs(100));
+        let t0 = Instant::now();
+        let label: Arc<str> = "u".into();
+        let r = reply(vec![a("s.example.", 60, [192, 0, 2, 9])]);
+        cache.insert("s.example", RecordType::A, &r, &label, 7, t0);
+        let q = question(&["s", "example"]);
+        let mut out = [0u8; 600];
+        let req = request(b"s.example", &q, None);
+        let expired = t0 + Duration::from_secs(61);
+        assert!(
+            cache.answer(&req, expired, &mut out).is_none(),
+            "never fresh past the TTL"
+        );
+        let bytes = cache
+            .stale("s.example", RecordType::A, expired)
+            .expect("stale copy kept");
+        let m = hickory_proto::op::Message::from_vec(&bytes).expect("decodes");
+        assert_eq!(m.answers, r.answers);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(
+            cache
+                .stale("s.example", RecordType::A, t0 + Duration::from_secs(160))
+                .is_none()
+        );
+        assert!(
+            cache
+                .stale("s.example", RecordType::AAAA, expired)
+                .is_none()
+        );
+    }
+
+    #[test]
     fn the_table_never_grows_past_its_capacity() {
-        let cache = PacketCache::new(64);
+        let cache = PacketCache::new(64, Duration::ZERO);
         let t0 = Instant::now();
         let label: Arc<str> = "u".into();
         for i in 0..1000 {
