@@ -33,11 +33,11 @@ use crate::versions::Version;
 
 /// The feed, check, publish and ledger-upload routes, with their own body limit.
 pub(crate) fn routes(state: &ApiState) -> Router<ApiState> {
-    let max_upload = state
+    let max_upload_mb = state
         .feeds
         .as_ref()
-        .map_or(64, |r| r.config().api.max_upload_mb)
-        .saturating_mul(1 << 20) as usize;
+        .map_or(64, |r| r.config().api.max_upload_mb);
+    let max_upload = max_upload_mb.saturating_mul(1 << 20) as usize;
     let public_publish = state
         .feeds
         .as_ref()
@@ -71,6 +71,39 @@ pub(crate) fn routes(state: &ApiState) -> Router<ApiState> {
         .merge(admin)
         .merge(publish_routes)
         .layer(DefaultBodyLimit::max(max_upload))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                refuse_oversized(max_upload_mb, req, next)
+            },
+        ))
+}
+
+/// Refuses an upload whose `Content-Length` is over the limit before its body is read. A
+/// client that waits for `100 Continue` (curl does for large bodies) then never sends the
+/// body, and no client sees its upload cut off by a reset instead of the 413: without this,
+/// the body was read until the limit tripped and the connection closed with the rest unread.
+/// Bodies without a length (chunked) are still cut at the limit by `DefaultBodyLimit`.
+async fn refuse_oversized(
+    limit_mb: u64,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit_mb.saturating_mul(1 << 20)) {
+        return axum::response::IntoResponse::into_response(too_large(limit_mb));
+    }
+    next.run(req).await
+}
+
+fn too_large(limit_mb: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is over [api] max_upload_mb = {limit_mb} MiB"),
+    )
 }
 
 fn registry(state: &ApiState) -> Result<Arc<Registry>, ApiError> {
@@ -207,10 +240,7 @@ async fn audit(
 fn body(b: Result<Bytes, BytesRejection>, limit_mb: u64) -> Result<Bytes, ApiError> {
     b.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is over [api] max_upload_mb = {limit_mb} MiB"),
-            )
+            too_large(limit_mb)
         } else {
             ApiError::new(r.status(), r.body_text())
         }
