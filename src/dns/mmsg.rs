@@ -8,9 +8,9 @@
 //!
 //! Besides `malloc_trim` after a feed reload (`feeds/loader.rs`), this is the only `unsafe` in
 //! poolguard: three FFI calls whose buffers are owned by the batch and re-pointed right before
-//! every call (so moving the batch can never leave a
-//! dangling pointer). The datagram slots are 4 KiB: a real DNS query is far smaller (one
-//! question and an OPT record), so a longer datagram is reported as truncated and dropped.
+//! every call (so moving the batch can never leave a dangling pointer). The datagram slots are
+//! 4 KiB: a real DNS query is far smaller (one question and an OPT record), so a longer
+//! datagram is reported as truncated and dropped.
 
 use std::io;
 use std::mem::{size_of, zeroed};
