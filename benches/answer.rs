@@ -15,12 +15,8 @@ use hickory_proto::rr::{Name, RecordType};
 use hickory_server::net::xfer::Protocol;
 use poolguard::config::{Config, FeedFormat, FeedKind, Severity, UpstreamConfig};
 use poolguard::dns::answer::BlockAnswers;
-use poolguard::dns::handler::{Handler, Shared};
-use poolguard::dns::listen::{Frontend, Limits};
-use poolguard::dns::upstream::UpstreamPlan;
-use poolguard::dns::zones::LocalZones;
+use poolguard::dns::listen::Frontend;
 use poolguard::policy::{Action, FeedInfo, Policy};
-use poolguard::record::Recorder;
 
 /// A standard query (RD, one question, optionally with an EDNS OPT record) as it comes off the
 /// wire.
@@ -43,7 +39,16 @@ fn query(id: u16, name: &str, qtype: u16, edns: bool) -> Vec<u8> {
 }
 
 fn frontend(runtime: &tokio::runtime::Runtime, action: Action) -> Frontend {
-    let config = Config::default();
+    // Nothing is forwarded in these benches; the upstream only has to exist.
+    let config = Config {
+        upstream: UpstreamConfig {
+            servers: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
+            timeout_ms: 1,
+            cache_size: 64,
+            ..UpstreamConfig::default()
+        },
+        ..Config::default()
+    };
     let mining = poolguard::feeds::parse(
         "pool.example\nxmr-mine.test\n",
         FeedFormat::Plain,
@@ -57,31 +62,7 @@ fn frontend(runtime: &tokio::runtime::Runtime, action: Action) -> Frontend {
         severity: Severity::High,
     });
     let policy = Arc::new(ArcSwap::from_pointee(Policy::build([(info, &mining)])));
-    // Nothing is forwarded in these benches; the upstream only has to exist.
-    let upstream = UpstreamConfig {
-        servers: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
-        timeout_ms: 1,
-        cache_size: 64,
-        serve_stale_secs: 0,
-        conditional: Vec::new(),
-    };
-    let plan = UpstreamPlan::new(&upstream, 1).expect("plan");
-    let shared = Arc::new(Shared::new(
-        &config,
-        policy,
-        Recorder::disabled(),
-        LocalZones::empty(),
-        None,
-        1,
-    ));
-    runtime.block_on(async {
-        let upstreams = plan.build().expect("upstreams");
-        Frontend::new(
-            Handler::new(shared, upstreams),
-            None,
-            Limits::from_config(&config.dns),
-        )
-    })
+    runtime.block_on(async { Frontend::offline(&config, policy).expect("front end") })
 }
 
 fn synthesis(c: &mut Criterion) {

@@ -16,12 +16,8 @@ use hickory_proto::op::{Message, MessageType};
 use hickory_server::net::xfer::Protocol;
 use libfuzzer_sys::fuzz_target;
 use poolguard::config::{Config, FeedFormat, FeedKind, Severity, UpstreamConfig};
-use poolguard::dns::handler::{Handler, Shared};
-use poolguard::dns::listen::{Frontend, Limits};
-use poolguard::dns::upstream::UpstreamPlan;
-use poolguard::dns::zones::LocalZones;
+use poolguard::dns::listen::Frontend;
 use poolguard::policy::{Action, FeedInfo, Policy};
-use poolguard::record::Recorder;
 
 struct Bed {
     runtime: tokio::runtime::Runtime,
@@ -35,7 +31,15 @@ fn bed() -> &'static Bed {
             .enable_all()
             .build()
             .expect("runtime");
-        let config = Config::default();
+        let config = Config {
+            upstream: UpstreamConfig {
+                servers: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
+                timeout_ms: 1,
+                cache_size: 64,
+                ..UpstreamConfig::default()
+            },
+            ..Config::default()
+        };
         let mining = poolguard::feeds::parse(
             "pool.example\nxmr.test\n*.mine.test\n",
             FeedFormat::Plain,
@@ -49,30 +53,8 @@ fn bed() -> &'static Bed {
             severity: Severity::High,
         });
         let policy = Arc::new(ArcSwap::from_pointee(Policy::build([(info, &mining)])));
-        let upstream = UpstreamConfig {
-            servers: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
-            timeout_ms: 1,
-            cache_size: 64,
-            serve_stale_secs: 0,
-            conditional: Vec::new(),
-        };
-        let plan = UpstreamPlan::new(&upstream, 1).expect("plan");
-        let shared = Arc::new(Shared::new(
-            &config,
-            policy,
-            Recorder::disabled(),
-            LocalZones::load(&config).expect("no zones"),
-            None,
-            1,
-        ));
-        let front = runtime.block_on(async {
-            let upstreams = plan.build().expect("upstreams");
-            Frontend::new(
-                Handler::new(shared, upstreams),
-                None,
-                Limits::from_config(&config.dns),
-            )
-        });
+        let front =
+            runtime.block_on(async { Frontend::offline(&config, policy).expect("front end") });
         Bed { runtime, front }
     })
 }

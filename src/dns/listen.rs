@@ -40,12 +40,17 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::DnsConfig;
+use crate::config::{Config, DnsConfig};
+use crate::dns::DnsError;
 use crate::dns::fast::FastPath;
-use crate::dns::handler::Handler;
+use crate::dns::handler::{Handler, Shared};
 use crate::dns::mmsg::{self, RecvBatch, SendBatch};
 use crate::dns::ratelimit::{Admit, RateLimiter};
+use crate::dns::upstream::UpstreamPlan;
 use crate::dns::wire::{self, DropReason, Gate, HEADER_LEN};
+use crate::dns::zones::LocalZones;
+use crate::policy::SharedPolicy;
+use crate::record::Recorder;
 use crate::record::Transport;
 
 /// Largest datagram we read; a DNS message cannot be longer.
@@ -102,6 +107,28 @@ impl Frontend {
             limiter,
             limits,
         }
+    }
+
+    /// One worker's front end built from `config` and `policy` the way `DnsServer` builds
+    /// each worker's, but without sockets, rate limiter or store: for harnesses that drive
+    /// [`Frontend::respond`] (the fuzz target, the answer bench). Call it inside a tokio
+    /// runtime (the resolver lives there); it reads zone files and resolv.conf.
+    pub fn offline(config: &Config, policy: SharedPolicy) -> Result<Self, DnsError> {
+        let plan = UpstreamPlan::new(&config.upstream, 1)?;
+        let zones = LocalZones::load(config)?;
+        let shared = Arc::new(Shared::new(
+            config,
+            policy,
+            Recorder::disabled(),
+            zones,
+            None,
+            1,
+        ));
+        Ok(Self::new(
+            Handler::new(shared, plan.build()?),
+            None,
+            Limits::from_config(&config.dns),
+        ))
     }
 
     /// The whole request path for one packet without sockets: gate, parse, handle, encode.
