@@ -255,13 +255,7 @@ impl Handler {
         };
         let allowlisted = match decision {
             Decision::Blocked(v) => {
-                let reply = shared.blocks.answer(&name, qtype, v.action(), &v.feed.name);
-                return Handled {
-                    reply,
-                    outcome: Outcome::Blocked,
-                    verdict: Some(v),
-                    upstream: None,
-                };
+                return self.blocked(&name, qtype, Outcome::Blocked, v, None);
             }
             Decision::Allowed(v) => Some(v),
             Decision::Pass => None,
@@ -344,7 +338,7 @@ impl Handler {
         }
     }
 
-    /// The block answer for an upstream answer that inspection caught.
+    /// The block answer for a listed name, or for an upstream answer that inspection caught.
     fn blocked(
         &self,
         name: &Name,
