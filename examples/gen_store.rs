@@ -70,7 +70,8 @@ fn generate(path: &std::path::Path, rows: u64) -> Result<(), Box<dyn std::error:
     let mut done = 0u64;
     while done < rows {
         let tx = conn.unchecked_transaction()?;
-        let mut events = Vec::with_capacity(10_000);
+        // The writer's default batch: one query-log block per 4096 rows, as in production.
+        let mut events = Vec::with_capacity(4096);
         for i in done..(done + chunk).min(rows) {
             let c = rng.random_range(0..CLIENTS);
             let n = rng.random_range(0..NAMES);

@@ -332,10 +332,22 @@ async fn identity_is_snapshotted_and_department_is_on_query_rows() {
             Some("10.20.3.7/32".into())
         )
     );
-    let depts: Vec<Option<String>> = conn
-        .prepare("SELECT department FROM queries ORDER BY id")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .expect("queries");
+    let page = poolguard::store::read::list(
+        &conn,
+        poolguard::store::Table::Queries,
+        &poolguard::store::ListFilter {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .expect("queries");
+    // Oldest first, like the rows were written.
+    let depts: Vec<Option<String>> = page
+        .rows
+        .iter()
+        .rev()
+        .map(|r| r.department.clone())
+        .collect();
     assert_eq!(
         depts,
         vec![

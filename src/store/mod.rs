@@ -10,6 +10,7 @@
 //! a PostgreSQL backend for several resolver nodes can implement the same methods later.
 
 pub mod audit;
+pub mod blocks;
 #[doc(hidden)]
 pub mod fault;
 pub mod read;
@@ -51,6 +52,8 @@ pub enum StoreError {
     Worker(String),
     #[error(transparent)]
     Spool(#[from] spool::SpoolError),
+    #[error(transparent)]
+    Block(#[from] blocks::codec::BlockError),
 }
 
 /// How many read-only connections the API may use at once; more just queue.

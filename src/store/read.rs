@@ -80,7 +80,7 @@ pub struct StoredRow {
 }
 
 /// One page of a list and the key to continue from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Page {
     pub rows: Vec<StoredRow>,
     pub next: Option<(i64, i64)>,
@@ -271,6 +271,9 @@ fn where_clause(
 
 /// One page of `table` matching `f`, newest first.
 pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, StoreError> {
+    if table == Table::Queries {
+        return super::blocks::list(conn, f);
+    }
     let mut params = Vec::new();
     let mut wh = where_clause(conn, table, f, &mut params)?;
     if let Some((t, id)) = f.cursor {
@@ -331,7 +334,7 @@ pub fn stats(
         )
     };
     Ok(Stats {
-        queries_by_action: counts(conn, &by("queries", "action", ""), since_ms, until_ms, 100)?,
+        queries_by_action: super::blocks::counts_by_action(conn, since_ms, until_ms)?,
         hits_by_action: counts(conn, &by("hits", "action", ""), since_ms, until_ms, 100)?,
         top_blocked_names: counts(conn, &by("hits", "name", ""), since_ms, until_ms, top)?,
         top_clients: counts(conn, &by("hits", "client", ""), since_ms, until_ms, top)?,
@@ -351,15 +354,12 @@ pub fn client_summary(
     key: [u8; 16],
     recent: usize,
 ) -> Result<ClientSummary, StoreError> {
+    let (mut first, mut last) = super::blocks::seen(conn, key)?;
     let key = key.to_vec();
-    let mut first: Option<i64> = None;
-    let mut last: Option<i64> = None;
-    for table in ["queries", "hits"] {
+    {
         let (f, l): (Option<i64>, Option<i64>) = conn.query_row(
-            &format!(
-                "SELECT (SELECT min(time_ms) FROM {table} WHERE client_bin = ?1), \
-                        (SELECT max(time_ms) FROM {table} WHERE client_bin = ?1)"
-            ),
+            "SELECT (SELECT min(time_ms) FROM hits WHERE client_bin = ?1), \
+                    (SELECT max(time_ms) FROM hits WHERE client_bin = ?1)",
             [&key],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;

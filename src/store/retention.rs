@@ -12,6 +12,9 @@ use crate::config::StoreConfig;
 /// Rows per DELETE transaction.
 pub const DELETE_BATCH: usize = 5_000;
 
+/// Query-log blocks deleted per transaction (each holds up to a writer batch of rows).
+pub const DELETE_BLOCKS: usize = 16;
+
 const DAY_MS: i64 = 86_400_000;
 
 /// How many rows a prune removed.
@@ -53,9 +56,9 @@ pub fn prune(
     let (q_cut, h_cut) = cutoffs(cfg, now_ms);
     let mut report = PruneReport::default();
     loop {
-        let n = prune_batch(conn, "queries", q_cut, batch)?;
+        let (n, more) = super::blocks::prune(conn, q_cut, DELETE_BLOCKS)?;
         report.queries_deleted += n;
-        if n < batch {
+        if !more {
             break;
         }
     }

@@ -76,7 +76,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -125,8 +125,37 @@ fn v5() -> String {
     .to_string()
 }
 
+/// The query log as blocks (`store::blocks`): one row per writer batch instead of one
+/// indexed row per query. [`migrate`] first moves any rows of the old per-query table into
+/// blocks (`blocks::convert_legacy`), then this drops it.
+fn v6() -> String {
+    format!("{V6_TABLES}DROP TABLE IF EXISTS queries;\n")
+}
+
+/// v6's new table, created before the old rows are moved into it.
+const V6_TABLES: &str = "CREATE TABLE IF NOT EXISTS query_blocks (
+    id          INTEGER PRIMARY KEY,
+    first_ms    INTEGER NOT NULL,
+    last_ms     INTEGER NOT NULL,
+    rows        INTEGER NOT NULL,
+    counts      BLOB    NOT NULL,
+    filter      BLOB    NOT NULL,
+    data        BLOB    NOT NULL);
+CREATE INDEX IF NOT EXISTS query_blocks_last ON query_blocks(last_ms);
+CREATE INDEX IF NOT EXISTS query_blocks_first ON query_blocks(first_ms);
+";
+
+/// The version whose step first converts the old per-query table (see [`v6`]).
+const BLOCKS_VERSION: i64 = 6;
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrate_to(conn, SCHEMA_VERSION)
+}
+
+/// Brings the database to `target` (tests build old databases with it to check upgrades).
+#[doc(hidden)]
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
@@ -136,10 +165,14 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (i, step) in STEPS.iter().enumerate() {
         let version = i as i64 + 1;
-        if version <= current {
+        if version <= current || version > target {
             continue;
         }
         let tx = conn.transaction()?;
+        if version == BLOCKS_VERSION {
+            tx.execute_batch(V6_TABLES)?;
+            super::blocks::convert_legacy(&tx)?;
+        }
         tx.execute_batch(&step())?;
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
@@ -163,7 +196,8 @@ pub fn create_tables_without_indexes(conn: &Connection) -> Result<(), StoreError
 pub fn create_indexes(conn: &Connection) -> Result<(), StoreError> {
     let sql: String = all_steps()
         .lines()
-        .filter(|l| l.starts_with("CREATE INDEX"))
+        // v1's per-query table is gone since v6, and its indexes with it.
+        .filter(|l| l.starts_with("CREATE INDEX") && !l.contains(" ON queries("))
         .collect::<Vec<_>>()
         .join("\n");
     conn.execute_batch(&sql)?;

@@ -40,13 +40,15 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::blocks::{self, codec::BlockEncoder, codec::Entry};
 pub use super::fault::StoreFault;
 use super::spool::{Backlog, ChunkSource, Spool, spool_path};
 use super::{Store, StoreError, ip_key, retention};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::Path;
 
-use crate::clients::{Ledger, SharedLedger};
+use crate::clients::{Identity, Ledger, SharedLedger};
 use crate::config::StoreConfig;
 use crate::incidents::track::{HitRow, Pending, Tracker};
 use crate::record::{QueryEvent, Sink, Transport};
@@ -855,16 +857,16 @@ impl Writer {
     fn prune_step(&mut self) -> bool {
         let (q_cut, h_cut) = retention::cutoffs(&self.cfg, now_ms());
         let batch = retention::DELETE_BATCH;
-        let q = retention::prune_batch(&self.conn, "queries", q_cut, batch);
+        let q = blocks::prune(&self.conn, q_cut, retention::DELETE_BLOCKS);
         let h = retention::prune_batch(&self.conn, "hits", h_cut, batch);
         match (q, h) {
-            (Ok(q), Ok(h)) => {
+            (Ok((q, more)), Ok(h)) => {
                 if q + h > 0 {
                     tracing::debug!(queries = q, hits = h, "retention batch");
                     metrics::counter!("poolguard_store_pruned_rows_total")
                         .increment((q + h) as u64);
                 }
-                q == batch || h == batch
+                more || h == batch
             }
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(error = %e, "retention pruning failed; will retry next hour");
@@ -967,14 +969,9 @@ pub fn insert_events_into(
     mut hits: Option<&mut Vec<HitRow>>,
 ) -> Result<(u64, u64), StoreError> {
     let (mut nq, mut nh) = (0u64, 0u64);
-    // Reused for every row of the batch: no per-row String for the address or reversed name.
+    // Reused for every hit row: no per-row String for the address or reversed name.
     let mut client = String::with_capacity(48);
     let mut rname = String::with_capacity(256);
-    let mut q = conn.prepare_cached(
-        "INSERT INTO queries (time_ms, client, client_bin, port, transport, name, rname, qtype, \
-         action, feed, rule, rcode, answer, latency_us, upstream, department) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?;
     let mut h = conn.prepare_cached(
         "INSERT INTO hits (time_ms, client, client_bin, port, transport, name, rname, qtype, \
          action, feed, rule, rcode, answer, latency_us, upstream, department, \
@@ -982,11 +979,33 @@ pub fn insert_events_into(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
          ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
     )?;
+    let mut block = BlockEncoder::default();
+    // Clients repeat in runs: one ledger lookup per run, not per row.
+    let mut last: Option<(IpAddr, Option<Arc<Identity>>)> = None;
     for (index, e) in events.iter().enumerate() {
         let ip = e.client.ip().to_canonical();
-        let identity = ledger.lookup(ip);
+        let identity = match &last {
+            Some((seen, identity)) if *seen == ip => identity.clone(),
+            _ => {
+                let identity = ledger.lookup(ip);
+                last = Some((ip, identity.clone()));
+                identity
+            }
+        };
         let id = identity.as_deref();
         let department = id.and_then(|i| i.department.as_deref());
+        if log_queries {
+            block.push(&Entry::of(e, department));
+            nq += 1;
+            if block.rows() >= blocks::MAX_BLOCK_ROWS
+                && let Some(sealed) = std::mem::take(&mut block).seal()
+            {
+                blocks::insert(conn, &sealed)?;
+            }
+        }
+        if !e.outcome.is_hit() {
+            continue;
+        }
         client.clear();
         // Writing into a String cannot fail.
         let _ = write!(client, "{ip}");
@@ -1010,33 +1029,30 @@ pub fn insert_events_into(
             e.upstream.as_deref(),
             department,
         ];
-        if log_queries {
-            q.execute(common)?;
-            nq += 1;
+        let snapshot = params![
+            id.and_then(|i| i.network.as_deref()),
+            id.and_then(|i| i.asset.as_deref()),
+            id.and_then(|i| i.mac.as_deref()),
+            id.and_then(|i| i.kind.as_deref()),
+            id.and_then(|i| i.location.as_deref()),
+            id.and_then(|i| i.owner.as_deref()),
+            id.and_then(|i| i.contact.as_deref()),
+        ];
+        h.execute(rusqlite::params_from_iter(
+            common.iter().chain(snapshot.iter()),
+        ))?;
+        nh += 1;
+        if let Some(hits) = hits.as_deref_mut() {
+            hits.push(HitRow {
+                id: conn.last_insert_rowid(),
+                index,
+                ip,
+                identity: identity.clone(),
+            });
         }
-        if e.outcome.is_hit() {
-            let snapshot = params![
-                id.and_then(|i| i.network.as_deref()),
-                id.and_then(|i| i.asset.as_deref()),
-                id.and_then(|i| i.mac.as_deref()),
-                id.and_then(|i| i.kind.as_deref()),
-                id.and_then(|i| i.location.as_deref()),
-                id.and_then(|i| i.owner.as_deref()),
-                id.and_then(|i| i.contact.as_deref()),
-            ];
-            h.execute(rusqlite::params_from_iter(
-                common.iter().chain(snapshot.iter()),
-            ))?;
-            nh += 1;
-            if let Some(hits) = hits.as_deref_mut() {
-                hits.push(HitRow {
-                    id: conn.last_insert_rowid(),
-                    index,
-                    ip,
-                    identity: identity.clone(),
-                });
-            }
-        }
+    }
+    if let Some(sealed) = block.seal() {
+        blocks::insert(conn, &sealed)?;
     }
     Ok((nq, nh))
 }

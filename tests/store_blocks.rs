@@ -1,0 +1,402 @@
+//! The query log's block store, checked against a brute-force reference: every filter, every
+//! page boundary, blocks whose time ranges overlap, and the upgrade from the per-query table.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use poolguard::clients::Ledger;
+use poolguard::record::{Outcome, QueryEvent, Transport};
+use poolguard::store::{self, ListFilter, NameFilter, Store, StoredRow, Table, schema};
+
+const T0: i64 = 1_795_000_000_000;
+
+const CLIENTS: [&str; 6] = [
+    "10.20.3.7",
+    "10.20.3.8",
+    "10.20.9.1",
+    "192.0.2.44",
+    "2001:db8::7",
+    "2001:db8:1::9",
+];
+const NAMES: [&str; 7] = [
+    "pool.minexmr.com",
+    "xmr.pool.minexmr.com",
+    "minexmr.com",
+    "www.example.com",
+    "example.com",
+    "api.example.org",
+    "localhost",
+];
+
+const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact
+10.20.3.0/24,,lab,lab,B1,Physics,Ada,
+10.20.9.1,,rig,gpu,B2,Chemistry,Bo,
+2001:db8::/48,,v6,pc,B3,Library,Cy,
+";
+
+/// A small deterministic generator, so a failure reproduces.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+/// `batches` writer batches; each spans a time window overlapping its neighbours'.
+fn events(batches: usize, per_batch: usize) -> Vec<Vec<QueryEvent>> {
+    let mut rng = Lcg(7);
+    let feed: Arc<str> = Arc::from("mining");
+    (0..batches)
+        .map(|b| {
+            (0..per_batch)
+                .map(|_| {
+                    let client: IpAddr = CLIENTS[rng.next(CLIENTS.len())].parse().unwrap();
+                    let name = NAMES[rng.next(NAMES.len())];
+                    let blocked = name.contains("minexmr");
+                    QueryEvent {
+                        // Few distinct times, so ties (ordered by id) are common.
+                        time_ms: T0 + (b * 40 + rng.next(60)) as i64,
+                        client: SocketAddr::new(client, 1024 + rng.next(60000) as u16),
+                        transport: if rng.next(4) == 0 {
+                            Transport::Tcp
+                        } else {
+                            Transport::Udp
+                        },
+                        name: name.into(),
+                        qtype: ["A", "AAAA", "HTTPS"][rng.next(3)].into(),
+                        outcome: if blocked {
+                            Outcome::Blocked
+                        } else {
+                            Outcome::Allowed
+                        },
+                        feed: blocked.then(|| feed.clone()),
+                        rule: blocked.then(|| Arc::from("minexmr.com")),
+                        rcode: if blocked { "NXDOMAIN" } else { "NOERROR" },
+                        answer: if blocked { "" } else { "A 192.0.2.1" }.into(),
+                        latency_us: rng.next(5000) as u32,
+                        upstream: (!blocked).then(|| "127.0.0.1:53".into()),
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn department(ledger: &Ledger, ip: IpAddr) -> Option<String> {
+    ledger.lookup(ip).and_then(|i| i.department.clone())
+}
+
+fn matches(f: &ListFilter, e: &QueryEvent, ledger: &Ledger) -> bool {
+    let ip = e.client.ip();
+    let key = store::ip_key(ip);
+    f.client.is_none_or(|(lo, hi)| lo <= key && key <= hi)
+        && f.name.as_ref().is_none_or(|n| match n {
+            NameFilter::Exact(x) => *e.name == **x,
+            NameFilter::Suffix(s) => *e.name == **s || e.name.ends_with(&format!(".{s}")),
+        })
+        && f.qtype.as_deref().is_none_or(|t| &*e.qtype == t)
+        && f.action.as_deref().is_none_or(|a| e.outcome.as_str() == a)
+        && f.feed
+            .as_deref()
+            .is_none_or(|x| e.feed.as_deref() == Some(x))
+        && f.department
+            .as_deref()
+            .is_none_or(|d| department(ledger, ip).as_deref() == Some(d))
+        && f.since_ms.is_none_or(|s| e.time_ms >= s)
+        && f.until_ms.is_none_or(|u| e.time_ms < u)
+}
+
+/// Every page of `f`, concatenated.
+fn all_pages(conn: &rusqlite::Connection, mut f: ListFilter) -> Vec<StoredRow> {
+    let mut out = Vec::new();
+    loop {
+        let page = store::read::list(conn, Table::Queries, &f).expect("list");
+        assert!(page.rows.len() <= f.limit);
+        out.extend(page.rows);
+        match page.next {
+            Some(c) => f.cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+fn net(s: &str) -> Option<([u8; 16], [u8; 16])> {
+    Some(store::net_range(s.parse().unwrap()))
+}
+
+#[test]
+fn every_filter_and_page_matches_a_brute_force_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("q.db")).unwrap();
+    let (ledger, problems) =
+        Ledger::from_reader(LEDGER.as_bytes(), std::path::Path::new("t")).unwrap();
+    assert!(problems.rejected.is_empty());
+    let batches = events(30, 97);
+    let mut conn = store.write_connection().unwrap();
+    for batch in &batches {
+        let tx = conn.transaction().unwrap();
+        store::writer::insert_events(&tx, batch, &ledger, true).unwrap();
+        tx.commit().unwrap();
+    }
+    // Write order is id order: ties in time come newest-written first.
+    let written: Vec<&QueryEvent> = batches.iter().flatten().collect();
+    let exact = |n: &str| Some(NameFilter::Exact(n.into()));
+    let suffix = |n: &str| Some(NameFilter::Suffix(n.into()));
+    let filters: Vec<(&str, ListFilter)> = vec![
+        ("none", ListFilter::default()),
+        (
+            "client",
+            ListFilter {
+                client: net("10.20.3.7/32"),
+                ..Default::default()
+            },
+        ),
+        (
+            "client v6",
+            ListFilter {
+                client: net("2001:db8::7/128"),
+                ..Default::default()
+            },
+        ),
+        (
+            "cidr",
+            ListFilter {
+                client: net("10.20.0.0/16"),
+                ..Default::default()
+            },
+        ),
+        (
+            "name",
+            ListFilter {
+                name: exact("minexmr.com"),
+                ..Default::default()
+            },
+        ),
+        (
+            "suffix",
+            ListFilter {
+                name: suffix("minexmr.com"),
+                ..Default::default()
+            },
+        ),
+        (
+            "tld",
+            ListFilter {
+                name: suffix("com"),
+                ..Default::default()
+            },
+        ),
+        (
+            "single label",
+            ListFilter {
+                name: exact("localhost"),
+                ..Default::default()
+            },
+        ),
+        (
+            "absent",
+            ListFilter {
+                name: exact("nowhere.test"),
+                ..Default::default()
+            },
+        ),
+        (
+            "action",
+            ListFilter {
+                action: Some("blocked".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "unknown action",
+            ListFilter {
+                action: Some("servfail".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "feed",
+            ListFilter {
+                feed: Some("mining".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "department",
+            ListFilter {
+                department: Some("Physics".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "type",
+            ListFilter {
+                qtype: Some("HTTPS".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "window",
+            ListFilter {
+                since_ms: Some(T0 + 300),
+                until_ms: Some(T0 + 700),
+                ..Default::default()
+            },
+        ),
+        (
+            "combined",
+            ListFilter {
+                client: net("10.20.3.0/24"),
+                name: suffix("example.com"),
+                qtype: Some("A".into()),
+                since_ms: Some(T0 + 100),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (what, filter) in filters {
+        let mut expected: Vec<(usize, &QueryEvent)> = written
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches(&filter, e, &ledger))
+            .map(|(k, e)| (k, *e))
+            .collect();
+        expected.sort_by_key(|&(k, e)| std::cmp::Reverse((e.time_ms, k)));
+        for limit in [1, 37, 500] {
+            let rows = all_pages(
+                &conn,
+                ListFilter {
+                    limit,
+                    ..filter.clone()
+                },
+            );
+            let got: Vec<(i64, String, String, u16)> = rows
+                .iter()
+                .map(|r| (r.time_ms, r.client.clone(), r.name.clone(), r.port))
+                .collect();
+            let want: Vec<(i64, String, String, u16)> = expected
+                .iter()
+                .map(|(_, e)| {
+                    (
+                        e.time_ms,
+                        e.client.ip().to_string(),
+                        e.name.to_string(),
+                        e.client.port(),
+                    )
+                })
+                .collect();
+            let first_difference = got.iter().zip(&want).position(|(g, w)| g != w);
+            assert!(
+                got.len() == want.len() && first_difference.is_none(),
+                "filter {what}, limit {limit}: {} rows, want {}; first difference at {:?}: {:?}",
+                got.len(),
+                want.len(),
+                first_difference,
+                first_difference.map(|i| (&got[i], &want[i])),
+            );
+        }
+    }
+    // Fields survive the round trip, the department from the ledger at write time included.
+    let newest = &all_pages(
+        &conn,
+        ListFilter {
+            limit: 1,
+            ..Default::default()
+        },
+    )[0];
+    let e = written
+        .iter()
+        .enumerate()
+        .max_by_key(|(k, e)| (e.time_ms, *k))
+        .map(|(_, e)| *e)
+        .unwrap();
+    assert_eq!(newest.qtype, &*e.qtype);
+    assert_eq!(newest.answer, &*e.answer);
+    assert_eq!(newest.rcode, e.rcode);
+    assert_eq!(newest.latency_us, e.latency_us);
+    assert_eq!(newest.upstream.as_deref(), e.upstream.as_deref());
+    assert_eq!(newest.feed.as_deref(), e.feed.as_deref());
+    assert_eq!(newest.rule.as_deref(), e.rule.as_deref());
+    assert_eq!(newest.department, department(&ledger, e.client.ip()));
+    let stats = store::read::stats(&conn, T0 + 300, T0 + 700, 10).unwrap();
+    let in_window = |o: Outcome| {
+        written
+            .iter()
+            .filter(|e| e.outcome == o && e.time_ms >= T0 + 300 && e.time_ms < T0 + 700)
+            .count() as i64
+    };
+    for c in &stats.queries_by_action {
+        let o = if c.value == "blocked" {
+            Outcome::Blocked
+        } else {
+            Outcome::Allowed
+        };
+        assert_eq!(c.count, in_window(o), "{}", c.value);
+    }
+    let summary =
+        store::read::client_summary(&conn, store::ip_key("10.20.9.1".parse().unwrap()), 5).unwrap();
+    let times: Vec<i64> = written
+        .iter()
+        .filter(|e| e.client.ip().to_string() == "10.20.9.1")
+        .map(|e| e.time_ms)
+        .collect();
+    assert_eq!(summary.first_seen_ms, times.iter().min().copied());
+    assert_eq!(summary.last_seen_ms, times.iter().max().copied());
+}
+
+#[test]
+fn an_old_per_query_log_is_moved_into_blocks_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::migrate_to(&mut conn, 5).unwrap();
+        for i in 0..3i64 {
+            conn.execute(
+                "INSERT INTO queries (time_ms, client, client_bin, port, transport, name, rname, \
+                 qtype, action, feed, rule, rcode, answer, latency_us, upstream, department) \
+                 VALUES (?1, '10.0.0.9', x'00', 5300, 'tcp', 'xmr.pool.test', 'test.pool.xmr', \
+                 'A', 'blocked', 'mining', 'pool.test', 'NXDOMAIN', '', ?2, NULL, 'Physics')",
+                rusqlite::params![T0 + i, 100 + i],
+            )
+            .unwrap();
+        }
+    }
+    let store = Store::open(&path).unwrap();
+    let conn = store.write_connection().unwrap();
+    let rows = all_pages(
+        &conn,
+        ListFilter {
+            limit: 10,
+            ..Default::default()
+        },
+    );
+    assert_eq!(rows.len(), 3);
+    let r = &rows[0];
+    assert_eq!((r.time_ms, r.latency_us), (T0 + 2, 102));
+    assert_eq!(
+        (r.client.as_str(), r.port, r.transport.as_str()),
+        ("10.0.0.9", 5300, "tcp")
+    );
+    assert_eq!(
+        (r.name.as_str(), r.action.as_str()),
+        ("xmr.pool.test", "blocked")
+    );
+    assert_eq!(r.feed.as_deref(), Some("mining"));
+    assert_eq!(r.rule.as_deref(), Some("pool.test"));
+    assert_eq!(r.department.as_deref(), Some("Physics"));
+    assert_eq!(r.upstream, None);
+    let old: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE name = 'queries'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    assert_eq!(old, None, "the per-query table is gone");
+}
