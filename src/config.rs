@@ -394,6 +394,11 @@ pub struct StoreConfig {
     /// shed (counted) so logging never costs answers; hits are always kept. `false` keeps
     /// every row, and answers slow down instead when the server is at capacity.
     pub shed_when_saturated: bool,
+    /// While a DNS worker is saturated, hits are appended to the spool file (durable at once)
+    /// instead of being indexed into SQLite on the worker's core, and are indexed as soon as
+    /// the worker has room again, or earlier once the spool is half full. `false` indexes
+    /// every hit immediately and lets answers slow down at capacity instead.
+    pub defer_hits_when_saturated: bool,
 }
 
 impl Default for StoreConfig {
@@ -406,8 +411,9 @@ impl Default for StoreConfig {
             batch_size: 4096,
             flush_interval_ms: 500,
             queue_capacity: 65_536,
-            spool_max_bytes: 256 * 1024 * 1024,
+            spool_max_bytes: 1024 * 1024 * 1024,
             shed_when_saturated: true,
+            defer_hits_when_saturated: true,
         }
     }
 }
@@ -669,7 +675,7 @@ mod tests {
     #[test]
     fn spool_bound_is_validated() {
         let default = parse("").expect("defaults");
-        assert_eq!(default.store.spool_max_bytes, 256 * 1024 * 1024);
+        assert_eq!(default.store.spool_max_bytes, 1024 * 1024 * 1024);
         let off = parse("[store]\nspool_max_bytes = 0\n").expect("0 turns the file off");
         assert_eq!(off.store.spool_max_bytes, 0);
         let err = parse("[store]\nspool_max_bytes = 100\n").expect_err("too small");

@@ -212,6 +212,36 @@ async fn a_hit_flood_deeper_than_the_queue_goes_through_the_spool_and_loses_noth
     assert!(!store::spool::spool_path(&h.cfg.path).exists());
 }
 
+/// While the DNS path reports a saturated worker, hits skip SQLite and go to the spool (on
+/// disk at once); the next flush without saturation indexes every one, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_seen_while_dns_is_saturated_are_spooled_then_indexed() {
+    const N: i64 = 40;
+    let h = Harness::new(|c| {
+        c.batch_size = 1_000;
+        c.flush_interval_ms = 3_600_000;
+    });
+    h.sink.saturated();
+    submit_hit_flood(&h, N);
+    h.flush().await;
+    let st = h.writer.as_ref().expect("writer").health().status();
+    assert_eq!(
+        st.hits_spooled, N as u64,
+        "deferred through the spool: {st:?}"
+    );
+    assert_eq!(st.hits_replayed, N as u64, "{st:?}");
+    assert_eq!((st.hits_dropped, st.spool_bytes), (0, 0), "{st:?}");
+    assert_eq!(h.count("hits"), N);
+    assert_eq!(h.count("queries"), N, "their query-log rows too");
+
+    // Without the signal, hits are indexed directly.
+    submit_hit_flood(&h, N);
+    h.flush().await;
+    let st = h.writer.as_ref().expect("writer").health().status();
+    assert_eq!(st.hits_spooled, N as u64, "{st:?}");
+    assert_eq!(h.count("hits"), 2 * N);
+}
+
 /// Stopping during a flood does not replay the spool (that could take longer than a service
 /// manager waits): the hits stay in the spool file and the next start stores every one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -446,14 +446,14 @@ impl Handler {
             client: request.src(),
             transport,
             name: qname.into(),
-            qtype: qtype.into(),
+            qtype,
             outcome: handled.outcome,
             feed: handled.verdict.as_ref().map(|v| v.feed.name.clone()),
             rule: handled.verdict.as_ref().map(|v| v.rule.clone()),
             rcode: rcode_text(handled.reply.rcode),
             answer: handled.reply.summary().into(),
             latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
-            upstream: handled.upstream.as_deref().map(Into::into),
+            upstream: handled.upstream.clone(),
         });
     }
 }
@@ -556,10 +556,10 @@ fn name_text(name: &Name) -> String {
 }
 
 /// `A`, `AAAA`, … and `TYPE65534` for types hickory does not name (RFC 3597 spelling).
-pub(crate) fn type_mnemonic(t: RecordType) -> String {
+pub(crate) fn type_mnemonic(t: RecordType) -> std::borrow::Cow<'static, str> {
     match t {
-        RecordType::Unknown(code) => format!("TYPE{code}"),
-        other => other.to_string(),
+        RecordType::Unknown(code) => format!("TYPE{code}").into(),
+        other => <&'static str>::from(other).into(),
     }
 }
 

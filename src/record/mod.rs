@@ -6,6 +6,7 @@
 //! evidence: they bypass the bound, and if SQLite fails they wait in the store's bounded
 //! spool (`store::spool`); only past it are they dropped, and counted.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -72,6 +73,10 @@ impl Outcome {
 }
 
 /// One query, as recorded.
+///
+/// Built on the DNS worker for every logged query and dropped on the store writer's thread,
+/// so it avoids heap copies: the type is usually a static mnemonic, and the answer summary and
+/// upstream are shared with the answer cache (`Arc`), leaving the name the only allocation.
 #[derive(Debug, Clone)]
 pub struct QueryEvent {
     /// Milliseconds since the Unix epoch, UTC.
@@ -81,7 +86,7 @@ pub struct QueryEvent {
     /// Lower-case, no trailing dot.
     pub name: Box<str>,
     /// Query type mnemonic (`A`, `AAAA`, `TYPE65534`).
-    pub qtype: Box<str>,
+    pub qtype: Cow<'static, str>,
     pub outcome: Outcome,
     /// Feed and rule that decided it, for hits and allowlisted queries.
     pub feed: Option<Arc<str>>,
@@ -89,10 +94,10 @@ pub struct QueryEvent {
     /// Response code sent (`NOERROR`, `NXDOMAIN`…).
     pub rcode: &'static str,
     /// Short summary of the answer (`A 10.0.0.1, CNAME x.`), empty when none.
-    pub answer: Box<str>,
+    pub answer: Arc<str>,
     pub latency_us: u32,
     /// Which upstream answered, when forwarded.
-    pub upstream: Option<Box<str>>,
+    pub upstream: Option<Arc<str>>,
 }
 
 /// The DNS path's handle for recording events. Cheap to clone.
@@ -122,6 +127,10 @@ pub trait Sink: Send + Sync + 'static {
     /// Counts an ordinary event the DNS path did not build because its worker was saturated
     /// (see [`Recorder::admits`]); it is reported like any dropped row.
     fn shed(&self) {}
+
+    /// A DNS worker answered while saturated: the sink may defer expensive work (indexing
+    /// hits) until the worker has room. Called often; must be a cheap, uncontended check.
+    fn saturated(&self) {}
 }
 
 impl Recorder {
@@ -155,6 +164,9 @@ impl Recorder {
         };
         if !sink.accepts(outcome) {
             return false;
+        }
+        if saturated {
+            sink.saturated();
         }
         if saturated && !outcome.is_hit() && sink.may_shed() {
             sink.shed();

@@ -62,7 +62,7 @@ fn v1() -> String {
 /// b-tree insert per row, and at full query logging the writer's cost is mostly index upkeep
 /// (docs/BENCHMARKS.md: 6 → 3 indexes on `queries`). Its feed / department / action filters
 /// still work, walking the time index newest-first (one page is found at once unless the
-/// filter is very rare). `hits` (evidence, 400 days, 10 % of the rows) keeps all six.
+/// filter is very rare). `hits` keeps the same three since v7 (see [`v7`]).
 const INDEXES: &[(&str, &str, &str)] = &[
     ("queries", "time", "time_ms"),
     ("queries", "client", "client_bin, time_ms"),
@@ -70,13 +70,10 @@ const INDEXES: &[(&str, &str, &str)] = &[
     ("hits", "time", "time_ms"),
     ("hits", "client", "client_bin, time_ms"),
     ("hits", "name", "rname, time_ms"),
-    ("hits", "feed", "feed, time_ms"),
-    ("hits", "dept", "department, time_ms"),
-    ("hits", "action", "action, time_ms"),
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -144,6 +141,19 @@ const V6_TABLES: &str = "CREATE TABLE IF NOT EXISTS query_blocks (
 CREATE INDEX IF NOT EXISTS query_blocks_last ON query_blocks(last_ms);
 CREATE INDEX IF NOT EXISTS query_blocks_first ON query_blocks(first_ms);
 ";
+
+/// Drops the `hits` indexes on feed, department and action. Every hit is written by the
+/// writer on the DNS worker's core, and in a flood of blocked queries the hit row was the
+/// largest cost left (docs/BENCHMARKS.md, session 3): three fewer b-trees per hit. Those
+/// filters walk the time index newest first instead, as they do on the query log; the
+/// time, client and name indexes (the 48-hour investigation's lookups) stay.
+fn v7() -> String {
+    "DROP INDEX IF EXISTS hits_feed;
+DROP INDEX IF EXISTS hits_dept;
+DROP INDEX IF EXISTS hits_action;
+"
+    .to_string()
+}
 
 /// The version whose step first converts the old per-query table (see [`v6`]).
 const BLOCKS_VERSION: i64 = 6;

@@ -111,14 +111,14 @@ impl<'a> Record<'a> {
             client: self.c,
             transport: self.tr,
             name: self.n.into(),
-            qtype: self.q.into(),
+            qtype: Cow::Owned(self.q.into_owned()),
             outcome: self.o,
             feed: self.f.map(|s| Arc::from(&*s)),
             rule: self.r.map(|s| Arc::from(&*s)),
             rcode: static_rcode(&self.rc),
-            answer: self.a.into(),
+            answer: Arc::from(&*self.a),
             latency_us: self.l,
-            upstream: self.u.map(Into::into),
+            upstream: self.u.map(|s| Arc::from(&*s)),
         }
     }
 }

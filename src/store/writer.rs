@@ -92,6 +92,9 @@ pub struct WriterHealth {
     hits_queued: AtomicUsize,
     /// Ordinary events a saturated DNS worker did not send (`Sink::shed`).
     shed: AtomicU64,
+    /// Set by the DNS path while a worker is saturated (`Sink::saturated`), cleared by each
+    /// flush: whether to defer indexing hits (`[store] defer_hits_when_saturated`).
+    dns_saturated: AtomicBool,
 }
 
 /// A point-in-time copy of [`WriterHealth`], serialisable for `/healthz`.
@@ -158,6 +161,7 @@ pub struct QueueSink {
     capacity: usize,
     log_queries: bool,
     shed_when_saturated: bool,
+    defer_hits_when_saturated: bool,
     health: Arc<WriterHealth>,
 }
 
@@ -175,6 +179,13 @@ impl Sink for QueueSink {
 
     fn may_shed(&self) -> bool {
         self.shed_when_saturated
+    }
+
+    fn saturated(&self) {
+        // Read first: while the flag is already set this is a shared cache line, not a write.
+        if self.defer_hits_when_saturated && !self.health.dns_saturated.load(Ordering::Relaxed) {
+            self.health.dns_saturated.store(true, Ordering::Relaxed);
+        }
     }
 
     fn shed(&self) {
@@ -326,6 +337,7 @@ pub fn spawn_with(
         capacity: cfg.queue_capacity,
         log_queries: cfg.log_queries,
         shed_when_saturated: cfg.shed_when_saturated,
+        defer_hits_when_saturated: cfg.defer_hits_when_saturated,
         health: Arc::clone(&health),
     };
     Ok((
@@ -667,7 +679,20 @@ impl Writer {
     /// false when SQLite refused a write this time.
     fn flush(&mut self) -> bool {
         self.yield_to_dns();
-        if !self.backlog.is_empty() {
+        let saturated = self.health.dns_saturated.swap(false, Ordering::Relaxed);
+        if defer_hits(
+            saturated,
+            self.backlog.spool().pending_bytes(),
+            self.backlog.held(),
+            &self.cfg,
+        ) {
+            // The worker needs the core: this batch's hits go to the spool (durable at once)
+            // and are indexed by a later flush, once the worker has room.
+            let before = self.health.hits_spooled.load(Ordering::Relaxed);
+            self.spool_hits();
+            let deferred = self.health.hits_spooled.load(Ordering::Relaxed) - before;
+            metrics::counter!("poolguard_store_hits_deferred_total").increment(deferred);
+        } else if !self.backlog.is_empty() {
             // New hits queue behind those already waiting, so SQLite gets them in order.
             self.spool_hits();
             if !self.replay() {
@@ -876,6 +901,18 @@ impl Writer {
     }
 }
 
+/// Whether a flush defers this batch's hits to the spool instead of indexing them now: only
+/// while a DNS worker was saturated since the last flush, with a spool file that works
+/// (nothing held in memory) and is less than half full, so a long flood still gets indexed
+/// before the spool's bound could ever drop a hit.
+fn defer_hits(saturated: bool, spool_bytes: u64, held: usize, cfg: &StoreConfig) -> bool {
+    saturated
+        && cfg.defer_hits_when_saturated
+        && cfg.spool_max_bytes > 0
+        && held == 0
+        && spool_bytes < cfg.spool_max_bytes / 2
+}
+
 fn transport_str(t: Transport) -> &'static str {
     match t {
         Transport::Udp => "udp",
@@ -1071,6 +1108,30 @@ fn reverse_name_into(name: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hits_are_deferred_only_while_saturated_and_the_spool_has_room() {
+        let cfg = StoreConfig::default();
+        let half = cfg.spool_max_bytes / 2;
+        assert!(defer_hits(true, 0, 0, &cfg));
+        assert!(defer_hits(true, half - 1, 0, &cfg));
+        assert!(!defer_hits(false, 0, 0, &cfg), "not saturated: index now");
+        assert!(!defer_hits(true, half, 0, &cfg), "half full: index now");
+        assert!(
+            !defer_hits(true, 0, 1, &cfg),
+            "spool file failing: index now"
+        );
+        let off = StoreConfig {
+            defer_hits_when_saturated: false,
+            ..StoreConfig::default()
+        };
+        assert!(!defer_hits(true, 0, 0, &off));
+        let no_file = StoreConfig {
+            spool_max_bytes: 0,
+            ..StoreConfig::default()
+        };
+        assert!(!defer_hits(true, 0, 0, &no_file));
+    }
 
     #[test]
     fn reversed_names_match_the_readers_spelling() {

@@ -42,7 +42,7 @@ pub fn event(
         client,
         transport: Transport::Udp,
         name: name.into(),
-        qtype: qtype.into(),
+        qtype: qtype.to_string().into(),
         outcome,
         feed: feed.map(Into::into),
         rule: feed.map(|_| Arc::from(name)),

@@ -176,14 +176,14 @@ impl FastPath {
             client: a.client,
             transport: a.transport,
             name: a.query.name().into(),
-            qtype: type_mnemonic(RecordType::from(a.query.qtype)).into(),
+            qtype: type_mnemonic(RecordType::from(a.query.qtype)),
             outcome: a.outcome,
             feed,
             rule,
             rcode: rcode_text(a.rcode),
-            answer: (**a.summary).into(),
+            answer: Arc::clone(a.summary),
             latency_us: elapsed_us(a.start),
-            upstream: a.upstream.map(|u| (**u).into()),
+            upstream: a.upstream.cloned(),
         });
     }
 }

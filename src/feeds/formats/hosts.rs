@@ -76,7 +76,8 @@ fn is_sinkhole(addr: IpAddr) -> bool {
     addr.is_unspecified() || addr.is_loopback()
 }
 
-/// Names every hosts file defines for the machine itself; never rules.
+/// Names every hosts file defines for the machine itself; never rules. The `ip6-*` ones
+/// (`ip6-localhost`, `ip6-allnodes`, …) are single labels: `ip6-a.example` is a domain.
 fn is_boilerplate(name: &str) -> bool {
     const NAMES: [&str; 6] = [
         "localhost",
@@ -87,15 +88,28 @@ fn is_boilerplate(name: &str) -> bool {
         "localdomain",
     ];
     NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
-        || name
-            .get(..4)
-            .is_some_and(|p| p.eq_ignore_ascii_case("ip6-"))
+        || (!name.contains('.')
+            && name
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("ip6-")))
 }
 
 #[cfg(test)]
 mod tests {
     use crate::config::{FeedFormat, FeedKind};
     use crate::feeds::parse;
+
+    #[test]
+    fn only_single_label_ip6_names_are_boilerplate() {
+        let p = parse(
+            "::1 ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\n0.0.0.0 ip6-a.aa\n",
+            FeedFormat::Hosts,
+            FeedKind::Domains,
+        );
+        let names: Vec<String> = p.domains.iter().map(|d| d.name.to_string()).collect();
+        assert_eq!(names, ["ip6-a.aa"]);
+        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+    }
 
     #[test]
     fn several_names_boilerplate_and_redirects() {
