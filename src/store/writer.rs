@@ -324,6 +324,8 @@ pub fn spawn_with(
         backlog,
         commits: 0,
         seen_shed: 0,
+        saturated_until: None,
+        force_index: false,
     };
     let thread = std::thread::Builder::new()
         .name("poolguard-store-writer".into())
@@ -408,7 +410,18 @@ struct Writer {
     commits: u64,
     /// `WriterHealth::shed` when the last batch was written.
     seen_shed: u64,
+    /// Hits stay deferred until then: a DNS worker reported saturation less than
+    /// [`SATURATION_HOLD`] ago.
+    saturated_until: Option<Instant>,
+    /// Set while an explicit flush drains everything: no deferral.
+    force_index: bool,
 }
+
+/// How long after a DNS worker last reported saturation deferred hits still wait. A worker at
+/// the edge of its capacity flickers in and out of "saturated"; replaying in each gap would
+/// take the shared core for up to [`REPLAY_SLICE`] at a time, deepening the very queue that
+/// made it saturated. Hits are indexed once the worker has had a second of room.
+const SATURATION_HOLD: Duration = Duration::from_secs(1);
 
 /// Under a backlog a batch may be this many times `batch_size`. One transaction per 16 k rows
 /// instead of 4 k writes each hot index page into the WAL a quarter as often: `writer_load`
@@ -657,16 +670,25 @@ impl Writer {
         let mut attempt = 0u32;
         while attempt < 5 {
             let before = self.commits;
+            let spooled = self.health.hits_spooled.load(Ordering::Relaxed);
             self.flush();
+            // Hits deferred to the spool are progress too: the next round indexes them.
+            let deferred = self.health.hits_spooled.load(Ordering::Relaxed) > spooled;
+            // An explicit flush wants every hit indexed before it returns: what the first
+            // round deferred is replayed by the next, saturated or not.
+            self.saturated_until = None;
+            self.force_index = true;
             if self.batch.is_empty() && self.backlog.is_empty() {
+                self.force_index = false;
                 return;
             }
-            if self.commits > before {
+            if self.commits > before || deferred {
                 continue;
             }
             attempt += 1;
             std::thread::sleep(Duration::from_millis(50 * u64::from(attempt)));
         }
+        self.force_index = false;
         tracing::error!(
             rows = self.batch.len(),
             spool_bytes = self.backlog.spool().pending_bytes(),
@@ -679,7 +701,11 @@ impl Writer {
     /// false when SQLite refused a write this time.
     fn flush(&mut self) -> bool {
         self.yield_to_dns();
-        let saturated = self.health.dns_saturated.swap(false, Ordering::Relaxed);
+        let now = Instant::now();
+        if self.health.dns_saturated.swap(false, Ordering::Relaxed) {
+            self.saturated_until = Some(now + SATURATION_HOLD);
+        }
+        let saturated = !self.force_index && self.saturated_until.is_some_and(|t| now < t);
         if defer_hits(
             saturated,
             self.backlog.spool().pending_bytes(),
