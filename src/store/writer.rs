@@ -676,7 +676,6 @@ impl Writer {
             let deferred = self.health.hits_spooled.load(Ordering::Relaxed) > spooled;
             // An explicit flush wants every hit indexed before it returns: what the first
             // round deferred is replayed by the next, saturated or not.
-            self.saturated_until = None;
             self.force_index = true;
             if self.batch.is_empty() && self.backlog.is_empty() {
                 self.force_index = false;

@@ -156,8 +156,8 @@ pub fn list(conn: &Connection, f: &ListFilter) -> Result<Page, StoreError> {
         None => None,
     };
     let upper = match (f.until_ms, f.cursor) {
-        (Some(u), Some((t, _))) => (u - 1).min(t),
-        (Some(u), None) => u - 1,
+        (Some(u), Some((t, _))) => u.saturating_sub(1).min(t),
+        (Some(u), None) => u.saturating_sub(1),
         (None, Some((t, _))) => t,
         (None, None) => i64::MAX,
     };
