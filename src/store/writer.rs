@@ -675,7 +675,9 @@ impl Writer {
             // Hits deferred to the spool are progress too: the next round indexes them.
             let deferred = self.health.hits_spooled.load(Ordering::Relaxed) > spooled;
             // An explicit flush wants every hit indexed before it returns: what the first
-            // round deferred is replayed by the next, saturated or not.
+            // round deferred is replayed by the next, saturated or not; and the hold ends
+            // here, so hits after it are indexed unless a worker reports saturation again.
+            self.saturated_until = None;
             self.force_index = true;
             if self.batch.is_empty() && self.backlog.is_empty() {
                 self.force_index = false;
