@@ -188,10 +188,11 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Keeps hits and, when `queries`, ordinary events; counts sheds.
+    /// Keeps hits and, when `queries`, ordinary events; counts sheds and saturation signals.
     struct Counting {
         queries: bool,
         shed: AtomicUsize,
+        saturated: AtomicUsize,
     }
 
     impl Sink for Counting {
@@ -207,6 +208,9 @@ mod tests {
         fn shed(&self) {
             self.shed.fetch_add(1, Ordering::Relaxed);
         }
+        fn saturated(&self) {
+            self.saturated.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     #[test]
@@ -214,6 +218,7 @@ mod tests {
         let sink = Arc::new(Counting {
             queries: true,
             shed: AtomicUsize::new(0),
+            saturated: AtomicUsize::new(0),
         });
         let recorder = Recorder::new(sink.clone());
         assert!(recorder.admits(Outcome::Allowed, false));
@@ -224,6 +229,8 @@ mod tests {
             assert!(recorder.admits(hit, true), "{hit:?} is evidence");
         }
         assert_eq!(sink.shed.load(Ordering::Relaxed), 2);
+        // Every admitted decision while saturated tells the sink (it defers indexing hits).
+        assert_eq!(sink.saturated.load(Ordering::Relaxed), 5);
     }
 
     #[test]
@@ -231,6 +238,7 @@ mod tests {
         let sink = Arc::new(Counting {
             queries: false,
             shed: AtomicUsize::new(0),
+            saturated: AtomicUsize::new(0),
         });
         let recorder = Recorder::new(sink.clone());
         assert!(!recorder.admits(Outcome::Allowed, true));
