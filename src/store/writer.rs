@@ -645,9 +645,14 @@ impl Writer {
             return;
         }
         self.spool_hits();
-        if self.batch.is_empty() {
-            return;
+        if !self.batch.is_empty() {
+            self.write_held_batch();
         }
+    }
+
+    /// Writes the held batch in one transaction and records the outcome; false when SQLite
+    /// refused it (the rows stay held).
+    fn write_held_batch(&mut self) -> bool {
         match write_batch(
             &mut self.conn,
             &self.batch,
@@ -659,8 +664,12 @@ impl Writer {
             Ok(written) => {
                 self.batch.clear();
                 self.record_success(written);
+                true
             }
-            Err(e) => self.record_failure(&e, self.batch.len()),
+            Err(e) => {
+                self.record_failure(&e, self.batch.len());
+                false
+            }
         }
     }
 
@@ -727,29 +736,12 @@ impl Writer {
                 return false;
             }
         }
-        if self.batch.is_empty() {
+        if self.batch.is_empty() || self.write_held_batch() {
             return true;
         }
-        match write_batch(
-            &mut self.conn,
-            &self.batch,
-            &self.ledger,
-            self.cfg.log_queries,
-            self.tracker.as_ref(),
-            None,
-        ) {
-            Ok(written) => {
-                self.batch.clear();
-                self.record_success(written);
-                true
-            }
-            Err(e) => {
-                self.record_failure(&e, self.batch.len());
-                self.spool_hits();
-                self.shed_ordinary_rows();
-                false
-            }
-        }
+        self.spool_hits();
+        self.shed_ordinary_rows();
+        false
     }
 
     /// Replays the backlog, oldest first, one transaction per chunk, for at most
