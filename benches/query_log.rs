@@ -48,6 +48,7 @@ fn entry(i: usize, name: &str) -> Entry<'_> {
         latency_us: 150 + (i % 900) as u32,
         upstream: (!blocked).then_some("127.0.0.1:53"),
         department: Some(["Physics", "Chemistry", "Library"][i % 3]),
+        snapshot: None,
     }
 }
 

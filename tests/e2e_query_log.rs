@@ -132,12 +132,10 @@ async fn shutdown_commits_every_recorded_query() {
     }
     let dir = bed.shutdown().await;
     let conn = rusqlite::Connection::open(dir.path().join("data/pg.db")).expect("db opens");
-    let hits: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM hits WHERE name LIKE '%.sink.test'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let hits = poolguard::store::blocks::all_rows(&conn, poolguard::store::read::Table::Hits)
+        .expect("hits read")
+        .into_iter()
+        .filter(|r| r.name.ends_with(".sink.test"))
+        .count();
     assert_eq!(hits, 50);
 }

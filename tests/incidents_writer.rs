@@ -37,6 +37,8 @@ fn hit(time_ms: i64, client: &str, name: &str, outcome: Outcome) -> QueryEvent {
 
 struct Bed {
     _dir: tempfile::TempDir,
+    cfg: StoreConfig,
+    ledger: poolguard::clients::SharedLedger,
     store: Store,
     sink: Arc<dyn Sink>,
     writer: WriterHandle,
@@ -63,11 +65,17 @@ fn bed(tweak: impl FnOnce(&mut Config)) -> Bed {
         .expect("ledger")
         .0
         .shared();
-    let (sink, writer) =
-        store::writer::spawn_with(&store, &cfg, ledger, Some(Tracker::new(acc.clone())))
-            .expect("writer");
+    let (sink, writer) = store::writer::spawn_with(
+        &store,
+        &cfg,
+        ledger.clone(),
+        Some(Tracker::new(acc.clone())),
+    )
+    .expect("writer");
     Bed {
         _dir: dir,
+        cfg,
+        ledger,
         store,
         sink,
         writer,
@@ -137,7 +145,77 @@ async fn incidents_attach_within_one_batch_and_by_asset() {
         ),
         1
     );
-    assert_eq!(one(&b.store, "SELECT count(*) FROM incident_hits"), 3);
+    // Each incident's evidence is exactly its client key's hits, oldest first.
+    let conn = b.store.write_connection().expect("conn");
+    let evidence = |key: &str| -> Vec<(i64, String, String)> {
+        let id = one(
+            &b.store,
+            &format!("SELECT id FROM incidents WHERE client_key = '{key}'"),
+        );
+        poolguard::incidents::db::hits(&conn, id, 100)
+            .expect("hits")
+            .into_iter()
+            .map(|h| (h.time_ms, h.client, h.name))
+            .collect()
+    };
+    assert_eq!(
+        evidence("asset:rig-7"),
+        vec![
+            (T0, "10.0.0.7".to_string(), "a.pool.test".to_string()),
+            (T0 + 1, "10.0.0.7".to_string(), "b.pool.test".to_string()),
+        ]
+    );
+    assert_eq!(
+        evidence("ip:10.0.0.8"),
+        vec![(T0 + 3, "10.0.0.8".to_string(), "a.pool.test".to_string())]
+    );
+    b.writer.shutdown().await.expect("shutdown");
+}
+
+impl Bed {
+    /// Stops the writer and starts a new one (a new tracker, as after a process restart).
+    async fn restart_writer(mut self) -> Self {
+        self.writer.shutdown().await.expect("shutdown");
+        let (sink, writer) = store::writer::spawn_with(
+            &self.store,
+            &self.cfg,
+            self.ledger.clone(),
+            Some(Tracker::new(self.acc.clone())),
+        )
+        .expect("writer");
+        self.sink = sink;
+        self.writer = writer;
+        self
+    }
+}
+
+/// The hits threshold counts the address's stored hits within the window only, including
+/// hits stored before a restart (the tracker re-reads them from the hit blocks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_threshold_counts_stored_hits_within_the_window_across_a_restart() {
+    let mut b = bed(|c| {
+        c.enforcement.mode = EnforcementMode::Quarantine;
+        c.enforcement.incidents_threshold = 0;
+        c.enforcement.hits_threshold = 3;
+    });
+    let ip = "10.0.0.9".parse().expect("ip");
+    let hour = 3_600_000;
+    // (time, quarantined after it): the first is outside the 1 h window of the later ones.
+    let steps = [
+        (T0 - 2 * hour, false),
+        (T0, false),
+        (T0 + 1_000, false),
+        (T0 + 2_000, true),
+    ];
+    for (i, (t, want)) in steps.into_iter().enumerate() {
+        if i == 2 {
+            b = b.restart_writer().await;
+        }
+        b.sink
+            .submit(hit(t, "10.0.0.9:53000", "x.pool.test", Outcome::Blocked));
+        b.writer.flush().await.expect("flush");
+        assert_eq!(b.acc.quarantine.contains(ip), want, "after hit {}", i + 1);
+    }
     b.writer.shutdown().await.expect("shutdown");
 }
 
@@ -210,7 +288,11 @@ async fn incidents_bookkeeping_failure_never_loses_a_hit() {
     }
     b.writer.flush().await.expect("flush");
     assert_eq!(
-        one(&b.store, "SELECT count(*) FROM hits"),
+        poolguard::store::blocks::total_rows(
+            &b.store.write_connection().expect("conn"),
+            poolguard::store::read::Table::Hits
+        )
+        .expect("hits"),
         10,
         "every hit kept"
     );

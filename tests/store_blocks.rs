@@ -1,5 +1,6 @@
-//! The query log's block store, checked against a brute-force reference: every filter, every
-//! page boundary, blocks whose time ranges overlap, and the upgrade from the per-query table.
+//! The block store (query log and hits), checked against a brute-force reference: every
+//! filter, every page boundary, blocks whose time ranges overlap, the hit tables, and the
+//! upgrades from the per-query and per-hit tables.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -111,11 +112,16 @@ fn matches(f: &ListFilter, e: &QueryEvent, ledger: &Ledger) -> bool {
         && f.until_ms.is_none_or(|u| e.time_ms < u)
 }
 
-/// Every page of `f`, concatenated.
-fn all_pages(conn: &rusqlite::Connection, mut f: ListFilter) -> Vec<StoredRow> {
+/// Every page of `f` over the query log, concatenated.
+fn all_pages(conn: &rusqlite::Connection, f: ListFilter) -> Vec<StoredRow> {
+    all_pages_of(conn, Table::Queries, f)
+}
+
+/// Every page of `f` over `table`, concatenated.
+fn all_pages_of(conn: &rusqlite::Connection, table: Table, mut f: ListFilter) -> Vec<StoredRow> {
     let mut out = Vec::new();
     loop {
-        let page = store::read::list(conn, Table::Queries, &f).expect("list");
+        let page = store::read::list(conn, table, &f).expect("list");
         assert!(page.rows.len() <= f.limit);
         out.extend(page.rows);
         match page.next {
@@ -259,22 +265,35 @@ fn every_filter_and_page_matches_a_brute_force_reference() {
             },
         ),
     ];
-    for (what, filter) in filters {
+    for ((what, filter), table) in filters
+        .iter()
+        .flat_map(|f| [(f, Table::Queries), (f, Table::Hits)])
+    {
         let mut expected: Vec<(usize, &QueryEvent)> = written
             .iter()
             .enumerate()
-            .filter(|(_, e)| matches(&filter, e, &ledger))
+            .filter(|(_, e)| table == Table::Queries || e.outcome.is_hit())
+            .filter(|(_, e)| matches(filter, e, &ledger))
             .map(|(k, e)| (k, *e))
             .collect();
         expected.sort_by_key(|&(k, e)| std::cmp::Reverse((e.time_ms, k)));
         for limit in [1, 37, 500] {
-            let rows = all_pages(
+            let rows = all_pages_of(
                 &conn,
+                table,
                 ListFilter {
                     limit,
                     ..filter.clone()
                 },
             );
+            if table == Table::Hits {
+                // Every hit carries the ledger's snapshot of its client at write time.
+                for r in &rows {
+                    let ip: IpAddr = r.client.parse().unwrap();
+                    let want = ledger.lookup(ip).map(|i| (*i).clone()).unwrap_or_default();
+                    assert_eq!(r.identity.as_ref(), Some(&want), "{what}: {}", r.client);
+                }
+            }
             let got: Vec<(i64, String, String, u16)> = rows
                 .iter()
                 .map(|r| (r.time_ms, r.client.clone(), r.name.clone(), r.port))
@@ -293,7 +312,7 @@ fn every_filter_and_page_matches_a_brute_force_reference() {
             let first_difference = got.iter().zip(&want).position(|(g, w)| g != w);
             assert!(
                 got.len() == want.len() && first_difference.is_none(),
-                "filter {what}, limit {limit}: {} rows, want {}; first difference at {:?}: {:?}",
+                "filter {what} on {table:?}, limit {limit}: {} rows, want {}; first difference at {:?}: {:?}",
                 got.len(),
                 want.len(),
                 first_difference,
@@ -338,8 +357,51 @@ fn every_filter_and_page_matches_a_brute_force_reference() {
         };
         assert_eq!(c.count, in_window(o), "{}", c.value);
     }
+    // Hit tables, from the hit blocks, against counting the events.
+    let hits_in_window: Vec<&&QueryEvent> = written
+        .iter()
+        .filter(|e| e.outcome.is_hit() && e.time_ms >= T0 + 300 && e.time_ms < T0 + 700)
+        .collect();
+    let top = |key: &dyn Fn(&QueryEvent) -> Option<String>| {
+        let mut m: std::collections::HashMap<String, i64> = Default::default();
+        for e in &hits_in_window {
+            if let Some(k) = key(e) {
+                *m.entry(k).or_default() += 1;
+            }
+        }
+        let mut v: Vec<(String, i64)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(10);
+        v
+    };
+    let pairs = |c: &[store::read::Count]| -> Vec<(String, i64)> {
+        c.iter().map(|c| (c.value.clone(), c.count)).collect()
+    };
+    assert_eq!(
+        pairs(&stats.hits_by_action),
+        top(&|e| Some(e.outcome.as_str().to_string()))
+    );
+    assert_eq!(
+        pairs(&stats.top_blocked_names),
+        top(&|e| Some(e.name.to_string()))
+    );
+    assert_eq!(
+        pairs(&stats.top_clients),
+        top(&|e| Some(e.client.ip().to_string()))
+    );
+    assert_eq!(
+        pairs(&stats.top_departments),
+        top(&|e| department(&ledger, e.client.ip()))
+    );
     let summary =
         store::read::client_summary(&conn, store::ip_key("10.20.9.1".parse().unwrap()), 5).unwrap();
+    assert_eq!(
+        summary.hit_count,
+        written
+            .iter()
+            .filter(|e| e.outcome.is_hit() && e.client.ip().to_string() == "10.20.9.1")
+            .count() as i64
+    );
     let times: Vec<i64> = written
         .iter()
         .filter(|e| e.client.ip().to_string() == "10.20.9.1")
@@ -399,4 +461,90 @@ fn an_old_per_query_log_is_moved_into_blocks_on_upgrade() {
         )
         .ok();
     assert_eq!(old, None, "the per-query table is gone");
+}
+
+#[test]
+fn old_hit_rows_and_incident_links_move_into_hit_blocks_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::migrate_to(&mut conn, 7).unwrap();
+        for (i, name) in ["a.pool.test", "b.pool.test", "a.pool.test"]
+            .iter()
+            .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO hits (time_ms, client, client_bin, port, transport, name, rname, \
+                 qtype, action, feed, rule, rcode, answer, latency_us, upstream, department, \
+                 network, asset, mac, kind, location, owner, contact) \
+                 VALUES (?1, '10.0.0.7', x'00', 5300, 'udp', ?2, '', 'A', 'blocked', 'mining', \
+                 'pool.test', 'NXDOMAIN', '', 7, NULL, 'Physics', '10.0.0.0/24', 'rig-7', NULL, \
+                 'gpu', 'B2', 'Ada', NULL)",
+                rusqlite::params![T0 + i as i64, name],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO incidents (client_key, client, client_bin, opened_ms, last_hit_ms, \
+             identify_due_ms, report_due_ms, hit_count) \
+             VALUES ('asset:rig-7', '10.0.0.7', x'00', ?1, ?2, ?2, ?2, 3)",
+            rusqlite::params![T0, T0 + 2],
+        )
+        .unwrap();
+        conn.execute_batch("INSERT INTO incident_hits VALUES (1, 1), (1, 2), (1, 3)")
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let conn = store.write_connection().unwrap();
+    let rows = all_pages_of(
+        &conn,
+        Table::Hits,
+        ListFilter {
+            limit: 10,
+            ..Default::default()
+        },
+    );
+    assert_eq!(rows.len(), 3);
+    let identity = rows[0].identity.clone().unwrap();
+    assert_eq!(identity.asset.as_deref(), Some("rig-7"));
+    assert_eq!(identity.owner.as_deref(), Some("Ada"));
+    assert_eq!(identity.department.as_deref(), Some("Physics"));
+    assert_eq!(identity.network.as_deref(), Some("10.0.0.0/24"));
+    assert_eq!(identity.mac, None);
+    let evidence: Vec<(i64, String)> = poolguard::incidents::db::hits(&conn, 1, 10)
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.time_ms, h.name))
+        .collect();
+    assert_eq!(
+        evidence,
+        vec![
+            (T0, "a.pool.test".to_string()),
+            (T0 + 1, "b.pool.test".to_string()),
+            (T0 + 2, "a.pool.test".to_string()),
+        ]
+    );
+    let first_hits: Vec<(String, i64, i64)> = conn
+        .prepare("SELECT name, first_ms, last_ms FROM hit_names ORDER BY name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        first_hits,
+        vec![
+            ("a.pool.test".to_string(), T0, T0 + 2),
+            ("b.pool.test".to_string(), T0 + 1, T0 + 1),
+        ]
+    );
+    for gone in ["hits", "incident_hits"] {
+        let old: Option<i64> = conn
+            .query_row("SELECT 1 FROM sqlite_master WHERE name = ?1", [gone], |r| {
+                r.get(0)
+            })
+            .ok();
+        assert_eq!(old, None, "{gone} is gone");
+    }
 }

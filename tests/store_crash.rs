@@ -14,7 +14,8 @@ use api_support::{T0, event};
 use poolguard::clients::Ledger;
 use poolguard::config::StoreConfig;
 use poolguard::record::Outcome;
-use poolguard::store::{self, Store};
+use poolguard::store::read::Table;
+use poolguard::store::{self, Store, blocks};
 
 const DB_ENV: &str = "POOLGUARD_CRASH_TEST_DB";
 
@@ -58,7 +59,8 @@ fn crash_child() {
 
 fn committed(path: &std::path::Path) -> i64 {
     rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| c.query_row("SELECT count(*) FROM hits", [], |r| r.get(0)))
+        .ok()
+        .and_then(|c| blocks::total_rows(&c, Table::Hits).ok())
         .unwrap_or(0)
 }
 
@@ -99,22 +101,21 @@ fn crash_leaves_a_consistent_prefix() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("check");
     assert_eq!(check, "ok");
-    let (n, min, max): (i64, i64, i64) = conn
-        .query_row(
-            "SELECT count(*), min(time_ms), max(time_ms) FROM hits",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .expect("summary");
+    let hits = blocks::all_rows(&conn, Table::Hits).expect("hits read");
+    let n = hits.len() as i64;
+    let min = hits.iter().map(|r| r.time_ms).min().unwrap_or(0);
+    let max = hits.iter().map(|r| r.time_ms).max().unwrap_or(0);
     assert!(
         n >= seen,
         "rows committed before the kill must survive: {n} < {seen}"
     );
     // An unbroken prefix: rows 0..n, nothing missing in the middle.
     assert_eq!((min, max), (T0, T0 + n - 1));
-    let distinct: i64 = conn
-        .query_row("SELECT count(DISTINCT time_ms) FROM hits", [], |r| r.get(0))
-        .expect("distinct");
+    let distinct = hits
+        .iter()
+        .map(|r| r.time_ms)
+        .collect::<std::collections::HashSet<_>>()
+        .len() as i64;
     assert_eq!(distinct, n);
     let q: i64 = conn
         .query_row("SELECT coalesce(sum(rows), 0) FROM query_blocks", [], |r| {

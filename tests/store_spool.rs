@@ -78,12 +78,15 @@ fn hits_for(db: &Path, tag: &str) -> (i64, i64) {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("open db");
-    conn.query_row(
-        "SELECT count(*), count(DISTINCT name) FROM hits WHERE name LIKE ?1",
-        [format!("{tag}%.pool.minergate.com")],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .expect("count hits")
+    let rows: Vec<String> =
+        poolguard::store::blocks::all_rows(&conn, poolguard::store::read::Table::Hits)
+            .expect("hits read")
+            .into_iter()
+            .map(|r| r.name)
+            .filter(|n| n.starts_with(tag) && n.ends_with(".pool.minergate.com"))
+            .collect();
+    let distinct = rows.iter().collect::<std::collections::HashSet<_>>().len();
+    (rows.len() as i64, distinct as i64)
 }
 
 /// The value of a metric line `name{labels} value` in `/metrics` (summed over its labels).

@@ -6,8 +6,9 @@ mod api_support;
 use api_support::{Harness, T0, event};
 use poolguard::config::StoreConfig;
 use poolguard::record::{Outcome, Recorder};
+use poolguard::store::read::Table;
 use poolguard::store::writer::StoreFault;
-use poolguard::store::{self, Store, StoreError, retention};
+use poolguard::store::{self, Store, StoreError, blocks, retention};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,11 +153,11 @@ async fn hits_past_the_spool_and_memory_bounds_are_dropped_and_counted() {
     assert_eq!(h.count("hits"), kept);
     // The oldest hits are the ones kept: loss starts only past spool + memory.
     let c = h.store.write_connection().expect("conn");
-    let span: (i64, i64) = c
-        .query_row("SELECT min(time_ms), max(time_ms) FROM hits", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .expect("span");
+    let hits = blocks::all_rows(&c, Table::Hits).expect("hits read");
+    let span = (
+        hits.iter().map(|r| r.time_ms).min().unwrap_or(0),
+        hits.iter().map(|r| r.time_ms).max().unwrap_or(0),
+    );
     assert_eq!(span, (T0, T0 + kept - 1));
     assert!(!spool.exists());
 }
@@ -201,13 +202,11 @@ async fn a_hit_flood_deeper_than_the_queue_goes_through_the_spool_and_loses_noth
     assert!(st.healthy, "{st:?}");
     assert_eq!(h.count("hits"), N);
     let c = h.store.write_connection().expect("conn");
-    let in_order: i64 = c
-        .query_row(
-            "SELECT count(*) FROM hits a JOIN hits b ON b.id = a.id + 1 WHERE b.time_ms > a.time_ms",
-            [],
-            |r| r.get(0),
-        )
-        .expect("order");
+    let hits = blocks::all_rows(&c, Table::Hits).expect("hits read");
+    let in_order = hits
+        .windows(2)
+        .filter(|w| w[1].time_ms > w[0].time_ms)
+        .count() as i64;
     assert_eq!(in_order, N - 1, "rows are stored in arrival order");
     assert!(!store::spool::spool_path(&h.cfg.path).exists());
 }
@@ -343,13 +342,18 @@ async fn identity_is_snapshotted_and_department_is_on_query_rows() {
         .await
         .expect("shutdown");
     let conn = h.store.write_connection().expect("conn");
-    let rows: Vec<(String, String, Option<String>)> = conn
-        .prepare("SELECT owner, department, network FROM hits ORDER BY id")
-        .and_then(|mut s| {
-            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
+    let rows: Vec<(String, String, Option<String>)> = blocks::all_rows(&conn, Table::Hits)
+        .expect("hits")
+        .into_iter()
+        .map(|r| {
+            let i = r.identity.unwrap_or_default();
+            (
+                i.owner.unwrap_or_default(),
+                i.department.unwrap_or_default(),
+                i.network,
+            )
         })
-        .expect("hits");
+        .collect();
     assert_eq!(
         rows[0],
         ("张伟".into(), "Physics".into(), Some("10.20.3.7/32".into()))

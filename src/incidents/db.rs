@@ -2,15 +2,18 @@
 //!
 //! An incident row keeps the identity snapshot taken when it opened (later ledger edits never
 //! rewrite it), the counters the writer maintains hit by hit, and the people-side fields staff
-//! edit (device, owner, assignee, status). Hits are linked through `incident_hits` rather than
-//! a column on `hits`, so the hit table's insert stays as it was; distinct names are counted
-//! through `incident_names`. Deadlines are stored as absolute times (config changes do not move
+//! edit (device, owner, assignee, status). An incident's hits are every stored hit of its
+//! client key from its first hit to its last (`store::blocks::owner_hits`): there is one open
+//! incident per key, so that range is exactly what the tracker counted, with no link row per
+//! hit (schema 8 dropped `incident_hits`). Distinct names are counted through
+//! `incident_names`. Deadlines are stored as absolute times (config changes do not move
 //! the deadline of an open incident).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::clients::Identity;
 use crate::store::StoreError;
+use crate::store::blocks::{self, HitOwner};
 
 /// Schema step v3 (see `store::schema::STEPS`). One statement per line for `CREATE INDEX`.
 pub fn schema_v3() -> String {
@@ -257,27 +260,29 @@ pub struct IncidentHit {
     pub rcode: String,
 }
 
-/// The incident's hits, oldest first, at most `limit`.
+/// The incident's hits, oldest first, at most `limit` (none for an unknown incident).
 pub fn hits(conn: &Connection, id: i64, limit: usize) -> Result<Vec<IncidentHit>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT h.id, h.time_ms, h.client, h.name, h.qtype, h.action, h.feed, h.rule, h.rcode \
-         FROM incident_hits ih JOIN hits h ON h.id = ih.hit_id \
-         WHERE ih.incident_id = ?1 ORDER BY h.time_ms, h.id LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![id, limit as i64], |r| {
-        Ok(IncidentHit {
-            id: r.get(0)?,
-            time_ms: r.get(1)?,
-            client: r.get(2)?,
-            name: r.get(3)?,
-            qtype: r.get(4)?,
-            action: r.get(5)?,
-            feed: r.get(6)?,
-            rule: r.get(7)?,
-            rcode: r.get(8)?,
+    let Some(row) = get(conn, id)? else {
+        return Ok(Vec::new());
+    };
+    let Some(owner) = HitOwner::parse(&row.client_key) else {
+        return Ok(Vec::new());
+    };
+    let rows = blocks::owner_hits(conn, owner, row.opened_ms, row.last_hit_ms, limit)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| IncidentHit {
+            id: r.id,
+            time_ms: r.time_ms,
+            client: r.client,
+            name: r.name,
+            qtype: r.qtype,
+            action: r.action,
+            feed: r.feed,
+            rule: r.rule,
+            rcode: r.rcode,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect())
 }
 
 /// A note on an incident (append-only).

@@ -24,6 +24,7 @@ pub mod notice;
 pub mod quarantine;
 pub mod report;
 pub mod track;
+pub mod window;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -6,7 +6,9 @@
 //! every piece of text, declares UTF-8 and uses a CJK-capable font stack, because ledger fields
 //! and notes are often Chinese.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -16,6 +18,8 @@ use super::{FeedMeta, severity_name};
 use crate::api::rfc3339;
 use crate::store::StoreError;
 use crate::store::audit::AuditEntry;
+use crate::store::blocks;
+use crate::store::read::Table;
 
 /// Hits shown in one report at most (an incident is normally a few dozen).
 pub const MAX_REPORT_HITS: usize = 20_000;
@@ -438,11 +442,36 @@ const SUMMARY_TOP: usize = 20;
 /// Computes the summary of `[since, until)`; overdue is judged at `min(until, now)`.
 pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Summary, StoreError> {
     let judge = until.min(now);
-    let hits: i64 = conn.query_row(
-        "SELECT count(*) FROM hits WHERE time_ms >= ?1 AND time_ms < ?2",
-        params![since, until],
-        |r| r.get(0),
-    )?;
+    // One pass over the period's hits: per address (count, asset, department) and per name.
+    let mut hits = 0i64;
+    let mut by_client: HashMap<IpAddr, Offender> = HashMap::new();
+    let mut by_name: HashMap<String, i64> = HashMap::new();
+    blocks::scan(conn, Table::Hits, since, until, None, |_, e| {
+        hits += 1;
+        let o = by_client.entry(e.client).or_insert_with(|| Offender {
+            client: e.client.to_string(),
+            asset: None,
+            department: None,
+            hits: 0,
+        });
+        o.hits += 1;
+        let asset = e.snapshot.and_then(|s| s.asset);
+        // The greatest value, as SQL's max() gave before schema 8: stable whatever the order.
+        if asset.is_some_and(|a| o.asset.as_deref().is_none_or(|b| a > b)) {
+            o.asset = asset.map(str::to_string);
+        }
+        if e.department
+            .is_some_and(|d| o.department.as_deref().is_none_or(|b| d > b))
+        {
+            o.department = e.department.map(str::to_string);
+        }
+        match by_name.get_mut(e.name) {
+            Some(n) => *n += 1,
+            None => {
+                by_name.insert(e.name.to_string(), 1);
+            }
+        }
+    })?;
     let sql = format!(
         "SELECT {} FROM incidents WHERE (opened_ms >= ?1 AND opened_ms < ?2) OR (closed_ms >= ?1 AND closed_ms < ?2)",
         db::INCIDENT_COLUMNS
@@ -476,34 +505,25 @@ pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Su
             e.closed += 1;
         }
     }
-    let top_offenders = conn
-        .prepare(
-            "SELECT client, max(asset), max(department), count(*) AS n FROM hits \
-             WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY client_bin ORDER BY n DESC, client LIMIT ?3",
-        )?
-        .query_map(params![since, until, SUMMARY_TOP as i64], |r| {
-            Ok(Offender {
-                client: r.get(0)?,
-                asset: r.get(1)?,
-                department: r.get(2)?,
-                hits: r.get(3)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    // First time a name was ever hit, per name (walks the name index once).
+    let mut top_offenders: Vec<Offender> = by_client.into_values().collect();
+    top_offenders.sort_by(|a, b| b.hits.cmp(&a.hits).then_with(|| a.client.cmp(&b.client)));
+    top_offenders.truncate(SUMMARY_TOP);
+    // Names first hit in the period: `hit_names` keeps each blocked name's first hit.
     let new_names = conn
         .prepare(
-            "SELECT name, first, n FROM (SELECT min(name) AS name, min(time_ms) AS first, \
-             sum(time_ms >= ?1 AND time_ms < ?2) AS n FROM hits WHERE time_ms < ?2 GROUP BY rname) \
-             WHERE first >= ?1 ORDER BY first, name LIMIT ?3",
+            "SELECT name, first_ms FROM hit_names WHERE first_ms >= ?1 AND first_ms < ?2 \
+             ORDER BY first_ms, name LIMIT ?3",
         )?
         .query_map(params![since, until, SUMMARY_TOP as i64 * 5], |r| {
-            Ok(NewName {
-                name: r.get(0)?,
-                first_seen: rfc3339(r.get(1)?),
-                hits: r.get(2)?,
-            })
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })?
+        .map(|r| {
+            r.map(|(name, first)| NewName {
+                hits: by_name.get(&name).copied().unwrap_or(0),
+                name,
+                first_seen: rfc3339(first),
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Summary {
         since: rfc3339(since),

@@ -2,25 +2,29 @@
 //!
 //! Why here: the writer is the one place every hit passes exactly once (hits are never
 //! dropped), and it already holds the write connection and a transaction. Opening or updating
-//! the incident in the same transaction as the hit row means an incident can never miss a hit
+//! the incident in the same transaction as the hits means an incident can never miss a hit
 //! nor count one that was not stored. The cost per batch is one indexed SELECT and one UPDATE
-//! per client that had hits, one link row per hit and one row per new name; only for hits
-//! (blocked queries), never for ordinary queries.
+//! per client that had hits and one row per new name; only for hits (blocked queries), never
+//! for ordinary queries. An incident holds every hit of its client key from its first to its
+//! last hit, so no row links a hit to it (schema 8; `store::blocks::owner_hits` finds them).
 //!
 //! Repeat-offender thresholds are evaluated at the end of each batch, once per touched
-//! incident, with two indexed counts. Alerts and quarantine changes are collected during the
-//! batch and published only after the commit (a rolled-back batch announces nothing).
+//! incident: an indexed count of incidents, and the address's hits from [`HitWindows`].
+//! Alerts and quarantine changes are collected during the batch and published only after the
+//! commit (a rolled-back batch announces nothing).
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::config::EnforcementMode;
+use super::window::HitWindows;
 use super::{Accountability, AlertEvent, db, severity_rank};
 use crate::clients::Identity;
 use crate::config::Severity;
 use crate::record::QueryEvent;
+use crate::store::blocks::HitOwner;
 use crate::store::{StoreError, audit, ip_key};
 
 /// What a batch changed, published after the commit.
@@ -28,15 +32,15 @@ use crate::store::{StoreError, audit, ip_key};
 pub struct Pending {
     /// Incidents touched in this batch: (incident id, address of the latest hit, its time).
     touched: Vec<(i64, IpAddr, i64)>,
+    /// Every hit of the batch: (address, time), for the hit windows.
+    hit_times: Vec<(IpAddr, i64)>,
     alerts: Vec<AlertEvent>,
     quarantined: Vec<IpAddr>,
 }
 
-/// A hit row the writer just inserted, for [`Tracker::on_hits`].
+/// A hit the writer just stored, for [`Tracker::on_hits`].
 #[derive(Debug, Clone)]
 pub struct HitRow {
-    /// Its row id in `hits`.
-    pub id: i64,
     /// Its event's position in the batch.
     pub index: usize,
     /// The client address (canonical).
@@ -49,12 +53,26 @@ pub struct HitRow {
 #[derive(Clone)]
 pub struct Tracker {
     acc: Arc<Accountability>,
+    /// Only the writer thread uses it; the lock is never contended.
+    windows: Arc<Mutex<HitWindows>>,
 }
 
 impl Tracker {
     /// A tracker over the shared accountability state.
     pub fn new(acc: Arc<Accountability>) -> Self {
-        Self { acc }
+        Self {
+            acc,
+            windows: Arc::default(),
+        }
+    }
+
+    /// After a batch failed to commit: the hit windows may count rows that were never stored,
+    /// so they are dropped and re-seeded from the store when next needed.
+    pub fn batch_failed(&self) {
+        self.windows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .forget();
     }
 
     /// Opens or updates the incidents of a batch's hits (already inserted). Hits are grouped
@@ -72,14 +90,15 @@ impl Tracker {
         if !self.acc.incidents.enabled || hits.is_empty() {
             return Ok(());
         }
+        pending
+            .hit_times
+            .extend(hits.iter().map(|h| (h.ip, events[h.index].time_ms)));
         // Groups in order of their first hit, so incidents open in the order hits arrived.
         let mut groups: Vec<(String, Vec<&HitRow>)> = Vec::new();
         let mut by_key: std::collections::HashMap<String, usize> = Default::default();
         for hit in hits {
-            let key = match hit.identity.as_deref().and_then(|i| i.asset.as_deref()) {
-                Some(asset) => format!("asset:{asset}"),
-                None => format!("ip:{}", hit.ip),
-            };
+            let asset = hit.identity.as_deref().and_then(|i| i.asset.as_deref());
+            let key = HitOwner::of(asset, hit.ip).key();
             match by_key.get(&key) {
                 Some(&g) => groups[g].1.push(hit),
                 None => {
@@ -116,9 +135,6 @@ impl Tracker {
             let mut last_ms = i64::MIN;
             let mut last_ip = first.ip;
             let mut new_names = 0usize;
-            let mut link = conn.prepare_cached(
-                "INSERT OR IGNORE INTO incident_hits (incident_id, hit_id) VALUES (?1, ?2)",
-            )?;
             let mut name = conn.prepare_cached(
                 "INSERT OR IGNORE INTO incident_names (incident_id, name) VALUES (?1, ?2)",
             )?;
@@ -134,7 +150,6 @@ impl Tracker {
                     last_ms = e.time_ms;
                     last_ip = hit.ip;
                 }
-                link.execute(params![id, hit.id])?;
                 // A burst repeats a few names: ask SQLite once per distinct name in the batch.
                 if seen_names.insert(&e.name) {
                     new_names += name.execute(params![id, &*e.name])?;
@@ -220,6 +235,13 @@ impl Tracker {
         if enf.mode == EnforcementMode::Off {
             return Ok(());
         }
+        let window_ms = enf.hits_window.ms();
+        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        if enf.hits_threshold > 0 {
+            for &(ip, t) in &pending.hit_times {
+                windows.add(ip, t, window_ms);
+            }
+        }
         for &(id, ip, t) in &pending.touched {
             let Some(row) = db::get(conn, id)? else {
                 continue;
@@ -238,13 +260,8 @@ impl Tracker {
             } else {
                 0
             };
-            let hits: i64 = if enf.hits_threshold > 0 {
-                conn.prepare_cached(
-                    "SELECT count(*) FROM hits WHERE client_bin = ?1 AND time_ms >= ?2",
-                )?
-                .query_row(params![&ip_key(ip)[..], t - enf.hits_window.ms()], |r| {
-                    r.get(0)
-                })?
+            let hits = if enf.hits_threshold > 0 {
+                windows.count(conn, ip, t, window_ms)?
             } else {
                 0
             };
@@ -255,7 +272,7 @@ impl Tracker {
                         humantime::format_duration(enf.incidents_window.0),
                         enf.incidents_threshold
                     )
-                } else if enf.hits_threshold > 0 && hits >= i64::from(enf.hits_threshold) {
+                } else if enf.hits_threshold > 0 && hits >= u64::from(enf.hits_threshold) {
                     format!(
                         "{hits} hits within {} (threshold {})",
                         humantime::format_duration(enf.hits_window.0),

@@ -224,7 +224,7 @@ impl Store {
     /// so tests (and operators replaying) control the clock.
     pub fn prune(&self, cfg: &StoreConfig, now_ms: i64) -> Result<PruneReport, StoreError> {
         let conn = self.write_connection()?;
-        retention::prune(&conn, cfg, now_ms, retention::DELETE_BATCH)
+        retention::prune(&conn, cfg, now_ms, retention::DELETE_BLOCKS)
     }
 }
 

@@ -1,18 +1,18 @@
 //! Retention: the query log is kept for days, hits (evidence) for about a year.
 //!
-//! Old rows are deleted in small batches, each its own short transaction, so pruning a backlog
-//! of millions of rows never holds the write lock long enough to stall the writer (one huge
-//! DELETE would block inserts for seconds and balloon the WAL).
+//! Both logs are blocks (`super::blocks`): whole blocks past the cut-off are deleted a few at
+//! a time, each step its own short transaction, so pruning a backlog never holds the write
+//! lock long enough to stall the writer; the block straddling a cut-off is rewritten, so
+//! retention stays exact to the millisecond.
 
 use rusqlite::Connection;
 
 use super::StoreError;
+use super::blocks;
+use super::read::Table;
 use crate::config::StoreConfig;
 
-/// Rows per DELETE transaction.
-pub const DELETE_BATCH: usize = 5_000;
-
-/// Query-log blocks deleted per transaction (each holds up to a writer batch of rows).
+/// Blocks deleted per table and transaction (each holds up to a writer batch of rows).
 pub const DELETE_BLOCKS: usize = 16;
 
 const DAY_MS: i64 = 86_400_000;
@@ -24,20 +24,6 @@ pub struct PruneReport {
     pub hits_deleted: usize,
 }
 
-/// Deletes one batch of rows older than `cutoff_ms` from `table`; returns how many.
-pub fn prune_batch(
-    conn: &Connection,
-    table: &str,
-    cutoff_ms: i64,
-    batch: usize,
-) -> Result<usize, StoreError> {
-    let sql = format!(
-        "DELETE FROM {table} WHERE id IN \
-         (SELECT id FROM {table} WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)"
-    );
-    Ok(conn.execute(&sql, rusqlite::params![cutoff_ms, batch as i64])?)
-}
-
 /// The cut-off times for `now_ms`: rows strictly older are deleted.
 pub fn cutoffs(cfg: &StoreConfig, now_ms: i64) -> (i64, i64) {
     (
@@ -46,26 +32,41 @@ pub fn cutoffs(cfg: &StoreConfig, now_ms: i64) -> (i64, i64) {
     )
 }
 
-/// Deletes everything past retention, `batch` rows per transaction, until nothing is left.
+/// One short retention step: up to `max_blocks` whole blocks of each log, then the blocks
+/// straddling each cut-off, then the first-hit record of names no longer hit within the hit
+/// retention. Returns (query rows, hit rows) removed and whether whole blocks remain.
+pub fn step(
+    conn: &Connection,
+    q_cut: i64,
+    h_cut: i64,
+    max_blocks: usize,
+) -> Result<(usize, usize, bool), StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let (q, q_more) = blocks::prune(&tx, Table::Queries, q_cut, max_blocks)?;
+    let (h, h_more) = blocks::prune(&tx, Table::Hits, h_cut, max_blocks)?;
+    if !h_more {
+        tx.prepare_cached("DELETE FROM hit_names WHERE last_ms < ?1")?
+            .execute([h_cut])?;
+    }
+    tx.commit()?;
+    Ok((q, h, q_more || h_more))
+}
+
+/// Deletes everything past retention, `max_blocks` blocks per table and transaction step,
+/// until nothing is left.
 pub fn prune(
     conn: &Connection,
     cfg: &StoreConfig,
     now_ms: i64,
-    batch: usize,
+    max_blocks: usize,
 ) -> Result<PruneReport, StoreError> {
     let (q_cut, h_cut) = cutoffs(cfg, now_ms);
     let mut report = PruneReport::default();
     loop {
-        let (n, more) = super::blocks::prune(conn, q_cut, DELETE_BLOCKS)?;
-        report.queries_deleted += n;
+        let (q, h, more) = step(conn, q_cut, h_cut, max_blocks)?;
+        report.queries_deleted += q;
+        report.hits_deleted += h;
         if !more {
-            break;
-        }
-    }
-    loop {
-        let n = prune_batch(conn, "hits", h_cut, batch)?;
-        report.hits_deleted += n;
-        if n < batch {
             break;
         }
     }

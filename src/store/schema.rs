@@ -11,6 +11,7 @@
 use rusqlite::Connection;
 
 use super::StoreError;
+use super::read::Table;
 
 /// The version this build writes: one per step in `STEPS` (add a step for every change).
 pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
@@ -73,7 +74,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -155,8 +156,39 @@ DROP INDEX IF EXISTS hits_action;
     .to_string()
 }
 
+/// Hits as blocks (`store::blocks`, the same format as the query log, each row with its
+/// ledger snapshot), and `hit_names`: each blocked name's first and last hit, for the
+/// reports' "new names" (which would otherwise decode every hit ever stored). An indexed row
+/// per hit plus its incident link cost the writer 8–12 µs, so a flood of blocked queries took
+/// the DNS worker's core (docs/BENCHMARKS.md, session 4). [`migrate`] moves the old `hits`
+/// rows into blocks first; incidents find their hits by client key and time range, so
+/// `incident_hits` goes too.
+fn v8() -> String {
+    format!("{V8_TABLES}DROP TABLE IF EXISTS incident_hits;\nDROP TABLE IF EXISTS hits;\n")
+}
+
+/// v8's new tables, created before the old rows are moved into them.
+const V8_TABLES: &str = "CREATE TABLE IF NOT EXISTS hit_blocks (
+    id          INTEGER PRIMARY KEY,
+    first_ms    INTEGER NOT NULL,
+    last_ms     INTEGER NOT NULL,
+    rows        INTEGER NOT NULL,
+    counts      BLOB    NOT NULL,
+    filter      BLOB    NOT NULL,
+    data        BLOB    NOT NULL);
+CREATE INDEX IF NOT EXISTS hit_blocks_last ON hit_blocks(last_ms);
+CREATE INDEX IF NOT EXISTS hit_blocks_first ON hit_blocks(first_ms);
+CREATE TABLE IF NOT EXISTS hit_names (
+    name        TEXT    PRIMARY KEY,
+    first_ms    INTEGER NOT NULL,
+    last_ms     INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS hit_names_first ON hit_names(first_ms);
+";
+
 /// The version whose step first converts the old per-query table (see [`v6`]).
 const BLOCKS_VERSION: i64 = 6;
+/// The version whose step converts the old per-hit table (see [`v8`]).
+const HIT_BLOCKS_VERSION: i64 = 8;
 
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a database from a newer build.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -181,7 +213,11 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> 
         let tx = conn.transaction()?;
         if version == BLOCKS_VERSION {
             tx.execute_batch(V6_TABLES)?;
-            super::blocks::convert_legacy(&tx)?;
+            super::blocks::convert_legacy(&tx, Table::Queries)?;
+        }
+        if version == HIT_BLOCKS_VERSION {
+            tx.execute_batch(V8_TABLES)?;
+            super::blocks::convert_legacy(&tx, Table::Hits)?;
         }
         tx.execute_batch(&step())?;
         tx.pragma_update(None, "user_version", version)?;
@@ -206,8 +242,10 @@ pub fn create_tables_without_indexes(conn: &Connection) -> Result<(), StoreError
 pub fn create_indexes(conn: &Connection) -> Result<(), StoreError> {
     let sql: String = all_steps()
         .lines()
-        // v1's per-query table is gone since v6, and its indexes with it.
-        .filter(|l| l.starts_with("CREATE INDEX") && !l.contains(" ON queries("))
+        // v1's per-row tables are gone (queries since v6, hits since v8), with their indexes.
+        .filter(|l| {
+            l.starts_with("CREATE INDEX") && !l.contains(" ON queries(") && !l.contains(" ON hits(")
+        })
         .collect::<Vec<_>>()
         .join("\n");
     conn.execute_batch(&sql)?;

@@ -42,16 +42,17 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::blocks::{self, codec::BlockEncoder, codec::Entry};
 pub use super::fault::StoreFault;
+use super::read::Table;
 use super::spool::{Backlog, ChunkSource, Spool, spool_path};
-use super::{Store, StoreError, ip_key, retention};
-use std::fmt::Write as _;
+use super::{Store, StoreError, retention};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
 use crate::clients::{Identity, Ledger, SharedLedger};
 use crate::config::StoreConfig;
 use crate::incidents::track::{HitRow, Pending, Tracker};
-use crate::record::{QueryEvent, Sink, Transport};
+use crate::record::{QueryEvent, Sink};
 
 /// While a batch fills, the writer sleeps this long between drains of the queue rather than
 /// waking per event (see `Writer::run`). Short against the flush interval (500 ms by default),
@@ -900,19 +901,16 @@ impl Writer {
     /// One retention batch per table; returns whether more remain.
     fn prune_step(&mut self) -> bool {
         let (q_cut, h_cut) = retention::cutoffs(&self.cfg, now_ms());
-        let batch = retention::DELETE_BATCH;
-        let q = blocks::prune(&self.conn, q_cut, retention::DELETE_BLOCKS);
-        let h = retention::prune_batch(&self.conn, "hits", h_cut, batch);
-        match (q, h) {
-            (Ok((q, more)), Ok(h)) => {
+        match retention::step(&self.conn, q_cut, h_cut, retention::DELETE_BLOCKS) {
+            Ok((q, h, more)) => {
                 if q + h > 0 {
                     tracing::debug!(queries = q, hits = h, "retention batch");
                     metrics::counter!("poolguard_store_pruned_rows_total")
                         .increment((q + h) as u64);
                 }
-                more || h == batch
+                more
             }
-            (Err(e), _) | (_, Err(e)) => {
+            Err(e) => {
                 tracing::warn!(error = %e, "retention pruning failed; will retry next hour");
                 false
             }
@@ -930,13 +928,6 @@ fn defer_hits(saturated: bool, spool_bytes: u64, held: usize, cfg: &StoreConfig)
         && cfg.spool_max_bytes > 0
         && held == 0
         && spool_bytes < cfg.spool_max_bytes / 2
-}
-
-fn transport_str(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-    }
 }
 
 /// Writes one batch in one transaction; returns (query rows, hit rows) written. `replayed`
@@ -974,10 +965,14 @@ fn write_batch(
     guarded(&tx, "incident tracking", |c| {
         tracker.on_hits(c, batch, &hits, &mut pending)
     })?;
-    guarded(&tx, "repeat-offender check", |c| {
+    let checked = guarded(&tx, "repeat-offender check", |c| {
         tracker.end_batch(c, &mut pending)
-    })?;
-    tx.commit()?;
+    })
+    .and_then(|()| Ok(tx.commit()?));
+    if let Err(e) = checked {
+        tracker.batch_failed();
+        return Err(e);
+    }
     // Only committed changes are announced and enforced.
     tracker.publish(pending);
     Ok(written)
@@ -1016,7 +1011,11 @@ pub fn insert_events(
     insert_events_into(conn, events, ledger, log_queries, None)
 }
 
-/// [`insert_events`], also listing every hit row written (for the incident tracker).
+/// [`insert_events`], also listing every hit written (for the incident tracker).
+///
+/// The batch becomes at most two rows, a query-log block and a hit block (`super::blocks`),
+/// plus one `hit_names` upsert per distinct blocked name (the first time a name was hit,
+/// for the reports' "new names").
 pub fn insert_events_into(
     conn: &Connection,
     events: &[QueryEvent],
@@ -1025,17 +1024,10 @@ pub fn insert_events_into(
     mut hits: Option<&mut Vec<HitRow>>,
 ) -> Result<(u64, u64), StoreError> {
     let (mut nq, mut nh) = (0u64, 0u64);
-    // Reused for every hit row: no per-row String for the address or reversed name.
-    let mut client = String::with_capacity(48);
-    let mut rname = String::with_capacity(256);
-    let mut h = conn.prepare_cached(
-        "INSERT INTO hits (time_ms, client, client_bin, port, transport, name, rname, qtype, \
-         action, feed, rule, rcode, answer, latency_us, upstream, department, \
-         network, asset, mac, kind, location, owner, contact) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-         ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
-    )?;
-    let mut block = BlockEncoder::default();
+    let mut queries = BlockEncoder::default();
+    let mut hit_block = BlockEncoder::default();
+    // Each distinct blocked name of the batch: (first, last) time.
+    let mut names: HashMap<&str, (i64, i64), foldhash::fast::FixedState> = HashMap::default();
     // Clients repeat in runs: one ledger lookup per run, not per row.
     let mut last: Option<(IpAddr, Option<Arc<Identity>>)> = None;
     for (index, e) in events.iter().enumerate() {
@@ -1049,79 +1041,55 @@ pub fn insert_events_into(
             }
         };
         let id = identity.as_deref();
-        let department = id.and_then(|i| i.department.as_deref());
         if log_queries {
-            block.push(&Entry::of(e, department));
+            queries.push(&Entry::of(e, id.and_then(|i| i.department.as_deref())));
             nq += 1;
-            if block.rows() >= blocks::MAX_BLOCK_ROWS
-                && let Some(sealed) = std::mem::take(&mut block).seal()
+            if queries.rows() >= blocks::MAX_BLOCK_ROWS
+                && let Some(sealed) = std::mem::take(&mut queries).seal()
             {
-                blocks::insert(conn, &sealed)?;
+                blocks::insert(conn, Table::Queries, &sealed)?;
             }
         }
         if !e.outcome.is_hit() {
             continue;
         }
-        client.clear();
-        // Writing into a String cannot fail.
-        let _ = write!(client, "{ip}");
-        let key = ip_key(ip);
-        reverse_name_into(&e.name, &mut rname);
-        let common = params![
-            e.time_ms,
-            client.as_str(),
-            &key[..],
-            e.client.port(),
-            transport_str(e.transport),
-            &*e.name,
-            rname.as_str(),
-            &*e.qtype,
-            e.outcome.as_str(),
-            e.feed.as_deref(),
-            e.rule.as_deref(),
-            e.rcode,
-            &*e.answer,
-            e.latency_us,
-            e.upstream.as_deref(),
-            department,
-        ];
-        let snapshot = params![
-            id.and_then(|i| i.network.as_deref()),
-            id.and_then(|i| i.asset.as_deref()),
-            id.and_then(|i| i.mac.as_deref()),
-            id.and_then(|i| i.kind.as_deref()),
-            id.and_then(|i| i.location.as_deref()),
-            id.and_then(|i| i.owner.as_deref()),
-            id.and_then(|i| i.contact.as_deref()),
-        ];
-        h.execute(rusqlite::params_from_iter(
-            common.iter().chain(snapshot.iter()),
-        ))?;
+        hit_block.push(&Entry::hit(e, id));
         nh += 1;
+        if hit_block.rows() >= blocks::MAX_BLOCK_ROWS
+            && let Some(sealed) = std::mem::take(&mut hit_block).seal()
+        {
+            blocks::insert(conn, Table::Hits, &sealed)?;
+        }
+        names
+            .entry(&e.name)
+            .and_modify(|(first, last)| {
+                *first = (*first).min(e.time_ms);
+                *last = (*last).max(e.time_ms);
+            })
+            .or_insert((e.time_ms, e.time_ms));
         if let Some(hits) = hits.as_deref_mut() {
             hits.push(HitRow {
-                id: conn.last_insert_rowid(),
                 index,
                 ip,
                 identity: identity.clone(),
             });
         }
     }
-    if let Some(sealed) = block.seal() {
-        blocks::insert(conn, &sealed)?;
+    if let Some(sealed) = queries.seal() {
+        blocks::insert(conn, Table::Queries, &sealed)?;
+    }
+    if let Some(sealed) = hit_block.seal() {
+        blocks::insert(conn, Table::Hits, &sealed)?;
+    }
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO hit_names (name, first_ms, last_ms) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(name) DO UPDATE SET first_ms = min(first_ms, excluded.first_ms), \
+         last_ms = max(last_ms, excluded.last_ms)",
+    )?;
+    for (name, (first, last)) in names {
+        upsert.execute(params![name, first, last])?;
     }
     Ok((nq, nh))
-}
-
-/// [`super::reverse_name`] into a reused buffer (`x.example.com` → `com.example.x`).
-fn reverse_name_into(name: &str, out: &mut String) {
-    out.clear();
-    for (i, label) in name.trim_end_matches('.').rsplit('.').enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        out.push_str(label);
-    }
 }
 
 #[cfg(test)]
@@ -1150,21 +1118,5 @@ mod tests {
             ..StoreConfig::default()
         };
         assert!(!defer_hits(true, 0, 0, &no_file));
-    }
-
-    #[test]
-    fn reversed_names_match_the_readers_spelling() {
-        let mut buf = String::new();
-        for name in [
-            "x.pool.example",
-            "example.",
-            "",
-            "a",
-            "a..b",
-            "w1.pool0.minexmr.com",
-        ] {
-            reverse_name_into(name, &mut buf);
-            assert_eq!(buf, super::super::reverse_name(name), "{name:?}");
-        }
     }
 }

@@ -100,11 +100,14 @@ impl Harness {
             .expect("flush");
     }
 
-    /// Rows in `table`; `queries` counts the rows inside the query-log blocks.
+    /// Rows in `table`; `queries` and `hits` count the rows inside their blocks.
     pub fn count(&self, table: &str) -> i64 {
+        use poolguard::store::read::Table;
         let c = self.store.write_connection().expect("conn");
-        if table == "queries" {
-            return poolguard::store::blocks::total_rows(&c).expect("count");
+        for (name, t) in [("queries", Table::Queries), ("hits", Table::Hits)] {
+            if table == name {
+                return poolguard::store::blocks::total_rows(&c, t).expect("count");
+            }
         }
         c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .expect("count")

@@ -1,30 +1,38 @@
 //! The block format: many query-log rows in one compact, self-contained byte string.
 //!
 //! ```text
-//! block  := version(u8 = 1) rows(varint) base_ms(zigzag) events_len(varint) events dict×5
+//! block  := version(u8 = 2) rows(varint) base_ms(zigzag) events_len(varint) events dict×12
 //! event  := dt_ms(zigzag, from the previous row) flags(u8) client(4|16) port(u16 le)
 //!           qtype rcode feed upstream department (varint dictionary codes, 0 = none)
+//!           [network asset mac kind location owner contact (codes) if flags & SNAPSHOT]
 //!           name(str) [rule(str) if flags & RULE] answer(str) latency_us(varint)
 //! dict   := count(varint) str×count          (code n is entry n-1)
 //! str    := len(varint) utf-8 bytes
-//! flags  := outcome(low 4 bits) | TCP 0x10 | V6 0x20 | RULE 0x40
+//! flags  := outcome(low 4 bits) | TCP 0x10 | V6 0x20 | RULE 0x40 | SNAPSHOT 0x80
 //! ```
 //!
 //! Low-cardinality fields are dictionary codes, so a row costs its name, its answer summary
 //! and a dozen bytes (about 45 bytes a row against ~300 for an indexed SQLite row). Codes
 //! are spelled out here rather than taken from enum discriminants: they are on disk.
+//!
+//! Version 2 added the ledger snapshot that hits carry as evidence (the same format stores
+//! the query log and the hits); version 1 blocks (five dictionaries, no snapshot) still read.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::filter::{Field, FilterBuilder, name_keys, value_key};
+use crate::clients::Identity;
 use crate::record::{Outcome, QueryEvent, Transport};
 use crate::store::ip_key;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// Blocks written before the snapshot fields (schema 6–7).
+const VERSION_1: u8 = 1;
 const TCP: u8 = 0x10;
 const V6: u8 = 0x20;
 const RULE: u8 = 0x40;
+const SNAPSHOT: u8 = 0x80;
 
 /// Outcomes in on-disk code order; a code is the index here.
 pub const OUTCOMES: [Outcome; 10] = [
@@ -49,9 +57,9 @@ pub fn outcome_code(o: Outcome) -> u8 {
 /// these means a damaged file (or a newer poolguard's format).
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
-    #[error("query-log block is damaged: {0}")]
+    #[error("log block is damaged: {0}")]
     Corrupt(&'static str),
-    #[error("query-log block has format version {0}; this build reads version {VERSION}")]
+    #[error("log block has format version {0}; this build reads version {VERSION}")]
     Version(u8),
 }
 
@@ -72,6 +80,63 @@ pub struct Entry<'a> {
     pub latency_us: u32,
     pub upstream: Option<&'a str>,
     pub department: Option<&'a str>,
+    /// The ledger identity at write time; hits carry it, query-log rows do not.
+    pub snapshot: Option<Snapshot<'a>>,
+}
+
+/// A hit's ledger identity snapshot (its department is [`Entry::department`]). Kept with the
+/// hit so later ledger edits never rewrite evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Snapshot<'a> {
+    pub network: Option<&'a str>,
+    pub asset: Option<&'a str>,
+    pub mac: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub location: Option<&'a str>,
+    pub owner: Option<&'a str>,
+    pub contact: Option<&'a str>,
+}
+
+impl<'a> Snapshot<'a> {
+    /// The snapshot of a ledger identity.
+    pub fn of(i: &'a Identity) -> Self {
+        Self {
+            network: i.network.as_deref(),
+            asset: i.asset.as_deref(),
+            mac: i.mac.as_deref(),
+            kind: i.kind.as_deref(),
+            location: i.location.as_deref(),
+            owner: i.owner.as_deref(),
+            contact: i.contact.as_deref(),
+        }
+    }
+
+    /// The owned identity, with `department` from the row.
+    pub fn identity(&self, department: Option<&str>) -> Identity {
+        let own = |v: Option<&str>| v.map(str::to_string);
+        Identity {
+            network: own(self.network),
+            asset: own(self.asset),
+            mac: own(self.mac),
+            kind: own(self.kind),
+            location: own(self.location),
+            department: own(department),
+            owner: own(self.owner),
+            contact: own(self.contact),
+        }
+    }
+
+    fn fields(&self) -> [Option<&'a str>; 7] {
+        [
+            self.network,
+            self.asset,
+            self.mac,
+            self.kind,
+            self.location,
+            self.owner,
+            self.contact,
+        ]
+    }
 }
 
 impl<'a> Entry<'a> {
@@ -92,6 +157,16 @@ impl<'a> Entry<'a> {
             latency_us: e.latency_us,
             upstream: e.upstream.as_deref(),
             department,
+            snapshot: None,
+        }
+    }
+
+    /// The hit row of `e`: its department and the whole identity snapshot from the ledger
+    /// (an empty one when the ledger does not know the client: a hit always has a snapshot).
+    pub fn hit(e: &'a QueryEvent, identity: Option<&'a Identity>) -> Self {
+        Self {
+            snapshot: Some(identity.map(Snapshot::of).unwrap_or_default()),
+            ..Self::of(e, identity.and_then(|i| i.department.as_deref()))
         }
     }
 }
@@ -102,7 +177,12 @@ const RCODE: usize = 1;
 const FEED: usize = 2;
 const UPSTREAM: usize = 3;
 const DEPARTMENT: usize = 4;
-const DICTS: usize = 5;
+/// The snapshot's seven fields take slots 5..12, in [`Snapshot::fields`] order.
+const SNAPSHOT_FIRST: usize = 5;
+const SNAPSHOT_FIELDS: usize = 7;
+const DICTS: usize = SNAPSHOT_FIRST + SNAPSHOT_FIELDS;
+/// Dictionaries in a version 1 block.
+const DICTS_V1: usize = 5;
 
 /// One field's dictionary. `last` short-cuts the common run of equal values.
 #[derive(Default)]
@@ -151,7 +231,8 @@ pub struct Sealed {
 #[derive(Default)]
 pub struct BlockEncoder {
     events: Vec<u8>,
-    dicts: [Dict; DICTS],
+    dicts: [Dict; DICTS_V1],
+    snapshot_dicts: [Dict; SNAPSHOT_FIELDS],
     filter: FilterBuilder,
     rows: u32,
     base_ms: i64,
@@ -195,6 +276,9 @@ impl BlockEncoder {
         if e.rule.is_some() {
             flags |= RULE;
         }
+        if e.snapshot.is_some() {
+            flags |= SNAPSHOT;
+        }
         out.push(flags);
         match e.client {
             IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
@@ -217,6 +301,16 @@ impl BlockEncoder {
         ];
         for c in codes {
             put_varint(out, u64::from(c));
+        }
+        if let Some(s) = &e.snapshot {
+            for (slot, (dict, v)) in self.snapshot_dicts.iter_mut().zip(s.fields()).enumerate() {
+                let c = dict.code(v, |v| {
+                    if slot == 1 {
+                        filter.add(value_key(Field::Asset, v.as_bytes()));
+                    }
+                });
+                put_varint(out, u64::from(c));
+            }
         }
         put_str(out, e.name);
         if let Some(rule) = e.rule {
@@ -243,7 +337,7 @@ impl BlockEncoder {
         put_zigzag(&mut data, self.base_ms);
         put_varint(&mut data, self.events.len() as u64);
         data.extend_from_slice(&self.events);
-        for dict in &self.dicts {
+        for dict in self.dicts.iter().chain(&self.snapshot_dicts) {
             put_varint(&mut data, dict.values.len() as u64);
             for v in &dict.values {
                 put_str(&mut data, v);
@@ -287,15 +381,17 @@ impl<'a> Block<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Self, BlockError> {
         let mut r = Reader(data);
         let version = r.byte()?;
-        if version != VERSION {
-            return Err(BlockError::Version(version));
-        }
+        let n_dicts = match version {
+            VERSION => DICTS,
+            VERSION_1 => DICTS_V1,
+            v => return Err(BlockError::Version(v)),
+        };
         let rows = u32::try_from(r.varint()?).map_err(|_| BlockError::Corrupt("row count"))?;
         let base_ms = r.zigzag()?;
         let len = r.len()?;
         let events = r.take(len)?;
         let mut dicts: [Vec<&'a str>; DICTS] = Default::default();
-        for dict in &mut dicts {
+        for dict in dicts.iter_mut().take(n_dicts) {
             let n = r.len()?;
             // Each entry takes at least one byte: a count larger than the rest is damage.
             if n > r.0.len() {
@@ -397,6 +493,24 @@ impl<'a> Entries<'_, 'a> {
         let feed = b.lookup(FEED, r.varint()?)?;
         let upstream = b.lookup(UPSTREAM, r.varint()?)?;
         let department = b.lookup(DEPARTMENT, r.varint()?)?;
+        let snapshot = if flags & SNAPSHOT != 0 {
+            let mut f = [None; SNAPSHOT_FIELDS];
+            for (i, slot) in f.iter_mut().enumerate() {
+                *slot = b.lookup(SNAPSHOT_FIRST + i, r.varint()?)?;
+            }
+            let [network, asset, mac, kind, location, owner, contact] = f;
+            Some(Snapshot {
+                network,
+                asset,
+                mac,
+                kind,
+                location,
+                owner,
+                contact,
+            })
+        } else {
+            None
+        };
         let name = r.str()?;
         let rule = if flags & RULE != 0 {
             Some(r.str()?)
@@ -424,6 +538,7 @@ impl<'a> Entries<'_, 'a> {
             latency_us,
             upstream,
             department,
+            snapshot,
         })
     }
 }
@@ -522,7 +637,38 @@ mod tests {
             latency_us: i * 1000,
             upstream: (!i.is_multiple_of(5)).then_some("127.0.0.1:53"),
             department: (i % 3 == 1).then_some("Physics"),
+            snapshot: (i % 4 == 1).then_some(Snapshot {
+                network: Some("10.0.0.0/16"),
+                asset: ["PHY-0042", "LIB-7"].get(i as usize % 8 / 4).copied(),
+                mac: None,
+                kind: Some("workstation"),
+                location: (i % 8 == 1).then_some("B12"),
+                owner: Some("A. Person"),
+                contact: None,
+            }),
         }
+    }
+
+    #[test]
+    fn version_1_blocks_still_read() {
+        let rows: Vec<Entry<'static>> = (0..40)
+            .map(|i| Entry {
+                snapshot: None,
+                ..entry(i)
+            })
+            .collect();
+        let mut enc = BlockEncoder::default();
+        for e in &rows {
+            enc.push(e);
+        }
+        let v2 = enc.seal().unwrap().data;
+        // Without snapshots the seven snapshot dictionaries are empty: one zero byte each.
+        assert_eq!(&v2[v2.len() - SNAPSHOT_FIELDS..], &[0; SNAPSHOT_FIELDS]);
+        let mut v1 = v2[..v2.len() - SNAPSHOT_FIELDS].to_vec();
+        v1[0] = VERSION_1;
+        let block = Block::parse(&v1).expect("a version 1 block parses");
+        let back: Vec<Entry<'_>> = block.entries().map(|r| r.unwrap().1).collect();
+        assert_eq!(back, rows);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum Field {
     QueryType = 3,
     Feed = 4,
     Department = 5,
+    /// A hit's ledger asset tag: incidents keyed by asset find their evidence by it.
+    Asset = 6,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

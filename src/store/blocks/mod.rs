@@ -1,4 +1,4 @@
-//! The full query log, stored as blocks: one SQLite row per writer batch, not per query.
+//! The query log and the hits, stored as blocks: one SQLite row per writer batch, not per row.
 //!
 //! Every query is recorded, at the resolver's full rate, on the same core as the DNS worker
 //! (docs/BENCHMARKS.md). As one indexed SQLite row each, a query cost the writer ~3.6 µs:
@@ -7,7 +7,12 @@
 //! range, per-action counts and a Bloom filter ([`filter`]) over its clients and names. A
 //! query then costs a few hundred nanoseconds to record, and the API finds rows by walking
 //! blocks newest first, skipping those whose filter rules the request out and decoding the
-//! rest. Hits (the evidence) stay one indexed row each in `hits`.
+//! rest.
+//!
+//! Hits (the evidence, kept for about a year) use the same format in `hit_blocks` (schema 8),
+//! each row with its ledger snapshot: an indexed SQLite row per hit cost the writer 8–12 µs
+//! with its incident link, so a flood of blocked queries took the DNS worker's core. Incidents
+//! find their hits by client key and time range (see [`owner_hits`]).
 //!
 //! Row ids are `block id << 20 | index in block`, so `(time_ms, id)` keyset pagination works
 //! exactly as for `hits`. Crash safety is unchanged: a block is written in the batch's
@@ -22,7 +27,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use self::codec::{Block, BlockEncoder, Entry, OUTCOMES, Sealed, read_counts};
 use self::filter::{Field, may_contain, name_key, value_key};
-use super::read::{Count, ListFilter, NameFilter, Page, StoredRow};
+use super::read::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 use super::{StoreError, ip_key};
 use crate::record::{Outcome, Transport};
 
@@ -30,16 +35,27 @@ use crate::record::{Outcome, Transport};
 pub const MAX_BLOCK_ROWS: u32 = 1 << 16;
 const INDEX_BITS: u32 = 20;
 
-/// Writes one sealed block inside the caller's transaction.
-pub fn insert(conn: &Connection, b: &Sealed) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO query_blocks (first_ms, last_ms, rows, counts, filter, data) \
+impl Table {
+    /// The SQLite table holding this log's blocks.
+    pub fn blocks(self) -> &'static str {
+        match self {
+            Table::Queries => "query_blocks",
+            Table::Hits => "hit_blocks",
+        }
+    }
+}
+
+/// Writes one sealed block of `table` inside the caller's transaction; returns its id.
+pub fn insert(conn: &Connection, table: Table, b: &Sealed) -> Result<i64, StoreError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO {} (first_ms, last_ms, rows, counts, filter, data) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
+        table.blocks()
+    ))?
     .execute(params![
         b.first_ms, b.last_ms, b.rows, b.counts, b.filter, b.data
     ])?;
-    Ok(())
+    Ok(conn.last_insert_rowid())
 }
 
 /// The filter keys a block must (maybe) hold to have a row matching `f`.
@@ -122,7 +138,7 @@ fn stored_row(id: i64, e: &Entry<'_>) -> StoredRow {
         latency_us: e.latency_us,
         upstream: e.upstream.map(str::to_string),
         department: e.department.map(str::to_string),
-        identity: None,
+        identity: e.snapshot.map(|s| s.identity(e.department)),
     }
 }
 
@@ -134,19 +150,22 @@ fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError
     })
 }
 
-fn block_data(conn: &Connection, id: i64) -> Result<Vec<u8>, StoreError> {
+fn block_data(conn: &Connection, table: Table, id: i64) -> Result<Vec<u8>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT data FROM query_blocks WHERE id = ?1")?
+        .prepare_cached(&format!(
+            "SELECT data FROM {} WHERE id = ?1",
+            table.blocks()
+        ))?
         .query_row([id], |r| r.get(0))?)
 }
 
-/// One page of the query log matching `f`, newest first (the same contract as `read::list`).
+/// One page of `table` matching `f`, newest first (the contract of `read::list`).
 ///
 /// Blocks are visited by descending `last_ms`; the walk stops once a full page is found and
 /// the next block ends before the oldest row on it. Each block is skipped unless its action
 /// counts and Bloom filter allow a match. SQLite steps between blocks, so the store's read
 /// time limit interrupts a long walk within one block's decode.
-pub fn list(conn: &Connection, f: &ListFilter) -> Result<Page, StoreError> {
+pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, StoreError> {
     let keys = probes(f);
     let action = match f.action.as_deref() {
         Some(a) => match outcome_named(a) {
@@ -163,10 +182,11 @@ pub fn list(conn: &Connection, f: &ListFilter) -> Result<Page, StoreError> {
     };
     let lower = f.since_ms.unwrap_or(i64::MIN);
     let want = f.limit + 1;
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, last_ms, counts, filter FROM query_blocks \
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, last_ms, counts, filter FROM {} \
          WHERE last_ms >= ?1 AND first_ms <= ?2 ORDER BY last_ms DESC, id DESC",
-    )?;
+        table.blocks()
+    ))?;
     let mut blocks = stmt.query(params![lower, upper])?;
     // The best `want` rows so far, newest first.
     let mut page: Vec<StoredRow> = Vec::new();
@@ -187,7 +207,7 @@ pub fn list(conn: &Connection, f: &ListFilter) -> Result<Page, StoreError> {
             }
         }
         let id: i64 = b.get(0)?;
-        let data = block_data(conn, id)?;
+        let data = block_data(conn, table, id)?;
         let block = Block::parse(&data)?;
         let mut found: Vec<(i64, i64, Entry<'_>)> = Vec::new();
         for row in block.entries() {
@@ -220,18 +240,20 @@ pub fn list(conn: &Connection, f: &ListFilter) -> Result<Page, StoreError> {
     Ok(Page { rows: page, next })
 }
 
-/// Query-log rows per action in `[since, until)`. Blocks wholly inside the window add their
+/// Rows of `table` per action in `[since, until)`. Blocks wholly inside the window add their
 /// stored counts; only the (at most few) blocks straddling an edge are decoded.
 pub fn counts_by_action(
     conn: &Connection,
+    table: Table,
     since: i64,
     until: i64,
 ) -> Result<Vec<Count>, StoreError> {
     let mut totals = [0u64; OUTCOMES.len()];
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, first_ms, last_ms, counts FROM query_blocks \
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, first_ms, last_ms, counts FROM {} \
          WHERE last_ms >= ?1 AND first_ms < ?2",
-    )?;
+        table.blocks()
+    ))?;
     let mut blocks = stmt.query(params![since, until])?;
     while let Some(b) = blocks.next()? {
         let (first, last): (i64, i64) = (b.get(1)?, b.get(2)?);
@@ -241,7 +263,7 @@ pub fn counts_by_action(
             }
             continue;
         }
-        let data = block_data(conn, b.get(0)?)?;
+        let data = block_data(conn, table, b.get(0)?)?;
         for row in Block::parse(&data)?.entries() {
             let (_, e) = row?;
             if e.time_ms >= since && e.time_ms < until {
@@ -262,11 +284,15 @@ pub fn counts_by_action(
     Ok(out)
 }
 
-/// The first and last time `key` (an [`ip_key`]) appears in the query log.
-pub fn seen(conn: &Connection, key: [u8; 16]) -> Result<(Option<i64>, Option<i64>), StoreError> {
+/// The first and last time `key` (an [`ip_key`]) appears in `table`.
+pub fn seen(
+    conn: &Connection,
+    table: Table,
+    key: [u8; 16],
+) -> Result<(Option<i64>, Option<i64>), StoreError> {
     let probe = value_key(Field::Client, &key);
-    let first = extreme(conn, key, probe, true)?;
-    let last = extreme(conn, key, probe, false)?;
+    let first = extreme(conn, table, key, probe, true)?;
+    let last = extreme(conn, table, key, probe, false)?;
     Ok((first, last))
 }
 
@@ -274,16 +300,23 @@ pub fn seen(conn: &Connection, key: [u8; 16]) -> Result<(Option<i64>, Option<i64
 /// once no further block can beat the best time found.
 fn extreme(
     conn: &Connection,
+    table: Table,
     key: [u8; 16],
     probe: u64,
     oldest: bool,
 ) -> Result<Option<i64>, StoreError> {
     let sql = if oldest {
-        "SELECT id, first_ms, filter FROM query_blocks ORDER BY first_ms, id"
+        format!(
+            "SELECT id, first_ms, filter FROM {} ORDER BY first_ms, id",
+            table.blocks()
+        )
     } else {
-        "SELECT id, last_ms, filter FROM query_blocks ORDER BY last_ms DESC, id DESC"
+        format!(
+            "SELECT id, last_ms, filter FROM {} ORDER BY last_ms DESC, id DESC",
+            table.blocks()
+        )
     };
-    let mut stmt = conn.prepare_cached(sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let mut blocks = stmt.query([])?;
     let mut best: Option<i64> = None;
     while let Some(b) = blocks.next()? {
@@ -294,7 +327,7 @@ fn extreme(
         if !may_contain(blob(b, 2)?, probe) {
             continue;
         }
-        let data = block_data(conn, b.get(0)?)?;
+        let data = block_data(conn, table, b.get(0)?)?;
         for row in Block::parse(&data)?.entries() {
             let (_, e) = row?;
             if ip_key(e.client) == key {
@@ -310,25 +343,168 @@ fn extreme(
     Ok(best)
 }
 
-/// Removes query-log rows older than `cutoff_ms`: up to `max_blocks` whole blocks, then any
+/// Calls `f` with the row id and contents of every row of `table` in `[since, until)`,
+/// block by block (oldest block first). With a `probe`, blocks whose filter rules it out are
+/// skipped unread, so `f` sees a superset of the rows holding that key and checks them itself.
+pub fn scan(
+    conn: &Connection,
+    table: Table,
+    since: i64,
+    until: i64,
+    probe: Option<u64>,
+    mut f: impl FnMut(i64, &Entry<'_>),
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, filter FROM {} WHERE last_ms >= ?1 AND first_ms < ?2 ORDER BY first_ms, id",
+        table.blocks()
+    ))?;
+    let mut blocks = stmt.query(params![since, until])?;
+    while let Some(b) = blocks.next()? {
+        if let Some(k) = probe
+            && !may_contain(blob(b, 1)?, k)
+        {
+            continue;
+        }
+        let id: i64 = b.get(0)?;
+        let data = block_data(conn, table, id)?;
+        for row in Block::parse(&data)?.entries() {
+            let (index, e) = row?;
+            if e.time_ms >= since && e.time_ms < until {
+                f((id << INDEX_BITS) | i64::from(index), &e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Who an incident is about: its ledger asset tag, or its address when the ledger has none
+/// (the incident's `client_key`, `asset:<tag>` or `ip:<address>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitOwner<'a> {
+    Asset(&'a str),
+    Ip(IpAddr),
+}
+
+impl<'a> HitOwner<'a> {
+    /// The owner of a hit row: its asset tag if it has one, else its address.
+    pub fn of(asset: Option<&'a str>, ip: IpAddr) -> Self {
+        match asset {
+            Some(a) => HitOwner::Asset(a),
+            None => HitOwner::Ip(ip),
+        }
+    }
+
+    /// Parses an incident's `client_key`.
+    pub fn parse(key: &'a str) -> Option<Self> {
+        if let Some(a) = key.strip_prefix("asset:") {
+            return Some(HitOwner::Asset(a));
+        }
+        key.strip_prefix("ip:")?.parse().ok().map(HitOwner::Ip)
+    }
+
+    /// The incident `client_key` of this owner.
+    pub fn key(&self) -> String {
+        match self {
+            HitOwner::Asset(a) => format!("asset:{a}"),
+            HitOwner::Ip(ip) => format!("ip:{ip}"),
+        }
+    }
+
+    fn probe(&self) -> u64 {
+        match self {
+            HitOwner::Asset(a) => value_key(Field::Asset, a.as_bytes()),
+            HitOwner::Ip(ip) => value_key(Field::Client, &ip_key(*ip)),
+        }
+    }
+
+    fn owns(&self, e: &Entry<'_>) -> bool {
+        let asset = e.snapshot.and_then(|s| s.asset);
+        *self == HitOwner::of(asset, e.client)
+    }
+}
+
+/// The hits of `owner` in `[from_ms, to_ms]`, oldest first, at most `limit`: an incident's
+/// evidence (an incident holds every hit of its client key from its first hit to its last).
+pub fn owner_hits(
+    conn: &Connection,
+    owner: HitOwner<'_>,
+    from_ms: i64,
+    to_ms: i64,
+    limit: usize,
+) -> Result<Vec<StoredRow>, StoreError> {
+    let mut found: Vec<StoredRow> = Vec::new();
+    scan(
+        conn,
+        Table::Hits,
+        from_ms,
+        to_ms.saturating_add(1),
+        Some(owner.probe()),
+        |id, e| {
+            if owner.owns(e) {
+                found.push(stored_row(id, e));
+            }
+        },
+    )?;
+    found.sort_unstable_by_key(|r| (r.time_ms, r.id));
+    found.truncate(limit);
+    Ok(found)
+}
+
+/// Calls `f` with every row of `table` from `key` (an [`ip_key`]) at or after `since_ms`.
+pub fn scan_client(
+    conn: &Connection,
+    table: Table,
+    key: [u8; 16],
+    since_ms: i64,
+    mut f: impl FnMut(&Entry<'_>),
+) -> Result<(), StoreError> {
+    scan(
+        conn,
+        table,
+        since_ms,
+        i64::MAX,
+        Some(value_key(Field::Client, &key)),
+        |_, e| {
+            if ip_key(e.client) == key {
+                f(e);
+            }
+        },
+    )
+}
+
+/// How many rows of `table` from `key` (an [`ip_key`]) are at or after `since_ms`.
+pub fn client_count(
+    conn: &Connection,
+    table: Table,
+    key: [u8; 16],
+    since_ms: i64,
+) -> Result<i64, StoreError> {
+    let mut n = 0i64;
+    scan_client(conn, table, key, since_ms, |_| n += 1)?;
+    Ok(n)
+}
+
+/// Removes rows of `table` older than `cutoff_ms`: up to `max_blocks` whole blocks, then any
 /// block straddling the cut-off is rewritten without its old rows. Returns the rows removed
 /// and whether whole blocks remain to delete.
 pub fn prune(
     conn: &Connection,
+    table: Table,
     cutoff_ms: i64,
     max_blocks: usize,
 ) -> Result<(usize, bool), StoreError> {
+    let t = table.blocks();
     let old: Vec<(i64, i64)> = conn
-        .prepare_cached(
-            "SELECT id, rows FROM query_blocks WHERE last_ms < ?1 ORDER BY last_ms LIMIT ?2",
-        )?
+        .prepare_cached(&format!(
+            "SELECT id, rows FROM {t} WHERE last_ms < ?1 ORDER BY last_ms LIMIT ?2"
+        ))?
         .query_map(params![cutoff_ms, max_blocks as i64], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<Result<_, _>>()?;
     let mut removed = 0usize;
     {
-        let mut delete = conn.prepare_cached("DELETE FROM query_blocks WHERE id = ?1")?;
+        let mut delete = conn.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?;
         for (id, rows) in &old {
             delete.execute([id])?;
             removed += usize::try_from(*rows).unwrap_or(0);
@@ -338,11 +514,13 @@ pub fn prune(
         return Ok((removed, true));
     }
     let straddling: Vec<i64> = conn
-        .prepare_cached("SELECT id FROM query_blocks WHERE first_ms < ?1 AND last_ms >= ?1")?
+        .prepare_cached(&format!(
+            "SELECT id FROM {t} WHERE first_ms < ?1 AND last_ms >= ?1"
+        ))?
         .query_map([cutoff_ms], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for id in straddling {
-        let data = block_data(conn, id)?;
+        let data = block_data(conn, table, id)?;
         let block = Block::parse(&data)?;
         let mut kept = BlockEncoder::default();
         for row in block.entries() {
@@ -354,10 +532,10 @@ pub fn prune(
         removed += (block.rows() - kept.rows()) as usize;
         // Never empty: the block's last row is at or after the cut-off.
         if let Some(b) = kept.seal() {
-            conn.prepare_cached(
-                "UPDATE query_blocks SET first_ms = ?2, last_ms = ?3, rows = ?4, counts = ?5, \
-                 filter = ?6, data = ?7 WHERE id = ?1",
-            )?
+            conn.prepare_cached(&format!(
+                "UPDATE {t} SET first_ms = ?2, last_ms = ?3, rows = ?4, counts = ?5, \
+                 filter = ?6, data = ?7 WHERE id = ?1"
+            ))?
             .execute(params![
                 id, b.first_ms, b.last_ms, b.rows, b.counts, b.filter, b.data
             ])?;
@@ -366,16 +544,35 @@ pub fn prune(
     Ok((removed, false))
 }
 
-/// Total rows in the query log (tests, tools).
-pub fn total_rows(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(
-        conn.query_row("SELECT coalesce(sum(rows), 0) FROM query_blocks", [], |r| {
-            r.get(0)
-        })?,
-    )
+/// Every row of `table` in stored order (block by block, rows as written): tests and tools
+/// check what was stored with it.
+#[doc(hidden)]
+pub fn all_rows(conn: &Connection, table: Table) -> Result<Vec<StoredRow>, StoreError> {
+    let ids: Vec<i64> = conn
+        .prepare(&format!("SELECT id FROM {} ORDER BY id", table.blocks()))?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for id in ids {
+        let data = block_data(conn, table, id)?;
+        for row in Block::parse(&data)?.entries() {
+            let (index, e) = row?;
+            out.push(stored_row((id << INDEX_BITS) | i64::from(index), &e));
+        }
+    }
+    Ok(out)
 }
 
-/// A `queries` row of schema ≤ 5, owned.
+/// Total rows in `table` (tests, tools).
+pub fn total_rows(conn: &Connection, table: Table) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        &format!("SELECT coalesce(sum(rows), 0) FROM {}", table.blocks()),
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// A `queries` (schema ≤ 5) or `hits` (schema ≤ 7) row, owned.
 struct LegacyRow {
     time_ms: i64,
     client: IpAddr,
@@ -384,51 +581,85 @@ struct LegacyRow {
     outcome: Outcome,
     strings: [Option<String>; 8],
     latency_us: u32,
+    /// network, asset, mac, kind, location, owner, contact (hits only).
+    snapshot: Option<[Option<String>; 7]>,
 }
 
-/// Moves the rows of the per-query table of schema ≤ 5 into blocks (schema 6), in order,
-/// inside the migration's transaction. Nothing in the old log is lost on upgrade.
-pub fn convert_legacy(conn: &Connection) -> Result<u64, StoreError> {
+impl LegacyRow {
+    fn entry(&self) -> Entry<'_> {
+        let s = |i: usize| self.strings[i].as_deref();
+        Entry {
+            time_ms: self.time_ms,
+            client: self.client,
+            port: self.port,
+            transport: self.transport,
+            outcome: self.outcome,
+            name: s(0).unwrap_or(""),
+            qtype: s(1).unwrap_or(""),
+            feed: s(2),
+            rule: s(3),
+            rcode: s(4).unwrap_or(""),
+            answer: s(5).unwrap_or(""),
+            latency_us: self.latency_us,
+            upstream: s(6),
+            department: s(7),
+            snapshot: self.snapshot.as_ref().map(|f| {
+                let g = |i: usize| f[i].as_deref();
+                codec::Snapshot {
+                    network: g(0),
+                    asset: g(1),
+                    mac: g(2),
+                    kind: g(3),
+                    location: g(4),
+                    owner: g(5),
+                    contact: g(6),
+                }
+            }),
+        }
+    }
+}
+
+/// Moves the rows of an old per-row table into blocks, in order, inside the migration's
+/// transaction: `queries` (schema ≤ 5) into the query log, `hits` (schema ≤ 7) into hit blocks,
+/// filling `hit_names` from them. Nothing stored is lost on upgrade.
+pub fn convert_legacy(conn: &Connection, table: Table) -> Result<u64, StoreError> {
+    let (old, extra) = match table {
+        Table::Queries => ("queries", ""),
+        Table::Hits => (
+            "hits",
+            ", network, asset, mac, kind, location, owner, contact",
+        ),
+    };
     let exists: Option<i64> = conn
         .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queries'",
-            [],
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [old],
             |r| r.get(0),
         )
         .optional()?;
     if exists.is_none() {
         return Ok(0);
     }
-    let mut stmt = conn.prepare(
+    if table == Table::Hits {
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO hit_names (name, first_ms, last_ms) \
+             SELECT name, min(time_ms), max(time_ms) FROM hits GROUP BY name",
+        )?;
+    }
+    let mut stmt = conn.prepare(&format!(
         "SELECT time_ms, client, port, transport, action, latency_us, name, qtype, feed, rule, \
-         rcode, answer, upstream, department FROM queries ORDER BY id",
-    )?;
+         rcode, answer, upstream, department{extra} FROM {old} ORDER BY id"
+    ))?;
     let mut rows = stmt.query([])?;
     let mut chunk: Vec<LegacyRow> = Vec::new();
     let mut moved = 0u64;
     let flush = |chunk: &mut Vec<LegacyRow>| -> Result<(), StoreError> {
         let mut enc = BlockEncoder::default();
         for r in chunk.iter() {
-            let s = |i: usize| r.strings[i].as_deref();
-            enc.push(&Entry {
-                time_ms: r.time_ms,
-                client: r.client,
-                port: r.port,
-                transport: r.transport,
-                outcome: r.outcome,
-                name: s(0).unwrap_or(""),
-                qtype: s(1).unwrap_or(""),
-                feed: s(2),
-                rule: s(3),
-                rcode: s(4).unwrap_or(""),
-                answer: s(5).unwrap_or(""),
-                latency_us: r.latency_us,
-                upstream: s(6),
-                department: s(7),
-            });
+            enc.push(&r.entry());
         }
         if let Some(b) = enc.seal() {
-            insert(conn, &b)?;
+            insert(conn, table, &b)?;
         }
         chunk.clear();
         Ok(())
@@ -441,6 +672,15 @@ pub fn convert_legacy(conn: &Connection) -> Result<u64, StoreError> {
         for (i, slot) in strings.iter_mut().enumerate() {
             *slot = r.get(6 + i)?;
         }
+        let snapshot = if table == Table::Hits {
+            let mut f: [Option<String>; 7] = Default::default();
+            for (i, slot) in f.iter_mut().enumerate() {
+                *slot = r.get(14 + i)?;
+            }
+            Some(f)
+        } else {
+            None
+        };
         chunk.push(LegacyRow {
             time_ms: r.get(0)?,
             client: client
@@ -457,6 +697,7 @@ pub fn convert_legacy(conn: &Connection) -> Result<u64, StoreError> {
                 .unwrap_or(Outcome::Allowed),
             strings,
             latency_us: r.get(5)?,
+            snapshot,
         });
         moved += 1;
         if chunk.len() >= 4096 {
@@ -465,7 +706,11 @@ pub fn convert_legacy(conn: &Connection) -> Result<u64, StoreError> {
     }
     flush(&mut chunk)?;
     if moved > 0 {
-        tracing::info!(rows = moved, "query log moved to the block format");
+        tracing::info!(
+            rows = moved,
+            table = old,
+            "old per-row table moved to blocks"
+        );
     }
     Ok(moved)
 }
