@@ -189,6 +189,38 @@ impl Bed {
     }
 }
 
+/// Distinct names are counted once per incident across batches (the tracker remembers the
+/// names it stored and skips them), and again for a new incident of the same client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_names_count_once_per_incident_across_batches() {
+    let b = bed(|_| {});
+    let name_count = || {
+        one(
+            &b.store,
+            "SELECT name_count FROM incidents WHERE status != 'closed'",
+        )
+    };
+    for (i, name) in ["a.pool.test", "a.pool.test", "b.pool.test", "a.pool.test"]
+        .iter()
+        .enumerate()
+    {
+        b.sink
+            .submit(hit(T0 + i as i64, "10.0.0.9:53", name, Outcome::Blocked));
+        b.writer.flush().await.expect("flush");
+    }
+    assert_eq!(name_count(), 2);
+    b.store
+        .write_connection()
+        .expect("conn")
+        .execute("UPDATE incidents SET status = 'closed', closed_ms = 1", [])
+        .expect("close");
+    b.sink
+        .submit(hit(T0 + 10, "10.0.0.9:53", "a.pool.test", Outcome::Blocked));
+    b.writer.flush().await.expect("flush");
+    assert_eq!(name_count(), 1, "the new incident counts its own names");
+    b.writer.shutdown().await.expect("shutdown");
+}
+
 /// The hits threshold counts the address's stored hits within the window only, including
 /// hits stored before a restart (the tracker re-reads them from the hit blocks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

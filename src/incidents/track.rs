@@ -13,8 +13,12 @@
 //! Alerts and quarantine changes are collected during the batch and published only after the
 //! commit (a rolled-back batch announces nothing).
 
+use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use foldhash::fast::FixedState;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -55,7 +59,14 @@ pub struct Tracker {
     acc: Arc<Accountability>,
     /// Only the writer thread uses it; the lock is never contended.
     windows: Arc<Mutex<HitWindows>>,
+    /// (incident, name) pairs `incident_names` already holds (hashes), so a name hit again
+    /// skips its INSERT: in a flood over many names that insert was most of a hit's cost.
+    /// Bounded and cleared when full, and after any failure (forgetting costs inserts only).
+    named: Arc<Mutex<HashSet<u64, FixedState>>>,
 }
+
+/// Pairs remembered in [`Tracker::named`] before it is cleared (about 4 MiB at most).
+const MAX_NAMED: usize = 1 << 18;
 
 impl Tracker {
     /// A tracker over the shared accountability state.
@@ -63,6 +74,7 @@ impl Tracker {
         Self {
             acc,
             windows: Arc::default(),
+            named: Arc::default(),
         }
     }
 
@@ -73,6 +85,14 @@ impl Tracker {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .forget();
+        self.forget_names();
+    }
+
+    fn forget_names(&self) {
+        self.named
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// Opens or updates the incidents of a batch's hits (already inserted). Hits are grouped
@@ -81,6 +101,21 @@ impl Tracker {
     /// statements per hit: measured, the per-hit version was a third of the writer's time
     /// when every query is a hit.
     pub fn on_hits(
+        &self,
+        conn: &Connection,
+        events: &[QueryEvent],
+        hits: &[HitRow],
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
+        let result = self.track(conn, events, hits, pending);
+        if result.is_err() {
+            // The caller rolls this back: names remembered meanwhile may not be stored.
+            self.forget_names();
+        }
+        result
+    }
+
+    fn track(
         &self,
         conn: &Connection,
         events: &[QueryEvent],
@@ -108,6 +143,8 @@ impl Tracker {
             }
         }
         let feeds = self.acc.feeds.load();
+        let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
+        let hasher = FixedState::default();
         for (key, group) in &groups {
             let first = group[0];
             let existing: Option<(i64, String, String)> = conn
@@ -150,9 +187,17 @@ impl Tracker {
                     last_ms = e.time_ms;
                     last_ip = hit.ip;
                 }
-                // A burst repeats a few names: ask SQLite once per distinct name in the batch.
+                // A burst repeats a few names: ask SQLite once per distinct name in the batch,
+                // and not at all for a name this incident is known to have.
                 if seen_names.insert(&e.name) {
-                    new_names += name.execute(params![id, &*e.name])?;
+                    let pair = hasher.hash_one((id, &*e.name));
+                    if !named.contains(&pair) {
+                        new_names += name.execute(params![id, &*e.name])?;
+                        if named.len() >= MAX_NAMED {
+                            named.clear();
+                        }
+                        named.insert(pair);
+                    }
                 }
             }
             conn.prepare_cached(

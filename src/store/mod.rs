@@ -13,6 +13,7 @@ pub mod audit;
 pub mod blocks;
 #[doc(hidden)]
 pub mod fault;
+pub mod known_names;
 pub mod read;
 pub mod retention;
 pub mod schema;

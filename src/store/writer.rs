@@ -42,6 +42,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::blocks::{self, codec::BlockEncoder, codec::Entry};
 pub use super::fault::StoreFault;
+use super::known_names::KnownNames;
 use super::read::Table;
 use super::spool::{Backlog, ChunkSource, Spool, spool_path};
 use super::{Store, StoreError, retention};
@@ -327,6 +328,7 @@ pub fn spawn_with(
         seen_shed: 0,
         saturated_until: None,
         force_index: false,
+        known: KnownNames::default(),
     };
     let thread = std::thread::Builder::new()
         .name("poolguard-store-writer".into())
@@ -416,6 +418,8 @@ struct Writer {
     saturated_until: Option<Instant>,
     /// Set while an explicit flush drains everything: no deferral.
     force_index: bool,
+    /// Names `hit_names` already holds: repeated names skip their upsert.
+    known: KnownNames,
 }
 
 /// How long after a DNS worker last reported saturation deferred hits still wait. A worker at
@@ -660,6 +664,7 @@ impl Writer {
             &self.ledger,
             self.cfg.log_queries,
             self.tracker.as_ref(),
+            &mut self.known,
             None,
         ) {
             Ok(written) => {
@@ -775,6 +780,7 @@ impl Writer {
                 &self.ledger,
                 self.cfg.log_queries,
                 self.tracker.as_ref(),
+                &mut self.known,
                 progress,
             ) {
                 Ok(written) => {
@@ -938,6 +944,27 @@ fn write_batch(
     ledger: &SharedLedger,
     log_queries: bool,
     tracker: Option<&Tracker>,
+    known: &mut KnownNames,
+    replayed: Option<(&str, u64)>,
+) -> Result<(u64, u64), StoreError> {
+    let result = write_batch_once(conn, batch, ledger, log_queries, tracker, known, replayed);
+    if result.is_err() {
+        // The rollback may have removed what these remember; the store re-teaches them.
+        known.forget();
+        if let Some(t) = tracker {
+            t.batch_failed();
+        }
+    }
+    result
+}
+
+fn write_batch_once(
+    conn: &mut Connection,
+    batch: &[QueryEvent],
+    ledger: &SharedLedger,
+    log_queries: bool,
+    tracker: Option<&Tracker>,
+    known: &mut KnownNames,
     replayed: Option<(&str, u64)>,
 ) -> Result<(u64, u64), StoreError> {
     let ledger = ledger.load();
@@ -951,7 +978,7 @@ fn write_batch(
         .execute(params![id, i64::try_from(end).unwrap_or(i64::MAX)])?;
     }
     let Some(tracker) = tracker else {
-        let written = insert_events(&tx, batch, &ledger, log_queries)?;
+        let written = insert_events_into(&tx, batch, &ledger, log_queries, None, Some(known))?;
         tx.commit()?;
         return Ok(written);
     };
@@ -961,18 +988,21 @@ fn write_batch(
     // while the hit rows themselves are kept. Once per batch, not per hit: grouped by client,
     // a burst of hits costs one incident lookup and update (see `Tracker::on_hits`).
     let mut hits = Vec::new();
-    let written = insert_events_into(&tx, batch, &ledger, log_queries, Some(&mut hits))?;
+    let written = insert_events_into(
+        &tx,
+        batch,
+        &ledger,
+        log_queries,
+        Some(&mut hits),
+        Some(known),
+    )?;
     guarded(&tx, "incident tracking", |c| {
         tracker.on_hits(c, batch, &hits, &mut pending)
     })?;
-    let checked = guarded(&tx, "repeat-offender check", |c| {
+    guarded(&tx, "repeat-offender check", |c| {
         tracker.end_batch(c, &mut pending)
-    })
-    .and_then(|()| Ok(tx.commit()?));
-    if let Err(e) = checked {
-        tracker.batch_failed();
-        return Err(e);
-    }
+    })?;
+    tx.commit()?;
     // Only committed changes are announced and enforced.
     tracker.publish(pending);
     Ok(written)
@@ -1008,20 +1038,21 @@ pub fn insert_events(
     ledger: &Ledger,
     log_queries: bool,
 ) -> Result<(u64, u64), StoreError> {
-    insert_events_into(conn, events, ledger, log_queries, None)
+    insert_events_into(conn, events, ledger, log_queries, None, None)
 }
 
 /// [`insert_events`], also listing every hit written (for the incident tracker).
 ///
 /// The batch becomes at most two rows, a query-log block and a hit block (`super::blocks`),
 /// plus one `hit_names` upsert per distinct blocked name (the first time a name was hit,
-/// for the reports' "new names").
+/// for the reports' "new names"), skipped for names `known` says are stored already.
 pub fn insert_events_into(
     conn: &Connection,
     events: &[QueryEvent],
     ledger: &Ledger,
     log_queries: bool,
     mut hits: Option<&mut Vec<HitRow>>,
+    mut known: Option<&mut KnownNames>,
 ) -> Result<(u64, u64), StoreError> {
     let (mut nq, mut nh) = (0u64, 0u64);
     let mut queries = BlockEncoder::default();
@@ -1087,7 +1118,16 @@ pub fn insert_events_into(
          last_ms = max(last_ms, excluded.last_ms)",
     )?;
     for (name, (first, last)) in names {
+        if known
+            .as_deref()
+            .is_some_and(|k| !k.needs_write(name, first, last))
+        {
+            continue;
+        }
         upsert.execute(params![name, first, last])?;
+        if let Some(k) = known.as_deref_mut() {
+            k.wrote(name, first, last);
+        }
     }
     Ok((nq, nh))
 }
