@@ -2,11 +2,10 @@
 //!
 //! `PRAGMA user_version` holds the schema version; [`migrate`] runs every step above it in one
 //! transaction each, so an old database upgrades in place on start and a half-applied migration
-//! never survives a crash. Client addresses are stored twice: as text for people and as a
-//! 16-byte IPv6 (IPv4-mapped) blob whose byte order makes a CIDR a contiguous range, so a
-//! `client=10.20.0.0/16` filter is an index range scan. Names are stored reversed
-//! (`moc.elpmaxe.x`) next to the plain name for the same reason: `*.example.com` becomes a
-//! range on an index.
+//! never survives a crash. The early steps created per-row `queries` and `hits` tables (client
+//! addresses as text and as a 16-byte IPv4-mapped blob, names also label-reversed, so CIDR and
+//! suffix filters were index ranges); v6 and v8 replaced them with blocks (`store::blocks`),
+//! converting the old rows, so the steps are kept for upgrades from any earlier version.
 
 use rusqlite::Connection;
 
