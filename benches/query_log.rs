@@ -2,6 +2,8 @@
 //! (`BlockEncoder::push`, with its Bloom keys, and `seal` amortised over the block) and what
 //! one row costs the API to decode. The writer does this on the DNS worker's core for every
 //! query, so a regression here is a regression in answers per second with the full log on.
+//! Hits use the same format with the ledger snapshot (schema 8): the "hit block" case encodes
+//! rows that all carry one, as the writer does for every blocked query.
 //! Run with `cargo bench --bench query_log`; numbers are recorded in docs/BENCHMARKS.md.
 
 use std::hint::black_box;
@@ -9,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use poolguard::record::{Outcome, Transport};
-use poolguard::store::blocks::codec::{Block, BlockEncoder, Entry};
+use poolguard::store::blocks::codec::{Block, BlockEncoder, Entry, Snapshot};
 
 /// A writer batch (the default `batch_size`).
 const ROWS: usize = 4096;
@@ -60,6 +62,27 @@ fn encode(names: &[String]) -> BlockEncoder {
     enc
 }
 
+/// The ledger snapshot of client `i % 250` (one asset per address, a few buildings).
+fn hit_block(names: &[String], assets: &[String]) -> BlockEncoder {
+    let mut enc = BlockEncoder::default();
+    for (i, n) in names.iter().enumerate() {
+        enc.push(&Entry {
+            outcome: Outcome::Blocked,
+            snapshot: Some(Snapshot {
+                network: Some("10.20.0.0/16"),
+                asset: Some(&assets[i % 250]),
+                mac: None,
+                kind: Some("workstation"),
+                location: Some(["B1", "B2", "B7"][i % 3]),
+                owner: Some(["Ada", "Bo", "Cy", "Di"][i % 4]),
+                contact: None,
+            }),
+            ..entry(i, n)
+        });
+    }
+    enc
+}
+
 fn bench(c: &mut Criterion) {
     let names = names();
     let mut g = c.benchmark_group("query_log");
@@ -79,7 +102,18 @@ fn bench(c: &mut Criterion) {
             black_box(latency)
         })
     });
+    let assets: Vec<String> = (0..250).map(|i| format!("PC-{i:04}")).collect();
+    g.bench_function("encode and seal a 4096-row hit block", |b| {
+        b.iter(|| black_box(hit_block(black_box(&names), &assets).seal()))
+    });
     g.finish();
+    let hits = hit_block(&names, &assets).seal().expect("rows");
+    eprintln!(
+        "hit block of {ROWS} rows: data {} bytes ({:.1} per row), filter {} bytes",
+        hits.data.len(),
+        hits.data.len() as f64 / ROWS as f64,
+        hits.filter.len()
+    );
     eprintln!(
         "block of {ROWS} rows: data {} bytes ({:.1} per row), filter {} bytes",
         sealed.data.len(),

@@ -909,6 +909,8 @@ impl Writer {
         let (q_cut, h_cut) = retention::cutoffs(&self.cfg, now_ms());
         match retention::step(&self.conn, q_cut, h_cut, retention::DELETE_BLOCKS) {
             Ok((q, h, more)) => {
+                // A step may prune `hit_names`: names remembered may be gone.
+                self.known.forget();
                 if q + h > 0 {
                     tracing::debug!(queries = q, hits = h, "retention batch");
                     metrics::counter!("poolguard_store_pruned_rows_total")
