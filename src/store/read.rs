@@ -131,15 +131,19 @@ pub fn stats(
     until_ms: i64,
     top: i64,
 ) -> Result<Stats, StoreError> {
-    let (mut names, mut clients, mut departments) =
-        (HashMap::new(), HashMap::new(), HashMap::new());
+    let (mut names, mut departments) = (HashMap::new(), HashMap::new());
+    let mut by_ip: HashMap<std::net::IpAddr, i64> = HashMap::new();
     super::blocks::scan(conn, Table::Hits, since_ms, until_ms, None, |_, e| {
         bump(&mut names, e.name);
-        bump(&mut clients, &e.client.to_string());
+        *by_ip.entry(e.client).or_default() += 1;
         if let Some(d) = e.department {
             bump(&mut departments, d);
         }
     })?;
+    let clients = by_ip
+        .into_iter()
+        .map(|(ip, n)| (ip.to_string(), n))
+        .collect();
     Ok(Stats {
         queries_by_action: super::blocks::counts_by_action(
             conn,

@@ -126,11 +126,19 @@ fn v5() -> String {
 /// indexed row per query. [`migrate`] first moves any rows of the old per-query table into
 /// blocks (`blocks::convert_legacy`), then this drops it.
 fn v6() -> String {
-    format!("{V6_TABLES}DROP TABLE IF EXISTS queries;\n")
+    format!("{}DROP TABLE IF EXISTS queries;\n", v6_tables())
 }
 
 /// v6's new table, created before the old rows are moved into it.
-const V6_TABLES: &str = "CREATE TABLE IF NOT EXISTS query_blocks (
+fn v6_tables() -> String {
+    block_table("query_blocks")
+}
+
+/// A table of log blocks (`store::blocks`) and its time-range indexes; the query log (v6)
+/// and the hits (v8) have the same shape.
+fn block_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} (
     id          INTEGER PRIMARY KEY,
     first_ms    INTEGER NOT NULL,
     last_ms     INTEGER NOT NULL,
@@ -138,9 +146,11 @@ const V6_TABLES: &str = "CREATE TABLE IF NOT EXISTS query_blocks (
     counts      BLOB    NOT NULL,
     filter      BLOB    NOT NULL,
     data        BLOB    NOT NULL);
-CREATE INDEX IF NOT EXISTS query_blocks_last ON query_blocks(last_ms);
-CREATE INDEX IF NOT EXISTS query_blocks_first ON query_blocks(first_ms);
-";
+CREATE INDEX IF NOT EXISTS {name}_last ON {name}(last_ms);
+CREATE INDEX IF NOT EXISTS {name}_first ON {name}(first_ms);
+"
+    )
+}
 
 /// Drops the `hits` indexes on feed, department and action. Every hit is written by the
 /// writer on the DNS worker's core, and in a flood of blocked queries the hit row was the
@@ -163,26 +173,22 @@ DROP INDEX IF EXISTS hits_action;
 /// rows into blocks first; incidents find their hits by client key and time range, so
 /// `incident_hits` goes too.
 fn v8() -> String {
-    format!("{V8_TABLES}DROP TABLE IF EXISTS incident_hits;\nDROP TABLE IF EXISTS hits;\n")
+    format!(
+        "{}DROP TABLE IF EXISTS incident_hits;\nDROP TABLE IF EXISTS hits;\n",
+        v8_tables()
+    )
 }
 
 /// v8's new tables, created before the old rows are moved into them.
-const V8_TABLES: &str = "CREATE TABLE IF NOT EXISTS hit_blocks (
-    id          INTEGER PRIMARY KEY,
-    first_ms    INTEGER NOT NULL,
-    last_ms     INTEGER NOT NULL,
-    rows        INTEGER NOT NULL,
-    counts      BLOB    NOT NULL,
-    filter      BLOB    NOT NULL,
-    data        BLOB    NOT NULL);
-CREATE INDEX IF NOT EXISTS hit_blocks_last ON hit_blocks(last_ms);
-CREATE INDEX IF NOT EXISTS hit_blocks_first ON hit_blocks(first_ms);
-CREATE TABLE IF NOT EXISTS hit_names (
+fn v8_tables() -> String {
+    block_table("hit_blocks")
+        + "CREATE TABLE IF NOT EXISTS hit_names (
     name        TEXT    PRIMARY KEY,
     first_ms    INTEGER NOT NULL,
     last_ms     INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS hit_names_first ON hit_names(first_ms);
-";
+"
+}
 
 /// The version whose step first converts the old per-query table (see [`v6`]).
 const BLOCKS_VERSION: i64 = 6;
@@ -211,11 +217,11 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> 
         }
         let tx = conn.transaction()?;
         if version == BLOCKS_VERSION {
-            tx.execute_batch(V6_TABLES)?;
+            tx.execute_batch(&v6_tables())?;
             super::blocks::convert_legacy(&tx, Table::Queries)?;
         }
         if version == HIT_BLOCKS_VERSION {
-            tx.execute_batch(V8_TABLES)?;
+            tx.execute_batch(&v8_tables())?;
             super::blocks::convert_legacy(&tx, Table::Hits)?;
         }
         tx.execute_batch(&step())?;

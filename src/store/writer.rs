@@ -874,7 +874,12 @@ impl Writer {
             .set(self.health.queued.load(Ordering::Relaxed) as f64);
     }
 
-    fn record_failure(&self, e: &StoreError, rows: usize) {
+    fn record_failure(&mut self, e: &StoreError, rows: usize) {
+        // A rolled-back batch may have removed rows these remember; the store re-teaches them.
+        self.known.forget();
+        if let Some(t) = &self.tracker {
+            t.batch_failed();
+        }
         let failures = self
             .health
             .consecutive_failures
@@ -941,26 +946,6 @@ fn defer_hits(saturated: bool, spool_bytes: u64, held: usize, cfg: &StoreConfig)
 /// Writes one batch in one transaction; returns (query rows, hit rows) written. `replayed`
 /// (spool file id, offset) is stored in the same transaction when the batch is a replay.
 fn write_batch(
-    conn: &mut Connection,
-    batch: &[QueryEvent],
-    ledger: &SharedLedger,
-    log_queries: bool,
-    tracker: Option<&Tracker>,
-    known: &mut KnownNames,
-    replayed: Option<(&str, u64)>,
-) -> Result<(u64, u64), StoreError> {
-    let result = write_batch_once(conn, batch, ledger, log_queries, tracker, known, replayed);
-    if result.is_err() {
-        // The rollback may have removed what these remember; the store re-teaches them.
-        known.forget();
-        if let Some(t) = tracker {
-            t.batch_failed();
-        }
-    }
-    result
-}
-
-fn write_batch_once(
     conn: &mut Connection,
     batch: &[QueryEvent],
     ledger: &SharedLedger,
