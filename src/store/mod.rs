@@ -278,13 +278,6 @@ pub fn net_range(net: ipnet::IpNet) -> ([u8; 16], [u8; 16]) {
     (ip_key(net.network()), ip_key(net.broadcast()))
 }
 
-/// A name with its labels reversed (`x.example.com` → `com.example.x`), so a suffix is a prefix.
-pub fn reverse_name(name: &str) -> String {
-    let mut labels: Vec<&str> = name.trim_end_matches('.').split('.').collect();
-    labels.reverse();
-    labels.join(".")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,11 +290,5 @@ mod tests {
         assert!(lo <= inside && inside <= hi);
         assert!(outside > hi);
         assert_eq!(ip_key("::ffff:10.20.3.7".parse().unwrap()), inside);
-    }
-
-    #[test]
-    fn names_reverse_by_label() {
-        assert_eq!(reverse_name("x.pool.example"), "example.pool.x");
-        assert_eq!(reverse_name("example."), "example");
     }
 }
