@@ -393,6 +393,47 @@ fn every_filter_and_page_matches_a_brute_force_reference() {
         pairs(&stats.top_departments),
         top(&|e| department(&ledger, e.client.ip()))
     );
+    // Incident evidence: an owner's hits in a time range, oldest first, at every limit.
+    use poolguard::store::blocks::{HitOwner, owner_hits};
+    let unknown: IpAddr = "192.0.2.44".parse().unwrap();
+    for (owner, is_owner) in [
+        (
+            HitOwner::Asset("lab"),
+            Box::new(|ip: IpAddr| ip.to_string().starts_with("10.20.3."))
+                as Box<dyn Fn(IpAddr) -> bool>,
+        ),
+        (
+            HitOwner::Ip(unknown),
+            Box::new(move |ip: IpAddr| ip == unknown),
+        ),
+    ] {
+        let (from, to) = (T0 + 200, T0 + 900);
+        let mut want: Vec<(i64, usize)> = written
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                e.outcome.is_hit()
+                    && is_owner(e.client.ip())
+                    && e.time_ms >= from
+                    && e.time_ms <= to
+            })
+            .map(|(k, e)| (e.time_ms, k))
+            .collect();
+        want.sort();
+        for limit in [1, 37, 5000] {
+            let got: Vec<(i64, String)> = owner_hits(&conn, owner, from, to, limit)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.time_ms, r.name))
+                .collect();
+            let expect: Vec<(i64, String)> = want
+                .iter()
+                .take(limit)
+                .map(|&(t, k)| (t, written[k].name.to_string()))
+                .collect();
+            assert_eq!(got, expect, "{owner:?}, limit {limit}");
+        }
+    }
     let summary =
         store::read::client_summary(&conn, store::ip_key("10.20.9.1".parse().unwrap()), 5).unwrap();
     assert_eq!(

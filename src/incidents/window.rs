@@ -75,16 +75,27 @@ impl HitWindows {
                 self.by_ip
                     .retain(|_, b| b.back().is_some_and(|x| x.last_ms >= since));
             }
-            let key = ip_key(ip);
-            let mut times = Vec::new();
-            blocks::scan_client(conn, Table::Hits, key, since, |e: &Entry<'_>| {
-                times.push(e.time_ms)
+            // Counted into fixed buckets from `since` (constant memory however long a flood
+            // lasted), then kept as runs with the buckets' span.
+            let mut counts = vec![0u64; BUCKETS as usize + 1];
+            let mut spans = vec![(i64::MAX, i64::MIN); BUCKETS as usize + 1];
+            blocks::scan_client(conn, Table::Hits, ip_key(ip), since, |e: &Entry<'_>| {
+                let i = usize::try_from((e.time_ms - since) / width)
+                    .unwrap_or(0)
+                    .min(BUCKETS as usize);
+                counts[i] += 1;
+                spans[i] = (spans[i].0.min(e.time_ms), spans[i].1.max(e.time_ms));
             })?;
-            times.sort_unstable();
-            let mut b = VecDeque::new();
-            for t in times {
-                push(&mut b, t, width);
-            }
+            let b: VecDeque<Bucket> = counts
+                .iter()
+                .zip(&spans)
+                .filter(|(n, _)| **n > 0)
+                .map(|(&count, &(first_ms, last_ms))| Bucket {
+                    first_ms,
+                    last_ms,
+                    count,
+                })
+                .collect();
             self.by_ip.insert(ip, b);
         }
         let Some(b) = self.by_ip.get_mut(&ip) else {

@@ -425,6 +425,10 @@ impl<'a> HitOwner<'a> {
 
 /// The hits of `owner` in `[from_ms, to_ms]`, oldest first, at most `limit`: an incident's
 /// evidence (an incident holds every hit of its client key from its first hit to its last).
+///
+/// Memory stays bounded by `limit` however many hits the incident has (a machine that mined
+/// for a week), and the walk stops at the first block that starts after the `limit`-th
+/// oldest hit found.
 pub fn owner_hits(
     conn: &Connection,
     owner: HitOwner<'_>,
@@ -432,21 +436,41 @@ pub fn owner_hits(
     to_ms: i64,
     limit: usize,
 ) -> Result<Vec<StoredRow>, StoreError> {
+    let probe = owner.probe();
     let mut found: Vec<StoredRow> = Vec::new();
-    scan(
-        conn,
-        Table::Hits,
-        from_ms,
-        to_ms.saturating_add(1),
-        Some(owner.probe()),
-        |id, e| {
-            if owner.owns(e) {
-                found.push(stored_row(id, e));
-            }
-        },
+    let keep = |found: &mut Vec<StoredRow>| {
+        found.sort_unstable_by_key(|r| (r.time_ms, r.id));
+        found.truncate(limit);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, first_ms, filter FROM hit_blocks \
+         WHERE last_ms >= ?1 AND first_ms <= ?2 ORDER BY first_ms, id",
     )?;
-    found.sort_unstable_by_key(|r| (r.time_ms, r.id));
-    found.truncate(limit);
+    let mut blocks = stmt.query(params![from_ms, to_ms])?;
+    while let Some(b) = blocks.next()? {
+        let first_ms: i64 = b.get(1)?;
+        if found.len() >= limit {
+            keep(&mut found);
+            if found.last().is_some_and(|r| first_ms > r.time_ms) {
+                break;
+            }
+        }
+        if !may_contain(blob(b, 2)?, probe) {
+            continue;
+        }
+        let id: i64 = b.get(0)?;
+        let data = block_data(conn, Table::Hits, id)?;
+        for row in Block::parse(&data)?.entries() {
+            let (index, e) = row?;
+            if e.time_ms >= from_ms && e.time_ms <= to_ms && owner.owns(&e) {
+                found.push(stored_row((id << INDEX_BITS) | i64::from(index), &e));
+            }
+        }
+        if found.len() >= limit.saturating_mul(2).max(1024) {
+            keep(&mut found);
+        }
+    }
+    keep(&mut found);
     Ok(found)
 }
 
