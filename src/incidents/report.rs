@@ -20,6 +20,7 @@ use crate::store::StoreError;
 use crate::store::audit::AuditEntry;
 use crate::store::blocks;
 use crate::store::read::Table;
+use crate::store::top::TopCounts;
 
 /// Hits shown in one report at most (an incident is normally a few dozen).
 pub const MAX_REPORT_HITS: usize = 20_000;
@@ -442,34 +443,37 @@ const SUMMARY_TOP: usize = 20;
 /// Computes the summary of `[since, until)`; overdue is judged at `min(until, now)`.
 pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Summary, StoreError> {
     let judge = until.min(now);
-    // One pass over the period's hits: per address (count, asset, department) and per name.
+    // Names first hit in the period: `hit_names` keeps each blocked name's first hit.
+    let firsts: Vec<(String, i64)> = conn
+        .prepare(
+            "SELECT name, first_ms FROM hit_names WHERE first_ms >= ?1 AND first_ms < ?2 \
+             ORDER BY first_ms, name LIMIT ?3",
+        )?
+        .query_map(params![since, until, SUMMARY_TOP as i64 * 5], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    // One pass over the period's hits: per address (count, asset, department), bounded however
+    // many addresses a flood used (`store::top`), and the hits of those new names.
     let mut hits = 0i64;
-    let mut by_client: HashMap<IpAddr, Offender> = HashMap::new();
-    let mut by_name: HashMap<String, i64> = HashMap::new();
+    let mut by_client: TopCounts<IpAddr, (Option<String>, Option<String>)> = TopCounts::default();
+    let mut by_name: HashMap<&str, i64> = firsts.iter().map(|(n, _)| (n.as_str(), 0)).collect();
     blocks::scan(conn, Table::Hits, since, until, None, |_, e| {
         hits += 1;
-        let o = by_client.entry(e.client).or_insert_with(|| Offender {
-            client: e.client.to_string(),
-            asset: None,
-            department: None,
-            hits: 0,
-        });
-        o.hits += 1;
-        let asset = e.snapshot.and_then(|s| s.asset);
-        // The greatest value, as SQL's max() gave before schema 8: stable whatever the order.
-        if asset.is_some_and(|a| o.asset.as_deref().is_none_or(|b| a > b)) {
-            o.asset = asset.map(str::to_string);
-        }
-        if e.department
-            .is_some_and(|d| o.department.as_deref().is_none_or(|b| d > b))
-        {
-            o.department = e.department.map(str::to_string);
-        }
-        match by_name.get_mut(e.name) {
-            Some(n) => *n += 1,
-            None => {
-                by_name.insert(e.name.to_string(), 1);
+        by_client.add(&e.client, |(asset, department)| {
+            // The greatest value, as SQL's max() gave before schema 8: stable in any order.
+            let a = e.snapshot.and_then(|s| s.asset);
+            if a.is_some_and(|a| asset.as_deref().is_none_or(|b| a > b)) {
+                *asset = a.map(str::to_string);
             }
+            if e.department
+                .is_some_and(|d| department.as_deref().is_none_or(|b| d > b))
+            {
+                *department = e.department.map(str::to_string);
+            }
+        });
+        if let Some(n) = by_name.get_mut(e.name) {
+            *n += 1;
         }
     })?;
     let sql = format!(
@@ -505,26 +509,25 @@ pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Su
             e.closed += 1;
         }
     }
-    let mut top_offenders: Vec<Offender> = by_client.into_values().collect();
+    let mut top_offenders: Vec<Offender> = by_client
+        .into_counts()
+        .map(|(ip, n, (asset, department))| Offender {
+            client: ip.to_string(),
+            asset,
+            department,
+            hits: i64::try_from(n).unwrap_or(i64::MAX),
+        })
+        .collect();
     top_offenders.sort_by(|a, b| b.hits.cmp(&a.hits).then_with(|| a.client.cmp(&b.client)));
     top_offenders.truncate(SUMMARY_TOP);
-    // Names first hit in the period: `hit_names` keeps each blocked name's first hit.
-    let new_names = conn
-        .prepare(
-            "SELECT name, first_ms FROM hit_names WHERE first_ms >= ?1 AND first_ms < ?2 \
-             ORDER BY first_ms, name LIMIT ?3",
-        )?
-        .query_map(params![since, until, SUMMARY_TOP as i64 * 5], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?
-        .map(|r| {
-            r.map(|(name, first)| NewName {
-                hits: by_name.get(&name).copied().unwrap_or(0),
-                name,
-                first_seen: rfc3339(first),
-            })
+    let new_names = firsts
+        .iter()
+        .map(|(name, first)| NewName {
+            name: name.clone(),
+            first_seen: rfc3339(*first),
+            hits: by_name.get(name.as_str()).copied().unwrap_or(0),
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
     Ok(Summary {
         since: rfc3339(since),
         until: rfc3339(until),

@@ -18,6 +18,7 @@ pub mod read;
 pub mod retention;
 pub mod schema;
 pub mod spool;
+pub mod top;
 pub mod writer;
 
 use std::net::IpAddr;

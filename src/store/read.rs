@@ -4,11 +4,10 @@
 //! strictly below the last row returned, so rows inserted meanwhile never shift a page and no
 //! row is skipped or repeated (OFFSET would do both, and get slower with every page).
 
-use std::collections::HashMap;
-
 use rusqlite::Connection;
 
 use super::StoreError;
+use super::top::TopCounts;
 use crate::clients::Identity;
 
 /// Which table a list reads.
@@ -112,11 +111,14 @@ pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, Sto
     super::blocks::list(conn, table, f)
 }
 
-/// The `top` largest counts of `m`, largest first, ties by value.
-fn top_of(m: HashMap<String, i64>, top: i64) -> Vec<Count> {
-    let mut v: Vec<Count> = m
-        .into_iter()
-        .map(|(value, count)| Count { value, count })
+/// The `top` largest counts, largest first, ties by value.
+fn top_of<K: std::hash::Hash + Eq + ToString>(t: TopCounts<K>, top: i64) -> Vec<Count> {
+    let mut v: Vec<Count> = t
+        .into_counts()
+        .map(|(k, n, ())| Count {
+            value: k.to_string(),
+            count: i64::try_from(n).unwrap_or(i64::MAX),
+        })
         .collect();
     v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
     v.truncate(usize::try_from(top).unwrap_or(0));
@@ -124,26 +126,25 @@ fn top_of(m: HashMap<String, i64>, top: i64) -> Vec<Count> {
 }
 
 /// Totals and top-N tables for `[since, until)`. Hit tables decode the window's hit blocks
-/// once (tens of nanoseconds a row); the query log's totals come from its block counts.
+/// once (tens of nanoseconds a row), exact up to `top::WIDTH` hits in the window and within
+/// hits / `WIDTH` beyond; the query log's totals come from its block counts.
 pub fn stats(
     conn: &Connection,
     since_ms: i64,
     until_ms: i64,
     top: i64,
 ) -> Result<Stats, StoreError> {
-    let (mut names, mut departments) = (HashMap::new(), HashMap::new());
-    let mut by_ip: HashMap<std::net::IpAddr, i64> = HashMap::new();
+    // Bounded however many distinct names or addresses a flood wrote (`super::top`).
+    let mut names: TopCounts<String> = TopCounts::default();
+    let mut clients: TopCounts<std::net::IpAddr> = TopCounts::default();
+    let mut departments: TopCounts<String> = TopCounts::default();
     super::blocks::scan(conn, Table::Hits, since_ms, until_ms, None, |_, e| {
-        bump(&mut names, e.name);
-        *by_ip.entry(e.client).or_default() += 1;
+        names.add(e.name, |_| ());
+        clients.add(&e.client, |_| ());
         if let Some(d) = e.department {
-            bump(&mut departments, d);
+            departments.add(d, |_| ());
         }
     })?;
-    let clients = by_ip
-        .into_iter()
-        .map(|(ip, n)| (ip.to_string(), n))
-        .collect();
     Ok(Stats {
         queries_by_action: super::blocks::counts_by_action(
             conn,
@@ -156,15 +157,6 @@ pub fn stats(
         top_clients: top_of(clients, top),
         top_departments: top_of(departments, top),
     })
-}
-
-fn bump(m: &mut HashMap<String, i64>, k: &str) {
-    match m.get_mut(k) {
-        Some(n) => *n += 1,
-        None => {
-            m.insert(k.to_string(), 1);
-        }
-    }
 }
 
 /// First/last seen, hit count and the most recent hits of one address.
