@@ -518,3 +518,39 @@ async fn runaway_reads_are_interrupted_and_the_pool_recovers() {
         assert_eq!(one, 1);
     }
 }
+
+/// The writer thread runs as `SCHED_BATCH` (same CPU share, its wake-ups do not preempt a DNS
+/// worker mid-batch): `/proc/self/task/<tid>/stat` field 41 is the scheduling policy.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_thread_is_scheduled_as_batch_work() {
+    let mut h = Harness::new(|_| {});
+    h.flush().await;
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
+        let path = task.expect("task").path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim_end() != "poolguard-store" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name, which may contain spaces: field 3 is the first.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let policy: Option<i32> = after
+            .split_whitespace()
+            .nth(41 - 3)
+            .and_then(|p| p.parse().ok());
+        policies.push(policy);
+    }
+    assert!(!policies.is_empty(), "a writer thread is running");
+    assert!(
+        policies.iter().all(|p| *p == Some(libc::SCHED_BATCH)),
+        "writer threads' policies: {policies:?}"
+    );
+    h.writer
+        .take()
+        .expect("writer")
+        .shutdown()
+        .await
+        .expect("shutdown");
+}

@@ -6,8 +6,8 @@
 //! [`SLOTS`] datagrams; issue 7's measurements on this VM put a recvmmsg/sendmmsg loop at
 //! 180–220 k queries/s per core against 150–165 k for one `recv_from`/`send_to` pair per query.
 //!
-//! Besides `malloc_trim` after a feed reload (`feeds/loader.rs`), this is the only `unsafe` in
-//! poolguard: three FFI calls whose buffers are owned by the batch and re-pointed right before
+//! Besides `malloc_trim` after a feed reload (`feeds/loader.rs`) and `sched_setscheduler` for
+//! the store writer (`store/writer.rs`), this is the only `unsafe` in poolguard: three FFI calls whose buffers are owned by the batch and re-pointed right before
 //! every call (so moving the batch can never leave a dangling pointer). The datagram slots are
 //! 4 KiB: a real DNS query is far smaller (one question and an OPT record), so a longer
 //! datagram is reported as truncated and dropped.

@@ -333,6 +333,7 @@ pub fn spawn_with(
     let thread = std::thread::Builder::new()
         .name("poolguard-store-writer".into())
         .spawn(move || {
+            batch_scheduling();
             writer.run(rx);
             writer.health.running.store(false, Ordering::Relaxed);
         })
@@ -433,6 +434,22 @@ const SATURATION_HOLD: Duration = Duration::from_secs(1);
 /// mixed 154 k → 196–220 k events/s, blocked 101 k → 114–119 k (docs/BENCHMARKS.md). A crash
 /// then loses at most that larger batch in flight, only while the writer is behind anyway.
 const BACKLOG_BATCH_FACTOR: usize = 4;
+
+/// Marks the calling thread as batch work for the Linux scheduler (`SCHED_BATCH`): same CPU
+/// share, but its wake-ups never preempt a running thread. The writer shares cores with the
+/// DNS workers; waking from its nap in the middle of a worker's receive batch made those
+/// answers wait for a block write. Best effort: elsewhere, or if refused, nothing changes.
+fn batch_scheduling() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "SCHED_BATCH refused");
+        }
+    }
+}
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
