@@ -26,24 +26,23 @@ pub struct KnownNames {
 }
 
 impl KnownNames {
-    /// Whether a batch whose hits of `name` span `[first, last]` must write it.
-    pub fn needs_write(&self, name: &str, first: i64, last: i64) -> bool {
-        match self.stored.get(&self.hasher.hash_one(name)) {
-            Some(&(f, l)) => first < f || last > l.saturating_add(LAST_SLACK_MS),
-            None => true,
+    /// Whether a batch whose hits of `name` span `[first, last]` must write it; if so, the
+    /// span is remembered as written (a failed write fails the batch, which calls
+    /// [`KnownNames::forget`]). One hash per name.
+    pub fn should_write(&mut self, name: &str, first: i64, last: i64) -> bool {
+        let key = self.hasher.hash_one(name);
+        if let Some(&(f, l)) = self.stored.get(&key)
+            && first >= f
+            && last <= l.saturating_add(LAST_SLACK_MS)
+        {
+            return false;
         }
-    }
-
-    /// Records that `hit_names` holds `name` with at least this span (after the upsert).
-    pub fn wrote(&mut self, name: &str, first: i64, last: i64) {
         if self.stored.len() >= MAX_NAMES {
             self.stored.clear();
         }
-        let e = self
-            .stored
-            .entry(self.hasher.hash_one(name))
-            .or_insert((first, last));
+        let e = self.stored.entry(key).or_insert((first, last));
         *e = (e.0.min(first), e.1.max(last));
+        true
     }
 
     /// Forgets everything (after a failed batch).
@@ -59,16 +58,16 @@ mod tests {
     #[test]
     fn a_name_is_rewritten_only_when_its_span_grows_enough() {
         let mut k = KnownNames::default();
-        assert!(k.needs_write("a.pool.test", 100, 100));
-        k.wrote("a.pool.test", 100, 100);
-        assert!(!k.needs_write("a.pool.test", 100, 100 + LAST_SLACK_MS));
-        assert!(k.needs_write("a.pool.test", 100, 101 + LAST_SLACK_MS));
+        assert!(k.should_write("a.pool.test", 100, 100));
+        assert!(!k.should_write("a.pool.test", 100, 100));
+        assert!(!k.should_write("a.pool.test", 100, 100 + LAST_SLACK_MS));
+        assert!(k.should_write("a.pool.test", 100, 101 + LAST_SLACK_MS));
         assert!(
-            k.needs_write("a.pool.test", 99, 100),
+            k.should_write("a.pool.test", 99, 100),
             "an older replayed hit"
         );
-        assert!(k.needs_write("b.pool.test", 100, 100));
+        assert!(k.should_write("b.pool.test", 100, 100));
         k.forget();
-        assert!(k.needs_write("a.pool.test", 100, 100));
+        assert!(k.should_write("a.pool.test", 100, 100));
     }
 }

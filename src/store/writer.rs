@@ -1123,14 +1123,10 @@ pub fn insert_events_into(
     )?;
     for (name, (first, last)) in names {
         if known
-            .as_deref()
-            .is_some_and(|k| !k.needs_write(name, first, last))
+            .as_deref_mut()
+            .is_none_or(|k| k.should_write(name, first, last))
         {
-            continue;
-        }
-        upsert.execute(params![name, first, last])?;
-        if let Some(k) = known.as_deref_mut() {
-            k.wrote(name, first, last);
+            upsert.execute(params![name, first, last])?;
         }
     }
     Ok((nq, nh))
