@@ -162,6 +162,13 @@ async fn hits_past_the_spool_and_memory_bounds_are_dropped_and_counted() {
     assert!(!spool.exists());
 }
 
+/// A writer that a flood of a few thousand hits overruns: small batches, a 50-event queue.
+fn small_queue(c: &mut StoreConfig) {
+    c.batch_size = 100;
+    c.queue_capacity = 50;
+    c.flush_interval_ms = 20;
+}
+
 /// Sends `n` hits (distinct names, increasing times) in one burst, faster than the writer,
 /// which naps between drains, takes them.
 fn submit_hit_flood(h: &Harness, n: i64) {
@@ -183,11 +190,7 @@ fn submit_hit_flood(h: &Harness, n: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hit_flood_deeper_than_the_queue_goes_through_the_spool_and_loses_nothing() {
     const N: i64 = 3_000;
-    let h = Harness::new(|c| {
-        c.batch_size = 100;
-        c.queue_capacity = 50;
-        c.flush_interval_ms = 20;
-    });
+    let h = Harness::new(small_queue);
     // The writer finds far more than 50 hits waiting when it next looks.
     submit_hit_flood(&h, N);
     h.flush().await;
@@ -246,12 +249,7 @@ async fn hits_seen_while_dns_is_saturated_are_spooled_then_indexed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_during_a_flood_leaves_the_spool_for_the_next_start() {
     const N: i64 = 3_000;
-    let tweak = |c: &mut StoreConfig| {
-        c.batch_size = 100;
-        c.queue_capacity = 50;
-        c.flush_interval_ms = 20;
-    };
-    let mut h = Harness::new(tweak);
+    let mut h = Harness::new(small_queue);
     submit_hit_flood(&h, N);
     let writer = h.writer.take().expect("writer");
     let health = writer.health();
