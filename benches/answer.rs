@@ -7,16 +7,14 @@
 
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hickory_proto::rr::{Name, RecordType};
 use hickory_server::net::xfer::Protocol;
-use poolguard::config::{Config, FeedFormat, FeedKind, Severity, UpstreamConfig};
+use poolguard::config::Config;
 use poolguard::dns::answer::BlockAnswers;
 use poolguard::dns::listen::Frontend;
-use poolguard::policy::{Action, FeedInfo, Policy};
+use poolguard::policy::Action;
 
 /// A standard query (RD, one question, optionally with an EDNS OPT record) as it comes off the
 /// wire.
@@ -40,29 +38,9 @@ fn query(id: u16, name: &str, qtype: u16, edns: bool) -> Vec<u8> {
 
 fn frontend(runtime: &tokio::runtime::Runtime, action: Action) -> Frontend {
     // Nothing is forwarded in these benches; the upstream only has to exist.
-    let config = Config {
-        upstream: UpstreamConfig {
-            servers: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
-            timeout_ms: 1,
-            cache_size: 64,
-            ..UpstreamConfig::default()
-        },
-        ..Config::default()
-    };
-    let mining = poolguard::feeds::parse(
-        "pool.example\nxmr-mine.test\n",
-        FeedFormat::Plain,
-        FeedKind::Domains,
-    );
-    let info = Arc::new(FeedInfo {
-        name: "mining".into(),
-        kind: FeedKind::Domains,
-        action,
-        category: "mining".into(),
-        severity: Severity::High,
-    });
-    let policy = Arc::new(ArcSwap::from_pointee(Policy::build([(info, &mining)])));
-    runtime.block_on(async { Frontend::offline(&config, policy).expect("front end") })
+    runtime.block_on(async {
+        Frontend::offline_with_feed("pool.example\nxmr-mine.test\n", action).expect("front end")
+    })
 }
 
 fn synthesis(c: &mut Criterion) {

@@ -9,15 +9,13 @@
 #![no_main]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType};
 use hickory_server::net::xfer::Protocol;
 use libfuzzer_sys::fuzz_target;
-use poolguard::config::{Config, FeedFormat, FeedKind, Severity, UpstreamConfig};
 use poolguard::dns::listen::Frontend;
-use poolguard::policy::{Action, FeedInfo, Policy};
+use poolguard::policy::Action;
 
 struct Bed {
     runtime: tokio::runtime::Runtime,
@@ -31,30 +29,10 @@ fn bed() -> &'static Bed {
             .enable_all()
             .build()
             .expect("runtime");
-        let config = Config {
-            upstream: UpstreamConfig {
-                servers: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
-                timeout_ms: 1,
-                cache_size: 64,
-                ..UpstreamConfig::default()
-            },
-            ..Config::default()
-        };
-        let mining = poolguard::feeds::parse(
-            "pool.example\nxmr.test\n*.mine.test\n",
-            FeedFormat::Plain,
-            FeedKind::Domains,
-        );
-        let info = Arc::new(FeedInfo {
-            name: "mining".into(),
-            kind: FeedKind::Domains,
-            action: Action::Sinkhole,
-            category: "mining".into(),
-            severity: Severity::High,
+        let front = runtime.block_on(async {
+            Frontend::offline_with_feed("pool.example\nxmr.test\n*.mine.test\n", Action::Sinkhole)
+                .expect("front end")
         });
-        let policy = Arc::new(ArcSwap::from_pointee(Policy::build([(info, &mining)])));
-        let front =
-            runtime.block_on(async { Frontend::offline(&config, policy).expect("front end") });
         Bed { runtime, front }
     })
 }

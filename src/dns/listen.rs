@@ -131,6 +131,39 @@ impl Frontend {
         ))
     }
 
+    /// [`Frontend::offline`] with the default config, one feed named `mining` listing
+    /// `domains` (plain format) with `action`, and an upstream on the discard port that is
+    /// never asked: the fuzz target and the answer bench build exactly this.
+    #[doc(hidden)]
+    pub fn offline_with_feed(
+        domains: &str,
+        action: crate::policy::Action,
+    ) -> Result<Self, DnsError> {
+        use crate::config::{FeedFormat, FeedKind, Severity, UpstreamConfig};
+        use crate::policy::{FeedInfo, Policy};
+        let config = Config {
+            upstream: UpstreamConfig {
+                servers: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
+                timeout_ms: 1,
+                cache_size: 64,
+                ..UpstreamConfig::default()
+            },
+            ..Config::default()
+        };
+        let feed = crate::feeds::parse(domains, FeedFormat::Plain, FeedKind::Domains);
+        let info = Arc::new(FeedInfo {
+            name: "mining".into(),
+            kind: FeedKind::Domains,
+            action,
+            category: "mining".into(),
+            severity: Severity::High,
+        });
+        let policy = Arc::new(arc_swap::ArcSwap::from_pointee(Policy::build([(
+            info, &feed,
+        )])));
+        Self::offline(&config, policy)
+    }
+
     /// The whole request path for one packet without sockets: gate, parse, handle, encode.
     /// `None` = nothing is sent. Used by the fuzz targets; the loops below do the same steps
     /// with their own bounds around them. (No rate limiting here: that is per socket.)
