@@ -221,6 +221,124 @@ async fn distinct_names_count_once_per_incident_across_batches() {
     b.writer.shutdown().await.expect("shutdown");
 }
 
+/// The tracker remembers open incidents between batches; an incident staff closed meanwhile
+/// (through another connection, as the API does) takes no more hits, and the next hit opens
+/// a new incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_incident_closed_by_staff_takes_no_more_hits() {
+    let b = bed(|_| {});
+    let row = |id: i64| -> (i64, i64, String) {
+        b.store
+            .write_connection()
+            .expect("conn")
+            .query_row(
+                "SELECT hit_count, last_hit_ms, status FROM incidents WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("incident")
+    };
+    for i in 0..3 {
+        b.sink.submit(hit(
+            T0 + i * 1000,
+            "10.0.0.9:53",
+            "x.pool.test",
+            Outcome::Blocked,
+        ));
+        b.writer.flush().await.expect("flush");
+    }
+    assert_eq!(
+        row(1),
+        (3, T0 + 2000, "open".to_string()),
+        "three batches, one incident"
+    );
+    b.store
+        .write_connection()
+        .expect("conn")
+        .execute(
+            "UPDATE incidents SET status = 'closed', closed_ms = 1 WHERE id = 1",
+            [],
+        )
+        .expect("close");
+    b.sink.submit(hit(
+        T0 + 3000,
+        "10.0.0.9:53",
+        "x.pool.test",
+        Outcome::Blocked,
+    ));
+    b.writer.flush().await.expect("flush");
+    assert_eq!(
+        row(1),
+        (3, T0 + 2000, "closed".to_string()),
+        "closed: unchanged"
+    );
+    assert_eq!(
+        row(2),
+        (1, T0 + 3000, "open".to_string()),
+        "the next hit opened a new one"
+    );
+    assert_eq!(
+        one(&b.store, "SELECT opened_ms FROM incidents WHERE id = 2"),
+        T0 + 3000
+    );
+    b.writer.shutdown().await.expect("shutdown");
+}
+
+/// Once the incidents threshold is found unreached for an open incident, later batches skip
+/// the count; a hit older than that check (replayed from the spool) must still be counted
+/// against its own window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_threshold_is_rechecked_for_a_hit_older_than_the_last_check() {
+    const DAY: i64 = 86_400_000;
+    let b = bed(|c| {
+        c.enforcement.mode = EnforcementMode::Notify;
+        c.enforcement.incidents_threshold = 2;
+        c.enforcement.incidents_window =
+            poolguard::incidents::config::Span(std::time::Duration::from_millis(DAY as u64));
+    });
+    let close = || {
+        b.store
+            .write_connection()
+            .expect("conn")
+            .execute(
+                "UPDATE incidents SET status = 'closed', closed_ms = 1 WHERE status != 'closed'",
+                [],
+            )
+            .expect("close")
+    };
+    let enforced = || {
+        one(
+            &b.store,
+            "SELECT count(*) FROM incidents WHERE enforced_ms IS NOT NULL",
+        )
+    };
+    b.sink
+        .submit(hit(T0, "10.0.0.9:53", "x.pool.test", Outcome::Blocked));
+    b.writer.flush().await.expect("flush");
+    close();
+    // Two days later: one incident within a day of this hit, below the threshold.
+    for t in [T0 + 2 * DAY, T0 + 2 * DAY + 1000] {
+        b.sink
+            .submit(hit(t, "10.0.0.9:53", "x.pool.test", Outcome::Blocked));
+        b.writer.flush().await.expect("flush");
+    }
+    assert_eq!(enforced(), 0);
+    // A hit from half a day after the first incident: its window holds both incidents.
+    b.sink.submit(hit(
+        T0 + DAY / 2,
+        "10.0.0.9:53",
+        "x.pool.test",
+        Outcome::Blocked,
+    ));
+    b.writer.flush().await.expect("flush");
+    assert_eq!(
+        enforced(),
+        1,
+        "the older hit's window reaches the threshold"
+    );
+    b.writer.shutdown().await.expect("shutdown");
+}
+
 /// The hits threshold counts the address's stored hits within the window only, including
 /// hits stored before a restart (the tracker re-reads them from the hit blocks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ pub mod alerts;
 pub mod config;
 pub mod db;
 pub mod notice;
+mod open;
 pub mod quarantine;
 pub mod report;
 pub mod track;

@@ -3,13 +3,15 @@
 //! Why here: the writer is the one place every hit passes exactly once (hits are never
 //! dropped), and it already holds the write connection and a transaction. Opening or updating
 //! the incident in the same transaction as the hits means an incident can never miss a hit
-//! nor count one that was not stored. The cost per batch is one indexed SELECT and one UPDATE
-//! per client that had hits and one row per new name; only for hits (blocked queries), never
-//! for ordinary queries. An incident holds every hit of its client key from its first to its
+//! nor count one that was not stored. The cost per batch is one UPDATE per client key that
+//! had hits (plus one indexed SELECT the first time the tracker meets its incident, see
+//! [`super::open`]) and one row per new name; only for hits (blocked queries), never for
+//! ordinary queries. An incident holds every hit of its client key from its first to its
 //! last hit, so no row links a hit to it (schema 8; `store::blocks::owner_hits` finds them).
 //!
 //! Repeat-offender thresholds are evaluated at the end of each batch, once per touched
-//! incident: an indexed count of incidents, and the address's hits from [`HitWindows`].
+//! incident: an indexed count of incidents (skipped once it is known to stay below the
+//! threshold), and the address's hits from [`HitWindows`].
 //! Alerts and quarantine changes are collected during the batch and published only after the
 //! commit (a rolled-back batch announces nothing).
 
@@ -23,8 +25,9 @@ use foldhash::fast::FixedState;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::config::EnforcementMode;
+use super::open::{OpenIncident, OpenIncidents};
 use super::window::HitWindows;
-use super::{Accountability, AlertEvent, db, severity_rank};
+use super::{Accountability, AlertEvent, FeedMeta, db, severity_rank};
 use crate::clients::Identity;
 use crate::config::Severity;
 use crate::record::QueryEvent;
@@ -34,12 +37,24 @@ use crate::store::{StoreError, audit, ip_key};
 /// What a batch changed, published after the commit.
 #[derive(Debug, Default)]
 pub struct Pending {
-    /// Incidents touched in this batch: (incident id, address of the latest hit, its time).
-    touched: Vec<(i64, IpAddr, i64)>,
+    /// Incidents touched in this batch (each once: hits are grouped by client key first).
+    touched: Vec<Touched>,
     /// Every hit of the batch: (address, time), for the hit windows.
     hit_times: Vec<(IpAddr, i64)>,
     alerts: Vec<AlertEvent>,
     quarantined: Vec<IpAddr>,
+}
+
+/// An incident the batch touched, with what the repeat-offender check needs to know of it.
+#[derive(Debug)]
+struct Touched {
+    id: i64,
+    key: String,
+    /// Address and time of its latest hit in the batch.
+    ip: IpAddr,
+    time_ms: i64,
+    enforced: bool,
+    incidents_below_at: Option<i64>,
 }
 
 /// A hit the writer just stored, for [`Tracker::on_hits`].
@@ -58,48 +73,131 @@ pub struct HitRow {
 pub struct Tracker {
     acc: Arc<Accountability>,
     /// Only the writer thread uses it; the lock is never contended.
-    windows: Arc<Mutex<HitWindows>>,
-    /// (incident, name) pairs `incident_names` already holds (hashes), so a name hit again
-    /// skips its INSERT: in a flood over many names that insert was most of a hit's cost.
-    /// Bounded and cleared when full, and after any failure (forgetting costs inserts only).
-    named: Arc<Mutex<HashSet<u64, FixedState>>>,
+    memory: Arc<Mutex<Memory>>,
 }
 
-/// Pairs remembered in [`Tracker::named`] before it is cleared (about 4 MiB at most).
+/// What the tracker remembers between batches to save statements. Every part may be
+/// forgotten at any time (it is, after any failure): the store stays the source of truth.
+#[derive(Default)]
+struct Memory {
+    windows: HitWindows,
+    /// (incident, name) pairs `incident_names` already holds (hashes), so a name hit again
+    /// skips its INSERT: in a flood over many names that insert was most of a hit's cost.
+    /// Bounded and cleared when full.
+    named: HashSet<u64, FixedState>,
+    /// Open incidents by client key, so a client's next batch skips the lookup.
+    open: OpenIncidents,
+}
+
+impl Memory {
+    fn forget(&mut self) {
+        self.windows.forget();
+        self.named.clear();
+        self.open.clear();
+    }
+}
+
+/// Feed metadata by feed name, as loaded for one batch.
+type FeedMetaMap = std::collections::HashMap<String, FeedMeta>;
+
+/// Pairs remembered in [`Memory::named`] before it is cleared (about 4 MiB at most).
 const MAX_NAMED: usize = 1 << 18;
+
+/// One client key's hits in a batch, folded into what its incident's row gets.
+struct Folded {
+    feeds: String,
+    categories: String,
+    severity: i64,
+    last_ms: i64,
+    last_ip: IpAddr,
+    count: i64,
+}
+
+impl Folded {
+    fn of(
+        group: &[&HitRow],
+        events: &[QueryEvent],
+        feeds: &FeedMetaMap,
+        inc: &OpenIncident,
+    ) -> Self {
+        let mut f = Folded {
+            feeds: inc.feeds.clone(),
+            categories: inc.categories.clone(),
+            severity: severity_rank(Severity::Low),
+            last_ms: i64::MIN,
+            last_ip: group[0].ip,
+            count: group.len() as i64,
+        };
+        // Feed, category and severity change only when the feed does: runs are common.
+        let mut last_feed: Option<Option<&str>> = None;
+        for hit in group {
+            let e = &events[hit.index];
+            if last_feed != Some(e.feed.as_deref()) {
+                last_feed = Some(e.feed.as_deref());
+                let meta = e.feed.as_deref().and_then(|name| feeds.get(name));
+                f.categories = add_to_list(
+                    std::mem::take(&mut f.categories),
+                    meta.map_or("mining", |m| m.category.as_str()),
+                );
+                f.feeds = add_to_list(
+                    std::mem::take(&mut f.feeds),
+                    e.feed.as_deref().unwrap_or(""),
+                );
+                let rank = meta.map_or(Severity::Medium, |m| severity_of(&m.severity));
+                f.severity = f.severity.max(severity_rank(rank));
+            }
+            if e.time_ms >= f.last_ms {
+                f.last_ms = e.time_ms;
+                f.last_ip = hit.ip;
+            }
+        }
+        f
+    }
+
+    /// Writes the fold into incident `id` unless it has been closed; false if it was.
+    fn update(&self, conn: &Connection, id: i64) -> Result<bool, StoreError> {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE incidents SET last_hit_ms = max(last_hit_ms, ?2), hit_count = hit_count + ?3, \
+                 severity = max(severity, ?4), feeds = ?5, categories = ?6 \
+                 WHERE id = ?1 AND status != 'closed'",
+            )?
+            .execute(params![
+                id,
+                self.last_ms,
+                self.count,
+                self.severity,
+                self.feeds,
+                self.categories
+            ])?;
+        Ok(changed == 1)
+    }
+}
 
 impl Tracker {
     /// A tracker over the shared accountability state.
     pub fn new(acc: Arc<Accountability>) -> Self {
         Self {
             acc,
-            windows: Arc::default(),
-            named: Arc::default(),
+            memory: Arc::default(),
         }
     }
 
-    /// After a batch failed to commit: the hit windows may count rows that were never stored,
-    /// so they are dropped and re-seeded from the store when next needed.
-    pub fn batch_failed(&self) {
-        self.windows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .forget();
-        self.forget_names();
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn forget_names(&self) {
-        self.named
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+    /// After a batch failed to commit: what the tracker remembers may describe rows that were
+    /// rolled back, so it is all forgotten and read again from the store when next needed.
+    pub fn batch_failed(&self) {
+        self.memory().forget();
     }
 
     /// Opens or updates the incidents of a batch's hits (already stored). Hits are grouped
-    /// by client key first, so a client's burst costs one lookup and one update of its
-    /// incident, plus one row per name the incident has not had yet, instead of five
-    /// statements per hit: measured, the per-hit version was a third of the writer's time
-    /// when every query is a hit.
+    /// by client key first, so a client's burst costs one update of its incident (plus a
+    /// lookup the first time the tracker sees it), plus one row per name the incident has
+    /// not had yet, instead of five statements per hit: measured, the per-hit version was a
+    /// third of the writer's time when every query is a hit.
     pub fn on_hits(
         &self,
         conn: &Connection,
@@ -107,10 +205,11 @@ impl Tracker {
         hits: &[HitRow],
         pending: &mut Pending,
     ) -> Result<(), StoreError> {
-        let result = self.track(conn, events, hits, pending);
+        let mut memory = self.memory();
+        let result = self.track(conn, events, hits, pending, &mut memory);
         if result.is_err() {
-            // The caller rolls this back: names remembered meanwhile may not be stored.
-            self.forget_names();
+            // The caller rolls this back: what was remembered meanwhile may not be stored.
+            memory.forget();
         }
         result
     }
@@ -121,6 +220,7 @@ impl Tracker {
         events: &[QueryEvent],
         hits: &[HitRow],
         pending: &mut Pending,
+        memory: &mut Memory,
     ) -> Result<(), StoreError> {
         if !self.acc.incidents.enabled || hits.is_empty() {
             return Ok(());
@@ -143,83 +243,38 @@ impl Tracker {
             }
         }
         let feeds = self.acc.feeds.load();
-        let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
         let hasher = FixedState::default();
-        for (key, group) in &groups {
+        for (key, group) in groups {
             let first = group[0];
-            let existing: Option<(i64, String, String)> = conn
-                .prepare_cached(
-                    "SELECT id, feeds, categories FROM incidents WHERE client_key = ?1 AND status != 'closed'",
-                )?
-                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            let opened = existing.is_none();
-            let (id, mut feed_list, mut cat_list) = match existing {
-                Some(x) => x,
-                None => (
-                    self.open(
-                        conn,
-                        key,
-                        &events[first.index],
-                        first.ip,
-                        first.identity.as_deref(),
-                    )?,
-                    String::new(),
-                    String::new(),
-                ),
-            };
-            let mut severity = severity_rank(Severity::Low);
-            let mut last_ms = i64::MIN;
-            let mut last_ip = first.ip;
-            let mut new_names = 0usize;
+            let (mut incident, opened, folded) =
+                self.write_group(conn, &key, &group, events, &feeds, &mut memory.open)?;
+            let id = incident.id;
+            // A burst repeats a few names: ask SQLite once per distinct name in the batch,
+            // and not at all for a name this incident is known to have.
             let mut name = conn.prepare_cached(
                 "INSERT OR IGNORE INTO incident_names (incident_id, name) VALUES (?1, ?2)",
             )?;
             let mut seen_names: HashSet<&str, FixedState> = Default::default();
-            // Feed, category and severity change only when the feed does: runs are common.
-            let mut last_feed: Option<Option<&str>> = None;
-            for hit in group {
-                let e = &events[hit.index];
-                if last_feed != Some(e.feed.as_deref()) {
-                    last_feed = Some(e.feed.as_deref());
-                    let meta = e.feed.as_deref().and_then(|f| feeds.get(f));
-                    cat_list =
-                        add_to_list(cat_list, meta.map_or("mining", |m| m.category.as_str()));
-                    feed_list = add_to_list(feed_list, e.feed.as_deref().unwrap_or(""));
-                    let rank = meta.map_or(Severity::Medium, |m| severity_of(&m.severity));
-                    severity = severity.max(severity_rank(rank));
-                }
-                if e.time_ms >= last_ms {
-                    last_ms = e.time_ms;
-                    last_ip = hit.ip;
-                }
-                // A burst repeats a few names: ask SQLite once per distinct name in the batch,
-                // and not at all for a name this incident is known to have.
-                if seen_names.insert(&e.name) {
-                    let pair = hasher.hash_one((id, &*e.name));
-                    if !named.contains(&pair) {
-                        new_names += name.execute(params![id, &*e.name])?;
-                        if named.len() >= MAX_NAMED {
-                            named.clear();
+            let mut new_names = 0usize;
+            for hit in &group {
+                let qname = &*events[hit.index].name;
+                if seen_names.insert(qname) {
+                    let pair = hasher.hash_one((id, qname));
+                    if !memory.named.contains(&pair) {
+                        new_names += name.execute(params![id, qname])?;
+                        if memory.named.len() >= MAX_NAMED {
+                            memory.named.clear();
                         }
-                        named.insert(pair);
+                        memory.named.insert(pair);
                     }
                 }
             }
-            conn.prepare_cached(
-                "UPDATE incidents SET last_hit_ms = max(last_hit_ms, ?2), hit_count = hit_count + ?3, \
-                 severity = max(severity, ?4), feeds = ?5, categories = ?6, \
-                 name_count = name_count + ?7 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                last_ms,
-                group.len() as i64,
-                severity,
-                feed_list,
-                cat_list,
-                new_names as i64
-            ])?;
+            if new_names > 0 {
+                conn.prepare_cached(
+                    "UPDATE incidents SET name_count = name_count + ?2 WHERE id = ?1",
+                )?
+                .execute(params![id, new_names as i64])?;
+            }
             // Only now, when every statement succeeded, is anything announced.
             if opened {
                 let e = &events[first.index];
@@ -231,15 +286,91 @@ impl Tracker {
                 ));
                 tracing::info!(incident = id, client = %first.ip, key = %key, qname = %e.name, "incident opened");
             }
-            match pending.touched.iter_mut().find(|t| t.0 == id) {
-                Some(t) => {
-                    t.1 = last_ip;
-                    t.2 = t.2.max(last_ms);
-                }
-                None => pending.touched.push((id, last_ip, last_ms)),
-            }
+            pending.touched.push(Touched {
+                id,
+                ip: folded.last_ip,
+                time_ms: folded.last_ms,
+                enforced: incident.enforced,
+                incidents_below_at: incident.incidents_below_at,
+                key: key.clone(),
+            });
+            incident.feeds = folded.feeds;
+            incident.categories = folded.categories;
+            memory.open.put(&key, incident);
         }
         Ok(())
+    }
+
+    /// Folds a client key's hits into its open incident, opening one if it has none; returns
+    /// the incident, whether it was opened now, and the fold.
+    fn write_group(
+        &self,
+        conn: &Connection,
+        key: &str,
+        group: &[&HitRow],
+        events: &[QueryEvent],
+        feeds: &FeedMetaMap,
+        open: &mut OpenIncidents,
+    ) -> Result<(OpenIncident, bool, Folded), StoreError> {
+        if let Some(known) = open.take(key) {
+            let folded = Folded::of(group, events, feeds, &known);
+            if folded.update(conn, known.id)? {
+                return Ok((known, false, folded));
+            }
+            // Closed through the API since this tracker last wrote it: look the key up again.
+        }
+        let (incident, opened) = self.find_or_open(conn, key, group[0], events)?;
+        let folded = Folded::of(group, events, feeds, &incident);
+        if !folded.update(conn, incident.id)? {
+            return Err(StoreError::Worker(format!(
+                "incident {} was not open right after it was found open",
+                incident.id
+            )));
+        }
+        Ok((incident, opened, folded))
+    }
+
+    /// The open incident of `key`, or a new one opened by `first`; true if opened now.
+    fn find_or_open(
+        &self,
+        conn: &Connection,
+        key: &str,
+        first: &HitRow,
+        events: &[QueryEvent],
+    ) -> Result<(OpenIncident, bool), StoreError> {
+        let existing = conn
+            .prepare_cached(
+                "SELECT id, feeds, categories, enforced_ms IS NOT NULL FROM incidents \
+                 WHERE client_key = ?1 AND status != 'closed'",
+            )?
+            .query_row([key], |r| {
+                Ok(OpenIncident {
+                    id: r.get(0)?,
+                    feeds: r.get(1)?,
+                    categories: r.get(2)?,
+                    enforced: r.get(3)?,
+                    incidents_below_at: None,
+                })
+            })
+            .optional()?;
+        if let Some(incident) = existing {
+            return Ok((incident, false));
+        }
+        let id = self.open(
+            conn,
+            key,
+            &events[first.index],
+            first.ip,
+            first.identity.as_deref(),
+        )?;
+        let incident = OpenIncident {
+            id,
+            feeds: String::new(),
+            categories: String::new(),
+            enforced: false,
+            incidents_below_at: None,
+        };
+        Ok((incident, true))
     }
 
     fn open(
@@ -282,59 +413,84 @@ impl Tracker {
 
     /// End of batch: repeat-offender thresholds for every touched incident.
     pub fn end_batch(&self, conn: &Connection, pending: &mut Pending) -> Result<(), StoreError> {
-        let enf = &self.acc.enforcement;
-        if enf.mode == EnforcementMode::Off {
+        if self.acc.enforcement.mode == EnforcementMode::Off {
             return Ok(());
         }
+        let mut memory = self.memory();
+        let result = self.check_offenders(conn, pending, &mut memory);
+        if result.is_err() {
+            // Rolled back by the caller: the windows and flags may describe undone rows.
+            memory.forget();
+        }
+        result
+    }
+
+    fn check_offenders(
+        &self,
+        conn: &Connection,
+        pending: &mut Pending,
+        memory: &mut Memory,
+    ) -> Result<(), StoreError> {
+        let enf = &self.acc.enforcement;
         let window_ms = enf.hits_window.ms();
-        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
         if enf.hits_threshold > 0 {
             for &(ip, t) in &pending.hit_times {
-                windows.add(ip, t, window_ms);
+                memory.windows.add(ip, t, window_ms);
             }
         }
-        for &(id, ip, t) in &pending.touched {
-            let Some(row) = db::get(conn, id)? else {
-                continue;
-            };
-            if row.enforced_ms.is_some() || self.acc.quarantine.contains(ip) {
+        for touched in &pending.touched {
+            let &Touched {
+                id,
+                ip,
+                time_ms: t,
+                enforced,
+                incidents_below_at,
+                ..
+            } = touched;
+            if enforced || self.acc.quarantine.contains(ip) {
                 continue;
             }
-            let incidents: i64 = if enf.incidents_threshold > 0 {
+            let count_incidents = enf.incidents_threshold > 0
+                && !matches!(incidents_below_at, Some(below) if t >= below);
+            let incidents: i64 = if count_incidents {
                 conn.prepare_cached(
                     "SELECT count(*) FROM incidents WHERE client_key = ?1 AND opened_ms >= ?2",
                 )?
-                .query_row(
-                    params![row.client_key, t - enf.incidents_window.ms()],
-                    |r| r.get(0),
-                )?
+                .query_row(params![touched.key, t - enf.incidents_window.ms()], |r| {
+                    r.get(0)
+                })?
             } else {
                 0
             };
             let hits = if enf.hits_threshold > 0 {
-                windows.count(conn, ip, t, window_ms)?
+                memory.windows.count(conn, ip, t, window_ms)?
             } else {
                 0
             };
-            let reason =
-                if enf.incidents_threshold > 0 && incidents >= i64::from(enf.incidents_threshold) {
-                    format!(
-                        "{incidents} incidents within {} (threshold {})",
-                        humantime::format_duration(enf.incidents_window.0),
-                        enf.incidents_threshold
-                    )
-                } else if enf.hits_threshold > 0 && hits >= u64::from(enf.hits_threshold) {
-                    format!(
-                        "{hits} hits within {} (threshold {})",
-                        humantime::format_duration(enf.hits_window.0),
-                        enf.hits_threshold
-                    )
-                } else {
-                    continue;
-                };
+            let reason = if count_incidents && incidents >= i64::from(enf.incidents_threshold) {
+                format!(
+                    "{incidents} incidents within {} (threshold {})",
+                    humantime::format_duration(enf.incidents_window.0),
+                    enf.incidents_threshold
+                )
+            } else if enf.hits_threshold > 0 && hits >= u64::from(enf.hits_threshold) {
+                format!(
+                    "{hits} hits within {} (threshold {})",
+                    humantime::format_duration(enf.hits_window.0),
+                    enf.hits_threshold
+                )
+            } else {
+                if count_incidents && let Some(open) = memory.open.get_mut(&touched.key) {
+                    open.incidents_below_at = Some(t);
+                }
+                continue;
+            };
             let applied = enf.mode == EnforcementMode::Quarantine;
             conn.prepare_cached("UPDATE incidents SET enforced_ms = ?2 WHERE id = ?1")?
                 .execute(params![id, t])?;
+            if let Some(open) = memory.open.get_mut(&touched.key) {
+                open.enforced = true;
+            }
             let ip_text = ip.to_string();
             let note = if applied {
                 db::quarantine_add(conn, &ip_text, t, "system", &reason, Some(id))?;
