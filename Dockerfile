@@ -19,8 +19,12 @@ RUN setcap cap_net_bind_service=+ep /usr/local/bin/poolguard
 WORKDIR /etc/poolguard
 COPY config.toml ./config.toml
 COPY blocklists ./blocklists
-# The image's config listens on all interfaces on 53 and keeps its database in a volume.
-RUN sed -i 's|^listen = \["127.0.0.1:5353"\]|listen = ["0.0.0.0:53", "[::]:53"]|; s|^listen = "127.0.0.1:8080"|listen = "0.0.0.0:8080"|; s|^path = "data/poolguard.db"|path = "/var/lib/poolguard/poolguard.db"|' config.toml \
+COPY contrib/docker/config.sed /tmp/config.sed
+# The image's config listens on all interfaces on 53 and keeps what it writes (store, API feeds,
+# versions) in the volume. The shipped lists stay in the image, so a new image brings new ones;
+# API edits to a shipped list last until the container is replaced (keep campus lists as API feeds).
+RUN sed -i -f /tmp/config.sed config.toml \
+ && rm /tmp/config.sed \
  && chown -R poolguard:poolguard /etc/poolguard/blocklists
 USER poolguard
 VOLUME ["/var/lib/poolguard"]

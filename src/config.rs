@@ -324,6 +324,11 @@ pub struct ApiConfig {
     /// Serve `/api/v1/publish/*` without a token (for firewalls pulling the lists).
     pub public_publish: bool,
     pub tokens: Vec<TokenConfig>,
+    /// Where list files poolguard writes itself go: feeds created or uploaded over the API,
+    /// the last good copy of each subscription without a `path`, and the version history
+    /// (`.poolguard/`). A setting of its own because it must be writable, while the config
+    /// beside it may be read-only (systemd's `ProtectSystem=strict`, a read-only mount).
+    pub feeds_dir: PathBuf,
 }
 
 impl Default for ApiConfig {
@@ -334,6 +339,7 @@ impl Default for ApiConfig {
             max_upload_mb: 64,
             public_publish: false,
             tokens: Vec::new(),
+            feeds_dir: PathBuf::from("blocklists"),
         }
     }
 }
@@ -497,6 +503,17 @@ impl Config {
         } else {
             self.base_dir.join(p)
         }
+    }
+
+    /// The folder list files poolguard writes go to (`[api] feeds_dir`), resolved.
+    pub fn feeds_dir(&self) -> PathBuf {
+        self.resolve(&self.api.feeds_dir)
+    }
+
+    /// The file of a feed poolguard writes itself, as stored in a feed definition (relative
+    /// to the config's directory unless `feeds_dir` is absolute).
+    pub fn written_feed_path(&self, name: &str) -> PathBuf {
+        self.api.feeds_dir.join(format!("{name}.txt"))
     }
 
     /// The action a feed's blocks get.

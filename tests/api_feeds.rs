@@ -626,6 +626,40 @@ async fn api_changes_survive_a_restart() {
     bed.shutdown().await;
 }
 
+/// `[api] feeds_dir` takes every list file poolguard writes (content, definitions, versions),
+/// so the config's own folder can stay read-only; a restart reads them back from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_writes_go_to_feeds_dir_and_come_back_from_it() {
+    let bed = TestBed::builder()
+        .toml(&api_toml("feeds_dir = \"state/feeds\"\n"))
+        .start()
+        .await;
+    let api = Http::new(&bed);
+    api.put(
+        "/api/v1/feeds/campus",
+        "pool.campus.example\n",
+        StatusCode::OK,
+    )
+    .await;
+    until_blocked(&bed, "pool.campus.example", true).await;
+    let dir = bed.dir.path().to_path_buf();
+    let on_disk =
+        std::fs::read_to_string(dir.join("state/feeds/campus.txt")).expect("feed file written");
+    assert!(on_disk.contains("pool.campus.example"), "{on_disk}");
+    let defs = std::fs::read_to_string(dir.join("state/feeds/.poolguard/feeds.toml"))
+        .expect("definitions written");
+    assert!(defs.contains("state/feeds/campus.txt"), "{defs}");
+    assert!(dir.join("state/feeds/.poolguard/versions/campus").is_dir());
+    assert!(!dir.join("blocklists/campus.txt").exists());
+    assert!(!dir.join("blocklists/.poolguard").exists());
+
+    let bed = bed.restart().await;
+    until_blocked(&bed, "pool.campus.example", true).await;
+    let versions = Http::new(&bed).get("/api/v1/feeds/campus/versions").await;
+    assert_eq!(versions.as_array().map(Vec::len), Some(1), "{versions}");
+    bed.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_explains_a_decision_and_the_client() {
     let ledger = "network,mac,asset,kind,location,department,owner,contact\n\

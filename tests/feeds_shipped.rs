@@ -157,3 +157,62 @@ fn shipped_config_checks_clean() {
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(Path::new(&repo("blocklists/sources/README.md")).is_file());
 }
+
+/// The Docker image's edits to the shipped config (`contrib/docker/config.sed`, run by the
+/// Dockerfile) each still match a line, and give a config that serves every interface and
+/// writes only into the `/var/lib/poolguard` volume. No Docker daemon needed: it runs the same
+/// `sed` the image build runs.
+#[test]
+fn docker_config_edits_apply_to_the_shipped_config() {
+    let shipped = std::fs::read_to_string(repo("config.toml")).expect("config.toml");
+    let out = std::process::Command::new("sed")
+        .arg("-f")
+        .arg(repo("contrib/docker/config.sed"))
+        .arg(repo("config.toml"))
+        .output()
+        .expect("sed runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let edited = String::from_utf8(out.stdout).expect("utf-8");
+    let changed = shipped
+        .lines()
+        .zip(edited.lines())
+        .filter(|(a, b)| a != b)
+        .count();
+    let edits = std::fs::read_to_string(repo("contrib/docker/config.sed"))
+        .expect("config.sed")
+        .lines()
+        .filter(|l| l.starts_with("s|"))
+        .count();
+    assert_eq!(changed, edits, "every edit matches exactly one line");
+
+    // The image's /etc/poolguard: the edited config beside the shipped lists.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path();
+    std::os::unix::fs::symlink(repo("blocklists"), base.join("blocklists")).expect("symlink");
+    let config = Config::from_toml(&edited, &base.join("config.toml"), base).expect("parses");
+    let all: Vec<std::net::SocketAddr> = vec![
+        "0.0.0.0:53".parse().expect("addr"),
+        "[::]:53".parse().expect("addr"),
+    ];
+    assert_eq!(config.dns.listen, all);
+    assert_eq!(config.api.listen, "0.0.0.0:8080".parse().ok());
+    assert_eq!(
+        config.resolve(&config.store.path),
+        Path::new("/var/lib/poolguard/poolguard.db")
+    );
+    assert_eq!(config.feeds_dir(), Path::new("/var/lib/poolguard/feeds"));
+    // The shipped lists stay in the image, read from the config's folder.
+    let mining = config
+        .feeds
+        .iter()
+        .find(|f| f.name == "mining")
+        .expect("mining feed");
+    assert_eq!(
+        mining.path.as_deref().map(|p| config.resolve(p)),
+        Some(base.join("blocklists/mining.txt"))
+    );
+}

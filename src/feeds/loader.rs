@@ -214,16 +214,11 @@ pub struct Loader {
 }
 
 /// The file a feed is read from: its `path`, or for a subscription without one the cache
-/// `blocklists/<name>.txt`; resolved against the config's directory.
+/// `<feeds_dir>/<name>.txt`; resolved against the config's directory.
 pub fn feed_file(config: &Config, f: &FeedConfig) -> Option<PathBuf> {
     match (&f.path, &f.url) {
         (Some(p), _) => Some(config.resolve(p)),
-        (None, Some(_)) => Some(
-            config
-                .base_dir
-                .join("blocklists")
-                .join(format!("{}.txt", f.name)),
-        ),
+        (None, Some(_)) => Some(config.resolve(&config.written_feed_path(&f.name))),
         (None, None) => None,
     }
 }

@@ -6,7 +6,7 @@
 //! as a version, persist the feed definition, then reload through the [`Loader`] with the parse
 //! already made (no second parse), which swaps the new policy in whole.
 //!
-//! Where things live (all under the config's directory):
+//! Where things live (all under `[api] feeds_dir`, default `blocklists/` beside the config):
 //! - `blocklists/<name>.txt`: the content of a feed created over the API (a `config.toml`
 //!   feed keeps its own `path`; a subscription without `path` caches there too).
 //! - `blocklists/.poolguard/feeds.toml`: feeds created over the API (`[[feeds]]`, same keys as
@@ -260,7 +260,7 @@ impl Registry {
     /// Reads `blocklists/.poolguard/feeds.toml` (if any) and gives the loader the merged feed
     /// list. Call before the first reload.
     pub fn open(config: Arc<Config>, loader: Arc<Loader>) -> Result<Self, RegistryError> {
-        let state_dir = config.base_dir.join("blocklists").join(".poolguard");
+        let state_dir = config.feeds_dir().join(".poolguard");
         let path = state_dir.join("feeds.toml");
         let defs = match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str::<Defs>(&text).map_err(|e| RegistryError::Io {
@@ -445,7 +445,7 @@ impl Registry {
             Some(f) => f,
             None => FeedConfig {
                 name: name.to_string(),
-                path: Some(PathBuf::from(format!("blocklists/{name}.txt"))),
+                path: Some(self.config.written_feed_path(name)),
                 url: None,
                 refresh: None,
                 kind: FeedKind::default(),
@@ -499,7 +499,7 @@ impl Registry {
             path: feed
                 .path
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("blocklists/{}.txt", feed.name))),
+                .unwrap_or_else(|| self.config.written_feed_path(&feed.name)),
             kind: feed.kind,
             format: feed.format,
             action: feed.action,

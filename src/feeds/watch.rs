@@ -72,8 +72,8 @@ impl Drop for WatchHandle {
 /// one debounced [`Loader::reload`] on a dedicated thread.
 pub fn spawn_watcher(loader: Arc<Loader>) -> Result<WatchHandle, WatchError> {
     let (_, mut dirs) = watched(&loader);
-    // API-created feeds land in `blocklists/`: watch it even before the first one exists.
-    let api_dir = loader.config().base_dir.join("blocklists");
+    // API-created feeds land in `[api] feeds_dir`: watch it even before the first one exists.
+    let api_dir = loader.config().feeds_dir();
     if let Ok(d) = api_dir.canonicalize()
         && !dirs.contains(&d)
     {
