@@ -217,6 +217,38 @@ async fn flags_are_those_of_a_forwarding_resolver() {
     bed.shutdown().await;
 }
 
+/// DNSSEC bits of a non-validating forwarder: CD is copied back (RFC 4035 §3.2.2), AD is never
+/// set even when asked for, and DO is not echoed (no signatures are passed on).
+#[tokio::test]
+async fn dnssec_bits_are_those_of_a_non_validating_forwarder() {
+    let bed = TestBed::start().await;
+    for proto in BOTH {
+        for name in [
+            "www.example.test.",
+            "xmr.pool.minergate.com.",
+            "printer.campus.test.",
+        ] {
+            // Each twice: the second plain one is answered from the packet cache (fast path).
+            for (cd, ad) in [(false, false), (false, false), (true, false), (false, true)] {
+                let mut req = with_payload(name, RecordType::A, Some(1232));
+                req.metadata.checking_disabled = cd;
+                req.metadata.authentic_data = ad;
+                if let Some(e) = req.edns.as_mut() {
+                    e.set_dnssec_ok(true);
+                }
+                let resp = query(bed.dns, proto, &req).await;
+                let ctx = format!("{name} over {proto:?}, CD={cd} AD={ad}");
+                assert_eq!(resp.metadata.response_code, ResponseCode::NoError, "{ctx}");
+                assert_eq!(resp.metadata.checking_disabled, cd, "CD copied: {ctx}");
+                assert!(!resp.metadata.authentic_data, "never AD: {ctx}");
+                let edns = resp.edns.as_ref().expect("OPT echoed");
+                assert!(!edns.flags().dnssec_ok, "DO not echoed: {ctx}");
+            }
+        }
+    }
+    bed.shutdown().await;
+}
+
 #[tokio::test]
 async fn meta_types_in_the_question_are_rejected() {
     let bed = TestBed::start().await;

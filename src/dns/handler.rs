@@ -484,7 +484,7 @@ fn inspect(policy: &Policy, reply: &Reply) -> Option<(Outcome, Verdict)> {
     None
 }
 
-/// Sends `reply` as the response to `request`: ID, question and RD echoed, RA set, OPT (with
+/// Sends `reply` as the response to `request`: ID, question, RD and CD echoed, RA set, OPT (with
 /// the EDE, if any) only when the client used EDNS.
 async fn send<R: ResponseHandler>(
     request: &Request,
@@ -498,6 +498,9 @@ async fn send<R: ResponseHandler>(
         request.metadata.op_code,
     );
     metadata.recursion_desired = request.metadata.recursion_desired;
+    // RFC 4035 §3.2.2: CD is copied to the response. AD stays clear: poolguard does not
+    // validate (docs/DNS.md, DNSSEC).
+    metadata.checking_disabled = request.metadata.checking_disabled;
     metadata.recursion_available = true;
     metadata.authoritative = reply.authoritative;
     metadata.response_code = reply.rcode;
