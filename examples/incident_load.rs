@@ -2,10 +2,11 @@
 //! real writer thread, with and without the tracker, in hits per second.
 //!
 //! ```text
-//! cargo run --release --example incident_load -- 200000 2000
+//! cargo run --release --example incident_load -- 200000 2000 [notify]
 //! ```
 //!
-//! Arguments: hits, distinct clients. Every hit is a blocked query (the worst case: ordinary
+//! Arguments: hits, distinct clients, and `notify` to run the repeat-offender check after
+//! every batch too (`[enforcement] mode = "notify"`, incidents threshold 3; default off). Every hit is a blocked query (the worst case: ordinary
 //! queries never reach the tracker).
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -14,12 +15,18 @@ use std::time::Instant;
 
 use poolguard::clients::Ledger;
 use poolguard::config::{Config, StoreConfig};
+use poolguard::incidents::config::EnforcementMode;
 use poolguard::incidents::track::Tracker;
 use poolguard::incidents::{Accountability, Alerts, SystemClock};
 use poolguard::record::{Outcome, QueryEvent, Transport};
 use poolguard::store;
 
-fn run(hits: u64, clients: u32, tracked: bool) -> Result<f64, Box<dyn std::error::Error>> {
+fn run(
+    hits: u64,
+    clients: u32,
+    tracked: bool,
+    mode: EnforcementMode,
+) -> Result<f64, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let cfg = StoreConfig {
         path: dir.path().join("load.db"),
@@ -27,9 +34,11 @@ fn run(hits: u64, clients: u32, tracked: bool) -> Result<f64, Box<dyn std::error
         ..StoreConfig::default()
     };
     let store = store::open(&cfg)?;
+    let mut config = Config::default();
+    config.enforcement.mode = mode;
     let tracker = tracked.then(|| {
         Tracker::new(Arc::new(Accountability::new(
-            &Config::default(),
+            &config,
             Arc::new(SystemClock),
             Alerts::disabled(),
         )))
@@ -73,10 +82,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000u64);
     let clients = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2_000u32);
+    let mode = match args.get(3).map(String::as_str) {
+        Some("notify") => EnforcementMode::Notify,
+        _ => EnforcementMode::Off,
+    };
     for tracked in [false, true, false, true] {
-        let rate = run(hits, clients, tracked)?;
+        let rate = run(hits, clients, tracked, mode)?;
         println!(
-            "{hits} hits, {clients} clients, tracker {}: {rate:.0} hits/s",
+            "{hits} hits, {clients} clients, tracker {} (enforcement {mode:?}): {rate:.0} hits/s",
             if tracked { "on " } else { "off" }
         );
     }
