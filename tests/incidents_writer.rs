@@ -7,7 +7,7 @@ use std::sync::Arc;
 use poolguard::clients::Ledger;
 use poolguard::config::{Config, StoreConfig};
 use poolguard::incidents::config::EnforcementMode;
-use poolguard::incidents::track::Tracker;
+use poolguard::incidents::track::{Pending, Tracker};
 use poolguard::incidents::{Accountability, Alerts, ManualClock};
 use poolguard::record::{Outcome, QueryEvent, Sink, Transport};
 use poolguard::store::{self, Store, WriterHandle};
@@ -280,6 +280,79 @@ async fn a_remembered_incident_closed_by_staff_takes_no_more_hits() {
     assert_eq!(
         one(&b.store, "SELECT opened_ms FROM incidents WHERE id = 2"),
         T0 + 3000
+    );
+    b.writer.shutdown().await.expect("shutdown");
+}
+
+/// A replayed hit (deferred to the spool under load) stamped before its key's incident was
+/// closed belongs to the closed incident: it is added there with a note and opens no new
+/// incident. A hit of the same replayed batch stamped after the closure opens a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_hit_from_before_the_closure_joins_the_closed_incident() {
+    let b = bed(|_| {});
+    let row = |id: i64| -> (i64, i64, i64, String) {
+        b.store
+            .write_connection()
+            .expect("conn")
+            .query_row(
+                "SELECT hit_count, last_hit_ms, name_count, status FROM incidents WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .expect("incident")
+    };
+    b.sink
+        .submit(hit(T0, "10.0.0.9:53", "a.pool.test", Outcome::Blocked));
+    b.writer.flush().await.expect("flush");
+    b.store
+        .write_connection()
+        .expect("conn")
+        .execute(
+            "UPDATE incidents SET status = 'closed', closed_ms = ?1 WHERE id = 1",
+            [T0 + 5000],
+        )
+        .expect("close");
+
+    // The replay, as the writer runs it: the hits stored, then the tracker, one transaction.
+    let events = [
+        hit(T0 + 1000, "10.0.0.9:53", "b.pool.test", Outcome::Blocked),
+        hit(T0 + 2000, "10.0.0.9:53", "a.pool.test", Outcome::Blocked),
+        hit(T0 + 6000, "10.0.0.9:53", "c.pool.test", Outcome::Blocked),
+    ];
+    let mut conn = b.store.write_connection().expect("conn");
+    let tx = conn.transaction().expect("tx");
+    let mut hits = Vec::new();
+    store::writer::insert_events_into(&tx, &events, &b.ledger.load(), true, Some(&mut hits), None)
+        .expect("stored");
+    let tracker = Tracker::new(b.acc.clone());
+    let mut pending = Pending::default();
+    tracker
+        .on_hits(&tx, &events, &hits, true, &mut pending)
+        .expect("tracked");
+    tx.commit().expect("commit");
+    tracker.publish(pending);
+
+    assert_eq!(
+        row(1),
+        (3, T0 + 2000, 2, "closed".to_string()),
+        "late hits joined it"
+    );
+    assert_eq!(
+        row(2),
+        (1, T0 + 6000, 1, "open".to_string()),
+        "the later hit opened one"
+    );
+    assert_eq!(
+        one(&b.store, "SELECT opened_ms FROM incidents WHERE id = 2"),
+        T0 + 6000
+    );
+    assert_eq!(
+        one(
+            &b.store,
+            "SELECT count(*) FROM incident_notes WHERE incident_id = 1 AND author = 'system' \
+             AND text LIKE '2 hit(s) from before%'"
+        ),
+        1
     );
     b.writer.shutdown().await.expect("shutdown");
 }

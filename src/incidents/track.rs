@@ -154,14 +154,20 @@ impl Folded {
         f
     }
 
-    /// Writes the fold into incident `id` unless it has been closed; false if it was.
-    fn update(&self, conn: &Connection, id: i64) -> Result<bool, StoreError> {
+    /// Writes the fold into incident `id`; false if `guard` refused it (it was closed).
+    fn update(&self, conn: &Connection, id: i64, guard: Guard) -> Result<bool, StoreError> {
         let changed = conn
-            .prepare_cached(
-                "UPDATE incidents SET last_hit_ms = max(last_hit_ms, ?2), hit_count = hit_count + ?3, \
-                 severity = max(severity, ?4), feeds = ?5, categories = ?6 \
-                 WHERE id = ?1 AND status != 'closed'",
-            )?
+            .prepare_cached(match guard {
+                Guard::OpenOnly => {
+                    "UPDATE incidents SET last_hit_ms = max(last_hit_ms, ?2), hit_count = hit_count + ?3, \
+                     severity = max(severity, ?4), feeds = ?5, categories = ?6 \
+                     WHERE id = ?1 AND status != 'closed'"
+                }
+                Guard::Any => {
+                    "UPDATE incidents SET last_hit_ms = max(last_hit_ms, ?2), hit_count = hit_count + ?3, \
+                     severity = max(severity, ?4), feeds = ?5, categories = ?6 WHERE id = ?1"
+                }
+            })?
             .execute(params![
                 id,
                 self.last_ms,
@@ -172,6 +178,88 @@ impl Folded {
             ])?;
         Ok(changed == 1)
     }
+}
+
+/// A client key's hits as written into its incident.
+struct Written<'h> {
+    incident: OpenIncident,
+    /// The incident was opened by these hits.
+    opened: bool,
+    folded: Folded,
+    /// The hits it took (a replayed batch may have given some to a closed incident).
+    group: Vec<&'h HitRow>,
+}
+
+/// What every client key's group of hits in a batch shares.
+struct Batch<'a> {
+    events: &'a [QueryEvent],
+    feeds: &'a FeedMetaMap,
+    /// From the spool: hits may predate their incident's closure.
+    replayed: bool,
+}
+
+/// Which incidents [`Folded::update`] may write.
+#[derive(Clone, Copy)]
+enum Guard {
+    /// Only an incident still open: the remembered one may have been closed by staff.
+    OpenOnly,
+    /// Also a closed one: late hits from before its closure ([`Tracker::attach_late`]).
+    Any,
+}
+
+/// The open incident of `key`, if any.
+fn find_open(conn: &Connection, key: &str) -> Result<Option<OpenIncident>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, feeds, categories, enforced_ms IS NOT NULL FROM incidents \
+             WHERE client_key = ?1 AND status != 'closed'",
+        )?
+        .query_row([key], |r| {
+            Ok(OpenIncident {
+                id: r.get(0)?,
+                feeds: r.get(1)?,
+                categories: r.get(2)?,
+                enforced: r.get(3)?,
+                incidents_below_at: None,
+            })
+        })
+        .optional()?)
+}
+
+/// Adds the names of `group` that incident `id` did not have. A burst repeats a few names:
+/// SQLite is asked once per distinct name in the batch, and not at all for a name the
+/// incident is known to have (`named`).
+fn record_names(
+    conn: &Connection,
+    id: i64,
+    group: &[&HitRow],
+    events: &[QueryEvent],
+    named: &mut HashSet<u64, FixedState>,
+) -> Result<(), StoreError> {
+    let hasher = FixedState::default();
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO incident_names (incident_id, name) VALUES (?1, ?2)",
+    )?;
+    let mut seen: HashSet<&str, FixedState> = Default::default();
+    let mut new_names = 0usize;
+    for hit in group {
+        let qname = &*events[hit.index].name;
+        if seen.insert(qname) {
+            let pair = hasher.hash_one((id, qname));
+            if !named.contains(&pair) {
+                new_names += insert.execute(params![id, qname])?;
+                if named.len() >= MAX_NAMED {
+                    named.clear();
+                }
+                named.insert(pair);
+            }
+        }
+    }
+    if new_names > 0 {
+        conn.prepare_cached("UPDATE incidents SET name_count = name_count + ?2 WHERE id = ?1")?
+            .execute(params![id, new_names as i64])?;
+    }
+    Ok(())
 }
 
 impl Tracker {
@@ -198,15 +286,19 @@ impl Tracker {
     /// lookup the first time the tracker sees it), plus one row per name the incident has
     /// not had yet, instead of five statements per hit: measured, the per-hit version was a
     /// third of the writer's time when every query is a hit.
+    ///
+    /// `replayed`: the batch comes from the spool (hits deferred under load), so some of its
+    /// hits may predate the closure of their key's incident ([`Tracker::attach_late`]).
     pub fn on_hits(
         &self,
         conn: &Connection,
         events: &[QueryEvent],
         hits: &[HitRow],
+        replayed: bool,
         pending: &mut Pending,
     ) -> Result<(), StoreError> {
         let mut memory = self.memory();
-        let result = self.track(conn, events, hits, pending, &mut memory);
+        let result = self.track(conn, events, hits, replayed, pending, &mut memory);
         if result.is_err() {
             // The caller rolls this back: what was remembered meanwhile may not be stored.
             memory.forget();
@@ -219,6 +311,7 @@ impl Tracker {
         conn: &Connection,
         events: &[QueryEvent],
         hits: &[HitRow],
+        replayed: bool,
         pending: &mut Pending,
         memory: &mut Memory,
     ) -> Result<(), StoreError> {
@@ -243,40 +336,26 @@ impl Tracker {
             }
         }
         let feeds = self.acc.feeds.load();
-        let hasher = FixedState::default();
+        let batch = Batch {
+            events,
+            feeds: &feeds,
+            replayed,
+        };
         for (key, group) in groups {
-            let first = group[0];
-            let (mut incident, opened, folded) =
-                self.write_group(conn, &key, &group, events, &feeds, &mut memory.open)?;
+            let Some(Written {
+                mut incident,
+                opened,
+                folded,
+                group,
+            }) = self.write_group(conn, &key, group, &batch, memory)?
+            else {
+                continue;
+            };
             let id = incident.id;
-            // A burst repeats a few names: ask SQLite once per distinct name in the batch,
-            // and not at all for a name this incident is known to have.
-            let mut name = conn.prepare_cached(
-                "INSERT OR IGNORE INTO incident_names (incident_id, name) VALUES (?1, ?2)",
-            )?;
-            let mut seen_names: HashSet<&str, FixedState> = Default::default();
-            let mut new_names = 0usize;
-            for hit in &group {
-                let qname = &*events[hit.index].name;
-                if seen_names.insert(qname) {
-                    let pair = hasher.hash_one((id, qname));
-                    if !memory.named.contains(&pair) {
-                        new_names += name.execute(params![id, qname])?;
-                        if memory.named.len() >= MAX_NAMED {
-                            memory.named.clear();
-                        }
-                        memory.named.insert(pair);
-                    }
-                }
-            }
-            if new_names > 0 {
-                conn.prepare_cached(
-                    "UPDATE incidents SET name_count = name_count + ?2 WHERE id = ?1",
-                )?
-                .execute(params![id, new_names as i64])?;
-            }
+            record_names(conn, id, &group, events, &mut memory.named)?;
             // Only now, when every statement succeeded, is anything announced.
             if opened {
+                let first = group[0];
                 let e = &events[first.index];
                 pending.alerts.push(AlertEvent::incident(
                     "incident.opened",
@@ -301,87 +380,122 @@ impl Tracker {
         Ok(())
     }
 
-    /// Folds a client key's hits into its open incident, opening one if it has none; returns
-    /// the incident, whether it was opened now, and the fold.
-    fn write_group(
+    /// Folds a client key's hits into its open incident, opening one if it has none. None
+    /// when every hit belonged to a closed incident (see [`Tracker::attach_late`]).
+    fn write_group<'h>(
         &self,
         conn: &Connection,
         key: &str,
-        group: &[&HitRow],
-        events: &[QueryEvent],
-        feeds: &FeedMetaMap,
-        open: &mut OpenIncidents,
-    ) -> Result<(OpenIncident, bool, Folded), StoreError> {
-        if let Some(known) = open.take(key) {
-            let folded = Folded::of(group, events, feeds, &known);
-            if folded.update(conn, known.id)? {
-                return Ok((known, false, folded));
+        group: Vec<&'h HitRow>,
+        batch: &Batch<'_>,
+        memory: &mut Memory,
+    ) -> Result<Option<Written<'h>>, StoreError> {
+        let Batch { events, feeds, .. } = *batch;
+        if let Some(known) = memory.open.take(key) {
+            let folded = Folded::of(&group, events, feeds, &known);
+            if folded.update(conn, known.id, Guard::OpenOnly)? {
+                return Ok(Some(Written {
+                    incident: known,
+                    opened: false,
+                    folded,
+                    group,
+                }));
             }
             // Closed through the API since this tracker last wrote it: look the key up again.
         }
-        let (incident, opened) = self.find_or_open(conn, key, group[0], events)?;
-        let folded = Folded::of(group, events, feeds, &incident);
-        if !folded.update(conn, incident.id)? {
+        let (incident, opened, group) = match find_open(conn, key)? {
+            Some(incident) => (incident, false, group),
+            None => {
+                let group = if batch.replayed {
+                    self.attach_late(conn, key, group, batch, memory)?
+                } else {
+                    group
+                };
+                let Some(&first) = group.first() else {
+                    return Ok(None);
+                };
+                (self.open(conn, key, first, events)?, true, group)
+            }
+        };
+        let folded = Folded::of(&group, events, feeds, &incident);
+        if !folded.update(conn, incident.id, Guard::OpenOnly)? {
             return Err(StoreError::Worker(format!(
                 "incident {} was not open right after it was found open",
                 incident.id
             )));
         }
-        Ok((incident, opened, folded))
+        Ok(Some(Written {
+            incident,
+            opened,
+            folded,
+            group,
+        }))
     }
 
-    /// The open incident of `key`, or a new one opened by `first`; true if opened now.
-    fn find_or_open(
+    /// A replayed batch may hold hits of a key without an open incident that are stamped before
+    /// its latest incident was closed: deferred to the spool under load, replayed after staff
+    /// closed it. Those happened during the closed incident, so they are added to it (with a
+    /// note for staff) and never open a new one; an incident's evidence is its key's hits from
+    /// its first to its last, so they show there. Returns the hits left to open an incident
+    /// with. Only replayed batches: a fresh hit is never late, whatever the clocks say.
+    fn attach_late<'h>(
+        &self,
+        conn: &Connection,
+        key: &str,
+        group: Vec<&'h HitRow>,
+        batch: &Batch<'_>,
+        memory: &mut Memory,
+    ) -> Result<Vec<&'h HitRow>, StoreError> {
+        let Batch { events, feeds, .. } = *batch;
+        // Incidents of a key never overlap, so the latest opened is the latest closed.
+        let closed = conn
+            .prepare_cached(
+                "SELECT id, feeds, categories, closed_ms FROM incidents \
+                 WHERE client_key = ?1 AND status = 'closed' ORDER BY opened_ms DESC LIMIT 1",
+            )?
+            .query_row([key], |r| {
+                let incident = OpenIncident {
+                    id: r.get(0)?,
+                    feeds: r.get(1)?,
+                    categories: r.get(2)?,
+                    enforced: false,
+                    incidents_below_at: None,
+                };
+                Ok((incident, r.get::<_, Option<i64>>(3)?))
+            })
+            .optional()?;
+        let Some((incident, Some(closed_ms))) = closed else {
+            return Ok(group);
+        };
+        let (late, current): (Vec<&HitRow>, Vec<&HitRow>) = group
+            .into_iter()
+            .partition(|h| events[h.index].time_ms < closed_ms);
+        if late.is_empty() {
+            return Ok(current);
+        }
+        Folded::of(&late, events, feeds, &incident).update(conn, incident.id, Guard::Any)?;
+        record_names(conn, incident.id, &late, events, &mut memory.named)?;
+        let note = format!(
+            "{} hit(s) from before this incident was closed arrived late (deferred under load \
+             and replayed) and were added to it.",
+            late.len()
+        );
+        db::add_note(conn, incident.id, self.acc.clock.now_ms(), "system", &note)?;
+        tracing::info!(incident = incident.id, key = %key, hits = late.len(), "late hits added to a closed incident");
+        Ok(current)
+    }
+
+    /// Opens an incident for `key` with its first hit.
+    fn open(
         &self,
         conn: &Connection,
         key: &str,
         first: &HitRow,
         events: &[QueryEvent],
-    ) -> Result<(OpenIncident, bool), StoreError> {
-        let existing = conn
-            .prepare_cached(
-                "SELECT id, feeds, categories, enforced_ms IS NOT NULL FROM incidents \
-                 WHERE client_key = ?1 AND status != 'closed'",
-            )?
-            .query_row([key], |r| {
-                Ok(OpenIncident {
-                    id: r.get(0)?,
-                    feeds: r.get(1)?,
-                    categories: r.get(2)?,
-                    enforced: r.get(3)?,
-                    incidents_below_at: None,
-                })
-            })
-            .optional()?;
-        if let Some(incident) = existing {
-            return Ok((incident, false));
-        }
-        let id = self.open(
-            conn,
-            key,
-            &events[first.index],
-            first.ip,
-            first.identity.as_deref(),
-        )?;
-        let incident = OpenIncident {
-            id,
-            feeds: String::new(),
-            categories: String::new(),
-            enforced: false,
-            incidents_below_at: None,
-        };
-        Ok((incident, true))
-    }
-
-    fn open(
-        &self,
-        conn: &Connection,
-        key: &str,
-        e: &QueryEvent,
-        ip: IpAddr,
-        identity: Option<&Identity>,
-    ) -> Result<i64, StoreError> {
-        let i = identity.cloned().unwrap_or_default();
+    ) -> Result<OpenIncident, StoreError> {
+        let e = &events[first.index];
+        let ip = first.ip;
+        let i = first.identity.as_deref().cloned().unwrap_or_default();
         let t = e.time_ms;
         conn.prepare_cached(
             "INSERT INTO incidents (client_key, client, client_bin, network, asset, mac, kind, \
@@ -408,7 +522,13 @@ impl Tracker {
             t.saturating_add(self.acc.incidents.identify_within.ms()),
             t.saturating_add(self.acc.incidents.report_within.ms()),
         ])?;
-        Ok(conn.last_insert_rowid())
+        Ok(OpenIncident {
+            id: conn.last_insert_rowid(),
+            feeds: String::new(),
+            categories: String::new(),
+            enforced: false,
+            incidents_below_at: None,
+        })
     }
 
     /// End of batch: repeat-offender thresholds for every touched incident.

@@ -1001,7 +1001,7 @@ fn write_batch(
         Some(known),
     )?;
     guarded(&tx, "incident tracking", |c| {
-        tracker.on_hits(c, batch, &hits, &mut pending)
+        tracker.on_hits(c, batch, &hits, replayed.is_some(), &mut pending)
     })?;
     guarded(&tx, "repeat-offender check", |c| {
         tracker.end_batch(c, &mut pending)
