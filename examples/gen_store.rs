@@ -2,9 +2,14 @@
 //! 127.0.0.1 and reports list latency percentiles for the filters staff use most.
 //!
 //! ```text
-//! cargo run --release --example gen_store -- /tmp/pg10m.db 10000000
+//! cargo run --release --example gen_store -- /tmp/pg10m.db 10000000 [--batch 4096]
 //! cargo run --release --example gen_store -- /tmp/pg10m.db --measure
+//! cargo run --release --example gen_store -- /tmp/pg10m.db --compact
 //! ```
+//!
+//! `--batch N`: rows per writer batch, so per query-log block (default 4096, a busy writer's
+//! batch; a quiet campus flushes a few hundred rows per interval). `--compact`: the writer's
+//! hourly block compaction, run to the end.
 //!
 //! Generation writes the writer's own rows (`store::writer::insert_events`) but as a bulk load:
 //! tables without indexes, journal off, one transaction per million rows, indexes built at the
@@ -39,7 +44,11 @@ fn name(i: u32) -> String {
     }
 }
 
-fn generate(path: &std::path::Path, rows: u64) -> Result<(), Box<dyn std::error::Error>> {
+fn generate(
+    path: &std::path::Path,
+    rows: u64,
+    batch: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let _ = std::fs::remove_file(path);
     let conn = rusqlite::Connection::open(path)?;
     conn.execute_batch(
@@ -70,8 +79,8 @@ fn generate(path: &std::path::Path, rows: u64) -> Result<(), Box<dyn std::error:
     let mut done = 0u64;
     while done < rows {
         let tx = conn.unchecked_transaction()?;
-        // The writer's default batch: one query-log block per 4096 rows, as in production.
-        let mut events = Vec::with_capacity(4096);
+        // One query-log block per writer batch.
+        let mut events = Vec::with_capacity(batch);
         for i in done..(done + chunk).min(rows) {
             let c = rng.random_range(0..CLIENTS);
             let n = rng.random_range(0..NAMES);
@@ -101,7 +110,7 @@ fn generate(path: &std::path::Path, rows: u64) -> Result<(), Box<dyn std::error:
                 latency_us: 300 + (i % 5000) as u32,
                 upstream: (!hit).then(|| "9.9.9.9:53".into()),
             });
-            if events.len() == events.capacity() {
+            if events.len() == batch {
                 hits += store::writer::insert_events(&tx, &events, &ledger, true)?.1;
                 events.clear();
             }
@@ -199,6 +208,27 @@ async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
                 format!(
                     "/api/v1/queries?name=*.site{}.example",
                     r.random_range(0..997)
+                )
+            }),
+        ),
+        (
+            // A client that never asked: the walk reaches the end of the log (worst case).
+            "/queries?client=<absent>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?client=172.16.{}.{}",
+                    r.random_range(0..250),
+                    r.random_range(1..250)
+                )
+            }),
+        ),
+        (
+            "/hits?client=<absent>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/hits?client=172.16.{}.{}",
+                    r.random_range(0..250),
+                    r.random_range(1..250)
                 )
             }),
         ),
@@ -337,10 +367,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.iter().any(|a| a == "--measure") {
         return measure(&path).await;
     }
+    if args.iter().any(|a| a == "--compact") {
+        let conn = rusqlite::Connection::open(&path)?;
+        let t = Instant::now();
+        let removed = store::blocks::compact::run(&conn, i64::MAX)?;
+        eprintln!("compaction removed {removed} blocks in {:.1?}", t.elapsed());
+        return Ok(());
+    }
+    let batch = match args.iter().position(|a| a == "--batch") {
+        Some(i) => args.get(i + 1).ok_or("--batch N")?.parse()?,
+        None => 4096,
+    };
     let rows: u64 = args
         .get(1)
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(10_000_000);
-    generate(&path, rows)
+    generate(&path, rows, batch)
 }

@@ -552,3 +552,58 @@ async fn the_writer_thread_is_scheduled_as_batch_work() {
         .await
         .expect("shutdown");
 }
+
+/// The writer's hourly upkeep (it also runs at start) merges the small blocks a quiet period
+/// leaves, a short transaction at a time, keeping every row; the newest block stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_compacts_small_settled_blocks() {
+    let mut h = Harness::new(|_| {});
+    // Written while no writer runs, as a quiet period leaves them.
+    h.writer
+        .take()
+        .expect("writer")
+        .shutdown()
+        .await
+        .expect("shutdown");
+    {
+        let mut conn = h.store.write_connection().expect("conn");
+        for b in 0..50 {
+            let batch: Vec<_> = (0..10)
+                .map(|i| {
+                    event(
+                        T0 + b * 1000 + i,
+                        "10.20.3.7:53000",
+                        "www.example.com",
+                        "A",
+                        Outcome::Allowed,
+                        None,
+                    )
+                })
+                .collect();
+            let tx = conn.transaction().expect("tx");
+            store::writer::insert_events(&tx, &batch, &h.ledger.load(), true).expect("insert");
+            tx.commit().expect("commit");
+        }
+    }
+    let blocks = |h: &Harness| -> i64 {
+        h.store
+            .write_connection()
+            .expect("conn")
+            .query_row("SELECT count(*) FROM query_blocks", [], |r| r.get(0))
+            .expect("count")
+    };
+    assert_eq!(blocks(&h), 50);
+    let (_sink, writer) = store::writer::spawn(&h.store, &h.cfg, h.ledger.clone()).expect("writer");
+    let health = writer.health();
+    // Upkeep steps run whenever the writer is idle; each flush is a round trip to it.
+    for _ in 0..1000 {
+        if health.status().blocks_compacted == 48 {
+            break;
+        }
+        writer.flush().await.expect("flush");
+    }
+    assert_eq!(health.status().blocks_compacted, 48, "49 blocks into one");
+    assert_eq!(blocks(&h), 2);
+    assert_eq!(h.count("queries"), 500);
+    writer.shutdown().await.expect("shutdown");
+}

@@ -29,8 +29,8 @@
 //!
 //! Rows are written in one transaction per batch (`batch_size` rows, or whatever arrived
 //! within `flush_interval_ms`), so a crash loses at most the batch in flight. Retention
-//! pruning also runs here, one small DELETE batch between write batches, because this thread
-//! owns the only write connection.
+//! pruning and block compaction also run here, hourly, one short transaction between write
+//! batches, because this thread owns the only write connection.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::blocks::{self, codec::BlockEncoder, codec::Entry};
+use super::blocks::{self, codec::BlockEncoder, codec::Entry, compact};
 pub use super::fault::StoreFault;
 use super::known_names::KnownNames;
 use super::read::Table;
@@ -60,8 +60,20 @@ use crate::record::{QueryEvent, Sink};
 /// so it adds nothing to how long a row waits; ~100 wake-ups/s at any query rate.
 const GATHER: Duration = Duration::from_millis(10);
 
-/// How often the writer checks retention; pruning itself is batched.
+/// How often the writer runs its upkeep (retention, then compaction), in short steps.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Blocks younger than this are not compacted: staff paging through the last minutes keep
+/// stable row ids, and the newest blocks may still grow a neighbour.
+const SETTLE_MS: i64 = 10 * 60 * 1000;
+
+/// The hourly upkeep's place, one short transaction per step between batches.
+#[derive(Debug, Clone, Copy)]
+enum Upkeep {
+    /// Deleting rows past retention.
+    Retention,
+    /// Merging small settled blocks of a log (`blocks::compact`).
+    Compact(Table, compact::Cursor),
+}
 
 /// Longest one flush spends replaying the backlog before it turns to new rows again.
 const REPLAY_SLICE: Duration = Duration::from_millis(100);
@@ -92,6 +104,7 @@ pub struct WriterHealth {
     hits_dropped: AtomicU64,
     /// Hits sent by the DNS path and not yet taken off the channel by the writer.
     hits_queued: AtomicUsize,
+    blocks_compacted: AtomicU64,
     /// Ordinary events a saturated DNS worker did not send (`Sink::shed`).
     shed: AtomicU64,
     /// Set by the DNS path while a worker is saturated (`Sink::saturated`), cleared by each
@@ -126,6 +139,8 @@ pub struct WriterStatus {
     pub hits_dropped: u64,
     /// Hits waiting in the channel from the DNS path (before the spool).
     pub hits_queued: usize,
+    /// Small log blocks merged away by the hourly compaction (`store::blocks::compact`).
+    pub blocks_compacted: u64,
 }
 
 impl WriterHealth {
@@ -151,6 +166,7 @@ impl WriterHealth {
             spool_error: self.spool_error.lock().ok().and_then(|e| e.clone()),
             hits_spooled: self.hits_spooled.load(Ordering::Relaxed),
             hits_replayed: self.hits_replayed.load(Ordering::Relaxed),
+            blocks_compacted: self.blocks_compacted.load(Ordering::Relaxed),
             hits_dropped: self.hits_dropped.load(Ordering::Relaxed),
             hits_queued: self.hits_queued.load(Ordering::Relaxed),
         }
@@ -461,11 +477,11 @@ impl Writer {
         // A spool left by an earlier run is replayed from the start.
         let mut deadline: Option<Instant> = (!self.backlog.is_empty()).then(Instant::now);
         let mut next_prune = Instant::now();
-        let mut pruning = false;
+        let mut upkeep: Option<Upkeep> = None;
         loop {
             let now = Instant::now();
             if now >= next_prune {
-                pruning = true;
+                upkeep = Some(Upkeep::Retention);
                 next_prune = now + PRUNE_EVERY;
                 // Keeps the planner's statistics fresh so filters pick the right index.
                 if let Err(e) = retention::optimize(&self.conn) {
@@ -474,7 +490,7 @@ impl Writer {
             }
             let wait = match deadline {
                 Some(d) => d.saturating_duration_since(now),
-                None if pruning => Duration::ZERO,
+                None if upkeep.is_some() => Duration::ZERO,
                 None => next_prune.saturating_duration_since(now),
             };
             match rx.recv_timeout(wait) {
@@ -509,8 +525,8 @@ impl Writer {
                         self.divert_when_flooded();
                         deadline = self.flush_and_rearm(interval);
                         // Under sustained load the queue never idles; prune between batches.
-                        if pruning {
-                            pruning = self.prune_step();
+                        if let Some(u) = upkeep {
+                            upkeep = self.upkeep_step(u);
                         }
                     } else if let Some(d) = deadline {
                         // Gather instead of waking per event: parked in `recv_timeout`, this
@@ -544,8 +560,8 @@ impl Writer {
                         self.backlogged = false;
                         deadline = self.flush_and_rearm(interval);
                     }
-                    if pruning {
-                        pruning = self.prune_step();
+                    if let Some(u) = upkeep {
+                        upkeep = self.upkeep_step(u);
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -923,6 +939,48 @@ impl Writer {
             let shed = (before - self.batch.len()) as u64;
             self.health.dropped.fetch_add(shed, Ordering::Relaxed);
             metrics::counter!("poolguard_log_rows_dropped_total").increment(shed);
+        }
+    }
+
+    /// One short upkeep transaction; returns what is left to do.
+    fn upkeep_step(&mut self, upkeep: Upkeep) -> Option<Upkeep> {
+        match upkeep {
+            Upkeep::Retention if self.prune_step() => Some(Upkeep::Retention),
+            Upkeep::Retention => Some(Upkeep::Compact(Table::Queries, compact::Cursor::START)),
+            Upkeep::Compact(table, from) => match self.compact_step(table, from) {
+                Some(next) => Some(Upkeep::Compact(table, next)),
+                None if table == Table::Queries => {
+                    Some(Upkeep::Compact(Table::Hits, compact::Cursor::START))
+                }
+                None => None,
+            },
+        }
+    }
+
+    /// One compaction step of `table`; returns where the next starts, if anywhere.
+    fn compact_step(&mut self, table: Table, from: compact::Cursor) -> Option<compact::Cursor> {
+        let settled = now_ms() - SETTLE_MS;
+        let step = (|| -> Result<compact::Step, StoreError> {
+            let tx = self.conn.unchecked_transaction()?;
+            let step = compact::step(&tx, table, settled, from)?;
+            tx.commit()?;
+            Ok(step)
+        })();
+        match step {
+            Ok(s) => {
+                if s.removed > 0 {
+                    self.health
+                        .blocks_compacted
+                        .fetch_add(s.removed as u64, Ordering::Relaxed);
+                    metrics::counter!("poolguard_store_compacted_blocks_total")
+                        .increment(s.removed as u64);
+                }
+                s.next
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?table, "block compaction failed; will retry next hour");
+                None
+            }
         }
     }
 

@@ -19,6 +19,7 @@
 //! transaction, so a crash loses at most the batch in flight.
 
 pub mod codec;
+pub mod compact;
 pub mod filter;
 
 use std::net::IpAddr;
@@ -150,6 +151,9 @@ fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError
     })
 }
 
+/// A block's data. Readers call it while their walk over the block table is still stepping on
+/// the same connection, so both read one snapshot: the writer merges (`compact`) and prunes
+/// blocks concurrently, and a block listed by a finished statement may be gone.
 fn block_data(conn: &Connection, table: Table, id: i64) -> Result<Vec<u8>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
@@ -572,14 +576,16 @@ pub fn prune(
 /// check what was stored with it.
 #[doc(hidden)]
 pub fn all_rows(conn: &Connection, table: Table) -> Result<Vec<StoredRow>, StoreError> {
-    let ids: Vec<i64> = conn
-        .prepare(&format!("SELECT id FROM {} ORDER BY id", table.blocks()))?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    // One statement, so one snapshot: the writer may merge or prune blocks meanwhile.
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, data FROM {} ORDER BY id",
+        table.blocks()
+    ))?;
+    let mut blocks = stmt.query([])?;
     let mut out = Vec::new();
-    for id in ids {
-        let data = block_data(conn, table, id)?;
-        for row in Block::parse(&data)?.entries() {
+    while let Some(b) = blocks.next()? {
+        let id: i64 = b.get(0)?;
+        for row in Block::parse(blob(b, 1)?)?.entries() {
             let (index, e) = row?;
             out.push(stored_row((id << INDEX_BITS) | i64::from(index), &e));
         }
