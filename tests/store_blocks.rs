@@ -744,3 +744,37 @@ fn compaction_merges_a_run_longer_than_one_scan() {
         "all but the newest, in one block"
     );
 }
+
+/// A block that does not decode is left as it is, with its run; the pass goes on and merges
+/// the runs after it.
+#[test]
+fn compaction_skips_a_run_with_a_block_that_does_not_decode() {
+    use poolguard::store::blocks::compact;
+    const HOUR: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.db")).unwrap();
+    let (ledger, _) = Ledger::from_reader(LEDGER.as_bytes(), std::path::Path::new("t")).unwrap();
+    let mut conn = store.write_connection().unwrap();
+    let tx = conn.transaction().unwrap();
+    for k in 0..3 {
+        store::writer::insert_events(&tx, &plain_batch(T0 + k, 5, "a"), &ledger, true).unwrap();
+    }
+    for k in 0..3 {
+        let t = T0 + 2 * HOUR + k;
+        store::writer::insert_events(&tx, &plain_batch(t, 5, "b"), &ledger, true).unwrap();
+    }
+    store::writer::insert_events(&tx, &plain_batch(T0 + 3 * HOUR, 5, "newest"), &ledger, true)
+        .unwrap();
+    tx.commit().unwrap();
+    conn.execute("UPDATE query_blocks SET data = x'ff00' WHERE id = 2", [])
+        .unwrap();
+    assert_eq!(compact::run(&conn, T0 + 10 * HOUR).unwrap(), 2);
+    let layout: Vec<(i64, i64)> = conn
+        .prepare("SELECT id, rows FROM query_blocks ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(layout, vec![(1, 5), (2, 5), (3, 5), (4, 15), (7, 5)]);
+}

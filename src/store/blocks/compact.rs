@@ -115,7 +115,22 @@ pub fn step(
             end += 1;
         }
         if end - i >= 2 {
-            merge(conn, table, &blocks[i..end])?;
+            match merge(conn, table, &blocks[i..end]) {
+                Ok(()) => {}
+                // A block that does not decode fails every read that reaches it too; it stays
+                // as it is (nothing was written yet), and the pass goes on after its run.
+                Err(StoreError::Block(error)) => {
+                    tracing::warn!(%error, ?table, first = blocks[i].id, last = blocks[end - 1].id,
+                        "a block does not decode; its run is left unmerged");
+                    return Ok(Step {
+                        removed: 0,
+                        next: Some(Cursor {
+                            after_id: blocks[end - 1].id,
+                        }),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
             // A run cut short by the end of a full window may go on with the blocks after it:
             // the next step starts at the merged block again.
             let cut_short = end == blocks.len() && blocks.len() as i64 == SCAN;
