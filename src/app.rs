@@ -108,7 +108,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let config = Arc::new(config);
     let policy: SharedPolicy = Arc::new(ArcSwap::from_pointee(Policy::empty()));
     let loader = Arc::new(Loader::new(config.clone(), policy.clone()));
-    // API-created feeds (blocklists/.poolguard/feeds.toml) join the list before the first load.
+    // API-created feeds (<feeds_dir>/.poolguard/feeds.toml) join the list before the first load.
     let registry = {
         let (c, l) = (config.clone(), loader.clone());
         tokio::task::spawn_blocking(move || Registry::open(c, l))
@@ -116,6 +116,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             .map_err(|e| AppError::Reload(e.to_string()))??
     };
     let registry = Arc::new(registry);
+    if let Some(problem) = crate::feeds::check::feeds_dir_problem(&config) {
+        tracing::warn!("{problem}");
+    }
     let report = reload_off_thread(&loader).await?;
     log_report(&report);
     // Metrics first, so nothing emitted at start-up is lost (idempotent).
