@@ -83,6 +83,18 @@ fn bed(tweak: impl FnOnce(&mut Config)) -> Bed {
     }
 }
 
+/// Staff close every open incident at `closed_ms`, through their own connection as the API does.
+fn close_open_incidents(store: &Store, closed_ms: i64) {
+    store
+        .write_connection()
+        .expect("conn")
+        .execute(
+            "UPDATE incidents SET status = 'closed', closed_ms = ?1 WHERE status != 'closed'",
+            [closed_ms],
+        )
+        .expect("close");
+}
+
 fn one(store: &Store, sql: &str) -> i64 {
     store
         .write_connection()
@@ -209,11 +221,7 @@ async fn distinct_names_count_once_per_incident_across_batches() {
         b.writer.flush().await.expect("flush");
     }
     assert_eq!(name_count(), 2);
-    b.store
-        .write_connection()
-        .expect("conn")
-        .execute("UPDATE incidents SET status = 'closed', closed_ms = 1", [])
-        .expect("close");
+    close_open_incidents(&b.store, 1);
     b.sink
         .submit(hit(T0 + 10, "10.0.0.9:53", "a.pool.test", Outcome::Blocked));
     b.writer.flush().await.expect("flush");
@@ -252,14 +260,7 @@ async fn a_remembered_incident_closed_by_staff_takes_no_more_hits() {
         (3, T0 + 2000, "open".to_string()),
         "three batches, one incident"
     );
-    b.store
-        .write_connection()
-        .expect("conn")
-        .execute(
-            "UPDATE incidents SET status = 'closed', closed_ms = 1 WHERE id = 1",
-            [],
-        )
-        .expect("close");
+    close_open_incidents(&b.store, 1);
     b.sink.submit(hit(
         T0 + 3000,
         "10.0.0.9:53",
@@ -304,14 +305,7 @@ async fn a_replayed_hit_from_before_the_closure_joins_the_closed_incident() {
     b.sink
         .submit(hit(T0, "10.0.0.9:53", "a.pool.test", Outcome::Blocked));
     b.writer.flush().await.expect("flush");
-    b.store
-        .write_connection()
-        .expect("conn")
-        .execute(
-            "UPDATE incidents SET status = 'closed', closed_ms = ?1 WHERE id = 1",
-            [T0 + 5000],
-        )
-        .expect("close");
+    close_open_incidents(&b.store, T0 + 5000);
 
     // The replay, as the writer runs it: the hits stored, then the tracker, one transaction.
     let events = [
@@ -369,16 +363,6 @@ async fn incidents_threshold_is_rechecked_for_a_hit_older_than_the_last_check() 
         c.enforcement.incidents_window =
             poolguard::incidents::config::Span(std::time::Duration::from_millis(DAY as u64));
     });
-    let close = || {
-        b.store
-            .write_connection()
-            .expect("conn")
-            .execute(
-                "UPDATE incidents SET status = 'closed', closed_ms = 1 WHERE status != 'closed'",
-                [],
-            )
-            .expect("close")
-    };
     let enforced = || {
         one(
             &b.store,
@@ -388,7 +372,7 @@ async fn incidents_threshold_is_rechecked_for_a_hit_older_than_the_last_check() 
     b.sink
         .submit(hit(T0, "10.0.0.9:53", "x.pool.test", Outcome::Blocked));
     b.writer.flush().await.expect("flush");
-    close();
+    close_open_incidents(&b.store, 1);
     // Two days later: one incident within a day of this hit, below the threshold.
     for t in [T0 + 2 * DAY, T0 + 2 * DAY + 1000] {
         b.sink
@@ -460,14 +444,7 @@ async fn incidents_third_incident_in_window_quarantines() {
         let quarantined = b.acc.quarantine.contains(ip);
         assert_eq!(quarantined, i == 2, "after incident {}", i + 1);
         // Staff close it as a false positive; the next hit opens a new incident.
-        b.store
-            .write_connection()
-            .expect("conn")
-            .execute(
-                "UPDATE incidents SET status = 'closed', closed_ms = 1 WHERE status != 'closed'",
-                [],
-            )
-            .expect("close");
+        close_open_incidents(&b.store, 1);
     }
     assert_eq!(
         one(

@@ -624,6 +624,16 @@ fn old_hit_rows_and_incident_links_move_into_hit_blocks_on_upgrade() {
     }
 }
 
+/// (id, rows) of every query-log block, in id order.
+fn layout(conn: &rusqlite::Connection) -> Vec<(i64, i64)> {
+    conn.prepare("SELECT id, rows FROM query_blocks ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// `n` ordinary queries at `time_ms`, named `<tag>-<i>.example`: one writer batch.
 fn plain_batch(time_ms: i64, n: usize, tag: &str) -> Vec<QueryEvent> {
     (0..n)
@@ -676,14 +686,6 @@ fn compaction_merges_only_small_settled_adjacent_runs() {
         store::writer::insert_events(&tx, batch, &ledger, true).unwrap();
         tx.commit().unwrap();
     }
-    let layout = |conn: &rusqlite::Connection| -> Vec<(i64, i64)> {
-        conn.prepare("SELECT id, rows FROM query_blocks ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
     let before = store::blocks::all_rows(&conn, Table::Queries).unwrap();
     assert_eq!(layout(&conn).len(), 18);
 
@@ -731,15 +733,8 @@ fn compaction_merges_a_run_longer_than_one_scan() {
     }
     tx.commit().unwrap();
     assert_eq!(compact::run(&conn, T0 + 10_000).unwrap(), 1198);
-    let layout: Vec<(i64, i64)> = conn
-        .prepare("SELECT id, rows FROM query_blocks ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
     assert_eq!(
-        layout,
+        layout(&conn),
         vec![(1, 1199), (1200, 1)],
         "all but the newest, in one block"
     );
@@ -769,12 +764,5 @@ fn compaction_skips_a_run_with_a_block_that_does_not_decode() {
     conn.execute("UPDATE query_blocks SET data = x'ff00' WHERE id = 2", [])
         .unwrap();
     assert_eq!(compact::run(&conn, T0 + 10 * HOUR).unwrap(), 2);
-    let layout: Vec<(i64, i64)> = conn
-        .prepare("SELECT id, rows FROM query_blocks ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(layout, vec![(1, 5), (2, 5), (3, 5), (4, 15), (7, 5)]);
+    assert_eq!(layout(&conn), vec![(1, 5), (2, 5), (3, 5), (4, 15), (7, 5)]);
 }

@@ -291,12 +291,7 @@ async fn log_queries_false_stores_only_hits() {
             Some("ips")
         )));
     }
-    h.writer
-        .take()
-        .expect("writer")
-        .shutdown()
-        .await
-        .expect("shutdown");
+    h.stop_writer().await;
     assert_eq!(h.count("queries"), 0);
     assert_eq!(h.count("hits"), 25);
 }
@@ -333,12 +328,7 @@ async fn identity_is_snapshotted_and_department_is_on_query_rows() {
         Outcome::Blocked,
         Some("mining"),
     ));
-    h.writer
-        .take()
-        .expect("writer")
-        .shutdown()
-        .await
-        .expect("shutdown");
+    h.stop_writer().await;
     let conn = h.store.write_connection().expect("conn");
     let rows: Vec<(String, String, Option<String>)> = blocks::all_rows(&conn, Table::Hits)
         .expect("hits")
@@ -436,12 +426,7 @@ async fn retention_prunes_in_batches_with_an_injected_now() {
             Some("f"),
         ));
     }
-    h.writer
-        .take()
-        .expect("writer")
-        .shutdown()
-        .await
-        .expect("shutdown");
+    h.stop_writer().await;
     let cfg = StoreConfig {
         query_retention_days: 7,
         hit_retention_days: 400,
@@ -545,12 +530,7 @@ async fn the_writer_thread_is_scheduled_as_batch_work() {
         policies.iter().all(|p| *p == Some(libc::SCHED_BATCH)),
         "writer threads' policies: {policies:?}"
     );
-    h.writer
-        .take()
-        .expect("writer")
-        .shutdown()
-        .await
-        .expect("shutdown");
+    h.stop_writer().await;
 }
 
 /// The writer's hourly upkeep (it also runs at start) merges the small blocks a quiet period
@@ -559,12 +539,7 @@ async fn the_writer_thread_is_scheduled_as_batch_work() {
 async fn the_writer_compacts_small_settled_blocks() {
     let mut h = Harness::new(|_| {});
     // Written while no writer runs, as a quiet period leaves them.
-    h.writer
-        .take()
-        .expect("writer")
-        .shutdown()
-        .await
-        .expect("shutdown");
+    h.stop_writer().await;
     {
         let mut conn = h.store.write_connection().expect("conn");
         for b in 0..50 {

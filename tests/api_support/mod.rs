@@ -67,6 +67,16 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// Shuts the writer down (every queued row committed); the store stays open.
+    pub async fn stop_writer(&mut self) {
+        self.writer
+            .take()
+            .expect("writer")
+            .shutdown()
+            .await
+            .expect("shutdown");
+    }
+
     pub fn new(tweak: impl FnOnce(&mut StoreConfig)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = StoreConfig {
