@@ -185,6 +185,13 @@ async fn incidents_attach_within_one_batch_and_by_asset() {
 }
 
 impl Bed {
+    /// One blocked query of `client` stored as its own batch (submitted, then flushed).
+    async fn store_hit(&self, time_ms: i64, client: &str, name: &str) {
+        self.sink
+            .submit(hit(time_ms, client, name, Outcome::Blocked));
+        self.writer.flush().await.expect("flush");
+    }
+
     /// Stops the writer and starts a new one (a new tracker, as after a process restart).
     async fn restart_writer(mut self) -> Self {
         self.writer.shutdown().await.expect("shutdown");
@@ -216,15 +223,11 @@ async fn distinct_names_count_once_per_incident_across_batches() {
         .iter()
         .enumerate()
     {
-        b.sink
-            .submit(hit(T0 + i as i64, "10.0.0.9:53", name, Outcome::Blocked));
-        b.writer.flush().await.expect("flush");
+        b.store_hit(T0 + i as i64, "10.0.0.9:53", name).await;
     }
     assert_eq!(name_count(), 2);
     close_open_incidents(&b.store, 1);
-    b.sink
-        .submit(hit(T0 + 10, "10.0.0.9:53", "a.pool.test", Outcome::Blocked));
-    b.writer.flush().await.expect("flush");
+    b.store_hit(T0 + 10, "10.0.0.9:53", "a.pool.test").await;
     assert_eq!(name_count(), 1, "the new incident counts its own names");
     b.writer.shutdown().await.expect("shutdown");
 }
@@ -247,13 +250,8 @@ async fn a_remembered_incident_closed_by_staff_takes_no_more_hits() {
             .expect("incident")
     };
     for i in 0..3 {
-        b.sink.submit(hit(
-            T0 + i * 1000,
-            "10.0.0.9:53",
-            "x.pool.test",
-            Outcome::Blocked,
-        ));
-        b.writer.flush().await.expect("flush");
+        b.store_hit(T0 + i * 1000, "10.0.0.9:53", "x.pool.test")
+            .await;
     }
     assert_eq!(
         row(1),
@@ -261,13 +259,7 @@ async fn a_remembered_incident_closed_by_staff_takes_no_more_hits() {
         "three batches, one incident"
     );
     close_open_incidents(&b.store, 1);
-    b.sink.submit(hit(
-        T0 + 3000,
-        "10.0.0.9:53",
-        "x.pool.test",
-        Outcome::Blocked,
-    ));
-    b.writer.flush().await.expect("flush");
+    b.store_hit(T0 + 3000, "10.0.0.9:53", "x.pool.test").await;
     assert_eq!(
         row(1),
         (3, T0 + 2000, "closed".to_string()),
@@ -302,9 +294,7 @@ async fn a_replayed_hit_from_before_the_closure_joins_the_closed_incident() {
             )
             .expect("incident")
     };
-    b.sink
-        .submit(hit(T0, "10.0.0.9:53", "a.pool.test", Outcome::Blocked));
-    b.writer.flush().await.expect("flush");
+    b.store_hit(T0, "10.0.0.9:53", "a.pool.test").await;
     close_open_incidents(&b.store, T0 + 5000);
 
     // The replay, as the writer runs it: the hits stored, then the tracker, one transaction.
@@ -369,25 +359,16 @@ async fn incidents_threshold_is_rechecked_for_a_hit_older_than_the_last_check() 
             "SELECT count(*) FROM incidents WHERE enforced_ms IS NOT NULL",
         )
     };
-    b.sink
-        .submit(hit(T0, "10.0.0.9:53", "x.pool.test", Outcome::Blocked));
-    b.writer.flush().await.expect("flush");
+    b.store_hit(T0, "10.0.0.9:53", "x.pool.test").await;
     close_open_incidents(&b.store, 1);
     // Two days later: one incident within a day of this hit, below the threshold.
     for t in [T0 + 2 * DAY, T0 + 2 * DAY + 1000] {
-        b.sink
-            .submit(hit(t, "10.0.0.9:53", "x.pool.test", Outcome::Blocked));
-        b.writer.flush().await.expect("flush");
+        b.store_hit(t, "10.0.0.9:53", "x.pool.test").await;
     }
     assert_eq!(enforced(), 0);
     // A hit from half a day after the first incident: its window holds both incidents.
-    b.sink.submit(hit(
-        T0 + DAY / 2,
-        "10.0.0.9:53",
-        "x.pool.test",
-        Outcome::Blocked,
-    ));
-    b.writer.flush().await.expect("flush");
+    b.store_hit(T0 + DAY / 2, "10.0.0.9:53", "x.pool.test")
+        .await;
     assert_eq!(
         enforced(),
         1,
@@ -418,9 +399,7 @@ async fn hits_threshold_counts_stored_hits_within_the_window_across_a_restart() 
         if i == 2 {
             b = b.restart_writer().await;
         }
-        b.sink
-            .submit(hit(t, "10.0.0.9:53000", "x.pool.test", Outcome::Blocked));
-        b.writer.flush().await.expect("flush");
+        b.store_hit(t, "10.0.0.9:53000", "x.pool.test").await;
         assert_eq!(b.acc.quarantine.contains(ip), want, "after hit {}", i + 1);
     }
     b.writer.shutdown().await.expect("shutdown");
@@ -434,13 +413,8 @@ async fn incidents_third_incident_in_window_quarantines() {
     });
     let ip = "10.0.0.9".parse().expect("ip");
     for i in 0..3 {
-        b.sink.submit(hit(
-            T0 + i * 86_400_000,
-            "10.0.0.9:53000",
-            "x.pool.test",
-            Outcome::Blocked,
-        ));
-        b.writer.flush().await.expect("flush");
+        b.store_hit(T0 + i * 86_400_000, "10.0.0.9:53000", "x.pool.test")
+            .await;
         let quarantined = b.acc.quarantine.contains(ip);
         assert_eq!(quarantined, i == 2, "after incident {}", i + 1);
         // Staff close it as a false positive; the next hit opens a new incident.
