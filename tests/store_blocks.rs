@@ -766,3 +766,75 @@ fn compaction_skips_a_run_with_a_block_that_does_not_decode() {
     assert_eq!(compact::run(&conn, T0 + 10 * HOUR).unwrap(), 2);
     assert_eq!(layout(&conn), vec![(1, 5), (2, 5), (3, 5), (4, 15), (7, 5)]);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Over random layouts (block sizes, gaps, settle time): compaction keeps every row in
+    /// order with ids that still sort in that order, never makes a block larger or longer than
+    /// its bounds, keeps the newest block, leaves no two adjacent blocks it should have merged,
+    /// and a second pass has nothing to do.
+    #[test]
+    fn compaction_keeps_rows_and_bounds_over_random_layouts(
+        blocks in proptest::collection::vec(
+            (proptest::prop_oneof![1u32..8, 8u32..1500], 0i64..1_800_000),
+            1..40,
+        ),
+        settle in 0.0f64..1.2,
+    ) {
+        use poolguard::store::blocks::compact::{self, MAX_SPAN_MS, SMALL_ROWS, TARGET_ROWS};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let (ledger, _) =
+            Ledger::from_reader(LEDGER.as_bytes(), std::path::Path::new("t")).unwrap();
+        let mut conn = store.write_connection().unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut t = T0;
+        for (k, &(rows, gap)) in blocks.iter().enumerate() {
+            t += gap;
+            let batch = plain_batch(t, rows as usize, &format!("b{k}"));
+            store::writer::insert_events(&tx, &batch, &ledger, true).unwrap();
+        }
+        tx.commit().unwrap();
+        let settled = T0 + ((t - T0) as f64 * settle) as i64;
+        let before = store::blocks::all_rows(&conn, Table::Queries).unwrap();
+        let newest = blocks.len() as i64;
+
+        compact::run(&conn, settled).unwrap();
+
+        let after = store::blocks::all_rows(&conn, Table::Queries).unwrap();
+        let key = |r: &StoredRow| (r.time_ms, r.name.clone(), r.port);
+        proptest::prop_assert_eq!(
+            after.iter().map(key).collect::<Vec<_>>(),
+            before.iter().map(key).collect::<Vec<_>>()
+        );
+        proptest::prop_assert!(after.windows(2).all(|w| w[0].id < w[1].id));
+        let meta: Vec<(i64, i64, i64, i64)> = conn
+            .prepare("SELECT id, rows, first_ms, last_ms FROM query_blocks ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        proptest::prop_assert_eq!(meta.last().map(|m| m.0), Some(newest));
+        for &(id, rows, first, last) in &meta {
+            proptest::prop_assert!(rows <= i64::from(TARGET_ROWS), "block {} has {} rows", id, rows);
+            proptest::prop_assert!(last - first <= MAX_SPAN_MS, "block {} spans {} ms", id, last - first);
+        }
+        let mergeable = |&(id, rows, _, last): &(i64, i64, i64, i64)| {
+            rows < i64::from(SMALL_ROWS) && last < settled && id != newest
+        };
+        for pair in meta.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let fits = a.1 + b.1 <= i64::from(TARGET_ROWS)
+                && a.3.max(b.3) - a.2.min(b.2) <= MAX_SPAN_MS;
+            proptest::prop_assert!(
+                !(mergeable(&a) && mergeable(&b) && fits),
+                "blocks {} and {} should have been merged",
+                a.0,
+                b.0
+            );
+        }
+        proptest::prop_assert_eq!(compact::run(&conn, settled).unwrap(), 0);
+    }
+}
