@@ -46,6 +46,11 @@ struct Bed {
 }
 
 fn bed(tweak: impl FnOnce(&mut Config)) -> Bed {
+    bed_with(tweak, Alerts::disabled())
+}
+
+/// [`bed`] whose alerts go to `alerts`.
+fn bed_with(tweak: impl FnOnce(&mut Config), alerts: Alerts) -> Bed {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = StoreConfig {
         path: dir.path().join("pg.db"),
@@ -58,7 +63,7 @@ fn bed(tweak: impl FnOnce(&mut Config)) -> Bed {
     let acc = Arc::new(Accountability::new(
         &config,
         Arc::new(ManualClock::at(T0)),
-        Alerts::disabled(),
+        alerts,
     ));
     let store = store::open(&cfg).expect("store");
     let ledger = Ledger::from_reader(LEDGER.as_bytes(), std::path::Path::new("l.csv"))
@@ -476,5 +481,47 @@ async fn incidents_bookkeeping_failure_never_loses_a_hit() {
         "tracking rolled back"
     );
     assert!(b.writer.health().status().healthy);
+    b.writer.shutdown().await.expect("shutdown");
+}
+
+/// A batch whose incident bookkeeping fails part-way is rolled back whole: no incident, and no
+/// alert for the incident opened before the failure (the hits are kept). Once the fault is
+/// gone, the next hit opens the incident and announces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_tracking_step_announces_nothing() {
+    let (alerts, mut rx) = Alerts::channel();
+    let b = bed_with(|_| {}, alerts);
+    let conn = b.store.write_connection().expect("conn");
+    conn.execute_batch(
+        "CREATE TRIGGER fail_second BEFORE INSERT ON incidents WHEN NEW.client = '10.0.0.8' \
+         BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+    )
+    .expect("trigger");
+    b.sink
+        .submit(hit(T0, "10.0.0.7:1000", "a.pool.test", Outcome::Blocked));
+    b.sink.submit(hit(
+        T0 + 1,
+        "10.0.0.8:1000",
+        "a.pool.test",
+        Outcome::Blocked,
+    ));
+    b.writer.flush().await.expect("flush");
+    assert_eq!(one(&b.store, "SELECT count(*) FROM incidents"), 0);
+    assert_eq!(
+        poolguard::store::blocks::total_rows(&conn, poolguard::store::read::Table::Hits)
+            .expect("hits"),
+        2
+    );
+    assert!(
+        rx.try_recv().is_err(),
+        "no alert for a rolled-back incident"
+    );
+
+    conn.execute_batch("DROP TRIGGER fail_second")
+        .expect("drop");
+    b.store_hit(T0 + 2, "10.0.0.7:1000", "a.pool.test").await;
+    let ev = rx.try_recv().expect("an alert");
+    assert_eq!(ev.event, "incident.opened");
+    assert!(rx.try_recv().is_err(), "one alert");
     b.writer.shutdown().await.expect("shutdown");
 }

@@ -45,6 +45,30 @@ pub struct Pending {
     quarantined: Vec<IpAddr>,
 }
 
+/// How long each list of a [`Pending`] was, to undo what a failed step added.
+#[derive(Clone, Copy)]
+struct Mark([usize; 4]);
+
+impl Pending {
+    fn mark(&self) -> Mark {
+        Mark([
+            self.touched.len(),
+            self.hit_times.len(),
+            self.alerts.len(),
+            self.quarantined.len(),
+        ])
+    }
+
+    /// Drops what was added since `mark`: the step's statements are rolled back, so nothing
+    /// it collected may be announced or enforced.
+    fn rollback(&mut self, Mark([touched, hit_times, alerts, quarantined]): Mark) {
+        self.touched.truncate(touched);
+        self.hit_times.truncate(hit_times);
+        self.alerts.truncate(alerts);
+        self.quarantined.truncate(quarantined);
+    }
+}
+
 /// An incident the batch touched, with what the repeat-offender check needs to know of it.
 #[derive(Debug)]
 struct Touched {
@@ -298,10 +322,13 @@ impl Tracker {
         pending: &mut Pending,
     ) -> Result<(), StoreError> {
         let mut memory = self.memory();
+        let mark = pending.mark();
         let result = self.track(conn, events, hits, replayed, pending, &mut memory);
         if result.is_err() {
-            // The caller rolls this back: what was remembered meanwhile may not be stored.
+            // The caller rolls this back: what was remembered or collected meanwhile may
+            // describe rows that are not stored.
             memory.forget();
+            pending.rollback(mark);
         }
         result
     }
@@ -537,10 +564,13 @@ impl Tracker {
             return Ok(());
         }
         let mut memory = self.memory();
+        let mark = pending.mark();
         let result = self.check_offenders(conn, pending, &mut memory);
         if result.is_err() {
-            // Rolled back by the caller: the windows and flags may describe undone rows.
+            // Rolled back by the caller: the windows and flags may describe undone rows, and
+            // no quarantine or alert of this step may be published.
             memory.forget();
+            pending.rollback(mark);
         }
         result
     }
