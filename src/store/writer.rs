@@ -945,8 +945,11 @@ impl Writer {
     /// One short upkeep transaction; returns what is left to do.
     fn upkeep_step(&mut self, upkeep: Upkeep) -> Option<Upkeep> {
         match upkeep {
-            Upkeep::Retention if self.prune_step() => Some(Upkeep::Retention),
-            Upkeep::Retention => Some(Upkeep::Compact(Table::Queries, compact::Cursor::START)),
+            Upkeep::Retention => Some(if self.prune_step() {
+                Upkeep::Retention
+            } else {
+                Upkeep::Compact(Table::Queries, compact::Cursor::START)
+            }),
             Upkeep::Compact(table, from) => match self.compact_step(table, from) {
                 Some(next) => Some(Upkeep::Compact(table, next)),
                 None if table == Table::Queries => {
