@@ -4,7 +4,8 @@
 //! starts the DNS workers on it and returns a [`Running`] handle. The handle is what `main`,
 //! the API and the tests drive: real bound addresses, the live policy, reloads (compiled on a
 //! blocking thread, never on a DNS runtime, and swapped in whole) and a clean shutdown.
-//! Signals (SIGHUP = reload, SIGTERM/SIGINT = stop) are handled by [`Running::run_until_signal`].
+//! Signals (SIGHUP = reload feeds and API tokens, SIGTERM/SIGINT = stop) are handled by
+//! [`Running::run_until_signal`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,6 +72,8 @@ struct Evidence {
 /// The HTTP API listeners and how to stop them.
 struct ApiServer {
     addr: SocketAddr,
+    /// The tokens the API checks, swapped by [`Running::reload_tokens`].
+    tokens: Arc<ArcSwap<api::Tokens>>,
     stop: tokio_util::sync::CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -330,9 +333,11 @@ async fn start_api(
             stop.clone().cancelled_owned(),
         ));
     }
+    let tokens = state.tokens.clone();
     tasks.push(api::serve(listener, state, stop.clone().cancelled_owned()));
     Ok(ApiServer {
         addr: bound,
+        tokens,
         stop,
         tasks,
     })
@@ -392,6 +397,28 @@ impl Running {
                     stats: self.policy.load().stats(),
                     elapsed: started.elapsed(),
                 }
+            }
+        }
+    }
+
+    /// Re-reads `[[api.tokens]]` from the config file and swaps them in whole, so ops can
+    /// revoke a leaked token (or add one) with a reload instead of a restart. Only the tokens:
+    /// every other setting still needs a restart. A config that no longer loads changes
+    /// nothing (the error is logged). Returns how many tokens are in force, `None` when the
+    /// API is off or the file did not load.
+    pub fn reload_tokens(&self) -> Option<usize> {
+        let api = self.api.as_ref()?;
+        match Config::load(&self.config.path) {
+            Ok(fresh) => {
+                let tokens = api::Tokens::from_config(&fresh.api.tokens);
+                let n = tokens.len();
+                api.tokens.store(Arc::new(tokens));
+                tracing::info!(tokens = n, "API tokens reloaded");
+                Some(n)
+            }
+            Err(error) => {
+                tracing::error!(%error, "config.toml did not load; API tokens unchanged");
+                None
             }
         }
     }
@@ -491,8 +518,9 @@ impl Running {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading feeds");
+                    tracing::info!("SIGHUP: reloading feeds and API tokens");
                     self.reload().await;
+                    self.reload_tokens();
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,

@@ -75,6 +75,9 @@ pub struct Config {
     /// Directory of the config file; relative paths are resolved against it. Not a TOML key.
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// The config file itself, re-read on SIGHUP for `[[api.tokens]]`. Not a TOML key.
+    #[serde(skip)]
+    pub path: PathBuf,
 }
 
 /// The DNS listeners and who may use them.
@@ -492,6 +495,7 @@ impl Config {
         } else {
             base.to_path_buf()
         };
+        config.path = path.to_path_buf();
         config.validate(path)?;
         Ok(config)
     }

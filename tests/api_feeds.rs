@@ -626,6 +626,40 @@ async fn api_changes_survive_a_restart() {
     bed.shutdown().await;
 }
 
+/// SIGHUP re-reads `[[api.tokens]]` (`Running::reload_tokens`): a token removed from
+/// config.toml stops working and a new one works, without a restart; a config that no longer
+/// loads changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_reloaded_from_the_config_without_a_restart() {
+    const NEW: &str = "a-token-made-after-start";
+    let bed = bed().await;
+    let api = Http::new(&bed);
+    let status = |token: &'static str| {
+        let api = &api;
+        async move {
+            api.send(reqwest::Method::GET, "/api/v1/feeds", Some(token), None)
+                .await
+                .0
+        }
+    };
+    assert_eq!(status(VIEWER).await, StatusCode::OK);
+    assert_eq!(status(NEW).await, StatusCode::UNAUTHORIZED);
+
+    let path = bed.dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = text.replace(&sha256_hex(VIEWER), &sha256_hex(NEW));
+    std::fs::write(&path, &text).expect("write config");
+    assert_eq!(bed.running().reload_tokens(), Some(3));
+    assert_eq!(status(VIEWER).await, StatusCode::UNAUTHORIZED, "revoked");
+    assert_eq!(status(NEW).await, StatusCode::OK, "added");
+
+    std::fs::write(&path, format!("{text}\n[[[broken\n")).expect("write config");
+    assert_eq!(bed.running().reload_tokens(), None);
+    assert_eq!(status(NEW).await, StatusCode::OK, "unchanged");
+    assert_eq!(status(VIEWER).await, StatusCode::UNAUTHORIZED, "unchanged");
+    bed.shutdown().await;
+}
+
 /// `[api] feeds_dir` takes every list file poolguard writes (content, definitions, versions),
 /// so the config's own folder can stay read-only; a restart reads them back from there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

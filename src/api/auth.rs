@@ -80,6 +80,16 @@ impl Tokens {
         Self { entries }
     }
 
+    /// How many tokens are configured (and well-formed).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// No token is configured: every guarded route answers 401.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The caller a presented token belongs to, if any.
     pub fn verify(&self, token: &str) -> Option<Caller> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -132,7 +142,7 @@ pub async fn require(
     let Some(token) = presented else {
         return unauthorized("missing `Authorization: Bearer <token>` header");
     };
-    let Some(caller) = state.tokens.verify(token) else {
+    let Some(caller) = state.tokens.load().verify(token) else {
         tracing::info!(path = %req.uri().path(), "API request with an unknown token");
         return unauthorized("unknown token");
     };

@@ -25,6 +25,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use axum::Router;
 use axum::routing::{delete, get, patch, post};
 use tokio::net::TcpListener;
@@ -45,7 +47,9 @@ pub struct ApiState {
     pub ledger: SharedLedger,
     /// Where `POST /api/v1/ledger/reload` re-reads the ledger from; None = reload disabled.
     pub ledger_path: Option<PathBuf>,
-    pub tokens: Arc<Tokens>,
+    /// Swapped whole on SIGHUP (`Running::reload_tokens`), so a leaked token is revoked and a
+    /// new one works without a restart; a request sees the old set or the new, never a mix.
+    pub tokens: Arc<ArcSwap<Tokens>>,
     /// The store writer's counters, for `/healthz`; None when this process does not write.
     pub writer: Option<Arc<WriterHealth>>,
     /// Renders `/metrics`.
@@ -70,7 +74,7 @@ impl ApiState {
             store,
             ledger,
             ledger_path,
-            tokens: Arc::new(Tokens::from_config(&api.tokens)),
+            tokens: Arc::new(ArcSwap::from_pointee(Tokens::from_config(&api.tokens))),
             writer,
             metrics: metrics::install(),
             feeds: None,
