@@ -4,7 +4,7 @@
 //! starts the DNS workers on it and returns a [`Running`] handle. The handle is what `main`,
 //! the API and the tests drive: real bound addresses, the live policy, reloads (compiled on a
 //! blocking thread, never on a DNS runtime, and swapped in whole) and a clean shutdown.
-//! Signals (SIGHUP = reload feeds and API tokens, SIGTERM/SIGINT = stop) are handled by
+//! Signals (SIGHUP = reload feeds, API tokens and the ledger, SIGTERM/SIGINT = stop) are handled by
 //! [`Running::run_until_signal`].
 
 use std::net::SocketAddr;
@@ -423,6 +423,46 @@ impl Running {
         }
     }
 
+    /// Re-reads `[clients] ledger` and swaps it in whole, as `POST /api/v1/ledger/reload`
+    /// does, so ops who edit the CSV on disk can apply it with the same reload as the feeds.
+    /// A file that no longer loads keeps the ledger in force (the error is logged); a reload
+    /// is audited as the system's. Returns the networks loaded, `None` when no ledger is
+    /// configured or the file did not load.
+    pub async fn reload_ledger(&self) -> Option<usize> {
+        let path = self.config.resolve(self.config.clients.ledger.as_ref()?);
+        let loaded = tokio::task::spawn_blocking(move || Ledger::load(&path)).await;
+        let (ledger, report) = match loaded {
+            Ok(Ok(x)) => x,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "asset ledger did not load; the one in force stays");
+                return None;
+            }
+            Err(error) => {
+                tracing::error!(%error, "asset ledger reload failed; the one in force stays");
+                return None;
+            }
+        };
+        self.ledger.store(Arc::new(ledger));
+        tracing::info!(
+            loaded = report.loaded,
+            rejected = report.rejected.len(),
+            "asset ledger reloaded"
+        );
+        if let Some(ev) = &self.evidence {
+            let mut entry =
+                store::audit::AuditEntry::now("system", "system", "ledger.reload", "ledger");
+            entry.detail = format!(
+                "SIGHUP: {} networks, {} rows rejected",
+                report.loaded,
+                report.rejected.len()
+            );
+            if let Err(error) = ev.store.audit(entry).await {
+                tracing::warn!(%error, "ledger reload not audited");
+            }
+        }
+        Some(report.loaded)
+    }
+
     /// The API's real address (e.g. the port picked for `:0`); `None` when the API is off.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api.as_ref().map(|a| a.addr)
@@ -518,9 +558,10 @@ impl Running {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading feeds and API tokens");
+                    tracing::info!("SIGHUP: reloading feeds, API tokens and the asset ledger");
                     self.reload().await;
                     self.reload_tokens();
+                    self.reload_ledger().await;
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,

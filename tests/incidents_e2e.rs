@@ -861,3 +861,46 @@ async fn incidents_summary_counts_the_period() {
     assert_eq!(st, 400);
     bed.shutdown().await;
 }
+
+/// SIGHUP re-reads the asset ledger file (`Running::reload_ledger`), as
+/// `POST /api/v1/ledger/reload` does, audited as the system's; a file that no longer loads
+/// keeps the ledger in force.
+#[tokio::test]
+async fn the_ledger_file_is_reloaded_without_a_restart() {
+    let bed = bed_with(Arc::new(ManualClock::at(now_ms())), "").await;
+    let api = Api::new(&bed);
+    let department = |v: &Value| v["identity"]["department"].clone();
+    assert_eq!(
+        department(&api.get("/api/v1/clients/127.0.0.8").await),
+        "Physics"
+    );
+    let path = bed.dir.path().join("clients.csv");
+    std::fs::write(
+        &path,
+        LEDGER.replace("Physics B-12,Physics", "Chem C-1,Chemistry"),
+    )
+    .expect("write ledger");
+    assert_eq!(bed.running().reload_ledger().await, Some(2));
+    assert_eq!(
+        department(&api.get("/api/v1/clients/127.0.0.8").await),
+        "Chemistry"
+    );
+
+    std::fs::write(&path, "not,a,ledger\n").expect("write ledger");
+    assert_eq!(bed.running().reload_ledger().await, None);
+    assert_eq!(
+        department(&api.get("/api/v1/clients/127.0.0.8").await),
+        "Chemistry",
+        "the ledger in force stays"
+    );
+    let dir = bed.shutdown().await;
+    let conn = rusqlite::Connection::open(dir.path().join("data/pg.db")).expect("db");
+    let audited: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit WHERE action = 'ledger.reload' AND actor = 'system'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(audited, 1);
+}
