@@ -17,10 +17,10 @@
 //!   next id stays above every id ever handed out.
 //! - **Retention stays cheap.** A merged block spans at most [`MAX_SPAN_MS`], so the cut-off
 //!   rewrites at most that much.
-//! - **Busy periods cost nothing.** A block of [`SMALL_ROWS`] or more (a full default batch)
+//! - **Busy periods cost nothing.** A block of [`SMALL_ROWS`] or more (a quarter default batch)
 //!   is left alone: under load blocks are already large and the writer has no time to spare.
-//! - **Recent blocks are left alone** (the caller's `settled_before_ms`): staff paging through
-//!   the last hour see stable ids.
+//! - **Recent blocks are left alone** (the caller's `settled_before_ms`; the writer uses 10
+//!   minutes): staff paging through the latest rows see stable ids.
 
 use rusqlite::{Connection, params};
 
