@@ -223,11 +223,7 @@ async fn load_ledger(path: Option<std::path::PathBuf>) -> Result<SharedLedger, A
         tracing::warn!(line = row.line, reason = %row.reason, "ledger row rejected");
     }
     if !ledger.is_empty() || !report.rejected.is_empty() {
-        tracing::info!(
-            "asset ledger loaded: {} networks, {} rows rejected",
-            report.loaded,
-            report.rejected.len()
-        );
+        tracing::info!("asset ledger loaded: {}", report.summary());
     }
     Ok(ledger.shared())
 }
@@ -430,19 +426,13 @@ impl Running {
     /// configured or the file did not load.
     pub async fn reload_ledger(&self) -> Option<usize> {
         let path = self.config.resolve(self.config.clients.ledger.as_ref()?);
-        let loaded = tokio::task::spawn_blocking(move || Ledger::load(&path)).await;
-        let (ledger, report) = match loaded {
-            Ok(Ok(x)) => x,
-            Ok(Err(error)) => {
+        let report = match crate::clients::reload(&self.ledger, path).await {
+            Ok(report) => report,
+            Err(error) => {
                 tracing::error!(%error, "asset ledger did not load; the one in force stays");
                 return None;
             }
-            Err(error) => {
-                tracing::error!(%error, "asset ledger reload failed; the one in force stays");
-                return None;
-            }
         };
-        self.ledger.store(Arc::new(ledger));
         tracing::info!(
             loaded = report.loaded,
             rejected = report.rejected.len(),
@@ -451,11 +441,7 @@ impl Running {
         if let Some(ev) = &self.evidence {
             let mut entry =
                 store::audit::AuditEntry::now("system", "system", "ledger.reload", "ledger");
-            entry.detail = format!(
-                "SIGHUP: {} networks, {} rows rejected",
-                report.loaded,
-                report.rejected.len()
-            );
+            entry.detail = format!("SIGHUP: {}", report.summary());
             if let Err(error) = ev.store.audit(entry).await {
                 tracing::warn!(%error, "ledger reload not audited");
             }

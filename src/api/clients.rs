@@ -1,7 +1,6 @@
 //! `GET /api/v1/clients/{ip}` (who is this, what did it do) and the admin ledger reload.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::lists::{Item, rfc3339};
 use super::{ApiError, ApiState};
-use crate::clients::{Identity, Ledger, LoadReport};
+use crate::clients::{Identity, LedgerError, LoadReport};
 use crate::store;
 use crate::store::audit::AuditEntry;
 
@@ -74,22 +73,22 @@ pub async fn reload_ledger(
             "no [clients] ledger is configured",
         ));
     };
-    let (ledger, report) = tokio::task::spawn_blocking(move || Ledger::load(&path))
+    let report = crate::clients::reload(&state.ledger, path)
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    state.ledger.store(Arc::new(ledger));
+        .map_err(|e| {
+            let status = match e {
+                LedgerError::Stopped(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            ApiError::new(status, e.to_string())
+        })?;
     // The audit trail of a write: who, what, outcome (never the token).
     let (who, role) = caller
         .map(|c| (c.0.name, format!("{:?}", c.0.role).to_lowercase()))
         .unwrap_or_default();
     tracing::info!(caller = %who, loaded = report.loaded, rejected = report.rejected.len(), "asset ledger reloaded via API");
     let mut entry = AuditEntry::now(&who, &role, "ledger.reload", "ledger");
-    entry.detail = format!(
-        "{} networks, {} rows rejected",
-        report.loaded,
-        report.rejected.len()
-    );
+    entry.detail = report.summary();
     state.store.audit(entry).await?;
     metrics::counter!("poolguard_ledger_reloads_total").increment(1);
     Ok(Json(report))

@@ -43,6 +43,9 @@ pub enum LedgerError {
     Header { path: PathBuf, found: String },
     #[error("asset ledger {path}: {source}")]
     Csv { path: PathBuf, source: csv::Error },
+    /// The blocking load task did not finish (it panicked): a bug, not a bad file.
+    #[error("asset ledger reload stopped: {0}")]
+    Stopped(String),
 }
 
 /// One ledger row that was skipped, so ops can fix it.
@@ -58,6 +61,28 @@ pub struct RejectedRow {
 pub struct LoadReport {
     pub loaded: usize,
     pub rejected: Vec<RejectedRow>,
+}
+
+impl LoadReport {
+    /// One line for logs and the audit trail.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} networks, {} rows rejected",
+            self.loaded,
+            self.rejected.len()
+        )
+    }
+}
+
+/// Re-reads the ledger at `path` on a blocking thread and swaps it into `shared` whole; the
+/// ledger in force stays when the file does not load. The one reload path, shared by
+/// `POST /api/v1/ledger/reload` and SIGHUP.
+pub async fn reload(shared: &SharedLedger, path: PathBuf) -> Result<LoadReport, LedgerError> {
+    let (ledger, report) = tokio::task::spawn_blocking(move || Ledger::load(&path))
+        .await
+        .map_err(|e| LedgerError::Stopped(e.to_string()))??;
+    shared.store(Arc::new(ledger));
+    Ok(report)
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@
 
 mod ledger;
 
-pub use ledger::{Ledger, LedgerError, LoadReport, RejectedRow, SharedLedger};
+pub use ledger::{Ledger, LedgerError, LoadReport, RejectedRow, SharedLedger, reload};
 
 use serde::Serialize;
 
