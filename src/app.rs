@@ -114,14 +114,17 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     // API-created feeds (<feeds_dir>/.poolguard/feeds.toml) join the list before the first load.
     let registry = {
         let (c, l) = (config.clone(), loader.clone());
-        tokio::task::spawn_blocking(move || Registry::open(c, l))
-            .await
-            .map_err(|e| AppError::Reload(e.to_string()))??
+        tokio::task::spawn_blocking(move || {
+            // File I/O like the registry's own, so off the async threads with it.
+            if let Some(problem) = crate::feeds::check::feeds_dir_problem(&c) {
+                tracing::warn!("{problem}");
+            }
+            Registry::open(c, l)
+        })
+        .await
+        .map_err(|e| AppError::Reload(e.to_string()))??
     };
     let registry = Arc::new(registry);
-    if let Some(problem) = crate::feeds::check::feeds_dir_problem(&config) {
-        tracing::warn!("{problem}");
-    }
     let report = reload_off_thread(&loader).await?;
     log_report(&report);
     // Metrics first, so nothing emitted at start-up is lost (idempotent).
