@@ -25,6 +25,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/tools.rs"]
+pub mod tools;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the distribution packages and Python tools the test suite starts for real
+# (reference resolvers, validators, ...). Run by the README's test command and by .ci/run,
+# so a fresh machine gets them; a machine that has them all installs nothing.
+#
+# A test whose tool is still missing fails naming the package (tests/support/tools.rs); it
+# never skips. Add a line to DEBIAN or PYTHON below when a test starts a new tool.
+set -euo pipefail
+
+# "command-on-PATH package" pairs, one per Debian package.
+DEBIAN=(
+  "unbound unbound"
+  "dig dnsutils"
+)
+
+# "python-module pip-package" pairs (PyPI), for validators with no Debian package.
+PYTHON=(
+)
+
+need_apt=()
+for pair in "${DEBIAN[@]}"; do
+  read -r cmd pkg <<<"$pair"
+  # sbin tools (unbound, kea-dhcp4, ...) are not on a normal user's PATH.
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+    need_apt+=("$pkg")
+  fi
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${need_apt[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+need_pip=()
+for pair in "${PYTHON[@]+"${PYTHON[@]}"}"; do
+  read -r module pkg <<<"$pair"
+  python3 -c "import $module" >/dev/null 2>&1 || need_pip+=("$pkg")
+done
+if [ ${#need_pip[@]} -gt 0 ]; then
+  echo "== installing Python packages: ${need_pip[*]}"
+  python3 -m pip install --quiet "${need_pip[@]}"
+fi
