@@ -391,7 +391,8 @@ pub async fn get(
     }))
 }
 
-/// The fields staff may change. Absent fields stay as they are; `""` clears a text field.
+/// The fields staff may change. Absent fields stay as they are; `""` clears a text field. A
+/// PATCH that changes nothing answers the incident as it is and writes no audit row.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentPatch {
@@ -409,6 +410,8 @@ pub struct IncidentPatch {
 
 enum PatchOutcome {
     Done(Box<IncidentRow>),
+    /// Nothing differed: nothing written, nothing audited.
+    Unchanged(Box<IncidentRow>),
     NotFound,
     Refused(TransitionError),
 }
@@ -486,8 +489,11 @@ pub async fn patch(
                 }
             }
             let to = status.unwrap_or(from);
-            if changes.is_empty() && to == from && resolution.as_ref().is_none_or(|r| row.resolution.as_ref() == Some(r)) {
-                return Ok(PatchOutcome::Done(Box::new(row)));
+            let same_resolution = resolution
+                .as_ref()
+                .is_none_or(|r| row.resolution.as_ref() == Some(r));
+            if changes.is_empty() && to == from && same_resolution {
+                return Ok(PatchOutcome::Unchanged(Box::new(row)));
             }
             let identified = row.device.is_some() && row.owner.is_some();
             if let Err(e) = check_transition(from, to, identified, resolution.as_deref()) {
@@ -544,6 +550,7 @@ pub async fn patch(
             tracing::info!(incident = id, status = %row.status, "incident updated");
             Ok(Json(view(&state, *row)))
         }
+        PatchOutcome::Unchanged(row) => Ok(Json(view(&state, *row))),
     }
 }
 
