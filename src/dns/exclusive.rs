@@ -129,7 +129,9 @@ fn parse_socket_link(link: &str) -> Option<u64> {
 /// probe has then been the only check).
 pub fn foreign_listener(addr: SocketAddr, ours: &HashSet<u64>) -> Option<(Transport, Holder)> {
     [Transport::Udp, Transport::Tcp].into_iter().find_map(|t| {
-        let inode = sockets_on(addr, t)
+        // Same family only: a v6 socket on `[::]` may be v6-only (it cannot take our packets,
+        // and /proc does not say), and a reuseport group is of one family.
+        let inode = sockets_on(addr, t, Family::Same)
             .into_iter()
             .find(|inode| !ours.contains(inode))?;
         Some((t, holder_of(&[inode])))
@@ -137,13 +139,24 @@ pub fn foreign_listener(addr: SocketAddr, ours: &HashSet<u64>) -> Option<(Transp
 }
 
 /// Who holds `addr` on `transport`, after a bind there failed with "address in use".
+/// Sockets of the same family are looked at first; an IPv6 wildcard (dual-stack) second.
 pub fn holder(addr: SocketAddr, transport: Transport) -> Holder {
-    holder_of(&sockets_on(addr, transport))
+    match holder_of(&sockets_on(addr, transport, Family::Same)) {
+        Holder::Unknown => holder_of(&sockets_on(addr, transport, Family::Any)),
+        found => found,
+    }
+}
+
+/// Which address families [`sockets_on`] compares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Same,
+    Any,
 }
 
 /// The inodes of the sockets that conflict with `addr`: UDP sockets and TCP listeners on its
 /// port whose address is the same or a wildcard covering it (or covered by it).
-fn sockets_on(addr: SocketAddr, transport: Transport) -> Vec<u64> {
+fn sockets_on(addr: SocketAddr, transport: Transport, family: Family) -> Vec<u64> {
     let files: &[&str] = match transport {
         Transport::Udp => &["/proc/net/udp", "/proc/net/udp6"],
         Transport::Tcp => &["/proc/net/tcp", "/proc/net/tcp6"],
@@ -159,6 +172,7 @@ fn sockets_on(addr: SocketAddr, transport: Transport) -> Vec<u64> {
             if listening
                 && entry.inode != 0
                 && entry.local.port() == addr.port()
+                && (family == Family::Any || entry.local.is_ipv4() == addr.is_ipv4())
                 && overlaps(entry.local.ip(), addr.ip())
             {
                 inodes.push(entry.inode);
