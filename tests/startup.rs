@@ -216,3 +216,29 @@ fn check_reports_a_walled_garden_that_sends_clients_to_loopback_with_the_fix() {
     let (code, out) = check("[enforcement]\nmode = \"notify\"\n");
     assert_eq!(code, Some(0), "{out}");
 }
+
+#[test]
+fn the_binary_prints_a_listener_error_with_its_cause_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!("[dns]\nlisten = [\"127.0.0.1:0\"]\n[notice]\nlisten = \"{addr}\"\n"),
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_poolguard"))
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("poolguard runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = format!(
+        "poolguard: cannot listen on {addr} for the notice page (`[notice] listen`): {}\n",
+        in_use_text()
+    );
+    assert_eq!(stderr, line);
+}
