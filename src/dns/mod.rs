@@ -257,13 +257,6 @@ pub struct BoundSockets {
     sockets: Vec<WorkerSockets>,
 }
 
-impl BoundSockets {
-    /// The real bound addresses (the port picked for `:0`).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-}
-
 /// The sockets one worker serves: a UDP socket and a TCP listener per listen address.
 struct WorkerSockets {
     udp: Vec<UdpSocket>,
@@ -402,9 +395,6 @@ fn refused(addr: SocketAddr, transport: Transport, error: std::io::Error) -> Dns
     }
 }
 
-/// One address's sockets, one UDP socket and one TCP listener per worker.
-type Group = WorkerSockets;
-
 impl WorkerSockets {
     /// The sockets' inodes, to tell ours from another process's in `/proc/net`.
     fn inodes(&self) -> impl Iterator<Item = u64> + '_ {
@@ -413,9 +403,13 @@ impl WorkerSockets {
     }
 }
 
-/// Binds a group on `addr` for every worker.
-fn bind_group(addr: SocketAddr, workers: usize) -> Result<Group, (Transport, std::io::Error)> {
-    let mut group = Group {
+/// Binds one UDP socket and one TCP listener on `addr` for every worker (all in one
+/// `WorkerSockets`, split per worker by the caller).
+fn bind_group(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<WorkerSockets, (Transport, std::io::Error)> {
+    let mut group = WorkerSockets {
         udp: Vec::with_capacity(workers),
         tcp: Vec::with_capacity(workers),
     };
@@ -432,7 +426,10 @@ fn bind_group(addr: SocketAddr, workers: usize) -> Result<Group, (Transport, std
 
 /// Port 0 (tests): the probe's UDP port, free of every socket, if TCP is free there too and
 /// nobody joins; otherwise a new port is tried (bounded).
-fn bind_free_port(addr: SocketAddr, workers: usize) -> Result<(SocketAddr, Group), DnsError> {
+fn bind_free_port(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<(SocketAddr, WorkerSockets), DnsError> {
     let mut last_error = None;
     for _ in 0..PORT_ATTEMPTS {
         let real = match exclusive::probe(addr) {
