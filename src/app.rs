@@ -40,11 +40,46 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("feed definitions: {0}")]
     Registry(#[from] RegistryError),
-    #[error("cannot listen on {addr} for the API: {source}")]
-    ApiListen {
+    /// An HTTP listener could not be bound. The cause is in the message and deliberately not
+    /// returned by `source()`: `main` prints the chain, which printed it twice.
+    #[error("cannot listen on {addr} for the {listener}: {cause}")]
+    Listen {
+        listener: Listener,
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+}
+
+/// The HTTP listeners poolguard serves besides DNS, named with their config key in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Api,
+    Metrics,
+    Notice,
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Api => "API (`[api] listen`)",
+            Self::Metrics => "metrics (`[api] metrics_listen`)",
+            Self::Notice => "notice page (`[notice] listen`)",
+        })
+    }
+}
+
+/// Binds one of the HTTP listeners; the one place their bind errors are made.
+async fn bind_listener(
+    listener: Listener,
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, AppError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|cause| AppError::Listen {
+            listener,
+            addr,
+            cause,
+        })
 }
 
 /// Optional parts plugged in at start.
@@ -108,6 +143,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
 
 /// Starts poolguard: loads every feed, then serves DNS on every `[dns] listen` address.
 pub async fn start_with(config: Config, options: StartOptions) -> Result<Running, AppError> {
+    // The DNS addresses first: an instance refused there (another poolguard holds one) stops
+    // before it touches the store, the spool or the feed folder the other one uses.
+    let dns_sockets = DnsServer::bind(&config).await?;
     let config = Arc::new(config);
     let policy: SharedPolicy = Arc::new(ArcSwap::from_pointee(Policy::empty()));
     let loader = Arc::new(Loader::new(config.clone(), policy.clone()));
@@ -117,6 +155,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         tokio::task::spawn_blocking(move || {
             // File I/O like the registry's own, so off the async threads with it.
             if let Some(problem) = crate::feeds::check::feeds_dir_problem(&c) {
+                tracing::warn!("{problem}");
+            }
+            for problem in incidents::config::walled_garden_problems(&c) {
                 tracing::warn!("{problem}");
             }
             Registry::open(c, l)
@@ -153,12 +194,15 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         start_accountability(&config, &mut evidence, &accountability, alert_rx).await?;
         (recorder, Some(evidence))
     };
-    let dns = DnsServer::start(DnsContext {
-        config: config.clone(),
-        policy: policy.clone(),
-        recorder: recorder.clone(),
-        quarantine: Some(accountability.quarantine.clone()),
-    })
+    let dns = DnsServer::start_bound(
+        DnsContext {
+            config: config.clone(),
+            policy: policy.clone(),
+            recorder: recorder.clone(),
+            quarantine: Some(accountability.quarantine.clone()),
+        },
+        dns_sockets,
+    )
     .await?;
     let api = match (&evidence, config.api.listen) {
         (Some(ev), Some(addr)) => {
@@ -289,9 +333,7 @@ async fn start_accountability(
             ));
     }
     if let Some(addr) = config.notice.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::ApiListen { addr, source })?;
+        let listener = bind_listener(Listener::Notice, addr).await?;
         let notice_addr = listener.local_addr().ok();
         evidence.notice_addr = notice_addr;
         let task = incidents::notice::serve(
@@ -314,18 +356,15 @@ async fn start_api(
     state: ApiState,
 ) -> Result<ApiServer, AppError> {
     let stop = tokio_util::sync::CancellationToken::new();
-    let bind = |addr: SocketAddr| async move {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::ApiListen { addr, source })
-    };
-    let listener = bind(addr).await?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| AppError::ApiListen { addr, source })?;
+    let listener = bind_listener(Listener::Api, addr).await?;
+    let bound = listener.local_addr().map_err(|cause| AppError::Listen {
+        listener: Listener::Api,
+        addr,
+        cause,
+    })?;
     let mut tasks = Vec::new();
     if let Some(m) = metrics_addr {
-        let ops = bind(m).await?;
+        let ops = bind_listener(Listener::Metrics, m).await?;
         tasks.push(api::serve_ops(
             ops,
             state.clone(),
