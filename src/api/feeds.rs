@@ -315,7 +315,8 @@ fn settings(params: &HashMap<String, String>) -> Result<FeedSettings, ApiError> 
 /// Every feed: kind, format, source, action, category, severity, enabled, counts, the version
 /// in force and the last load (and fetch) result.
 #[utoipa::path(get, path = "/api/v1/feeds",
-    responses((status = 200, body = [FeedView])), security(("bearer" = [])))]
+    operation_id = "listFeeds", tag = "feeds",
+    responses((status = 200, description = "Every feed with its status", body = [FeedView])), security(("bearer" = [])))]
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<FeedView>>, Failure> {
     let r = registry(&state)?;
     Ok(Json(blocking(move || Ok(r.list())).await?))
@@ -323,8 +324,9 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<FeedView>>, 
 
 /// One feed's status.
 #[utoipa::path(get, path = "/api/v1/feeds/{name}",
+    operation_id = "getFeed", tag = "feeds",
     params(("name" = String, Path)),
-    responses((status = 200, body = FeedView), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The feed's status", body = FeedView), (status = 404, description = "No such feed", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn one(
     State(state): State<ApiState>,
@@ -336,11 +338,12 @@ pub async fn one(
 
 /// Creates the feed or replaces its content: the body is the list, in any format.
 #[utoipa::path(put, path = "/api/v1/feeds/{name}",
+    operation_id = "putFeed", tag = "feeds",
     params(("name" = String, Path), ("format" = Option<String>, Query), ("kind" = Option<String>, Query),
            ("action" = Option<String>, Query), ("category" = Option<String>, Query), ("severity" = Option<String>, Query)),
     request_body(content = String, content_type = "text/plain"),
-    responses((status = 200, body = WriteReport), (status = 413, body = super::error::ErrorBody),
-              (status = 422, body = Refused), (status = 409, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The feed is stored and in force", body = WriteReport), (status = 413, description = "The body is over `[api] max_upload_mb`", body = super::error::ErrorBody),
+              (status = 422, description = "Lines were rejected; nothing was stored", body = Refused), (status = 409, description = "The feed is a subscription: its next fetch replaces its content", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<ApiState>,
@@ -398,8 +401,9 @@ pub struct PatchReport {
 
 /// Adds and removes entries without re-uploading the list.
 #[utoipa::path(patch, path = "/api/v1/feeds/{name}/entries",
+    operation_id = "patchFeedEntries", tag = "feeds",
     params(("name" = String, Path)), request_body = EntriesPatch,
-    responses((status = 200, body = PatchReport), (status = 422, body = Refused)),
+    responses((status = 200, description = "Entries added and removed; the feed is in force", body = PatchReport), (status = 422, description = "Entries were rejected; nothing was changed", body = Refused)),
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<ApiState>,
@@ -434,8 +438,9 @@ pub async fn patch(
 
 /// Deletes a feed created over the API (config.toml feeds: 409, disable them instead).
 #[utoipa::path(delete, path = "/api/v1/feeds/{name}",
+    operation_id = "deleteFeed", tag = "feeds",
     params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)),
+    responses((status = 204, description = "The feed is deleted"), (status = 404, description = "No such feed", body = super::error::ErrorBody), (status = 409, description = "The feed is defined in config.toml and cannot be deleted here", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<ApiState>,
@@ -480,7 +485,8 @@ async fn set_enabled(
 
 /// Puts a disabled feed back into the policy.
 #[utoipa::path(post, path = "/api/v1/feeds/{name}/enable", params(("name" = String, Path)),
-    responses((status = 200, body = FeedView)), security(("bearer" = [])))]
+    operation_id = "enableFeed", tag = "feeds",
+    responses((status = 200, description = "The feed is enabled", body = FeedView)), security(("bearer" = [])))]
 pub async fn enable(
     State(state): State<ApiState>,
     caller: Option<Extension<Caller>>,
@@ -491,7 +497,8 @@ pub async fn enable(
 
 /// Takes a feed out of the policy without deleting it (also for config.toml feeds).
 #[utoipa::path(post, path = "/api/v1/feeds/{name}/disable", params(("name" = String, Path)),
-    responses((status = 200, body = FeedView)), security(("bearer" = [])))]
+    operation_id = "disableFeed", tag = "feeds",
+    responses((status = 200, description = "The feed is disabled", body = FeedView)), security(("bearer" = [])))]
 pub async fn disable(
     State(state): State<ApiState>,
     caller: Option<Extension<Caller>>,
@@ -502,7 +509,8 @@ pub async fn disable(
 
 /// The kept versions of a feed, newest first.
 #[utoipa::path(get, path = "/api/v1/feeds/{name}/versions", params(("name" = String, Path)),
-    responses((status = 200, body = [Version])), security(("bearer" = [])))]
+    operation_id = "listFeedVersions", tag = "feeds",
+    responses((status = 200, description = "The kept versions, newest first", body = [Version])), security(("bearer" = [])))]
 pub async fn versions(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -513,8 +521,9 @@ pub async fn versions(
 
 /// The content of one version, as it was uploaded.
 #[utoipa::path(get, path = "/api/v1/feeds/{name}/versions/{id}",
+    operation_id = "getFeedVersion", tag = "feeds",
     params(("name" = String, Path), ("id" = u64, Path)),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The version's content as uploaded", content_type = "text/plain", body = String), (status = 404, description = "No such feed or version", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn version_content(
     State(state): State<ApiState>,
@@ -533,8 +542,9 @@ fn version_id(id: &str) -> Result<u64, ApiError> {
 
 /// Rolls the feed back to version `id` (recorded as a new version, so it can be undone).
 #[utoipa::path(post, path = "/api/v1/feeds/{name}/versions/{id}/restore",
+    operation_id = "restoreFeedVersion", tag = "feeds",
     params(("name" = String, Path), ("id" = u64, Path)),
-    responses((status = 200, body = WriteReport), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The version is restored and in force", body = WriteReport), (status = 404, description = "No such feed or version", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn restore(
     State(state): State<ApiState>,
@@ -573,7 +583,8 @@ pub struct RefreshReport {
 
 /// Fetches a subscription now.
 #[utoipa::path(post, path = "/api/v1/feeds/{name}/refresh", params(("name" = String, Path)),
-    responses((status = 200, body = RefreshReport), (status = 409, body = super::error::ErrorBody)),
+    operation_id = "refreshFeed", tag = "feeds",
+    responses((status = 200, description = "The subscription was fetched", body = RefreshReport), (status = 409, description = "The feed is not a subscription", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn refresh(
     State(state): State<ApiState>,
@@ -635,8 +646,9 @@ pub async fn refresh(
 
 /// What the policy in force would do with a name, and who a client is (no query is sent).
 #[utoipa::path(get, path = "/api/v1/check",
+    operation_id = "checkName", tag = "check",
     params(("name" = String, Query), ("client" = Option<String>, Query)),
-    responses((status = 200, body = CheckReport), (status = 400, body = super::error::ErrorBody)),
+    responses((status = 200, description = "What the policy decides for the name", body = CheckReport), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn check(
     State(state): State<ApiState>,
@@ -670,8 +682,9 @@ pub async fn check(
 
 /// The merged policy as `rpz`, `hosts`, `domains` or `ips`, with an ETag (304 on a match).
 #[utoipa::path(get, path = "/api/v1/publish/{format}",
+    operation_id = "getPublishedList", tag = "publish",
     params(("format" = String, Path, description = "rpz, hosts, domains or ips")),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 304)),
+    responses((status = 200, description = "The merged block list in the requested format", content_type = "text/plain", body = String), (status = 304, description = "Unchanged since the `If-None-Match` ETag")),
     security((), ("bearer" = [])))]
 pub async fn publish(
     State(state): State<ApiState>,
@@ -800,6 +813,7 @@ async fn install_ledger(
 /// unless `partial=true`; `dry_run=true` only reports. Hits recorded before keep the identity
 /// they were recorded with.
 #[utoipa::path(put, path = "/api/v1/clients/ledger",
+    operation_id = "putLedger", tag = "ledger",
     params(("dry_run" = Option<bool>, Query, description = "Parse and report every row; change nothing, audit nothing"),
            ("partial" = Option<bool>, Query, description = "Load the good rows even when some are rejected (audited as partial)")),
     request_body(content = String, content_type = "text/csv"),
@@ -854,6 +868,7 @@ pub async fn put_ledger(
 
 /// The asset ledger's kept versions, newest first (hash, rows, who, when).
 #[utoipa::path(get, path = "/api/v1/clients/ledger/versions",
+    operation_id = "listLedgerVersions", tag = "ledger",
     responses((status = 200, description = "Kept versions, newest first", body = [Version])),
     security(("bearer" = [])))]
 pub async fn ledger_versions(State(state): State<ApiState>) -> Result<Json<Vec<Version>>, Failure> {
@@ -863,6 +878,7 @@ pub async fn ledger_versions(State(state): State<ApiState>) -> Result<Json<Vec<V
 
 /// The content of one ledger version (UTF-8 CSV, as it was written).
 #[utoipa::path(get, path = "/api/v1/clients/ledger/versions/{id}",
+    operation_id = "getLedgerVersion", tag = "ledger",
     params(("id" = u64, Path, description = "Version id from the versions list")),
     responses((status = 200, description = "The CSV", content_type = "text/csv", body = String),
               (status = 400, description = "Not a version id", body = super::error::ErrorBody),
@@ -881,6 +897,7 @@ pub async fn ledger_version_content(
 /// Rolls the asset ledger back to version `id`, in force at once (recorded as a new version,
 /// so it can be undone).
 #[utoipa::path(post, path = "/api/v1/clients/ledger/versions/{id}/restore",
+    operation_id = "restoreLedgerVersion", tag = "ledger",
     params(("id" = u64, Path, description = "Version id from the versions list")),
     responses((status = 200, description = "Restored and in force", body = LedgerReport),
               (status = 404, description = "No such version kept", body = super::error::ErrorBody),

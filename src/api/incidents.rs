@@ -222,7 +222,8 @@ fn not_found(id: i64) -> ApiError {
 
 /// Lists incidents, newest first.
 #[utoipa::path(get, path = "/api/v1/incidents", params(IncidentParams),
-    responses((status = 200, body = IncidentPage), (status = 400, body = super::error::ErrorBody)),
+    operation_id = "listIncidents", tag = "incidents",
+    responses((status = 200, description = "One page of incidents (JSON), or the CSV export", body = IncidentPage), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -362,8 +363,9 @@ fn to_csv(items: &[IncidentView]) -> Result<Vec<u8>, csv::Error> {
 
 /// One incident with its hits and notes.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}",
+    operation_id = "getIncident", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id")),
-    responses((status = 200, body = IncidentDetail), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The incident with its hits and notes", body = IncidentDetail), (status = 404, description = "No such incident", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<ApiState>,
@@ -430,9 +432,10 @@ fn text_field(name: &'static str, v: Option<String>) -> Result<Option<Option<Str
 /// Changes status, assignee, device, owner or resolution; 409 with the reason when the state
 /// machine forbids the move.
 #[utoipa::path(patch, path = "/api/v1/incidents/{id}", request_body = IncidentPatch,
+    operation_id = "patchIncident", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id")),
-    responses((status = 200, body = IncidentView), (status = 400, body = super::error::ErrorBody),
-              (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The incident as updated", body = IncidentView), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 404, description = "No such incident", body = super::error::ErrorBody), (status = 409, description = "The change is not allowed from the incident's current state", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<ApiState>,
@@ -578,9 +581,10 @@ pub struct NewNote {
 
 /// Appends a note (notes are never edited or deleted).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/notes", request_body = NewNote,
+    operation_id = "addIncidentNote", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id")),
-    responses((status = 201, body = Note), (status = 400, body = super::error::ErrorBody),
-              (status = 404, body = super::error::ErrorBody)),
+    responses((status = 201, description = "The note is added", body = Note), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 404, description = "No such incident", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn add_note(
     State(state): State<ApiState>,
@@ -626,8 +630,9 @@ pub async fn add_note(
 
 /// The written report, `format=html` (default, printable A4) or `format=md`.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/report",
+    operation_id = "getIncidentReport", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id"), ("format" = Option<String>, Query, description = "html (default) or md")),
-    responses((status = 200, description = "text/html or text/markdown"), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "text/html or text/markdown"), (status = 404, description = "No such incident", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn report(
     State(state): State<ApiState>,

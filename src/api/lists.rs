@@ -458,8 +458,9 @@ fn to_csv(items: &[Item], hits: bool) -> Result<Vec<u8>, csv::Error> {
 
 /// Lists the full query log, newest first.
 #[utoipa::path(get, path = "/api/v1/queries", params(ListParams),
-    responses((status = 200, body = ListResponse), (status = 400, body = super::error::ErrorBody),
-              (status = 401, body = super::error::ErrorBody)),
+    operation_id = "listQueries", tag = "queries",
+    responses((status = 200, description = "One page of queries (JSON), or the export (CSV, NDJSON)", body = ListResponse), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 401, description = "No bearer token, or an unknown one", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn queries(
     State(state): State<ApiState>,
@@ -470,8 +471,9 @@ pub async fn queries(
 
 /// Lists hits (blocked queries) with the identity snapshot, newest first.
 #[utoipa::path(get, path = "/api/v1/hits", params(ListParams),
-    responses((status = 200, body = ListResponse), (status = 400, body = super::error::ErrorBody),
-              (status = 401, body = super::error::ErrorBody)),
+    operation_id = "listHits", tag = "hits",
+    responses((status = 200, description = "One page of hits (JSON), or the export (CSV, NDJSON)", body = ListResponse), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 401, description = "No bearer token, or an unknown one", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn hits(
     State(state): State<ApiState>,

@@ -22,10 +22,11 @@ const MAX_PERIOD_MS: i64 = 366 * 24 * 3600 * 1000;
 /// Hits, incidents by department, top offenders and new names of `[since, until)`
 /// (default: the last 7 days); `format=json` (default), `html` or `csv`.
 #[utoipa::path(get, path = "/api/v1/reports/summary",
+    operation_id = "getSummaryReport", tag = "reports",
     params(("since" = Option<String>, Query, description = "RFC 3339, inclusive"),
            ("until" = Option<String>, Query, description = "RFC 3339, exclusive; default now"),
            ("format" = Option<String>, Query, description = "json, html or csv")),
-    responses((status = 200, body = Summary), (status = 400, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The summary (JSON, HTML or CSV)", body = Summary), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn summary(
     State(state): State<ApiState>,
@@ -91,8 +92,9 @@ pub struct DeliveryPage {
 
 /// Every webhook / syslog delivery attempt, newest first (`limit` ≤ 1000, `cursor`).
 #[utoipa::path(get, path = "/api/v1/alerts/deliveries",
+    operation_id = "listAlertDeliveries", tag = "alerts",
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = DeliveryPage), (status = 400, body = super::error::ErrorBody)),
+    responses((status = 200, description = "One page of alert deliveries, newest first", body = DeliveryPage), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn deliveries(
     State(state): State<ApiState>,
