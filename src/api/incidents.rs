@@ -196,9 +196,12 @@ pub struct IncidentParams {
     cursor: Option<String>,
     /// `json` (default) or `csv` (next cursor in `X-Next-Cursor`).
     format: Option<String>,
+    /// CSV only: `true` (default) starts the file with a UTF-8 byte order mark, which Excel
+    /// needs to read it as UTF-8; `false` omits it.
+    bom: Option<bool>,
 }
 
-const LIST_KEYS: [&str; 8] = [
+const LIST_KEYS: [&str; 9] = [
     "status",
     "overdue",
     "department",
@@ -207,6 +210,7 @@ const LIST_KEYS: [&str; 8] = [
     "limit",
     "cursor",
     "format",
+    super::csv_export::PARAM,
 ];
 
 fn parse_id(id: &str) -> Result<i64, ApiError> {
@@ -235,6 +239,7 @@ pub async fn list(
         ..IncidentFilter::default()
     };
     let mut csv = false;
+    let mut bom = true;
     for (key, v) in check_keys(pairs, &LIST_KEYS)? {
         let v = v.trim().to_string();
         match key {
@@ -285,6 +290,7 @@ pub async fn list(
                     }
                 }
             }
+            super::csv_export::PARAM => bom = super::csv_export::parse_bom(&v)?,
             _ => {}
         }
     }
@@ -303,7 +309,7 @@ pub async fn list(
     }
     let body = to_csv(&items)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let mut resp = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
+    let mut resp = super::csv_export::response(body, bom);
     if let Some(c) = next.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().insert("x-next-cursor", c);
     }

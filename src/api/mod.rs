@@ -9,6 +9,7 @@
 mod audit;
 pub mod auth;
 mod clients;
+mod csv_export;
 mod error;
 mod feeds;
 mod health;

@@ -56,7 +56,8 @@ fn caller_of(caller: Option<axum::Extension<Caller>>) -> (String, String) {
 /// Lists quarantined addresses: `format=json` (default), `txt` (one IP per line) or `csv`.
 #[utoipa::path(get, path = "/api/v1/quarantine",
     operation_id = "listQuarantine", tag = "quarantine",
-    params(("format" = Option<String>, Query, description = "json (default), txt or csv")),
+    params(("format" = Option<String>, Query, description = "json (default), txt or csv"),
+           ("bom" = Option<bool>, Query, description = "CSV only: true (default) starts with a UTF-8 byte order mark for Excel; false omits it")),
     responses((status = 200, description = "The quarantined clients (JSON, text or CSV)", body = QuarantineList)),
     security(("bearer" = [])))]
 pub async fn list(
@@ -64,7 +65,12 @@ pub async fn list(
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let mut format = "json".to_string();
-    for (_, v) in check_keys(pairs, &["format"])? {
+    let mut bom = true;
+    for (k, v) in check_keys(pairs, &["format", super::csv_export::PARAM])? {
+        if k == super::csv_export::PARAM {
+            bom = super::csv_export::parse_bom(&v)?;
+            continue;
+        }
         if !matches!(v.as_str(), "json" | "txt" | "csv") {
             return Err(ApiError::bad_param(
                 "format",
@@ -93,7 +99,7 @@ pub async fn list(
             };
             let body = write()
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
+            super::csv_export::response(body, bom)
         }
         _ => Json(QuarantineList { items }).into_response(),
     })
