@@ -44,6 +44,7 @@ pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
     operation_id = "getMetrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    super::metrics::refresh(&state).await;
     state.metrics.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
