@@ -15,7 +15,7 @@ use common::{Proto, SINK_V4, TestBed, addresses, query_from, request};
 use hickory_proto::rr::RecordType;
 use poolguard::api::metrics::{Kind, METRICS};
 use poolguard::incidents::ManualClock;
-use poolguard::record::Outcome;
+use poolguard::store::blocks::codec::OUTCOMES;
 use poolguard::store::writer::StoreFault;
 use serde_json::{Value, json};
 
@@ -150,7 +150,7 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
         "emitted but not in api::metrics::METRICS: {unlisted:?}"
     );
     // Counters exist at zero before they first move.
-    for o in Outcome::ALL {
+    for o in OUTCOMES {
         for p in ["udp", "tcp"] {
             let series = format!(
                 "poolguard_queries_total{{action=\"{}\",protocol=\"{p}\"}}",

@@ -18,7 +18,7 @@ use std::sync::{Mutex, OnceLock};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::ApiState;
-use crate::record::Outcome;
+use crate::store::blocks::codec::OUTCOMES;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -44,7 +44,8 @@ pub enum Series {
     Label(&'static str, &'static [&'static str]),
     /// These label sets (an empty one is the series without labels).
     Sets(&'static [&'static [(&'static str, &'static str)]]),
-    /// `action` (every [`Outcome`]) × `protocol` (`udp`, `tcp`).
+    /// `action` (every outcome: the block codec's list, which must hold them all to store
+    /// them) × `protocol` (`udp`, `tcp`).
     ActionProtocol,
     /// Labelled by feed: registered at each scrape for the feeds in force ([`refresh`]).
     PerFeed,
@@ -279,7 +280,7 @@ fn label_sets(series: Series) -> Vec<Vec<(&'static str, &'static str)>> {
         Series::Plain => vec![Vec::new()],
         Series::Label(key, values) => values.iter().map(|v| vec![(key, *v)]).collect(),
         Series::Sets(sets) => sets.iter().map(|s| s.to_vec()).collect(),
-        Series::ActionProtocol => Outcome::ALL
+        Series::ActionProtocol => OUTCOMES
             .iter()
             .flat_map(|o| ["udp", "tcp"].map(|p| vec![("action", o.as_str()), ("protocol", p)]))
             .collect(),
@@ -445,7 +446,7 @@ mod tests {
     #[test]
     fn queries_total_covers_every_outcome_and_protocol() {
         let sets = label_sets(Series::ActionProtocol);
-        assert_eq!(sets.len(), Outcome::ALL.len() * 2);
+        assert_eq!(sets.len(), OUTCOMES.len() * 2);
         assert!(sets.contains(&vec![("action", "cname-blocked"), ("protocol", "tcp")]));
     }
 }

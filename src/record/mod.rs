@@ -47,21 +47,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Every outcome, for registering `poolguard_queries_total` at zero before the first
-    /// query (`api::metrics`), so a series exists before it first moves.
-    pub const ALL: [Outcome; 10] = [
-        Outcome::Allowed,
-        Outcome::Allowlisted,
-        Outcome::Blocked,
-        Outcome::CnameBlocked,
-        Outcome::IpBlocked,
-        Outcome::Local,
-        Outcome::Servfail,
-        Outcome::Refused,
-        Outcome::Formerr,
-        Outcome::Quarantined,
-    ];
-
     /// Hits are the evidence: kept long, and dropped only past the store's spool bounds.
     pub fn is_hit(self) -> bool {
         matches!(
