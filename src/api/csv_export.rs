@@ -33,10 +33,14 @@ pub fn parse_bom(v: &str) -> Result<bool, ApiError> {
     }
 }
 
-/// `text/csv; charset=utf-8` with `body`, after a BOM when `bom`.
+/// `text/csv; charset=utf-8` with `body`, starting with exactly one BOM when `bom` and with
+/// none otherwise (a stored file, such as a ledger version, may already carry one).
 pub fn response(mut body: Vec<u8>, bom: bool) -> Response {
-    if bom {
+    let has = body.starts_with(BOM);
+    if bom && !has {
         body.splice(0..0, BOM.iter().copied());
+    } else if !bom && has {
+        body.drain(..BOM.len());
     }
     ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
 }

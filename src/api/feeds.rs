@@ -876,10 +876,13 @@ pub async fn ledger_versions(State(state): State<ApiState>) -> Result<Json<Vec<V
     Ok(Json(blocking(move || r.ledger_versions()).await?))
 }
 
-/// The content of one ledger version (UTF-8 CSV, as it was written).
+/// The content of one ledger version (UTF-8 CSV, as it was written), with a UTF-8 byte order
+/// mark unless `bom=false`, like every CSV export: staff open it in Excel to edit and upload
+/// it again, and the ledger reader accepts the BOM.
 #[utoipa::path(get, path = "/api/v1/clients/ledger/versions/{id}",
     operation_id = "getLedgerVersion", tag = "ledger",
-    params(("id" = u64, Path, description = "Version id from the versions list")),
+    params(("id" = u64, Path, description = "Version id from the versions list"),
+           ("bom" = Option<bool>, Query, description = "true (default) starts with a UTF-8 byte order mark for Excel; false omits it")),
     responses((status = 200, description = "The CSV", content_type = "text/csv", body = String),
               (status = 400, description = "Not a version id", body = super::error::ErrorBody),
               (status = 404, description = "No such version kept", body = super::error::ErrorBody)),
@@ -887,11 +890,21 @@ pub async fn ledger_versions(State(state): State<ApiState>) -> Result<Json<Vec<V
 pub async fn ledger_version_content(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
+    let mut bom = true;
+    for (k, v) in &params {
+        if k != super::csv_export::PARAM {
+            return Err(
+                ApiError::bad_param("query", format!("unknown parameter `{k}` (bom)")).into(),
+            );
+        }
+        bom = super::csv_export::parse_bom(v)?;
+    }
     let r = registry(&state)?;
     let id = version_id(&id)?;
     let bytes = blocking(move || r.ledger_version_content(id)).await?;
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response())
+    Ok(super::csv_export::response(bytes, bom))
 }
 
 /// Rolls the asset ledger back to version `id`, in force at once (recorded as a new version,
