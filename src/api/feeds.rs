@@ -296,7 +296,9 @@ fn settings(params: &HashMap<String, String>) -> Result<FeedSettings, ApiError> 
             _ => {
                 return Err(ApiError::bad_param(
                     "query",
-                    format!("unknown parameter `{k}` (format, kind, action, category, severity)"),
+                    format!(
+                        "unknown parameter `{k}` (format, kind, action, category, severity, verbose)"
+                    ),
                 ));
             }
         }
@@ -329,7 +331,8 @@ pub async fn one(
 /// Creates the feed or replaces its content: the body is the list, in any format.
 #[utoipa::path(put, path = "/api/v1/feeds/{name}",
     params(("name" = String, Path), ("format" = Option<String>, Query), ("kind" = Option<String>, Query),
-           ("action" = Option<String>, Query), ("category" = Option<String>, Query), ("severity" = Option<String>, Query)),
+           ("action" = Option<String>, Query), ("category" = Option<String>, Query), ("severity" = Option<String>, Query),
+           ("verbose" = Option<bool>, Query, description = "also list the skipped lines by number, with why")),
     request_body(content = String, content_type = "text/plain"),
     responses((status = 200, body = WriteReport), (status = 413, body = super::error::ErrorBody),
               (status = 422, body = Refused), (status = 409, body = super::error::ErrorBody)),
@@ -343,10 +346,32 @@ pub async fn upload(
 ) -> Result<Json<WriteReport>, Failure> {
     let r = registry(&state)?;
     let content = body(content, r.config().api.max_upload_mb)?;
+    let mut params = params;
+    let verbose = match params.remove("verbose") {
+        None => false,
+        Some(v) => v
+            .trim()
+            .parse::<bool>()
+            .map_err(|_| ApiError::bad_param("verbose", format!("`{v}` is not true or false")))?,
+    };
     let settings = settings(&params)?;
     let (who_name, _) = who(&caller);
     let n = name.clone();
-    let report = blocking(move || r.upload(&n, &content, settings, &who_name)).await?;
+    let mut report = blocking(move || r.upload(&n, &content, settings, &who_name))
+        .await
+        .map_err(|f| match f {
+            Failure::Registry(RegistryError::Unusable {
+                message,
+                mut report,
+            }) if verbose => {
+                report.verbose();
+                Failure::Registry(RegistryError::Unusable { message, report })
+            }
+            f => f,
+        })?;
+    if verbose {
+        report.verbose();
+    }
     metrics::counter!("poolguard_feed_writes_total", "action" => "upload").increment(1);
     audit(
         &state,
