@@ -24,9 +24,7 @@ use super::auth::{self, Caller, Permission};
 use super::{ApiError, ApiState};
 use crate::clients::LoadReport;
 use crate::feeds::publish::PublishFormat;
-use crate::feeds::registry::{
-    CheckReport, FeedSettings, FeedView, Registry, RegistryError, WriteReport,
-};
+use crate::feeds::registry::{FeedSettings, FeedView, Registry, RegistryError, WriteReport};
 use crate::feeds::subscribe::{self, FetchResult};
 use crate::store::audit::AuditEntry;
 use crate::versions::Version;
@@ -650,39 +648,47 @@ pub async fn refresh(
     Ok(Json(report))
 }
 
-/// What the policy in force would do with a name, and who a client is (no query is sent).
+/// What DNS would do with a name for a client (the DNS path's own decision code), and who the
+/// client is; with `resolve=true` the name is resolved and its answer inspected.
 #[utoipa::path(get, path = "/api/v1/check",
-    params(("name" = String, Query), ("client" = Option<String>, Query)),
-    responses((status = 200, body = CheckReport), (status = 400, body = super::error::ErrorBody)),
+    params(("name" = String, Query), ("client" = Option<String>, Query),
+           ("type" = Option<String>, Query, description = "record type, default A"),
+           ("resolve" = Option<bool>, Query, description = "resolve a forwarded name and inspect its answer")),
+    responses((status = 200, body = super::check::CheckAnswer), (status = 400, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn check(
     State(state): State<ApiState>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<CheckReport>, Failure> {
+) -> Result<Json<super::check::CheckAnswer>, Failure> {
     let r = registry(&state)?;
     let name = params
         .get("name")
         .cloned()
         .ok_or_else(|| ApiError::bad_param("name", "give the name to check"))?;
-    let client: Option<IpAddr> =
-        match params.get("client") {
-            Some(c) => Some(c.trim().parse().map_err(|_| {
-                ApiError::bad_param("client", format!("`{c}` is not an IP address"))
-            })?),
-            None => None,
-        };
-    let ledger = state.ledger.load_full();
-    let mut report =
-        blocking(move || r.check(&name, client.map(|ip| (ip.to_canonical(), &*ledger)))).await?;
-    if let Some(ip) = client {
-        let q = &state.accountability.quarantine;
-        let quarantined = q.contains(ip);
-        report.quarantined = Some(quarantined);
-        if quarantined && !q.is_reachable(&report.name) {
-            report.decision = "quarantined";
+    let client: Option<IpAddr> = match params.get("client") {
+        Some(c) => Some(
+            c.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| ApiError::bad_param("client", format!("`{c}` is not an IP address")))?
+                .to_canonical(),
+        ),
+        None => None,
+    };
+    let qtype = super::check::qtype(params.get("type"))?;
+    let resolve = match params.get("resolve").map(|v| v.trim()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(
+                ApiError::bad_param("resolve", format!("`{v}` is not true or false")).into(),
+            );
         }
-    }
-    Ok(Json(report))
+    };
+    let ledger = state.ledger.load_full();
+    let report = blocking(move || r.check(&name, client.map(|ip| (ip, &*ledger)))).await?;
+    Ok(Json(
+        super::check::answer(&state, report, client, qtype, resolve).await?,
+    ))
 }
 
 /// The merged policy as `rpz`, `hosts`, `domains` or `ips`, with an ETag (304 on a match).

@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod answer;
+pub mod check;
 pub mod fast;
 pub mod handler;
 pub mod listen;
@@ -86,6 +87,8 @@ pub struct DnsServer {
     addrs: Vec<SocketAddr>,
     token: CancellationToken,
     threads: Vec<JoinHandle<()>>,
+    /// The workers' decision state and upstream plan, for `GET /api/v1/check`.
+    check: check::DnsCheck,
 }
 
 impl DnsServer {
@@ -128,6 +131,7 @@ impl DnsServer {
             config.dns.rate_limit_table_size,
         )
         .map(Arc::new);
+        let check = check::DnsCheck::new(shared.clone(), plan.clone());
         let token = CancellationToken::new();
         let mut threads = Vec::with_capacity(workers);
         let mut ready = Vec::with_capacity(workers);
@@ -159,6 +163,7 @@ impl DnsServer {
             addrs,
             token,
             threads,
+            check,
         };
         for (worker, rx) in ready.into_iter().enumerate() {
             let outcome = rx
@@ -176,6 +181,11 @@ impl DnsServer {
     /// The real bound addresses (UDP and TCP share each one).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// What `GET /api/v1/check` needs to answer as this server would.
+    pub fn check(&self) -> check::DnsCheck {
+        self.check.clone()
     }
 
     /// Stops accepting, lets in-flight work end, and joins every worker thread.

@@ -228,8 +228,9 @@ pub struct FeedView {
     pub fetch: Option<FetchStatus>,
 }
 
-/// What `GET /api/v1/check` answers.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// What `GET /api/v1/check` answers about the feeds and the client (the API adds what DNS
+/// would do with the name).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CheckReport {
     /// The name as matched (lower case, punycode).
     pub name: String,
