@@ -108,7 +108,7 @@ async fn check_resolve_names_the_cname_or_address_that_dns_blocks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_follows_zones_conditional_forwarding_access_and_quarantine() {
+async fn check_follows_local_zones_and_conditional_forwarding() {
     let corp = Upstream::corp();
     let bed = bed(&corp).await;
 
@@ -144,6 +144,17 @@ async fn check_follows_zones_conditional_forwarding_access_and_quarantine() {
     let r = check(&bed, "name=www.example.test&type=ANY").await;
     assert_eq!(r["route"], "rfc8482", "{r}");
 
+    let (status, _) = get(&bed, "/api/v1/check?name=www.example.test&type=BOGUS").await;
+    assert_eq!(status, 400);
+    let (status, _) = get(&bed, "/api/v1/check?name=www.example.test&resolve=yes").await;
+    assert_eq!(status, 400);
+    bed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_refuses_a_client_outside_the_dns_allow_list() {
+    let corp = Upstream::corp();
+    let bed = bed(&corp).await;
     // A client outside `[dns] allow` (127.0.0.0/8 and ::1 here) is refused, whatever the name.
     let r = check(&bed, "name=www.example.test&client=192.0.2.50").await;
     assert_eq!(r["decision"], "refused", "{r}");
@@ -154,6 +165,13 @@ async fn check_follows_zones_conditional_forwarding_access_and_quarantine() {
     assert_eq!(r["decision"], "pass", "{r}");
     assert_eq!(r["quarantined"], false);
 
+    bed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_quarantined_for_a_quarantined_client() {
+    let corp = Upstream::corp();
+    let bed = bed(&corp).await;
     // A quarantined client gets the walled garden, except `reachable` names.
     let resp = reqwest::Client::new()
         .post(format!("{}/api/v1/quarantine", bed.api_url()))
@@ -178,10 +196,5 @@ async fn check_follows_zones_conditional_forwarding_access_and_quarantine() {
     let r = check(&bed, "name=mail.example.test&client=127.0.0.30").await;
     assert_eq!(r["decision"], "pass", "{r}");
     assert_eq!(r["route"], "forward");
-
-    let (status, _) = get(&bed, "/api/v1/check?name=www.example.test&type=BOGUS").await;
-    assert_eq!(status, 400);
-    let (status, _) = get(&bed, "/api/v1/check?name=www.example.test&resolve=yes").await;
-    assert_eq!(status, 400);
     bed.shutdown().await;
 }
