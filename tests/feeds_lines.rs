@@ -128,13 +128,23 @@ fn hosts_lines_and_prefixes_in_an_adblock_list_are_read_not_dropped() {
 fn adblock_rules_inside_plain_and_hosts_lists_are_read() {
     let text = "0.0.0.0 a.example\nb.example\n||c.example^\n@@||d.example^\n";
     for format in [FeedFormat::Hosts, FeedFormat::Plain, FeedFormat::Adblock] {
-        let p = feeds::parse(text, format, FeedKind::Domains);
-        let names: Vec<_> = p.domains.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, ["a.example", "b.example", "c.example"], "{format:?}");
-        assert_eq!(p.exceptions[0].name.as_str(), "d.example");
-        assert!(p.rejected.is_empty(), "{format:?}: {:?}", p.rejected);
-        assert_every_line_counted("hosts with adblock", text, &p);
+        assert_mixed_lines_read(text, format);
     }
+    // A plain or hosts list's trailing `#` comment is cut before the adblock rule is read.
+    let text = "0.0.0.0 a.example\nb.example\n||c.example^ # pool\n@@||d.example^\n";
+    for format in [FeedFormat::Hosts, FeedFormat::Plain] {
+        assert_mixed_lines_read(text, format);
+    }
+}
+
+/// `text` (a hosts line, a bare name, `||c.example^`, `@@||d.example^`) reads fully in `format`.
+fn assert_mixed_lines_read(text: &str, format: FeedFormat) {
+    let p = feeds::parse(text, format, FeedKind::Domains);
+    let names: Vec<_> = p.domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["a.example", "b.example", "c.example"], "{format:?}");
+    assert_eq!(p.exceptions[0].name.as_str(), "d.example");
+    assert!(p.rejected.is_empty(), "{format:?}: {:?}", p.rejected);
+    assert_every_line_counted("hosts with adblock", text, &p);
 }
 
 #[test]

@@ -234,7 +234,9 @@ pub struct FeedView {
 pub struct CheckReport {
     /// The name as matched (lower case, punycode).
     pub name: String,
-    /// `blocked`, `allowed` (an allow rule matched) or `pass` (not listed).
+    /// From the feeds: `blocked`, `allowed` (an allow rule matched) or `pass` (not listed).
+    /// `GET /api/v1/check` replaces it with what DNS would do (`api::check`): also `refused`
+    /// or `quarantined`, and `blocked` by answer inspection.
     pub decision: &'static str,
     /// The feed whose rule decided.
     pub feed: Option<String>,

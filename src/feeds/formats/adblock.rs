@@ -58,9 +58,14 @@ const PATH: &str = "a path, port or wildcard inside the host narrows it below a 
 const IP_EXCEPTION: &str =
     "an exception for an address: exceptions can only allow names, there is no address allowlist";
 
-/// One line of an adblock list (also used for `||x^` lines inside plain and hosts lists).
-pub(crate) fn rule(sink: &mut Sink, no: usize, raw: &str) {
-    let line = raw.trim();
+/// One line of an adblock list.
+fn rule(sink: &mut Sink, no: usize, raw: &str) {
+    line(sink, no, raw, raw.trim());
+}
+
+/// One adblock rule: `line` is its text (trimmed; from a plain or hosts list, with the `#`
+/// comment already cut), `raw` the whole line for reports.
+pub(crate) fn line(sink: &mut Sink, no: usize, raw: &str, line: &str) {
     if line.is_empty() || line.starts_with('!') || (line.starts_with('[') && line.ends_with(']')) {
         sink.comment();
         return;

@@ -19,7 +19,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
             return;
         };
         if super::adblock::is_host_rule(line) {
-            super::adblock::rule(sink, no, raw);
+            super::adblock::line(sink, no, raw, line);
             return;
         }
         self::line(sink, no, raw, line);

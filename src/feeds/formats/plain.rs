@@ -20,7 +20,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
         };
         if super::adblock::is_host_rule(line) {
             // `||x^` in a plain list: AdGuard-syntax lists mix syntaxes line by line.
-            super::adblock::rule(sink, no, raw);
+            super::adblock::line(sink, no, raw, line);
             return;
         }
         if line.bytes().any(|b| b.is_ascii_whitespace()) {
