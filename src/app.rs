@@ -40,11 +40,46 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("feed definitions: {0}")]
     Registry(#[from] RegistryError),
-    #[error("cannot listen on {addr} for the API: {source}")]
-    ApiListen {
+    /// An HTTP listener could not be bound. The cause is in the message and deliberately not
+    /// returned by `source()`: `main` prints the chain, which printed it twice.
+    #[error("cannot listen on {addr} for the {listener}: {cause}")]
+    Listen {
+        listener: Listener,
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+}
+
+/// The HTTP listeners poolguard serves besides DNS, named with their config key in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Api,
+    Metrics,
+    Notice,
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Api => "API (`[api] listen`)",
+            Self::Metrics => "metrics (`[api] metrics_listen`)",
+            Self::Notice => "notice page (`[notice] listen`)",
+        })
+    }
+}
+
+/// Binds one of the HTTP listeners; the one place their bind errors are made.
+async fn bind_listener(
+    listener: Listener,
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, AppError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|cause| AppError::Listen {
+            listener,
+            addr,
+            cause,
+        })
 }
 
 /// Optional parts plugged in at start.
@@ -61,6 +96,8 @@ pub struct StartOptions {
 /// The evidence store and its writer, when poolguard records to SQLite.
 struct Evidence {
     store: Store,
+    /// This process's claim on the store; released after the writer has shut down.
+    _lock: store::lock::StoreLock,
     writer: WriterHandle,
     /// Alert delivery, deadline checks and the notice page; stopped at shutdown.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -108,6 +145,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
 
 /// Starts poolguard: loads every feed, then serves DNS on every `[dns] listen` address.
 pub async fn start_with(config: Config, options: StartOptions) -> Result<Running, AppError> {
+    // The DNS addresses first: an instance refused there (another poolguard holds one) stops
+    // before it touches the store, the spool or the feed folder the other one uses.
+    let dns_sockets = DnsServer::bind(&config).await?;
     let config = Arc::new(config);
     let policy: SharedPolicy = Arc::new(ArcSwap::from_pointee(Policy::empty()));
     let loader = Arc::new(Loader::new(config.clone(), policy.clone()));
@@ -117,6 +157,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         tokio::task::spawn_blocking(move || {
             // File I/O like the registry's own, so off the async threads with it.
             if let Some(problem) = crate::feeds::check::feeds_dir_problem(&c) {
+                tracing::warn!("{problem}");
+            }
+            for problem in incidents::config::walled_garden_problems(&c) {
                 tracing::warn!("{problem}");
             }
             Registry::open(c, l)
@@ -153,12 +196,15 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         start_accountability(&config, &mut evidence, &accountability, alert_rx).await?;
         (recorder, Some(evidence))
     };
-    let dns = DnsServer::start(DnsContext {
-        config: config.clone(),
-        policy: policy.clone(),
-        recorder: recorder.clone(),
-        quarantine: Some(accountability.quarantine.clone()),
-    })
+    let dns = DnsServer::start_bound(
+        DnsContext {
+            config: config.clone(),
+            policy: policy.clone(),
+            recorder: recorder.clone(),
+            quarantine: Some(accountability.quarantine.clone()),
+        },
+        dns_sockets,
+    )
     .await?;
     let api = match (&evidence, config.api.listen) {
         (Some(ev), Some(addr)) => {
@@ -241,6 +287,9 @@ async fn open_store(
     store_cfg.path = config.resolve(&config.store.path);
     // Opening creates the directory and migrates the schema: file I/O, off the async threads.
     let opened = tokio::task::spawn_blocking(move || {
+        // Claimed before opening: a second instance must not migrate, replay the spool or
+        // track incidents on a store another process serves from.
+        let lock = store::lock::StoreLock::acquire(&store_cfg.path)?;
         let store = store::open(&store_cfg)?;
         // Quarantine survives restarts: SQLite is the source of truth for the DNS path's set.
         let quarantined = incidents::db::quarantine_list(&store.write_connection()?)?;
@@ -249,15 +298,16 @@ async fn open_store(
             .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
         let tracker = incidents::track::Tracker::new(accountability);
         let (sink, writer) = store::writer::spawn_with(&store, &store_cfg, ledger, Some(tracker))?;
-        Ok::<_, StoreError>((store, sink, writer))
+        Ok::<_, StoreError>((lock, store, sink, writer))
     })
     .await
     .map_err(|e| AppError::Reload(e.to_string()))??;
-    let (store, sink, writer) = opened;
+    let (lock, store, sink, writer) = opened;
     Ok((
         Recorder::new(sink),
         Evidence {
             store,
+            _lock: lock,
             writer,
             tasks: Vec::new(),
             stop: tokio_util::sync::CancellationToken::new(),
@@ -290,9 +340,7 @@ async fn start_accountability(
             ));
     }
     if let Some(addr) = config.notice.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::ApiListen { addr, source })?;
+        let listener = bind_listener(Listener::Notice, addr).await?;
         let notice_addr = listener.local_addr().ok();
         evidence.notice_addr = notice_addr;
         let task = incidents::notice::serve(
@@ -315,18 +363,15 @@ async fn start_api(
     state: ApiState,
 ) -> Result<ApiServer, AppError> {
     let stop = tokio_util::sync::CancellationToken::new();
-    let bind = |addr: SocketAddr| async move {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::ApiListen { addr, source })
-    };
-    let listener = bind(addr).await?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| AppError::ApiListen { addr, source })?;
+    let listener = bind_listener(Listener::Api, addr).await?;
+    let bound = listener.local_addr().map_err(|cause| AppError::Listen {
+        listener: Listener::Api,
+        addr,
+        cause,
+    })?;
     let mut tasks = Vec::new();
     if let Some(m) = metrics_addr {
-        let ops = bind(m).await?;
+        let ops = bind_listener(Listener::Metrics, m).await?;
         tasks.push(api::serve_ops(
             ops,
             state.clone(),

@@ -59,10 +59,25 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("poolguard: {e:#}");
+            eprintln!("poolguard: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each once. Our errors put their cause in their own message
+/// (logs show only the message), and some also return it as their source; anyhow's `{:#}`
+/// then printed it twice. A cause the message already holds is not repeated.
+fn message(error: &anyhow::Error) -> String {
+    let mut out = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn serve(path: &Path) -> anyhow::Result<()> {
@@ -105,6 +120,10 @@ fn check(path: &Path) -> anyhow::Result<bool> {
         println!("{p}");
     }
     let mut clean = problems.is_empty();
+    for problem in poolguard::incidents::config::walled_garden_problems(&config) {
+        println!("{}: {problem}", config.path.display());
+        clean = false;
+    }
     if let Err(e) = poolguard::dns::zones::LocalZones::load(&config) {
         println!("{e}");
         clean = false;

@@ -51,7 +51,8 @@ pub struct Version {
     /// The API token name that wrote it, `subscription` for a fetch, `file` for content found
     /// on disk (config-managed or edited by hand) before the API first replaced it.
     pub who: String,
-    /// What produced it: `upload`, `patch`, `restore`, `fetch`, `existing`, `delete`.
+    /// What produced it: `upload`, `patch`, `restore`, `fetch`, `existing`, `delete`, and
+    /// `partial` for a ledger upload loaded with `?partial=true` despite rejected rows.
     pub action: String,
     /// Size of the content in bytes.
     pub bytes: u64,

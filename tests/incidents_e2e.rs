@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 const VIEWER: &str = "viewer-token-for-incident-tests";
 const INVESTIGATOR: &str = "investigator-token-for-incident-tests";
+const ADMIN: &str = "admin-token-for-incident-tests";
 const HOUR: i64 = 3600 * 1000;
 const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact\n\
 127.0.0.7,aa:bb:cc:dd:ee:07,gpu-ws-07,GPU workstation,理科楼 A-301,计算机学院,张伟,zhangwei@example.edu\n\
@@ -40,9 +41,11 @@ fn base_toml(extra: &str) -> String {
         "[api]\nlisten = \"127.0.0.1:0\"\n\
          [[api.tokens]]\nname = \"viewer\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\
          [[api.tokens]]\nname = \"alice\"\nrole = \"investigator\"\nsha256 = \"{}\"\n\
+         [[api.tokens]]\nname = \"root\"\nrole = \"admin\"\nsha256 = \"{}\"\n\
          [store]\npath = \"data/pg.db\"\nflush_interval_ms = 20\n[clients]\nledger = \"clients.csv\"\n{extra}",
         sha256_hex(VIEWER),
-        sha256_hex(INVESTIGATOR)
+        sha256_hex(INVESTIGATOR),
+        sha256_hex(ADMIN)
     )
 }
 
@@ -903,4 +906,266 @@ async fn the_ledger_file_is_reloaded_without_a_restart() {
         )
         .expect("count");
     assert_eq!(audited, 1);
+}
+
+/// The summary row `label` of a report (HTML or Markdown): the whole line, so a test can read
+/// its state and, in HTML, its class.
+fn report_line<'r>(report: &'r str, label: &str) -> &'r str {
+    report
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("<tr><th>{label}</th>"))
+                || l.starts_with(&format!("| {label} |"))
+        })
+        .unwrap_or_else(|| panic!("no `{label}` line in the report:\n{report}"))
+}
+
+/// Issue 13 point 9: a deadline missed stays missed after closing, in the incident, the list
+/// filter, both report formats and the bulletin; a deadline is "not needed" only when the
+/// incident closed before it was due; `cleaned` needs the incident reported first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_after_a_missed_deadline_keeps_it_missed() {
+    let start = now_ms();
+    let clock = Arc::new(ManualClock::at(start));
+    let bed = bed_with(clock.clone(), "").await;
+    let api = Api::new(&bed);
+    // 127.0.0.9: unknown to the ledger; 127.0.0.8: a false positive closed early;
+    // 127.0.0.7: found and cleaned.
+    for client in ["127.0.0.9", "127.0.0.8", "127.0.0.7"] {
+        ask(&bed, client, "xmr.pool.minergate.com.", RecordType::A).await;
+    }
+    bed.running().flush().await.expect("flush");
+    let list = api.get("/api/v1/incidents").await;
+    let id_of = |c: &str| incident_of(&list, c)["id"].as_i64().expect("id");
+    let (late, early, gpu) = (id_of("127.0.0.9"), id_of("127.0.0.8"), id_of("127.0.0.7"));
+    let opened = ms(&incident_of(&list, "127.0.0.9")["opened_at"]);
+
+    // A false positive closed 10 h in: neither deadline was due, so neither is needed.
+    clock.set(opened + 10 * HOUR);
+    let (s, v) = api
+        .patch(
+            early,
+            json!({"status": "closed", "resolution": "false-positive"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["identify_state"].as_str(), v["report_state"].as_str()),
+        (Some("not_needed"), Some("not_needed")),
+        "{v}"
+    );
+    assert_eq!(
+        v["identified_at"],
+        Value::Null,
+        "closing is not identifying"
+    );
+
+    // `cleaned` before `reported`: refused with the reason.
+    clock.set(opened + 20 * HOUR);
+    let (s, v) = api.patch(gpu, json!({"status": "identified"})).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = api
+        .patch(gpu, json!({"status": "closed", "resolution": "cleaned"}))
+        .await;
+    assert_eq!(s, 409, "{v}");
+    let reason = v["error"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("reported"),
+        "the reason names the missing step: {v}"
+    );
+
+    // 73 h: both deadlines of the unknown client passed; it is closed only now.
+    clock.set(opened + 73 * HOUR);
+    let v = api.get(&format!("/api/v1/incidents/{late}")).await;
+    assert_eq!(
+        (
+            v["identify_overdue"].as_bool(),
+            v["report_overdue"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    let (s, v) = api
+        .patch(
+            late,
+            json!({"status": "closed", "resolution": "false-positive"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    clock.set(opened + 90 * HOUR);
+    let v = api.get(&format!("/api/v1/incidents/{late}")).await;
+    assert_eq!(
+        v["report_overdue"], true,
+        "closing does not erase a missed deadline: {v}"
+    );
+    assert_eq!(v["identify_overdue"], true, "{v}");
+    assert_eq!(v["overdue"], true, "{v}");
+    assert_eq!(
+        (v["identify_state"].as_str(), v["report_state"].as_str()),
+        (Some("missed"), Some("missed")),
+        "{v}"
+    );
+    let v = api.get(&format!("/api/v1/incidents/{early}")).await;
+    assert_eq!(
+        (v["overdue"].as_bool(), v["report_state"].as_str()),
+        (Some(false), Some("not_needed")),
+        "{v}"
+    );
+
+    // The list filter agrees.
+    let overdue = api.get("/api/v1/incidents?overdue=true").await;
+    let ids: Vec<i64> = overdue["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["id"].as_i64())
+        .collect();
+    assert!(ids.contains(&late) && !ids.contains(&early), "{overdue}");
+
+    // The written report, in both formats.
+    let html = api.text(&format!("/api/v1/incidents/{late}/report")).await;
+    let md = api
+        .text(&format!("/api/v1/incidents/{late}/report?format=md"))
+        .await;
+    for report in [&html, &md] {
+        for label in ["Identify deadline", "Report deadline"] {
+            let line = report_line(report, label);
+            assert!(line.contains("missed"), "{line}");
+            assert!(!line.contains("not needed"), "{line}");
+        }
+    }
+    assert!(report_line(&html, "Report deadline").contains("class=\"missed\""));
+    let html = api.text(&format!("/api/v1/incidents/{early}/report")).await;
+    let md = api
+        .text(&format!("/api/v1/incidents/{early}/report?format=md"))
+        .await;
+    for report in [&html, &md] {
+        let line = report_line(report, "Report deadline");
+        assert!(
+            line.contains("not needed") && !line.contains("missed"),
+            "{line}"
+        );
+    }
+
+    // The bulletin counts it overdue; the early false positive is not.
+    let since = chrono::DateTime::from_timestamp_millis(start - HOUR)
+        .expect("time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        .replace('+', "%2B");
+    let s = api
+        .get(&format!("/api/v1/reports/summary?since={since}"))
+        .await;
+    // gpu: identified in time, report now overdue (open); late: both missed; early: neither.
+    assert_eq!(s["incidents_overdue"], 2, "{s}");
+    let phys = s["by_department"]
+        .as_array()
+        .expect("departments")
+        .iter()
+        .find(|d| d["department"] == "Physics")
+        .expect("Physics");
+    assert_eq!(phys["overdue"], 0, "{s}");
+    let unknown = s["by_department"]
+        .as_array()
+        .expect("departments")
+        .iter()
+        .find(|d| d["department"] == "(unknown)")
+        .expect("(unknown)");
+    assert_eq!(unknown["overdue"], 1, "{s}");
+
+    // Reported late, then cleaned: allowed, and the report deadline reads "missed, done late".
+    let (s, v) = api.patch(gpu, json!({"status": "reported"})).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = api
+        .patch(gpu, json!({"status": "closed", "resolution": "cleaned"}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["identify_state"].as_str(), v["report_state"].as_str()),
+        (Some("met"), Some("missed")),
+        "{v}"
+    );
+    let md = api
+        .text(&format!("/api/v1/incidents/{gpu}/report?format=md"))
+        .await;
+    assert!(
+        report_line(&md, "Report deadline").contains("missed — done late at"),
+        "{md}"
+    );
+    bed.shutdown().await;
+}
+
+/// Issue 13 point 13: a PATCH that changes nothing (`{}`, or every field at its current value)
+/// answers 200 with the unchanged incident and writes no audit row, so the report lists no
+/// action; a real change still writes exactly one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_that_changes_nothing_is_not_audited() {
+    let clock = Arc::new(ManualClock::at(now_ms()));
+    let bed = bed_with(clock.clone(), "").await;
+    let api = Api::new(&bed);
+    ask(&bed, "127.0.0.7", "xmr.pool.minergate.com.", RecordType::A).await;
+    bed.running().flush().await.expect("flush");
+    let list = api.get("/api/v1/incidents").await;
+    let before = incident_of(&list, "127.0.0.7").clone();
+    let id = before["id"].as_i64().expect("id");
+    let audit_rows = || async {
+        let (s, body) = api
+            .send(
+                reqwest::Method::GET,
+                "/api/v1/audit?limit=1000",
+                ADMIN,
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+        let page: Value = serde_json::from_str(&body).expect("JSON");
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|e| e["target"] == format!("incident/{id}"))
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+
+    clock.set(ms(&before["opened_at"]) + HOUR);
+    for body in [
+        json!({}),
+        json!({"status": "open", "device": "gpu-ws-07", "owner": "张伟"}),
+        // Trimmed to the current value; clearing a field that is already empty.
+        json!({"device": " gpu-ws-07 ", "assignee": ""}),
+    ] {
+        let (s, v) = api.patch(id, body.clone()).await;
+        assert_eq!(s, 200, "{body}: {v}");
+        for field in ["status", "device", "owner", "assignee", "resolution"] {
+            assert_eq!(v[field], before[field], "{body}: {field} unchanged");
+        }
+    }
+    assert_eq!(
+        audit_rows().await,
+        Vec::<Value>::new(),
+        "no change, no audit row"
+    );
+    let html = api.text(&format!("/api/v1/incidents/{id}/report")).await;
+    let md = api
+        .text(&format!("/api/v1/incidents/{id}/report?format=md"))
+        .await;
+    for report in [&html, &md] {
+        assert!(!report.contains("incident.update"), "{report}");
+    }
+
+    // A real change is audited once, naming only what changed.
+    let (s, v) = api
+        .patch(
+            id,
+            json!({"status": "investigating", "device": "gpu-ws-07"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let rows = audit_rows().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["detail"], "status open→investigating", "{rows:?}");
+    let md = api
+        .text(&format!("/api/v1/incidents/{id}/report?format=md"))
+        .await;
+    assert_eq!(md.matches("incident.update").count(), 1, "{md}");
+    bed.shutdown().await;
 }

@@ -24,7 +24,9 @@ use super::auth::{self, Caller, Permission};
 use super::{ApiError, ApiState};
 use crate::clients::LoadReport;
 use crate::feeds::publish::PublishFormat;
-use crate::feeds::registry::{FeedSettings, FeedView, Registry, RegistryError, WriteReport};
+use crate::feeds::registry::{
+    FeedSettings, FeedView, LedgerWrite, Registry, RegistryError, WriteReport,
+};
 use crate::feeds::subscribe::{self, FetchResult};
 use crate::store::audit::AuditEntry;
 use crate::versions::Version;
@@ -55,7 +57,15 @@ pub(crate) fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/api/v1/feeds/{name}/refresh", post(refresh));
     let admin = Router::new()
         .route("/api/v1/clients/ledger", put(put_ledger))
-        .route("/api/v1/clients/ledger/versions", get(ledger_versions));
+        .route("/api/v1/clients/ledger/versions", get(ledger_versions))
+        .route(
+            "/api/v1/clients/ledger/versions/{id}",
+            get(ledger_version_content),
+        )
+        .route(
+            "/api/v1/clients/ledger/versions/{id}/restore",
+            post(restore_ledger),
+        );
     let publish_routes = Router::new().route("/api/v1/publish/{format}", get(publish));
     let publish_routes = if public_publish {
         publish_routes
@@ -735,63 +745,191 @@ pub async fn publish(
         .into_response())
 }
 
-/// The result of a ledger upload.
+/// The result of a ledger upload, dry run or restore.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LedgerReport {
-    /// Networks loaded and every rejected row.
+    /// Rows read, networks loaded and every rejected row (line number and reason).
     #[serde(flatten)]
     pub report: LoadReport,
-    /// The version now in force.
-    pub version: Version,
+    /// True for `?dry_run=true`: nothing was changed, written, versioned or audited.
+    pub dry_run: bool,
+    /// The version now in force (absent for a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
 }
 
-/// Replaces the asset ledger (CSV): written atomically, versioned, swapped in live. Hits
-/// recorded before keep the identity they were recorded with.
+/// `dry_run` and `partial` of a ledger upload.
+fn ledger_flags(params: &HashMap<String, String>) -> Result<(bool, bool), ApiError> {
+    let (mut dry_run, mut partial) = (false, false);
+    for (k, v) in params {
+        let flag = match k.as_str() {
+            "dry_run" => &mut dry_run,
+            "partial" => &mut partial,
+            _ => {
+                return Err(ApiError::bad_param(
+                    "query",
+                    format!("unknown parameter `{k}` (dry_run, partial)"),
+                ));
+            }
+        };
+        *flag = match v.trim() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => {
+                return Err(ApiError::bad_param(
+                    if k == "dry_run" { "dry_run" } else { "partial" },
+                    "must be true or false",
+                ));
+            }
+        };
+    }
+    Ok((dry_run, partial))
+}
+
+fn ledger_path(state: &ApiState) -> Result<std::path::PathBuf, ApiError> {
+    state.ledger_path.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no [clients] ledger is configured; set one in config.toml first",
+        )
+    })
+}
+
+/// Swaps a written ledger in (at once, as a reload does) and audits it.
+async fn install_ledger(
+    state: &ApiState,
+    caller: &Option<Extension<Caller>>,
+    write: LedgerWrite,
+    action: &str,
+    detail: String,
+) -> Result<Json<LedgerReport>, Failure> {
+    let LedgerWrite {
+        ledger,
+        report,
+        version,
+        before_sha256,
+    } = write;
+    state.ledger.store(Arc::new(ledger));
+    metrics::counter!("poolguard_ledger_reloads_total").increment(1);
+    audit(
+        state,
+        caller,
+        action,
+        "ledger",
+        before_sha256,
+        Some(version.sha256.clone()),
+        detail,
+    )
+    .await?;
+    Ok(Json(LedgerReport {
+        report,
+        dry_run: false,
+        version: Some(version),
+    }))
+}
+
+/// Replaces the asset ledger (CSV, UTF-8 or GB18030/GBK): written atomically, versioned,
+/// swapped in live. An upload that rejects any row is refused whole (422, every row listed)
+/// unless `partial=true`; `dry_run=true` only reports. Hits recorded before keep the identity
+/// they were recorded with.
 #[utoipa::path(put, path = "/api/v1/clients/ledger",
+    params(("dry_run" = Option<bool>, Query, description = "Parse and report every row; change nothing, audit nothing"),
+           ("partial" = Option<bool>, Query, description = "Load the good rows even when some are rejected (audited as partial)")),
     request_body(content = String, content_type = "text/csv"),
-    responses((status = 200, body = LedgerReport), (status = 422, body = LedgerRefused),
-              (status = 409, body = super::error::ErrorBody)),
+    responses((status = 200, description = "Loaded (or, for a dry run, parsed)", body = LedgerReport),
+              (status = 400, description = "A bad query parameter", body = super::error::ErrorBody),
+              (status = 409, description = "No [clients] ledger is configured", body = super::error::ErrorBody),
+              (status = 413, description = "Over [api] max_upload_mb", body = super::error::ErrorBody),
+              (status = 422, description = "Refused, nothing changed: wrong encoding or header, no usable row, or rejected rows without partial=true", body = LedgerRefused)),
     security(("bearer" = [])))]
 pub async fn put_ledger(
     State(state): State<ApiState>,
     caller: Option<Extension<Caller>>,
+    Query(params): Query<HashMap<String, String>>,
     content: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LedgerReport>, Failure> {
     let r = registry(&state)?;
     let content = body(content, r.config().api.max_upload_mb)?;
-    let Some(path) = state.ledger_path.clone() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no [clients] ledger is configured; set one in config.toml first",
-        )
-        .into());
-    };
+    let (dry_run, partial) = ledger_flags(&params)?;
+    let path = ledger_path(&state)?;
+    if dry_run {
+        let report = blocking(move || r.check_ledger(&path, &content)).await?;
+        return Ok(Json(LedgerReport {
+            report,
+            dry_run: true,
+            version: None,
+        }));
+    }
     let (who_name, _) = who(&caller);
-    let (ledger, report, version, before) =
-        blocking(move || r.replace_ledger(&path, &content, &who_name)).await?;
-    state.ledger.store(Arc::new(ledger));
-    metrics::counter!("poolguard_ledger_reloads_total").increment(1);
-    audit(
-        &state,
-        &caller,
-        "ledger.replace",
-        "ledger",
-        before,
-        Some(version.sha256.clone()),
+    let write = blocking(move || r.replace_ledger(&path, &content, &who_name, partial)).await?;
+    let detail = if write.report.rejected.is_empty() {
+        write.report.summary()
+    } else {
+        // The audit row names the rejected lines, up to a bound (the answer has them all).
+        const NAMED: usize = 20;
+        let rejected = &write.report.rejected;
+        let mut lines: Vec<String> = rejected
+            .iter()
+            .take(NAMED)
+            .map(|row| row.line.to_string())
+            .collect();
+        if rejected.len() > NAMED {
+            lines.push("…".into());
+        }
         format!(
-            "{} networks, {} rows rejected",
-            report.loaded,
-            report.rejected.len()
-        ),
-    )
-    .await?;
-    Ok(Json(LedgerReport { report, version }))
+            "partial: {} (lines {})",
+            write.report.summary(),
+            lines.join(", ")
+        )
+    };
+    install_ledger(&state, &caller, write, "ledger.replace", detail).await
 }
 
-/// The asset ledger's kept versions, newest first.
+/// The asset ledger's kept versions, newest first (hash, rows, who, when).
 #[utoipa::path(get, path = "/api/v1/clients/ledger/versions",
-    responses((status = 200, body = [Version])), security(("bearer" = [])))]
+    responses((status = 200, description = "Kept versions, newest first", body = [Version])),
+    security(("bearer" = [])))]
 pub async fn ledger_versions(State(state): State<ApiState>) -> Result<Json<Vec<Version>>, Failure> {
     let r = registry(&state)?;
     Ok(Json(blocking(move || r.ledger_versions()).await?))
+}
+
+/// The content of one ledger version (UTF-8 CSV, as it was written).
+#[utoipa::path(get, path = "/api/v1/clients/ledger/versions/{id}",
+    params(("id" = u64, Path, description = "Version id from the versions list")),
+    responses((status = 200, description = "The CSV", content_type = "text/csv", body = String),
+              (status = 400, description = "Not a version id", body = super::error::ErrorBody),
+              (status = 404, description = "No such version kept", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn ledger_version_content(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    let r = registry(&state)?;
+    let id = version_id(&id)?;
+    let bytes = blocking(move || r.ledger_version_content(id)).await?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response())
+}
+
+/// Rolls the asset ledger back to version `id`, in force at once (recorded as a new version,
+/// so it can be undone).
+#[utoipa::path(post, path = "/api/v1/clients/ledger/versions/{id}/restore",
+    params(("id" = u64, Path, description = "Version id from the versions list")),
+    responses((status = 200, description = "Restored and in force", body = LedgerReport),
+              (status = 404, description = "No such version kept", body = super::error::ErrorBody),
+              (status = 409, description = "No [clients] ledger is configured", body = super::error::ErrorBody),
+              (status = 422, description = "No row of that version is usable", body = LedgerRefused)),
+    security(("bearer" = [])))]
+pub async fn restore_ledger(
+    State(state): State<ApiState>,
+    caller: Option<Extension<Caller>>,
+    Path(id): Path<String>,
+) -> Result<Json<LedgerReport>, Failure> {
+    let r = registry(&state)?;
+    let id = version_id(&id)?;
+    let path = ledger_path(&state)?;
+    let (who_name, _) = who(&caller);
+    let write = blocking(move || r.restore_ledger(&path, id, &who_name)).await?;
+    let detail = format!("restored version {id}: {}", write.report.summary());
+    install_ledger(&state, &caller, write, "ledger.restore", detail).await
 }

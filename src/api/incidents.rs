@@ -19,6 +19,7 @@ use super::lists::{check_keys, parse_time};
 use super::{ApiError, ApiState, Caller, neutralise, rfc3339};
 use crate::clients::Identity;
 use crate::incidents::db::{self, IncidentFilter, IncidentHit, IncidentRow, Note};
+use crate::incidents::deadline::DeadlineState;
 use crate::incidents::{
     RESOLUTIONS, Status, TransitionError, check_transition, report, severity_name,
 };
@@ -65,20 +66,30 @@ pub struct IncidentView {
     pub identified_at: Option<String>,
     pub reported_at: Option<String>,
     pub closed_at: Option<String>,
+    /// The identification deadline missed (also after closing: a miss stays missed).
     pub identify_overdue: bool,
+    /// The report deadline missed.
     pub report_overdue: bool,
     /// Either deadline missed.
     pub overdue: bool,
+    /// `met`, `missed`, `pending` or `not_needed` (closed before it was due), at the server's
+    /// clock (`incidents::deadline`).
+    pub identify_state: DeadlineState,
+    /// The same for the report deadline.
+    pub report_state: DeadlineState,
     /// The client address is quarantined right now.
     pub quarantined: bool,
 }
 
 impl IncidentView {
     fn new(r: IncidentRow, now: i64, quarantined: bool) -> Self {
+        let (identify, report) = (r.identify_deadline(now), r.report_deadline(now));
         Self {
-            identify_overdue: r.identify_overdue(now),
-            report_overdue: r.report_overdue(now),
-            overdue: r.overdue(now),
+            identify_overdue: identify.missed(),
+            report_overdue: report.missed(),
+            overdue: identify.missed() || report.missed(),
+            identify_state: identify.state,
+            report_state: report.state,
             id: r.id,
             client: r.client,
             client_key: r.client_key,
@@ -380,7 +391,8 @@ pub async fn get(
     }))
 }
 
-/// The fields staff may change. Absent fields stay as they are; `""` clears a text field.
+/// The fields staff may change. Absent fields stay as they are; `""` clears a text field. A
+/// PATCH that changes nothing answers the incident as it is and writes no audit row.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentPatch {
@@ -398,6 +410,8 @@ pub struct IncidentPatch {
 
 enum PatchOutcome {
     Done(Box<IncidentRow>),
+    /// Nothing differed: nothing written, nothing audited.
+    Unchanged(Box<IncidentRow>),
     NotFound,
     Refused(TransitionError),
 }
@@ -458,20 +472,29 @@ pub async fn patch(
                 return Ok(PatchOutcome::NotFound);
             };
             let from = Status::parse(&row.status).unwrap_or(Status::Open);
+            // Only what differs from the stored incident is a change: a PATCH that changes
+            // nothing (`{}`, or every field at its current value) writes nothing and no audit
+            // row, and answers the incident as it is (issue 13), even a closed one.
             let mut changes = Vec::new();
-            if let Some(v) = device {
-                changes.push(format!("device={}", v.as_deref().unwrap_or("")));
-                row.device = v;
-            }
-            if let Some(v) = owner {
-                changes.push(format!("owner={}", v.as_deref().unwrap_or("")));
-                row.owner = v;
-            }
-            if let Some(v) = assignee {
-                changes.push(format!("assignee={}", v.as_deref().unwrap_or("")));
-                row.assignee = v;
+            for (name, new, old) in [
+                ("device", device, &mut row.device),
+                ("owner", owner, &mut row.owner),
+                ("assignee", assignee, &mut row.assignee),
+            ] {
+                if let Some(v) = new
+                    && v != *old
+                {
+                    changes.push(format!("{name}={}", v.as_deref().unwrap_or("")));
+                    *old = v;
+                }
             }
             let to = status.unwrap_or(from);
+            let same_resolution = resolution
+                .as_ref()
+                .is_none_or(|r| row.resolution.as_ref() == Some(r));
+            if changes.is_empty() && to == from && same_resolution {
+                return Ok(PatchOutcome::Unchanged(Box::new(row)));
+            }
             let identified = row.device.is_some() && row.owner.is_some();
             if let Err(e) = check_transition(from, to, identified, resolution.as_deref()) {
                 return Ok(PatchOutcome::Refused(e));
@@ -483,10 +506,12 @@ pub async fn patch(
             if to != from {
                 changes.push(format!("status {}→{}", from.as_str(), to.as_str()));
             }
-            if to >= Status::Identified && row.identified_ms.is_none() {
+            // `identified_at` / `reported_at` mark those steps, which deadlines are judged by;
+            // closing is neither (a false positive closed early was never identified).
+            if matches!(to, Status::Identified | Status::Reported) && row.identified_ms.is_none() {
                 row.identified_ms = Some(now);
             }
-            if to >= Status::Reported && row.reported_ms.is_none() && to != Status::Closed {
+            if to == Status::Reported && row.reported_ms.is_none() {
                 row.reported_ms = Some(now);
             }
             if to == Status::Closed {
@@ -525,6 +550,7 @@ pub async fn patch(
             tracing::info!(incident = id, status = %row.status, "incident updated");
             Ok(Json(view(&state, *row)))
         }
+        PatchOutcome::Unchanged(row) => Ok(Json(view(&state, *row))),
     }
 }
 

@@ -31,6 +31,8 @@ use utoipa::{Modify, OpenApi};
         super::feeds::publish,
         super::feeds::put_ledger,
         super::feeds::ledger_versions,
+        super::feeds::ledger_version_content,
+        super::feeds::restore_ledger,
         super::incidents::list,
         super::incidents::get,
         super::incidents::patch,

@@ -4,7 +4,13 @@
 //! inside them ("10.20.3.7, rig-7, …"); the single machine must win, so lookups take the most
 //! specific network (longest prefix). Bad rows are reported with their line number and the
 //! reason and the good rows still load: one typo must not blind the evidence store.
+//!
+//! Encoding: the bytes are UTF-8 (a UTF-8 BOM is accepted) or, when they are not valid UTF-8,
+//! GB18030 (the superset of GBK that Excel on Chinese Windows writes for "CSV (逗号分隔)"),
+//! decoded with `encoding_rs` ([`decode`]). UTF-16 ("Unicode Text") and bytes that are neither
+//! are refused with the hint to save as "CSV UTF-8": a wrong guess would load garbage names.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +49,9 @@ pub enum LedgerError {
     Header { path: PathBuf, found: String },
     #[error("asset ledger {path}: {source}")]
     Csv { path: PathBuf, source: csv::Error },
+    /// The bytes are neither UTF-8 nor GB18030/GBK (or are UTF-16).
+    #[error("asset ledger {path}: {detail}; save it as \"CSV UTF-8\" and try again")]
+    Encoding { path: PathBuf, detail: String },
     /// The blocking load task did not finish (it panicked): a bug, not a bad file.
     #[error("asset ledger reload stopped: {0}")]
     Stopped(String),
@@ -59,8 +68,15 @@ pub struct RejectedRow {
 /// What a load did: how many rows are in effect and which were rejected.
 #[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct LoadReport {
+    /// Data rows read (header, comments and blank lines aside): `loaded` + rejected rows.
+    pub rows: usize,
+    /// Networks loaded.
     pub loaded: usize,
+    /// Every rejected row with its line number and reason.
     pub rejected: Vec<RejectedRow>,
+    /// The encoding the bytes were converted from (`GB18030`); absent for UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoded_from: Option<String>,
 }
 
 impl LoadReport {
@@ -72,6 +88,50 @@ impl LoadReport {
             self.rejected.len()
         )
     }
+}
+
+/// Ledger bytes as text, and the encoding they were converted from (None: they were UTF-8).
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    /// The content without a BOM.
+    pub text: Cow<'a, str>,
+    /// `Some("GB18030")` when the bytes were not UTF-8 and were converted.
+    pub from: Option<&'static str>,
+}
+
+/// Reads ledger bytes as UTF-8 (BOM or not) or, only when they are not valid UTF-8, as
+/// GB18030. Why GB18030 and nothing else: it is what Excel on Chinese Windows saves a CSV as
+/// (GBK is its subset), and a campus ledger's names are Chinese; any other guess could turn
+/// a file into plausible-looking garbage. UTF-16 (Excel's "Unicode Text") and bytes that are
+/// not GB18030 either are refused with the hint to save as "CSV UTF-8".
+pub fn decode<'a>(bytes: &'a [u8], path: &Path) -> Result<Decoded<'a>, LedgerError> {
+    let refuse = |detail: &str| LedgerError::Encoding {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    let body = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    if let Ok(text) = std::str::from_utf8(body) {
+        return Ok(Decoded {
+            text: Cow::Borrowed(text),
+            from: None,
+        });
+    }
+    if bytes.starts_with(b"\xff\xfe") || bytes.starts_with(b"\xfe\xff") {
+        return Err(refuse("the file is UTF-16 (Excel's \"Unicode Text\")"));
+    }
+    if body.len() != bytes.len() {
+        // A UTF-8 BOM promises UTF-8: a broken UTF-8 file is not reinterpreted as GB18030.
+        return Err(refuse(
+            "the file starts with a UTF-8 BOM but is not valid UTF-8",
+        ));
+    }
+    encoding_rs::GB18030
+        .decode_without_bom_handling_and_without_replacement(body)
+        .map(|text| Decoded {
+            text,
+            from: Some("GB18030"),
+        })
+        .ok_or_else(|| refuse("the file is neither UTF-8 nor GB18030/GBK"))
 }
 
 /// Re-reads the ledger at `path` on a blocking thread and swaps it into `shared` whole; the
@@ -151,12 +211,35 @@ impl Ledger {
     }
 
     /// Parses ledger CSV from any reader; `path` is only used in messages.
-    pub fn from_reader<R: Read>(reader: R, path: &Path) -> Result<(Self, LoadReport), LedgerError> {
+    pub fn from_reader<R: Read>(
+        mut reader: R,
+        path: &Path,
+    ) -> Result<(Self, LoadReport), LedgerError> {
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|source| LedgerError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses ledger CSV bytes in UTF-8 or GB18030 ([`decode`]); `path` is only used in messages.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Self, LoadReport), LedgerError> {
+        let decoded = decode(bytes, path)?;
+        let (ledger, mut report) = Self::from_text(&decoded.text, path)?;
+        report.decoded_from = decoded.from.map(str::to_string);
+        Ok((ledger, report))
+    }
+
+    /// Parses ledger CSV text; `path` is only used in messages.
+    pub fn from_text(text: &str, path: &Path) -> Result<(Self, LoadReport), LedgerError> {
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .flexible(true)
             .comment(Some(b'#'))
-            .from_reader(reader);
+            .from_reader(text.as_bytes());
         let headers = rdr
             .headers()
             .map_err(|source| LedgerError::Csv {
@@ -223,6 +306,7 @@ impl Ledger {
                 Err(reason) => report.rejected.push(RejectedRow { line, reason }),
             }
         }
+        report.rows = report.loaded + report.rejected.len();
         for r in &report.rejected {
             tracing::warn!(ledger = %path.display(), line = r.line, reason = %r.reason, "asset ledger row rejected");
         }
@@ -371,6 +455,46 @@ fd00::/64,,v6-net,,,,,\n";
         assert_eq!(id.asset.as_deref(), Some("rig, the big one"));
         assert_eq!(id.location.as_deref(), Some("机房 B1"));
         assert_eq!(id.owner.as_deref(), Some("王芳"));
+    }
+
+    #[test]
+    fn gb18030_is_decoded_only_when_not_utf8() {
+        let text = "network,mac,asset,kind,location,department,owner,contact\n\
+10.1.2.3,,rig,pc,理科楼 301,物理学院,张伟,\n";
+        let (gbk, _, lossy) = encoding_rs::GB18030.encode(text);
+        assert!(!lossy);
+        assert!(
+            std::str::from_utf8(&gbk).is_err(),
+            "the test bytes are not UTF-8"
+        );
+        let (l, report) = Ledger::from_bytes(&gbk, Path::new("t.csv")).unwrap();
+        assert_eq!(report.decoded_from.as_deref(), Some("GB18030"));
+        let id = l.lookup("10.1.2.3".parse().unwrap()).unwrap();
+        assert_eq!(id.department.as_deref(), Some("物理学院"));
+        // UTF-8, with or without a BOM, is taken as it is.
+        for bytes in [
+            text.as_bytes().to_vec(),
+            [b"\xef\xbb\xbf", text.as_bytes()].concat(),
+        ] {
+            let (l, report) = Ledger::from_bytes(&bytes, Path::new("t.csv")).unwrap();
+            assert_eq!(report.decoded_from, None);
+            let id = l.lookup("10.1.2.3".parse().unwrap()).unwrap();
+            assert_eq!(id.department.as_deref(), Some("物理学院"));
+        }
+    }
+
+    #[test]
+    fn other_encodings_are_refused_with_the_hint() {
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain("network".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let broken_bom = [b"\xef\xbb\xbf".as_slice(), b"network\xff\n"].concat();
+        for bytes in [utf16, broken_bom, b"network\xff\n".to_vec()] {
+            let e = Ledger::from_bytes(&bytes, Path::new("t.csv")).unwrap_err();
+            assert!(matches!(e, LedgerError::Encoding { .. }), "{e}");
+            assert!(e.to_string().contains("save it as \"CSV UTF-8\""), "{e}");
+        }
     }
 
     #[test]

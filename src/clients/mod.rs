@@ -7,7 +7,9 @@
 
 mod ledger;
 
-pub use ledger::{Ledger, LedgerError, LoadReport, RejectedRow, SharedLedger, reload};
+pub use ledger::{
+    Decoded, Ledger, LedgerError, LoadReport, RejectedRow, SharedLedger, decode, reload,
+};
 
 use serde::Serialize;
 

@@ -10,12 +10,18 @@
 //! The sockets are served by our own loops in [`listen`] (connection cap, per-client rate
 //! limiting, pipelined TCP, bounded in-flight work), which call our hickory `RequestHandler`.
 //!
-//! With port 0 (tests), the first socket's real port is read and every other socket (UDP and
-//! TCP, all workers) is bound to it, so one address serves both transports.
+//! One process per address: before the SO_REUSEPORT sockets are bound, a probe without it checks
+//! that nothing holds the address, and after, the kernel's socket tables are checked for a
+//! second instance that bound at the same moment ([`exclusive`], docs/RELIABILITY.md). The
+//! binds happen first at start ([`DnsServer::bind`]), so a refused instance never opens the store.
+//!
+//! With port 0 (tests), the probe's port (free of every socket) is used for every socket (UDP
+//! and TCP, all workers), so one address serves both transports.
 
 pub mod access;
 pub mod answer;
 pub mod check;
+pub mod exclusive;
 pub mod fast;
 pub mod handler;
 pub mod listen;
@@ -29,6 +35,7 @@ pub mod walled;
 pub mod wire;
 pub mod zones;
 
+use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -38,6 +45,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::dns::exclusive::{Holder, Transport};
 use crate::dns::handler::{Handler, Shared};
 use crate::dns::listen::{Frontend, Limits};
 use crate::dns::ratelimit::RateLimiter;
@@ -49,10 +57,23 @@ use crate::record::Recorder;
 /// Why the DNS server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
-    #[error("dns.listen {addr}: cannot bind: {source}")]
+    /// The cause is in the message and deliberately not returned by `source()`: `main` prints
+    /// the chain, which printed it twice.
+    #[error("dns.listen {addr}: cannot bind: {cause}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
+    },
+    /// Another process (often a second poolguard) holds the address.
+    #[error(
+        "dns.listen {addr}: {transport} port already in use by {holder}; two resolvers on one \
+         address would split the queries, hits and incidents between them, so this one does not \
+         start: stop the other one, or listen on another address"
+    )]
+    InUse {
+        addr: SocketAddr,
+        transport: Transport,
+        holder: Holder,
     },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -92,21 +113,41 @@ pub struct DnsServer {
 }
 
 impl DnsServer {
+    /// Binds every `[dns] listen` address for every worker, refusing an address another
+    /// process holds ([`exclusive`]). Called first at start, so a second instance stops before
+    /// it opens the store; packets that arrive before [`DnsServer::start_bound`] wait in the
+    /// sockets' queues.
+    pub async fn bind(config: &Config) -> Result<BoundSockets, DnsError> {
+        let workers = worker_count(config);
+        let listen = config.dns.listen.clone();
+        let (addrs, sockets) = tokio::task::spawn_blocking(move || bind_all(&listen, workers))
+            .await
+            .map_err(|e| DnsError::Worker {
+                worker: 0,
+                reason: e.to_string(),
+            })??;
+        Ok(BoundSockets { addrs, sockets })
+    }
+
     /// Binds every listen address and starts the workers; returns once all are serving.
     pub async fn start(ctx: DnsContext) -> Result<Self, DnsError> {
-        let config = ctx.config.clone();
-        let workers = match config.dns.workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        let bound = Self::bind(&ctx.config).await?;
+        Self::start_bound(ctx, bound).await
+    }
 
-        // Blocking preparation (files, resolv.conf, binds) off the caller's async threads.
+    /// Starts the workers on sockets from [`DnsServer::bind`] (with the same config); returns
+    /// once all are serving.
+    pub async fn start_bound(ctx: DnsContext, bound: BoundSockets) -> Result<Self, DnsError> {
+        let config = ctx.config.clone();
+        let BoundSockets { addrs, sockets } = bound;
+        let workers = sockets.len();
+
+        // Blocking preparation (files, resolv.conf) off the caller's async threads.
         let prep_config = config.clone();
-        let (plan, zones, addrs, sockets) = tokio::task::spawn_blocking(move || {
+        let (plan, zones) = tokio::task::spawn_blocking(move || {
             let plan = UpstreamPlan::new(&prep_config.upstream, workers)?;
             let zones = LocalZones::load(&prep_config)?;
-            let (addrs, sockets) = bind_all(&prep_config.dns.listen, workers)?;
-            Ok::<_, DnsError>((plan, zones, addrs, sockets))
+            Ok::<_, DnsError>((plan, zones))
         })
         .await
         .map_err(|e| DnsError::Worker {
@@ -213,6 +254,20 @@ impl Drop for DnsServer {
     }
 }
 
+/// `[dns] workers`, with 0 = one per core.
+fn worker_count(config: &Config) -> usize {
+    match config.dns.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Every worker's sockets, bound by [`DnsServer::bind`] and not served yet.
+pub struct BoundSockets {
+    addrs: Vec<SocketAddr>,
+    sockets: Vec<WorkerSockets>,
+}
+
 /// The sockets one worker serves: a UDP socket and a TCP listener per listen address.
 struct WorkerSockets {
     udp: Vec<UdpSocket>,
@@ -289,12 +344,18 @@ fn run_worker(
     });
 }
 
-/// Binds `workers` UDP sockets and TCP listeners on every address, all with SO_REUSEPORT.
-/// Returns the real addresses and the sockets grouped per worker.
+/// Binds `workers` UDP sockets and TCP listeners on every address, all with SO_REUSEPORT,
+/// after checking that no other process holds it and before checking that none joined
+/// ([`exclusive`]). Returns the real addresses and the sockets grouped per worker.
 fn bind_all(
     listen: &[SocketAddr],
     workers: usize,
 ) -> Result<(Vec<SocketAddr>, Vec<WorkerSockets>), DnsError> {
+    // Every fixed address is probed before any is bound, so two of our own addresses that
+    // overlap (0.0.0.0 and 127.0.0.1 on one port) do not refuse each other.
+    for &addr in listen.iter().filter(|a| a.port() != 0) {
+        exclusive::probe(addr).map_err(|(t, e)| refused(addr, t, e))?;
+    }
     let mut per_worker: Vec<WorkerSockets> = (0..workers)
         .map(|_| WorkerSockets {
             udp: Vec::new(),
@@ -302,49 +363,120 @@ fn bind_all(
         })
         .collect();
     let mut addrs = Vec::with_capacity(listen.len());
+    let mut ours = HashSet::new();
     for &addr in listen {
-        let (real, first_udp, first_tcp) = bind_first(addr)?;
+        let (real, group) = if addr.port() == 0 {
+            bind_free_port(addr, workers)?
+        } else {
+            let group = bind_group(addr, workers).map_err(|(t, e)| refused(addr, t, e))?;
+            (addr, group)
+        };
         addrs.push(real);
-        let mut udp = vec![first_udp];
-        let mut tcp = vec![first_tcp];
-        for _ in 1..workers {
-            udp.push(bind_udp(real).map_err(|source| DnsError::Bind { addr: real, source })?);
-            tcp.push(bind_tcp(real).map_err(|source| DnsError::Bind { addr: real, source })?);
-        }
-        for (w, (u, t)) in udp.into_iter().zip(tcp).enumerate() {
+        ours.extend(group.inodes());
+        for (w, (u, t)) in group.udp.into_iter().zip(group.tcp).enumerate() {
             per_worker[w].udp.push(u);
             per_worker[w].tcp.push(t);
+        }
+    }
+    // Another instance that passed its probe while we passed ours is in our group now.
+    for (&asked, &real) in listen.iter().zip(&addrs) {
+        if asked.port() != 0
+            && let Some((transport, holder)) = exclusive::foreign_listener(real, &ours)
+        {
+            return Err(DnsError::InUse {
+                addr: real,
+                transport,
+                holder,
+            });
         }
     }
     Ok((addrs, per_worker))
 }
 
-/// Binds the first UDP socket and the TCP listener on the same port. With port 0 the kernel's
-/// UDP port may be taken for TCP; then a new port is tried (bounded).
-fn bind_first(addr: SocketAddr) -> Result<(SocketAddr, UdpSocket, TcpListener), DnsError> {
+/// A bind that failed: "in use" names the holder, anything else is the plain cause.
+fn refused(addr: SocketAddr, transport: Transport, error: std::io::Error) -> DnsError {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        DnsError::InUse {
+            addr,
+            transport,
+            holder: exclusive::holder(addr, transport),
+        }
+    } else {
+        DnsError::Bind { addr, cause: error }
+    }
+}
+
+impl WorkerSockets {
+    /// The sockets' inodes, to tell ours from another process's in `/proc/net`.
+    fn inodes(&self) -> impl Iterator<Item = u64> + '_ {
+        let udp = self.udp.iter().filter_map(exclusive::inode_of);
+        udp.chain(self.tcp.iter().filter_map(exclusive::inode_of))
+    }
+}
+
+/// Binds one UDP socket and one TCP listener on `addr` for every worker (all in one
+/// `WorkerSockets`, split per worker by the caller).
+fn bind_group(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<WorkerSockets, (Transport, std::io::Error)> {
+    let mut group = WorkerSockets {
+        udp: Vec::with_capacity(workers),
+        tcp: Vec::with_capacity(workers),
+    };
+    for _ in 0..workers {
+        group
+            .udp
+            .push(bind_udp(addr).map_err(|e| (Transport::Udp, e))?);
+        group
+            .tcp
+            .push(bind_tcp(addr).map_err(|e| (Transport::Tcp, e))?);
+    }
+    Ok(group)
+}
+
+/// Port 0 (tests): the probe's UDP port, free of every socket, if TCP is free there too and
+/// nobody joins; otherwise a new port is tried (bounded).
+fn bind_free_port(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<(SocketAddr, WorkerSockets), DnsError> {
     let mut last_error = None;
     for _ in 0..PORT_ATTEMPTS {
-        let udp = bind_udp(addr).map_err(|source| DnsError::Bind { addr, source })?;
-        let real = udp
-            .local_addr()
-            .map_err(|source| DnsError::Bind { addr, source })?;
-        match bind_tcp(real) {
-            Ok(tcp) => return Ok((real, udp, tcp)),
-            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
+        let real = match exclusive::probe(addr) {
+            Ok(real) => real,
+            Err((_, e)) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 last_error = Some(e);
+                continue;
             }
-            Err(source) => return Err(DnsError::Bind { addr: real, source }),
+            Err((_, cause)) => return Err(DnsError::Bind { addr, cause }),
+        };
+        let group = match bind_group(real, workers) {
+            Ok(group) => group,
+            Err((_, e)) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                last_error = Some(e);
+                continue;
+            }
+            Err((_, cause)) => return Err(DnsError::Bind { addr: real, cause }),
+        };
+        let ours: HashSet<u64> = group.inodes().collect();
+        if exclusive::foreign_listener(real, &ours).is_none() {
+            return Ok((real, group));
         }
     }
     Err(DnsError::Bind {
         addr,
-        source: last_error.unwrap_or_else(|| std::io::Error::other("no free port")),
+        cause: last_error.unwrap_or_else(|| std::io::Error::other("no free port")),
     })
 }
 
 fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
-    socket.set_reuse_address(true)?;
+    // TCP: a restart binds over the previous run's TIME_WAIT connections. Not on UDP: there
+    // it lets any socket with it share the port whatever its UID (see `exclusive`).
+    if ty == Type::STREAM {
+        socket.set_reuse_address(true)?;
+    }
     socket.set_reuse_port(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;

@@ -905,30 +905,73 @@ impl Registry {
         p
     }
 
+    /// `PUT /api/v1/clients/ledger?dry_run=true`: parses the CSV and reports every row, nothing
+    /// else (no write, no version, no lock: the ledger in force is not touched). Refused only
+    /// when the file cannot be read as a ledger at all (encoding, header).
+    pub fn check_ledger(&self, path: &Path, content: &[u8]) -> Result<LoadReport, RegistryError> {
+        parse_ledger(path, content).map(|p| p.report)
+    }
+
     /// `PUT /api/v1/clients/ledger`: checks the CSV, writes it atomically to `path`, keeps a
-    /// version. The caller swaps the returned ledger in. Refused (422) when no row loads.
+    /// version. The caller swaps the returned ledger in. Refused (422, nothing changes) when
+    /// any row is rejected, unless `partial` (then the good rows load and the version is kept
+    /// as `partial`); refused in any case when no row loads.
     pub fn replace_ledger(
         &self,
         path: &Path,
         content: &[u8],
         who: &str,
-    ) -> Result<(Ledger, LoadReport, Version, Option<String>), RegistryError> {
-        let _one_writer = lock(&self.defs);
-        let (ledger, report) =
-            Ledger::from_reader(content, path).map_err(|e| RegistryError::LedgerRefused {
-                message: e.to_string(),
-                report: LoadReport::default(),
-            })?;
-        if report.loaded == 0 && !report.rejected.is_empty() {
+        partial: bool,
+    ) -> Result<LedgerWrite, RegistryError> {
+        let parsed = usable(parse_ledger(path, content)?)?;
+        let r = &parsed.report;
+        if !partial && !r.rejected.is_empty() {
             return Err(RegistryError::LedgerRefused {
                 message: format!(
-                    "no row of the ledger is usable ({} rejected); the ledger in force stays",
-                    report.rejected.len()
+                    "{} of {} rows rejected; nothing changed, the ledger in force stays. Fix \
+                     the rows listed, or upload with ?partial=true to load the {} good rows",
+                    r.rejected.len(),
+                    r.rows,
+                    r.loaded
                 ),
-                report,
+                report: parsed.report,
             });
         }
-        let versions = Versions::new(self.state_dir.join("ledger-versions"));
+        let action = if r.rejected.is_empty() {
+            "upload"
+        } else {
+            "partial"
+        };
+        let _one_writer = lock(&self.defs);
+        self.install_ledger(path, parsed, who, action)
+    }
+
+    /// `POST /api/v1/clients/ledger/versions/{id}/restore`: makes version `id` the ledger in
+    /// force (written to `path`, kept as a new version so the restore can be undone). Rows the
+    /// version had rejected when it was kept are rejected again; refused when none loads.
+    pub fn restore_ledger(
+        &self,
+        path: &Path,
+        id: u64,
+        who: &str,
+    ) -> Result<LedgerWrite, RegistryError> {
+        let content = self.ledger_version_content(id)?;
+        let parsed = usable(parse_ledger(path, &content)?)?;
+        let _one_writer = lock(&self.defs);
+        self.install_ledger(path, parsed, who, "restore")
+    }
+
+    /// The one ledger write (upload and restore): keeps the file in force as a version if it
+    /// is not one yet, writes the new content atomically, keeps it as a version. The caller
+    /// holds the write lock.
+    fn install_ledger(
+        &self,
+        path: &Path,
+        parsed: ParsedLedger,
+        who: &str,
+        action: &str,
+    ) -> Result<LedgerWrite, RegistryError> {
+        let versions = self.ledger_history();
         let before = match std::fs::read(path) {
             Ok(b) => Some(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -939,9 +982,9 @@ impl Registry {
                 });
             }
         };
-        let before_sha = before.as_ref().map(|b| versions::sha256_hex(b));
+        let before_sha256 = before.as_ref().map(|b| versions::sha256_hex(b));
         if let Some(b) = &before
-            && versions.latest()?.map(|v| v.sha256) != before_sha
+            && versions.latest()?.map(|v| v.sha256) != before_sha256
         {
             versions.record(
                 b,
@@ -953,26 +996,102 @@ impl Registry {
                 },
             )?;
         }
-        write_atomic(path, content).map_err(|source| RegistryError::Io {
+        write_atomic(path, &parsed.utf8).map_err(|source| RegistryError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         let version = versions.record(
-            content,
+            &parsed.utf8,
             NewVersion {
                 who,
-                action: "upload",
-                entries: report.loaded,
-                rejected: report.rejected.len(),
+                action,
+                entries: parsed.report.loaded,
+                rejected: parsed.report.rejected.len(),
             },
         )?;
-        Ok((ledger, report, version, before_sha))
+        Ok(LedgerWrite {
+            ledger: parsed.ledger,
+            report: parsed.report,
+            version,
+            before_sha256,
+        })
+    }
+
+    fn ledger_history(&self) -> Versions {
+        Versions::new(self.state_dir.join("ledger-versions"))
     }
 
     /// The asset ledger's kept versions, newest first.
     pub fn ledger_versions(&self) -> Result<Vec<Version>, RegistryError> {
-        Ok(Versions::new(self.state_dir.join("ledger-versions")).list()?)
+        Ok(self.ledger_history().list()?)
     }
+
+    /// `GET /api/v1/clients/ledger/versions/{id}`: the content (UTF-8, as it was written).
+    pub fn ledger_version_content(&self, id: u64) -> Result<Vec<u8>, RegistryError> {
+        self.ledger_history()
+            .content(id)?
+            .map(|(_, b)| b)
+            .ok_or_else(|| RegistryError::NotFound(format!("the ledger has no version {id}")))
+    }
+}
+
+/// A ledger write: the table to swap in, its report, the version now in force.
+#[derive(Debug)]
+pub struct LedgerWrite {
+    /// The parsed table; the caller swaps it in.
+    pub ledger: Ledger,
+    /// Rows read, loaded and rejected.
+    pub report: LoadReport,
+    /// The version now in force.
+    pub version: Version,
+    /// SHA-256 of the file before the write (absent when there was none).
+    pub before_sha256: Option<String>,
+}
+
+/// An uploaded ledger, parsed: the table, the report and the content as UTF-8 (what is
+/// written and versioned, so the file on disk and every version are UTF-8 whatever was sent).
+struct ParsedLedger {
+    ledger: Ledger,
+    report: LoadReport,
+    utf8: Vec<u8>,
+}
+
+/// Refuses (422) a ledger of which no row is usable: installing it would make every client
+/// anonymous.
+fn usable(parsed: ParsedLedger) -> Result<ParsedLedger, RegistryError> {
+    let r = &parsed.report;
+    if r.loaded == 0 && !r.rejected.is_empty() {
+        return Err(RegistryError::LedgerRefused {
+            message: format!(
+                "no row of the ledger is usable ({} rejected); the ledger in force stays",
+                r.rejected.len()
+            ),
+            report: parsed.report,
+        });
+    }
+    Ok(parsed)
+}
+
+/// Decodes (UTF-8, or GB18030 when not UTF-8) and parses; refused (422) when the encoding or
+/// the header is wrong. Row rejects are in the report.
+fn parse_ledger(path: &Path, content: &[u8]) -> Result<ParsedLedger, RegistryError> {
+    let refused = |e: crate::clients::LedgerError| RegistryError::LedgerRefused {
+        message: e.to_string(),
+        report: LoadReport::default(),
+    };
+    let decoded = crate::clients::decode(content, path).map_err(refused)?;
+    let (ledger, mut report) = Ledger::from_text(&decoded.text, path).map_err(refused)?;
+    report.decoded_from = decoded.from.map(str::to_string);
+    // Bytes sent as UTF-8 are kept byte for byte (BOM included); converted ones as UTF-8.
+    let utf8 = match decoded.from {
+        None => content.to_vec(),
+        Some(_) => decoded.text.into_owned().into_bytes(),
+    };
+    Ok(ParsedLedger {
+        ledger,
+        report,
+        utf8,
+    })
 }
 
 fn empty_report(name: &str) -> WriteReport {

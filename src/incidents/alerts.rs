@@ -19,6 +19,7 @@ use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use super::config::{AlertsConfig, WebhookConfig};
+use super::deadline::DeadlineState;
 use super::{Accountability, db};
 use crate::store::{Store, StoreError};
 
@@ -274,31 +275,31 @@ pub async fn check_deadlines(
                 let checks = [
                     (
                         "identify",
-                        r.identified_ms.is_none(),
-                        r.identify_due_ms,
+                        r.identify_deadline(now),
                         IDENTIFY_SOON,
                         IDENTIFY_OVERDUE,
                     ),
                     (
                         "report",
-                        r.reported_ms.is_none(),
-                        r.report_due_ms,
+                        r.report_deadline(now),
                         REPORT_SOON,
                         REPORT_OVERDUE,
                     ),
                 ];
-                for (deadline, pending, due, soon_bit, over_bit) in checks {
-                    if !pending {
-                        continue;
-                    }
-                    let event = if now > due && bits & over_bit == 0 {
-                        bits |= over_bit | soon_bit;
-                        "incident.overdue"
-                    } else if now <= due && now >= due - soon && bits & soon_bit == 0 {
-                        bits |= soon_bit;
-                        "incident.due_soon"
-                    } else {
-                        continue;
+                // The deadline rule is `incidents::deadline`, as everywhere: alert while the
+                // step is not done (a step done late was already alerted as overdue).
+                for (deadline, j, soon_bit, over_bit) in checks {
+                    let due = j.due_ms;
+                    let event = match j.state {
+                        DeadlineState::Missed if j.done_ms.is_none() && bits & over_bit == 0 => {
+                            bits |= over_bit | soon_bit;
+                            "incident.overdue"
+                        }
+                        DeadlineState::Pending if now >= due - soon && bits & soon_bit == 0 => {
+                            bits |= soon_bit;
+                            "incident.due_soon"
+                        }
+                        _ => continue,
                     };
                     let mut ev = AlertEvent::incident(event, r.id, &r.client, now);
                     ev.detail = serde_json::json!({

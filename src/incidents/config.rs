@@ -192,6 +192,60 @@ pub struct WebhookConfig {
     pub secret: Option<String>,
 }
 
+/// A walled garden that cannot show its page: each problem names its keys and the fix.
+///
+/// Not a load error (a lab whose clients run on the poolguard host may mean it), but
+/// `poolguard check` reports each one as a problem and start logs each one as a warning.
+/// Only with `mode = "quarantine"`: in the other modes nobody is sent anywhere. A loopback
+/// `notice_ipv4` sends every quarantined browser to its own machine, where no page is: it
+/// sees a connection error, not why it was cut off nor whom to call. `notice_ipv6 = ::1`
+/// alone is not reported: a browser falls back to `notice_ipv4` when `::1` refuses it, and
+/// an IPv4-only campus has no better value to give.
+pub fn walled_garden_problems(c: &Config) -> Vec<String> {
+    let e = &c.enforcement;
+    if e.mode != EnforcementMode::Quarantine {
+        return Vec::new();
+    }
+    let v4 = e.notice_ipv4;
+    let nowhere = |ip: std::net::IpAddr| ip.is_loopback() || ip.is_unspecified();
+    let mut problems = Vec::new();
+    if nowhere(v4.into()) {
+        let serve = match c.notice.listen {
+            None => "`[notice] listen` is not set, so poolguard does not serve the page: set \
+                     `[notice] listen = \"0.0.0.0:80\"` and `notice_ipv4` to this server's \
+                     campus address, or set `notice_ipv4` to a web server that shows the notice"
+                .to_string(),
+            Some(listen) => format!(
+                "set `notice_ipv4` to the campus address of this server, where `[notice] listen \
+                 = \"{listen}\"` serves the page (listen on 0.0.0.0 or that address)"
+            ),
+        };
+        let v6 = if nowhere(e.notice_ipv6.into()) {
+            format!(
+                "; likewise `notice_ipv6 = \"{}\"` (the page's IPv6 address, if it has one)",
+                e.notice_ipv6
+            )
+        } else {
+            String::new()
+        };
+        problems.push(format!(
+            "[enforcement] notice_ipv4 = \"{v4}\" with mode = \"quarantine\" sends every \
+             quarantined client to its own machine (loopback), where no notice page is: they \
+             see a connection error, not the notice. Fix: {serve}{v6}"
+        ));
+    } else if let Some(listen) = c.notice.listen
+        && listen.ip().is_loopback()
+    {
+        problems.push(format!(
+            "[notice] listen = \"{listen}\" is a loopback address, so quarantined clients sent \
+             to notice_ipv4 = \"{v4}\" cannot reach the page. Fix: `[notice] listen = \
+             \"0.0.0.0:{port}\"` (or \"{v4}:{port}\")",
+            port = listen.port()
+        ));
+    }
+    problems
+}
+
 /// Checks the accountability sections; `Err((key, reason))`.
 pub fn validate(c: &Config) -> Result<(), (String, String)> {
     let i = &c.incidents;

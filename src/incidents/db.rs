@@ -11,6 +11,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::deadline::{self, Judgement};
 use crate::clients::Identity;
 use crate::store::StoreError;
 use crate::store::blocks::{self, HitOwner};
@@ -107,20 +108,29 @@ pub struct IncidentRow {
 }
 
 impl IncidentRow {
-    /// Identification deadline missed: not identified by the due time (judged at `now`).
-    pub fn identify_overdue(&self, now: i64) -> bool {
-        match self.identified_ms {
-            Some(t) => t > self.identify_due_ms,
-            None => self.closed_ms.is_none() && now > self.identify_due_ms,
-        }
+    /// The identification deadline judged at `now` (`incidents::deadline`, the one rule).
+    pub fn identify_deadline(&self, now: i64) -> Judgement {
+        deadline::judge(
+            self.identify_due_ms,
+            self.identified_ms,
+            self.closed_ms,
+            now,
+        )
     }
 
-    /// Report deadline missed.
+    /// The report deadline judged at `now`.
+    pub fn report_deadline(&self, now: i64) -> Judgement {
+        deadline::judge(self.report_due_ms, self.reported_ms, self.closed_ms, now)
+    }
+
+    /// Identification deadline missed at `now` (also after closing: a miss stays missed).
+    pub fn identify_overdue(&self, now: i64) -> bool {
+        self.identify_deadline(now).missed()
+    }
+
+    /// Report deadline missed at `now`.
     pub fn report_overdue(&self, now: i64) -> bool {
-        match self.reported_ms {
-            Some(t) => t > self.report_due_ms,
-            None => self.closed_ms.is_none() && now > self.report_due_ms,
-        }
+        self.report_deadline(now).missed()
     }
 
     /// Either deadline missed.
@@ -225,13 +235,11 @@ pub fn list(conn: &Connection, f: &IncidentFilter) -> Result<Vec<IncidentRow>, S
     if let Some(s) = f.since {
         push(&mut sql, "opened_ms >=", s.into());
     }
-    // The same rule as IncidentRow::overdue, in SQL.
+    // The same rule as IncidentRow::overdue, in SQL (held to it by a test in `deadline`).
     let overdue = format!(
-        "((identified_ms IS NOT NULL AND identified_ms > identify_due_ms) \
-         OR (identified_ms IS NULL AND closed_ms IS NULL AND identify_due_ms < {now}) \
-         OR (reported_ms IS NOT NULL AND reported_ms > report_due_ms) \
-         OR (reported_ms IS NULL AND closed_ms IS NULL AND report_due_ms < {now}))",
-        now = f.now
+        "({} OR {})",
+        deadline::missed_sql("identify_due_ms", "identified_ms", "closed_ms", f.now),
+        deadline::missed_sql("report_due_ms", "reported_ms", "closed_ms", f.now)
     );
     match f.overdue {
         Some(true) => sql.push_str(&format!(" AND {overdue}")),

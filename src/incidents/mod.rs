@@ -9,6 +9,7 @@
 //!   are not dropped short of the store's spool bounds (and reach SQLite in arrival order),
 //!   so incidents are complete by construction. Repeat-offender thresholds
 //!   are evaluated there too, off the DNS path.
+//! * [`deadline`]: met / missed / pending / not needed, one pure rule for every reader.
 //! * [`db`]: the SQL for incidents, notes, quarantine and the alert delivery log.
 //! * [`quarantine`]: the lock-free set of quarantined addresses the DNS path consults.
 //! * [`alerts`]: webhook (HMAC-signed) and syslog delivery, on the control runtime.
@@ -20,6 +21,7 @@
 pub mod alerts;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod notice;
 mod open;
 pub mod quarantine;
@@ -155,6 +157,11 @@ pub enum TransitionError {
     NeedsResolution,
     #[error("`resolution` is only set when closing (status closed)")]
     ResolutionWithoutClose,
+    #[error(
+        "closing as `cleaned` needs the written report delivered first: the incident is {0}; \
+         move it to `reported`, then close it"
+    )]
+    CleanedNeedsReport(&'static str),
 }
 
 /// The state machine: may an incident in `from` (with `identified` = device and owner
@@ -180,7 +187,11 @@ pub fn check_transition(
         }
         Status::Closed => match resolution {
             None => Err(TransitionError::NeedsResolution),
-            // A cleaned machine was, by definition, found: closing it needs the identification.
+            // A cleaned machine was, by definition, found and reported: closing it as cleaned
+            // needs the report delivered (issue 13), and the identification behind it.
+            Some("cleaned") if from != Status::Reported => {
+                Err(TransitionError::CleanedNeedsReport(from.as_str()))
+            }
             Some("cleaned") if !identified => {
                 Err(TransitionError::NeedsIdentification("closed (cleaned)"))
             }
@@ -306,6 +317,20 @@ mod tests {
             Err(TransitionError::NeedsResolution)
         );
         assert!(check_transition(Open, Closed, false, Some("false-positive")).is_ok());
+        // `cleaned` only after `reported`, and not with the identification withdrawn.
+        assert_eq!(
+            check_transition(Identified, Closed, true, Some("cleaned")),
+            Err(TransitionError::CleanedNeedsReport("identified"))
+        );
+        assert_eq!(
+            check_transition(Open, Closed, true, Some("cleaned")),
+            Err(TransitionError::CleanedNeedsReport("open"))
+        );
+        assert!(check_transition(Reported, Closed, true, Some("cleaned")).is_ok());
+        assert_eq!(
+            check_transition(Reported, Closed, false, Some("cleaned")),
+            Err(TransitionError::NeedsIdentification("closed (cleaned)"))
+        );
         assert_eq!(
             check_transition(Closed, Closed, true, Some("cleaned")),
             Err(TransitionError::Closed)

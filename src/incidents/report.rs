@@ -14,6 +14,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::db::{self, IncidentHit, IncidentRow, Note};
+use super::deadline::Judgement;
 use super::{FeedMeta, severity_name};
 use crate::api::rfc3339;
 use crate::store::StoreError;
@@ -136,67 +137,44 @@ fn opt(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("—")
 }
 
-/// "met (identified 2026-…)", "missed (…)", "open, due …", "overdue".
-fn deadline_state(done: Option<i64>, due: i64, closed: bool, now: i64) -> String {
-    match done {
-        Some(t) if t <= due => format!("met — {}", rfc3339(t)),
-        Some(t) => format!("missed — done {}", rfc3339(t)),
-        None if closed => "not needed (closed)".to_string(),
-        None if now > due => "missed — overdue".to_string(),
-        None => "pending".to_string(),
-    }
-}
+/// A summary line: label, value, and whether it records a missed deadline (shown in red).
+type Fact = (&'static str, String, bool);
 
-/// The summary lines shared by both formats: (label, value).
-fn facts(d: &ReportData) -> Vec<(&'static str, String)> {
+/// The summary lines shared by both formats.
+fn facts(d: &ReportData) -> Vec<Fact> {
     let i = &d.incident;
     let id = &i.identity;
+    let plain = |k: &'static str, v: String| (k, v, false);
+    // The one deadline rule (`incidents::deadline`), as the API and the bulletin judge it.
+    let deadline = |k: &'static str, j: Judgement| {
+        (
+            k,
+            format!("{} — {}", rfc3339(j.due_ms), j.describe()),
+            j.missed(),
+        )
+    };
     vec![
-        ("Incident", format!("#{}", i.id)),
-        ("Status", i.status.clone()),
-        ("Resolution", opt(&i.resolution).to_string()),
-        ("Severity", severity_name(i.severity).to_string()),
-        ("Categories", i.categories.join(", ")),
-        ("Client address", i.client.clone()),
-        ("Device", opt(&i.device).to_string()),
-        ("Responsible person", opt(&i.owner).to_string()),
-        ("Contact", opt(&id.contact).to_string()),
-        ("Asset (ledger)", opt(&id.asset).to_string()),
-        ("MAC", opt(&id.mac).to_string()),
-        ("Kind", opt(&id.kind).to_string()),
-        ("Location", opt(&id.location).to_string()),
-        ("Department", opt(&id.department).to_string()),
-        ("Assignee", opt(&i.assignee).to_string()),
-        ("Opened (first hit)", rfc3339(i.opened_ms)),
-        ("Last hit", rfc3339(i.last_hit_ms)),
-        ("Hits", i.hit_count.to_string()),
-        ("Distinct names", i.name_count.to_string()),
-        (
-            "Identify deadline",
-            format!(
-                "{} — {}",
-                rfc3339(i.identify_due_ms),
-                deadline_state(
-                    i.identified_ms,
-                    i.identify_due_ms,
-                    i.closed_ms.is_some(),
-                    d.generated_ms
-                )
-            ),
-        ),
-        (
-            "Report deadline",
-            format!(
-                "{} — {}",
-                rfc3339(i.report_due_ms),
-                deadline_state(
-                    i.reported_ms,
-                    i.report_due_ms,
-                    i.closed_ms.is_some(),
-                    d.generated_ms
-                )
-            ),
-        ),
+        plain("Incident", format!("#{}", i.id)),
+        plain("Status", i.status.clone()),
+        plain("Resolution", opt(&i.resolution).to_string()),
+        plain("Severity", severity_name(i.severity).to_string()),
+        plain("Categories", i.categories.join(", ")),
+        plain("Client address", i.client.clone()),
+        plain("Device", opt(&i.device).to_string()),
+        plain("Responsible person", opt(&i.owner).to_string()),
+        plain("Contact", opt(&id.contact).to_string()),
+        plain("Asset (ledger)", opt(&id.asset).to_string()),
+        plain("MAC", opt(&id.mac).to_string()),
+        plain("Kind", opt(&id.kind).to_string()),
+        plain("Location", opt(&id.location).to_string()),
+        plain("Department", opt(&id.department).to_string()),
+        plain("Assignee", opt(&i.assignee).to_string()),
+        plain("Opened (first hit)", rfc3339(i.opened_ms)),
+        plain("Last hit", rfc3339(i.last_hit_ms)),
+        plain("Hits", i.hit_count.to_string()),
+        plain("Distinct names", i.name_count.to_string()),
+        deadline("Identify deadline", i.identify_deadline(d.generated_ms)),
+        deadline("Report deadline", i.report_deadline(d.generated_ms)),
     ]
 }
 
@@ -228,12 +206,8 @@ pub fn html(d: &ReportData) -> String {
         id = i.id,
         gen = escape(&rfc3339(d.generated_ms)),
     );
-    for (k, v) in facts(d) {
-        let class = if v.contains("missed") {
-            " class=\"missed\""
-        } else {
-            ""
-        };
+    for (k, v, missed) in facts(d) {
+        let class = if missed { " class=\"missed\"" } else { "" };
         let _ = writeln!(
             h,
             "<tr><th>{}</th><td{class}>{}</td></tr>",
@@ -324,7 +298,7 @@ pub fn markdown(d: &ReportData) -> String {
         "Generated {} by poolguard from the stored DNS evidence.\n\n## Summary\n\n| | |\n|---|---|",
         rfc3339(d.generated_ms)
     );
-    for (k, v) in facts(d) {
+    for (k, v, _) in facts(d) {
         let _ = writeln!(m, "| {} | {} |", md(k), md(&v));
     }
     m.push_str(
@@ -430,7 +404,8 @@ pub struct Summary {
     pub hits: i64,
     pub incidents_opened: i64,
     pub incidents_closed: i64,
-    /// Incidents opened in the period that are overdue at `until` (or now, if earlier).
+    /// Incidents opened in the period with a deadline missed at `until` (or now, if earlier),
+    /// closed ones included: closing after a miss does not undo it (`incidents::deadline`).
     pub incidents_overdue: i64,
     pub by_department: Vec<DepartmentFigures>,
     pub top_offenders: Vec<Offender>,

@@ -278,6 +278,8 @@ pub struct Builder {
     clock: Option<poolguard::incidents::SharedClock>,
     /// Extra `[dns]` keys, as `key = value` TOML lines.
     dns_extra: Vec<String>,
+    /// `[dns] listen` (default `127.0.0.1:0`).
+    listen: Option<SocketAddr>,
 }
 
 impl Builder {
@@ -355,6 +357,12 @@ impl Builder {
         self
     }
 
+    /// Listens on this DNS address instead of `127.0.0.1:0`.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
     /// Uses this upstream instead of [`Upstream::example`].
     pub fn upstream(mut self, upstream: Upstream) -> Self {
         self.upstream = Some(upstream);
@@ -369,6 +377,11 @@ impl Builder {
 
     /// Writes the temp dir and starts poolguard.
     pub async fn start(self) -> TestBed {
+        self.try_start().await.expect("poolguard starts")
+    }
+
+    /// Writes the temp dir and starts poolguard, returning the start error if it fails.
+    pub async fn try_start(self) -> Result<TestBed, poolguard::app::AppError> {
         let upstream = match self.upstream {
             Some(u) => u,
             None => Upstream::example(),
@@ -389,7 +402,8 @@ impl Builder {
             "tcp_idle_timeout_ms = 5000\n".to_string()
         };
         toml.push_str(&format!(
-            "[dns]\nlisten = [\"127.0.0.1:0\"]\nallow = {allow:?}\nworkers = {}\n{idle_default}{}\n\n",
+            "[dns]\nlisten = [\"{}\"]\nallow = {allow:?}\nworkers = {}\n{idle_default}{}\n\n",
+            self.listen.unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
             self.workers,
             self.dns_extra.join("\n")
         ));
@@ -448,15 +462,14 @@ impl Builder {
                 clock: self.clock,
             },
         )
-        .await
-        .expect("poolguard starts");
+        .await?;
         let dns = running.dns_addrs()[0];
-        TestBed {
+        Ok(TestBed {
             running: Some(running),
             dir,
             upstream,
             dns,
-        }
+        })
     }
 }
 
@@ -495,6 +508,7 @@ impl TestBed {
             files: Vec::new(),
             clock: None,
             dns_extra: Vec::new(),
+            listen: None,
         }
     }
 

@@ -1,0 +1,281 @@
+//! Starting up: one poolguard per DNS address, listener bind errors an operator can act on,
+//! and `poolguard check` on a walled garden that cannot show its page.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{Proto, SINK_V4, TestBed, addresses};
+use hickory_proto::rr::RecordType;
+
+/// The error as `poolguard` prints it (the message, then its causes).
+fn printed(error: poolguard::app::AppError) -> String {
+    format!("{:#}", anyhow::Error::from(error))
+}
+
+/// The kernel's words for "address in use", as an io::Error prints them.
+fn in_use_text() -> String {
+    std::io::Error::from_raw_os_error(libc::EADDRINUSE).to_string()
+}
+
+/// Asserts that `bed` still answers a blocked name over UDP and TCP.
+async fn answers(bed: &TestBed) {
+    for proto in [Proto::Udp, Proto::Tcp] {
+        let m = bed.ask(proto, "pool.minergate.com.", RecordType::A).await;
+        assert_eq!(addresses(&m), vec![SINK_V4], "{proto:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_instance_on_the_same_dns_address_refuses_naming_the_address_and_the_holder() {
+    let first = TestBed::start().await;
+    // Its own temp dir, so another store: the address is what is refused.
+    let error = TestBed::builder()
+        .listen(first.dns)
+        .try_start()
+        .await
+        .err()
+        .expect("a second instance on the same address must not start");
+    let text = printed(error);
+    assert!(text.contains(&first.dns.to_string()), "{text}");
+    assert!(
+        text.contains(&format!("process {}", std::process::id())),
+        "the holder (this test process) is named: {text}"
+    );
+    assert!(text.contains("already in use"), "{text}");
+    // Every query still reaches the first (nothing of the second joined its sockets).
+    for _ in 0..20 {
+        answers(&first).await;
+    }
+    first.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_instance_sharing_the_store_is_refused_too() {
+    let first = TestBed::builder()
+        .toml("[store]\npath = \"evidence.db\"\n")
+        .start()
+        .await;
+    let store = first.dir.path().join("evidence.db");
+    let error = TestBed::builder()
+        .listen(first.dns)
+        .toml(&format!(
+            "[store]\npath = {:?}\n",
+            store.display().to_string()
+        ))
+        .try_start()
+        .await
+        .err()
+        .expect("refused");
+    let text = printed(error);
+    assert!(text.contains(&first.dns.to_string()), "{text}");
+    answers(&first).await;
+    first.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_instance_on_another_address_sharing_the_store_is_refused() {
+    let first = TestBed::builder()
+        .toml("[store]\npath = \"evidence.db\"\n")
+        .start()
+        .await;
+    let store = first.dir.path().join("evidence.db");
+    // Port 0: a different DNS address, so only the store can be the conflict.
+    let error = TestBed::builder()
+        .toml(&format!(
+            "[store]\npath = {:?}\n",
+            store.display().to_string()
+        ))
+        .try_start()
+        .await
+        .err()
+        .expect("refused");
+    let text = printed(error);
+    assert!(text.contains(&store.display().to_string()), "{text}");
+    assert!(
+        text.contains(&format!("in use by process {}", std::process::id())),
+        "{text}"
+    );
+    answers(&first).await;
+    // Released at shutdown: the same store (its directory kept) serves again.
+    let _kept = first.shutdown().await;
+    let again = TestBed::builder()
+        .toml(&format!(
+            "[store]\npath = {:?}\n",
+            store.display().to_string()
+        ))
+        .start()
+        .await;
+    answers(&again).await;
+    again.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_address_held_by_another_program_is_refused_naming_it() {
+    // A plain UDP socket, as a resolver without SO_REUSEPORT would hold the port.
+    let other = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = other.local_addr().expect("addr");
+    let error = TestBed::builder()
+        .listen(addr)
+        .try_start()
+        .await
+        .err()
+        .expect("refused");
+    let text = printed(error);
+    assert!(text.contains(&format!("dns.listen {addr}: UDP")), "{text}");
+    assert!(
+        text.contains(&format!("process {}", std::process::id())),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_on_the_same_address_after_a_clean_stop_serves_with_every_worker() {
+    let first = TestBed::start().await;
+    let addr: SocketAddr = first.dns;
+    answers(&first).await; // leaves a TCP connection in TIME_WAIT
+    first.shutdown().await;
+    let second = TestBed::builder().listen(addr).workers(4).start().await;
+    assert_eq!(second.dns, addr);
+    for _ in 0..20 {
+        answers(&second).await;
+    }
+    second.shutdown().await;
+}
+
+/// Starts a bed whose `[api]`/`[notice]` sections are `toml` and returns the start error.
+async fn start_error(toml: &str) -> String {
+    match TestBed::builder().toml(toml).try_start().await {
+        Ok(bed) => {
+            bed.shutdown().await;
+            panic!("started although a listener address is taken: {toml}");
+        }
+        Err(error) => printed(error),
+    }
+}
+
+#[tokio::test]
+async fn listener_bind_errors_name_the_listener_the_address_and_the_cause_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let cause = in_use_text();
+    let cases = [
+        (
+            format!("[notice]\nlisten = \"{addr}\"\n"),
+            "for the notice page (`[notice] listen`)",
+        ),
+        (
+            format!("[api]\nlisten = \"{addr}\"\n"),
+            "for the API (`[api] listen`)",
+        ),
+        (
+            format!("[api]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"{addr}\"\n"),
+            "for the metrics (`[api] metrics_listen`)",
+        ),
+    ];
+    for (toml, listener) in cases {
+        let text = start_error(&toml).await;
+        assert!(
+            text.contains(&format!("cannot listen on {addr} {listener}: ")),
+            "{text}"
+        );
+        assert_eq!(text.matches(&cause).count(), 1, "the cause once: {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_dns_bind_error_prints_its_cause_once() {
+    // An address of no interface here: the bind fails with something else than "in use".
+    let error = TestBed::builder()
+        .listen("192.0.2.1:5353".parse().expect("addr"))
+        .try_start()
+        .await
+        .err()
+        .expect("cannot bind");
+    let text = printed(error);
+    let cause = std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL).to_string();
+    assert!(
+        text.starts_with("dns.listen 192.0.2.1:5353: cannot bind: "),
+        "{text}"
+    );
+    assert_eq!(text.matches(&cause).count(), 1, "{text}");
+}
+
+/// Runs `poolguard check` on `config`; returns its exit code and stdout.
+fn check(config: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_poolguard"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("poolguard runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_reports_a_walled_garden_that_sends_clients_to_loopback_with_the_fix() {
+    let (code, out) = check("[enforcement]\nmode = \"quarantine\"\nnotice_ipv4 = \"127.0.0.1\"\n");
+    assert_eq!(code, Some(1), "{out}");
+    for needle in [
+        "[enforcement] notice_ipv4 = \"127.0.0.1\" with mode = \"quarantine\"",
+        "loopback",
+        "`[notice] listen` is not set",
+        "`[notice] listen = \"0.0.0.0:80\"`",
+        "notice_ipv6 = \"::1\"",
+    ] {
+        assert!(out.contains(needle), "`{needle}` missing: {out}");
+    }
+
+    // The page served on loopback only cannot be reached either.
+    let (code, out) = check(
+        "[enforcement]\nmode = \"quarantine\"\nnotice_ipv4 = \"192.0.2.80\"\n\
+         [notice]\nlisten = \"127.0.0.1:80\"\n",
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("[notice] listen = \"127.0.0.1:80\" is a loopback address"),
+        "{out}"
+    );
+    assert!(out.contains("\"0.0.0.0:80\""), "{out}");
+
+    // Fixed as told: clean.
+    let (code, out) = check(
+        "[enforcement]\nmode = \"quarantine\"\nnotice_ipv4 = \"192.0.2.80\"\n\
+         [notice]\nlisten = \"0.0.0.0:80\"\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    // Loopback is fine when nobody is quarantined.
+    let (code, out) = check("[enforcement]\nmode = \"notify\"\n");
+    assert_eq!(code, Some(0), "{out}");
+}
+
+#[test]
+fn the_binary_prints_a_listener_error_with_its_cause_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!("[dns]\nlisten = [\"127.0.0.1:0\"]\n[notice]\nlisten = \"{addr}\"\n"),
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_poolguard"))
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("poolguard runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = format!(
+        "poolguard: cannot listen on {addr} for the notice page (`[notice] listen`): {}\n",
+        in_use_text()
+    );
+    assert_eq!(stderr, line);
+}
