@@ -218,6 +218,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             state.metrics = metrics;
             state.feeds = Some(registry.clone());
             state.accountability = accountability.clone();
+            state.dns = Some(dns.check());
             Some(start_api(addr, config.api.metrics_listen, state).await?)
         }
         _ => None,

@@ -25,7 +25,7 @@ use super::{ApiError, ApiState};
 use crate::clients::LoadReport;
 use crate::feeds::publish::PublishFormat;
 use crate::feeds::registry::{
-    CheckReport, FeedSettings, FeedView, LedgerWrite, Registry, RegistryError, WriteReport,
+    FeedSettings, FeedView, LedgerWrite, Registry, RegistryError, WriteReport,
 };
 use crate::feeds::subscribe::{self, FetchResult};
 use crate::store::audit::AuditEntry;
@@ -304,7 +304,9 @@ fn settings(params: &HashMap<String, String>) -> Result<FeedSettings, ApiError> 
             _ => {
                 return Err(ApiError::bad_param(
                     "query",
-                    format!("unknown parameter `{k}` (format, kind, action, category, severity)"),
+                    format!(
+                        "unknown parameter `{k}` (format, kind, action, category, severity, verbose)"
+                    ),
                 ));
             }
         }
@@ -340,7 +342,8 @@ pub async fn one(
 #[utoipa::path(put, path = "/api/v1/feeds/{name}",
     operation_id = "putFeed", tag = "feeds",
     params(("name" = String, Path), ("format" = Option<String>, Query), ("kind" = Option<String>, Query),
-           ("action" = Option<String>, Query), ("category" = Option<String>, Query), ("severity" = Option<String>, Query)),
+           ("action" = Option<String>, Query), ("category" = Option<String>, Query), ("severity" = Option<String>, Query),
+           ("verbose" = Option<bool>, Query, description = "also list the skipped lines by number, with why")),
     request_body(content = String, content_type = "text/plain"),
     responses((status = 200, description = "The feed is stored and in force", body = WriteReport), (status = 413, description = "The body is over `[api] max_upload_mb`", body = super::error::ErrorBody),
               (status = 422, description = "Lines were rejected; nothing was stored", body = Refused), (status = 409, description = "The feed is a subscription: its next fetch replaces its content", body = super::error::ErrorBody)),
@@ -354,10 +357,32 @@ pub async fn upload(
 ) -> Result<Json<WriteReport>, Failure> {
     let r = registry(&state)?;
     let content = body(content, r.config().api.max_upload_mb)?;
+    let mut params = params;
+    let verbose = match params.remove("verbose") {
+        None => false,
+        Some(v) => v
+            .trim()
+            .parse::<bool>()
+            .map_err(|_| ApiError::bad_param("verbose", format!("`{v}` is not true or false")))?,
+    };
     let settings = settings(&params)?;
     let (who_name, _) = who(&caller);
     let n = name.clone();
-    let report = blocking(move || r.upload(&n, &content, settings, &who_name)).await?;
+    let mut report = blocking(move || r.upload(&n, &content, settings, &who_name))
+        .await
+        .map_err(|f| match f {
+            Failure::Registry(RegistryError::Unusable {
+                message,
+                mut report,
+            }) if verbose => {
+                report.verbose();
+                Failure::Registry(RegistryError::Unusable { message, report })
+            }
+            f => f,
+        })?;
+    if verbose {
+        report.verbose();
+    }
     metrics::counter!("poolguard_feed_writes_total", "action" => "upload").increment(1);
     audit(
         &state,
@@ -644,40 +669,50 @@ pub async fn refresh(
     Ok(Json(report))
 }
 
-/// What the policy in force would do with a name, and who a client is (no query is sent).
+/// What DNS would do with a name for a client (the DNS path's own decision code), and who the
+/// client is; with `resolve=true` the name is resolved and its answer inspected.
 #[utoipa::path(get, path = "/api/v1/check",
     operation_id = "checkName", tag = "check",
-    params(("name" = String, Query), ("client" = Option<String>, Query)),
-    responses((status = 200, description = "What the policy decides for the name", body = CheckReport), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
+    params(("name" = String, Query, description = "the name to check"),
+           ("client" = Option<String>, Query, description = "the client address to decide for (allow list, quarantine); default any allowed client"),
+           ("type" = Option<String>, Query, description = "record type, default A"),
+           ("resolve" = Option<bool>, Query, description = "resolve a forwarded name and inspect its answer")),
+    responses((status = 200, description = "What DNS would do with the name for the client", body = super::check::CheckAnswer),
+              (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn check(
     State(state): State<ApiState>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<CheckReport>, Failure> {
+) -> Result<Json<super::check::CheckAnswer>, Failure> {
     let r = registry(&state)?;
     let name = params
         .get("name")
         .cloned()
         .ok_or_else(|| ApiError::bad_param("name", "give the name to check"))?;
-    let client: Option<IpAddr> =
-        match params.get("client") {
-            Some(c) => Some(c.trim().parse().map_err(|_| {
-                ApiError::bad_param("client", format!("`{c}` is not an IP address"))
-            })?),
-            None => None,
-        };
-    let ledger = state.ledger.load_full();
-    let mut report =
-        blocking(move || r.check(&name, client.map(|ip| (ip.to_canonical(), &*ledger)))).await?;
-    if let Some(ip) = client {
-        let q = &state.accountability.quarantine;
-        let quarantined = q.contains(ip);
-        report.quarantined = Some(quarantined);
-        if quarantined && !q.is_reachable(&report.name) {
-            report.decision = "quarantined";
+    let client: Option<IpAddr> = match params.get("client") {
+        Some(c) => Some(
+            c.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| ApiError::bad_param("client", format!("`{c}` is not an IP address")))?
+                .to_canonical(),
+        ),
+        None => None,
+    };
+    let qtype = super::check::qtype(params.get("type"))?;
+    let resolve = match params.get("resolve").map(|v| v.trim()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(
+                ApiError::bad_param("resolve", format!("`{v}` is not true or false")).into(),
+            );
         }
-    }
-    Ok(Json(report))
+    };
+    let ledger = state.ledger.load_full();
+    let report = blocking(move || r.check(&name, client.map(|ip| (ip, &*ledger)))).await?;
+    Ok(Json(
+        super::check::answer(&state, report, client, qtype, resolve).await?,
+    ))
 }
 
 /// The merged policy as `rpz`, `hosts`, `domains` or `ips`, with an ETag (304 on a match).
