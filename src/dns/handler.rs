@@ -1,6 +1,6 @@
 //! The request path: identify → decide → resolve → inspect → answer → record.
 //!
-//! Our front ends (`listen.rs`) gate and parse the packet and call [`Handler::handle_request`]; each stage below is a
+//! Our front ends (`listen.rs`) gate and parse the packet and call [`Handler::answer`]; each stage below is a
 //! call into its own module and hands the next one a plain value ([`Reply`]), so the order of
 //! precedence is readable top to bottom:
 //!
@@ -20,14 +20,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hickory_proto::op::{
-    Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
-};
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::server::Request;
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -39,6 +36,7 @@ use crate::dns::fast::cache::PacketCache;
 use crate::dns::load::Load;
 use crate::dns::reply::{ExtendedError, Reply};
 use crate::dns::upstream::Upstreams;
+use crate::dns::wire;
 use crate::dns::zones::LocalZones;
 use crate::policy::{Decision, Policy, SharedPolicy, Verdict};
 use crate::record::{Outcome, QueryEvent, Recorder, Transport};
@@ -101,7 +99,7 @@ impl Shared {
     }
 }
 
-/// Our hickory `RequestHandler`: one per DNS worker, owning that worker's resolvers.
+/// The request path of one DNS worker, owning that worker's resolvers.
 pub struct Handler {
     shared: Arc<Shared>,
     upstreams: Upstreams,
@@ -151,13 +149,11 @@ impl Handled {
     }
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        response_handle: R,
-    ) -> ResponseInfo {
+impl Handler {
+    /// Runs the stages for one parsed request, records it, and returns the answer encoded
+    /// within `limit` bytes (`wire::response_limit`); `None` only if not even a header-only
+    /// SERVFAIL could be written.
+    pub async fn answer<T: Time>(&self, request: &Request, limit: u16) -> Option<Vec<u8>> {
         let start = Instant::now();
         let client = request.src();
         let qname = first_name(request);
@@ -169,13 +165,7 @@ impl RequestHandler for Handler {
             // so a `flush` issued after it sees the row. `latency_us` is therefore the time to
             // a ready answer, without the final send.
             self.finish(request, &qname, &handled, start);
-            send(
-                request,
-                &handled.reply,
-                self.shared.udp_payload,
-                response_handle,
-            )
-            .await
+            respond(request, &handled.reply, self.shared.udp_payload, limit)
         }
         .instrument(span)
         .await
@@ -484,14 +474,10 @@ fn inspect(policy: &Policy, reply: &Reply) -> Option<(Outcome, Verdict)> {
     None
 }
 
-/// Sends `reply` as the response to `request`: ID, question, RD and CD echoed, RA set, OPT (with
-/// the EDE, if any) only when the client used EDNS.
-async fn send<R: ResponseHandler>(
-    request: &Request,
-    reply: &Reply,
-    udp_payload: u16,
-    mut response_handle: R,
-) -> ResponseInfo {
+/// Encodes `reply` as the response to `request` within `limit` bytes: ID, question, RD and CD
+/// echoed, RA set, OPT (with DO copied and the EDE,
+/// if any) only when the client used EDNS.
+fn respond(request: &Request, reply: &Reply, udp_payload: u16, limit: u16) -> Option<Vec<u8>> {
     let mut metadata = Metadata::new(
         request.metadata.id,
         MessageType::Response,
@@ -516,28 +502,15 @@ async fn send<R: ResponseHandler>(
         }
         edns
     });
-    let mut builder = MessageResponseBuilder::from_message_request(request);
-    if let Some(edns) = &response_edns {
-        builder.edns(edns);
-    }
-    let response = builder.build(
+    let response = wire::Response {
         metadata,
-        reply.answers.iter(),
-        reply.authorities.iter(),
-        std::iter::empty(),
-        reply.additionals.iter(),
-    );
-    match response_handle.send_response(response).await {
-        Ok(info) => info,
-        Err(error) => {
-            tracing::debug!(%error, "could not send the response");
-            metadata.response_code = ResponseCode::ServFail;
-            ResponseInfo::from(Header {
-                metadata,
-                counts: HeaderCounts::default(),
-            })
-        }
-    }
+        question: request.queries.as_bytes(),
+        answers: &reply.answers,
+        authorities: &reply.authorities,
+        additionals: &reply.additionals,
+        edns: response_edns.as_ref(),
+    };
+    wire::encode(&response, limit).map(|(_, bytes)| bytes)
 }
 
 /// The question's name, lower-case without trailing dot ("" for the root or no question).

@@ -1,0 +1,134 @@
+//! Answers to the letter of the RFCs (issue 13, "DNS answers"): truncation only when the answer
+//! does not fit (RFC 2181 §9), CNAME chains that end negatively (RFC 1034 §4.3.2, RFC 6604),
+//! CNAME loops (RFC 1034 §3.6.2), malformed OPT (RFC 6891 §7), DO copied (RFC 3225 §3), RA on
+//! refused operations, and SOA on locally made negative answers (RFC 2308).
+//!
+//! Each test sends real packets to a real poolguard (one worker, so a repeated question is a
+//! packet-cache hit on the fast path) forwarding to the in-test authoritative upstream.
+
+mod common;
+
+use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+
+use common::*;
+
+/// The example upstream plus `rfc.test` (tests/fixtures/rfc.test.zone).
+fn rfc_upstream() -> Upstream {
+    Upstream::serving(&[
+        ("example.test", fixture("example.test.zone")),
+        ("minergate.com", fixture("minergate.com.zone")),
+        ("rfc.test", fixture("rfc.test.zone")),
+    ])
+}
+
+/// One worker: the second of two identical plain queries is answered from its packet cache.
+async fn bed() -> TestBed {
+    TestBed::builder()
+        .upstream(rfc_upstream())
+        .workers(1)
+        .local_zone("campus.test", "campus.test.zone")
+        .start()
+        .await
+}
+
+/// A query with EDNS advertising `payload` (or no EDNS).
+fn with_payload(name: &str, rtype: RecordType, payload: Option<u16>) -> Message {
+    let mut m = request(name, rtype, false);
+    if let Some(p) = payload {
+        let mut e = Edns::new();
+        e.set_max_payload(p);
+        m.set_edns(e);
+    }
+    m
+}
+
+/// Length of the question section of a raw message (one uncompressed question).
+fn question_len(raw: &[u8]) -> usize {
+    let mut at = 12;
+    while raw[at] != 0 {
+        at += 1 + usize::from(raw[at]);
+    }
+    at + 1 + 4 - 12
+}
+
+fn txt_len(m: &Message) -> usize {
+    m.answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::TXT(t) => t.txt_data.iter().map(|s| s.len()).sum::<usize>(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Issue 13, point 1: the first answer's owner is a pointer to the question, on the general
+/// path (AD set, as `dig` sends) exactly as on the packet-cache path.
+#[tokio::test]
+async fn the_answer_owner_is_compressed_against_the_question() {
+    let bed = bed().await;
+    for name in ["mail.example.test.", "MAIL.Example.TEST."] {
+        let mut dig = request(name, RecordType::A, true);
+        dig.metadata.authentic_data = true; // takes the general path
+        let general = query_raw(bed.dns, Proto::Udp, &dig.to_vec().unwrap()).await;
+        let at = 12 + question_len(&general);
+        assert_eq!(
+            &general[at..at + 2],
+            &[0xC0, 0x0C],
+            "{name}: the owner points at the question ({} bytes)",
+            general.len()
+        );
+        let plain = request(name, RecordType::A, true);
+        let cached = query_raw(bed.dns, Proto::Udp, &plain.to_vec().unwrap()).await;
+        assert_eq!(
+            general.len(),
+            cached.len(),
+            "{name}: same size on both paths"
+        );
+        let m = Message::from_vec(&general).unwrap();
+        assert_eq!(addresses(&m), vec!["192.0.2.25"]);
+        assert_eq!(m.answers[0].name.to_ascii(), name, "the client's spelling");
+    }
+    bed.shutdown().await;
+}
+
+/// Issue 13, point 1: answers that fit the client's size come back whole, without TC, on a
+/// cache miss and on a cache hit; one that does not fit gets TC (with OPT for EDNS queries).
+#[tokio::test]
+async fn answers_that_fit_are_never_truncated() {
+    let bed = bed().await;
+    for (name, payload, limit, text) in [
+        ("txt480.rfc.test.", None, 512, 458),
+        ("txt1200.rfc.test.", Some(1232), 1232, 1163),
+    ] {
+        for round in ["miss", "hit"] {
+            let req = with_payload(name, RecordType::TXT, payload);
+            let raw = query_raw(bed.dns, Proto::Udp, &req.to_vec().unwrap()).await;
+            let ctx = format!("{name} ({round}, {} bytes)", raw.len());
+            assert!(raw.len() <= limit, "{ctx}");
+            let m = Message::from_vec(&raw).unwrap();
+            assert!(!m.metadata.truncation, "{ctx}: TC on an answer that fits");
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{ctx}");
+            assert_eq!(m.answers.len(), 1, "{ctx}");
+            assert_eq!(txt_len(&m), text, "{ctx}");
+            assert_eq!(m.edns.is_some(), payload.is_some(), "{ctx}");
+        }
+    }
+
+    // Truly too big: TC, no partial RRset, the question echoed, OPT kept for EDNS.
+    for payload in [None, Some(512)] {
+        let req = with_payload("txt1200.rfc.test.", RecordType::TXT, payload);
+        let raw = query_raw(bed.dns, Proto::Udp, &req.to_vec().unwrap()).await;
+        assert!(raw.len() <= 512, "{} bytes", raw.len());
+        let m = Message::from_vec(&raw).unwrap();
+        assert!(m.metadata.truncation, "{payload:?}: TC");
+        assert!(m.answers.is_empty(), "{payload:?}: no partial RRset");
+        assert_eq!(m.queries, req.queries);
+        assert_eq!(m.edns.is_some(), payload.is_some(), "{payload:?}: OPT");
+        // ... and whole over TCP.
+        let full = query(bed.dns, Proto::Tcp, &req).await;
+        assert!(!full.metadata.truncation);
+        assert_eq!(txt_len(&full), 1163);
+    }
+    bed.shutdown().await;
+}
