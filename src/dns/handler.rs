@@ -491,8 +491,10 @@ fn respond(request: &Request, reply: &Reply, udp_payload: u16, limit: u16) -> Op
     metadata.authoritative = reply.authoritative;
     metadata.response_code = reply.rcode;
 
-    let response_edns = request.edns.as_ref().map(|_| {
+    let response_edns = request.edns.as_ref().map(|theirs| {
         let mut edns = Edns::new();
+        // RFC 3225 §3: the DO bit MUST be copied. No signatures come with it (docs/DNS.md).
+        edns.set_dnssec_ok(theirs.flags().dnssec_ok);
         // Our own size (RFC 6891 §6.2.3); what we may send the client is bounded by the
         // smaller of the two when the response is encoded (`wire::response_limit`).
         edns.set_max_payload(udp_payload.max(512));
