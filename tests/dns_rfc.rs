@@ -132,3 +132,56 @@ async fn answers_that_fit_are_never_truncated() {
     }
     bed.shutdown().await;
 }
+
+/// `request` with its opcode replaced (raw, so any of the 16 values can be sent).
+fn with_opcode(req: &Message, opcode: u8) -> Vec<u8> {
+    let mut raw = req.to_vec().unwrap();
+    raw[2] = (raw[2] & 0x87) | (opcode << 3);
+    raw
+}
+
+/// Issue 13, point 6: RA only where recursion is what was asked for. NOTIFY, UPDATE, other
+/// opcodes and zone transfers are refused without RA (ISC genreport `opcode=ra`); ordinary
+/// answers, blocks and refused blocks keep it.
+#[tokio::test]
+async fn refused_operations_do_not_claim_recursion() {
+    let bed = bed().await;
+    let soa = request("example.test.", RecordType::SOA, false);
+    for proto in [Proto::Udp, Proto::Tcp] {
+        for opcode in [1u8, 2, 3, 4, 5, 6, 15] {
+            let raw = query_raw(bed.dns, proto, &with_opcode(&soa, opcode)).await;
+            let m = Message::from_vec(&raw).unwrap();
+            let ctx = format!("opcode {opcode} over {proto:?}");
+            assert_eq!(m.metadata.op_code, OpCode::from_u8(opcode), "{ctx}");
+            assert_eq!(m.metadata.response_code, ResponseCode::NotImp, "{ctx}");
+            assert!(!m.metadata.recursion_available, "RA: {ctx}");
+            assert!(m.metadata.recursion_desired, "RD echoed: {ctx}");
+        }
+        // A NOTIFY with no question at all (a header-only answer from the gate).
+        let mut bare = with_opcode(&soa, 4);
+        bare.truncate(12);
+        bare[5] = 0;
+        let raw = query_raw(bed.dns, proto, &bare).await;
+        assert_eq!(raw[3] & 0x0F, 4, "NOTIMP");
+        assert_eq!(raw[3] & 0x80, 0, "RA over {proto:?}");
+    }
+    for (name, rtype) in [
+        ("example.test.", RecordType::AXFR),
+        ("example.test.", RecordType::IXFR),
+        ("campus.test.", RecordType::AXFR),
+    ] {
+        let m = bed.ask(Proto::Tcp, name, rtype).await;
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::Refused,
+            "{name} {rtype}"
+        );
+        assert!(!m.metadata.recursion_available, "RA: {name} {rtype}");
+    }
+    // The recursive service itself says RA, refusals included.
+    for name in ["www.example.test.", "refuse.test.", "nx.test."] {
+        let m = bed.ask(Proto::Udp, name, RecordType::A).await;
+        assert!(m.metadata.recursion_available, "RA: {name}");
+    }
+    bed.shutdown().await;
+}

@@ -487,7 +487,7 @@ fn respond(request: &Request, reply: &Reply, udp_payload: u16, limit: u16) -> Op
     // RFC 4035 §3.2.2: CD is copied to the response. AD stays clear: poolguard does not
     // validate (docs/DNS.md, DNSSEC).
     metadata.checking_disabled = request.metadata.checking_disabled;
-    metadata.recursion_available = true;
+    metadata.recursion_available = recursion_available(request);
     metadata.authoritative = reply.authoritative;
     metadata.response_code = reply.rcode;
 
@@ -513,6 +513,20 @@ fn respond(request: &Request, reply: &Reply, udp_payload: u16, limit: u16) -> Op
         edns: response_edns.as_ref(),
     };
     wire::encode(&response, limit).map(|(_, bytes)| bytes)
+}
+
+/// RA is set on every answer of the recursive service, blocks and refusals of clients
+/// included (a recursive resolver's answers all say it recurses; Unbound does the same), but
+/// not on the refusal of what that service does not offer: another opcode (NOTIFY, UPDATE,
+/// …) or a zone transfer. ISC's compliance report flags RA there (`opcode=ra`): it tells the
+/// client recursion is available for a request that has nothing to do with recursion.
+fn recursion_available(request: &Request) -> bool {
+    request.metadata.op_code == OpCode::Query
+        && !request
+            .queries
+            .queries()
+            .first()
+            .is_some_and(|q| matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR))
 }
 
 /// The question's name, lower-case without trailing dot ("" for the root or no question).

@@ -112,16 +112,20 @@ fn question_is_compressed(bytes: &[u8]) -> bool {
 }
 
 /// A header-only response to `request` (at least [`HEADER_LEN`] bytes): ID, opcode and RD
-/// echoed, QR and RA set, every count zero, `rcode` (low 4 bits; extended codes need OPT).
+/// echoed, QR set, every count zero, `rcode` (low 4 bits; extended codes need OPT). RA is set
+/// for standard queries only: to another opcode (NOTIFY, UPDATE, …) the recursive service
+/// has nothing to offer, and ISC's compliance report flags RA there (`opcode=ra`).
 pub fn header_reply(request: &[u8], rcode: ResponseCode) -> Vec<u8> {
     let mut out = vec![0u8; HEADER_LEN];
+    let mut query = true;
     if request.len() >= HEADER_LEN {
         out[0] = request[0];
         out[1] = request[1];
         // QR=1, opcode echoed, RD echoed; AA and TC clear.
         out[2] = 0x80 | (request[2] & 0x78) | (request[2] & 0x01);
+        query = request[2] & 0x78 == 0;
     }
-    out[3] = 0x80 | (u16::from(rcode) & 0x0F) as u8;
+    out[3] = if query { 0x80 } else { 0 } | (u16::from(rcode) & 0x0F) as u8;
     out
 }
 
