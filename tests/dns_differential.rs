@@ -1,0 +1,796 @@
+//! Differential test (issue 13): poolguard against a reference resolver, query by query.
+//!
+//! A real Unbound (the distribution's package, `module-config: "iterator"`: a non-validating
+//! forwarder like poolguard) and poolguard forward to the same in-test authoritative server
+//! (`tests/fixtures/diff.test.zone`, `other.test.zone`). Every query of a bounded cross product
+//! (names × types × EDNS {none, 512, 1232, 4096} × {DO, CD, AD} × {UDP, TCP}) goes to both, and
+//! the answers must agree on rcode, header flags, OPT presence and DO bit, and the three
+//! sections as sorted sets of records with the TTL left out. poolguard is asked each query twice
+//! (the first is a cache miss for that name and type, the second may come from its packet
+//! cache), Unbound too, and round n is compared with round n.
+//!
+//! What poolguard does differently on purpose is the table [`INTENDED`]: each entry says which
+//! queries, what differs, why, and what poolguard must answer instead (that is checked too).
+//! A difference that is a poolguard bug is never listed there: the test asserts the reference's
+//! answer. All mismatches are collected and reported in one failure.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::HINFO;
+use hickory_proto::rr::rdata::opt::EdnsOption;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::{FeedSpec, Proto, SINK_V4, SINK_V6, TestBed, Upstream, fixture};
+
+/// How long one exchange may take before it counts as "no answer" (a mismatch, not a hang).
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(3);
+
+// ---------------------------------------------------------------------------------------------
+// The queries
+
+/// Names and the types asked for each (fully qualified; see the zone files for what each is).
+const NAMES: &[(&str, &[RecordType])] = {
+    use RecordType::*;
+    &[
+        // Plain data of every common type, and NODATA (www has no MX, the apex no A).
+        ("diff.test.", &[SOA, NS, MX, CAA, A]),
+        ("www.diff.test.", &[A, AAAA, MX, TXT]),
+        ("WwW.DiFf.TeSt.", &[A]),
+        ("mail.diff.test.", &[A, AAAA]),
+        ("txt.diff.test.", &[TXT]),
+        ("_sip._udp.diff.test.", &[SRV]),
+        ("host.diff.test.", &[HINFO]),
+        ("www.diff.test.", &[Unknown(65280)]),
+        // CNAME chains of one, two and four links; the CNAME itself; NODATA behind a CNAME.
+        ("c1.diff.test.", &[A, AAAA, CNAME, TXT]),
+        ("c2.diff.test.", &[A]),
+        ("c4.diff.test.", &[A, AAAA]),
+        ("tomail.diff.test.", &[A, MX]),
+        // NXDOMAIN: plain, below a name that does not exist, at the end of CNAME chains.
+        ("nope.diff.test.", &[A, TXT]),
+        ("deep.nope.diff.test.", &[A]),
+        ("dangling.diff.test.", &[A, CNAME]),
+        ("dangling2.diff.test.", &[A]),
+        // CNAME loops.
+        ("loop1.diff.test.", &[A]),
+        ("self.diff.test.", &[A]),
+        // CNAMEs leaving the zone: to the other zone, and to a zone nobody serves.
+        ("out.diff.test.", &[A]),
+        ("outchain.diff.test.", &[A]),
+        ("lame.diff.test.", &[A]),
+        ("www.other.test.", &[A]),
+        ("www.nozone.test.", &[A]),
+        // Wildcards (RFC 4592) and an empty non-terminal.
+        ("x.wild.diff.test.", &[A, TXT, AAAA]),
+        ("a.b.wild.diff.test.", &[A]),
+        ("real.wild.diff.test.", &[A, TXT]),
+        ("wild.diff.test.", &[A]),
+        ("b.ent.diff.test.", &[A]),
+        ("ent.diff.test.", &[A]),
+        ("a.b.ent.diff.test.", &[A]),
+        // TXT answers on either side of 512 and 1,232 bytes (sizes in the zone file).
+        ("t0490.diff.test.", &[TXT]),
+        ("t0501.diff.test.", &[TXT]),
+        ("t0512.diff.test.", &[TXT]),
+        ("t0513.diff.test.", &[TXT]),
+        ("t1200.diff.test.", &[TXT]),
+        ("t1221.diff.test.", &[TXT]),
+        ("t1222.diff.test.", &[TXT]),
+        ("t1400.diff.test.", &[TXT]),
+        // Blocked: by name, through a CNAME, by address (intended differences).
+        ("blocked.diff.test.", &[A, AAAA, TXT]),
+        ("viablocked.diff.test.", &[A]),
+        ("badip.diff.test.", &[A]),
+        // ANY (intended difference: RFC 8482).
+        ("www.diff.test.", &[ANY]),
+    ]
+};
+
+/// EDNS as the client sends it: none, or an OPT advertising this UDP size.
+const EDNS_SIZES: [Option<u16>; 4] = [None, Some(512), Some(1232), Some(4096)];
+
+/// One query of the cross product.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    qname: &'static str,
+    qtype: RecordType,
+    edns: Option<u16>,
+    do_bit: bool,
+    cd: bool,
+    ad: bool,
+    proto: Proto,
+}
+
+impl Case {
+    fn label(&self) -> String {
+        let mut s = format!("{:?} {} {}", self.proto, self.qname, self.qtype);
+        match self.edns {
+            Some(size) => write!(s, " edns={size}").unwrap_or(()),
+            None => s.push_str(" no-edns"),
+        }
+        for (on, bit) in [(self.do_bit, "DO"), (self.cd, "CD"), (self.ad, "AD")] {
+            if on {
+                write!(s, " +{bit}").unwrap_or(());
+            }
+        }
+        s
+    }
+
+    fn lower_name(&self) -> String {
+        self.qname.to_ascii_lowercase()
+    }
+
+    fn message(&self, id: u16) -> Message {
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.metadata.checking_disabled = self.cd;
+        m.metadata.authentic_data = self.ad;
+        m.add_query(Query::query(
+            Name::from_ascii(self.qname).expect("test name"),
+            self.qtype,
+        ));
+        if let Some(size) = self.edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            e.set_dnssec_ok(self.do_bit);
+            m.set_edns(e);
+        }
+        m
+    }
+}
+
+/// `t0490.diff.test.` and the like: the TXT records sized around 512 and 1,232 bytes.
+fn is_sized_txt(qname: &str) -> bool {
+    let b = qname.as_bytes();
+    b.first() == Some(&b't') && b.get(1).is_some_and(u8::is_ascii_digit)
+}
+
+/// The cross product: every name and type, with every EDNS size and each of the DO, CD and AD
+/// bits alone (DO needs an OPT record), and the sized TXT names also with DO and CD together.
+/// Bounded: about 40 names × types × 16 variants × 2 transports.
+fn cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    for (qname, types) in NAMES {
+        for &qtype in *types {
+            for edns in EDNS_SIZES {
+                let mut bits = vec![(false, false, false), (false, true, false)];
+                bits.push((false, false, true));
+                if edns.is_some() {
+                    bits.push((true, false, false));
+                    if is_sized_txt(qname) {
+                        bits.push((true, true, false));
+                    }
+                }
+                for (do_bit, cd, ad) in bits {
+                    for proto in [Proto::Udp, Proto::Tcp] {
+                        out.push(Case {
+                            qname,
+                            qtype,
+                            edns,
+                            do_bit,
+                            cd,
+                            ad,
+                            proto,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is compared
+
+/// The parts of a response that must agree, in comparable form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct View {
+    /// Wire size, for the report only (never compared).
+    size: usize,
+    id_echoed: bool,
+    question_echoed: bool,
+    rcode: ResponseCode,
+    aa: bool,
+    tc: bool,
+    rd: bool,
+    ra: bool,
+    ad: bool,
+    cd: bool,
+    /// `None` without an OPT record; else (DO bit, EDNS version, option codes except EDE).
+    opt: Option<(bool, u8, Vec<u16>)>,
+    /// The RFC 8914 INFO-CODE, if any (compared only through [`INTENDED`]).
+    ede: Option<u16>,
+    answer: Vec<String>,
+    authority: Vec<String>,
+    additional: Vec<String>,
+}
+
+/// A record as `name type class rdata`, owner lower-case, TTL left out.
+fn record_text(r: &Record) -> String {
+    format!(
+        "{} {} {} {}",
+        r.name.to_lowercase(),
+        r.record_type(),
+        r.dns_class,
+        r.data
+    )
+}
+
+fn section(records: &[Record]) -> Vec<String> {
+    let mut v: Vec<String> = records.iter().map(record_text).collect();
+    v.sort();
+    v
+}
+
+impl View {
+    fn of(request: &Message, bytes: &[u8]) -> Result<Self, String> {
+        let m = Message::from_vec(bytes).map_err(|e| format!("undecodable response: {e}"))?;
+        let md = &m.metadata;
+        let opt = m.edns.as_ref().map(|e| {
+            let mut codes: Vec<u16> = e
+                .options()
+                .as_ref()
+                .iter()
+                .map(|(code, _)| u16::from(*code))
+                .filter(|&c| c != 15)
+                .collect();
+            codes.sort_unstable();
+            (e.flags().dnssec_ok, e.version(), codes)
+        });
+        let ede = m.edns.as_ref().and_then(|e| {
+            e.options()
+                .as_ref()
+                .iter()
+                .find_map(|(_, option)| match option {
+                    EdnsOption::Unknown(15, data) if data.len() >= 2 => {
+                        Some(u16::from_be_bytes([data[0], data[1]]))
+                    }
+                    _ => None,
+                })
+        });
+        Ok(Self {
+            size: bytes.len(),
+            id_echoed: md.id == request.metadata.id,
+            question_echoed: m.queries == request.queries,
+            rcode: md.response_code,
+            aa: md.authoritative,
+            tc: md.truncation,
+            rd: md.recursion_desired,
+            ra: md.recursion_available,
+            ad: md.authentic_data,
+            cd: md.checking_disabled,
+            opt,
+            ede,
+            answer: section(&m.answers),
+            authority: section(&m.authorities),
+            additional: section(&m.additionals),
+        })
+    }
+
+    fn flags(&self) -> String {
+        let mut s = String::new();
+        for (on, f) in [
+            (self.aa, "aa"),
+            (self.tc, "tc"),
+            (self.rd, "rd"),
+            (self.ra, "ra"),
+            (self.ad, "ad"),
+            (self.cd, "cd"),
+        ] {
+            if on {
+                if !s.is_empty() {
+                    s.push(' ');
+                }
+                s.push_str(f);
+            }
+        }
+        s
+    }
+}
+
+/// The parts of a response an [`Intended`] difference may take out of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The answer, authority and additional sections.
+    Sections,
+    /// NS records in the authority section (the rest of the sections is still compared).
+    AuthorityNs,
+}
+
+/// Where the two answers differ (empty when they agree), as readable lines. `skip` names
+/// the parts an intended difference takes out; the rest must agree.
+fn differences(reference: &View, ours: &View, skip: &[Part]) -> Vec<String> {
+    let mut out = Vec::new();
+    if !ours.id_echoed {
+        out.push("poolguard: ID not echoed".to_string());
+    }
+    if !ours.question_echoed {
+        out.push("poolguard: question not echoed as sent".to_string());
+    }
+    if reference.rcode != ours.rcode {
+        out.push(format!(
+            "rcode: unbound {:?}, poolguard {:?}",
+            reference.rcode, ours.rcode
+        ));
+    }
+    if reference.flags() != ours.flags() {
+        out.push(format!(
+            "flags: unbound [{}], poolguard [{}]",
+            reference.flags(),
+            ours.flags()
+        ));
+    }
+    if reference.opt != ours.opt {
+        let show = |o: &Option<(bool, u8, Vec<u16>)>| match o {
+            None => "no OPT".to_string(),
+            Some((d, v, codes)) => format!("OPT do={} version={v} options={codes:?}", *d as u8),
+        };
+        out.push(format!(
+            "OPT: unbound {}, poolguard {}",
+            show(&reference.opt),
+            show(&ours.opt)
+        ));
+    }
+    if !skip.contains(&Part::Sections) {
+        for (what, r, o) in [
+            ("answer", &reference.answer, &ours.answer),
+            ("authority", &reference.authority, &ours.authority),
+            ("additional", &reference.additional, &ours.additional),
+        ] {
+            if r != o {
+                let only_r: Vec<&String> = r.iter().filter(|x| !o.contains(x)).collect();
+                let only_o: Vec<&String> = o.iter().filter(|x| !r.contains(x)).collect();
+                let mut line = format!("{what}:");
+                if !only_r.is_empty() {
+                    write!(line, " only unbound {only_r:?}").unwrap_or(());
+                }
+                if !only_o.is_empty() {
+                    write!(line, " only poolguard {only_o:?}").unwrap_or(());
+                }
+                if only_r.is_empty() && only_o.is_empty() {
+                    write!(line, " same records, different counts {r:?} vs {o:?}").unwrap_or(());
+                }
+                out.push(line);
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Intended differences
+
+/// A difference poolguard makes by design. `check` states what poolguard answers instead, so an
+/// intended difference is still asserted, only against poolguard's own rule.
+struct Intended {
+    /// Which queries (lower-case qname, type).
+    applies: fn(&str, RecordType) -> bool,
+    /// The parts left out of the comparison with Unbound; everything else must still agree.
+    differs: &'static [Part],
+    /// Why poolguard differs, with the reference.
+    why: &'static str,
+    /// poolguard's own answer for these queries: `Err` says what is wrong with it.
+    check: fn(&Case, &View) -> Result<(), String>,
+}
+
+/// Names the differential test's feeds list (see [`feeds`]).
+fn is_blocked(name: &str) -> bool {
+    matches!(
+        name,
+        "blocked.diff.test." | "viablocked.diff.test." | "badip.diff.test."
+    )
+}
+
+/// Every difference poolguard makes on purpose. Besides these, two things are never compared:
+/// TTLs (caches count them down differently) and the UDP size in the OPT record (each server
+/// advertises its own, RFC 6891 §6.2.3). EDE options are compared only here: Unbound runs with
+/// its default `ede: no`, poolguard sends EDE on blocks (15), stale answers (3) and upstream
+/// failures (22, 23), RFC 8914.
+const INTENDED: &[Intended] = &[
+    Intended {
+        applies: |name, _| is_blocked(name),
+        differs: &[Part::Sections],
+        why: "blocking is the point of a sinkhole: a listed name, a CNAME into one or an \
+              address in a listed network gets the feed's action (here sinkhole) instead of \
+              the real data, with EDE 15 Blocked naming the feed (RFC 8914 §4.16)",
+        check: |case, ours| {
+            let sink = match case.qtype {
+                RecordType::A => vec![format!("{} A IN {SINK_V4}", case.lower_name())],
+                RecordType::AAAA => vec![format!("{} AAAA IN {SINK_V6}", case.lower_name())],
+                _ => vec![],
+            };
+            if ours.rcode != ResponseCode::NoError {
+                return Err(format!("block answer rcode {:?}", ours.rcode));
+            }
+            if ours.answer != sink {
+                return Err(format!("block answer {:?}, expected {sink:?}", ours.answer));
+            }
+            if case.edns.is_some() && ours.ede != Some(15) {
+                return Err(format!("block answer EDE {:?}, expected 15", ours.ede));
+            }
+            Ok(())
+        },
+    },
+    Intended {
+        applies: |name, qtype| qtype == RecordType::ANY && !is_blocked(name),
+        differs: &[Part::Sections],
+        why: "ANY is answered with one synthetic HINFO \"RFC8482\" \"\" and never forwarded \
+              (RFC 8482 §4.2): it is an amplification tool; Unbound forwards it",
+        check: |case, ours| {
+            let hinfo = Record::from_rdata(
+                Name::from_ascii(case.qname).expect("test name"),
+                3600,
+                RData::HINFO(HINFO::new("RFC8482".to_string(), String::new())),
+            );
+            let want = vec![record_text(&hinfo)];
+            if ours.answer != want || !ours.authority.is_empty() {
+                return Err(format!("ANY answer {:?}, expected {want:?}", ours.answer));
+            }
+            Ok(())
+        },
+    },
+    Intended {
+        applies: |name, qtype| name == "diff.test." && qtype == RecordType::SOA,
+        differs: &[Part::AuthorityNs],
+        why: "poolguard relays the upstream's sections as received, and hickory's \
+              authoritative server adds the zone's NS RRset to the authority section of an \
+              apex SOA answer; Unbound rebuilds answers from its cache and leaves it out. Both \
+              are correct: the zone's NS RRset in the authority section of a positive answer \
+              is optional data (authoritative servers differ on it too)",
+        check: |_, ours| {
+            let ns = ["diff.test. NS IN ns1.diff.test.".to_string()];
+            if ours.authority.as_slice() != ns {
+                return Err(format!("authority {:?}, expected {ns:?}", ours.authority));
+            }
+            Ok(())
+        },
+    },
+];
+
+/// Compares one pair of answers, applying [`INTENDED`].
+fn compare(case: &Case, reference: &View, ours: &View) -> Vec<String> {
+    let name = case.lower_name();
+    let mut skip: Vec<Part> = Vec::new();
+    let mut out = Vec::new();
+    for intended in INTENDED.iter().filter(|i| (i.applies)(&name, case.qtype)) {
+        skip.extend_from_slice(intended.differs);
+        if let Err(e) = (intended.check)(case, ours) {
+            out.push(format!(
+                "intended difference not as designed: {e} (listed because: {})",
+                intended.why
+            ));
+        }
+    }
+    let mut ours = ours.clone();
+    if skip.contains(&Part::AuthorityNs) {
+        ours.authority.retain(|r| r.split(' ').nth(1) != Some("NS"));
+    }
+    out.extend(differences(reference, &ours, &skip));
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference resolver
+
+/// An Unbound this test started (foreground, in a temp dir); killed by its PID when dropped.
+struct Unbound {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 (bounded tries), for a process we start.
+fn free_port() -> u16 {
+    for _ in 0..16 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP");
+}
+
+impl Unbound {
+    /// Writes the config and starts `unbound -d`. Settings chosen to behave as poolguard does
+    /// where a choice exists: no validation (poolguard does not validate), no QNAME
+    /// minimisation, no prefetch or serve-expired, 1232 as EDNS size both ways, and
+    /// `minimal-responses: no`, because poolguard relays the upstream's additional records
+    /// (the addresses of MX and SRV targets) as it received them.
+    fn start(upstream: SocketAddr) -> Self {
+        let bin = common::tools::require_tool("unbound", "unbound");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let d = dir.path().display();
+        let conf = format!(
+            "server:
+  interface: 127.0.0.1
+  port: {port}
+  do-ip6: no
+  do-daemonize: no
+  username: \"\"
+  chroot: \"\"
+  directory: \"{d}\"
+  pidfile: \"\"
+  use-syslog: no
+  logfile: \"{d}/unbound.log\"
+  verbosity: 1
+  num-threads: 1
+  so-reuseport: no
+  module-config: \"iterator\"
+  do-not-query-localhost: no
+  access-control: 127.0.0.0/8 allow
+  local-zone: \"test.\" nodefault
+  qname-minimisation: no
+  minimal-responses: no
+  prefetch: no
+  serve-expired: no
+  edns-buffer-size: 1232
+  max-udp-size: 1232
+  ratelimit: 0
+  ip-ratelimit: 0
+remote-control:
+  control-enable: no
+forward-zone:
+  name: \".\"
+  forward-addr: {ip}@{up}
+",
+            ip = upstream.ip(),
+            up = upstream.port()
+        );
+        let conf_path = dir.path().join("unbound.conf");
+        std::fs::write(&conf_path, conf).expect("write unbound.conf");
+        let child = Command::new(bin)
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unbound starts");
+        Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("unbound.log")).unwrap_or_default()
+    }
+
+    /// Polls with a real query until Unbound answers (bounded: 50 tries of 200 ms each).
+    async fn wait_ready(&mut self) {
+        let probe = Case {
+            qname: "diff.test.",
+            qtype: RecordType::SOA,
+            edns: None,
+            do_bit: false,
+            cd: false,
+            ad: false,
+            proto: Proto::Udp,
+        }
+        .message(1);
+        let bytes = probe.to_vec().expect("encode");
+        for _ in 0..50 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("unbound exited ({status}): {}", self.log());
+            }
+            if exchange(self.addr, Proto::Udp, &bytes, Duration::from_millis(200))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        panic!("unbound never answered: {}", self.log());
+    }
+}
+
+/// One exchange without panicking: the response whose ID matches, or why there is none.
+async fn exchange(
+    server: SocketAddr,
+    proto: Proto,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    let work = async {
+        match proto {
+            Proto::Udp => {
+                let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| format!("bind: {e}"))?;
+                sock.send_to(bytes, server)
+                    .await
+                    .map_err(|e| format!("send: {e}"))?;
+                let mut buf = vec![0u8; 65535];
+                // Bounded: stray datagrams are skipped, at most a few.
+                for _ in 0..8 {
+                    let (n, from) = sock
+                        .recv_from(&mut buf)
+                        .await
+                        .map_err(|e| format!("recv: {e}"))?;
+                    if from == server && n >= 2 && buf[..2] == bytes[..2] {
+                        return Ok(buf[..n].to_vec());
+                    }
+                }
+                Err("no matching datagram".to_string())
+            }
+            Proto::Tcp => {
+                let mut s = tokio::net::TcpStream::connect(server)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?;
+                let len = u16::try_from(bytes.len()).map_err(|_| "query too long".to_string())?;
+                s.write_all(&len.to_be_bytes())
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
+                s.write_all(bytes)
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len)
+                    .await
+                    .map_err(|e| format!("read length: {e}"))?;
+                let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                s.read_exact(&mut buf)
+                    .await
+                    .map_err(|e| format!("read body: {e}"))?;
+                Ok(buf)
+            }
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// poolguard
+
+/// Feeds for the intended "blocked" differences: a name, a CNAME target, an address.
+fn feeds() -> Vec<FeedSpec> {
+    vec![
+        FeedSpec::new(
+            "mining",
+            "domains",
+            Some("sinkhole"),
+            &["blocked.diff.test"],
+        ),
+        FeedSpec::new("pool-ips", "ips", Some("sinkhole"), &["203.0.113.0/24"]),
+    ]
+}
+
+fn upstream() -> Upstream {
+    Upstream::serving(&[
+        ("diff.test", fixture("diff.test.zone")),
+        ("other.test", fixture("other.test.zone")),
+    ])
+}
+
+/// Asks `server` and reduces the answer to a [`View`] (a failure is reported as text).
+async fn ask(server: SocketAddr, case: &Case, id: u16) -> Result<View, String> {
+    let request = case.message(id);
+    let bytes = request.to_vec().map_err(|e| format!("encode: {e}"))?;
+    let raw = exchange(server, case.proto, &bytes, EXCHANGE_TIMEOUT).await?;
+    View::of(&request, &raw)
+}
+
+fn show(v: &Result<View, String>) -> String {
+    match v {
+        Err(e) => format!("error: {e}"),
+        Ok(v) => format!(
+            "{:?} [{}] {} bytes, OPT {:?}, EDE {:?}\n        answer {:?}\n        authority {:?}\n        additional {:?}",
+            v.rcode,
+            v.flags(),
+            v.size,
+            v.opt,
+            v.ede,
+            v.answer,
+            v.authority,
+            v.additional
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poolguard_answers_as_unbound_does_except_where_listed() {
+    let upstream = upstream();
+    let mut unbound = Unbound::start(upstream.addr);
+    unbound.wait_ready().await;
+    // One worker, so the second asking of a query meets the cache the first one filled.
+    let bed = TestBed::builder()
+        .upstream(upstream)
+        .feeds(feeds())
+        .workers(1)
+        .dns_option("rate_limit_qps", "0")
+        .start()
+        .await;
+
+    let cases = cases();
+    let mut mismatches: Vec<String> = Vec::new();
+    let mut id: u16 = 0x4000;
+    for case in &cases {
+        for round in ["cold", "warm"] {
+            id = id.wrapping_add(1);
+            let reference = ask(unbound.addr, case, id).await;
+            id = id.wrapping_add(1);
+            let ours = ask(bed.dns, case, id).await;
+            let problems = match (&reference, &ours) {
+                (Ok(r), Ok(o)) => compare(case, r, o),
+                (Err(e), _) => vec![format!("unbound: {e}")],
+                (_, Err(e)) => vec![format!("poolguard: {e}")],
+            };
+            if !problems.is_empty() {
+                let mut text = format!("{} ({round})", case.label());
+                for p in &problems {
+                    write!(text, "\n    {p}").unwrap_or(());
+                }
+                write!(
+                    text,
+                    "\n    unbound:   {}\n    poolguard: {}",
+                    show(&reference),
+                    show(&ours)
+                )
+                .unwrap_or(());
+                mismatches.push(text);
+            }
+        }
+    }
+    let total = cases.len() * 2;
+    bed.shutdown().await;
+    drop(unbound);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {total} answers differ from Unbound's:\n\n{}",
+        mismatches.len(),
+        mismatches.join("\n\n")
+    );
+}
+
+/// The sized TXT records are sized as their names say (so the 512 / 1,232 cases test what
+/// they claim): Unbound's TCP answer without EDNS is exactly that many bytes.
+#[tokio::test]
+async fn sized_txt_fixtures_have_the_sizes_they_claim() {
+    let upstream = upstream();
+    let mut unbound = Unbound::start(upstream.addr);
+    unbound.wait_ready().await;
+    for (qname, size) in [
+        ("t0490.diff.test.", 490),
+        ("t0501.diff.test.", 501),
+        ("t0512.diff.test.", 512),
+        ("t0513.diff.test.", 513),
+        ("t1200.diff.test.", 1200),
+        ("t1221.diff.test.", 1221),
+        ("t1222.diff.test.", 1222),
+        ("t1400.diff.test.", 1400),
+    ] {
+        let case = Case {
+            qname,
+            qtype: RecordType::TXT,
+            edns: None,
+            do_bit: false,
+            cd: false,
+            ad: false,
+            proto: Proto::Tcp,
+        };
+        let view = ask(unbound.addr, &case, 7).await.expect("unbound answers");
+        assert_eq!(view.size, size, "{qname}: {}", show(&Ok(view.clone())));
+    }
+    drop(unbound);
+}
