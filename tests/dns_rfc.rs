@@ -185,3 +185,83 @@ async fn refused_operations_do_not_claim_recursion() {
     }
     bed.shutdown().await;
 }
+
+/// The CNAME records of an answer, as `owner -> target` text.
+fn chain(m: &Message) -> Vec<String> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::CNAME(c) => Some(format!("{} -> {}", r.name, c.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 13, point 2: a CNAME chain that ends at a name that does not exist (or has no
+/// record of the type) keeps the chain in the answer, with the final rcode and the SOA of
+/// the zone that said so (RFC 1034 §4.3.2 step 3, RFC 6604 §2), on a miss and on a hit.
+#[tokio::test]
+async fn a_chain_that_ends_negatively_keeps_its_cnames() {
+    let bed = bed().await;
+    for (name, rtype, rcode, want, soa) in [
+        (
+            "chain.rfc.test.",
+            RecordType::A,
+            ResponseCode::NXDomain,
+            vec![
+                "chain.rfc.test. -> hop.rfc.test.",
+                "hop.rfc.test. -> gone.rfc.test.",
+            ],
+            "rfc.test.",
+        ),
+        (
+            "out.rfc.test.",
+            RecordType::A,
+            ResponseCode::NXDomain,
+            vec!["out.rfc.test. -> missing.example.test."],
+            "example.test.",
+        ),
+        (
+            "nodata.rfc.test.",
+            RecordType::AAAA,
+            ResponseCode::NoError,
+            vec!["nodata.rfc.test. -> ns1.rfc.test."],
+            "rfc.test.",
+        ),
+    ] {
+        for round in ["miss", "hit"] {
+            for proto in [Proto::Udp, Proto::Tcp] {
+                let m = query(bed.dns, proto, &request(name, rtype, false)).await;
+                let ctx = format!("{name} {rtype} ({round}, {proto:?})");
+                assert_eq!(m.metadata.response_code, rcode, "{ctx}");
+                assert_eq!(chain(&m), want, "{ctx}: the chain is kept");
+                assert_eq!(m.answers.len(), want.len(), "{ctx}: nothing else");
+                let owners: Vec<String> = m
+                    .authorities
+                    .iter()
+                    .filter(|r| r.record_type() == RecordType::SOA)
+                    .map(|r| r.name.to_string())
+                    .collect();
+                assert_eq!(owners, vec![soa], "{ctx}: the SOA, so it is cached");
+            }
+        }
+    }
+    bed.shutdown().await;
+}
+
+/// Issue 13, point 3: a CNAME loop is a failure to resolve (RFC 1034 §3.6.2): SERVFAIL, never
+/// an empty NOERROR that claims the name has no records.
+#[tokio::test]
+async fn a_cname_loop_is_servfail() {
+    let bed = bed().await;
+    for round in ["first", "again"] {
+        for proto in [Proto::Udp, Proto::Tcp] {
+            for name in ["loop1.rfc.test.", "loop2.rfc.test."] {
+                let m = bed.ask(proto, name, RecordType::A).await;
+                let ctx = format!("{name} ({round}, {proto:?})");
+                assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{ctx}");
+            }
+        }
+    }
+    bed.shutdown().await;
+}

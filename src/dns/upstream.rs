@@ -8,23 +8,26 @@
 //!
 //! `[[upstream.conditional]]` entries get their own resolver each; the most specific matching
 //! domain wins. Every lookup is bounded by `timeout_ms`: past it the client gets SERVFAIL, never
-//! a hang. The upstream's response code is kept (NXDOMAIN stays NXDOMAIN, with its SOA).
+//! a hang. The upstream's response code is kept (NXDOMAIN stays NXDOMAIN, with its SOA), and
+//! so is a CNAME chain that ends negatively; a CNAME loop is SERVFAIL.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::net::{DnsError, NetError, NoRecords};
 
 use crate::config::UpstreamConfig;
-use crate::dns::reply::{EDE_NETWORK_ERROR, EDE_NO_REACHABLE_AUTHORITY, ExtendedError, Reply};
+use crate::dns::reply::{
+    EDE_NETWORK_ERROR, EDE_NO_REACHABLE_AUTHORITY, EDE_OTHER, ExtendedError, Reply,
+};
 use crate::domain::DomainName;
 
 /// Why the upstream resolvers could not be set up.
@@ -215,9 +218,15 @@ impl Forwarder {
     /// Resolves `name`/`qtype` within the time budget.
     pub async fn forward(&self, name: Name, qtype: RecordType) -> Forwarded {
         let start = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.resolver.lookup(name, qtype)).await;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let forwarded = self.resolve(name, qtype, deadline).await;
         metrics::histogram!("poolguard_upstream_seconds").record(start.elapsed().as_secs_f64());
-        match result {
+        forwarded
+    }
+
+    async fn resolve(&self, name: Name, qtype: RecordType, deadline: Deadline) -> Forwarded {
+        let lookup = self.resolver.lookup(name.clone(), qtype);
+        match tokio::time::timeout_at(deadline, lookup).await {
             Ok(Ok(lookup)) => Forwarded {
                 reply: Reply {
                     rcode: ResponseCode::NoError,
@@ -231,34 +240,120 @@ impl Forwarder {
             },
             Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))) => {
                 let mut reply = Reply::code(nr.response_code);
-                match (nr.authorities, nr.soa) {
+                match (&nr.authorities, &nr.soa) {
                     (Some(auth), _) if !auth.is_empty() => reply.authorities = auth.to_vec(),
-                    (_, Some(soa)) => reply.authorities.push(soa.into_record_of_rdata()),
+                    (_, Some(soa)) => reply.authorities.push(soa.clone().into_record_of_rdata()),
                     _ => {}
                 }
                 // NoRecordsFound covers NXDOMAIN and NODATA; anything else is a failure.
-                let failed = !matches!(reply.rcode, ResponseCode::NXDomain | ResponseCode::NoError);
-                if failed {
-                    reply = self.servfail(EDE_NETWORK_ERROR, "failed");
+                if !matches!(reply.rcode, ResponseCode::NXDomain | ResponseCode::NoError) {
+                    return self.failure(EDE_NETWORK_ERROR, "failed");
                 }
-                Forwarded { reply, failed }
+                if followed_cnames(&nr, &name, &reply) {
+                    let chain = self.cname_chain(&name, nr.query.name());
+                    match tokio::time::timeout_at(deadline, chain).await {
+                        Ok(Ok(chain)) => reply.answers = chain,
+                        Ok(Err(Chain::Loop(at))) => {
+                            tracing::debug!(%name, %at, "CNAME loop");
+                            return self
+                                .failure(EDE_OTHER, &format!("answered a CNAME loop at {at}"));
+                        }
+                        Ok(Err(Chain::Failed)) => return self.failure(EDE_NETWORK_ERROR, "failed"),
+                        Err(_) => return self.failure(EDE_NO_REACHABLE_AUTHORITY, "timed out"),
+                    }
+                }
+                Forwarded {
+                    reply,
+                    failed: false,
+                }
             }
             Ok(Err(error)) => {
                 tracing::debug!(%error, upstream = %self.label, "upstream lookup failed");
-                Forwarded {
-                    reply: self.servfail(EDE_NETWORK_ERROR, "failed"),
-                    failed: true,
-                }
+                self.failure(EDE_NETWORK_ERROR, "failed")
             }
             Err(_) => {
                 tracing::debug!(upstream = %self.label, "upstream lookup timed out");
-                Forwarded {
-                    reply: self.servfail(EDE_NO_REACHABLE_AUTHORITY, "timed out"),
-                    failed: true,
-                }
+                self.failure(EDE_NO_REACHABLE_AUTHORITY, "timed out")
             }
         }
     }
+
+    fn failure(&self, info_code: u16, what: &str) -> Forwarded {
+        Forwarded {
+            reply: self.servfail(info_code, what),
+            failed: true,
+        }
+    }
+
+    /// The CNAME records from `from` on, one lookup of type CNAME per hop (answered from the
+    /// resolver's cache after the first time), until `to` (the name the resolver's negative
+    /// answer is about) or, when `to` is `from` itself, until a name without a CNAME.
+    ///
+    /// Why: hickory-resolver follows a chain itself and, when its end does not exist,
+    /// returns only the negative answer for the end, without the CNAMEs that led there; and
+    /// it follows a loop until its depth limit, then reports "no records" for the first
+    /// name. The client must get the chain with the final rcode (RFC 1034 §4.3.2, RFC 6604),
+    /// and SERVFAIL for a loop (RFC 1034 §3.6.2).
+    async fn cname_chain(&self, from: &Name, to: &Name) -> Result<Vec<Record>, Chain> {
+        let stop = (to != from).then_some(to);
+        let mut chain: Vec<Record> = Vec::new();
+        let mut at = from.clone();
+        for _ in 0..MAX_CHAIN {
+            if stop == Some(&at) {
+                return Ok(chain);
+            }
+            let record = match self.resolver.lookup(at.clone(), RecordType::CNAME).await {
+                Ok(lookup) => lookup
+                    .answers()
+                    .iter()
+                    .find(|r| r.name == at && r.record_type() == RecordType::CNAME)
+                    .cloned(),
+                Err(NetError::Dns(DnsError::NoRecordsFound(_))) => None,
+                Err(_) => return Err(Chain::Failed),
+            };
+            let Some(record) = record else {
+                // The end of the chain: the negative answer is about this name.
+                return Ok(chain);
+            };
+            let RData::CNAME(target) = &record.data else {
+                return Err(Chain::Failed);
+            };
+            let target = target.0.clone();
+            if target == *from || chain.iter().any(|r| r.name == target) {
+                return Err(Chain::Loop(at));
+            }
+            chain.push(record);
+            at = target;
+        }
+        // Longer than any resolver follows (hickory's limit is lower): as good as a loop.
+        Err(Chain::Loop(at))
+    }
+}
+
+/// The most CNAME hops [`Forwarder::cname_chain`] follows.
+const MAX_CHAIN: usize = 16;
+
+type Deadline = tokio::time::Instant;
+
+/// Why a CNAME chain could not be rebuilt.
+enum Chain {
+    /// The chain comes back to a name it passed (or never ends): RFC 1034 §3.6.2.
+    Loop(Name),
+    /// A lookup on the way failed.
+    Failed,
+}
+
+/// Whether hickory-resolver followed CNAMEs to reach this negative answer: it is about
+/// another name than the one asked, or it is a NODATA without SOA for the name asked (what a
+/// loop followed to the resolver's depth limit leaves; a real NODATA carries the SOA of its
+/// zone, RFC 2308 §2.2).
+fn followed_cnames(nr: &NoRecords, asked: &Name, reply: &Reply) -> bool {
+    nr.query.name() != asked
+        || (nr.response_code == ResponseCode::NoError
+            && !reply
+                .authorities
+                .iter()
+                .any(|r| r.record_type() == RecordType::SOA))
 }
 
 #[cfg(test)]
