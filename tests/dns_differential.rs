@@ -21,10 +21,10 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::HINFO;
 use hickory_proto::rr::rdata::opt::EdnsOption;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::{FeedSpec, Proto, SINK_V4, SINK_V6, TestBed, Upstream, fixture};
@@ -96,12 +96,20 @@ const NAMES: &[(&str, &[RecordType])] = {
 /// EDNS as the client sends it: none, or an OPT advertising this UDP size.
 const EDNS_SIZES: [Option<u16>; 4] = [None, Some(512), Some(1232), Some(4096)];
 
-/// One query of the cross product.
+/// One query sent to both resolvers.
 #[derive(Clone, Copy, Debug)]
 struct Case {
     qname: &'static str,
     qtype: RecordType,
+    qclass: DNSClass,
+    opcode: OpCode,
+    rd: bool,
+    /// The OPT record's UDP size, or no OPT record.
     edns: Option<u16>,
+    /// EDNS version in the OPT record (only 0 is defined; 1 must get BADVERS).
+    edns_version: u8,
+    /// The OPT record carries an option whose length runs past the record's data.
+    bad_option: bool,
     do_bit: bool,
     cd: bool,
     ad: bool,
@@ -109,11 +117,44 @@ struct Case {
 }
 
 impl Case {
+    /// A standard query: class IN, opcode QUERY, RD set, no EDNS, no other bits.
+    fn new(qname: &'static str, qtype: RecordType) -> Self {
+        Self {
+            qname,
+            qtype,
+            qclass: DNSClass::IN,
+            opcode: OpCode::Query,
+            rd: true,
+            edns: None,
+            edns_version: 0,
+            bad_option: false,
+            do_bit: false,
+            cd: false,
+            ad: false,
+            proto: Proto::Udp,
+        }
+    }
+
     fn label(&self) -> String {
         let mut s = format!("{:?} {} {}", self.proto, self.qname, self.qtype);
+        if self.qclass != DNSClass::IN {
+            write!(s, " class={}", self.qclass).unwrap_or(());
+        }
+        if self.opcode != OpCode::Query {
+            write!(s, " opcode={:?}", self.opcode).unwrap_or(());
+        }
+        if !self.rd {
+            s.push_str(" RD=0");
+        }
         match self.edns {
             Some(size) => write!(s, " edns={size}").unwrap_or(()),
             None => s.push_str(" no-edns"),
+        }
+        if self.edns_version != 0 {
+            write!(s, " edns-version={}", self.edns_version).unwrap_or(());
+        }
+        if self.bad_option {
+            s.push_str(" +overrunning-option");
         }
         for (on, bit) in [(self.do_bit, "DO"), (self.cd, "CD"), (self.ad, "AD")] {
             if on {
@@ -127,22 +168,42 @@ impl Case {
         self.qname.to_ascii_lowercase()
     }
 
+    /// The query without its OPT record (what the response must echo).
     fn message(&self, id: u16) -> Message {
-        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-        m.metadata.recursion_desired = true;
+        let mut m = Message::new(id, MessageType::Query, self.opcode);
+        m.metadata.recursion_desired = self.rd;
         m.metadata.checking_disabled = self.cd;
         m.metadata.authentic_data = self.ad;
-        m.add_query(Query::query(
-            Name::from_ascii(self.qname).expect("test name"),
-            self.qtype,
-        ));
-        if let Some(size) = self.edns {
-            let mut e = Edns::new();
-            e.set_max_payload(size);
-            e.set_dnssec_ok(self.do_bit);
-            m.set_edns(e);
-        }
+        let mut q = Query::query(Name::from_ascii(self.qname).expect("test name"), self.qtype);
+        q.set_query_class(self.qclass);
+        m.add_query(q);
         m
+    }
+
+    /// The query on the wire: [`Case::message`] plus an OPT record written by hand (RFC 6891
+    /// §6.1.2), so the version and a malformed option can be sent as well.
+    fn wire(&self, message: &Message) -> Vec<u8> {
+        let mut bytes = message.to_vec().expect("encode query");
+        let Some(size) = self.edns else {
+            return bytes;
+        };
+        // ARCOUNT + 1.
+        let arcount = u16::from_be_bytes([bytes[10], bytes[11]]) + 1;
+        bytes[10..12].copy_from_slice(&arcount.to_be_bytes());
+        let options: &[u8] = if self.bad_option {
+            // Option 65001 claims 10 bytes of data; the record ends after its 4-byte header.
+            &[0xfd, 0xe9, 0x00, 0x0a]
+        } else {
+            &[]
+        };
+        let ttl = (u32::from(self.edns_version) << 16) | if self.do_bit { 0x8000 } else { 0 };
+        bytes.push(0); // root owner
+        bytes.extend_from_slice(&u16::from(RecordType::OPT).to_be_bytes());
+        bytes.extend_from_slice(&size.to_be_bytes());
+        bytes.extend_from_slice(&ttl.to_be_bytes());
+        bytes.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(options);
+        bytes
     }
 }
 
@@ -152,9 +213,17 @@ fn is_sized_txt(qname: &str) -> bool {
     b.first() == Some(&b't') && b.get(1).is_some_and(u8::is_ascii_digit)
 }
 
+/// Every case over UDP and over TCP.
+fn both_transports(cases: impl IntoIterator<Item = Case>) -> Vec<Case> {
+    cases
+        .into_iter()
+        .flat_map(|c| [Proto::Udp, Proto::Tcp].map(|proto| Case { proto, ..c }))
+        .collect()
+}
+
 /// The cross product: every name and type, with every EDNS size and each of the DO, CD and AD
 /// bits alone (DO needs an OPT record), and the sized TXT names also with DO and CD together.
-/// Bounded: about 40 names × types × 16 variants × 2 transports.
+/// Bounded: about 40 names × types × 15 variants × 2 transports.
 fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     for (qname, types) in NAMES {
@@ -169,21 +238,94 @@ fn cases() -> Vec<Case> {
                     }
                 }
                 for (do_bit, cd, ad) in bits {
-                    for proto in [Proto::Udp, Proto::Tcp] {
-                        out.push(Case {
-                            qname,
-                            qtype,
-                            edns,
-                            do_bit,
-                            cd,
-                            ad,
-                            proto,
-                        });
-                    }
+                    out.push(Case {
+                        edns,
+                        do_bit,
+                        cd,
+                        ad,
+                        ..Case::new(qname, qtype)
+                    });
                 }
             }
         }
     }
+    out.extend(special_cases());
+    both_transports(out)
+}
+
+/// Queries outside the standard shape, each without and with EDNS: other opcodes, zone
+/// transfers, EDNS version 1 and a malformed option, CHAOS, special-use names, RD=0.
+fn special_cases() -> Vec<Case> {
+    use RecordType::*;
+    let q = Case::new;
+    let specials = [
+        // Opcodes a forwarder does not implement (issue 13 point 6).
+        Case {
+            opcode: OpCode::Notify,
+            rd: false,
+            ..q("diff.test.", SOA)
+        },
+        Case {
+            opcode: OpCode::Update,
+            rd: false,
+            ..q("diff.test.", SOA)
+        },
+        Case {
+            opcode: OpCode::Status,
+            ..q("diff.test.", SOA)
+        },
+        Case {
+            opcode: OpCode::Unknown(3),
+            ..q("diff.test.", SOA)
+        },
+        // Zone transfers: not proxied by either.
+        Case {
+            rd: false,
+            ..q("diff.test.", AXFR)
+        },
+        Case {
+            rd: false,
+            ..q("diff.test.", IXFR)
+        },
+        // CHAOS: neither discloses a version (the reference runs with hide-version).
+        Case {
+            qclass: DNSClass::CH,
+            ..q("version.bind.", TXT)
+        },
+        // Special-use names answered locally (RFC 6761).
+        q("foo.invalid.", A),
+        q("localhost.", A),
+        q("localhost.", AAAA),
+        // No recursion desired.
+        Case {
+            rd: false,
+            ..q("www.diff.test.", A)
+        },
+        Case {
+            rd: false,
+            ..q("nope.diff.test.", A)
+        },
+    ];
+    let mut out = Vec::new();
+    for case in specials {
+        out.push(case);
+        out.push(Case {
+            edns: Some(1232),
+            ..case
+        });
+    }
+    // EDNS version 1 (BADVERS, RFC 6891 §6.1.3) and an option whose length overruns the OPT
+    // record (issue 13 point 4).
+    out.push(Case {
+        edns: Some(1232),
+        edns_version: 1,
+        ..q("www.diff.test.", A)
+    });
+    out.push(Case {
+        edns: Some(1232),
+        bad_option: true,
+        ..q("www.diff.test.", A)
+    });
     out
 }
 
@@ -299,15 +441,18 @@ impl View {
 /// The parts of a response an [`Intended`] difference may take out of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
+    /// The response code.
+    Rcode,
+    /// The RA flag.
+    Ra,
     /// The answer, authority and additional sections.
     Sections,
     /// NS records in the authority section (the rest of the sections is still compared).
     AuthorityNs,
 }
 
-/// Where the two answers differ (empty when they agree), as readable lines. `skip` names
-/// the parts an intended difference takes out; the rest must agree.
-fn differences(reference: &View, ours: &View, skip: &[Part]) -> Vec<String> {
+/// Where the two answers differ (empty when they agree), as readable lines.
+fn differences(reference: &View, ours: &View) -> Vec<String> {
     let mut out = Vec::new();
     if !ours.id_echoed {
         out.push("poolguard: ID not echoed".to_string());
@@ -339,7 +484,7 @@ fn differences(reference: &View, ours: &View, skip: &[Part]) -> Vec<String> {
             show(&ours.opt)
         ));
     }
-    if !skip.contains(&Part::Sections) {
+    {
         for (what, r, o) in [
             ("answer", &reference.answer, &ours.answer),
             ("authority", &reference.authority, &ours.authority),
@@ -371,8 +516,8 @@ fn differences(reference: &View, ours: &View, skip: &[Part]) -> Vec<String> {
 /// A difference poolguard makes by design. `check` states what poolguard answers instead, so an
 /// intended difference is still asserted, only against poolguard's own rule.
 struct Intended {
-    /// Which queries (lower-case qname, type).
-    applies: fn(&str, RecordType) -> bool,
+    /// Which queries.
+    applies: fn(&Case) -> bool,
     /// The parts left out of the comparison with Unbound; everything else must still agree.
     differs: &'static [Part],
     /// Why poolguard differs, with the reference.
@@ -396,7 +541,7 @@ fn is_blocked(name: &str) -> bool {
 /// failures (22, 23), RFC 8914.
 const INTENDED: &[Intended] = &[
     Intended {
-        applies: |name, _| is_blocked(name),
+        applies: |case| is_blocked(&case.lower_name()),
         differs: &[Part::Sections],
         why: "blocking is the point of a sinkhole: a listed name, a CNAME into one or an \
               address in a listed network gets the feed's action (here sinkhole) instead of \
@@ -420,7 +565,7 @@ const INTENDED: &[Intended] = &[
         },
     },
     Intended {
-        applies: |name, qtype| qtype == RecordType::ANY && !is_blocked(name),
+        applies: |case| case.qtype == RecordType::ANY && !is_blocked(&case.lower_name()),
         differs: &[Part::Sections],
         why: "ANY is answered with one synthetic HINFO \"RFC8482\" \"\" and never forwarded \
               (RFC 8482 §4.2): it is an amplification tool; Unbound forwards it",
@@ -438,7 +583,11 @@ const INTENDED: &[Intended] = &[
         },
     },
     Intended {
-        applies: |name, qtype| name == "diff.test." && qtype == RecordType::SOA,
+        applies: |case| {
+            case.qname == "diff.test."
+                && case.qtype == RecordType::SOA
+                && case.opcode == OpCode::Query
+        },
         differs: &[Part::AuthorityNs],
         why: "poolguard relays the upstream's sections as received, and hickory's \
               authoritative server adds the zone's NS RRset to the authority section of an \
@@ -453,14 +602,27 @@ const INTENDED: &[Intended] = &[
             Ok(())
         },
     },
+    Intended {
+        applies: |case| case.opcode == OpCode::Notify,
+        differs: &[Part::Rcode, Part::Ra],
+        why: "a NOTIFY (RFC 1996) to a forwarder that has no zones to refresh gets NOTIMP, as \
+              every opcode other than QUERY does (docs/DNS.md), and no RA: recursion is not \
+              available for it (issue 13 point 6, ISC genreport `opcode`); Unbound answers \
+              REFUSED with RA",
+        check: |_, ours| {
+            if ours.rcode != ResponseCode::NotImp || ours.ra {
+                return Err(format!("NOTIFY got {:?} [{}]", ours.rcode, ours.flags()));
+            }
+            Ok(())
+        },
+    },
 ];
 
 /// Compares one pair of answers, applying [`INTENDED`].
 fn compare(case: &Case, reference: &View, ours: &View) -> Vec<String> {
-    let name = case.lower_name();
     let mut skip: Vec<Part> = Vec::new();
     let mut out = Vec::new();
-    for intended in INTENDED.iter().filter(|i| (i.applies)(&name, case.qtype)) {
+    for intended in INTENDED.iter().filter(|i| (i.applies)(case)) {
         skip.extend_from_slice(intended.differs);
         if let Err(e) = (intended.check)(case, ours) {
             out.push(format!(
@@ -469,11 +631,21 @@ fn compare(case: &Case, reference: &View, ours: &View) -> Vec<String> {
             ));
         }
     }
+    // Take the listed parts out by making poolguard's copy agree on them.
     let mut ours = ours.clone();
-    if skip.contains(&Part::AuthorityNs) {
-        ours.authority.retain(|r| r.split(' ').nth(1) != Some("NS"));
+    for part in skip {
+        match part {
+            Part::Rcode => ours.rcode = reference.rcode,
+            Part::Ra => ours.ra = reference.ra,
+            Part::Sections => {
+                ours.answer.clone_from(&reference.answer);
+                ours.authority.clone_from(&reference.authority);
+                ours.additional.clone_from(&reference.additional);
+            }
+            Part::AuthorityNs => ours.authority.retain(|r| r.split(' ').nth(1) != Some("NS")),
+        }
     }
-    out.extend(differences(reference, &ours, &skip));
+    out.extend(differences(reference, &ours));
     out
 }
 
@@ -543,6 +715,8 @@ impl Unbound {
   edns-buffer-size: 1232
   max-udp-size: 1232
   ratelimit: 0
+  hide-identity: yes
+  hide-version: yes
   ip-ratelimit: 0
 remote-control:
   control-enable: no
@@ -577,17 +751,10 @@ forward-zone:
 
     /// Polls with a real query until Unbound answers (bounded: 50 tries of 200 ms each).
     async fn wait_ready(&mut self) {
-        let probe = Case {
-            qname: "diff.test.",
-            qtype: RecordType::SOA,
-            edns: None,
-            do_bit: false,
-            cd: false,
-            ad: false,
-            proto: Proto::Udp,
-        }
-        .message(1);
-        let bytes = probe.to_vec().expect("encode");
+        let bytes = Case::new("diff.test.", RecordType::SOA)
+            .message(1)
+            .to_vec()
+            .expect("encode");
         for _ in 0..50 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("unbound exited ({status}): {}", self.log());
@@ -686,7 +853,7 @@ fn upstream() -> Upstream {
 /// Asks `server` and reduces the answer to a [`View`] (a failure is reported as text).
 async fn ask(server: SocketAddr, case: &Case, id: u16) -> Result<View, String> {
     let request = case.message(id);
-    let bytes = request.to_vec().map_err(|e| format!("encode: {e}"))?;
+    let bytes = case.wire(&request);
     let raw = exchange(server, case.proto, &bytes, EXCHANGE_TIMEOUT).await?;
     View::of(&request, &raw)
 }
@@ -781,13 +948,8 @@ async fn sized_txt_fixtures_have_the_sizes_they_claim() {
         ("t1400.diff.test.", 1400),
     ] {
         let case = Case {
-            qname,
-            qtype: RecordType::TXT,
-            edns: None,
-            do_bit: false,
-            cd: false,
-            ad: false,
             proto: Proto::Tcp,
+            ..Case::new(qname, RecordType::TXT)
         };
         let view = ask(unbound.addr, &case, 7).await.expect("unbound answers");
         assert_eq!(view.size, size, "{qname}: {}", show(&Ok(view.clone())));
