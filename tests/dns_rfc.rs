@@ -265,3 +265,51 @@ async fn a_cname_loop_is_servfail() {
     }
     bed.shutdown().await;
 }
+
+/// A query for `name` A whose OPT carries `options` as raw bytes (RDLEN = their length).
+fn with_raw_options(name: &str, options: &[u8]) -> Vec<u8> {
+    let mut raw = request(name, RecordType::A, false).to_vec().unwrap();
+    raw[11] = 1; // ARCOUNT
+    raw.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0]);
+    raw.extend_from_slice(&u16::try_from(options.len()).unwrap().to_be_bytes());
+    raw.extend_from_slice(options);
+    raw
+}
+
+/// Issue 13, point 4: an EDNS option whose length runs past the end of the OPT record is
+/// ignored, with the options after it, as Unbound does: the query gets its answer, with OPT
+/// (RFC 6891 §7). A record that is itself cut short is still a header-only FORMERR.
+#[tokio::test]
+async fn a_broken_edns_option_is_ignored() {
+    let bed = bed().await;
+    let cases: [(&str, Vec<u8>); 3] = [
+        // COOKIE claiming 8 bytes, carrying 2.
+        ("overrun", vec![0, 10, 0, 8, 1, 2]),
+        // A whole option, then half an option header.
+        ("half a header", vec![0, 10, 0, 2, 1, 2, 0, 12]),
+        // A whole padding option, then one that overruns.
+        ("after a good one", vec![0, 12, 0, 1, 0, 0, 8, 0, 9, 1]),
+    ];
+    for proto in [Proto::Udp, Proto::Tcp] {
+        for (case, options) in &cases {
+            let raw = query_raw(
+                bed.dns,
+                proto,
+                &with_raw_options("www.example.test.", options),
+            )
+            .await;
+            let m = Message::from_vec(&raw).unwrap();
+            let ctx = format!("{case} over {proto:?}");
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{ctx}");
+            assert_eq!(addresses(&m), vec!["192.0.2.10"], "{ctx}");
+            assert!(m.edns.is_some(), "{ctx}: OPT in the answer");
+        }
+        // RDLEN past the end of the packet: the message itself is broken.
+        let mut cut = with_raw_options("www.example.test.", &[0, 10, 0, 2, 1, 2]);
+        cut.truncate(cut.len() - 1);
+        let raw = query_raw(bed.dns, proto, &cut).await;
+        assert_eq!(raw.len(), 12, "header only over {proto:?}");
+        assert_eq!(raw[3] & 0x0F, 1, "FORMERR over {proto:?}");
+    }
+    bed.shutdown().await;
+}

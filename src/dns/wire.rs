@@ -63,7 +63,7 @@ pub enum Gate {
 }
 
 /// Classifies `bytes` from `src` (see the module docs). Never panics, whatever the input.
-pub fn gate(bytes: Vec<u8>, src: SocketAddr, protocol: Protocol) -> Gate {
+pub fn gate(mut bytes: Vec<u8>, src: SocketAddr, protocol: Protocol) -> Gate {
     if bytes.len() < HEADER_LEN {
         return Gate::Drop(DropReason::Short);
     }
@@ -85,6 +85,7 @@ pub fn gate(bytes: Vec<u8>, src: SocketAddr, protocol: Protocol) -> Gate {
     if question_is_compressed(&bytes) {
         return Gate::Reply(header_reply(&header, ResponseCode::FormErr));
     }
+    drop_broken_options(&mut bytes);
     match Request::from_bytes(bytes, src, protocol) {
         Ok(request) => Gate::Request(Box::new(request)),
         Err(error) => {
@@ -109,6 +110,67 @@ fn question_is_compressed(bytes: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Cuts an EDNS option whose length runs past the end of its OPT record, and every option
+/// after it, as Unbound does: the query is then answered as if they had not been sent (we
+/// act on no option anyway), with our OPT, instead of a FORMERR without one (RFC 6891 §7: an
+/// answer to an EDNS query carries OPT). Only for an OPT that is the packet's last record and
+/// ends exactly at its end: a record that is itself cut short is a malformed message.
+fn drop_broken_options(bytes: &mut Vec<u8>) {
+    let count = |at: usize| usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+    let records = count(6) + count(8) + count(10);
+    let Some(mut at) = skip_name(bytes, HEADER_LEN).map(|end| end + 4) else {
+        return;
+    };
+    // Bounded by the packet: each record moves `at` forward by at least 11 bytes.
+    for i in 0..records {
+        let Some(fixed) =
+            skip_name(bytes, at).and_then(|end| Some((end, bytes.get(end..end + 10)?)))
+        else {
+            return;
+        };
+        let (end, fixed) = fixed;
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        let rdata = end + 10;
+        if rtype == 41 && i + 1 == records && rdata + rdlen == bytes.len() {
+            let mut option = rdata;
+            while option < bytes.len() {
+                let overruns = match bytes.get(option..option + 4) {
+                    Some(head) => {
+                        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+                        option + 4 + len > bytes.len()
+                    }
+                    None => true,
+                };
+                if overruns {
+                    let kept = u16::try_from(option - rdata).unwrap_or(0);
+                    bytes.truncate(option);
+                    bytes[end + 8..end + 10].copy_from_slice(&kept.to_be_bytes());
+                    return;
+                }
+                option +=
+                    4 + usize::from(u16::from_be_bytes([bytes[option + 2], bytes[option + 3]]));
+            }
+            return;
+        }
+        at = rdata + rdlen;
+    }
+}
+
+/// The end of the name at `at` (labels ending in a zero, or a pointer); `None` past the end.
+fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
+    // At most 128 labels fit in 255 bytes; the bound also ends the scan on junk.
+    for _ in 0..128 {
+        match *bytes.get(at)? {
+            0 => return Some(at + 1),
+            len if len & 0xC0 == 0xC0 => return Some(at + 2),
+            len if len & 0xC0 == 0 => at += 1 + usize::from(len),
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// A header-only response to `request` (at least [`HEADER_LEN`] bytes): ID, opcode and RD
@@ -588,5 +650,30 @@ mod tests {
         let (_, m) = encoded(&[], &[soa], &[], None, full as u16 - 1);
         assert!(m.metadata.truncation);
         assert!(m.authorities.is_empty());
+    }
+
+    #[test]
+    fn a_broken_option_is_cut_and_the_query_parses() {
+        let mut q = query_bytes();
+        q[11] = 1;
+        q.extend_from_slice(&[0, 0, 41, 4, 0xD0, 0, 0, 0x80, 0, 0, 10]);
+        q.extend_from_slice(&[0, 12, 0, 1, 0, 0, 10, 0, 8, 1]);
+        let Gate::Request(r) = gate(q.clone(), src(), Protocol::Udp) else {
+            panic!("the query parses once the broken option is cut");
+        };
+        let edns = r.edns.as_ref().expect("OPT kept");
+        assert!(edns.flags().dnssec_ok);
+        assert_eq!(edns.max_payload(), 1232);
+        // Every prefix and every single-byte corruption: never a panic.
+        for cut in 0..q.len() {
+            let _ = gate(q[..cut].to_vec(), src(), Protocol::Udp);
+        }
+        for at in HEADER_LEN..q.len() {
+            for byte in [0x00, 0x3F, 0xC0, 0xFF] {
+                let mut bad = q.clone();
+                bad[at] = byte;
+                let _ = gate(bad, src(), Protocol::Udp);
+            }
+        }
     }
 }
