@@ -891,6 +891,8 @@ async fn poolguard_answers_as_unbound_does_except_where_listed() {
 
     let cases = cases();
     let mut mismatches: Vec<String> = Vec::new();
+    // How many answers differ per question name and type, for the summary line.
+    let mut per_question: std::collections::BTreeMap<String, usize> = Default::default();
     let mut id: u16 = 0x4000;
     for case in &cases {
         for round in ["cold", "warm"] {
@@ -916,16 +918,24 @@ async fn poolguard_answers_as_unbound_does_except_where_listed() {
                 )
                 .unwrap_or(());
                 mismatches.push(text);
+                *per_question
+                    .entry(format!("{} {}", case.qname, case.qtype))
+                    .or_default() += 1;
             }
         }
     }
     let total = cases.len() * 2;
     bed.shutdown().await;
     drop(unbound);
+    let summary: Vec<String> = per_question
+        .iter()
+        .map(|(q, n)| format!("{q} ({n})"))
+        .collect();
     assert!(
         mismatches.is_empty(),
-        "{} of {total} answers differ from Unbound's:\n\n{}",
+        "{} of {total} answers differ from Unbound's, for: {}\n\n{}",
         mismatches.len(),
+        summary.join(", "),
         mismatches.join("\n\n")
     );
 }
