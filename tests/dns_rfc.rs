@@ -313,3 +313,90 @@ async fn a_broken_edns_option_is_ignored() {
     }
     bed.shutdown().await;
 }
+
+/// The SOA records of the authority section, as `owner TTL MINIMUM`.
+fn soas(m: &Message) -> Vec<String> {
+    m.authorities
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SOA(soa) => Some(format!("{} {} {}", r.name, r.ttl, soa.minimum)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 13, point 7: special-use names are answered here, never forwarded, and every
+/// negative answer poolguard makes carries an SOA so it can be cached (RFC 2308 §5).
+#[tokio::test]
+async fn locally_made_negative_answers_carry_an_soa() {
+    let bed = bed().await;
+    for proto in [Proto::Udp, Proto::Tcp] {
+        for (name, rtype, rcode, soa) in [
+            (
+                "x.invalid.",
+                RecordType::A,
+                ResponseCode::NXDomain,
+                "invalid.",
+            ),
+            (
+                "invalid.",
+                RecordType::MX,
+                ResponseCode::NXDomain,
+                "invalid.",
+            ),
+            (
+                "hidden.onion.",
+                RecordType::AAAA,
+                ResponseCode::NXDomain,
+                "onion.",
+            ),
+            (
+                "localhost.",
+                RecordType::MX,
+                ResponseCode::NoError,
+                "localhost.",
+            ),
+            (
+                "www.localhost.",
+                RecordType::TXT,
+                ResponseCode::NoError,
+                "localhost.",
+            ),
+            (
+                "1.0.0.127.in-addr.arpa.",
+                RecordType::A,
+                ResponseCode::NoError,
+                "127.in-addr.arpa.",
+            ),
+            // Block answers already did (with the block TTL).
+            (
+                "nx.test.",
+                RecordType::A,
+                ResponseCode::NXDomain,
+                "nx.test.",
+            ),
+        ] {
+            for edns in [false, true] {
+                let m = query(bed.dns, proto, &request(name, rtype, edns)).await;
+                let ctx = format!("{name} {rtype} over {proto:?}");
+                assert_eq!(m.metadata.response_code, rcode, "{ctx}");
+                assert!(m.answers.is_empty(), "{ctx}");
+                let got = soas(&m);
+                assert_eq!(got.len(), 1, "{ctx}: {got:?}");
+                assert!(got[0].starts_with(&format!("{soa} ")), "{ctx}: {got:?}");
+            }
+        }
+        // The positive side of localhost (RFC 6761 §6.3).
+        let a = bed.ask(proto, "localhost.", RecordType::A).await;
+        assert_eq!(addresses(&a), vec!["127.0.0.1"]);
+        let aaaa = bed.ask(proto, "db.localhost.", RecordType::AAAA).await;
+        assert_eq!(addresses(&aaaa), vec!["::1"]);
+    }
+    let seen = bed.upstream.seen();
+    assert!(
+        seen.iter()
+            .all(|n| !n.ends_with("invalid") && !n.ends_with("onion") && !n.contains("localhost")),
+        "special-use names are never forwarded: {seen:?}"
+    );
+    bed.shutdown().await;
+}

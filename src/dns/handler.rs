@@ -272,6 +272,16 @@ impl Handler {
             return Handled::plain(Reply::code(ResponseCode::Refused), Outcome::Refused);
         }
 
+        // special-use names (RFC 6761, RFC 7686): answered here, with an SOA when negative.
+        if let Some(reply) = crate::dns::special::answer(qname, &name, qtype) {
+            return Handled {
+                reply,
+                outcome: Outcome::Local,
+                verdict: allowlisted,
+                upstream: None,
+            };
+        }
+
         // resolve.
         let forwarder = self.upstreams.for_name(qname);
         let forwarded = forwarder.forward(name.clone(), qtype).await;

@@ -22,6 +22,7 @@ pub mod load;
 pub mod mmsg;
 pub mod ratelimit;
 pub mod reply;
+pub mod special;
 pub mod upstream;
 pub mod walled;
 pub mod wire;
