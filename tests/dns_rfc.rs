@@ -400,3 +400,35 @@ async fn locally_made_negative_answers_carry_an_soa() {
     );
     bed.shutdown().await;
 }
+
+/// Every chain is the question's own: hickory-resolver caches each hop of a chain it follows
+/// with the CNAMEs that led there, so without care `www.example.test A` would come back with
+/// `cross.rfc.test CNAME www.example.test`, and a chain meeting that hop would lose its own
+/// first CNAME (found by tests/dns_differential.rs).
+#[tokio::test]
+async fn each_answer_has_its_own_cname_chain() {
+    let bed = bed().await;
+    // The general path (AD set), so every answer comes from the resolver, not our cache.
+    async fn ask(bed: &TestBed, name: &str) -> Message {
+        let mut m = request(name, RecordType::A, true);
+        m.metadata.authentic_data = true;
+        query(bed.dns, Proto::Udp, &m).await
+    }
+    let cross = ask(&bed, "cross.rfc.test.").await;
+    assert_eq!(chain(&cross), vec!["cross.rfc.test. -> www.example.test."]);
+    assert_eq!(addresses(&cross), vec!["192.0.2.10"]);
+    let www = ask(&bed, "www.example.test.").await;
+    assert_eq!(chain(&www), Vec::<String>::new(), "no other name's CNAME");
+    assert_eq!(addresses(&www), vec!["192.0.2.10"]);
+    let meet = ask(&bed, "meet.rfc.test.").await;
+    assert_eq!(
+        chain(&meet),
+        vec![
+            "meet.rfc.test. -> cross.rfc.test.",
+            "cross.rfc.test. -> www.example.test."
+        ],
+        "the whole chain, from the question on"
+    );
+    assert_eq!(addresses(&meet), vec!["192.0.2.10"]);
+    bed.shutdown().await;
+}

@@ -227,17 +227,25 @@ impl Forwarder {
     async fn resolve(&self, name: Name, qtype: RecordType, deadline: Deadline) -> Forwarded {
         let lookup = self.resolver.lookup(name.clone(), qtype);
         match tokio::time::timeout_at(deadline, lookup).await {
-            Ok(Ok(lookup)) => Forwarded {
-                reply: Reply {
-                    rcode: ResponseCode::NoError,
-                    authoritative: false,
-                    answers: lookup.answers().to_vec(),
-                    authorities: lookup.authorities().to_vec(),
-                    additionals: lookup.additionals().to_vec(),
-                    ede: None,
-                },
-                failed: false,
-            },
+            Ok(Ok(lookup)) => {
+                let chain = self.answer_chain(&name, qtype, lookup.answers());
+                let answers = match tokio::time::timeout_at(deadline, chain).await {
+                    Ok(Ok(answers)) => answers,
+                    Ok(Err(error)) => return self.chain_failure(&name, error),
+                    Err(_) => return self.failure(EDE_NO_REACHABLE_AUTHORITY, "timed out"),
+                };
+                Forwarded {
+                    reply: Reply {
+                        rcode: ResponseCode::NoError,
+                        authoritative: false,
+                        answers,
+                        authorities: lookup.authorities().to_vec(),
+                        additionals: lookup.additionals().to_vec(),
+                        ede: None,
+                    },
+                    failed: false,
+                }
+            }
             Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))) => {
                 let mut reply = Reply::code(nr.response_code);
                 match (&nr.authorities, &nr.soa) {
@@ -253,12 +261,7 @@ impl Forwarder {
                     let chain = self.cname_chain(&name, nr.query.name());
                     match tokio::time::timeout_at(deadline, chain).await {
                         Ok(Ok(chain)) => reply.answers = chain,
-                        Ok(Err(Chain::Loop(at))) => {
-                            tracing::debug!(%name, %at, "CNAME loop");
-                            return self
-                                .failure(EDE_OTHER, &format!("answered a CNAME loop at {at}"));
-                        }
-                        Ok(Err(Chain::Failed)) => return self.failure(EDE_NETWORK_ERROR, "failed"),
+                        Ok(Err(error)) => return self.chain_failure(&name, error),
                         Err(_) => return self.failure(EDE_NO_REACHABLE_AUTHORITY, "timed out"),
                     }
                 }
@@ -276,6 +279,96 @@ impl Forwarder {
                 self.failure(EDE_NO_REACHABLE_AUTHORITY, "timed out")
             }
         }
+    }
+
+    fn chain_failure(&self, name: &Name, error: Chain) -> Forwarded {
+        match error {
+            Chain::Loop(at) => {
+                tracing::debug!(%name, %at, "CNAME loop");
+                self.failure(EDE_OTHER, &format!("answered a CNAME loop at {at}"))
+            }
+            Chain::Failed => self.failure(EDE_NETWORK_ERROR, "failed"),
+        }
+    }
+
+    /// The answer section for `name`/`qtype`: the CNAME chain from `name` to the records of
+    /// `qtype`, then those records (after any DNAME, which explains a synthesised CNAME).
+    ///
+    /// Why: hickory-resolver caches the answer of each hop of a chain it follows under that
+    /// hop's own question, with the CNAMEs that led there; a later question for the hop (or
+    /// a chain that meets it) then gets another name's CNAMEs, and the CNAMEs of its own
+    /// chain go missing (seen in `tests/dns_differential.rs`: `www.other.test A` answered
+    /// with `out.diff.test CNAME www.other.test`). So the answer is walked from `name`;
+    /// records off the chain are left out, and when the chain does not reach the data, it is
+    /// rebuilt with CNAME lookups ([`Forwarder::cname_chain`]). Inspection then checks the
+    /// real chain too.
+    async fn answer_chain(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        answers: &[Record],
+    ) -> Result<Vec<Record>, Chain> {
+        if matches!(qtype, RecordType::CNAME | RecordType::DNAME) {
+            return Ok(answers.to_vec());
+        }
+        let dnames = || {
+            answers
+                .iter()
+                .filter(|r| r.record_type() == RecordType::DNAME)
+                .cloned()
+        };
+        let data = |owner: &Name| {
+            answers
+                .iter()
+                .filter(|r| r.name == *owner && r.record_type() == qtype)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let mut chain: Vec<Record> = Vec::new();
+        let mut at = name.clone();
+        for _ in 0..MAX_CHAIN {
+            let found = data(&at);
+            if !found.is_empty() {
+                let mut out: Vec<Record> = dnames().collect();
+                out.extend(chain);
+                out.extend(found);
+                return Ok(out);
+            }
+            let Some(cname) = answers
+                .iter()
+                .find(|r| r.name == at && r.record_type() == RecordType::CNAME)
+            else {
+                break;
+            };
+            let RData::CNAME(target) = &cname.data else {
+                return Err(Chain::Failed);
+            };
+            if target.0 == *name || chain.iter().any(|r| r.name == target.0) {
+                return Err(Chain::Loop(at));
+            }
+            chain.push(cname.clone());
+            at = target.0.clone();
+        }
+        // The answer does not lead from the question to its data: rebuild the chain.
+        let Some(end) = answers
+            .iter()
+            .find(|r| r.record_type() == qtype)
+            .map(|r| r.name.clone())
+        else {
+            return Ok(answers.to_vec());
+        };
+        let rebuilt = self.cname_chain(name, &end).await?;
+        let reached = match rebuilt.last().map(|r| &r.data) {
+            Some(RData::CNAME(target)) => target.0 == end,
+            _ => *name == end,
+        };
+        if !reached {
+            return Err(Chain::Failed);
+        }
+        let mut out: Vec<Record> = dnames().collect();
+        out.extend(rebuilt);
+        out.extend(data(&end));
+        Ok(out)
     }
 
     fn failure(&self, info_code: u16, what: &str) -> Forwarded {
