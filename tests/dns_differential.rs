@@ -88,6 +88,9 @@ const NAMES: &[(&str, &[RecordType])] = {
         ("blocked.diff.test.", &[A, AAAA, TXT]),
         ("viablocked.diff.test.", &[A]),
         ("badip.diff.test.", &[A]),
+        ("nxblocked.diff.test.", &[A, TXT]),
+        ("nodatablocked.diff.test.", &[A]),
+        ("refusedblocked.diff.test.", &[A]),
         // ANY (intended difference: RFC 8482).
         ("www.diff.test.", &[ANY]),
     ]
@@ -543,12 +546,58 @@ struct Intended {
     check: fn(&Case, &View) -> Result<(), String>,
 }
 
-/// Names the differential test's feeds list (see [`feeds`]).
+/// The action the differential test's feeds (see [`feeds`]) take on a name, if it is blocked.
+fn block_action(name: &str) -> Option<&'static str> {
+    match name {
+        "blocked.diff.test." | "viablocked.diff.test." | "badip.diff.test." => Some("sinkhole"),
+        "nxblocked.diff.test." => Some("nxdomain"),
+        "nodatablocked.diff.test." => Some("nodata"),
+        "refusedblocked.diff.test." => Some("refuse"),
+        _ => None,
+    }
+}
+
 fn is_blocked(name: &str) -> bool {
-    matches!(
-        name,
-        "blocked.diff.test." | "viablocked.diff.test." | "badip.diff.test."
-    )
+    block_action(name).is_some()
+}
+
+/// poolguard's block answer: the action's rcode and records (README, "blocked name"), the synthetic
+/// SOA owned by the query name on negative answers (RFC 2308 §5), EDE 15 to EDNS clients.
+fn check_block_answer(case: &Case, ours: &View) -> Result<(), String> {
+    let name = case.lower_name();
+    let action = block_action(&name).unwrap_or("none");
+    let (rcode, answer) = match (action, case.qtype) {
+        ("sinkhole", RecordType::A) => (
+            ResponseCode::NoError,
+            vec![format!("{name} A IN {SINK_V4}")],
+        ),
+        ("sinkhole", RecordType::AAAA) => (
+            ResponseCode::NoError,
+            vec![format!("{name} AAAA IN {SINK_V6}")],
+        ),
+        ("sinkhole" | "nodata", _) => (ResponseCode::NoError, vec![]),
+        ("nxdomain", _) => (ResponseCode::NXDomain, vec![]),
+        _ => (ResponseCode::Refused, vec![]),
+    };
+    if ours.rcode != rcode || ours.answer != answer {
+        return Err(format!(
+            "{action} answer {:?} {:?}, expected {rcode:?} {answer:?}",
+            ours.rcode, ours.answer
+        ));
+    }
+    let negative = answer.is_empty() && rcode != ResponseCode::Refused;
+    let soa_here =
+        ours.authority.len() == 1 && ours.authority[0].starts_with(&format!("{name} SOA "));
+    if negative && !soa_here {
+        return Err(format!(
+            "{action} answer authority {:?}, expected one SOA owned by {name}",
+            ours.authority
+        ));
+    }
+    if case.edns.is_some() && ours.ede != Some(15) {
+        return Err(format!("{action} answer EDE {:?}, expected 15", ours.ede));
+    }
+    Ok(())
 }
 
 /// Every difference poolguard makes on purpose. Besides these, two things are never compared:
@@ -560,27 +609,12 @@ const INTENDED: &[Intended] = &[
     Intended {
         reference: None,
         applies: |case| is_blocked(&case.lower_name()),
-        differs: &[Part::Sections],
+        differs: &[Part::Rcode, Part::Sections],
         why: "blocking is the point of a sinkhole: a listed name, a CNAME into one or an \
-              address in a listed network gets the feed's action (here sinkhole) instead of \
-              the real data, with EDE 15 Blocked naming the feed (RFC 8914 §4.16)",
-        check: |case, ours| {
-            let sink = match case.qtype {
-                RecordType::A => vec![format!("{} A IN {SINK_V4}", case.lower_name())],
-                RecordType::AAAA => vec![format!("{} AAAA IN {SINK_V6}", case.lower_name())],
-                _ => vec![],
-            };
-            if ours.rcode != ResponseCode::NoError {
-                return Err(format!("block answer rcode {:?}", ours.rcode));
-            }
-            if ours.answer != sink {
-                return Err(format!("block answer {:?}, expected {sink:?}", ours.answer));
-            }
-            if case.edns.is_some() && ours.ede != Some(15) {
-                return Err(format!("block answer EDE {:?}, expected 15", ours.ede));
-            }
-            Ok(())
-        },
+              address in a listed network gets the feed's action (sinkhole, nxdomain, nodata, \
+              refuse) instead of the real data, with EDE 15 Blocked naming the feed \
+              (RFC 8914 §4.16)",
+        check: check_block_answer,
     },
     Intended {
         reference: None,
@@ -946,7 +980,8 @@ async fn exchange(
 // ---------------------------------------------------------------------------------------------
 // poolguard
 
-/// Feeds for the intended "blocked" differences: a name, a CNAME target, an address.
+/// Feeds for the intended "blocked" differences: a name, a CNAME target, an address, and one
+/// name for each of the other actions.
 fn feeds() -> Vec<FeedSpec> {
     vec![
         FeedSpec::new(
@@ -956,6 +991,19 @@ fn feeds() -> Vec<FeedSpec> {
             &["blocked.diff.test"],
         ),
         FeedSpec::new("pool-ips", "ips", Some("sinkhole"), &["203.0.113.0/24"]),
+        FeedSpec::new("nx", "domains", Some("nxdomain"), &["nxblocked.diff.test"]),
+        FeedSpec::new(
+            "empty",
+            "domains",
+            Some("nodata"),
+            &["nodatablocked.diff.test"],
+        ),
+        FeedSpec::new(
+            "refusing",
+            "domains",
+            Some("refuse"),
+            &["refusedblocked.diff.test"],
+        ),
     ]
 }
 
