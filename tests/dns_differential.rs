@@ -3,9 +3,11 @@
 //! A real Unbound (the distribution's package, `module-config: "iterator"`: a non-validating
 //! forwarder like poolguard) and poolguard forward to the same in-test authoritative server
 //! (`tests/fixtures/diff.test.zone`, `other.test.zone`). Every query of a bounded cross product
-//! (names × types × EDNS {none, 512, 1232, 4096} × {DO, CD, AD} × {UDP, TCP}) goes to both, and
-//! the answers must agree on rcode, header flags, OPT presence and DO bit, and the three
-//! sections as sorted sets of records with the TTL left out. poolguard is asked each query twice
+//! (names × types × EDNS {none, 512, 1232, 4096} × {DO, CD, AD} × {UDP, TCP}, plus other
+//! opcodes, zone transfers, EDNS version 1, a malformed EDNS option, CHAOS, special-use names
+//! and RD=0) goes to both, and the answers must agree on rcode, header flags, OPT presence, EDNS
+//! version and DO bit, and the three sections as sorted lists of records with the TTL left out;
+//! poolguard must echo ID and question (letter case included). poolguard is asked each query twice
 //! (the first is a cache miss for that name and type, the second may come from its packet
 //! cache), Unbound too, and round n is compared with round n.
 //!
@@ -378,6 +380,21 @@ fn record_text(r: &Record) -> String {
     )
 }
 
+/// The question as sent, letter case included (hickory's `Name` compares case-insensitively).
+fn question(m: &Message) -> Vec<String> {
+    m.queries
+        .iter()
+        .map(|q| {
+            format!(
+                "{} {} {}",
+                q.name().to_ascii(),
+                q.query_type(),
+                q.query_class()
+            )
+        })
+        .collect()
+}
+
 fn section(records: &[Record]) -> Vec<String> {
     let mut v: Vec<String> = records.iter().map(record_text).collect();
     v.sort();
@@ -413,7 +430,7 @@ impl View {
         Ok(Self {
             size: bytes.len(),
             id_echoed: md.id == request.metadata.id,
-            question_echoed: m.queries == request.queries,
+            question_echoed: question(&m) == question(request),
             rcode: md.response_code,
             aa: md.authoritative,
             tc: md.truncation,
@@ -501,27 +518,25 @@ fn differences(reference: &View, ours: &View) -> Vec<String> {
             show(&ours.opt)
         ));
     }
-    {
-        for (what, r, o) in [
-            ("answer", &reference.answer, &ours.answer),
-            ("authority", &reference.authority, &ours.authority),
-            ("additional", &reference.additional, &ours.additional),
-        ] {
-            if r != o {
-                let only_r: Vec<&String> = r.iter().filter(|x| !o.contains(x)).collect();
-                let only_o: Vec<&String> = o.iter().filter(|x| !r.contains(x)).collect();
-                let mut line = format!("{what}:");
-                if !only_r.is_empty() {
-                    write!(line, " only unbound {only_r:?}").unwrap_or(());
-                }
-                if !only_o.is_empty() {
-                    write!(line, " only poolguard {only_o:?}").unwrap_or(());
-                }
-                if only_r.is_empty() && only_o.is_empty() {
-                    write!(line, " same records, different counts {r:?} vs {o:?}").unwrap_or(());
-                }
-                out.push(line);
+    for (what, r, o) in [
+        ("answer", &reference.answer, &ours.answer),
+        ("authority", &reference.authority, &ours.authority),
+        ("additional", &reference.additional, &ours.additional),
+    ] {
+        if r != o {
+            let only_r: Vec<&String> = r.iter().filter(|x| !o.contains(x)).collect();
+            let only_o: Vec<&String> = o.iter().filter(|x| !r.contains(x)).collect();
+            let mut line = format!("{what}:");
+            if !only_r.is_empty() {
+                write!(line, " only unbound {only_r:?}").unwrap_or(());
             }
+            if !only_o.is_empty() {
+                write!(line, " only poolguard {only_o:?}").unwrap_or(());
+            }
+            if only_r.is_empty() && only_o.is_empty() {
+                write!(line, " same records, different counts {r:?} vs {o:?}").unwrap_or(());
+            }
+            out.push(line);
         }
     }
     out
