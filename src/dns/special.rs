@@ -10,12 +10,15 @@
 //! * `localhost` and every name below it: A 127.0.0.1, AAAA ::1 (RFC 6761 §6.3 item 4: "for
 //!   all such address queries"), any other type NODATA;
 //! * `127.in-addr.arpa` and the `::1` reverse zone: PTR `localhost.`, any other type NODATA;
-//! * `invalid`, `onion` and every name below them: NXDOMAIN.
+//! * `invalid`, `onion`: every name below them NXDOMAIN;
+//! * the apex of each of these zones exists, as a zone's apex does: SOA and NS (`localhost.`)
+//!   are answered, other types there are NODATA (as Unbound's local zones; an NXDOMAIN for
+//!   `invalid.` itself would come with an SOA owned by the name it says does not exist).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, NS, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::dns::answer::synthetic_soa;
@@ -51,16 +54,19 @@ const ZONES: [(&str, Kind); 5] = [
 /// a special-use name, else `None`.
 pub fn answer(qname: &str, name: &Name, qtype: RecordType) -> Option<Reply> {
     let (zone, kind) = ZONES.iter().find(|(zone, _)| within(qname, zone))?;
+    let apex = Name::from_ascii(format!("{zone}.")).ok()?;
+    let at_apex = qname == *zone;
+    let localhost = || Name::from_labels(["localhost"]).ok();
     let data = match (kind, qtype) {
+        (_, RecordType::SOA) if at_apex => Some(synthetic_soa(apex.clone(), SPECIAL_TTL).data),
+        (_, RecordType::NS) if at_apex => Some(RData::NS(NS(localhost()?))),
         (Kind::Localhost, RecordType::A) => Some(RData::A(A(Ipv4Addr::LOCALHOST))),
         (Kind::Localhost, RecordType::AAAA) => Some(RData::AAAA(AAAA(Ipv6Addr::LOCALHOST))),
-        (Kind::LoopbackReverse, RecordType::PTR) => {
-            Some(RData::PTR(PTR(Name::from_labels(["localhost"]).ok()?)))
-        }
+        (Kind::LoopbackReverse, RecordType::PTR) => Some(RData::PTR(PTR(localhost()?))),
         _ => None,
     };
     let rcode = match kind {
-        Kind::Nonexistent => ResponseCode::NXDomain,
+        Kind::Nonexistent if !at_apex => ResponseCode::NXDomain,
         _ => ResponseCode::NoError,
     };
     let mut reply = Reply::code(rcode);
@@ -69,10 +75,7 @@ pub fn answer(qname: &str, name: &Name, qtype: RecordType) -> Option<Reply> {
         Some(data) => reply
             .answers
             .push(Record::from_rdata(name.clone(), SPECIAL_TTL, data)),
-        None => {
-            let apex = Name::from_ascii(format!("{zone}.")).ok()?;
-            reply.authorities.push(synthetic_soa(apex, SPECIAL_TTL));
-        }
+        None => reply.authorities.push(synthetic_soa(apex, SPECIAL_TTL)),
     }
     Some(reply)
 }
@@ -125,6 +128,7 @@ mod tests {
                 ResponseCode::NXDomain,
                 "invalid.",
             ),
+            ("invalid", RecordType::A, ResponseCode::NoError, "invalid."),
             (
                 "x.onion",
                 RecordType::AAAA,
@@ -149,5 +153,12 @@ mod tests {
         assert_eq!(r.answers[0].data, RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)));
         let r = ask("1.0.0.127.in-addr.arpa", RecordType::PTR).expect("special");
         assert_eq!(r.answers.len(), 1);
+        for zone in ["invalid", "localhost", "onion"] {
+            let r = ask(zone, RecordType::SOA).expect("special");
+            assert_eq!(r.rcode, ResponseCode::NoError);
+            assert_eq!(r.answers[0].record_type(), RecordType::SOA, "{zone}");
+            let r = ask(zone, RecordType::NS).expect("special");
+            assert_eq!(r.answers[0].record_type(), RecordType::NS, "{zone}");
+        }
     }
 }
