@@ -86,6 +86,8 @@ const NAMES: &[(&str, &[RecordType])] = {
         ("t1221.diff.test.", &[TXT]),
         ("t1222.diff.test.", &[TXT]),
         ("t1400.diff.test.", &[TXT]),
+        // An answer that fits in 512 bytes with additional addresses that do not.
+        ("bigmx.diff.test.", &[MX]),
         // Blocked: by name, through a CNAME, by address (intended differences).
         ("blocked.diff.test.", &[A, AAAA, TXT]),
         ("viablocked.diff.test.", &[A]),
@@ -1119,10 +1121,11 @@ async fn poolguard_answers_as_unbound_does_except_where_listed() {
     );
 }
 
-/// The sized TXT records are sized as their names say (so the 512 / 1,232 cases test what
-/// they claim): Unbound's TCP answer without EDNS is exactly that many bytes.
+/// The fixtures test what they claim: the sized TXT records are that many bytes (Unbound's TCP
+/// answer without EDNS), and `bigmx` MX fits in 512 bytes over UDP only without part of its
+/// additional addresses (no TC), while over TCP it carries all 32.
 #[tokio::test]
-async fn sized_txt_fixtures_have_the_sizes_they_claim() {
+async fn fixtures_have_the_sizes_they_claim() {
     let upstream = upstream();
     let mut unbound = Unbound::start(upstream.addr);
     unbound.wait_ready().await;
@@ -1143,5 +1146,28 @@ async fn sized_txt_fixtures_have_the_sizes_they_claim() {
         let view = ask(unbound.addr, &case, 7).await.expect("unbound answers");
         assert_eq!(view.size, size, "{qname}: {}", show(&Ok(view.clone())));
     }
+    let mx = Case::new("bigmx.diff.test.", RecordType::MX);
+    let full = ask(
+        unbound.addr,
+        &Case {
+            proto: Proto::Tcp,
+            ..mx
+        },
+        8,
+    )
+    .await
+    .expect("unbound answers");
+    assert_eq!(
+        (full.answer.len(), full.additional.len()),
+        (1, 32),
+        "{}",
+        show(&Ok(full))
+    );
+    let udp = ask(unbound.addr, &mx, 9).await.expect("unbound answers");
+    assert!(
+        !udp.tc && udp.answer.len() == 1 && udp.additional.len() < 32,
+        "{}",
+        show(&Ok(udp))
+    );
     drop(unbound);
 }
