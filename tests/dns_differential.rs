@@ -306,6 +306,8 @@ fn special_cases() -> Vec<Case> {
         q("invalid.", SOA),
         q("invalid.", A),
         q("localhost.", SOA),
+        q("localhost.", NS),
+        q("invalid.", NS),
         q("foo.onion.", A),
         q("localhost.", A),
         q("localhost.", AAAA),
