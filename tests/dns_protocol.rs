@@ -2,7 +2,7 @@
 
 mod common;
 
-use hickory_proto::op::{Edns, Message, ResponseCode};
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{RData, RecordType};
 
@@ -16,17 +16,6 @@ fn big_upstream() -> Upstream {
         ("example.test", fixture("example.test.zone")),
         ("big.test", fixture("big.test.zone")),
     ])
-}
-
-/// A query with EDNS advertising `payload` (or no EDNS).
-fn with_payload(name: &str, rtype: RecordType, payload: Option<u16>) -> Message {
-    let mut m = request(name, rtype, false);
-    if let Some(p) = payload {
-        let mut e = Edns::new();
-        e.set_max_payload(p);
-        m.set_edns(e);
-    }
-    m
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 
 mod common;
 
-use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
+use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
 use common::*;
@@ -30,17 +30,6 @@ async fn bed() -> TestBed {
         .local_zone("campus.test", "campus.test.zone")
         .start()
         .await
-}
-
-/// A query with EDNS advertising `payload` (or no EDNS).
-fn with_payload(name: &str, rtype: RecordType, payload: Option<u16>) -> Message {
-    let mut m = request(name, rtype, false);
-    if let Some(p) = payload {
-        let mut e = Edns::new();
-        e.set_max_payload(p);
-        m.set_edns(e);
-    }
-    m
 }
 
 /// Length of the question section of a raw message (one uncompressed question).

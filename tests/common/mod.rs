@@ -586,6 +586,17 @@ pub fn request(name: &str, rtype: RecordType, edns: bool) -> Message {
     m
 }
 
+/// A standard query with RD set and EDNS advertising `payload` (or no EDNS).
+pub fn with_payload(name: &str, rtype: RecordType, payload: Option<u16>) -> Message {
+    let mut m = request(name, rtype, false);
+    if let Some(p) = payload {
+        let mut e = Edns::new();
+        e.set_max_payload(p);
+        m.set_edns(e);
+    }
+    m
+}
+
 /// Sends `message` to `server` and returns the response (panics after [`CLIENT_TIMEOUT`]).
 pub async fn query(server: SocketAddr, proto: Proto, message: &Message) -> Message {
     let bytes = message.to_vec().expect("encode");
