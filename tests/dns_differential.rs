@@ -27,7 +27,6 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::HINFO;
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::{FeedSpec, Proto, SINK_V4, SINK_V6, TestBed, Upstream, fixture};
 
@@ -939,61 +938,15 @@ forward-zone:
     }
 }
 
-/// One exchange without panicking: the response whose ID matches, or why there is none.
+/// One exchange from 127.0.0.1 that reports a failure instead of panicking.
 async fn exchange(
     server: SocketAddr,
     proto: Proto,
     bytes: &[u8],
     timeout: Duration,
 ) -> Result<Vec<u8>, String> {
-    let work = async {
-        match proto {
-            Proto::Udp => {
-                let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-                    .await
-                    .map_err(|e| format!("bind: {e}"))?;
-                sock.send_to(bytes, server)
-                    .await
-                    .map_err(|e| format!("send: {e}"))?;
-                let mut buf = vec![0u8; 65535];
-                // Bounded: stray datagrams are skipped, at most a few.
-                for _ in 0..8 {
-                    let (n, from) = sock
-                        .recv_from(&mut buf)
-                        .await
-                        .map_err(|e| format!("recv: {e}"))?;
-                    if from == server && n >= 2 && buf[..2] == bytes[..2] {
-                        return Ok(buf[..n].to_vec());
-                    }
-                }
-                Err("no matching datagram".to_string())
-            }
-            Proto::Tcp => {
-                let mut s = tokio::net::TcpStream::connect(server)
-                    .await
-                    .map_err(|e| format!("connect: {e}"))?;
-                let len = u16::try_from(bytes.len()).map_err(|_| "query too long".to_string())?;
-                s.write_all(&len.to_be_bytes())
-                    .await
-                    .map_err(|e| format!("write: {e}"))?;
-                s.write_all(bytes)
-                    .await
-                    .map_err(|e| format!("write: {e}"))?;
-                let mut len = [0u8; 2];
-                s.read_exact(&mut len)
-                    .await
-                    .map_err(|e| format!("read length: {e}"))?;
-                let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                s.read_exact(&mut buf)
-                    .await
-                    .map_err(|e| format!("read body: {e}"))?;
-                Ok(buf)
-            }
-        }
-    };
-    tokio::time::timeout(timeout, work)
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+    let localhost = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    common::try_query_raw_from(localhost, server, proto, bytes, timeout).await
 }
 
 // ---------------------------------------------------------------------------------------------
