@@ -11,6 +11,8 @@
 //!    conditional forwarding, so no internal zone can be used to reach a pool; ANY then gets the
 //!    RFC 8482 answer (one HINFO) and is never forwarded;
 //! 5. names inside `[[zones]]` are answered authoritatively and never forwarded;
+//!    special-use names (`localhost`, `invalid`, `onion`, loopback reverse) are answered by
+//!    `special.rs`, with an SOA when negative;
 //! 6. everything else is forwarded; unless the name was allowlisted, the answer's CNAME
 //!    targets and addresses are checked against the policy once more.
 //!
