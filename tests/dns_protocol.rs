@@ -2,7 +2,7 @@
 
 mod common;
 
-use hickory_proto::op::{Edns, Message, ResponseCode};
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{RData, RecordType};
 
@@ -16,17 +16,6 @@ fn big_upstream() -> Upstream {
         ("example.test", fixture("example.test.zone")),
         ("big.test", fixture("big.test.zone")),
     ])
-}
-
-/// A query with EDNS advertising `payload` (or no EDNS).
-fn with_payload(name: &str, rtype: RecordType, payload: Option<u16>) -> Message {
-    let mut m = request(name, rtype, false);
-    if let Some(p) = payload {
-        let mut e = Edns::new();
-        e.set_max_payload(p);
-        m.set_edns(e);
-    }
-    m
 }
 
 #[tokio::test]
@@ -218,7 +207,8 @@ async fn flags_are_those_of_a_forwarding_resolver() {
 }
 
 /// DNSSEC bits of a non-validating forwarder: CD is copied back (RFC 4035 §3.2.2), AD is never
-/// set even when asked for, and DO is not echoed (no signatures are passed on).
+/// set even when asked for, and DO is copied into the OPT (RFC 3225 §3: MUST), though no
+/// signatures are passed on. On the general path, the packet cache and block answers.
 #[tokio::test]
 async fn dnssec_bits_are_those_of_a_non_validating_forwarder() {
     let bed = TestBed::start().await;
@@ -228,21 +218,35 @@ async fn dnssec_bits_are_those_of_a_non_validating_forwarder() {
             "xmr.pool.minergate.com.",
             "printer.campus.test.",
         ] {
-            // Each twice: the second plain one is answered from the packet cache (fast path).
-            for (cd, ad) in [(false, false), (false, false), (true, false), (false, true)] {
+            // Each plain one twice: the second is answered from the packet cache (fast path).
+            for (cd, ad, dnssec_ok) in [
+                (false, false, true),
+                (false, false, true),
+                (false, false, false),
+                (false, false, false),
+                (true, false, true),
+                (false, true, true),
+                (false, true, false),
+            ] {
                 let mut req = with_payload(name, RecordType::A, Some(1232));
                 req.metadata.checking_disabled = cd;
                 req.metadata.authentic_data = ad;
                 if let Some(e) = req.edns.as_mut() {
-                    e.set_dnssec_ok(true);
+                    e.set_dnssec_ok(dnssec_ok);
                 }
                 let resp = query(bed.dns, proto, &req).await;
-                let ctx = format!("{name} over {proto:?}, CD={cd} AD={ad}");
+                let ctx = format!("{name} over {proto:?}, CD={cd} AD={ad} DO={dnssec_ok}");
                 assert_eq!(resp.metadata.response_code, ResponseCode::NoError, "{ctx}");
                 assert_eq!(resp.metadata.checking_disabled, cd, "CD copied: {ctx}");
                 assert!(!resp.metadata.authentic_data, "never AD: {ctx}");
                 let edns = resp.edns.as_ref().expect("OPT echoed");
-                assert!(!edns.flags().dnssec_ok, "DO not echoed: {ctx}");
+                assert_eq!(edns.flags().dnssec_ok, dnssec_ok, "DO copied: {ctx}");
+                assert!(
+                    resp.answers
+                        .iter()
+                        .all(|r| r.record_type() != RecordType::RRSIG),
+                    "{ctx}"
+                );
             }
         }
     }

@@ -447,6 +447,10 @@ async fn incidents_repeat_offender_is_quarantined_and_released() {
     assert_eq!(addresses(&www6), ["2001:db8::99"]);
     let mx = ask(&bed, miner, "example.test.", RecordType::MX).await;
     assert_eq!(mx.metadata.response_code, ResponseCode::NXDomain);
+    // With the synthetic SOA, so it is cached for the walled TTL (RFC 2308 §5), no longer.
+    let soa = mx.authorities.first().expect("SOA on the walled NXDOMAIN");
+    assert_eq!(soa.record_type(), RecordType::SOA);
+    assert_eq!(soa.ttl, 30);
     let mail = ask(&bed, miner, "mail.example.test.", RecordType::A).await;
     assert_eq!(
         addresses(&mail),

@@ -26,8 +26,20 @@ pub struct BlockAnswers {
     ttl: u32,
     v4: Ipv4Addr,
     v6: Ipv6Addr,
-    mname: Name,
-    rname: Name,
+}
+
+/// The SOA of every negative answer poolguard makes itself (blocks, the walled garden,
+/// special-use names): owned by `owner`, `ttl` as TTL, refresh, retry, expire and MINIMUM
+/// (RFC 2308 §5: the negative answer is cached for the smaller of TTL and MINIMUM), MNAME
+/// `poolguard.invalid.` and RNAME `hostmaster.poolguard.invalid.`: `.invalid` (RFC 6761)
+/// can never resolve, so nobody mistakes this SOA for a real zone's.
+pub fn synthetic_soa(owner: Name, ttl: u32) -> Record {
+    let mname = Name::from_labels(["poolguard", "invalid"]).unwrap_or_else(|_| Name::root());
+    let rname =
+        Name::from_labels(["hostmaster", "poolguard", "invalid"]).unwrap_or_else(|_| Name::root());
+    let timer = i32::try_from(ttl).unwrap_or(i32::MAX);
+    let soa = SOA::new(mname, rname, 1, timer, timer, timer, ttl);
+    Record::from_rdata(owner, ttl, RData::SOA(soa))
 }
 
 impl BlockAnswers {
@@ -37,10 +49,6 @@ impl BlockAnswers {
             ttl: config.ttl,
             v4: config.sinkhole_ipv4,
             v6: config.sinkhole_ipv6,
-            // `.invalid` (RFC 6761) can never resolve, so nobody mistakes this SOA for a real zone.
-            mname: Name::from_labels(["poolguard", "invalid"]).unwrap_or_else(|_| Name::root()),
-            rname: Name::from_labels(["hostmaster", "poolguard", "invalid"])
-                .unwrap_or_else(|_| Name::root()),
         }
     }
 
@@ -70,22 +78,10 @@ impl BlockAnswers {
 
     fn negative(&self, qname: &Name, rcode: ResponseCode) -> Reply {
         let mut reply = Reply::code(rcode);
-        reply.authorities.push(self.soa(qname));
         reply
-    }
-
-    fn soa(&self, owner: &Name) -> Record {
-        let ttl = i32::try_from(self.ttl).unwrap_or(i32::MAX);
-        let soa = SOA::new(
-            self.mname.clone(),
-            self.rname.clone(),
-            1,
-            ttl,
-            ttl,
-            ttl,
-            self.ttl,
-        );
-        Record::from_rdata(owner.clone(), self.ttl, RData::SOA(soa))
+            .authorities
+            .push(synthetic_soa(qname.clone(), self.ttl));
+        reply
     }
 }
 

@@ -1,6 +1,6 @@
 //! The request path: identify → decide → resolve → inspect → answer → record.
 //!
-//! Our front ends (`listen.rs`) gate and parse the packet and call [`Handler::handle_request`]; each stage below is a
+//! Our front ends (`listen.rs`) gate and parse the packet and call [`Handler::answer`]; each stage below is a
 //! call into its own module and hands the next one a plain value ([`Reply`]), so the order of
 //! precedence is readable top to bottom:
 //!
@@ -11,6 +11,8 @@
 //!    conditional forwarding, so no internal zone can be used to reach a pool; ANY then gets the
 //!    RFC 8482 answer (one HINFO) and is never forwarded;
 //! 5. names inside `[[zones]]` are answered authoritatively and never forwarded;
+//!    special-use names (`localhost`, `invalid`, `onion`, loopback reverse) are answered by
+//!    `special.rs`, with an SOA when negative;
 //! 6. everything else is forwarded; unless the name was allowlisted, the answer's CNAME
 //!    targets and addresses are checked against the policy once more.
 //!
@@ -20,14 +22,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hickory_proto::op::{
-    Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
-};
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::server::Request;
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -39,6 +38,7 @@ use crate::dns::fast::cache::PacketCache;
 use crate::dns::load::Load;
 use crate::dns::reply::{ExtendedError, Reply};
 use crate::dns::upstream::Upstreams;
+use crate::dns::wire;
 use crate::dns::zones::LocalZones;
 use crate::policy::{Policy, QueryDecision, SharedPolicy, Verdict};
 use crate::record::{Outcome, QueryEvent, Recorder, Transport};
@@ -104,7 +104,7 @@ impl Shared {
     }
 }
 
-/// Our hickory `RequestHandler`: one per DNS worker, owning that worker's resolvers.
+/// The request path of one DNS worker, owning that worker's resolvers.
 pub struct Handler {
     shared: Arc<Shared>,
     upstreams: Upstreams,
@@ -154,13 +154,11 @@ impl Handled {
     }
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        response_handle: R,
-    ) -> ResponseInfo {
+impl Handler {
+    /// Runs the stages for one parsed request, records it, and returns the answer encoded
+    /// within `limit` bytes (`wire::response_limit`); `None` only if not even a header-only
+    /// SERVFAIL could be written.
+    pub async fn answer<T: Time>(&self, request: &Request, limit: u16) -> Option<Vec<u8>> {
         let start = Instant::now();
         let client = request.src();
         let qname = first_name(request);
@@ -172,13 +170,7 @@ impl RequestHandler for Handler {
             // so a `flush` issued after it sees the row. `latency_us` is therefore the time to
             // a ready answer, without the final send.
             self.finish(request, &qname, &handled, start);
-            send(
-                request,
-                &handled.reply,
-                self.shared.udp_payload,
-                response_handle,
-            )
-            .await
+            respond(request, &handled.reply, self.shared.udp_payload, limit)
         }
         .instrument(span)
         .await
@@ -281,6 +273,18 @@ impl Handler {
 
         if local {
             let reply = shared.zones.answer(request, T::current_time()).await;
+            return Handled {
+                reply,
+                outcome: Outcome::Local,
+                verdict: allowlisted,
+                upstream: None,
+            };
+        }
+
+        // special-use names (RFC 6761, RFC 7686): answered here, with an SOA when negative.
+        // (Zone transfers were refused by `decide` above; RA is cleared for them when the
+        // answer is encoded.)
+        if let Some(reply) = crate::dns::special::answer(qname, &name, qtype) {
             return Handled {
                 reply,
                 outcome: Outcome::Local,
@@ -474,14 +478,10 @@ fn inspect(policy: &Policy, reply: &Reply) -> Option<(Outcome, Verdict)> {
     })
 }
 
-/// Sends `reply` as the response to `request`: ID, question, RD and CD echoed, RA set, OPT (with
-/// the EDE, if any) only when the client used EDNS.
-async fn send<R: ResponseHandler>(
-    request: &Request,
-    reply: &Reply,
-    udp_payload: u16,
-    mut response_handle: R,
-) -> ResponseInfo {
+/// Encodes `reply` as the response to `request` within `limit` bytes: ID, question, RD and CD
+/// echoed, RA set, OPT (with DO copied and the EDE,
+/// if any) only when the client used EDNS.
+fn respond(request: &Request, reply: &Reply, udp_payload: u16, limit: u16) -> Option<Vec<u8>> {
     let mut metadata = Metadata::new(
         request.metadata.id,
         MessageType::Response,
@@ -491,12 +491,14 @@ async fn send<R: ResponseHandler>(
     // RFC 4035 §3.2.2: CD is copied to the response. AD stays clear: poolguard does not
     // validate (docs/DNS.md, DNSSEC).
     metadata.checking_disabled = request.metadata.checking_disabled;
-    metadata.recursion_available = true;
+    metadata.recursion_available = recursion_available(request);
     metadata.authoritative = reply.authoritative;
     metadata.response_code = reply.rcode;
 
-    let response_edns = request.edns.as_ref().map(|_| {
+    let response_edns = request.edns.as_ref().map(|theirs| {
         let mut edns = Edns::new();
+        // RFC 3225 §3: the DO bit MUST be copied. No signatures come with it (docs/DNS.md).
+        edns.set_dnssec_ok(theirs.flags().dnssec_ok);
         // Our own size (RFC 6891 §6.2.3); what we may send the client is bounded by the
         // smaller of the two when the response is encoded (`wire::response_limit`).
         edns.set_max_payload(udp_payload.max(512));
@@ -506,28 +508,29 @@ async fn send<R: ResponseHandler>(
         }
         edns
     });
-    let mut builder = MessageResponseBuilder::from_message_request(request);
-    if let Some(edns) = &response_edns {
-        builder.edns(edns);
-    }
-    let response = builder.build(
+    let response = wire::Response {
         metadata,
-        reply.answers.iter(),
-        reply.authorities.iter(),
-        std::iter::empty(),
-        reply.additionals.iter(),
-    );
-    match response_handle.send_response(response).await {
-        Ok(info) => info,
-        Err(error) => {
-            tracing::debug!(%error, "could not send the response");
-            metadata.response_code = ResponseCode::ServFail;
-            ResponseInfo::from(Header {
-                metadata,
-                counts: HeaderCounts::default(),
-            })
-        }
-    }
+        question: request.queries.as_bytes(),
+        answers: &reply.answers,
+        authorities: &reply.authorities,
+        additionals: &reply.additionals,
+        edns: response_edns.as_ref(),
+    };
+    wire::encode(&response, limit).map(|(_, bytes)| bytes)
+}
+
+/// RA is set on every answer of the recursive service, blocks and refusals of clients
+/// included (a recursive resolver's answers all say it recurses; Unbound does the same), but
+/// not on the refusal of what that service does not offer: another opcode (NOTIFY, UPDATE,
+/// …) or a zone transfer. ISC's compliance report flags RA there (`opcode=ra`): it tells the
+/// client recursion is available for a request that has nothing to do with recursion.
+fn recursion_available(request: &Request) -> bool {
+    request.metadata.op_code == OpCode::Query
+        && !request
+            .queries
+            .queries()
+            .first()
+            .is_some_and(|q| matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR))
 }
 
 /// The question's name, lower-case without trailing dot ("" for the root or no question).

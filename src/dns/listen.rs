@@ -14,8 +14,8 @@
 //!   not the size the client asked for.
 //!
 //! So the loops are ours and hickory keeps the parts that are right: message parsing
-//! (`Request::from_bytes`), the `RequestHandler`/`ResponseHandler` traits and response
-//! building. Per packet, in order: cheap header checks, the per-client [`RateLimiter`] (UDP
+//! (`Request::from_bytes`) and record encoding; the handler returns the answer's bytes
+//! ([`wire::encode`]) and the loop sends them. Per packet, in order: cheap header checks, the per-client [`RateLimiter`] (UDP
 //! only; TCP needs a completed handshake, so its source is real), the fast path
 //! ([`crate::dns::fast`]: blocked names and cached answers written in place, no task), then
 //! for everything else the in-flight bound, [`wire::gate`] and the handler. Every wait is bounded: reading a TCP frame by
@@ -26,12 +26,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_proto::rr::Record;
-use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_server::server::Request;
 use std::os::fd::AsRawFd;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
@@ -187,26 +184,19 @@ impl Frontend {
             Gate::Reply(reply) => Some(reply),
             Gate::Request(request) => {
                 let slot = Arc::new(Mutex::new(None));
-                let responder = Responder {
-                    limit: wire::response_limit(&request, protocol, self.limits.udp_payload),
-                    to: Destination::Capture(slot.clone()),
-                };
-                self.answer(&request, responder).await;
+                self.answer(&request, Destination::Capture(slot.clone()))
+                    .await;
                 slot.lock().ok().and_then(|mut s| s.take())
             }
         }
     }
 
-    async fn answer(&self, request: &Request, responder: Responder) {
-        self.handler
-            .handle_request::<Responder, TokioTime>(request, responder)
-            .await;
-    }
-
-    fn responder(&self, request: &Request, protocol: Protocol, to: Destination) -> Responder {
-        Responder {
-            limit: wire::response_limit(request, protocol, self.limits.udp_payload),
-            to,
+    /// Runs the handler on a parsed request and sends its answer, encoded within the
+    /// client's limit ([`wire::response_limit`]), to `to`.
+    async fn answer(&self, request: &Request, to: Destination) {
+        let limit = wire::response_limit(request, request.protocol(), self.limits.udp_payload);
+        if let Some(bytes) = self.handler.answer::<TokioTime>(request, limit).await {
+            to.send(bytes).await;
         }
     }
 }
@@ -349,9 +339,7 @@ impl Udp<'_> {
                 let socket = socket.clone();
                 tasks.spawn(async move {
                     let _permit = permit;
-                    let responder =
-                        front.responder(&request, Protocol::Udp, Destination::Udp(socket, src));
-                    front.answer(&request, responder).await;
+                    front.answer(&request, Destination::Udp(socket, src)).await;
                 });
             }
         }
@@ -513,9 +501,7 @@ async fn connection(front: &Arc<Frontend>, stream: TcpStream, src: SocketAddr) {
                     let tx = tx.clone();
                     tasks.spawn(async move {
                         let _permit = permit;
-                        let responder =
-                            front.responder(&request, Protocol::Tcp, Destination::Tcp(tx));
-                        front.answer(&request, responder).await;
+                        front.answer(&request, Destination::Tcp(tx)).await;
                     });
                 }
             }
@@ -555,7 +541,8 @@ fn dropped(reason: DropReason) {
     metrics::counter!("poolguard_dns_dropped_total", "reason" => reason.as_str()).increment(1);
 }
 
-/// Where an encoded answer goes.
+/// Where an encoded answer goes: the UDP socket, the connection's writer, or a slot (for
+/// [`Frontend::respond`]).
 #[derive(Clone)]
 enum Destination {
     Udp(Arc<UdpSocket>, SocketAddr),
@@ -563,37 +550,18 @@ enum Destination {
     Capture(Arc<Mutex<Option<Vec<u8>>>>),
 }
 
-/// Our hickory `ResponseHandler`: encodes within the client's size ([`wire::encode`]) and
-/// sends to the socket, the connection's writer, or a slot (for [`Frontend::respond`]).
-#[derive(Clone)]
-pub struct Responder {
-    limit: u16,
-    to: Destination,
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for Responder {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let (info, bytes) =
-            wire::encode(response, self.limit).ok_or(NetError::from("response not encodable"))?;
-        match &self.to {
+impl Destination {
+    /// Sends `bytes`; a failure loses this answer only (as any lost UDP packet would).
+    async fn send(&self, bytes: Vec<u8>) {
+        match self {
             Destination::Udp(socket, dst) => {
-                socket.send_to(&bytes, *dst).await?;
+                if let Err(error) = socket.send_to(&bytes, *dst).await {
+                    tracing::debug!(%error, "could not send the response");
+                }
             }
             Destination::Tcp(tx) => {
-                tx.send(bytes)
-                    .await
-                    .map_err(|_| NetError::from("tcp connection closed"))?;
+                // The writer is gone only when the connection closed: nobody to answer.
+                let _ = tx.send(bytes).await;
             }
             Destination::Capture(slot) => {
                 if let Ok(mut s) = slot.lock() {
@@ -601,6 +569,5 @@ impl ResponseHandler for Responder {
                 }
             }
         }
-        Ok(info)
     }
 }

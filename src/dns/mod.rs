@@ -1,14 +1,15 @@
 //! The DNS listener: sockets, worker threads and runtimes.
 //!
 //! `[dns] workers` OS threads (0 = one per core) each run a **current_thread** tokio runtime with
-//! its own hickory-server `Server`, over its own SO_REUSEPORT UDP socket and TCP listener for
+//! its own front end ([`listen`]), over its own SO_REUSEPORT UDP socket and TCP listener for
 //! every `[dns] listen` address; the kernel spreads packets and connections across them. Measured
 //! here: 15–20 % more queries per core than one multi_thread runtime (no work stealing, no
 //! cross-thread wake-ups). Nothing blocking ever runs on these runtimes: zone files and
 //! resolv.conf are read before the workers start, feeds are compiled by the caller.
 //!
 //! The sockets are served by our own loops in [`listen`] (connection cap, per-client rate
-//! limiting, pipelined TCP, bounded in-flight work), which call our hickory `RequestHandler`.
+//! limiting, pipelined TCP, bounded in-flight work), which call our handler and send the bytes
+//! it returns.
 //!
 //! One process per address: before the SO_REUSEPORT sockets are bound, a probe without it checks
 //! that nothing holds the address, and after, the kernel's socket tables are checked for a
@@ -30,6 +31,7 @@ pub mod mmsg;
 pub mod ratelimit;
 pub mod reply;
 pub mod site;
+pub mod special;
 pub mod upstream;
 pub mod walled;
 pub mod wire;

@@ -19,6 +19,9 @@ pub const EDE_OPTION_CODE: u16 = 15;
 /// RFC 8914 INFO-CODE 15, "Blocked": the operator's blocklist stopped the name.
 pub const EDE_BLOCKED: u16 = 15;
 
+/// RFC 8914 INFO-CODE 0, "Other": no code fits (a CNAME loop), the text says what happened.
+pub const EDE_OTHER: u16 = 0;
+
 /// RFC 8914 INFO-CODE 3, "Stale Answer": served from cache past its TTL (RFC 8767).
 pub const EDE_STALE_ANSWER: u16 = 3;
 

@@ -1,14 +1,17 @@
 //! The walled garden: what a quarantined client gets for every name it may not resolve.
 //!
 //! A → `[enforcement] notice_ipv4`, AAAA → `notice_ipv6` (the notice page, so a browser shows
-//! why access stopped), every other type NXDOMAIN. The TTL is short ([`WALLED_TTL`]) and
-//! negative answers carry no SOA, so a released client is back online within seconds instead
-//! of waiting out cached walled answers. EDE 17 ("Filtered") tells `dig` users why.
+//! why access stopped), every other type NXDOMAIN. Everything lives [`WALLED_TTL`] seconds,
+//! so a released client is back online within that time instead of waiting out cached walled
+//! answers: the NXDOMAIN carries the synthetic SOA with that TTL and MINIMUM (RFC 2308 §5),
+//! so it is cached that long, no longer, and not re-asked at every lookup either (without an
+//! SOA, RFC 2308 §5 says not to cache it at all). EDE 17 ("Filtered") tells `dig` users why.
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use crate::dns::answer::synthetic_soa;
 use crate::dns::reply::{ExtendedError, Reply};
 use crate::incidents::Quarantine;
 
@@ -31,7 +34,11 @@ pub fn answer(q: &Quarantine, qname: &Name, qtype: RecordType) -> Reply {
                 .push(Record::from_rdata(qname.clone(), WALLED_TTL, d));
             r
         }
-        None => Reply::code(ResponseCode::NXDomain),
+        None => {
+            let mut r = Reply::code(ResponseCode::NXDomain);
+            r.authorities.push(synthetic_soa(qname.clone(), WALLED_TTL));
+            r
+        }
     };
     reply.ede = Some(ExtendedError {
         info_code: EDE_FILTERED,

@@ -600,6 +600,17 @@ pub fn request(name: &str, rtype: RecordType, edns: bool) -> Message {
     m
 }
 
+/// A standard query with RD set and EDNS advertising `payload` (or no EDNS).
+pub fn with_payload(name: &str, rtype: RecordType, payload: Option<u16>) -> Message {
+    let mut m = request(name, rtype, false);
+    if let Some(p) = payload {
+        let mut e = Edns::new();
+        e.set_max_payload(p);
+        m.set_edns(e);
+    }
+    m
+}
+
 /// Sends `message` to `server` and returns the response (panics after [`CLIENT_TIMEOUT`]).
 pub async fn query(server: SocketAddr, proto: Proto, message: &Message) -> Message {
     let bytes = message.to_vec().expect("encode");
@@ -633,22 +644,41 @@ pub async fn query_raw_from(
     proto: Proto,
     bytes: &[u8],
 ) -> Vec<u8> {
+    try_query_raw_from(src, server, proto, bytes, CLIENT_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`query_raw_from`] that returns why there is no answer instead of panicking, with its own
+/// timeout: for a test that collects every failure before it fails (`dns_differential`).
+pub async fn try_query_raw_from(
+    src: std::net::IpAddr,
+    server: SocketAddr,
+    proto: Proto,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
     let work = async {
         match proto {
             Proto::Udp => {
                 let sock = tokio::net::UdpSocket::bind(SocketAddr::new(src, 0))
                     .await
-                    .expect("bind");
-                sock.send_to(bytes, server).await.expect("send");
+                    .map_err(|e| format!("bind: {e}"))?;
+                sock.send_to(bytes, server)
+                    .await
+                    .map_err(|e| format!("send: {e}"))?;
                 let mut buf = vec![0u8; 65535];
                 // Bounded: stray datagrams are skipped, at most a few.
                 for _ in 0..8 {
-                    let (n, from) = sock.recv_from(&mut buf).await.expect("recv");
+                    let (n, from) = sock
+                        .recv_from(&mut buf)
+                        .await
+                        .map_err(|e| format!("recv: {e}"))?;
                     if from == server && n >= 2 && bytes.len() >= 2 && buf[..2] == bytes[..2] {
-                        return buf[..n].to_vec();
+                        return Ok(buf[..n].to_vec());
                     }
                 }
-                panic!("no matching response from {server}");
+                Err(format!("no matching response from {server}"))
             }
             Proto::Tcp => {
                 let socket = if src.is_ipv4() {
@@ -656,24 +686,39 @@ pub async fn query_raw_from(
                 } else {
                     tokio::net::TcpSocket::new_v6()
                 }
-                .expect("socket");
-                socket.bind(SocketAddr::new(src, 0)).expect("bind");
-                let mut s = socket.connect(server).await.expect("connect");
-                let len = u16::try_from(bytes.len()).expect("fits");
-                s.write_all(&len.to_be_bytes()).await.expect("write");
-                s.write_all(bytes).await.expect("write");
+                .map_err(|e| format!("socket: {e}"))?;
+                socket
+                    .bind(SocketAddr::new(src, 0))
+                    .map_err(|e| format!("bind: {e}"))?;
+                let mut s = socket
+                    .connect(server)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?;
+                let len = u16::try_from(bytes.len()).map_err(|_| "query too long".to_string())?;
+                s.write_all(&len.to_be_bytes())
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
+                s.write_all(bytes)
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
                 let mut len = [0u8; 2];
-                s.read_exact(&mut len).await.expect("read len");
+                s.read_exact(&mut len)
+                    .await
+                    .map_err(|e| format!("read len: {e}"))?;
                 let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-                s.read_exact(&mut buf).await.expect("read body");
-                buf
+                s.read_exact(&mut buf)
+                    .await
+                    .map_err(|e| format!("read body: {e}"))?;
+                Ok(buf)
             }
         }
     };
-    tokio::time::timeout(CLIENT_TIMEOUT, work)
+    tokio::time::timeout(timeout, work)
         .await
         .unwrap_or_else(|_| {
-            panic!("no answer from {server} over {proto:?} within {CLIENT_TIMEOUT:?}")
+            Err(format!(
+                "no answer from {server} over {proto:?} within {timeout:?}"
+            ))
         })
 }
 

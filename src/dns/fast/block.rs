@@ -12,6 +12,7 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 
 use crate::config::BlockingConfig;
+use crate::dns::fast::ResponseOpt;
 use crate::dns::reply::{EDE_BLOCKED, EDE_OPTION_CODE};
 use crate::dns::wire::HEADER_LEN;
 use crate::policy::Action;
@@ -88,7 +89,7 @@ impl BlockWriter {
         qtype: u16,
         action: Action,
         feed: &str,
-        opt_payload: Option<u16>,
+        opt: Option<ResponseOpt>,
         limit: usize,
         out: &mut [u8],
     ) -> Option<Written> {
@@ -111,7 +112,7 @@ impl BlockWriter {
             Shape::Address(_, data) => 12 + data.len(),
         };
         let ede_len = 4 + 2 + EDE_TEXT.len() + feed.len();
-        let opt_len = opt_payload.map_or(0, |_| 11 + ede_len);
+        let opt_len = opt.map_or(0, |_| 11 + ede_len);
         let len = HEADER_LEN + question.len() + record_len + opt_len;
         if len > limit || len > out.len() || ede_len - 4 > usize::from(u16::MAX) {
             return None;
@@ -128,7 +129,7 @@ impl BlockWriter {
         out[4..6].copy_from_slice(&1u16.to_be_bytes());
         out[6..8].copy_from_slice(&answers.to_be_bytes());
         out[8..10].copy_from_slice(&authorities.to_be_bytes());
-        out[10..12].copy_from_slice(&u16::from(opt_payload.is_some()).to_be_bytes());
+        out[10..12].copy_from_slice(&u16::from(opt.is_some()).to_be_bytes());
         let mut at = HEADER_LEN;
         let mut put = |bytes: &[u8]| {
             out[at..at + bytes.len()].copy_from_slice(bytes);
@@ -160,10 +161,8 @@ impl BlockWriter {
                 }
             }
         };
-        if let Some(payload) = opt_payload {
-            put(&[0, 0, 41]);
-            put(&payload.to_be_bytes());
-            put(&[0, 0, 0, 0]);
+        if let Some(opt) = opt {
+            put(&opt.head());
             put(&(ede_len as u16).to_be_bytes());
             put(&EDE_OPTION_CODE.to_be_bytes());
             put(&((ede_len - 4) as u16).to_be_bytes());
@@ -222,6 +221,10 @@ mod tests {
                 RecordType::HTTPS,
             ] {
                 for edns in [None, Some(1232u16)] {
+                    let opt = edns.map(|payload| ResponseOpt {
+                        payload,
+                        dnssec_ok: true,
+                    });
                     let q = question(u16::from(qtype));
                     let mut out = [0u8; 512];
                     let w = writer
@@ -232,7 +235,7 @@ mod tests {
                             u16::from(qtype),
                             action,
                             "mining",
-                            edns,
+                            opt,
                             512,
                             &mut out,
                         )
@@ -261,6 +264,7 @@ mod tests {
                         Some(size) => {
                             let e = m.edns.as_ref().expect("OPT");
                             assert_eq!(e.max_payload(), size, "{case}");
+                            assert!(e.flags().dnssec_ok, "{case}: DO copied");
                             let ede = want.ede.as_ref().expect("EDE").to_option();
                             let got: Vec<_> =
                                 e.options().options.iter().map(|(_, o)| o.clone()).collect();

@@ -26,6 +26,7 @@ use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
+use crate::dns::fast::ResponseOpt;
 use crate::dns::reply::Reply;
 use crate::dns::wire::HEADER_LEN;
 
@@ -90,8 +91,8 @@ pub struct Request<'a> {
     pub question: &'a [u8],
     pub id: [u8; 2],
     pub recursion_desired: bool,
-    /// Our OPT payload size when the client used EDNS (an OPT is appended), else `None`.
-    pub opt_payload: Option<u16>,
+    /// The OPT to append when the client used EDNS, else `None`.
+    pub opt: Option<ResponseOpt>,
     /// The most bytes the answer may take; a bigger one is a miss (the slow path truncates).
     pub limit: usize,
     /// Identity of the live policy snapshot.
@@ -137,7 +138,7 @@ impl PacketCache {
             return None;
         }
         let sections = &entry.body[entry.question_end..];
-        let opt_len = if req.opt_payload.is_some() { 11 } else { 0 };
+        let opt_len = if req.opt.is_some() { 11 } else { 0 };
         let len = HEADER_LEN + req.question.len() + sections.len() + opt_len;
         if len > req.limit
             || len > out.len()
@@ -145,7 +146,7 @@ impl PacketCache {
         {
             return None;
         }
-        let additional = entry.counts[2] + u16::from(req.opt_payload.is_some());
+        let additional = entry.counts[2] + u16::from(req.opt.is_some());
         out[..2].copy_from_slice(&req.id);
         out[2] = 0x80 | u8::from(req.recursion_desired);
         out[3] = 0x80 | (u16::from(entry.rcode) as u8 & 0x0F);
@@ -164,10 +165,10 @@ impl PacketCache {
                 out[at..at + 4].copy_from_slice(&ttl.saturating_sub(age).to_be_bytes());
             }
         }
-        if let Some(payload) = req.opt_payload {
-            // Root owner, type OPT, our size, extended RCODE 0, version 0, no flags, no options.
-            let [hi, lo] = payload.to_be_bytes();
-            out[end..end + 11].copy_from_slice(&[0, 0, 41, hi, lo, 0, 0, 0, 0, 0, 0]);
+        if let Some(opt) = req.opt {
+            // No options: RDLEN 0.
+            out[end..end + 9].copy_from_slice(&opt.head());
+            out[end + 9..end + 11].copy_from_slice(&[0, 0]);
         }
         Some(Hit {
             len,
@@ -404,7 +405,10 @@ mod tests {
             question,
             id: [0xAB, 0xCD],
             recursion_desired: true,
-            opt_payload: opt,
+            opt: opt.map(|payload| ResponseOpt {
+                payload,
+                dnssec_ok: false,
+            }),
             limit: 512,
             policy: 7,
         }

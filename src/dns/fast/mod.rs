@@ -36,6 +36,25 @@ use crate::policy::{NameMatch, QueryDecision};
 use crate::record::{Outcome, QueryEvent, Transport};
 use cache::PacketCache;
 
+/// The OPT record of a fast-path answer to an EDNS client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseOpt {
+    /// Our UDP payload size (RFC 6891 §6.2.3).
+    pub payload: u16,
+    /// The client's DO bit: RFC 3225 §3 says the answer MUST copy it.
+    pub dnssec_ok: bool,
+}
+
+impl ResponseOpt {
+    /// The record up to RDLEN: root owner, type OPT, our size, extended RCODE 0, version 0,
+    /// flags with DO copied.
+    pub fn head(&self) -> [u8; 9] {
+        let [hi, lo] = self.payload.to_be_bytes();
+        let flags = if self.dnssec_ok { 0x80 } else { 0 };
+        [0, 0, 41, hi, lo, 0, 0, flags, 0]
+    }
+}
+
 /// One worker's fast path. Owns nothing shared but the [`Shared`] state; the cache is the
 /// worker's own (the general path fills it after forwarding).
 pub struct FastPath {
@@ -102,7 +121,10 @@ impl FastPath {
             Transport::Udp => q.udp_limit(shared.udp_payload),
             Transport::Tcp => usize::from(u16::MAX),
         };
-        let opt_payload = q.edns.map(|_| shared.udp_payload.max(512));
+        let opt = q.edns.map(|e| ResponseOpt {
+            payload: shared.udp_payload.max(512),
+            dnssec_ok: e.dnssec_ok,
+        });
         let slot = usize::from(transport == Transport::Tcp);
 
         if let Some(found) = blocked {
@@ -114,7 +136,7 @@ impl FastPath {
                 q.qtype,
                 feed.action,
                 &feed.name,
-                opt_payload,
+                opt,
                 limit,
                 out,
             )?;
@@ -139,7 +161,7 @@ impl FastPath {
             question: q.question(),
             id: q.id(),
             recursion_desired: q.recursion_desired,
-            opt_payload,
+            opt,
             limit,
             policy: policy.generation(),
         };

@@ -40,6 +40,8 @@ pub struct Query<'p> {
 pub struct ClientEdns {
     /// Its UDP payload size (already raised to 512 when smaller, RFC 6891 §6.2.5).
     pub payload: u16,
+    /// The DO bit, copied into the answer's OPT (RFC 3225 §3).
+    pub dnssec_ok: bool,
 }
 
 impl Query<'_> {
@@ -161,6 +163,7 @@ fn parse_opt(packet: &[u8], at: usize) -> Option<(ClientEdns, usize)> {
         return None;
     }
     let payload = u16::from_be_bytes([rr[3], rr[4]]).max(MIN_UDP_PAYLOAD);
+    let dnssec_ok = rr[7] & 0x80 != 0;
     // rr[5] = extended RCODE (must be 0 in a query), rr[6] = version.
     if rr[5] != 0 || rr[6] != 0 {
         return None;
@@ -172,7 +175,7 @@ fn parse_opt(packet: &[u8], at: usize) -> Option<(ClientEdns, usize)> {
         let head = packet.get(option..option + 4)?;
         option += 4 + usize::from(u16::from_be_bytes([head[2], head[3]]));
     }
-    (option == end && end <= packet.len()).then_some((ClientEdns { payload }, end))
+    (option == end && end <= packet.len()).then_some((ClientEdns { payload, dnssec_ok }, end))
 }
 
 #[cfg(test)]
@@ -225,7 +228,13 @@ mod tests {
     fn reads_edns_and_caps_the_size() {
         let p = packet(&["a", "example"], 28, Some(OPT));
         let q = parse(&p).expect("fast");
-        assert_eq!(q.edns, Some(ClientEdns { payload: 1232 }));
+        assert_eq!(
+            q.edns,
+            Some(ClientEdns {
+                payload: 1232,
+                dnssec_ok: true
+            })
+        );
         assert_eq!(q.udp_limit(1232), 1232);
         assert_eq!(q.udp_limit(600), 600);
         let mut tiny = OPT.to_vec();
