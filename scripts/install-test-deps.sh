@@ -11,6 +11,8 @@ set -euo pipefail
 DEBIAN=(
   "unbound unbound"
   "dig dnsutils"
+  "fstrm_capture fstrm-bin"
+  "dnstap-ldns dnstap-ldns"
 )
 
 # "python-module pip-package" pairs (PyPI), for validators with no Debian package.

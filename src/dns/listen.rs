@@ -52,6 +52,7 @@ use crate::dns::zones::LocalZones;
 use crate::policy::SharedPolicy;
 use crate::record::Recorder;
 use crate::record::Transport;
+use crate::record::exchange;
 
 /// Largest datagram we read; a DNS message cannot be longer.
 const MAX_DATAGRAM: usize = 65_535;
@@ -187,10 +188,8 @@ impl Frontend {
             Gate::Reply(reply) => Some(reply),
             Gate::Request(request) => {
                 let slot = Arc::new(Mutex::new(None));
-                let responder = Responder {
-                    limit: wire::response_limit(&request, protocol, self.limits.udp_payload),
-                    to: Destination::Capture(slot.clone()),
-                };
+                let responder =
+                    self.responder(&request, protocol, Destination::Capture(slot.clone()));
                 self.answer(&request, responder).await;
                 slot.lock().ok().and_then(|mut s| s.take())
             }
@@ -198,15 +197,23 @@ impl Frontend {
     }
 
     async fn answer(&self, request: &Request, responder: Responder) {
-        self.handler
-            .handle_request::<Responder, TokioTime>(request, responder)
-            .await;
+        let handling = self
+            .handler
+            .handle_request::<Responder, TokioTime>(request, responder);
+        // export (docs/EXPORT.md): a slot where the handler leaves the exchange for the
+        // responder to complete; no slot (no work) when no export is configured.
+        if self.handler.exports() {
+            exchange::scope(handling).await;
+        } else {
+            handling.await;
+        }
     }
 
     fn responder(&self, request: &Request, protocol: Protocol, to: Destination) -> Responder {
         Responder {
             limit: wire::response_limit(request, protocol, self.limits.udp_payload),
             to,
+            export: self.handler.exports(),
         }
     }
 }
@@ -569,6 +576,8 @@ enum Destination {
 pub struct Responder {
     limit: u16,
     to: Destination,
+    /// An export is configured: hand the encoded answer to this request's pending exchange.
+    export: bool,
 }
 
 #[async_trait::async_trait]
@@ -586,6 +595,9 @@ impl ResponseHandler for Responder {
     ) -> Result<ResponseInfo, NetError> {
         let (info, bytes) =
             wire::encode(response, self.limit).ok_or(NetError::from("response not encodable"))?;
+        if self.export {
+            exchange::complete(&bytes);
+        }
         match &self.to {
             Destination::Udp(socket, dst) => {
                 socket.send_to(&bytes, *dst).await?;

@@ -32,6 +32,7 @@ use metrics::Counter;
 use crate::dns::handler::{Shared, now_ms, rcode_text, type_mnemonic};
 use crate::dns::load::Load;
 use crate::policy::NameMatch;
+use crate::record::exchange::{self, Exchange, ExchangeVerdict};
 use crate::record::{Outcome, QueryEvent, Transport};
 use cache::PacketCache;
 
@@ -118,6 +119,27 @@ impl FastPath {
                 out,
             )?;
             self.counters.blocked[slot].increment(1);
+            // export (docs/EXPORT.md): wire bytes copied only when an export wants them.
+            if let Some(export) = shared
+                .recorder
+                .export_for(Outcome::Blocked, Some((&feed.name, &feed.category)))
+            {
+                export.submit(Exchange {
+                    client: src,
+                    transport,
+                    query_time: exchange::arrived(start.elapsed()),
+                    response_time: std::time::SystemTime::now(),
+                    query: packet.into(),
+                    response: out[..written.len].into(),
+                    outcome: Outcome::Blocked,
+                    verdict: Some(ExchangeVerdict {
+                        feed: feed.name.clone(),
+                        category: feed.category.clone(),
+                        rule: found.rule(),
+                        action: feed.action,
+                    }),
+                });
+            }
             self.record(Answered {
                 query: &q,
                 client: src,
@@ -147,6 +169,19 @@ impl FastPath {
         };
         let hit = self.cache.answer(&request, start, out)?;
         self.counters.allowed[slot].increment(1);
+        // export (docs/EXPORT.md): wire bytes copied only when an export wants them.
+        if let Some(export) = shared.recorder.export_for(Outcome::Allowed, None) {
+            export.submit(Exchange {
+                client: src,
+                transport,
+                query_time: exchange::arrived(start.elapsed()),
+                response_time: std::time::SystemTime::now(),
+                query: packet.into(),
+                response: out[..hit.len].into(),
+                outcome: Outcome::Allowed,
+                verdict: None,
+            });
+        }
         self.record(Answered {
             query: &q,
             client: src,

@@ -1,0 +1,154 @@
+//! `[[export.dnstap]]`: where whole exchanges are shipped. Documented in the shipped
+//! `config.toml` and docs/EXPORT.md; validated here so a bad entry stops the start with its key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[export]`: every export, each a list (several receivers may each get their own stream).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// `[[export.dnstap]]`: Frame Streams receivers.
+    pub dnstap: Vec<DnstapConfig>,
+}
+
+/// Which messages one exchange becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Messages {
+    /// One CLIENT_RESPONSE carrying the query and the answer (half the frames).
+    #[default]
+    Response,
+    /// A CLIENT_QUERY and a CLIENT_RESPONSE, as BIND and Unbound log them.
+    Both,
+}
+
+/// Which queries are exported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Select {
+    /// Every answered query.
+    #[default]
+    All,
+    /// Blocked answers only (listed name, CNAME into a listed name, address in a listed prefix).
+    Hits,
+}
+
+/// One `[[export.dnstap]]` receiver.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnstapConfig {
+    /// Unix socket path of the receiver (exactly one of `unix` and `tcp`).
+    pub unix: Option<PathBuf>,
+    /// TCP address of the receiver (`ip:port`).
+    pub tcp: Option<SocketAddr>,
+    /// `response` (one CLIENT_RESPONSE with both messages) or `both`.
+    pub messages: Messages,
+    /// `all` or `hits`.
+    pub select: Select,
+    /// Only exchanges decided by these feeds (empty = no feed filter).
+    pub feeds: Vec<String>,
+    /// Only exchanges decided by feeds of these categories (empty = no category filter).
+    pub categories: Vec<String>,
+    /// The dnstap `identity`; absent = the host name.
+    pub identity: Option<String>,
+    /// Exchanges waiting for the receiver; beyond it new ones are dropped and counted.
+    pub queue_size: usize,
+    /// First reconnect delay; doubles after each failure up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay.
+    pub reconnect_max_ms: u64,
+    /// A write the receiver does not take within this long drops the connection (and
+    /// reconnects), so a stuck receiver cannot hold frames forever.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for DnstapConfig {
+    fn default() -> Self {
+        Self {
+            unix: None,
+            tcp: None,
+            messages: Messages::Response,
+            select: Select::All,
+            feeds: Vec::new(),
+            categories: Vec::new(),
+            identity: None,
+            queue_size: 8192,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 5000,
+            write_timeout_ms: 5000,
+        }
+    }
+}
+
+impl DnstapConfig {
+    /// The `sink` label of this export's metrics: `dnstap:<path or address>`.
+    pub fn label(&self) -> String {
+        match (&self.unix, &self.tcp) {
+            (Some(path), _) => format!("dnstap:{}", path.display()),
+            (None, Some(addr)) => format!("dnstap:{addr}"),
+            (None, None) => "dnstap".to_string(),
+        }
+    }
+}
+
+/// Largest `queue_size`: at most this many exchanges (each up to ~66 KiB, typically a few
+/// hundred bytes) are held per receiver.
+pub const MAX_QUEUE: usize = 1 << 20;
+
+/// Checks `[[export.*]]`; the error names the key (`export.dnstap[0].unix`) and the fix.
+pub fn validate(config: &ExportConfig) -> Result<(), (String, String)> {
+    for (i, d) in config.dnstap.iter().enumerate() {
+        let key = |k: &str| format!("export.dnstap[{i}].{k}");
+        match (&d.unix, &d.tcp) {
+            (None, None) => {
+                return Err((
+                    key("unix"),
+                    "a dnstap export needs `unix = \"/path/to.sock\"` or `tcp = \"ip:port\"`"
+                        .into(),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err((
+                    key("tcp"),
+                    "give either `unix` or `tcp`, not both (add a second [[export.dnstap]])".into(),
+                ));
+            }
+            (Some(p), None) if p.as_os_str().is_empty() => {
+                return Err((key("unix"), "must be a socket path".into()));
+            }
+            _ => {}
+        }
+        if d.queue_size == 0 || d.queue_size > MAX_QUEUE {
+            return Err((
+                key("queue_size"),
+                format!("must be between 1 and {MAX_QUEUE}"),
+            ));
+        }
+        if d.reconnect_min_ms == 0 || d.reconnect_max_ms < d.reconnect_min_ms {
+            return Err((
+                key("reconnect_max_ms"),
+                "needs 0 < reconnect_min_ms <= reconnect_max_ms".into(),
+            ));
+        }
+        if d.write_timeout_ms == 0 {
+            return Err((key("write_timeout_ms"), "must be above 0".into()));
+        }
+        if let Some(identity) = &d.identity
+            && identity.is_empty()
+        {
+            return Err((
+                key("identity"),
+                "must not be empty (leave it out for the host name)".into(),
+            ));
+        }
+        for (j, f) in d.feeds.iter().enumerate() {
+            if f.is_empty() {
+                return Err((key(&format!("feeds[{j}]")), "must be a feed name".into()));
+            }
+        }
+    }
+    Ok(())
+}

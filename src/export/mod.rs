@@ -1,0 +1,156 @@
+//! Exports: records that leave the box for the operators' own pipelines (docs/EXPORT.md).
+//!
+//! Today: dnstap over Frame Streams (`[[export.dnstap]]`), the DNS world's standard event
+//! format, to any fstrm receiver (`fstrm_capture`, `dnstap`, a collector like vector or
+//! go-dnscollector). Each receiver gets a bounded queue and a connection task; the DNS workers
+//! only `try_send` into the queues ([`crate::record::exchange::ExportSink`]), so an export can
+//! drop (and count) records but never slows or blocks an answer.
+//!
+//! This module depends only on `record`, `config` and the policy's `Action` value type (no
+//! store, API or incidents), so it can move into its own crate.
+
+pub mod config;
+pub mod dnstap;
+pub mod fstrm;
+pub mod sink;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::record::Outcome;
+use crate::record::exchange::{Exchange, ExportSink};
+use dnstap::Identity;
+use sink::{DnstapSink, Target};
+
+/// How long shutdown waits for each receiver to take what is queued and FINISH.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
+/// Every configured export, as the DNS path sees it.
+pub struct Exporter {
+    dnstap: Vec<DnstapSink>,
+    stop: CancellationToken,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Exporter {
+    /// Starts a connection task per configured receiver on the current (control) runtime.
+    /// `None` when nothing is configured: the DNS path then copies nothing.
+    pub fn start(config: &Config) -> Option<Arc<Self>> {
+        if config.export.dnstap.is_empty() {
+            return None;
+        }
+        describe_metrics();
+        let stop = CancellationToken::new();
+        let version = format!("poolguard {}", env!("CARGO_PKG_VERSION")).into_bytes();
+        let mut dnstap = Vec::new();
+        let mut tasks = Vec::new();
+        for d in &config.export.dnstap {
+            let target = match (&d.unix, d.tcp) {
+                (Some(path), _) => Target::Unix(config.resolve(path)),
+                (None, Some(addr)) => Target::Tcp(addr),
+                // Refused by validation.
+                (None, None) => continue,
+            };
+            let identity = Identity {
+                identity: d.identity.clone().unwrap_or_else(host_name).into_bytes(),
+                version: version.clone(),
+            };
+            let (sink, task) = DnstapSink::new(d, target, identity, stop.clone());
+            dnstap.push(sink);
+            tasks.push(tokio::spawn(task));
+        }
+        Some(Arc::new(Self {
+            dnstap,
+            stop,
+            tasks: std::sync::Mutex::new(tasks),
+        }))
+    }
+
+    /// Stops every connection: queued exchanges are written, then STOP / FINISH, each receiver
+    /// within [`SHUTDOWN_WAIT`]. Call after the DNS listeners stopped.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let tasks = match self.tasks.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => return,
+        };
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err() {
+                abort.abort();
+                tracing::warn!("a dnstap receiver did not finish in time; its queue is lost");
+            }
+        }
+    }
+}
+
+impl Drop for Exporter {
+    /// A poolguard dropped without shutdown (tests) must not leave tasks reconnecting.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl ExportSink for Exporter {
+    fn wants(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
+        self.dnstap.iter().any(|d| d.wants(outcome, feed))
+    }
+
+    fn submit(&self, exchange: Exchange) {
+        let feed = exchange.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
+        let wanting: usize = self
+            .dnstap
+            .iter()
+            .filter(|d| d.wants(exchange.outcome, feed))
+            .count();
+        if wanting == 0 {
+            return;
+        }
+        let outcome = exchange.outcome;
+        let shared = Arc::new(exchange);
+        let feed = shared.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
+        for d in self.dnstap.iter().filter(|d| d.wants(outcome, feed)) {
+            d.offer(shared.clone());
+        }
+    }
+}
+
+/// The host name, for the dnstap `identity` when `identity` is not set.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates (we cut at the first NUL either way).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "poolguard".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if !name.is_empty() => name.to_string(),
+        _ => "poolguard".to_string(),
+    }
+}
+
+/// HELP lines for the export metrics (idempotent).
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "poolguard_export_dropped_total",
+        "Exchanges an export dropped: its queue was full (receiver slow or gone), a write failed, or it was still queued at shutdown"
+    );
+    metrics::describe_counter!(
+        "poolguard_export_sent_total",
+        "Exchanges an export wrote to its receiver"
+    );
+    metrics::describe_counter!(
+        "poolguard_export_connections_total",
+        "Connections an export established (handshake completed) to its receiver"
+    );
+    metrics::describe_gauge!(
+        "poolguard_export_connected",
+        "1 while an export has a live connection to its receiver"
+    );
+}
