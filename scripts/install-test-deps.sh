@@ -13,6 +13,7 @@ DEBIAN=(
   "dig dnsutils"
   "fstrm_capture fstrm-bin"
   "dnstap-ldns dnstap-ldns"
+  "rsyslogd rsyslog"
 )
 
 # "python-module pip-package" pairs (PyPI), for validators with no Debian package.

@@ -736,6 +736,15 @@ mod tests {
                 "[[export.dnstap]]\ntcp = \"127.0.0.1:6000\"\nidentity = \"\"\n",
                 "export.dnstap[0].identity",
             ),
+            ("[[export.syslog]]\n", "export.syslog[0].tcp"),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\nfacility = \"local9\"\n",
+                "export.syslog[0].facility",
+            ),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\ntcp = \"127.0.0.1:514\"\n",
+                "export.syslog[0].udp",
+            ),
         ] {
             let err = parse(text).expect_err(text);
             assert!(err.to_string().contains(key), "{key}: {err}");

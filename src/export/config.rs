@@ -1,4 +1,4 @@
-//! `[[export.dnstap]]`: where whole exchanges are shipped. Documented in the shipped
+//! `[[export.dnstap]]` and `[[export.syslog]]`: where exchanges and hits are shipped. Documented in the shipped
 //! `config.toml` and docs/EXPORT.md; validated here so a bad entry stops the start with its key.
 
 use std::net::SocketAddr;
@@ -12,6 +12,72 @@ use serde::{Deserialize, Serialize};
 pub struct ExportConfig {
     /// `[[export.dnstap]]`: Frame Streams receivers.
     pub dnstap: Vec<DnstapConfig>,
+    /// `[[export.syslog]]`: RFC 5424 receivers (SIEMs), one message per hit.
+    pub syslog: Vec<SyslogConfig>,
+}
+
+/// The body of a syslog message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogFormat {
+    /// Structured data and a short English sentence.
+    #[default]
+    Text,
+    /// Structured data and an Elastic Common Schema JSON object.
+    Json,
+}
+
+/// One `[[export.syslog]]` receiver.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogConfig {
+    /// UDP receiver (`ip:port`): one datagram per message (exactly one of `udp` and `tcp`).
+    pub udp: Option<SocketAddr>,
+    /// TCP receiver (`ip:port`): messages framed by octet counting (RFC 6587).
+    pub tcp: Option<SocketAddr>,
+    /// `text` or `json` (ECS field names) after the structured data.
+    pub format: SyslogFormat,
+    /// Facility name (`local0` … `local7`, `daemon`, `auth`, ...).
+    pub facility: String,
+    /// Only hits of these feeds / categories (empty = every hit).
+    pub feeds: Vec<String>,
+    pub categories: Vec<String>,
+    /// The HOSTNAME field; absent = the host name.
+    pub hostname: Option<String>,
+    /// Hits waiting for the receiver; beyond it new ones are dropped and counted.
+    pub queue_size: usize,
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    pub write_timeout_ms: u64,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        Self {
+            udp: None,
+            tcp: None,
+            format: SyslogFormat::Text,
+            facility: "local0".into(),
+            feeds: Vec::new(),
+            categories: Vec::new(),
+            hostname: None,
+            queue_size: 8192,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 5000,
+            write_timeout_ms: 5000,
+        }
+    }
+}
+
+impl SyslogConfig {
+    /// The `sink` label of this export's metrics: `syslog:udp:<addr>` or `syslog:tcp:<addr>`.
+    pub fn label(&self) -> String {
+        match (self.udp, self.tcp) {
+            (Some(a), _) => format!("syslog:udp:{a}"),
+            (None, Some(a)) => format!("syslog:tcp:{a}"),
+            (None, None) => "syslog".to_string(),
+        }
+    }
 }
 
 /// Which messages one exchange becomes.
@@ -148,6 +214,49 @@ pub fn validate(config: &ExportConfig) -> Result<(), (String, String)> {
             if f.is_empty() {
                 return Err((key(&format!("feeds[{j}]")), "must be a feed name".into()));
             }
+        }
+    }
+    for (i, s) in config.syslog.iter().enumerate() {
+        let key = |k: &str| format!("export.syslog[{i}].{k}");
+        match (s.udp, s.tcp) {
+            (None, None) => {
+                return Err((
+                    key("tcp"),
+                    "a syslog export needs `tcp = \"ip:port\"` or `udp = \"ip:port\"`".into(),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err((
+                    key("udp"),
+                    "give either `udp` or `tcp`, not both (add a second [[export.syslog]])".into(),
+                ));
+            }
+            _ => {}
+        }
+        if super::syslog::facility_code(&s.facility).is_none() {
+            return Err((
+                key("facility"),
+                format!(
+                    "`{}` is not a syslog facility; use one of {}",
+                    s.facility,
+                    super::syslog::FACILITIES.join(", ")
+                ),
+            ));
+        }
+        if s.queue_size == 0 || s.queue_size > MAX_QUEUE {
+            return Err((
+                key("queue_size"),
+                format!("must be between 1 and {MAX_QUEUE}"),
+            ));
+        }
+        if s.reconnect_min_ms == 0 || s.reconnect_max_ms < s.reconnect_min_ms {
+            return Err((
+                key("reconnect_max_ms"),
+                "needs 0 < reconnect_min_ms <= reconnect_max_ms".into(),
+            ));
+        }
+        if s.write_timeout_ms == 0 {
+            return Err((key("write_timeout_ms"), "must be above 0".into()));
         }
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! Exports: records that leave the box for the operators' own pipelines (docs/EXPORT.md).
 //!
-//! Today: dnstap over Frame Streams (`[[export.dnstap]]`), the DNS world's standard event
-//! format, to any fstrm receiver (`fstrm_capture`, `dnstap`, a collector like vector or
-//! go-dnscollector). Each receiver gets a bounded queue and a connection task; the DNS workers
+//! dnstap over Frame Streams (`[[export.dnstap]]`), the DNS world's standard event format, to
+//! any fstrm receiver (`fstrm_capture`, `dnstap`, a collector like vector or go-dnscollector);
+//! and RFC 5424 syslog, one structured message per hit (`[[export.syslog]]`), for SIEMs. Each receiver gets a bounded queue and a connection task; the DNS workers
 //! only `try_send` into the queues ([`crate::record::exchange::ExportSink`]), so an export can
 //! drop (and count) records but never slows or blocks an answer.
 //!
@@ -13,6 +13,7 @@ pub mod config;
 pub mod dnstap;
 pub mod fstrm;
 pub mod sink;
+pub mod syslog;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,15 +24,17 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::record::Outcome;
 use crate::record::exchange::{Exchange, ExportSink};
+use config::{Messages, Select};
 use dnstap::Identity;
-use sink::{DnstapSink, Target};
+use sink::{QueueSink, Settings, Target, Wire};
 
 /// How long shutdown waits for each receiver to take what is queued and FINISH.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// Every configured export, as the DNS path sees it.
 pub struct Exporter {
-    dnstap: Vec<DnstapSink>,
+    /// Every receiver, dnstap and syslog alike.
+    sinks: Vec<QueueSink>,
     stop: CancellationToken,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -40,13 +43,13 @@ impl Exporter {
     /// Starts a connection task per configured receiver on the current (control) runtime.
     /// `None` when nothing is configured: the DNS path then copies nothing.
     pub fn start(config: &Config) -> Option<Arc<Self>> {
-        if config.export.dnstap.is_empty() {
+        if config.export.dnstap.is_empty() && config.export.syslog.is_empty() {
             return None;
         }
         describe_metrics();
         let stop = CancellationToken::new();
         let version = format!("poolguard {}", env!("CARGO_PKG_VERSION")).into_bytes();
-        let mut dnstap = Vec::new();
+        let mut sinks = Vec::new();
         let mut tasks = Vec::new();
         for d in &config.export.dnstap {
             let target = match (&d.unix, d.tcp) {
@@ -55,16 +58,58 @@ impl Exporter {
                 // Refused by validation.
                 (None, None) => continue,
             };
-            let identity = Identity {
-                identity: d.identity.clone().unwrap_or_else(host_name).into_bytes(),
-                version: version.clone(),
+            let wire = Wire::Dnstap {
+                identity: Identity {
+                    identity: d.identity.clone().unwrap_or_else(host_name).into_bytes(),
+                    version: version.clone(),
+                },
+                both: d.messages == Messages::Both,
             };
-            let (sink, task) = DnstapSink::new(d, target, identity, stop.clone());
-            dnstap.push(sink);
+            let settings = Settings {
+                label: d.label(),
+                select: d.select,
+                feeds: d.feeds.clone(),
+                categories: d.categories.clone(),
+                queue_size: d.queue_size,
+                reconnect_min_ms: d.reconnect_min_ms,
+                reconnect_max_ms: d.reconnect_max_ms,
+                write_timeout_ms: d.write_timeout_ms,
+            };
+            let (sink, task) = QueueSink::new(&settings, target, wire, stop.clone());
+            sinks.push(sink);
+            tasks.push(tokio::spawn(task));
+        }
+        for s in &config.export.syslog {
+            let target = match (s.udp, s.tcp) {
+                (Some(addr), _) => Target::Udp(addr),
+                (None, Some(addr)) => Target::Tcp(addr),
+                // Refused by validation.
+                (None, None) => continue,
+            };
+            let facility = syslog::facility_code(&s.facility).unwrap_or(16);
+            let hostname = s.hostname.clone().unwrap_or_else(host_name);
+            let wire = Wire::Syslog(syslog::Header::new(
+                facility,
+                &hostname,
+                s.format == config::SyslogFormat::Json,
+            ));
+            let settings = Settings {
+                label: s.label(),
+                // One message per hit.
+                select: Select::Hits,
+                feeds: s.feeds.clone(),
+                categories: s.categories.clone(),
+                queue_size: s.queue_size,
+                reconnect_min_ms: s.reconnect_min_ms,
+                reconnect_max_ms: s.reconnect_max_ms,
+                write_timeout_ms: s.write_timeout_ms,
+            };
+            let (sink, task) = QueueSink::new(&settings, target, wire, stop.clone());
+            sinks.push(sink);
             tasks.push(tokio::spawn(task));
         }
         Some(Arc::new(Self {
-            dnstap,
+            sinks,
             stop,
             tasks: std::sync::Mutex::new(tasks),
         }))
@@ -97,13 +142,13 @@ impl Drop for Exporter {
 
 impl ExportSink for Exporter {
     fn wants(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
-        self.dnstap.iter().any(|d| d.wants(outcome, feed))
+        self.sinks.iter().any(|d| d.wants(outcome, feed))
     }
 
     fn submit(&self, exchange: Exchange) {
         let feed = exchange.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
         let wanting: usize = self
-            .dnstap
+            .sinks
             .iter()
             .filter(|d| d.wants(exchange.outcome, feed))
             .count();
@@ -113,7 +158,7 @@ impl ExportSink for Exporter {
         let outcome = exchange.outcome;
         let shared = Arc::new(exchange);
         let feed = shared.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
-        for d in self.dnstap.iter().filter(|d| d.wants(outcome, feed)) {
+        for d in self.sinks.iter().filter(|d| d.wants(outcome, feed)) {
             d.offer(shared.clone());
         }
     }

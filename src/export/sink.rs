@@ -1,12 +1,14 @@
-//! One dnstap receiver: a bounded queue filled by the DNS workers and a task that keeps a
-//! Frame Streams connection to the receiver and writes the queue into it.
+//! One export receiver (dnstap or syslog): a bounded queue filled by the DNS workers and a
+//! task that keeps a connection to the receiver and writes the queue into it.
 //!
-//! The DNS side only ever calls [`DnstapSink::offer`]: a `try_send` into a bounded channel.
+//! The DNS side only ever calls [`QueueSink::offer`]: a `try_send` into a bounded channel.
 //! When the receiver is slow or gone the channel fills and further exchanges are dropped and
 //! counted (`poolguard_export_dropped_total{sink}`); DNS never waits. The task connects,
-//! handshakes (READY/ACCEPT/START), encodes and writes in batches, and on any error drops the
+//! handshakes (dnstap: READY/ACCEPT/START), encodes and writes in batches, and on any error drops the
 //! connection and reconnects after a delay that doubles from `reconnect_min_ms` up to
-//! `reconnect_max_ms`. At shutdown it writes what is queued, then STOP and waits for FINISH.
+//! `reconnect_max_ms`. At shutdown it writes what is queued (dnstap: then STOP, and waits for
+//! FINISH). Syslog over UDP has no connection: one datagram per message, a failed send drops
+//! (and counts) that message.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,9 +20,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{DnstapConfig, Messages, Select};
+use super::config::Select;
 use super::dnstap::{self, Identity};
 use super::fstrm::{self, DNSTAP_CONTENT_TYPE, FstrmError};
+use super::syslog;
 use crate::record::Outcome;
 use crate::record::exchange::Exchange;
 
@@ -34,6 +37,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Target {
     Unix(PathBuf),
     Tcp(SocketAddr),
+    /// Syslog only: datagrams, no connection.
+    Udp(SocketAddr),
 }
 
 impl std::fmt::Display for Target {
@@ -41,12 +46,36 @@ impl std::fmt::Display for Target {
         match self {
             Target::Unix(p) => write!(f, "unix:{}", p.display()),
             Target::Tcp(a) => write!(f, "tcp:{a}"),
+            Target::Udp(a) => write!(f, "udp:{a}"),
         }
     }
 }
 
+/// What goes over the wire to a receiver.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    /// dnstap over Frame Streams; `both` = a CLIENT_QUERY before each CLIENT_RESPONSE.
+    Dnstap { identity: Identity, both: bool },
+    /// RFC 5424 messages (octet-counted over TCP).
+    Syslog(syslog::Header),
+}
+
+/// What a receiver's queue and connection are set up with, from its config section.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The metrics' `sink` label.
+    pub label: String,
+    pub select: Select,
+    pub feeds: Vec<String>,
+    pub categories: Vec<String>,
+    pub queue_size: usize,
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    pub write_timeout_ms: u64,
+}
+
 /// The DNS side of one receiver: its filter and the queue's sending end.
-pub struct DnstapSink {
+pub struct QueueSink {
     select: Select,
     feeds: Vec<String>,
     categories: Vec<String>,
@@ -81,16 +110,16 @@ impl Meters {
     }
 }
 
-impl DnstapSink {
+impl QueueSink {
     /// The sink for `config`, and the task that serves its receiver until `stop` (spawn it on
     /// the control runtime).
     pub fn new(
-        config: &DnstapConfig,
+        config: &Settings,
         target: Target,
-        identity: Identity,
+        wire: Wire,
         stop: CancellationToken,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
-        let meters = Meters::new(&config.label());
+        let meters = Meters::new(&config.label);
         let (tx, rx) = mpsc::channel(config.queue_size.max(1));
         let sink = Self {
             select: config.select,
@@ -101,8 +130,7 @@ impl DnstapSink {
         };
         let task = Connection {
             target,
-            identity,
-            both: config.messages == Messages::Both,
+            wire,
             reconnect: (
                 Duration::from_millis(config.reconnect_min_ms.max(1)),
                 Duration::from_millis(config.reconnect_max_ms.max(1)),
@@ -152,8 +180,7 @@ enum Ended {
 /// The receiver side of the queue: connects, writes, reconnects.
 struct Connection {
     target: Target,
-    identity: Identity,
-    both: bool,
+    wire: Wire,
     reconnect: (Duration, Duration),
     write_timeout: Duration,
     meters: Meters,
@@ -219,6 +246,16 @@ impl Connection {
                     s.set_nodelay(true)?;
                     Ok(Stream::Tcp(s))
                 }
+                Target::Udp(addr) => {
+                    let local: SocketAddr = if addr.is_ipv4() {
+                        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+                    } else {
+                        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                    };
+                    let s = tokio::net::UdpSocket::bind(local).await?;
+                    s.connect(addr).await?;
+                    Ok(Stream::Udp(s))
+                }
             }
         };
         let stream = tokio::select! {
@@ -229,6 +266,7 @@ impl Connection {
         match stream {
             Stream::Unix(s) => self.serve(s, rx).await,
             Stream::Tcp(s) => self.serve(s, rx).await,
+            Stream::Udp(s) => Ok(self.serve_udp(s, rx).await),
         }
     }
 
@@ -239,16 +277,19 @@ impl Connection {
     ) -> Result<Ended, FstrmError> {
         let (mut reader, writer) = tokio::io::split(stream);
         let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-        fstrm::handshake(
-            &mut reader,
-            &mut writer,
-            DNSTAP_CONTENT_TYPE,
-            HANDSHAKE_TIMEOUT,
-        )
-        .await?;
+        let dnstap = matches!(self.wire, Wire::Dnstap { .. });
+        if dnstap {
+            fstrm::handshake(
+                &mut reader,
+                &mut writer,
+                DNSTAP_CONTENT_TYPE,
+                HANDSHAKE_TIMEOUT,
+            )
+            .await?;
+        }
         self.meters.connections.increment(1);
         self.meters.connected.set(1.0);
-        tracing::info!(target = %self.target, "dnstap receiver connected");
+        tracing::info!(target = %self.target, "export receiver connected");
         let mut probe = [0u8; 64];
         let mut batch = Vec::with_capacity(BATCH);
         loop {
@@ -267,9 +308,10 @@ impl Connection {
                     if let Err(error) = self.write(&mut writer, &mut batch).await {
                         return Ok(Ended::Lost(error));
                     }
-                    if let Err(error) = fstrm::finish(&mut reader, &mut writer, HANDSHAKE_TIMEOUT).await {
+                    if dnstap && let Err(error) = fstrm::finish(&mut reader, &mut writer, HANDSHAKE_TIMEOUT).await {
                         tracing::debug!(target = %self.target, %error, "dnstap receiver did not FINISH");
                     }
+                    let _ = writer.shutdown().await;
                     return Ok(Ended::Stopped);
                 }
                 // The receiver sends nothing after ACCEPT until FINISH: EOF or data here
@@ -283,7 +325,10 @@ impl Connection {
                 }
                 next = rx.recv() => {
                     let Some(first) = next else {
-                        let _ = fstrm::finish(&mut reader, &mut writer, HANDSHAKE_TIMEOUT).await;
+                        if dnstap {
+                            let _ = fstrm::finish(&mut reader, &mut writer, HANDSHAKE_TIMEOUT).await;
+                        }
+                        let _ = writer.shutdown().await;
                         return Ok(Ended::Stopped);
                     };
                     batch.push(first);
@@ -311,15 +356,8 @@ impl Connection {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut payloads = Vec::with_capacity(2);
         let mut bytes = Vec::new();
-        for exchange in batch.iter() {
-            payloads.clear();
-            dnstap::encode(exchange, &self.identity, self.both, &mut payloads);
-            for p in &payloads {
-                let _ = fstrm::data_frame(p, &mut bytes);
-            }
-        }
+        self.encode(batch, &mut bytes);
         let n = batch.len() as u64;
         batch.clear();
         let write = async {
@@ -343,7 +381,72 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// The stream bytes of `batch`: Frame Streams data frames, or octet-counted syslog.
+    fn encode(&self, batch: &[Arc<Exchange>], bytes: &mut Vec<u8>) {
+        match &self.wire {
+            Wire::Dnstap { identity, both } => {
+                let mut payloads = Vec::with_capacity(2);
+                for exchange in batch {
+                    payloads.clear();
+                    dnstap::encode(exchange, identity, *both, &mut payloads);
+                    for p in &payloads {
+                        let _ = fstrm::data_frame(p, bytes);
+                    }
+                }
+            }
+            Wire::Syslog(header) => {
+                for exchange in batch {
+                    syslog::octet_counted(&syslog::format(exchange, header), bytes);
+                }
+            }
+        }
+    }
+
+    /// Syslog over UDP: one datagram per message until stopped (then what is queued is sent).
+    async fn serve_udp(
+        &self,
+        socket: tokio::net::UdpSocket,
+        rx: &mut mpsc::Receiver<Arc<Exchange>>,
+    ) -> Ended {
+        let Wire::Syslog(header) = &self.wire else {
+            return Ended::Stopped;
+        };
+        self.meters.connections.increment(1);
+        self.meters.connected.set(1.0);
+        let send = |exchange: Arc<Exchange>| {
+            let message = syslog::format(&exchange, header);
+            let socket = &socket;
+            async move {
+                // A UDP send waits only for socket buffer room; bounded all the same.
+                match tokio::time::timeout(self.write_timeout, socket.send(message.as_bytes()))
+                    .await
+                {
+                    Ok(Ok(_)) => self.meters.sent.increment(1),
+                    _ => self.meters.dropped.increment(1),
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => {
+                    while let Ok(e) = rx.try_recv() {
+                        send(e).await;
+                    }
+                    return Ended::Stopped;
+                }
+                next = rx.recv() => match next {
+                    Some(e) => send(e).await,
+                    None => return Ended::Stopped,
+                },
+            }
+        }
+    }
+}
+
 enum Stream {
     Unix(tokio::net::UnixStream),
     Tcp(tokio::net::TcpStream),
+    Udp(tokio::net::UdpSocket),
 }
