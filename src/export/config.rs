@@ -187,21 +187,13 @@ pub fn validate(config: &ExportConfig) -> Result<(), (String, String)> {
             }
             _ => {}
         }
-        if d.queue_size == 0 || d.queue_size > MAX_QUEUE {
-            return Err((
-                key("queue_size"),
-                format!("must be between 1 and {MAX_QUEUE}"),
-            ));
-        }
-        if d.reconnect_min_ms == 0 || d.reconnect_max_ms < d.reconnect_min_ms {
-            return Err((
-                key("reconnect_max_ms"),
-                "needs 0 < reconnect_min_ms <= reconnect_max_ms".into(),
-            ));
-        }
-        if d.write_timeout_ms == 0 {
-            return Err((key("write_timeout_ms"), "must be above 0".into()));
-        }
+        delivery(
+            &key,
+            d.queue_size,
+            d.reconnect_min_ms,
+            d.reconnect_max_ms,
+            d.write_timeout_ms,
+        )?;
         if let Some(identity) = &d.identity
             && identity.is_empty()
         {
@@ -243,21 +235,39 @@ pub fn validate(config: &ExportConfig) -> Result<(), (String, String)> {
                 ),
             ));
         }
-        if s.queue_size == 0 || s.queue_size > MAX_QUEUE {
-            return Err((
-                key("queue_size"),
-                format!("must be between 1 and {MAX_QUEUE}"),
-            ));
-        }
-        if s.reconnect_min_ms == 0 || s.reconnect_max_ms < s.reconnect_min_ms {
-            return Err((
-                key("reconnect_max_ms"),
-                "needs 0 < reconnect_min_ms <= reconnect_max_ms".into(),
-            ));
-        }
-        if s.write_timeout_ms == 0 {
-            return Err((key("write_timeout_ms"), "must be above 0".into()));
-        }
+        delivery(
+            &key,
+            s.queue_size,
+            s.reconnect_min_ms,
+            s.reconnect_max_ms,
+            s.write_timeout_ms,
+        )?;
+    }
+    Ok(())
+}
+
+/// The queue and connection keys every export has, checked alike.
+fn delivery(
+    key: &dyn Fn(&str) -> String,
+    queue_size: usize,
+    reconnect_min_ms: u64,
+    reconnect_max_ms: u64,
+    write_timeout_ms: u64,
+) -> Result<(), (String, String)> {
+    if queue_size == 0 || queue_size > MAX_QUEUE {
+        return Err((
+            key("queue_size"),
+            format!("must be between 1 and {MAX_QUEUE}"),
+        ));
+    }
+    if reconnect_min_ms == 0 || reconnect_max_ms < reconnect_min_ms {
+        return Err((
+            key("reconnect_max_ms"),
+            "needs 0 < reconnect_min_ms <= reconnect_max_ms".into(),
+        ));
+    }
+    if write_timeout_ms == 0 {
+        return Err((key("write_timeout_ms"), "must be above 0".into()));
     }
     Ok(())
 }
