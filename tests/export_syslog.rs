@@ -89,16 +89,32 @@ ruleset(name="hits") {{
         wait_for("rsyslog's TCP input", || {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
         });
-        Self { child, out }
+        let rsyslog = Self { child, out };
+        // The UDP input has no handshake to probe: it is ready once a probe datagram (resent
+        // while none arrived) shows up in the output file.
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe socket");
+        wait_for("rsyslog's UDP input", || {
+            let _ = probe.send_to(b"<13>1 - - probe - - - ready", ("127.0.0.1", udp));
+            std::thread::sleep(Duration::from_millis(50));
+            rsyslog.all_lines().iter().any(|l| l["appname"] == "probe")
+        });
+        rsyslog
     }
 
-    /// The JSON lines written so far.
-    fn lines(&self) -> Vec<serde_json::Value> {
+    /// Every JSON line written so far.
+    fn all_lines(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.out)
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
+    }
+
+    /// The lines poolguard sent (the readiness probes left out).
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let mut lines = self.all_lines();
+        lines.retain(|l| l["appname"] == "poolguard");
+        lines
     }
 }
 
