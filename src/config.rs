@@ -654,7 +654,7 @@ impl Config {
             }
         }
         crate::incidents::config::validate(self).map_err(|(key, reason)| invalid(key, reason))?;
-        crate::export::config::validate(&self.export)
+        crate::export::config::validate(&self.export, &|p| self.resolve(p))
             .map_err(|(key, reason)| invalid(key, reason))?;
         if self.store.batch_size == 0 || self.store.queue_capacity == 0 {
             return Err(invalid(
@@ -744,6 +744,18 @@ mod tests {
             (
                 "[[export.syslog]]\nudp = \"127.0.0.1:514\"\ntcp = \"127.0.0.1:514\"\n",
                 "export.syslog[0].udp",
+            ),
+            (
+                "[[export.syslog]]\ntcp = \"127.0.0.1:6514\"\ntls = true\n",
+                "export.syslog[0].ca_file",
+            ),
+            (
+                "[[export.syslog]]\ntcp = \"127.0.0.1:6514\"\ntls = true\nca_file = \"missing-ca.pem\"\n",
+                "export.syslog[0].ca_file",
+            ),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\ntls = true\nca_file = \"x.pem\"\n",
+                "export.syslog[0].tls",
             ),
         ] {
             let err = parse(text).expect_err(text);

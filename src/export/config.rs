@@ -35,6 +35,13 @@ pub struct SyslogConfig {
     pub udp: Option<SocketAddr>,
     /// TCP receiver (`ip:port`): messages framed by octet counting (RFC 6587).
     pub tcp: Option<SocketAddr>,
+    /// TLS on the TCP connection (RFC 5425); the receiver's certificate is verified against
+    /// `ca_file`.
+    pub tls: bool,
+    /// PEM file of the CA certificates that may sign the receiver's certificate (with `tls`).
+    pub ca_file: Option<PathBuf>,
+    /// Name the receiver's certificate must carry; absent = the `tcp` address's IP.
+    pub server_name: Option<String>,
     /// `text` or `json` (ECS field names) after the structured data.
     pub format: SyslogFormat,
     /// Facility name (`local0` … `local7`, `daemon`, `auth`, ...).
@@ -56,6 +63,9 @@ impl Default for SyslogConfig {
         Self {
             udp: None,
             tcp: None,
+            tls: false,
+            ca_file: None,
+            server_name: None,
             format: SyslogFormat::Text,
             facility: "local0".into(),
             feeds: Vec::new(),
@@ -74,6 +84,7 @@ impl SyslogConfig {
     pub fn label(&self) -> String {
         match (self.udp, self.tcp) {
             (Some(a), _) => format!("syslog:udp:{a}"),
+            (None, Some(a)) if self.tls => format!("syslog:tls:{a}"),
             (None, Some(a)) => format!("syslog:tcp:{a}"),
             (None, None) => "syslog".to_string(),
         }
@@ -165,7 +176,11 @@ impl DnstapConfig {
 pub const MAX_QUEUE: usize = 1 << 20;
 
 /// Checks `[[export.*]]`; the error names the key (`export.dnstap[0].unix`) and the fix.
-pub fn validate(config: &ExportConfig) -> Result<(), (String, String)> {
+/// `resolve` anchors relative paths (the config file's directory).
+pub fn validate(
+    config: &ExportConfig,
+    resolve: &dyn Fn(&std::path::Path) -> PathBuf,
+) -> Result<(), (String, String)> {
     for (i, d) in config.dnstap.iter().enumerate() {
         let key = |k: &str| format!("export.dnstap[{i}].{k}");
         match (&d.unix, &d.tcp) {
@@ -224,6 +239,26 @@ pub fn validate(config: &ExportConfig) -> Result<(), (String, String)> {
                 ));
             }
             _ => {}
+        }
+        if s.tls {
+            if s.tcp.is_none() {
+                return Err((key("tls"), "TLS needs `tcp = \"ip:port\"`".into()));
+            }
+            let Some(ca) = &s.ca_file else {
+                return Err((
+                    key("ca_file"),
+                    "`tls = true` needs the PEM file of the receiver's CA".into(),
+                ));
+            };
+            super::tls::roots(&resolve(ca)).map_err(|reason| (key("ca_file"), reason))?;
+            if let Some(name) = &s.server_name
+                && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
+            {
+                return Err((
+                    key("server_name"),
+                    format!("`{name}` is not a DNS name or IP address"),
+                ));
+            }
         }
         if super::syslog::facility_code(&s.facility).is_none() {
             return Err((

@@ -14,6 +14,7 @@ pub mod dnstap;
 pub mod fstrm;
 pub mod sink;
 pub mod syslog;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +52,7 @@ impl Exporter {
         let version = format!("poolguard {}", env!("CARGO_PKG_VERSION")).into_bytes();
         let mut sinks = Vec::new();
         let mut tasks = Vec::new();
+        let mut labels = std::collections::HashSet::new();
         for d in &config.export.dnstap {
             let target = match (&d.unix, d.tcp) {
                 (Some(path), _) => Target::Unix(config.resolve(path)),
@@ -66,7 +68,7 @@ impl Exporter {
                 both: d.messages == Messages::Both,
             };
             let settings = Settings {
-                label: d.label(),
+                label: unique(&mut labels, d.label()),
                 select: d.select,
                 feeds: d.feeds.clone(),
                 categories: d.categories.clone(),
@@ -82,6 +84,14 @@ impl Exporter {
         for s in &config.export.syslog {
             let target = match (s.udp, s.tcp) {
                 (Some(addr), _) => Target::Udp(addr),
+                (None, Some(addr)) if s.tls => match tls_target(config, s, addr) {
+                    Ok(target) => target,
+                    Err(error) => {
+                        // Checked by validation; a CA file changed since is reported here.
+                        tracing::error!(sink = %s.label(), %error, "syslog export not started");
+                        continue;
+                    }
+                },
                 (None, Some(addr)) => Target::Tcp(addr),
                 // Refused by validation.
                 (None, None) => continue,
@@ -94,7 +104,7 @@ impl Exporter {
                 s.format == config::SyslogFormat::Json,
             ));
             let settings = Settings {
-                label: s.label(),
+                label: unique(&mut labels, s.label()),
                 // One message per hit.
                 select: Select::Hits,
                 feeds: s.feeds.clone(),
@@ -162,6 +172,34 @@ impl ExportSink for Exporter {
             d.offer(shared.clone());
         }
     }
+}
+
+/// `label`, or `label#2`, `label#3`... when two exports share a target, so each keeps its own
+/// metrics.
+fn unique(seen: &mut std::collections::HashSet<String>, label: String) -> String {
+    let mut candidate = label.clone();
+    let mut n = 1;
+    while !seen.insert(candidate.clone()) {
+        n += 1;
+        candidate = format!("{label}#{n}");
+    }
+    candidate
+}
+
+/// A TLS target for `[[export.syslog]]` with `tls = true`.
+fn tls_target(
+    config: &Config,
+    s: &config::SyslogConfig,
+    addr: std::net::SocketAddr,
+) -> Result<Target, String> {
+    let ca = s.ca_file.as_ref().ok_or("`ca_file` is missing")?;
+    let client = tls::client_config(tls::roots(&config.resolve(ca))?)?;
+    let name = match &s.server_name {
+        Some(name) => rustls_pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| format!("server_name: {e}"))?,
+        None => rustls_pki_types::ServerName::IpAddress(addr.ip().into()),
+    };
+    Ok(Target::Tls(addr, name, client))
 }
 
 /// The host name, for the dnstap `identity` when `identity` is not set.

@@ -39,6 +39,12 @@ pub enum Target {
     Tcp(SocketAddr),
     /// Syslog only: datagrams, no connection.
     Udp(SocketAddr),
+    /// Syslog only: TCP with TLS, the receiver verified as `name`.
+    Tls(
+        SocketAddr,
+        rustls_pki_types::ServerName<'static>,
+        Arc<tokio_rustls::rustls::ClientConfig>,
+    ),
 }
 
 impl std::fmt::Display for Target {
@@ -47,6 +53,7 @@ impl std::fmt::Display for Target {
             Target::Unix(p) => write!(f, "unix:{}", p.display()),
             Target::Tcp(a) => write!(f, "tcp:{a}"),
             Target::Udp(a) => write!(f, "udp:{a}"),
+            Target::Tls(a, ..) => write!(f, "tls:{a}"),
         }
     }
 }
@@ -246,6 +253,14 @@ impl Connection {
                     s.set_nodelay(true)?;
                     Ok(Stream::Tcp(s))
                 }
+                Target::Tls(addr, name, client) => {
+                    let s = tokio::net::TcpStream::connect(addr).await?;
+                    s.set_nodelay(true)?;
+                    let tls = tokio_rustls::TlsConnector::from(client.clone())
+                        .connect(name.clone(), s)
+                        .await?;
+                    Ok(Stream::Tls(Box::new(tls)))
+                }
                 Target::Udp(addr) => {
                     let local: SocketAddr = if addr.is_ipv4() {
                         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
@@ -267,6 +282,7 @@ impl Connection {
             Stream::Unix(s) => self.serve(s, rx).await,
             Stream::Tcp(s) => self.serve(s, rx).await,
             Stream::Udp(s) => Ok(self.serve_udp(s, rx).await),
+            Stream::Tls(s) => self.serve(*s, rx).await,
         }
     }
 
@@ -449,4 +465,5 @@ enum Stream {
     Unix(tokio::net::UnixStream),
     Tcp(tokio::net::TcpStream),
     Udp(tokio::net::UdpSocket),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
 }
