@@ -21,6 +21,7 @@ DEBIAN=(
 
 # "python-module pip-package" pairs (PyPI), for validators with no Debian package.
 PYTHON=(
+  "openapi_spec_validator openapi-spec-validator"
 )
 
 need_apt=()

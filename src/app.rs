@@ -96,6 +96,8 @@ pub struct StartOptions {
 /// The evidence store and its writer, when poolguard records to SQLite.
 struct Evidence {
     store: Store,
+    /// This process's claim on the store; released after the writer has shut down.
+    _lock: store::lock::StoreLock,
     writer: WriterHandle,
     /// Alert delivery, deadline checks and the notice page; stopped at shutdown.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -225,6 +227,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             state.metrics = metrics;
             state.feeds = Some(registry.clone());
             state.accountability = accountability.clone();
+            state.dns = Some(dns.check());
             Some(start_api(addr, config.api.metrics_listen, state).await?)
         }
         _ => None,
@@ -294,6 +297,9 @@ async fn open_store(
     store_cfg.path = config.resolve(&config.store.path);
     // Opening creates the directory and migrates the schema: file I/O, off the async threads.
     let opened = tokio::task::spawn_blocking(move || {
+        // Claimed before opening: a second instance must not migrate, replay the spool or
+        // track incidents on a store another process serves from.
+        let lock = store::lock::StoreLock::acquire(&store_cfg.path)?;
         let store = store::open(&store_cfg)?;
         // Quarantine survives restarts: SQLite is the source of truth for the DNS path's set.
         let quarantined = incidents::db::quarantine_list(&store.write_connection()?)?;
@@ -302,15 +308,16 @@ async fn open_store(
             .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
         let tracker = incidents::track::Tracker::new(accountability);
         let (sink, writer) = store::writer::spawn_with(&store, &store_cfg, ledger, Some(tracker))?;
-        Ok::<_, StoreError>((store, sink, writer))
+        Ok::<_, StoreError>((lock, store, sink, writer))
     })
     .await
     .map_err(|e| AppError::Reload(e.to_string()))??;
-    let (store, sink, writer) = opened;
+    let (lock, store, sink, writer) = opened;
     Ok((
         Recorder::new(sink),
         Evidence {
             store,
+            _lock: lock,
             writer,
             tasks: Vec::new(),
             stop: tokio_util::sync::CancellationToken::new(),

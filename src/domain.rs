@@ -84,9 +84,7 @@ impl DomainName {
 
     /// True when `self` is `other` or below it.
     pub fn is_within(&self, other: &DomainName) -> bool {
-        let (s, o) = (self.as_str(), other.as_str());
-        s == o
-            || (s.len() > o.len() && s.ends_with(o) && s.as_bytes()[s.len() - o.len() - 1] == b'.')
+        name_within(self.as_str(), other.as_str())
     }
 
     /// Whether the text looks like an IP address rather than a name (feeds mix them).
@@ -118,6 +116,15 @@ impl AsRef<str> for DomainName {
     fn as_ref(&self) -> &str {
         &self.0
     }
+}
+
+/// [`DomainName::is_within`] for names already in canonical spelling (lower case, no trailing
+/// dot), such as a question name on the DNS path, without building a `DomainName`.
+pub fn name_within(name: &str, domain: &str) -> bool {
+    name == domain
+        || (name.len() > domain.len()
+            && name.ends_with(domain)
+            && name.as_bytes()[name.len() - domain.len() - 1] == b'.')
 }
 
 #[cfg(test)]

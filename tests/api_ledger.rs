@@ -260,9 +260,18 @@ async fn versions_are_listed_read_and_restored() {
     let first_id = list[1]["id"].as_u64().expect("id");
 
     let path = format!("/api/v1/clients/ledger/versions/{first_id}");
+    // As every CSV export: a UTF-8 BOM for Excel unless `bom=false` (docs/store-and-api.md).
     let (status, body) = send(&bed, Method::GET, &path, ADMIN, None).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, Value::String(format!("\u{feff}{first}")));
+    let plain = format!("{path}?bom=false");
+    let (status, body) = send(&bed, Method::GET, &plain, ADMIN, None).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(body, Value::String(first.clone()));
+    let bad = format!("{path}?bom=maybe");
+    let (status, body) = send(&bed, Method::GET, &bad, ADMIN, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["parameter"], "bom", "{body}");
     let (status, _) = send(
         &bed,
         Method::GET,

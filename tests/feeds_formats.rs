@@ -128,7 +128,8 @@ fn every_sample_detected_and_counted() {
         ),
         ("hosts-0.0.0.0_coinblockerlists.txt", Hosts, 50, 0, 0, 0, 0),
         ("hosts-0.0.0.0_nocoin.txt", Hosts, 50, 0, 0, 0, 0),
-        ("hosts-127.0.0.1_adaway-sample.txt", Hosts, 45, 0, 0, 0, 0),
+        // Lines 22-23 (`127.0.0.1 localhost`, `::1 localhost`): skipped with a reason.
+        ("hosts-127.0.0.1_adaway-sample.txt", Hosts, 45, 0, 0, 0, 2),
         ("ip-plain_andoniaf-mining-pools_IP.txt", Ip, 0, 0, 50, 0, 0),
         (
             "ip-plain_coinblockerlists-MiningServerIPList.txt",
@@ -522,6 +523,10 @@ fn tricky_9_hosts() {
     let p = auto(f);
     assert!(!has(&p, "localhost") && p.rejected.is_empty());
     assert!(has(&p, "analytics.163.com"));
+    // Not rules, but not dropped in silence either (issue 13): skipped, by line, with why.
+    let skipped: Vec<_> = p.skipped_lines.iter().map(|s| s.line).collect();
+    assert_eq!(skipped, [22, 23]);
+    assert!(p.skipped_lines[0].reason.contains("boilerplate"));
 }
 
 /// TRICKY 10: bare uBO domains, exceptions with restrictions, negated domain options.

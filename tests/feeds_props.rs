@@ -55,6 +55,17 @@ proptest! {
             prop_assert_eq!(again.as_ref(), Ok(&d.name));
             prop_assert!(d.name.label_count() >= 2, "{}", d.name);
         }
+        // Every line is counted exactly once (issue 13, point 11).
+        let c = p.lines;
+        let unbommed = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        prop_assert_eq!(c.lines, unbommed.lines().count());
+        prop_assert_eq!(c.accepted + c.rejected + c.skipped + c.comments, c.lines);
+        let rejected: BTreeSet<usize> = p.rejected.iter().map(|r| r.line).collect();
+        let skipped: BTreeSet<usize> = p.skipped_lines.iter().map(|s| s.line).collect();
+        prop_assert_eq!(rejected.len(), c.rejected);
+        prop_assert_eq!(skipped.len(), c.skipped);
+        prop_assert!(rejected.is_disjoint(&skipped));
+        prop_assert!(skipped.iter().all(|&l| l >= 1 && l <= c.lines));
         let n_lines = text.split('\n').count();
         for r in &p.rejected {
             prop_assert!(r.line >= 1 && r.line <= n_lines);

@@ -436,7 +436,7 @@ async fn incidents_repeat_offender_is_quarantined_and_released() {
     );
     let csv = api.text("/api/v1/quarantine?format=csv").await;
     assert!(
-        csv.starts_with("ip,since,actor,reason,incident_id\n127.0.0.20,"),
+        csv.starts_with("\u{feff}ip,since,actor,reason,incident_id\n127.0.0.20,"),
         "{csv}"
     );
 

@@ -3,7 +3,7 @@
 //! exactly once (the rule `Arc<str>`). Counted with a wrapping global allocator.
 
 use poolguard::config::FeedKind;
-use poolguard::policy::{Decision, Policy};
+use poolguard::policy::{Decision, Policy, QueryDecision, Site, decide};
 
 #[path = "../benches/support/names.rs"]
 mod names;
@@ -43,6 +43,33 @@ fn lookups_do_not_allocate() {
     );
     let one = allocations(|| assert!(matches!(p.check_name(&hit), Decision::Blocked(_))));
     assert_eq!(one, 1, "a blocked verdict allocates its rule text once");
+    // `decide`, the whole pre-resolution decision the fast path takes, borrows too.
+    let site = Campus(vec!["corp.example".into()]);
+    let client = std::net::Ipv4Addr::LOCALHOST.into();
+    assert_eq!(
+        allocations(|| assert!(matches!(
+            decide(&site, &p, client, &hit, 1),
+            QueryDecision::Blocked(_)
+        ))),
+        0,
+        "decide: block"
+    );
+    assert_eq!(
+        allocations(|| assert!(matches!(
+            decide(&site, &p, client, &miss, 1),
+            QueryDecision::Forward { allowlisted: None }
+        ))),
+        0,
+        "decide: forward"
+    );
+    assert_eq!(
+        allocations(|| assert!(matches!(
+            decide(&site, &p, client, "host.corp.example", 1),
+            QueryDecision::Conditional { .. }
+        ))),
+        0,
+        "decide: conditional"
+    );
     let ip = "10.0.0.1"
         .parse()
         .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
@@ -51,4 +78,25 @@ fn lookups_do_not_allocate() {
         0,
         "check_ip"
     );
+}
+
+/// A site with one conditional domain, everyone allowed, nobody quarantined, no zones.
+struct Campus(Vec<String>);
+
+impl Site for Campus {
+    fn allows(&self, _: std::net::IpAddr) -> bool {
+        true
+    }
+    fn walled(&self, _: std::net::IpAddr, _: &str) -> bool {
+        false
+    }
+    fn local_zone(&self, _: &str) -> bool {
+        false
+    }
+    fn conditional(&self, qname: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .map(String::as_str)
+            .find(|d| poolguard::domain::name_within(qname, d))
+    }
 }

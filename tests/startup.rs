@@ -74,6 +74,43 @@ async fn a_second_instance_sharing_the_store_is_refused_too() {
 }
 
 #[tokio::test]
+async fn a_second_instance_on_another_address_sharing_the_store_is_refused() {
+    let first = TestBed::builder()
+        .toml("[store]\npath = \"evidence.db\"\n")
+        .start()
+        .await;
+    let store = first.dir.path().join("evidence.db");
+    // Port 0: a different DNS address, so only the store can be the conflict.
+    let error = TestBed::builder()
+        .toml(&format!(
+            "[store]\npath = {:?}\n",
+            store.display().to_string()
+        ))
+        .try_start()
+        .await
+        .err()
+        .expect("refused");
+    let text = printed(error);
+    assert!(text.contains(&store.display().to_string()), "{text}");
+    assert!(
+        text.contains(&format!("in use by process {}", std::process::id())),
+        "{text}"
+    );
+    answers(&first).await;
+    // Released at shutdown: the same store (its directory kept) serves again.
+    let _kept = first.shutdown().await;
+    let again = TestBed::builder()
+        .toml(&format!(
+            "[store]\npath = {:?}\n",
+            store.display().to_string()
+        ))
+        .start()
+        .await;
+    answers(&again).await;
+    again.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_address_held_by_another_program_is_refused_naming_it() {
     // A plain UDP socket, as a resolver without SO_REUSEPORT would hold the port.
     let other = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");

@@ -22,9 +22,10 @@ pub struct AuditPage {
 
 /// Lists audited writes, newest first (`limit` ≤ 1000, `cursor` from the previous page).
 #[utoipa::path(get, path = "/api/v1/audit",
+    operation_id = "listAudit", tag = "audit",
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = AuditPage), (status = 400, body = super::error::ErrorBody),
-              (status = 403, body = super::error::ErrorBody)),
+    responses((status = 200, description = "One page of the audit log, newest first", body = AuditPage), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 403, description = "The token's role may not do this", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<ApiState>,

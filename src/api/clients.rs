@@ -31,8 +31,9 @@ pub struct ClientResponse {
 
 /// Identity, first/last seen, hit count and recent hits of one client address.
 #[utoipa::path(get, path = "/api/v1/clients/{ip}",
+    operation_id = "getClient", tag = "clients",
     params(("ip" = String, Path, description = "Client IP address")),
-    responses((status = 200, body = ClientResponse), (status = 400, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The client's identity and hit summary", body = ClientResponse), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn client(
     State(state): State<ApiState>,
@@ -61,7 +62,8 @@ pub async fn client(
 
 /// Re-reads the asset ledger file and swaps it in; bad rows are reported, good rows load.
 #[utoipa::path(post, path = "/api/v1/ledger/reload",
-    responses((status = 200, body = LoadReport), (status = 403, body = super::error::ErrorBody)),
+    operation_id = "reloadLedger", tag = "ledger",
+    responses((status = 200, description = "The ledger file was re-read and is in force", body = LoadReport), (status = 403, description = "The token's role may not do this", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn reload_ledger(
     State(state): State<ApiState>,

@@ -25,7 +25,7 @@ use super::{ApiError, ApiState};
 use crate::clients::LoadReport;
 use crate::feeds::publish::PublishFormat;
 use crate::feeds::registry::{
-    CheckReport, FeedSettings, FeedView, LedgerWrite, Registry, RegistryError, WriteReport,
+    FeedSettings, FeedView, LedgerWrite, Registry, RegistryError, WriteReport,
 };
 use crate::feeds::subscribe::{self, FetchResult};
 use crate::store::audit::AuditEntry;
@@ -304,7 +304,9 @@ fn settings(params: &HashMap<String, String>) -> Result<FeedSettings, ApiError> 
             _ => {
                 return Err(ApiError::bad_param(
                     "query",
-                    format!("unknown parameter `{k}` (format, kind, action, category, severity)"),
+                    format!(
+                        "unknown parameter `{k}` (format, kind, action, category, severity, verbose)"
+                    ),
                 ));
             }
         }
@@ -315,7 +317,8 @@ fn settings(params: &HashMap<String, String>) -> Result<FeedSettings, ApiError> 
 /// Every feed: kind, format, source, action, category, severity, enabled, counts, the version
 /// in force and the last load (and fetch) result.
 #[utoipa::path(get, path = "/api/v1/feeds",
-    responses((status = 200, body = [FeedView])), security(("bearer" = [])))]
+    operation_id = "listFeeds", tag = "feeds",
+    responses((status = 200, description = "Every feed with its status", body = [FeedView])), security(("bearer" = [])))]
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<FeedView>>, Failure> {
     let r = registry(&state)?;
     Ok(Json(blocking(move || Ok(r.list())).await?))
@@ -323,8 +326,9 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<FeedView>>, 
 
 /// One feed's status.
 #[utoipa::path(get, path = "/api/v1/feeds/{name}",
+    operation_id = "getFeed", tag = "feeds",
     params(("name" = String, Path)),
-    responses((status = 200, body = FeedView), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The feed's status", body = FeedView), (status = 404, description = "No such feed", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn one(
     State(state): State<ApiState>,
@@ -336,11 +340,13 @@ pub async fn one(
 
 /// Creates the feed or replaces its content: the body is the list, in any format.
 #[utoipa::path(put, path = "/api/v1/feeds/{name}",
+    operation_id = "putFeed", tag = "feeds",
     params(("name" = String, Path), ("format" = Option<String>, Query), ("kind" = Option<String>, Query),
-           ("action" = Option<String>, Query), ("category" = Option<String>, Query), ("severity" = Option<String>, Query)),
+           ("action" = Option<String>, Query), ("category" = Option<String>, Query), ("severity" = Option<String>, Query),
+           ("verbose" = Option<bool>, Query, description = "also list the skipped lines by number, with why")),
     request_body(content = String, content_type = "text/plain"),
-    responses((status = 200, body = WriteReport), (status = 413, body = super::error::ErrorBody),
-              (status = 422, body = Refused), (status = 409, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The feed is stored and in force", body = WriteReport), (status = 413, description = "The body is over `[api] max_upload_mb`", body = super::error::ErrorBody),
+              (status = 422, description = "Lines were rejected; nothing was stored", body = Refused), (status = 409, description = "The feed is a subscription: its next fetch replaces its content", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<ApiState>,
@@ -351,10 +357,32 @@ pub async fn upload(
 ) -> Result<Json<WriteReport>, Failure> {
     let r = registry(&state)?;
     let content = body(content, r.config().api.max_upload_mb)?;
+    let mut params = params;
+    let verbose = match params.remove("verbose") {
+        None => false,
+        Some(v) => v
+            .trim()
+            .parse::<bool>()
+            .map_err(|_| ApiError::bad_param("verbose", format!("`{v}` is not true or false")))?,
+    };
     let settings = settings(&params)?;
     let (who_name, _) = who(&caller);
     let n = name.clone();
-    let report = blocking(move || r.upload(&n, &content, settings, &who_name)).await?;
+    let mut report = blocking(move || r.upload(&n, &content, settings, &who_name))
+        .await
+        .map_err(|f| match f {
+            Failure::Registry(RegistryError::Unusable {
+                message,
+                mut report,
+            }) if verbose => {
+                report.verbose();
+                Failure::Registry(RegistryError::Unusable { message, report })
+            }
+            f => f,
+        })?;
+    if verbose {
+        report.verbose();
+    }
     metrics::counter!("poolguard_feed_writes_total", "action" => "upload").increment(1);
     audit(
         &state,
@@ -398,8 +426,9 @@ pub struct PatchReport {
 
 /// Adds and removes entries without re-uploading the list.
 #[utoipa::path(patch, path = "/api/v1/feeds/{name}/entries",
+    operation_id = "patchFeedEntries", tag = "feeds",
     params(("name" = String, Path)), request_body = EntriesPatch,
-    responses((status = 200, body = PatchReport), (status = 422, body = Refused)),
+    responses((status = 200, description = "Entries added and removed; the feed is in force", body = PatchReport), (status = 422, description = "Entries were rejected; nothing was changed", body = Refused)),
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<ApiState>,
@@ -434,8 +463,9 @@ pub async fn patch(
 
 /// Deletes a feed created over the API (config.toml feeds: 409, disable them instead).
 #[utoipa::path(delete, path = "/api/v1/feeds/{name}",
+    operation_id = "deleteFeed", tag = "feeds",
     params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)),
+    responses((status = 204, description = "The feed is deleted"), (status = 404, description = "No such feed", body = super::error::ErrorBody), (status = 409, description = "The feed is defined in config.toml and cannot be deleted here", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<ApiState>,
@@ -480,7 +510,8 @@ async fn set_enabled(
 
 /// Puts a disabled feed back into the policy.
 #[utoipa::path(post, path = "/api/v1/feeds/{name}/enable", params(("name" = String, Path)),
-    responses((status = 200, body = FeedView)), security(("bearer" = [])))]
+    operation_id = "enableFeed", tag = "feeds",
+    responses((status = 200, description = "The feed is enabled", body = FeedView)), security(("bearer" = [])))]
 pub async fn enable(
     State(state): State<ApiState>,
     caller: Option<Extension<Caller>>,
@@ -491,7 +522,8 @@ pub async fn enable(
 
 /// Takes a feed out of the policy without deleting it (also for config.toml feeds).
 #[utoipa::path(post, path = "/api/v1/feeds/{name}/disable", params(("name" = String, Path)),
-    responses((status = 200, body = FeedView)), security(("bearer" = [])))]
+    operation_id = "disableFeed", tag = "feeds",
+    responses((status = 200, description = "The feed is disabled", body = FeedView)), security(("bearer" = [])))]
 pub async fn disable(
     State(state): State<ApiState>,
     caller: Option<Extension<Caller>>,
@@ -502,7 +534,8 @@ pub async fn disable(
 
 /// The kept versions of a feed, newest first.
 #[utoipa::path(get, path = "/api/v1/feeds/{name}/versions", params(("name" = String, Path)),
-    responses((status = 200, body = [Version])), security(("bearer" = [])))]
+    operation_id = "listFeedVersions", tag = "feeds",
+    responses((status = 200, description = "The kept versions, newest first", body = [Version])), security(("bearer" = [])))]
 pub async fn versions(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -513,8 +546,9 @@ pub async fn versions(
 
 /// The content of one version, as it was uploaded.
 #[utoipa::path(get, path = "/api/v1/feeds/{name}/versions/{id}",
+    operation_id = "getFeedVersion", tag = "feeds",
     params(("name" = String, Path), ("id" = u64, Path)),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The version's content as uploaded", content_type = "text/plain", body = String), (status = 404, description = "No such feed or version", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn version_content(
     State(state): State<ApiState>,
@@ -533,8 +567,9 @@ fn version_id(id: &str) -> Result<u64, ApiError> {
 
 /// Rolls the feed back to version `id` (recorded as a new version, so it can be undone).
 #[utoipa::path(post, path = "/api/v1/feeds/{name}/versions/{id}/restore",
+    operation_id = "restoreFeedVersion", tag = "feeds",
     params(("name" = String, Path), ("id" = u64, Path)),
-    responses((status = 200, body = WriteReport), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The version is restored and in force", body = WriteReport), (status = 404, description = "No such feed or version", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn restore(
     State(state): State<ApiState>,
@@ -573,7 +608,8 @@ pub struct RefreshReport {
 
 /// Fetches a subscription now.
 #[utoipa::path(post, path = "/api/v1/feeds/{name}/refresh", params(("name" = String, Path)),
-    responses((status = 200, body = RefreshReport), (status = 409, body = super::error::ErrorBody)),
+    operation_id = "refreshFeed", tag = "feeds",
+    responses((status = 200, description = "The subscription was fetched", body = RefreshReport), (status = 409, description = "The feed is not a subscription", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn refresh(
     State(state): State<ApiState>,
@@ -633,45 +669,57 @@ pub async fn refresh(
     Ok(Json(report))
 }
 
-/// What the policy in force would do with a name, and who a client is (no query is sent).
+/// What DNS would do with a name for a client (the DNS path's own decision code), and who the
+/// client is; with `resolve=true` the name is resolved and its answer inspected.
 #[utoipa::path(get, path = "/api/v1/check",
-    params(("name" = String, Query), ("client" = Option<String>, Query)),
-    responses((status = 200, body = CheckReport), (status = 400, body = super::error::ErrorBody)),
+    operation_id = "checkName", tag = "check",
+    params(("name" = String, Query, description = "the name to check"),
+           ("client" = Option<String>, Query, description = "the client address to decide for (allow list, quarantine); default any allowed client"),
+           ("type" = Option<String>, Query, description = "record type, default A"),
+           ("resolve" = Option<bool>, Query, description = "resolve a forwarded name and inspect its answer")),
+    responses((status = 200, description = "What DNS would do with the name for the client", body = super::check::CheckAnswer),
+              (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn check(
     State(state): State<ApiState>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<CheckReport>, Failure> {
+) -> Result<Json<super::check::CheckAnswer>, Failure> {
     let r = registry(&state)?;
     let name = params
         .get("name")
         .cloned()
         .ok_or_else(|| ApiError::bad_param("name", "give the name to check"))?;
-    let client: Option<IpAddr> =
-        match params.get("client") {
-            Some(c) => Some(c.trim().parse().map_err(|_| {
-                ApiError::bad_param("client", format!("`{c}` is not an IP address"))
-            })?),
-            None => None,
-        };
-    let ledger = state.ledger.load_full();
-    let mut report =
-        blocking(move || r.check(&name, client.map(|ip| (ip.to_canonical(), &*ledger)))).await?;
-    if let Some(ip) = client {
-        let q = &state.accountability.quarantine;
-        let quarantined = q.contains(ip);
-        report.quarantined = Some(quarantined);
-        if quarantined && !q.is_reachable(&report.name) {
-            report.decision = "quarantined";
+    let client: Option<IpAddr> = match params.get("client") {
+        Some(c) => Some(
+            c.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| ApiError::bad_param("client", format!("`{c}` is not an IP address")))?
+                .to_canonical(),
+        ),
+        None => None,
+    };
+    let qtype = super::check::qtype(params.get("type"))?;
+    let resolve = match params.get("resolve").map(|v| v.trim()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(
+                ApiError::bad_param("resolve", format!("`{v}` is not true or false")).into(),
+            );
         }
-    }
-    Ok(Json(report))
+    };
+    let ledger = state.ledger.load_full();
+    let report = blocking(move || r.check(&name, client.map(|ip| (ip, &*ledger)))).await?;
+    Ok(Json(
+        super::check::answer(&state, report, client, qtype, resolve).await?,
+    ))
 }
 
 /// The merged policy as `rpz`, `hosts`, `domains` or `ips`, with an ETag (304 on a match).
 #[utoipa::path(get, path = "/api/v1/publish/{format}",
+    operation_id = "getPublishedList", tag = "publish",
     params(("format" = String, Path, description = "rpz, hosts, domains or ips")),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 304)),
+    responses((status = 200, description = "The merged block list in the requested format", content_type = "text/plain", body = String), (status = 304, description = "Unchanged since the `If-None-Match` ETag")),
     security((), ("bearer" = [])))]
 pub async fn publish(
     State(state): State<ApiState>,
@@ -800,6 +848,7 @@ async fn install_ledger(
 /// unless `partial=true`; `dry_run=true` only reports. Hits recorded before keep the identity
 /// they were recorded with.
 #[utoipa::path(put, path = "/api/v1/clients/ledger",
+    operation_id = "putLedger", tag = "ledger",
     params(("dry_run" = Option<bool>, Query, description = "Parse and report every row; change nothing, audit nothing"),
            ("partial" = Option<bool>, Query, description = "Load the good rows even when some are rejected (audited as partial)")),
     request_body(content = String, content_type = "text/csv"),
@@ -854,6 +903,7 @@ pub async fn put_ledger(
 
 /// The asset ledger's kept versions, newest first (hash, rows, who, when).
 #[utoipa::path(get, path = "/api/v1/clients/ledger/versions",
+    operation_id = "listLedgerVersions", tag = "ledger",
     responses((status = 200, description = "Kept versions, newest first", body = [Version])),
     security(("bearer" = [])))]
 pub async fn ledger_versions(State(state): State<ApiState>) -> Result<Json<Vec<Version>>, Failure> {
@@ -861,9 +911,13 @@ pub async fn ledger_versions(State(state): State<ApiState>) -> Result<Json<Vec<V
     Ok(Json(blocking(move || r.ledger_versions()).await?))
 }
 
-/// The content of one ledger version (UTF-8 CSV, as it was written).
+/// The content of one ledger version (UTF-8 CSV, as it was written), with a UTF-8 byte order
+/// mark unless `bom=false`, like every CSV export: staff open it in Excel to edit and upload
+/// it again, and the ledger reader accepts the BOM.
 #[utoipa::path(get, path = "/api/v1/clients/ledger/versions/{id}",
-    params(("id" = u64, Path, description = "Version id from the versions list")),
+    operation_id = "getLedgerVersion", tag = "ledger",
+    params(("id" = u64, Path, description = "Version id from the versions list"),
+           ("bom" = Option<bool>, Query, description = "true (default) starts with a UTF-8 byte order mark for Excel; false omits it")),
     responses((status = 200, description = "The CSV", content_type = "text/csv", body = String),
               (status = 400, description = "Not a version id", body = super::error::ErrorBody),
               (status = 404, description = "No such version kept", body = super::error::ErrorBody)),
@@ -871,16 +925,27 @@ pub async fn ledger_versions(State(state): State<ApiState>) -> Result<Json<Vec<V
 pub async fn ledger_version_content(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
+    let mut bom = true;
+    for (k, v) in &params {
+        if k != super::csv_export::PARAM {
+            return Err(
+                ApiError::bad_param("query", format!("unknown parameter `{k}` (bom)")).into(),
+            );
+        }
+        bom = super::csv_export::parse_bom(v)?;
+    }
     let r = registry(&state)?;
     let id = version_id(&id)?;
     let bytes = blocking(move || r.ledger_version_content(id)).await?;
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response())
+    Ok(super::csv_export::response(bytes, bom))
 }
 
 /// Rolls the asset ledger back to version `id`, in force at once (recorded as a new version,
 /// so it can be undone).
 #[utoipa::path(post, path = "/api/v1/clients/ledger/versions/{id}/restore",
+    operation_id = "restoreLedgerVersion", tag = "ledger",
     params(("id" = u64, Path, description = "Version id from the versions list")),
     responses((status = 200, description = "Restored and in force", body = LedgerReport),
               (status = 404, description = "No such version kept", body = super::error::ErrorBody),

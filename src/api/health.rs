@@ -19,7 +19,9 @@ pub struct Health {
 }
 
 /// Liveness plus the store writer's state.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health), (status = 503, body = Health)))]
+#[utoipa::path(get, path = "/healthz",
+    operation_id = "getHealth", tag = "ops",
+    responses((status = 200, description = "Serving; the store writer keeps up", body = Health), (status = 503, description = "Degraded: the store writer is stopped or failing", body = Health)))]
 pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
     let writer = state.writer.as_ref().map(|w| w.status());
     let healthy = writer.as_ref().is_none_or(|w| w.healthy);
@@ -38,8 +40,11 @@ pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
 }
 
 /// Prometheus text exposition of every poolguard metric.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics",
+    operation_id = "getMetrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    super::metrics::refresh(&state).await;
     state.metrics.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

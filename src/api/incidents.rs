@@ -196,9 +196,12 @@ pub struct IncidentParams {
     cursor: Option<String>,
     /// `json` (default) or `csv` (next cursor in `X-Next-Cursor`).
     format: Option<String>,
+    /// CSV only: `true` (default) starts the file with a UTF-8 byte order mark, which Excel
+    /// needs to read it as UTF-8; `false` omits it.
+    bom: Option<bool>,
 }
 
-const LIST_KEYS: [&str; 8] = [
+const LIST_KEYS: [&str; 9] = [
     "status",
     "overdue",
     "department",
@@ -207,6 +210,7 @@ const LIST_KEYS: [&str; 8] = [
     "limit",
     "cursor",
     "format",
+    super::csv_export::PARAM,
 ];
 
 fn parse_id(id: &str) -> Result<i64, ApiError> {
@@ -222,7 +226,8 @@ fn not_found(id: i64) -> ApiError {
 
 /// Lists incidents, newest first.
 #[utoipa::path(get, path = "/api/v1/incidents", params(IncidentParams),
-    responses((status = 200, body = IncidentPage), (status = 400, body = super::error::ErrorBody)),
+    operation_id = "listIncidents", tag = "incidents",
+    responses((status = 200, description = "One page of incidents (JSON), or the CSV export", body = IncidentPage), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -234,6 +239,7 @@ pub async fn list(
         ..IncidentFilter::default()
     };
     let mut csv = false;
+    let mut bom = true;
     for (key, v) in check_keys(pairs, &LIST_KEYS)? {
         let v = v.trim().to_string();
         match key {
@@ -284,6 +290,7 @@ pub async fn list(
                     }
                 }
             }
+            super::csv_export::PARAM => bom = super::csv_export::parse_bom(&v)?,
             _ => {}
         }
     }
@@ -302,7 +309,7 @@ pub async fn list(
     }
     let body = to_csv(&items)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let mut resp = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
+    let mut resp = super::csv_export::response(body, bom);
     if let Some(c) = next.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().insert("x-next-cursor", c);
     }
@@ -362,8 +369,9 @@ fn to_csv(items: &[IncidentView]) -> Result<Vec<u8>, csv::Error> {
 
 /// One incident with its hits and notes.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}",
+    operation_id = "getIncident", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id")),
-    responses((status = 200, body = IncidentDetail), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The incident with its hits and notes", body = IncidentDetail), (status = 404, description = "No such incident", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<ApiState>,
@@ -430,9 +438,10 @@ fn text_field(name: &'static str, v: Option<String>) -> Result<Option<Option<Str
 /// Changes status, assignee, device, owner or resolution; 409 with the reason when the state
 /// machine forbids the move.
 #[utoipa::path(patch, path = "/api/v1/incidents/{id}", request_body = IncidentPatch,
+    operation_id = "patchIncident", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id")),
-    responses((status = 200, body = IncidentView), (status = 400, body = super::error::ErrorBody),
-              (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The incident as updated", body = IncidentView), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 404, description = "No such incident", body = super::error::ErrorBody), (status = 409, description = "The change is not allowed from the incident's current state", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<ApiState>,
@@ -578,9 +587,10 @@ pub struct NewNote {
 
 /// Appends a note (notes are never edited or deleted).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/notes", request_body = NewNote,
+    operation_id = "addIncidentNote", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id")),
-    responses((status = 201, body = Note), (status = 400, body = super::error::ErrorBody),
-              (status = 404, body = super::error::ErrorBody)),
+    responses((status = 201, description = "The note is added", body = Note), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 404, description = "No such incident", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn add_note(
     State(state): State<ApiState>,
@@ -626,8 +636,9 @@ pub async fn add_note(
 
 /// The written report, `format=html` (default, printable A4) or `format=md`.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/report",
+    operation_id = "getIncidentReport", tag = "incidents",
     params(("id" = i64, Path, description = "Incident id"), ("format" = Option<String>, Query, description = "html (default) or md")),
-    responses((status = 200, description = "text/html or text/markdown"), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "text/html or text/markdown"), (status = 404, description = "No such incident", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn report(
     State(state): State<ApiState>,

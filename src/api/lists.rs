@@ -67,13 +67,19 @@ pub struct ListParams {
     cursor: Option<String>,
     /// `json` (default), `csv` or `ndjson`. For csv/ndjson the next cursor is in `X-Next-Cursor`.
     format: Option<String>,
+    /// CSV only: `true` (default) starts the file with a UTF-8 byte order mark, which Excel
+    /// needs to read it as UTF-8; `false` omits it.
+    bom: Option<bool>,
 }
 
 /// Output format of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
-    Csv,
+    /// `bom`: start with a UTF-8 byte order mark ([`super::csv_export`]).
+    Csv {
+        bom: bool,
+    },
     Ndjson,
 }
 
@@ -194,7 +200,7 @@ pub fn check_keys(
     Ok(out)
 }
 
-const LIST_KEYS: [&str; 11] = [
+const LIST_KEYS: [&str; 12] = [
     "client",
     "name",
     "type",
@@ -206,6 +212,7 @@ const LIST_KEYS: [&str; 11] = [
     "limit",
     "cursor",
     "format",
+    super::csv_export::PARAM,
 ];
 
 /// Validates list parameters into a store filter and an output format.
@@ -217,6 +224,7 @@ pub fn parse_list(
         ..ListFilter::default()
     };
     let mut format = Format::Json;
+    let mut bom = true;
     for (key, v) in check_keys(pairs, &LIST_KEYS)? {
         let v = v.trim().to_string();
         match key {
@@ -280,7 +288,7 @@ pub fn parse_list(
             "format" => {
                 format = match v.as_str() {
                     "json" => Format::Json,
-                    "csv" => Format::Csv,
+                    "csv" => Format::Csv { bom: true },
                     "ndjson" => Format::Ndjson,
                     _ => {
                         return Err(ApiError::bad_param(
@@ -290,8 +298,12 @@ pub fn parse_list(
                     }
                 }
             }
+            super::csv_export::PARAM => bom = super::csv_export::parse_bom(&v)?,
             _ => {}
         }
+    }
+    if let Format::Csv { bom: b } = &mut format {
+        *b = bom;
     }
     if let (Some(s), Some(u)) = (f.since_ms, f.until_ms)
         && s >= u
@@ -368,10 +380,10 @@ async fn list(
             }
             ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
         }
-        Format::Csv => {
+        Format::Csv { bom } => {
             let body = to_csv(&items, table == Table::Hits)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
+            super::csv_export::response(body, bom)
         }
     };
     if format != Format::Json
@@ -458,8 +470,9 @@ fn to_csv(items: &[Item], hits: bool) -> Result<Vec<u8>, csv::Error> {
 
 /// Lists the full query log, newest first.
 #[utoipa::path(get, path = "/api/v1/queries", params(ListParams),
-    responses((status = 200, body = ListResponse), (status = 400, body = super::error::ErrorBody),
-              (status = 401, body = super::error::ErrorBody)),
+    operation_id = "listQueries", tag = "queries",
+    responses((status = 200, description = "One page of queries (JSON), or the export (CSV, NDJSON)", body = ListResponse), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 401, description = "No bearer token, or an unknown one", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn queries(
     State(state): State<ApiState>,
@@ -470,8 +483,9 @@ pub async fn queries(
 
 /// Lists hits (blocked queries) with the identity snapshot, newest first.
 #[utoipa::path(get, path = "/api/v1/hits", params(ListParams),
-    responses((status = 200, body = ListResponse), (status = 400, body = super::error::ErrorBody),
-              (status = 401, body = super::error::ErrorBody)),
+    operation_id = "listHits", tag = "hits",
+    responses((status = 200, description = "One page of hits (JSON), or the export (CSV, NDJSON)", body = ListResponse), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 401, description = "No bearer token, or an unknown one", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn hits(
     State(state): State<ApiState>,

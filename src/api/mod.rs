@@ -8,7 +8,9 @@
 
 mod audit;
 pub mod auth;
+mod check;
 mod clients;
+mod csv_export;
 mod error;
 mod feeds;
 mod health;
@@ -59,6 +61,9 @@ pub struct ApiState {
     pub feeds: Option<Arc<crate::feeds::registry::Registry>>,
     /// Incidents, quarantine and alerts (clock, deadlines, the live quarantine set).
     pub accountability: Arc<crate::incidents::Accountability>,
+    /// The DNS server's decision state, so `GET /api/v1/check` answers what DNS would; None
+    /// = `check` answers from the policy alone.
+    pub dns: Option<crate::dns::check::DnsCheck>,
 }
 
 impl ApiState {
@@ -79,6 +84,7 @@ impl ApiState {
             metrics: metrics::install(),
             feeds: None,
             accountability: Arc::new(crate::incidents::Accountability::disabled()),
+            dns: None,
         }
     }
 }

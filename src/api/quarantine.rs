@@ -55,15 +55,22 @@ fn caller_of(caller: Option<axum::Extension<Caller>>) -> (String, String) {
 
 /// Lists quarantined addresses: `format=json` (default), `txt` (one IP per line) or `csv`.
 #[utoipa::path(get, path = "/api/v1/quarantine",
-    params(("format" = Option<String>, Query, description = "json (default), txt or csv")),
-    responses((status = 200, body = QuarantineList)),
+    operation_id = "listQuarantine", tag = "quarantine",
+    params(("format" = Option<String>, Query, description = "json (default), txt or csv"),
+           ("bom" = Option<bool>, Query, description = "CSV only: true (default) starts with a UTF-8 byte order mark for Excel; false omits it")),
+    responses((status = 200, description = "The quarantined clients (JSON, text or CSV)", body = QuarantineList)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<ApiState>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let mut format = "json".to_string();
-    for (_, v) in check_keys(pairs, &["format"])? {
+    let mut bom = true;
+    for (k, v) in check_keys(pairs, &["format", super::csv_export::PARAM])? {
+        if k == super::csv_export::PARAM {
+            bom = super::csv_export::parse_bom(&v)?;
+            continue;
+        }
         if !matches!(v.as_str(), "json" | "txt" | "csv") {
             return Err(ApiError::bad_param(
                 "format",
@@ -92,7 +99,7 @@ pub async fn list(
             };
             let body = write()
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
+            super::csv_export::response(body, bom)
         }
         _ => Json(QuarantineList { items }).into_response(),
     })
@@ -100,8 +107,9 @@ pub async fn list(
 
 /// Quarantines an address now (201; 200 when it already was).
 #[utoipa::path(post, path = "/api/v1/quarantine", request_body = QuarantineRequest,
-    responses((status = 201, body = QuarantineEntry), (status = 200, body = QuarantineEntry),
-              (status = 400, body = super::error::ErrorBody)),
+    operation_id = "quarantineClient", tag = "quarantine",
+    responses((status = 201, description = "The client is now quarantined", body = QuarantineEntry), (status = 200, description = "The client was already quarantined; nothing changed", body = QuarantineEntry),
+              (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn add(
     State(state): State<ApiState>,
@@ -187,8 +195,9 @@ pub struct ReleaseRequest {
 
 /// Releases an address given in the path (`?reason=` optional).
 #[utoipa::path(delete, path = "/api/v1/quarantine/{ip}",
+    operation_id = "releaseClient", tag = "quarantine",
     params(("ip" = String, Path, description = "Client address"), ("reason" = Option<String>, Query)),
-    responses((status = 200, body = QuarantineEntry), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, description = "The client is released", body = QuarantineEntry), (status = 404, description = "The client is not quarantined", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn release_path(
     State(state): State<ApiState>,
@@ -205,7 +214,8 @@ pub async fn release_path(
 
 /// Releases the address in the JSON body `{"ip": …, "reason": …}`.
 #[utoipa::path(delete, path = "/api/v1/quarantine", request_body = ReleaseRequest,
-    responses((status = 200, body = QuarantineEntry), (status = 404, body = super::error::ErrorBody)),
+    operation_id = "releaseClientByBody", tag = "quarantine",
+    responses((status = 200, description = "The client is released", body = QuarantineEntry), (status = 404, description = "The client is not quarantined", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn release_body(
     State(state): State<ApiState>,

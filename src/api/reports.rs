@@ -22,10 +22,12 @@ const MAX_PERIOD_MS: i64 = 366 * 24 * 3600 * 1000;
 /// Hits, incidents by department, top offenders and new names of `[since, until)`
 /// (default: the last 7 days); `format=json` (default), `html` or `csv`.
 #[utoipa::path(get, path = "/api/v1/reports/summary",
+    operation_id = "getSummaryReport", tag = "reports",
     params(("since" = Option<String>, Query, description = "RFC 3339, inclusive"),
            ("until" = Option<String>, Query, description = "RFC 3339, exclusive; default now"),
-           ("format" = Option<String>, Query, description = "json, html or csv")),
-    responses((status = 200, body = Summary), (status = 400, body = super::error::ErrorBody)),
+           ("format" = Option<String>, Query, description = "json, html or csv"),
+           ("bom" = Option<bool>, Query, description = "CSV only: true (default) starts with a UTF-8 byte order mark for Excel; false omits it")),
+    responses((status = 200, description = "The summary (JSON, HTML or CSV)", body = Summary), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn summary(
     State(state): State<ApiState>,
@@ -33,10 +35,15 @@ pub async fn summary(
 ) -> Result<Response, ApiError> {
     let now = state.accountability.clock.now_ms();
     let (mut since, mut until, mut format) = (None, None, "json".to_string());
-    for (k, v) in check_keys(pairs, &["since", "until", "format"])? {
+    let mut bom = true;
+    for (k, v) in check_keys(
+        pairs,
+        &["since", "until", "format", super::csv_export::PARAM],
+    )? {
         match k {
             "since" => since = Some(parse_time("since", v.trim())?),
             "until" => until = Some(parse_time("until", v.trim())?),
+            super::csv_export::PARAM => bom = super::csv_export::parse_bom(&v)?,
             _ => {
                 if !matches!(v.as_str(), "json" | "html" | "csv") {
                     return Err(ApiError::bad_param(
@@ -75,7 +82,7 @@ pub async fn summary(
         "csv" => {
             let body = report::summary_csv(&s)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
+            super::csv_export::response(body, bom)
         }
         _ => Json(s).into_response(),
     })
@@ -91,8 +98,9 @@ pub struct DeliveryPage {
 
 /// Every webhook / syslog delivery attempt, newest first (`limit` ≤ 1000, `cursor`).
 #[utoipa::path(get, path = "/api/v1/alerts/deliveries",
+    operation_id = "listAlertDeliveries", tag = "alerts",
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = DeliveryPage), (status = 400, body = super::error::ErrorBody)),
+    responses((status = 200, description = "One page of alert deliveries, newest first", body = DeliveryPage), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn deliveries(
     State(state): State<ApiState>,

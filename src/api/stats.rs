@@ -40,7 +40,8 @@ pub struct StatsResponse {
 
 /// Totals by action, top blocked names, top clients and top departments in a window (≤ 31 days).
 #[utoipa::path(get, path = "/api/v1/stats", params(StatsParams),
-    responses((status = 200, body = StatsResponse), (status = 400, body = super::error::ErrorBody)),
+    operation_id = "getStats", tag = "stats",
+    responses((status = 200, description = "Counts by action and the top tables for the window", body = StatsResponse), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn stats(
     State(state): State<ApiState>,

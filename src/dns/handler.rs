@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hickory_proto::op::{
     Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
 };
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -40,7 +40,7 @@ use crate::dns::load::Load;
 use crate::dns::reply::{ExtendedError, Reply};
 use crate::dns::upstream::Upstreams;
 use crate::dns::zones::LocalZones;
-use crate::policy::{Decision, Policy, SharedPolicy, Verdict};
+use crate::policy::{Policy, QueryDecision, SharedPolicy, Verdict};
 use crate::record::exchange::{self, Exchange, ExchangeVerdict};
 use crate::record::{Outcome, QueryEvent, Recorder, Transport};
 
@@ -59,6 +59,8 @@ pub struct Shared {
     pub zones: Arc<LocalZones>,
     /// `[dns] allow`.
     pub access: ClientAccess,
+    /// `[[upstream.conditional]]` domains, most specific first (for [`crate::policy::decide`]).
+    pub conditional: Vec<crate::domain::DomainName>,
     /// `[blocking] inspect_answers`.
     pub inspect: bool,
     /// Quarantined clients get the walled garden; `None` when enforcement is off.
@@ -91,6 +93,7 @@ impl Shared {
             blocks: BlockAnswers::new(&config.blocking),
             zones: Arc::new(zones),
             access: ClientAccess::new(&config.dns.allow),
+            conditional: crate::dns::site::conditional_domains(config),
             inspect: config.blocking.inspect_answers,
             quarantine,
             udp_payload: config.dns.edns_udp_payload,
@@ -229,51 +232,60 @@ impl Handler {
             _ => {}
         }
 
-        // quarantine: a repeat offender gets the walled garden, except `reachable` names. One
-        // lock-free snapshot load and one hash lookup; no allocation. A listed name is still
-        // recorded as a hit (the evidence continues), answered from the walled garden.
-        if let Some(q) = &shared.quarantine
-            && q.contains(request.src().ip())
-            && !q.is_reachable(qname)
-        {
-            let verdict = match shared.policy.load().check_name(qname) {
-                Decision::Blocked(v) => Some(v),
-                _ => None,
-            };
-            let outcome = if verdict.is_some() {
-                Outcome::Blocked
-            } else {
-                Outcome::Quarantined
-            };
-            return Handled {
-                reply: crate::dns::walled::answer(q, &name, qtype),
-                outcome,
-                verdict,
-                upstream: None,
-            };
-        }
-
-        // decide: blocking comes before local zones and conditional forwarding.
-        let decision = if qname.is_empty() {
-            Decision::Pass
-        } else {
-            shared.policy.load().check_name(qname)
-        };
-        let allowlisted = match decision {
-            Decision::Blocked(v) => {
-                return self.blocked(&name, qtype, Outcome::Blocked, v, None);
+        // decide: `policy::decide` holds the order of precedence (access, quarantine, policy,
+        // ANY, local zones, transfers, forwarding) for this path, the fast path and
+        // `GET /api/v1/check`. The snapshot guard is not held across an await.
+        let (local, allowlisted) = {
+            let policy = shared.policy.load();
+            let client = request.src().ip();
+            match crate::policy::decide(&**shared, &policy, client, qname, u16::from(qtype)) {
+                QueryDecision::Refused => {
+                    metrics::counter!("poolguard_refused_clients_total").increment(1);
+                    return Handled::plain(Reply::code(ResponseCode::Refused), Outcome::Refused);
+                }
+                // A repeat offender gets the walled garden, except `reachable` names. A listed
+                // name is still recorded as a hit (the evidence continues).
+                QueryDecision::Quarantined { listed } => {
+                    let verdict = listed.map(|m| m.verdict());
+                    let outcome = if verdict.is_some() {
+                        Outcome::Blocked
+                    } else {
+                        Outcome::Quarantined
+                    };
+                    let reply = match &shared.quarantine {
+                        Some(q) => crate::dns::walled::answer(q, &name, qtype),
+                        None => Reply::code(ResponseCode::ServFail),
+                    };
+                    return Handled {
+                        reply,
+                        outcome,
+                        verdict,
+                        upstream: None,
+                    };
+                }
+                QueryDecision::Blocked(m) => {
+                    return self.blocked(&name, qtype, Outcome::Blocked, m.verdict(), None);
+                }
+                // RFC 8482: ANY is an amplification tool, not a question anyone needs answered
+                // in full. One synthetic HINFO, never forwarded. Blocks above still win.
+                QueryDecision::MinimalAny => {
+                    return Handled::plain(Reply::rfc8482(&name), Outcome::Local);
+                }
+                // Zone transfers are only for our own zones; a forwarder does not proxy them.
+                QueryDecision::TransferRefused => {
+                    return Handled::plain(Reply::code(ResponseCode::Refused), Outcome::Refused);
+                }
+                QueryDecision::LocalZone { allowlisted } => {
+                    (true, allowlisted.map(|m| m.verdict()))
+                }
+                QueryDecision::Conditional { allowlisted, .. }
+                | QueryDecision::Forward { allowlisted } => {
+                    (false, allowlisted.map(|m| m.verdict()))
+                }
             }
-            Decision::Allowed(v) => Some(v),
-            Decision::Pass => None,
         };
 
-        if qtype == RecordType::ANY {
-            // RFC 8482: ANY is an amplification tool, not a question anyone needs answered in
-            // full. One synthetic HINFO, never forwarded. Blocks above still win (with EDE).
-            return Handled::plain(Reply::rfc8482(&name), Outcome::Local);
-        }
-
-        if shared.zones.contains(lower) {
+        if local {
             let reply = shared.zones.answer(request, T::current_time()).await;
             return Handled {
                 reply,
@@ -281,11 +293,6 @@ impl Handler {
                 verdict: allowlisted,
                 upstream: None,
             };
-        }
-
-        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            // Zone transfers are only for our own zones; a forwarder does not proxy them.
-            return Handled::plain(Reply::code(ResponseCode::Refused), Outcome::Refused);
         }
 
         // resolve.
@@ -488,30 +495,13 @@ impl Handler {
     }
 }
 
-/// Checks an upstream answer's CNAME targets and addresses; the first listed one blocks it.
+/// Checks an upstream answer's CNAME targets and addresses ([`crate::dns::site::inspect`],
+/// shared with `GET /api/v1/check?resolve=true`); the first listed one blocks it.
 fn inspect(policy: &Policy, reply: &Reply) -> Option<(Outcome, Verdict)> {
-    for record in &reply.answers {
-        match &record.data {
-            RData::CNAME(target) => {
-                let text = name_text(&target.0);
-                if let Decision::Blocked(v) = policy.check_name(&text) {
-                    return Some((Outcome::CnameBlocked, v));
-                }
-            }
-            RData::A(a) => {
-                if let Some(v) = policy.check_ip(a.0.into()) {
-                    return Some((Outcome::IpBlocked, v));
-                }
-            }
-            RData::AAAA(a) => {
-                if let Some(v) = policy.check_ip(a.0.into()) {
-                    return Some((Outcome::IpBlocked, v));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+    Some(match crate::dns::site::inspect(policy, reply)? {
+        crate::policy::Caught::Cname { verdict, .. } => (Outcome::CnameBlocked, verdict),
+        crate::policy::Caught::Address { verdict, .. } => (Outcome::IpBlocked, verdict),
+    })
 }
 
 /// Sends `reply` as the response to `request`: ID, question, RD and CD echoed, RA set, OPT (with

@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod answer;
+pub mod check;
 pub mod exclusive;
 pub mod fast;
 pub mod handler;
@@ -28,6 +29,7 @@ pub mod load;
 pub mod mmsg;
 pub mod ratelimit;
 pub mod reply;
+pub mod site;
 pub mod upstream;
 pub mod walled;
 pub mod wire;
@@ -106,6 +108,8 @@ pub struct DnsServer {
     addrs: Vec<SocketAddr>,
     token: CancellationToken,
     threads: Vec<JoinHandle<()>>,
+    /// The workers' decision state and upstream plan, for `GET /api/v1/check`.
+    check: check::DnsCheck,
 }
 
 impl DnsServer {
@@ -168,6 +172,7 @@ impl DnsServer {
             config.dns.rate_limit_table_size,
         )
         .map(Arc::new);
+        let check = check::DnsCheck::new(shared.clone(), plan.clone());
         let token = CancellationToken::new();
         let mut threads = Vec::with_capacity(workers);
         let mut ready = Vec::with_capacity(workers);
@@ -199,6 +204,7 @@ impl DnsServer {
             addrs,
             token,
             threads,
+            check,
         };
         for (worker, rx) in ready.into_iter().enumerate() {
             let outcome = rx
@@ -216,6 +222,11 @@ impl DnsServer {
     /// The real bound addresses (UDP and TCP share each one).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// What `GET /api/v1/check` needs to answer as this server would.
+    pub fn check(&self) -> check::DnsCheck {
+        self.check.clone()
     }
 
     /// Stops accepting, lets in-flight work end, and joins every worker thread.

@@ -47,7 +47,6 @@ impl Exporter {
         if config.export.dnstap.is_empty() && config.export.syslog.is_empty() {
             return None;
         }
-        describe_metrics();
         let stop = CancellationToken::new();
         let version = format!("poolguard {}", env!("CARGO_PKG_VERSION")).into_bytes();
         let mut sinks = Vec::new();
@@ -216,24 +215,4 @@ fn host_name() -> String {
         Ok(name) if !name.is_empty() => name.to_string(),
         _ => "poolguard".to_string(),
     }
-}
-
-/// HELP lines for the export metrics (idempotent).
-fn describe_metrics() {
-    metrics::describe_counter!(
-        "poolguard_export_dropped_total",
-        "Exchanges an export dropped: its queue was full (receiver slow or gone), a write failed, or it was still queued at shutdown"
-    );
-    metrics::describe_counter!(
-        "poolguard_export_sent_total",
-        "Exchanges an export wrote to its receiver"
-    );
-    metrics::describe_counter!(
-        "poolguard_export_connections_total",
-        "Connections an export established (handshake completed) to its receiver"
-    );
-    metrics::describe_gauge!(
-        "poolguard_export_connected",
-        "1 while an export has a live connection to its receiver"
-    );
 }

@@ -109,6 +109,7 @@ impl Meters {
             connected: metrics::gauge!("poolguard_export_connected", "sink" => sink),
         };
         // Registered at start, so a scrape shows 0 rather than nothing before the first drop.
+        // Their HELP texts are in `api::metrics::METRICS` (series `PerSink`).
         m.dropped.increment(0);
         m.sent.increment(0);
         m.connections.increment(0);

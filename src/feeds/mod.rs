@@ -34,6 +34,7 @@ use crate::config::{FeedFormat, FeedKind};
 use crate::domain::DomainName;
 
 pub use check::{Problem, check};
+
 pub use watch::{WatchHandle, spawn_watcher};
 
 /// Longest line we read, in bytes. Real rules are under 300; anything longer is binary junk or
@@ -49,6 +50,35 @@ pub struct Rejected {
     pub text: String,
     /// What is wrong, in words the list's maintainer can act on.
     pub reason: String,
+}
+
+/// A valid rule a resolver cannot honour, with its line, listed by `?verbose=true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Skipped {
+    /// 1-based line number in the source.
+    pub line: usize,
+    /// Why a resolver cannot honour it (a fixed sentence per kind of rule, so a list of
+    /// 100,000 cosmetic rules costs 16 bytes a line, not a string each).
+    pub reason: &'static str,
+}
+
+/// Where every line of a file went. Each line is counted exactly once, by [`each_line`] (the
+/// one place that sees every line), so `accepted + rejected + skipped + comments == lines`
+/// holds by construction whatever a format parser does: a line no parser classified is
+/// rejected there, never dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LineCounts {
+    /// Lines in the file (a final newline does not start another line).
+    pub lines: usize,
+    /// Lines that gave at least one entry and no rejection.
+    pub accepted: usize,
+    /// Lines with at least one rejection (listed in `rejected`, with line and reason).
+    pub rejected: usize,
+    /// Valid rules a resolver cannot honour (listed in `skipped_lines`).
+    pub skipped: usize,
+    /// Comments, blank lines, headers (`[Adblock Plus 2.0]`) and zone boilerplate
+    /// (`$TTL`, SOA, NS): not rules.
+    pub comments: usize,
 }
 
 /// One domain rule. `exact` rules (`=host` in plain lists, or RPZ without its `*.` twin) match
@@ -71,9 +101,13 @@ pub struct ParsedFeed {
     /// Addresses and prefixes (kind `ips`, or IP rules mixed into a domain feed).
     pub ips: Vec<IpNet>,
     pub rejected: Vec<Rejected>,
-    /// Valid rules that cannot be honoured by a resolver (path rules, cosmetic filters,
-    /// modifiers that restrict by page): skipped on purpose and counted.
+    /// Lines holding valid rules that cannot be honoured by a resolver (path rules, cosmetic
+    /// filters, modifiers that restrict by page): skipped on purpose and counted.
     pub skipped: usize,
+    /// The skipped lines, with why.
+    pub skipped_lines: Vec<Skipped>,
+    /// Where every line went.
+    pub lines: LineCounts,
 }
 
 impl ParsedFeed {
@@ -113,6 +147,18 @@ pub fn parse(text: &str, format: FeedFormat, kind: FeedKind) -> ParsedFeed {
 pub(crate) struct Sink {
     kind: FeedKind,
     out: ParsedFeed,
+    /// The line [`each_line`] is on and what happened to it so far; `None` outside
+    /// [`each_line`] (RPZ emits its merged entries after the loop, already counted).
+    line: Option<(usize, Marks)>,
+}
+
+/// What happened to one line, for [`LineCounts`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Marks {
+    accepted: bool,
+    rejected: bool,
+    skipped: bool,
+    comment: bool,
 }
 
 impl Sink {
@@ -123,7 +169,34 @@ impl Sink {
                 format: Some(format),
                 ..Default::default()
             },
+            line: None,
         }
+    }
+
+    fn mark(&mut self, f: impl FnOnce(&mut Marks)) {
+        if let Some((_, m)) = &mut self.line {
+            f(m);
+        }
+    }
+
+    /// A comment, blank line, header or zone boilerplate: not a rule.
+    fn comment(&mut self) {
+        self.mark(|m| m.comment = true);
+    }
+
+    /// A name whose entry a parser emits later (RPZ merges `x` with its `*.x` twin): the kind
+    /// check happens now, so the line is counted as what it will become.
+    fn deferred_name(&mut self, line: usize, text: &str) -> bool {
+        if self.kind == FeedKind::Ips {
+            self.reject(
+                line,
+                text,
+                "is a domain name, but this feed has kind = \"ips\" (addresses and prefixes only)",
+            );
+            return false;
+        }
+        self.mark(|m| m.accepted = true);
+        true
     }
 
     /// A name to block (or, in an allow feed, to allow).
@@ -136,6 +209,7 @@ impl Sink {
             );
             return;
         }
+        self.mark(|m| m.accepted = true);
         self.out.domains.push(DomainEntry { name, exact });
     }
 
@@ -149,6 +223,7 @@ impl Sink {
             );
             return;
         }
+        self.mark(|m| m.accepted = true);
         self.out.exceptions.push(DomainEntry { name, exact });
     }
 
@@ -162,15 +237,27 @@ impl Sink {
             );
             return;
         }
+        self.mark(|m| m.accepted = true);
         self.out.ips.push(net);
     }
 
-    /// A valid rule we cannot honour at DNS level.
-    fn skip(&mut self) {
-        self.out.skipped += 1;
+    /// A valid rule we cannot honour at DNS level, and why (listed once per line).
+    fn skip(&mut self, reason: &'static str) {
+        let Some((line, m)) = &mut self.line else {
+            return;
+        };
+        if !m.skipped {
+            m.skipped = true;
+            self.out.skipped += 1;
+            self.out.skipped_lines.push(Skipped {
+                line: *line,
+                reason,
+            });
+        }
     }
 
     fn reject(&mut self, line: usize, text: &str, reason: impl Into<String>) {
+        self.mark(|m| m.rejected = true);
         self.out.rejected.push(Rejected {
             line,
             text: shorten(text.trim()),
@@ -202,22 +289,70 @@ fn shorten(text: &str) -> String {
 }
 
 /// Runs `f` on every line (1-based number, text without `\r`), rejecting over-long lines
-/// first so no format parser has to.
+/// first so no format parser has to, and counts where each line went ([`LineCounts`]).
+///
+/// This is the one place every line passes, so it is where no line can be lost: a non-blank
+/// line that `f` neither accepted, rejected, skipped nor called a comment is rejected here
+/// with a reason naming the format. Blank lines need no word from the parser.
 pub(crate) fn each_line(text: &str, sink: &mut Sink, mut f: impl FnMut(&mut Sink, usize, &str)) {
-    for (i, raw) in text.split('\n').enumerate() {
+    // `str::lines` semantics: a final `\n` ends the last line rather than starting another.
+    for (i, raw) in text.lines().enumerate() {
+        let no = i + 1;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        sink.line = Some((no, Marks::default()));
         if raw.len() > MAX_LINE {
             sink.reject(
-                i + 1,
+                no,
                 raw,
                 format!(
                     "line is {} bytes long; lines over {MAX_LINE} bytes are refused",
                     raw.len()
                 ),
             );
-            continue;
+        } else {
+            f(sink, no, raw);
         }
-        f(sink, i + 1, raw);
+        let marks = sink.line.take().map(|(_, m)| m).unwrap_or_default();
+        if marks.skipped && (marks.rejected || marks.accepted) {
+            // Counted as what else happened to it; `skipped` lists skipped lines only.
+            sink.out.skipped_lines.pop();
+            sink.out.skipped -= 1;
+        }
+        let counts = &mut sink.out.lines;
+        counts.lines += 1;
+        if marks.rejected {
+            counts.rejected += 1;
+        } else if marks.accepted {
+            counts.accepted += 1;
+        } else if marks.skipped {
+            counts.skipped += 1;
+        } else if marks.comment || raw.trim().is_empty() {
+            counts.comments += 1;
+        } else {
+            let format = syntax_name(sink.out.format);
+            sink.reject(
+                no,
+                raw,
+                format!("not a rule poolguard can read in {format} syntax"),
+            );
+            sink.out.lines.rejected += 1;
+        }
+    }
+}
+
+/// The syntax as `config.toml` spells it, for reasons.
+fn syntax_name(format: Option<FeedFormat>) -> &'static str {
+    match format {
+        None | Some(FeedFormat::Auto) => "feed",
+        Some(FeedFormat::Plain) => "plain",
+        Some(FeedFormat::Hosts) => "hosts",
+        Some(FeedFormat::Adblock) => "adblock",
+        Some(FeedFormat::Dnsmasq) => "dnsmasq",
+        Some(FeedFormat::Rpz) => "rpz",
+        Some(FeedFormat::Wildcard) => "wildcard",
+        Some(FeedFormat::Ip) => "ip",
+        Some(FeedFormat::Url) => "url",
+        Some(FeedFormat::Suricata) => "suricata",
     }
 }
 

@@ -94,6 +94,15 @@ pub struct WriteReport {
     pub rejected: Vec<Rejected>,
     /// Valid rules a resolver cannot honour.
     pub skipped: usize,
+    /// Where every line went: `accepted + rejected + skipped + comments == lines`.
+    pub lines: super::LineCounts,
+    /// The skipped lines by number, with why; only with `?verbose=true` (a long adblock list
+    /// has thousands of cosmetic rules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_lines: Option<Vec<super::Skipped>>,
+    /// The skipped lines, kept for [`WriteReport::verbose`].
+    #[serde(skip)]
+    pub skipped_detail: Vec<super::Skipped>,
     /// The format used (after auto-detection).
     #[schema(value_type = Option<String>)]
     pub format: Option<FeedFormat>,
@@ -102,6 +111,13 @@ pub struct WriteReport {
     /// SHA-256 of the content before the write (absent for a new feed).
     #[serde(skip)]
     pub before_sha256: Option<String>,
+}
+
+impl WriteReport {
+    /// Lists the skipped lines in the answer (`?verbose=true`).
+    pub fn verbose(&mut self) {
+        self.skipped_lines = Some(std::mem::take(&mut self.skipped_detail));
+    }
 }
 
 /// Settings a maintainer may give with an upload (`PUT …?kind=ips&action=refuse`).
@@ -212,12 +228,15 @@ pub struct FeedView {
     pub fetch: Option<FetchStatus>,
 }
 
-/// What `GET /api/v1/check` answers.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// What `GET /api/v1/check` answers about the feeds and the client (the API adds what DNS
+/// would do with the name).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CheckReport {
     /// The name as matched (lower case, punycode).
     pub name: String,
-    /// `blocked`, `allowed` (an allow rule matched) or `pass` (not listed).
+    /// From the feeds: `blocked`, `allowed` (an allow rule matched) or `pass` (not listed).
+    /// `GET /api/v1/check` replaces it with what DNS would do (`api::check`): also `refused`
+    /// or `quarantined`, and `blocked` by answer inspection.
     pub decision: &'static str,
     /// The feed whose rule decided.
     pub feed: Option<String>,
@@ -531,6 +550,9 @@ impl Registry {
             accepted: parsed.accepted(),
             rejected: parsed.rejected.clone(),
             skipped: parsed.skipped,
+            lines: parsed.lines,
+            skipped_lines: None,
+            skipped_detail: parsed.skipped_lines.clone(),
             format: parsed.format,
             version: None,
             before_sha256: None,
@@ -1078,6 +1100,9 @@ fn empty_report(name: &str) -> WriteReport {
         accepted: 0,
         rejected: Vec::new(),
         skipped: 0,
+        lines: super::LineCounts::default(),
+        skipped_lines: None,
+        skipped_detail: Vec::new(),
         format: None,
         version: None,
         before_sha256: None,

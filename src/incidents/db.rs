@@ -199,6 +199,23 @@ pub fn get(conn: &Connection, id: i64) -> Result<Option<IncidentRow>, StoreError
         .optional()?)
 }
 
+/// How many incidents are not closed, and how many of those missed a deadline at `now`, for
+/// the `poolguard_incidents_open` and `poolguard_incidents_overdue` gauges. Overdue is judged
+/// by [`IncidentRow::overdue`], the rule of the list and the reports, not a copy of it in SQL.
+/// Bounded: at most one incident per client is not closed (index `incidents_open_key`).
+pub fn open_counts(conn: &Connection, now: i64) -> Result<(u64, u64), StoreError> {
+    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status != 'closed'");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let (mut open, mut overdue) = (0u64, 0u64);
+    for row in stmt.query_map([], map_incident)? {
+        open += 1;
+        if row?.overdue(now) {
+            overdue += 1;
+        }
+    }
+    Ok((open, overdue))
+}
+
 /// Filters of the incident list.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {

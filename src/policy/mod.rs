@@ -10,6 +10,7 @@
 //! and `ips` (longest-prefix match). Why they look the way they do, with measurements, is in
 //! docs/POLICY.md.
 
+mod decide;
 mod domains;
 mod ips;
 #[cfg(test)]
@@ -26,6 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::{FeedKind, Severity};
 use crate::feeds::ParsedFeed;
 
+pub use decide::{
+    Caught, QTYPE_ANY, QTYPE_AXFR, QTYPE_IXFR, QueryDecision, Seen, Site, decide, inspect,
+};
 use domains::{
     DomainTable, DomainTableBuilder, EXCEPTION, FEED_MASK, Found, Hit, Listing, MAX_FEEDS,
 };

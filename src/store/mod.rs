@@ -14,6 +14,7 @@ pub mod blocks;
 #[doc(hidden)]
 pub mod fault;
 pub mod known_names;
+pub mod lock;
 pub mod read;
 pub mod retention;
 pub mod schema;
@@ -56,6 +57,8 @@ pub enum StoreError {
     Spool(#[from] spool::SpoolError),
     #[error(transparent)]
     Block(#[from] blocks::codec::BlockError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
 }
 
 /// How many read-only connections the API may use at once; more just queue.

@@ -110,6 +110,10 @@ pub struct WriterHealth {
     /// Set by the DNS path while a worker is saturated (`Sink::saturated`), cleared by each
     /// flush: whether to defer indexing hits (`[store] defer_hits_when_saturated`).
     dns_saturated: AtomicBool,
+    /// Query time (ms) of the oldest event the writer holds that is not yet in SQLite (its
+    /// batch or the backlog), 0 when none. Set by the writer thread only, never by the DNS
+    /// path; read by `/metrics` as an age.
+    oldest_unflushed_ms: AtomicI64,
 }
 
 /// A point-in-time copy of [`WriterHealth`], serialisable for `/healthz`.
@@ -141,6 +145,9 @@ pub struct WriterStatus {
     pub hits_queued: usize,
     /// Small log blocks merged away by the hourly compaction (`store::blocks::compact`).
     pub blocks_compacted: u64,
+    /// Query time (ms since the epoch) of the oldest event taken by the writer and not yet
+    /// committed (its batch or the backlog); 0 when everything is committed.
+    pub oldest_unflushed_ms: i64,
 }
 
 impl WriterHealth {
@@ -169,6 +176,7 @@ impl WriterHealth {
             blocks_compacted: self.blocks_compacted.load(Ordering::Relaxed),
             hits_dropped: self.hits_dropped.load(Ordering::Relaxed),
             hits_queued: self.hits_queued.load(Ordering::Relaxed),
+            oldest_unflushed_ms: self.oldest_unflushed_ms.load(Ordering::Relaxed),
         }
     }
 }
@@ -325,6 +333,11 @@ pub fn spawn_with(
     let conn = store.write_connection()?;
     tune_writer(&conn)?;
     let backlog = open_backlog(&conn, store.path(), cfg)?;
+    // A spool left by an earlier run: its first record is the oldest event not in SQLite.
+    let backlog_oldest_ms = match backlog.next_chunk(1) {
+        Ok(Some(c)) => c.events.first().map(|e| e.time_ms),
+        _ => None,
+    };
     let (tx, rx) = mpsc::channel();
     let health = Arc::new(WriterHealth::default());
     health.running.store(true, Ordering::Relaxed);
@@ -345,7 +358,9 @@ pub fn spawn_with(
         saturated_until: None,
         force_index: false,
         known: KnownNames::default(),
+        backlog_oldest_ms,
     };
+    writer.publish_oldest();
     let thread = std::thread::Builder::new()
         .name("poolguard-store-writer".into())
         .spawn(move || {
@@ -437,6 +452,9 @@ struct Writer {
     force_index: bool,
     /// Names `hit_names` already holds: repeated names skip their upsert.
     known: KnownNames,
+    /// Query time of the oldest hit in the backlog (exact when it was empty before; after a
+    /// replayed chunk, the chunk's newest, at most one chunk older than the true one).
+    backlog_oldest_ms: Option<i64>,
 }
 
 /// How long after a DNS worker last reported saturation deferred hits still wait. A worker at
@@ -598,6 +616,25 @@ impl Writer {
             self.health.queued.fetch_sub(1, Ordering::Relaxed);
         }
         self.batch.push(e);
+        if self.batch.len() == 1 {
+            // Once per batch: the first event is its oldest.
+            self.publish_oldest();
+        }
+    }
+
+    /// Publishes the query time of the oldest event not yet in SQLite (0: none) for
+    /// `poolguard_store_oldest_unflushed_seconds`. Events still in the channel are not
+    /// counted; the writer takes them within [`GATHER`] unless it is inside a commit, and
+    /// then the batch being committed is older.
+    fn publish_oldest(&self) {
+        let batch = self.batch.first().map(|e| e.time_ms);
+        let oldest = match (batch, self.backlog_oldest_ms) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(0),
+        };
+        self.health
+            .oldest_unflushed_ms
+            .store(oldest, Ordering::Relaxed);
     }
 
     /// SQLite is healthy but slower than the hit rate (a flood of blocked queries): more than
@@ -825,6 +862,11 @@ impl Writer {
                     if let Err(e) = self.backlog.committed(&chunk.source) {
                         tracing::warn!(error = %e, "replayed hit spool could not be removed");
                     }
+                    self.backlog_oldest_ms = if self.backlog.is_empty() {
+                        None
+                    } else {
+                        chunk.events.last().map(|e| e.time_ms)
+                    };
                     self.publish_backlog();
                 }
                 Err(e) => {
@@ -850,7 +892,14 @@ impl Writer {
         let all = std::mem::replace(&mut self.batch, Vec::with_capacity(self.cfg.batch_size));
         let (hits, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.outcome.is_hit());
         self.batch.extend(rest);
+        if self.backlog.is_empty() {
+            self.backlog_oldest_ms = hits.iter().map(|e| e.time_ms).min();
+        }
         let placed = self.backlog.push(hits);
+        if self.backlog.is_empty() {
+            // Nothing was placed (all dropped past the bounds).
+            self.backlog_oldest_ms = None;
+        }
         let spooled = placed.to_file + placed.to_memory;
         self.health
             .hits_spooled
@@ -877,6 +926,7 @@ impl Writer {
 
     /// Copies the backlog's size to `/healthz` and the gauges.
     fn publish_backlog(&self) {
+        self.publish_oldest();
         let bytes = self.backlog.spool().pending_bytes();
         let held = self.backlog.held();
         self.health.spool_bytes.store(bytes, Ordering::Relaxed);
@@ -900,6 +950,7 @@ impl Writer {
         self.health.hits_written.fetch_add(hits, Ordering::Relaxed);
         self.health.consecutive_failures.store(0, Ordering::Relaxed);
         self.health.last_write_ms.store(now_ms(), Ordering::Relaxed);
+        self.publish_oldest();
         metrics::counter!("poolguard_log_rows_written_total", "table" => "queries")
             .increment(queries);
         metrics::counter!("poolguard_log_rows_written_total", "table" => "hits").increment(hits);
@@ -937,6 +988,7 @@ impl Writer {
             let before = self.batch.len();
             self.batch.retain(|e| e.outcome.is_hit());
             let shed = (before - self.batch.len()) as u64;
+            self.publish_oldest();
             self.health.dropped.fetch_add(shed, Ordering::Relaxed);
             metrics::counter!("poolguard_log_rows_dropped_total").increment(shed);
         }

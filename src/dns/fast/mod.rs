@@ -5,17 +5,18 @@
 //! Unbound's ~5.3 µs. But almost every query is the same easy case: one IN question for an
 //! ordinary name, answered by a block or by something answered before. For those, this module
 //! does the whole job on the receive buffer: parse the header and question onto the stack
-//! ([`query`]), check the client, the policy (allocation-free [`Policy::match_name`]) and the
-//! packet cache ([`cache`]), and write the answer into the send buffer ([`block`], or the
+//! ([`query`]), take the same pre-resolution decision as the general path (allocation-free
+//! [`policy::decide`]: client, quarantine, policy, zones) and check the packet cache ([`cache`]), and write the answer into the send buffer ([`block`], or the
 //! cached bytes). No task, no `Message`, no `Name`.
 //!
 //! Everything else returns `None` and takes the general path in `handler.rs`, which stays the
 //! reference: allowlisted names, quarantined clients, local zones, cache misses, anything
 //! unusual in the packet, and answers too big for the client (truncation). The precedence of
-//! the stages is the same as there (access → quarantine → policy → zones → cache), and tests
-//! compare both paths' answers byte for byte where they overlap.
+//! the stages is the same as there because it is the same function (access → quarantine →
+//! policy → ANY → zones → cache), and tests compare both paths' answers byte for byte where
+//! they overlap.
 //!
-//! [`Policy::match_name`]: crate::policy::Policy::match_name
+//! [`policy::decide`]: crate::policy::decide
 
 pub mod block;
 pub mod cache;
@@ -31,7 +32,7 @@ use metrics::Counter;
 
 use crate::dns::handler::{Shared, now_ms, rcode_text, type_mnemonic};
 use crate::dns::load::Load;
-use crate::policy::NameMatch;
+use crate::policy::{NameMatch, QueryDecision};
 use crate::record::exchange::{self, Exchange, ExchangeVerdict};
 use crate::record::{Outcome, QueryEvent, Transport};
 use cache::PacketCache;
@@ -85,27 +86,27 @@ impl FastPath {
         let start = Instant::now();
         let q = query::parse(packet)?;
         let shared = &self.shared;
-        let ip = src.ip();
-        if !shared.access.allows(ip) {
-            return None;
-        }
-        if let Some(quarantine) = &shared.quarantine
-            && quarantine.contains(ip)
-        {
-            return None;
-        }
+        let policy = shared.policy.load();
+        // The same decision as the general path and `GET /api/v1/check` (`policy::decide`),
+        // borrowed from the snapshot: no allocation. Only blocks and plain forwards are ours.
+        let blocked = match crate::policy::decide(&**shared, &policy, src.ip(), q.name(), q.qtype) {
+            QueryDecision::Blocked(found) => Some(found),
+            QueryDecision::Forward { allowlisted: None }
+            | QueryDecision::Conditional {
+                allowlisted: None, ..
+            } => None,
+            // Refusals, the walled garden, allowlisted names (recorded as such), RFC 8482 ANY,
+            // local zones and transfers: the general path answers.
+            _ => return None,
+        };
         let limit = match transport {
             Transport::Udp => q.udp_limit(shared.udp_payload),
             Transport::Tcp => usize::from(u16::MAX),
         };
         let opt_payload = q.edns.map(|_| shared.udp_payload.max(512));
         let slot = usize::from(transport == Transport::Tcp);
-        let policy = shared.policy.load();
 
-        if let Some(found) = policy.match_name(q.name_bytes()) {
-            if found.allowed {
-                return None; // recorded as allowlisted by the general path
-            }
+        if let Some(found) = blocked {
             let feed = &found.feed;
             let written = shared.fast_blocks.write(
                 q.id(),
@@ -134,9 +135,6 @@ impl FastPath {
             return Some(written.len);
         }
 
-        if shared.zones.covers(q.name()) {
-            return None;
-        }
         let request = cache::Request {
             name: q.name_bytes(),
             qtype: q.qtype,

@@ -7,9 +7,17 @@
 //! `$script`, `$websocket`, `$denyallow`, `||x/path`, `/minero-proxy-`, wildcards inside a
 //! label, cosmetic and scriptlet rules) is *skipped and counted*: the rule is valid, we cannot
 //! honour it, and widening it to the whole host would be wrong. `||info^$script,domain=…`
-//! must not become "block .info" (TRICKY 5). `||1.2.3.4^` is an address rule.
+//! must not become "block .info" (TRICKY 5). `||1.2.3.4^` and `||203.0.113.0/24^` are address
+//! rules (see docs/FEEDS.md). Hosts lines (`0.0.0.0 x`), which AdGuard-syntax lists include, are
+//! read as hosts lines. Every line is accepted, rejected with a reason, skipped with a reason
+//! or a comment: none is dropped without a word.
 
-use crate::feeds::name::{Token, classify};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::hosts;
+use crate::feeds::name::{Token, classify, parse_net};
 use crate::feeds::{Sink, each_line};
 
 /// Modifiers under which a `||host^` rule still means "block this host everywhere".
@@ -35,20 +43,58 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
     each_line(text, sink, rule);
 }
 
+/// Whether a line of another syntax is an adblock host rule (`||x^`, `@@||x^`), so plain and
+/// hosts lists hand it here: AdGuard-syntax lists mix the syntaxes line by line.
+pub(crate) fn is_host_rule(line: &str) -> bool {
+    line.starts_with("||") || line.starts_with("@@||")
+}
+
+/// Skip reasons, one sentence per kind of rule a resolver cannot honour.
+const COSMETIC: &str = "a cosmetic or scriptlet rule: it acts on the page, not on DNS";
+const REGEX: &str = "a regular-expression or URL-part rule: DNS sees no URL";
+const NARROWED: &str = "a modifier narrows it to a page, a resource type or some clients; widening it to the whole host would be wrong";
+const URL_PART: &str = "a URL fragment, not a host: DNS sees no URL";
+const PATH: &str = "a path, port or wildcard inside the host narrows it below a whole host; DNS sees only host names";
+const IP_EXCEPTION: &str =
+    "an exception for an address: exceptions can only allow names, there is no address allowlist";
+
+/// One line of an adblock list.
 fn rule(sink: &mut Sink, no: usize, raw: &str) {
-    let line = raw.trim();
+    line(sink, no, raw, raw.trim());
+}
+
+/// One adblock rule: `line` is its text (trimmed; from a plain or hosts list, with the `#`
+/// comment already cut), `raw` the whole line for reports.
+pub(crate) fn line(sink: &mut Sink, no: usize, raw: &str, line: &str) {
     if line.is_empty() || line.starts_with('!') || (line.starts_with('[') && line.ends_with(']')) {
+        sink.comment();
+        return;
+    }
+    // `##`, `#@#`, `#?#`, `##+js(…)`: cosmetic or scriptlet rules.
+    let cosmetic = ["##", "#@#", "#?#", "#$#", "#%#", "#@$#", "#@?#"]
+        .iter()
+        .any(|m| line.contains(m));
+    if cosmetic {
+        sink.skip(COSMETIC);
+        return;
+    }
+    if line.starts_with('#') {
+        // A line that merely starts with `#` is a comment in uBO and AdGuard lists.
+        sink.comment();
+        return;
+    }
+    if is_hosts_line(line) {
+        // `0.0.0.0 pool.example`: a hosts line, as AdGuard-syntax lists include them.
+        let rule = line.find('#').map_or(line, |i| line[..i].trim_end());
+        hosts::line(sink, no, raw, rule);
         return;
     }
     if line.contains('#') {
-        // `##`, `#@#`, `#?#`, `##+js(…)`: cosmetic or scriptlet rules. A line that merely starts
-        // with `# ` is a comment in uBO lists.
-        let cosmetic = ["##", "#@#", "#?#", "#$#", "#%#", "#@$#", "#@?#"]
-            .iter()
-            .any(|m| line.contains(m));
-        if cosmetic {
-            sink.skip();
-        }
+        sink.reject(
+            no,
+            raw,
+            "`#` inside a rule: adblock syntax has no trailing comments (put comments on their own `!` line)",
+        );
         return;
     }
     let (exception, body) = match line.strip_prefix("@@") {
@@ -57,7 +103,7 @@ fn rule(sink: &mut Sink, no: usize, raw: &str) {
     };
     if body.starts_with('/') {
         // Regex rules and URL-part rules (`/minero-proxy-`, `/coinblind_beta.`).
-        sink.skip();
+        sink.skip(REGEX);
         return;
     }
     let (pattern, options) = match body.find('$') {
@@ -70,7 +116,7 @@ fn rule(sink: &mut Sink, no: usize, raw: &str) {
             .map(str::trim)
             .all(|o| HOST_WIDE.iter().any(|h| o.eq_ignore_ascii_case(h)))
     {
-        sink.skip();
+        sink.skip(NARROWED);
         return;
     }
     let (host, tail) = if let Some(rest) = pattern.strip_prefix("||") {
@@ -82,22 +128,60 @@ fn rule(sink: &mut Sink, no: usize, raw: &str) {
         (pattern, "")
     } else {
         // `|https://…`, `-coin-hive.js`, `.js?key=`: generic URL parts.
-        sink.skip();
+        sink.skip(URL_PART);
         return;
     };
+    if let Some(net) = prefix_rule(host, tail) {
+        // `||203.0.113.0/24^`: an address prefix. A domain feed keeps IP rules (as it keeps
+        // `||1.2.3.4^`); the kind check rejects it in an allow feed, with its reason.
+        match net {
+            _ if exception => sink.skip(IP_EXCEPTION),
+            Ok(net) => sink.ip(no, raw, net),
+            Err(reason) => sink.reject(no, raw, reason),
+        }
+        return;
+    }
     if host.is_empty() || !matches!(tail, "" | "^" | "^|" | "|") {
         // A path (`||x/lib.js`), a wildcard in a label (`||minero-proxy-*.now.sh^`), a port.
-        sink.skip();
+        sink.skip(PATH);
         return;
     }
     match classify(host) {
         Ok(Token::Name(name)) if exception => sink.exception(no, raw, name, false),
         Ok(Token::Name(name)) => sink.domain(no, raw, name, false),
         // An address exception has no allowlist to go to; the rule is valid, so skip it.
-        Ok(Token::Ip(_)) if exception => sink.skip(),
+        Ok(Token::Ip(_)) if exception => sink.skip(IP_EXCEPTION),
         Ok(Token::Ip(net)) => sink.ip(no, raw, net),
         Err(reason) => sink.reject(no, raw, reason),
     }
+}
+
+/// `0.0.0.0 name …`: an address, whitespace, then more.
+fn is_hosts_line(line: &str) -> bool {
+    let mut fields = line.split_ascii_whitespace();
+    let first = fields.next().unwrap_or("");
+    let first = first.split_once('%').map_or(first, |(a, _)| a);
+    fields.next().is_some() && first.parse::<IpAddr>().is_ok()
+}
+
+/// `||203.0.113.0/24^`: an address, `/`, a prefix length, then the end of the host. `None`
+/// when the host is not an address with a prefix length (a path after an address stays a
+/// path rule); otherwise the prefix or why it is refused (host bits set, too broad).
+fn prefix_rule(host: &str, tail: &str) -> Option<Result<IpNet, String>> {
+    host.parse::<IpAddr>().ok()?;
+    let after = tail.strip_prefix('/')?;
+    let len_end = after
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(after.len());
+    if len_end == 0 || !matches!(&after[len_end..], "" | "^" | "^|" | "|") {
+        return None;
+    }
+    let len = &after[..len_end];
+    Some(parse_net(&format!("{host}/{len}")).unwrap_or_else(|| {
+        Err(format!(
+            "`/{len}` is not a prefix length for the address `{host}`"
+        ))
+    }))
 }
 
 /// A bare line that is meant as a host (`0aqpqdju.me`), not a URL fragment (`-coin-hive.js`,

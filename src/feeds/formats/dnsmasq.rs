@@ -22,6 +22,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
     each_line(text, sink, |sink, no, raw| {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
+            sink.comment();
             return;
         }
         let Some((key, value)) = line.split_once('=') else {
@@ -30,12 +31,12 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
         };
         let key = key.trim();
         if !matches!(key, "address" | "server" | "local") {
-            sink.skip();
+            sink.skip("a dnsmasq directive other than address, server or local: not a block rule");
             return;
         }
         let Some(value) = value.trim().strip_prefix('/') else {
             // `server=1.2.3.4`: a global upstream, nothing to do with blocking.
-            sink.skip();
+            sink.skip("a global upstream server, not a block rule");
             return;
         };
         let Some((domains, target)) = value.rsplit_once('/') else {
@@ -47,7 +48,9 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
             ("server" | "local", "") => Meaning::Block,
             ("server" | "local", "#") => Meaning::Exception,
             _ => {
-                sink.skip();
+                sink.skip(
+                    "a forward to a real server or a redirect to a real address: not a block rule",
+                );
                 return;
             }
         };

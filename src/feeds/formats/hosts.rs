@@ -15,8 +15,13 @@ use super::plain;
 pub(crate) fn parse(text: &str, sink: &mut Sink) {
     each_line(text, sink, |sink, no, raw| {
         let Some(line) = super::rule_text(raw) else {
+            sink.comment();
             return;
         };
+        if super::adblock::is_host_rule(line) {
+            super::adblock::line(sink, no, raw, line);
+            return;
+        }
         self::line(sink, no, raw, line);
     });
 }
@@ -44,16 +49,19 @@ pub(crate) fn line(sink: &mut Sink, no: usize, raw: &str, line: &str) {
         return;
     };
     if unscoped.len() != first.len() {
+        sink.skip("a scoped link-local address (`fe80::1%lo0`): the machine's own entry, not a block rule");
         return;
     }
     if !is_sinkhole(addr) {
-        sink.skip();
+        sink.skip("maps names to a real address (a redirect), not to a sinkhole: not a block rule");
         return;
     }
     let mut any = false;
+    let mut boilerplate = false;
     for name in fields {
         any = true;
         if is_boilerplate(name) {
+            boilerplate = true;
             continue;
         }
         if name.parse::<IpAddr>().is_ok() {
@@ -68,6 +76,9 @@ pub(crate) fn line(sink: &mut Sink, no: usize, raw: &str, line: &str) {
     }
     if !any {
         sink.reject(no, raw, "an address with no name after it");
+    } else if boilerplate {
+        // Only counts when nothing else on the line did (`127.0.0.1 localhost`).
+        sink.skip("the machine's own names (`localhost`, `broadcasthost`, `ip6-*`): hosts-file boilerplate, not block rules");
     }
 }
 
@@ -117,7 +128,10 @@ mod tests {
         let p = parse(text, FeedFormat::Hosts, FeedKind::Domains);
         let names: Vec<_> = p.domains.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["a.example", "b.example", "c.example"]);
-        assert_eq!(p.skipped, 1);
+        // `10.0.0.1 intranet.example` (a redirect) and the three boilerplate lines.
+        assert_eq!(p.skipped, 4);
+        let skipped: Vec<_> = p.skipped_lines.iter().map(|s| s.line).collect();
+        assert_eq!(skipped, [1, 2, 3, 6]);
         assert_eq!(p.rejected.len(), 2);
         assert_eq!(p.rejected[0].line, 7);
         assert!(p.rejected[0].reason.contains("glued"));

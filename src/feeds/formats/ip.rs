@@ -18,6 +18,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
         }
         .trim();
         if line.is_empty() {
+            sink.comment();
             return;
         }
         match parse_net(line) {

@@ -15,8 +15,14 @@ use super::hosts;
 pub(crate) fn parse(text: &str, sink: &mut Sink) {
     each_line(text, sink, |sink, no, raw| {
         let Some(line) = super::rule_text(raw) else {
+            sink.comment();
             return;
         };
+        if super::adblock::is_host_rule(line) {
+            // `||x^` in a plain list: AdGuard-syntax lists mix syntaxes line by line.
+            super::adblock::line(sink, no, raw, line);
+            return;
+        }
         if line.bytes().any(|b| b.is_ascii_whitespace()) {
             hosts::line(sink, no, raw, line);
             return;

@@ -44,6 +44,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
             None => raw,
         };
         if line.trim().is_empty() {
+            sink.comment();
             return;
         }
         let opens = line.bytes().filter(|&b| b == b'(').count();
@@ -51,11 +52,16 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
         let was_inside = depth > 0;
         depth = (depth + opens).saturating_sub(closes);
         if was_inside {
+            // The rest of a multi-line record (the SOA's numbers): zone boilerplate.
+            sink.comment();
             return;
         }
         let mut fields = line.split_ascii_whitespace();
         let continuation = line.starts_with([' ', '\t']);
-        let Some(first) = fields.next() else { return };
+        let Some(first) = fields.next() else {
+            sink.comment();
+            return;
+        };
         if let Some(directive) = first.strip_prefix('$') {
             if directive.eq_ignore_ascii_case("ORIGIN") {
                 match fields
@@ -63,6 +69,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
                     .map(|o| o.trim_end_matches('.').to_ascii_lowercase())
                 {
                     Some(o) => {
+                        sink.comment();
                         if apex.is_none() {
                             apex = Some(o.clone());
                         }
@@ -70,15 +77,20 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
                     }
                     None => sink.reject(no, raw, "`$ORIGIN` without a name"),
                 }
-            } else if !directive.eq_ignore_ascii_case("TTL") {
-                sink.skip();
+            } else if directive.eq_ignore_ascii_case("TTL") {
+                sink.comment();
+            } else {
+                sink.skip("a zone-file directive other than `$ORIGIN` or `$TTL`");
             }
             return;
         }
         let owner = if continuation {
             match &last_owner {
                 Some(o) => o.clone(),
-                None => return,
+                None => {
+                    sink.reject(no, raw, "a continuation line with no record before it");
+                    return;
+                }
             }
         } else {
             last_owner = Some(first.to_string());
@@ -105,7 +117,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
                 Some(".") | Some("*.") | Some("rpz-drop.") => false,
                 Some("rpz-passthru.") => true,
                 Some(_) => {
-                    sink.skip();
+                    sink.skip("a CNAME to a walled garden: a redirect, not a block");
                     return;
                 }
                 None => {
@@ -118,12 +130,14 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
             "SOA" | "NS" | "TXT" | "MX" | "A" | "AAAA"
         ) {
             // Zone boilerplate, or local data (a walled garden): nothing we block on.
-            if !matches!(rtype.to_ascii_uppercase().as_str(), "SOA" | "NS") {
-                sink.skip();
+            if matches!(rtype.to_ascii_uppercase().as_str(), "SOA" | "NS") {
+                sink.comment();
+            } else {
+                sink.skip("local data (a walled-garden record): not a block");
             }
             return;
         } else {
-            sink.skip();
+            sink.skip("a record type RPZ-lite does not act on");
             return;
         };
         let Some(name) = policy_name(&owner, apex.as_deref(), origin.as_deref()) else {
@@ -148,7 +162,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
         if let Some(ip) = bare.strip_suffix(".rpz-ip") {
             match rpz_ip(ip) {
                 Some(net) if !is_exception => sink.ip(no, raw, net),
-                Some(_) => sink.skip(),
+                Some(_) => sink.skip("an rpz-ip passthru: exceptions can only allow names"),
                 None => sink.reject(no, raw, "not an IPv4 rpz-ip trigger (`32.4.3.2.1.rpz-ip`)"),
             }
             return;
@@ -157,11 +171,14 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
             || bare.ends_with(".rpz-nsip")
             || bare.ends_with(".rpz-client-ip")
         {
-            sink.skip();
+            sink.skip("an rpz-nsdname, rpz-nsip or rpz-client-ip trigger: not a query-name rule");
             return;
         }
         match classify(bare) {
             Ok(Token::Name(n)) => {
+                if !sink.deferred_name(no, raw) {
+                    return;
+                }
                 let key = (n, is_exception);
                 let i = *index.entry(key.clone()).or_insert_with(|| {
                     seen.push((

@@ -41,6 +41,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
     each_line(text, sink, |sink, no, raw| {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
+            sink.comment();
             return;
         }
         let action = line.split_ascii_whitespace().next().unwrap_or("");
@@ -63,10 +64,13 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
         match rule_name(&line[open + 1..close]) {
             Some((name, exact)) => match classify(&name) {
                 Ok(Token::Name(n)) => sink.domain(no, raw, n, exact),
-                Ok(Token::Ip(_)) => sink.skip(),
+                Ok(Token::Ip(_)) => sink
+                    .skip("matches an address in a name buffer; DNS blocking works on names here"),
                 Err(reason) => sink.reject(no, raw, format!("`{name}` {reason}")),
             },
-            None => sink.skip(),
+            None => sink.skip(
+                "does not name exactly one anchored domain in a DNS, TLS-SNI or HTTP-Host buffer",
+            ),
         }
     });
 }

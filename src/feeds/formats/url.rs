@@ -18,6 +18,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
     each_line(text, sink, |sink, no, raw| {
         let line = raw.trim();
         if line.is_empty() || line.starts_with(['#', '!', ';']) {
+            sink.comment();
             return;
         }
         let Some((scheme, rest)) = line.split_once("://") else {
@@ -33,7 +34,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
             None => (rest, ""),
         };
         if path != "*" || host == "*" || host.is_empty() || host.contains(':') {
-            sink.skip();
+            sink.skip("a path, a port or no single host: the pattern is narrower or wider than a whole host, which is all DNS sees");
             return;
         }
         let (wild, bare) = match host.strip_prefix("*.") {
@@ -41,7 +42,7 @@ pub(crate) fn parse(text: &str, sink: &mut Sink) {
             None => (false, host),
         };
         if bare.contains('*') {
-            sink.skip();
+            sink.skip("a wildcard inside a label: DNS matches whole labels only");
             return;
         }
         match classify(bare) {
