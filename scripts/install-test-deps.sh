@@ -11,6 +11,12 @@ set -euo pipefail
 DEBIAN=(
   "unbound unbound"
   "dig dnsutils"
+  "fstrm_capture fstrm-bin"
+  "dnstap-ldns dnstap-ldns"
+  "rsyslogd rsyslog"
+  "openssl openssl"
+  # Not a command: rsyslog's TLS driver (a glob, checked as a file).
+  "/usr/lib/*/rsyslog/lmnsd_gtls.so rsyslog-gnutls"
 )
 
 # "python-module pip-package" pairs (PyPI), for validators with no Debian package.
@@ -22,6 +28,11 @@ need_apt=()
 for pair in "${DEBIAN[@]}"; do
   read -r cmd pkg <<<"$pair"
   # sbin tools (unbound, kea-dhcp4, ...) are not on a normal user's PATH.
+  if [[ "$cmd" == /* ]]; then
+    # shellcheck disable=SC2086 # the glob is meant to expand
+    compgen -G "$cmd" >/dev/null || need_apt+=("$pkg")
+    continue
+  fi
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
     need_apt+=("$pkg")
   fi

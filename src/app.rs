@@ -122,6 +122,8 @@ pub struct Running {
     loader: Arc<Loader>,
     recorder: Recorder,
     dns: DnsServer,
+    /// `[[export.*]]` receivers; stopped after DNS, so every answered query is offered first.
+    exporter: Option<Arc<crate::export::Exporter>>,
     ledger: SharedLedger,
     accountability: Arc<Accountability>,
     evidence: Option<Evidence>,
@@ -196,6 +198,13 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         start_accountability(&config, &mut evidence, &accountability, alert_rx).await?;
         (recorder, Some(evidence))
     };
+    // Exports (dnstap): their connection tasks run on this (control) runtime; the DNS path
+    // only sees the recorder's export handle.
+    let exporter = crate::export::Exporter::start(&config);
+    let recorder = match &exporter {
+        Some(e) => recorder.with_export(e.clone()),
+        None => recorder,
+    };
     let dns = DnsServer::start_bound(
         DnsContext {
             config: config.clone(),
@@ -247,6 +256,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         loader,
         recorder,
         dns,
+        exporter,
         ledger,
         accountability,
         evidence,
@@ -563,6 +573,9 @@ impl Running {
             let _ = t.await;
         }
         self.dns.shutdown().await;
+        if let Some(exporter) = &self.exporter {
+            exporter.shutdown().await;
+        }
         if let Some(api) = self.api {
             api.stop.cancel();
             for t in api.tasks {

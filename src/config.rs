@@ -72,6 +72,9 @@ pub struct Config {
     /// Webhooks (and syslog) for incident and quarantine events.
     #[serde(default)]
     pub alerts: crate::incidents::config::AlertsConfig,
+    /// Exports of every query or hit to the operators' pipelines (`[[export.dnstap]]`).
+    #[serde(default)]
+    pub export: crate::export::config::ExportConfig,
     /// Directory of the config file; relative paths are resolved against it. Not a TOML key.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -651,6 +654,8 @@ impl Config {
             }
         }
         crate::incidents::config::validate(self).map_err(|(key, reason)| invalid(key, reason))?;
+        crate::export::config::validate(&self.export, &|p| self.resolve(p))
+            .map_err(|(key, reason)| invalid(key, reason))?;
         if self.store.batch_size == 0 || self.store.queue_capacity == 0 {
             return Err(invalid(
                 "store.batch_size / store.queue_capacity".into(),
@@ -701,5 +706,60 @@ mod tests {
         assert_eq!(off.store.spool_max_bytes, 0);
         let err = parse("[store]\nspool_max_bytes = 100\n").expect_err("too small");
         assert!(err.to_string().contains("store.spool_max_bytes"), "{err}");
+    }
+
+    #[test]
+    fn dnstap_exports_are_validated_naming_the_key() {
+        let ok = parse("[[export.dnstap]]\nunix = \"/run/dnstap.sock\"\nselect = \"hits\"\n")
+            .expect("valid");
+        assert_eq!(ok.export.dnstap.len(), 1);
+        assert_eq!(ok.export.dnstap[0].queue_size, 8192);
+        for (text, key) in [
+            ("[[export.dnstap]]\n", "export.dnstap[0].unix"),
+            (
+                "[[export.dnstap]]\nunix = \"/a\"\ntcp = \"127.0.0.1:6000\"\n",
+                "export.dnstap[0].tcp",
+            ),
+            (
+                "[[export.dnstap]]\ntcp = \"127.0.0.1:6000\"\nqueue_size = 0\n",
+                "export.dnstap[0].queue_size",
+            ),
+            (
+                "[[export.dnstap]]\ntcp = \"127.0.0.1:6000\"\nreconnect_min_ms = 900\nreconnect_max_ms = 10\n",
+                "export.dnstap[0].reconnect_max_ms",
+            ),
+            (
+                "[[export.dnstap]]\ntcp = \"127.0.0.1:6000\"\nmessages = \"all\"\n",
+                "export.dnstap[0].messages",
+            ),
+            (
+                "[[export.dnstap]]\ntcp = \"127.0.0.1:6000\"\nidentity = \"\"\n",
+                "export.dnstap[0].identity",
+            ),
+            ("[[export.syslog]]\n", "export.syslog[0].tcp"),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\nfacility = \"local9\"\n",
+                "export.syslog[0].facility",
+            ),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\ntcp = \"127.0.0.1:514\"\n",
+                "export.syslog[0].udp",
+            ),
+            (
+                "[[export.syslog]]\ntcp = \"127.0.0.1:6514\"\ntls = true\n",
+                "export.syslog[0].ca_file",
+            ),
+            (
+                "[[export.syslog]]\ntcp = \"127.0.0.1:6514\"\ntls = true\nca_file = \"missing-ca.pem\"\n",
+                "export.syslog[0].ca_file",
+            ),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\ntls = true\nca_file = \"x.pem\"\n",
+                "export.syslog[0].tls",
+            ),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod clients;
 pub mod config;
 pub mod dns;
 pub mod domain;
+pub mod export;
 pub mod feeds;
 pub mod incidents;
 pub mod policy;

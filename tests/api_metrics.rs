@@ -108,7 +108,8 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
              [[api.tokens]]\nname = \"alice\"\nrole = \"investigator\"\nsha256 = \"{}\"\n\
              [store]\npath = \"data/pg.db\"\nflush_interval_ms = 20\n\
              [clients]\nledger = \"clients.csv\"\n\
-             [[feeds]]\nname = \"sub\"\nurl = \"http://127.0.0.1:1/list.txt\"\nrefresh = \"1h\"\ntimeout = \"1s\"\n",
+             [[feeds]]\nname = \"sub\"\nurl = \"http://127.0.0.1:1/list.txt\"\nrefresh = \"1h\"\ntimeout = \"1s\"\n\
+             [[export.dnstap]]\nunix = \"no-receiver.sock\"\n",
             sha256_hex(VIEWER),
             sha256_hex(INVESTIGATOR)
         ))
@@ -149,6 +150,20 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
         unlisted.is_empty(),
         "emitted but not in api::metrics::METRICS: {unlisted:?}"
     );
+    // An export's series exist at zero from start, its receiver absent.
+    // (The label is the target as written in config.toml.)
+    let sink = "dnstap:no-receiver.sock";
+    for name in [
+        "poolguard_export_dropped_total",
+        "poolguard_export_sent_total",
+        "poolguard_export_connected",
+    ] {
+        assert_eq!(
+            must(&text, &format!("{name}{{sink=\"{sink}\"}}")),
+            0.0,
+            "{name}"
+        );
+    }
     // Counters exist at zero before they first move.
     for o in OUTCOMES {
         for p in ["udp", "tcp"] {

@@ -49,6 +49,9 @@ pub enum Series {
     ActionProtocol,
     /// Labelled by feed: registered at each scrape for the feeds in force ([`refresh`]).
     PerFeed,
+    /// Labelled by export (`sink`): registered at zero by `export` at start for each
+    /// configured `[[export.*]]` receiver (none when no export is configured).
+    PerSink,
 }
 
 /// One metric poolguard emits.
@@ -272,6 +275,27 @@ pub const METRICS: &[Metric] = &[
         "Asset ledger reloads and uploads over the API",
         Series::Plain,
     ),
+    // Exports (docs/EXPORT.md)
+    counter(
+        "poolguard_export_dropped_total",
+        "Records an export dropped: its queue was full (receiver slow or gone), a write failed, or it was still queued at shutdown",
+        Series::PerSink,
+    ),
+    counter(
+        "poolguard_export_sent_total",
+        "Records an export wrote to its receiver",
+        Series::PerSink,
+    ),
+    counter(
+        "poolguard_export_connections_total",
+        "Connections an export established (handshake completed) to its receiver",
+        Series::PerSink,
+    ),
+    gauge(
+        "poolguard_export_connected",
+        "1 while an export has a live connection to its receiver",
+        Series::PerSink,
+    ),
 ];
 
 /// The label sets of `series` known at start (an empty set is the unlabelled series).
@@ -284,7 +308,7 @@ fn label_sets(series: Series) -> Vec<Vec<(&'static str, &'static str)>> {
             .iter()
             .flat_map(|o| ["udp", "tcp"].map(|p| vec![("action", o.as_str()), ("protocol", p)]))
             .collect(),
-        Series::PerFeed => Vec::new(),
+        Series::PerFeed | Series::PerSink => Vec::new(),
     }
 }
 

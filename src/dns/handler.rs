@@ -41,6 +41,7 @@ use crate::dns::upstream::Upstreams;
 use crate::dns::wire;
 use crate::dns::zones::LocalZones;
 use crate::policy::{Policy, QueryDecision, SharedPolicy, Verdict};
+use crate::record::exchange::{self, Exchange, ExchangeVerdict};
 use crate::record::{Outcome, QueryEvent, Recorder, Transport};
 
 /// TTL of a stale answer: RFC 8767 §4 recommends 30 s, so clients come back soon for a fresh one.
@@ -127,6 +128,11 @@ impl Handler {
     /// The fast path over the same state, cache and load flag (`listen.rs` tries it first).
     pub fn fast_path(&self) -> FastPath {
         FastPath::new(self.shared.clone(), self.cache.clone(), self.load.clone())
+    }
+
+    /// Whether an export is configured (the front end then opens an export slot per request).
+    pub fn exports(&self) -> bool {
+        self.shared.recorder.is_exporting()
     }
 
     /// This worker's saturation flag, set by its UDP loops.
@@ -443,6 +449,30 @@ impl Handler {
             "answered"
         );
         let recorder = &self.shared.recorder;
+        // export (docs/EXPORT.md): the query's bytes now; the front end adds the answer's.
+        let feed = handled.verdict.as_ref().map(|v| &v.feed);
+        if let Some(export) =
+            recorder.export_for(handled.outcome, feed.map(|f| (&*f.name, &*f.category)))
+        {
+            exchange::pending(
+                export.clone(),
+                Exchange {
+                    client: request.src(),
+                    transport,
+                    query_time: exchange::arrived(latency),
+                    response_time: UNIX_EPOCH,
+                    query: request.as_slice().into(),
+                    response: Box::default(),
+                    outcome: handled.outcome,
+                    verdict: handled.verdict.as_ref().map(|v| ExchangeVerdict {
+                        feed: v.feed.name.clone(),
+                        category: v.feed.category.clone(),
+                        rule: v.rule.clone(),
+                        action: v.action(),
+                    }),
+                },
+            );
+        }
         if !recorder.admits(handled.outcome, self.load.saturated()) {
             return;
         }

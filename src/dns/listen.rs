@@ -49,6 +49,7 @@ use crate::dns::zones::LocalZones;
 use crate::policy::SharedPolicy;
 use crate::record::Recorder;
 use crate::record::Transport;
+use crate::record::exchange;
 
 /// Largest datagram we read; a DNS message cannot be longer.
 const MAX_DATAGRAM: usize = 65_535;
@@ -195,7 +196,22 @@ impl Frontend {
     /// client's limit ([`wire::response_limit`]), to `to`.
     async fn answer(&self, request: &Request, to: Destination) {
         let limit = wire::response_limit(request, request.protocol(), self.limits.udp_payload);
-        if let Some(bytes) = self.handler.answer::<TokioTime>(request, limit).await {
+        let handling = self.handler.answer::<TokioTime>(request, limit);
+        // export (docs/EXPORT.md): a slot where the handler leaves the exchange, completed
+        // here with the exact bytes sent; no slot (no work) when no export is configured.
+        let answer = if self.handler.exports() {
+            exchange::scope(async {
+                let answer = handling.await;
+                if let Some(bytes) = &answer {
+                    exchange::complete(bytes);
+                }
+                answer
+            })
+            .await
+        } else {
+            handling.await
+        };
+        if let Some(bytes) = answer {
             to.send(bytes).await;
         }
     }

@@ -6,6 +6,8 @@
 //! evidence: they bypass the bound, and if SQLite fails they wait in the store's bounded
 //! spool (`store::spool`); only past it are they dropped, and counted.
 
+pub mod exchange;
+
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -104,6 +106,9 @@ pub struct QueryEvent {
 #[derive(Clone, Default)]
 pub struct Recorder {
     inner: Option<Arc<dyn Sink>>,
+    /// The configured exports of whole exchanges (dnstap); `None` = the DNS path copies no
+    /// wire bytes at all (docs/EXPORT.md).
+    export: Option<Arc<dyn exchange::ExportSink>>,
 }
 
 /// Where events go. Implemented by the store's writer queue.
@@ -136,12 +141,44 @@ pub trait Sink: Send + Sync + 'static {
 impl Recorder {
     /// A recorder that discards everything (no store configured, benchmarks).
     pub fn disabled() -> Self {
-        Self { inner: None }
+        Self {
+            inner: None,
+            export: None,
+        }
     }
 
     /// A recorder feeding `sink`.
     pub fn new(sink: Arc<dyn Sink>) -> Self {
-        Self { inner: Some(sink) }
+        Self {
+            inner: Some(sink),
+            export: None,
+        }
+    }
+
+    /// This recorder, also handing whole exchanges to `export` (dnstap and the like).
+    pub fn with_export(mut self, export: Arc<dyn exchange::ExportSink>) -> Self {
+        self.export = Some(export);
+        self
+    }
+
+    /// The export, when one is configured and wants an exchange with this `outcome` decided
+    /// by `feed` (`(name, category)`). One `Option` check when no export is configured.
+    #[inline]
+    pub fn export_for(
+        &self,
+        outcome: Outcome,
+        feed: Option<(&str, &str)>,
+    ) -> Option<&Arc<dyn exchange::ExportSink>> {
+        self.export
+            .as_ref()
+            .filter(|export| export.wants(outcome, feed))
+    }
+
+    /// Whether any export is configured (the front end then gives each general-path request
+    /// an [`exchange::scope`]).
+    #[inline]
+    pub fn is_exporting(&self) -> bool {
+        self.export.is_some()
     }
 
     /// Whether anything listens; the DNS path skips building events when not.

@@ -33,6 +33,7 @@ use metrics::Counter;
 use crate::dns::handler::{Shared, now_ms, rcode_text, type_mnemonic};
 use crate::dns::load::Load;
 use crate::policy::{NameMatch, QueryDecision};
+use crate::record::exchange::{self, Exchange, ExchangeVerdict};
 use crate::record::{Outcome, QueryEvent, Transport};
 use cache::PacketCache;
 
@@ -143,6 +144,7 @@ impl FastPath {
             self.counters.blocked[slot].increment(1);
             self.record(Answered {
                 query: &q,
+                wire: (packet, &out[..written.len]),
                 client: src,
                 transport,
                 start,
@@ -169,6 +171,7 @@ impl FastPath {
         self.counters.allowed[slot].increment(1);
         self.record(Answered {
             query: &q,
+            wire: (packet, &out[..hit.len]),
             client: src,
             transport,
             start,
@@ -183,6 +186,7 @@ impl FastPath {
 
     /// Hands the query-log event over, unless nobody keeps it or the worker sheds it.
     fn record(&self, a: Answered<'_, '_>) {
+        self.export(&a);
         let recorder = &self.shared.recorder;
         if !recorder.admits(a.outcome, self.load.saturated()) {
             return;
@@ -208,9 +212,41 @@ impl FastPath {
     }
 }
 
-/// What the fast path answered, for the query log.
+impl FastPath {
+    /// export (docs/EXPORT.md): the exchange goes to the export when one is configured and
+    /// wants it; only then are the wire bytes copied.
+    fn export(&self, a: &Answered<'_, '_>) {
+        let feed = a.verdict.as_ref().map(|(_, found)| found.feed);
+        let Some(export) = self
+            .shared
+            .recorder
+            .export_for(a.outcome, feed.map(|f| (&*f.name, &*f.category)))
+        else {
+            return;
+        };
+        export.submit(Exchange {
+            client: a.client,
+            transport: a.transport,
+            query_time: exchange::arrived(a.start.elapsed()),
+            response_time: std::time::SystemTime::now(),
+            query: a.wire.0.into(),
+            response: a.wire.1.into(),
+            outcome: a.outcome,
+            verdict: a.verdict.as_ref().map(|(_, found)| ExchangeVerdict {
+                feed: found.feed.name.clone(),
+                category: found.feed.category.clone(),
+                rule: found.rule(),
+                action: found.feed.action,
+            }),
+        });
+    }
+}
+
+/// What the fast path answered, for the query log and exports.
 struct Answered<'q, 'p> {
     query: &'q query::Query<'q>,
+    /// The query and the answer as sent, for exports.
+    wire: (&'q [u8], &'q [u8]),
     client: SocketAddr,
     transport: Transport,
     start: Instant,

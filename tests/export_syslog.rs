@@ -1,0 +1,405 @@
+//! Syslog export against a real rsyslog (Debian `rsyslog`), started by the test as its own
+//! foreground process with its own config and work directory: a TCP input (RFC 6587 octet
+//! counting) and a UDP input on loopback, rsyslog's own RFC 5424 structured-data parser
+//! (`mmpstrucdata`) and JSON parser (`mmjsonparse`), and one JSON line per message written to
+//! a file the test reads back. No regex anywhere: the SIEM-side parsers do the work.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Proto, TestBed, query_from, request, tools::require_tool};
+use hickory_proto::rr::RecordType;
+
+const WAIT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(20);
+
+/// A running rsyslogd, killed (by its PID) when dropped.
+struct Rsyslog {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    l.local_addr().expect("addr").port()
+}
+
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("free port");
+    s.local_addr().expect("addr").port()
+}
+
+impl Rsyslog {
+    /// Plain TCP and UDP inputs.
+    fn start(dir: &Path, tcp: u16, udp: u16) -> Self {
+        let inputs = format!(
+            r#"module(load="imtcp")
+module(load="imudp")
+input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="hits")
+input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="hits")
+"#
+        );
+        Self::start_with(dir, "", &inputs, tcp, Some(udp))
+    }
+
+    /// `global` parameters, the input modules and inputs, then the shared parsing and output.
+    fn start_with(dir: &Path, global: &str, inputs: &str, tcp: u16, udp: Option<u16>) -> Self {
+        let bin = require_tool("rsyslogd", "rsyslog");
+        let work = dir.join("work");
+        std::fs::create_dir_all(&work).expect("work dir");
+        let out = dir.join("out.json");
+        let conf = dir.join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"global(workDirectory="{work}" {global})
+{inputs}
+module(load="mmpstrucdata")
+module(load="mmjsonparse")
+template(name="line" type="string" string="%$!all-json%\n")
+ruleset(name="hits") {{
+  action(type="mmpstrucdata")
+  action(type="mmjsonparse" cookie="" container="!body")
+  set $!hostname = $hostname;
+  set $!appname = $app-name;
+  set $!msgid = $msgid;
+  set $!pri = $pri;
+  set $!input = $inputname;
+  action(type="omfile" file="{out}" template="line")
+}}
+"#,
+                work = work.display(),
+                out = out.display(),
+            ),
+        )
+        .expect("rsyslog.conf");
+        let child = Command::new(bin)
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rsyslogd");
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, tcp));
+        wait_for("rsyslog's TCP input", || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+        let rsyslog = Self { child, out };
+        let Some(udp) = udp else {
+            return rsyslog;
+        };
+        // The UDP input has no handshake to probe: it is ready once a probe datagram (resent
+        // while none arrived) shows up in the output file.
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe socket");
+        wait_for("rsyslog's UDP input", || {
+            let _ = probe.send_to(b"<13>1 - - probe - - - ready", ("127.0.0.1", udp));
+            std::thread::sleep(Duration::from_millis(50));
+            rsyslog.all_lines().iter().any(|l| l["appname"] == "probe")
+        });
+        rsyslog
+    }
+
+    /// Every JSON line written so far.
+    fn all_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// The lines poolguard sent (the readiness probes left out).
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let mut lines = self.all_lines();
+        lines.retain(|l| l["appname"] == "poolguard");
+        lines
+    }
+}
+
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_reach_rsyslog_over_tcp_and_udp_as_structured_data_and_ecs_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tcp, udp) = (free_port(), free_udp_port());
+    let rsyslog = Rsyslog::start(dir.path(), tcp, udp);
+    let bed = TestBed::builder()
+        .toml(&format!(
+            "[[export.syslog]]\ntcp = \"127.0.0.1:{tcp}\"\nformat = \"json\"\nhostname = \"dns-a\"\n\
+             [[export.syslog]]\nudp = \"127.0.0.1:{udp}\"\nfacility = \"local3\"\nhostname = \"dns-b\"\n"
+        ))
+        .start()
+        .await;
+
+    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+    query_from(
+        client,
+        bed.dns,
+        Proto::Udp,
+        &request("pool.minergate.com", RecordType::A, true),
+    )
+    .await;
+    query_from(
+        client,
+        bed.dns,
+        Proto::Tcp,
+        &request("nx.test", RecordType::AAAA, true),
+    )
+    .await;
+    // Not hits: never sent.
+    bed.ask(Proto::Udp, "www.example.test", RecordType::A).await;
+    bed.ask(Proto::Udp, "cdn.example.test", RecordType::A).await;
+
+    // Two receivers × three hits (pool, nx, the CNAME into a listed name).
+    wait_for("six messages in rsyslog's file", || {
+        rsyslog.lines().len() >= 6
+    });
+    let lines = rsyslog.lines();
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.to_string().contains("www.example.test")),
+        "allowed queries are not hits"
+    );
+    let sd = |l: &serde_json::Value| l["rfc5424-sd"]["poolguard@32473"].clone();
+    let find = |host: &str, name: &str| {
+        lines
+            .iter()
+            .find(|l| l["hostname"] == host && sd(l)["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} from {host}: {lines:#?}"))
+            .clone()
+    };
+
+    // TCP, octet-counted, JSON body.
+    let pool = find("dns-a", "pool.minergate.com");
+    assert_eq!(pool["appname"], "poolguard");
+    assert_eq!(pool["msgid"], "hit");
+    assert_eq!(pool["pri"], "132", "local0.warning");
+    let p = sd(&pool);
+    assert_eq!(p["client"], "127.0.0.9");
+    assert_eq!(p["transport"], "udp");
+    assert_eq!(p["type"], "A");
+    assert_eq!(p["feed"], "mining");
+    assert_eq!(p["rule"], "pool.minergate.com");
+    assert_eq!(p["action"], "blocked");
+    assert_eq!(p["answer"], "sinkhole");
+    assert_eq!(p["rcode"], "NOERROR");
+    let body = &pool["body"];
+    assert_eq!(body["source"]["ip"], "127.0.0.9");
+    assert_eq!(body["dns"]["question"]["name"], "pool.minergate.com");
+    assert_eq!(body["rule"]["ruleset"], "mining");
+    assert_eq!(body["event"]["kind"], "alert");
+
+    let nx = sd(&find("dns-a", "nx.test"));
+    assert_eq!(nx["transport"], "tcp");
+    assert_eq!(nx["type"], "AAAA");
+    assert_eq!(nx["rcode"], "NXDOMAIN");
+    assert_eq!(nx["feed"], "nx");
+    let cdn = sd(&find("dns-a", "cdn.example.test"));
+    assert_eq!(cdn["action"], "cname-blocked");
+
+    // UDP, text body, facility local3.
+    let udp_pool = find("dns-b", "pool.minergate.com");
+    assert_eq!(udp_pool["pri"], "156", "local3.warning");
+    assert_eq!(sd(&udp_pool)["client"], "127.0.0.9");
+    bed.shutdown().await;
+}
+
+/// rsyslog's GnuTLS stream driver is its own package; a missing one fails naming it.
+fn require_gtls() {
+    let found = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|arch| arch.path().join("rsyslog/lmnsd_gtls.so").is_file());
+    assert!(
+        found,
+        "rsyslog's TLS driver is not installed: install the Debian package `rsyslog-gnutls` \
+         (scripts/install-test-deps.sh installs every test dependency)"
+    );
+}
+
+/// Runs `openssl` with `args` in `dir`, panicking with its output on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let bin = require_tool("openssl", "openssl");
+    let out = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A test CA (`<name>-ca.pem`) and, when `server`, a certificate for 127.0.0.1 signed by it
+/// (`server.pem`, `server.key`).
+fn test_ca(dir: &Path, name: &str, server: bool) {
+    let ca_key = format!("{name}-ca.key");
+    let ca = format!("{name}-ca.pem");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name} test CA"),
+        ],
+    );
+    if server {
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        );
+    }
+}
+
+/// The value of `name{sink="<sink>"}` in this process's Prometheus rendering (what /metrics
+/// serves), 0 when absent.
+fn metric(name: &str, sink: &str) -> f64 {
+    let text = poolguard::api::metrics::install().render();
+    let label = format!("sink=\"{sink}\"");
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_reach_rsyslog_over_tls_verified_against_the_test_ca() {
+    require_gtls();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    test_ca(d, "good", true);
+    test_ca(d, "other", false);
+    let tls = free_port();
+    let rsyslog = Rsyslog::start_with(
+        d,
+        &format!(
+            r#"defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile="{ca}" defaultNetstreamDriverCertFile="{cert}" defaultNetstreamDriverKeyFile="{key}""#,
+            ca = d.join("good-ca.pem").display(),
+            cert = d.join("server.pem").display(),
+            key = d.join("server.key").display(),
+        ),
+        &format!(
+            r#"module(load="imtcp" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")
+input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="hits")
+"#
+        ),
+        tls,
+        None,
+    );
+    let good = format!("{}", d.join("good-ca.pem").display());
+    let other = format!("{}", d.join("other-ca.pem").display());
+    let bed = TestBed::builder()
+        .toml(&format!(
+            "[[export.syslog]]\ntcp = \"127.0.0.1:{tls}\"\ntls = true\nca_file = \"{good}\"\nhostname = \"dns-tls\"\n\
+             [[export.syslog]]\ntcp = \"127.0.0.1:{tls}\"\ntls = true\nca_file = \"{other}\"\nhostname = \"dns-untrusted\"\nserver_name = \"localhost\"\n"
+        ))
+        .start()
+        .await;
+    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11));
+    query_from(
+        client,
+        bed.dns,
+        Proto::Tcp,
+        &request("moneroocean.stream", RecordType::A, true),
+    )
+    .await;
+    wait_for("the hit over TLS", || !rsyslog.lines().is_empty());
+    let lines = rsyslog.lines();
+    let hit = &lines[0];
+    assert_eq!(hit["hostname"], "dns-tls");
+    assert_eq!(
+        hit["rfc5424-sd"]["poolguard@32473"]["name"],
+        "moneroocean.stream"
+    );
+    assert_eq!(hit["rfc5424-sd"]["poolguard@32473"]["client"], "127.0.0.11");
+    // The receiver's certificate is not signed by the other CA: that export never connects.
+    let sink = format!("syslog:tls:127.0.0.1:{tls}");
+    assert!(metric("poolguard_export_connections_total", &sink) >= 1.0);
+    let untrusted = format!("{sink}#2");
+    assert_eq!(
+        metric("poolguard_export_connections_total", &untrusted),
+        0.0
+    );
+    assert_eq!(metric("poolguard_export_connected", &untrusted), 0.0);
+    bed.shutdown().await;
+    assert!(
+        !rsyslog
+            .all_lines()
+            .iter()
+            .any(|l| l["hostname"] == "dns-untrusted"),
+        "an unverified receiver got a hit"
+    );
+}
