@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{Proto, SINK_V4, TestBed, addresses, query_from, request};
+use common::{Proto, SINK_V4, TestBed, addresses, query_from, request, sha256_hex};
 use hickory_proto::rr::RecordType;
 use poolguard::api::metrics::{Kind, METRICS};
 use poolguard::incidents::ManualClock;
@@ -22,11 +22,6 @@ use serde_json::{Value, json};
 const VIEWER: &str = "viewer-token-for-metrics-tests";
 const INVESTIGATOR: &str = "investigator-token-for-metrics-tests";
 const HOUR: i64 = 3600 * 1000;
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

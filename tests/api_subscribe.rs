@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use common::{Proto, SINK_V4, TestBed, addresses};
+use common::{Proto, SINK_V4, TestBed, addresses, sha256_hex};
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
@@ -81,11 +81,6 @@ async fn start_server(mode: Mode) -> (Server, std::net::SocketAddr, tokio::task:
         let _ = axum::serve(listener, app).await;
     });
     (s, addr, task)
-}
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
 async fn blocked(bed: &TestBed, name: &str) -> bool {

@@ -744,6 +744,69 @@ pub fn addresses(m: &Message) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// API
+
+/// Hex SHA-256 of `s`: `[[api.tokens]] sha256` holds only a token's digest, and stored
+/// versions are named by the digest of their bytes.
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// One `[[api.tokens]]` entry giving the secret `token` the `role`, as a config holds it.
+pub fn api_token_toml(name: &str, role: &str, token: &str) -> String {
+    format!(
+        "[[api.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+        sha256_hex(token)
+    )
+}
+
+impl TestBed {
+    /// One API request with `token` as bearer: (status, JSON body, or the text as a JSON
+    /// string when the body is not JSON, so an assertion message still shows it).
+    pub async fn api_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Vec<u8>>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.api_url()))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.expect("API answers");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, value)
+    }
+
+    /// `GET path` with `token`: (status code, body as in [`TestBed::api_request`]).
+    pub async fn api_get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let (status, v) = self
+            .api_request(reqwest::Method::GET, path, token, None)
+            .await;
+        (status.as_u16(), v)
+    }
+
+    /// `PUT path` with `token` and `body`: (status code, body as in [`TestBed::api_request`]).
+    pub async fn api_put(&self, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
+        let (status, v) = self
+            .api_request(
+                reqwest::Method::PUT,
+                path,
+                token,
+                Some(body.as_bytes().to_vec()),
+            )
+            .await;
+        (status.as_u16(), v)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Query events
 
 /// A recorder whose events the test reads back, in the order they were recorded.
