@@ -9,13 +9,10 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Proto, TestBed, query_from, request, tools::require_tool};
+use common::{Proto, TestBed, labelled_metric, query_from, request, tools::require_tool, wait_for};
 use hickory_proto::rr::RecordType;
-
-const WAIT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
 
 /// A running rsyslogd, killed (by its PID) when dropped.
 struct Rsyslog {
@@ -128,14 +125,6 @@ ruleset(name="hits") {{
         let mut lines = self.all_lines();
         lines.retain(|l| l["appname"] == "poolguard");
         lines
-    }
-}
-
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(POLL);
     }
 }
 
@@ -327,12 +316,7 @@ fn test_ca(dir: &Path, name: &str, server: bool) {
 /// serves), 0 when absent.
 fn metric(name: &str, sink: &str) -> f64 {
     let text = poolguard::api::metrics::install().render();
-    let label = format!("sink=\"{sink}\"");
-    text.lines()
-        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    labelled_metric(&text, name, &format!("sink=\"{sink}\""))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

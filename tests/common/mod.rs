@@ -744,6 +744,38 @@ pub fn addresses(m: &Message) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// External receivers (exports)
+
+/// How long [`wait_for`] waits: long enough for an external receiver (rsyslogd,
+/// fstrm_capture) to start on a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(20);
+/// How often [`wait_for`] looks again.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `condition` every [`POLL`], panicking after [`WAIT`] naming `what` (never a bare sleep).
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The value of the first series of `name` in Prometheus text whose labels contain `label`
+/// (e.g. `sink="tap"`), 0 when there is none.
+pub fn labelled_metric(text: &str, name: &str, label: &str) -> f64 {
+    let open = format!("{name}{{");
+    text.lines()
+        .find(|l| l.starts_with(&open) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+// ---------------------------------------------------------------------------------------------
 // API
 
 /// Hex SHA-256 of `s`: `[[api.tokens]] sha256` holds only a token's digest, and stored
