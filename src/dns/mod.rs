@@ -131,12 +131,6 @@ impl DnsServer {
         Ok(BoundSockets { addrs, sockets })
     }
 
-    /// Binds every listen address and starts the workers; returns once all are serving.
-    pub async fn start(ctx: DnsContext) -> Result<Self, DnsError> {
-        let bound = Self::bind(&ctx.config).await?;
-        Self::start_bound(ctx, bound).await
-    }
-
     /// Starts the workers on sockets from [`DnsServer::bind`] (with the same config); returns
     /// once all are serving.
     pub async fn start_bound(ctx: DnsContext, bound: BoundSockets) -> Result<Self, DnsError> {
