@@ -92,13 +92,9 @@ impl LocalZones {
 
     /// [`LocalZones::contains`] for a lower-case name without trailing dot.
     pub fn covers(&self, name: &str) -> bool {
-        self.origins.iter().any(|zone| {
-            zone.is_empty()
-                || name == zone
-                || (name.len() > zone.len()
-                    && name.ends_with(zone.as_str())
-                    && name.as_bytes()[name.len() - zone.len() - 1] == b'.')
-        })
+        self.origins
+            .iter()
+            .any(|zone| zone.is_empty() || crate::domain::name_within(name, zone))
     }
 
     /// Answers `request` from the zones. `now` is the server clock (hickory's `Time`).
