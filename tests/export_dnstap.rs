@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    POLL, Proto, TestBed, WAIT, labelled_metric, query, query_from, request, tools::require_tool,
-    wait_for,
+    POLL, Proto, TestBed, WAIT, free_tcp_port, labelled_metric, query, query_from, request,
+    tools::require_tool, wait_for,
 };
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -296,10 +296,7 @@ async fn every_query_reaches_a_unix_socket_receiver_with_its_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_receiver_restarted_mid_test_gets_the_stream_back_and_drops_are_counted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        l.local_addr().expect("addr").port()
-    };
+    let port = free_tcp_port();
     let sink = format!("dnstap:127.0.0.1:{port}");
     let queue = 8;
     let first = Capture::tcp(port, &dir.path().join("first.fstrm"));

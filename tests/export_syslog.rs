@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Proto, TestBed, labelled_metric, query_from, request, tools::require_tool, wait_for};
+use common::{
+    Proto, TestBed, free_tcp_port, free_udp_port, labelled_metric, query_from, request,
+    tools::require_tool, wait_for,
+};
 use hickory_proto::rr::RecordType;
 
 /// A running rsyslogd, killed (by its PID) when dropped.
@@ -25,16 +28,6 @@ impl Drop for Rsyslog {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-    l.local_addr().expect("addr").port()
-}
-
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("free port");
-    s.local_addr().expect("addr").port()
 }
 
 impl Rsyslog {
@@ -131,7 +124,7 @@ ruleset(name="hits") {{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hits_reach_rsyslog_over_tcp_and_udp_as_structured_data_and_ecs_json() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (tcp, udp) = (free_port(), free_udp_port());
+    let (tcp, udp) = (free_tcp_port(), free_udp_port());
     let rsyslog = Rsyslog::start(dir.path(), tcp, udp);
     let bed = TestBed::builder()
         .toml(&format!(
@@ -326,7 +319,7 @@ async fn hits_reach_rsyslog_over_tls_verified_against_the_test_ca() {
     let d = dir.path();
     test_ca(d, "good", true);
     test_ca(d, "other", false);
-    let tls = free_port();
+    let tls = free_tcp_port();
     let rsyslog = Rsyslog::start_with(
         d,
         &format!(

@@ -764,6 +764,18 @@ pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a receiver process we start.
+pub fn free_tcp_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    l.local_addr().expect("addr").port()
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago, for a receiver process we start.
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("free port");
+    s.local_addr().expect("addr").port()
+}
+
 /// The value of the first series of `name` in Prometheus text whose labels contain `label`
 /// (e.g. `sink="tap"`), 0 when there is none.
 pub fn labelled_metric(text: &str, name: &str, label: &str) -> f64 {
