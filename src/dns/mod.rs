@@ -47,14 +47,14 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::dns::exclusive::{Holder, Transport};
+use crate::dns::exclusive::Holder;
 use crate::dns::handler::{Handler, Shared};
 use crate::dns::listen::{Frontend, Limits};
 use crate::dns::ratelimit::RateLimiter;
 use crate::dns::upstream::{UpstreamError, UpstreamPlan};
 use crate::dns::zones::{LocalZones, ZoneError};
 use crate::policy::SharedPolicy;
-use crate::record::Recorder;
+use crate::record::{Recorder, Transport};
 
 /// Why the DNS server could not start.
 #[derive(Debug, thiserror::Error)]
