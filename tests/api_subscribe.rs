@@ -185,12 +185,7 @@ async fn subscription_fetches_conditionally_and_keeps_the_last_good_copy() {
         assert_eq!(s["entries"], 1);
         assert!(blocked(&bed, "subpool-one.example").await, "{why}");
     }
-    let metrics = reqwest::get(format!("{}/metrics", bed.api_url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = bed.metrics_text().await;
     assert!(
         metrics
             .lines()

@@ -89,12 +89,7 @@ fn fstrm_capture(listen: &[&str], file: &Path) -> Child {
 
 /// The value of `name{sink="<sink>"}` in poolguard's /metrics (0 when absent).
 async fn metric(bed: &TestBed, name: &str, sink: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", bed.api_url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = bed.metrics_text().await;
     labelled_metric(&text, name, &format!("sink=\"{sink}\""))
 }
 

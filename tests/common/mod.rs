@@ -828,6 +828,24 @@ impl TestBed {
         (status, value)
     }
 
+    /// The `/metrics` text (no token needed; asserts it answers 200).
+    pub async fn metrics_text(&self) -> String {
+        let resp = reqwest::get(format!("{}/metrics", self.api_url()))
+            .await
+            .expect("metrics answers");
+        assert_eq!(resp.status(), 200, "/metrics");
+        resp.text().await.expect("text")
+    }
+
+    /// `/healthz` as (status code, JSON body).
+    pub async fn healthz(&self) -> (u16, serde_json::Value) {
+        let resp = reqwest::get(format!("{}/healthz", self.api_url()))
+            .await
+            .expect("healthz answers");
+        let code = resp.status().as_u16();
+        (code, resp.json().await.expect("JSON"))
+    }
+
     /// `GET path` with `token`: (status code, body as in [`TestBed::api_request`]).
     pub async fn api_get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
         let (status, v) = self
