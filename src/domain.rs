@@ -120,6 +120,7 @@ impl AsRef<str> for DomainName {
 
 /// [`DomainName::is_within`] for names already in canonical spelling (lower case, no trailing
 /// dot), such as a question name on the DNS path, without building a `DomainName`.
+#[inline]
 pub fn name_within(name: &str, domain: &str) -> bool {
     name == domain
         || (name.len() > domain.len()

@@ -5,32 +5,15 @@
 
 mod common;
 
-use common::{Proto, SINK_V4, TestBed, Upstream, addresses, query_from, request};
+use common::{Proto, SINK_V4, TestBed, Upstream, addresses, api_token_toml, query_from, request};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-for-tests";
 
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
-
-async fn get(bed: &TestBed, path: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .get(format!("{}{path}", bed.api_url()))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("API answers");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 async fn check(bed: &TestBed, query: &str) -> Value {
-    let (status, v) = get(bed, &format!("/api/v1/check?{query}")).await;
+    let (status, v) = bed.api_get(&format!("/api/v1/check?{query}"), ADMIN).await;
     assert_eq!(status, 200, "{query}: {v}");
     v
 }
@@ -40,11 +23,11 @@ async fn bed(corp: &Upstream) -> TestBed {
         .local_zone("campus.test", "campus.test.zone")
         .conditional("corp.test", corp.addr)
         .toml(&format!(
-            "[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"adam\"\nrole = \"admin\"\nsha256 = \"{}\"\n\
+            "[api]\nlisten = \"127.0.0.1:0\"\n{}\
              [store]\npath = \"data/pg.db\"\nflush_interval_ms = 50\n\
              [enforcement]\nmode = \"quarantine\"\nnotice_ipv4 = \"192.0.2.99\"\nnotice_ipv6 = \"2001:db8::99\"\n\
              reachable = [\"mail.example.test\"]\n",
-            sha256_hex(ADMIN)
+            api_token_toml("adam", "admin", ADMIN)
         ))
         .start()
         .await
@@ -144,9 +127,13 @@ async fn check_follows_local_zones_and_conditional_forwarding() {
     let r = check(&bed, "name=www.example.test&type=ANY").await;
     assert_eq!(r["route"], "rfc8482", "{r}");
 
-    let (status, _) = get(&bed, "/api/v1/check?name=www.example.test&type=BOGUS").await;
+    let (status, _) = bed
+        .api_get("/api/v1/check?name=www.example.test&type=BOGUS", ADMIN)
+        .await;
     assert_eq!(status, 400);
-    let (status, _) = get(&bed, "/api/v1/check?name=www.example.test&resolve=yes").await;
+    let (status, _) = bed
+        .api_get("/api/v1/check?name=www.example.test&resolve=yes", ADMIN)
+        .await;
     assert_eq!(status, 400);
     bed.shutdown().await;
 }

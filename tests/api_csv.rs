@@ -6,7 +6,6 @@ mod api_support;
 use std::sync::Arc;
 
 use api_support::{Api, Harness, T0, event, ledger};
-use poolguard::config::Role;
 use poolguard::record::Outcome;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -19,23 +18,6 @@ const EXPORTS: [&str; 5] = [
     "/api/v1/quarantine?format=csv",
     "/api/v1/reports/summary?format=csv&since=2026-11-01T00:00:00Z&until=2026-11-02T00:00:00Z",
 ];
-
-async fn raw(api: &Api, path: &str) -> (u16, Option<String>, Vec<u8>) {
-    let r = api
-        .http
-        .get(format!("{}{path}", api.base))
-        .bearer_auth(api.token(Role::Viewer))
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    let ctype = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    (status, ctype, r.bytes().await.expect("body").to_vec())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_exports_start_with_a_utf8_bom_unless_bom_false() {
@@ -56,7 +38,7 @@ async fn csv_exports_start_with_a_utf8_bom_unless_bom_false() {
     let api = Api::start(&h, None).await;
 
     // The hit's department, read back as a spreadsheet would: BOM, then UTF-8.
-    let (status, ctype, body) = raw(&api, "/api/v1/hits?format=csv").await;
+    let (status, ctype, body) = api.get_bytes("/api/v1/hits?format=csv").await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(ctype.as_deref(), Some("text/csv; charset=utf-8"));
     assert!(body.starts_with(BOM), "no BOM: {:02x?}", &body[..8]);
@@ -73,13 +55,13 @@ async fn csv_exports_start_with_a_utf8_bom_unless_bom_false() {
     assert_eq!(&rows[0][col], "物理学院");
 
     for path in EXPORTS {
-        let (status, _, body) = raw(&api, path).await;
+        let (status, _, body) = api.get_bytes(path).await;
         assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
         assert!(body.starts_with(BOM), "{path}: no BOM");
         assert!(!body[BOM.len()..].starts_with(BOM), "{path}: two BOMs");
 
         for off in ["bom=false", "bom=0"] {
-            let (status, _, body) = raw(&api, &format!("{path}&{off}")).await;
+            let (status, _, body) = api.get_bytes(&format!("{path}&{off}")).await;
             assert_eq!(status, 200, "{path}&{off}");
             assert!(
                 !body.is_empty() && !body.starts_with(BOM),
@@ -88,11 +70,11 @@ async fn csv_exports_start_with_a_utf8_bom_unless_bom_false() {
             );
             std::str::from_utf8(&body).expect("UTF-8");
         }
-        let (status, _, body) = raw(&api, &format!("{path}&bom=true")).await;
+        let (status, _, body) = api.get_bytes(&format!("{path}&bom=true")).await;
         assert_eq!(status, 200);
         assert!(body.starts_with(BOM), "{path}&bom=true");
 
-        let (status, _, body) = raw(&api, &format!("{path}&bom=yes")).await;
+        let (status, _, body) = api.get_bytes(&format!("{path}&bom=yes")).await;
         assert_eq!(status, 400, "{path}&bom=yes");
         let err: serde_json::Value = serde_json::from_slice(&body).expect("JSON error");
         assert_eq!(err["parameter"], "bom", "{err}");
@@ -108,7 +90,7 @@ async fn csv_exports_start_with_a_utf8_bom_unless_bom_false() {
         "/api/v1/hits?format=ndjson&bom=true",
         "/api/v1/hits?bom=true",
     ] {
-        let (status, _, body) = raw(&api, path).await;
+        let (status, _, body) = api.get_bytes(path).await;
         assert_eq!(status, 200, "{path}");
         assert!(!body.starts_with(BOM), "{path}");
         let first = body.split(|b| *b == b'\n').next().unwrap_or_default();

@@ -4,42 +4,23 @@
 
 mod common;
 
-use common::TestBed;
-use serde_json::Value;
+use common::{TestBed, api_token_toml};
 
 const FEEDS: &str = "feeds-token-for-tests";
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
-
-async fn put(bed: &TestBed, path: &str, body: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .put(format!("{}{path}", bed.api_url()))
-        .bearer_auth(FEEDS)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("API answers");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_accounts_for_every_line_and_lists_skipped_ones_on_request() {
     let bed = TestBed::builder()
         .toml(&format!(
-            "[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"fiona\"\nrole = \"feeds\"\nsha256 = \"{}\"\n[store]\npath = \"data/pg.db\"\n",
-            sha256_hex(FEEDS)
+            "[api]\nlisten = \"127.0.0.1:0\"\n{}[store]\npath = \"data/pg.db\"\n",
+            api_token_toml("fiona", "feeds", FEEDS)
         ))
         .start()
         .await;
     // Adblock by its header; line 4 is a hosts line and line 5 an address prefix, both once
     // dropped without a word; line 6 is a cosmetic rule (skipped), line 7 is broken.
     let list = "[Adblock Plus 2.0]\n! mixed syntaxes\n||pool.example^\n0.0.0.0 hosts.example\n||203.0.113.0/24^\n##.coin-banner\n||info^\n\n";
-    let (status, r) = put(&bed, "/api/v1/feeds/mixed", list).await;
+    let (status, r) = bed.api_put("/api/v1/feeds/mixed", FEEDS, list).await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["format"], "adblock");
     assert_eq!(r["accepted"], 3, "{r}");
@@ -52,7 +33,9 @@ async fn upload_accounts_for_every_line_and_lists_skipped_ones_on_request() {
     assert_eq!(r["rejected"][0]["line"], 7);
     assert!(r.get("skipped_lines").is_none(), "terse by default: {r}");
 
-    let (status, r) = put(&bed, "/api/v1/feeds/mixed?verbose=true", list).await;
+    let (status, r) = bed
+        .api_put("/api/v1/feeds/mixed?verbose=true", FEEDS, list)
+        .await;
     assert_eq!(status, 200, "{r}");
     let skipped = r["skipped_lines"].as_array().expect("listed with verbose");
     assert_eq!(skipped.len(), 1, "{r}");
@@ -63,12 +46,13 @@ async fn upload_accounts_for_every_line_and_lists_skipped_ones_on_request() {
     );
 
     // Refused content (nothing usable) lists its skipped lines too when asked.
-    let (status, r) = put(
-        &bed,
-        "/api/v1/feeds/mixed?verbose=true",
-        "! c\n##.a\n##.b\n",
-    )
-    .await;
+    let (status, r) = bed
+        .api_put(
+            "/api/v1/feeds/mixed?verbose=true",
+            FEEDS,
+            "! c\n##.a\n##.b\n",
+        )
+        .await;
     assert_eq!(status, 422, "{r}");
     let lines: Vec<_> = r["skipped_lines"]
         .as_array()
@@ -78,7 +62,9 @@ async fn upload_accounts_for_every_line_and_lists_skipped_ones_on_request() {
         .collect();
     assert_eq!(lines, [2, 3]);
 
-    let (status, r) = put(&bed, "/api/v1/feeds/mixed?verbose=maybe", list).await;
+    let (status, r) = bed
+        .api_put("/api/v1/feeds/mixed?verbose=maybe", FEEDS, list)
+        .await;
     assert_eq!(status, 400, "{r}");
     bed.shutdown().await;
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::net::IpAddr;
 
-use common::{Proto, SINK_V4, TestBed, addresses, query_from, request};
+use common::{Proto, SINK_V4, TestBed, addresses, api_token_toml, query_from, request, sha256_hex};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use reqwest::StatusCode;
@@ -14,11 +14,6 @@ use serde_json::{Value, json};
 const VIEWER: &str = "viewer-token-for-tests";
 const FEEDS: &str = "feeds-token-for-tests";
 const ADMIN: &str = "admin-token-for-tests";
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
 
 /// `[api]` with one token per role, a store, and `extra` appended.
 fn api_toml(extra: &str) -> String {
@@ -29,10 +24,7 @@ fn api_toml(extra: &str) -> String {
         ("fiona", "feeds", FEEDS),
         ("adam", "admin", ADMIN),
     ] {
-        t.push_str(&format!(
-            "[[api.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
-            sha256_hex(token)
-        ));
+        t.push_str(&api_token_toml(name, role, token));
     }
     t.push_str("[store]\npath = \"data/pg.db\"\nflush_interval_ms = 50\n");
     t

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::TestBed;
+use common::{TestBed, api_token_toml, sha256_hex};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -32,19 +32,10 @@ const FIVE_ROWS_THREE_BAD: &str = "network,mac,asset,kind,location,department,ow
 127.0.0.4,zz,new-4,workstation,A,Physics,,\n\
 127.0.0.5/8,,new-5,workstation,A,Physics,,\n";
 
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
-
 async fn bed() -> TestBed {
     let mut t = String::from("[api]\nlisten = \"127.0.0.1:0\"\nmax_upload_mb = 1\n");
-    for (name, role, token) in [("fiona", "feeds", FEEDS), ("adam", "admin", ADMIN)] {
-        t.push_str(&format!(
-            "[[api.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
-            sha256_hex(token)
-        ));
-    }
+    t.push_str(&api_token_toml("fiona", "feeds", FEEDS));
+    t.push_str(&api_token_toml("adam", "admin", ADMIN));
     t.push_str("[store]\npath = \"data/pg.db\"\nflush_interval_ms = 50\n");
     t.push_str("[clients]\nledger = \"clients.csv\"\n");
     TestBed::builder()
@@ -54,30 +45,11 @@ async fn bed() -> TestBed {
         .await
 }
 
-/// One request; (status, JSON body or the text as a JSON string).
-async fn send(
-    bed: &TestBed,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Vec<u8>>,
-) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{}{path}", bed.api_url()))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.body(b);
-    }
-    let resp = req.send().await.expect("API answers");
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value)
-}
-
 async fn put_ledger(bed: &TestBed, query: &str, body: &[u8], want: StatusCode) -> Value {
     let path = format!("/api/v1/clients/ledger{query}");
-    let (status, v) = send(bed, Method::PUT, &path, ADMIN, Some(body.to_vec())).await;
+    let (status, v) = bed
+        .api_request(Method::PUT, &path, ADMIN, Some(body.to_vec()))
+        .await;
     assert_eq!(status, want, "PUT {path}: {v}");
     v
 }
@@ -85,26 +57,23 @@ async fn put_ledger(bed: &TestBed, query: &str, body: &[u8], want: StatusCode) -
 /// The asset the live ledger gives `ip` (null when unknown).
 async fn asset_of(bed: &TestBed, ip: &str) -> Value {
     let path = format!("/api/v1/clients/{ip}");
-    let (status, v) = send(bed, Method::GET, &path, ADMIN, None).await;
+    let (status, v) = bed.api_request(Method::GET, &path, ADMIN, None).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     v["identity"]["asset"].clone()
 }
 
 async fn audit(bed: &TestBed) -> Vec<Value> {
-    let (status, v) = send(bed, Method::GET, "/api/v1/audit", ADMIN, None).await;
+    let (status, v) = bed
+        .api_request(Method::GET, "/api/v1/audit", ADMIN, None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     v["items"].as_array().cloned().unwrap_or_default()
 }
 
 async fn versions(bed: &TestBed) -> Vec<Value> {
-    let (status, v) = send(
-        bed,
-        Method::GET,
-        "/api/v1/clients/ledger/versions",
-        ADMIN,
-        None,
-    )
-    .await;
+    let (status, v) = bed
+        .api_request(Method::GET, "/api/v1/clients/ledger/versions", ADMIN, None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     v.as_array().cloned().unwrap_or_default()
 }
@@ -227,14 +196,14 @@ async fn a_dry_run_reports_and_changes_nothing() {
     }
     assert_unchanged(&bed).await;
     // A bad parameter is named.
-    let (status, v) = send(
-        &bed,
-        Method::PUT,
-        "/api/v1/clients/ledger?dry_run=maybe",
-        ADMIN,
-        Some(five_machines("new").into_bytes()),
-    )
-    .await;
+    let (status, v) = bed
+        .api_request(
+            Method::PUT,
+            "/api/v1/clients/ledger?dry_run=maybe",
+            ADMIN,
+            Some(five_machines("new").into_bytes()),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["parameter"], "dry_run", "{v}");
     assert_unchanged(&bed).await;
@@ -261,34 +230,34 @@ async fn versions_are_listed_read_and_restored() {
 
     let path = format!("/api/v1/clients/ledger/versions/{first_id}");
     // As every CSV export: a UTF-8 BOM for Excel unless `bom=false` (docs/store-and-api.md).
-    let (status, body) = send(&bed, Method::GET, &path, ADMIN, None).await;
+    let (status, body) = bed.api_request(Method::GET, &path, ADMIN, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, Value::String(format!("\u{feff}{first}")));
     let plain = format!("{path}?bom=false");
-    let (status, body) = send(&bed, Method::GET, &plain, ADMIN, None).await;
+    let (status, body) = bed.api_request(Method::GET, &plain, ADMIN, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, Value::String(first.clone()));
     let bad = format!("{path}?bom=maybe");
-    let (status, body) = send(&bed, Method::GET, &bad, ADMIN, None).await;
+    let (status, body) = bed.api_request(Method::GET, &bad, ADMIN, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["parameter"], "bom", "{body}");
-    let (status, _) = send(
-        &bed,
-        Method::GET,
-        "/api/v1/clients/ledger/versions/99",
-        ADMIN,
-        None,
-    )
-    .await;
+    let (status, _) = bed
+        .api_request(
+            Method::GET,
+            "/api/v1/clients/ledger/versions/99",
+            ADMIN,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Admin only, as the upload.
     let restore = format!("/api/v1/clients/ledger/versions/{first_id}/restore");
-    let (status, _) = send(&bed, Method::POST, &restore, FEEDS, None).await;
+    let (status, _) = bed.api_request(Method::POST, &restore, FEEDS, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(asset_of(&bed, "127.0.0.4").await, "second-4");
 
-    let (status, r) = send(&bed, Method::POST, &restore, ADMIN, None).await;
+    let (status, r) = bed.api_request(Method::POST, &restore, ADMIN, None).await;
     assert_eq!(status, StatusCode::OK, "{r}");
     assert_eq!(r["loaded"], 5, "{r}");
     assert_eq!(r["version"]["action"], "restore", "{r}");
@@ -323,7 +292,9 @@ async fn a_gb18030_file_is_decoded_and_kept_as_utf8() {
     let r = put_ledger(&bed, "", &gbk, StatusCode::OK).await;
     assert_eq!(r["decoded_from"], "GB18030", "{r}");
     assert_eq!(r["loaded"], 1, "{r}");
-    let (status, c) = send(&bed, Method::GET, "/api/v1/clients/127.0.0.9", ADMIN, None).await;
+    let (status, c) = bed
+        .api_request(Method::GET, "/api/v1/clients/127.0.0.9", ADMIN, None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(c["identity"]["department"], "物理学院", "{c}");
     assert_eq!(c["identity"]["owner"], "王芳", "{c}");

@@ -11,33 +11,20 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{Proto, SINK_V4, TestBed, addresses, query_from, request};
+use common::{Proto, SINK_V4, TestBed, addresses, query_from, request, sha256_hex};
 use hickory_proto::rr::RecordType;
 use poolguard::api::metrics::{Kind, METRICS};
 use poolguard::incidents::ManualClock;
 use poolguard::store::blocks::codec::OUTCOMES;
 use poolguard::store::writer::StoreFault;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const VIEWER: &str = "viewer-token-for-metrics-tests";
 const INVESTIGATOR: &str = "investigator-token-for-metrics-tests";
 const HOUR: i64 = 3600 * 1000;
 
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-async fn scrape(bed: &TestBed) -> String {
-    let resp = reqwest::get(format!("{}/metrics", bed.api_url()))
-        .await
-        .expect("metrics answers");
-    assert_eq!(resp.status(), 200);
-    resp.text().await.expect("text")
 }
 
 /// The value of the series `series` (`name` or `name{labels}` exactly as exported).
@@ -53,15 +40,6 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 fn must(text: &str, series: &str) -> f64 {
     value(text, series).unwrap_or_else(|| panic!("no series `{series}` in /metrics:\n{text}"))
-}
-
-async fn healthz(bed: &TestBed) -> Value {
-    reqwest::get(format!("{}/healthz", bed.api_url()))
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("JSON")
 }
 
 /// Every metric name a `counter!`, `gauge!` or `histogram!` in `src/` names as a literal.
@@ -118,7 +96,7 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
         .await;
 
     // Right after start, before any DNS query: every metric with HELP and TYPE.
-    let text = scrape(&bed).await;
+    let text = bed.metrics_text().await;
     let mut missing = Vec::new();
     for m in METRICS {
         let kind = match m.kind {
@@ -207,7 +185,7 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
     .await;
     assert_eq!(addresses(&m), [SINK_V4]);
     bed.running().flush().await.expect("flush");
-    let text = scrape(&bed).await;
+    let text = bed.metrics_text().await;
     assert_eq!(
         must(
             &text,
@@ -225,7 +203,7 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
 
     // 49 h later the identification deadline (48 h) is missed.
     clock.set(now_ms() + 49 * HOUR);
-    let text = scrape(&bed).await;
+    let text = bed.metrics_text().await;
     assert_eq!(must(&text, "poolguard_incidents_open"), 1.0);
     assert_eq!(must(&text, "poolguard_incidents_overdue"), 1.0);
 
@@ -238,7 +216,7 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
         .await
         .expect("api");
     assert_eq!(resp.status(), 201);
-    let text = scrape(&bed).await;
+    let text = bed.metrics_text().await;
     assert_eq!(must(&text, "poolguard_quarantined_clients"), 1.0);
 
     // SQLite is full: hits wait in the spool, and the oldest one's age is what the gauge
@@ -263,7 +241,7 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
     // Bounded wait for the writer's failed batch to reach the spool.
     let mut oldest = 0;
     for _ in 0..500 {
-        let h = healthz(&bed).await;
+        let h = bed.healthz().await.1;
         oldest = h["store_writer"]["oldest_unflushed_ms"]
             .as_i64()
             .unwrap_or(0);
@@ -277,7 +255,7 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
         "oldest unflushed {oldest} is the hit's time, in {before_query}..={after_query}"
     );
     let before_scrape = now_ms();
-    let text = scrape(&bed).await;
+    let text = bed.metrics_text().await;
     let after_scrape = now_ms();
     assert!(must(&text, "poolguard_store_spool_bytes") > 0.0);
     let age = must(&text, "poolguard_store_oldest_unflushed_seconds");
@@ -296,9 +274,9 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
         .await
         .expect("heal");
     bed.running().flush().await.expect("flush");
-    let h = healthz(&bed).await;
+    let h = bed.healthz().await.1;
     assert_eq!(h["store_writer"]["oldest_unflushed_ms"], 0, "{h}");
-    let text = scrape(&bed).await;
+    let text = bed.metrics_text().await;
     assert_eq!(must(&text, "poolguard_store_oldest_unflushed_seconds"), 0.0);
     assert_eq!(must(&text, "poolguard_store_spool_bytes"), 0.0);
     assert_eq!(

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::TestBed;
+use common::{TestBed, sha256_hex};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use poolguard::config::{FeedFormat, FeedKind};
@@ -14,11 +14,6 @@ use poolguard::feeds;
 use reqwest::StatusCode;
 
 const FEEDS: &str = "feeds-token-for-tests";
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
 
 async fn bed() -> TestBed {
     TestBed::builder()

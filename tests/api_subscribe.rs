@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use common::{Proto, SINK_V4, TestBed, addresses};
+use common::{Proto, SINK_V4, TestBed, addresses, sha256_hex};
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
@@ -81,11 +81,6 @@ async fn start_server(mode: Mode) -> (Server, std::net::SocketAddr, tokio::task:
         let _ = axum::serve(listener, app).await;
     });
     (s, addr, task)
-}
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
 async fn blocked(bed: &TestBed, name: &str) -> bool {
@@ -190,12 +185,7 @@ async fn subscription_fetches_conditionally_and_keeps_the_last_good_copy() {
         assert_eq!(s["entries"], 1);
         assert!(blocked(&bed, "subpool-one.example").await, "{why}");
     }
-    let metrics = reqwest::get(format!("{}/metrics", bed.api_url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = bed.metrics_text().await;
     assert!(
         metrics
             .lines()

@@ -5,7 +5,7 @@ mod common;
 
 use std::net::IpAddr;
 
-use common::{Proto, TestBed, query_from, request};
+use common::{Proto, TestBed, query_from, request, sha256_hex};
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
@@ -13,11 +13,6 @@ const VIEWER_TOKEN: &str = "viewer-token-for-tests";
 const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact\n\
 127.0.0.0/8,,loopback-lab,lab,Building A,Physics,Lab Manager,lab@example.edu\n\
 127.0.0.7,aa:bb:cc:dd:ee:ff,gpu-ws-07,GPU workstation,A-301,计算机学院,张伟,zhangwei@example.edu\n";
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
 
 async fn bed() -> TestBed {
     TestBed::builder()

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proto, TestBed, query, query_from, request, tools::require_tool};
+use common::{
+    POLL, Proto, TestBed, WAIT, free_tcp_port, labelled_metric, query, query_from, request,
+    tools::require_tool, wait_for,
+};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use poolguard::export::dnstap::{
@@ -20,9 +23,6 @@ use poolguard::export::dnstap::{
 use prost::Message as _;
 
 /// Longest a test waits for a condition it polls (a connection, a counter, a process exit).
-const WAIT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
-
 /// A running `fstrm_capture`, stopped (by its PID) when dropped.
 struct Capture {
     child: Child,
@@ -58,17 +58,9 @@ impl Capture {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
         // SAFETY: kill(2) on the PID of a child this test started and has not reaped.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if self.child.try_wait().expect("wait").is_some() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "fstrm_capture did not exit on SIGTERM"
-            );
-            std::thread::sleep(POLL);
-        }
+        wait_for("fstrm_capture to exit on SIGTERM", || {
+            self.child.try_wait().expect("wait").is_some()
+        });
         std::mem::take(&mut self.file)
     }
 }
@@ -95,29 +87,10 @@ fn fstrm_capture(listen: &[&str], file: &Path) -> Child {
         .expect("start fstrm_capture")
 }
 
-/// Polls `condition` every few ms, panicking after [`WAIT`] (never a bare sleep).
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(POLL);
-    }
-}
-
 /// The value of `name{sink="<sink>"}` in poolguard's /metrics (0 when absent).
 async fn metric(bed: &TestBed, name: &str, sink: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", bed.api_url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let label = format!("sink=\"{sink}\"");
-    text.lines()
-        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    let text = bed.metrics_text().await;
+    labelled_metric(&text, name, &format!("sink=\"{sink}\""))
 }
 
 /// Polls a metric until `ok(value)`, bounded by [`WAIT`]; returns the value.
@@ -318,10 +291,7 @@ async fn every_query_reaches_a_unix_socket_receiver_with_its_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_receiver_restarted_mid_test_gets_the_stream_back_and_drops_are_counted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        l.local_addr().expect("addr").port()
-    };
+    let port = free_tcp_port();
     let sink = format!("dnstap:127.0.0.1:{port}");
     let queue = 8;
     let first = Capture::tcp(port, &dir.path().join("first.fstrm"));

@@ -9,13 +9,13 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Proto, TestBed, query_from, request, tools::require_tool};
+use common::{
+    Proto, TestBed, free_tcp_port, free_udp_port, labelled_metric, query_from, request,
+    tools::require_tool, wait_for,
+};
 use hickory_proto::rr::RecordType;
-
-const WAIT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
 
 /// A running rsyslogd, killed (by its PID) when dropped.
 struct Rsyslog {
@@ -28,16 +28,6 @@ impl Drop for Rsyslog {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-    l.local_addr().expect("addr").port()
-}
-
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("free port");
-    s.local_addr().expect("addr").port()
 }
 
 impl Rsyslog {
@@ -131,18 +121,10 @@ ruleset(name="hits") {{
     }
 }
 
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(POLL);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hits_reach_rsyslog_over_tcp_and_udp_as_structured_data_and_ecs_json() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (tcp, udp) = (free_port(), free_udp_port());
+    let (tcp, udp) = (free_tcp_port(), free_udp_port());
     let rsyslog = Rsyslog::start(dir.path(), tcp, udp);
     let bed = TestBed::builder()
         .toml(&format!(
@@ -327,12 +309,7 @@ fn test_ca(dir: &Path, name: &str, server: bool) {
 /// serves), 0 when absent.
 fn metric(name: &str, sink: &str) -> f64 {
     let text = poolguard::api::metrics::install().render();
-    let label = format!("sink=\"{sink}\"");
-    text.lines()
-        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    labelled_metric(&text, name, &format!("sink=\"{sink}\""))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,7 +319,7 @@ async fn hits_reach_rsyslog_over_tls_verified_against_the_test_ca() {
     let d = dir.path();
     test_ca(d, "good", true);
     test_ca(d, "other", false);
-    let tls = free_port();
+    let tls = free_tcp_port();
     let rsyslog = Rsyslog::start_with(
         d,
         &format!(

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Proto, SINK_V4, TestBed, addresses, query_from, request};
+use common::{Proto, SINK_V4, TestBed, addresses, query_from, request, sha256_hex};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use poolguard::incidents::ManualClock;
@@ -22,11 +22,6 @@ const HOUR: i64 = 3600 * 1000;
 const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact\n\
 127.0.0.7,aa:bb:cc:dd:ee:07,gpu-ws-07,GPU workstation,理科楼 A-301,计算机学院,张伟,zhangwei@example.edu\n\
 127.0.0.8,aa:bb:cc:dd:ee:08,lab-pc-08,Desktop,Physics B-12,Physics,Li Na,lina@example.edu\n";
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -4,6 +4,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use common::{Proto, SINK_V4, TestBed, addresses};
 use hickory_proto::rr::RecordType;
@@ -50,19 +51,27 @@ async fn a_second_instance_on_the_same_dns_address_refuses_naming_the_address_an
     first.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_second_instance_sharing_the_store_is_refused_too() {
-    let first = TestBed::builder()
+/// A bed whose store is `evidence.db` in its temp dir, and that store's path.
+async fn bed_with_store() -> (TestBed, PathBuf) {
+    let bed = TestBed::builder()
         .toml("[store]\npath = \"evidence.db\"\n")
         .start()
         .await;
-    let store = first.dir.path().join("evidence.db");
+    let store = bed.dir.path().join("evidence.db");
+    (bed, store)
+}
+
+/// `[store]` naming `store` by its absolute path, for another bed to share it.
+fn shared_store(store: &Path) -> String {
+    format!("[store]\npath = {:?}\n", store.display().to_string())
+}
+
+#[tokio::test]
+async fn a_second_instance_sharing_the_store_is_refused_too() {
+    let (first, store) = bed_with_store().await;
     let error = TestBed::builder()
         .listen(first.dns)
-        .toml(&format!(
-            "[store]\npath = {:?}\n",
-            store.display().to_string()
-        ))
+        .toml(&shared_store(&store))
         .try_start()
         .await
         .err()
@@ -75,17 +84,10 @@ async fn a_second_instance_sharing_the_store_is_refused_too() {
 
 #[tokio::test]
 async fn a_second_instance_on_another_address_sharing_the_store_is_refused() {
-    let first = TestBed::builder()
-        .toml("[store]\npath = \"evidence.db\"\n")
-        .start()
-        .await;
-    let store = first.dir.path().join("evidence.db");
+    let (first, store) = bed_with_store().await;
     // Port 0: a different DNS address, so only the store can be the conflict.
     let error = TestBed::builder()
-        .toml(&format!(
-            "[store]\npath = {:?}\n",
-            store.display().to_string()
-        ))
+        .toml(&shared_store(&store))
         .try_start()
         .await
         .err()
@@ -99,13 +101,7 @@ async fn a_second_instance_on_another_address_sharing_the_store_is_refused() {
     answers(&first).await;
     // Released at shutdown: the same store (its directory kept) serves again.
     let _kept = first.shutdown().await;
-    let again = TestBed::builder()
-        .toml(&format!(
-            "[store]\npath = {:?}\n",
-            store.display().to_string()
-        ))
-        .start()
-        .await;
+    let again = TestBed::builder().toml(&shared_store(&store)).start().await;
     answers(&again).await;
     again.shutdown().await;
 }

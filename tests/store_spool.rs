@@ -35,20 +35,11 @@ fn db_path(bed: &TestBed) -> PathBuf {
         .to_path_buf()
 }
 
-/// `/healthz` as (status code, body).
-async fn health(bed: &TestBed) -> (u16, Value) {
-    let resp = reqwest::get(format!("{}/healthz", bed.api_url()))
-        .await
-        .expect("healthz answers");
-    let code = resp.status().as_u16();
-    (code, resp.json().await.expect("JSON"))
-}
-
 /// Polls `/healthz` until `cond` holds (bounded); returns the last document.
 async fn health_until(bed: &TestBed, what: &str, cond: impl Fn(u16, &Value) -> bool) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
-        let (code, body) = health(bed).await;
+        let (code, body) = bed.healthz().await;
         if cond(code, &body) {
             return body;
         }
@@ -91,12 +82,7 @@ fn hits_for(db: &Path, tag: &str) -> (i64, i64) {
 
 /// The value of a metric line `name{labels} value` in `/metrics` (summed over its labels).
 async fn metric(bed: &TestBed, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{}/metrics", bed.api_url()))
-        .await
-        .expect("metrics answers")
-        .text()
-        .await
-        .expect("text");
+    let text = bed.metrics_text().await;
     let values: Vec<f64> = text
         .lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))

@@ -358,13 +358,7 @@ pub async fn upload(
     let r = registry(&state)?;
     let content = body(content, r.config().api.max_upload_mb)?;
     let mut params = params;
-    let verbose = match params.remove("verbose") {
-        None => false,
-        Some(v) => v
-            .trim()
-            .parse::<bool>()
-            .map_err(|_| ApiError::bad_param("verbose", format!("`{v}` is not true or false")))?,
-    };
+    let verbose = true_or_false("verbose", params.remove("verbose").as_deref())?;
     let settings = settings(&params)?;
     let (who_name, _) = who(&caller);
     let n = name.clone();
@@ -699,15 +693,7 @@ pub async fn check(
         None => None,
     };
     let qtype = super::check::qtype(params.get("type"))?;
-    let resolve = match params.get("resolve").map(|v| v.trim()) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
-            return Err(
-                ApiError::bad_param("resolve", format!("`{v}` is not true or false")).into(),
-            );
-        }
-    };
+    let resolve = true_or_false("resolve", params.get("resolve").map(String::as_str))?;
     let ledger = state.ledger.load_full();
     let report = blocking(move || r.check(&name, client.map(|ip| (ip, &*ledger)))).await?;
     Ok(Json(
@@ -799,6 +785,19 @@ fn ledger_flags(params: &HashMap<String, String>) -> Result<(bool, bool), ApiErr
         };
     }
     Ok((dry_run, partial))
+}
+
+/// A `true`/`false` query parameter (absent = false); anything else is a 400 naming it, so a
+/// typo is not silently taken as the default.
+fn true_or_false(parameter: &'static str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value.map(str::trim) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(ApiError::bad_param(
+            parameter,
+            format!("`{v}` is not true or false"),
+        )),
+    }
 }
 
 fn ledger_path(state: &ApiState) -> Result<std::path::PathBuf, ApiError> {

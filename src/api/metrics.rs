@@ -57,10 +57,13 @@ pub enum Series {
 /// One metric poolguard emits.
 #[derive(Debug, Clone, Copy)]
 pub struct Metric {
+    /// The exported name (`poolguard_...`).
     pub name: &'static str,
+    /// Counter, gauge or histogram: the `# TYPE` line, and how it is registered at zero.
     pub kind: Kind,
     /// The `# HELP` text.
     pub help: &'static str,
+    /// Which label sets exist from the start.
     pub series: Series,
 }
 

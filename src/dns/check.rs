@@ -54,6 +54,8 @@ impl Site for AnyClient<'_> {
 }
 
 impl DnsCheck {
+    /// Built by `DnsServer::start_bound` from the workers' own state, so a check sees the
+    /// same policy, zones and upstreams as DNS.
     pub(crate) fn new(shared: Arc<Shared>, plan: UpstreamPlan) -> Self {
         Self { shared, plan }
     }

@@ -162,9 +162,8 @@ impl Handled {
 
 impl Handler {
     /// Runs the stages for one parsed request, records it, and returns the answer encoded
-    /// within `limit` bytes (`wire::response_limit`); `None` only if not even a header-only
-    /// SERVFAIL could be written.
-    pub async fn answer<T: Time>(&self, request: &Request, limit: u16) -> Option<Vec<u8>> {
+    /// within `limit` bytes (`wire::response_limit`).
+    pub async fn answer<T: Time>(&self, request: &Request, limit: u16) -> Vec<u8> {
         let start = Instant::now();
         let client = request.src();
         let qname = first_name(request);
@@ -509,9 +508,9 @@ fn inspect(policy: &Policy, reply: &Reply) -> Option<(Outcome, Verdict)> {
 }
 
 /// Encodes `reply` as the response to `request` within `limit` bytes: ID, question, RD and CD
-/// echoed, RA set, OPT (with DO copied and the EDE,
-/// if any) only when the client used EDNS.
-fn respond(request: &Request, reply: &Reply, udp_payload: u16, limit: u16) -> Option<Vec<u8>> {
+/// echoed, RA as [`recursion_available`] says, OPT (with DO copied and the EDE, if any) only
+/// when the client used EDNS.
+fn respond(request: &Request, reply: &Reply, udp_payload: u16, limit: u16) -> Vec<u8> {
     let mut metadata = Metadata::new(
         request.metadata.id,
         MessageType::Response,
@@ -546,7 +545,7 @@ fn respond(request: &Request, reply: &Reply, udp_payload: u16, limit: u16) -> Op
         additionals: &reply.additionals,
         edns: response_edns.as_ref(),
     };
-    wire::encode(&response, limit).map(|(_, bytes)| bytes)
+    wire::encode(&response, limit)
 }
 
 /// RA is set on every answer of the recursive service, blocks and refusals of clients

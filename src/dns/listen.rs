@@ -23,7 +23,7 @@
 //! timeout again (a client that never reads cannot pin a connection).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::net::runtime::TokioTime;
@@ -183,18 +183,18 @@ impl Frontend {
         match wire::gate(bytes, src, protocol) {
             Gate::Drop(_) => None,
             Gate::Reply(reply) => Some(reply),
-            Gate::Request(request) => {
-                let slot = Arc::new(Mutex::new(None));
-                self.answer(&request, Destination::Capture(slot.clone()))
-                    .await;
-                slot.lock().ok().and_then(|mut s| s.take())
-            }
+            Gate::Request(request) => Some(self.answer_bytes(&request).await),
         }
     }
 
-    /// Runs the handler on a parsed request and sends its answer, encoded within the
-    /// client's limit ([`wire::response_limit`]), to `to`.
+    /// Runs the handler on a parsed request and sends its answer to `to`.
     async fn answer(&self, request: &Request, to: Destination) {
+        to.send(self.answer_bytes(request).await).await;
+    }
+
+    /// Runs the handler on a parsed request and returns its answer, encoded within the
+    /// client's limit ([`wire::response_limit`]).
+    async fn answer_bytes(&self, request: &Request) -> Vec<u8> {
         let limit = wire::response_limit(request, request.protocol(), self.limits.udp_payload);
         let handling = self.handler.answer::<TokioTime>(request, limit);
         // export (docs/EXPORT.md): a slot where the handler leaves the exchange, completed
@@ -202,20 +202,15 @@ impl Frontend {
         // Boxed: inline, the scope would hold a second copy of the handler's future in every
         // request's task, and in-flight tasks would grow by that much with no export at all
         // (peak RSS 44 → 73 MiB in the harness's mixed run).
-        let answer = if self.handler.exports() {
+        if self.handler.exports() {
             Box::pin(exchange::scope(async {
                 let answer = handling.await;
-                if let Some(bytes) = &answer {
-                    exchange::complete(bytes);
-                }
+                exchange::complete(&answer);
                 answer
             }))
             .await
         } else {
             handling.await
-        };
-        if let Some(bytes) = answer {
-            to.send(bytes).await;
         }
     }
 }
@@ -560,13 +555,10 @@ fn dropped(reason: DropReason) {
     metrics::counter!("poolguard_dns_dropped_total", "reason" => reason.as_str()).increment(1);
 }
 
-/// Where an encoded answer goes: the UDP socket, the connection's writer, or a slot (for
-/// [`Frontend::respond`]).
-#[derive(Clone)]
+/// Where an encoded answer goes: the UDP socket or the connection's writer.
 enum Destination {
     Udp(Arc<UdpSocket>, SocketAddr),
     Tcp(mpsc::Sender<Vec<u8>>),
-    Capture(Arc<Mutex<Option<Vec<u8>>>>),
 }
 
 impl Destination {
@@ -581,11 +573,6 @@ impl Destination {
             Destination::Tcp(tx) => {
                 // The writer is gone only when the connection closed: nobody to answer.
                 let _ = tx.send(bytes).await;
-            }
-            Destination::Capture(slot) => {
-                if let Ok(mut s) = slot.lock() {
-                    *s = Some(bytes);
-                }
             }
         }
     }

@@ -47,14 +47,14 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::dns::exclusive::{Holder, Transport};
+use crate::dns::exclusive::Holder;
 use crate::dns::handler::{Handler, Shared};
 use crate::dns::listen::{Frontend, Limits};
 use crate::dns::ratelimit::RateLimiter;
 use crate::dns::upstream::{UpstreamError, UpstreamPlan};
 use crate::dns::zones::{LocalZones, ZoneError};
 use crate::policy::SharedPolicy;
-use crate::record::Recorder;
+use crate::record::{Recorder, Transport};
 
 /// Why the DNS server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -129,12 +129,6 @@ impl DnsServer {
                 reason: e.to_string(),
             })??;
         Ok(BoundSockets { addrs, sockets })
-    }
-
-    /// Binds every listen address and starts the workers; returns once all are serving.
-    pub async fn start(ctx: DnsContext) -> Result<Self, DnsError> {
-        let bound = Self::bind(&ctx.config).await?;
-        Self::start_bound(ctx, bound).await
     }
 
     /// Starts the workers on sockets from [`DnsServer::bind`] (with the same config); returns

@@ -23,6 +23,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::dns::answer::synthetic_soa;
 use crate::dns::reply::Reply;
+use crate::domain::name_within;
 
 /// TTL of these answers and of their SOA: they never change (Unbound uses the same 3 hours).
 pub const SPECIAL_TTL: u32 = 10_800;
@@ -53,7 +54,7 @@ const ZONES: [(&str, Kind); 5] = [
 /// The answer for `qname` (lower case, no trailing dot; `name` is the same name) when it is
 /// a special-use name, else `None`.
 pub fn answer(qname: &str, name: &Name, qtype: RecordType) -> Option<Reply> {
-    let (zone, kind) = ZONES.iter().find(|(zone, _)| within(qname, zone))?;
+    let (zone, kind) = ZONES.iter().find(|(zone, _)| name_within(qname, zone))?;
     let apex = Name::from_ascii(format!("{zone}.")).ok()?;
     let at_apex = qname == *zone;
     let localhost = || Name::from_labels(["localhost"]).ok();
@@ -78,14 +79,6 @@ pub fn answer(qname: &str, name: &Name, qtype: RecordType) -> Option<Reply> {
         None => reply.authorities.push(synthetic_soa(apex, SPECIAL_TTL)),
     }
     Some(reply)
-}
-
-/// `name` is `zone` or below it (label-aligned).
-fn within(name: &str, zone: &str) -> bool {
-    name == zone
-        || (name.len() > zone.len()
-            && name.ends_with(zone)
-            && name.as_bytes()[name.len() - zone.len() - 1] == b'.')
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::config::UpstreamConfig;
 use crate::dns::reply::{
     EDE_NETWORK_ERROR, EDE_NO_REACHABLE_AUTHORITY, EDE_OTHER, ExtendedError, Reply,
 };
-use crate::domain::DomainName;
+use crate::domain::{DomainName, name_within};
 
 /// Why the upstream resolvers could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -175,17 +175,10 @@ impl Upstreams {
     pub fn for_name(&self, name: &str) -> &Forwarder {
         self.conditional
             .iter()
-            .find(|(d, _)| within(name, d.as_str()))
+            .find(|(d, _)| name_within(name, d.as_str()))
             .map(|(_, f)| f)
             .unwrap_or(&self.default)
     }
-}
-
-fn within(name: &str, domain: &str) -> bool {
-    name == domain
-        || (name.len() > domain.len()
-            && name.ends_with(domain)
-            && name.as_bytes()[name.len() - domain.len() - 1] == b'.')
 }
 
 /// What forwarding produced: the reply to send, and whether it was an upstream failure.
@@ -451,7 +444,7 @@ fn followed_cnames(nr: &NoRecords, asked: &Name, reply: &Reply) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::within;
+    use crate::domain::name_within as within;
 
     #[test]
     fn within_is_label_aligned() {

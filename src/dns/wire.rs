@@ -22,7 +22,7 @@ use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, Query, Res
 use hickory_proto::rr::{Name, Record, RecordData};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, ResponseInfo};
+use hickory_server::server::Request;
 
 /// Size of the fixed DNS header.
 pub const HEADER_LEN: usize = 12;
@@ -255,22 +255,16 @@ pub struct Response<'a> {
 ///   records, the SOA that makes a negative answer cachable), keeping the RRsets before it.
 ///
 /// When not even the question and OPT fit, or a record cannot be encoded, the answer is a
-/// header-only SERVFAIL. Returns `None` only if not even that can be written.
-pub fn encode(response: &Response<'_>, limit: u16) -> Option<(ResponseInfo, Vec<u8>)> {
+/// header-only SERVFAIL (12 bytes, within any limit a client can give).
+pub fn encode(response: &Response<'_>, limit: u16) -> Vec<u8> {
     let id = response.metadata.id;
-    match encode_within(response, limit) {
-        Ok(encoded) => Some(encoded),
-        Err(error) => {
-            tracing::debug!(%error, id, "response could not be encoded");
-            servfail(id)
-        }
-    }
+    encode_within(response, limit).unwrap_or_else(|error| {
+        tracing::debug!(%error, id, "response could not be encoded");
+        servfail(id)
+    })
 }
 
-fn encode_within(
-    response: &Response<'_>,
-    limit: u16,
-) -> Result<(ResponseInfo, Vec<u8>), ProtoError> {
+fn encode_within(response: &Response<'_>, limit: u16) -> Result<Vec<u8>, ProtoError> {
     // The OPT record, encoded first so its room is known (and kept) before any record.
     let opt = match response.edns {
         Some(edns) => {
@@ -339,7 +333,7 @@ fn encode_within(
     let mut head = Vec::with_capacity(HEADER_LEN);
     header.emit(&mut BinEncoder::new(&mut head))?;
     bytes[..HEADER_LEN].copy_from_slice(&head);
-    Ok((ResponseInfo::from(header), bytes))
+    Ok(bytes)
 }
 
 /// What [`emit_section`] wrote.
@@ -422,13 +416,11 @@ fn emit_record(
     place.replace(encoder, len)
 }
 
-fn servfail(id: u16) -> Option<(ResponseInfo, Vec<u8>)> {
+/// A header-only SERVFAIL with `id`.
+fn servfail(id: u16) -> Vec<u8> {
     let mut request = [0u8; HEADER_LEN];
     request[..2].copy_from_slice(&id.to_be_bytes());
-    let bytes = header_reply(&request, ResponseCode::ServFail);
-    let mut decoder = BinDecoder::new(&bytes);
-    let header = hickory_proto::op::Header::read(&mut decoder).ok()?;
-    Some((ResponseInfo::from(header), bytes))
+    header_reply(&request, ResponseCode::ServFail)
 }
 
 #[cfg(test)]
@@ -548,10 +540,9 @@ mod tests {
             additionals,
             edns,
         };
-        let (info, bytes) = encode(&response, limit).expect("encodes");
+        let bytes = encode(&response, limit);
         assert!(bytes.len() <= usize::from(limit));
         let message = Message::from_vec(&bytes).expect("decodes");
-        assert_eq!(info.truncation, message.metadata.truncation);
         (bytes.len(), message)
     }
 

@@ -32,7 +32,6 @@ pub enum ZoneError {
 /// The campus's own zones. Shared by all DNS workers (the catalog is read-only after load).
 pub struct LocalZones {
     catalog: Catalog,
-    count: usize,
     /// The zone names in the policy's spelling (lower case, no trailing dot), so the fast path
     /// can ask "is this name ours?" without building a `LowerName`.
     origins: Vec<String>,
@@ -69,36 +68,23 @@ impl LocalZones {
             catalog.upsert(lower, vec![handler]);
             tracing::info!(zone = %origin, "local zone loaded");
         }
-        Ok(Self {
-            catalog,
-            count: config.zones.len(),
-            origins,
-        })
+        Ok(Self { catalog, origins })
     }
 
     /// No zones configured.
     pub fn empty() -> Self {
         Self {
             catalog: Catalog::new(),
-            count: 0,
             origins: Vec::new(),
         }
     }
 
-    /// Whether `name` is at or below one of our zones (then it must not be forwarded).
-    pub fn contains(&self, name: &LowerName) -> bool {
-        self.count > 0 && self.catalog.find(name).is_some()
-    }
-
-    /// [`LocalZones::contains`] for a lower-case name without trailing dot.
+    /// Whether `name` (lower case, no trailing dot) is at or below one of our zones (then it
+    /// must not be forwarded).
     pub fn covers(&self, name: &str) -> bool {
-        self.origins.iter().any(|zone| {
-            zone.is_empty()
-                || name == zone
-                || (name.len() > zone.len()
-                    && name.ends_with(zone.as_str())
-                    && name.as_bytes()[name.len() - zone.len() - 1] == b'.')
-        })
+        self.origins
+            .iter()
+            .any(|zone| zone.is_empty() || crate::domain::name_within(name, zone))
     }
 
     /// Answers `request` from the zones. `now` is the server clock (hickory's `Time`).

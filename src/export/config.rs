@@ -46,15 +46,20 @@ pub struct SyslogConfig {
     pub format: SyslogFormat,
     /// Facility name (`local0` … `local7`, `daemon`, `auth`, ...).
     pub facility: String,
-    /// Only hits of these feeds / categories (empty = every hit).
+    /// Only hits of these feeds (empty = no feed filter).
     pub feeds: Vec<String>,
+    /// Only hits of feeds of these categories (empty = no category filter).
     pub categories: Vec<String>,
     /// The HOSTNAME field; absent = the host name.
     pub hostname: Option<String>,
     /// Hits waiting for the receiver; beyond it new ones are dropped and counted.
     pub queue_size: usize,
+    /// First reconnect delay (TCP); doubles after each failure up to `reconnect_max_ms`.
     pub reconnect_min_ms: u64,
+    /// Longest reconnect delay.
     pub reconnect_max_ms: u64,
+    /// A write the receiver does not take within this long drops the connection (and
+    /// reconnects), so a stuck receiver cannot hold messages forever.
     pub write_timeout_ms: u64,
 }
 

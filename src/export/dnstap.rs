@@ -190,7 +190,9 @@ fn split_time(t: SystemTime) -> (u64, u32) {
 /// What an export writes into every frame.
 #[derive(Debug, Clone)]
 pub struct Identity {
+    /// Which server sent the frame (`identity`, or the host name).
     pub identity: Vec<u8>,
+    /// `poolguard <version>`, so a reader can tell software versions apart.
     pub version: Vec<u8>,
 }
 

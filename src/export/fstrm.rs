@@ -18,11 +18,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The content type dnstap uses.
 pub const DNSTAP_CONTENT_TYPE: &[u8] = b"protobuf:dnstap.Dnstap";
 
-/// Control frame types.
+/// Control frame ACCEPT: the receiver's answer to READY, listing the content types it takes.
 pub const CONTROL_ACCEPT: u32 = 0x01;
+/// Control frame START: opens the stream with the content type we send.
 pub const CONTROL_START: u32 = 0x02;
+/// Control frame STOP: we have no more data frames (sent at shutdown).
 pub const CONTROL_STOP: u32 = 0x03;
+/// Control frame READY: opens the bidirectional handshake with our content type.
 pub const CONTROL_READY: u32 = 0x04;
+/// Control frame FINISH: the receiver's answer to STOP, after which we close.
 pub const CONTROL_FINISH: u32 = 0x05;
 /// The one control field type.
 pub const FIELD_CONTENT_TYPE: u32 = 0x01;
@@ -49,7 +53,9 @@ pub enum FstrmError {
 /// A parsed control frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Control {
+    /// One of the `CONTROL_*` types.
     pub kind: u32,
+    /// Its CONTENT_TYPE fields, to check that the receiver takes dnstap.
     pub content_types: Vec<Vec<u8>>,
 }
 

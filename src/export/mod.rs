@@ -136,7 +136,7 @@ impl Exporter {
             let abort = task.abort_handle();
             if tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err() {
                 abort.abort();
-                tracing::warn!("a dnstap receiver did not finish in time; its queue is lost");
+                tracing::warn!("an export receiver did not finish in time; its queue is lost");
             }
         }
     }
@@ -154,20 +154,12 @@ impl ExportSink for Exporter {
         self.sinks.iter().any(|d| d.wants(outcome, feed))
     }
 
+    /// Offers `exchange` to every receiver that wants it. The DNS path calls this only after
+    /// [`ExportSink::wants`] said yes (`Recorder::export_for`), so the filters run once here.
     fn submit(&self, exchange: Exchange) {
-        let feed = exchange.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
-        let wanting: usize = self
-            .sinks
-            .iter()
-            .filter(|d| d.wants(exchange.outcome, feed))
-            .count();
-        if wanting == 0 {
-            return;
-        }
-        let outcome = exchange.outcome;
         let shared = Arc::new(exchange);
         let feed = shared.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
-        for d in self.sinks.iter().filter(|d| d.wants(outcome, feed)) {
+        for d in self.sinks.iter().filter(|d| d.wants(shared.outcome, feed)) {
             d.offer(shared.clone());
         }
     }

@@ -72,12 +72,20 @@ pub enum Wire {
 pub struct Settings {
     /// The metrics' `sink` label.
     pub label: String,
+    /// Every answered query, or hits only.
     pub select: Select,
+    /// Only exchanges decided by these feeds (empty = no feed filter).
     pub feeds: Vec<String>,
+    /// Only exchanges decided by feeds of these categories (empty = no category filter).
     pub categories: Vec<String>,
+    /// The queue's bound: beyond it new exchanges are dropped and counted, never waited for.
     pub queue_size: usize,
+    /// First reconnect delay; doubles after each failure up to `reconnect_max_ms`.
     pub reconnect_min_ms: u64,
+    /// Longest reconnect delay.
     pub reconnect_max_ms: u64,
+    /// A write not taken within this long drops the connection, so a stuck receiver cannot
+    /// hold the queue.
     pub write_timeout_ms: u64,
 }
 

@@ -48,9 +48,11 @@ pub fn facility_code(name: &str) -> Option<u8> {
 /// What a message needs besides the exchange.
 #[derive(Debug, Clone)]
 pub struct Header {
+    /// The facility code (`local0` = 16), part of PRI.
     pub facility: u8,
     /// HOSTNAME: printable ASCII, no spaces (sanitised by [`Header::new`]).
     pub hostname: String,
+    /// An ECS JSON body instead of the English sentence (`format = "json"`).
     pub json: bool,
 }
 

@@ -51,6 +51,7 @@ impl DeadlineState {
 /// One deadline judged at a time: the state and the facts it rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Judgement {
+    /// The judgement itself (pending, met, missed, not needed).
     pub state: DeadlineState,
     /// When it was due (ms).
     pub due_ms: i64,

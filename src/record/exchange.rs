@@ -25,6 +25,7 @@ use crate::policy::Action;
 pub struct Exchange {
     /// The client's address and port.
     pub client: SocketAddr,
+    /// UDP or TCP, dnstap's `socket_protocol`.
     pub transport: Transport,
     /// When the query arrived (wall clock).
     pub query_time: SystemTime,
@@ -34,6 +35,7 @@ pub struct Exchange {
     pub query: Box<[u8]>,
     /// The answer, verbatim (what was sent, after any truncation).
     pub response: Box<[u8]>,
+    /// What the resolver did, for the exports' `hits` selection and the dnstap policy.
     pub outcome: Outcome,
     /// The feed that decided, for blocks and allowlist matches.
     pub verdict: Option<ExchangeVerdict>,
@@ -42,6 +44,7 @@ pub struct Exchange {
 /// Which feed and rule decided an exchange, and how the feed answers.
 #[derive(Debug, Clone)]
 pub struct ExchangeVerdict {
+    /// The feed's name, for exports filtered by feed and dnstap's policy rule.
     pub feed: Arc<str>,
     /// The feed's category (`mining`, ...), for exports filtered by category.
     pub category: Arc<str>,

@@ -22,6 +22,17 @@ pub enum Transport {
     Tcp,
 }
 
+impl std::fmt::Display for Transport {
+    /// Upper case, as messages name protocols ("UDP port already in use"); the query log and
+    /// the API spell it in lower case through serde.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Udp => "UDP",
+            Self::Tcp => "TCP",
+        })
+    }
+}
+
 /// What poolguard did with a query. The names are the API's `action` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

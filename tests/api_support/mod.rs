@@ -191,17 +191,34 @@ impl Api {
             .1
     }
 
-    /// GET with the viewer token; returns status and body text.
-    pub async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
+    /// GET with the viewer token.
+    async fn get_response(&self, path: &str) -> reqwest::Response {
+        self.http
             .get(format!("{}{path}", self.base))
             .bearer_auth(self.token(Role::Viewer))
             .send()
             .await
-            .expect("request");
+            .expect("request")
+    }
+
+    /// GET with the viewer token; returns status and body text.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.get_response(path).await;
         let s = r.status().as_u16();
         (s, r.text().await.expect("body"))
+    }
+
+    /// GET with the viewer token; returns status, `Content-Type` and the body's bytes as sent
+    /// (a byte order mark included, which [`Api::get`]'s text decoding would drop).
+    pub async fn get_bytes(&self, path: &str) -> (u16, Option<String>, Vec<u8>) {
+        let r = self.get_response(path).await;
+        let status = r.status().as_u16();
+        let ctype = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, ctype, r.bytes().await.expect("body").to_vec())
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {

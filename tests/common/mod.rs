@@ -744,6 +744,131 @@ pub fn addresses(m: &Message) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// External receivers (exports)
+
+/// How long [`wait_for`] waits: long enough for an external receiver (rsyslogd,
+/// fstrm_capture) to start on a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(20);
+/// How often [`wait_for`] looks again.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `condition` every [`POLL`], panicking after [`WAIT`] naming `what` (never a bare sleep).
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a receiver process we start.
+pub fn free_tcp_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    l.local_addr().expect("addr").port()
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago, for a receiver process we start.
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("free port");
+    s.local_addr().expect("addr").port()
+}
+
+/// The value of the first series of `name` in Prometheus text whose labels contain `label`
+/// (e.g. `sink="tap"`), 0 when there is none.
+pub fn labelled_metric(text: &str, name: &str, label: &str) -> f64 {
+    let open = format!("{name}{{");
+    text.lines()
+        .find(|l| l.starts_with(&open) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// API
+
+/// Hex SHA-256 of `s`: `[[api.tokens]] sha256` holds only a token's digest, and stored
+/// versions are named by the digest of their bytes.
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// One `[[api.tokens]]` entry giving the secret `token` the `role`, as a config holds it.
+pub fn api_token_toml(name: &str, role: &str, token: &str) -> String {
+    format!(
+        "[[api.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+        sha256_hex(token)
+    )
+}
+
+impl TestBed {
+    /// One API request with `token` as bearer: (status, JSON body, or the text as a JSON
+    /// string when the body is not JSON, so an assertion message still shows it).
+    pub async fn api_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Vec<u8>>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.api_url()))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.expect("API answers");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, value)
+    }
+
+    /// The `/metrics` text (no token needed; asserts it answers 200).
+    pub async fn metrics_text(&self) -> String {
+        let resp = reqwest::get(format!("{}/metrics", self.api_url()))
+            .await
+            .expect("metrics answers");
+        assert_eq!(resp.status(), 200, "/metrics");
+        resp.text().await.expect("text")
+    }
+
+    /// `/healthz` as (status code, JSON body).
+    pub async fn healthz(&self) -> (u16, serde_json::Value) {
+        let resp = reqwest::get(format!("{}/healthz", self.api_url()))
+            .await
+            .expect("healthz answers");
+        let code = resp.status().as_u16();
+        (code, resp.json().await.expect("JSON"))
+    }
+
+    /// `GET path` with `token`: (status code, body as in [`TestBed::api_request`]).
+    pub async fn api_get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let (status, v) = self
+            .api_request(reqwest::Method::GET, path, token, None)
+            .await;
+        (status.as_u16(), v)
+    }
+
+    /// `PUT path` with `token` and `body`: (status code, body as in [`TestBed::api_request`]).
+    pub async fn api_put(&self, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
+        let (status, v) = self
+            .api_request(
+                reqwest::Method::PUT,
+                path,
+                token,
+                Some(body.as_bytes().to_vec()),
+            )
+            .await;
+        (status.as_u16(), v)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Query events
 
 /// A recorder whose events the test reads back, in the order they were recorded.

@@ -92,12 +92,7 @@ fn outcome_named(action: &str) -> Option<usize> {
 fn name_matches(filter: &NameFilter, name: &str) -> bool {
     match filter {
         NameFilter::Exact(n) => name == n,
-        NameFilter::Suffix(s) => {
-            name == s
-                || (name.len() > s.len()
-                    && name.ends_with(s.as_str())
-                    && name.as_bytes()[name.len() - s.len() - 1] == b'.')
-        }
+        NameFilter::Suffix(s) => crate::domain::name_within(name, s),
     }
 }
 
