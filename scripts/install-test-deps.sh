@@ -11,6 +11,7 @@ set -euo pipefail
 DEBIAN=(
   "unbound unbound"
   "dig dnsutils"
+  "named-checkzone bind9-utils"
   "fstrm_capture fstrm-bin"
   "dnstap-ldns dnstap-ldns"
   "rsyslogd rsyslog"

@@ -153,16 +153,10 @@ async fn published_lists_round_trip_to_the_policy() {
     bed.shutdown().await;
 }
 
-/// Loads the zone with BIND's checker when it is installed; CI without BIND prints a note.
+/// Loads the zone with BIND's own checker (`bind9-utils`, installed by
+/// scripts/install-test-deps.sh; missing, the test fails naming the package).
 fn check_with_bind(rpz: &str) {
-    let Some(checker) = ["/usr/sbin/named-checkzone", "/usr/bin/named-checkzone"]
-        .iter()
-        .map(std::path::Path::new)
-        .find(|p| p.exists())
-    else {
-        eprintln!("note: named-checkzone not installed; RPZ not checked with BIND");
-        return;
-    };
+    let checker = common::tools::require_tool("named-checkzone", "bind9-utils");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("rpz.zone");
     std::fs::write(&file, rpz).expect("write zone");
@@ -230,14 +224,10 @@ async fn ask_once(server: std::net::SocketAddr, name: &str) -> Option<Message> {
     Message::from_vec(&buf[..n]).ok()
 }
 
-/// Serves the zone from a real unbound (RPZ module) forwarding to the test upstream, when
-/// unbound is installed: blocked names get NXDOMAIN, the allowlist's hole resolves.
+/// Serves the zone from a real unbound (RPZ module) forwarding to the test upstream: blocked
+/// names get NXDOMAIN, the allowlist's hole resolves. Missing unbound fails naming the package.
 async fn check_with_unbound(rpz: &str, upstream: std::net::SocketAddr) {
-    let bin = std::path::Path::new("/usr/sbin/unbound");
-    if !bin.exists() {
-        eprintln!("note: unbound not installed; RPZ not served by unbound");
-        return;
-    }
+    let bin = common::tools::require_tool("unbound", "unbound");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("rpz.zone"), rpz).expect("zone");
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
