@@ -160,14 +160,14 @@ async fn check_says_quarantined_for_a_quarantined_client() {
     let corp = Upstream::corp();
     let bed = bed(&corp).await;
     // A quarantined client gets the walled garden, except `reachable` names.
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/v1/quarantine", bed.api_url()))
-        .bearer_auth(ADMIN)
-        .json(&json!({"ip": "127.0.0.30", "reason": "check test"}))
-        .send()
-        .await
-        .expect("API answers");
-    assert_eq!(resp.status().as_u16(), 201);
+    let (status, body) = bed
+        .api_post_json(
+            "/api/v1/quarantine",
+            ADMIN,
+            &json!({"ip": "127.0.0.30", "reason": "check test"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let m = query_from(
         "127.0.0.30".parse().unwrap(),
         bed.dns,

@@ -208,14 +208,14 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
     assert_eq!(must(&text, "poolguard_incidents_overdue"), 1.0);
 
     // Quarantined by hand.
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/v1/quarantine", bed.api_url()))
-        .bearer_auth(INVESTIGATOR)
-        .json(&json!({"ip": "127.0.0.30", "reason": "mining seen by the NOC"}))
-        .send()
-        .await
-        .expect("api");
-    assert_eq!(resp.status(), 201);
+    let (status, body) = bed
+        .api_post_json(
+            "/api/v1/quarantine",
+            INVESTIGATOR,
+            &json!({"ip": "127.0.0.30", "reason": "mining seen by the NOC"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let text = bed.metrics_text().await;
     assert_eq!(must(&text, "poolguard_quarantined_clients"), 1.0);
 

@@ -815,17 +815,37 @@ impl TestBed {
         token: &str,
         body: Option<Vec<u8>>,
     ) -> (reqwest::StatusCode, serde_json::Value) {
-        let mut req = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.api_url()))
-            .bearer_auth(token);
+        let mut req = self.api_builder(method, path, token);
         if let Some(b) = body {
             req = req.body(b);
         }
-        let resp = req.send().await.expect("API answers");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        (status, value)
+        api_answer(req).await
+    }
+
+    /// `POST path` with `token` and a JSON `body` (sent as `application/json`): (status code,
+    /// body as in [`TestBed::api_request`]).
+    pub async fn api_post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let req = self
+            .api_builder(reqwest::Method::POST, path, token)
+            .json(body);
+        let (status, value) = api_answer(req).await;
+        (status.as_u16(), value)
+    }
+
+    fn api_builder(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.api_url()))
+            .bearer_auth(token)
     }
 
     /// The `/metrics` text (no token needed; asserts it answers 200).
@@ -897,4 +917,14 @@ impl EventTap {
             .expect("a query event within the timeout")
             .expect("recorder alive")
     }
+}
+
+/// Sends `req` and reads the answer: (status, JSON body, or the text as a JSON string when the
+/// body is not JSON, so an assertion message still shows it).
+async fn api_answer(req: reqwest::RequestBuilder) -> (reqwest::StatusCode, serde_json::Value) {
+    let resp = req.send().await.expect("API answers");
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, value)
 }
