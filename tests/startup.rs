@@ -27,17 +27,27 @@ async fn answers(bed: &TestBed) {
     }
 }
 
+/// Starts `bed`, which must be refused, and returns the error as printed (a bed that starts
+/// anyway is shut down before the test fails, `why` saying what should have stopped it).
+async fn refused(bed: common::Builder, why: &str) -> String {
+    match bed.try_start().await {
+        Ok(bed) => {
+            bed.shutdown().await;
+            panic!("started although {why}");
+        }
+        Err(error) => printed(error),
+    }
+}
+
 #[tokio::test]
 async fn a_second_instance_on_the_same_dns_address_refuses_naming_the_address_and_the_holder() {
     let first = TestBed::start().await;
     // Its own temp dir, so another store: the address is what is refused.
-    let error = TestBed::builder()
-        .listen(first.dns)
-        .try_start()
-        .await
-        .err()
-        .expect("a second instance on the same address must not start");
-    let text = printed(error);
+    let text = refused(
+        TestBed::builder().listen(first.dns),
+        "another poolguard serves this DNS address",
+    )
+    .await;
     assert!(text.contains(&first.dns.to_string()), "{text}");
     assert!(
         text.contains(&format!("process {}", std::process::id())),
@@ -69,14 +79,13 @@ fn shared_store(store: &Path) -> String {
 #[tokio::test]
 async fn a_second_instance_sharing_the_store_is_refused_too() {
     let (first, store) = bed_with_store().await;
-    let error = TestBed::builder()
-        .listen(first.dns)
-        .toml(&shared_store(&store))
-        .try_start()
-        .await
-        .err()
-        .expect("refused");
-    let text = printed(error);
+    let text = refused(
+        TestBed::builder()
+            .listen(first.dns)
+            .toml(&shared_store(&store)),
+        "another poolguard serves this address and store",
+    )
+    .await;
     assert!(text.contains(&first.dns.to_string()), "{text}");
     answers(&first).await;
     first.shutdown().await;
@@ -86,13 +95,11 @@ async fn a_second_instance_sharing_the_store_is_refused_too() {
 async fn a_second_instance_on_another_address_sharing_the_store_is_refused() {
     let (first, store) = bed_with_store().await;
     // Port 0: a different DNS address, so only the store can be the conflict.
-    let error = TestBed::builder()
-        .toml(&shared_store(&store))
-        .try_start()
-        .await
-        .err()
-        .expect("refused");
-    let text = printed(error);
+    let text = refused(
+        TestBed::builder().toml(&shared_store(&store)),
+        "another poolguard serves this store",
+    )
+    .await;
     assert!(text.contains(&store.display().to_string()), "{text}");
     assert!(
         text.contains(&format!("in use by process {}", std::process::id())),
@@ -111,13 +118,11 @@ async fn an_address_held_by_another_program_is_refused_naming_it() {
     // A plain UDP socket, as a resolver without SO_REUSEPORT would hold the port.
     let other = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let addr = other.local_addr().expect("addr");
-    let error = TestBed::builder()
-        .listen(addr)
-        .try_start()
-        .await
-        .err()
-        .expect("refused");
-    let text = printed(error);
+    let text = refused(
+        TestBed::builder().listen(addr),
+        "another program holds this address",
+    )
+    .await;
     assert!(text.contains(&format!("dns.listen {addr}: UDP")), "{text}");
     assert!(
         text.contains(&format!("process {}", std::process::id())),
@@ -137,17 +142,6 @@ async fn a_restart_on_the_same_address_after_a_clean_stop_serves_with_every_work
         answers(&second).await;
     }
     second.shutdown().await;
-}
-
-/// Starts a bed whose `[api]`/`[notice]` sections are `toml` and returns the start error.
-async fn start_error(toml: &str) -> String {
-    match TestBed::builder().toml(toml).try_start().await {
-        Ok(bed) => {
-            bed.shutdown().await;
-            panic!("started although a listener address is taken: {toml}");
-        }
-        Err(error) => printed(error),
-    }
 }
 
 #[tokio::test]
@@ -170,7 +164,11 @@ async fn listener_bind_errors_name_the_listener_the_address_and_the_cause_once()
         ),
     ];
     for (toml, listener) in cases {
-        let text = start_error(&toml).await;
+        let text = refused(
+            TestBed::builder().toml(&toml),
+            &format!("a listener address is taken: {toml}"),
+        )
+        .await;
         assert!(
             text.contains(&format!("cannot listen on {addr} {listener}: ")),
             "{text}"
@@ -182,13 +180,11 @@ async fn listener_bind_errors_name_the_listener_the_address_and_the_cause_once()
 #[tokio::test]
 async fn a_dns_bind_error_prints_its_cause_once() {
     // An address of no interface here: the bind fails with something else than "in use".
-    let error = TestBed::builder()
-        .listen("192.0.2.1:5353".parse().expect("addr"))
-        .try_start()
-        .await
-        .err()
-        .expect("cannot bind");
-    let text = printed(error);
+    let text = refused(
+        TestBed::builder().listen("192.0.2.1:5353".parse().expect("addr")),
+        "192.0.2.1 is not an address of this machine",
+    )
+    .await;
     let cause = std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL).to_string();
     assert!(
         text.starts_with("dns.listen 192.0.2.1:5353: cannot bind: "),
