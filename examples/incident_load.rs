@@ -20,6 +20,7 @@ use poolguard::incidents::track::Tracker;
 use poolguard::incidents::{Accountability, Alerts, SystemClock};
 use poolguard::record::{Outcome, QueryEvent, Transport};
 use poolguard::store;
+use poolguard::store::hook::BatchHook;
 
 fn run(
     hits: u64,
@@ -36,12 +37,12 @@ fn run(
     let store = store::open(&cfg)?;
     let mut config = Config::default();
     config.enforcement.mode = mode;
-    let tracker = tracked.then(|| {
-        Tracker::new(Arc::new(Accountability::new(
+    let tracker = tracked.then(|| -> Arc<dyn BatchHook> {
+        Arc::new(Tracker::new(Arc::new(Accountability::new(
             &config,
             Arc::new(SystemClock),
             Alerts::disabled(),
-        )))
+        ))))
     });
     let (sink, writer) =
         store::writer::spawn_with(&store, &cfg, Ledger::empty().shared(), tracker)?;

@@ -12,18 +12,18 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::api::{self, ApiState};
-use crate::clients::{Ledger, LedgerError, SharedLedger};
-use crate::config::Config;
-use crate::dns::{DnsContext, DnsError, DnsServer};
-use crate::feeds::loader::{Loader, ReloadReport};
-use crate::feeds::registry::{Registry, RegistryError};
-use crate::feeds::watch::{WatchHandle, spawn_watcher};
-use crate::incidents::{self, Accountability, Alerts, SharedClock, SystemClock};
-use crate::policy::{Policy, SharedPolicy};
-use crate::record::Recorder;
-use crate::store::writer::WriterHandle;
-use crate::store::{self, Store, StoreError};
+use poolguard_api::{self as api, ApiState};
+use poolguard_clients::{Ledger, LedgerError, SharedLedger};
+use poolguard_config::Config;
+use poolguard_dns::{DnsContext, DnsError, DnsServer};
+use poolguard_feeds::loader::{Loader, ReloadReport};
+use poolguard_feeds::registry::{Registry, RegistryError};
+use poolguard_feeds::watch::{WatchHandle, spawn_watcher};
+use poolguard_incidents::{self as incidents, Accountability, Alerts, SharedClock, SystemClock};
+use poolguard_policy::{Policy, SharedPolicy};
+use poolguard_record::Recorder;
+use poolguard_store::writer::WriterHandle;
+use poolguard_store::{self as store, Store, StoreError};
 
 /// Why poolguard could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +123,7 @@ pub struct Running {
     recorder: Recorder,
     dns: DnsServer,
     /// `[[export.*]]` receivers; stopped after DNS, so every answered query is offered first.
-    exporter: Option<Arc<crate::export::Exporter>>,
+    exporter: Option<Arc<poolguard_export::Exporter>>,
     ledger: SharedLedger,
     accountability: Arc<Accountability>,
     evidence: Option<Evidence>,
@@ -158,7 +158,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         let (c, l) = (config.clone(), loader.clone());
         tokio::task::spawn_blocking(move || {
             // File I/O like the registry's own, so off the async threads with it.
-            if let Some(problem) = crate::feeds::check::feeds_dir_problem(&c) {
+            if let Some(problem) = poolguard_feeds::check::feeds_dir_problem(&c) {
                 tracing::warn!("{problem}");
             }
             for problem in incidents::config::walled_garden_problems(&c) {
@@ -200,7 +200,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     };
     // Exports (dnstap): their connection tasks run on this (control) runtime; the DNS path
     // only sees the recorder's export handle.
-    let exporter = crate::export::Exporter::start(&config);
+    let exporter = poolguard_export::Exporter::start(&config);
     let recorder = match &exporter {
         Some(e) => recorder.with_export(e.clone()),
         None => recorder,
@@ -245,7 +245,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     };
     // Subscriptions refresh on this (the control) runtime, never on a DNS runtime.
     let stop_subscriptions = tokio_util::sync::CancellationToken::new();
-    let subscription_tasks = crate::feeds::subscribe::spawn(
+    let subscription_tasks = poolguard_feeds::subscribe::spawn(
         registry.clone(),
         stop_subscriptions.clone(),
         evidence.as_ref().map(|e| e.store.clone()),
@@ -307,7 +307,8 @@ async fn open_store(
             .quarantine
             .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
         let tracker = incidents::track::Tracker::new(accountability);
-        let (sink, writer) = store::writer::spawn_with(&store, &store_cfg, ledger, Some(tracker))?;
+        let (sink, writer) =
+            store::writer::spawn_with(&store, &store_cfg, ledger, Some(Arc::new(tracker)))?;
         Ok::<_, StoreError>((lock, store, sink, writer))
     })
     .await
@@ -485,7 +486,7 @@ impl Running {
     /// configured or the file did not load.
     pub async fn reload_ledger(&self) -> Option<usize> {
         let path = self.config.resolve(self.config.clients.ledger.as_ref()?);
-        let report = match crate::clients::reload(&self.ledger, path).await {
+        let report = match poolguard_clients::reload(&self.ledger, path).await {
             Ok(report) => report,
             Err(error) => {
                 tracing::error!(%error, "asset ledger did not load; the one in force stays");

@@ -1,20 +1,23 @@
 //! poolguard: a DNS sinkhole resolver that stops cryptocurrency mining on a campus network.
 //!
-//! The request path flows one way: `dns` (listen, decide, resolve, inspect, answer) consults a
-//! `policy` snapshot compiled from `feeds`, and hands one event per query to `record`, which
-//! the `store` writer persists with the client's identity from `clients`. The control plane
-//! (`api`, feed reloads) builds new snapshots and swaps them in; it never blocks the DNS path.
+//! The program is a workspace whose crate graph is its architecture (docs/ARCHITECTURE.md):
+//! `model` at the bottom; `config`, `record`, `clients`; `policy`; `store`; `feeds`,
+//! `incidents`, `dns`, `export`; `api` on top; and this crate, which wires them together
+//! (`app`) and holds the binary. Each crate is re-exported here under its short name, so
+//! `poolguard::dns::serve` reads the same as it did before the split.
 
-pub mod api;
 pub mod app;
-pub mod clients;
-pub mod config;
-pub mod dns;
-pub mod domain;
-pub mod export;
-pub mod feeds;
-pub mod incidents;
-pub mod policy;
-pub mod record;
-pub mod store;
-pub mod versions;
+
+pub use poolguard_api as api;
+pub use poolguard_clients as clients;
+pub use poolguard_config as config;
+pub use poolguard_dns as dns;
+pub use poolguard_export as export;
+pub use poolguard_feeds as feeds;
+pub use poolguard_feeds::versions;
+pub use poolguard_incidents as incidents;
+pub use poolguard_model as model;
+pub use poolguard_model::domain;
+pub use poolguard_policy as policy;
+pub use poolguard_record as record;
+pub use poolguard_store as store;

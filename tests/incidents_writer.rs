@@ -7,9 +7,10 @@ use std::sync::Arc;
 use poolguard::clients::Ledger;
 use poolguard::config::{Config, StoreConfig};
 use poolguard::incidents::config::EnforcementMode;
-use poolguard::incidents::track::{Pending, Tracker};
+use poolguard::incidents::track::Tracker;
 use poolguard::incidents::{Accountability, Alerts, ManualClock};
 use poolguard::record::{Outcome, QueryEvent, Sink, Transport};
+use poolguard::store::hook::BatchHook;
 use poolguard::store::{self, Store, WriterHandle};
 
 /// 2026-11-01T00:00:00Z.
@@ -74,7 +75,7 @@ fn bed_with(tweak: impl FnOnce(&mut Config), alerts: Alerts) -> Bed {
         &store,
         &cfg,
         ledger.clone(),
-        Some(Tracker::new(acc.clone())),
+        Some(Arc::new(Tracker::new(acc.clone()))),
     )
     .expect("writer");
     Bed {
@@ -204,7 +205,7 @@ impl Bed {
             &self.store,
             &self.cfg,
             self.ledger.clone(),
-            Some(Tracker::new(self.acc.clone())),
+            Some(Arc::new(Tracker::new(self.acc.clone()))),
         )
         .expect("writer");
         self.sink = sink;
@@ -314,12 +315,9 @@ async fn a_replayed_hit_from_before_the_closure_joins_the_closed_incident() {
     store::writer::insert_events_into(&tx, &events, &b.ledger.load(), true, Some(&mut hits), None)
         .expect("stored");
     let tracker = Tracker::new(b.acc.clone());
-    let mut pending = Pending::default();
-    tracker
-        .on_hits(&tx, &events, &hits, true, &mut pending)
-        .expect("tracked");
+    tracker.on_hits(&tx, &events, &hits, true).expect("tracked");
     tx.commit().expect("commit");
-    tracker.publish(pending);
+    tracker.committed();
 
     assert_eq!(
         row(1),

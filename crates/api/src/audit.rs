@@ -1,0 +1,68 @@
+//! `GET /api/v1/audit`: the write history, for admins.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Serialize;
+
+use super::{ApiError, ApiState};
+use poolguard_store::audit::{self, AuditEntry};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+/// A page of audit entries, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next (older) page; null at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// Lists audited writes, newest first (`limit` ≤ 1000, `cursor` from the previous page).
+#[utoipa::path(get, path = "/api/v1/audit",
+    operation_id = "listAudit", tag = "audit",
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, description = "One page of the audit log, newest first", body = AuditPage), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 403, description = "The token's role may not do this", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<ApiState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let mut limit = DEFAULT_LIMIT;
+    let mut before = None;
+    for (k, v) in &params {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_param("limit", format!("must be 1 to {MAX_LIMIT}"))
+                    })?;
+            }
+            "cursor" => {
+                before = Some(v.parse::<i64>().map_err(|_| {
+                    ApiError::bad_param("cursor", "not a cursor from a previous page")
+                })?);
+            }
+            _ => {
+                return Err(ApiError::bad_param(
+                    "query",
+                    format!("unknown parameter `{k}` (limit, cursor)"),
+                ));
+            }
+        }
+    }
+    let items = state
+        .store
+        .read(move |conn| audit::list(conn, limit, before))
+        .await?;
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(|e| e.id.to_string()))
+        .flatten();
+    Ok(Json(AuditPage { items, next_cursor }))
+}

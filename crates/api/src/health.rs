@@ -1,0 +1,53 @@
+//! `/healthz` and `/metrics`: open endpoints for load balancers and Prometheus.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::ApiState;
+use poolguard_store::writer::WriterStatus;
+
+/// Health document: 200 when the store writer is keeping up, 503 when it is failing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `degraded`.
+    pub status: String,
+    pub store_writer: Option<WriterStatus>,
+}
+
+/// Liveness plus the store writer's state.
+#[utoipa::path(get, path = "/healthz",
+    operation_id = "getHealth", tag = "ops",
+    responses((status = 200, description = "Serving; the store writer keeps up", body = Health), (status = 503, description = "Degraded: the store writer is stopped or failing", body = Health)))]
+pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
+    let writer = state.writer.as_ref().map(|w| w.status());
+    let healthy = writer.as_ref().is_none_or(|w| w.healthy);
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(Health {
+            status: if healthy { "ok" } else { "degraded" }.to_string(),
+            store_writer: writer,
+        }),
+    )
+}
+
+/// Prometheus text exposition of every poolguard metric.
+#[utoipa::path(get, path = "/metrics",
+    operation_id = "getMetrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    super::metrics::refresh(&state).await;
+    state.metrics.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,682 @@
+//! `/api/v1/incidents`: the accountability workflow for investigators.
+//!
+//! Incidents are opened by the store writer (see `incidents::track`); this API lists them
+//! (filters, cursor, CSV), shows one with its hits and notes, moves it through the state
+//! machine (`PATCH`, 409 with the reason when the move is not allowed), appends notes and
+//! renders the written report. Every write runs in one control-plane transaction together with
+//! its audit row, so the audit log can never miss a change. Overdue flags are computed at read
+//! time against the injectable clock, never stored.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::lists::{check_keys, parse_time};
+use super::{ApiError, ApiState, Caller, neutralise, rfc3339};
+use poolguard_clients::Identity;
+use poolguard_incidents::{
+    RESOLUTIONS, Status, TransitionError, check_transition, report, severity_name,
+};
+use poolguard_model::deadline::DeadlineState;
+use poolguard_store::StoreError;
+use poolguard_store::audit::{self, AuditEntry};
+use poolguard_store::incidents::{self as db, IncidentFilter, IncidentHit, IncidentRow, Note};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+/// Hits returned with one incident (the report has them all).
+const DETAIL_HITS: usize = 1000;
+/// Longest note or free-text field, in characters.
+const MAX_TEXT: usize = 10_000;
+
+/// One incident as the API shows it; overdue flags are judged at the server's clock.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IncidentView {
+    pub id: i64,
+    /// Address of the first hit.
+    pub client: String,
+    /// `asset:<name>` (ledger asset) or `ip:<address>`: what later hits are attached by.
+    pub client_key: String,
+    /// Ledger identity when the incident opened (a snapshot; later ledger edits do not change it).
+    pub identity: Identity,
+    /// The device, as recorded by staff (prefilled with the ledger's asset).
+    pub device: Option<String>,
+    /// The responsible person, as recorded by staff (prefilled with the ledger's owner).
+    pub owner: Option<String>,
+    pub status: String,
+    pub resolution: Option<String>,
+    pub assignee: Option<String>,
+    /// Highest severity among the incident's feeds.
+    pub severity: String,
+    pub feeds: Vec<String>,
+    pub categories: Vec<String>,
+    /// RFC 3339: when the incident opened, i.e. its first hit (deadlines count from here).
+    pub opened_at: String,
+    /// RFC 3339: the first hit (same as `opened_at`, named for reports).
+    pub first_hit_at: String,
+    pub last_hit_at: String,
+    pub hit_count: i64,
+    pub distinct_names: i64,
+    pub identify_due: String,
+    pub report_due: String,
+    pub identified_at: Option<String>,
+    pub reported_at: Option<String>,
+    pub closed_at: Option<String>,
+    /// The identification deadline missed (also after closing: a miss stays missed).
+    pub identify_overdue: bool,
+    /// The report deadline missed.
+    pub report_overdue: bool,
+    /// Either deadline missed.
+    pub overdue: bool,
+    /// `met`, `missed`, `pending` or `not_needed` (closed before it was due), at the server's
+    /// clock (`incidents::deadline`).
+    pub identify_state: DeadlineState,
+    /// The same for the report deadline.
+    pub report_state: DeadlineState,
+    /// The client address is quarantined right now.
+    pub quarantined: bool,
+}
+
+impl IncidentView {
+    fn new(r: IncidentRow, now: i64, quarantined: bool) -> Self {
+        let (identify, report) = (r.identify_deadline(now), r.report_deadline(now));
+        Self {
+            identify_overdue: identify.missed(),
+            report_overdue: report.missed(),
+            overdue: identify.missed() || report.missed(),
+            identify_state: identify.state,
+            report_state: report.state,
+            id: r.id,
+            client: r.client,
+            client_key: r.client_key,
+            identity: r.identity,
+            device: r.device,
+            owner: r.owner,
+            status: r.status,
+            resolution: r.resolution,
+            assignee: r.assignee,
+            severity: severity_name(r.severity).to_string(),
+            feeds: r.feeds,
+            categories: r.categories,
+            opened_at: rfc3339(r.opened_ms),
+            first_hit_at: rfc3339(r.opened_ms),
+            last_hit_at: rfc3339(r.last_hit_ms),
+            hit_count: r.hit_count,
+            distinct_names: r.name_count,
+            identify_due: rfc3339(r.identify_due_ms),
+            report_due: rfc3339(r.report_due_ms),
+            identified_at: r.identified_ms.map(rfc3339),
+            reported_at: r.reported_ms.map(rfc3339),
+            closed_at: r.closed_ms.map(rfc3339),
+            quarantined,
+        }
+    }
+}
+
+fn view(state: &ApiState, r: IncidentRow) -> IncidentView {
+    let acc = &state.accountability;
+    let q = r
+        .client
+        .parse()
+        .map(|ip| acc.quarantine.contains(ip))
+        .unwrap_or(false);
+    IncidentView::new(r, acc.clock.now_ms(), q)
+}
+
+/// A page of incidents, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentPage {
+    pub items: Vec<IncidentView>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One hit of an incident.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HitView {
+    pub id: i64,
+    pub time: String,
+    pub client: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub qtype: String,
+    pub action: String,
+    pub feed: Option<String>,
+    pub rule: Option<String>,
+    pub rcode: String,
+}
+
+impl From<IncidentHit> for HitView {
+    fn from(h: IncidentHit) -> Self {
+        Self {
+            id: h.id,
+            time: rfc3339(h.time_ms),
+            client: h.client,
+            name: h.name,
+            qtype: h.qtype,
+            action: h.action,
+            feed: h.feed,
+            rule: h.rule,
+            rcode: h.rcode,
+        }
+    }
+}
+
+/// One incident with its hits (oldest first, at most 1000) and notes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentDetail {
+    #[serde(flatten)]
+    pub incident: IncidentView,
+    pub hits: Vec<HitView>,
+    pub notes: Vec<Note>,
+}
+
+/// Query parameters of the incident list (documentation; parsing is by hand).
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct IncidentParams {
+    /// `open`, `investigating`, `identified`, `reported`, `closed`.
+    status: Option<String>,
+    /// `true`: only incidents with a missed deadline; `false`: only those on time.
+    overdue: Option<bool>,
+    /// Department from the ledger snapshot.
+    department: Option<String>,
+    /// Token name of the assignee.
+    assignee: Option<String>,
+    /// RFC 3339: opened at or after.
+    since: Option<String>,
+    /// 1–1000, default 100.
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// `json` (default) or `csv` (next cursor in `X-Next-Cursor`).
+    format: Option<String>,
+    /// CSV only: `true` (default) starts the file with a UTF-8 byte order mark, which Excel
+    /// needs to read it as UTF-8; `false` omits it.
+    bom: Option<bool>,
+}
+
+const LIST_KEYS: [&str; 9] = [
+    "status",
+    "overdue",
+    "department",
+    "assignee",
+    "since",
+    "limit",
+    "cursor",
+    "format",
+    super::csv_export::PARAM,
+];
+
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::bad_param("id", format!("`{id}` is not an incident id")))
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no incident {id}"))
+}
+
+/// Lists incidents, newest first.
+#[utoipa::path(get, path = "/api/v1/incidents", params(IncidentParams),
+    operation_id = "listIncidents", tag = "incidents",
+    responses((status = 200, description = "One page of incidents (JSON), or the CSV export", body = IncidentPage), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<ApiState>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let mut f = IncidentFilter {
+        limit: DEFAULT_LIMIT,
+        now: state.accountability.clock.now_ms(),
+        ..IncidentFilter::default()
+    };
+    let mut csv = false;
+    let mut bom = true;
+    for (key, v) in check_keys(pairs, &LIST_KEYS)? {
+        let v = v.trim().to_string();
+        match key {
+            "status" => {
+                let s = Status::parse(&v).ok_or_else(|| {
+                    ApiError::bad_param(
+                        "status",
+                        format!(
+                            "`{v}` is not one of open, investigating, identified, reported, closed"
+                        ),
+                    )
+                })?;
+                f.status = Some(s.as_str().to_string());
+            }
+            "overdue" => {
+                f.overdue = Some(match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(ApiError::bad_param("overdue", "must be true or false")),
+                })
+            }
+            "department" => f.department = Some(v),
+            "assignee" => f.assignee = Some(v),
+            "since" => f.since = Some(parse_time("since", &v)?),
+            "limit" => {
+                f.limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_param("limit", format!("must be 1 to {MAX_LIMIT}"))
+                    })?
+            }
+            "cursor" => {
+                f.before_id = Some(v.parse::<i64>().map_err(|_| {
+                    ApiError::bad_param("cursor", "not a cursor from a previous page")
+                })?)
+            }
+            "format" => {
+                csv = match v.as_str() {
+                    "json" => false,
+                    "csv" => true,
+                    _ => {
+                        return Err(ApiError::bad_param(
+                            "format",
+                            format!("`{v}` is not json or csv"),
+                        ));
+                    }
+                }
+            }
+            super::csv_export::PARAM => bom = super::csv_export::parse_bom(&v)?,
+            _ => {}
+        }
+    }
+    let limit = f.limit;
+    let rows = state.store.read(move |c| db::list(c, &f)).await?;
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    let items: Vec<IncidentView> = rows.into_iter().map(|r| view(&state, r)).collect();
+    if !csv {
+        return Ok(Json(IncidentPage {
+            items,
+            next_cursor: next,
+        })
+        .into_response());
+    }
+    let body = to_csv(&items)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut resp = super::csv_export::response(body, bom);
+    if let Some(c) = next.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert("x-next-cursor", c);
+    }
+    Ok(resp)
+}
+
+fn to_csv(items: &[IncidentView]) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "id",
+        "client",
+        "asset",
+        "department",
+        "location",
+        "device",
+        "owner",
+        "status",
+        "resolution",
+        "assignee",
+        "severity",
+        "feeds",
+        "opened_at",
+        "last_hit_at",
+        "hit_count",
+        "distinct_names",
+        "identify_due",
+        "report_due",
+        "overdue",
+    ])?;
+    for i in items {
+        let o = |s: &Option<String>| s.clone().unwrap_or_default();
+        let rec = [
+            i.id.to_string(),
+            i.client.clone(),
+            o(&i.identity.asset),
+            o(&i.identity.department),
+            o(&i.identity.location),
+            o(&i.device),
+            o(&i.owner),
+            i.status.clone(),
+            o(&i.resolution),
+            o(&i.assignee),
+            i.severity.clone(),
+            i.feeds.join(" "),
+            i.opened_at.clone(),
+            i.last_hit_at.clone(),
+            i.hit_count.to_string(),
+            i.distinct_names.to_string(),
+            i.identify_due.clone(),
+            i.report_due.clone(),
+            i.overdue.to_string(),
+        ];
+        w.write_record(rec.iter().map(|c| neutralise(c).into_owned()))?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+/// One incident with its hits and notes.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}",
+    operation_id = "getIncident", tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 200, description = "The incident with its hits and notes", body = IncidentDetail), (status = 404, description = "No such incident", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let id = parse_id(&id)?;
+    let found = state
+        .store
+        .read(move |c| {
+            let Some(row) = db::get(c, id)? else {
+                return Ok(None);
+            };
+            Ok(Some((
+                row,
+                db::hits(c, id, DETAIL_HITS)?,
+                db::notes(c, id)?,
+            )))
+        })
+        .await?;
+    let (row, hits, notes) = found.ok_or_else(|| not_found(id))?;
+    Ok(Json(IncidentDetail {
+        incident: view(&state, row),
+        hits: hits.into_iter().map(HitView::from).collect(),
+        notes,
+    }))
+}
+
+/// The fields staff may change. Absent fields stay as they are; `""` clears a text field. A
+/// PATCH that changes nothing answers the incident as it is and writes no audit row.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentPatch {
+    /// New status: only forward (`open → investigating → identified → reported → closed`).
+    pub status: Option<String>,
+    /// Token name (or person) handling the incident.
+    pub assignee: Option<String>,
+    /// The device found (asset tag, host name, serial).
+    pub device: Option<String>,
+    /// The responsible person.
+    pub owner: Option<String>,
+    /// Only with `status: closed`: cleaned, false-positive, authorised-research, device-removed.
+    pub resolution: Option<String>,
+}
+
+enum PatchOutcome {
+    Done(Box<IncidentRow>),
+    /// Nothing differed: nothing written, nothing audited.
+    Unchanged(Box<IncidentRow>),
+    NotFound,
+    Refused(TransitionError),
+}
+
+fn text_field(name: &'static str, v: Option<String>) -> Result<Option<Option<String>>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.chars().count() > 200 => {
+            Err(ApiError::bad_param(name, "at most 200 characters"))
+        }
+        Some(s) if s.trim().is_empty() => Ok(Some(None)),
+        Some(s) => Ok(Some(Some(s.trim().to_string()))),
+    }
+}
+
+/// Changes status, assignee, device, owner or resolution; 409 with the reason when the state
+/// machine forbids the move.
+#[utoipa::path(patch, path = "/api/v1/incidents/{id}", request_body = IncidentPatch,
+    operation_id = "patchIncident", tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 200, description = "The incident as updated", body = IncidentView), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 404, description = "No such incident", body = super::error::ErrorBody), (status = 409, description = "The change is not allowed from the incident's current state", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn patch(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    caller: Option<axum::Extension<Caller>>,
+    body: Result<Json<IncidentPatch>, JsonRejection>,
+) -> Result<Json<IncidentView>, ApiError> {
+    let id = parse_id(&id)?;
+    let Json(p) = body.map_err(|e| ApiError::bad_param("body", e.body_text()))?;
+    let status = match p.status.as_deref() {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::bad_param(
+                "status",
+                format!("`{s}` is not one of open, investigating, identified, reported, closed"),
+            )
+        })?),
+    };
+    if let Some(r) = p.resolution.as_deref()
+        && !RESOLUTIONS.contains(&r)
+    {
+        return Err(ApiError::bad_param(
+            "resolution",
+            format!("`{r}` is not one of {}", RESOLUTIONS.join(", ")),
+        ));
+    }
+    let assignee = text_field("assignee", p.assignee)?;
+    let device = text_field("device", p.device)?;
+    let owner = text_field("owner", p.owner)?;
+    let resolution = p.resolution;
+    let (who, role) = caller_of(caller);
+    let now = state.accountability.clock.now_ms();
+    let outcome = state
+        .store
+        .write(move |c| {
+            let Some(mut row) = db::get(c, id)? else {
+                return Ok(PatchOutcome::NotFound);
+            };
+            let from = Status::parse(&row.status).unwrap_or(Status::Open);
+            // Only what differs from the stored incident is a change: a PATCH that changes
+            // nothing (`{}`, or every field at its current value) writes nothing and no audit
+            // row, and answers the incident as it is (issue 13), even a closed one.
+            let mut changes = Vec::new();
+            for (name, new, old) in [
+                ("device", device, &mut row.device),
+                ("owner", owner, &mut row.owner),
+                ("assignee", assignee, &mut row.assignee),
+            ] {
+                if let Some(v) = new
+                    && v != *old
+                {
+                    changes.push(format!("{name}={}", v.as_deref().unwrap_or("")));
+                    *old = v;
+                }
+            }
+            let to = status.unwrap_or(from);
+            let same_resolution = resolution
+                .as_ref()
+                .is_none_or(|r| row.resolution.as_ref() == Some(r));
+            if changes.is_empty() && to == from && same_resolution {
+                return Ok(PatchOutcome::Unchanged(Box::new(row)));
+            }
+            let identified = row.device.is_some() && row.owner.is_some();
+            if let Err(e) = check_transition(from, to, identified, resolution.as_deref()) {
+                return Ok(PatchOutcome::Refused(e));
+            }
+            // Identification cannot be withdrawn once an incident is past it.
+            if from >= Status::Identified && !identified {
+                return Ok(PatchOutcome::Refused(TransitionError::NeedsIdentification(from.as_str())));
+            }
+            if to != from {
+                changes.push(format!("status {}→{}", from.as_str(), to.as_str()));
+            }
+            // `identified_at` / `reported_at` mark those steps, which deadlines are judged by;
+            // closing is neither (a false positive closed early was never identified).
+            if matches!(to, Status::Identified | Status::Reported) && row.identified_ms.is_none() {
+                row.identified_ms = Some(now);
+            }
+            if to == Status::Reported && row.reported_ms.is_none() {
+                row.reported_ms = Some(now);
+            }
+            if to == Status::Closed {
+                row.closed_ms = Some(now);
+                row.resolution = resolution.clone();
+                changes.push(format!("resolution={}", resolution.as_deref().unwrap_or("")));
+            }
+            row.status = to.as_str().to_string();
+            c.prepare_cached(
+                "UPDATE incidents SET device = ?2, owner = ?3, assignee = ?4, status = ?5, \
+                 resolution = ?6, identified_ms = ?7, reported_ms = ?8, closed_ms = ?9 WHERE id = ?1",
+            )?
+            .execute(rusqlite::params![
+                id,
+                row.device,
+                row.owner,
+                row.assignee,
+                row.status,
+                row.resolution,
+                row.identified_ms,
+                row.reported_ms,
+                row.closed_ms
+            ])?;
+            let mut entry = AuditEntry::now(&who, &role, "incident.update", &format!("incident/{id}"));
+            entry.time_ms = now;
+            entry.detail = changes.join("; ");
+            audit::insert(c, &entry)?;
+            Ok(PatchOutcome::Done(Box::new(row)))
+        })
+        .await
+        .map_err(write_error)?;
+    match outcome {
+        PatchOutcome::NotFound => Err(not_found(id)),
+        PatchOutcome::Refused(e) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        PatchOutcome::Done(row) => {
+            tracing::info!(incident = id, status = %row.status, "incident updated");
+            Ok(Json(view(&state, *row)))
+        }
+        PatchOutcome::Unchanged(row) => Ok(Json(view(&state, *row))),
+    }
+}
+
+fn write_error(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "incident write failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "store write failed; see the server log",
+    )
+}
+
+fn caller_of(caller: Option<axum::Extension<Caller>>) -> (String, String) {
+    caller
+        .map(|c| (c.0.name, format!("{:?}", c.0.role).to_lowercase()))
+        .unwrap_or_else(|| ("unknown".into(), "unknown".into()))
+}
+
+/// A new note.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    /// The note (1–10 000 characters); the author is the token's name.
+    pub text: String,
+}
+
+/// Appends a note (notes are never edited or deleted).
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/notes", request_body = NewNote,
+    operation_id = "addIncidentNote", tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    responses((status = 201, description = "The note is added", body = Note), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody),
+              (status = 404, description = "No such incident", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn add_note(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    caller: Option<axum::Extension<Caller>>,
+    body: Result<Json<NewNote>, JsonRejection>,
+) -> Result<(StatusCode, Json<Note>), ApiError> {
+    let id = parse_id(&id)?;
+    let Json(n) = body.map_err(|e| ApiError::bad_param("body", e.body_text()))?;
+    let text = n.text.trim().to_string();
+    if text.is_empty() || text.chars().count() > MAX_TEXT {
+        return Err(ApiError::bad_param(
+            "text",
+            format!("must be 1 to {MAX_TEXT} characters"),
+        ));
+    }
+    let (who, role) = caller_of(caller);
+    let now = state.accountability.clock.now_ms();
+    let note = state
+        .store
+        .write(move |c| {
+            if db::get(c, id)?.is_none() {
+                return Ok(None);
+            }
+            let note_id = db::add_note(c, id, now, &who, &text)?;
+            let mut entry =
+                AuditEntry::now(&who, &role, "incident.note", &format!("incident/{id}"));
+            entry.time_ms = now;
+            entry.detail = format!("note {note_id} ({} characters)", text.chars().count());
+            audit::insert(c, &entry)?;
+            Ok(Some(Note {
+                id: note_id,
+                time: rfc3339(now),
+                author: who,
+                text,
+            }))
+        })
+        .await
+        .map_err(write_error)?;
+    let note = note.ok_or_else(|| not_found(id))?;
+    Ok((StatusCode::CREATED, Json(note)))
+}
+
+/// The written report, `format=html` (default, printable A4) or `format=md`.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/report",
+    operation_id = "getIncidentReport", tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id"), ("format" = Option<String>, Query, description = "html (default) or md")),
+    responses((status = 200, description = "text/html or text/markdown"), (status = 404, description = "No such incident", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn report(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let mut md = false;
+    for (_, v) in check_keys(pairs, &["format"])? {
+        md = match v.as_str() {
+            "html" => false,
+            "md" | "markdown" => true,
+            _ => {
+                return Err(ApiError::bad_param(
+                    "format",
+                    format!("`{v}` is not html or md"),
+                ));
+            }
+        };
+    }
+    let now = state.accountability.clock.now_ms();
+    let feeds = state.accountability.feeds.load_full();
+    let data = state
+        .store
+        .read(move |c| report::load(c, id, &feeds, now))
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(if md {
+        (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            report::markdown(&data),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            report::html(&data),
+        )
+            .into_response()
+    })
+}

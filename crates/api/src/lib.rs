@@ -1,0 +1,178 @@
+//! The staff HTTP API: evidence lists, stats, client look-ups, health and metrics.
+//!
+//! axum on its own listener, JSON by default with CSV/NDJSON export for lists. Every `/api/v1`
+//! route sits behind a bearer token ([`auth`]) whose role decides what it may do; `/healthz`
+//! and `/metrics` are open so load balancers and Prometheus need no secret. Handlers never
+//! touch SQLite directly: they validate parameters (400 with the parameter's name), then run
+//! one bounded read through [`Store::read`] on the blocking pool.
+
+mod audit;
+pub mod auth;
+mod check;
+mod clients;
+mod csv_export;
+mod error;
+mod feeds;
+mod health;
+mod incidents;
+mod lists;
+pub mod metrics;
+pub mod openapi;
+mod quarantine;
+mod reports;
+mod stats;
+pub mod token;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use axum::Router;
+use axum::routing::{delete, get, patch, post};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use auth::{Caller, Permission, Tokens};
+pub use error::ApiError;
+pub use poolguard_model::{neutralise, rfc3339};
+
+use poolguard_clients::SharedLedger;
+use poolguard_config::ApiConfig;
+use poolguard_store::{Store, WriterHealth};
+
+/// Everything the handlers share. Cheap to clone (all `Arc`s).
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+    pub ledger: SharedLedger,
+    /// Where `POST /api/v1/ledger/reload` re-reads the ledger from; None = reload disabled.
+    pub ledger_path: Option<PathBuf>,
+    /// Swapped whole on SIGHUP (`Running::reload_tokens`), so a leaked token is revoked and a
+    /// new one works without a restart; a request sees the old set or the new, never a mix.
+    pub tokens: Arc<ArcSwap<Tokens>>,
+    /// The store writer's counters, for `/healthz`; None when this process does not write.
+    pub writer: Option<Arc<WriterHealth>>,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The feed maintainers' write path (feeds, check, publish, ledger upload); None = those
+    /// routes answer 503.
+    pub feeds: Option<Arc<poolguard_feeds::registry::Registry>>,
+    /// Incidents, quarantine and alerts (clock, deadlines, the live quarantine set).
+    pub accountability: Arc<poolguard_incidents::Accountability>,
+    /// The DNS server's decision state, so `GET /api/v1/check` answers what DNS would; None
+    /// = `check` answers from the policy alone.
+    pub dns: Option<poolguard_dns::check::DnsCheck>,
+}
+
+impl ApiState {
+    /// Builds the shared state from config and the already-started store parts.
+    pub fn new(
+        store: Store,
+        ledger: SharedLedger,
+        ledger_path: Option<PathBuf>,
+        api: &ApiConfig,
+        writer: Option<Arc<WriterHealth>>,
+    ) -> Self {
+        Self {
+            store,
+            ledger,
+            ledger_path,
+            tokens: Arc::new(ArcSwap::from_pointee(Tokens::from_config(&api.tokens))),
+            writer,
+            metrics: metrics::install(),
+            feeds: None,
+            accountability: Arc::new(poolguard_incidents::Accountability::disabled()),
+            dns: None,
+        }
+    }
+}
+
+/// `/healthz` and `/metrics` only, for a separate `metrics_listen` address.
+pub fn ops_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
+}
+
+/// The whole API: `/api/v1/*` (token required) plus `/healthz` and `/metrics`.
+pub fn router(state: ApiState) -> Router {
+    let read = Router::new()
+        .route("/api/v1/queries", get(lists::queries))
+        .route("/api/v1/hits", get(lists::hits))
+        .route("/api/v1/stats", get(stats::stats))
+        .route("/api/v1/clients/{ip}", get(clients::client))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::get))
+        .route("/api/v1/incidents/{id}/report", get(incidents::report))
+        .route("/api/v1/quarantine", get(quarantine::list))
+        .route("/api/v1/alerts/deliveries", get(reports::deliveries))
+        .route("/api/v1/reports/summary", get(reports::summary));
+    let admin = Router::new()
+        .route("/api/v1/ledger/reload", post(clients::reload_ledger))
+        .route("/api/v1/audit", get(audit::list));
+    let incidents = Router::new()
+        .route("/api/v1/incidents/{id}", patch(incidents::patch))
+        .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
+        .route(
+            "/api/v1/quarantine",
+            post(quarantine::add).delete(quarantine::release_body),
+        )
+        .route("/api/v1/quarantine/{ip}", delete(quarantine::release_path));
+    let read = auth::guard(read, &state, Permission::ReadEvidence);
+    let admin = auth::guard(admin, &state, Permission::Admin);
+    let incidents = auth::guard(incidents, &state, Permission::WriteIncidents);
+    read.merge(admin)
+        .merge(incidents)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
+        // Feed and ledger uploads have their own limit, `[api] max_upload_mb`.
+        .merge(feeds::routes(&state))
+        .fallback(error::not_found)
+        .with_state(state.clone())
+        .merge(ops_router(state))
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves, then drains connections.
+pub fn serve<F>(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: F,
+) -> JoinHandle<std::io::Result<()>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_router(listener, router(state), shutdown)
+}
+
+/// Serves only `/healthz` and `/metrics` (for `[api] metrics_listen`).
+pub fn serve_ops<F>(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: F,
+) -> JoinHandle<std::io::Result<()>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_router(listener, ops_router(state), shutdown)
+}
+
+fn serve_router<F>(
+    listener: TcpListener,
+    app: Router,
+    shutdown: F,
+) -> JoinHandle<std::io::Result<()>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "API listening");
+    }
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    })
+}

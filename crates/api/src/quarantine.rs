@@ -1,0 +1,290 @@
+//! `/api/v1/quarantine`: who is in the walled garden, and putting clients in or letting them out.
+//!
+//! SQLite holds the list (it survives restarts); the DNS path's lock-free set is updated after
+//! each committed change. Exports for the NAC/firewall: `?format=txt` (one address per line)
+//! and `?format=csv`. Every change is audited and raises `quarantine.on` / `quarantine.off`.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::lists::check_keys;
+use super::{ApiError, ApiState, Caller, neutralise};
+use poolguard_incidents::AlertEvent;
+use poolguard_store::audit::{self, AuditEntry};
+use poolguard_store::incidents::{self as db, QuarantineEntry};
+
+/// The quarantine list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuarantineList {
+    pub items: Vec<QuarantineEntry>,
+}
+
+/// Quarantine (or release) one address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineRequest {
+    /// The client address.
+    pub ip: String,
+    /// Why (shown in the list, the audit log and the alert).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Link to an incident.
+    #[serde(default)]
+    pub incident_id: Option<i64>,
+}
+
+fn parse_ip(v: &str) -> Result<IpAddr, ApiError> {
+    v.trim()
+        .parse::<IpAddr>()
+        .map(|ip| ip.to_canonical())
+        .map_err(|_| ApiError::bad_param("ip", format!("`{v}` is not an IP address")))
+}
+
+fn caller_of(caller: Option<axum::Extension<Caller>>) -> (String, String) {
+    caller
+        .map(|c| (c.0.name, format!("{:?}", c.0.role).to_lowercase()))
+        .unwrap_or_else(|| ("unknown".into(), "unknown".into()))
+}
+
+/// Lists quarantined addresses: `format=json` (default), `txt` (one IP per line) or `csv`.
+#[utoipa::path(get, path = "/api/v1/quarantine",
+    operation_id = "listQuarantine", tag = "quarantine",
+    params(("format" = Option<String>, Query, description = "json (default), txt or csv"),
+           ("bom" = Option<bool>, Query, description = "CSV only: true (default) starts with a UTF-8 byte order mark for Excel; false omits it")),
+    responses((status = 200, description = "The quarantined clients (JSON, text or CSV)", body = QuarantineList)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<ApiState>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let mut format = "json".to_string();
+    let mut bom = true;
+    for (k, v) in check_keys(pairs, &["format", super::csv_export::PARAM])? {
+        if k == super::csv_export::PARAM {
+            bom = super::csv_export::parse_bom(&v)?;
+            continue;
+        }
+        if !matches!(v.as_str(), "json" | "txt" | "csv") {
+            return Err(ApiError::bad_param(
+                "format",
+                format!("`{v}` is not json, txt or csv"),
+            ));
+        }
+        format = v;
+    }
+    let items = state.store.read(db::quarantine_list).await?;
+    Ok(match format.as_str() {
+        "txt" => {
+            let body: String = items.iter().map(|e| format!("{}\n", e.ip)).collect();
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+        }
+        "csv" => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let mut write = || -> Result<Vec<u8>, csv::Error> {
+                w.write_record(["ip", "since", "actor", "reason", "incident_id"])?;
+                for e in &items {
+                    let inc = e.incident_id.map(|i| i.to_string()).unwrap_or_default();
+                    let rec = [&e.ip, &e.since, &e.actor, &e.reason, &inc];
+                    w.write_record(rec.iter().map(|c| neutralise(c).into_owned()))?;
+                }
+                w.flush()?;
+                Ok(w.get_ref().clone())
+            };
+            let body = write()
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            super::csv_export::response(body, bom)
+        }
+        _ => Json(QuarantineList { items }).into_response(),
+    })
+}
+
+/// Quarantines an address now (201; 200 when it already was).
+#[utoipa::path(post, path = "/api/v1/quarantine", request_body = QuarantineRequest,
+    operation_id = "quarantineClient", tag = "quarantine",
+    responses((status = 201, description = "The client is now quarantined", body = QuarantineEntry), (status = 200, description = "The client was already quarantined; nothing changed", body = QuarantineEntry),
+              (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn add(
+    State(state): State<ApiState>,
+    caller: Option<axum::Extension<Caller>>,
+    body: Result<Json<QuarantineRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<QuarantineEntry>), ApiError> {
+    let Json(r) = body.map_err(|e| ApiError::bad_param("body", e.body_text()))?;
+    let ip = parse_ip(&r.ip)?;
+    let reason = r.reason.unwrap_or_default().trim().to_string();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::bad_param(
+            "reason",
+            "a reason of 1 to 500 characters is required",
+        ));
+    }
+    let (who, role) = caller_of(caller);
+    let acc = state.accountability.clone();
+    let now = acc.clock.now_ms();
+    let ip_text = ip.to_string();
+    let incident = r.incident_id;
+    let (added, entry) = state
+        .store
+        .write(move |c| {
+            let added = db::quarantine_add(c, &ip_text, now, &who, &reason, incident)?;
+            if added {
+                let mut a = AuditEntry::now(
+                    &who,
+                    &role,
+                    "quarantine.add",
+                    &format!("quarantine/{ip_text}"),
+                );
+                a.time_ms = now;
+                a.detail = reason.clone();
+                audit::insert(c, &a)?;
+                if let Some(id) = incident {
+                    let mut a =
+                        AuditEntry::now(&who, &role, "quarantine.add", &format!("incident/{id}"));
+                    a.time_ms = now;
+                    a.detail = format!("{ip_text} quarantined: {reason}");
+                    audit::insert(c, &a)?;
+                }
+            }
+            let entry = db::quarantine_list(c)?
+                .into_iter()
+                .find(|e| e.ip == ip_text);
+            Ok((added, entry))
+        })
+        .await?;
+    let entry = entry.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "quarantine entry vanished",
+        )
+    })?;
+    acc.quarantine.insert(ip);
+    if !added {
+        return Ok((StatusCode::OK, Json(entry)));
+    }
+    tracing::info!(client = %ip, actor = %entry.actor, "client quarantined via API");
+    let mut ev = AlertEvent {
+        event: "quarantine.on",
+        time: entry.since.clone(),
+        incident_id: entry.incident_id,
+        client: Some(entry.ip.clone()),
+        detail: serde_json::Value::Null,
+    };
+    ev.detail = serde_json::json!({ "reason": entry.reason, "applied": true, "by": entry.actor });
+    acc.alerts.emit(ev);
+    Ok((StatusCode::CREATED, Json(entry)))
+}
+
+/// Why a release happens.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// The client address (for `DELETE /api/v1/quarantine`; the path form has it in the path).
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Why the client may go back online.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Releases an address given in the path (`?reason=` optional).
+#[utoipa::path(delete, path = "/api/v1/quarantine/{ip}",
+    operation_id = "releaseClient", tag = "quarantine",
+    params(("ip" = String, Path, description = "Client address"), ("reason" = Option<String>, Query)),
+    responses((status = 200, description = "The client is released", body = QuarantineEntry), (status = 404, description = "The client is not quarantined", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn release_path(
+    State(state): State<ApiState>,
+    Path(ip): Path<String>,
+    caller: Option<axum::Extension<Caller>>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<QuarantineEntry>, ApiError> {
+    let reason = check_keys(pairs, &["reason"])?
+        .into_iter()
+        .next()
+        .map(|(_, v)| v);
+    release(state, parse_ip(&ip)?, reason, caller).await
+}
+
+/// Releases the address in the JSON body `{"ip": …, "reason": …}`.
+#[utoipa::path(delete, path = "/api/v1/quarantine", request_body = ReleaseRequest,
+    operation_id = "releaseClientByBody", tag = "quarantine",
+    responses((status = 200, description = "The client is released", body = QuarantineEntry), (status = 404, description = "The client is not quarantined", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn release_body(
+    State(state): State<ApiState>,
+    caller: Option<axum::Extension<Caller>>,
+    body: Result<Json<ReleaseRequest>, JsonRejection>,
+) -> Result<Json<QuarantineEntry>, ApiError> {
+    let Json(r) = body.map_err(|e| ApiError::bad_param("body", e.body_text()))?;
+    let ip =
+        r.ip.ok_or_else(|| ApiError::bad_param("ip", "the address to release is required"))?;
+    release(state, parse_ip(&ip)?, r.reason, caller).await
+}
+
+async fn release(
+    state: ApiState,
+    ip: IpAddr,
+    reason: Option<String>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Result<Json<QuarantineEntry>, ApiError> {
+    let (who, role) = caller_of(caller);
+    let acc = state.accountability.clone();
+    let now = acc.clock.now_ms();
+    let reason = reason
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(500)
+        .collect::<String>();
+    let ip_text = ip.to_string();
+    let who2 = who.clone();
+    let reason2 = reason.clone();
+    let removed = state
+        .store
+        .write(move |c| {
+            let Some(entry) = db::quarantine_remove(c, &ip_text)? else {
+                return Ok(None);
+            };
+            let mut a = AuditEntry::now(
+                &who,
+                &role,
+                "quarantine.release",
+                &format!("quarantine/{ip_text}"),
+            );
+            a.time_ms = now;
+            a.detail = reason.clone();
+            audit::insert(c, &a)?;
+            if let Some(id) = entry.incident_id {
+                let mut a =
+                    AuditEntry::now(&who, &role, "quarantine.release", &format!("incident/{id}"));
+                a.time_ms = now;
+                a.detail = format!("{ip_text} released: {reason}");
+                audit::insert(c, &a)?;
+            }
+            Ok(Some(entry))
+        })
+        .await?;
+    let Some(entry) = removed else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("{ip} is not quarantined"),
+        ));
+    };
+    acc.quarantine.remove(ip);
+    tracing::info!(client = %ip, actor = %who2, "client released from quarantine");
+    acc.alerts.emit(AlertEvent {
+        event: "quarantine.off",
+        time: poolguard_model::rfc3339(now),
+        incident_id: entry.incident_id,
+        client: Some(entry.ip.clone()),
+        detail: serde_json::json!({ "reason": reason2, "by": who2 }),
+    });
+    Ok(Json(entry))
+}

@@ -1,0 +1,97 @@
+//! `GET /api/v1/stats`: what happened in a time window, for the security desk's dashboard.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::lists::{check_keys, parse_time};
+use super::{ApiError, ApiState};
+use poolguard_model::rfc3339;
+use poolguard_store::{self as store, Count};
+
+/// Longest window a stats request may cover; bounds the rows one request aggregates.
+const MAX_WINDOW_MS: i64 = 31 * 86_400_000;
+
+/// Query parameters of `/stats`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct StatsParams {
+    /// RFC 3339, inclusive; default 24 h before `until`.
+    since: Option<String>,
+    /// RFC 3339, exclusive; default now.
+    until: Option<String>,
+    /// Rows in each top table, 1–100 (default 10).
+    top: Option<u32>,
+}
+
+/// The stats document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsResponse {
+    pub since: String,
+    pub until: String,
+    pub queries_by_action: Vec<Count>,
+    pub hits_by_action: Vec<Count>,
+    pub top_blocked_names: Vec<Count>,
+    pub top_clients: Vec<Count>,
+    pub top_departments: Vec<Count>,
+}
+
+/// Totals by action, top blocked names, top clients and top departments in a window (≤ 31 days).
+#[utoipa::path(get, path = "/api/v1/stats", params(StatsParams),
+    operation_id = "getStats", tag = "stats",
+    responses((status = 200, description = "Counts by action and the top tables for the window", body = StatsResponse), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn stats(
+    State(state): State<ApiState>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<StatsResponse>, ApiError> {
+    let mut since = None;
+    let mut until = None;
+    let mut top = 10i64;
+    for (k, v) in check_keys(pairs, &["since", "until", "top"])? {
+        match k {
+            "since" => since = Some(parse_time("since", v.trim())?),
+            "until" => until = Some(parse_time("until", v.trim())?),
+            _ => {
+                top = v
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_param("top", format!("`{v}` is not a number from 1 to 100"))
+                    })?;
+            }
+        }
+    }
+    let until = until.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    let since = since.unwrap_or(until - 86_400_000);
+    if since >= until {
+        return Err(ApiError::bad_param(
+            "until",
+            "`until` must be after `since`",
+        ));
+    }
+    if until - since > MAX_WINDOW_MS {
+        return Err(ApiError::bad_param(
+            "since",
+            "the window may be at most 31 days",
+        ));
+    }
+    let s = state
+        .store
+        .read(move |c| store::read::stats(c, since, until, top))
+        .await?;
+    Ok(Json(StatsResponse {
+        since: rfc3339(since),
+        until: rfc3339(until),
+        queries_by_action: s.queries_by_action,
+        hits_by_action: s.hits_by_action,
+        top_blocked_names: s.top_blocked_names,
+        top_clients: s.top_clients,
+        top_departments: s.top_departments,
+    }))
+}

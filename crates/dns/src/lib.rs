@@ -1,0 +1,498 @@
+//! The DNS listener: sockets, worker threads and runtimes.
+//!
+//! `[dns] workers` OS threads (0 = one per core) each run a **current_thread** tokio runtime with
+//! its own front end ([`listen`]), over its own SO_REUSEPORT UDP socket and TCP listener for
+//! every `[dns] listen` address; the kernel spreads packets and connections across them. Measured
+//! here: 15–20 % more queries per core than one multi_thread runtime (no work stealing, no
+//! cross-thread wake-ups). Nothing blocking ever runs on these runtimes: zone files and
+//! resolv.conf are read before the workers start, feeds are compiled by the caller.
+//!
+//! The sockets are served by our own loops in [`listen`] (connection cap, per-client rate
+//! limiting, pipelined TCP, bounded in-flight work), which call our handler and send the bytes
+//! it returns.
+//!
+//! One process per address: before the SO_REUSEPORT sockets are bound, a probe without it checks
+//! that nothing holds the address, and after, the kernel's socket tables are checked for a
+//! second instance that bound at the same moment ([`exclusive`], docs/RELIABILITY.md). The
+//! binds happen first at start ([`DnsServer::bind`]), so a refused instance never opens the store.
+//!
+//! With port 0 (tests), the probe's port (free of every socket) is used for every socket (UDP
+//! and TCP, all workers), so one address serves both transports.
+
+pub mod access;
+pub mod answer;
+pub mod check;
+pub mod exclusive;
+pub mod fast;
+pub mod handler;
+pub mod listen;
+pub mod load;
+pub mod mmsg;
+pub mod ratelimit;
+pub mod reply;
+pub mod site;
+pub mod special;
+pub mod upstream;
+pub mod walled;
+pub mod wire;
+pub mod zones;
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::exclusive::Holder;
+use crate::handler::{Handler, Shared};
+use crate::listen::{Frontend, Limits};
+use crate::ratelimit::RateLimiter;
+use crate::upstream::{UpstreamError, UpstreamPlan};
+use crate::zones::{LocalZones, ZoneError};
+use poolguard_config::Config;
+use poolguard_policy::SharedPolicy;
+use poolguard_record::{Recorder, Transport};
+
+/// Why the DNS server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    /// The cause is in the message and deliberately not returned by `source()`: `main` prints
+    /// the chain, which printed it twice.
+    #[error("dns.listen {addr}: cannot bind: {cause}")]
+    Bind {
+        addr: SocketAddr,
+        cause: std::io::Error,
+    },
+    /// Another process (often a second poolguard) holds the address.
+    #[error(
+        "dns.listen {addr}: {transport} port already in use by {holder}; two resolvers on one \
+         address would split the queries, hits and incidents between them, so this one does not \
+         start: stop the other one, or listen on another address"
+    )]
+    InUse {
+        addr: SocketAddr,
+        transport: Transport,
+        holder: Holder,
+    },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+    #[error("dns worker {worker}: {reason}")]
+    Worker { worker: usize, reason: String },
+}
+
+/// What the DNS path needs from the rest of poolguard.
+pub struct DnsContext {
+    /// The whole config: `[dns]`, `[upstream]`, `[blocking]`, `[[zones]]`.
+    pub config: Arc<Config>,
+    /// The live policy the loader swaps.
+    pub policy: SharedPolicy,
+    /// The query-log hand-off (disabled when no store is configured).
+    pub recorder: Recorder,
+    /// Quarantined clients (walled garden); `None` = no enforcement.
+    pub quarantine: Option<Arc<poolguard_policy::Quarantine>>,
+}
+
+/// Requested SO_RCVBUF for each UDP socket (see `bind_udp`).
+const UDP_RECV_BUFFER: usize = 4 << 20;
+/// Pending TCP connections per listener.
+const TCP_BACKLOG: i32 = 1024;
+/// Attempts to find a port free for both UDP and TCP when binding port 0.
+const PORT_ATTEMPTS: usize = 16;
+
+/// The running DNS listeners. Dropping it without [`DnsServer::shutdown`] still stops the
+/// workers (they are signalled, not joined).
+pub struct DnsServer {
+    addrs: Vec<SocketAddr>,
+    token: CancellationToken,
+    threads: Vec<JoinHandle<()>>,
+    /// The workers' decision state and upstream plan, for `GET /api/v1/check`.
+    check: check::DnsCheck,
+}
+
+impl DnsServer {
+    /// Binds every `[dns] listen` address for every worker, refusing an address another
+    /// process holds ([`exclusive`]). Called first at start, so a second instance stops before
+    /// it opens the store; packets that arrive before [`DnsServer::start_bound`] wait in the
+    /// sockets' queues.
+    pub async fn bind(config: &Config) -> Result<BoundSockets, DnsError> {
+        let workers = worker_count(config);
+        let listen = config.dns.listen.clone();
+        let (addrs, sockets) = tokio::task::spawn_blocking(move || bind_all(&listen, workers))
+            .await
+            .map_err(|e| DnsError::Worker {
+                worker: 0,
+                reason: e.to_string(),
+            })??;
+        Ok(BoundSockets { addrs, sockets })
+    }
+
+    /// Starts the workers on sockets from [`DnsServer::bind`] (with the same config); returns
+    /// once all are serving.
+    pub async fn start_bound(ctx: DnsContext, bound: BoundSockets) -> Result<Self, DnsError> {
+        let config = ctx.config.clone();
+        let BoundSockets { addrs, sockets } = bound;
+        let workers = sockets.len();
+
+        // Blocking preparation (files, resolv.conf) off the caller's async threads.
+        let prep_config = config.clone();
+        let (plan, zones) = tokio::task::spawn_blocking(move || {
+            let plan = UpstreamPlan::new(&prep_config.upstream, workers)?;
+            let zones = LocalZones::load(&prep_config)?;
+            Ok::<_, DnsError>((plan, zones))
+        })
+        .await
+        .map_err(|e| DnsError::Worker {
+            worker: 0,
+            reason: e.to_string(),
+        })??;
+
+        let shared = Arc::new(Shared::new(
+            &config,
+            ctx.policy,
+            ctx.recorder,
+            zones,
+            ctx.quarantine,
+            workers,
+        ));
+        let limits = Limits::from_config(&config.dns);
+        // One table for all workers: SO_REUSEPORT spreads a client's packets across them.
+        let limiter = RateLimiter::new(
+            config.dns.rate_limit_qps,
+            config.dns.rate_limit_burst,
+            config.dns.rate_limit_slip,
+            config.dns.rate_limit_table_size,
+        )
+        .map(Arc::new);
+        let check = check::DnsCheck::new(shared.clone(), plan.clone());
+        let token = CancellationToken::new();
+        let mut threads = Vec::with_capacity(workers);
+        let mut ready = Vec::with_capacity(workers);
+        for (worker, worker_sockets) in sockets.into_iter().enumerate() {
+            let (tx, rx) = oneshot::channel();
+            ready.push(rx);
+            let shared = shared.clone();
+            let plan = plan.clone();
+            let token = token.clone();
+            let limiter = limiter.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("poolguard-dns-{worker}"))
+                .spawn(move || {
+                    let serving = Serving {
+                        shared,
+                        plan,
+                        limiter,
+                        limits,
+                    };
+                    run_worker(worker_sockets, serving, token, tx)
+                })
+                .map_err(|e| DnsError::Worker {
+                    worker,
+                    reason: e.to_string(),
+                })?;
+            threads.push(thread);
+        }
+        let server = Self {
+            addrs,
+            token,
+            threads,
+            check,
+        };
+        for (worker, rx) in ready.into_iter().enumerate() {
+            let outcome = rx
+                .await
+                .unwrap_or_else(|_| Err("exited during start".into()));
+            if let Err(reason) = outcome {
+                server.shutdown().await;
+                return Err(DnsError::Worker { worker, reason });
+            }
+        }
+        tracing::info!(addrs = ?server.addrs, workers, "dns listening (udp+tcp)");
+        Ok(server)
+    }
+
+    /// The real bound addresses (UDP and TCP share each one).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// What `GET /api/v1/check` needs to answer as this server would.
+    pub fn check(&self) -> check::DnsCheck {
+        self.check.clone()
+    }
+
+    /// Stops accepting, lets in-flight work end, and joins every worker thread.
+    pub async fn shutdown(mut self) {
+        self.token.cancel();
+        let threads = std::mem::take(&mut self.threads);
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                if t.join().is_err() {
+                    tracing::warn!("a dns worker panicked");
+                }
+            }
+        })
+        .await;
+        if joined.is_err() {
+            tracing::warn!("could not join the dns workers");
+        }
+        tracing::info!("dns stopped");
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// `[dns] workers`, with 0 = one per core.
+fn worker_count(config: &Config) -> usize {
+    match config.dns.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Every worker's sockets, bound by [`DnsServer::bind`] and not served yet.
+pub struct BoundSockets {
+    addrs: Vec<SocketAddr>,
+    sockets: Vec<WorkerSockets>,
+}
+
+/// The sockets one worker serves: a UDP socket and a TCP listener per listen address.
+struct WorkerSockets {
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+}
+
+/// What a worker needs besides its sockets.
+struct Serving {
+    shared: Arc<Shared>,
+    plan: UpstreamPlan,
+    limiter: Option<Arc<RateLimiter>>,
+    limits: Limits,
+}
+
+fn run_worker(
+    sockets: WorkerSockets,
+    serving: Serving,
+    token: CancellationToken,
+    ready: oneshot::Sender<Result<(), String>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot build runtime: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let upstreams = match serving.plan.build() {
+            Ok(u) => u,
+            Err(e) => {
+                let _ = ready.send(Err(e.to_string()));
+                return;
+            }
+        };
+        let front = Arc::new(Frontend::new(
+            Handler::new(serving.shared, upstreams),
+            serving.limiter,
+            serving.limits,
+        ));
+        let mut loops = tokio::task::JoinSet::new();
+        for udp in sockets.udp {
+            match tokio::net::UdpSocket::from_std(udp) {
+                Ok(s) => {
+                    loops.spawn(listen::serve_udp(front.clone(), s, token.clone()));
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(format!("udp socket: {e}")));
+                    return;
+                }
+            }
+        }
+        for tcp in sockets.tcp {
+            match tokio::net::TcpListener::from_std(tcp) {
+                Ok(l) => {
+                    loops.spawn(listen::serve_tcp(front.clone(), l, token.clone()));
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(format!("tcp listener: {e}")));
+                    return;
+                }
+            }
+        }
+        let _ = ready.send(Ok(()));
+        token.cancelled().await;
+        while let Some(joined) = loops.join_next().await {
+            if let Err(error) = joined {
+                tracing::warn!(%error, "a dns listener ended abnormally");
+            }
+        }
+    });
+}
+
+/// Binds `workers` UDP sockets and TCP listeners on every address, all with SO_REUSEPORT,
+/// after checking that no other process holds it and before checking that none joined
+/// ([`exclusive`]). Returns the real addresses and the sockets grouped per worker.
+fn bind_all(
+    listen: &[SocketAddr],
+    workers: usize,
+) -> Result<(Vec<SocketAddr>, Vec<WorkerSockets>), DnsError> {
+    // Every fixed address is probed before any is bound, so two of our own addresses that
+    // overlap (0.0.0.0 and 127.0.0.1 on one port) do not refuse each other.
+    for &addr in listen.iter().filter(|a| a.port() != 0) {
+        exclusive::probe(addr).map_err(|(t, e)| refused(addr, t, e))?;
+    }
+    let mut per_worker: Vec<WorkerSockets> = (0..workers)
+        .map(|_| WorkerSockets {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        })
+        .collect();
+    let mut addrs = Vec::with_capacity(listen.len());
+    let mut ours = HashSet::new();
+    for &addr in listen {
+        let (real, group) = if addr.port() == 0 {
+            bind_free_port(addr, workers)?
+        } else {
+            let group = bind_group(addr, workers).map_err(|(t, e)| refused(addr, t, e))?;
+            (addr, group)
+        };
+        addrs.push(real);
+        ours.extend(group.inodes());
+        for (w, (u, t)) in group.udp.into_iter().zip(group.tcp).enumerate() {
+            per_worker[w].udp.push(u);
+            per_worker[w].tcp.push(t);
+        }
+    }
+    // Another instance that passed its probe while we passed ours is in our group now.
+    for (&asked, &real) in listen.iter().zip(&addrs) {
+        if asked.port() != 0
+            && let Some((transport, holder)) = exclusive::foreign_listener(real, &ours)
+        {
+            return Err(DnsError::InUse {
+                addr: real,
+                transport,
+                holder,
+            });
+        }
+    }
+    Ok((addrs, per_worker))
+}
+
+/// A bind that failed: "in use" names the holder, anything else is the plain cause.
+fn refused(addr: SocketAddr, transport: Transport, error: std::io::Error) -> DnsError {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        DnsError::InUse {
+            addr,
+            transport,
+            holder: exclusive::holder(addr, transport),
+        }
+    } else {
+        DnsError::Bind { addr, cause: error }
+    }
+}
+
+impl WorkerSockets {
+    /// The sockets' inodes, to tell ours from another process's in `/proc/net`.
+    fn inodes(&self) -> impl Iterator<Item = u64> + '_ {
+        let udp = self.udp.iter().filter_map(exclusive::inode_of);
+        udp.chain(self.tcp.iter().filter_map(exclusive::inode_of))
+    }
+}
+
+/// Binds one UDP socket and one TCP listener on `addr` for every worker (all in one
+/// `WorkerSockets`, split per worker by the caller).
+fn bind_group(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<WorkerSockets, (Transport, std::io::Error)> {
+    let mut group = WorkerSockets {
+        udp: Vec::with_capacity(workers),
+        tcp: Vec::with_capacity(workers),
+    };
+    for _ in 0..workers {
+        group
+            .udp
+            .push(bind_udp(addr).map_err(|e| (Transport::Udp, e))?);
+        group
+            .tcp
+            .push(bind_tcp(addr).map_err(|e| (Transport::Tcp, e))?);
+    }
+    Ok(group)
+}
+
+/// Port 0 (tests): the probe's UDP port, free of every socket, if TCP is free there too and
+/// nobody joins; otherwise a new port is tried (bounded).
+fn bind_free_port(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<(SocketAddr, WorkerSockets), DnsError> {
+    let mut last_error = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let real = match exclusive::probe(addr) {
+            Ok(real) => real,
+            Err((_, e)) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                last_error = Some(e);
+                continue;
+            }
+            Err((_, cause)) => return Err(DnsError::Bind { addr, cause }),
+        };
+        let group = match bind_group(real, workers) {
+            Ok(group) => group,
+            Err((_, e)) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                last_error = Some(e);
+                continue;
+            }
+            Err((_, cause)) => return Err(DnsError::Bind { addr: real, cause }),
+        };
+        let ours: HashSet<u64> = group.inodes().collect();
+        if exclusive::foreign_listener(real, &ours).is_none() {
+            return Ok((real, group));
+        }
+    }
+    Err(DnsError::Bind {
+        addr,
+        cause: last_error.unwrap_or_else(|| std::io::Error::other("no free port")),
+    })
+}
+
+fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    // TCP: a restart binds over the previous run's TIME_WAIT connections. Not on UDP: there
+    // it lets any socket with it share the port whatever its UID (see `exclusive`).
+    if ty == Type::STREAM {
+        socket.set_reuse_address(true)?;
+    }
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    // A deep receive queue absorbs bursts instead of dropping them in the kernel; the kernel
+    // caps it at net.core.rmem_max, so this is a request, and failure is not an error.
+    let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = new_socket(addr, Type::STREAM, Protocol::TCP)?;
+    socket.bind(&addr.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    Ok(socket.into())
+}

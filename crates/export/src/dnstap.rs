@@ -1,0 +1,336 @@
+//! dnstap messages: the protobuf types and how an [`Exchange`] becomes them.
+//!
+//! The types follow the published schema `dnstap.proto` (dnstap/dnstap.pb, CC0 public domain
+//! dedication, proto2): same messages, field numbers and enum values, written as prost derive
+//! structs so no `protoc` is needed (see Cargo.toml). Only the fields poolguard fills or a
+//! reader needs are declared; prost skips unknown fields when decoding, so frames from other
+//! servers still decode.
+//!
+//! Mapping (docs/EXPORT.md): CLIENT_RESPONSE (and, with `messages = "both"`, a CLIENT_QUERY
+//! first); socket family from the client address, protocol UDP/TCP; `policy` for blocked and
+//! quarantined answers with type "poolguard", rule = the feed's name, action from the feed's
+//! action, match QNAME (the name, or a CNAME target in the answer) or RESPONSE_IP (an address in
+//! the answer), value = the rule text.
+
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+
+use poolguard_model::Action;
+use poolguard_record::exchange::Exchange;
+use poolguard_record::{Outcome, Transport};
+
+/// `Dnstap`: the top-level message of every frame.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Dnstap {
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub identity: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub version: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub extra: Option<Vec<u8>>,
+    #[prost(message, optional, tag = "14")]
+    pub message: Option<Message>,
+    /// `Dnstap.Type`: always MESSAGE (1).
+    #[prost(enumeration = "DnstapType", required, tag = "15")]
+    pub r#type: i32,
+}
+
+/// `Dnstap.Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum DnstapType {
+    Message = 1,
+}
+
+/// `SocketFamily`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum SocketFamily {
+    Inet = 1,
+    Inet6 = 2,
+}
+
+/// `SocketProtocol` (DOT, DOH, ... exist in the schema; poolguard serves UDP and TCP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum SocketProtocol {
+    Udp = 1,
+    Tcp = 2,
+    Dot = 3,
+    Doh = 4,
+}
+
+/// `Message.Type` (only the client-side types poolguard emits and readers need).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum MessageType {
+    ClientQuery = 5,
+    ClientResponse = 6,
+}
+
+/// `Message`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Message {
+    #[prost(enumeration = "MessageType", required, tag = "1")]
+    pub r#type: i32,
+    #[prost(enumeration = "SocketFamily", optional, tag = "2")]
+    pub socket_family: Option<i32>,
+    #[prost(enumeration = "SocketProtocol", optional, tag = "3")]
+    pub socket_protocol: Option<i32>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub query_address: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub response_address: Option<Vec<u8>>,
+    #[prost(uint32, optional, tag = "6")]
+    pub query_port: Option<u32>,
+    #[prost(uint32, optional, tag = "7")]
+    pub response_port: Option<u32>,
+    #[prost(uint64, optional, tag = "8")]
+    pub query_time_sec: Option<u64>,
+    #[prost(fixed32, optional, tag = "9")]
+    pub query_time_nsec: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "10")]
+    pub query_message: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "11")]
+    pub query_zone: Option<Vec<u8>>,
+    #[prost(uint64, optional, tag = "12")]
+    pub response_time_sec: Option<u64>,
+    #[prost(fixed32, optional, tag = "13")]
+    pub response_time_nsec: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "14")]
+    pub response_message: Option<Vec<u8>>,
+    #[prost(message, optional, tag = "15")]
+    pub policy: Option<Policy>,
+}
+
+/// `Policy`: the operator policy applied to this exchange.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Policy {
+    #[prost(string, optional, tag = "1")]
+    pub r#type: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub rule: Option<Vec<u8>>,
+    #[prost(enumeration = "PolicyAction", optional, tag = "3")]
+    pub action: Option<i32>,
+    #[prost(enumeration = "PolicyMatch", optional, tag = "4")]
+    pub r#match: Option<i32>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub value: Option<Vec<u8>>,
+}
+
+/// `Policy.Action`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum PolicyAction {
+    Nxdomain = 1,
+    Nodata = 2,
+    Pass = 3,
+    Drop = 4,
+    Truncate = 5,
+    LocalData = 6,
+}
+
+/// `Policy.Match`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum PolicyMatch {
+    Qname = 1,
+    ClientIp = 2,
+    ResponseIp = 3,
+    NsName = 4,
+    NsIp = 5,
+}
+
+/// The `Policy.type` poolguard writes.
+pub const POLICY_TYPE: &str = "poolguard";
+
+/// The dnstap action for a feed's action. dnstap has no REFUSED: `refuse` maps to DROP
+/// ("do not respond" with data), the nearest meaning; the REFUSED rcode itself is in
+/// `response_message` (docs/EXPORT.md).
+pub fn policy_action(action: Action) -> PolicyAction {
+    match action {
+        Action::Nxdomain => PolicyAction::Nxdomain,
+        Action::Nodata => PolicyAction::Nodata,
+        Action::Sinkhole => PolicyAction::LocalData,
+        Action::Refuse => PolicyAction::Drop,
+    }
+}
+
+/// The `policy` field for an exchange, when a policy changed its answer.
+pub fn policy_of(exchange: &Exchange) -> Option<Policy> {
+    let (matched, action) = match exchange.outcome {
+        Outcome::Blocked | Outcome::CnameBlocked => (PolicyMatch::Qname, None),
+        Outcome::IpBlocked => (PolicyMatch::ResponseIp, None),
+        // The walled garden answers for a quarantined client (no feed listed the name).
+        Outcome::Quarantined => (PolicyMatch::ClientIp, Some(PolicyAction::LocalData)),
+        _ => return None,
+    };
+    let verdict = exchange.verdict.as_ref();
+    let action = action.or_else(|| verdict.map(|v| policy_action(v.action)))?;
+    Some(Policy {
+        r#type: Some(POLICY_TYPE.to_string()),
+        rule: Some(match verdict {
+            Some(v) => v.feed.as_bytes().to_vec(),
+            None => b"quarantine".to_vec(),
+        }),
+        action: Some(action as i32),
+        r#match: Some(matched as i32),
+        value: verdict.map(|v| v.rule.as_bytes().to_vec()),
+    })
+}
+
+/// Seconds and nanoseconds since the Unix epoch.
+fn split_time(t: SystemTime) -> (u64, u32) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs(), d.subsec_nanos())
+}
+
+/// What an export writes into every frame.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Which server sent the frame (`identity`, or the host name).
+    pub identity: Vec<u8>,
+    /// `poolguard <version>`, so a reader can tell software versions apart.
+    pub version: Vec<u8>,
+}
+
+/// The dnstap payloads for `exchange`: one CLIENT_RESPONSE carrying both messages, preceded
+/// by a CLIENT_QUERY when `both`. Appended to `out` as encoded protobuf.
+pub fn encode(exchange: &Exchange, id: &Identity, both: bool, out: &mut Vec<Vec<u8>>) {
+    let (family, address) = match exchange.client.ip() {
+        IpAddr::V4(a) => (SocketFamily::Inet, a.octets().to_vec()),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => (SocketFamily::Inet, v4.octets().to_vec()),
+            None => (SocketFamily::Inet6, a.octets().to_vec()),
+        },
+    };
+    let protocol = match exchange.transport {
+        Transport::Udp => SocketProtocol::Udp,
+        Transport::Tcp => SocketProtocol::Tcp,
+    };
+    let (qs, qns) = split_time(exchange.query_time);
+    let (rs, rns) = split_time(exchange.response_time);
+    let base = Message {
+        r#type: MessageType::ClientQuery as i32,
+        socket_family: Some(family as i32),
+        socket_protocol: Some(protocol as i32),
+        query_address: Some(address),
+        query_port: Some(u32::from(exchange.client.port())),
+        query_time_sec: Some(qs),
+        query_time_nsec: Some(qns),
+        query_message: Some(exchange.query.to_vec()),
+        ..Message::default()
+    };
+    let frame = |message: Message| {
+        Dnstap {
+            identity: Some(id.identity.clone()),
+            version: Some(id.version.clone()),
+            extra: None,
+            message: Some(message),
+            r#type: DnstapType::Message as i32,
+        }
+        .encode_to_vec()
+    };
+    if both {
+        out.push(frame(base.clone()));
+    }
+    out.push(frame(Message {
+        r#type: MessageType::ClientResponse as i32,
+        response_time_sec: Some(rs),
+        response_time_nsec: Some(rns),
+        response_message: Some(exchange.response.to_vec()),
+        policy: policy_of(exchange),
+        ..base
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poolguard_record::exchange::ExchangeVerdict;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    fn exchange(outcome: Outcome, action: Option<Action>) -> Exchange {
+        Exchange {
+            client: SocketAddr::from(([10, 1, 2, 3], 40000)),
+            transport: Transport::Tcp,
+            query_time: UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 5),
+            response_time: UNIX_EPOCH + std::time::Duration::new(1_700_000_001, 7),
+            query: Box::new([1, 2, 3]),
+            response: Box::new([4, 5]),
+            outcome,
+            verdict: action.map(|action| ExchangeVerdict {
+                feed: Arc::from("mining"),
+                category: Arc::from("mining"),
+                rule: Arc::from("pool.example"),
+                action,
+            }),
+        }
+    }
+
+    fn id() -> Identity {
+        Identity {
+            identity: b"node1".to_vec(),
+            version: b"poolguard 0".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_block_becomes_one_client_response_with_its_policy() {
+        let mut out = Vec::new();
+        encode(
+            &exchange(Outcome::Blocked, Some(Action::Sinkhole)),
+            &id(),
+            false,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        let d = Dnstap::decode(&*out[0]).expect("decodes");
+        assert_eq!(d.identity.as_deref(), Some(&b"node1"[..]));
+        let m = d.message.expect("message");
+        assert_eq!(m.r#type, MessageType::ClientResponse as i32);
+        assert_eq!(m.socket_family, Some(SocketFamily::Inet as i32));
+        assert_eq!(m.socket_protocol, Some(SocketProtocol::Tcp as i32));
+        assert_eq!(m.query_address.as_deref(), Some(&[10, 1, 2, 3][..]));
+        assert_eq!(m.query_port, Some(40000));
+        assert_eq!(m.query_message.as_deref(), Some(&[1, 2, 3][..]));
+        assert_eq!(m.response_message.as_deref(), Some(&[4, 5][..]));
+        assert_eq!(
+            (m.query_time_sec, m.query_time_nsec),
+            (Some(1_700_000_000), Some(5))
+        );
+        let p = m.policy.expect("policy");
+        assert_eq!(p.r#type.as_deref(), Some("poolguard"));
+        assert_eq!(p.rule.as_deref(), Some(&b"mining"[..]));
+        assert_eq!(p.action, Some(PolicyAction::LocalData as i32));
+        assert_eq!(p.r#match, Some(PolicyMatch::Qname as i32));
+        assert_eq!(p.value.as_deref(), Some(&b"pool.example"[..]));
+    }
+
+    #[test]
+    fn both_sends_the_query_first_and_allowed_answers_carry_no_policy() {
+        let mut out = Vec::new();
+        encode(&exchange(Outcome::Allowed, None), &id(), true, &mut out);
+        assert_eq!(out.len(), 2);
+        let q = Dnstap::decode(&*out[0]).unwrap().message.unwrap();
+        assert_eq!(q.r#type, MessageType::ClientQuery as i32);
+        assert!(q.response_message.is_none());
+        let r = Dnstap::decode(&*out[1]).unwrap().message.unwrap();
+        assert!(r.policy.is_none());
+    }
+
+    #[test]
+    fn actions_and_matches_map_as_documented() {
+        assert_eq!(policy_action(Action::Refuse), PolicyAction::Drop);
+        assert_eq!(policy_action(Action::Nxdomain), PolicyAction::Nxdomain);
+        assert_eq!(policy_action(Action::Nodata), PolicyAction::Nodata);
+        let ip = policy_of(&exchange(Outcome::IpBlocked, Some(Action::Nxdomain))).unwrap();
+        assert_eq!(ip.r#match, Some(PolicyMatch::ResponseIp as i32));
+        let q = policy_of(&exchange(Outcome::Quarantined, None)).unwrap();
+        assert_eq!(q.r#match, Some(PolicyMatch::ClientIp as i32));
+        assert_eq!(q.action, Some(PolicyAction::LocalData as i32));
+    }
+}

@@ -1,0 +1,210 @@
+//! Exports: records that leave the box for the operators' own pipelines (docs/EXPORT.md).
+//!
+//! dnstap over Frame Streams (`[[export.dnstap]]`), the DNS world's standard event format, to
+//! any fstrm receiver (`fstrm_capture`, `dnstap`, a collector like vector or go-dnscollector);
+//! and RFC 5424 syslog, one structured message per hit (`[[export.syslog]]`), for SIEMs. Each receiver gets a bounded queue and a connection task; the DNS workers
+//! only `try_send` into the queues ([`poolguard_record::exchange::ExportSink`]), so an export can
+//! drop (and count) records but never slows or blocks an answer.
+//!
+//! This module depends only on `record`, `config` and the policy's `Action` value type (no
+//! store, API or incidents), so it can move into its own crate.
+
+pub mod dnstap;
+pub mod fstrm;
+pub mod sink;
+pub mod syslog;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use config::{Messages, Select};
+use dnstap::Identity;
+use poolguard_config::Config;
+pub use poolguard_config::export as config;
+use poolguard_record::Outcome;
+use poolguard_record::exchange::{Exchange, ExportSink};
+use sink::{QueueSink, Settings, Target, Wire};
+
+/// How long shutdown waits for each receiver to take what is queued and FINISH.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
+/// Every configured export, as the DNS path sees it.
+pub struct Exporter {
+    /// Every receiver, dnstap and syslog alike.
+    sinks: Vec<QueueSink>,
+    stop: CancellationToken,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Exporter {
+    /// Starts a connection task per configured receiver on the current (control) runtime.
+    /// `None` when nothing is configured: the DNS path then copies nothing.
+    pub fn start(config: &Config) -> Option<Arc<Self>> {
+        if config.export.dnstap.is_empty() && config.export.syslog.is_empty() {
+            return None;
+        }
+        let stop = CancellationToken::new();
+        let version = format!("poolguard {}", env!("CARGO_PKG_VERSION")).into_bytes();
+        let mut sinks = Vec::new();
+        let mut tasks = Vec::new();
+        let mut labels = std::collections::HashSet::new();
+        for d in &config.export.dnstap {
+            let target = match (&d.unix, d.tcp) {
+                (Some(path), _) => Target::Unix(config.resolve(path)),
+                (None, Some(addr)) => Target::Tcp(addr),
+                // Refused by validation.
+                (None, None) => continue,
+            };
+            let wire = Wire::Dnstap {
+                identity: Identity {
+                    identity: d.identity.clone().unwrap_or_else(host_name).into_bytes(),
+                    version: version.clone(),
+                },
+                both: d.messages == Messages::Both,
+            };
+            let settings = Settings {
+                label: unique(&mut labels, d.label()),
+                select: d.select,
+                feeds: d.feeds.clone(),
+                categories: d.categories.clone(),
+                queue_size: d.queue_size,
+                reconnect_min_ms: d.reconnect_min_ms,
+                reconnect_max_ms: d.reconnect_max_ms,
+                write_timeout_ms: d.write_timeout_ms,
+            };
+            let (sink, task) = QueueSink::new(&settings, target, wire, stop.clone());
+            sinks.push(sink);
+            tasks.push(tokio::spawn(task));
+        }
+        for s in &config.export.syslog {
+            let target = match (s.udp, s.tcp) {
+                (Some(addr), _) => Target::Udp(addr),
+                (None, Some(addr)) if s.tls => match tls_target(config, s, addr) {
+                    Ok(target) => target,
+                    Err(error) => {
+                        // Checked by validation; a CA file changed since is reported here.
+                        tracing::error!(sink = %s.label(), %error, "syslog export not started");
+                        continue;
+                    }
+                },
+                (None, Some(addr)) => Target::Tcp(addr),
+                // Refused by validation.
+                (None, None) => continue,
+            };
+            let facility = syslog::facility_code(&s.facility).unwrap_or(16);
+            let hostname = s.hostname.clone().unwrap_or_else(host_name);
+            let wire = Wire::Syslog(syslog::Header::new(
+                facility,
+                &hostname,
+                s.format == config::SyslogFormat::Json,
+            ));
+            let settings = Settings {
+                label: unique(&mut labels, s.label()),
+                // One message per hit.
+                select: Select::Hits,
+                feeds: s.feeds.clone(),
+                categories: s.categories.clone(),
+                queue_size: s.queue_size,
+                reconnect_min_ms: s.reconnect_min_ms,
+                reconnect_max_ms: s.reconnect_max_ms,
+                write_timeout_ms: s.write_timeout_ms,
+            };
+            let (sink, task) = QueueSink::new(&settings, target, wire, stop.clone());
+            sinks.push(sink);
+            tasks.push(tokio::spawn(task));
+        }
+        Some(Arc::new(Self {
+            sinks,
+            stop,
+            tasks: std::sync::Mutex::new(tasks),
+        }))
+    }
+
+    /// Stops every connection: queued exchanges are written, then STOP / FINISH, each receiver
+    /// within [`SHUTDOWN_WAIT`]. Call after the DNS listeners stopped.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let tasks = match self.tasks.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => return,
+        };
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err() {
+                abort.abort();
+                tracing::warn!("an export receiver did not finish in time; its queue is lost");
+            }
+        }
+    }
+}
+
+impl Drop for Exporter {
+    /// A poolguard dropped without shutdown (tests) must not leave tasks reconnecting.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl ExportSink for Exporter {
+    fn wants(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
+        self.sinks.iter().any(|d| d.wants(outcome, feed))
+    }
+
+    /// Offers `exchange` to every receiver that wants it. The DNS path calls this only after
+    /// [`ExportSink::wants`] said yes (`Recorder::export_for`), so the filters run once here.
+    fn submit(&self, exchange: Exchange) {
+        let shared = Arc::new(exchange);
+        let feed = shared.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
+        for d in self.sinks.iter().filter(|d| d.wants(shared.outcome, feed)) {
+            d.offer(shared.clone());
+        }
+    }
+}
+
+/// `label`, or `label#2`, `label#3`... when two exports share a target, so each keeps its own
+/// metrics.
+fn unique(seen: &mut std::collections::HashSet<String>, label: String) -> String {
+    let mut candidate = label.clone();
+    let mut n = 1;
+    while !seen.insert(candidate.clone()) {
+        n += 1;
+        candidate = format!("{label}#{n}");
+    }
+    candidate
+}
+
+/// A TLS target for `[[export.syslog]]` with `tls = true`.
+fn tls_target(
+    config: &Config,
+    s: &config::SyslogConfig,
+    addr: std::net::SocketAddr,
+) -> Result<Target, String> {
+    let ca = s.ca_file.as_ref().ok_or("`ca_file` is missing")?;
+    let client = tls::client_config(tls::roots(&config.resolve(ca))?)?;
+    let name = match &s.server_name {
+        Some(name) => rustls_pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| format!("server_name: {e}"))?,
+        None => rustls_pki_types::ServerName::IpAddress(addr.ip().into()),
+    };
+    Ok(Target::Tls(addr, name, client))
+}
+
+/// The host name, for the dnstap `identity` when `identity` is not set.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates (we cut at the first NUL either way).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "poolguard".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if !name.is_empty() => name.to_string(),
+        _ => "poolguard".to_string(),
+    }
+}

@@ -1,0 +1,478 @@
+//! One export receiver (dnstap or syslog): a bounded queue filled by the DNS workers and a
+//! task that keeps a connection to the receiver and writes the queue into it.
+//!
+//! The DNS side only ever calls [`QueueSink::offer`]: a `try_send` into a bounded channel.
+//! When the receiver is slow or gone the channel fills and further exchanges are dropped and
+//! counted (`poolguard_export_dropped_total{sink}`); DNS never waits. The task connects,
+//! handshakes (dnstap: READY/ACCEPT/START), encodes and writes in batches, and on any error drops the
+//! connection and reconnects after a delay that doubles from `reconnect_min_ms` up to
+//! `reconnect_max_ms`. At shutdown it writes what is queued (dnstap: then STOP, and waits for
+//! FINISH). Syslog over UDP has no connection: one datagram per message, a failed send drops
+//! (and counts) that message.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::config::Select;
+use super::dnstap::{self, Identity};
+use super::fstrm::{self, DNSTAP_CONTENT_TYPE, FstrmError};
+use super::syslog;
+use poolguard_record::Outcome;
+use poolguard_record::exchange::Exchange;
+
+/// Exchanges written per batch before the writer is flushed.
+const BATCH: usize = 256;
+/// Bound on each handshake step and on the final STOP/FINISH.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the receiver listens.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+    /// Syslog only: datagrams, no connection.
+    Udp(SocketAddr),
+    /// Syslog only: TCP with TLS, the receiver verified as `name`.
+    Tls(
+        SocketAddr,
+        rustls_pki_types::ServerName<'static>,
+        Arc<tokio_rustls::rustls::ClientConfig>,
+    ),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Unix(p) => write!(f, "unix:{}", p.display()),
+            Target::Tcp(a) => write!(f, "tcp:{a}"),
+            Target::Udp(a) => write!(f, "udp:{a}"),
+            Target::Tls(a, ..) => write!(f, "tls:{a}"),
+        }
+    }
+}
+
+/// What goes over the wire to a receiver.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    /// dnstap over Frame Streams; `both` = a CLIENT_QUERY before each CLIENT_RESPONSE.
+    Dnstap { identity: Identity, both: bool },
+    /// RFC 5424 messages (octet-counted over TCP).
+    Syslog(syslog::Header),
+}
+
+/// What a receiver's queue and connection are set up with, from its config section.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The metrics' `sink` label.
+    pub label: String,
+    /// Every answered query, or hits only.
+    pub select: Select,
+    /// Only exchanges decided by these feeds (empty = no feed filter).
+    pub feeds: Vec<String>,
+    /// Only exchanges decided by feeds of these categories (empty = no category filter).
+    pub categories: Vec<String>,
+    /// The queue's bound: beyond it new exchanges are dropped and counted, never waited for.
+    pub queue_size: usize,
+    /// First reconnect delay; doubles after each failure up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay.
+    pub reconnect_max_ms: u64,
+    /// A write not taken within this long drops the connection, so a stuck receiver cannot
+    /// hold the queue.
+    pub write_timeout_ms: u64,
+}
+
+/// The DNS side of one receiver: its filter and the queue's sending end.
+pub struct QueueSink {
+    select: Select,
+    feeds: Vec<String>,
+    categories: Vec<String>,
+    queue: mpsc::Sender<Arc<Exchange>>,
+    dropped: Counter,
+}
+
+/// Counters and gauges of one sink, resolved once (labelled handles hash their key per call).
+#[derive(Clone)]
+struct Meters {
+    dropped: Counter,
+    sent: Counter,
+    connections: Counter,
+    connected: Gauge,
+}
+
+impl Meters {
+    fn new(label: &str) -> Self {
+        let sink = label.to_string();
+        let m = Self {
+            dropped: metrics::counter!("poolguard_export_dropped_total", "sink" => sink.clone()),
+            sent: metrics::counter!("poolguard_export_sent_total", "sink" => sink.clone()),
+            connections: metrics::counter!("poolguard_export_connections_total", "sink" => sink.clone()),
+            connected: metrics::gauge!("poolguard_export_connected", "sink" => sink),
+        };
+        // Registered at start, so a scrape shows 0 rather than nothing before the first drop.
+        // Their HELP texts are in `api::metrics::METRICS` (series `PerSink`).
+        m.dropped.increment(0);
+        m.sent.increment(0);
+        m.connections.increment(0);
+        m.connected.set(0.0);
+        m
+    }
+}
+
+impl QueueSink {
+    /// The sink for `config`, and the task that serves its receiver until `stop` (spawn it on
+    /// the control runtime).
+    pub fn new(
+        config: &Settings,
+        target: Target,
+        wire: Wire,
+        stop: CancellationToken,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
+        let meters = Meters::new(&config.label);
+        let (tx, rx) = mpsc::channel(config.queue_size.max(1));
+        let sink = Self {
+            select: config.select,
+            feeds: config.feeds.clone(),
+            categories: config.categories.clone(),
+            queue: tx,
+            dropped: meters.dropped.clone(),
+        };
+        let task = Connection {
+            target,
+            wire,
+            reconnect: (
+                Duration::from_millis(config.reconnect_min_ms.max(1)),
+                Duration::from_millis(config.reconnect_max_ms.max(1)),
+            ),
+            write_timeout: Duration::from_millis(config.write_timeout_ms.max(1)),
+            meters,
+            stop,
+        }
+        .run(rx);
+        (sink, task)
+    }
+
+    /// Whether this receiver wants an exchange with `outcome` decided by `feed`.
+    pub fn wants(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
+        if self.select == Select::Hits && !outcome.is_hit() {
+            return false;
+        }
+        if !self.feeds.is_empty()
+            && !feed.is_some_and(|(name, _)| self.feeds.iter().any(|f| f == name))
+        {
+            return false;
+        }
+        if !self.categories.is_empty()
+            && !feed.is_some_and(|(_, category)| self.categories.iter().any(|c| c == category))
+        {
+            return false;
+        }
+        true
+    }
+
+    /// Queues `exchange` without waiting; a full queue (or a stopped task) drops it, counted.
+    pub fn offer(&self, exchange: Arc<Exchange>) {
+        if self.queue.try_send(exchange).is_err() {
+            self.dropped.increment(1);
+        }
+    }
+}
+
+/// How a connection ended.
+enum Ended {
+    /// Stopped (shutdown or every sender gone): do not reconnect.
+    Stopped,
+    /// The receiver went away or failed: reconnect.
+    Lost(FstrmError),
+}
+
+/// The receiver side of the queue: connects, writes, reconnects.
+struct Connection {
+    target: Target,
+    wire: Wire,
+    reconnect: (Duration, Duration),
+    write_timeout: Duration,
+    meters: Meters,
+    stop: CancellationToken,
+}
+
+impl Connection {
+    async fn run(self, mut rx: mpsc::Receiver<Arc<Exchange>>) {
+        let (min, max) = self.reconnect;
+        let mut delay = min;
+        // Logged once per outage, not once per attempt.
+        let mut reported = false;
+        loop {
+            if self.stop.is_cancelled() {
+                break;
+            }
+            // Not raced against `stop`: the connection handles it itself (writes what is
+            // queued, then STOP / FINISH); every wait inside is bounded.
+            let ended = self.connect_and_serve(&mut rx).await;
+            self.meters.connected.set(0.0);
+            match ended {
+                Ok(Ended::Stopped) => break,
+                Ok(Ended::Lost(error)) => {
+                    tracing::warn!(target = %self.target, %error, "dnstap receiver lost; reconnecting");
+                    delay = min;
+                    reported = true;
+                }
+                Err(error) => {
+                    if !reported {
+                        tracing::warn!(target = %self.target, %error, "dnstap receiver unreachable; exchanges queue (then drop) until it is back");
+                        reported = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stop.cancelled() => break,
+            }
+            delay = (delay * 2).min(max);
+        }
+        // Whatever is still queued is dropped with the task: count it.
+        rx.close();
+        let mut left = 0;
+        while rx.try_recv().is_ok() {
+            left += 1;
+        }
+        self.meters.dropped.increment(left);
+    }
+
+    /// One connection: `Err` when it could not be set up, else how it ended.
+    async fn connect_and_serve(
+        &self,
+        rx: &mut mpsc::Receiver<Arc<Exchange>>,
+    ) -> Result<Ended, FstrmError> {
+        let connect = async {
+            match &self.target {
+                Target::Unix(path) => {
+                    let s = tokio::net::UnixStream::connect(path).await?;
+                    Ok::<_, std::io::Error>(Stream::Unix(s))
+                }
+                Target::Tcp(addr) => {
+                    let s = tokio::net::TcpStream::connect(addr).await?;
+                    s.set_nodelay(true)?;
+                    Ok(Stream::Tcp(s))
+                }
+                Target::Tls(addr, name, client) => {
+                    let s = tokio::net::TcpStream::connect(addr).await?;
+                    s.set_nodelay(true)?;
+                    let tls = tokio_rustls::TlsConnector::from(client.clone())
+                        .connect(name.clone(), s)
+                        .await?;
+                    Ok(Stream::Tls(Box::new(tls)))
+                }
+                Target::Udp(addr) => {
+                    let local: SocketAddr = if addr.is_ipv4() {
+                        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+                    } else {
+                        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                    };
+                    let s = tokio::net::UdpSocket::bind(local).await?;
+                    s.connect(addr).await?;
+                    Ok(Stream::Udp(s))
+                }
+            }
+        };
+        let stream = tokio::select! {
+            connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect) => connected
+                .map_err(|_| FstrmError::Timeout(HANDSHAKE_TIMEOUT))??,
+            _ = self.stop.cancelled() => return Ok(Ended::Stopped),
+        };
+        match stream {
+            Stream::Unix(s) => self.serve(s, rx).await,
+            Stream::Tcp(s) => self.serve(s, rx).await,
+            Stream::Udp(s) => Ok(self.serve_udp(s, rx).await),
+            Stream::Tls(s) => self.serve(*s, rx).await,
+        }
+    }
+
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        rx: &mut mpsc::Receiver<Arc<Exchange>>,
+    ) -> Result<Ended, FstrmError> {
+        let (mut reader, writer) = tokio::io::split(stream);
+        let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+        let dnstap = matches!(self.wire, Wire::Dnstap { .. });
+        if dnstap {
+            fstrm::handshake(
+                &mut reader,
+                &mut writer,
+                DNSTAP_CONTENT_TYPE,
+                HANDSHAKE_TIMEOUT,
+            )
+            .await?;
+        }
+        self.meters.connections.increment(1);
+        self.meters.connected.set(1.0);
+        tracing::info!(target = %self.target, "export receiver connected");
+        let mut probe = [0u8; 64];
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => {
+                    // Write what is queued now (bounded by the queue), then STOP / FINISH.
+                    while let Ok(e) = rx.try_recv() {
+                        batch.push(e);
+                        if batch.len() == BATCH
+                            && let Err(error) = self.write(&mut writer, &mut batch).await
+                        {
+                            return Ok(Ended::Lost(error));
+                        }
+                    }
+                    if let Err(error) = self.write(&mut writer, &mut batch).await {
+                        return Ok(Ended::Lost(error));
+                    }
+                    if dnstap && let Err(error) = fstrm::finish(&mut reader, &mut writer, HANDSHAKE_TIMEOUT).await {
+                        tracing::debug!(target = %self.target, %error, "dnstap receiver did not FINISH");
+                    }
+                    let _ = writer.shutdown().await;
+                    return Ok(Ended::Stopped);
+                }
+                // The receiver sends nothing after ACCEPT until FINISH: EOF or data here
+                // means it went away (noticed even while no query is flowing).
+                read = reader.read(&mut probe) => {
+                    return Ok(Ended::Lost(match read {
+                        Ok(0) => FstrmError::Io(std::io::ErrorKind::UnexpectedEof.into()),
+                        Ok(_) => FstrmError::Malformed("unexpected frame from the receiver"),
+                        Err(e) => FstrmError::Io(e),
+                    }));
+                }
+                next = rx.recv() => {
+                    let Some(first) = next else {
+                        if dnstap {
+                            let _ = fstrm::finish(&mut reader, &mut writer, HANDSHAKE_TIMEOUT).await;
+                        }
+                        let _ = writer.shutdown().await;
+                        return Ok(Ended::Stopped);
+                    };
+                    batch.push(first);
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(e) => batch.push(e),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(error) = self.write(&mut writer, &mut batch).await {
+                        return Ok(Ended::Lost(error));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Encodes and writes `batch`, then flushes, within the write timeout. On failure the
+    /// batch counts as dropped: what the receiver got of it is unknown.
+    async fn write<W: AsyncWrite + Unpin>(
+        &self,
+        writer: &mut W,
+        batch: &mut Vec<Arc<Exchange>>,
+    ) -> Result<(), FstrmError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        self.encode(batch, &mut bytes);
+        let n = batch.len() as u64;
+        batch.clear();
+        let write = async {
+            writer.write_all(&bytes).await?;
+            writer.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(Ok(())) => {
+                self.meters.sent.increment(n);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.meters.dropped.increment(n);
+                Err(FstrmError::Io(e))
+            }
+            Err(_) => {
+                self.meters.dropped.increment(n);
+                Err(FstrmError::Timeout(self.write_timeout))
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// The stream bytes of `batch`: Frame Streams data frames, or octet-counted syslog.
+    fn encode(&self, batch: &[Arc<Exchange>], bytes: &mut Vec<u8>) {
+        match &self.wire {
+            Wire::Dnstap { identity, both } => {
+                let mut payloads = Vec::with_capacity(2);
+                for exchange in batch {
+                    payloads.clear();
+                    dnstap::encode(exchange, identity, *both, &mut payloads);
+                    for p in &payloads {
+                        let _ = fstrm::data_frame(p, bytes);
+                    }
+                }
+            }
+            Wire::Syslog(header) => {
+                for exchange in batch {
+                    syslog::octet_counted(&syslog::format(exchange, header), bytes);
+                }
+            }
+        }
+    }
+
+    /// Syslog over UDP: one datagram per message until stopped (then what is queued is sent).
+    async fn serve_udp(
+        &self,
+        socket: tokio::net::UdpSocket,
+        rx: &mut mpsc::Receiver<Arc<Exchange>>,
+    ) -> Ended {
+        let Wire::Syslog(header) = &self.wire else {
+            return Ended::Stopped;
+        };
+        self.meters.connections.increment(1);
+        self.meters.connected.set(1.0);
+        let send = |exchange: Arc<Exchange>| {
+            let message = syslog::format(&exchange, header);
+            let socket = &socket;
+            async move {
+                // A UDP send waits only for socket buffer room; bounded all the same.
+                match tokio::time::timeout(self.write_timeout, socket.send(message.as_bytes()))
+                    .await
+                {
+                    Ok(Ok(_)) => self.meters.sent.increment(1),
+                    _ => self.meters.dropped.increment(1),
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => {
+                    while let Ok(e) = rx.try_recv() {
+                        send(e).await;
+                    }
+                    return Ended::Stopped;
+                }
+                next = rx.recv() => match next {
+                    Some(e) => send(e).await,
+                    None => return Ended::Stopped,
+                },
+            }
+        }
+    }
+}
+
+enum Stream {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+    Udp(tokio::net::UdpSocket),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}

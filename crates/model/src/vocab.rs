@@ -1,0 +1,62 @@
+//! The words every layer shares: how a block is answered, what a feed holds and how bad a hit is.
+
+use serde::{Deserialize, Serialize};
+
+/// How a blocked query is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// REFUSED: the client is told we will not answer.
+    Refuse,
+    /// NXDOMAIN: the name does not exist.
+    Nxdomain,
+    /// NOERROR with no records.
+    Nodata,
+    /// A → sinkhole_ipv4, AAAA → sinkhole_ipv6, any other type NODATA.
+    Sinkhole,
+}
+
+/// What a feed's entries mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedKind {
+    /// Names to block (with all their subdomains).
+    #[default]
+    Domains,
+    /// Addresses and CIDR prefixes: answers resolving into them are blocked.
+    Ips,
+    /// Names that must never be blocked; wins over every blocklist.
+    Allow,
+}
+
+/// The on-disk syntax of a feed. `Auto` sniffs the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedFormat {
+    #[default]
+    Auto,
+    Plain,
+    Hosts,
+    Adblock,
+    Dnsmasq,
+    Rpz,
+    Wildcard,
+    Ip,
+    /// Browser URL-match patterns (`*://*.coinhive.com/*`), as NoCoin and MinerBlock ship them.
+    Url,
+    /// Suricata/Emerging Threats rules: names from `dns.query`, `tls.sni`, `http.host` contents.
+    Suricata,
+}
+
+/// How bad a hit on this feed is; incidents take the highest of their feeds.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    #[default]
+    Medium,
+    High,
+    Critical,
+}

@@ -1,0 +1,732 @@
+//! The block format: many query-log rows in one compact, self-contained byte string.
+//!
+//! ```text
+//! block  := version(u8 = 2) rows(varint) base_ms(zigzag) events_len(varint) events dict×12
+//! event  := dt_ms(zigzag, from the previous row) flags(u8) client(4|16) port(u16 le)
+//!           qtype rcode feed upstream department (varint dictionary codes, 0 = none)
+//!           [network asset mac kind location owner contact (codes) if flags & SNAPSHOT]
+//!           name(str) [rule(str) if flags & RULE] answer(str) latency_us(varint)
+//! dict   := count(varint) str×count          (code n is entry n-1)
+//! str    := len(varint) utf-8 bytes
+//! flags  := outcome(low 4 bits) | TCP 0x10 | V6 0x20 | RULE 0x40 | SNAPSHOT 0x80
+//! ```
+//!
+//! Low-cardinality fields are dictionary codes, so a row costs its name, its answer summary
+//! and a dozen bytes (about 45 bytes a row against ~300 for an indexed SQLite row). Codes
+//! are spelled out here rather than taken from enum discriminants: they are on disk.
+//!
+//! Version 2 added the ledger snapshot that hits carry as evidence (the same format stores
+//! the query log and the hits); version 1 blocks (five dictionaries, no snapshot) still read.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::filter::{Field, FilterBuilder, name_keys, value_key};
+use crate::ip_key;
+use poolguard_clients::Identity;
+use poolguard_record::{Outcome, QueryEvent, Transport};
+
+const VERSION: u8 = 2;
+/// Blocks written before the snapshot fields (schema 6–7).
+const VERSION_1: u8 = 1;
+const TCP: u8 = 0x10;
+const V6: u8 = 0x20;
+const RULE: u8 = 0x40;
+const SNAPSHOT: u8 = 0x80;
+
+/// Outcomes in on-disk code order; a code is the index here.
+pub const OUTCOMES: [Outcome; 10] = [
+    Outcome::Allowed,
+    Outcome::Allowlisted,
+    Outcome::Blocked,
+    Outcome::CnameBlocked,
+    Outcome::IpBlocked,
+    Outcome::Local,
+    Outcome::Servfail,
+    Outcome::Refused,
+    Outcome::Formerr,
+    Outcome::Quarantined,
+];
+
+/// The on-disk code of an outcome.
+pub fn outcome_code(o: Outcome) -> u8 {
+    OUTCOMES.iter().position(|x| *x == o).unwrap_or(0) as u8
+}
+
+/// Why a stored block could not be read. Blocks are written only by this module, so any of
+/// these means a damaged file (or a newer poolguard's format).
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    #[error("log block is damaged: {0}")]
+    Corrupt(&'static str),
+    #[error("log block has format version {0}; this build reads version {VERSION}")]
+    Version(u8),
+}
+
+/// One row as the block stores it, borrowed from an event or from a decoded block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Entry<'a> {
+    pub time_ms: i64,
+    pub client: IpAddr,
+    pub port: u16,
+    pub transport: Transport,
+    pub outcome: Outcome,
+    pub name: &'a str,
+    pub qtype: &'a str,
+    pub feed: Option<&'a str>,
+    pub rule: Option<&'a str>,
+    pub rcode: &'a str,
+    pub answer: &'a str,
+    pub latency_us: u32,
+    pub upstream: Option<&'a str>,
+    pub department: Option<&'a str>,
+    /// The ledger identity at write time; hits carry it, query-log rows do not.
+    pub snapshot: Option<Snapshot<'a>>,
+}
+
+/// A hit's ledger identity snapshot (its department is [`Entry::department`]). Kept with the
+/// hit so later ledger edits never rewrite evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Snapshot<'a> {
+    pub network: Option<&'a str>,
+    pub asset: Option<&'a str>,
+    pub mac: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub location: Option<&'a str>,
+    pub owner: Option<&'a str>,
+    pub contact: Option<&'a str>,
+}
+
+impl<'a> Snapshot<'a> {
+    /// The snapshot of a ledger identity.
+    pub fn of(i: &'a Identity) -> Self {
+        Self {
+            network: i.network.as_deref(),
+            asset: i.asset.as_deref(),
+            mac: i.mac.as_deref(),
+            kind: i.kind.as_deref(),
+            location: i.location.as_deref(),
+            owner: i.owner.as_deref(),
+            contact: i.contact.as_deref(),
+        }
+    }
+
+    /// The owned identity, with `department` from the row.
+    pub fn identity(&self, department: Option<&str>) -> Identity {
+        let own = |v: Option<&str>| v.map(str::to_string);
+        Identity {
+            network: own(self.network),
+            asset: own(self.asset),
+            mac: own(self.mac),
+            kind: own(self.kind),
+            location: own(self.location),
+            department: own(department),
+            owner: own(self.owner),
+            contact: own(self.contact),
+        }
+    }
+
+    fn fields(&self) -> [Option<&'a str>; 7] {
+        [
+            self.network,
+            self.asset,
+            self.mac,
+            self.kind,
+            self.location,
+            self.owner,
+            self.contact,
+        ]
+    }
+}
+
+impl<'a> Entry<'a> {
+    /// The row of `e`, with the client's department from the ledger at write time.
+    pub fn of(e: &'a QueryEvent, department: Option<&'a str>) -> Self {
+        Self {
+            time_ms: e.time_ms,
+            client: e.client.ip().to_canonical(),
+            port: e.client.port(),
+            transport: e.transport,
+            outcome: e.outcome,
+            name: &e.name,
+            qtype: &e.qtype,
+            feed: e.feed.as_deref(),
+            rule: e.rule.as_deref(),
+            rcode: e.rcode,
+            answer: &e.answer,
+            latency_us: e.latency_us,
+            upstream: e.upstream.as_deref(),
+            department,
+            snapshot: None,
+        }
+    }
+
+    /// The hit row of `e`: its department and the whole identity snapshot from the ledger
+    /// (an empty one when the ledger does not know the client: a hit always has a snapshot).
+    pub fn hit(e: &'a QueryEvent, identity: Option<&'a Identity>) -> Self {
+        Self {
+            snapshot: Some(identity.map(Snapshot::of).unwrap_or_default()),
+            ..Self::of(e, identity.and_then(|i| i.department.as_deref()))
+        }
+    }
+}
+
+/// Dictionary slots, in on-disk order.
+const QTYPE: usize = 0;
+const RCODE: usize = 1;
+const FEED: usize = 2;
+const UPSTREAM: usize = 3;
+const DEPARTMENT: usize = 4;
+/// The snapshot's seven fields take slots 5..12, in [`Snapshot::fields`] order.
+const SNAPSHOT_FIRST: usize = 5;
+const SNAPSHOT_FIELDS: usize = 7;
+const DICTS: usize = SNAPSHOT_FIRST + SNAPSHOT_FIELDS;
+/// Dictionaries in a version 1 block.
+const DICTS_V1: usize = 5;
+
+/// One field's dictionary. `last` short-cuts the common run of equal values.
+#[derive(Default)]
+struct Dict {
+    values: Vec<Box<str>>,
+    index: HashMap<Box<str>, u32, foldhash::fast::FixedState>,
+    last: u32,
+}
+
+impl Dict {
+    /// The code of `v` (0 for none); `fresh` is called once per new value.
+    #[inline]
+    fn code(&mut self, v: Option<&str>, fresh: impl FnOnce(&str)) -> u32 {
+        let Some(v) = v else { return 0 };
+        if self.last != 0 && *self.values[self.last as usize - 1] == *v {
+            return self.last;
+        }
+        let code = match self.index.get(v) {
+            Some(&c) => c,
+            None => {
+                self.values.push(v.into());
+                let c = self.values.len() as u32;
+                self.index.insert(v.into(), c);
+                fresh(v);
+                c
+            }
+        };
+        self.last = code;
+        code
+    }
+}
+
+/// A sealed block, ready for its table row.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub rows: u32,
+    /// Rows per outcome, as varints in [`OUTCOMES`] order (stats read it without decoding).
+    pub counts: Vec<u8>,
+    pub filter: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+/// Builds one block row by row.
+#[derive(Default)]
+pub struct BlockEncoder {
+    events: Vec<u8>,
+    dicts: [Dict; DICTS_V1],
+    snapshot_dicts: [Dict; SNAPSHOT_FIELDS],
+    filter: FilterBuilder,
+    rows: u32,
+    base_ms: i64,
+    prev_ms: i64,
+    first_ms: i64,
+    last_ms: i64,
+    counts: [u32; OUTCOMES.len()],
+    last_client: Option<IpAddr>,
+}
+
+impl BlockEncoder {
+    /// Rows added so far.
+    pub fn rows(&self) -> u32 {
+        self.rows
+    }
+
+    /// Appends one row.
+    pub fn push(&mut self, e: &Entry<'_>) {
+        if self.rows == 0 {
+            self.base_ms = e.time_ms;
+            self.prev_ms = e.time_ms;
+            self.first_ms = e.time_ms;
+            self.last_ms = e.time_ms;
+        }
+        self.rows += 1;
+        self.first_ms = self.first_ms.min(e.time_ms);
+        self.last_ms = self.last_ms.max(e.time_ms);
+        let code = outcome_code(e.outcome);
+        self.counts[code as usize] += 1;
+
+        let out = &mut self.events;
+        put_zigzag(out, e.time_ms.wrapping_sub(self.prev_ms));
+        self.prev_ms = e.time_ms;
+        let mut flags = code;
+        if e.transport == Transport::Tcp {
+            flags |= TCP;
+        }
+        if e.client.is_ipv6() {
+            flags |= V6;
+        }
+        if e.rule.is_some() {
+            flags |= RULE;
+        }
+        if e.snapshot.is_some() {
+            flags |= SNAPSHOT;
+        }
+        out.push(flags);
+        match e.client {
+            IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+        }
+        out.extend_from_slice(&e.port.to_le_bytes());
+
+        let filter = &mut self.filter;
+        let [qtype, rcode, feed, upstream, department] = &mut self.dicts;
+        let codes = [
+            qtype.code(Some(e.qtype), |v| {
+                filter.add(value_key(Field::QueryType, v.as_bytes()))
+            }),
+            rcode.code(Some(e.rcode), |_| {}),
+            feed.code(e.feed, |v| filter.add(value_key(Field::Feed, v.as_bytes()))),
+            upstream.code(e.upstream, |_| {}),
+            department.code(e.department, |v| {
+                filter.add(value_key(Field::Department, v.as_bytes()))
+            }),
+        ];
+        for c in codes {
+            put_varint(out, u64::from(c));
+        }
+        if let Some(s) = &e.snapshot {
+            for (slot, (dict, v)) in self.snapshot_dicts.iter_mut().zip(s.fields()).enumerate() {
+                let c = dict.code(v, |v| {
+                    if slot == 1 {
+                        filter.add(value_key(Field::Asset, v.as_bytes()));
+                    }
+                });
+                put_varint(out, u64::from(c));
+            }
+        }
+        put_str(out, e.name);
+        if let Some(rule) = e.rule {
+            put_str(out, rule);
+        }
+        put_str(out, e.answer);
+        put_varint(out, u64::from(e.latency_us));
+
+        if self.last_client != Some(e.client) {
+            self.last_client = Some(e.client);
+            filter.add(value_key(Field::Client, &ip_key(e.client)));
+        }
+        name_keys(e.name, |k| filter.add(k));
+    }
+
+    /// The finished block, or `None` when no row was added.
+    pub fn seal(self) -> Option<Sealed> {
+        if self.rows == 0 {
+            return None;
+        }
+        let mut data = Vec::with_capacity(self.events.len() + 64);
+        data.push(VERSION);
+        put_varint(&mut data, u64::from(self.rows));
+        put_zigzag(&mut data, self.base_ms);
+        put_varint(&mut data, self.events.len() as u64);
+        data.extend_from_slice(&self.events);
+        for dict in self.dicts.iter().chain(&self.snapshot_dicts) {
+            put_varint(&mut data, dict.values.len() as u64);
+            for v in &dict.values {
+                put_str(&mut data, v);
+            }
+        }
+        let mut counts = Vec::with_capacity(OUTCOMES.len());
+        for c in self.counts {
+            put_varint(&mut counts, u64::from(c));
+        }
+        Some(Sealed {
+            first_ms: self.first_ms,
+            last_ms: self.last_ms,
+            rows: self.rows,
+            counts,
+            filter: self.filter.finish(),
+            data,
+        })
+    }
+}
+
+/// Rows per outcome from a block's `counts` column, in [`OUTCOMES`] order.
+pub fn read_counts(bytes: &[u8]) -> Result<[u64; OUTCOMES.len()], BlockError> {
+    let mut r = Reader(bytes);
+    let mut out = [0u64; OUTCOMES.len()];
+    for slot in &mut out {
+        *slot = r.varint()?;
+    }
+    Ok(out)
+}
+
+/// A parsed block: its dictionaries, and its rows to iterate.
+pub struct Block<'a> {
+    rows: u32,
+    base_ms: i64,
+    events: &'a [u8],
+    dicts: [Vec<&'a str>; DICTS],
+}
+
+impl<'a> Block<'a> {
+    /// Reads a block's header and dictionaries; rows are decoded as they are iterated.
+    pub fn parse(data: &'a [u8]) -> Result<Self, BlockError> {
+        let mut r = Reader(data);
+        let version = r.byte()?;
+        let n_dicts = match version {
+            VERSION => DICTS,
+            VERSION_1 => DICTS_V1,
+            v => return Err(BlockError::Version(v)),
+        };
+        let rows = u32::try_from(r.varint()?).map_err(|_| BlockError::Corrupt("row count"))?;
+        let base_ms = r.zigzag()?;
+        let len = r.len()?;
+        let events = r.take(len)?;
+        let mut dicts: [Vec<&'a str>; DICTS] = Default::default();
+        for dict in dicts.iter_mut().take(n_dicts) {
+            let n = r.len()?;
+            // Each entry takes at least one byte: a count larger than the rest is damage.
+            if n > r.0.len() {
+                return Err(BlockError::Corrupt("dictionary size"));
+            }
+            dict.reserve(n);
+            for _ in 0..n {
+                dict.push(r.str()?);
+            }
+        }
+        Ok(Self {
+            rows,
+            base_ms,
+            events,
+            dicts,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> u32 {
+        self.rows
+    }
+
+    /// The rows in the order they were written, each with its index in the block.
+    pub fn entries(&self) -> Entries<'_, 'a> {
+        Entries {
+            block: self,
+            r: Reader(self.events),
+            prev_ms: self.base_ms,
+            next: 0,
+        }
+    }
+
+    fn lookup(&self, dict: usize, code: u64) -> Result<Option<&'a str>, BlockError> {
+        if code == 0 {
+            return Ok(None);
+        }
+        self.dicts[dict]
+            .get(code as usize - 1)
+            .copied()
+            .map(Some)
+            .ok_or(BlockError::Corrupt("dictionary code"))
+    }
+}
+
+/// Iterator over a block's rows; stops at the first damaged row.
+pub struct Entries<'b, 'a> {
+    block: &'b Block<'a>,
+    r: Reader<'a>,
+    prev_ms: i64,
+    next: u32,
+}
+
+impl<'a> Iterator for Entries<'_, 'a> {
+    type Item = Result<(u32, Entry<'a>), BlockError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.block.rows {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        let entry = self.decode();
+        if entry.is_err() {
+            // A damaged row makes every later offset meaningless.
+            self.next = self.block.rows;
+        }
+        Some(entry.map(|e| (index, e)))
+    }
+}
+
+impl<'a> Entries<'_, 'a> {
+    fn decode(&mut self) -> Result<Entry<'a>, BlockError> {
+        let r = &mut self.r;
+        let time_ms = self.prev_ms.wrapping_add(r.zigzag()?);
+        self.prev_ms = time_ms;
+        let flags = r.byte()?;
+        let outcome = *OUTCOMES
+            .get(usize::from(flags & 0x0f))
+            .ok_or(BlockError::Corrupt("outcome"))?;
+        let client = if flags & V6 != 0 {
+            let b: [u8; 16] = r
+                .take(16)?
+                .try_into()
+                .map_err(|_| BlockError::Corrupt("address"))?;
+            IpAddr::V6(Ipv6Addr::from(b))
+        } else {
+            let b: [u8; 4] = r
+                .take(4)?
+                .try_into()
+                .map_err(|_| BlockError::Corrupt("address"))?;
+            IpAddr::V4(Ipv4Addr::from(b))
+        };
+        let p = r.take(2)?;
+        let port = u16::from_le_bytes([p[0], p[1]]);
+        let b = self.block;
+        let qtype = b.lookup(QTYPE, r.varint()?)?.unwrap_or("");
+        let rcode = b.lookup(RCODE, r.varint()?)?.unwrap_or("");
+        let feed = b.lookup(FEED, r.varint()?)?;
+        let upstream = b.lookup(UPSTREAM, r.varint()?)?;
+        let department = b.lookup(DEPARTMENT, r.varint()?)?;
+        let snapshot = if flags & SNAPSHOT != 0 {
+            let mut f = [None; SNAPSHOT_FIELDS];
+            for (i, slot) in f.iter_mut().enumerate() {
+                *slot = b.lookup(SNAPSHOT_FIRST + i, r.varint()?)?;
+            }
+            let [network, asset, mac, kind, location, owner, contact] = f;
+            Some(Snapshot {
+                network,
+                asset,
+                mac,
+                kind,
+                location,
+                owner,
+                contact,
+            })
+        } else {
+            None
+        };
+        let name = r.str()?;
+        let rule = if flags & RULE != 0 {
+            Some(r.str()?)
+        } else {
+            None
+        };
+        let answer = r.str()?;
+        let latency_us = u32::try_from(r.varint()?).map_err(|_| BlockError::Corrupt("latency"))?;
+        Ok(Entry {
+            time_ms,
+            client,
+            port,
+            transport: if flags & TCP != 0 {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            },
+            outcome,
+            name,
+            qtype,
+            feed,
+            rule,
+            rcode,
+            answer,
+            latency_us,
+            upstream,
+            department,
+            snapshot,
+        })
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_zigzag(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A bounds-checked cursor over untrusted bytes.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Result<u8, BlockError> {
+        let (&b, rest) = self
+            .0
+            .split_first()
+            .ok_or(BlockError::Corrupt("truncated"))?;
+        self.0 = rest;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, BlockError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(BlockError::Corrupt("varint too long"))
+    }
+
+    fn zigzag(&mut self) -> Result<i64, BlockError> {
+        let v = self.varint()?;
+        Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
+
+    fn len(&mut self) -> Result<usize, BlockError> {
+        usize::try_from(self.varint()?).map_err(|_| BlockError::Corrupt("length"))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], BlockError> {
+        if n > self.0.len() {
+            return Err(BlockError::Corrupt("truncated"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn str(&mut self) -> Result<&'a str, BlockError> {
+        let n = self.len()?;
+        std::str::from_utf8(self.take(n)?).map_err(|_| BlockError::Corrupt("text"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: u32) -> Entry<'static> {
+        Entry {
+            time_ms: 1_700_000_000_000 + i64::from(i % 7) * 3 - 5,
+            client: if i.is_multiple_of(3) {
+                "2001:db8::7".parse().unwrap()
+            } else {
+                IpAddr::V4(Ipv4Addr::new(10, 0, (i % 5) as u8, 9))
+            },
+            port: (40000 + i) as u16,
+            transport: if i.is_multiple_of(4) {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            },
+            outcome: OUTCOMES[i as usize % OUTCOMES.len()],
+            name: ["www.example.com", "xmr.pool.minergate.com", "a"][i as usize % 3],
+            qtype: ["A", "AAAA", "TYPE65534"][i as usize % 3],
+            feed: i.is_multiple_of(2).then_some("mining"),
+            rule: i.is_multiple_of(2).then_some("minergate.com"),
+            rcode: ["NOERROR", "NXDOMAIN"][i as usize % 2],
+            answer: ["", "A 192.0.2.1, CNAME x.example."][i as usize % 2],
+            latency_us: i * 1000,
+            upstream: (!i.is_multiple_of(5)).then_some("127.0.0.1:53"),
+            department: (i % 3 == 1).then_some("Physics"),
+            snapshot: (i % 4 == 1).then_some(Snapshot {
+                network: Some("10.0.0.0/16"),
+                asset: ["PHY-0042", "LIB-7"].get(i as usize % 8 / 4).copied(),
+                mac: None,
+                kind: Some("workstation"),
+                location: (i % 8 == 1).then_some("B12"),
+                owner: Some("A. Person"),
+                contact: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn version_1_blocks_still_read() {
+        let rows: Vec<Entry<'static>> = (0..40)
+            .map(|i| Entry {
+                snapshot: None,
+                ..entry(i)
+            })
+            .collect();
+        let mut enc = BlockEncoder::default();
+        for e in &rows {
+            enc.push(e);
+        }
+        let v2 = enc.seal().unwrap().data;
+        // Without snapshots the seven snapshot dictionaries are empty: one zero byte each.
+        assert_eq!(&v2[v2.len() - SNAPSHOT_FIELDS..], &[0; SNAPSHOT_FIELDS]);
+        let mut v1 = v2[..v2.len() - SNAPSHOT_FIELDS].to_vec();
+        v1[0] = VERSION_1;
+        let block = Block::parse(&v1).expect("a version 1 block parses");
+        let back: Vec<Entry<'_>> = block.entries().map(|r| r.unwrap().1).collect();
+        assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn every_field_round_trips() {
+        let mut enc = BlockEncoder::default();
+        let rows: Vec<Entry<'static>> = (0..500).map(entry).collect();
+        for e in &rows {
+            enc.push(e);
+        }
+        let sealed = enc.seal().expect("rows");
+        assert_eq!(sealed.rows, 500);
+        assert_eq!(
+            sealed.first_ms,
+            rows.iter().map(|e| e.time_ms).min().unwrap()
+        );
+        assert_eq!(
+            sealed.last_ms,
+            rows.iter().map(|e| e.time_ms).max().unwrap()
+        );
+        let block = Block::parse(&sealed.data).expect("parses");
+        let back: Vec<(u32, Entry<'_>)> = block.entries().collect::<Result<_, _>>().unwrap();
+        assert_eq!(back.len(), 500);
+        for (i, (index, e)) in back.iter().enumerate() {
+            assert_eq!(*index as usize, i);
+            assert_eq!(*e, rows[i]);
+        }
+        let counts = read_counts(&sealed.counts).unwrap();
+        assert_eq!(counts.iter().sum::<u64>(), 500);
+        assert_eq!(counts[outcome_code(Outcome::Blocked) as usize], 50);
+    }
+
+    #[test]
+    fn an_empty_encoder_seals_nothing() {
+        assert!(BlockEncoder::default().seal().is_none());
+    }
+
+    #[test]
+    fn damaged_blocks_are_errors_never_panics() {
+        let mut enc = BlockEncoder::default();
+        for i in 0..50 {
+            enc.push(&entry(i));
+        }
+        let data = enc.seal().unwrap().data;
+        for cut in 0..data.len() {
+            if let Ok(block) = Block::parse(&data[..cut]) {
+                for row in block.entries() {
+                    let _ = row;
+                }
+            }
+        }
+        let mut flipped = data.clone();
+        for i in 0..flipped.len() {
+            flipped[i] ^= 0xff;
+            if let Ok(block) = Block::parse(&flipped) {
+                assert!(block.entries().count() <= block.rows() as usize);
+            }
+            flipped[i] ^= 0xff;
+        }
+        assert!(matches!(Block::parse(&[9]), Err(BlockError::Version(9))));
+    }
+}
