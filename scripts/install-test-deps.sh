@@ -16,6 +16,9 @@ DEBIAN=(
   "dnstap-ldns dnstap-ldns"
   "rsyslogd rsyslog"
   "openssl openssl"
+  # The crate-layer check (scripts/check-layers.py) and the Python validators below.
+  "python3 python3"
+  "pip3 python3-pip"
   # Not a command: rsyslog's TLS driver (a glob, checked as a file).
   "/usr/lib/*/rsyslog/lmnsd_gtls.so rsyslog-gnutls"
 )
