@@ -1,4 +1,4 @@
-//! The fast path (`src/dns/fast/`): repeated and blocked queries answered in place must look
+//! The fast path (`crates/dns/src/fast/`): repeated and blocked queries answered in place must look
 //! exactly like the general path's answers, per client, and never outlive a policy change.
 
 mod common;
