@@ -7,6 +7,7 @@ import sys
 # Layer of every workspace crate, lowest first. A crate may depend only on lower layers.
 LAYERS = {
     "poolguard-model": 0,
+    "poolguard-versions": 0,
     "poolguard-config": 1,
     "poolguard-record": 1,
     "poolguard-clients": 1,

@@ -226,6 +226,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             );
             state.metrics = metrics;
             state.feeds = Some(registry.clone());
+            state.ledger_uploads = Some(Arc::new(poolguard_clients::LedgerUploads::new(
+                registry.state_dir().join("ledger-versions"),
+            )));
             state.accountability = accountability.clone();
             state.dns = Some(dns.check());
             Some(start_api(addr, config.api.metrics_listen, state).await?)

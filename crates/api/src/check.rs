@@ -1,13 +1,16 @@
 //! `GET /api/v1/check`: what DNS would do with a name, from the same code.
 //!
-//! The feed verdict and the client's identity come from the registry (`Registry::check`); the
-//! decision comes from [`poolguard_policy::decide`] over the DNS server's own site (`[dns] allow`,
+//! The feed verdict comes from the registry (`Registry::check`), the client's identity from the
+//! asset ledger in force; the decision comes from [`poolguard_policy::decide`] over the DNS server's own site (`[dns] allow`,
 //! quarantine, `[[zones]]`, `[[upstream.conditional]]`), the function the DNS paths call. With
 //! `resolve=true`, a forwarded name is resolved through the same upstream setup and its answer
 //! inspected as DNS inspects it, so a name blocked through a CNAME or an address says so.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
+use axum::Json;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use hickory_proto::rr::RecordType;
 use serde::Serialize;
@@ -15,6 +18,8 @@ use utoipa::ToSchema;
 
 use super::ApiState;
 use super::error::ApiError;
+use super::feeds::{Failure, blocking, registry, true_or_false};
+use poolguard_clients::Identity;
 use poolguard_dns::check::Resolution;
 use poolguard_feeds::registry::CheckReport;
 use poolguard_policy::{Caught, NameMatch, QueryDecision};
@@ -28,6 +33,12 @@ pub struct CheckAnswer {
     /// inspection), `allowed` (an allow rule matched: answered, never inspected) or `pass`.
     #[serde(flatten)]
     pub report: CheckReport,
+    /// The client's identity from the asset ledger, when `client` was given.
+    pub client: Option<Identity>,
+    /// When `client` was given: whether it is quarantined. A quarantined client gets the
+    /// walled garden for every name outside `[enforcement] reachable`, and `decision` then says
+    /// `quarantined` (the feed verdict is still shown).
+    pub quarantined: Option<bool>,
     /// The question type checked (`A` unless `type` was given).
     #[serde(rename = "type")]
     pub qtype: String,
@@ -67,6 +78,41 @@ pub struct Resolved {
     pub inspected: bool,
 }
 
+/// What DNS would do with a name for a client (the DNS path's own decision code), and who the
+/// client is; with `resolve=true` the name is resolved and its answer inspected.
+#[utoipa::path(get, path = "/api/v1/check",
+    operation_id = "checkName", tag = "check",
+    params(("name" = String, Query, description = "the name to check"),
+           ("client" = Option<String>, Query, description = "the client address to decide for (allow list, quarantine); default any allowed client"),
+           ("type" = Option<String>, Query, description = "record type, default A"),
+           ("resolve" = Option<bool>, Query, description = "resolve a forwarded name and inspect its answer")),
+    responses((status = 200, description = "What DNS would do with the name for the client", body = CheckAnswer),
+              (status = 400, description = "Bad parameter or body; `error` names it", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn check(
+    State(state): State<ApiState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<CheckAnswer>, Failure> {
+    let r = registry(&state)?;
+    let name = params
+        .get("name")
+        .cloned()
+        .ok_or_else(|| ApiError::bad_param("name", "give the name to check"))?;
+    let client: Option<IpAddr> = match params.get("client") {
+        Some(c) => Some(
+            c.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| ApiError::bad_param("client", format!("`{c}` is not an IP address")))?
+                .to_canonical(),
+        ),
+        None => None,
+    };
+    let qtype = qtype(params.get("type"))?;
+    let resolve = true_or_false("resolve", params.get("resolve").map(String::as_str))?;
+    let report = blocking(move || r.check(&name)).await?;
+    Ok(Json(answer(&state, report, client, qtype, resolve).await?))
+}
+
 /// Parses `type` (default `A`).
 pub(super) fn qtype(param: Option<&String>) -> Result<RecordType, ApiError> {
     let Some(t) = param else {
@@ -88,18 +134,19 @@ pub(super) async fn answer(
 ) -> Result<CheckAnswer, ApiError> {
     let mut answer = CheckAnswer {
         report: CheckReport::default(),
+        client: client
+            .and_then(|ip| state.ledger.load().lookup(ip))
+            .map(|i| (*i).clone()),
+        quarantined: client.map(|ip| state.accountability.quarantine.contains(ip)),
         qtype: qtype.to_string(),
         route: None,
         conditional: None,
         via: None,
         resolved: None,
     };
-    if let Some(ip) = client {
-        report.quarantined = Some(state.accountability.quarantine.contains(ip));
-    }
     let Some(dns) = &state.dns else {
         // No DNS server in this process (API-only tests): the policy verdict and quarantine.
-        if report.quarantined == Some(true)
+        if answer.quarantined == Some(true)
             && !state.accountability.quarantine.is_reachable(&report.name)
         {
             report.decision = "quarantined";

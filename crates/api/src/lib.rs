@@ -15,6 +15,7 @@ mod error;
 mod feeds;
 mod health;
 mod incidents;
+mod ledger;
 mod lists;
 pub mod metrics;
 pub mod openapi;
@@ -56,9 +57,11 @@ pub struct ApiState {
     pub writer: Option<Arc<WriterHealth>>,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    /// The feed maintainers' write path (feeds, check, publish, ledger upload); None = those
-    /// routes answer 503.
+    /// The feed maintainers' write path (feeds, check, publish); None = those routes answer 503.
     pub feeds: Option<Arc<poolguard_feeds::registry::Registry>>,
+    /// The asset ledger's upload path and history (`PUT /api/v1/clients/ledger`, versions,
+    /// restore); None = those routes answer 503.
+    pub ledger_uploads: Option<Arc<poolguard_clients::LedgerUploads>>,
     /// Incidents, quarantine and alerts (clock, deadlines, the live quarantine set).
     pub accountability: Arc<poolguard_incidents::Accountability>,
     /// The DNS server's decision state, so `GET /api/v1/check` answers what DNS would; None
@@ -83,6 +86,7 @@ impl ApiState {
             writer,
             metrics: metrics::install(),
             feeds: None,
+            ledger_uploads: None,
             accountability: Arc::new(poolguard_incidents::Accountability::disabled()),
             dns: None,
         }
@@ -112,7 +116,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alerts/deliveries", get(reports::deliveries))
         .route("/api/v1/reports/summary", get(reports::summary));
     let admin = Router::new()
-        .route("/api/v1/ledger/reload", post(clients::reload_ledger))
+        .route("/api/v1/ledger/reload", post(ledger::reload_ledger))
         .route("/api/v1/audit", get(audit::list));
     let incidents = Router::new()
         .route("/api/v1/incidents/{id}", patch(incidents::patch))

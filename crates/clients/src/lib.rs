@@ -4,12 +4,15 @@
 //! department,owner,contact`). It is parsed once into an immutable [`Ledger`] (a longest-prefix
 //! table) and published through [`SharedLedger`], an `ArcSwap`: the store writer reads the
 //! current snapshot lock-free for every event, and a reload swaps a whole new table in.
+//! Replacing the file over the API, with its version history, is [`upload`]'s job.
 
 mod ledger;
+pub mod upload;
 
 pub use ledger::{
     Decoded, Ledger, LedgerError, LoadReport, RejectedRow, SharedLedger, decode, reload,
 };
+pub use upload::{LedgerUploads, LedgerWrite, UploadError};
 
 use serde::Serialize;
 

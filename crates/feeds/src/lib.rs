@@ -26,7 +26,6 @@ mod name;
 pub mod publish;
 pub mod registry;
 pub mod subscribe;
-pub mod versions;
 pub mod watch;
 
 use ipnet::IpNet;
@@ -38,6 +37,10 @@ pub use poolguard_model::feed::{DomainEntry, LineCounts, ParsedFeed, Rejected, S
 pub use check::{Problem, check};
 
 pub use watch::{WatchHandle, spawn_watcher};
+
+/// The content history moved down to `poolguard-versions` (the asset ledger keeps one too, and
+/// `clients` sits below `feeds`); re-exported so `poolguard_feeds::versions` still names it.
+pub use poolguard_versions as versions;
 
 /// Longest line we read, in bytes. Real rules are under 300; anything longer is binary junk or
 /// an HTML page saved by mistake, and parsing it would only produce a useless reason.

@@ -9,6 +9,12 @@
 //! one, never half of each.
 //!
 //! Blocking file I/O throughout: call from `spawn_blocking` or a plain thread.
+//!
+//! Its own crate, at the bottom of the graph beside `model`: the feed registry (`feeds`) and
+//! the asset-ledger upload (`clients`) both keep histories, and `clients` sits below `feeds`,
+//! so the history cannot live in either without `feeds` needing `clients` for it. `model`
+//! holds no I/O by rule, and this is nothing but I/O; one small crate that knows files and
+//! hashes (not feeds, not ledgers) is what both can share.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
