@@ -19,6 +19,7 @@ pub mod known_names;
 pub mod lock;
 pub mod read;
 pub mod retention;
+pub mod rows;
 pub mod schema;
 pub mod spool;
 pub mod top;
@@ -33,8 +34,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use poolguard_config::StoreConfig;
 
-pub use read::{ClientSummary, Count, ListFilter, NameFilter, Page, Stats, StoredRow, Table};
+pub use read::{ClientSummary, Stats};
 pub use retention::PruneReport;
+pub use rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 pub use writer::{WriterHandle, WriterHealth};
 
 /// Why the store failed; messages say what to check.

@@ -3,86 +3,15 @@
 //! Lists are newest first and paginated on the key `(time_ms, id)`: the next page starts
 //! strictly below the last row returned, so rows inserted meanwhile never shift a page and no
 //! row is skipped or repeated (OFFSET would do both, and get slower with every page).
+//!
+//! This module reads through `blocks`, never the other way: the types both speak (a list
+//! request, a row, a page) live in `rows`, below both.
 
 use rusqlite::Connection;
 
 use super::StoreError;
 use super::top::TopCounts;
-use poolguard_clients::Identity;
-
-/// Which table a list reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    /// The full query log (short retention).
-    Queries,
-    /// Blocked queries with their identity snapshot (long retention, evidence).
-    Hits,
-}
-
-/// How a `name` filter matches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NameFilter {
-    /// Exactly this name (lower case, no trailing dot).
-    Exact(String),
-    /// This name and everything below it (`*.example.com`).
-    Suffix(String),
-}
-
-/// A validated list request. Every field narrows; `None` means "any".
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    /// Inclusive 16-byte key range (see [`super::ip_key`]).
-    pub client: Option<([u8; 16], [u8; 16])>,
-    pub name: Option<NameFilter>,
-    pub qtype: Option<String>,
-    pub action: Option<String>,
-    pub feed: Option<String>,
-    pub department: Option<String>,
-    /// Inclusive lower bound, ms since the epoch.
-    pub since_ms: Option<i64>,
-    /// Exclusive upper bound, ms since the epoch.
-    pub until_ms: Option<i64>,
-    /// Start strictly below this `(time_ms, id)`.
-    pub cursor: Option<(i64, i64)>,
-    /// Rows per page (the caller caps it).
-    pub limit: usize,
-}
-
-/// One stored query or hit.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRow {
-    pub id: i64,
-    pub time_ms: i64,
-    pub client: String,
-    pub port: u16,
-    pub transport: String,
-    pub name: String,
-    pub qtype: String,
-    pub action: String,
-    pub feed: Option<String>,
-    pub rule: Option<String>,
-    pub rcode: String,
-    pub answer: String,
-    pub latency_us: u32,
-    pub upstream: Option<String>,
-    pub department: Option<String>,
-    /// The identity snapshot taken when the hit was written (hits only).
-    pub identity: Option<Identity>,
-}
-
-/// One page of a list and the key to continue from.
-#[derive(Debug, Clone, Default)]
-pub struct Page {
-    pub rows: Vec<StoredRow>,
-    pub next: Option<(i64, i64)>,
-}
-
-/// A value and how often it occurred, for "top" tables.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct Count {
-    pub value: String,
-    pub count: i64,
-}
+pub use crate::rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 
 /// Aggregates over a time window.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -106,9 +35,9 @@ pub struct ClientSummary {
 }
 
 /// One page of `table` matching `f`, newest first. Both logs are stored as blocks
-/// (`super::blocks`); the contract (filters, keyset) is the one the API documents.
+/// (`crate::blocks`); the contract (filters, keyset) is the one the API documents.
 pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, StoreError> {
-    super::blocks::list(conn, table, f)
+    crate::blocks::list(conn, table, f)
 }
 
 /// The `top` largest counts, largest first, ties by value.
@@ -138,7 +67,7 @@ pub fn stats(
     let mut names: TopCounts<String> = TopCounts::default();
     let mut clients: TopCounts<std::net::IpAddr> = TopCounts::default();
     let mut departments: TopCounts<String> = TopCounts::default();
-    super::blocks::scan(conn, Table::Hits, since_ms, until_ms, None, |_, e| {
+    crate::blocks::scan(conn, Table::Hits, since_ms, until_ms, None, |_, e| {
         names.add(e.name, |_| ());
         clients.add(&e.client, |_| ());
         if let Some(d) = e.department {
@@ -146,13 +75,13 @@ pub fn stats(
         }
     })?;
     Ok(Stats {
-        queries_by_action: super::blocks::counts_by_action(
+        queries_by_action: crate::blocks::counts_by_action(
             conn,
             Table::Queries,
             since_ms,
             until_ms,
         )?,
-        hits_by_action: super::blocks::counts_by_action(conn, Table::Hits, since_ms, until_ms)?,
+        hits_by_action: crate::blocks::counts_by_action(conn, Table::Hits, since_ms, until_ms)?,
         top_blocked_names: top_of(names, top),
         top_clients: top_of(clients, top),
         top_departments: top_of(departments, top),
@@ -165,11 +94,11 @@ pub fn client_summary(
     key: [u8; 16],
     recent: usize,
 ) -> Result<ClientSummary, StoreError> {
-    let (qf, ql) = super::blocks::seen(conn, Table::Queries, key)?;
-    let (hf, hl) = super::blocks::seen(conn, Table::Hits, key)?;
+    let (qf, ql) = crate::blocks::seen(conn, Table::Queries, key)?;
+    let (hf, hl) = crate::blocks::seen(conn, Table::Hits, key)?;
     let first = [qf, hf].into_iter().flatten().min();
     let last = [ql, hl].into_iter().flatten().max();
-    let hit_count = super::blocks::client_count(conn, Table::Hits, key, i64::MIN)?;
+    let hit_count = crate::blocks::client_count(conn, Table::Hits, key, i64::MIN)?;
     let filter = ListFilter {
         client: Some((key, key)),
         limit: recent,

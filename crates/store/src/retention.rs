@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::StoreError;
 use super::blocks;
-use super::read::Table;
+use super::rows::Table;
 use poolguard_config::StoreConfig;
 
 /// Blocks deleted per table and transaction (each holds up to a writer batch of rows).

@@ -10,7 +10,7 @@
 use rusqlite::Connection;
 
 use super::StoreError;
-use super::read::Table;
+use super::rows::Table;
 
 /// The version this build writes: one per step in `STEPS` (add a step for every change).
 pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;

@@ -28,7 +28,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use self::codec::{Block, BlockEncoder, Entry, OUTCOMES, Sealed, read_counts};
 use self::filter::{Field, may_contain, name_key, value_key};
-use super::read::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
+use super::rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 use super::{StoreError, ip_key};
 use poolguard_record::{Outcome, Transport};
 

@@ -1,0 +1,81 @@
+//! What the logs hold and how a list asks for it: which log ([`Table`]), a stored row, a list
+//! request and its page, a count.
+//!
+//! Module dependencies go one way: `read` (the API's reads) uses `blocks` (the storage), and
+//! both use these types; `blocks` never imports `read`.
+
+use poolguard_clients::Identity;
+
+/// Which log a row belongs to and a list reads: the query log or the hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// The full query log (short retention).
+    Queries,
+    /// Blocked queries with their identity snapshot (long retention, evidence).
+    Hits,
+}
+
+/// How a `name` filter matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameFilter {
+    /// Exactly this name (lower case, no trailing dot).
+    Exact(String),
+    /// This name and everything below it (`*.example.com`).
+    Suffix(String),
+}
+
+/// A validated list request. Every field narrows; `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Inclusive 16-byte key range (see [`crate::ip_key`]).
+    pub client: Option<([u8; 16], [u8; 16])>,
+    pub name: Option<NameFilter>,
+    pub qtype: Option<String>,
+    pub action: Option<String>,
+    pub feed: Option<String>,
+    pub department: Option<String>,
+    /// Inclusive lower bound, ms since the epoch.
+    pub since_ms: Option<i64>,
+    /// Exclusive upper bound, ms since the epoch.
+    pub until_ms: Option<i64>,
+    /// Start strictly below this `(time_ms, id)`.
+    pub cursor: Option<(i64, i64)>,
+    /// Rows per page (the caller caps it).
+    pub limit: usize,
+}
+
+/// One stored query or hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    pub id: i64,
+    pub time_ms: i64,
+    pub client: String,
+    pub port: u16,
+    pub transport: String,
+    pub name: String,
+    pub qtype: String,
+    pub action: String,
+    pub feed: Option<String>,
+    pub rule: Option<String>,
+    pub rcode: String,
+    pub answer: String,
+    pub latency_us: u32,
+    pub upstream: Option<String>,
+    pub department: Option<String>,
+    /// The identity snapshot taken when the hit was written (hits only).
+    pub identity: Option<Identity>,
+}
+
+/// One page of a list and the key to continue from.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub rows: Vec<StoredRow>,
+    pub next: Option<(i64, i64)>,
+}
+
+/// A value and how often it occurred, for "top" tables.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Count {
+    pub value: String,
+    pub count: i64,
+}
