@@ -1,0 +1,190 @@
+//! One batch into SQLite: the rows of a batch become blocks, and the incident hook runs in the
+//! same transaction, inside savepoints so its failures never cost a hit row.
+//!
+//! A batch is one transaction ([`write_batch`]): at most one query-log block and one hit block
+//! per 65 536 rows (`crate::blocks`), the `hit_names` upserts, the replay position when the
+//! batch comes from the spool, then the [`BatchHook`]'s bookkeeping ([`guarded`]). Bulk tools
+//! call [`insert_events`] to write exactly the rows the writer would.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rusqlite::{Connection, params};
+
+use crate::StoreError;
+use crate::blocks::{self, codec::BlockEncoder, codec::Entry};
+use crate::hook::{BatchHook, HitRow};
+use crate::known_names::KnownNames;
+use crate::rows::Table;
+use poolguard_clients::{Identity, Ledger, SharedLedger};
+use poolguard_record::QueryEvent;
+
+/// Writes one batch in one transaction; returns (query rows, hit rows) written. `replayed`
+/// (spool file id, offset) is stored in the same transaction when the batch is a replay.
+pub(super) fn write_batch(
+    conn: &mut Connection,
+    batch: &[QueryEvent],
+    ledger: &SharedLedger,
+    log_queries: bool,
+    tracker: Option<&dyn BatchHook>,
+    known: &mut KnownNames,
+    replayed: Option<(&str, u64)>,
+) -> Result<(u64, u64), StoreError> {
+    let ledger = ledger.load();
+    let tx = conn.transaction()?;
+    if let Some((id, end)) = replayed {
+        tx.prepare_cached(
+            "INSERT INTO spool_replay (id, spool_id, byte_offset) VALUES (1, ?1, ?2) \
+             ON CONFLICT(id) DO UPDATE SET spool_id = excluded.spool_id, \
+             byte_offset = excluded.byte_offset",
+        )?
+        .execute(params![id, i64::try_from(end).unwrap_or(i64::MAX)])?;
+    }
+    let Some(tracker) = tracker else {
+        let written = insert_events_into(&tx, batch, &ledger, log_queries, None, Some(known))?;
+        tx.commit()?;
+        return Ok(written);
+    };
+    // Incident bookkeeping must never cost evidence: the whole batch's tracking runs in one
+    // savepoint after the hit rows are in, and a failure there is rolled back and logged
+    // while the hit rows themselves are kept. Once per batch, not per hit: grouped by client,
+    // a burst of hits costs one incident lookup and update (see `Tracker::on_hits`).
+    let mut hits = Vec::new();
+    let written = insert_events_into(
+        &tx,
+        batch,
+        &ledger,
+        log_queries,
+        Some(&mut hits),
+        Some(known),
+    )?;
+    guarded(&tx, "incident tracking", |c| {
+        tracker.on_hits(c, batch, &hits, replayed.is_some())
+    })?;
+    guarded(&tx, "repeat-offender check", |c| tracker.end_batch(c))?;
+    tx.commit()?;
+    // Only committed changes are announced and enforced.
+    tracker.committed();
+    Ok(written)
+}
+
+/// Runs `f` inside a savepoint; on error rolls it back, logs and counts, and carries on.
+fn guarded(
+    conn: &Connection,
+    what: &'static str,
+    f: impl FnOnce(&Connection) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    // Cached statements: `execute_batch` would parse and plan the SQL again for every hit.
+    conn.prepare_cached("SAVEPOINT tracking")?.execute([])?;
+    match f(conn) {
+        Ok(()) => {
+            conn.prepare_cached("RELEASE tracking")?.execute([])?;
+        }
+        Err(error) => {
+            conn.execute_batch("ROLLBACK TO tracking; RELEASE tracking")?;
+            metrics::counter!("poolguard_incident_errors_total").increment(1);
+            tracing::warn!(%error, what, "incident bookkeeping failed; the hit is kept");
+        }
+    }
+    Ok(())
+}
+
+/// Inserts events (query rows, and hit rows with the identity from `ledger`) inside the
+/// caller's transaction; returns (query rows, hit rows). Public so bulk tools (`gen_store`)
+/// write exactly the rows the writer would.
+pub fn insert_events(
+    conn: &Connection,
+    events: &[QueryEvent],
+    ledger: &Ledger,
+    log_queries: bool,
+) -> Result<(u64, u64), StoreError> {
+    insert_events_into(conn, events, ledger, log_queries, None, None)
+}
+
+/// [`insert_events`], also listing every hit written (for the incident tracker).
+///
+/// The batch becomes at most two rows, a query-log block and a hit block (`crate::blocks`),
+/// plus one `hit_names` upsert per distinct blocked name (the first time a name was hit,
+/// for the reports' "new names"), skipped for names `known` says are stored already.
+pub fn insert_events_into(
+    conn: &Connection,
+    events: &[QueryEvent],
+    ledger: &Ledger,
+    log_queries: bool,
+    mut hits: Option<&mut Vec<HitRow>>,
+    mut known: Option<&mut KnownNames>,
+) -> Result<(u64, u64), StoreError> {
+    let (mut nq, mut nh) = (0u64, 0u64);
+    let mut queries = BlockEncoder::default();
+    let mut hit_block = BlockEncoder::default();
+    // Each distinct blocked name of the batch: (first, last) time.
+    let mut names: HashMap<&str, (i64, i64), foldhash::fast::FixedState> = HashMap::default();
+    // Clients repeat in runs: one ledger lookup per run, not per row.
+    let mut last: Option<(IpAddr, Option<Arc<Identity>>)> = None;
+    for (index, e) in events.iter().enumerate() {
+        let ip = e.client.ip().to_canonical();
+        let identity = match &last {
+            Some((seen, identity)) if *seen == ip => identity.clone(),
+            _ => {
+                let identity = ledger.lookup(ip);
+                last = Some((ip, identity.clone()));
+                identity
+            }
+        };
+        let id = identity.as_deref();
+        if log_queries {
+            queries.push(&Entry::of(e, id.and_then(|i| i.department.as_deref())));
+            nq += 1;
+            if queries.rows() >= blocks::MAX_BLOCK_ROWS
+                && let Some(sealed) = std::mem::take(&mut queries).seal()
+            {
+                blocks::insert(conn, Table::Queries, &sealed)?;
+            }
+        }
+        if !e.outcome.is_hit() {
+            continue;
+        }
+        hit_block.push(&Entry::hit(e, id));
+        nh += 1;
+        if hit_block.rows() >= blocks::MAX_BLOCK_ROWS
+            && let Some(sealed) = std::mem::take(&mut hit_block).seal()
+        {
+            blocks::insert(conn, Table::Hits, &sealed)?;
+        }
+        names
+            .entry(&e.name)
+            .and_modify(|(first, last)| {
+                *first = (*first).min(e.time_ms);
+                *last = (*last).max(e.time_ms);
+            })
+            .or_insert((e.time_ms, e.time_ms));
+        if let Some(hits) = hits.as_deref_mut() {
+            hits.push(HitRow {
+                index,
+                ip,
+                identity: identity.clone(),
+            });
+        }
+    }
+    if let Some(sealed) = queries.seal() {
+        blocks::insert(conn, Table::Queries, &sealed)?;
+    }
+    if let Some(sealed) = hit_block.seal() {
+        blocks::insert(conn, Table::Hits, &sealed)?;
+    }
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO hit_names (name, first_ms, last_ms) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(name) DO UPDATE SET first_ms = min(first_ms, excluded.first_ms), \
+         last_ms = max(last_ms, excluded.last_ms)",
+    )?;
+    for (name, (first, last)) in names {
+        if known
+            .as_deref_mut()
+            .is_none_or(|k| k.should_write(name, first, last))
+        {
+            upsert.execute(params![name, first, last])?;
+        }
+    }
+    Ok((nq, nh))
+}

@@ -1,0 +1,145 @@
+//! Upkeep: retention pruning, `PRAGMA optimize` and block compaction, hourly, on the writer
+//! thread because it owns the only write connection.
+//!
+//! Each step is one short transaction taken between write batches (or while idle), so upkeep
+//! never holds rows back for long: first retention, one batch of blocks per table per step,
+//! then compaction of the query log's small settled blocks, then the hits'.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::{Writer, now_ms};
+use crate::blocks::compact;
+use crate::rows::Table;
+use crate::{StoreError, retention};
+
+/// How often the writer runs its upkeep (retention, then compaction), in short steps.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Blocks younger than this are not compacted: staff paging through the last minutes keep
+/// stable row ids, and the newest blocks may still grow a neighbour.
+const SETTLE_MS: i64 = 10 * 60 * 1000;
+
+/// The hourly upkeep's place, one short transaction per step between batches.
+#[derive(Debug, Clone, Copy)]
+enum Upkeep {
+    /// Deleting rows past retention.
+    Retention,
+    /// Merging small settled blocks of a log (`blocks::compact`).
+    Compact(Table, compact::Cursor),
+}
+
+/// When the next upkeep starts, and how far the one under way has got.
+#[derive(Debug)]
+pub(super) struct UpkeepSchedule {
+    next: Instant,
+    pending: Option<Upkeep>,
+}
+
+impl UpkeepSchedule {
+    /// The first upkeep runs at once: a store left unpruned by a stopped poolguard is pruned
+    /// at start.
+    pub(super) fn starting_now() -> Self {
+        Self {
+            next: Instant::now(),
+            pending: None,
+        }
+    }
+
+    /// Starts the upkeep when it is due; `PRAGMA optimize` runs at once, the rest in steps.
+    pub(super) fn start_if_due(&mut self, now: Instant, conn: &Connection) {
+        if now >= self.next {
+            self.pending = Some(Upkeep::Retention);
+            self.next = now + PRUNE_EVERY;
+            // Keeps the planner's statistics fresh so filters pick the right index.
+            if let Err(e) = retention::optimize(conn) {
+                tracing::debug!(error = %e, "PRAGMA optimize failed");
+            }
+        }
+    }
+
+    /// How long a writer with nothing to flush may wait for events: until the next upkeep,
+    /// or not at all while one is under way.
+    pub(super) fn idle_wait(&self, now: Instant) -> Duration {
+        if self.pending.is_some() {
+            Duration::ZERO
+        } else {
+            self.next.saturating_duration_since(now)
+        }
+    }
+}
+
+impl Writer {
+    /// One step of the upkeep under way, if any.
+    pub(super) fn upkeep(&mut self) {
+        if let Some(u) = self.upkeep.pending {
+            self.upkeep.pending = self.upkeep_step(u);
+        }
+    }
+
+    fn upkeep_step(&mut self, upkeep: Upkeep) -> Option<Upkeep> {
+        match upkeep {
+            Upkeep::Retention => Some(if self.prune_step() {
+                Upkeep::Retention
+            } else {
+                Upkeep::Compact(Table::Queries, compact::Cursor::START)
+            }),
+            Upkeep::Compact(table, from) => match self.compact_step(table, from) {
+                Some(next) => Some(Upkeep::Compact(table, next)),
+                None if table == Table::Queries => {
+                    Some(Upkeep::Compact(Table::Hits, compact::Cursor::START))
+                }
+                None => None,
+            },
+        }
+    }
+
+    /// One compaction step of `table`; returns where the next starts, if anywhere.
+    fn compact_step(&mut self, table: Table, from: compact::Cursor) -> Option<compact::Cursor> {
+        let settled = now_ms() - SETTLE_MS;
+        let step = (|| -> Result<compact::Step, StoreError> {
+            let tx = self.conn.unchecked_transaction()?;
+            let step = compact::step(&tx, table, settled, from)?;
+            tx.commit()?;
+            Ok(step)
+        })();
+        match step {
+            Ok(s) => {
+                if s.removed > 0 {
+                    self.health
+                        .blocks_compacted
+                        .fetch_add(s.removed as u64, Ordering::Relaxed);
+                    metrics::counter!("poolguard_store_compacted_blocks_total")
+                        .increment(s.removed as u64);
+                }
+                s.next
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?table, "block compaction failed; will retry next hour");
+                None
+            }
+        }
+    }
+
+    /// One retention batch per table; returns whether more remain.
+    fn prune_step(&mut self) -> bool {
+        let (q_cut, h_cut) = retention::cutoffs(&self.cfg, now_ms());
+        match retention::step(&self.conn, q_cut, h_cut, retention::DELETE_BLOCKS) {
+            Ok((q, h, more)) => {
+                // A step may prune `hit_names`: names remembered may be gone.
+                self.known.forget();
+                if q + h > 0 {
+                    tracing::debug!(queries = q, hits = h, "retention batch");
+                    metrics::counter!("poolguard_store_pruned_rows_total")
+                        .increment((q + h) as u64);
+                }
+                more
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retention pruning failed; will retry next hour");
+                false
+            }
+        }
+    }
+}
