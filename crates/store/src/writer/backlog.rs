@@ -153,6 +153,7 @@ impl Writer {
         self.publish_backlog();
     }
 
+    /// Counts hits lost past the spool and memory bounds.
     pub(super) fn count_lost_hits(&self, n: u64) {
         self.health.dropped.fetch_add(n, Ordering::Relaxed);
         self.health.hits_dropped.fetch_add(n, Ordering::Relaxed);

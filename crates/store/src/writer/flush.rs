@@ -98,8 +98,7 @@ impl Writer {
         false
     }
 
-    /// Replays the backlog, oldest first, one transaction per chunk, for at most
-
+    /// Counts a committed transaction (a batch or a replayed chunk) and its rows.
     pub(super) fn record_success(&mut self, (queries, hits): (u64, u64)) {
         self.commits += 1;
         self.health
@@ -116,6 +115,7 @@ impl Writer {
             .set(self.health.queued.load(Ordering::Relaxed) as f64);
     }
 
+    /// Counts a refused write; what the rolled-back transaction taught the writer is forgotten.
     pub(super) fn record_failure(&mut self, e: &StoreError, rows: usize) {
         // A rolled-back batch may have removed rows these remember; the store re-teaches them.
         self.known.forget();

@@ -304,6 +304,7 @@ impl Writer {
         (!self.batch.is_empty() || !self.backlog.is_empty()).then(|| Instant::now() + interval)
     }
 
+    /// Takes one event off the channel into the batch, releasing its place in the budget.
     fn push(&mut self, e: QueryEvent) {
         if e.outcome.is_hit() {
             self.health.hits_queued.fetch_sub(1, Ordering::Relaxed);
