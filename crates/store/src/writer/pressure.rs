@@ -19,8 +19,9 @@ use poolguard_config::StoreConfig;
 
 /// How long after a DNS worker last reported saturation deferred hits still wait. A worker at
 /// the edge of its capacity flickers in and out of "saturated"; replaying in each gap would
-/// take the shared core for up to [`super::backlog::REPLAY_SLICE`] at a time, deepening the very queue that
-/// made it saturated. Hits are indexed once the worker has had a second of room.
+/// take the shared core for up to [`super::backlog::REPLAY_SLICE`] at a time, deepening the
+/// very queue that made it saturated. Hits are indexed once the worker has had a second of
+/// room.
 const SATURATION_HOLD: Duration = Duration::from_secs(1);
 
 impl Writer {

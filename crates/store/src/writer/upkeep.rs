@@ -38,8 +38,8 @@ pub(super) struct UpkeepSchedule {
 }
 
 impl UpkeepSchedule {
-    /// The first upkeep runs at once: a store left unpruned by a stopped poolguard is pruned
-    /// at start.
+    /// The first upkeep is due as the writer starts: rows may have aged past retention while
+    /// poolguard was stopped.
     pub(super) fn starting_now() -> Self {
         Self {
             next: Instant::now(),
