@@ -30,18 +30,28 @@ fn check(metadata: &str) -> (bool, String) {
         .write_all(metadata.as_bytes())
         .expect("metadata written");
     let out = child.wait_with_output().expect("checker ran");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
 fn metadata() -> String {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(root())
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("metadata is UTF-8")
 }
 
@@ -83,5 +93,8 @@ fn a_crate_missing_from_the_table_is_refused() {
         .push(serde_json::json!({ "name": "poolguard-new", "dependencies": [] }));
     let (ok, text) = check(&meta.to_string());
     assert!(!ok, "{text}");
-    assert!(text.contains("poolguard-new: not in the layer table"), "{text}");
+    assert!(
+        text.contains("poolguard-new: not in the layer table"),
+        "{text}"
+    );
 }
