@@ -315,7 +315,14 @@ async fn a_replayed_hit_from_before_the_closure_joins_the_closed_incident() {
     store::writer::insert_events_into(&tx, &events, &b.ledger.load(), true, Some(&mut hits), None)
         .expect("stored");
     let tracker = Tracker::new(b.acc.clone());
-    tracker.on_hits(&tx, &events, &hits, true).expect("tracked");
+    tracker
+        .on_hits(
+            &store::incidents_tx::SqliteIncidentTx::new(&tx),
+            &events,
+            &hits,
+            true,
+        )
+        .expect("tracked");
     tx.commit().expect("commit");
     tracker.committed();
 

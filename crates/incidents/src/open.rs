@@ -3,8 +3,8 @@
 //! Why it is safe to remember them: the tracker is the only writer of an incident's hit
 //! columns (`last_hit_ms`, `hit_count`, `severity`, `feeds`, `categories`, `name_count`,
 //! `enforced_ms`), so what it wrote last is what the row holds. The one change made elsewhere
-//! is staff closing the incident through the API; the tracker's update is guarded by
-//! `status != 'closed'`, so a remembered incident that was closed updates no row and is
+//! is staff closing the incident through the API; the tracker folds hits into a remembered
+//! incident with `FoldGuard::OpenOnly`, so one that was closed takes nothing and is
 //! looked up again (see `Tracker::track`). After any failed batch or savepoint the whole map
 //! is forgotten, since a rollback may have undone what it remembers.
 
@@ -12,24 +12,29 @@ use std::collections::HashMap;
 
 use foldhash::fast::FixedState;
 
+use poolguard_store::hook::TrackedIncident;
+
 /// Incidents remembered before the map is cleared (each costs its key and lists, ~100 B).
 const MAX_OPEN: usize = 1 << 14;
 
 /// An open incident as the tracker last wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenIncident {
-    /// Its row id.
-    pub id: i64,
-    /// Its `feeds` column (comma-separated).
-    pub feeds: String,
-    /// Its `categories` column (comma-separated).
-    pub categories: String,
-    /// `enforced_ms` is set: the repeat-offender check has nothing left to do for it.
-    pub enforced: bool,
+    /// Its id, lists and enforcement, as last written.
+    pub tracked: TrackedIncident,
     /// A hit time at which its key's incidents within the repeat-offender window were found
     /// below the threshold. While an incident is open no other incident of its key can open,
     /// so that count can only fall as the window slides: it stays below for every later hit.
     pub incidents_below_at: Option<i64>,
+}
+
+impl From<TrackedIncident> for OpenIncident {
+    fn from(tracked: TrackedIncident) -> Self {
+        Self {
+            tracked,
+            incidents_below_at: None,
+        }
+    }
 }
 
 /// Open incidents by client key, bounded.
@@ -69,13 +74,12 @@ mod tests {
     use super::*;
 
     fn incident(id: i64) -> OpenIncident {
-        OpenIncident {
+        OpenIncident::from(TrackedIncident {
             id,
             feeds: "mining".into(),
             categories: "mining".into(),
             enforced: false,
-            incidents_below_at: None,
-        }
+        })
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The incident tracker: runs inside the store writer's transaction, once per batch of hits.
 //!
 //! Why here: the writer is the one place every hit passes exactly once (hits are never
-//! dropped), and it already holds the write connection and a transaction. Opening or updating
-//! the incident in the same transaction as the hits means an incident can never miss a hit
-//! nor count one that was not stored. The cost per batch is one UPDATE per client key that
-//! had hits (plus one indexed SELECT the first time the tracker meets its incident, see
-//! [`super::open`]) and one row per new name; only for hits (blocked queries), never for
-//! ordinary queries. An incident holds every hit of its client key from its first to its
+//! dropped), and it already holds a transaction. Opening or updating the incident in the
+//! same transaction as the hits means an incident can never miss a hit nor count one that
+//! was not stored. The tracker works through the store's [`IncidentTx`], never SQL. The cost
+//! per batch is one fold (an UPDATE on SQLite) per client key that had hits (plus one
+//! lookup the first time the tracker meets its incident, see [`super::open`]) and one row
+//! per new name; only for hits (blocked queries), never for ordinary queries. An incident holds every hit of its client key from its first to its
 //! last hit, so no row links a hit to it (schema 8; `store::blocks::owner_hits` finds them).
 //!
 //! Repeat-offender thresholds are evaluated at the end of each batch, once per touched
@@ -22,17 +22,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use foldhash::fast::FixedState;
 
-use rusqlite::{Connection, OptionalExtension, params};
-
 use super::config::EnforcementMode;
 use super::open::{OpenIncident, OpenIncidents};
 use super::window::HitWindows;
-use super::{Accountability, AlertEvent, FeedMeta, db, severity_rank};
+use super::{Accountability, AlertEvent, FeedMeta};
+use poolguard_clients::Identity;
 use poolguard_model::Severity;
 use poolguard_record::QueryEvent;
+use poolguard_store::StoreError;
 use poolguard_store::blocks::HitOwner;
-use poolguard_store::hook::{BatchHook, HitRow};
-use poolguard_store::{StoreError, audit, ip_key};
+use poolguard_store::hook::{
+    BatchHook, FoldGuard, HitFold, HitRow, IncidentTx, NewIncident, Opening, TrackedIncident,
+};
 
 /// What a batch changed, published after the commit.
 #[derive(Debug, Default)]
@@ -96,8 +97,8 @@ pub struct Tracker {
 #[derive(Default)]
 struct Memory {
     windows: HitWindows,
-    /// (incident, name) pairs `incident_names` already holds (hashes), so a name hit again
-    /// skips its INSERT: in a flood over many names that insert was most of a hit's cost.
+    /// (incident, name) pairs the store already holds (hashes), so a name hit again is not
+    /// recorded again: in a flood over many names that insert was most of a hit's cost.
     /// Bounded and cleared when full.
     named: HashSet<u64, FixedState>,
     /// Open incidents by client key, so a client's next batch skips the lookup.
@@ -122,7 +123,7 @@ const MAX_NAMED: usize = 1 << 18;
 struct Folded {
     feeds: String,
     categories: String,
-    severity: i64,
+    severity: Severity,
     last_ms: i64,
     last_ip: IpAddr,
     count: i64,
@@ -133,12 +134,12 @@ impl Folded {
         group: &[&HitRow],
         events: &[QueryEvent],
         feeds: &FeedMetaMap,
-        inc: &OpenIncident,
-    ) -> Self {
+        inc: &TrackedIncident,
+    ) -> Result<Self, StoreError> {
         let mut f = Folded {
             feeds: inc.feeds.clone(),
             categories: inc.categories.clone(),
-            severity: severity_rank(Severity::Low),
+            severity: Severity::Low,
             last_ms: i64::MIN,
             last_ip: group[0].ip,
             count: group.len() as i64,
@@ -158,40 +159,31 @@ impl Folded {
                     std::mem::take(&mut f.feeds),
                     e.feed.as_deref().unwrap_or(""),
                 );
-                let rank = meta.map_or(Severity::Medium, |m| severity_of(&m.severity));
-                f.severity = f.severity.max(severity_rank(rank));
+                // A hit of a feed the tracker has no meta for counts as medium.
+                let severity = match meta {
+                    Some(m) => severity_of(m).map_err(|e| StoreError::Hook(Box::new(e)))?,
+                    None => Severity::Medium,
+                };
+                f.severity = f.severity.max(severity);
             }
             if e.time_ms >= f.last_ms {
                 f.last_ms = e.time_ms;
                 f.last_ip = hit.ip;
             }
         }
-        f
+        Ok(f)
     }
 
     /// Writes the fold into incident `id`; false if `guard` refused it (it was closed).
-    fn update(&self, conn: &Connection, id: i64, guard: Guard) -> Result<bool, StoreError> {
-        let changed = conn
-            .prepare_cached(match guard {
-                Guard::OpenOnly => {
-                    "UPDATE incidents SET last_hit_ms = max(last_hit_ms, ?2), hit_count = hit_count + ?3, \
-                     severity = max(severity, ?4), feeds = ?5, categories = ?6 \
-                     WHERE id = ?1 AND status != 'closed'"
-                }
-                Guard::Any => {
-                    "UPDATE incidents SET last_hit_ms = max(last_hit_ms, ?2), hit_count = hit_count + ?3, \
-                     severity = max(severity, ?4), feeds = ?5, categories = ?6 WHERE id = ?1"
-                }
-            })?
-            .execute(params![
-                id,
-                self.last_ms,
-                self.count,
-                self.severity,
-                self.feeds,
-                self.categories
-            ])?;
-        Ok(changed == 1)
+    fn write(&self, tx: &dyn IncidentTx, id: i64, guard: FoldGuard) -> Result<bool, StoreError> {
+        let fold = HitFold {
+            last_hit_ms: self.last_ms,
+            hits: self.count,
+            severity: self.severity,
+            feeds: &self.feeds,
+            categories: &self.categories,
+        };
+        tx.fold_hits(id, &fold, guard)
     }
 }
 
@@ -213,66 +205,35 @@ struct Batch<'a> {
     replayed: bool,
 }
 
-/// Which incidents [`Folded::update`] may write.
-#[derive(Clone, Copy)]
-enum Guard {
-    /// Only an incident still open: the remembered one may have been closed by staff.
-    OpenOnly,
-    /// Also a closed one: late hits from before its closure ([`Tracker::attach_late`]).
-    Any,
-}
-
-/// The open incident of `key`, if any.
-fn find_open(conn: &Connection, key: &str) -> Result<Option<OpenIncident>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT id, feeds, categories, enforced_ms IS NOT NULL FROM incidents \
-             WHERE client_key = ?1 AND status != 'closed'",
-        )?
-        .query_row([key], |r| {
-            Ok(OpenIncident {
-                id: r.get(0)?,
-                feeds: r.get(1)?,
-                categories: r.get(2)?,
-                enforced: r.get(3)?,
-                incidents_below_at: None,
-            })
-        })
-        .optional()?)
-}
-
-/// Adds the names of `group` that incident `id` did not have. A burst repeats a few names:
-/// SQLite is asked once per distinct name in the batch, and not at all for a name the
-/// incident is known to have (`named`).
+/// Records the names of `group` that incident `id` did not have. A burst repeats a few
+/// names: the store is asked once per distinct name in the batch, and not at all for a name
+/// the incident is known to have (`named`).
 fn record_names(
-    conn: &Connection,
+    tx: &dyn IncidentTx,
     id: i64,
     group: &[&HitRow],
     events: &[QueryEvent],
     named: &mut HashSet<u64, FixedState>,
 ) -> Result<(), StoreError> {
     let hasher = FixedState::default();
-    let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO incident_names (incident_id, name) VALUES (?1, ?2)",
-    )?;
     let mut seen: HashSet<&str, FixedState> = Default::default();
-    let mut new_names = 0usize;
+    let mut unknown: Vec<&str> = Vec::new();
     for hit in group {
         let qname = &*events[hit.index].name;
         if seen.insert(qname) {
             let pair = hasher.hash_one((id, qname));
             if !named.contains(&pair) {
-                new_names += insert.execute(params![id, qname])?;
+                unknown.push(qname);
                 if named.len() >= MAX_NAMED {
                     named.clear();
                 }
+                // Remembered before the store has it: on failure the whole memory is forgotten.
                 named.insert(pair);
             }
         }
     }
-    if new_names > 0 {
-        conn.prepare_cached("UPDATE incidents SET name_count = name_count + ?2 WHERE id = ?1")?
-            .execute(params![id, new_names as i64])?;
+    if !unknown.is_empty() {
+        tx.record_names(id, &unknown)?;
     }
     Ok(())
 }
@@ -308,7 +269,7 @@ impl Tracker {
     /// hits may predate the closure of their key's incident ([`Tracker::attach_late`]).
     pub fn track_hits(
         &self,
-        conn: &Connection,
+        tx: &dyn IncidentTx,
         events: &[QueryEvent],
         hits: &[HitRow],
         replayed: bool,
@@ -316,7 +277,7 @@ impl Tracker {
     ) -> Result<(), StoreError> {
         let mut memory = self.memory();
         let mark = pending.mark();
-        let result = self.track(conn, events, hits, replayed, pending, &mut memory);
+        let result = self.track(tx, events, hits, replayed, pending, &mut memory);
         if result.is_err() {
             // The caller rolls this back: what was remembered or collected meanwhile may
             // describe rows that are not stored.
@@ -328,7 +289,7 @@ impl Tracker {
 
     fn track(
         &self,
-        conn: &Connection,
+        tx: &dyn IncidentTx,
         events: &[QueryEvent],
         hits: &[HitRow],
         replayed: bool,
@@ -367,12 +328,12 @@ impl Tracker {
                 opened,
                 folded,
                 group,
-            }) = self.write_group(conn, &key, group, &batch, memory)?
+            }) = self.write_group(tx, &key, group, &batch, memory)?
             else {
                 continue;
             };
-            let id = incident.id;
-            record_names(conn, id, &group, events, &mut memory.named)?;
+            let id = incident.tracked.id;
+            record_names(tx, id, &group, events, &mut memory.named)?;
             // Only now, when every statement succeeded, is anything announced.
             if opened {
                 let first = group[0];
@@ -389,12 +350,12 @@ impl Tracker {
                 id,
                 ip: folded.last_ip,
                 time_ms: folded.last_ms,
-                enforced: incident.enforced,
+                enforced: incident.tracked.enforced,
                 incidents_below_at: incident.incidents_below_at,
                 key: key.clone(),
             });
-            incident.feeds = folded.feeds;
-            incident.categories = folded.categories;
+            incident.tracked.feeds = folded.feeds;
+            incident.tracked.categories = folded.categories;
             memory.open.put(&key, incident);
         }
         Ok(())
@@ -404,7 +365,7 @@ impl Tracker {
     /// when every hit belonged to a closed incident (see [`Tracker::attach_late`]).
     fn write_group<'h>(
         &self,
-        conn: &Connection,
+        tx: &dyn IncidentTx,
         key: &str,
         group: Vec<&'h HitRow>,
         batch: &Batch<'_>,
@@ -412,8 +373,8 @@ impl Tracker {
     ) -> Result<Option<Written<'h>>, StoreError> {
         let Batch { events, feeds, .. } = *batch;
         if let Some(known) = memory.open.take(key) {
-            let folded = Folded::of(&group, events, feeds, &known);
-            if folded.update(conn, known.id, Guard::OpenOnly)? {
+            let folded = Folded::of(&group, events, feeds, &known.tracked)?;
+            if folded.write(tx, known.tracked.id, FoldGuard::OpenOnly)? {
                 return Ok(Some(Written {
                     incident: known,
                     opened: false,
@@ -423,29 +384,33 @@ impl Tracker {
             }
             // Closed through the API since this tracker last wrote it: look the key up again.
         }
-        let (incident, opened, group) = match find_open(conn, key)? {
+        let (incident, opened, group) = match tx.open_incident_of(key)? {
             Some(incident) => (incident, false, group),
             None => {
                 let group = if batch.replayed {
-                    self.attach_late(conn, key, group, batch, memory)?
+                    self.attach_late(tx, key, group, batch, memory)?
                 } else {
                     group
                 };
                 let Some(&first) = group.first() else {
                     return Ok(None);
                 };
-                (self.open(conn, key, first, events)?, true, group)
+                match self.open(tx, key, first, events)? {
+                    Opening::Opened(incident) => (incident, true, group),
+                    // Opened by another writer meanwhile: the hits join it.
+                    Opening::AlreadyOpen(incident) => (incident, false, group),
+                }
             }
         };
-        let folded = Folded::of(&group, events, feeds, &incident);
-        if !folded.update(conn, incident.id, Guard::OpenOnly)? {
+        let folded = Folded::of(&group, events, feeds, &incident)?;
+        if !folded.write(tx, incident.id, FoldGuard::OpenOnly)? {
             return Err(StoreError::Worker(format!(
                 "incident {} was not open right after it was found open",
                 incident.id
             )));
         }
         Ok(Some(Written {
-            incident,
+            incident: incident.into(),
             opened,
             folded,
             group,
@@ -460,105 +425,71 @@ impl Tracker {
     /// with. Only replayed batches: a fresh hit is never late, whatever the clocks say.
     fn attach_late<'h>(
         &self,
-        conn: &Connection,
+        tx: &dyn IncidentTx,
         key: &str,
         group: Vec<&'h HitRow>,
         batch: &Batch<'_>,
         memory: &mut Memory,
     ) -> Result<Vec<&'h HitRow>, StoreError> {
         let Batch { events, feeds, .. } = *batch;
-        // Incidents of a key never overlap, so the latest opened is the latest closed.
-        let closed = conn
-            .prepare_cached(
-                "SELECT id, feeds, categories, closed_ms FROM incidents \
-                 WHERE client_key = ?1 AND status = 'closed' ORDER BY opened_ms DESC LIMIT 1",
-            )?
-            .query_row([key], |r| {
-                let incident = OpenIncident {
-                    id: r.get(0)?,
-                    feeds: r.get(1)?,
-                    categories: r.get(2)?,
-                    enforced: false,
-                    incidents_below_at: None,
-                };
-                Ok((incident, r.get::<_, Option<i64>>(3)?))
-            })
-            .optional()?;
-        let Some((incident, Some(closed_ms))) = closed else {
+        let Some(closed) = tx.latest_closed_incident(key)? else {
             return Ok(group);
         };
+        let (incident, closed_ms) = (closed.incident, closed.closed_ms);
         let (late, current): (Vec<&HitRow>, Vec<&HitRow>) = group
             .into_iter()
             .partition(|h| events[h.index].time_ms < closed_ms);
         if late.is_empty() {
             return Ok(current);
         }
-        Folded::of(&late, events, feeds, &incident).update(conn, incident.id, Guard::Any)?;
-        record_names(conn, incident.id, &late, events, &mut memory.named)?;
+        Folded::of(&late, events, feeds, &incident)?.write(
+            tx,
+            incident.id,
+            FoldGuard::EvenClosed,
+        )?;
+        record_names(tx, incident.id, &late, events, &mut memory.named)?;
         let note = format!(
             "{} hit(s) from before this incident was closed arrived late (deferred under load \
              and replayed) and were added to it.",
             late.len()
         );
-        db::add_note(conn, incident.id, self.acc.clock.now_ms(), "system", &note)?;
+        tx.add_system_note(incident.id, self.acc.clock.now_ms(), &note)?;
         tracing::info!(incident = incident.id, key = %key, hits = late.len(), "late hits added to a closed incident");
         Ok(current)
     }
 
-    /// Opens an incident for `key` with its first hit.
+    /// Opens an incident for `key` with its first hit, unless the store has one open for it.
     fn open(
         &self,
-        conn: &Connection,
+        tx: &dyn IncidentTx,
         key: &str,
         first: &HitRow,
         events: &[QueryEvent],
-    ) -> Result<OpenIncident, StoreError> {
-        let e = &events[first.index];
-        let ip = first.ip;
-        let i = first.identity.as_deref().cloned().unwrap_or_default();
-        let t = e.time_ms;
-        conn.prepare_cached(
-            "INSERT INTO incidents (client_key, client, client_bin, network, asset, mac, kind, \
-             location, department, ledger_owner, contact, device, owner, opened_ms, last_hit_ms, \
-             identify_due_ms, report_due_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16)",
-        )?
-        .execute(params![
+    ) -> Result<Opening, StoreError> {
+        let t = events[first.index].time_ms;
+        let unknown = Identity::default();
+        tx.open_incident(&NewIncident {
             key,
-            ip.to_string(),
-            &ip_key(ip)[..],
-            i.network,
-            i.asset,
-            i.mac,
-            i.kind,
-            i.location,
-            i.department,
-            i.owner,
-            i.contact,
-            // Prefilled from the ledger; staff confirm or correct them.
-            i.asset,
-            i.owner,
-            t,
-            t.saturating_add(self.acc.incidents.identify_within.ms()),
-            t.saturating_add(self.acc.incidents.report_within.ms()),
-        ])?;
-        Ok(OpenIncident {
-            id: conn.last_insert_rowid(),
-            feeds: String::new(),
-            categories: String::new(),
-            enforced: false,
-            incidents_below_at: None,
+            ip: first.ip,
+            identity: first.identity.as_deref().unwrap_or(&unknown),
+            first_hit_ms: t,
+            identify_due_ms: t.saturating_add(self.acc.incidents.identify_within.ms()),
+            report_due_ms: t.saturating_add(self.acc.incidents.report_within.ms()),
         })
     }
 
     /// End of batch: repeat-offender thresholds for every touched incident.
-    pub fn check_batch(&self, conn: &Connection, pending: &mut Pending) -> Result<(), StoreError> {
+    pub fn check_batch(
+        &self,
+        tx: &dyn IncidentTx,
+        pending: &mut Pending,
+    ) -> Result<(), StoreError> {
         if self.acc.enforcement.mode == EnforcementMode::Off {
             return Ok(());
         }
         let mut memory = self.memory();
         let mark = pending.mark();
-        let result = self.check_offenders(conn, pending, &mut memory);
+        let result = self.check_offenders(tx, pending, &mut memory);
         if result.is_err() {
             // Rolled back by the caller: the windows and flags may describe undone rows, and
             // no quarantine or alert of this step may be published.
@@ -570,7 +501,7 @@ impl Tracker {
 
     fn check_offenders(
         &self,
-        conn: &Connection,
+        tx: &dyn IncidentTx,
         pending: &mut Pending,
         memory: &mut Memory,
     ) -> Result<(), StoreError> {
@@ -596,17 +527,12 @@ impl Tracker {
             let count_incidents = enf.incidents_threshold > 0
                 && !matches!(incidents_below_at, Some(below) if t >= below);
             let incidents: i64 = if count_incidents {
-                conn.prepare_cached(
-                    "SELECT count(*) FROM incidents WHERE client_key = ?1 AND opened_ms >= ?2",
-                )?
-                .query_row(params![touched.key, t - enf.incidents_window.ms()], |r| {
-                    r.get(0)
-                })?
+                tx.incidents_opened_since(&touched.key, t - enf.incidents_window.ms())?
             } else {
                 0
             };
             let hits = if enf.hits_threshold > 0 {
-                memory.windows.count(conn, ip, t, window_ms)?
+                memory.windows.count(tx, ip, t, window_ms)?
             } else {
                 0
             };
@@ -629,28 +555,19 @@ impl Tracker {
                 continue;
             };
             let applied = enf.mode == EnforcementMode::Quarantine;
-            conn.prepare_cached("UPDATE incidents SET enforced_ms = ?2 WHERE id = ?1")?
-                .execute(params![id, t])?;
+            tx.mark_enforced(id, t)?;
             if let Some(open) = memory.open.get_mut(&touched.key) {
-                open.enforced = true;
+                open.tracked.enforced = true;
             }
             let ip_text = ip.to_string();
             let note = if applied {
-                db::quarantine_add(conn, &ip_text, t, "system", &reason, Some(id))?;
-                let mut entry = audit::AuditEntry::now(
-                    "system",
-                    "system",
-                    "quarantine.add",
-                    &format!("quarantine/{ip_text}"),
-                );
-                entry.detail = format!("incident {id}: {reason}");
-                audit::insert(conn, &entry)?;
+                tx.quarantine(ip, t, &reason, id)?;
                 pending.quarantined.push(ip);
                 format!("Repeat offender: {reason}. {ip_text} quarantined (walled garden).")
             } else {
                 format!("Repeat offender: {reason}. Notify mode: {ip_text} not quarantined.")
             };
-            db::add_note(conn, id, t, "system", &note)?;
+            tx.add_system_note(id, t, &note)?;
             let mut ev = AlertEvent::incident("quarantine.on", id, &ip_text, t);
             ev.detail = serde_json::json!({ "reason": reason, "applied": applied });
             pending.alerts.push(ev);
@@ -670,13 +587,28 @@ impl Tracker {
     }
 }
 
-/// A feed's configured severity (`low` … `critical`); anything else counts as medium.
-fn severity_of(name: &str) -> Severity {
-    match name {
-        "low" => Severity::Low,
-        "high" => Severity::High,
-        "critical" => Severity::Critical,
-        _ => Severity::Medium,
+/// A feed meta's severity is none of the four names: a bug where the meta was built (it is
+/// spelled by `severity_name`), reported rather than guessed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "feed `{feed}` has severity `{value}`, not low, medium, high or critical; its hits were not added to incidents"
+)]
+struct UnknownSeverity {
+    feed: String,
+    value: String,
+}
+
+/// A feed's configured severity, as [`FeedMeta`] spells it (`low` … `critical`).
+fn severity_of(meta: &FeedMeta) -> Result<Severity, UnknownSeverity> {
+    match meta.severity.as_str() {
+        "low" => Ok(Severity::Low),
+        "medium" => Ok(Severity::Medium),
+        "high" => Ok(Severity::High),
+        "critical" => Ok(Severity::Critical),
+        other => Err(UnknownSeverity {
+            feed: meta.name.clone(),
+            value: other.to_string(),
+        }),
     }
 }
 
@@ -694,18 +626,18 @@ fn add_to_list(list: String, item: &str) -> String {
 impl BatchHook for Tracker {
     fn on_hits(
         &self,
-        conn: &Connection,
+        tx: &dyn IncidentTx,
         events: &[QueryEvent],
         hits: &[HitRow],
         replayed: bool,
     ) -> Result<(), StoreError> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        self.track_hits(conn, events, hits, replayed, &mut pending)
+        self.track_hits(tx, events, hits, replayed, &mut pending)
     }
 
-    fn end_batch(&self, conn: &Connection) -> Result<(), StoreError> {
+    fn end_batch(&self, tx: &dyn IncidentTx) -> Result<(), StoreError> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        self.check_batch(conn, &mut pending)
+        self.check_batch(tx, &mut pending)
     }
 
     fn committed(&self) {

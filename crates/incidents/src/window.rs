@@ -11,11 +11,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use rusqlite::Connection;
-
-use poolguard_store::blocks::{self, codec::Entry};
-use poolguard_store::read::Table;
-use poolguard_store::{StoreError, ip_key};
+use poolguard_store::StoreError;
+use poolguard_store::hook::IncidentTx;
 
 /// Buckets per window: counts are exact to 1/256 of the window (a bucket straddling the
 /// window's start counts whole).
@@ -60,10 +57,10 @@ impl HitWindows {
     }
 
     /// Hits of `ip` at or after `now_ms - window_ms`, seeding the address from the stored
-    /// hit blocks (through `conn`, inside the caller's transaction) the first time.
+    /// hits (through `tx`, inside the caller's transaction) the first time.
     pub fn count(
         &mut self,
-        conn: &Connection,
+        tx: &dyn IncidentTx,
         ip: IpAddr,
         now_ms: i64,
         window_ms: i64,
@@ -79,12 +76,12 @@ impl HitWindows {
             // lasted), then kept as runs with the buckets' span.
             let mut counts = vec![0u64; BUCKETS as usize + 1];
             let mut spans = vec![(i64::MAX, i64::MIN); BUCKETS as usize + 1];
-            blocks::scan_client(conn, Table::Hits, ip_key(ip), since, |e: &Entry<'_>| {
-                let i = usize::try_from((e.time_ms - since) / width)
+            tx.hit_times_since(ip, since, &mut |time_ms| {
+                let i = usize::try_from((time_ms - since) / width)
                     .unwrap_or(0)
                     .min(BUCKETS as usize);
                 counts[i] += 1;
-                spans[i] = (spans[i].0.min(e.time_ms), spans[i].1.max(e.time_ms));
+                spans[i] = (spans[i].0.min(time_ms), spans[i].1.max(time_ms));
             })?;
             let b: VecDeque<Bucket> = counts
                 .iter()

@@ -5,13 +5,20 @@
 //! know what an incident is. The writer calls a [`BatchHook`] at fixed points of each batch;
 //! the incidents crate implements it. Each call runs in a savepoint: a failing hook is rolled
 //! back, logged and counted, and the batch's evidence is kept.
+//!
+//! The hook never sees SQL: it works through an [`IncidentTx`], the operations incident
+//! tracking needs inside the batch's transaction, named by what they mean. The SQLite writer
+//! hands it [`crate::incidents_tx::SqliteIncidentTx`]; a shared PostgreSQL backend can
+//! implement the same trait. Every operation two nodes could race on (opening a client's
+//! incident, folding hits into it while staff close it) is one call, so an implementation
+//! can make it atomic.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use poolguard_clients::Identity;
+use poolguard_model::Severity;
 use poolguard_record::QueryEvent;
-use rusqlite::Connection;
 
 use crate::StoreError;
 
@@ -39,18 +46,141 @@ pub trait BatchHook: Send + Sync + 'static {
     /// spool, so some hits may be older than what the hook has seen.
     fn on_hits(
         &self,
-        conn: &Connection,
+        tx: &dyn IncidentTx,
         events: &[QueryEvent],
         hits: &[HitRow],
         replayed: bool,
     ) -> Result<(), StoreError>;
 
     /// Every hit of the batch went through [`BatchHook::on_hits`]; last step before commit.
-    fn end_batch(&self, conn: &Connection) -> Result<(), StoreError>;
+    fn end_batch(&self, tx: &dyn IncidentTx) -> Result<(), StoreError>;
 
     /// The batch committed: what it changed may now be announced.
     fn committed(&self);
 
     /// The batch rolled back: whatever the hook remembers of it is void.
     fn batch_failed(&self);
+}
+
+/// An incident as the tracker needs it: what a fold of new hits builds on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedIncident {
+    /// Its id (a domain id: the API and the reports name incidents by it).
+    pub id: i64,
+    /// The feeds its hits came from, comma-separated, in order of first hit.
+    pub feeds: String,
+    /// Their categories, comma-separated, in order of first hit.
+    pub categories: String,
+    /// The repeat-offender check already acted on it.
+    pub enforced: bool,
+}
+
+/// A client key's latest closed incident, for hits that arrive after it was closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedIncident {
+    pub incident: TrackedIncident,
+    /// When staff closed it: hits stamped before this belong to it.
+    pub closed_ms: i64,
+}
+
+/// What a new incident starts with: its client key, first hit and deadlines.
+#[derive(Debug, Clone, Copy)]
+pub struct NewIncident<'a> {
+    /// The client key (`asset:…` or `ip:…`) it is the incident of.
+    pub key: &'a str,
+    /// The address of its first hit.
+    pub ip: IpAddr,
+    /// The ledger identity of that address when it opened (a snapshot: later ledger edits
+    /// never rewrite it).
+    pub identity: &'a Identity,
+    /// Its first hit's time: when it opened.
+    pub first_hit_ms: i64,
+    /// When the device and its responsible person must be identified.
+    pub identify_due_ms: i64,
+    /// When the written report is due.
+    pub report_due_ms: i64,
+}
+
+/// The outcome of [`IncidentTx::open_incident`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opening {
+    /// This call opened it.
+    Opened(TrackedIncident),
+    /// The key already had an open incident (another node, or a race): the hits go there.
+    AlreadyOpen(TrackedIncident),
+}
+
+/// A client key's hits of one batch, folded into what its incident's counters get.
+#[derive(Debug, Clone, Copy)]
+pub struct HitFold<'a> {
+    /// The latest hit time (the incident keeps the later of this and what it had).
+    pub last_hit_ms: i64,
+    /// How many hits to add.
+    pub hits: i64,
+    /// The highest severity among them (the incident keeps the higher of this and its own).
+    pub severity: Severity,
+    /// The incident's feed list with the hits' feeds added.
+    pub feeds: &'a str,
+    /// The incident's category list with the hits' categories added.
+    pub categories: &'a str,
+}
+
+/// Which incidents [`IncidentTx::fold_hits`] may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoldGuard {
+    /// Only an incident still open: staff may have closed it since the tracker last saw it.
+    OpenOnly,
+    /// A closed one too: late hits from before its closure (replayed from the spool).
+    EvenClosed,
+}
+
+/// What incident tracking does inside a batch's transaction, and nothing else: the tracker
+/// is written against this trait, never against SQL. Every call sees the batch's own writes
+/// (its hits are stored before [`BatchHook::on_hits`] runs) and is undone with the batch.
+pub trait IncidentTx {
+    /// The open (not closed) incident of client `key`, if it has one.
+    fn open_incident_of(&self, key: &str) -> Result<Option<TrackedIncident>, StoreError>;
+
+    /// Opens an incident for `new.key` unless that key already has one open, in one step: at
+    /// most one incident per key is ever open, even with several writers.
+    fn open_incident(&self, new: &NewIncident<'_>) -> Result<Opening, StoreError>;
+
+    /// Adds a group of hits to incident `id`; false when `guard` refused it (it was closed).
+    fn fold_hits(&self, id: i64, fold: &HitFold<'_>, guard: FoldGuard) -> Result<bool, StoreError>;
+
+    /// Records `names` (distinct) as hit by incident `id`; returns how many it did not have,
+    /// which its name count grows by.
+    fn record_names(&self, id: i64, names: &[&str]) -> Result<usize, StoreError>;
+
+    /// The most recently closed incident of `key` (a key's incidents never overlap, so hits
+    /// older than its closure and newer than any open one belong to it).
+    fn latest_closed_incident(&self, key: &str) -> Result<Option<ClosedIncident>, StoreError>;
+
+    /// Adds a note by `system` (poolguard itself) to incident `id`.
+    fn add_system_note(&self, id: i64, time_ms: i64, text: &str) -> Result<(), StoreError>;
+
+    /// How many incidents of client `key` opened at or after `since_ms`.
+    fn incidents_opened_since(&self, key: &str, since_ms: i64) -> Result<i64, StoreError>;
+
+    /// Marks incident `id` as acted on by the repeat-offender check at `time_ms`.
+    fn mark_enforced(&self, id: i64, time_ms: i64) -> Result<(), StoreError>;
+
+    /// Quarantines `ip` for incident `id` (by `system`, for `reason`), with its audit row;
+    /// an address already quarantined stays as it was.
+    fn quarantine(
+        &self,
+        ip: IpAddr,
+        since_ms: i64,
+        reason: &str,
+        incident: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Calls `each` with the time of every stored hit of `ip` at or after `since_ms`, in
+    /// storage order (not necessarily by time).
+    fn hit_times_since(
+        &self,
+        ip: IpAddr,
+        since_ms: i64,
+        each: &mut dyn FnMut(i64),
+    ) -> Result<(), StoreError>;
 }

@@ -15,6 +15,7 @@ pub mod blocks;
 pub mod fault;
 pub mod hook;
 pub mod incidents;
+pub mod incidents_tx;
 pub mod known_names;
 pub mod lock;
 pub mod read;
@@ -63,6 +64,10 @@ pub enum StoreError {
     Block(#[from] blocks::codec::BlockError),
     #[error(transparent)]
     Lock(#[from] lock::LockError),
+    /// A [`hook::BatchHook`] failed for a reason of its own, not the database's (a feed
+    /// with a severity it does not know).
+    #[error(transparent)]
+    Hook(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// How many read-only connections the API may use at once; more just queue.

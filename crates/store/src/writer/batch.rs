@@ -15,6 +15,7 @@ use rusqlite::{Connection, params};
 use crate::StoreError;
 use crate::blocks::{self, codec::BlockEncoder, codec::Entry};
 use crate::hook::{BatchHook, HitRow};
+use crate::incidents_tx::SqliteIncidentTx;
 use crate::known_names::KnownNames;
 use crate::rows::Table;
 use poolguard_clients::{Identity, Ledger, SharedLedger};
@@ -60,9 +61,11 @@ pub(super) fn write_batch(
         Some(known),
     )?;
     guarded(&tx, "incident tracking", |c| {
-        tracker.on_hits(c, batch, &hits, replayed.is_some())
+        tracker.on_hits(&SqliteIncidentTx::new(c), batch, &hits, replayed.is_some())
     })?;
-    guarded(&tx, "repeat-offender check", |c| tracker.end_batch(c))?;
+    guarded(&tx, "repeat-offender check", |c| {
+        tracker.end_batch(&SqliteIncidentTx::new(c))
+    })?;
     tx.commit()?;
     // Only committed changes are announced and enforced.
     tracker.committed();
