@@ -650,3 +650,6 @@ impl BatchHook for Tracker {
         self.forget_batch();
     }
 }
+
+#[cfg(test)]
+mod tests;
