@@ -275,6 +275,13 @@ mod tests {
         }
     }
 
+    /// Opens the first incident of `ip:10.0.0.7`, at 100, without ledger identity.
+    fn first_incident(tx: &SqliteIncidentTx<'_>) -> i64 {
+        let nobody = Identity::default();
+        let new = new_incident("ip:10.0.0.7", &nobody, 100);
+        opened(tx.open_incident(&new).expect("open")).id
+    }
+
     fn close(conn: &Connection, id: i64, at: i64) {
         conn.execute(
             "UPDATE incidents SET status = 'closed', closed_ms = ?2 WHERE id = ?1",
@@ -340,11 +347,7 @@ mod tests {
     fn folds_respect_the_guard_and_keep_the_maxima() {
         let (_dir, conn) = store();
         let tx = SqliteIncidentTx::new(&conn);
-        let id = opened(
-            tx.open_incident(&new_incident("ip:10.0.0.7", &Identity::default(), 100))
-                .expect("open"),
-        )
-        .id;
+        let id = first_incident(&tx);
         let fold = HitFold {
             last_hit_ms: 150,
             hits: 3,
@@ -395,11 +398,7 @@ mod tests {
     fn names_notes_enforcement_and_quarantine_are_recorded() {
         let (_dir, conn) = store();
         let tx = SqliteIncidentTx::new(&conn);
-        let id = opened(
-            tx.open_incident(&new_incident("ip:10.0.0.7", &Identity::default(), 100))
-                .expect("open"),
-        )
-        .id;
+        let id = first_incident(&tx);
         assert_eq!(
             tx.record_names(id, &["a.pool", "b.pool"]).expect("names"),
             2
