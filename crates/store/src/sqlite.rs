@@ -27,18 +27,7 @@ impl EvidenceStore for Store {
         table: Table,
         f: EvidenceFilter,
     ) -> Result<Paged<StoredRow>, StoreError> {
-        let filter = ListFilter {
-            client: f.client.map(net_range),
-            name: f.name,
-            qtype: f.qtype,
-            action: f.action,
-            feed: f.feed,
-            department: f.department,
-            since_ms: f.since_ms,
-            until_ms: f.until_ms,
-            cursor: f.cursor.as_ref().map(cursor::key).transpose()?,
-            limit: f.limit,
-        };
+        let filter: ListFilter = f.convert(net_range, |c| cursor::key(&c))?;
         let page = self.read(move |c| read::list(c, table, &filter)).await?;
         Ok(Paged {
             items: page.rows,
@@ -194,6 +183,37 @@ impl IncidentStore for Store {
     }
 }
 
+/// A quarantine change as the audit log records it: one row on the address and, when the
+/// entry belongs to an incident, one on the incident's trail (its report lists it).
+struct QuarantineChange {
+    /// `quarantine.add` or `quarantine.release`.
+    action: &'static str,
+    /// The past tense the incident's row uses: `quarantined`, `released`.
+    done: &'static str,
+    incident: Option<i64>,
+}
+
+impl QuarantineChange {
+    fn audit(
+        &self,
+        c: &Connection,
+        ip: &str,
+        actor: &Actor,
+        now: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let target = format!("quarantine/{ip}");
+        let row = audit_row(actor, self.action, target, now, reason.to_string());
+        audit::insert(c, &row)?;
+        if let Some(id) = self.incident {
+            let detail = format!("{ip} {}: {reason}", self.done);
+            let row = audit_row(actor, self.action, format!("incident/{id}"), now, detail);
+            audit::insert(c, &row)?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl QuarantineStore for Store {
     async fn quarantine_list(&self) -> Result<Vec<QuarantineEntry>, StoreError> {
@@ -209,21 +229,12 @@ impl QuarantineStore for Store {
             let added =
                 db::quarantine_add(c, &ip, q.now_ms, &q.actor.name, &q.reason, q.incident_id)?;
             if added {
-                let target = format!("quarantine/{ip}");
-                let entry = audit_row(
-                    &q.actor,
-                    "quarantine.add",
-                    target,
-                    q.now_ms,
-                    q.reason.clone(),
-                );
-                audit::insert(c, &entry)?;
-                if let Some(id) = q.incident_id {
-                    let detail = format!("{ip} quarantined: {}", q.reason);
-                    let target = format!("incident/{id}");
-                    let entry = audit_row(&q.actor, "quarantine.add", target, q.now_ms, detail);
-                    audit::insert(c, &entry)?;
-                }
+                let change = QuarantineChange {
+                    action: "quarantine.add",
+                    done: "quarantined",
+                    incident: q.incident_id,
+                };
+                change.audit(c, &ip, &q.actor, q.now_ms, &q.reason)?;
             }
             let entry = db::quarantine_list(c)?
                 .into_iter()
@@ -243,21 +254,12 @@ impl QuarantineStore for Store {
             let Some(entry) = db::quarantine_remove(c, &ip)? else {
                 return Ok(None);
             };
-            let target = format!("quarantine/{ip}");
-            let a = audit_row(
-                &q.actor,
-                "quarantine.release",
-                target,
-                q.now_ms,
-                q.reason.clone(),
-            );
-            audit::insert(c, &a)?;
-            if let Some(id) = entry.incident_id {
-                let detail = format!("{ip} released: {}", q.reason);
-                let target = format!("incident/{id}");
-                let a = audit_row(&q.actor, "quarantine.release", target, q.now_ms, detail);
-                audit::insert(c, &a)?;
-            }
+            let change = QuarantineChange {
+                action: "quarantine.release",
+                done: "released",
+                incident: entry.incident_id,
+            };
+            change.audit(c, &ip, &q.actor, q.now_ms, &q.reason)?;
             Ok(Some(entry))
         })
         .await

@@ -25,7 +25,7 @@ use crate::StoreError;
 use crate::alerted::DeadlineAlert;
 use crate::audit::AuditEntry;
 use crate::incidents::{Delivery, IncidentFilter, IncidentHit, IncidentRow, Note, QuarantineEntry};
-use crate::read::{ClientSummary, NameFilter, Stats, StoredRow, Table};
+use crate::read::{ClientSummary, ListFilter, Stats, StoredRow, Table};
 use crate::summary::Summary;
 use crate::transition::{IncidentChange, IncidentError, Updated};
 
@@ -56,25 +56,9 @@ pub struct Actor {
     pub role: String,
 }
 
-/// A list request on the query log or the hits. Every field narrows; `None` means "any".
-#[derive(Debug, Clone, Default)]
-pub struct EvidenceFilter {
-    /// One address (a host network) or a network.
-    pub client: Option<IpNet>,
-    pub name: Option<NameFilter>,
-    pub qtype: Option<String>,
-    pub action: Option<String>,
-    pub feed: Option<String>,
-    pub department: Option<String>,
-    /// Inclusive lower bound, ms since the epoch.
-    pub since_ms: Option<i64>,
-    /// Exclusive upper bound, ms since the epoch.
-    pub until_ms: Option<i64>,
-    /// `next` of the previous page.
-    pub cursor: Option<Cursor>,
-    /// Rows per page (the caller caps it).
-    pub limit: usize,
-}
+/// A list request on the query log or the hits: the client as an address (a host network)
+/// or a network, the page starting at the `next` of the previous page.
+pub type EvidenceFilter = ListFilter<IpNet, Cursor>;
 
 /// An incident with what its views show: hits (oldest first), notes and, for the written
 /// report, the audit trail of actions on it.
