@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::lists::{check_keys, parse_time};
 use super::{ApiError, ApiState, Caller, neutralise, rfc3339};
 use poolguard_clients::Identity;
-use poolguard_incidents::{RESOLUTIONS, Status, report, severity_name};
+use poolguard_incidents::{RESOLUTIONS, Status, report};
 use poolguard_model::deadline::DeadlineState;
 use poolguard_store::incidents::{IncidentFilter, IncidentHit, IncidentRow, Note};
 use poolguard_store::{Actor, Cursor, IncidentChange, IncidentError, StoreError, Updated};
@@ -94,10 +94,10 @@ impl IncidentView {
             identity: r.identity,
             device: r.device,
             owner: r.owner,
-            status: r.status,
+            status: r.status.as_str().to_string(),
             resolution: r.resolution,
             assignee: r.assignee,
-            severity: severity_name(r.severity).to_string(),
+            severity: r.severity.as_str().to_string(),
             feeds: r.feeds,
             categories: r.categories,
             opened_at: rfc3339(r.opened_ms),
@@ -453,7 +453,11 @@ pub async fn patch(
     };
     match state.store.update_incident(id, change).await {
         Ok(Updated::Changed(row)) => {
-            tracing::info!(incident = id, status = %row.status, "incident updated");
+            tracing::info!(
+                incident = id,
+                status = row.status.as_str(),
+                "incident updated"
+            );
             Ok(Json(view(&state, *row)))
         }
         Ok(Updated::Unchanged(row)) => Ok(Json(view(&state, *row))),

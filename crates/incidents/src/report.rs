@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use super::db::{IncidentHit, IncidentRow, Note};
 use super::deadline::Judgement;
-use super::{FeedMeta, severity_name};
+use super::FeedMeta;
 use poolguard_model::rfc3339;
 use poolguard_store::audit::AuditEntry;
 use poolguard_store::{IncidentStore, StoreError};
@@ -131,9 +131,9 @@ fn facts(d: &ReportData) -> Vec<Fact> {
     };
     vec![
         plain("Incident", format!("#{}", i.id)),
-        plain("Status", i.status.clone()),
+        plain("Status", i.status.as_str().to_string()),
         plain("Resolution", opt(&i.resolution).to_string()),
-        plain("Severity", severity_name(i.severity).to_string()),
+        plain("Severity", i.severity.as_str().to_string()),
         plain("Categories", i.categories.join(", ")),
         plain("Client address", i.client.clone()),
         plain("Device", opt(&i.device).to_string()),

@@ -60,3 +60,15 @@ pub enum Severity {
     High,
     Critical,
 }
+
+impl Severity {
+    /// The config and API spelling (`medium`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}

@@ -15,8 +15,8 @@ use crate::blocks::{self, HitOwner};
 use crate::traits::Cursor;
 use crate::{StoreError, cursor};
 use poolguard_clients::Identity;
-use poolguard_model::Status;
 use poolguard_model::deadline::{self, Judgement};
+use poolguard_model::{Severity, Status};
 
 /// Schema step v3 (see `store::schema::STEPS`). One statement per line for `CREATE INDEX`.
 pub fn schema_v3() -> String {
@@ -90,10 +90,12 @@ pub struct IncidentRow {
     pub identity: Identity,
     pub device: Option<String>,
     pub owner: Option<String>,
-    pub status: String,
+    /// Read as the enum: a status this build does not know is a read error, not `open`.
+    pub status: Status,
     pub resolution: Option<String>,
     pub assignee: Option<String>,
-    pub severity: i64,
+    /// Highest severity among the incident's feeds (stored as its rank).
+    pub severity: Severity,
     pub feeds: Vec<String>,
     pub categories: Vec<String>,
     pub opened_ms: i64,

@@ -368,13 +368,13 @@ mod tests {
         );
         assert_eq!(audit_rows(&store), 0);
         let detail = store.incident_detail(id, 10).await.expect("read");
-        assert_eq!(detail.expect("exists").incident.status, "open");
+        assert_eq!(detail.expect("exists").incident.status, Status::Open);
 
         let moved = store
             .update_incident(id, change(Status::Investigating, None))
             .await
             .expect("allowed");
-        assert!(matches!(moved, Updated::Changed(ref r) if r.status == "investigating"));
+        assert!(matches!(moved, Updated::Changed(ref r) if r.status == Status::Investigating));
         assert_eq!(audit_rows(&store), 1);
         let trail = store.incident_report(id, 10).await.expect("read");
         let actions = trail.expect("exists").actions;

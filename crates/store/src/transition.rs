@@ -50,7 +50,7 @@ pub fn apply(
     row: &mut IncidentRow,
     change: &IncidentChange,
 ) -> Result<Option<String>, TransitionError> {
-    let from = Status::parse(&row.status).unwrap_or(Status::Open);
+    let from = row.status;
     let mut changes = Vec::new();
     for (name, new, old) in [
         ("device", &change.device, &mut row.device),
@@ -93,6 +93,6 @@ pub fn apply(
         row.resolution = change.resolution.clone();
         changes.push(format!("resolution={}", resolution.unwrap_or("")));
     }
-    row.status = to.as_str().to_string();
+    row.status = to;
     Ok(Some(changes.join("; ")))
 }
