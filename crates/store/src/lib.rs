@@ -7,7 +7,7 @@
 //! `synchronous=NORMAL` means a power cut loses at most the last transactions, never the file.
 //!
 //! What the rest of poolguard needs from a store is the trait family in [`traits`] (handlers
-//! hold an `Arc<dyn Stores>`); [`Store`] implements it on SQLite ([`sqlite`]), and a
+//! hold an `Arc<dyn Stores>`); [`Store`] implements it on SQLite (`sqlite.rs`), and a
 //! PostgreSQL backend for several resolver nodes can implement the same traits.
 
 pub mod alerted;
