@@ -9,9 +9,9 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use super::FeedMeta;
 use super::db::{IncidentHit, IncidentRow, Note};
 use super::deadline::Judgement;
-use super::FeedMeta;
 use poolguard_model::rfc3339;
 use poolguard_store::audit::AuditEntry;
 use poolguard_store::{IncidentStore, StoreError};

@@ -76,15 +76,10 @@ impl ToSql for Action {
 impl FromSql for Action {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         let s = value.as_str()?;
-        [
-            Action::Refuse,
-            Action::Nxdomain,
-            Action::Nodata,
-            Action::Sinkhole,
-        ]
-        .into_iter()
-        .find(|a| action_name(*a) == s)
-        .ok_or_else(|| unknown("action", s))
+        Action::ALL
+            .into_iter()
+            .find(|a| action_name(*a) == s)
+            .ok_or_else(|| unknown("action", s))
     }
 }
 
@@ -104,20 +99,10 @@ mod tests {
         for s in Status::ALL {
             assert_eq!(back(&conn, s), s);
         }
-        for s in [
-            Severity::Low,
-            Severity::Medium,
-            Severity::High,
-            Severity::Critical,
-        ] {
+        for s in Severity::ALL {
             assert_eq!(back(&conn, s), s);
         }
-        for a in [
-            Action::Refuse,
-            Action::Nxdomain,
-            Action::Nodata,
-            Action::Sinkhole,
-        ] {
+        for a in Action::ALL {
             assert_eq!(back(&conn, a), a);
         }
         let stored: String = conn
