@@ -23,7 +23,7 @@ use poolguard_incidents::{self as incidents, Accountability, Alerts, SharedClock
 use poolguard_policy::{Policy, SharedPolicy};
 use poolguard_record::Recorder;
 use poolguard_store::writer::WriterHandle;
-use poolguard_store::{self as store, Store, StoreError};
+use poolguard_store::{self as store, AuditStore, Store, StoreError};
 
 /// Why poolguard could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -340,14 +340,14 @@ async fn start_accountability(
     if let Some(rx) = alert_rx {
         evidence.tasks.push(incidents::alerts::spawn(
             config.alerts.clone(),
-            evidence.store.clone(),
+            Arc::new(evidence.store.clone()),
             acc.clone(),
             rx,
         ));
         evidence
             .tasks
             .push(incidents::alerts::spawn_deadline_checks(
-                evidence.store.clone(),
+                Arc::new(evidence.store.clone()),
                 acc.clone(),
                 config.alerts.check_every.0,
                 evidence.stop.clone(),

@@ -7,7 +7,8 @@ use axum::extract::{Query, State};
 use serde::Serialize;
 
 use super::{ApiError, ApiState};
-use poolguard_store::audit::{self, AuditEntry};
+use poolguard_store::Cursor;
+use poolguard_store::audit::AuditEntry;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -45,9 +46,7 @@ pub async fn list(
                     })?;
             }
             "cursor" => {
-                before = Some(v.parse::<i64>().map_err(|_| {
-                    ApiError::bad_param("cursor", "not a cursor from a previous page")
-                })?);
+                before = Some(Cursor(v.clone()));
             }
             _ => {
                 return Err(ApiError::bad_param(
@@ -57,12 +56,9 @@ pub async fn list(
             }
         }
     }
-    let items = state
-        .store
-        .read(move |conn| audit::list(conn, limit, before))
-        .await?;
-    let next_cursor = (items.len() == limit)
-        .then(|| items.last().map(|e| e.id.to_string()))
-        .flatten();
-    Ok(Json(AuditPage { items, next_cursor }))
+    let page = state.store.audit_list(limit, before).await?;
+    Ok(Json(AuditPage {
+        items: page.items,
+        next_cursor: page.next.map(|c| c.0),
+    }))
 }

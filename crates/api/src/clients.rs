@@ -13,7 +13,6 @@ use super::lists::Item;
 use super::{ApiError, ApiState};
 use poolguard_clients::Identity;
 use poolguard_model::rfc3339;
-use poolguard_store as store;
 
 /// Hits shown in a client summary.
 const RECENT_HITS: usize = 20;
@@ -46,11 +45,7 @@ pub async fn client(
         .map_err(|_| ApiError::bad_param("ip", format!("`{ip}` is not an IP address")))?;
     let ip = ip.to_canonical();
     let identity = state.ledger.load().lookup(ip);
-    let key = store::ip_key(ip);
-    let s = state
-        .store
-        .read(move |c| store::read::client_summary(c, key, RECENT_HITS))
-        .await?;
+    let s = state.store.client_summary(ip, RECENT_HITS).await?;
     Ok(Json(ClientResponse {
         client: ip.to_string(),
         identity: identity.as_deref().cloned(),

@@ -50,6 +50,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Timeout(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            StoreError::BadCursor => ApiError::bad_param("cursor", e.to_string()),
             other => {
                 tracing::error!(error = %other, "store read failed");
                 ApiError::new(

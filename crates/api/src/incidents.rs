@@ -3,9 +3,10 @@
 //! Incidents are opened by the store writer (see `incidents::track`); this API lists them
 //! (filters, cursor, CSV), shows one with its hits and notes, moves it through the state
 //! machine (`PATCH`, 409 with the reason when the move is not allowed), appends notes and
-//! renders the written report. Every write runs in one control-plane transaction together with
-//! its audit row, so the audit log can never miss a change. Overdue flags are computed at read
-//! time against the injectable clock, never stored.
+//! renders the written report. Every write is one store call (`IncidentStore`) that runs in
+//! one transaction together with its audit row, so the audit log can never miss a change and
+//! two API nodes cannot both win a race. Overdue flags are computed at read time against the
+//! injectable clock, never stored.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -18,13 +19,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::lists::{check_keys, parse_time};
 use super::{ApiError, ApiState, Caller, neutralise, rfc3339};
 use poolguard_clients::Identity;
-use poolguard_incidents::{
-    RESOLUTIONS, Status, TransitionError, check_transition, report, severity_name,
-};
+use poolguard_incidents::{RESOLUTIONS, Status, report};
 use poolguard_model::deadline::DeadlineState;
-use poolguard_store::StoreError;
-use poolguard_store::audit::{self, AuditEntry};
-use poolguard_store::incidents::{self as db, IncidentFilter, IncidentHit, IncidentRow, Note};
+use poolguard_store::incidents::{IncidentFilter, IncidentHit, IncidentRow, Note};
+use poolguard_store::{Actor, Cursor, IncidentChange, IncidentError, StoreError, Updated};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -96,10 +94,10 @@ impl IncidentView {
             identity: r.identity,
             device: r.device,
             owner: r.owner,
-            status: r.status,
+            status: r.status.as_str().to_string(),
             resolution: r.resolution,
             assignee: r.assignee,
-            severity: severity_name(r.severity).to_string(),
+            severity: r.severity.as_str().to_string(),
             feeds: r.feeds,
             categories: r.categories,
             opened_at: rfc3339(r.opened_ms),
@@ -252,7 +250,7 @@ pub async fn list(
                         ),
                     )
                 })?;
-                f.status = Some(s.as_str().to_string());
+                f.status = Some(s);
             }
             "overdue" => {
                 f.overdue = Some(match v.as_str() {
@@ -273,11 +271,7 @@ pub async fn list(
                         ApiError::bad_param("limit", format!("must be 1 to {MAX_LIMIT}"))
                     })?
             }
-            "cursor" => {
-                f.before_id = Some(v.parse::<i64>().map_err(|_| {
-                    ApiError::bad_param("cursor", "not a cursor from a previous page")
-                })?)
-            }
+            "cursor" => f.cursor = Some(Cursor(v)),
             "format" => {
                 csv = match v.as_str() {
                     "json" => false,
@@ -294,12 +288,9 @@ pub async fn list(
             _ => {}
         }
     }
-    let limit = f.limit;
-    let rows = state.store.read(move |c| db::list(c, &f)).await?;
-    let next = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.id.to_string()))
-        .flatten();
-    let items: Vec<IncidentView> = rows.into_iter().map(|r| view(&state, r)).collect();
+    let page = state.store.list_incidents(f).await?;
+    let next = page.next.map(|c| c.0);
+    let items: Vec<IncidentView> = page.items.into_iter().map(|r| view(&state, r)).collect();
     if !csv {
         return Ok(Json(IncidentPage {
             items,
@@ -378,24 +369,12 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let id = parse_id(&id)?;
-    let found = state
-        .store
-        .read(move |c| {
-            let Some(row) = db::get(c, id)? else {
-                return Ok(None);
-            };
-            Ok(Some((
-                row,
-                db::hits(c, id, DETAIL_HITS)?,
-                db::notes(c, id)?,
-            )))
-        })
-        .await?;
-    let (row, hits, notes) = found.ok_or_else(|| not_found(id))?;
+    let found = state.store.incident_detail(id, DETAIL_HITS).await?;
+    let r = found.ok_or_else(|| not_found(id))?;
     Ok(Json(IncidentDetail {
-        incident: view(&state, row),
-        hits: hits.into_iter().map(HitView::from).collect(),
-        notes,
+        incident: view(&state, r.incident),
+        hits: r.hits.into_iter().map(HitView::from).collect(),
+        notes: r.notes,
     }))
 }
 
@@ -414,14 +393,6 @@ pub struct IncidentPatch {
     pub owner: Option<String>,
     /// Only with `status: closed`: cleaned, false-positive, authorised-research, device-removed.
     pub resolution: Option<String>,
-}
-
-enum PatchOutcome {
-    Done(Box<IncidentRow>),
-    /// Nothing differed: nothing written, nothing audited.
-    Unchanged(Box<IncidentRow>),
-    NotFound,
-    Refused(TransitionError),
 }
 
 fn text_field(name: &'static str, v: Option<String>) -> Result<Option<Option<String>>, ApiError> {
@@ -471,95 +442,28 @@ pub async fn patch(
     let assignee = text_field("assignee", p.assignee)?;
     let device = text_field("device", p.device)?;
     let owner = text_field("owner", p.owner)?;
-    let resolution = p.resolution;
-    let (who, role) = caller_of(caller);
-    let now = state.accountability.clock.now_ms();
-    let outcome = state
-        .store
-        .write(move |c| {
-            let Some(mut row) = db::get(c, id)? else {
-                return Ok(PatchOutcome::NotFound);
-            };
-            let from = Status::parse(&row.status).unwrap_or(Status::Open);
-            // Only what differs from the stored incident is a change: a PATCH that changes
-            // nothing (`{}`, or every field at its current value) writes nothing and no audit
-            // row, and answers the incident as it is (issue 13), even a closed one.
-            let mut changes = Vec::new();
-            for (name, new, old) in [
-                ("device", device, &mut row.device),
-                ("owner", owner, &mut row.owner),
-                ("assignee", assignee, &mut row.assignee),
-            ] {
-                if let Some(v) = new
-                    && v != *old
-                {
-                    changes.push(format!("{name}={}", v.as_deref().unwrap_or("")));
-                    *old = v;
-                }
-            }
-            let to = status.unwrap_or(from);
-            let same_resolution = resolution
-                .as_ref()
-                .is_none_or(|r| row.resolution.as_ref() == Some(r));
-            if changes.is_empty() && to == from && same_resolution {
-                return Ok(PatchOutcome::Unchanged(Box::new(row)));
-            }
-            let identified = row.device.is_some() && row.owner.is_some();
-            if let Err(e) = check_transition(from, to, identified, resolution.as_deref()) {
-                return Ok(PatchOutcome::Refused(e));
-            }
-            // Identification cannot be withdrawn once an incident is past it.
-            if from >= Status::Identified && !identified {
-                return Ok(PatchOutcome::Refused(TransitionError::NeedsIdentification(from.as_str())));
-            }
-            if to != from {
-                changes.push(format!("status {}→{}", from.as_str(), to.as_str()));
-            }
-            // `identified_at` / `reported_at` mark those steps, which deadlines are judged by;
-            // closing is neither (a false positive closed early was never identified).
-            if matches!(to, Status::Identified | Status::Reported) && row.identified_ms.is_none() {
-                row.identified_ms = Some(now);
-            }
-            if to == Status::Reported && row.reported_ms.is_none() {
-                row.reported_ms = Some(now);
-            }
-            if to == Status::Closed {
-                row.closed_ms = Some(now);
-                row.resolution = resolution.clone();
-                changes.push(format!("resolution={}", resolution.as_deref().unwrap_or("")));
-            }
-            row.status = to.as_str().to_string();
-            c.prepare_cached(
-                "UPDATE incidents SET device = ?2, owner = ?3, assignee = ?4, status = ?5, \
-                 resolution = ?6, identified_ms = ?7, reported_ms = ?8, closed_ms = ?9 WHERE id = ?1",
-            )?
-            .execute(rusqlite::params![
-                id,
-                row.device,
-                row.owner,
-                row.assignee,
-                row.status,
-                row.resolution,
-                row.identified_ms,
-                row.reported_ms,
-                row.closed_ms
-            ])?;
-            let mut entry = AuditEntry::now(&who, &role, "incident.update", &format!("incident/{id}"));
-            entry.time_ms = now;
-            entry.detail = changes.join("; ");
-            audit::insert(c, &entry)?;
-            Ok(PatchOutcome::Done(Box::new(row)))
-        })
-        .await
-        .map_err(write_error)?;
-    match outcome {
-        PatchOutcome::NotFound => Err(not_found(id)),
-        PatchOutcome::Refused(e) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
-        PatchOutcome::Done(row) => {
-            tracing::info!(incident = id, status = %row.status, "incident updated");
+    let change = IncidentChange {
+        status,
+        assignee,
+        device,
+        owner,
+        resolution: p.resolution,
+        actor: caller_of(caller),
+        now_ms: state.accountability.clock.now_ms(),
+    };
+    match state.store.update_incident(id, change).await {
+        Ok(Updated::Changed(row)) => {
+            tracing::info!(
+                incident = id,
+                status = row.status.as_str(),
+                "incident updated"
+            );
             Ok(Json(view(&state, *row)))
         }
-        PatchOutcome::Unchanged(row) => Ok(Json(view(&state, *row))),
+        Ok(Updated::Unchanged(row)) => Ok(Json(view(&state, *row))),
+        Err(IncidentError::NotFound(_)) => Err(not_found(id)),
+        Err(IncidentError::Refused(e)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(IncidentError::Store(e)) => Err(write_error(e)),
     }
 }
 
@@ -571,10 +475,17 @@ fn write_error(e: StoreError) -> ApiError {
     )
 }
 
-fn caller_of(caller: Option<axum::Extension<Caller>>) -> (String, String) {
+/// The caller as audit rows name it (`unknown` when auth is off).
+pub(crate) fn caller_of(caller: Option<axum::Extension<Caller>>) -> Actor {
     caller
-        .map(|c| (c.0.name, format!("{:?}", c.0.role).to_lowercase()))
-        .unwrap_or_else(|| ("unknown".into(), "unknown".into()))
+        .map(|c| Actor {
+            name: c.0.name,
+            role: format!("{:?}", c.0.role).to_lowercase(),
+        })
+        .unwrap_or_else(|| Actor {
+            name: "unknown".into(),
+            role: "unknown".into(),
+        })
 }
 
 /// A new note.
@@ -607,27 +518,10 @@ pub async fn add_note(
             format!("must be 1 to {MAX_TEXT} characters"),
         ));
     }
-    let (who, role) = caller_of(caller);
     let now = state.accountability.clock.now_ms();
     let note = state
         .store
-        .write(move |c| {
-            if db::get(c, id)?.is_none() {
-                return Ok(None);
-            }
-            let note_id = db::add_note(c, id, now, &who, &text)?;
-            let mut entry =
-                AuditEntry::now(&who, &role, "incident.note", &format!("incident/{id}"));
-            entry.time_ms = now;
-            entry.detail = format!("note {note_id} ({} characters)", text.chars().count());
-            audit::insert(c, &entry)?;
-            Ok(Some(Note {
-                id: note_id,
-                time: rfc3339(now),
-                author: who,
-                text,
-            }))
-        })
+        .add_note(id, caller_of(caller), text, now)
         .await
         .map_err(write_error)?;
     let note = note.ok_or_else(|| not_found(id))?;
@@ -661,9 +555,7 @@ pub async fn report(
     }
     let now = state.accountability.clock.now_ms();
     let feeds = state.accountability.feeds.load_full();
-    let data = state
-        .store
-        .read(move |c| report::load(c, id, &feeds, now))
+    let data = report::load(state.store.as_ref(), id, &feeds, now)
         .await?
         .ok_or_else(|| not_found(id))?;
     Ok(if md {

@@ -3,8 +3,8 @@
 //! axum on its own listener, JSON by default with CSV/NDJSON export for lists. Every `/api/v1`
 //! route sits behind a bearer token ([`auth`]) whose role decides what it may do; `/healthz`
 //! and `/metrics` are open so load balancers and Prometheus need no secret. Handlers never
-//! touch SQLite directly: they validate parameters (400 with the parameter's name), then run
-//! one bounded read through [`Store::read`] on the blocking pool.
+//! see a connection: they validate parameters (400 with the parameter's name), then make one
+//! call on the store's traits (`poolguard_store::Stores`), whichever backend implements them.
 
 mod audit;
 pub mod auth;
@@ -41,12 +41,13 @@ pub use poolguard_model::{neutralise, rfc3339};
 
 use poolguard_clients::SharedLedger;
 use poolguard_config::ApiConfig;
-use poolguard_store::{Store, WriterHealth};
+use poolguard_store::{Stores, WriterHealth};
 
 /// Everything the handlers share. Cheap to clone (all `Arc`s).
 #[derive(Clone)]
 pub struct ApiState {
-    pub store: Store,
+    /// The evidence store behind its traits (SQLite's `Store` today).
+    pub store: Arc<dyn Stores>,
     pub ledger: SharedLedger,
     /// Where `POST /api/v1/ledger/reload` re-reads the ledger from; None = reload disabled.
     pub ledger_path: Option<PathBuf>,
@@ -72,14 +73,14 @@ pub struct ApiState {
 impl ApiState {
     /// Builds the shared state from config and the already-started store parts.
     pub fn new(
-        store: Store,
+        store: impl Stores + 'static,
         ledger: SharedLedger,
         ledger_path: Option<PathBuf>,
         api: &ApiConfig,
         writer: Option<Arc<WriterHealth>>,
     ) -> Self {
         Self {
-            store,
+            store: Arc::new(store),
             ledger,
             ledger_path,
             tokens: Arc::new(ArcSwap::from_pointee(Tokens::from_config(&api.tokens))),

@@ -2,7 +2,8 @@
 //!
 //! Parameters are parsed by hand from the raw pairs so that every mistake (unknown key,
 //! repeated key, bad value) becomes a 400 naming the parameter, instead of axum's plain-text
-//! rejection. The cursor is opaque to clients: hex of the last row's `(time_ms, id)` key.
+//! rejection. The cursor is opaque to clients and to this module: the store encodes it
+//! (SQLite: hex of the last row's `(time_ms, id)` key) and decodes it.
 
 use std::net::IpAddr;
 
@@ -20,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiError, ApiState};
 use poolguard_clients::Identity;
 use poolguard_model::domain::DomainName;
-use poolguard_store::{self as store, ListFilter, NameFilter, StoredRow, Table};
+use poolguard_store::{Cursor, EvidenceFilter, NameFilter, StoreError, StoredRow, Table};
 
 /// Rows per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -140,22 +141,6 @@ impl From<StoredRow> for Item {
     }
 }
 
-/// Encodes a keyset position as an opaque cursor.
-pub fn encode_cursor((time_ms, id): (i64, i64)) -> String {
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&time_ms.to_be_bytes());
-    b[8..].copy_from_slice(&id.to_be_bytes());
-    hex::encode(b)
-}
-
-fn decode_cursor(s: &str) -> Option<(i64, i64)> {
-    let mut b = [0u8; 16];
-    hex::decode_to_slice(s, &mut b).ok()?;
-    let t = i64::from_be_bytes(b[..8].try_into().ok()?);
-    let id = i64::from_be_bytes(b[8..].try_into().ok()?);
-    Some((t, id))
-}
-
 /// Parses an RFC 3339 time parameter to ms since the epoch.
 pub fn parse_time(param: &'static str, v: &str) -> Result<i64, ApiError> {
     DateTime::parse_from_rfc3339(v)
@@ -212,10 +197,10 @@ const LIST_KEYS: [&str; 12] = [
 /// Validates list parameters into a store filter and an output format.
 pub fn parse_list(
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<(ListFilter, Format), ApiError> {
-    let mut f = ListFilter {
+) -> Result<(EvidenceFilter, Format), ApiError> {
+    let mut f = EvidenceFilter {
         limit: DEFAULT_LIMIT,
-        ..ListFilter::default()
+        ..EvidenceFilter::default()
     };
     let mut format = Format::Json;
     let mut bom = true;
@@ -274,11 +259,7 @@ pub fn parse_list(
                         )
                     })?;
             }
-            "cursor" => {
-                f.cursor = Some(decode_cursor(&v).ok_or_else(|| {
-                    ApiError::bad_param("cursor", "not a cursor from `next_cursor`")
-                })?);
-            }
+            "cursor" => f.cursor = Some(Cursor(v)),
             "format" => {
                 format = match v.as_str() {
                     "json" => Format::Json,
@@ -310,19 +291,18 @@ pub fn parse_list(
     Ok((f, format))
 }
 
-/// `10.20.3.7` or `10.20.0.0/16` → inclusive key range.
-pub fn parse_client(v: &str) -> Result<([u8; 16], [u8; 16]), ApiError> {
+/// `10.20.3.7` (a host network) or `10.20.0.0/16` (host bits cleared).
+pub fn parse_client(v: &str) -> Result<IpNet, ApiError> {
     if v.contains('/') {
         let net: IpNet = v.parse().map_err(|_| {
             ApiError::bad_param("client", format!("`{v}` is not an IP address or CIDR"))
         })?;
-        Ok(store::net_range(net.trunc()))
+        Ok(net.trunc())
     } else {
         let ip: IpAddr = v.parse().map_err(|_| {
             ApiError::bad_param("client", format!("`{v}` is not an IP address or CIDR"))
         })?;
-        let k = store::ip_key(ip);
-        Ok((k, k))
+        Ok(IpNet::from(ip))
     }
 }
 
@@ -354,10 +334,16 @@ async fn list(
     let (filter, format) = parse_list(pairs)?;
     let page = state
         .store
-        .read(move |c| store::read::list(c, table, &filter))
-        .await?;
-    let next = page.next.map(encode_cursor);
-    let items: Vec<Item> = page.rows.into_iter().map(Item::from).collect();
+        .list_evidence(table, filter)
+        .await
+        .map_err(|e| match e {
+            StoreError::BadCursor => {
+                ApiError::bad_param("cursor", "not a cursor from `next_cursor`")
+            }
+            other => other.into(),
+        })?;
+    let next = page.next.map(|c| c.0);
+    let items: Vec<Item> = page.items.into_iter().map(Item::from).collect();
     let mut resp = match format {
         Format::Json => Json(ListResponse {
             items,
@@ -482,15 +468,6 @@ pub async fn hits(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_rejects_garbage() {
-        for k in [(0, 0), (1_793_491_200_000, 42), (-5, i64::MAX)] {
-            assert_eq!(decode_cursor(&encode_cursor(k)), Some(k));
-        }
-        assert_eq!(decode_cursor("abc"), None);
-        assert_eq!(decode_cursor(&"g".repeat(32)), None);
-    }
 
     #[test]
     fn formula_cells_are_neutralised() {

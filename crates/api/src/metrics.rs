@@ -415,11 +415,7 @@ pub async fn refresh(state: &ApiState) {
         }
     }
     let now = state.accountability.clock.now_ms();
-    match state
-        .store
-        .read(move |c| poolguard_store::incidents::open_counts(c, now))
-        .await
-    {
+    match state.store.open_counts(now).await {
         Ok((open, overdue)) => {
             metrics::gauge!(INCIDENTS_OPEN).set(open as f64);
             metrics::gauge!(INCIDENTS_OVERDUE).set(overdue as f64);

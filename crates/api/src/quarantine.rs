@@ -1,7 +1,8 @@
 //! `/api/v1/quarantine`: who is in the walled garden, and putting clients in or letting them out.
 //!
-//! SQLite holds the list (it survives restarts); the DNS path's lock-free set is updated after
-//! each committed change. Exports for the NAC/firewall: `?format=txt` (one address per line)
+//! The store holds the list (it survives restarts; `QuarantineStore`, each change one
+//! transaction with its audit rows); the DNS path's lock-free set is updated after each
+//! committed change. Exports for the NAC/firewall: `?format=txt` (one address per line)
 //! and `?format=csv`. Every change is audited and raises `quarantine.on` / `quarantine.off`.
 
 use std::net::IpAddr;
@@ -14,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::incidents::caller_of;
 use super::lists::check_keys;
 use super::{ApiError, ApiState, Caller, neutralise};
 use poolguard_incidents::AlertEvent;
-use poolguard_store::audit::{self, AuditEntry};
-use poolguard_store::incidents::{self as db, QuarantineEntry};
+use poolguard_store::incidents::QuarantineEntry;
+use poolguard_store::{QuarantineAdd, QuarantineRelease};
 
 /// The quarantine list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,12 +49,6 @@ fn parse_ip(v: &str) -> Result<IpAddr, ApiError> {
         .map_err(|_| ApiError::bad_param("ip", format!("`{v}` is not an IP address")))
 }
 
-fn caller_of(caller: Option<axum::Extension<Caller>>) -> (String, String) {
-    caller
-        .map(|c| (c.0.name, format!("{:?}", c.0.role).to_lowercase()))
-        .unwrap_or_else(|| ("unknown".into(), "unknown".into()))
-}
-
 /// Lists quarantined addresses: `format=json` (default), `txt` (one IP per line) or `csv`.
 #[utoipa::path(get, path = "/api/v1/quarantine",
     operation_id = "listQuarantine", tag = "quarantine",
@@ -79,7 +75,7 @@ pub async fn list(
         }
         format = v;
     }
-    let items = state.store.read(db::quarantine_list).await?;
+    let items = state.store.quarantine_list().await?;
     Ok(match format.as_str() {
         "txt" => {
             let body: String = items.iter().map(|e| format!("{}\n", e.ip)).collect();
@@ -125,45 +121,15 @@ pub async fn add(
             "a reason of 1 to 500 characters is required",
         ));
     }
-    let (who, role) = caller_of(caller);
     let acc = state.accountability.clone();
-    let now = acc.clock.now_ms();
-    let ip_text = ip.to_string();
-    let incident = r.incident_id;
-    let (added, entry) = state
-        .store
-        .write(move |c| {
-            let added = db::quarantine_add(c, &ip_text, now, &who, &reason, incident)?;
-            if added {
-                let mut a = AuditEntry::now(
-                    &who,
-                    &role,
-                    "quarantine.add",
-                    &format!("quarantine/{ip_text}"),
-                );
-                a.time_ms = now;
-                a.detail = reason.clone();
-                audit::insert(c, &a)?;
-                if let Some(id) = incident {
-                    let mut a =
-                        AuditEntry::now(&who, &role, "quarantine.add", &format!("incident/{id}"));
-                    a.time_ms = now;
-                    a.detail = format!("{ip_text} quarantined: {reason}");
-                    audit::insert(c, &a)?;
-                }
-            }
-            let entry = db::quarantine_list(c)?
-                .into_iter()
-                .find(|e| e.ip == ip_text);
-            Ok((added, entry))
-        })
-        .await?;
-    let entry = entry.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "quarantine entry vanished",
-        )
-    })?;
+    let add = QuarantineAdd {
+        ip,
+        reason,
+        incident_id: r.incident_id,
+        actor: caller_of(caller),
+        now_ms: acc.clock.now_ms(),
+    };
+    let (added, entry) = state.store.quarantine_add(add).await?;
     acc.quarantine.insert(ip);
     if !added {
         return Ok((StatusCode::OK, Json(entry)));
@@ -234,7 +200,6 @@ async fn release(
     reason: Option<String>,
     caller: Option<axum::Extension<Caller>>,
 ) -> Result<Json<QuarantineEntry>, ApiError> {
-    let (who, role) = caller_of(caller);
     let acc = state.accountability.clone();
     let now = acc.clock.now_ms();
     let reason = reason
@@ -243,34 +208,15 @@ async fn release(
         .chars()
         .take(500)
         .collect::<String>();
-    let ip_text = ip.to_string();
-    let who2 = who.clone();
-    let reason2 = reason.clone();
-    let removed = state
-        .store
-        .write(move |c| {
-            let Some(entry) = db::quarantine_remove(c, &ip_text)? else {
-                return Ok(None);
-            };
-            let mut a = AuditEntry::now(
-                &who,
-                &role,
-                "quarantine.release",
-                &format!("quarantine/{ip_text}"),
-            );
-            a.time_ms = now;
-            a.detail = reason.clone();
-            audit::insert(c, &a)?;
-            if let Some(id) = entry.incident_id {
-                let mut a =
-                    AuditEntry::now(&who, &role, "quarantine.release", &format!("incident/{id}"));
-                a.time_ms = now;
-                a.detail = format!("{ip_text} released: {reason}");
-                audit::insert(c, &a)?;
-            }
-            Ok(Some(entry))
-        })
-        .await?;
+    let actor = caller_of(caller);
+    let who = actor.name.clone();
+    let release = QuarantineRelease {
+        ip,
+        reason: reason.clone(),
+        actor,
+        now_ms: now,
+    };
+    let removed = state.store.quarantine_release(release).await?;
     let Some(entry) = removed else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -278,13 +224,13 @@ async fn release(
         ));
     };
     acc.quarantine.remove(ip);
-    tracing::info!(client = %ip, actor = %who2, "client released from quarantine");
+    tracing::info!(client = %ip, actor = %who, "client released from quarantine");
     acc.alerts.emit(AlertEvent {
         event: "quarantine.off",
         time: poolguard_model::rfc3339(now),
         incident_id: entry.incident_id,
         client: Some(entry.ip.clone()),
-        detail: serde_json::json!({ "reason": reason2, "by": who2 }),
+        detail: serde_json::json!({ "reason": reason, "by": who }),
     });
     Ok(Json(entry))
 }

@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 use super::lists::{check_keys, parse_time};
 use super::{ApiError, ApiState};
 use poolguard_incidents::report::{self, Summary};
-use poolguard_store::incidents::{self as db, Delivery};
+use poolguard_store::Cursor;
+use poolguard_store::incidents::Delivery;
 
 /// Default bulletin period: one week.
 const DEFAULT_PERIOD_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -69,10 +70,7 @@ pub async fn summary(
             "the period is at most 366 days",
         ));
     }
-    let s = state
-        .store
-        .read(move |c| report::summary(c, since, until, now))
-        .await?;
+    let s = state.store.summary(since, until, now).await?;
     Ok(match format.as_str() {
         "html" => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -115,18 +113,12 @@ pub async fn deliveries(
                 .filter(|n| (1..=1000).contains(n))
                 .ok_or_else(|| ApiError::bad_param("limit", "must be 1 to 1000"))?;
         } else {
-            before =
-                Some(v.parse::<i64>().map_err(|_| {
-                    ApiError::bad_param("cursor", "not a cursor from a previous page")
-                })?);
+            before = Some(Cursor(v));
         }
     }
-    let items = state
-        .store
-        .read(move |c| db::deliveries(c, limit, before))
-        .await?;
-    let next_cursor = (items.len() == limit)
-        .then(|| items.last().map(|d| d.id.to_string()))
-        .flatten();
-    Ok(Json(DeliveryPage { items, next_cursor }))
+    let page = state.store.deliveries(limit, before).await?;
+    Ok(Json(DeliveryPage {
+        items: page.items,
+        next_cursor: page.next.map(|c| c.0),
+    }))
 }

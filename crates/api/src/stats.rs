@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::lists::{check_keys, parse_time};
 use super::{ApiError, ApiState};
 use poolguard_model::rfc3339;
-use poolguard_store::{self as store, Count};
+use poolguard_store::Count;
 
 /// Longest window a stats request may cover; bounds the rows one request aggregates.
 const MAX_WINDOW_MS: i64 = 31 * 86_400_000;
@@ -50,7 +50,7 @@ pub async fn stats(
 ) -> Result<Json<StatsResponse>, ApiError> {
     let mut since = None;
     let mut until = None;
-    let mut top = 10i64;
+    let mut top = 10usize;
     for (k, v) in check_keys(pairs, &["since", "until", "top"])? {
         match k {
             "since" => since = Some(parse_time("since", v.trim())?),
@@ -58,7 +58,7 @@ pub async fn stats(
             _ => {
                 top = v
                     .trim()
-                    .parse::<i64>()
+                    .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=100).contains(n))
                     .ok_or_else(|| {
@@ -81,10 +81,7 @@ pub async fn stats(
             "the window may be at most 31 days",
         ));
     }
-    let s = state
-        .store
-        .read(move |c| store::read::stats(c, since, until, top))
-        .await?;
+    let s = state.store.stats(since, until, top).await?;
     Ok(Json(StatsResponse {
         since: rfc3339(since),
         until: rfc3339(until),

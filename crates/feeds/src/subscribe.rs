@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::registry::{FetchStatus, Registry, RegistryError};
 use poolguard_config::FeedConfig;
-use poolguard_store::Store;
 use poolguard_store::audit::AuditEntry;
+use poolguard_store::{AuditStore, Store};
 
 /// Default limits when the feed does not set them.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

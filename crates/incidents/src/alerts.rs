@@ -19,9 +19,8 @@ use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use super::config::{AlertsConfig, WebhookConfig};
-use super::deadline::DeadlineState;
 use super::{Accountability, db};
-use poolguard_store::{Store, StoreError};
+use poolguard_store::{AlertStore, StoreError};
 
 /// Alerts waiting for the delivery task, at most.
 const QUEUE: usize = 4096;
@@ -100,7 +99,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 /// Starts the delivery task on the current (control) runtime. Ends when every sender is gone.
 pub fn spawn(
     cfg: AlertsConfig,
-    store: Store,
+    store: Arc<dyn AlertStore>,
     acc: Arc<Accountability>,
     mut rx: mpsc::Receiver<AlertEvent>,
 ) -> tokio::task::JoinHandle<()> {
@@ -118,7 +117,7 @@ pub fn spawn(
             };
             if let Some(addr) = cfg.syslog {
                 let d = send_syslog(addr, &event).await;
-                log(&store, &acc, d).await;
+                log(store.as_ref(), &acc, d).await;
             }
             for hook in cfg.webhooks.iter().filter(|h| subscribed(h, event.event)) {
                 // Each delivery retries on its own, so one dead endpoint delays nobody else.
@@ -146,7 +145,7 @@ async fn deliver(
     client: reqwest::Client,
     cfg: Arc<AlertsConfig>,
     hook: WebhookConfig,
-    store: Store,
+    store: Arc<dyn AlertStore>,
     acc: Arc<Accountability>,
     event: &'static str,
     incident_id: Option<i64>,
@@ -173,7 +172,7 @@ async fn deliver(
         let ok = error.is_none();
         tracing::info!(event, url = %hook.url, attempt, ok, status = ?status, "webhook delivery");
         log(
-            &store,
+            store.as_ref(),
             &acc,
             db::Delivery {
                 id: 0,
@@ -201,9 +200,8 @@ async fn deliver(
     tracing::warn!(event, url = %hook.url, "webhook delivery gave up");
 }
 
-async fn log(store: &Store, acc: &Accountability, d: db::Delivery) {
-    let now = acc.clock.now_ms();
-    if let Err(e) = store.write(move |c| db::log_delivery(c, &d, now)).await {
+async fn log(store: &dyn AlertStore, acc: &Accountability, d: db::Delivery) {
+    if let Err(e) = store.log_delivery(d, acc.clock.now_ms()).await {
         tracing::warn!(error = %e, "could not log an alert delivery");
     }
 }
@@ -243,83 +241,25 @@ async fn send_syslog(addr: std::net::SocketAddr, event: &AlertEvent) -> db::Deli
     }
 }
 
-/// Bits of `incidents.alerted`: which deadline alerts were already sent.
-const IDENTIFY_SOON: i64 = 1;
-const IDENTIFY_OVERDUE: i64 = 2;
-const REPORT_SOON: i64 = 4;
-const REPORT_OVERDUE: i64 = 8;
-
 /// One pass of the deadline check: emits `incident.due_soon` / `incident.overdue` once per
-/// incident and deadline, judged at the clock's now. Returns how many alerts it raised.
+/// incident and deadline, judged at the clock's now (the store marks what it hands out, so a
+/// second pass, or a second node, does not raise them again). Returns how many it raised.
 pub async fn check_deadlines(
-    store: &Store,
+    store: &dyn AlertStore,
     acc: &Arc<Accountability>,
 ) -> Result<usize, StoreError> {
     let now = acc.clock.now_ms();
     let soon = acc.incidents.due_soon_before.ms();
-    let events = store
-        .write(move |c| {
-            let sql = format!(
-                "SELECT {} FROM incidents WHERE status != 'closed' AND alerted != 15 \
-                 AND ((identified_ms IS NULL AND identify_due_ms - ?1 <= ?2) \
-                   OR (reported_ms IS NULL AND report_due_ms - ?1 <= ?2)) LIMIT 1000",
-                db::INCIDENT_COLUMNS
-            );
-            let rows: Vec<db::IncidentRow> = c
-                .prepare(&sql)?
-                .query_map(rusqlite::params![soon, now], db::map_incident)?
-                .collect::<Result<_, _>>()?;
-            let mut out = Vec::new();
-            for r in rows {
-                let mut bits = r.alerted;
-                let checks = [
-                    (
-                        "identify",
-                        r.identify_deadline(now),
-                        IDENTIFY_SOON,
-                        IDENTIFY_OVERDUE,
-                    ),
-                    (
-                        "report",
-                        r.report_deadline(now),
-                        REPORT_SOON,
-                        REPORT_OVERDUE,
-                    ),
-                ];
-                // The deadline rule is `incidents::deadline`, as everywhere: alert while the
-                // step is not done (a step done late was already alerted as overdue).
-                for (deadline, j, soon_bit, over_bit) in checks {
-                    let due = j.due_ms;
-                    let event = match j.state {
-                        DeadlineState::Missed if j.done_ms.is_none() && bits & over_bit == 0 => {
-                            bits |= over_bit | soon_bit;
-                            "incident.overdue"
-                        }
-                        DeadlineState::Pending if now >= due - soon && bits & soon_bit == 0 => {
-                            bits |= soon_bit;
-                            "incident.due_soon"
-                        }
-                        _ => continue,
-                    };
-                    let mut ev = AlertEvent::incident(event, r.id, &r.client, now);
-                    ev.detail = serde_json::json!({
-                        "deadline": deadline,
-                        "due": poolguard_model::rfc3339(due),
-                        "department": r.identity.department,
-                        "assignee": r.assignee,
-                    });
-                    out.push(ev);
-                }
-                if bits != r.alerted {
-                    c.prepare_cached("UPDATE incidents SET alerted = ?2 WHERE id = ?1")?
-                        .execute(rusqlite::params![r.id, bits])?;
-                }
-            }
-            Ok(out)
-        })
-        .await?;
-    let n = events.len();
-    for ev in events {
+    let due = store.claim_deadline_alerts(now, soon).await?;
+    let n = due.len();
+    for d in due {
+        let mut ev = AlertEvent::incident(d.event, d.incident_id, &d.client, now);
+        ev.detail = serde_json::json!({
+            "deadline": d.deadline,
+            "due": poolguard_model::rfc3339(d.due_ms),
+            "department": d.department,
+            "assignee": d.assignee,
+        });
         acc.alerts.emit(ev);
     }
     Ok(n)
@@ -327,7 +267,7 @@ pub async fn check_deadlines(
 
 /// Runs [`check_deadlines`] every `[alerts] check_every` until `stop` is cancelled.
 pub fn spawn_deadline_checks(
-    store: Store,
+    store: Arc<dyn AlertStore>,
     acc: Arc<Accountability>,
     every: Duration,
     stop: tokio_util::sync::CancellationToken,
@@ -339,7 +279,7 @@ pub fn spawn_deadline_checks(
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {
-                    if let Err(e) = check_deadlines(&store, &acc).await {
+                    if let Err(e) = check_deadlines(store.as_ref(), &acc).await {
                         tracing::warn!(error = %e, "deadline check failed; will retry");
                     }
                 }

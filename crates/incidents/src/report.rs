@@ -8,20 +8,15 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
-use rusqlite::{Connection, params};
-use serde::Serialize;
-
-use super::db::{self, IncidentHit, IncidentRow, Note};
+use super::FeedMeta;
+use super::db::{IncidentHit, IncidentRow, Note};
 use super::deadline::Judgement;
-use super::{FeedMeta, severity_name};
 use poolguard_model::rfc3339;
-use poolguard_store::StoreError;
 use poolguard_store::audit::AuditEntry;
-use poolguard_store::blocks;
-use poolguard_store::read::Table;
-use poolguard_store::top::TopCounts;
+use poolguard_store::{IncidentStore, StoreError};
+
+pub use poolguard_store::summary::{DepartmentFigures, NewName, Offender, Summary};
 
 /// Hits shown in one report at most (an incident is normally a few dozen).
 pub const MAX_REPORT_HITS: usize = 20_000;
@@ -76,39 +71,20 @@ pub struct ReportData {
     pub generated_ms: i64,
 }
 
-/// Loads the report's data; `None` when the incident does not exist.
-pub fn load(
-    conn: &Connection,
+/// Loads the report's data from `store`; `None` when the incident does not exist.
+pub async fn load(
+    store: &dyn IncidentStore,
     id: i64,
-    feeds: &std::collections::HashMap<String, FeedMeta>,
+    feeds: &HashMap<String, FeedMeta>,
     now: i64,
 ) -> Result<Option<ReportData>, StoreError> {
-    let Some(incident) = db::get(conn, id)? else {
+    let Some(record) = store.incident_report(id, MAX_REPORT_HITS + 1).await? else {
         return Ok(None);
     };
-    let mut hits = db::hits(conn, id, MAX_REPORT_HITS + 1)?;
+    let mut hits = record.hits;
     let truncated = hits.len() > MAX_REPORT_HITS;
     hits.truncate(MAX_REPORT_HITS);
-    let notes = db::notes(conn, id)?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, time_ms, actor, role, action, target, before_hash, after_hash, detail \
-         FROM audit WHERE target = ?1 ORDER BY time_ms, id",
-    )?;
-    let actions = stmt
-        .query_map(params![format!("incident/{id}")], |r| {
-            Ok(AuditEntry {
-                id: r.get(0)?,
-                time_ms: r.get(1)?,
-                actor: r.get(2)?,
-                role: r.get(3)?,
-                action: r.get(4)?,
-                target: r.get(5)?,
-                before_hash: r.get(6)?,
-                after_hash: r.get(7)?,
-                detail: r.get(8)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let incident = record.incident;
     let feeds = incident
         .feeds
         .iter()
@@ -126,8 +102,8 @@ pub fn load(
         incident,
         hits,
         truncated,
-        notes,
-        actions,
+        notes: record.notes,
+        actions: record.actions,
         feeds,
         generated_ms: now,
     }))
@@ -155,9 +131,9 @@ fn facts(d: &ReportData) -> Vec<Fact> {
     };
     vec![
         plain("Incident", format!("#{}", i.id)),
-        plain("Status", i.status.clone()),
+        plain("Status", i.status.as_str().to_string()),
         plain("Resolution", opt(&i.resolution).to_string()),
-        plain("Severity", severity_name(i.severity).to_string()),
+        plain("Severity", i.severity.as_str().to_string()),
         plain("Categories", i.categories.join(", ")),
         plain("Client address", i.client.clone()),
         plain("Device", opt(&i.device).to_string()),
@@ -364,156 +340,6 @@ pub fn markdown(d: &ReportData) -> String {
         }
     }
     m
-}
-
-/// One department's incident figures in a summary.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct DepartmentFigures {
-    /// `(unknown)` when the ledger did not know the client.
-    pub department: String,
-    pub opened: i64,
-    pub closed: i64,
-    pub overdue: i64,
-}
-
-/// One client in the top-offenders table.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Offender {
-    pub client: String,
-    pub asset: Option<String>,
-    pub department: Option<String>,
-    pub hits: i64,
-}
-
-/// A name seen for the first time in the period.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct NewName {
-    pub name: String,
-    /// RFC 3339.
-    pub first_seen: String,
-    pub hits: i64,
-}
-
-/// The information centre's periodic bulletin.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Summary {
-    /// RFC 3339, inclusive.
-    pub since: String,
-    /// RFC 3339, exclusive.
-    pub until: String,
-    pub hits: i64,
-    pub incidents_opened: i64,
-    pub incidents_closed: i64,
-    /// Incidents opened in the period with a deadline missed at `until` (or now, if earlier),
-    /// closed ones included: closing after a miss does not undo it (`incidents::deadline`).
-    pub incidents_overdue: i64,
-    pub by_department: Vec<DepartmentFigures>,
-    pub top_offenders: Vec<Offender>,
-    pub new_names: Vec<NewName>,
-}
-
-/// Offenders and new names listed at most.
-const SUMMARY_TOP: usize = 20;
-
-/// Computes the summary of `[since, until)`; overdue is judged at `min(until, now)`.
-pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Summary, StoreError> {
-    let judge = until.min(now);
-    // Names first hit in the period: `hit_names` keeps each blocked name's first hit.
-    let firsts: Vec<(String, i64)> = conn
-        .prepare(
-            "SELECT name, first_ms FROM hit_names WHERE first_ms >= ?1 AND first_ms < ?2 \
-             ORDER BY first_ms, name LIMIT ?3",
-        )?
-        .query_map(params![since, until, SUMMARY_TOP as i64 * 5], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    // One pass over the period's hits: per address (count, asset, department), bounded however
-    // many addresses a flood used (`store::top`), and the hits of those new names.
-    let mut hits = 0i64;
-    let mut by_client: TopCounts<IpAddr, (Option<String>, Option<String>)> = TopCounts::default();
-    let mut by_name: HashMap<&str, i64> = firsts.iter().map(|(n, _)| (n.as_str(), 0)).collect();
-    blocks::scan(conn, Table::Hits, since, until, None, |_, e| {
-        hits += 1;
-        by_client.add(&e.client, |(asset, department)| {
-            // The greatest value, as SQL's max() gave before schema 8: stable in any order.
-            let a = e.snapshot.and_then(|s| s.asset);
-            if a.is_some_and(|a| asset.as_deref().is_none_or(|b| a > b)) {
-                *asset = a.map(str::to_string);
-            }
-            if e.department
-                .is_some_and(|d| department.as_deref().is_none_or(|b| d > b))
-            {
-                *department = e.department.map(str::to_string);
-            }
-        });
-        if let Some(n) = by_name.get_mut(e.name) {
-            *n += 1;
-        }
-    })?;
-    let sql = format!(
-        "SELECT {} FROM incidents WHERE (opened_ms >= ?1 AND opened_ms < ?2) OR (closed_ms >= ?1 AND closed_ms < ?2)",
-        db::INCIDENT_COLUMNS
-    );
-    let rows: Vec<IncidentRow> = conn
-        .prepare(&sql)?
-        .query_map(params![since, until], db::map_incident)?
-        .collect::<Result<_, _>>()?;
-    let mut by: std::collections::BTreeMap<String, DepartmentFigures> = Default::default();
-    let (mut opened, mut closed, mut overdue) = (0, 0, 0);
-    for r in &rows {
-        let dept = r
-            .identity
-            .department
-            .clone()
-            .unwrap_or_else(|| "(unknown)".into());
-        let e = by.entry(dept.clone()).or_insert_with(|| DepartmentFigures {
-            department: dept,
-            ..Default::default()
-        });
-        if r.opened_ms >= since && r.opened_ms < until {
-            opened += 1;
-            e.opened += 1;
-            if r.overdue(judge) {
-                overdue += 1;
-                e.overdue += 1;
-            }
-        }
-        if r.closed_ms.is_some_and(|c| c >= since && c < until) {
-            closed += 1;
-            e.closed += 1;
-        }
-    }
-    let mut top_offenders: Vec<Offender> = by_client
-        .into_counts()
-        .map(|(ip, n, (asset, department))| Offender {
-            client: ip.to_string(),
-            asset,
-            department,
-            hits: i64::try_from(n).unwrap_or(i64::MAX),
-        })
-        .collect();
-    top_offenders.sort_by(|a, b| b.hits.cmp(&a.hits).then_with(|| a.client.cmp(&b.client)));
-    top_offenders.truncate(SUMMARY_TOP);
-    let new_names = firsts
-        .iter()
-        .map(|(name, first)| NewName {
-            name: name.clone(),
-            first_seen: rfc3339(*first),
-            hits: by_name.get(name.as_str()).copied().unwrap_or(0),
-        })
-        .collect();
-    Ok(Summary {
-        since: rfc3339(since),
-        until: rfc3339(until),
-        hits,
-        incidents_opened: opened,
-        incidents_closed: closed,
-        incidents_overdue: overdue,
-        by_department: by.into_values().collect(),
-        top_offenders,
-        new_names,
-    })
 }
 
 /// The summary as a printable HTML bulletin.

@@ -8,6 +8,8 @@ pub mod deadline;
 pub mod domain;
 pub mod feed;
 pub mod incident;
+#[cfg(feature = "sqlite")]
+mod sql;
 pub mod text;
 pub mod vocab;
 

@@ -16,6 +16,16 @@ pub enum Action {
     Sinkhole,
 }
 
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 4] = [
+        Action::Refuse,
+        Action::Nxdomain,
+        Action::Nodata,
+        Action::Sinkhole,
+    ];
+}
+
 /// What a feed's entries mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -59,4 +69,24 @@ pub enum Severity {
     Medium,
     High,
     Critical,
+}
+
+impl Severity {
+    /// Every severity, least first.
+    pub const ALL: [Severity; 4] = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// The config and API spelling (`medium`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
 }

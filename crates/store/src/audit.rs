@@ -5,10 +5,10 @@
 //! and the content hashes before and after, so "who unblocked this pool, and what did the list
 //! look like before?" has an answer a year later. Rows are only ever inserted.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Row, params};
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::StoreError;
 
 /// One audited write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -65,35 +65,46 @@ pub fn insert(conn: &Connection, e: &AuditEntry) -> Result<i64, StoreError> {
     Ok(conn.last_insert_rowid())
 }
 
+/// The columns [`map_audit`] reads, in order.
+const AUDIT_COLUMNS: &str =
+    "id, time_ms, actor, role, action, target, before_hash, after_hash, detail";
+
+/// Maps a row selected with [`AUDIT_COLUMNS`]: the one place an audit row becomes an entry.
+fn map_audit(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: r.get(0)?,
+        time_ms: r.get(1)?,
+        actor: r.get(2)?,
+        role: r.get(3)?,
+        action: r.get(4)?,
+        target: r.get(5)?,
+        before_hash: r.get(6)?,
+        after_hash: r.get(7)?,
+        detail: r.get(8)?,
+    })
+}
+
 /// Newest first, `limit` rows with id below `before_id` (keyset pagination).
 pub fn list(
     conn: &Connection,
     limit: usize,
     before_id: Option<i64>,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, time_ms, actor, role, action, target, before_hash, after_hash, detail
-         FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {AUDIT_COLUMNS} FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(
+        params![before_id.unwrap_or(i64::MAX), limit as i64],
+        map_audit,
     )?;
-    let rows = stmt.query_map(params![before_id.unwrap_or(i64::MAX), limit as i64], |r| {
-        Ok(AuditEntry {
-            id: r.get(0)?,
-            time_ms: r.get(1)?,
-            actor: r.get(2)?,
-            role: r.get(3)?,
-            action: r.get(4)?,
-            target: r.get(5)?,
-            before_hash: r.get(6)?,
-            after_hash: r.get(7)?,
-            detail: r.get(8)?,
-        })
-    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-impl Store {
-    /// Records one audited write.
-    pub async fn audit(&self, entry: AuditEntry) -> Result<i64, StoreError> {
-        self.write(move |conn| insert(conn, &entry)).await
-    }
+/// Every entry about `target` (`incident/42`), oldest first: an incident's trail for its report.
+pub fn trail(conn: &Connection, target: &str) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {AUDIT_COLUMNS} FROM audit WHERE target = ?1 ORDER BY time_ms, id"
+    ))?;
+    let rows = stmt.query_map(params![target], map_audit)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

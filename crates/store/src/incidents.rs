@@ -11,10 +11,12 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::StoreError;
 use crate::blocks::{self, HitOwner};
+use crate::traits::Cursor;
+use crate::{StoreError, cursor};
 use poolguard_clients::Identity;
 use poolguard_model::deadline::{self, Judgement};
+use poolguard_model::{Severity, Status};
 
 /// Schema step v3 (see `store::schema::STEPS`). One statement per line for `CREATE INDEX`.
 pub fn schema_v3() -> String {
@@ -88,10 +90,12 @@ pub struct IncidentRow {
     pub identity: Identity,
     pub device: Option<String>,
     pub owner: Option<String>,
-    pub status: String,
+    /// Read as the enum: a status this build does not know is a read error, not `open`.
+    pub status: Status,
     pub resolution: Option<String>,
     pub assignee: Option<String>,
-    pub severity: i64,
+    /// Highest severity among the incident's feeds (stored as its rank).
+    pub severity: Severity,
     pub feeds: Vec<String>,
     pub categories: Vec<String>,
     pub opened_ms: i64,
@@ -219,29 +223,30 @@ pub fn open_counts(conn: &Connection, now: i64) -> Result<(u64, u64), StoreError
 /// Filters of the incident list.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
-    pub status: Option<String>,
+    pub status: Option<Status>,
     /// `Some(true)`: only overdue; `Some(false)`: only on time (judged at `now`).
     pub overdue: Option<bool>,
     pub department: Option<String>,
     pub assignee: Option<String>,
     /// Opened at or after (ms).
     pub since: Option<i64>,
-    /// Ids below this (keyset cursor, newest first).
-    pub before_id: Option<i64>,
+    /// `next` of the previous page.
+    pub cursor: Option<Cursor>,
     pub limit: usize,
     pub now: i64,
 }
 
-/// Newest first, one page.
+/// Newest first, one page (the cursor is the last id of the previous page).
 pub fn list(conn: &Connection, f: &IncidentFilter) -> Result<Vec<IncidentRow>, StoreError> {
+    let before_id = f.cursor.as_ref().map(cursor::id).transpose()?;
     let mut sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id < ?1");
-    let mut args: Vec<rusqlite::types::Value> = vec![f.before_id.unwrap_or(i64::MAX).into()];
+    let mut args: Vec<rusqlite::types::Value> = vec![before_id.unwrap_or(i64::MAX).into()];
     let mut push = |sql: &mut String, cond: &str, v: rusqlite::types::Value| {
         args.push(v);
         sql.push_str(&format!(" AND {cond} ?{}", args.len()));
     };
     if let Some(s) = &f.status {
-        push(&mut sql, "status =", s.clone().into());
+        push(&mut sql, "status =", s.as_str().to_string().into());
     }
     if let Some(d) = &f.department {
         push(&mut sql, "department =", d.clone().into());
@@ -268,6 +273,26 @@ pub fn list(conn: &Connection, f: &IncidentFilter) -> Result<Vec<IncidentRow>, S
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), map_incident)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Writes the fields staff change (`crate::transition::apply`) back to the incident's row.
+pub fn update(conn: &Connection, row: &IncidentRow) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE incidents SET device = ?2, owner = ?3, assignee = ?4, status = ?5, \
+         resolution = ?6, identified_ms = ?7, reported_ms = ?8, closed_ms = ?9 WHERE id = ?1",
+    )?
+    .execute(params![
+        row.id,
+        row.device,
+        row.owner,
+        row.assignee,
+        row.status,
+        row.resolution,
+        row.identified_ms,
+        row.reported_ms,
+        row.closed_ms
+    ])?;
+    Ok(())
 }
 
 /// One hit of an incident, for the detail view and the report timeline.

@@ -6,11 +6,14 @@
 //! the writer or the DNS path. WAL mode lets readers and the writer work at the same time, and
 //! `synchronous=NORMAL` means a power cut loses at most the last transactions, never the file.
 //!
-//! The public surface is deliberately narrow (open, read, list, stats, client summary, prune):
-//! a PostgreSQL backend for several resolver nodes can implement the same methods later.
+//! What the rest of poolguard needs from a store is the trait family in [`traits`] (handlers
+//! hold an `Arc<dyn Stores>`); [`Store`] implements it on SQLite (`sqlite.rs`), and a
+//! PostgreSQL backend for several resolver nodes can implement the same traits.
 
+pub mod alerted;
 pub mod audit;
 pub mod blocks;
+pub mod cursor;
 #[doc(hidden)]
 pub mod fault;
 pub mod hook;
@@ -23,7 +26,11 @@ pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod spool;
+mod sqlite;
+pub mod summary;
 pub mod top;
+pub mod traits;
+pub mod transition;
 pub mod writer;
 
 use std::net::IpAddr;
@@ -35,9 +42,16 @@ use rusqlite::{Connection, OpenFlags};
 
 use poolguard_config::StoreConfig;
 
+pub use alerted::DeadlineAlert;
 pub use read::{ClientSummary, Stats};
 pub use retention::PruneReport;
 pub use rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
+pub use summary::Summary;
+pub use traits::{
+    Actor, AlertStore, AuditStore, Cursor, EvidenceFilter, EvidenceStore, IncidentRecord,
+    IncidentStore, Paged, QuarantineAdd, QuarantineRelease, QuarantineStore, Stores,
+};
+pub use transition::{IncidentChange, IncidentError, Updated};
 pub use writer::{WriterHandle, WriterHealth};
 
 /// Why the store failed; messages say what to check.
@@ -58,6 +72,8 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("store worker failed: {0}")]
     Worker(String),
+    #[error("not a cursor from a previous page")]
+    BadCursor,
     #[error(transparent)]
     Spool(#[from] spool::SpoolError),
     #[error(transparent)]
@@ -148,7 +164,9 @@ impl Store {
     }
 
     /// Runs `f` on a pooled read-only connection on the blocking pool, interrupting it past the
-    /// time limit. This is the only way the API touches SQLite.
+    /// time limit. Every read of the store's traits goes through here; public only for the
+    /// store's own integration tests (callers use the traits).
+    #[doc(hidden)]
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -205,8 +223,9 @@ impl Store {
     }
 
     /// Runs `f` in one transaction on the control-plane write connection, on the blocking pool.
-    /// For API writes (audit, feeds, incidents); the query log has its own writer thread.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// For control-plane writes (audit, incidents, quarantine, alerts) of the store's traits;
+    /// the query log has its own writer thread.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,

@@ -25,10 +25,13 @@ pub enum NameFilter {
 }
 
 /// A validated list request. Every field narrows; `None` means "any".
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    /// Inclusive 16-byte key range (see [`crate::ip_key`]).
-    pub client: Option<([u8; 16], [u8; 16])>,
+///
+/// `C` is how the client is given and `K` where the page starts. Callers of the traits use
+/// [`crate::EvidenceFilter`] (a network and an opaque cursor); SQLite lists with the defaults:
+/// an inclusive 16-byte key range (see [`crate::ip_key`]) and the `(time_ms, id)` key.
+#[derive(Debug, Clone)]
+pub struct ListFilter<C = ([u8; 16], [u8; 16]), K = (i64, i64)> {
+    pub client: Option<C>,
     pub name: Option<NameFilter>,
     pub qtype: Option<String>,
     pub action: Option<String>,
@@ -38,10 +41,49 @@ pub struct ListFilter {
     pub since_ms: Option<i64>,
     /// Exclusive upper bound, ms since the epoch.
     pub until_ms: Option<i64>,
-    /// Start strictly below this `(time_ms, id)`.
-    pub cursor: Option<(i64, i64)>,
+    /// Start strictly below this.
+    pub cursor: Option<K>,
     /// Rows per page (the caller caps it).
     pub limit: usize,
+}
+
+impl<C, K> Default for ListFilter<C, K> {
+    fn default() -> Self {
+        Self {
+            client: None,
+            name: None,
+            qtype: None,
+            action: None,
+            feed: None,
+            department: None,
+            since_ms: None,
+            until_ms: None,
+            cursor: None,
+            limit: 0,
+        }
+    }
+}
+
+impl<C, K> ListFilter<C, K> {
+    /// The same request with its client and cursor in another backend's terms.
+    pub fn convert<C2, K2, E>(
+        self,
+        client: impl FnOnce(C) -> C2,
+        cursor: impl FnOnce(K) -> Result<K2, E>,
+    ) -> Result<ListFilter<C2, K2>, E> {
+        Ok(ListFilter {
+            client: self.client.map(client),
+            name: self.name,
+            qtype: self.qtype,
+            action: self.action,
+            feed: self.feed,
+            department: self.department,
+            since_ms: self.since_ms,
+            until_ms: self.until_ms,
+            cursor: self.cursor.map(cursor).transpose()?,
+            limit: self.limit,
+        })
+    }
 }
 
 /// One stored query or hit.

@@ -1,0 +1,165 @@
+//! The information centre's periodic bulletin, computed from the evidence (SQLite side of
+//! `IncidentStore::summary`): hits, incidents by department, top offenders and new names.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use crate::StoreError;
+use crate::blocks;
+use crate::incidents::{self as db, IncidentRow};
+use crate::read::Table;
+use crate::top::TopCounts;
+use poolguard_model::rfc3339;
+
+/// One department's incident figures in a summary.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct DepartmentFigures {
+    /// `(unknown)` when the ledger did not know the client.
+    pub department: String,
+    pub opened: i64,
+    pub closed: i64,
+    pub overdue: i64,
+}
+
+/// One client in the top-offenders table.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Offender {
+    pub client: String,
+    pub asset: Option<String>,
+    pub department: Option<String>,
+    pub hits: i64,
+}
+
+/// A name seen for the first time in the period.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NewName {
+    pub name: String,
+    /// RFC 3339.
+    pub first_seen: String,
+    pub hits: i64,
+}
+
+/// The information centre's periodic bulletin.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Summary {
+    /// RFC 3339, inclusive.
+    pub since: String,
+    /// RFC 3339, exclusive.
+    pub until: String,
+    pub hits: i64,
+    pub incidents_opened: i64,
+    pub incidents_closed: i64,
+    /// Incidents opened in the period with a deadline missed at `until` (or now, if earlier),
+    /// closed ones included: closing after a miss does not undo it (`incidents::deadline`).
+    pub incidents_overdue: i64,
+    pub by_department: Vec<DepartmentFigures>,
+    pub top_offenders: Vec<Offender>,
+    pub new_names: Vec<NewName>,
+}
+
+/// Offenders and new names listed at most.
+const SUMMARY_TOP: usize = 20;
+
+/// Computes the summary of `[since, until)`; overdue is judged at `min(until, now)`.
+pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Summary, StoreError> {
+    let judge = until.min(now);
+    // Names first hit in the period: `hit_names` keeps each blocked name's first hit.
+    let firsts: Vec<(String, i64)> = conn
+        .prepare(
+            "SELECT name, first_ms FROM hit_names WHERE first_ms >= ?1 AND first_ms < ?2 \
+             ORDER BY first_ms, name LIMIT ?3",
+        )?
+        .query_map(params![since, until, SUMMARY_TOP as i64 * 5], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    // One pass over the period's hits: per address (count, asset, department), bounded however
+    // many addresses a flood used (`store::top`), and the hits of those new names.
+    let mut hits = 0i64;
+    let mut by_client: TopCounts<IpAddr, (Option<String>, Option<String>)> = TopCounts::default();
+    let mut by_name: HashMap<&str, i64> = firsts.iter().map(|(n, _)| (n.as_str(), 0)).collect();
+    blocks::scan(conn, Table::Hits, since, until, None, |_, e| {
+        hits += 1;
+        by_client.add(&e.client, |(asset, department)| {
+            // The greatest value, as SQL's max() gave before schema 8: stable in any order.
+            let a = e.snapshot.and_then(|s| s.asset);
+            if a.is_some_and(|a| asset.as_deref().is_none_or(|b| a > b)) {
+                *asset = a.map(str::to_string);
+            }
+            if e.department
+                .is_some_and(|d| department.as_deref().is_none_or(|b| d > b))
+            {
+                *department = e.department.map(str::to_string);
+            }
+        });
+        if let Some(n) = by_name.get_mut(e.name) {
+            *n += 1;
+        }
+    })?;
+    let sql = format!(
+        "SELECT {} FROM incidents WHERE (opened_ms >= ?1 AND opened_ms < ?2) OR (closed_ms >= ?1 AND closed_ms < ?2)",
+        db::INCIDENT_COLUMNS
+    );
+    let rows: Vec<IncidentRow> = conn
+        .prepare(&sql)?
+        .query_map(params![since, until], db::map_incident)?
+        .collect::<Result<_, _>>()?;
+    let mut by: std::collections::BTreeMap<String, DepartmentFigures> = Default::default();
+    let (mut opened, mut closed, mut overdue) = (0, 0, 0);
+    for r in &rows {
+        let dept = r
+            .identity
+            .department
+            .clone()
+            .unwrap_or_else(|| "(unknown)".into());
+        let e = by.entry(dept.clone()).or_insert_with(|| DepartmentFigures {
+            department: dept,
+            ..Default::default()
+        });
+        if r.opened_ms >= since && r.opened_ms < until {
+            opened += 1;
+            e.opened += 1;
+            if r.overdue(judge) {
+                overdue += 1;
+                e.overdue += 1;
+            }
+        }
+        if r.closed_ms.is_some_and(|c| c >= since && c < until) {
+            closed += 1;
+            e.closed += 1;
+        }
+    }
+    let mut top_offenders: Vec<Offender> = by_client
+        .into_counts()
+        .map(|(ip, n, (asset, department))| Offender {
+            client: ip.to_string(),
+            asset,
+            department,
+            hits: i64::try_from(n).unwrap_or(i64::MAX),
+        })
+        .collect();
+    top_offenders.sort_by(|a, b| b.hits.cmp(&a.hits).then_with(|| a.client.cmp(&b.client)));
+    top_offenders.truncate(SUMMARY_TOP);
+    let new_names = firsts
+        .iter()
+        .map(|(name, first)| NewName {
+            name: name.clone(),
+            first_seen: rfc3339(*first),
+            hits: by_name.get(name.as_str()).copied().unwrap_or(0),
+        })
+        .collect();
+    Ok(Summary {
+        since: rfc3339(since),
+        until: rfc3339(until),
+        hits,
+        incidents_opened: opened,
+        incidents_closed: closed,
+        incidents_overdue: overdue,
+        by_department: by.into_values().collect(),
+        top_offenders,
+        new_names,
+    })
+}
