@@ -15,6 +15,10 @@ use poolguard::record::{Recorder, Transport};
 #[path = "../benches/support/names.rs"]
 mod names;
 
+#[path = "../benches/support/packets.rs"]
+mod packets;
+use packets::query;
+
 #[path = "support/alloc_counter.rs"]
 mod alloc_counter;
 use alloc_counter::allocations;
@@ -43,7 +47,7 @@ fn fast_path_block_answers_do_not_allocate() {
         let cache = Arc::new(PacketCache::new(16, std::time::Duration::ZERO));
         let fast = FastPath::new(Arc::new(shared), cache, Arc::default());
         for (qtype, edns) in [(1u16, false), (1, true), (28, true), (15, false)] {
-            let packet = query(&hit, qtype, edns);
+            let packet = query(0x1234, &hit, qtype, edns);
             let mut out = [0u8; 512];
             // The first answer may set up per-thread state (the policy snapshot's guard).
             assert!(
@@ -59,20 +63,4 @@ fn fast_path_block_answers_do_not_allocate() {
             assert_eq!(n, 0, "{action:?} type {qtype} edns {edns}");
         }
     }
-}
-
-/// A standard query with RD for `name`/`qtype`, with an OPT record (UDP 1232) when `edns`.
-fn query(name: &str, qtype: u16, edns: bool) -> Vec<u8> {
-    let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
-    for label in name.split('.') {
-        p.push(label.len() as u8);
-        p.extend_from_slice(label.as_bytes());
-    }
-    p.push(0);
-    p.extend_from_slice(&qtype.to_be_bytes());
-    p.extend_from_slice(&1u16.to_be_bytes());
-    if edns {
-        p.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
-    }
-    p
 }

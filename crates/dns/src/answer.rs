@@ -55,25 +55,17 @@ pub fn reply(block: &BlockAnswer<'_>, qname: &Name) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::BlockRules;
+    use crate::block::test_rules;
     use hickory_proto::op::ResponseCode;
     use hickory_proto::rr::RecordType;
-    use poolguard_config::BlockingConfig;
     use poolguard_model::Action;
-    use std::net::Ipv4Addr;
-
-    fn rules() -> BlockRules {
-        BlockRules::new(&BlockingConfig {
-            sinkhole_ipv4: Ipv4Addr::new(192, 0, 2, 1),
-            sinkhole_ipv6: "2001:db8::1".parse().unwrap(),
-            ttl: 120,
-            ..BlockingConfig::default()
-        })
-    }
 
     fn answer(qtype: RecordType, action: Action) -> Reply {
         let name = Name::from_ascii("x.pool.example.").unwrap();
-        reply(&rules().describe(u16::from(qtype), action, "mining"), &name)
+        reply(
+            &test_rules().describe(u16::from(qtype), action, "mining"),
+            &name,
+        )
     }
 
     #[test]

@@ -77,7 +77,11 @@ impl BlockedEde<'_> {
 
     /// The whole EXTRA-TEXT (the general path's `ExtendedError`).
     pub fn text(&self) -> String {
-        format!("{}{}", Self::TEXT_PREFIX, self.feed)
+        // Sized once: `format!` would start from an empty buffer here and grow it twice.
+        let mut text = String::with_capacity(Self::TEXT_PREFIX.len() + self.feed.len());
+        text.push_str(Self::TEXT_PREFIX);
+        text.push_str(self.feed);
+        text
     }
 }
 
@@ -161,39 +165,34 @@ impl BlockRules {
     }
 }
 
-impl BlockAnswer<'_> {
-    /// The SOA this answer carries when [`BlockRecord::Soa`].
-    pub fn soa(&self) -> SyntheticSoa {
-        SyntheticSoa { ttl: self.ttl }
-    }
+/// Rules for unit tests: sinkhole 192.0.2.1 / 2001:db8::1, TTL 120.
+#[cfg(test)]
+pub(crate) fn test_rules() -> BlockRules {
+    BlockRules::new(&BlockingConfig {
+        sinkhole_ipv4: Ipv4Addr::new(192, 0, 2, 1),
+        sinkhole_ipv6: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+        ttl: 120,
+        ..BlockingConfig::default()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn rules() -> BlockRules {
-        BlockRules::new(&BlockingConfig {
-            sinkhole_ipv4: Ipv4Addr::new(192, 0, 2, 1),
-            sinkhole_ipv6: "2001:db8::1".parse().unwrap(),
-            ttl: 120,
-            ..BlockingConfig::default()
-        })
-    }
-
     #[test]
     fn sinkhole_answers_only_address_queries() {
-        let a = rules().describe(TYPE_A, Action::Sinkhole, "mining");
+        let a = test_rules().describe(TYPE_A, Action::Sinkhole, "mining");
         assert_eq!(a.record, BlockRecord::Address([192, 0, 2, 1].into()));
         assert_eq!(a.ttl, 120);
-        let aaaa = rules().describe(TYPE_AAAA, Action::Sinkhole, "mining");
+        let aaaa = test_rules().describe(TYPE_AAAA, Action::Sinkhole, "mining");
         assert_eq!(
             aaaa.record,
             BlockRecord::Address("2001:db8::1".parse().unwrap())
         );
         // MX, TXT, HTTPS: NODATA with the SOA, never an address of the wrong type.
         for qtype in [15, 16, 65] {
-            let r = rules().describe(qtype, Action::Sinkhole, "mining");
+            let r = test_rules().describe(qtype, Action::Sinkhole, "mining");
             assert_eq!(r.rcode, ResponseCode::NoError, "type {qtype}");
             assert_eq!(r.record, BlockRecord::Soa, "type {qtype}");
         }
@@ -201,7 +200,7 @@ mod tests {
 
     #[test]
     fn refuse_has_no_soa_but_names_the_feed() {
-        let r = rules().describe(TYPE_A, Action::Refuse, "mining");
+        let r = test_rules().describe(TYPE_A, Action::Refuse, "mining");
         assert_eq!(r.rcode, ResponseCode::Refused);
         assert_eq!(r.record, BlockRecord::None);
         assert_eq!(r.ede.info_code, 15);

@@ -187,20 +187,10 @@ impl BlockWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::test_rules;
     use hickory_proto::op::Message;
     use hickory_proto::rr::{Name, RecordType};
-    use poolguard_config::BlockingConfig;
     use poolguard_model::Action;
-    use std::net::Ipv4Addr;
-
-    fn config() -> BlockingConfig {
-        BlockingConfig {
-            sinkhole_ipv4: Ipv4Addr::new(192, 0, 2, 1),
-            sinkhole_ipv6: "2001:db8::1".parse().unwrap(),
-            ttl: 120,
-            ..BlockingConfig::default()
-        }
-    }
 
     fn question(qtype: u16) -> Vec<u8> {
         let mut q = b"\x03XMR\x04pool\x07example\x00".to_vec();
@@ -212,7 +202,7 @@ mod tests {
     /// Every action × type × EDNS combination decodes to what the general path builds.
     #[test]
     fn matches_the_general_block_answers() {
-        let rules = BlockRules::new(&config());
+        let rules = test_rules();
         let writer = BlockWriter::new(&rules);
         let name = Name::from_ascii("XMR.pool.example.").unwrap();
         for action in [
@@ -276,7 +266,7 @@ mod tests {
 
     #[test]
     fn an_answer_that_does_not_fit_is_left_to_the_general_path() {
-        let rules = BlockRules::new(&config());
+        let rules = test_rules();
         let writer = BlockWriter::new(&rules);
         let q = question(1);
         let mut out = [0u8; 512];
