@@ -1,5 +1,5 @@
 //! Answer synthesis and the whole per-packet path for a blocked name, without sockets:
-//! `BlockAnswers::answer` (the `Reply` for NXDOMAIN / sinkhole A), and
+//! `BlockRules::describe` + `answer::reply` (the `Reply` for NXDOMAIN / sinkhole A), and
 //! `Frontend::respond` = wire gate → hickory parse → handler stages (access, checks, policy,
 //! block answer) → encode, from query bytes to response bytes. The recorder is off here
 //! (writer costs are measured by `examples/writer_load`). Run with `cargo bench --bench answer`;
@@ -9,32 +9,17 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::Name;
 use hickory_server::net::xfer::Protocol;
 use poolguard::config::Config;
-use poolguard::dns::answer::BlockAnswers;
+use poolguard::dns::answer;
+use poolguard::dns::block::BlockRules;
 use poolguard::dns::listen::Frontend;
 use poolguard::policy::Action;
 
-/// A standard query (RD, one question, optionally with an EDNS OPT record) as it comes off the
-/// wire.
-fn query(id: u16, name: &str, qtype: u16, edns: bool) -> Vec<u8> {
-    let mut p = Vec::with_capacity(64);
-    p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)]);
-    for label in name.split('.') {
-        p.push(label.len() as u8);
-        p.extend_from_slice(label.as_bytes());
-    }
-    p.push(0);
-    p.extend_from_slice(&qtype.to_be_bytes());
-    p.extend_from_slice(&1u16.to_be_bytes());
-    if edns {
-        // Root owner, type OPT, UDP size 1232, no extended rcode/flags, no options.
-        p.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
-    }
-    p
-}
+#[path = "support/packets.rs"]
+mod packets;
+use packets::query;
 
 fn frontend(runtime: &tokio::runtime::Runtime, action: Action) -> Frontend {
     // Nothing is forwarded in these benches; the upstream only has to exist.
@@ -44,27 +29,25 @@ fn frontend(runtime: &tokio::runtime::Runtime, action: Action) -> Frontend {
 }
 
 fn synthesis(c: &mut Criterion) {
-    let blocks = BlockAnswers::new(&Config::default().blocking);
+    let blocks = BlockRules::new(&Config::default().blocking);
+    // QTYPE A.
+    const A: u16 = 1;
     let name = Name::from_ascii("w1.pool-123.xmr-mine.test.").expect("name");
     let mut g = c.benchmark_group("answer");
     g.throughput(Throughput::Elements(1));
     g.bench_function("synth_nxdomain", |b| {
         b.iter(|| {
-            blocks.answer(
+            answer::reply(
+                &blocks.describe(A, Action::Nxdomain, black_box("mining")),
                 black_box(&name),
-                RecordType::A,
-                Action::Nxdomain,
-                black_box("mining"),
             )
         })
     });
     g.bench_function("synth_sinkhole_a", |b| {
         b.iter(|| {
-            blocks.answer(
+            answer::reply(
+                &blocks.describe(A, Action::Sinkhole, black_box("mining")),
                 black_box(&name),
-                RecordType::A,
-                Action::Sinkhole,
-                black_box("mining"),
             )
         })
     });

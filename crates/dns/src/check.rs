@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::handler::{Shared, rcode_text};
+use crate::shared::Shared;
+use crate::text::rcode_text;
 use crate::upstream::{UpstreamError, UpstreamPlan};
 use poolguard_policy::{Caught, Policy, QueryDecision, SharedPolicy, Site};
 

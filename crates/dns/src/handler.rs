@@ -20,90 +20,30 @@
 //! non-blocking sink.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 
-use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 use tracing::Instrument;
 
-use crate::access::ClientAccess;
-use crate::answer::BlockAnswers;
+use crate::event::Logged;
 use crate::fast::FastPath;
-use crate::fast::block::BlockWriter;
 use crate::fast::cache::PacketCache;
 use crate::load::Load;
 use crate::reply::{ExtendedError, Reply};
+use crate::respond::respond;
+use crate::shared::Shared;
 use crate::upstream::Upstreams;
-use crate::wire;
-use crate::zones::LocalZones;
-use poolguard_config::Config;
-use poolguard_policy::{Policy, QueryDecision, SharedPolicy, Verdict};
+use poolguard_policy::{Policy, QueryDecision, Verdict};
+use poolguard_record::Outcome;
+use poolguard_record::Transport;
 use poolguard_record::exchange::{self, Exchange, ExchangeVerdict};
-use poolguard_record::{Outcome, QueryEvent, Recorder, Transport};
 
 /// TTL of a stale answer: RFC 8767 §4 recommends 30 s, so clients come back soon for a fresh one.
 const STALE_TTL: u32 = 30;
-
-/// What every worker's handler shares: read-only after start, except the policy (swapped whole).
-pub struct Shared {
-    /// The live policy; each query loads the current snapshot once.
-    pub policy: SharedPolicy,
-    /// Where query events go; never blocks.
-    pub recorder: Recorder,
-    /// Block-answer synthesis from `[blocking]`.
-    pub blocks: BlockAnswers,
-    /// `[[zones]]`, answered authoritatively.
-    pub zones: Arc<LocalZones>,
-    /// `[dns] allow`.
-    pub access: ClientAccess,
-    /// `[[upstream.conditional]]` domains, most specific first (for [`poolguard_policy::decide`]).
-    pub conditional: Vec<poolguard_model::domain::DomainName>,
-    /// `[blocking] inspect_answers`.
-    pub inspect: bool,
-    /// Quarantined clients get the walled garden; `None` when enforcement is off.
-    pub quarantine: Option<Arc<poolguard_policy::Quarantine>>,
-    /// `[dns] edns_udp_payload`: the UDP size our OPT record advertises.
-    pub udp_payload: u16,
-    /// The same block answers as `blocks`, written in place by the fast path.
-    pub fast_blocks: BlockWriter,
-    /// `[upstream] cache_size`: answers each worker's packet cache keeps.
-    pub packet_cache: usize,
-    /// `[upstream] serve_stale_secs`: how long past its TTL a cached answer may stand in for
-    /// a failed upstream.
-    pub serve_stale: Duration,
-}
-
-impl Shared {
-    /// The shared state from config, for `workers` DNS workers (each gets its share of
-    /// `[upstream] cache_size` for its packet cache, like the resolver caches).
-    pub fn new(
-        config: &Config,
-        policy: SharedPolicy,
-        recorder: Recorder,
-        zones: LocalZones,
-        quarantine: Option<Arc<poolguard_policy::Quarantine>>,
-        workers: usize,
-    ) -> Self {
-        Self {
-            policy,
-            recorder,
-            blocks: BlockAnswers::new(&config.blocking),
-            zones: Arc::new(zones),
-            access: ClientAccess::new(&config.dns.allow),
-            conditional: crate::site::conditional_domains(config),
-            inspect: config.blocking.inspect_answers,
-            quarantine,
-            udp_payload: config.dns.edns_udp_payload,
-            fast_blocks: BlockWriter::new(&config.blocking),
-            packet_cache: usize::try_from(config.upstream.cache_size).unwrap_or(usize::MAX)
-                / workers.max(1),
-            serve_stale: Duration::from_secs(config.upstream.serve_stale_secs),
-        }
-    }
-}
 
 /// The request path of one DNS worker, owning that worker's resolvers.
 pub struct Handler {
@@ -363,10 +303,11 @@ impl Handler {
         v: Verdict,
         upstream: Option<Arc<str>>,
     ) -> Handled {
-        let reply = self
+        let block = self
             .shared
             .blocks
-            .answer(name, qtype, v.action(), &v.feed.name);
+            .describe(u16::from(qtype), v.action(), &v.feed.name);
+        let reply = crate::answer::reply(&block, name);
         Handled {
             reply,
             outcome,
@@ -475,26 +416,20 @@ impl Handler {
         if !recorder.admits(handled.outcome, self.load.saturated()) {
             return;
         }
-        let qtype = request
-            .queries
-            .queries()
-            .first()
-            .map(|q| type_mnemonic(q.query_type()))
-            .unwrap_or_default();
-        recorder.record(QueryEvent {
-            time_ms: now_ms(),
+        let logged = Logged {
             client: request.src(),
             transport,
-            name: qname.into(),
-            qtype,
+            name: qname,
+            qtype: request.queries.queries().first().map(|q| q.query_type()),
             outcome: handled.outcome,
             feed: handled.verdict.as_ref().map(|v| v.feed.name.clone()),
             rule: handled.verdict.as_ref().map(|v| v.rule.clone()),
-            rcode: rcode_text(handled.reply.rcode),
+            rcode: handled.reply.rcode,
             answer: handled.reply.summary().into(),
-            latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
+            latency,
             upstream: handled.upstream.clone(),
-        });
+        };
+        recorder.record(logged.event());
     }
 }
 
@@ -505,61 +440,6 @@ fn inspect(policy: &Policy, reply: &Reply) -> Option<(Outcome, Verdict)> {
         poolguard_policy::Caught::Cname { verdict, .. } => (Outcome::CnameBlocked, verdict),
         poolguard_policy::Caught::Address { verdict, .. } => (Outcome::IpBlocked, verdict),
     })
-}
-
-/// Encodes `reply` as the response to `request` within `limit` bytes: ID, question, RD and CD
-/// echoed, RA as [`recursion_available`] says, OPT (with DO copied and the EDE, if any) only
-/// when the client used EDNS.
-fn respond(request: &Request, reply: &Reply, udp_payload: u16, limit: u16) -> Vec<u8> {
-    let mut metadata = Metadata::new(
-        request.metadata.id,
-        MessageType::Response,
-        request.metadata.op_code,
-    );
-    metadata.recursion_desired = request.metadata.recursion_desired;
-    // RFC 4035 §3.2.2: CD is copied to the response. AD stays clear: poolguard does not
-    // validate (docs/DNS.md, DNSSEC).
-    metadata.checking_disabled = request.metadata.checking_disabled;
-    metadata.recursion_available = recursion_available(request);
-    metadata.authoritative = reply.authoritative;
-    metadata.response_code = reply.rcode;
-
-    let response_edns = request.edns.as_ref().map(|theirs| {
-        let mut edns = Edns::new();
-        // RFC 3225 §3: the DO bit MUST be copied. No signatures come with it (docs/DNS.md).
-        edns.set_dnssec_ok(theirs.flags().dnssec_ok);
-        // Our own size (RFC 6891 §6.2.3); what we may send the client is bounded by the
-        // smaller of the two when the response is encoded (`wire::response_limit`).
-        edns.set_max_payload(udp_payload.max(512));
-        edns.set_version(0);
-        if let Some(ede) = &reply.ede {
-            edns.options_mut().insert(ede.to_option());
-        }
-        edns
-    });
-    let response = wire::Response {
-        metadata,
-        question: request.queries.as_bytes(),
-        answers: &reply.answers,
-        authorities: &reply.authorities,
-        additionals: &reply.additionals,
-        edns: response_edns.as_ref(),
-    };
-    wire::encode(&response, limit)
-}
-
-/// RA is set on every answer of the recursive service, blocks and refusals of clients
-/// included (a recursive resolver's answers all say it recurses; Unbound does the same), but
-/// not on the refusal of what that service does not offer: another opcode (NOTIFY, UPDATE,
-/// …) or a zone transfer. ISC's compliance report flags RA there (`opcode=ra`): it tells the
-/// client recursion is available for a request that has nothing to do with recursion.
-fn recursion_available(request: &Request) -> bool {
-    request.metadata.op_code == OpCode::Query
-        && !request
-            .queries
-            .queries()
-            .first()
-            .is_some_and(|q| matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR))
 }
 
 /// The question's name, lower-case without trailing dot ("" for the root or no question).
@@ -580,35 +460,6 @@ fn name_text(name: &Name) -> String {
     text
 }
 
-/// `A`, `AAAA`, … and `TYPE65534` for types hickory does not name (RFC 3597 spelling).
-pub(crate) fn type_mnemonic(t: RecordType) -> std::borrow::Cow<'static, str> {
-    match t {
-        RecordType::Unknown(code) => format!("TYPE{code}").into(),
-        other => <&'static str>::from(other).into(),
-    }
-}
-
-/// The conventional upper-case rcode names the query log stores.
-pub(crate) fn rcode_text(rcode: ResponseCode) -> &'static str {
-    match rcode {
-        ResponseCode::NoError => "NOERROR",
-        ResponseCode::FormErr => "FORMERR",
-        ResponseCode::ServFail => "SERVFAIL",
-        ResponseCode::NXDomain => "NXDOMAIN",
-        ResponseCode::NotImp => "NOTIMP",
-        ResponseCode::Refused => "REFUSED",
-        ResponseCode::BADVERS => "BADVERS",
-        _ => "OTHER",
-    }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -618,11 +469,5 @@ mod tests {
         let n = Name::from_ascii("XMR.Pool.Example.").unwrap();
         assert_eq!(name_text(&n), "xmr.pool.example");
         assert_eq!(name_text(&Name::root()), "");
-    }
-
-    #[test]
-    fn unknown_types_use_rfc3597_spelling() {
-        assert_eq!(type_mnemonic(RecordType::Unknown(65534)), "TYPE65534");
-        assert_eq!(type_mnemonic(RecordType::AAAA), "AAAA");
     }
 }

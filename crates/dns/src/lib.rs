@@ -21,7 +21,10 @@
 
 pub mod access;
 pub mod answer;
+pub mod block;
 pub mod check;
+mod error;
+mod event;
 pub mod exclusive;
 pub mod fast;
 pub mod handler;
@@ -30,12 +33,17 @@ pub mod load;
 pub mod mmsg;
 pub mod ratelimit;
 pub mod reply;
+mod respond;
+pub mod shared;
 pub mod site;
 pub mod special;
+mod text;
 pub mod upstream;
 pub mod walled;
 pub mod wire;
 pub mod zones;
+
+pub use error::DnsError;
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -46,44 +54,15 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::exclusive::Holder;
-use crate::handler::{Handler, Shared};
+use crate::handler::Handler;
 use crate::listen::{Frontend, Limits};
 use crate::ratelimit::RateLimiter;
-use crate::upstream::{UpstreamError, UpstreamPlan};
-use crate::zones::{LocalZones, ZoneError};
+use crate::shared::Shared;
+use crate::upstream::UpstreamPlan;
+use crate::zones::LocalZones;
 use poolguard_config::Config;
 use poolguard_policy::SharedPolicy;
 use poolguard_record::{Recorder, Transport};
-
-/// Why the DNS server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum DnsError {
-    /// The cause is in the message and deliberately not returned by `source()`: `main` prints
-    /// the chain, which printed it twice.
-    #[error("dns.listen {addr}: cannot bind: {cause}")]
-    Bind {
-        addr: SocketAddr,
-        cause: std::io::Error,
-    },
-    /// Another process (often a second poolguard) holds the address.
-    #[error(
-        "dns.listen {addr}: {transport} port already in use by {holder}; two resolvers on one \
-         address would split the queries, hits and incidents between them, so this one does not \
-         start: stop the other one, or listen on another address"
-    )]
-    InUse {
-        addr: SocketAddr,
-        transport: Transport,
-        holder: Holder,
-    },
-    #[error(transparent)]
-    Upstream(#[from] UpstreamError),
-    #[error(transparent)]
-    Zone(#[from] ZoneError),
-    #[error("dns worker {worker}: {reason}")]
-    Worker { worker: usize, reason: String },
-}
 
 /// What the DNS path needs from the rest of poolguard.
 pub struct DnsContext {

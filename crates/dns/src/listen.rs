@@ -37,11 +37,12 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::DnsError;
+use crate::error::DnsError;
 use crate::fast::FastPath;
-use crate::handler::{Handler, Shared};
+use crate::handler::Handler;
 use crate::mmsg::{self, RecvBatch, SendBatch};
 use crate::ratelimit::{Admit, RateLimiter};
+use crate::shared::Shared;
 use crate::upstream::UpstreamPlan;
 use crate::wire::{self, DropReason, Gate, HEADER_LEN};
 use crate::zones::LocalZones;

@@ -40,14 +40,6 @@ pub struct ExtendedError {
 }
 
 impl ExtendedError {
-    /// The error attached to every block answer, naming the feed that asked for it.
-    pub fn blocked(feed: &str) -> Self {
-        Self {
-            info_code: EDE_BLOCKED,
-            text: format!("blocked by poolguard feed {feed}"),
-        }
-    }
-
     /// Why a forwarded query got SERVFAIL, so operators can tell a dead upstream from a block.
     pub fn upstream(info_code: u16, upstream: &str, what: &str) -> Self {
         Self {
@@ -149,7 +141,11 @@ mod tests {
 
     #[test]
     fn ede_payload_is_info_code_then_text() {
-        let opt = ExtendedError::blocked("mining").to_option();
+        let opt = ExtendedError {
+            info_code: EDE_BLOCKED,
+            text: "blocked by poolguard feed mining".into(),
+        }
+        .to_option();
         let EdnsOption::Unknown(code, data) = opt else {
             panic!("EDE must be a raw option");
         };

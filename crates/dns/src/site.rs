@@ -7,9 +7,8 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::RData;
 
-use crate::handler::Shared;
 use crate::reply::Reply;
-use poolguard_config::Config;
+use crate::shared::Shared;
 use poolguard_model::domain::{DomainName, name_within};
 use poolguard_policy::{Caught, Policy, Seen, Site};
 
@@ -39,20 +38,6 @@ impl Site for Shared {
             .map(DomainName::as_str)
             .find(|d| name_within(qname, d))
     }
-}
-
-/// The `[[upstream.conditional]]` domains, most specific (most labels) first, as
-/// `Upstreams::for_name` picks them. Unparsable ones are left out here: `UpstreamPlan::new`
-/// refuses them before the server starts.
-pub(crate) fn conditional_domains(config: &Config) -> Vec<DomainName> {
-    let mut domains: Vec<DomainName> = config
-        .upstream
-        .conditional
-        .iter()
-        .filter_map(|c| DomainName::parse(&c.domain).ok())
-        .collect();
-    domains.sort_by_key(|d| std::cmp::Reverse(d.label_count()));
-    domains
 }
 
 /// Answer inspection of an upstream reply: its CNAME targets and addresses, in answer order,

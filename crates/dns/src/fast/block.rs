@@ -1,21 +1,20 @@
 //! Block answers written straight into the send buffer.
 //!
-//! The same answers as [`crate::answer::BlockAnswers`] (REFUSED; NXDOMAIN/NODATA with the
-//! synthetic SOA owned by the query name; sinkhole A/AAAA; EDE 15 naming the feed for EDNS
-//! clients), without building a `Reply`, `Record`s or a `Message`: the SOA RDATA is encoded
-//! once at start and the owner is a pointer to the question (offset 12). A unit test decodes
-//! every variant with hickory and compares it with the general path's answer, so the two
-//! cannot drift apart.
+//! The fast path's encoder of a [`BlockAnswer`] (the rules are in [`crate::block`]; the
+//! general path's encoder is [`crate::answer::reply`]), without building a `Reply`, `Record`s
+//! or a `Message`: the SOA RDATA is encoded once at start and the owner is a pointer to the
+//! question (offset 12). A unit test decodes every variant with hickory and compares it with
+//! the general path's answer, so the two encoders cannot drift apart.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 
-use crate::fast::ResponseOpt;
-use crate::reply::{EDE_BLOCKED, EDE_OPTION_CODE};
+use crate::block::{BlockAnswer, BlockRecord, BlockRules, BlockedEde, SyntheticSoa};
+use crate::fast::opt::ResponseOpt;
+use crate::reply::EDE_OPTION_CODE;
 use crate::wire::HEADER_LEN;
-use poolguard_config::BlockingConfig;
-use poolguard_model::Action;
 
 /// A compression pointer to the question name, which always starts right after the header.
 const QNAME_POINTER: [u8; 2] = [0xC0, HEADER_LEN as u8];
@@ -23,8 +22,6 @@ const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const TYPE_SOA: u16 = 6;
 const CLASS_IN: u16 = 1;
-/// Prefix of the EDE EXTRA-TEXT; the feed name follows (as in `ExtendedError::blocked`).
-const EDE_TEXT: &[u8] = b"blocked by poolguard feed ";
 
 /// What the caller needs after a block answer is written: the query-log summary and rcode.
 pub struct Written {
@@ -34,84 +31,92 @@ pub struct Written {
     pub summary: Arc<str>,
 }
 
-/// Block-answer bytes, prepared from `[blocking]` once.
+/// Block-answer bytes, prepared from the [`BlockRules`] once per worker.
 pub struct BlockWriter {
-    ttl: [u8; 4],
-    v4: [u8; 4],
-    v6: [u8; 16],
+    /// `[blocking] ttl`, the TTL the SOA RDATA below was encoded for.
+    ttl: u32,
+    /// The [`SyntheticSoa`] RDATA for that TTL, names uncompressed.
     soa: Vec<u8>,
     summary_v4: Arc<str>,
     summary_v6: Arc<str>,
     empty: Arc<str>,
 }
 
-/// How a blocked query is answered, before the bytes are written.
+/// How the answer's one record is written, before the bytes are.
 enum Shape<'a> {
     Code,
     Soa,
     Address(u16, &'a [u8]),
 }
 
+/// Appends `labels` as an uncompressed wire-format name.
+fn put_name(out: &mut Vec<u8>, labels: &[&str]) {
+    for label in labels {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+}
+
 impl BlockWriter {
-    /// From `[blocking]`.
-    pub fn new(config: &BlockingConfig) -> Self {
-        let ttl = config.ttl;
+    /// From the rules the [`BlockAnswer`]s it writes come from.
+    pub fn new(rules: &BlockRules) -> Self {
+        let soa_fields = SyntheticSoa { ttl: rules.ttl() };
         let mut soa = Vec::with_capacity(64);
-        // MNAME poolguard.invalid, RNAME hostmaster.poolguard.invalid (RFC 6761: never resolves).
-        soa.extend_from_slice(b"\x09poolguard\x07invalid\x00");
-        soa.extend_from_slice(b"\x0ahostmaster\x09poolguard\x07invalid\x00");
-        soa.extend_from_slice(&1u32.to_be_bytes()); // serial
-        for _ in 0..4 {
-            // refresh, retry, expire, minimum: all the block TTL, as BlockAnswers does.
-            soa.extend_from_slice(&ttl.min(i32::MAX as u32).to_be_bytes());
+        put_name(&mut soa, &SyntheticSoa::MNAME);
+        put_name(&mut soa, &SyntheticSoa::RNAME);
+        soa.extend_from_slice(&SyntheticSoa::SERIAL.to_be_bytes());
+        for _ in 0..3 {
+            // refresh, retry, expire
+            soa.extend_from_slice(&soa_fields.timer().to_be_bytes());
         }
-        let minimum = soa.len() - 4;
-        soa[minimum..].copy_from_slice(&ttl.to_be_bytes());
+        soa.extend_from_slice(&soa_fields.minimum().to_be_bytes());
         Self {
-            ttl: ttl.to_be_bytes(),
-            v4: config.sinkhole_ipv4.octets(),
-            v6: config.sinkhole_ipv6.octets(),
+            ttl: rules.ttl(),
             soa,
-            summary_v4: format!("A {}", config.sinkhole_ipv4).into(),
-            summary_v6: format!("AAAA {}", config.sinkhole_ipv6).into(),
+            summary_v4: format!("A {}", rules.sinkhole_ipv4()).into(),
+            summary_v6: format!("AAAA {}", rules.sinkhole_ipv6()).into(),
             empty: "".into(),
         }
     }
 
-    /// Writes the answer to a blocked query into `out`: `None` when it does not fit `limit`
-    /// (the general path then answers, with truncation).
+    /// Writes `block`, the answer to a blocked query, into `out`: `None` when it does not fit
+    /// `limit` (the general path then answers, with truncation).
     #[allow(clippy::too_many_arguments)]
     pub fn write(
         &self,
         id: [u8; 2],
         recursion_desired: bool,
         question: &[u8],
-        qtype: u16,
-        action: Action,
-        feed: &str,
+        block: &BlockAnswer<'_>,
         opt: Option<ResponseOpt>,
         limit: usize,
         out: &mut [u8],
     ) -> Option<Written> {
-        let (rcode, shape) = match action {
-            Action::Refuse => (ResponseCode::Refused, Shape::Code),
-            Action::Nxdomain => (ResponseCode::NXDomain, Shape::Soa),
-            Action::Nodata => (ResponseCode::NoError, Shape::Soa),
-            Action::Sinkhole => match qtype {
-                TYPE_A => (ResponseCode::NoError, Shape::Address(TYPE_A, &self.v4[..])),
-                TYPE_AAAA => (
-                    ResponseCode::NoError,
-                    Shape::Address(TYPE_AAAA, &self.v6[..]),
-                ),
-                _ => (ResponseCode::NoError, Shape::Soa),
-            },
+        debug_assert_eq!(
+            block.ttl, self.ttl,
+            "BlockWriter built from other [blocking]"
+        );
+        let (v4, v6);
+        let shape = match block.record {
+            BlockRecord::None => Shape::Code,
+            BlockRecord::Soa => Shape::Soa,
+            BlockRecord::Address(IpAddr::V4(a)) => {
+                v4 = a.octets();
+                Shape::Address(TYPE_A, &v4[..])
+            }
+            BlockRecord::Address(IpAddr::V6(a)) => {
+                v6 = a.octets();
+                Shape::Address(TYPE_AAAA, &v6[..])
+            }
         };
         let record_len = match &shape {
             Shape::Code => 0,
             Shape::Soa => 12 + self.soa.len(),
             Shape::Address(_, data) => 12 + data.len(),
         };
-        let ede_len = 4 + 2 + EDE_TEXT.len() + feed.len();
+        let feed = block.ede.feed;
+        let ede_len = 4 + 2 + BlockedEde::TEXT_PREFIX.len() + feed.len();
         let opt_len = opt.map_or(0, |_| 11 + ede_len);
         let len = HEADER_LEN + question.len() + record_len + opt_len;
         if len > limit || len > out.len() || ede_len - 4 > usize::from(u16::MAX) {
@@ -125,7 +130,7 @@ impl BlockWriter {
         };
         out[..2].copy_from_slice(&id);
         out[2] = 0x80 | u8::from(recursion_desired);
-        out[3] = 0x80 | (u16::from(rcode) as u8 & 0x0F);
+        out[3] = 0x80 | (u16::from(block.rcode) as u8 & 0x0F);
         out[4..6].copy_from_slice(&1u16.to_be_bytes());
         out[6..8].copy_from_slice(&answers.to_be_bytes());
         out[8..10].copy_from_slice(&authorities.to_be_bytes());
@@ -136,13 +141,14 @@ impl BlockWriter {
             at += bytes.len();
         };
         put(question);
+        let ttl = block.ttl.to_be_bytes();
         let summary = match shape {
             Shape::Code => self.empty.clone(),
             Shape::Soa => {
                 put(&QNAME_POINTER);
                 put(&TYPE_SOA.to_be_bytes());
                 put(&CLASS_IN.to_be_bytes());
-                put(&self.ttl);
+                put(&ttl);
                 put(&(self.soa.len() as u16).to_be_bytes());
                 put(&self.soa);
                 self.empty.clone()
@@ -151,7 +157,7 @@ impl BlockWriter {
                 put(&QNAME_POINTER);
                 put(&rtype.to_be_bytes());
                 put(&CLASS_IN.to_be_bytes());
-                put(&self.ttl);
+                put(&ttl);
                 put(&(data.len() as u16).to_be_bytes());
                 put(data);
                 if rtype == TYPE_A {
@@ -166,13 +172,13 @@ impl BlockWriter {
             put(&(ede_len as u16).to_be_bytes());
             put(&EDE_OPTION_CODE.to_be_bytes());
             put(&((ede_len - 4) as u16).to_be_bytes());
-            put(&EDE_BLOCKED.to_be_bytes());
-            put(EDE_TEXT);
+            put(&block.ede.info_code.to_be_bytes());
+            put(BlockedEde::TEXT_PREFIX.as_bytes());
             put(feed.as_bytes());
         }
         Some(Written {
             len: at,
-            rcode,
+            rcode: block.rcode,
             summary,
         })
     }
@@ -181,19 +187,10 @@ impl BlockWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::answer::BlockAnswers;
+    use crate::block::test_rules;
     use hickory_proto::op::Message;
     use hickory_proto::rr::{Name, RecordType};
-    use std::net::Ipv4Addr;
-
-    fn config() -> BlockingConfig {
-        BlockingConfig {
-            sinkhole_ipv4: Ipv4Addr::new(192, 0, 2, 1),
-            sinkhole_ipv6: "2001:db8::1".parse().unwrap(),
-            ttl: 120,
-            ..BlockingConfig::default()
-        }
-    }
+    use poolguard_model::Action;
 
     fn question(qtype: u16) -> Vec<u8> {
         let mut q = b"\x03XMR\x04pool\x07example\x00".to_vec();
@@ -205,8 +202,8 @@ mod tests {
     /// Every action × type × EDNS combination decodes to what the general path builds.
     #[test]
     fn matches_the_general_block_answers() {
-        let writer = BlockWriter::new(&config());
-        let general = BlockAnswers::new(&config());
+        let rules = test_rules();
+        let writer = BlockWriter::new(&rules);
         let name = Name::from_ascii("XMR.pool.example.").unwrap();
         for action in [
             Action::Refuse,
@@ -226,22 +223,13 @@ mod tests {
                         dnssec_ok: true,
                     });
                     let q = question(u16::from(qtype));
+                    let block = rules.describe(u16::from(qtype), action, "mining");
                     let mut out = [0u8; 512];
                     let w = writer
-                        .write(
-                            [1, 2],
-                            true,
-                            &q,
-                            u16::from(qtype),
-                            action,
-                            "mining",
-                            opt,
-                            512,
-                            &mut out,
-                        )
+                        .write([1, 2], true, &q, &block, opt, 512, &mut out)
                         .expect("fits");
                     let m = Message::from_vec(&out[..w.len]).expect("valid DNS");
-                    let want = general.answer(&name, qtype, action, "mining");
+                    let want = crate::answer::reply(&block, &name);
                     let case = format!("{action:?} {qtype} {edns:?}");
                     assert_eq!(m.metadata.id, 0x0102, "{case}");
                     assert!(
@@ -278,20 +266,12 @@ mod tests {
 
     #[test]
     fn an_answer_that_does_not_fit_is_left_to_the_general_path() {
-        let writer = BlockWriter::new(&config());
+        let rules = test_rules();
+        let writer = BlockWriter::new(&rules);
         let q = question(1);
         let mut out = [0u8; 512];
-        let r = writer.write(
-            [0, 0],
-            false,
-            &q,
-            1,
-            Action::Sinkhole,
-            "mining",
-            None,
-            40,
-            &mut out,
-        );
+        let block = rules.describe(1, Action::Sinkhole, "mining");
+        let r = writer.write([0, 0], false, &q, &block, None, 40, &mut out);
         assert!(r.is_none());
     }
 }

@@ -26,7 +26,7 @@ use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use crate::fast::ResponseOpt;
+use crate::fast::opt::ResponseOpt;
 use crate::reply::Reply;
 use crate::wire::HEADER_LEN;
 

@@ -20,6 +20,7 @@
 
 pub mod block;
 pub mod cache;
+pub mod opt;
 pub mod query;
 
 use std::net::SocketAddr;
@@ -30,36 +31,22 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use metrics::Counter;
 
-use crate::handler::{Shared, now_ms, rcode_text, type_mnemonic};
+use crate::event::Logged;
 use crate::load::Load;
+use crate::shared::Shared;
+use block::BlockWriter;
 use cache::PacketCache;
+use opt::ResponseOpt;
 use poolguard_policy::{NameMatch, QueryDecision};
 use poolguard_record::exchange::{self, Exchange, ExchangeVerdict};
-use poolguard_record::{Outcome, QueryEvent, Transport};
-
-/// The OPT record of a fast-path answer to an EDNS client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseOpt {
-    /// Our UDP payload size (RFC 6891 §6.2.3).
-    pub payload: u16,
-    /// The client's DO bit: RFC 3225 §3 says the answer MUST copy it.
-    pub dnssec_ok: bool,
-}
-
-impl ResponseOpt {
-    /// The record up to RDLEN: root owner, type OPT, our size, extended RCODE 0, version 0,
-    /// flags with DO copied.
-    pub fn head(&self) -> [u8; 9] {
-        let [hi, lo] = self.payload.to_be_bytes();
-        let flags = if self.dnssec_ok { 0x80 } else { 0 };
-        [0, 0, 41, hi, lo, 0, 0, flags, 0]
-    }
-}
+use poolguard_record::{Outcome, Transport};
 
 /// One worker's fast path. Owns nothing shared but the [`Shared`] state; the cache is the
 /// worker's own (the general path fills it after forwarding).
 pub struct FastPath {
     shared: Arc<Shared>,
+    /// The encoder of `shared.blocks`' answers, this worker's copy.
+    blocks: BlockWriter,
     cache: Arc<PacketCache>,
     load: Arc<Load>,
     counters: Counters,
@@ -86,6 +73,7 @@ impl FastPath {
     /// The fast path of one worker, sharing `cache` with that worker's general path.
     pub fn new(shared: Arc<Shared>, cache: Arc<PacketCache>, load: Arc<Load>) -> Self {
         Self {
+            blocks: BlockWriter::new(&shared.blocks),
             shared,
             cache,
             load,
@@ -131,13 +119,12 @@ impl FastPath {
 
         if let Some(found) = blocked {
             let feed = &found.feed;
-            let written = shared.fast_blocks.write(
+            let block = shared.blocks.describe(q.qtype, feed.action, &feed.name);
+            let written = self.blocks.write(
                 q.id(),
                 q.recursion_desired,
                 q.question(),
-                q.qtype,
-                feed.action,
-                &feed.name,
+                &block,
                 opt,
                 limit,
                 out,
@@ -196,20 +183,20 @@ impl FastPath {
             Some((feed, found)) => (Some(feed), Some(found.rule())),
             None => (None, None),
         };
-        recorder.record(QueryEvent {
-            time_ms: now_ms(),
+        let logged = Logged {
             client: a.client,
             transport: a.transport,
-            name: a.query.name().into(),
-            qtype: type_mnemonic(RecordType::from(a.query.qtype)),
+            name: a.query.name(),
+            qtype: Some(RecordType::from(a.query.qtype)),
             outcome: a.outcome,
             feed,
             rule,
-            rcode: rcode_text(a.rcode),
+            rcode: a.rcode,
             answer: Arc::clone(a.summary),
-            latency_us: elapsed_us(a.start),
+            latency: a.start.elapsed(),
             upstream: a.upstream.cloned(),
-        });
+        };
+        recorder.record(logged.event());
     }
 }
 
@@ -257,8 +244,4 @@ struct Answered<'q, 'p> {
     rcode: ResponseCode,
     summary: &'q Arc<str>,
     upstream: Option<&'q Arc<str>>,
-}
-
-fn elapsed_us(start: Instant) -> u32 {
-    u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX)
 }
