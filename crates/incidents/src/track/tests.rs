@@ -8,8 +8,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use poolguard_config::Config;
+use poolguard_model::Severity;
 use poolguard_record::{Outcome, QueryEvent, Transport};
-use poolguard_store::hook::ClosedIncident;
+use poolguard_store::StoreError;
+use poolguard_store::hook::{
+    ClosedIncident, FoldGuard, HitFold, HitRow, IncidentTx, NewIncident, Opening, TrackedIncident,
+};
 
 use super::*;
 use crate::{Alerts, ManualClock};

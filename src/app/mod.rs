@@ -7,23 +7,34 @@
 //! Signals (SIGHUP = reload feeds, API tokens and the ledger, SIGTERM/SIGINT = stop) are handled by
 //! [`Running::run_until_signal`].
 
+mod accountability;
+mod api_server;
+mod evidence;
+mod listen;
+mod reload;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
 use poolguard_api::{self as api, ApiState};
-use poolguard_clients::{Ledger, LedgerError, SharedLedger};
+use poolguard_clients::{LedgerError, SharedLedger};
 use poolguard_config::Config;
 use poolguard_dns::{DnsContext, DnsError, DnsServer};
-use poolguard_feeds::loader::{Loader, ReloadReport};
+use poolguard_feeds::loader::Loader;
 use poolguard_feeds::registry::{Registry, RegistryError};
 use poolguard_feeds::watch::{WatchHandle, spawn_watcher};
 use poolguard_incidents::{self as incidents, Accountability, Alerts, SharedClock, SystemClock};
 use poolguard_policy::{Policy, SharedPolicy};
 use poolguard_record::Recorder;
 use poolguard_store::writer::WriterHandle;
-use poolguard_store::{self as store, AuditStore, Store, StoreError};
+use poolguard_store::{self as store, Store, StoreError};
+
+use accountability::start_accountability;
+use api_server::start_api;
+use evidence::open_store;
+use reload::{load_ledger, log_report, reload_off_thread};
 
 /// Why poolguard could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -50,37 +61,7 @@ pub enum AppError {
     },
 }
 
-/// The HTTP listeners poolguard serves besides DNS, named with their config key in errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
-    Api,
-    Metrics,
-    Notice,
-}
-
-impl std::fmt::Display for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Api => "API (`[api] listen`)",
-            Self::Metrics => "metrics (`[api] metrics_listen`)",
-            Self::Notice => "notice page (`[notice] listen`)",
-        })
-    }
-}
-
-/// Binds one of the HTTP listeners; the one place their bind errors are made.
-async fn bind_listener(
-    listener: Listener,
-    addr: SocketAddr,
-) -> Result<tokio::net::TcpListener, AppError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|cause| AppError::Listen {
-            listener,
-            addr,
-            cause,
-        })
-}
+pub use listen::Listener;
 
 /// Optional parts plugged in at start.
 #[derive(Clone, Default)]
@@ -270,154 +251,6 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     })
 }
 
-async fn reload_off_thread(loader: &Arc<Loader>) -> Result<ReloadReport, AppError> {
-    let loader = loader.clone();
-    tokio::task::spawn_blocking(move || loader.reload())
-        .await
-        .map_err(|e| AppError::Reload(e.to_string()))
-}
-
-async fn load_ledger(path: Option<std::path::PathBuf>) -> Result<SharedLedger, AppError> {
-    let loaded = tokio::task::spawn_blocking(move || Ledger::load_configured(path.as_deref()))
-        .await
-        .map_err(|e| AppError::Reload(e.to_string()))??;
-    let (ledger, report) = loaded;
-    for row in report.rejected.iter().take(20) {
-        tracing::warn!(line = row.line, reason = %row.reason, "ledger row rejected");
-    }
-    if !ledger.is_empty() || !report.rejected.is_empty() {
-        tracing::info!("asset ledger loaded: {}", report.summary());
-    }
-    Ok(ledger.shared())
-}
-
-async fn open_store(
-    config: &Config,
-    ledger: SharedLedger,
-    accountability: Arc<Accountability>,
-) -> Result<(Recorder, Evidence), AppError> {
-    let mut store_cfg = config.store.clone();
-    store_cfg.path = config.resolve(&config.store.path);
-    // Opening creates the directory and migrates the schema: file I/O, off the async threads.
-    let opened = tokio::task::spawn_blocking(move || {
-        // Claimed before opening: a second instance must not migrate, replay the spool or
-        // track incidents on a store another process serves from.
-        let lock = store::lock::StoreLock::acquire(&store_cfg.path)?;
-        let store = store::open(&store_cfg)?;
-        // Quarantine survives restarts: SQLite is the source of truth for the DNS path's set.
-        let quarantined = incidents::db::quarantine_list(&store.write_connection()?)?;
-        accountability
-            .quarantine
-            .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
-        let tracker = incidents::track::Tracker::new(accountability);
-        let (sink, writer) =
-            store::writer::spawn_with(&store, &store_cfg, ledger, Some(Arc::new(tracker)))?;
-        Ok::<_, StoreError>((lock, store, sink, writer))
-    })
-    .await
-    .map_err(|e| AppError::Reload(e.to_string()))??;
-    let (lock, store, sink, writer) = opened;
-    Ok((
-        Recorder::new(sink),
-        Evidence {
-            store,
-            _lock: lock,
-            writer,
-            tasks: Vec::new(),
-            stop: tokio_util::sync::CancellationToken::new(),
-            notice_addr: None,
-        },
-    ))
-}
-
-/// Alert delivery, the periodic deadline check and the notice page, on this (control) runtime.
-async fn start_accountability(
-    config: &Config,
-    evidence: &mut Evidence,
-    acc: &Arc<Accountability>,
-    alert_rx: Option<tokio::sync::mpsc::Receiver<incidents::AlertEvent>>,
-) -> Result<(), AppError> {
-    if let Some(rx) = alert_rx {
-        evidence.tasks.push(incidents::alerts::spawn(
-            config.alerts.clone(),
-            Arc::new(evidence.store.clone()),
-            acc.clone(),
-            rx,
-        ));
-        evidence
-            .tasks
-            .push(incidents::alerts::spawn_deadline_checks(
-                Arc::new(evidence.store.clone()),
-                acc.clone(),
-                config.alerts.check_every.0,
-                evidence.stop.clone(),
-            ));
-    }
-    if let Some(addr) = config.notice.listen {
-        let listener = bind_listener(Listener::Notice, addr).await?;
-        let notice_addr = listener.local_addr().ok();
-        evidence.notice_addr = notice_addr;
-        let task = incidents::notice::serve(
-            listener,
-            &config.notice,
-            evidence.stop.clone().cancelled_owned(),
-        );
-        evidence.tasks.push(tokio::spawn(async move {
-            if let Ok(Err(error)) = task.await {
-                tracing::warn!(%error, "notice page server stopped with an error");
-            }
-        }));
-    }
-    Ok(())
-}
-
-async fn start_api(
-    addr: SocketAddr,
-    metrics_addr: Option<SocketAddr>,
-    state: ApiState,
-) -> Result<ApiServer, AppError> {
-    let stop = tokio_util::sync::CancellationToken::new();
-    let listener = bind_listener(Listener::Api, addr).await?;
-    let bound = listener.local_addr().map_err(|cause| AppError::Listen {
-        listener: Listener::Api,
-        addr,
-        cause,
-    })?;
-    let mut tasks = Vec::new();
-    if let Some(m) = metrics_addr {
-        let ops = bind_listener(Listener::Metrics, m).await?;
-        tasks.push(api::serve_ops(
-            ops,
-            state.clone(),
-            stop.clone().cancelled_owned(),
-        ));
-    }
-    let tokens = state.tokens.clone();
-    tasks.push(api::serve(listener, state, stop.clone().cancelled_owned()));
-    Ok(ApiServer {
-        addr: bound,
-        tokens,
-        stop,
-        tasks,
-    })
-}
-
-fn log_report(report: &ReloadReport) {
-    let rejected: usize = report.feeds.iter().map(|f| f.rejected.len()).sum();
-    for f in &report.feeds {
-        if let Some(error) = &f.error {
-            tracing::warn!(feed = %f.name, %error, "feed not loaded");
-        }
-    }
-    tracing::info!(
-        elapsed_ms = report.elapsed.as_millis() as u64,
-        "policy loaded: {} names, {} prefixes, {} rejected lines",
-        report.stats.blocked_names + report.stats.allowed_names,
-        report.stats.ip_prefixes,
-        rejected
-    );
-}
-
 impl Running {
     /// The real DNS addresses (UDP and TCP on each), e.g. the port picked for `:0`.
     pub fn dns_addrs(&self) -> Vec<SocketAddr> {
@@ -437,79 +270,6 @@ impl Running {
     /// The recorder the DNS path feeds (the store plugs its sink in at start).
     pub fn recorder(&self) -> &Recorder {
         &self.recorder
-    }
-
-    /// Re-reads every feed on a blocking thread and swaps the new policy in whole. Queries keep
-    /// being answered from the old snapshot until the swap.
-    pub async fn reload(&self) -> ReloadReport {
-        let loader = self.loader.clone();
-        let started = std::time::Instant::now();
-        match tokio::task::spawn_blocking(move || loader.reload()).await {
-            Ok(report) => {
-                log_report(&report);
-                report
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reload task failed; the previous policy stays");
-                ReloadReport {
-                    feeds: Vec::new(),
-                    stats: self.policy.load().stats(),
-                    elapsed: started.elapsed(),
-                }
-            }
-        }
-    }
-
-    /// Re-reads `[[api.tokens]]` from the config file and swaps them in whole, so ops can
-    /// revoke a leaked token (or add one) with a reload instead of a restart. Only the tokens:
-    /// every other setting still needs a restart. A config that no longer loads changes
-    /// nothing (the error is logged). Returns how many tokens are in force, `None` when the
-    /// API is off or the file did not load.
-    pub fn reload_tokens(&self) -> Option<usize> {
-        let api = self.api.as_ref()?;
-        match Config::load(&self.config.path) {
-            Ok(fresh) => {
-                let tokens = api::Tokens::from_config(&fresh.api.tokens);
-                let n = tokens.len();
-                api.tokens.store(Arc::new(tokens));
-                tracing::info!(tokens = n, "API tokens reloaded");
-                Some(n)
-            }
-            Err(error) => {
-                tracing::error!(%error, "config.toml did not load; API tokens unchanged");
-                None
-            }
-        }
-    }
-
-    /// Re-reads `[clients] ledger` and swaps it in whole, as `POST /api/v1/ledger/reload`
-    /// does, so ops who edit the CSV on disk can apply it with the same reload as the feeds.
-    /// A file that no longer loads keeps the ledger in force (the error is logged); a reload
-    /// is audited as the system's. Returns the networks loaded, `None` when no ledger is
-    /// configured or the file did not load.
-    pub async fn reload_ledger(&self) -> Option<usize> {
-        let path = self.config.resolve(self.config.clients.ledger.as_ref()?);
-        let report = match poolguard_clients::reload(&self.ledger, path).await {
-            Ok(report) => report,
-            Err(error) => {
-                tracing::error!(%error, "asset ledger did not load; the one in force stays");
-                return None;
-            }
-        };
-        tracing::info!(
-            loaded = report.loaded,
-            rejected = report.rejected.len(),
-            "asset ledger reloaded"
-        );
-        if let Some(ev) = &self.evidence {
-            let mut entry =
-                store::audit::AuditEntry::now("system", "system", "ledger.reload", "ledger");
-            entry.detail = format!("SIGHUP: {}", report.summary());
-            if let Err(error) = ev.store.audit(entry).await {
-                tracing::warn!(%error, "ledger reload not audited");
-            }
-        }
-        Some(report.loaded)
     }
 
     /// The API's real address (e.g. the port picked for `:0`); `None` when the API is off.

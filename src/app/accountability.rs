@@ -1,0 +1,51 @@
+//! Starting the accountability tasks beside the store: alert delivery, deadline checks and the
+//! notice page for quarantined clients.
+
+use std::sync::Arc;
+
+use poolguard_config::Config;
+use poolguard_incidents::{self as incidents, Accountability};
+
+use super::listen::{Listener, bind_listener};
+use super::{AppError, Evidence};
+
+/// Alert delivery, the periodic deadline check and the notice page, on this (control) runtime.
+pub(super) async fn start_accountability(
+    config: &Config,
+    evidence: &mut Evidence,
+    acc: &Arc<Accountability>,
+    alert_rx: Option<tokio::sync::mpsc::Receiver<incidents::AlertEvent>>,
+) -> Result<(), AppError> {
+    if let Some(rx) = alert_rx {
+        evidence.tasks.push(incidents::alerts::spawn(
+            config.alerts.clone(),
+            Arc::new(evidence.store.clone()),
+            acc.clone(),
+            rx,
+        ));
+        evidence
+            .tasks
+            .push(incidents::alerts::spawn_deadline_checks(
+                Arc::new(evidence.store.clone()),
+                acc.clone(),
+                config.alerts.check_every.0,
+                evidence.stop.clone(),
+            ));
+    }
+    if let Some(addr) = config.notice.listen {
+        let listener = bind_listener(Listener::Notice, addr).await?;
+        let notice_addr = listener.local_addr().ok();
+        evidence.notice_addr = notice_addr;
+        let task = incidents::notice::serve(
+            listener,
+            &config.notice,
+            evidence.stop.clone().cancelled_owned(),
+        );
+        evidence.tasks.push(tokio::spawn(async move {
+            if let Ok(Err(error)) = task.await {
+                tracing::warn!(%error, "notice page server stopped with an error");
+            }
+        }));
+    }
+    Ok(())
+}
