@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::text::rfc3339;
 
 /// Where one deadline stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineState {
     /// Not done, not closed, not yet due.

@@ -6,9 +6,7 @@ use crate::vocab::Severity;
 
 /// Where an incident stands. Moves only forward: `open → investigating → identified →
 /// reported → closed` (steps may be skipped; closing needs a resolution).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Open,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::StoreError;
 
 /// One audited write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
     /// Assigned by the store; 0 before insertion.
     pub id: i64,

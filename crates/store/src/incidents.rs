@@ -296,7 +296,7 @@ pub fn update(conn: &Connection, row: &IncidentRow) -> Result<(), StoreError> {
 }
 
 /// One hit of an incident, for the detail view and the report timeline.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct IncidentHit {
     pub id: i64,
     pub time_ms: i64,
@@ -336,7 +336,7 @@ pub fn hits(conn: &Connection, id: i64, limit: usize) -> Result<Vec<IncidentHit>
 }
 
 /// A note on an incident (append-only).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Note {
     pub id: i64,
     /// RFC 3339.
@@ -378,7 +378,7 @@ pub fn notes(conn: &Connection, incident: i64) -> Result<Vec<Note>, StoreError> 
 }
 
 /// One quarantined address.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct QuarantineEntry {
     pub ip: String,
     /// RFC 3339.
@@ -435,7 +435,7 @@ pub fn quarantine_remove(
 }
 
 /// One attempt to deliver an alert.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Delivery {
     pub id: i64,
     /// RFC 3339.

@@ -15,7 +15,7 @@ use crate::top::TopCounts;
 use poolguard_model::rfc3339;
 
 /// One department's incident figures in a summary.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DepartmentFigures {
     /// `(unknown)` when the ledger did not know the client.
     pub department: String,
@@ -25,7 +25,7 @@ pub struct DepartmentFigures {
 }
 
 /// One client in the top-offenders table.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Offender {
     pub client: String,
     pub asset: Option<String>,
@@ -34,7 +34,7 @@ pub struct Offender {
 }
 
 /// A name seen for the first time in the period.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NewName {
     pub name: String,
     /// RFC 3339.
@@ -43,7 +43,7 @@ pub struct NewName {
 }
 
 /// The information centre's periodic bulletin.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// RFC 3339, inclusive.
     pub since: String,

@@ -14,7 +14,7 @@ use poolguard_policy::{Action, Decision};
 
 /// What `GET /api/v1/check` answers about the feeds (the API adds who the client is and what
 /// DNS would do with the name).
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckReport {
     /// The name as matched (lower case, punycode).
     pub name: String,
@@ -27,7 +27,6 @@ pub struct CheckReport {
     /// The rule as the maintainer wrote it (`pool.example`, `=host`, `@@x`).
     pub rule: Option<String>,
     /// For a block: how it is answered.
-    #[schema(value_type = Option<String>)]
     pub action: Option<Action>,
     /// For an allow: the block it overrides, if any (`feed: rule`).
     pub overrides: Option<String>,

@@ -94,7 +94,7 @@ pub enum RegistryError {
 }
 
 /// What a write did: the parse report and the version now in force.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct WriteReport {
     /// The feed written.
     pub feed: String,
@@ -114,7 +114,6 @@ pub struct WriteReport {
     #[serde(skip)]
     pub skipped_detail: Vec<Skipped>,
     /// The format used (after auto-detection).
-    #[schema(value_type = Option<String>)]
     pub format: Option<FeedFormat>,
     /// The version now in force (absent when the write was refused).
     pub version: Option<Version>,

@@ -40,7 +40,7 @@ pub struct WriterHealth {
 }
 
 /// A point-in-time copy of [`WriterHealth`], serialisable for `/healthz`.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct WriterStatus {
     pub running: bool,
     pub healthy: bool,
