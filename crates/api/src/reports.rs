@@ -82,7 +82,7 @@ pub async fn summary(
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             super::csv_export::response(body, bom)
         }
-        _ => Json(s).into_response(),
+        _ => Json(Summary::from(s)).into_response(),
     })
 }
 

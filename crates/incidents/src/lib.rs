@@ -31,7 +31,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
 
 use poolguard_config::Config;
 
@@ -89,7 +88,7 @@ impl Clock for ManualClock {
 pub type SharedClock = Arc<dyn Clock>;
 
 /// What the incident tracker needs to know about a feed: its category, severity and source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedMeta {
     pub name: String,
     pub category: String,

@@ -34,10 +34,9 @@ pub struct FetchStatus {
 }
 
 /// One feed as `GET /api/v1/feeds` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FeedView {
     /// The loader's status (kind, format, entries, last load result…).
-    #[serde(flatten)]
     pub status: FeedStatus,
     /// `config` (defined in config.toml) or `api` (created over the API).
     pub defined_in: &'static str,

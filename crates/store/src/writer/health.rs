@@ -40,7 +40,7 @@ pub struct WriterHealth {
 }
 
 /// A point-in-time copy of [`WriterHealth`], serialisable for `/healthz`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct WriterStatus {
     pub running: bool,
     pub healthy: bool,
