@@ -1,9 +1,11 @@
 //! Views of feed types: parse reports, feed status, checks and kept versions.
 
 use chrono::{DateTime, Utc};
-use poolguard_feeds::loader::FeedStatus;
+use std::path::PathBuf;
+
+use poolguard_feeds::loader;
 use poolguard_feeds::registry;
-use poolguard_model::vocab::FeedFormat;
+use poolguard_model::vocab::{FeedFormat, FeedKind, Severity};
 use poolguard_policy::Action;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -191,6 +193,64 @@ impl From<registry::FetchStatus> for FetchStatus {
     }
 }
 
+/// A feed's state as the API shows it (`GET /feeds`): what is in force and how it got there.
+/// Flattened into [`FeedView`], whose schema describes it as an object.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedStatus {
+    /// The feed's name from the config.
+    pub name: String,
+    /// What its entries mean (block, IPs, allow).
+    pub kind: FeedKind,
+    /// Format in force (after auto-detection); `None` before the first good load.
+    pub format: Option<FeedFormat>,
+    /// The file, resolved against the config's directory.
+    pub path: Option<PathBuf>,
+    /// Entries of the version in force.
+    pub entries: usize,
+    /// Rejected lines of the version in force.
+    pub rejected: usize,
+    /// Skipped rules of the version in force.
+    pub skipped: usize,
+    /// When the version in force was loaded.
+    pub loaded_at: Option<DateTime<Utc>>,
+    /// The last reload's failure, if it failed (the previous version is still in force).
+    pub last_error: Option<String>,
+    /// Lower-case hex SHA-256 of the file content in force.
+    pub sha256: Option<String>,
+    /// Subscription source, when the feed is fetched from a URL.
+    pub url: Option<String>,
+    /// The action its blocks get (its own or `[blocking] default_action`).
+    pub action: Action,
+    /// Category carried by its hits (`mining`, `cryptojacking`, …).
+    pub category: String,
+    /// Severity carried by its hits.
+    pub severity: Severity,
+    /// Disabled feeds are listed but not compiled into the policy.
+    pub enabled: bool,
+}
+
+impl From<loader::FeedStatus> for FeedStatus {
+    fn from(f: loader::FeedStatus) -> Self {
+        Self {
+            name: f.name,
+            kind: f.kind,
+            format: f.format,
+            path: f.path,
+            entries: f.entries,
+            rejected: f.rejected,
+            skipped: f.skipped,
+            loaded_at: f.loaded_at,
+            last_error: f.last_error,
+            sha256: f.sha256,
+            url: f.url,
+            action: f.action,
+            category: f.category,
+            severity: f.severity,
+            enabled: f.enabled,
+        }
+    }
+}
+
 /// One feed as `GET /api/v1/feeds` shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FeedView {
@@ -209,7 +269,7 @@ pub struct FeedView {
 impl From<registry::FeedView> for FeedView {
     fn from(f: registry::FeedView) -> Self {
         Self {
-            status: f.status,
+            status: f.status.into(),
             defined_in: f.defined_in,
             version: f.version.map(Version::from),
             fetch: f.fetch.map(FetchStatus::from),
