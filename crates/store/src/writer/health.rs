@@ -39,7 +39,7 @@ pub struct WriterHealth {
     pub(super) oldest_unflushed_ms: AtomicI64,
 }
 
-/// A point-in-time copy of [`WriterHealth`], serialisable for `/healthz`.
+/// A point-in-time copy of [`WriterHealth`], for `/healthz` (the api's view) and `/metrics`.
 #[derive(Debug, Clone)]
 pub struct WriterStatus {
     pub running: bool,
