@@ -7,8 +7,8 @@ use axum::extract::{Query, State};
 use serde::Serialize;
 
 use super::{ApiError, ApiState};
+use crate::views::AuditEntry;
 use poolguard_store::Cursor;
-use poolguard_store::audit::AuditEntry;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -58,7 +58,7 @@ pub async fn list(
     }
     let page = state.store.audit_list(limit, before).await?;
     Ok(Json(AuditPage {
-        items: page.items,
+        items: crate::views::all(page.items),
         next_cursor: page.next.map(|c| c.0),
     }))
 }

@@ -19,9 +19,9 @@ use utoipa::ToSchema;
 use super::ApiState;
 use super::error::ApiError;
 use super::feeds::{Failure, blocking, registry, true_or_false};
-use poolguard_clients::Identity;
+use crate::views::CheckReport;
+use crate::views::Identity;
 use poolguard_dns::check::Resolution;
-use poolguard_feeds::registry::CheckReport;
 use poolguard_policy::{Caught, NameMatch, QueryDecision};
 
 /// What `GET /api/v1/check` answers.
@@ -110,7 +110,9 @@ pub async fn check(
     let qtype = qtype(params.get("type"))?;
     let resolve = true_or_false("resolve", params.get("resolve").map(String::as_str))?;
     let report = blocking(move || r.check(&name)).await?;
-    Ok(Json(answer(&state, report, client, qtype, resolve).await?))
+    Ok(Json(
+        answer(&state, report.into(), client, qtype, resolve).await?,
+    ))
 }
 
 /// Parses `type` (default `A`).
@@ -136,7 +138,7 @@ pub(super) async fn answer(
         report: CheckReport::default(),
         client: client
             .and_then(|ip| state.ledger.load().lookup(ip))
-            .map(|i| (*i).clone()),
+            .map(|i| Identity::from((*i).clone())),
         quarantined: client.map(|ip| state.accountability.quarantine.contains(ip)),
         qtype: qtype.to_string(),
         route: None,

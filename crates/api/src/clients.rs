@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::lists::Item;
 use super::{ApiError, ApiState};
-use poolguard_clients::Identity;
+use crate::views::Identity;
 use poolguard_model::rfc3339;
 
 /// Hits shown in a client summary.
@@ -48,7 +48,7 @@ pub async fn client(
     let s = state.store.client_summary(ip, RECENT_HITS).await?;
     Ok(Json(ClientResponse {
         client: ip.to_string(),
-        identity: identity.as_deref().cloned(),
+        identity: identity.as_deref().cloned().map(Identity::from),
         first_seen: s.first_seen_ms.map(rfc3339),
         last_seen: s.last_seen_ms.map(rfc3339),
         hit_count: s.hit_count,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiState;
-use poolguard_store::writer::WriterStatus;
+use crate::views::WriterStatus;
 
 /// Health document: 200 when the store writer is keeping up, 503 when it is failing.
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,7 +34,7 @@ pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
         code,
         Json(Health {
             status: if healthy { "ok" } else { "degraded" }.to_string(),
-            store_writer: writer,
+            store_writer: writer.map(WriterStatus::from),
         }),
     )
 }

@@ -18,10 +18,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::lists::{check_keys, parse_time};
 use super::{ApiError, ApiState, Caller, neutralise, rfc3339};
-use poolguard_clients::Identity;
+use crate::views::Identity;
+use crate::views::{DeadlineState, Note};
 use poolguard_incidents::{RESOLUTIONS, Status, report};
-use poolguard_model::deadline::DeadlineState;
-use poolguard_store::incidents::{IncidentFilter, IncidentHit, IncidentRow, Note};
+use poolguard_store::incidents::{IncidentFilter, IncidentHit, IncidentRow};
 use poolguard_store::{Actor, Cursor, IncidentChange, IncidentError, StoreError, Updated};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -86,12 +86,12 @@ impl IncidentView {
             identify_overdue: identify.missed(),
             report_overdue: report.missed(),
             overdue: identify.missed() || report.missed(),
-            identify_state: identify.state,
-            report_state: report.state,
+            identify_state: identify.state.into(),
+            report_state: report.state.into(),
             id: r.id,
             client: r.client,
             client_key: r.client_key,
-            identity: r.identity,
+            identity: r.identity.into(),
             device: r.device,
             owner: r.owner,
             status: r.status.as_str().to_string(),
@@ -374,7 +374,7 @@ pub async fn get(
     Ok(Json(IncidentDetail {
         incident: view(&state, r.incident),
         hits: r.hits.into_iter().map(HitView::from).collect(),
-        notes: r.notes,
+        notes: crate::views::all(r.notes),
     }))
 }
 
@@ -525,7 +525,7 @@ pub async fn add_note(
         .await
         .map_err(write_error)?;
     let note = note.ok_or_else(|| not_found(id))?;
-    Ok((StatusCode::CREATED, Json(note)))
+    Ok((StatusCode::CREATED, Json(Note::from(note))))
 }
 
 /// The written report, `format=html` (default, printable A4) or `format=md`.

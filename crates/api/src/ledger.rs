@@ -22,9 +22,9 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::feeds::{Failure, audit, blocking, body, max_upload_mb, version_id, who};
 use super::{ApiError, ApiState};
-use poolguard_clients::{LedgerError, LedgerUploads, LedgerWrite, LoadReport, UploadError};
+use crate::views::{LoadReport, Version};
+use poolguard_clients::{LedgerError, LedgerUploads, LedgerWrite, UploadError};
 use poolguard_store::audit::AuditEntry;
-use poolguard_versions::Version;
 
 /// Re-reads the asset ledger file and swaps it in; bad rows are reported, good rows load.
 #[utoipa::path(post, path = "/api/v1/ledger/reload",
@@ -59,7 +59,7 @@ pub async fn reload_ledger(
     entry.detail = report.summary();
     state.store.audit(entry).await?;
     metrics::counter!("poolguard_ledger_reloads_total").increment(1);
-    Ok(Json(report))
+    Ok(Json(report.into()))
 }
 
 /// The ledger's write path; 503 when this process does not manage uploads (no feed registry,
@@ -150,9 +150,9 @@ async fn install_ledger(
     )
     .await?;
     Ok(Json(LedgerReport {
-        report,
+        report: report.into(),
         dry_run: false,
-        version: Some(version),
+        version: Some(version.into()),
     }))
 }
 
@@ -184,7 +184,7 @@ pub async fn put_ledger(
     if dry_run {
         let report = blocking(move || uploads.check(&path, &content)).await?;
         return Ok(Json(LedgerReport {
-            report,
+            report: report.into(),
             dry_run: true,
             version: None,
         }));
@@ -221,7 +221,9 @@ pub async fn put_ledger(
     security(("bearer" = [])))]
 pub async fn ledger_versions(State(state): State<ApiState>) -> Result<Json<Vec<Version>>, Failure> {
     let uploads = uploads(&state)?;
-    Ok(Json(blocking(move || uploads.versions()).await?))
+    Ok(Json(crate::views::all(
+        blocking(move || uploads.versions()).await?,
+    )))
 }
 
 /// The content of one ledger version (UTF-8 CSV, as it was written), with a UTF-8 byte order
@@ -297,7 +299,7 @@ pub(crate) fn response(e: UploadError) -> Response {
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(LedgerRefused {
                 error: message,
-                report,
+                report: report.into(),
             }),
         )
             .into_response(),

@@ -23,6 +23,7 @@ mod quarantine;
 mod reports;
 mod stats;
 pub mod token;
+mod views;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -19,7 +19,7 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiState};
-use poolguard_clients::Identity;
+use crate::views::Identity;
 use poolguard_model::domain::DomainName;
 use poolguard_store::{Cursor, EvidenceFilter, NameFilter, StoreError, StoredRow, Table};
 
@@ -136,7 +136,7 @@ impl From<StoredRow> for Item {
             latency_us: r.latency_us,
             upstream: r.upstream,
             department: r.department,
-            identity: r.identity,
+            identity: r.identity.map(Identity::from),
         }
     }
 }

@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 use super::incidents::caller_of;
 use super::lists::check_keys;
 use super::{ApiError, ApiState, Caller, neutralise};
+use crate::views::QuarantineEntry;
 use poolguard_incidents::AlertEvent;
-use poolguard_store::incidents::QuarantineEntry;
 use poolguard_store::{QuarantineAdd, QuarantineRelease};
 
 /// The quarantine list.
@@ -97,7 +97,10 @@ pub async fn list(
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             super::csv_export::response(body, bom)
         }
-        _ => Json(QuarantineList { items }).into_response(),
+        _ => Json(QuarantineList {
+            items: crate::views::all(items),
+        })
+        .into_response(),
     })
 }
 
@@ -132,7 +135,7 @@ pub async fn add(
     let (added, entry) = state.store.quarantine_add(add).await?;
     acc.quarantine.insert(ip);
     if !added {
-        return Ok((StatusCode::OK, Json(entry)));
+        return Ok((StatusCode::OK, Json(QuarantineEntry::from(entry))));
     }
     tracing::info!(client = %ip, actor = %entry.actor, "client quarantined via API");
     let mut ev = AlertEvent {
@@ -144,7 +147,7 @@ pub async fn add(
     };
     ev.detail = serde_json::json!({ "reason": entry.reason, "applied": true, "by": entry.actor });
     acc.alerts.emit(ev);
-    Ok((StatusCode::CREATED, Json(entry)))
+    Ok((StatusCode::CREATED, Json(QuarantineEntry::from(entry))))
 }
 
 /// Why a release happens.
@@ -232,5 +235,5 @@ async fn release(
         client: Some(entry.ip.clone()),
         detail: serde_json::json!({ "reason": reason, "by": who }),
     });
-    Ok(Json(entry))
+    Ok(Json(QuarantineEntry::from(entry)))
 }

@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 
 use super::lists::{check_keys, parse_time};
 use super::{ApiError, ApiState};
-use poolguard_incidents::report::{self, Summary};
+use crate::views::{Delivery, Summary};
+use poolguard_incidents::report;
 use poolguard_store::Cursor;
-use poolguard_store::incidents::Delivery;
 
 /// Default bulletin period: one week.
 const DEFAULT_PERIOD_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -82,7 +82,7 @@ pub async fn summary(
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             super::csv_export::response(body, bom)
         }
-        _ => Json(s).into_response(),
+        _ => Json(Summary::from(s)).into_response(),
     })
 }
 
@@ -118,7 +118,7 @@ pub async fn deliveries(
     }
     let page = state.store.deliveries(limit, before).await?;
     Ok(Json(DeliveryPage {
-        items: page.items,
+        items: crate::views::all(page.items),
         next_cursor: page.next.map(|c| c.0),
     }))
 }

@@ -8,8 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::lists::{check_keys, parse_time};
 use super::{ApiError, ApiState};
+use crate::views::{Count, all};
 use poolguard_model::rfc3339;
-use poolguard_store::Count;
 
 /// Longest window a stats request may cover; bounds the rows one request aggregates.
 const MAX_WINDOW_MS: i64 = 31 * 86_400_000;
@@ -85,10 +85,10 @@ pub async fn stats(
     Ok(Json(StatsResponse {
         since: rfc3339(since),
         until: rfc3339(until),
-        queries_by_action: s.queries_by_action,
-        hits_by_action: s.hits_by_action,
-        top_blocked_names: s.top_blocked_names,
-        top_clients: s.top_clients,
-        top_departments: s.top_departments,
+        queries_by_action: all(s.queries_by_action),
+        hits_by_action: all(s.hits_by_action),
+        top_blocked_names: all(s.top_blocked_names),
+        top_clients: all(s.top_clients),
+        top_departments: all(s.top_departments),
     }))
 }

@@ -58,7 +58,7 @@ pub enum LedgerError {
 }
 
 /// One ledger row that was skipped, so ops can fix it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedRow {
     /// 1-based line number in the file (the header is line 1).
     pub line: u64,
@@ -66,7 +66,7 @@ pub struct RejectedRow {
 }
 
 /// What a load did: how many rows are in effect and which were rejected.
-#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadReport {
     /// Data rows read (header, comments and blank lines aside): `loaded` + rejected rows.
     pub rows: usize,
@@ -75,7 +75,6 @@ pub struct LoadReport {
     /// Every rejected row with its line number and reason.
     pub rejected: Vec<RejectedRow>,
     /// The encoding the bytes were converted from (`GB18030`); absent for UTF-8.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub decoded_from: Option<String>,
 }
 

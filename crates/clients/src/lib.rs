@@ -14,11 +14,9 @@ pub use ledger::{
 };
 pub use upload::{LedgerUploads, LedgerWrite, UploadError};
 
-use serde::Serialize;
-
 /// A snapshot of who a client was at the moment of a query. Stored with each hit, so later
 /// ledger edits never rewrite history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
     /// The ledger network that matched (IP or CIDR).
     pub network: Option<String>,

@@ -70,7 +70,7 @@ pub struct ReloadReport {
 }
 
 /// A feed's state as the API shows it (`GET /feeds`): what is in force and how it got there.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FeedStatus {
     /// The feed's name from the config.
     pub name: String,

@@ -31,7 +31,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
 
 use poolguard_config::Config;
 
@@ -89,13 +88,12 @@ impl Clock for ManualClock {
 pub type SharedClock = Arc<dyn Clock>;
 
 /// What the incident tracker needs to know about a feed: its category, severity and source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedMeta {
     pub name: String,
     pub category: String,
     pub severity: String,
     /// Local file, as configured.
-    #[schema(value_type = Option<String>)]
     pub path: Option<PathBuf>,
     /// Subscription URL.
     pub url: Option<String>,

@@ -18,13 +18,10 @@
 //! Events after `now` are not known at `now` (a step done later counts as not done yet), so the
 //! bulletin can judge the state at the end of its period and get what was true then.
 
-use serde::Serialize;
-
 use crate::text::rfc3339;
 
 /// Where one deadline stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadlineState {
     /// Not done, not closed, not yet due.
     Pending,

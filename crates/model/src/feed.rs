@@ -6,7 +6,8 @@ use crate::domain::DomainName;
 use crate::vocab::FeedFormat;
 
 /// A line that was not accepted, for the maintainer to fix.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+/// `Serialize` stays: the loader's `FeedReport` derives it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rejected {
     /// 1-based line number in the source.
     pub line: usize,
@@ -17,7 +18,7 @@ pub struct Rejected {
 }
 
 /// A valid rule a resolver cannot honour, with its line, listed by `?verbose=true`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Skipped {
     /// 1-based line number in the source.
     pub line: usize,
@@ -30,7 +31,7 @@ pub struct Skipped {
 /// one place that sees every line), so `accepted + rejected + skipped + comments == lines`
 /// holds by construction whatever a format parser does: a line no parser classified is
 /// rejected there, never dropped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LineCounts {
     /// Lines in the file (a final newline does not start another line).
     pub lines: usize,

@@ -1,15 +1,10 @@
 //! Where an incident stands and how it may move: the rules every store backend and the API obey.
 
-use serde::{Deserialize, Serialize};
-
 use crate::vocab::Severity;
 
 /// Where an incident stands. Moves only forward: `open → investigating → identified →
 /// reported → closed` (steps may be skipped; closing needs a resolution).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
     Open,
     Investigating,

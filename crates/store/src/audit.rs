@@ -6,12 +6,11 @@
 //! look like before?" has an answer a year later. Rows are only ever inserted.
 
 use rusqlite::{Connection, Row, params};
-use serde::Serialize;
 
 use super::StoreError;
 
 /// One audited write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     /// Assigned by the store; 0 before insertion.
     pub id: i64,

@@ -296,13 +296,12 @@ pub fn update(conn: &Connection, row: &IncidentRow) -> Result<(), StoreError> {
 }
 
 /// One hit of an incident, for the detail view and the report timeline.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentHit {
     pub id: i64,
     pub time_ms: i64,
     pub client: String,
     pub name: String,
-    #[serde(rename = "type")]
     pub qtype: String,
     pub action: String,
     pub feed: Option<String>,
@@ -336,7 +335,7 @@ pub fn hits(conn: &Connection, id: i64, limit: usize) -> Result<Vec<IncidentHit>
 }
 
 /// A note on an incident (append-only).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     pub id: i64,
     /// RFC 3339.
@@ -378,7 +377,7 @@ pub fn notes(conn: &Connection, incident: i64) -> Result<Vec<Note>, StoreError> 
 }
 
 /// One quarantined address.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantineEntry {
     pub ip: String,
     /// RFC 3339.
@@ -435,7 +434,7 @@ pub fn quarantine_remove(
 }
 
 /// One attempt to deliver an alert.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub id: i64,
     /// RFC 3339.

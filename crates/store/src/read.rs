@@ -14,7 +14,7 @@ use super::top::TopCounts;
 pub use crate::rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 
 /// Aggregates over a time window.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Stats {
     /// Query log rows per action.
     pub queries_by_action: Vec<Count>,

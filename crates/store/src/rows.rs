@@ -116,7 +116,7 @@ pub struct Page {
 }
 
 /// A value and how often it occurred, for "top" tables.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Count {
     pub value: String,
     pub count: i64,

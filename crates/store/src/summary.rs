@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use rusqlite::{Connection, params};
-use serde::Serialize;
 
 use crate::StoreError;
 use crate::blocks;
@@ -15,7 +14,7 @@ use crate::top::TopCounts;
 use poolguard_model::rfc3339;
 
 /// One department's incident figures in a summary.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default)]
 pub struct DepartmentFigures {
     /// `(unknown)` when the ledger did not know the client.
     pub department: String,
@@ -25,7 +24,7 @@ pub struct DepartmentFigures {
 }
 
 /// One client in the top-offenders table.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Offender {
     pub client: String,
     pub asset: Option<String>,
@@ -34,7 +33,7 @@ pub struct Offender {
 }
 
 /// A name seen for the first time in the period.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct NewName {
     pub name: String,
     /// RFC 3339.
@@ -43,7 +42,7 @@ pub struct NewName {
 }
 
 /// The information centre's periodic bulletin.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Summary {
     /// RFC 3339, inclusive.
     pub since: String,

@@ -46,7 +46,7 @@ pub enum VersionError {
 }
 
 /// One kept version of a list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
     /// Increasing per list; what `…/versions/{id}` takes.
     pub id: u64,

@@ -12,8 +12,9 @@ use utoipa::ToSchema;
 
 use super::{Failure, Refused, audit, blocking, body, registry, true_or_false, who};
 use crate::auth::Caller;
+use crate::views::{FeedView, WriteReport};
 use crate::{ApiError, ApiState};
-use poolguard_feeds::registry::{FeedSettings, FeedView, RegistryError, WriteReport};
+use poolguard_feeds::registry::{FeedSettings, RegistryError};
 
 fn enum_param<T: serde::de::DeserializeOwned>(
     name: &'static str,
@@ -81,9 +82,9 @@ fn settings(params: &HashMap<String, String>) -> Result<FeedSettings, ApiError> 
     responses((status = 200, description = "Every feed with its status", body = [FeedView])), security(("bearer" = [])))]
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<FeedView>>, Failure> {
     let r = registry(&state)?;
-    Ok(Json(
+    Ok(Json(crate::views::all(
         blocking(move || Ok::<_, RegistryError>(r.list())).await?,
-    ))
+    )))
 }
 
 /// One feed's status.
@@ -97,7 +98,7 @@ pub async fn one(
     Path(name): Path<String>,
 ) -> Result<Json<FeedView>, Failure> {
     let r = registry(&state)?;
-    Ok(Json(blocking(move || r.get(&name)).await?))
+    Ok(Json(blocking(move || r.get(&name)).await?.into()))
 }
 
 /// Creates the feed or replaces its content: the body is the list, in any format.
@@ -155,7 +156,7 @@ pub async fn upload(
         ),
     )
     .await?;
-    Ok(Json(report))
+    Ok(Json(report.into()))
 }
 
 /// `PATCH …/entries` body.
@@ -214,7 +215,10 @@ pub async fn patch(
         ),
     )
     .await?;
-    Ok(Json(PatchReport { report, not_found }))
+    Ok(Json(PatchReport {
+        report: report.into(),
+        not_found,
+    }))
 }
 
 /// Deletes a feed created over the API (config.toml feeds: 409, disable them instead).
@@ -261,7 +265,7 @@ async fn set_enabled(
         "feed.disable"
     };
     audit(&state, &caller, action, &name, None, None, String::new()).await?;
-    Ok(Json(view))
+    Ok(Json(view.into()))
 }
 
 /// Puts a disabled feed back into the policy.

@@ -8,8 +8,7 @@ use axum::{Extension, Json};
 use super::{Failure, audit, blocking, registry, version_id, who};
 use crate::ApiState;
 use crate::auth::Caller;
-use poolguard_feeds::registry::WriteReport;
-use poolguard_versions::Version;
+use crate::views::{Version, WriteReport};
 
 /// The kept versions of a feed, newest first.
 #[utoipa::path(get, path = "/api/v1/feeds/{name}/versions", params(("name" = String, Path)),
@@ -20,7 +19,9 @@ pub async fn versions(
     Path(name): Path<String>,
 ) -> Result<Json<Vec<Version>>, Failure> {
     let r = registry(&state)?;
-    Ok(Json(blocking(move || r.versions_of(&name)).await?))
+    Ok(Json(crate::views::all(
+        blocking(move || r.versions_of(&name)).await?,
+    )))
 }
 
 /// The content of one version, as it was uploaded.
@@ -66,5 +67,5 @@ pub async fn restore(
         format!("restored version {id}"),
     )
     .await?;
-    Ok(Json(report))
+    Ok(Json(report.into()))
 }

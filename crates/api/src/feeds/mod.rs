@@ -37,9 +37,10 @@ use subscriptions::refresh;
 use crate::auth::{self, Caller, Permission};
 use crate::check::check;
 use crate::ledger::{ledger_version_content, ledger_versions, put_ledger, restore_ledger};
+use crate::views::WriteReport;
 use crate::{ApiError, ApiState};
 use poolguard_clients::UploadError;
-use poolguard_feeds::registry::{Registry, RegistryError, WriteReport};
+use poolguard_feeds::registry::{Registry, RegistryError};
 use poolguard_store::audit::AuditEntry;
 
 /// The feed, check, publish and ledger-upload routes, with their own body limit.
@@ -228,7 +229,7 @@ impl IntoResponse for Failure {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Json(Refused {
                     error: message,
-                    report: *report,
+                    report: (*report).into(),
                 }),
             )
                 .into_response(),

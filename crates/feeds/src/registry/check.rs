@@ -5,8 +5,6 @@
 //! (the asset ledger) and what the DNS server would do on top (quarantine, `[dns] allow`,
 //! answer inspection) the API adds, since neither is a feed's business.
 
-use serde::Serialize;
-
 use super::{Registry, RegistryError};
 use crate::publish;
 use poolguard_model::domain::DomainName;
@@ -14,7 +12,7 @@ use poolguard_policy::{Action, Decision};
 
 /// What `GET /api/v1/check` answers about the feeds (the API adds who the client is and what
 /// DNS would do with the name).
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default)]
 pub struct CheckReport {
     /// The name as matched (lower case, punycode).
     pub name: String,
@@ -27,7 +25,6 @@ pub struct CheckReport {
     /// The rule as the maintainer wrote it (`pool.example`, `=host`, `@@x`).
     pub rule: Option<String>,
     /// For a block: how it is answered.
-    #[schema(value_type = Option<String>)]
     pub action: Option<Action>,
     /// For an allow: the block it overrides, if any (`feed: rule`).
     pub overrides: Option<String>,

@@ -40,8 +40,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use serde::Serialize;
-
 pub use check::CheckReport;
 use definitions::Defs;
 pub use definitions::FeedSettings;
@@ -94,7 +92,7 @@ pub enum RegistryError {
 }
 
 /// What a write did: the parse report and the version now in force.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct WriteReport {
     /// The feed written.
     pub feed: String,
@@ -108,18 +106,14 @@ pub struct WriteReport {
     pub lines: LineCounts,
     /// The skipped lines by number, with why; only with `?verbose=true` (a long adblock list
     /// has thousands of cosmetic rules).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped_lines: Option<Vec<Skipped>>,
     /// The skipped lines, kept for [`WriteReport::verbose`].
-    #[serde(skip)]
     pub skipped_detail: Vec<Skipped>,
     /// The format used (after auto-detection).
-    #[schema(value_type = Option<String>)]
     pub format: Option<FeedFormat>,
     /// The version now in force (absent when the write was refused).
     pub version: Option<Version>,
     /// SHA-256 of the content before the write (absent for a new feed).
-    #[serde(skip)]
     pub before_sha256: Option<String>,
 }
 

@@ -15,7 +15,7 @@ use crate::loader::FeedStatus;
 use crate::versions::{Version, write_atomic};
 
 /// The last fetch of a subscription, for `GET /feeds` and metrics.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FetchStatus {
     /// When the last fetch was attempted.
     pub last_attempt: Option<chrono::DateTime<chrono::Utc>>,
@@ -34,11 +34,9 @@ pub struct FetchStatus {
 }
 
 /// One feed as `GET /api/v1/feeds` shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct FeedView {
     /// The loader's status (kind, format, entries, last load result…).
-    #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub status: FeedStatus,
     /// `config` (defined in config.toml) or `api` (created over the API).
     pub defined_in: &'static str,

@@ -39,8 +39,8 @@ pub struct WriterHealth {
     pub(super) oldest_unflushed_ms: AtomicI64,
 }
 
-/// A point-in-time copy of [`WriterHealth`], serialisable for `/healthz`.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+/// A point-in-time copy of [`WriterHealth`], for `/healthz` (the api's view) and `/metrics`.
+#[derive(Debug, Clone)]
 pub struct WriterStatus {
     pub running: bool,
     pub healthy: bool,
