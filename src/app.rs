@@ -200,7 +200,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     };
     // Exports (dnstap): their connection tasks run on this (control) runtime; the DNS path
     // only sees the recorder's export handle.
-    let exporter = poolguard_export::Exporter::start(&config);
+    let exporter = poolguard_export::Exporter::start(&config, &ledger);
     let recorder = match &exporter {
         Some(e) => recorder.with_export(e.clone()),
         None => recorder,

@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    Proto, TestBed, free_tcp_port, free_udp_port, labelled_metric, query_from, request,
-    tools::require_tool, wait_for,
+    Proto, TestBed, free_tcp_port, free_udp_port, query_from, request, tools::require_tool,
+    wait_for,
 };
 use hickory_proto::rr::RecordType;
 
@@ -66,6 +66,7 @@ ruleset(name="hits") {{
   set $!msgid = $msgid;
   set $!pri = $pri;
   set $!input = $inputname;
+  set $!message = $msg;
   action(type="omfile" file="{out}" template="line")
 }}
 "#,
@@ -209,6 +210,186 @@ async fn hits_reach_rsyslog_over_tcp_and_udp_as_structured_data_and_ecs_json() {
     bed.shutdown().await;
 }
 
+/// A ledger knowing the loopback client the tests query from.
+const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact\n\
+127.0.0.9,,gpu-ws-09,GPU workstation,A-301,Physics,Zhang Wei,zw@example.edu\n";
+
+/// The `key=value` pairs of a CEF extension (values unescaped), as a SIEM's CEF parser reads
+/// them: a key is the word before an unescaped `=`.
+fn cef_extension(ext: &str) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let mut key = String::new();
+    let mut value = String::new();
+    let mut chars = ext.chars().peekable();
+    let mut in_key = true;
+    while let Some(c) = chars.next() {
+        match (in_key, c) {
+            (true, '=') => in_key = false,
+            (true, c) => key.push(c),
+            (false, '\\') => match chars.next() {
+                Some('n') => value.push('\n'),
+                Some('r') => value.push('\r'),
+                Some(e) => value.push(e),
+                None => {}
+            },
+            (false, ' ') => {
+                // A space ends the value only when the next word is a key (`word=`).
+                let rest: String = chars.clone().collect();
+                let next_is_key = rest
+                    .split(' ')
+                    .next()
+                    .is_some_and(|w| w.contains('=') && !w.starts_with('='));
+                if next_is_key {
+                    out.insert(std::mem::take(&mut key), std::mem::take(&mut value));
+                    in_key = true;
+                } else {
+                    value.push(' ');
+                }
+            }
+            (false, c) => value.push(c),
+        }
+    }
+    if !key.is_empty() {
+        out.insert(key, value);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_cef_and_every_query_rate_bounded_reach_rsyslog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tcp, udp) = (free_tcp_port(), free_udp_port());
+    let rsyslog = Rsyslog::start(dir.path(), tcp, udp);
+    let cef_sink = format!("syslog:tcp:127.0.0.1:{tcp}");
+    let bed = TestBed::builder()
+        .file("clients.csv", LEDGER)
+        .toml(&format!(
+            "[clients]\nledger = \"clients.csv\"\n\
+             [[export.syslog]]\ntcp = \"127.0.0.1:{tcp}\"\nformat = \"cef\"\nhostname = \"dns-c\"\n\
+             select = \"all\"\nmax_per_second = 1\n\
+             [[export.syslog]]\nudp = \"127.0.0.1:{udp}\"\nformat = \"json\"\nhostname = \"dns-j\"\n"
+        ))
+        .start()
+        .await;
+
+    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+    // Ordinary queries first, many more than one second's budget of 1...
+    let ordinary = 40;
+    for _ in 0..ordinary {
+        bed.ask(Proto::Udp, "www.example.test", RecordType::A).await;
+    }
+    // ...then the hits: they have no rate budget and are never crowded out.
+    for _ in 0..3 {
+        query_from(
+            client,
+            bed.dns,
+            Proto::Udp,
+            &request("pool.minergate.com", RecordType::A, true),
+        )
+        .await;
+    }
+    let cef_hits = |lines: &[serde_json::Value]| {
+        lines
+            .iter()
+            .filter(|l| l["hostname"] == "dns-c" && l["msgid"] == "hit")
+            .count()
+    };
+    wait_for("three CEF hits and three JSON hits", || {
+        let lines = rsyslog.lines();
+        cef_hits(&lines) == 3 && lines.iter().filter(|l| l["hostname"] == "dns-j").count() == 3
+    });
+    // Every ordinary query was either sent or dropped by its rate budget (counted).
+    let limited = || {
+        metric(
+            "poolguard_export_dropped_total",
+            &cef_sink,
+            "reason=\"rate_limit\"",
+        )
+    };
+    wait_for("every ordinary query accounted for", || {
+        let sent = rsyslog
+            .lines()
+            .iter()
+            .filter(|l| l["hostname"] == "dns-c" && l["msgid"] == "query")
+            .count();
+        sent as f64 + limited() == f64::from(ordinary)
+    });
+    assert!(
+        limited() >= 1.0,
+        "40 queries exceed a budget of 1 per second"
+    );
+    assert_eq!(
+        metric(
+            "poolguard_export_dropped_total",
+            &cef_sink,
+            "reason=\"queue_full\""
+        ),
+        0.0
+    );
+
+    let lines = rsyslog.lines();
+    let hit = lines
+        .iter()
+        .find(|l| l["hostname"] == "dns-c" && l["msgid"] == "hit")
+        .expect("a CEF hit");
+    // Structured data still parses, with the identity's fields.
+    let sd = &hit["rfc5424-sd"]["poolguard@32473"];
+    assert_eq!(sd["client"], "127.0.0.9");
+    assert_eq!(sd["asset"], "gpu-ws-09");
+    assert_eq!(sd["department"], "Physics");
+    assert_eq!(sd["owner"], "Zhang Wei");
+    assert_eq!(sd["location"], "A-301");
+    // The body is one CEF line: seven `|`-separated header fields, then the extension.
+    let message = hit["message"].as_str().expect("msg").trim_start();
+    let header: Vec<&str> = message.splitn(8, '|').collect();
+    assert_eq!(header.len(), 8, "{message}");
+    assert_eq!(
+        &header[..7],
+        [
+            "CEF:0",
+            "poolguard",
+            "poolguard",
+            env!("CARGO_PKG_VERSION"),
+            "blocked",
+            "DNS query blocked",
+            "7"
+        ]
+    );
+    let ext = cef_extension(header[7]);
+    assert_eq!(ext["src"], "127.0.0.9");
+    assert_eq!(ext["dhost"], "pool.minergate.com");
+    assert_eq!(ext["cs1"], "mining");
+    assert_eq!(ext["cs1Label"], "feed");
+    assert_eq!(ext["cs2"], "pool.minergate.com");
+    assert_eq!(ext["act"], "sinkhole");
+    assert_eq!(ext["cs4"], "NOERROR");
+    assert_eq!(ext["shost"], "gpu-ws-09");
+    assert_eq!(ext["suser"], "Zhang Wei");
+    assert_eq!(ext["cs5"], "Physics");
+    assert!(ext["spt"].parse::<u16>().is_ok(), "{ext:?}");
+    // An ordinary query: severity 1, no feed.
+    let query = lines
+        .iter()
+        .find(|l| l["hostname"] == "dns-c" && l["msgid"] == "query")
+        .expect("a CEF query");
+    let q = query["message"].as_str().expect("msg");
+    assert!(q.contains("|allowed|DNS query|1|"), "{q}");
+    assert!(!q.contains("cs1="), "{q}");
+
+    // ECS JSON body with the identity (hits only: the UDP export keeps the default select).
+    let json = lines
+        .iter()
+        .find(|l| l["hostname"] == "dns-j")
+        .expect("a JSON hit");
+    let body = &json["body"];
+    assert_eq!(body["host"]["name"], "gpu-ws-09");
+    assert_eq!(body["host"]["geo"]["name"], "A-301");
+    assert_eq!(body["organization"]["name"], "Physics");
+    assert_eq!(body["user"]["name"], "Zhang Wei");
+    assert_eq!(lines.iter().filter(|l| l["hostname"] == "dns-j").count(), 3);
+    bed.shutdown().await;
+}
+
 /// rsyslog's GnuTLS stream driver is its own package; a missing one fails naming it.
 fn require_gtls() {
     let found = std::fs::read_dir("/usr/lib")
@@ -306,10 +487,15 @@ fn test_ca(dir: &Path, name: &str, server: bool) {
 }
 
 /// The value of `name{sink="<sink>"}` in this process's Prometheus rendering (what /metrics
-/// serves), 0 when absent.
-fn metric(name: &str, sink: &str) -> f64 {
+/// serves), summed over its other labels, 0 when absent; `extra` narrows it (`reason="..."`).
+fn metric(name: &str, sink: &str, extra: &str) -> f64 {
     let text = poolguard::api::metrics::install().render();
-    labelled_metric(&text, name, &format!("sink=\"{sink}\""))
+    let series = |l: &str| l.contains(&format!("sink=\"{sink}\"")) && l.contains(extra);
+    let open = format!("{name}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&open) && series(l))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,13 +550,13 @@ input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="hits")
     assert_eq!(hit["rfc5424-sd"]["poolguard@32473"]["client"], "127.0.0.11");
     // The receiver's certificate is not signed by the other CA: that export never connects.
     let sink = format!("syslog:tls:127.0.0.1:{tls}");
-    assert!(metric("poolguard_export_connections_total", &sink) >= 1.0);
+    assert!(metric("poolguard_export_connections_total", &sink, "") >= 1.0);
     let untrusted = format!("{sink}#2");
     assert_eq!(
-        metric("poolguard_export_connections_total", &untrusted),
+        metric("poolguard_export_connections_total", &untrusted, ""),
         0.0
     );
-    assert_eq!(metric("poolguard_export_connected", &untrusted), 0.0);
+    assert_eq!(metric("poolguard_export_connected", &untrusted, ""), 0.0);
     bed.shutdown().await;
     assert!(
         !rsyslog

@@ -3,17 +3,27 @@
 //!
 //! The DNS side only ever calls [`QueueSink::offer`]: a `try_send` into a bounded channel.
 //! When the receiver is slow or gone the channel fills and further exchanges are dropped and
-//! counted (`poolguard_export_dropped_total{sink}`); DNS never waits. The task connects,
+//! counted (`poolguard_export_dropped_total{sink,reason}`); DNS never waits. The task connects,
 //! handshakes (dnstap: READY/ACCEPT/START), encodes and writes in batches, and on any error drops the
 //! connection and reconnects after a delay that doubles from `reconnect_min_ms` up to
 //! `reconnect_max_ms`. At shutdown it writes what is queued (dnstap: then STOP, and waits for
 //! FINISH). Syslog over UDP has no connection: one datagram per message, a failed send drops
 //! (and counts) that message.
+//!
+//! A syslog export with `select = "all"` also takes ordinary (non-hit) queries, bounded at
+//! admission: at most `max_per_second` of them per second ([`Budget`]) and only while at least
+//! half the queue is free, so a flood of ordinary queries can never crowd out hits (which may
+//! use the whole queue and have no rate budget). Drops carry a `reason` label: `queue_full`,
+//! `rate_limit` (both at admission) or `receiver` (written but not taken, or left at shutdown).
+//!
+//! The client's identity is looked up here, by the task, in the shared ledger snapshot when a
+//! batch is encoded: never on the DNS path.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
@@ -24,6 +34,7 @@ use super::config::Select;
 use super::dnstap::{self, Identity};
 use super::fstrm::{self, DNSTAP_CONTENT_TYPE, FstrmError};
 use super::syslog;
+use poolguard_clients::SharedLedger;
 use poolguard_record::Outcome;
 use poolguard_record::exchange::Exchange;
 
@@ -61,8 +72,13 @@ impl std::fmt::Display for Target {
 /// What goes over the wire to a receiver.
 #[derive(Debug, Clone)]
 pub enum Wire {
-    /// dnstap over Frame Streams; `both` = a CLIENT_QUERY before each CLIENT_RESPONSE.
-    Dnstap { identity: Identity, both: bool },
+    /// dnstap over Frame Streams; `both` = a CLIENT_QUERY before each CLIENT_RESPONSE;
+    /// `with_identity` = the client's ledger identity in `extra`.
+    Dnstap {
+        identity: Identity,
+        both: bool,
+        with_identity: bool,
+    },
     /// RFC 5424 messages (octet-counted over TCP).
     Syslog(syslog::Header),
 }
@@ -87,6 +103,53 @@ pub struct Settings {
     /// A write not taken within this long drops the connection, so a stuck receiver cannot
     /// hold the queue.
     pub write_timeout_ms: u64,
+    /// Ordinary (non-hit) exchanges admitted per second, and only into the free half of the
+    /// queue; `None` = no such bound (dnstap).
+    pub max_per_second: Option<u32>,
+}
+
+/// At most `limit` admissions per second (fixed one-second windows), lock-free: the window
+/// number and the count in it share one atomic word, so `admit` is a compare-and-swap loop
+/// that never waits and never allocates (it runs on the DNS path).
+#[derive(Debug)]
+pub struct Budget {
+    limit: u32,
+    start: Instant,
+    /// `window << 32 | count`.
+    state: AtomicU64,
+}
+
+impl Budget {
+    /// A budget of `limit` per second.
+    pub fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            start: Instant::now(),
+            state: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes one from the current second's budget; `false` when it is spent.
+    pub fn admit(&self) -> bool {
+        self.admit_at(self.start.elapsed().as_secs())
+    }
+
+    /// [`Budget::admit`] in window `second` (tests pass it explicitly).
+    pub fn admit_at(&self, second: u64) -> bool {
+        let window = second & 0xFFFF_FFFF;
+        self.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                let (w, count) = (state >> 32, state & 0xFFFF_FFFF);
+                if w != window {
+                    Some(window << 32 | 1)
+                } else if count < u64::from(self.limit) {
+                    Some(state + 1)
+                } else {
+                    None
+                }
+            })
+            .is_ok()
+    }
 }
 
 /// The DNS side of one receiver: its filter and the queue's sending end.
@@ -95,12 +158,20 @@ pub struct QueueSink {
     feeds: Vec<String>,
     categories: Vec<String>,
     queue: mpsc::Sender<Arc<Exchange>>,
-    dropped: Counter,
+    /// Bound on ordinary queries (syslog `select = "all"`), with the free slots they need.
+    ordinary: Option<(Budget, usize)>,
+    full: Counter,
+    limited: Counter,
 }
 
 /// Counters and gauges of one sink, resolved once (labelled handles hash their key per call).
 #[derive(Clone)]
 struct Meters {
+    /// Dropped at admission: the queue was full.
+    full: Counter,
+    /// Dropped at admission: the ordinary queries' budget was spent.
+    limited: Counter,
+    /// Dropped after admission: the receiver did not take them.
     dropped: Counter,
     sent: Counter,
     connections: Counter,
@@ -111,13 +182,17 @@ impl Meters {
     fn new(label: &str) -> Self {
         let sink = label.to_string();
         let m = Self {
-            dropped: metrics::counter!("poolguard_export_dropped_total", "sink" => sink.clone()),
+            full: metrics::counter!("poolguard_export_dropped_total", "sink" => sink.clone(), "reason" => "queue_full"),
+            limited: metrics::counter!("poolguard_export_dropped_total", "sink" => sink.clone(), "reason" => "rate_limit"),
+            dropped: metrics::counter!("poolguard_export_dropped_total", "sink" => sink.clone(), "reason" => "receiver"),
             sent: metrics::counter!("poolguard_export_sent_total", "sink" => sink.clone()),
             connections: metrics::counter!("poolguard_export_connections_total", "sink" => sink.clone()),
             connected: metrics::gauge!("poolguard_export_connected", "sink" => sink),
         };
         // Registered at start, so a scrape shows 0 rather than nothing before the first drop.
         // Their HELP texts are in `api::metrics::METRICS` (series `PerSink`).
+        m.full.increment(0);
+        m.limited.increment(0);
         m.dropped.increment(0);
         m.sent.increment(0);
         m.connections.increment(0);
@@ -133,6 +208,7 @@ impl QueueSink {
         config: &Settings,
         target: Target,
         wire: Wire,
+        ledger: SharedLedger,
         stop: CancellationToken,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let meters = Meters::new(&config.label);
@@ -142,7 +218,11 @@ impl QueueSink {
             feeds: config.feeds.clone(),
             categories: config.categories.clone(),
             queue: tx,
-            dropped: meters.dropped.clone(),
+            ordinary: config
+                .max_per_second
+                .map(|limit| (Budget::new(limit), config.queue_size.max(1).div_ceil(2))),
+            full: meters.full.clone(),
+            limited: meters.limited.clone(),
         };
         let task = Connection {
             target,
@@ -152,6 +232,7 @@ impl QueueSink {
                 Duration::from_millis(config.reconnect_max_ms.max(1)),
             ),
             write_timeout: Duration::from_millis(config.write_timeout_ms.max(1)),
+            ledger,
             meters,
             stop,
         }
@@ -178,9 +259,22 @@ impl QueueSink {
     }
 
     /// Queues `exchange` without waiting; a full queue (or a stopped task) drops it, counted.
+    /// An ordinary query also needs its rate budget and half the queue free.
     pub fn offer(&self, exchange: Arc<Exchange>) {
+        if let Some((budget, free)) = &self.ordinary
+            && !exchange.outcome.is_hit()
+        {
+            if self.queue.capacity() < *free {
+                self.full.increment(1);
+                return;
+            }
+            if !budget.admit() {
+                self.limited.increment(1);
+                return;
+            }
+        }
         if self.queue.try_send(exchange).is_err() {
-            self.dropped.increment(1);
+            self.full.increment(1);
         }
     }
 }
@@ -199,6 +293,7 @@ struct Connection {
     wire: Wire,
     reconnect: (Duration, Duration),
     write_timeout: Duration,
+    ledger: SharedLedger,
     meters: Meters,
     stop: CancellationToken,
 }
@@ -410,19 +505,30 @@ impl Connection {
     /// The stream bytes of `batch`: Frame Streams data frames, or octet-counted syslog.
     fn encode(&self, batch: &[Arc<Exchange>], bytes: &mut Vec<u8>) {
         match &self.wire {
-            Wire::Dnstap { identity, both } => {
+            Wire::Dnstap {
+                identity,
+                both,
+                with_identity,
+            } => {
+                let ledger = self.ledger.load();
                 let mut payloads = Vec::with_capacity(2);
                 for exchange in batch {
                     payloads.clear();
-                    dnstap::encode(exchange, identity, *both, &mut payloads);
+                    let extra = with_identity
+                        .then(|| ledger.lookup(exchange.client.ip()))
+                        .flatten()
+                        .map(|id| crate::identity::extra_json(&id));
+                    dnstap::encode(exchange, identity, *both, extra.as_deref(), &mut payloads);
                     for p in &payloads {
                         let _ = fstrm::data_frame(p, bytes);
                     }
                 }
             }
             Wire::Syslog(header) => {
+                let ledger = self.ledger.load();
                 for exchange in batch {
-                    syslog::octet_counted(&syslog::format(exchange, header), bytes);
+                    let id = ledger.lookup(exchange.client.ip());
+                    syslog::octet_counted(&syslog::format(exchange, header, id.as_deref()), bytes);
                 }
             }
         }
@@ -440,7 +546,8 @@ impl Connection {
         self.meters.connections.increment(1);
         self.meters.connected.set(1.0);
         let send = |exchange: Arc<Exchange>| {
-            let message = syslog::format(&exchange, header);
+            let id = self.ledger.load().lookup(exchange.client.ip());
+            let message = syslog::format(&exchange, header, id.as_deref());
             let socket = &socket;
             async move {
                 // A UDP send waits only for socket buffer room; bounded all the same.
@@ -475,4 +582,17 @@ enum Stream {
     Tcp(tokio::net::TcpStream),
     Udp(tokio::net::UdpSocket),
     Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn the_budget_admits_its_limit_per_second_then_refills() {
+        let b = Budget::new(3);
+        assert_eq!((0..5).filter(|_| b.admit_at(7)).count(), 3);
+        assert!(b.admit_at(8), "a new second has a new budget");
+        assert_eq!((0..5).filter(|_| b.admit_at(8)).count(), 2);
+    }
 }
