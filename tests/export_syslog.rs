@@ -390,6 +390,180 @@ async fn identity_cef_and_every_query_rate_bounded_reach_rsyslog() {
     bed.shutdown().await;
 }
 
+/// Sends an authenticated API request; returns the status and the JSON body (null if none).
+async fn api(
+    bed: &TestBed,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .request(method, format!("{}{path}", bed.api_url()))
+        .bearer_auth("root-token-for-export-tests")
+        .json(&body)
+        .send()
+        .await
+        .expect("API answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_lifecycle_and_quarantine_changes_reach_rsyslog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tcp, udp) = (free_tcp_port(), free_udp_port());
+    let rsyslog = Rsyslog::start(dir.path(), tcp, udp);
+    let bed = TestBed::builder()
+        .file("clients.csv", LEDGER)
+        .toml(&format!(
+            "[api]\nlisten = \"127.0.0.1:0\"\n{}\
+             [store]\npath = \"data/pg.db\"\nflush_interval_ms = 20\n\
+             [clients]\nledger = \"clients.csv\"\n\
+             [[export.syslog]]\ntcp = \"127.0.0.1:{tcp}\"\nhostname = \"dns-e\"\n\
+             events = [\"incidents\", \"quarantine\"]\n\
+             [[export.syslog]]\nudp = \"127.0.0.1:{udp}\"\nhostname = \"dns-q\"\nformat = \"cef\"\n\
+             events = [\"quarantine\"]\n",
+            common::api_token_toml("root", "admin", "root-token-for-export-tests"),
+        ))
+        .start()
+        .await;
+    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+    query_from(
+        client,
+        bed.dns,
+        Proto::Udp,
+        &request("pool.minergate.com", RecordType::A, true),
+    )
+    .await;
+    bed.running().flush().await.expect("flush");
+    let event = |host: &str, name: &str| {
+        let name = name.to_string();
+        let host = host.to_string();
+        move |l: &serde_json::Value| {
+            l["hostname"] == *host && l["rfc5424-sd"]["poolguard@32473"]["event"] == *name
+        }
+    };
+    wait_for("incident.opened", || {
+        rsyslog
+            .lines()
+            .iter()
+            .any(event("dns-e", "incident.opened"))
+    });
+    let lines = rsyslog.lines();
+    let opened = lines
+        .iter()
+        .find(|l| event("dns-e", "incident.opened")(l))
+        .expect("opened");
+    assert_eq!(opened["msgid"], "incident");
+    assert_eq!(opened["pri"], "133", "local0.notice");
+    let sd = &opened["rfc5424-sd"]["poolguard@32473"];
+    assert_eq!(sd["client"], "127.0.0.9");
+    assert_eq!(sd["actor"], "system");
+    assert_eq!(sd["asset"], "gpu-ws-09");
+    assert_eq!(sd["owner"], "Zhang Wei");
+    let id: i64 = sd["incident_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("incident id");
+
+    let path = format!("/api/v1/incidents/{id}");
+    let patch = |body: serde_json::Value| api(&bed, reqwest::Method::PATCH, &path, body);
+    let (status, body) = patch(serde_json::json!({"status": "investigating"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api(
+        &bed,
+        reqwest::Method::POST,
+        "/api/v1/quarantine",
+        serde_json::json!({"ip": "127.0.0.9", "reason": "mining|pool=yes", "incident_id": id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = api(
+        &bed,
+        reqwest::Method::DELETE,
+        "/api/v1/quarantine",
+        serde_json::json!({"ip": "127.0.0.9", "reason": "cleaned"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        patch(serde_json::json!({"status": "closed", "resolution": "false-positive"})).await;
+    assert_eq!(status, 200, "{body}");
+
+    wait_for("the lifecycle in rsyslog's file", || {
+        let lines = rsyslog.lines();
+        lines.iter().any(event("dns-e", "incident.closed"))
+            && lines.iter().any(event("dns-q", "quarantine.off"))
+    });
+    let lines = rsyslog.lines();
+    let sd_of = |host: &str, name: &str| {
+        lines
+            .iter()
+            .find(|l| event(host, name)(l))
+            .unwrap_or_else(|| panic!("no {name} from {host}: {lines:#?}"))["rfc5424-sd"]
+            ["poolguard@32473"]
+            .clone()
+    };
+    let changed = sd_of("dns-e", "incident.status");
+    assert_eq!(changed["status"], "investigating");
+    assert_eq!(changed["actor"], "root");
+    assert_eq!(changed["incident_id"], id.to_string());
+    let on = sd_of("dns-e", "quarantine.on");
+    assert_eq!(on["actor"], "root");
+    assert_eq!(on["reason"], "mining|pool=yes");
+    assert_eq!(on["department"], "Physics");
+    let off = sd_of("dns-e", "quarantine.off");
+    assert_eq!(off["reason"], "cleaned");
+    let closed = sd_of("dns-e", "incident.closed");
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(closed["reason"], "false-positive");
+    // The order they happened in, over one TCP connection.
+    let order: Vec<String> = lines
+        .iter()
+        .filter(|l| l["hostname"] == "dns-e" && l["msgid"] != "hit")
+        .map(|l| {
+            l["rfc5424-sd"]["poolguard@32473"]["event"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "incident.opened",
+            "incident.status",
+            "quarantine.on",
+            "quarantine.off",
+            "incident.closed"
+        ]
+    );
+
+    // The CEF receiver asked for quarantine events only, and reads them as CEF.
+    let cef: Vec<&serde_json::Value> = lines.iter().filter(|l| l["hostname"] == "dns-q").collect();
+    let events: Vec<&str> = cef
+        .iter()
+        .filter_map(|l| l["rfc5424-sd"]["poolguard@32473"]["event"].as_str())
+        .collect();
+    assert_eq!(events, ["quarantine.on", "quarantine.off"], "{cef:#?}");
+    let on = cef[cef.len() - 2]["message"]
+        .as_str()
+        .expect("msg")
+        .trim_start();
+    let header: Vec<&str> = on.splitn(8, '|').collect();
+    assert_eq!(header[4..7], ["quarantine.on", "Client quarantined", "8"]);
+    let ext = cef_extension(header[7]);
+    assert_eq!(ext["src"], "127.0.0.9");
+    assert_eq!(ext["cn1"], id.to_string());
+    assert_eq!(ext["cs1"], "root");
+    assert_eq!(
+        ext["reason"], "mining|pool=yes",
+        "`=` escaped and read back"
+    );
+    assert_eq!(ext["shost"], "gpu-ws-09");
+    bed.shutdown().await;
+}
+
 /// rsyslog's GnuTLS stream driver is its own package; a missing one fails naming it.
 fn require_gtls() {
     let found = std::fs::read_dir("/usr/lib")

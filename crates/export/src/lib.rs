@@ -11,6 +11,7 @@
 
 pub mod cef;
 pub mod dnstap;
+pub mod events;
 pub mod fstrm;
 pub mod identity;
 pub mod sink;
@@ -30,6 +31,7 @@ use poolguard_config::Config;
 pub use poolguard_config::export as config;
 use poolguard_record::Outcome;
 use poolguard_record::exchange::{Exchange, ExportSink};
+use poolguard_record::lifecycle::{LifecycleEvent, LifecycleSink};
 use sink::{QueueSink, Settings, Target, Wire};
 
 /// How long shutdown waits for each receiver to take what is queued and FINISH.
@@ -39,6 +41,8 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 pub struct Exporter {
     /// Every receiver, dnstap and syslog alike.
     sinks: Vec<QueueSink>,
+    /// Per receiver in `sinks`: (incident events, quarantine events) wanted.
+    events: Vec<(bool, bool)>,
     stop: CancellationToken,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -54,6 +58,7 @@ impl Exporter {
         let stop = CancellationToken::new();
         let version = format!("poolguard {}", env!("CARGO_PKG_VERSION")).into_bytes();
         let mut sinks = Vec::new();
+        let mut events = Vec::new();
         let mut tasks = Vec::new();
         let mut labels = std::collections::HashSet::new();
         for d in &config.export.dnstap {
@@ -85,6 +90,7 @@ impl Exporter {
             let (sink, task) =
                 QueueSink::new(&settings, target, wire, ledger.clone(), stop.clone());
             sinks.push(sink);
+            events.push((false, false));
             tasks.push(tokio::spawn(task));
         }
         for s in &config.export.syslog {
@@ -119,10 +125,15 @@ impl Exporter {
             let (sink, task) =
                 QueueSink::new(&settings, target, wire, ledger.clone(), stop.clone());
             sinks.push(sink);
+            events.push((
+                s.events.contains(&config::SyslogEvent::Incidents),
+                s.events.contains(&config::SyslogEvent::Quarantine),
+            ));
             tasks.push(tokio::spawn(task));
         }
         Some(Arc::new(Self {
             sinks,
+            events,
             stop,
             tasks: std::sync::Mutex::new(tasks),
         }))
@@ -166,6 +177,26 @@ impl ExportSink for Exporter {
         for d in self.sinks.iter().filter(|d| d.wants(shared.outcome, feed)) {
             d.offer(shared.clone());
         }
+    }
+}
+
+impl LifecycleSink for Exporter {
+    /// Offers an incident or quarantine event to every syslog receiver that asked for its kind.
+    fn event(&self, event: Arc<LifecycleEvent>) {
+        let quarantine = event.is_quarantine();
+        for (sink, &(incidents, quarantines)) in self.sinks.iter().zip(&self.events) {
+            if (quarantine && quarantines) || (!quarantine && incidents) {
+                sink.offer_event(event.clone());
+            }
+        }
+    }
+}
+
+impl Exporter {
+    /// Whether any receiver takes incident or quarantine events (else there is no point in
+    /// subscribing it to the alerts).
+    pub fn wants_events(&self) -> bool {
+        self.events.iter().any(|&(i, q)| i || q)
     }
 }
 

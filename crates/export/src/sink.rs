@@ -37,6 +37,16 @@ use super::syslog;
 use poolguard_clients::SharedLedger;
 use poolguard_record::Outcome;
 use poolguard_record::exchange::Exchange;
+use poolguard_record::lifecycle::LifecycleEvent;
+
+/// What a receiver's queue holds.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// An answered query.
+    Exchange(Arc<Exchange>),
+    /// An incident or quarantine event (syslog receivers with `events`).
+    Event(Arc<LifecycleEvent>),
+}
 
 /// Exchanges written per batch before the writer is flushed.
 const BATCH: usize = 256;
@@ -157,7 +167,7 @@ pub struct QueueSink {
     select: Select,
     feeds: Vec<String>,
     categories: Vec<String>,
-    queue: mpsc::Sender<Arc<Exchange>>,
+    queue: mpsc::Sender<Item>,
     /// Bound on ordinary queries (syslog `select = "all"`), with the free slots they need.
     ordinary: Option<(Budget, usize)>,
     full: Counter,
@@ -273,7 +283,14 @@ impl QueueSink {
                 return;
             }
         }
-        if self.queue.try_send(exchange).is_err() {
+        if self.queue.try_send(Item::Exchange(exchange)).is_err() {
+            self.full.increment(1);
+        }
+    }
+
+    /// Queues an incident or quarantine event without waiting (no rate budget, like hits).
+    pub fn offer_event(&self, event: Arc<LifecycleEvent>) {
+        if self.queue.try_send(Item::Event(event)).is_err() {
             self.full.increment(1);
         }
     }
@@ -299,7 +316,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, mut rx: mpsc::Receiver<Arc<Exchange>>) {
+    async fn run(self, mut rx: mpsc::Receiver<Item>) {
         let (min, max) = self.reconnect;
         let mut delay = min;
         // Logged once per outage, not once per attempt.
@@ -342,10 +359,7 @@ impl Connection {
     }
 
     /// One connection: `Err` when it could not be set up, else how it ended.
-    async fn connect_and_serve(
-        &self,
-        rx: &mut mpsc::Receiver<Arc<Exchange>>,
-    ) -> Result<Ended, FstrmError> {
+    async fn connect_and_serve(&self, rx: &mut mpsc::Receiver<Item>) -> Result<Ended, FstrmError> {
         let connect = async {
             match &self.target {
                 Target::Unix(path) => {
@@ -393,7 +407,7 @@ impl Connection {
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: S,
-        rx: &mut mpsc::Receiver<Arc<Exchange>>,
+        rx: &mut mpsc::Receiver<Item>,
     ) -> Result<Ended, FstrmError> {
         let (mut reader, writer) = tokio::io::split(stream);
         let mut writer = BufWriter::with_capacity(64 * 1024, writer);
@@ -471,7 +485,7 @@ impl Connection {
     async fn write<W: AsyncWrite + Unpin>(
         &self,
         writer: &mut W,
-        batch: &mut Vec<Arc<Exchange>>,
+        batch: &mut Vec<Item>,
     ) -> Result<(), FstrmError> {
         if batch.is_empty() {
             return Ok(());
@@ -503,7 +517,7 @@ impl Connection {
 
 impl Connection {
     /// The stream bytes of `batch`: Frame Streams data frames, or octet-counted syslog.
-    fn encode(&self, batch: &[Arc<Exchange>], bytes: &mut Vec<u8>) {
+    fn encode(&self, batch: &[Item], bytes: &mut Vec<u8>) {
         match &self.wire {
             Wire::Dnstap {
                 identity,
@@ -512,7 +526,11 @@ impl Connection {
             } => {
                 let ledger = self.ledger.load();
                 let mut payloads = Vec::with_capacity(2);
-                for exchange in batch {
+                for item in batch {
+                    // Events are offered to syslog receivers only.
+                    let Item::Exchange(exchange) = item else {
+                        continue;
+                    };
                     payloads.clear();
                     let extra = with_identity
                         .then(|| ledger.lookup(exchange.client.ip()))
@@ -526,9 +544,8 @@ impl Connection {
             }
             Wire::Syslog(header) => {
                 let ledger = self.ledger.load();
-                for exchange in batch {
-                    let id = ledger.lookup(exchange.client.ip());
-                    syslog::octet_counted(&syslog::format(exchange, header, id.as_deref()), bytes);
+                for item in batch {
+                    syslog::octet_counted(&syslog_message(item, header, &ledger), bytes);
                 }
             }
         }
@@ -538,16 +555,15 @@ impl Connection {
     async fn serve_udp(
         &self,
         socket: tokio::net::UdpSocket,
-        rx: &mut mpsc::Receiver<Arc<Exchange>>,
+        rx: &mut mpsc::Receiver<Item>,
     ) -> Ended {
         let Wire::Syslog(header) = &self.wire else {
             return Ended::Stopped;
         };
         self.meters.connections.increment(1);
         self.meters.connected.set(1.0);
-        let send = |exchange: Arc<Exchange>| {
-            let id = self.ledger.load().lookup(exchange.client.ip());
-            let message = syslog::format(&exchange, header, id.as_deref());
+        let send = |item: Item| {
+            let message = syslog_message(&item, header, &self.ledger.load());
             let socket = &socket;
             async move {
                 // A UDP send waits only for socket buffer room; bounded all the same.
@@ -573,6 +589,28 @@ impl Connection {
                     None => return Ended::Stopped,
                 },
             }
+        }
+    }
+}
+
+/// The syslog message for a queued item, with its client's identity from `ledger`.
+fn syslog_message(
+    item: &Item,
+    header: &syslog::Header,
+    ledger: &poolguard_clients::Ledger,
+) -> String {
+    match item {
+        Item::Exchange(e) => {
+            let id = ledger.lookup(e.client.ip());
+            syslog::format(e, header, id.as_deref())
+        }
+        Item::Event(e) => {
+            let id = e
+                .client
+                .as_deref()
+                .and_then(|c| c.parse().ok())
+                .and_then(|ip| ledger.lookup(ip));
+            crate::events::format(e, header, id.as_deref())
         }
     }
 }
