@@ -122,6 +122,16 @@ ruleset(name="hits") {{
     }
 }
 
+/// A hit from `client`: `pool.minergate.com` (listed by the `mining` feed) over UDP.
+async fn pool_hit(bed: &TestBed, client: IpAddr) {
+    ask_from(bed, client, Proto::Udp, "pool.minergate.com", RecordType::A).await;
+}
+
+/// Asks `name` from `client` (a loopback address) over `proto`, with EDNS.
+async fn ask_from(bed: &TestBed, client: IpAddr, proto: Proto, name: &str, rtype: RecordType) {
+    query_from(client, bed.dns, proto, &request(name, rtype, true)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hits_reach_rsyslog_over_tcp_and_udp_as_structured_data_and_ecs_json() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -136,20 +146,8 @@ async fn hits_reach_rsyslog_over_tcp_and_udp_as_structured_data_and_ecs_json() {
         .await;
 
     let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
-    query_from(
-        client,
-        bed.dns,
-        Proto::Udp,
-        &request("pool.minergate.com", RecordType::A, true),
-    )
-    .await;
-    query_from(
-        client,
-        bed.dns,
-        Proto::Tcp,
-        &request("nx.test", RecordType::AAAA, true),
-    )
-    .await;
+    pool_hit(&bed, client).await;
+    ask_from(&bed, client, Proto::Tcp, "nx.test", RecordType::AAAA).await;
     // Not hits: never sent.
     bed.ask(Proto::Udp, "www.example.test", RecordType::A).await;
     bed.ask(Proto::Udp, "cdn.example.test", RecordType::A).await;
@@ -280,13 +278,7 @@ async fn identity_cef_and_every_query_rate_bounded_reach_rsyslog() {
     }
     // ...then the hits: they have no rate budget and are never crowded out.
     for _ in 0..3 {
-        query_from(
-            client,
-            bed.dns,
-            Proto::Udp,
-            &request("pool.minergate.com", RecordType::A, true),
-        )
-        .await;
+        pool_hit(&bed, client).await;
     }
     let cef_hits = |lines: &[serde_json::Value]| {
         lines
@@ -428,13 +420,7 @@ async fn incident_lifecycle_and_quarantine_changes_reach_rsyslog() {
         .start()
         .await;
     let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
-    query_from(
-        client,
-        bed.dns,
-        Proto::Udp,
-        &request("pool.minergate.com", RecordType::A, true),
-    )
-    .await;
+    pool_hit(&bed, client).await;
     bed.running().flush().await.expect("flush");
     let event = |host: &str, name: &str| {
         let name = name.to_string();
@@ -706,11 +692,12 @@ input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="hits")
         .start()
         .await;
     let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11));
-    query_from(
+    ask_from(
+        &bed,
         client,
-        bed.dns,
         Proto::Tcp,
-        &request("moneroocean.stream", RecordType::A, true),
+        "moneroocean.stream",
+        RecordType::A,
     )
     .await;
     wait_for("the hit over TLS", || !rsyslog.lines().is_empty());

@@ -107,12 +107,7 @@ fn ecs(
             "status": e.status,
             "actor": e.actor,
         },
-        "observer": {
-            "hostname": header.hostname,
-            "product": "poolguard",
-            "type": "dns",
-            "version": env!("CARGO_PKG_VERSION"),
-        },
+        "observer": crate::syslog::observer(&header.hostname),
     });
     if let Some(identity) = identity {
         crate::identity::ecs(identity, &mut doc);

@@ -224,17 +224,22 @@ fn ecs_json(
             "ruleset": verdict.map(|v| &*v.feed),
             "category": verdict.map(|v| &*v.category),
         },
-        "observer": {
-            "hostname": hostname,
-            "product": "poolguard",
-            "type": "dns",
-            "version": env!("CARGO_PKG_VERSION"),
-        },
+        "observer": observer(hostname),
     });
     if let Some(identity) = identity {
         crate::identity::ecs(identity, &mut doc);
     }
     doc.to_string()
+}
+
+/// ECS `observer`: this poolguard, in every JSON body.
+pub(crate) fn observer(hostname: &str) -> serde_json::Value {
+    serde_json::json!({
+        "hostname": hostname,
+        "product": "poolguard",
+        "type": "dns",
+        "version": env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// Appends `message` with RFC 6587 §3.4.1 octet counting (`LEN SP MSG`), for TCP.
