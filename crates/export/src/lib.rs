@@ -9,6 +9,7 @@
 //! This crate depends only on `record`, `config`, `clients` (the asset ledger, for identities)
 //! and the model's `Action` value type (no store, API or incidents).
 
+pub mod budget;
 pub mod cef;
 pub mod dnstap;
 pub mod events;

@@ -11,7 +11,7 @@
 //! (and counts) that message.
 //!
 //! A syslog export with `select = "all"` also takes ordinary (non-hit) queries, bounded at
-//! admission: at most `max_per_second` of them per second ([`Budget`]) and only while at least
+//! admission: at most `max_per_second` of them per second ([`Budget`](crate::budget::Budget)) and only while at least
 //! half the queue is free, so a flood of ordinary queries can never crowd out hits (which may
 //! use the whole queue and have no rate budget). Drops carry a `reason` label: `queue_full`,
 //! `rate_limit` (both at admission) or `receiver` (written but not taken, or left at shutdown).
@@ -22,14 +22,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use metrics::{Counter, Gauge};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::Budget;
 use super::config::Select;
 use super::dnstap::{self, Identity};
 use super::fstrm::{self, DNSTAP_CONTENT_TYPE, FstrmError};
@@ -116,50 +116,6 @@ pub struct Settings {
     /// Ordinary (non-hit) exchanges admitted per second, and only into the free half of the
     /// queue; `None` = no such bound (dnstap).
     pub max_per_second: Option<u32>,
-}
-
-/// At most `limit` admissions per second (fixed one-second windows), lock-free: the window
-/// number and the count in it share one atomic word, so `admit` is a compare-and-swap loop
-/// that never waits and never allocates (it runs on the DNS path).
-#[derive(Debug)]
-pub struct Budget {
-    limit: u32,
-    start: Instant,
-    /// `window << 32 | count`.
-    state: AtomicU64,
-}
-
-impl Budget {
-    /// A budget of `limit` per second.
-    pub fn new(limit: u32) -> Self {
-        Self {
-            limit,
-            start: Instant::now(),
-            state: AtomicU64::new(0),
-        }
-    }
-
-    /// Takes one from the current second's budget; `false` when it is spent.
-    pub fn admit(&self) -> bool {
-        self.admit_at(self.start.elapsed().as_secs())
-    }
-
-    /// [`Budget::admit`] in window `second` (tests pass it explicitly).
-    pub fn admit_at(&self, second: u64) -> bool {
-        let window = second & 0xFFFF_FFFF;
-        self.state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
-                let (w, count) = (state >> 32, state & 0xFFFF_FFFF);
-                if w != window {
-                    Some(window << 32 | 1)
-                } else if count < u64::from(self.limit) {
-                    Some(state + 1)
-                } else {
-                    None
-                }
-            })
-            .is_ok()
-    }
 }
 
 /// The DNS side of one receiver: its filter and the queue's sending end.
@@ -620,17 +576,4 @@ enum Stream {
     Tcp(tokio::net::TcpStream),
     Udp(tokio::net::UdpSocket),
     Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Budget;
-
-    #[test]
-    fn the_budget_admits_its_limit_per_second_then_refills() {
-        let b = Budget::new(3);
-        assert_eq!((0..5).filter(|_| b.admit_at(7)).count(), 3);
-        assert!(b.admit_at(8), "a new second has a new budget");
-        assert_eq!((0..5).filter(|_| b.admit_at(8)).count(), 2);
-    }
 }
