@@ -11,8 +11,8 @@
 //! (and counts) that message.
 //!
 //! A syslog export with `select = "all"` also takes ordinary (non-hit) queries, bounded at
-//! admission: at most `max_per_second` of them per second ([`Budget`](crate::budget::Budget)) and only while at least
-//! half the queue is free, so a flood of ordinary queries can never crowd out hits (which may
+//! admission: at most `max_per_second` of them per second ([`Budget`]) and only while at
+//! least half the queue is free, so a flood of ordinary queries can never crowd out hits (which may
 //! use the whole queue and have no rate budget). Drops carry a `reason` label: `queue_full`,
 //! `rate_limit` (both at admission) or `receiver` (written but not taken, or left at shutdown).
 //!
