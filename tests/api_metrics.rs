@@ -131,15 +131,21 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
     // An export's series exist at zero from start, its receiver absent.
     // (The label is the target as written in config.toml.)
     let sink = "dnstap:no-receiver.sock";
-    for name in [
-        "poolguard_export_dropped_total",
-        "poolguard_export_sent_total",
-        "poolguard_export_connected",
-    ] {
+    for name in ["poolguard_export_sent_total", "poolguard_export_connected"] {
         assert_eq!(
             must(&text, &format!("{name}{{sink=\"{sink}\"}}")),
             0.0,
             "{name}"
+        );
+    }
+    for reason in ["queue_full", "rate_limit", "receiver"] {
+        assert_eq!(
+            must(
+                &text,
+                &format!("poolguard_export_dropped_total{{sink=\"{sink}\",reason=\"{reason}\"}}")
+            ),
+            0.0,
+            "{reason}"
         );
     }
     // Counters exist at zero before they first move.

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    POLL, Proto, TestBed, WAIT, free_tcp_port, labelled_metric, query, query_from, request,
+    POLL, Proto, TestBed, WAIT, free_tcp_port, query, query_from, request, summed_metric,
     tools::require_tool, wait_for,
 };
 use hickory_proto::op::{Message, ResponseCode};
@@ -87,10 +87,11 @@ fn fstrm_capture(listen: &[&str], file: &Path) -> Child {
         .expect("start fstrm_capture")
 }
 
-/// The value of `name{sink="<sink>"}` in poolguard's /metrics (0 when absent).
+/// The value of `name{sink="<sink>"}` in poolguard's /metrics, summed over its other labels
+/// (the drop reasons), 0 when absent.
 async fn metric(bed: &TestBed, name: &str, sink: &str) -> f64 {
     let text = bed.metrics_text().await;
-    labelled_metric(&text, name, &format!("sink=\"{sink}\""))
+    summed_metric(&text, name, &format!("sink=\"{sink}\""))
 }
 
 /// Polls a metric until `ok(value)`, bounded by [`WAIT`]; returns the value.
@@ -157,6 +158,11 @@ fn ldns_text(file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A ledger knowing the loopback clients the tests query from.
+const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact\n\
+127.0.0.0/8,,loopback-lab,lab,,Networks,,\n\
+127.0.0.7,aa:bb:cc:dd:ee:ff,gpu-ws-07,GPU workstation,A-301,Physics,Lab Manager,lab@example.edu\n";
+
 fn api_and_store() -> &'static str {
     "[api]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"data/pg.db\"\n"
 }
@@ -168,8 +174,10 @@ async fn every_query_reaches_a_unix_socket_receiver_with_its_policy() {
     let capture = Capture::unix(&socket, &dir.path().join("unix.fstrm"));
     let sink = format!("dnstap:{}", socket.display());
     let bed = TestBed::builder()
+        .file("clients.csv", LEDGER)
         .toml(&format!(
-            "{}[[export.dnstap]]\nunix = \"{}\"\nmessages = \"both\"\nidentity = \"node-7\"\n",
+            "{}[clients]\nledger = \"clients.csv\"\n\
+             [[export.dnstap]]\nunix = \"{}\"\nmessages = \"both\"\nidentity = \"node-7\"\ninclude = [\"identity\"]\n",
             api_and_store(),
             socket.display()
         ))
@@ -260,6 +268,16 @@ async fn every_query_reaches_a_unix_socket_receiver_with_its_policy() {
     assert_eq!(p.rule.as_deref(), Some(&b"mining"[..]));
     assert_eq!(p.action, Some(PolicyAction::LocalData as i32));
     assert_eq!(p.r#match, Some(PolicyMatch::Qname as i32));
+    // `include = ["identity"]`: the ledger's most specific row for 127.0.0.7, as JSON in `extra`.
+    let extra: serde_json::Value =
+        serde_json::from_slice(pool.extra.as_deref().expect("identity in extra")).expect("json");
+    assert_eq!(
+        extra,
+        serde_json::json!({
+            "network": "127.0.0.7/32", "asset": "gpu-ws-07", "kind": "GPU workstation",
+            "location": "A-301", "department": "Physics", "owner": "Lab Manager",
+        })
+    );
 
     let www = response("www.example.test");
     let m = www.message.as_ref().unwrap();

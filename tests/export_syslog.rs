@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    Proto, TestBed, free_tcp_port, free_udp_port, labelled_metric, query_from, request,
-    tools::require_tool, wait_for,
+    Proto, TestBed, free_tcp_port, free_udp_port, query_from, request, tools::require_tool,
+    wait_for,
 };
 use hickory_proto::rr::RecordType;
 
@@ -66,6 +66,7 @@ ruleset(name="hits") {{
   set $!msgid = $msgid;
   set $!pri = $pri;
   set $!input = $inputname;
+  set $!message = $msg;
   action(type="omfile" file="{out}" template="line")
 }}
 "#,
@@ -121,6 +122,16 @@ ruleset(name="hits") {{
     }
 }
 
+/// A hit from `client`: `pool.minergate.com` (listed by the `mining` feed) over UDP.
+async fn pool_hit(bed: &TestBed, client: IpAddr) {
+    ask_from(bed, client, Proto::Udp, "pool.minergate.com", RecordType::A).await;
+}
+
+/// Asks `name` from `client` (a loopback address) over `proto`, with EDNS.
+async fn ask_from(bed: &TestBed, client: IpAddr, proto: Proto, name: &str, rtype: RecordType) {
+    query_from(client, bed.dns, proto, &request(name, rtype, true)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hits_reach_rsyslog_over_tcp_and_udp_as_structured_data_and_ecs_json() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -135,20 +146,8 @@ async fn hits_reach_rsyslog_over_tcp_and_udp_as_structured_data_and_ecs_json() {
         .await;
 
     let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
-    query_from(
-        client,
-        bed.dns,
-        Proto::Udp,
-        &request("pool.minergate.com", RecordType::A, true),
-    )
-    .await;
-    query_from(
-        client,
-        bed.dns,
-        Proto::Tcp,
-        &request("nx.test", RecordType::AAAA, true),
-    )
-    .await;
+    pool_hit(&bed, client).await;
+    ask_from(&bed, client, Proto::Tcp, "nx.test", RecordType::AAAA).await;
     // Not hits: never sent.
     bed.ask(Proto::Udp, "www.example.test", RecordType::A).await;
     bed.ask(Proto::Udp, "cdn.example.test", RecordType::A).await;
@@ -206,6 +205,348 @@ async fn hits_reach_rsyslog_over_tcp_and_udp_as_structured_data_and_ecs_json() {
     let udp_pool = find("dns-b", "pool.minergate.com");
     assert_eq!(udp_pool["pri"], "156", "local3.warning");
     assert_eq!(sd(&udp_pool)["client"], "127.0.0.9");
+    bed.shutdown().await;
+}
+
+/// A ledger knowing the loopback client the tests query from.
+const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact\n\
+127.0.0.9,,gpu-ws-09,GPU workstation,A-301,Physics,Zhang Wei,zw@example.edu\n";
+
+/// The `key=value` pairs of a CEF extension (values unescaped), as a SIEM's CEF parser reads
+/// them: a key is the word before an unescaped `=`.
+fn cef_extension(ext: &str) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let mut key = String::new();
+    let mut value = String::new();
+    let mut chars = ext.chars().peekable();
+    let mut in_key = true;
+    while let Some(c) = chars.next() {
+        match (in_key, c) {
+            (true, '=') => in_key = false,
+            (true, c) => key.push(c),
+            (false, '\\') => match chars.next() {
+                Some('n') => value.push('\n'),
+                Some('r') => value.push('\r'),
+                Some(e) => value.push(e),
+                None => {}
+            },
+            (false, ' ') => {
+                // A space ends the value only when the next word is a key (`word=`).
+                let rest: String = chars.clone().collect();
+                let next_is_key = rest
+                    .split(' ')
+                    .next()
+                    .is_some_and(|w| w.contains('=') && !w.starts_with('='));
+                if next_is_key {
+                    out.insert(std::mem::take(&mut key), std::mem::take(&mut value));
+                    in_key = true;
+                } else {
+                    value.push(' ');
+                }
+            }
+            (false, c) => value.push(c),
+        }
+    }
+    if !key.is_empty() {
+        out.insert(key, value);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_cef_and_every_query_rate_bounded_reach_rsyslog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tcp, udp) = (free_tcp_port(), free_udp_port());
+    let rsyslog = Rsyslog::start(dir.path(), tcp, udp);
+    let cef_sink = format!("syslog:tcp:127.0.0.1:{tcp}");
+    let bed = TestBed::builder()
+        .file("clients.csv", LEDGER)
+        .toml(&format!(
+            "[clients]\nledger = \"clients.csv\"\n\
+             [[export.syslog]]\ntcp = \"127.0.0.1:{tcp}\"\nformat = \"cef\"\nhostname = \"dns-c\"\n\
+             select = \"all\"\nmax_per_second = 1\n\
+             [[export.syslog]]\nudp = \"127.0.0.1:{udp}\"\nformat = \"json\"\nhostname = \"dns-j\"\n"
+        ))
+        .start()
+        .await;
+
+    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+    // Ordinary queries first, many more than one second's budget of 1...
+    let ordinary = 40;
+    for _ in 0..ordinary {
+        bed.ask(Proto::Udp, "www.example.test", RecordType::A).await;
+    }
+    // ...then the hits: they have no rate budget and are never crowded out.
+    for _ in 0..3 {
+        pool_hit(&bed, client).await;
+    }
+    let cef_hits = |lines: &[serde_json::Value]| {
+        lines
+            .iter()
+            .filter(|l| l["hostname"] == "dns-c" && l["msgid"] == "hit")
+            .count()
+    };
+    wait_for("three CEF hits and three JSON hits", || {
+        let lines = rsyslog.lines();
+        cef_hits(&lines) == 3 && lines.iter().filter(|l| l["hostname"] == "dns-j").count() == 3
+    });
+    // Every ordinary query was either sent or dropped by its rate budget (counted).
+    let limited = || {
+        metric(
+            "poolguard_export_dropped_total",
+            &cef_sink,
+            "reason=\"rate_limit\"",
+        )
+    };
+    wait_for("every ordinary query accounted for", || {
+        let sent = rsyslog
+            .lines()
+            .iter()
+            .filter(|l| l["hostname"] == "dns-c" && l["msgid"] == "query")
+            .count();
+        sent as f64 + limited() == f64::from(ordinary)
+    });
+    assert!(
+        limited() >= 1.0,
+        "40 queries exceed a budget of 1 per second"
+    );
+    assert_eq!(
+        metric(
+            "poolguard_export_dropped_total",
+            &cef_sink,
+            "reason=\"queue_full\""
+        ),
+        0.0
+    );
+
+    let lines = rsyslog.lines();
+    let hit = lines
+        .iter()
+        .find(|l| l["hostname"] == "dns-c" && l["msgid"] == "hit")
+        .expect("a CEF hit");
+    // Structured data still parses, with the identity's fields.
+    let sd = &hit["rfc5424-sd"]["poolguard@32473"];
+    assert_eq!(sd["client"], "127.0.0.9");
+    assert_eq!(sd["asset"], "gpu-ws-09");
+    assert_eq!(sd["department"], "Physics");
+    assert_eq!(sd["owner"], "Zhang Wei");
+    assert_eq!(sd["location"], "A-301");
+    // The body is one CEF line: seven `|`-separated header fields, then the extension.
+    let message = hit["message"].as_str().expect("msg").trim_start();
+    let header: Vec<&str> = message.splitn(8, '|').collect();
+    assert_eq!(header.len(), 8, "{message}");
+    assert_eq!(
+        &header[..7],
+        [
+            "CEF:0",
+            "poolguard",
+            "poolguard",
+            env!("CARGO_PKG_VERSION"),
+            "blocked",
+            "DNS query blocked",
+            "7"
+        ]
+    );
+    let ext = cef_extension(header[7]);
+    assert_eq!(ext["src"], "127.0.0.9");
+    assert_eq!(ext["dhost"], "pool.minergate.com");
+    assert_eq!(ext["cs1"], "mining");
+    assert_eq!(ext["cs1Label"], "feed");
+    assert_eq!(ext["cs2"], "pool.minergate.com");
+    assert_eq!(ext["act"], "sinkhole");
+    assert_eq!(ext["cs4"], "NOERROR");
+    assert_eq!(ext["shost"], "gpu-ws-09");
+    assert_eq!(ext["suser"], "Zhang Wei");
+    assert_eq!(ext["cs5"], "Physics");
+    assert!(ext["spt"].parse::<u16>().is_ok(), "{ext:?}");
+    // An ordinary query: severity 1, no feed.
+    let query = lines
+        .iter()
+        .find(|l| l["hostname"] == "dns-c" && l["msgid"] == "query")
+        .expect("a CEF query");
+    let q = query["message"].as_str().expect("msg");
+    assert!(q.contains("|allowed|DNS query|1|"), "{q}");
+    assert!(!q.contains("cs1="), "{q}");
+
+    // ECS JSON body with the identity (hits only: the UDP export keeps the default select).
+    let json = lines
+        .iter()
+        .find(|l| l["hostname"] == "dns-j")
+        .expect("a JSON hit");
+    let body = &json["body"];
+    assert_eq!(body["host"]["name"], "gpu-ws-09");
+    assert_eq!(body["host"]["geo"]["name"], "A-301");
+    assert_eq!(body["organization"]["name"], "Physics");
+    assert_eq!(body["user"]["name"], "Zhang Wei");
+    assert_eq!(lines.iter().filter(|l| l["hostname"] == "dns-j").count(), 3);
+    bed.shutdown().await;
+}
+
+/// Sends an authenticated API request; returns the status and the JSON body (null if none).
+async fn api(
+    bed: &TestBed,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .request(method, format!("{}{path}", bed.api_url()))
+        .bearer_auth("root-token-for-export-tests")
+        .json(&body)
+        .send()
+        .await
+        .expect("API answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_lifecycle_and_quarantine_changes_reach_rsyslog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tcp, udp) = (free_tcp_port(), free_udp_port());
+    let rsyslog = Rsyslog::start(dir.path(), tcp, udp);
+    let bed = TestBed::builder()
+        .file("clients.csv", LEDGER)
+        .toml(&format!(
+            "[api]\nlisten = \"127.0.0.1:0\"\n{}\
+             [store]\npath = \"data/pg.db\"\nflush_interval_ms = 20\n\
+             [clients]\nledger = \"clients.csv\"\n\
+             [[export.syslog]]\ntcp = \"127.0.0.1:{tcp}\"\nhostname = \"dns-e\"\n\
+             events = [\"incidents\", \"quarantine\"]\n\
+             [[export.syslog]]\nudp = \"127.0.0.1:{udp}\"\nhostname = \"dns-q\"\nformat = \"cef\"\n\
+             events = [\"quarantine\"]\n",
+            common::api_token_toml("root", "admin", "root-token-for-export-tests"),
+        ))
+        .start()
+        .await;
+    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+    pool_hit(&bed, client).await;
+    bed.running().flush().await.expect("flush");
+    let event = |host: &str, name: &str| {
+        let name = name.to_string();
+        let host = host.to_string();
+        move |l: &serde_json::Value| {
+            l["hostname"] == *host && l["rfc5424-sd"]["poolguard@32473"]["event"] == *name
+        }
+    };
+    wait_for("incident.opened", || {
+        rsyslog
+            .lines()
+            .iter()
+            .any(event("dns-e", "incident.opened"))
+    });
+    let lines = rsyslog.lines();
+    let opened = lines
+        .iter()
+        .find(|l| event("dns-e", "incident.opened")(l))
+        .expect("opened");
+    assert_eq!(opened["msgid"], "incident");
+    assert_eq!(opened["pri"], "133", "local0.notice");
+    let sd = &opened["rfc5424-sd"]["poolguard@32473"];
+    assert_eq!(sd["client"], "127.0.0.9");
+    assert_eq!(sd["actor"], "system");
+    assert_eq!(sd["asset"], "gpu-ws-09");
+    assert_eq!(sd["owner"], "Zhang Wei");
+    let id: i64 = sd["incident_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("incident id");
+
+    let path = format!("/api/v1/incidents/{id}");
+    let patch = |body: serde_json::Value| api(&bed, reqwest::Method::PATCH, &path, body);
+    let (status, body) = patch(serde_json::json!({"status": "investigating"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api(
+        &bed,
+        reqwest::Method::POST,
+        "/api/v1/quarantine",
+        serde_json::json!({"ip": "127.0.0.9", "reason": "mining|pool=yes", "incident_id": id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = api(
+        &bed,
+        reqwest::Method::DELETE,
+        "/api/v1/quarantine",
+        serde_json::json!({"ip": "127.0.0.9", "reason": "cleaned"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        patch(serde_json::json!({"status": "closed", "resolution": "false-positive"})).await;
+    assert_eq!(status, 200, "{body}");
+
+    wait_for("the lifecycle in rsyslog's file", || {
+        let lines = rsyslog.lines();
+        lines.iter().any(event("dns-e", "incident.closed"))
+            && lines.iter().any(event("dns-q", "quarantine.off"))
+    });
+    let lines = rsyslog.lines();
+    let sd_of = |host: &str, name: &str| {
+        lines
+            .iter()
+            .find(|l| event(host, name)(l))
+            .unwrap_or_else(|| panic!("no {name} from {host}: {lines:#?}"))["rfc5424-sd"]
+            ["poolguard@32473"]
+            .clone()
+    };
+    let changed = sd_of("dns-e", "incident.status");
+    assert_eq!(changed["status"], "investigating");
+    assert_eq!(changed["actor"], "root");
+    assert_eq!(changed["incident_id"], id.to_string());
+    let on = sd_of("dns-e", "quarantine.on");
+    assert_eq!(on["actor"], "root");
+    assert_eq!(on["reason"], "mining|pool=yes");
+    assert_eq!(on["department"], "Physics");
+    let off = sd_of("dns-e", "quarantine.off");
+    assert_eq!(off["reason"], "cleaned");
+    let closed = sd_of("dns-e", "incident.closed");
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(closed["reason"], "false-positive");
+    // The order they happened in, over one TCP connection.
+    let order: Vec<String> = lines
+        .iter()
+        .filter(|l| l["hostname"] == "dns-e" && l["msgid"] != "hit")
+        .map(|l| {
+            l["rfc5424-sd"]["poolguard@32473"]["event"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "incident.opened",
+            "incident.status",
+            "quarantine.on",
+            "quarantine.off",
+            "incident.closed"
+        ]
+    );
+
+    // The CEF receiver asked for quarantine events only, and reads them as CEF.
+    let cef: Vec<&serde_json::Value> = lines.iter().filter(|l| l["hostname"] == "dns-q").collect();
+    let events: Vec<&str> = cef
+        .iter()
+        .filter_map(|l| l["rfc5424-sd"]["poolguard@32473"]["event"].as_str())
+        .collect();
+    assert_eq!(events, ["quarantine.on", "quarantine.off"], "{cef:#?}");
+    let on = cef[cef.len() - 2]["message"]
+        .as_str()
+        .expect("msg")
+        .trim_start();
+    let header: Vec<&str> = on.splitn(8, '|').collect();
+    assert_eq!(header[4..7], ["quarantine.on", "Client quarantined", "8"]);
+    let ext = cef_extension(header[7]);
+    assert_eq!(ext["src"], "127.0.0.9");
+    assert_eq!(ext["cn1"], id.to_string());
+    assert_eq!(ext["cs1"], "root");
+    assert_eq!(
+        ext["reason"], "mining|pool=yes",
+        "`=` escaped and read back"
+    );
+    assert_eq!(ext["shost"], "gpu-ws-09");
     bed.shutdown().await;
 }
 
@@ -306,10 +647,15 @@ fn test_ca(dir: &Path, name: &str, server: bool) {
 }
 
 /// The value of `name{sink="<sink>"}` in this process's Prometheus rendering (what /metrics
-/// serves), 0 when absent.
-fn metric(name: &str, sink: &str) -> f64 {
+/// serves), summed over its other labels, 0 when absent; `extra` narrows it (`reason="..."`).
+fn metric(name: &str, sink: &str, extra: &str) -> f64 {
     let text = poolguard::api::metrics::install().render();
-    labelled_metric(&text, name, &format!("sink=\"{sink}\""))
+    let series = |l: &str| l.contains(&format!("sink=\"{sink}\"")) && l.contains(extra);
+    let open = format!("{name}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&open) && series(l))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,11 +692,12 @@ input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="hits")
         .start()
         .await;
     let client = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11));
-    query_from(
+    ask_from(
+        &bed,
         client,
-        bed.dns,
         Proto::Tcp,
-        &request("moneroocean.stream", RecordType::A, true),
+        "moneroocean.stream",
+        RecordType::A,
     )
     .await;
     wait_for("the hit over TLS", || !rsyslog.lines().is_empty());
@@ -364,13 +711,13 @@ input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="hits")
     assert_eq!(hit["rfc5424-sd"]["poolguard@32473"]["client"], "127.0.0.11");
     // The receiver's certificate is not signed by the other CA: that export never connects.
     let sink = format!("syslog:tls:127.0.0.1:{tls}");
-    assert!(metric("poolguard_export_connections_total", &sink) >= 1.0);
+    assert!(metric("poolguard_export_connections_total", &sink, "") >= 1.0);
     let untrusted = format!("{sink}#2");
     assert_eq!(
-        metric("poolguard_export_connections_total", &untrusted),
+        metric("poolguard_export_connections_total", &untrusted, ""),
         0.0
     );
-    assert_eq!(metric("poolguard_export_connected", &untrusted), 0.0);
+    assert_eq!(metric("poolguard_export_connected", &untrusted, ""), 0.0);
     bed.shutdown().await;
     assert!(
         !rsyslog

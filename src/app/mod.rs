@@ -165,6 +165,13 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         let (a, rx) = Alerts::channel();
         (a, Some(rx))
     };
+    // Exports: their connection tasks run on this (control) runtime; the DNS path only sees the
+    // recorder's export handle, the alerts hand incident and quarantine events to syslog ones.
+    let exporter = poolguard_export::Exporter::start(&config, &ledger);
+    let alerts = match &exporter {
+        Some(e) if e.wants_events() => alerts.with_export(e.clone()),
+        _ => alerts,
+    };
     let accountability = Arc::new(Accountability::new(&config, clock, alerts));
     // Hits on feeds created over the API carry their category and severity too.
     let metas = accountability.feeds.clone();
@@ -179,9 +186,6 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         start_accountability(&config, &mut evidence, &accountability, alert_rx).await?;
         (recorder, Some(evidence))
     };
-    // Exports (dnstap): their connection tasks run on this (control) runtime; the DNS path
-    // only sees the recorder's export handle.
-    let exporter = poolguard_export::Exporter::start(&config);
     let recorder = match &exporter {
         Some(e) => recorder.with_export(e.clone()),
         None => recorder,

@@ -787,6 +787,16 @@ pub fn labelled_metric(text: &str, name: &str, label: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The sum of every series of `name` whose labels contain `label` (a counter split by another
+/// label, e.g. `poolguard_export_dropped_total{sink,reason}`), 0 when there is none.
+pub fn summed_metric(text: &str, name: &str, label: &str) -> f64 {
+    let open = format!("{name}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&open) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 // ---------------------------------------------------------------------------------------------
 // API
 

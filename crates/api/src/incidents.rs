@@ -442,6 +442,7 @@ pub async fn patch(
     let assignee = text_field("assignee", p.assignee)?;
     let device = text_field("device", p.device)?;
     let owner = text_field("owner", p.owner)?;
+    let now_ms = state.accountability.clock.now_ms();
     let change = IncidentChange {
         status,
         assignee,
@@ -449,8 +450,9 @@ pub async fn patch(
         owner,
         resolution: p.resolution,
         actor: caller_of(caller),
-        now_ms: state.accountability.clock.now_ms(),
+        now_ms,
     };
+    let actor = change.actor.name.clone();
     match state.store.update_incident(id, change).await {
         Ok(Updated::Changed(row)) => {
             tracing::info!(
@@ -458,6 +460,19 @@ pub async fn patch(
                 status = row.status.as_str(),
                 "incident updated"
             );
+            if let Some(new) = status {
+                let event = if new == Status::Closed {
+                    "incident.closed"
+                } else {
+                    "incident.status"
+                };
+                let mut ev =
+                    poolguard_incidents::AlertEvent::incident(event, id, &row.client, now_ms);
+                ev.detail = serde_json::json!({
+                    "status": row.status.as_str(), "by": actor, "resolution": row.resolution,
+                });
+                state.accountability.alerts.export_only(&ev);
+            }
             Ok(Json(view(&state, *row)))
         }
         Ok(Updated::Unchanged(row)) => Ok(Json(view(&state, *row))),

@@ -281,7 +281,7 @@ pub const METRICS: &[Metric] = &[
     // Exports (docs/EXPORT.md)
     counter(
         "poolguard_export_dropped_total",
-        "Records an export dropped: its queue was full (receiver slow or gone), a write failed, or it was still queued at shutdown",
+        "Records an export dropped, by reason: queue_full (receiver slow or gone), rate_limit (a syslog export's budget for ordinary queries), receiver (a write failed, or still queued at shutdown)",
         Series::PerSink,
     ),
     counter(

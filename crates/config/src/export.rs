@@ -25,6 +25,26 @@ pub enum SyslogFormat {
     Text,
     /// Structured data and an Elastic Common Schema JSON object.
     Json,
+    /// Structured data and an ArcSight Common Event Format (CEF:0) line.
+    Cef,
+}
+
+/// Events besides DNS exchanges a syslog receiver may take (`events = [...]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogEvent {
+    /// Incident opened, status changed, closed, due soon, overdue.
+    Incidents,
+    /// Quarantine applied and released.
+    Quarantine,
+}
+
+/// Optional parts of a dnstap message (`include = [...]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Include {
+    /// The client's identity from the asset ledger, as JSON in the dnstap `extra` field.
+    Identity,
 }
 
 /// One `[[export.syslog]]` receiver.
@@ -42,8 +62,16 @@ pub struct SyslogConfig {
     pub ca_file: Option<PathBuf>,
     /// Name the receiver's certificate must carry; absent = the `tcp` address's IP.
     pub server_name: Option<String>,
-    /// `text` or `json` (ECS field names) after the structured data.
+    /// `text`, `json` (ECS field names) or `cef` (ArcSight CEF) after the structured data.
     pub format: SyslogFormat,
+    /// `hits` (default: one message per hit) or `all` (every answered query; the non-hits are
+    /// bounded by `max_per_second` and may use half the queue, so hits are never crowded out).
+    pub select: Select,
+    /// With `select = "all"`: most non-hit messages admitted per second; beyond it they are
+    /// dropped and counted (`reason="rate_limit"`). Hits have no such budget.
+    pub max_per_second: u32,
+    /// Incident and quarantine events sent too (`["incidents", "quarantine"]`; default none).
+    pub events: Vec<SyslogEvent>,
     /// Facility name (`local0` … `local7`, `daemon`, `auth`, ...).
     pub facility: String,
     /// Only hits of these feeds (empty = no feed filter).
@@ -72,6 +100,9 @@ impl Default for SyslogConfig {
             ca_file: None,
             server_name: None,
             format: SyslogFormat::Text,
+            select: Select::Hits,
+            max_per_second: 1000,
+            events: Vec::new(),
             facility: "local0".into(),
             feeds: Vec::new(),
             categories: Vec::new(),
@@ -136,6 +167,8 @@ pub struct DnstapConfig {
     pub categories: Vec<String>,
     /// The dnstap `identity`; absent = the host name.
     pub identity: Option<String>,
+    /// Optional parts: `["identity"]` puts the client's ledger identity in `extra` (JSON).
+    pub include: Vec<Include>,
     /// Exchanges waiting for the receiver; beyond it new ones are dropped and counted.
     pub queue_size: usize,
     /// First reconnect delay; doubles after each failure up to `reconnect_max_ms`.
@@ -157,6 +190,7 @@ impl Default for DnstapConfig {
             feeds: Vec::new(),
             categories: Vec::new(),
             identity: None,
+            include: Vec::new(),
             queue_size: 8192,
             reconnect_min_ms: 100,
             reconnect_max_ms: 5000,
@@ -179,6 +213,9 @@ impl DnstapConfig {
 /// Largest `queue_size`: at most this many exchanges (each up to ~66 KiB, typically a few
 /// hundred bytes) are held per receiver.
 pub const MAX_QUEUE: usize = 1 << 20;
+
+/// Largest `max_per_second` of a syslog export.
+pub const MAX_PER_SECOND: u32 = 1_000_000;
 
 /// Checks `[[export.*]]`; the error names the key (`export.dnstap[0].unix`) and the fix.
 /// `resolve` anchors relative paths (the config file's directory).
@@ -273,6 +310,12 @@ pub fn validate(
                     s.facility,
                     FACILITIES.join(", ")
                 ),
+            ));
+        }
+        if s.max_per_second == 0 || s.max_per_second > MAX_PER_SECOND {
+            return Err((
+                key("max_per_second"),
+                format!("must be between 1 and {MAX_PER_SECOND} messages per second"),
             ));
         }
         delivery(

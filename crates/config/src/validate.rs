@@ -220,6 +220,18 @@ mod tests {
                 "[[export.syslog]]\nudp = \"127.0.0.1:514\"\ntls = true\nca_file = \"x.pem\"\n",
                 "export.syslog[0].tls",
             ),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\nmax_per_second = 0\n",
+                "export.syslog[0].max_per_second",
+            ),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\nevents = [\"dns\"]\n",
+                "export.syslog[0].events",
+            ),
+            (
+                "[[export.dnstap]]\ntcp = \"127.0.0.1:6000\"\ninclude = [\"owner\"]\n",
+                "export.dnstap[0].include",
+            ),
         ] {
             let err = parse(text).expect_err(text);
             assert!(err.to_string().contains(key), "{key}: {err}");

@@ -197,8 +197,15 @@ pub struct Identity {
 }
 
 /// The dnstap payloads for `exchange`: one CLIENT_RESPONSE carrying both messages, preceded
-/// by a CLIENT_QUERY when `both`. Appended to `out` as encoded protobuf.
-pub fn encode(exchange: &Exchange, id: &Identity, both: bool, out: &mut Vec<Vec<u8>>) {
+/// by a CLIENT_QUERY when `both`, each with `extra` (the client's identity, with
+/// `include = ["identity"]`). Appended to `out` as encoded protobuf.
+pub fn encode(
+    exchange: &Exchange,
+    id: &Identity,
+    both: bool,
+    extra: Option<&[u8]>,
+    out: &mut Vec<Vec<u8>>,
+) {
     let (family, address) = match exchange.client.ip() {
         IpAddr::V4(a) => (SocketFamily::Inet, a.octets().to_vec()),
         IpAddr::V6(a) => match a.to_ipv4_mapped() {
@@ -227,7 +234,7 @@ pub fn encode(exchange: &Exchange, id: &Identity, both: bool, out: &mut Vec<Vec<
         Dnstap {
             identity: Some(id.identity.clone()),
             version: Some(id.version.clone()),
-            extra: None,
+            extra: extra.map(<[u8]>::to_vec),
             message: Some(message),
             r#type: DnstapType::Message as i32,
         }
@@ -285,11 +292,13 @@ mod tests {
             &exchange(Outcome::Blocked, Some(Action::Sinkhole)),
             &id(),
             false,
+            None,
             &mut out,
         );
         assert_eq!(out.len(), 1);
         let d = Dnstap::decode(&*out[0]).expect("decodes");
         assert_eq!(d.identity.as_deref(), Some(&b"node1"[..]));
+        assert!(d.extra.is_none());
         let m = d.message.expect("message");
         assert_eq!(m.r#type, MessageType::ClientResponse as i32);
         assert_eq!(m.socket_family, Some(SocketFamily::Inet as i32));
@@ -313,8 +322,18 @@ mod tests {
     #[test]
     fn both_sends_the_query_first_and_allowed_answers_carry_no_policy() {
         let mut out = Vec::new();
-        encode(&exchange(Outcome::Allowed, None), &id(), true, &mut out);
+        encode(
+            &exchange(Outcome::Allowed, None),
+            &id(),
+            true,
+            Some(b"{}"),
+            &mut out,
+        );
         assert_eq!(out.len(), 2);
+        assert_eq!(
+            Dnstap::decode(&*out[1]).unwrap().extra.as_deref(),
+            Some(&b"{}"[..])
+        );
         let q = Dnstap::decode(&*out[0]).unwrap().message.unwrap();
         assert_eq!(q.r#type, MessageType::ClientQuery as i32);
         assert!(q.response_message.is_none());

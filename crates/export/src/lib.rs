@@ -2,15 +2,19 @@
 //!
 //! dnstap over Frame Streams (`[[export.dnstap]]`), the DNS world's standard event format, to
 //! any fstrm receiver (`fstrm_capture`, `dnstap`, a collector like vector or go-dnscollector);
-//! and RFC 5424 syslog, one structured message per hit (`[[export.syslog]]`), for SIEMs. Each receiver gets a bounded queue and a connection task; the DNS workers
+//! and RFC 5424 syslog, one structured message per hit or per query (`[[export.syslog]]`), for SIEMs. Each receiver gets a bounded queue and a connection task; the DNS workers
 //! only `try_send` into the queues ([`poolguard_record::exchange::ExportSink`]), so an export can
 //! drop (and count) records but never slows or blocks an answer.
 //!
-//! This module depends only on `record`, `config` and the policy's `Action` value type (no
-//! store, API or incidents), so it can move into its own crate.
+//! This crate depends only on `record`, `config`, `clients` (the asset ledger, for identities)
+//! and the model's `Action` value type (no store, API or incidents).
 
+pub mod budget;
+pub mod cef;
 pub mod dnstap;
+pub mod events;
 pub mod fstrm;
+pub mod identity;
 pub mod sink;
 pub mod syslog;
 pub mod tls;
@@ -23,10 +27,12 @@ use tokio_util::sync::CancellationToken;
 
 use config::{Messages, Select};
 use dnstap::Identity;
+use poolguard_clients::SharedLedger;
 use poolguard_config::Config;
 pub use poolguard_config::export as config;
 use poolguard_record::Outcome;
 use poolguard_record::exchange::{Exchange, ExportSink};
+use poolguard_record::lifecycle::{LifecycleEvent, LifecycleSink};
 use sink::{QueueSink, Settings, Target, Wire};
 
 /// How long shutdown waits for each receiver to take what is queued and FINISH.
@@ -36,20 +42,24 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 pub struct Exporter {
     /// Every receiver, dnstap and syslog alike.
     sinks: Vec<QueueSink>,
+    /// Per receiver in `sinks`: (incident events, quarantine events) wanted.
+    events: Vec<(bool, bool)>,
     stop: CancellationToken,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Exporter {
     /// Starts a connection task per configured receiver on the current (control) runtime.
-    /// `None` when nothing is configured: the DNS path then copies nothing.
-    pub fn start(config: &Config) -> Option<Arc<Self>> {
+    /// `None` when nothing is configured: the DNS path then copies nothing. `ledger` is the
+    /// live asset ledger the tasks look clients' identities up in (off the DNS path).
+    pub fn start(config: &Config, ledger: &SharedLedger) -> Option<Arc<Self>> {
         if config.export.dnstap.is_empty() && config.export.syslog.is_empty() {
             return None;
         }
         let stop = CancellationToken::new();
         let version = format!("poolguard {}", env!("CARGO_PKG_VERSION")).into_bytes();
         let mut sinks = Vec::new();
+        let mut events = Vec::new();
         let mut tasks = Vec::new();
         let mut labels = std::collections::HashSet::new();
         for d in &config.export.dnstap {
@@ -65,6 +75,7 @@ impl Exporter {
                     version: version.clone(),
                 },
                 both: d.messages == Messages::Both,
+                with_identity: d.include.contains(&config::Include::Identity),
             };
             let settings = Settings {
                 label: unique(&mut labels, d.label()),
@@ -75,9 +86,12 @@ impl Exporter {
                 reconnect_min_ms: d.reconnect_min_ms,
                 reconnect_max_ms: d.reconnect_max_ms,
                 write_timeout_ms: d.write_timeout_ms,
+                max_per_second: None,
             };
-            let (sink, task) = QueueSink::new(&settings, target, wire, stop.clone());
+            let (sink, task) =
+                QueueSink::new(&settings, target, wire, ledger.clone(), stop.clone());
             sinks.push(sink);
+            events.push((false, false));
             tasks.push(tokio::spawn(task));
         }
         for s in &config.export.syslog {
@@ -97,28 +111,30 @@ impl Exporter {
             };
             let facility = syslog::facility_code(&s.facility).unwrap_or(16);
             let hostname = s.hostname.clone().unwrap_or_else(host_name);
-            let wire = Wire::Syslog(syslog::Header::new(
-                facility,
-                &hostname,
-                s.format == config::SyslogFormat::Json,
-            ));
+            let wire = Wire::Syslog(syslog::Header::new(facility, &hostname, s.format));
             let settings = Settings {
                 label: unique(&mut labels, s.label()),
-                // One message per hit.
-                select: Select::Hits,
+                select: s.select,
                 feeds: s.feeds.clone(),
                 categories: s.categories.clone(),
                 queue_size: s.queue_size,
                 reconnect_min_ms: s.reconnect_min_ms,
                 reconnect_max_ms: s.reconnect_max_ms,
                 write_timeout_ms: s.write_timeout_ms,
+                max_per_second: (s.select == Select::All).then_some(s.max_per_second),
             };
-            let (sink, task) = QueueSink::new(&settings, target, wire, stop.clone());
+            let (sink, task) =
+                QueueSink::new(&settings, target, wire, ledger.clone(), stop.clone());
             sinks.push(sink);
+            events.push((
+                s.events.contains(&config::SyslogEvent::Incidents),
+                s.events.contains(&config::SyslogEvent::Quarantine),
+            ));
             tasks.push(tokio::spawn(task));
         }
         Some(Arc::new(Self {
             sinks,
+            events,
             stop,
             tasks: std::sync::Mutex::new(tasks),
         }))
@@ -162,6 +178,26 @@ impl ExportSink for Exporter {
         for d in self.sinks.iter().filter(|d| d.wants(shared.outcome, feed)) {
             d.offer(shared.clone());
         }
+    }
+}
+
+impl LifecycleSink for Exporter {
+    /// Offers an incident or quarantine event to every syslog receiver that asked for its kind.
+    fn event(&self, event: Arc<LifecycleEvent>) {
+        let quarantine = event.is_quarantine();
+        for (sink, &(incidents, quarantines)) in self.sinks.iter().zip(&self.events) {
+            if (quarantine && quarantines) || (!quarantine && incidents) {
+                sink.offer_event(event.clone());
+            }
+        }
+    }
+}
+
+impl Exporter {
+    /// Whether any receiver takes incident or quarantine events (else there is no point in
+    /// subscribing it to the alerts).
+    pub fn wants_events(&self) -> bool {
+        self.events.iter().any(|&(i, q)| i || q)
     }
 }
 

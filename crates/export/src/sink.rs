@@ -3,12 +3,21 @@
 //!
 //! The DNS side only ever calls [`QueueSink::offer`]: a `try_send` into a bounded channel.
 //! When the receiver is slow or gone the channel fills and further exchanges are dropped and
-//! counted (`poolguard_export_dropped_total{sink}`); DNS never waits. The task connects,
+//! counted (`poolguard_export_dropped_total{sink,reason}`); DNS never waits. The task connects,
 //! handshakes (dnstap: READY/ACCEPT/START), encodes and writes in batches, and on any error drops the
 //! connection and reconnects after a delay that doubles from `reconnect_min_ms` up to
 //! `reconnect_max_ms`. At shutdown it writes what is queued (dnstap: then STOP, and waits for
 //! FINISH). Syslog over UDP has no connection: one datagram per message, a failed send drops
 //! (and counts) that message.
+//!
+//! A syslog export with `select = "all"` also takes ordinary (non-hit) queries, bounded at
+//! admission: at most `max_per_second` of them per second ([`Budget`]) and only while at
+//! least half the queue is free, so a flood of ordinary queries can never crowd out hits (which may
+//! use the whole queue and have no rate budget). Drops carry a `reason` label: `queue_full`,
+//! `rate_limit` (both at admission) or `receiver` (written but not taken, or left at shutdown).
+//!
+//! The client's identity is looked up here, by the task, in the shared ledger snapshot when a
+//! batch is encoded: never on the DNS path.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,12 +29,24 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::Budget;
 use super::config::Select;
 use super::dnstap::{self, Identity};
 use super::fstrm::{self, DNSTAP_CONTENT_TYPE, FstrmError};
 use super::syslog;
+use poolguard_clients::SharedLedger;
 use poolguard_record::Outcome;
 use poolguard_record::exchange::Exchange;
+use poolguard_record::lifecycle::LifecycleEvent;
+
+/// What a receiver's queue holds.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// An answered query.
+    Exchange(Arc<Exchange>),
+    /// An incident or quarantine event (syslog receivers with `events`).
+    Event(Arc<LifecycleEvent>),
+}
 
 /// Exchanges written per batch before the writer is flushed.
 const BATCH: usize = 256;
@@ -61,8 +82,13 @@ impl std::fmt::Display for Target {
 /// What goes over the wire to a receiver.
 #[derive(Debug, Clone)]
 pub enum Wire {
-    /// dnstap over Frame Streams; `both` = a CLIENT_QUERY before each CLIENT_RESPONSE.
-    Dnstap { identity: Identity, both: bool },
+    /// dnstap over Frame Streams; `both` = a CLIENT_QUERY before each CLIENT_RESPONSE;
+    /// `with_identity` = the client's ledger identity in `extra`.
+    Dnstap {
+        identity: Identity,
+        both: bool,
+        with_identity: bool,
+    },
     /// RFC 5424 messages (octet-counted over TCP).
     Syslog(syslog::Header),
 }
@@ -87,6 +113,9 @@ pub struct Settings {
     /// A write not taken within this long drops the connection, so a stuck receiver cannot
     /// hold the queue.
     pub write_timeout_ms: u64,
+    /// Ordinary (non-hit) exchanges admitted per second, and only into the free half of the
+    /// queue; `None` = no such bound (dnstap).
+    pub max_per_second: Option<u32>,
 }
 
 /// The DNS side of one receiver: its filter and the queue's sending end.
@@ -94,13 +123,21 @@ pub struct QueueSink {
     select: Select,
     feeds: Vec<String>,
     categories: Vec<String>,
-    queue: mpsc::Sender<Arc<Exchange>>,
-    dropped: Counter,
+    queue: mpsc::Sender<Item>,
+    /// Bound on ordinary queries (syslog `select = "all"`), with the free slots they need.
+    ordinary: Option<(Budget, usize)>,
+    full: Counter,
+    limited: Counter,
 }
 
 /// Counters and gauges of one sink, resolved once (labelled handles hash their key per call).
 #[derive(Clone)]
 struct Meters {
+    /// Dropped at admission: the queue was full.
+    full: Counter,
+    /// Dropped at admission: the ordinary queries' budget was spent.
+    limited: Counter,
+    /// Dropped after admission: the receiver did not take them.
     dropped: Counter,
     sent: Counter,
     connections: Counter,
@@ -111,13 +148,17 @@ impl Meters {
     fn new(label: &str) -> Self {
         let sink = label.to_string();
         let m = Self {
-            dropped: metrics::counter!("poolguard_export_dropped_total", "sink" => sink.clone()),
+            full: metrics::counter!("poolguard_export_dropped_total", "sink" => sink.clone(), "reason" => "queue_full"),
+            limited: metrics::counter!("poolguard_export_dropped_total", "sink" => sink.clone(), "reason" => "rate_limit"),
+            dropped: metrics::counter!("poolguard_export_dropped_total", "sink" => sink.clone(), "reason" => "receiver"),
             sent: metrics::counter!("poolguard_export_sent_total", "sink" => sink.clone()),
             connections: metrics::counter!("poolguard_export_connections_total", "sink" => sink.clone()),
             connected: metrics::gauge!("poolguard_export_connected", "sink" => sink),
         };
         // Registered at start, so a scrape shows 0 rather than nothing before the first drop.
         // Their HELP texts are in `api::metrics::METRICS` (series `PerSink`).
+        m.full.increment(0);
+        m.limited.increment(0);
         m.dropped.increment(0);
         m.sent.increment(0);
         m.connections.increment(0);
@@ -133,6 +174,7 @@ impl QueueSink {
         config: &Settings,
         target: Target,
         wire: Wire,
+        ledger: SharedLedger,
         stop: CancellationToken,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let meters = Meters::new(&config.label);
@@ -142,7 +184,11 @@ impl QueueSink {
             feeds: config.feeds.clone(),
             categories: config.categories.clone(),
             queue: tx,
-            dropped: meters.dropped.clone(),
+            ordinary: config
+                .max_per_second
+                .map(|limit| (Budget::new(limit), config.queue_size.max(1).div_ceil(2))),
+            full: meters.full.clone(),
+            limited: meters.limited.clone(),
         };
         let task = Connection {
             target,
@@ -152,6 +198,7 @@ impl QueueSink {
                 Duration::from_millis(config.reconnect_max_ms.max(1)),
             ),
             write_timeout: Duration::from_millis(config.write_timeout_ms.max(1)),
+            ledger,
             meters,
             stop,
         }
@@ -178,9 +225,29 @@ impl QueueSink {
     }
 
     /// Queues `exchange` without waiting; a full queue (or a stopped task) drops it, counted.
+    /// An ordinary query also needs its rate budget and half the queue free.
     pub fn offer(&self, exchange: Arc<Exchange>) {
-        if self.queue.try_send(exchange).is_err() {
-            self.dropped.increment(1);
+        if let Some((budget, free)) = &self.ordinary
+            && !exchange.outcome.is_hit()
+        {
+            if self.queue.capacity() < *free {
+                self.full.increment(1);
+                return;
+            }
+            if !budget.admit() {
+                self.limited.increment(1);
+                return;
+            }
+        }
+        if self.queue.try_send(Item::Exchange(exchange)).is_err() {
+            self.full.increment(1);
+        }
+    }
+
+    /// Queues an incident or quarantine event without waiting (no rate budget, like hits).
+    pub fn offer_event(&self, event: Arc<LifecycleEvent>) {
+        if self.queue.try_send(Item::Event(event)).is_err() {
+            self.full.increment(1);
         }
     }
 }
@@ -199,12 +266,13 @@ struct Connection {
     wire: Wire,
     reconnect: (Duration, Duration),
     write_timeout: Duration,
+    ledger: SharedLedger,
     meters: Meters,
     stop: CancellationToken,
 }
 
 impl Connection {
-    async fn run(self, mut rx: mpsc::Receiver<Arc<Exchange>>) {
+    async fn run(self, mut rx: mpsc::Receiver<Item>) {
         let (min, max) = self.reconnect;
         let mut delay = min;
         // Logged once per outage, not once per attempt.
@@ -247,10 +315,7 @@ impl Connection {
     }
 
     /// One connection: `Err` when it could not be set up, else how it ended.
-    async fn connect_and_serve(
-        &self,
-        rx: &mut mpsc::Receiver<Arc<Exchange>>,
-    ) -> Result<Ended, FstrmError> {
+    async fn connect_and_serve(&self, rx: &mut mpsc::Receiver<Item>) -> Result<Ended, FstrmError> {
         let connect = async {
             match &self.target {
                 Target::Unix(path) => {
@@ -298,7 +363,7 @@ impl Connection {
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: S,
-        rx: &mut mpsc::Receiver<Arc<Exchange>>,
+        rx: &mut mpsc::Receiver<Item>,
     ) -> Result<Ended, FstrmError> {
         let (mut reader, writer) = tokio::io::split(stream);
         let mut writer = BufWriter::with_capacity(64 * 1024, writer);
@@ -376,7 +441,7 @@ impl Connection {
     async fn write<W: AsyncWrite + Unpin>(
         &self,
         writer: &mut W,
-        batch: &mut Vec<Arc<Exchange>>,
+        batch: &mut Vec<Item>,
     ) -> Result<(), FstrmError> {
         if batch.is_empty() {
             return Ok(());
@@ -408,21 +473,35 @@ impl Connection {
 
 impl Connection {
     /// The stream bytes of `batch`: Frame Streams data frames, or octet-counted syslog.
-    fn encode(&self, batch: &[Arc<Exchange>], bytes: &mut Vec<u8>) {
+    fn encode(&self, batch: &[Item], bytes: &mut Vec<u8>) {
         match &self.wire {
-            Wire::Dnstap { identity, both } => {
+            Wire::Dnstap {
+                identity,
+                both,
+                with_identity,
+            } => {
+                let ledger = self.ledger.load();
                 let mut payloads = Vec::with_capacity(2);
-                for exchange in batch {
+                for item in batch {
+                    // Events are offered to syslog receivers only.
+                    let Item::Exchange(exchange) = item else {
+                        continue;
+                    };
                     payloads.clear();
-                    dnstap::encode(exchange, identity, *both, &mut payloads);
+                    let extra = with_identity
+                        .then(|| ledger.lookup(exchange.client.ip()))
+                        .flatten()
+                        .map(|id| crate::identity::extra_json(&id));
+                    dnstap::encode(exchange, identity, *both, extra.as_deref(), &mut payloads);
                     for p in &payloads {
                         let _ = fstrm::data_frame(p, bytes);
                     }
                 }
             }
             Wire::Syslog(header) => {
-                for exchange in batch {
-                    syslog::octet_counted(&syslog::format(exchange, header), bytes);
+                let ledger = self.ledger.load();
+                for item in batch {
+                    syslog::octet_counted(&syslog_message(item, header, &ledger), bytes);
                 }
             }
         }
@@ -432,15 +511,15 @@ impl Connection {
     async fn serve_udp(
         &self,
         socket: tokio::net::UdpSocket,
-        rx: &mut mpsc::Receiver<Arc<Exchange>>,
+        rx: &mut mpsc::Receiver<Item>,
     ) -> Ended {
         let Wire::Syslog(header) = &self.wire else {
             return Ended::Stopped;
         };
         self.meters.connections.increment(1);
         self.meters.connected.set(1.0);
-        let send = |exchange: Arc<Exchange>| {
-            let message = syslog::format(&exchange, header);
+        let send = |item: Item| {
+            let message = syslog_message(&item, header, &self.ledger.load());
             let socket = &socket;
             async move {
                 // A UDP send waits only for socket buffer room; bounded all the same.
@@ -466,6 +545,28 @@ impl Connection {
                     None => return Ended::Stopped,
                 },
             }
+        }
+    }
+}
+
+/// The syslog message for a queued item, with its client's identity from `ledger`.
+fn syslog_message(
+    item: &Item,
+    header: &syslog::Header,
+    ledger: &poolguard_clients::Ledger,
+) -> String {
+    match item {
+        Item::Exchange(e) => {
+            let id = ledger.lookup(e.client.ip());
+            syslog::format(e, header, id.as_deref())
+        }
+        Item::Event(e) => {
+            let id = e
+                .client
+                .as_deref()
+                .and_then(|c| c.parse().ok())
+                .and_then(|ip| ledger.lookup(ip));
+            crate::events::format(e, header, id.as_deref())
         }
     }
 }

@@ -10,11 +10,15 @@
 //!   our own SD-IDs; 32473 is the number RFC 5612 reserves for documentation and examples.
 //!   Until poolguard has its own IANA number, that is the honest choice (a SIEM keys on it).
 //! * SD-PARAM values escape `"`, `\` and `]` with a backslash (§6.3.3).
-//! * MSG: a short English sentence, or with `format = "json"` an ECS JSON object.
+//! * MSG: a short English sentence, with `format = "json"` an ECS JSON object, with
+//!   `format = "cef"` an ArcSight CEF line ([`crate::cef`]).
+//! * MSGID `hit` (severity warning) for hits, `query` (informational) for the other answered
+//!   queries a `select = "all"` export sends.
 //!
 //! The fields come from the [`Exchange`]: name and type parsed from the query bytes, rcode from
-//! the answer's header. The client's *identity* (owner, department from the asset ledger) is
-//! attached later, in the store writer, and is not available at this point: it is not sent.
+//! the answer's header; the client's identity (asset, department, owner, location from the
+//! asset ledger) is looked up by the export task and added as SD-PARAMs when the ledger knows
+//! the client ([`crate::identity`]).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -22,6 +26,8 @@ use std::net::IpAddr;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hickory_proto::op::Message;
 
+use poolguard_clients::Identity;
+pub use poolguard_config::export::SyslogFormat;
 pub use poolguard_config::export::{FACILITIES, facility_code};
 use poolguard_record::Transport;
 use poolguard_record::exchange::Exchange;
@@ -30,6 +36,8 @@ use poolguard_record::exchange::Exchange;
 pub const SD_ID: &str = "poolguard@32473";
 /// Severity of a hit: warning (RFC 5424 §6.2.1).
 const SEVERITY_WARNING: u8 = 4;
+/// Severity of an answered query that is not a hit: informational.
+const SEVERITY_INFO: u8 = 6;
 
 /// What a message needs besides the exchange.
 #[derive(Debug, Clone)]
@@ -38,13 +46,13 @@ pub struct Header {
     pub facility: u8,
     /// HOSTNAME: printable ASCII, no spaces (sanitised by [`Header::new`]).
     pub hostname: String,
-    /// An ECS JSON body instead of the English sentence (`format = "json"`).
-    pub json: bool,
+    /// The body after the structured data: text, ECS JSON or CEF.
+    pub format: SyslogFormat,
 }
 
 impl Header {
     /// A header; `hostname` is cut to RFC 5424's 255 printable characters.
-    pub fn new(facility: u8, hostname: &str, json: bool) -> Self {
+    pub fn new(facility: u8, hostname: &str, format: SyslogFormat) -> Self {
         let hostname: String = hostname
             .chars()
             .filter(|c| c.is_ascii_graphic())
@@ -57,20 +65,20 @@ impl Header {
             } else {
                 hostname
             },
-            json,
+            format,
         }
     }
 }
 
-/// The fields of a hit, read from the exchange.
-struct Hit<'a> {
-    name: String,
-    qtype: String,
-    rcode: &'static str,
-    exchange: &'a Exchange,
+/// The fields of a hit (or query), read from the exchange.
+pub(crate) struct Hit<'a> {
+    pub name: String,
+    pub qtype: String,
+    pub rcode: &'static str,
+    pub exchange: &'a Exchange,
 }
 
-fn hit(exchange: &Exchange) -> Hit<'_> {
+pub(crate) fn hit(exchange: &Exchange) -> Hit<'_> {
     let (name, qtype) = Message::from_vec(&exchange.query)
         .ok()
         .and_then(|m| m.queries.first().cloned())
@@ -109,22 +117,28 @@ pub fn escape_param(value: &str, out: &mut String) {
     }
 }
 
-fn transport(t: Transport) -> &'static str {
+pub(crate) fn transport(t: Transport) -> &'static str {
     match t {
         Transport::Udp => "udp",
         Transport::Tcp => "tcp",
     }
 }
 
-/// The RFC 5424 message for a hit (no framing).
-pub fn format(exchange: &Exchange, header: &Header) -> String {
+/// The RFC 5424 message for a hit or query (no framing); `identity` = the client's ledger
+/// entry, when it has one.
+pub fn format(exchange: &Exchange, header: &Header, identity: Option<&Identity>) -> String {
     let h = hit(exchange);
     let time: DateTime<Utc> = exchange.response_time.into();
     let mut out = String::with_capacity(512);
-    let pri = u16::from(header.facility) * 8 + u16::from(SEVERITY_WARNING);
+    let (severity, msgid) = if exchange.outcome.is_hit() {
+        (SEVERITY_WARNING, "hit")
+    } else {
+        (SEVERITY_INFO, "query")
+    };
+    let pri = u16::from(header.facility) * 8 + u16::from(severity);
     let _ = write!(
         out,
-        "<{pri}>1 {} {} poolguard - hit [{SD_ID}",
+        "<{pri}>1 {} {} poolguard - {msgid} [{SD_ID}",
         time.to_rfc3339_opts(SecondsFormat::Millis, true),
         header.hostname
     );
@@ -143,14 +157,17 @@ pub fn format(exchange: &Exchange, header: &Header) -> String {
         ("answer", verdict.map_or("", |v| action_name(v.action))),
         ("rcode", h.rcode),
     ];
-    for (key, value) in params {
+    let ledger = identity.into_iter().flat_map(crate::identity::fields);
+    for (key, value) in params.into_iter().chain(ledger) {
         let _ = write!(out, " {key}=\"");
         escape_param(value, &mut out);
         out.push('"');
     }
     out.push_str("] ");
-    if header.json {
-        out.push_str(&ecs_json(&h, client, &header.hostname, time));
+    if header.format == SyslogFormat::Json {
+        out.push_str(&ecs_json(&h, client, &header.hostname, time, identity));
+    } else if header.format == SyslogFormat::Cef {
+        crate::cef::hit(&h, client, time, identity, &mut out);
     } else {
         let _ = write!(
             out,
@@ -164,7 +181,7 @@ pub fn format(exchange: &Exchange, header: &Header) -> String {
     out
 }
 
-fn action_name(action: poolguard_model::Action) -> &'static str {
+pub(crate) fn action_name(action: poolguard_model::Action) -> &'static str {
     match action {
         poolguard_model::Action::Refuse => "refuse",
         poolguard_model::Action::Nxdomain => "nxdomain",
@@ -174,17 +191,24 @@ fn action_name(action: poolguard_model::Action) -> &'static str {
 }
 
 /// The hit as an ECS document (`event.*`, `source.*`, `dns.*`, `rule.*`, `observer.*`).
-fn ecs_json(h: &Hit<'_>, client: IpAddr, hostname: &str, time: DateTime<Utc>) -> String {
+fn ecs_json(
+    h: &Hit<'_>,
+    client: IpAddr,
+    hostname: &str,
+    time: DateTime<Utc>,
+    identity: Option<&Identity>,
+) -> String {
     let e = h.exchange;
     let verdict = e.verdict.as_ref();
-    serde_json::json!({
+    let hit = e.outcome.is_hit();
+    let mut doc = serde_json::json!({
         "@timestamp": time.to_rfc3339_opts(SecondsFormat::Millis, true),
         "event": {
-            "kind": "alert",
+            "kind": if hit { "alert" } else { "event" },
             "category": ["network"],
-            "type": ["denied"],
+            "type": [if hit { "denied" } else { "allowed" }],
             "action": e.outcome.as_str(),
-            "dataset": "poolguard.hit",
+            "dataset": if hit { "poolguard.hit" } else { "poolguard.query" },
             "module": "poolguard",
         },
         "source": { "ip": client.to_string(), "port": e.client.port() },
@@ -200,14 +224,22 @@ fn ecs_json(h: &Hit<'_>, client: IpAddr, hostname: &str, time: DateTime<Utc>) ->
             "ruleset": verdict.map(|v| &*v.feed),
             "category": verdict.map(|v| &*v.category),
         },
-        "observer": {
-            "hostname": hostname,
-            "product": "poolguard",
-            "type": "dns",
-            "version": env!("CARGO_PKG_VERSION"),
-        },
+        "observer": observer(hostname),
+    });
+    if let Some(identity) = identity {
+        crate::identity::ecs(identity, &mut doc);
+    }
+    doc.to_string()
+}
+
+/// ECS `observer`: this poolguard, in every JSON body.
+pub(crate) fn observer(hostname: &str) -> serde_json::Value {
+    serde_json::json!({
+        "hostname": hostname,
+        "product": "poolguard",
+        "type": "dns",
+        "version": env!("CARGO_PKG_VERSION"),
     })
-    .to_string()
 }
 
 /// Appends `message` with RFC 6587 §3.4.1 octet counting (`LEN SP MSG`), for TCP.
@@ -254,7 +286,11 @@ mod tests {
 
     #[test]
     fn a_hit_is_one_rfc5424_line_with_escaped_structured_data() {
-        let line = format(&exchange(), &Header::new(16, "dns 1", false));
+        let line = format(
+            &exchange(),
+            &Header::new(16, "dns 1", SyslogFormat::Text),
+            None,
+        );
         assert!(
             line.starts_with("<132>1 2023-11-14T22:13:20.123Z dns1 poolguard - hit [poolguard@32473 client=\"10.1.2.3\" client_port=\"40000\" transport=\"udp\" name=\"pool.example\" type=\"AAAA\" action=\"blocked\" feed=\"mining\""),
             "{line}"
@@ -265,7 +301,11 @@ mod tests {
 
     #[test]
     fn the_json_body_uses_ecs_names() {
-        let line = format(&exchange(), &Header::new(16, "dns1", true));
+        let line = format(
+            &exchange(),
+            &Header::new(16, "dns1", SyslogFormat::Json),
+            None,
+        );
         let body = &line[line.find("] {").expect("json body") + 2..];
         let v: serde_json::Value = serde_json::from_str(body).expect("json");
         assert_eq!(v["source"]["ip"], "10.1.2.3");
@@ -273,6 +313,55 @@ mod tests {
         assert_eq!(v["dns"]["response_code"], "NXDOMAIN");
         assert_eq!(v["rule"]["ruleset"], "mining");
         assert_eq!(v["event"]["action"], "blocked");
+    }
+
+    #[test]
+    fn identity_fields_become_sd_params_ecs_fields_and_cef_keys() {
+        let id = poolguard_clients::Identity {
+            asset: Some("gpu-ws-07".into()),
+            department: Some("Phys\"ics".into()),
+            owner: Some("Lab Manager".into()),
+            ..Default::default()
+        };
+        let text = format(
+            &exchange(),
+            &Header::new(16, "dns1", SyslogFormat::Text),
+            Some(&id),
+        );
+        assert!(
+            text.contains(
+                r#"rcode="NXDOMAIN" asset="gpu-ws-07" department="Phys\"ics" owner="Lab Manager"]"#
+            ),
+            "{text}"
+        );
+        let json = format(
+            &exchange(),
+            &Header::new(16, "dns1", SyslogFormat::Json),
+            Some(&id),
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&json[json.find("] {").expect("json body") + 2..]).expect("json");
+        assert_eq!(v["host"]["name"], "gpu-ws-07");
+        assert_eq!(v["organization"]["name"], "Phys\"ics");
+        assert_eq!(v["user"]["name"], "Lab Manager");
+        let cef = format(
+            &exchange(),
+            &Header::new(16, "dns1", SyslogFormat::Cef),
+            Some(&id),
+        );
+        let body = &cef[cef.find("] CEF:0|").expect("cef body") + 2..];
+        assert!(
+            body.starts_with(&std::format!(
+                "CEF:0|poolguard|poolguard|{}|blocked|DNS query blocked|7|",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{body}"
+        );
+        assert!(body.contains(" src=10.1.2.3 spt=40000 proto=udp dhost=pool.example act=nxdomain cs1=mining cs1Label=feed cs2=we\"ird]\\\\rule cs2Label=rule"), "{body}");
+        assert!(
+            body.ends_with("shost=gpu-ws-07 suser=Lab Manager cs5=Phys\"ics cs5Label=department"),
+            "{body}"
+        );
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! `[alerts] max_attempts`; every attempt lands in the delivery log (`GET
 //! /api/v1/alerts/deliveries`). With `[alerts] syslog`, each event is also sent once as an
 //! RFC 5424 message over UDP.
+//!
+//! [`Alerts::with_export`] adds the `[[export.syslog]]` receivers that asked for `events` as a
+//! subscriber ([`LifecycleSink`], defined in `record` so this crate does not depend on the
+//! export crate): every emitted event, and the status changes only the exports take
+//! ([`Alerts::export_only`]), go to it too, without waiting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::config::{AlertsConfig, WebhookConfig};
 use super::{Accountability, db};
+use poolguard_record::lifecycle::{LifecycleEvent, LifecycleSink};
 use poolguard_store::{AlertStore, StoreError};
 
 /// Alerts waiting for the delivery task, at most.
@@ -53,28 +59,80 @@ impl AlertEvent {
             detail: serde_json::Value::Object(Default::default()),
         }
     }
+
+    /// The event as the exports send it: status, actor (`by`, else `system`) and reason
+    /// (`reason`, else `resolution`) read from the detail.
+    pub fn lifecycle(&self) -> LifecycleEvent {
+        let text = |key: &str| {
+            self.detail
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        LifecycleEvent {
+            event: self.event,
+            time: self.time.clone(),
+            incident_id: self.incident_id,
+            client: self.client.clone(),
+            status: text("status"),
+            actor: Some(text("by").unwrap_or_else(|| "system".to_string())),
+            reason: text("reason").or_else(|| text("resolution")),
+        }
+    }
 }
 
 /// The producers' handle. Cheap to clone; `emit` never blocks.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Alerts {
     tx: Option<mpsc::Sender<AlertEvent>>,
+    /// The exports that take incident and quarantine events.
+    export: Option<Arc<dyn LifecycleSink>>,
+}
+
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts")
+            .field("tx", &self.tx)
+            .field("export", &self.export.is_some())
+            .finish()
+    }
 }
 
 impl Alerts {
     /// Alerts that go nowhere (no webhook, no syslog configured).
     pub fn disabled() -> Self {
-        Self { tx: None }
+        Self::default()
     }
 
     /// A handle and the receiver for [`spawn`].
     pub fn channel() -> (Self, mpsc::Receiver<AlertEvent>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        (Self { tx: Some(tx) }, rx)
+        (
+            Self {
+                tx: Some(tx),
+                export: None,
+            },
+            rx,
+        )
     }
 
-    /// Hands an event to the delivery task without blocking.
+    /// These alerts, also handed to `export` (the syslog exports' events).
+    pub fn with_export(mut self, export: Arc<dyn LifecycleSink>) -> Self {
+        self.export = Some(export);
+        self
+    }
+
+    /// Hands an event to the exports only (incident status changes: webhooks keep their
+    /// documented event set).
+    pub fn export_only(&self, event: &AlertEvent) {
+        if let Some(export) = &self.export {
+            export.event(Arc::new(event.lifecycle()));
+        }
+    }
+
+    /// Hands an event to the delivery task and the exports without blocking.
     pub fn emit(&self, event: AlertEvent) {
+        self.export_only(&event);
         let Some(tx) = &self.tx else { return };
         tracing::debug!(event = event.event, incident = ?event.incident_id, "alert queued");
         if tx.try_send(event).is_err() {

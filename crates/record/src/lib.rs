@@ -7,6 +7,7 @@
 //! spool (`store::spool`); only past it are they dropped, and counted.
 
 pub mod exchange;
+pub mod lifecycle;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
