@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Launches poolguard for ../shared/bench: `--cmd 'benches/dnsperf/run-poolguard.sh {config}'`.
 # In the harness's nolog variant (BENCH_QLOG=0) only hits are stored; in qlog every query is.
+# POOLGUARD_DNSTAP=<unix socket>: also export every exchange as dnstap to that socket (the
+# dnstap cost measurement of docs/EXPORT.md; start `fstrm_capture` on it first).
 set -euo pipefail
 config=$1
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${POOLGUARD_BIN:-$here/../../target/release/poolguard}
 if [ "${BENCH_QLOG:-0}" = "0" ]; then
   sed -i 's/^log_queries = true/log_queries = false/' "$config"
+fi
+if [ -n "${POOLGUARD_DNSTAP:-}" ]; then
+  printf '\n[[export.dnstap]]\nunix = "%s"\nselect = "all"\n' "$POOLGUARD_DNSTAP" >> "$config"
 fi
 exec "$bin" --config "$config"
