@@ -196,15 +196,17 @@ pub struct Identity {
     pub version: Vec<u8>,
 }
 
-/// The dnstap payloads for `exchange`: one CLIENT_RESPONSE carrying both messages, preceded
+/// The dnstap frames for `exchange`: one CLIENT_RESPONSE carrying both messages, preceded
 /// by a CLIENT_QUERY when `both`, each with `extra` (the client's identity, with
-/// `include = ["identity"]`). Appended to `out` as encoded protobuf.
+/// `include = ["identity"]`). Appended to `out` as Frame Streams data frames (4-byte length,
+/// then the protobuf), encoded in place: no buffer of its own per frame, which the export
+/// task would only copy into the batch.
 pub fn encode(
     exchange: &Exchange,
     id: &Identity,
     both: bool,
     extra: Option<&[u8]>,
-    out: &mut Vec<Vec<u8>>,
+    out: &mut Vec<u8>,
 ) {
     let (family, address) = match exchange.client.ip() {
         IpAddr::V4(a) => (SocketFamily::Inet, a.octets().to_vec()),
@@ -230,32 +232,49 @@ pub fn encode(
         query_message: Some(exchange.query.to_vec()),
         ..Message::default()
     };
-    let frame = |message: Message| {
-        Dnstap {
+    let mut frame = |message: Message| {
+        let dnstap = Dnstap {
             identity: Some(id.identity.clone()),
             version: Some(id.version.clone()),
             extra: extra.map(<[u8]>::to_vec),
             message: Some(message),
             r#type: DnstapType::Message as i32,
-        }
-        .encode_to_vec()
+        };
+        // Never empty (the type field is always there) and far below 4 GiB (two DNS
+        // messages). Encoding into a Vec cannot fail: it grows.
+        let _ = crate::fstrm::data_frame(out, |buf| {
+            let _ = dnstap.encode(buf);
+        });
     };
     if both {
-        out.push(frame(base.clone()));
+        frame(base.clone());
     }
-    out.push(frame(Message {
+    frame(Message {
         r#type: MessageType::ClientResponse as i32,
         response_time_sec: Some(rs),
         response_time_nsec: Some(rns),
         response_message: Some(exchange.response.to_vec()),
         policy: policy_of(exchange),
         ..base
-    }));
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Splits Frame Streams data frames (4-byte big-endian length, then the payload).
+    fn frames(mut bytes: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        while let Some((len, rest)) = bytes.split_first_chunk::<4>() {
+            let len = u32::from_be_bytes(*len) as usize;
+            assert!(len > 0 && len <= rest.len(), "a whole data frame");
+            out.push(&rest[..len]);
+            bytes = &rest[len..];
+        }
+        assert!(bytes.is_empty(), "no trailing bytes");
+        out
+    }
     use poolguard_record::exchange::ExchangeVerdict;
     use std::net::SocketAddr;
     use std::sync::Arc;
@@ -295,8 +314,9 @@ mod tests {
             None,
             &mut out,
         );
+        let out = frames(&out);
         assert_eq!(out.len(), 1);
-        let d = Dnstap::decode(&*out[0]).expect("decodes");
+        let d = Dnstap::decode(out[0]).expect("decodes");
         assert_eq!(d.identity.as_deref(), Some(&b"node1"[..]));
         assert!(d.extra.is_none());
         let m = d.message.expect("message");
@@ -329,15 +349,16 @@ mod tests {
             Some(b"{}"),
             &mut out,
         );
+        let out = frames(&out);
         assert_eq!(out.len(), 2);
         assert_eq!(
-            Dnstap::decode(&*out[1]).unwrap().extra.as_deref(),
+            Dnstap::decode(out[1]).unwrap().extra.as_deref(),
             Some(&b"{}"[..])
         );
-        let q = Dnstap::decode(&*out[0]).unwrap().message.unwrap();
+        let q = Dnstap::decode(out[0]).unwrap().message.unwrap();
         assert_eq!(q.r#type, MessageType::ClientQuery as i32);
         assert!(q.response_message.is_none());
-        let r = Dnstap::decode(&*out[1]).unwrap().message.unwrap();
+        let r = Dnstap::decode(out[1]).unwrap().message.unwrap();
         assert!(r.policy.is_none());
     }
 

@@ -74,13 +74,24 @@ pub fn control_frame(kind: u32, content_types: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// Appends a data frame carrying `payload` to `out`. `None` when the payload cannot be framed
-/// (longer than a 32-bit length, or 0 bytes, which would read as a control escape).
-pub fn data_frame(payload: &[u8], out: &mut Vec<u8>) -> Option<()> {
-    let len = u32::try_from(payload.len()).ok().filter(|&l| l > 0)?;
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(payload);
-    Some(())
+/// Appends a data frame to `out` whose payload `write` appends in place (a frame needs no
+/// buffer of its own). `None`, with `out` as it was, when the payload cannot be framed (0 bytes,
+/// which would read as a control escape, or longer than a 32-bit length).
+pub fn data_frame(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Option<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    write(out);
+    let len = u32::try_from(out.len() - start - 4).ok().filter(|&l| l > 0);
+    match len {
+        Some(len) => {
+            out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+            Some(())
+        }
+        None => {
+            out.truncate(start);
+            None
+        }
+    }
 }
 
 /// Parses a control frame's body (type and fields, after the escape and length).
@@ -258,12 +269,13 @@ mod tests {
     #[test]
     fn data_frames_are_length_prefixed_and_never_empty() {
         let mut out = Vec::new();
-        data_frame(b"abc", &mut out).expect("framed");
+        data_frame(&mut out, |o| o.extend_from_slice(b"abc")).expect("framed");
         assert_eq!(out, [0, 0, 0, 3, b'a', b'b', b'c']);
         assert!(
-            data_frame(b"", &mut out).is_none(),
+            data_frame(&mut out, |_| {}).is_none(),
             "0 would read as an escape"
         );
+        assert_eq!(out.len(), 7, "a refused frame leaves nothing behind");
     }
 
     #[tokio::test]

@@ -499,21 +499,16 @@ impl Connection {
                 with_identity,
             } => {
                 let ledger = self.ledger.load();
-                let mut payloads = Vec::with_capacity(2);
                 for item in batch {
                     // Events are offered to syslog receivers only.
                     let Item::Exchange(exchange) = item else {
                         continue;
                     };
-                    payloads.clear();
                     let extra = with_identity
                         .then(|| ledger.lookup(exchange.client.ip()))
                         .flatten()
                         .map(|id| crate::identity::extra_json(&id));
-                    dnstap::encode(exchange, identity, *both, extra.as_deref(), &mut payloads);
-                    for p in &payloads {
-                        let _ = fstrm::data_frame(p, bytes);
-                    }
+                    dnstap::encode(exchange, identity, *both, extra.as_deref(), bytes);
                 }
             }
             Wire::Syslog(header) => {
