@@ -301,7 +301,12 @@ mod tests {
             s
         };
         // A port no socket holds (a reuseport bind on port 0 may join someone else's group).
-        let addr = probe("127.0.0.1:0".parse().expect("addr")).expect("a free port");
+        // The probe's random UDP port may have its TCP twin taken by a test running beside
+        // this one: another port is tried then, as `bind_free_port` does (bounded).
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let addr = (0..50)
+            .find_map(|_| probe(any).ok())
+            .expect("a port free for both UDP and TCP");
         let first = reuseport(addr);
         let second = reuseport(addr);
         let ours: HashSet<u64> = [inode_of(&first).expect("inode")].into();
