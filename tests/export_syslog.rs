@@ -382,22 +382,15 @@ async fn identity_cef_and_every_query_rate_bounded_reach_rsyslog() {
     bed.shutdown().await;
 }
 
-/// Sends an authenticated API request; returns the status and the JSON body (null if none).
+/// An authenticated API call with a JSON body: the status and the JSON answer.
 async fn api(
     bed: &TestBed,
     method: reqwest::Method,
     path: &str,
     body: serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let resp = reqwest::Client::new()
-        .request(method, format!("{}{path}", bed.api_url()))
-        .bearer_auth("root-token-for-export-tests")
-        .json(&body)
-        .send()
+    bed.api_json(method, path, "root-token-for-export-tests", &body)
         .await
-        .expect("API answers");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

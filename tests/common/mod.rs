@@ -840,9 +840,20 @@ impl TestBed {
         token: &str,
         body: &serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let req = self
-            .api_builder(reqwest::Method::POST, path, token)
-            .json(body);
+        self.api_json(reqwest::Method::POST, path, token, body)
+            .await
+    }
+
+    /// `method path` with `token` and a JSON `body` (sent as `application/json`): (status
+    /// code, body as in [`TestBed::api_request`]).
+    pub async fn api_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let req = self.api_builder(method, path, token).json(body);
         let (status, value) = api_answer(req).await;
         (status.as_u16(), value)
     }
