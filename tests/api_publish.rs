@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::unbound::Unbound;
 use common::{TestBed, sha256_hex};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -198,16 +199,6 @@ async fn etag_and_not_modified() {
     bed.shutdown().await;
 }
 
-/// An unbound process this test started; killed (by its PID) when dropped.
-struct Unbound(std::process::Child);
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One UDP query with a short timeout; `None` when nothing came back.
 async fn ask_once(server: std::net::SocketAddr, name: &str) -> Option<Message> {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.ok()?;
@@ -215,7 +206,7 @@ async fn ask_once(server: std::net::SocketAddr, name: &str) -> Option<Message> {
     sock.send_to(&q.to_vec().ok()?, server).await.ok()?;
     let mut buf = vec![0u8; 4096];
     let (n, _) = tokio::time::timeout(
-        std::time::Duration::from_millis(500),
+        std::time::Duration::from_millis(2000),
         sock.recv_from(&mut buf),
     )
     .await
@@ -227,46 +218,22 @@ async fn ask_once(server: std::net::SocketAddr, name: &str) -> Option<Message> {
 /// Serves the zone from a real unbound (RPZ module) forwarding to the test upstream: blocked
 /// names get NXDOMAIN, the allowlist's hole resolves. Missing unbound fails naming the package.
 async fn check_with_unbound(rpz: &str, upstream: std::net::SocketAddr) {
-    let bin = common::tools::require_tool("unbound", "unbound");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("rpz.zone"), rpz).expect("zone");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free port")
-        .port();
-    let conf = format!(
-        "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  \
-         directory: \"{d}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"{d}/log\"\n  \
-         module-config: \"respip iterator\"\n  do-not-query-localhost: no\n  access-control: 127.0.0.0/8 allow\n  \
-         qname-minimisation: no\n\
-         forward-zone:\n  name: \".\"\n  forward-addr: {ip}@{up}\n\
-         rpz:\n  name: rpz.poolguard.local\n  zonefile: \"{d}/rpz.zone\"\n",
-        d = dir.path().display(),
-        ip = upstream.ip(),
-        up = upstream.port()
-    );
-    let conf_path = dir.path().join("unbound.conf");
-    std::fs::write(&conf_path, conf).expect("conf");
-    let child = std::process::Command::new(bin)
-        .arg("-d")
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("unbound starts");
-    let _guard = Unbound(child);
-    let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    // Bounded readiness poll: unbound answers once it has loaded the zone.
-    let mut blocked = None;
-    for _ in 0..40 {
-        blocked = ask_once(server, "xmr.pool.minergate.com.").await;
-        if blocked.is_some() {
-            break;
-        }
-    }
-    let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
-    let blocked = blocked.unwrap_or_else(|| panic!("unbound never answered: {log}"));
+    let server = "  module-config: \"respip iterator\"\n  qname-minimisation: no\n";
+    let tail = "rpz:\n  name: rpz.poolguard.local\n  zonefile: \"{dir}/rpz.zone\"\n";
+    // Ready once it answers for a listed name, which it can only do after loading the zone.
+    let unbound = Unbound::start(
+        upstream,
+        server,
+        tail,
+        &[("rpz.zone", rpz)],
+        "xmr.pool.minergate.com.",
+    )
+    .await;
+    let server = unbound.addr;
+    let log = unbound.log();
+    let blocked = ask_once(server, "xmr.pool.minergate.com.")
+        .await
+        .unwrap_or_else(|| panic!("unbound stopped answering: {log}"));
     assert_eq!(
         blocked.metadata.response_code,
         ResponseCode::NXDomain,

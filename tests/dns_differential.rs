@@ -20,7 +20,6 @@ mod common;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -28,6 +27,7 @@ use hickory_proto::rr::rdata::HINFO;
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
+use common::unbound::Unbound;
 use common::{FeedSpec, Proto, SINK_V4, SINK_V6, TestBed, Upstream, fixture};
 
 /// How long one exchange may take before it counts as "no answer" (a mismatch, not a hang).
@@ -820,61 +820,13 @@ fn is_special_use(name: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The reference resolver
 
-/// An Unbound this test started (foreground, in a temp dir); killed by its PID when dropped.
-struct Unbound {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 (bounded tries), for a process we start.
-fn free_port() -> u16 {
-    for _ in 0..16 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP");
-}
-
-impl Unbound {
-    /// Writes the config and starts `unbound -d`. Settings chosen to behave as poolguard does
-    /// where a choice exists: no validation (poolguard does not validate), no QNAME
-    /// minimisation, no prefetch or serve-expired, 1232 as EDNS size both ways, and
-    /// `minimal-responses: no`, because poolguard relays the upstream's additional records
-    /// (the addresses of MX and SRV targets) as it received them.
-    fn start(upstream: SocketAddr) -> Self {
-        let bin = common::tools::require_tool("unbound", "unbound");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let d = dir.path().display();
-        let conf = format!(
-            "server:
-  interface: 127.0.0.1
-  port: {port}
-  do-ip6: no
-  do-daemonize: no
-  username: \"\"
-  chroot: \"\"
-  directory: \"{d}\"
-  pidfile: \"\"
-  use-syslog: no
-  logfile: \"{d}/unbound.log\"
-  verbosity: 1
-  num-threads: 1
-  so-reuseport: no
-  module-config: \"iterator\"
-  do-not-query-localhost: no
-  access-control: 127.0.0.0/8 allow
+/// Starts the reference Unbound (see `common::unbound`). Settings chosen to behave as poolguard
+/// does where a choice exists: no validation (poolguard does not validate), no QNAME
+/// minimisation, no prefetch or serve-expired, 1232 as EDNS size both ways, and
+/// `minimal-responses: no`, because poolguard relays the upstream's additional records (the
+/// addresses of MX and SRV targets) as it received them.
+async fn start_unbound(upstream: SocketAddr) -> Unbound {
+    let server = "  module-config: \"iterator\"
   local-zone: \"test.\" nodefault
   qname-minimisation: no
   minimal-responses: no
@@ -886,56 +838,8 @@ impl Unbound {
   hide-identity: yes
   hide-version: yes
   ip-ratelimit: 0
-remote-control:
-  control-enable: no
-forward-zone:
-  name: \".\"
-  forward-addr: {ip}@{up}
-",
-            ip = upstream.ip(),
-            up = upstream.port()
-        );
-        let conf_path = dir.path().join("unbound.conf");
-        std::fs::write(&conf_path, conf).expect("write unbound.conf");
-        let child = Command::new(bin)
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("unbound starts");
-        Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("unbound.log")).unwrap_or_default()
-    }
-
-    /// Polls with a real query until Unbound answers (bounded: 50 tries of 200 ms each).
-    async fn wait_ready(&mut self) {
-        let bytes = Case::new("diff.test.", RecordType::SOA)
-            .message(1)
-            .to_vec()
-            .expect("encode");
-        for _ in 0..50 {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("unbound exited ({status}): {}", self.log());
-            }
-            if exchange(self.addr, Proto::Udp, &bytes, Duration::from_millis(200))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-        }
-        panic!("unbound never answered: {}", self.log());
-    }
+";
+    Unbound::start(upstream, server, "", &[], "diff.test.").await
 }
 
 /// One exchange from 127.0.0.1 that reports a failure instead of panicking.
@@ -1014,8 +918,7 @@ fn show(v: &Result<View, String>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poolguard_answers_as_unbound_does_except_where_listed() {
     let upstream = upstream();
-    let mut unbound = Unbound::start(upstream.addr);
-    unbound.wait_ready().await;
+    let unbound = start_unbound(upstream.addr).await;
     // One worker, so the second asking of a query meets the cache the first one filled.
     let bed = TestBed::builder()
         .upstream(upstream)
@@ -1082,8 +985,7 @@ async fn poolguard_answers_as_unbound_does_except_where_listed() {
 #[tokio::test]
 async fn fixtures_have_the_sizes_they_claim() {
     let upstream = upstream();
-    let mut unbound = Unbound::start(upstream.addr);
-    unbound.wait_ready().await;
+    let unbound = start_unbound(upstream.addr).await;
     for (qname, size) in [
         ("t0490.diff.test.", 490),
         ("t0501.diff.test.", 501),

@@ -27,6 +27,7 @@
 
 #[path = "../support/tools.rs"]
 pub mod tools;
+pub mod unbound;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
