@@ -17,6 +17,7 @@ LAYERS = {
     "poolguard-incidents": 4,
     "poolguard-dns": 4,
     "poolguard-export": 4,
+    "poolguard-store-pg": 4,
     "poolguard-api": 5,
     "poolguard": 6,
 }

@@ -19,6 +19,8 @@ DEBIAN=(
   # The crate-layer check (scripts/check-layers.py) and the Python validators below.
   "python3 python3"
   "pip3 python3-pip"
+  # PostgreSQL's server programs live in a versioned directory, off PATH (tests/common/postgres.rs).
+  "/usr/lib/postgresql/*/bin/initdb postgresql"
   # Not a command: rsyslog's TLS driver (a glob, checked as a file).
   "/usr/lib/*/rsyslog/lmnsd_gtls.so rsyslog-gnutls"
 )

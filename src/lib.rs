@@ -20,4 +20,5 @@ pub use poolguard_model::domain;
 pub use poolguard_policy as policy;
 pub use poolguard_record as record;
 pub use poolguard_store as store;
+pub use poolguard_store_pg as store_pg;
 pub use poolguard_versions as versions;

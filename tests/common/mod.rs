@@ -25,6 +25,7 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
 #[path = "../support/tools.rs"]
 pub mod tools;
 pub mod unbound;

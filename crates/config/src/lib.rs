@@ -27,7 +27,7 @@ pub use dns::{
 };
 pub use duration::parse_duration;
 pub use feeds::{FeedConfig, valid_feed_name};
-pub use store::{MIN_SPOOL_BYTES, StoreConfig};
+pub use store::{Backend, MIN_SPOOL_BYTES, StoreConfig};
 
 /// Why a config could not be used. Messages name the file, the key and what to do.
 #[derive(Debug, thiserror::Error)]

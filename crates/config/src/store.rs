@@ -8,6 +8,26 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// Where evidence and incidents live: `sqlite` (one node, embedded; the default) or
+    /// `postgres` (shared by every node of a group; see docs/SEVERAL-NODES.md). With
+    /// `postgres`, `path` still holds this node's own query log and the hits on their way to
+    /// PostgreSQL, so DNS never waits for the database.
+    pub backend: Backend,
+    /// The PostgreSQL URL (`postgres://user@host:5432/db?sslmode=require`) for
+    /// `backend = "postgres"`. A password in it is accepted but warned about: use
+    /// `password_file` or `password_env`.
+    pub url: Option<String>,
+    /// A file whose first line is the database password (mode 0600, owned by poolguard).
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the database password.
+    pub password_env: Option<String>,
+    /// PEM CA certificates trusted for the database's TLS certificate; absent = the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Connections the API's reads may hold open at once.
+    pub pool_size: usize,
+    /// This node's name in a group: every stored row says which node answered it. Absent =
+    /// the host name.
+    pub node: Option<String>,
     pub path: PathBuf,
     /// Record every query, not only hits.
     pub log_queries: bool,
@@ -38,6 +58,13 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            backend: Backend::Sqlite,
+            url: None,
+            password_file: None,
+            password_env: None,
+            ca_file: None,
+            pool_size: 8,
+            node: None,
             path: PathBuf::from("data/poolguard.db"),
             log_queries: true,
             query_retention_days: 7,
@@ -52,5 +79,92 @@ impl Default for StoreConfig {
     }
 }
 
+/// Which store backend a node uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Embedded SQLite at `[store] path`: one node, nothing to run beside it.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database several nodes share.
+    Postgres,
+}
+
 /// The smallest useful hit spool: room for a few hundred hits (one is ~250 bytes).
 pub const MIN_SPOOL_BYTES: u64 = 64 * 1024;
+
+/// Checks `[store]` as a whole: the keys a backend needs are present and the others are not
+/// silently ignored. Returns the key path and the reason, as every section's check does.
+pub(crate) fn validate(
+    store: &StoreConfig,
+    resolve: &dyn Fn(&std::path::Path) -> PathBuf,
+) -> Result<(), (String, String)> {
+    let pg_only = [
+        ("store.url", store.url.is_some()),
+        ("store.password_file", store.password_file.is_some()),
+        ("store.password_env", store.password_env.is_some()),
+        ("store.ca_file", store.ca_file.is_some()),
+    ];
+    match store.backend {
+        Backend::Sqlite => {
+            if let Some((key, _)) = pg_only.iter().find(|(_, set)| *set) {
+                return Err((
+                    (*key).into(),
+                    "only used with store.backend = \"postgres\"".into(),
+                ));
+            }
+        }
+        Backend::Postgres => {
+            let Some(url) = &store.url else {
+                return Err((
+                    "store.url".into(),
+                    "required with store.backend = \"postgres\" (postgres://user@host/db)".into(),
+                ));
+            };
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err((
+                    "store.url".into(),
+                    "must start with postgres:// or postgresql://".into(),
+                ));
+            }
+            if store.password_file.is_some() && store.password_env.is_some() {
+                return Err((
+                    "store.password_file / store.password_env".into(),
+                    "give one of them, not both".into(),
+                ));
+            }
+            if let Some(file) = &store.password_file
+                && !resolve(file).is_file()
+            {
+                return Err((
+                    "store.password_file".into(),
+                    format!("{} does not exist", resolve(file).display()),
+                ));
+            }
+            if let Some(file) = &store.ca_file
+                && !resolve(file).is_file()
+            {
+                return Err((
+                    "store.ca_file".into(),
+                    format!("{} does not exist", resolve(file).display()),
+                ));
+            }
+            if store.pool_size == 0 {
+                return Err(("store.pool_size".into(), "must be above 0".into()));
+            }
+        }
+    }
+    if let Some(node) = &store.node
+        && (node.is_empty()
+            || node.len() > 64
+            || !node
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+    {
+        return Err((
+            "store.node".into(),
+            "1 to 64 characters of letters, digits, '-', '_' or '.'".into(),
+        ));
+    }
+    Ok(())
+}

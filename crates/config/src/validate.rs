@@ -135,6 +135,8 @@ impl Config {
         crate::incidents::validate(self).map_err(|(key, reason)| invalid(key, reason))?;
         crate::export::validate(&self.export, &|p| self.resolve(p))
             .map_err(|(key, reason)| invalid(key, reason))?;
+        crate::store::validate(&self.store, &|p| self.resolve(p))
+            .map_err(|(key, reason)| invalid(key, reason))?;
         if self.store.batch_size == 0 || self.store.queue_capacity == 0 {
             return Err(invalid(
                 "store.batch_size / store.queue_capacity".into(),

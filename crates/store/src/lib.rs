@@ -84,6 +84,10 @@ pub enum StoreError {
     /// with a severity it does not know).
     #[error(transparent)]
     Hook(Box<dyn std::error::Error + Send + Sync>),
+    /// A backend other than SQLite failed (PostgreSQL: `poolguard-store-pg`); the message
+    /// names the operation and the database's own error.
+    #[error("store database: {0}")]
+    Backend(String),
 }
 
 /// How many read-only connections the API may use at once; more just queue.

@@ -1,0 +1,127 @@
+//! The PostgreSQL store that several poolguard nodes share (`[store] backend = "postgres"`).
+//!
+//! A campus runs two or more resolvers (DHCP hands out both), and a machine that mines through
+//! both must still be one client with one incident and one hit count. With this backend every
+//! node keeps answering DNS exactly as alone: its writer stores the query log and the hits in
+//! the node's own SQLite store first (DNS never waits for a network database), and a shipper
+//! moves the hits from there into PostgreSQL, where incident tracking runs for the whole group.
+//! The API of any node reads the group's evidence and state from PostgreSQL.
+//!
+//! * [`connect`]: `[store]` → connections (URL, password file or variable, TLS, pool).
+//! * [`schema`]: versioned migrations, applied at start under an advisory lock.
+//!
+//! docs/SEVERAL-NODES.md describes the topology, the config of each node and the faults.
+
+pub mod connect;
+pub mod error;
+pub mod schema;
+
+use deadpool_postgres::Pool;
+use poolguard_config::StoreConfig;
+
+pub use connect::Connector;
+pub use error::PgError;
+
+/// A handle on the shared database: the pool, how to open more connections, and this node's
+/// name (every row a node writes says which node it was). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: Pool,
+    connector: Connector,
+    node: String,
+}
+
+impl PgStore {
+    /// Connects, applies migrations (under the lock) and registers this node.
+    pub async fn open(cfg: &StoreConfig) -> Result<Self, PgError> {
+        let connector = Connector::from_config(cfg)?;
+        let node = node_name(cfg);
+        let mut client = connector.connect().await?;
+        schema::migrate(&mut client).await?;
+        register(&client, &node).await?;
+        let pool = connector.pool(cfg.pool_size)?;
+        Ok(Self {
+            pool,
+            connector,
+            node,
+        })
+    }
+
+    /// The pool the API's reads and the control plane's writes use.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// How to open a connection of one's own (the shipper, the change listener).
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+/// What `poolguard check` reports: the server's version and the schema's, or why not.
+pub async fn check(cfg: &StoreConfig) -> Result<String, PgError> {
+    let connector = Connector::from_config(cfg)?;
+    let client = connector.connect().await?;
+    let server: String = client.query_one("SHOW server_version", &[]).await?.get(0);
+    let schema = client
+        .query_opt(
+            "SELECT MAX(version) FROM poolguard_schema WHERE to_regclass('poolguard_schema') IS NOT NULL",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.get::<_, Option<i64>>(0));
+    let tls = if connector.uses_tls() {
+        "TLS"
+    } else {
+        "no TLS"
+    };
+    Ok(match schema {
+        Some(v) => format!(
+            "PostgreSQL {server} ({tls}), schema {v} of {}",
+            schema::SCHEMA_VERSION
+        ),
+        None => format!(
+            "PostgreSQL {server} ({tls}), schema not created yet (the first start creates it)"
+        ),
+    })
+}
+
+/// Records (or refreshes) this node in `nodes`.
+async fn register(client: &tokio_postgres::Client, node: &str) -> Result<(), PgError> {
+    let now = now_ms();
+    client
+        .execute(
+            "INSERT INTO nodes (name, started_ms, seen_ms, version) VALUES ($1, $2, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET started_ms = $2, seen_ms = $2, version = $3",
+            &[&node, &now, &env!("CARGO_PKG_VERSION")],
+        )
+        .await?;
+    Ok(())
+}
+
+/// `[store] node`, or the host name.
+pub fn node_name(cfg: &StoreConfig) -> String {
+    if let Some(node) = &cfg.node {
+        return node.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "poolguard".to_string())
+}
+
+/// Milliseconds since the epoch, as every stored time.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

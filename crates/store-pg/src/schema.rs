@@ -1,0 +1,209 @@
+//! The PostgreSQL schema and its migrations, applied at start under a lock.
+//!
+//! Several nodes may start at once against one database: [`migrate`] takes a transaction-level
+//! advisory lock before it reads the version, so exactly one node applies each step and the
+//! others wait and then find the schema current. Every step runs in that one transaction, so a
+//! half-applied migration never survives a crash. A database written by a newer build is
+//! refused (every node of a group must be upgraded before the newest one starts).
+//!
+//! Times are milliseconds since the epoch (`BIGINT`), as in the SQLite store and the API;
+//! client addresses are `inet`, so CIDR filters are index ranges (`client <<= $1`).
+
+use crate::error::PgError;
+
+/// The advisory lock key migrations hold ("poolguard" in ASCII, truncated to fit).
+const MIGRATION_LOCK: i64 = 0x706f_6f6c_6775_6172;
+
+/// The version this build writes: one per step in [`STEPS`].
+pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
+
+/// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
+/// change; never edit a released one.
+const STEPS: &[&str] = &[V1];
+
+/// The shared evidence and state of a group of nodes.
+///
+/// * `hits`: every blocked query of every node with its identity snapshot, keyed by the node
+///   and the hit's position in that node's local store (`local_block`, `local_index`), so a
+///   hit shipped twice (a crash between commit and acknowledgement) is stored once.
+///   `ship_cursor` holds each node's last shipped local block, written in the same
+///   transaction as the hits, so shipping resumes exactly where it stopped.
+/// * `incidents`: one open incident per client key, enforced by the partial unique index
+///   `incidents_open_key` (two nodes folding hits of one client race on the insert, and the
+///   loser joins the winner's incident).
+/// * `changes`: notifications for the other nodes (quarantine, feeds, ledger, tokens) are
+///   sent by triggers on the tables they concern, so a change made by any node, or by hand in
+///   psql, reaches every node (`LISTEN poolguard_changes`).
+const V1: &str = r#"
+CREATE TABLE nodes (
+    name          TEXT   PRIMARY KEY,
+    started_ms    BIGINT NOT NULL,
+    seen_ms       BIGINT NOT NULL,
+    version       TEXT   NOT NULL
+);
+CREATE TABLE hits (
+    node          TEXT     NOT NULL,
+    local_block   BIGINT   NOT NULL,
+    local_index   INTEGER  NOT NULL,
+    time_ms       BIGINT   NOT NULL,
+    client        INET     NOT NULL,
+    client_key    TEXT     NOT NULL,
+    port          INTEGER  NOT NULL,
+    transport     TEXT     NOT NULL,
+    name          TEXT     NOT NULL,
+    qtype         TEXT     NOT NULL,
+    action        TEXT     NOT NULL,
+    feed          TEXT,
+    rule          TEXT,
+    rcode         TEXT     NOT NULL,
+    answer        TEXT     NOT NULL,
+    latency_us    INTEGER  NOT NULL,
+    upstream      TEXT,
+    network TEXT, asset TEXT, mac TEXT, kind TEXT, location TEXT, department TEXT,
+    owner TEXT, contact TEXT,
+    PRIMARY KEY (node, local_block, local_index)
+);
+CREATE INDEX hits_time ON hits (time_ms);
+CREATE INDEX hits_client ON hits (client, time_ms);
+CREATE INDEX hits_key ON hits (client_key, time_ms);
+CREATE INDEX hits_name ON hits (name text_pattern_ops, time_ms);
+CREATE INDEX hits_rname ON hits (reverse(name) text_pattern_ops);
+CREATE TABLE ship_cursor (
+    node          TEXT   PRIMARY KEY,
+    local_block   BIGINT NOT NULL,
+    shipped_ms    BIGINT NOT NULL
+);
+CREATE TABLE hit_names (
+    name          TEXT   PRIMARY KEY,
+    first_ms      BIGINT NOT NULL,
+    last_ms       BIGINT NOT NULL
+);
+CREATE INDEX hit_names_first ON hit_names (first_ms);
+CREATE TABLE incidents (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    client_key      TEXT    NOT NULL,
+    client          INET    NOT NULL,
+    network TEXT, asset TEXT, mac TEXT, kind TEXT, location TEXT, department TEXT,
+    ledger_owner TEXT, contact TEXT,
+    device          TEXT,
+    owner           TEXT,
+    status          TEXT    NOT NULL DEFAULT 'open',
+    resolution      TEXT,
+    assignee        TEXT,
+    severity        INTEGER NOT NULL DEFAULT 2,
+    feeds           TEXT    NOT NULL DEFAULT '',
+    categories      TEXT    NOT NULL DEFAULT '',
+    opened_ms       BIGINT  NOT NULL,
+    last_hit_ms     BIGINT  NOT NULL,
+    hit_count       BIGINT  NOT NULL DEFAULT 0,
+    name_count      BIGINT  NOT NULL DEFAULT 0,
+    identify_due_ms BIGINT  NOT NULL,
+    report_due_ms   BIGINT  NOT NULL,
+    identified_ms   BIGINT,
+    reported_ms     BIGINT,
+    closed_ms       BIGINT,
+    enforced_ms     BIGINT,
+    alerted         INTEGER NOT NULL DEFAULT 0,
+    opened_by       TEXT    NOT NULL
+);
+CREATE UNIQUE INDEX incidents_open_key ON incidents (client_key) WHERE status <> 'closed';
+CREATE INDEX incidents_key_opened ON incidents (client_key, opened_ms);
+CREATE INDEX incidents_opened ON incidents (opened_ms);
+CREATE INDEX incidents_status ON incidents (status, opened_ms);
+CREATE TABLE incident_names (
+    incident_id   BIGINT NOT NULL REFERENCES incidents (id),
+    name          TEXT   NOT NULL,
+    PRIMARY KEY (incident_id, name)
+);
+CREATE TABLE incident_notes (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    incident_id   BIGINT NOT NULL REFERENCES incidents (id),
+    time_ms       BIGINT NOT NULL,
+    author        TEXT   NOT NULL,
+    text          TEXT   NOT NULL
+);
+CREATE INDEX incident_notes_incident ON incident_notes (incident_id, time_ms);
+CREATE TABLE quarantine (
+    ip            INET   PRIMARY KEY,
+    since_ms      BIGINT NOT NULL,
+    actor         TEXT   NOT NULL,
+    reason        TEXT   NOT NULL,
+    incident_id   BIGINT
+);
+CREATE TABLE audit (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    time_ms       BIGINT NOT NULL,
+    node          TEXT   NOT NULL,
+    actor         TEXT   NOT NULL,
+    role          TEXT   NOT NULL,
+    action        TEXT   NOT NULL,
+    target        TEXT   NOT NULL,
+    before_hash   TEXT,
+    after_hash    TEXT,
+    detail        TEXT   NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_time ON audit (time_ms);
+CREATE INDEX audit_target ON audit (target, time_ms);
+CREATE TABLE alert_deliveries (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    time_ms       BIGINT  NOT NULL,
+    node          TEXT    NOT NULL,
+    event         TEXT    NOT NULL,
+    target        TEXT    NOT NULL,
+    attempt       INTEGER NOT NULL,
+    status        INTEGER,
+    ok            BOOLEAN NOT NULL,
+    error         TEXT,
+    incident_id   BIGINT
+);
+CREATE INDEX alert_deliveries_time ON alert_deliveries (time_ms);
+CREATE FUNCTION poolguard_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('poolguard_changes', TG_ARGV[0]);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER quarantine_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON quarantine
+    FOR EACH STATEMENT EXECUTE FUNCTION poolguard_notify_change('quarantine');
+"#;
+
+/// The channel every node listens on; the payload names what changed.
+pub const CHANGES_CHANNEL: &str = "poolguard_changes";
+
+/// Brings the database to [`SCHEMA_VERSION`] under the migration lock; refuses a database
+/// from a newer build. Returns the version found before.
+pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<i64, PgError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS poolguard_schema (
+             version    BIGINT NOT NULL,
+             applied_ms BIGINT NOT NULL)",
+    )
+    .await?;
+    let found: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM poolguard_schema",
+            &[],
+        )
+        .await?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(PgError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let now = crate::now_ms();
+    for (i, step) in STEPS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(step).await?;
+        let version = i as i64 + 1;
+        tx.execute(
+            "INSERT INTO poolguard_schema (version, applied_ms) VALUES ($1, $2)",
+            &[&version, &now],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(found)
+}
