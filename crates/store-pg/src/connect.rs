@@ -99,6 +99,43 @@ impl Connector {
         Ok(client)
     }
 
+    /// One async connection whose notifications (`LISTEN`) arrive on the returned channel;
+    /// the channel closes when the connection ends, which is how the change listener learns
+    /// it must reconnect.
+    pub async fn connect_listening(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+        ),
+        PgError,
+    > {
+        let (client, mut connection) = self
+            .config
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| PgError::Connect(crate::error::describe(&e)))?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            // Bounded by the connection: ends when it closes or fails (the sender drops).
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                        let _ = tx.send(n);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "PostgreSQL listening connection ended");
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        });
+        Ok((client, rx))
+    }
+
     /// One blocking connection, for a thread of its own (the hit shipper).
     pub fn connect_blocking(&self) -> Result<postgres::Client, PgError> {
         postgres::Config::from(self.config.clone())

@@ -9,15 +9,34 @@
 //!
 //! * [`connect`]: `[store]` → connections (URL, password file or variable, TLS, pool).
 //! * [`schema`]: versioned migrations, applied at start under an advisory lock.
+//! * The store traits (`poolguard_store::Stores`), one file per concern: [`evidence`] (hit
+//!   lists, stats, a client's summary), [`incidents`] (lists, views, staff changes),
+//!   [`summary`] (the bulletin), [`quarantine`], [`audit`], [`alerts`] (delivery log,
+//!   deadline alerts); [`cursor`] spells the hit lists' cursors.
+//! * [`changes`]: the `LISTEN poolguard_changes` task that tells a node what another changed.
+//!
+//! The full query log is not shared: it stays in each node's own SQLite store, and
+//! `Table::Queries` is answered from the local store given to [`PgStore::with_local`] (this
+//! node's log only).
 //!
 //! docs/SEVERAL-NODES.md describes the topology, the config of each node and the faults.
 
+pub mod alerts;
+pub mod audit;
+pub mod changes;
 pub mod connect;
+pub mod cursor;
 pub mod error;
+pub mod evidence;
+pub mod incidents;
+pub mod quarantine;
 pub mod schema;
+pub mod summary;
 
 use deadpool_postgres::Pool;
 use poolguard_config::StoreConfig;
+use poolguard_store::Store;
+use tokio_postgres::types::ToSql;
 
 pub use connect::Connector;
 pub use error::PgError;
@@ -29,6 +48,8 @@ pub struct PgStore {
     pool: Pool,
     connector: Connector,
     node: String,
+    /// This node's own SQLite store, which keeps the full query log (not shared).
+    local: Option<Store>,
 }
 
 impl PgStore {
@@ -44,7 +65,29 @@ impl PgStore {
             pool,
             connector,
             node,
+            local: None,
         })
+    }
+
+    /// The same store answering `Table::Queries` (and the query-log figures of stats and a
+    /// client's summary) from this node's own SQLite store: the full query log stays on each
+    /// node (docs/SEVERAL-NODES.md). Without it those answers are empty.
+    pub fn with_local(mut self, local: Store) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    /// The node's own store, when given.
+    pub fn local(&self) -> Option<&Store> {
+        self.local.as_ref()
+    }
+
+    /// One round trip to the database through the pool: `/healthz` reports the node degraded
+    /// when this fails (the API cannot read or write anything without it).
+    pub async fn ping(&self) -> Result<(), PgError> {
+        let client = self.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
     }
 
     /// The pool the API's reads and the control plane's writes use.
@@ -124,4 +167,20 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A statement's parameters, built up as filters are added.
+pub(crate) type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// The parameters as tokio-postgres takes them.
+pub(crate) fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// A page size as SQL's `LIMIT`.
+pub(crate) fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -164,6 +164,11 @@ BEGIN
 END $$;
 CREATE TRIGGER quarantine_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON quarantine
     FOR EACH STATEMENT EXECUTE FUNCTION poolguard_notify_change('quarantine');
+-- BEGIN api-store block (the store traits' PgStore): keep at the end of V1.
+-- Hit lists page newest first on (time_ms, node, local_block, local_index): one index walk.
+CREATE INDEX hits_page ON hits (time_ms DESC, node DESC, local_block DESC, local_index DESC);
+CREATE INDEX audit_node ON audit (node, time_ms);
+-- END api-store block
 "#;
 
 /// The channel every node listens on; the payload names what changed.

@@ -8,6 +8,7 @@
 use rusqlite::{Connection, Row, params};
 
 use super::StoreError;
+use crate::traits::Actor;
 
 /// One audited write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,76 @@ impl AuditEntry {
             detail: String::new(),
         }
     }
+}
+
+impl AuditEntry {
+    /// An entry by `actor` at `now` about `target`: how every backend writes the rows of the
+    /// store traits' changes, so their audit logs read the same.
+    pub fn by(actor: &Actor, action: &str, target: String, now: i64, detail: String) -> Self {
+        let mut e = AuditEntry::now(&actor.name, &actor.role, action, &target);
+        e.time_ms = now;
+        e.detail = detail;
+        e
+    }
+}
+
+/// A quarantine change as the audit log records it: one row on the address and, when the
+/// entry belongs to an incident, one on the incident's trail (its report lists it).
+#[derive(Debug, Clone, Copy)]
+pub struct QuarantineChange {
+    /// `quarantine.add` or `quarantine.release`.
+    pub action: &'static str,
+    /// The past tense the incident's row uses: `quarantined`, `released`.
+    pub done: &'static str,
+    pub incident: Option<i64>,
+}
+
+impl QuarantineChange {
+    /// An address put in quarantine (for `incident`, if any).
+    pub fn added(incident: Option<i64>) -> Self {
+        Self {
+            action: "quarantine.add",
+            done: "quarantined",
+            incident,
+        }
+    }
+
+    /// An address let out of quarantine.
+    pub fn released(incident: Option<i64>) -> Self {
+        Self {
+            action: "quarantine.release",
+            done: "released",
+            incident,
+        }
+    }
+
+    /// The audit rows of this change of `ip` by `actor` at `now`.
+    pub fn rows(&self, ip: &str, actor: &Actor, now: i64, reason: &str) -> Vec<AuditEntry> {
+        let target = format!("quarantine/{ip}");
+        let mut rows = vec![AuditEntry::by(
+            actor,
+            self.action,
+            target,
+            now,
+            reason.to_string(),
+        )];
+        if let Some(id) = self.incident {
+            let detail = format!("{ip} {}: {reason}", self.done);
+            rows.push(AuditEntry::by(
+                actor,
+                self.action,
+                format!("incident/{id}"),
+                now,
+                detail,
+            ));
+        }
+        rows
+    }
+}
+
+/// The audit detail of a note: its id and length, never its text (notes may name people).
+pub fn note_detail(note_id: i64, text: &str) -> String {
+    format!("note {note_id} ({} characters)", text.chars().count())
 }
 
 /// Inserts one entry on `conn` (inside the caller's transaction when there is one).

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 
 use crate::alerted::{self, DeadlineAlert};
-use crate::audit::{self, AuditEntry};
+use crate::audit::{self, AuditEntry, QuarantineChange};
 use crate::incidents::{self as db, Delivery, IncidentFilter, IncidentRow, Note, QuarantineEntry};
 use crate::read::{self, ClientSummary, ListFilter, Stats, StoredRow, Table};
 use crate::summary::{self, Summary};
@@ -74,14 +74,6 @@ fn record(
     }))
 }
 
-/// An audit row by `actor` at `now` about `target`.
-fn audit_row(actor: &Actor, action: &str, target: String, now: i64, detail: String) -> AuditEntry {
-    let mut e = AuditEntry::now(&actor.name, &actor.role, action, &target);
-    e.time_ms = now;
-    e.detail = detail;
-    e
-}
-
 #[async_trait]
 impl IncidentStore for Store {
     async fn list_incidents(&self, f: IncidentFilter) -> Result<Paged<IncidentRow>, StoreError> {
@@ -138,7 +130,7 @@ impl IncidentStore for Store {
                 Err(refused) => return Ok(Err(IncidentError::Refused(refused))),
             };
             db::update(c, &row)?;
-            let entry = audit_row(
+            let entry = AuditEntry::by(
                 &change.actor,
                 "incident.update",
                 format!("incident/{id}"),
@@ -163,8 +155,8 @@ impl IncidentStore for Store {
                 return Ok(None);
             }
             let note_id = db::add_note(c, id, now_ms, &author.name, &text)?;
-            let detail = format!("note {note_id} ({} characters)", text.chars().count());
-            let entry = audit_row(
+            let detail = audit::note_detail(note_id, &text);
+            let entry = AuditEntry::by(
                 &author,
                 "incident.note",
                 format!("incident/{id}"),
@@ -183,35 +175,19 @@ impl IncidentStore for Store {
     }
 }
 
-/// A quarantine change as the audit log records it: one row on the address and, when the
-/// entry belongs to an incident, one on the incident's trail (its report lists it).
-struct QuarantineChange {
-    /// `quarantine.add` or `quarantine.release`.
-    action: &'static str,
-    /// The past tense the incident's row uses: `quarantined`, `released`.
-    done: &'static str,
-    incident: Option<i64>,
-}
-
-impl QuarantineChange {
-    fn audit(
-        &self,
-        c: &Connection,
-        ip: &str,
-        actor: &Actor,
-        now: i64,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let target = format!("quarantine/{ip}");
-        let row = audit_row(actor, self.action, target, now, reason.to_string());
+/// Writes the audit rows of a quarantine change in the caller's transaction.
+fn audit_quarantine(
+    c: &Connection,
+    change: QuarantineChange,
+    ip: &str,
+    actor: &Actor,
+    now: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    for row in change.rows(ip, actor, now, reason) {
         audit::insert(c, &row)?;
-        if let Some(id) = self.incident {
-            let detail = format!("{ip} {}: {reason}", self.done);
-            let row = audit_row(actor, self.action, format!("incident/{id}"), now, detail);
-            audit::insert(c, &row)?;
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 #[async_trait]
@@ -229,12 +205,8 @@ impl QuarantineStore for Store {
             let added =
                 db::quarantine_add(c, &ip, q.now_ms, &q.actor.name, &q.reason, q.incident_id)?;
             if added {
-                let change = QuarantineChange {
-                    action: "quarantine.add",
-                    done: "quarantined",
-                    incident: q.incident_id,
-                };
-                change.audit(c, &ip, &q.actor, q.now_ms, &q.reason)?;
+                let change = QuarantineChange::added(q.incident_id);
+                audit_quarantine(c, change, &ip, &q.actor, q.now_ms, &q.reason)?;
             }
             let entry = db::quarantine_list(c)?
                 .into_iter()
@@ -254,12 +226,8 @@ impl QuarantineStore for Store {
             let Some(entry) = db::quarantine_remove(c, &ip)? else {
                 return Ok(None);
             };
-            let change = QuarantineChange {
-                action: "quarantine.release",
-                done: "released",
-                incident: entry.incident_id,
-            };
-            change.audit(c, &ip, &q.actor, q.now_ms, &q.reason)?;
+            let change = QuarantineChange::released(entry.incident_id);
+            audit_quarantine(c, change, &ip, &q.actor, q.now_ms, &q.reason)?;
             Ok(Some(entry))
         })
         .await

@@ -59,8 +59,56 @@ pub struct Summary {
     pub new_names: Vec<NewName>,
 }
 
-/// Offenders and new names listed at most.
-const SUMMARY_TOP: usize = 20;
+/// Offenders and new names listed at most (every backend's summary lists as many).
+pub const SUMMARY_TOP: usize = 20;
+
+/// The incident half of a summary: opened, closed and overdue in the period, by department.
+/// Computed from the incident rows opened or closed in the period by every backend alike, so
+/// their bulletins agree on what "overdue" means.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFigures {
+    pub opened: i64,
+    pub closed: i64,
+    pub overdue: i64,
+    pub by_department: Vec<DepartmentFigures>,
+}
+
+impl IncidentFigures {
+    /// The figures of `[since, until)` over `rows`, overdue judged at `judge`.
+    pub fn of(rows: &[IncidentRow], since: i64, until: i64, judge: i64) -> Self {
+        let mut by: std::collections::BTreeMap<String, DepartmentFigures> = Default::default();
+        let (mut opened, mut closed, mut overdue) = (0, 0, 0);
+        for r in rows {
+            let dept = r
+                .identity
+                .department
+                .clone()
+                .unwrap_or_else(|| "(unknown)".into());
+            let e = by.entry(dept.clone()).or_insert_with(|| DepartmentFigures {
+                department: dept,
+                ..Default::default()
+            });
+            if r.opened_ms >= since && r.opened_ms < until {
+                opened += 1;
+                e.opened += 1;
+                if r.overdue(judge) {
+                    overdue += 1;
+                    e.overdue += 1;
+                }
+            }
+            if r.closed_ms.is_some_and(|c| c >= since && c < until) {
+                closed += 1;
+                e.closed += 1;
+            }
+        }
+        Self {
+            opened,
+            closed,
+            overdue,
+            by_department: by.into_values().collect(),
+        }
+    }
+}
 
 /// Computes the summary of `[since, until)`; overdue is judged at `min(until, now)`.
 pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Summary, StoreError> {
@@ -106,31 +154,7 @@ pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Su
         .prepare(&sql)?
         .query_map(params![since, until], db::map_incident)?
         .collect::<Result<_, _>>()?;
-    let mut by: std::collections::BTreeMap<String, DepartmentFigures> = Default::default();
-    let (mut opened, mut closed, mut overdue) = (0, 0, 0);
-    for r in &rows {
-        let dept = r
-            .identity
-            .department
-            .clone()
-            .unwrap_or_else(|| "(unknown)".into());
-        let e = by.entry(dept.clone()).or_insert_with(|| DepartmentFigures {
-            department: dept,
-            ..Default::default()
-        });
-        if r.opened_ms >= since && r.opened_ms < until {
-            opened += 1;
-            e.opened += 1;
-            if r.overdue(judge) {
-                overdue += 1;
-                e.overdue += 1;
-            }
-        }
-        if r.closed_ms.is_some_and(|c| c >= since && c < until) {
-            closed += 1;
-            e.closed += 1;
-        }
-    }
+    let figures = IncidentFigures::of(&rows, since, until, judge);
     let mut top_offenders: Vec<Offender> = by_client
         .into_counts()
         .map(|(ip, n, (asset, department))| Offender {
@@ -154,10 +178,10 @@ pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Su
         since: rfc3339(since),
         until: rfc3339(until),
         hits,
-        incidents_opened: opened,
-        incidents_closed: closed,
-        incidents_overdue: overdue,
-        by_department: by.into_values().collect(),
+        incidents_opened: figures.opened,
+        incidents_closed: figures.closed,
+        incidents_overdue: figures.overdue,
+        by_department: figures.by_department,
         top_offenders,
         new_names,
     })
