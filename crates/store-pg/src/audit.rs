@@ -56,9 +56,16 @@ pub(crate) async fn insert(
 }
 
 /// Every entry about `target` (`incident/42`), oldest first.
-pub(crate) async fn trail(c: &impl GenericClient, target: &str) -> Result<Vec<AuditEntry>, PgError> {
+pub(crate) async fn trail(
+    c: &impl GenericClient,
+    target: &str,
+) -> Result<Vec<AuditEntry>, PgError> {
     let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE target = $1 ORDER BY time_ms, id");
-    c.query(&sql, &[&target]).await?.iter().map(map_audit).collect()
+    c.query(&sql, &[&target])
+        .await?
+        .iter()
+        .map(map_audit)
+        .collect()
 }
 
 #[async_trait]
@@ -75,7 +82,8 @@ impl AuditStore for PgStore {
     ) -> Result<Paged<AuditEntry>, StoreError> {
         let before = cursor.as_ref().map(cursor::id).transpose()?;
         let c = self.pool().get().await.map_err(PgError::from)?;
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2");
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2");
         let rows = c
             .query(&sql, &[&before.unwrap_or(i64::MAX), &limit(n)])
             .await

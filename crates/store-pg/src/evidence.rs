@@ -94,12 +94,17 @@ fn like_literal(s: &str) -> String {
 fn conditions(f: &EvidenceFilter, key: Option<&HitKey>) -> (String, Params) {
     let mut sql = String::from("TRUE");
     let mut params: Params = Vec::new();
-    let mut push = |sql: &mut String, cond: &str, v: Box<dyn tokio_postgres::types::ToSql + Sync + Send>| {
-        params.push(v);
-        sql.push_str(&cond.replace("$?", &format!("${}", params.len())));
-    };
+    let mut push =
+        |sql: &mut String, cond: &str, v: Box<dyn tokio_postgres::types::ToSql + Sync + Send>| {
+            params.push(v);
+            sql.push_str(&cond.replace("$?", &format!("${}", params.len())));
+        };
     if let Some(net) = &f.client {
-        push(&mut sql, " AND client <<= $?::text::inet", Box::new(net.to_string()));
+        push(
+            &mut sql,
+            " AND client <<= $?::text::inet",
+            Box::new(net.to_string()),
+        );
     }
     match &f.name {
         Some(NameFilter::Exact(n)) => push(&mut sql, " AND name = $?", Box::new(n.clone())),
@@ -119,7 +124,11 @@ fn conditions(f: &EvidenceFilter, key: Option<&HitKey>) -> (String, Params) {
         ("department", &f.department),
     ] {
         if let Some(v) = v {
-            push(&mut sql, &format!(" AND {column} = $?"), Box::new(v.clone()));
+            push(
+                &mut sql,
+                &format!(" AND {column} = $?"),
+                Box::new(v.clone()),
+            );
         }
     }
     if let Some(s) = f.since_ms {
@@ -129,7 +138,11 @@ fn conditions(f: &EvidenceFilter, key: Option<&HitKey>) -> (String, Params) {
         push(&mut sql, " AND time_ms < $?", Box::new(u));
     }
     if let Some(k) = key {
-        push(&mut sql, " AND (time_ms, node, local_block, local_index) < ($?", Box::new(k.time_ms));
+        push(
+            &mut sql,
+            " AND (time_ms, node, local_block, local_index) < ($?",
+            Box::new(k.time_ms),
+        );
         push(&mut sql, ", $?", Box::new(k.node.clone()));
         push(&mut sql, ", $?", Box::new(k.local_block));
         push(&mut sql, ", $?)", Box::new(k.local_index));
@@ -167,7 +180,13 @@ impl PgStore {
     }
 
     /// `(value, count)` rows as counts.
-    async fn counts(&self, sql: &str, since: i64, until: i64, top: Option<i64>) -> Result<Vec<Count>, PgError> {
+    async fn counts(
+        &self,
+        sql: &str,
+        since: i64,
+        until: i64,
+        top: Option<i64>,
+    ) -> Result<Vec<Count>, PgError> {
         let client = self.pool().get().await?;
         let rows = match top {
             Some(top) => client.query(sql, &[&since, &until, &top]).await?,
@@ -224,10 +243,14 @@ impl EvidenceStore for PgStore {
         };
         Ok(Stats {
             queries_by_action,
-            hits_by_action: self.counts(HITS_BY_ACTION, since_ms, until_ms, None).await?,
+            hits_by_action: self
+                .counts(HITS_BY_ACTION, since_ms, until_ms, None)
+                .await?,
             top_blocked_names: self.counts(TOP_NAMES, since_ms, until_ms, top).await?,
             top_clients: self.counts(TOP_CLIENTS, since_ms, until_ms, top).await?,
-            top_departments: self.counts(TOP_DEPARTMENTS, since_ms, until_ms, top).await?,
+            top_departments: self
+                .counts(TOP_DEPARTMENTS, since_ms, until_ms, top)
+                .await?,
         })
     }
 

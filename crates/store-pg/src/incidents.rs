@@ -110,7 +110,12 @@ async fn hits(
             "SELECT local_block, local_index, time_ms, host(client), name, qtype, action, feed, \
              rule, rcode FROM hits WHERE client_key = $1 AND time_ms >= $2 AND time_ms <= $3 \
              ORDER BY time_ms, node, local_block, local_index LIMIT $4",
-            &[&row.client_key, &row.opened_ms, &row.last_hit_ms, &limit(max)],
+            &[
+                &row.client_key,
+                &row.opened_ms,
+                &row.last_hit_ms,
+                &limit(max),
+            ],
         )
         .await?;
     rows.iter()

@@ -59,7 +59,16 @@ impl PgStore {
             > 0;
         if added {
             let change = QuarantineChange::added(q.incident_id);
-            audit(&tx, self.node(), change, q.ip, &q.actor, q.now_ms, &q.reason).await?;
+            audit(
+                &tx,
+                self.node(),
+                change,
+                q.ip,
+                &q.actor,
+                q.now_ms,
+                &q.reason,
+            )
+            .await?;
         }
         let sql = format!("SELECT {ENTRY_COLUMNS} FROM quarantine WHERE ip = $1");
         let entry = map_entry(&tx.query_one(&sql, &[&q.ip]).await?)?;
@@ -76,7 +85,16 @@ impl PgStore {
         };
         let entry = map_entry(&row)?;
         let change = QuarantineChange::released(entry.incident_id);
-        audit(&tx, self.node(), change, q.ip, &q.actor, q.now_ms, &q.reason).await?;
+        audit(
+            &tx,
+            self.node(),
+            change,
+            q.ip,
+            &q.actor,
+            q.now_ms,
+            &q.reason,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(entry))
     }
