@@ -128,6 +128,14 @@ fn check(path: &Path) -> anyhow::Result<bool> {
         println!("{e}");
         clean = false;
     }
+    match poolguard::app::shared::check(&config) {
+        Some(Ok(line)) => println!("store: {line}"),
+        Some(Err(e)) => {
+            println!("store: {e}");
+            clean = false;
+        }
+        None => {}
+    }
     if clean {
         println!("ok: {} feeds, no problems", config.feeds.len());
     }

@@ -17,16 +17,18 @@ pub(super) async fn start_accountability(
     alert_rx: Option<tokio::sync::mpsc::Receiver<incidents::AlertEvent>>,
 ) -> Result<(), AppError> {
     if let Some(rx) = alert_rx {
+        // The shared store with the postgres backend: every node's deadline check claims
+        // from one table, so each alert is raised by exactly one node.
         evidence.tasks.push(incidents::alerts::spawn(
             config.alerts.clone(),
-            Arc::new(evidence.store.clone()),
+            evidence.stores(),
             acc.clone(),
             rx,
         ));
         evidence
             .tasks
             .push(incidents::alerts::spawn_deadline_checks(
-                Arc::new(evidence.store.clone()),
+                evidence.stores(),
                 acc.clone(),
                 config.alerts.check_every.0,
                 evidence.stop.clone(),

@@ -12,6 +12,7 @@ mod api_server;
 mod evidence;
 mod listen;
 mod reload;
+pub mod shared;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use poolguard_incidents::{self as incidents, Accountability, Alerts, SharedClock
 use poolguard_policy::{Policy, SharedPolicy};
 use poolguard_record::Recorder;
 use poolguard_store::writer::WriterHandle;
-use poolguard_store::{self as store, Store, StoreError};
+use poolguard_store::{self as store, Store, StoreError, Stores};
 
 use accountability::start_accountability;
 use api_server::start_api;
@@ -49,6 +50,9 @@ pub enum AppError {
     Ledger(#[from] LedgerError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The shared PostgreSQL store (`[store] backend = "postgres"`) could not be opened.
+    #[error("shared store: {0}")]
+    SharedStore(#[from] poolguard_store_pg::PgError),
     #[error("feed definitions: {0}")]
     Registry(#[from] RegistryError),
     /// An HTTP listener could not be bound. The cause is in the message and deliberately not
@@ -77,6 +81,9 @@ pub struct StartOptions {
 /// The evidence store and its writer, when poolguard records to SQLite.
 struct Evidence {
     store: Store,
+    /// The PostgreSQL store shared with other nodes (`[store] backend = "postgres"`): then
+    /// the API, alerts and deadline checks use it, and `store` keeps this node's query log.
+    shared: Option<shared::Shared>,
     /// This process's claim on the store; released after the writer has shut down.
     _lock: store::lock::StoreLock,
     writer: WriterHandle,
@@ -85,6 +92,16 @@ struct Evidence {
     stop: tokio_util::sync::CancellationToken,
     /// The notice page's real address, when `[notice] listen` is set.
     notice_addr: Option<SocketAddr>,
+}
+
+impl Evidence {
+    /// The store the API, the alerts and the deadline checks read and write.
+    fn stores(&self) -> Arc<dyn Stores> {
+        match &self.shared {
+            Some(shared) => Arc::new(shared.store.clone()),
+            None => Arc::new(self.store.clone()),
+        }
+    }
 }
 
 /// The HTTP API listeners and how to stop them.
@@ -209,6 +226,11 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
                 &config.api,
                 Some(ev.writer.health()),
             );
+            state.store = ev.stores();
+            state.database = ev
+                .shared
+                .as_ref()
+                .map(|s| Arc::new(s.store.clone()) as Arc<dyn store::Reachable>);
             state.metrics = metrics;
             state.feeds = Some(registry.clone());
             state.ledger_uploads = Some(Arc::new(poolguard_clients::LedgerUploads::new(
@@ -236,7 +258,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let subscription_tasks = poolguard_feeds::subscribe::spawn(
         registry.clone(),
         stop_subscriptions.clone(),
-        evidence.as_ref().map(|e| e.store.clone()),
+        evidence
+            .as_ref()
+            .map(|e| e.stores() as Arc<dyn store::AuditStore>),
     );
     Ok(Running {
         config,
@@ -291,6 +315,14 @@ impl Running {
         self.evidence.as_ref().map(|e| &e.store)
     }
 
+    /// The PostgreSQL store shared with other nodes, with `[store] backend = "postgres"`.
+    pub fn shared_store(&self) -> Option<&poolguard_store_pg::PgStore> {
+        self.evidence
+            .as_ref()
+            .and_then(|e| e.shared.as_ref())
+            .map(|s| &s.store)
+    }
+
     /// The live asset ledger.
     pub fn ledger(&self) -> &SharedLedger {
         &self.ledger
@@ -310,7 +342,9 @@ impl Running {
     /// waiting for `[alerts] check_every`; returns how many alerts it raised.
     pub async fn check_deadlines(&self) -> Result<usize, StoreError> {
         match &self.evidence {
-            Some(e) => incidents::alerts::check_deadlines(&e.store, &self.accountability).await,
+            Some(e) => {
+                incidents::alerts::check_deadlines(e.stores().as_ref(), &self.accountability).await
+            }
             None => Ok(0),
         }
     }
@@ -354,6 +388,9 @@ impl Running {
         }
         if let Some(ev) = self.evidence {
             ev.stop.cancel();
+            if let Some(shared) = &ev.shared {
+                shared.stop();
+            }
             if let Err(error) = ev.writer.shutdown().await {
                 tracing::error!(%error, "could not commit every queued event at shutdown");
             }

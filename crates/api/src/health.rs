@@ -16,15 +16,27 @@ pub struct Health {
     /// `ok` or `degraded`.
     pub status: String,
     pub store_writer: Option<WriterStatus>,
+    /// The shared database (PostgreSQL): `ok`, or `unreachable: <why>`. Absent with the
+    /// embedded store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
 }
 
-/// Liveness plus the store writer's state.
+/// Liveness plus the store writer's state and, with a shared database, whether it answers.
 #[utoipa::path(get, path = "/healthz",
     operation_id = "getHealth", tag = "ops",
-    responses((status = 200, description = "Serving; the store writer keeps up", body = Health), (status = 503, description = "Degraded: the store writer is stopped or failing", body = Health)))]
+    responses((status = 200, description = "Serving; the store writer keeps up", body = Health), (status = 503, description = "Degraded: the store writer is stopped or failing, or the shared database is unreachable", body = Health)))]
 pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
     let writer = state.writer.as_ref().map(|w| w.status());
-    let healthy = writer.as_ref().is_none_or(|w| w.healthy);
+    let database = match &state.database {
+        Some(db) => Some(match db.ping().await {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("unreachable: {e}"),
+        }),
+        None => None,
+    };
+    let healthy =
+        writer.as_ref().is_none_or(|w| w.healthy) && database.as_deref().is_none_or(|d| d == "ok");
     let code = if healthy {
         StatusCode::OK
     } else {
@@ -35,6 +47,7 @@ pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
         Json(Health {
             status: if healthy { "ok" } else { "degraded" }.to_string(),
             store_writer: writer.map(WriterStatus::from),
+            database,
         }),
     )
 }

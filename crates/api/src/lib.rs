@@ -42,7 +42,7 @@ pub use poolguard_model::{neutralise, rfc3339};
 
 use poolguard_clients::SharedLedger;
 use poolguard_config::ApiConfig;
-use poolguard_store::{Stores, WriterHealth};
+use poolguard_store::{Reachable, Stores, WriterHealth};
 
 /// Everything the handlers share. Cheap to clone (all `Arc`s).
 #[derive(Clone)]
@@ -57,6 +57,9 @@ pub struct ApiState {
     pub tokens: Arc<ArcSwap<Tokens>>,
     /// The store writer's counters, for `/healthz`; None when this process does not write.
     pub writer: Option<Arc<WriterHealth>>,
+    /// The shared database `/healthz` pings (PostgreSQL, when several nodes share one);
+    /// None for the embedded store.
+    pub database: Option<Arc<dyn Reachable>>,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The feed maintainers' write path (feeds, check, publish); None = those routes answer 503.
@@ -86,6 +89,7 @@ impl ApiState {
             ledger_path,
             tokens: Arc::new(ArcSwap::from_pointee(Tokens::from_config(&api.tokens))),
             writer,
+            database: None,
             metrics: metrics::install(),
             feeds: None,
             ledger_uploads: None,

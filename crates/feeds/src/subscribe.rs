@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::registry::{FetchStatus, Registry, RegistryError};
 use poolguard_config::FeedConfig;
+use poolguard_store::AuditStore;
 use poolguard_store::audit::AuditEntry;
-use poolguard_store::{AuditStore, Store};
 
 /// Default limits when the feed does not set them.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,7 +49,7 @@ pub enum FetchResult {
 pub fn spawn(
     registry: Arc<Registry>,
     stop: CancellationToken,
-    store: Option<Store>,
+    store: Option<Arc<dyn AuditStore>>,
 ) -> Vec<JoinHandle<()>> {
     let feeds: Vec<FeedConfig> = registry
         .loader()
@@ -73,7 +73,7 @@ async fn run(
     registry: Arc<Registry>,
     feed: FeedConfig,
     stop: CancellationToken,
-    store: Option<Store>,
+    store: Option<Arc<dyn AuditStore>>,
 ) {
     let every = feed.refresh.unwrap_or(Duration::from_secs(6 * 3600));
     // First fetch: now if the copy is missing or stale, else when it would have been due.

@@ -184,3 +184,10 @@ pub(crate) fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
 pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+#[async_trait::async_trait]
+impl poolguard_store::Reachable for PgStore {
+    async fn ping(&self) -> Result<(), poolguard_store::StoreError> {
+        Ok(PgStore::ping(self).await?)
+    }
+}

@@ -49,7 +49,7 @@ pub use rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 pub use summary::Summary;
 pub use traits::{
     Actor, AlertStore, AuditStore, Cursor, EvidenceFilter, EvidenceStore, IncidentRecord,
-    IncidentStore, Paged, QuarantineAdd, QuarantineRelease, QuarantineStore, Stores,
+    IncidentStore, Paged, QuarantineAdd, QuarantineRelease, QuarantineStore, Reachable, Stores,
 };
 pub use transition::{IncidentChange, IncidentError, Updated};
 pub use writer::{WriterHandle, WriterHealth};

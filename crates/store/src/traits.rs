@@ -226,6 +226,14 @@ pub trait AlertStore: Send + Sync {
     ) -> Result<Vec<DeadlineAlert>, StoreError>;
 }
 
+/// Whether a store's database answers. An embedded store always does; a network database
+/// (PostgreSQL) can be unreachable while the node still answers DNS, and `/healthz` says so.
+#[async_trait]
+pub trait Reachable: Send + Sync {
+    /// One round trip to the database; the error says why it failed.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
 /// Everything the API needs, as one trait object: `Arc<dyn Stores>`.
 pub trait Stores:
     EvidenceStore + IncidentStore + QuarantineStore + AuditStore + AlertStore

@@ -1,0 +1,132 @@
+//! Wiring of `[store] backend = "postgres"`: several nodes share one PostgreSQL.
+//!
+//! The node keeps its own SQLite store for what DNS writes (the query log, the hit spool):
+//! answering never waits for a network database. Everything the API reads and writes
+//! (incidents, quarantine, audit, alerts, the group's hits) is the shared [`PgStore`]. A
+//! change made through another node arrives as a notification ([`Changes`]) and the node
+//! reloads its DNS path's quarantine set from the store (docs/SEVERAL-NODES.md).
+
+use std::sync::Arc;
+
+use poolguard_config::{Backend, Config, StoreConfig};
+use poolguard_incidents::Quarantine;
+use poolguard_store::{QuarantineStore, Store, StoreError};
+use poolguard_store_pg::PgStore;
+use poolguard_store_pg::changes::{Change, Changes, RESYNC_EVERY};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppError;
+
+/// The shared store of a node and the tasks that keep the node in step with it.
+pub(super) struct Shared {
+    pub(super) store: PgStore,
+    /// Stopped (aborted) when dropped.
+    _changes: Changes,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Shared {
+    /// Stops following the other nodes' changes.
+    pub(super) fn stop(&self) {
+        self.follower.abort();
+    }
+}
+
+/// Whether this config shares a PostgreSQL store with other nodes.
+pub(super) fn is_shared(config: &Config) -> bool {
+    config.store.backend == Backend::Postgres
+}
+
+/// `[store]` with its files resolved against the config directory.
+pub fn store_config(config: &Config) -> StoreConfig {
+    let mut cfg = config.store.clone();
+    cfg.path = config.resolve(&config.store.path);
+    cfg.password_file = cfg.password_file.as_deref().map(|p| config.resolve(p));
+    cfg.ca_file = cfg.ca_file.as_deref().map(|p| config.resolve(p));
+    cfg
+}
+
+/// `poolguard check`'s line about the shared store (the server's and the schema's version),
+/// or why it cannot be reached; None with the embedded store. Blocks on a runtime of its own.
+pub fn check(config: &Config) -> Option<Result<String, poolguard_store_pg::PgError>> {
+    if !is_shared(config) {
+        return None;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return Some(Err(poolguard_store_pg::PgError::Connect(e.to_string()))),
+    };
+    Some(runtime.block_on(poolguard_store_pg::check(&store_config(config))))
+}
+
+/// Opens the shared store (migrating it under the lock), loads the quarantine list into the
+/// DNS path's set and starts following the other nodes' changes.
+pub(super) async fn open_shared(
+    config: &Config,
+    local: &Store,
+    quarantine: Arc<Quarantine>,
+) -> Result<Shared, AppError> {
+    let store = PgStore::open(&store_config(config))
+        .await?
+        .with_local(local.clone());
+    tracing::info!(node = store.node(), "shared PostgreSQL store opened");
+    reload_quarantine(&store, &quarantine).await?;
+    let changes = Changes::spawn(store.connector().clone(), RESYNC_EVERY);
+    let follower = follow_quarantine(&changes, store.clone(), quarantine);
+    start_shipper(&store, local);
+    Ok(Shared {
+        store,
+        _changes: changes,
+        follower,
+    })
+}
+
+/// Replaces the DNS path's quarantine set with the store's list.
+pub async fn reload_quarantine(
+    store: &dyn QuarantineStore,
+    quarantine: &Quarantine,
+) -> Result<(), StoreError> {
+    let list = store.quarantine_list().await?;
+    quarantine.replace(list.iter().filter_map(|q| q.ip.parse().ok()));
+    Ok(())
+}
+
+/// Reloads the quarantine set whenever the listener says it may have changed.
+fn follow_quarantine(
+    changes: &Changes,
+    store: PgStore,
+    quarantine: Arc<Quarantine>,
+) -> tokio::task::JoinHandle<()> {
+    let mut rx = changes.subscribe();
+    tokio::spawn(async move {
+        // Ends when the listener is gone (the channel closes) or at shutdown (aborted).
+        loop {
+            let reload = match rx.recv().await {
+                Ok(change) => change.touches_quarantine(),
+                // Missed some: reload to be sure.
+                Err(RecvError::Lagged(_)) => true,
+                Err(RecvError::Closed) => return,
+            };
+            if !reload {
+                continue;
+            }
+            match reload_quarantine(&store, &quarantine).await {
+                Ok(()) => tracing::debug!(change = ?Change::Quarantine, "quarantine reloaded"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot reload the shared quarantine list; will retry")
+                }
+            }
+        }
+    })
+}
+
+/// Where the hit shipper starts: it moves this node's hits from `local` into PostgreSQL's
+/// `hits` table and runs incident tracking there (a PostgreSQL `IncidentTx`). Built beside
+/// this (issue 16); until it is merged, a postgres node's hits stay in its own store and no
+/// incident is opened from them.
+fn start_shipper(_store: &PgStore, _local: &Store) {
+    // TODO(issue 16, shipper): start the shipper thread here.
+}
