@@ -45,7 +45,7 @@ pub(crate) fn map_incident(r: &Row) -> Result<IncidentRow, PgError> {
     let rank: i32 = r.try_get(16)?;
     let severity = Severity::ALL
         .into_iter()
-        .find(|s| i64::from(severity_rank(*s)) == i64::from(rank))
+        .find(|s| severity_rank(*s) == i64::from(rank))
         .ok_or_else(|| PgError::Db(format!("unknown incident severity {rank} in the store")))?;
     let alerted: i32 = r.try_get(29)?;
     Ok(IncidentRow {
