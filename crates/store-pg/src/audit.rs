@@ -55,6 +55,18 @@ pub(crate) async fn insert(
     Ok(row.try_get(0)?)
 }
 
+/// Inserts `rows` (one change's audit rows) in the caller's transaction.
+pub(crate) async fn insert_all(
+    c: &impl GenericClient,
+    node: &str,
+    rows: &[AuditEntry],
+) -> Result<(), PgError> {
+    for row in rows {
+        insert(c, node, row).await?;
+    }
+    Ok(())
+}
+
 /// Every entry about `target` (`incident/42`), oldest first.
 pub(crate) async fn trail(
     c: &impl GenericClient,

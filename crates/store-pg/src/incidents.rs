@@ -204,7 +204,7 @@ impl PgStore {
         }))
     }
 
-    /// Every incident selected by `sql` (no parameters but `params`).
+    /// The incidents `sql` (selecting [`INCIDENT_COLUMNS`]) finds with `params`.
     pub(crate) async fn incidents_where(
         &self,
         sql: &str,

@@ -5,13 +5,10 @@
 //! ([`crate::changes`]) reloads its DNS path's set from here, so a change made through any
 //! node (or by hand in psql) is in force everywhere.
 
-use std::net::IpAddr;
-
 use async_trait::async_trait;
-use deadpool_postgres::GenericClient;
 use poolguard_store::audit::QuarantineChange;
 use poolguard_store::incidents::QuarantineEntry;
-use poolguard_store::{Actor, QuarantineAdd, QuarantineRelease, QuarantineStore, StoreError};
+use poolguard_store::{QuarantineAdd, QuarantineRelease, QuarantineStore, StoreError};
 use tokio_postgres::Row;
 
 use crate::{PgError, PgStore};
@@ -29,24 +26,9 @@ fn map_entry(r: &Row) -> Result<QuarantineEntry, PgError> {
     })
 }
 
-/// Writes the audit rows of a quarantine change in the caller's transaction.
-async fn audit(
-    c: &impl GenericClient,
-    node: &str,
-    change: QuarantineChange,
-    ip: IpAddr,
-    actor: &Actor,
-    now: i64,
-    reason: &str,
-) -> Result<(), PgError> {
-    for row in change.rows(&ip.to_string(), actor, now, reason) {
-        crate::audit::insert(c, node, &row).await?;
-    }
-    Ok(())
-}
-
 impl PgStore {
     async fn add(&self, q: QuarantineAdd) -> Result<(bool, QuarantineEntry), PgError> {
+        let ip = q.ip.to_string();
         let mut c = self.pool().get().await?;
         let tx = c.transaction().await?;
         let added = tx
@@ -58,17 +40,9 @@ impl PgStore {
             .await?
             > 0;
         if added {
-            let change = QuarantineChange::added(q.incident_id);
-            audit(
-                &tx,
-                self.node(),
-                change,
-                q.ip,
-                &q.actor,
-                q.now_ms,
-                &q.reason,
-            )
-            .await?;
+            let rows =
+                QuarantineChange::added(q.incident_id).rows(&ip, &q.actor, q.now_ms, &q.reason);
+            crate::audit::insert_all(&tx, self.node(), &rows).await?;
         }
         let sql = format!("SELECT {ENTRY_COLUMNS} FROM quarantine WHERE ip = $1");
         let entry = map_entry(&tx.query_one(&sql, &[&q.ip]).await?)?;
@@ -77,6 +51,7 @@ impl PgStore {
     }
 
     async fn release(&self, q: QuarantineRelease) -> Result<Option<QuarantineEntry>, PgError> {
+        let ip = q.ip.to_string();
         let mut c = self.pool().get().await?;
         let tx = c.transaction().await?;
         let sql = format!("DELETE FROM quarantine WHERE ip = $1 RETURNING {ENTRY_COLUMNS}");
@@ -84,17 +59,9 @@ impl PgStore {
             return Ok(None);
         };
         let entry = map_entry(&row)?;
-        let change = QuarantineChange::released(entry.incident_id);
-        audit(
-            &tx,
-            self.node(),
-            change,
-            q.ip,
-            &q.actor,
-            q.now_ms,
-            &q.reason,
-        )
-        .await?;
+        let rows =
+            QuarantineChange::released(entry.incident_id).rows(&ip, &q.actor, q.now_ms, &q.reason);
+        crate::audit::insert_all(&tx, self.node(), &rows).await?;
         tx.commit().await?;
         Ok(Some(entry))
     }

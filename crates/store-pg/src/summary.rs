@@ -3,8 +3,7 @@
 //! (opened, closed, overdue by department) come from the rule the SQLite bulletin uses
 //! (`poolguard_store::summary::IncidentFigures`), so both backends agree on "overdue".
 
-use poolguard_model::rfc3339;
-use poolguard_store::summary::{IncidentFigures, NewName, Offender, SUMMARY_TOP, Summary};
+use poolguard_store::summary::{IncidentFigures, Offender, SUMMARY_TOP, Summary};
 
 use crate::incidents::INCIDENT_COLUMNS;
 use crate::{Params, PgError, PgStore};
@@ -73,23 +72,12 @@ pub(crate) async fn summary(
     let params: Params = vec![Box::new(since), Box::new(until)];
     let rows = store.incidents_where(&sql, &params).await?;
     let figures = IncidentFigures::of(&rows, since, until, until.min(now));
-    let new_names = firsts
-        .iter()
-        .map(|(name, first)| NewName {
-            name: name.clone(),
-            first_seen: rfc3339(*first),
-            hits: name_hits.get(name).copied().unwrap_or(0),
-        })
-        .collect();
-    Ok(Summary {
-        since: rfc3339(since),
-        until: rfc3339(until),
+    Ok(Summary::assemble(
+        (since, until),
         hits,
-        incidents_opened: figures.opened,
-        incidents_closed: figures.closed,
-        incidents_overdue: figures.overdue,
-        by_department: figures.by_department,
+        figures,
         top_offenders,
-        new_names,
-    })
+        &firsts,
+        |name| name_hits.get(name).copied().unwrap_or(0),
+    ))
 }

@@ -166,23 +166,45 @@ pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Su
         .collect();
     top_offenders.sort_by(|a, b| b.hits.cmp(&a.hits).then_with(|| a.client.cmp(&b.client)));
     top_offenders.truncate(SUMMARY_TOP);
-    let new_names = firsts
-        .iter()
-        .map(|(name, first)| NewName {
-            name: name.clone(),
-            first_seen: rfc3339(*first),
-            hits: by_name.get(name.as_str()).copied().unwrap_or(0),
-        })
-        .collect();
-    Ok(Summary {
-        since: rfc3339(since),
-        until: rfc3339(until),
+    Ok(Summary::assemble(
+        (since, until),
         hits,
-        incidents_opened: figures.opened,
-        incidents_closed: figures.closed,
-        incidents_overdue: figures.overdue,
-        by_department: figures.by_department,
+        figures,
         top_offenders,
-        new_names,
-    })
+        &firsts,
+        |name| by_name.get(name).copied().unwrap_or(0),
+    ))
+}
+
+impl Summary {
+    /// The bulletin of `[since, until)` from its parts (every backend's summary ends here):
+    /// the names first hit in the period (`firsts`, name and first time) with their hits.
+    pub fn assemble(
+        (since, until): (i64, i64),
+        hits: i64,
+        figures: IncidentFigures,
+        top_offenders: Vec<Offender>,
+        firsts: &[(String, i64)],
+        hits_of: impl Fn(&str) -> i64,
+    ) -> Self {
+        let new_names = firsts
+            .iter()
+            .map(|(name, first)| NewName {
+                name: name.clone(),
+                first_seen: rfc3339(*first),
+                hits: hits_of(name),
+            })
+            .collect();
+        Summary {
+            since: rfc3339(since),
+            until: rfc3339(until),
+            hits,
+            incidents_opened: figures.opened,
+            incidents_closed: figures.closed,
+            incidents_overdue: figures.overdue,
+            by_department: figures.by_department,
+            top_offenders,
+            new_names,
+        }
+    }
 }
