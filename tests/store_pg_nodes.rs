@@ -145,3 +145,41 @@ async fn a_quarantine_through_one_node_is_in_force_on_the_other() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// `poolguard check` with `backend = "postgres"` at `url`, the password in `password`.
+fn check_with(url: &str, password: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("db-password"), format!("{password}\n")).expect("password");
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[upstream]\nservers = [\"127.0.0.1:5300\"]\n\
+             [store]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_file = \"db-password\"\n"
+        ),
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_poolguard"))
+        .arg("check")
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .output()
+        .expect("poolguard runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_connects_to_the_shared_database_and_names_a_failure() {
+    let pg = Postgres::start();
+    let url = pg.create_database("checked");
+    // The password file's path is relative to the config, as every path in it.
+    let (ok, out) = check_with(&url, common::postgres::PASSWORD);
+    assert!(ok, "{out}");
+    assert!(out.contains("store: PostgreSQL"), "{out}");
+    assert!(out.contains("schema not created yet"), "{out}");
+    let (ok, out) = check_with(&url, "wrong");
+    assert!(!ok, "{out}");
+    assert!(out.contains("password authentication failed"), "{out}");
+}
