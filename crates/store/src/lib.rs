@@ -25,6 +25,7 @@ pub mod read;
 pub mod retention;
 pub mod rows;
 pub mod schema;
+pub mod shipped;
 pub mod spool;
 mod sqlite;
 pub mod summary;
@@ -52,6 +53,7 @@ pub use traits::{
     IncidentStore, Paged, QuarantineAdd, QuarantineRelease, QuarantineStore, Stores,
 };
 pub use transition::{IncidentChange, IncidentError, Updated};
+pub use shipped::ShippedWatermark;
 pub use writer::{WriterHandle, WriterHealth};
 
 /// Why the store failed; messages say what to check.
