@@ -9,12 +9,16 @@
 //!
 //! * [`connect`]: `[store]` → connections (URL, password file or variable, TLS, pool).
 //! * [`schema`]: versioned migrations, applied at start under an advisory lock.
+//! * [`ship`]: the hit shipper, local SQLite → PostgreSQL, exactly once, with the incident
+//!   tracker running in the same transaction ([`incident_tx`]).
 //!
 //! docs/SEVERAL-NODES.md describes the topology, the config of each node and the faults.
 
 pub mod connect;
 pub mod error;
+pub mod incident_tx;
 pub mod schema;
+pub mod ship;
 
 use deadpool_postgres::Pool;
 use poolguard_config::StoreConfig;

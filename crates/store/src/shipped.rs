@@ -18,14 +18,14 @@
 //! it is [`ShippedWatermark::unlimited`] and nothing changes.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, params};
 
 use crate::StoreError;
-use crate::blocks::codec::Block;
 use crate::blocks::blob;
+use crate::blocks::codec::Block;
 use crate::spool::static_rcode;
 use poolguard_clients::Identity;
 use poolguard_record::QueryEvent;
@@ -154,6 +154,90 @@ pub fn unshipped(conn: &Connection, after_id: i64) -> Result<Unshipped, StoreErr
         })?)
 }
 
+/// A shipper that has not shipped for this long while hits wait is degraded: PostgreSQL is
+/// slow or locked, or the shipper cannot keep up.
+pub const LAG_LIMIT_MS: i64 = 60_000;
+
+/// The shipper's live state, for `/healthz` and `/metrics`: updated by the shipper thread,
+/// read by the API. Lives here, beside [`ShippedWatermark`], so the API needs no PostgreSQL.
+#[derive(Debug, Default)]
+pub struct ShipHealth {
+    /// The shipper thread is running.
+    pub running: AtomicBool,
+    /// It holds a working connection to PostgreSQL.
+    pub connected: AtomicBool,
+    /// Ship attempts failed in a row (0 after any commit).
+    pub consecutive_failures: AtomicU64,
+    /// The last failure, kept after recovery for the operator to read.
+    pub last_error: Mutex<Option<String>>,
+    /// Hits committed to PostgreSQL by this process.
+    pub hits_shipped: AtomicU64,
+    /// Transactions committed by this process.
+    pub batches_shipped: AtomicU64,
+    /// The last local hit block committed (the watermark, as PostgreSQL has it).
+    pub shipped_block: AtomicI64,
+    /// When the last commit happened (ms), 0 before the first.
+    pub last_ship_ms: AtomicI64,
+    /// Local hit blocks and rows above the watermark, and the oldest such hit's time (ms, 0:
+    /// none), as of the shipper's last look.
+    pub unshipped_blocks: AtomicI64,
+    pub unshipped_rows: AtomicI64,
+    pub oldest_unshipped_ms: AtomicI64,
+}
+
+/// A point-in-time copy of [`ShipHealth`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipStatus {
+    pub running: bool,
+    pub connected: bool,
+    /// Running, connected, no failure since the last commit, and no hit waiting longer
+    /// than [`LAG_LIMIT_MS`].
+    pub healthy: bool,
+    pub consecutive_failures: u64,
+    pub last_error: Option<String>,
+    pub hits_shipped: u64,
+    pub batches_shipped: u64,
+    pub shipped_block: i64,
+    pub last_ship_ms: i64,
+    pub unshipped_blocks: i64,
+    pub unshipped_rows: i64,
+    /// 0 when nothing waits.
+    pub oldest_unshipped_ms: i64,
+}
+
+impl ShipHealth {
+    /// A snapshot, judged at `now_ms`.
+    pub fn status(&self, now_ms: i64) -> ShipStatus {
+        let running = self.running.load(Ordering::Relaxed);
+        let connected = self.connected.load(Ordering::Relaxed);
+        let failures = self.consecutive_failures.load(Ordering::Relaxed);
+        let oldest = self.oldest_unshipped_ms.load(Ordering::Relaxed);
+        let lagging = oldest != 0 && now_ms - oldest > LAG_LIMIT_MS;
+        ShipStatus {
+            running,
+            connected,
+            healthy: running && connected && failures == 0 && !lagging,
+            consecutive_failures: failures,
+            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+            hits_shipped: self.hits_shipped.load(Ordering::Relaxed),
+            batches_shipped: self.batches_shipped.load(Ordering::Relaxed),
+            shipped_block: self.shipped_block.load(Ordering::Relaxed),
+            last_ship_ms: self.last_ship_ms.load(Ordering::Relaxed),
+            unshipped_blocks: self.unshipped_blocks.load(Ordering::Relaxed),
+            unshipped_rows: self.unshipped_rows.load(Ordering::Relaxed),
+            oldest_unshipped_ms: oldest,
+        }
+    }
+
+    /// Records what waits above the watermark.
+    pub fn set_unshipped(&self, u: Unshipped) {
+        self.unshipped_blocks.store(u.blocks, Ordering::Relaxed);
+        self.unshipped_rows.store(u.rows, Ordering::Relaxed);
+        self.oldest_unshipped_ms
+            .store(u.oldest_ms.unwrap_or(0), Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +267,10 @@ mod tests {
         let conn = store.write_connection().expect("conn");
         let ledger = poolguard_clients::Ledger::empty();
         let first = [hit(100, "10.0.0.7:5353", "a.pool")];
-        let second = [hit(200, "10.0.0.8:53", "b.pool"), hit(300, "[::1]:53", "c.pool")];
+        let second = [
+            hit(200, "10.0.0.8:53", "b.pool"),
+            hit(300, "[::1]:53", "c.pool"),
+        ];
         crate::writer::insert_events(&conn, &first, &ledger, false).expect("first");
         crate::writer::insert_events(&conn, &second, &ledger, true).expect("second");
 
@@ -224,7 +311,9 @@ mod tests {
             crate::writer::insert_events(&conn, &one, &ledger, false).expect("block");
         }
         let ids = |conn: &Connection| -> Vec<i64> {
-            let mut stmt = conn.prepare("SELECT id FROM hit_blocks ORDER BY id").expect("sql");
+            let mut stmt = conn
+                .prepare("SELECT id FROM hit_blocks ORDER BY id")
+                .expect("sql");
             stmt.query_map([], |r| r.get(0))
                 .expect("ids")
                 .collect::<Result<_, _>>()
@@ -236,12 +325,35 @@ mod tests {
                 .expect("step")
                 .next;
         }
-        assert_eq!(ids(&conn), [1, 5, 6, 7, 8, 9, 10], "blocks 1..=4 merged, none above");
+        assert_eq!(
+            ids(&conn),
+            [1, 5, 6, 7, 8, 9, 10],
+            "blocks 1..=4 merged, none above"
+        );
 
         let (removed, _) =
             crate::blocks::prune(&conn, Table::Hits, i64::MAX, 7, 100).expect("prune");
         assert_eq!(removed, 4 + 2, "blocks below 7 only");
         assert_eq!(ids(&conn), [7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_lagging_or_failing_shipper_is_unhealthy() {
+        let h = ShipHealth::default();
+        assert!(!h.status(0).healthy, "not running");
+        h.running.store(true, Ordering::Relaxed);
+        h.connected.store(true, Ordering::Relaxed);
+        assert!(h.status(0).healthy);
+        h.set_unshipped(Unshipped {
+            blocks: 1,
+            rows: 1,
+            oldest_ms: Some(1_000),
+        });
+        assert!(h.status(1_000 + LAG_LIMIT_MS).healthy);
+        assert!(!h.status(1_001 + LAG_LIMIT_MS).healthy, "lagging");
+        h.set_unshipped(Unshipped::default());
+        h.consecutive_failures.store(1, Ordering::Relaxed);
+        assert!(!h.status(0).healthy, "failing");
     }
 
     #[test]
