@@ -18,6 +18,7 @@ use poolguard::incidents::config::EnforcementMode;
 use poolguard::incidents::track::Tracker;
 use poolguard::incidents::{Accountability, Alerts, ManualClock};
 use poolguard::record::{Outcome, QueryEvent, Sink, Transport};
+use poolguard::store::hook::BatchHook;
 use poolguard::store::rows::Table;
 use poolguard::store::shipped::ShipHealth;
 use poolguard::store::{self, ShippedWatermark, Store, WriterHandle};
@@ -138,14 +139,20 @@ impl Node {
 
     /// Starts a shipper (after the last one stopped or died).
     fn ship(&mut self, options: ShipOptions) {
+        self.ship_with(options, true);
+    }
+
+    /// [`Node::ship`], with or without the incident tracker.
+    fn ship_with(&mut self, options: ShipOptions, tracked: bool) {
         let connector = Connector::from_config(&self.group).expect("connector");
-        let tracker = Tracker::shared(Arc::clone(&self.acc));
+        let tracker: Option<Arc<dyn BatchHook>> =
+            tracked.then(|| Arc::new(Tracker::shared(Arc::clone(&self.acc))) as _);
         self.shipper = Some(
             Shipper::start(
                 &self.store,
                 connector,
                 self.name.to_string(),
-                Some(Arc::new(tracker)),
+                tracker,
                 self.watermark.clone(),
                 options,
             )
@@ -464,8 +471,8 @@ async fn compaction_never_merges_hit_blocks_that_are_not_shipped() {
     assert_eq!(pg.psql(DB, "SELECT sum(hit_count) FROM incidents"), "40");
 }
 
-/// Hits shipped per second into PostgreSQL on this machine (with incident tracking, 256
-/// clients, blocks of 4096 as a busy writer stores them). By hand:
+/// Hits shipped per second into PostgreSQL on this machine (with incident tracking unless
+/// `SHIP_TRACKER=off`, 256 clients, blocks of 4096 as a busy writer stores them). By hand:
 /// `cargo test --release --test store_pg_ship -- --ignored --nocapture ship_rate`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, run by hand"]
@@ -494,12 +501,13 @@ async fn ship_rate() {
         store::writer::insert_events(&conn, &batch, &ledger, false).expect("local");
         t += 4096;
     }
+    let tracked = std::env::var("SHIP_TRACKER").map_or(true, |v| v != "off");
     let started = Instant::now();
-    a.ship(ShipOptions::default());
+    a.ship_with(ShipOptions::default(), tracked);
     wait_shipped(&pg, &a);
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "shipped {total} hits in {secs:.2} s: {:.0} hits/s",
+        "shipped {total} hits in {secs:.2} s: {:.0} hits/s (tracker: {tracked})",
         total as f64 / secs
     );
 }
