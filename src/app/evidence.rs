@@ -1,5 +1,7 @@
 //! Opening the evidence store: the store lock, the schema, quarantine restored from SQLite and
 //! the writer with the incident tracker plugged in. All file I/O, so off the async threads.
+//! With `[store] backend = "postgres"` the tracker goes to the hit shipper instead
+//! (`super::shipper`).
 
 use std::sync::Arc;
 
@@ -9,7 +11,9 @@ use poolguard_incidents::{self as incidents, Accountability};
 use poolguard_record::Recorder;
 use poolguard_store::{self as store, StoreError};
 
-use super::{AppError, Evidence};
+use super::{AppError, Evidence, shipper};
+use poolguard_config::Backend;
+use poolguard_store::ShippedWatermark;
 
 pub(super) async fn open_store(
     config: &Config,
@@ -18,6 +22,11 @@ pub(super) async fn open_store(
 ) -> Result<(Recorder, Evidence), AppError> {
     let mut store_cfg = config.store.clone();
     store_cfg.path = config.resolve(&config.store.path);
+    // `[store] backend = "postgres"`: hits ship from the local store (`super::shipper`).
+    let shipped = (config.store.backend == Backend::Postgres)
+        .then(ShippedWatermark::nothing_shipped);
+    let watermark = shipped.clone();
+    let shipping_acc = accountability.clone();
     // Opening creates the directory and migrates the schema: file I/O, off the async threads.
     let opened = tokio::task::spawn_blocking(move || {
         // Claimed before opening: a second instance must not migrate, replay the spool or
@@ -29,14 +38,27 @@ pub(super) async fn open_store(
         accountability
             .quarantine
             .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
-        let tracker = incidents::track::Tracker::new(accountability);
-        let (sink, writer) =
-            store::writer::spawn_with(&store, &store_cfg, ledger, Some(Arc::new(tracker)))?;
+        let (sink, writer) = match &watermark {
+            // With PostgreSQL the tracker runs in the shipper, on the group's database.
+            Some(shipped) => {
+                shipper::spawn_local_writer(&store, &store_cfg, ledger, shipped.clone())?
+            }
+            None => {
+                let tracker = incidents::track::Tracker::new(accountability);
+                store::writer::spawn_with(&store, &store_cfg, ledger, Some(Arc::new(tracker)))?
+            }
+        };
         Ok::<_, StoreError>((lock, store, sink, writer))
     })
     .await
     .map_err(|e| AppError::Reload(e.to_string()))??;
     let (lock, store, sink, writer) = opened;
+    let shipping = match shipped {
+        Some(watermark) => {
+            Some(shipper::start_shipping(config, &store, shipping_acc, watermark).await?)
+        }
+        None => None,
+    };
     Ok((
         Recorder::new(sink),
         Evidence {
@@ -46,6 +68,7 @@ pub(super) async fn open_store(
             tasks: Vec::new(),
             stop: tokio_util::sync::CancellationToken::new(),
             notice_addr: None,
+            shipping,
         },
     ))
 }

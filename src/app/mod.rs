@@ -12,6 +12,7 @@ mod api_server;
 mod evidence;
 mod listen;
 mod reload;
+mod shipper;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,6 +86,8 @@ struct Evidence {
     stop: tokio_util::sync::CancellationToken,
     /// The notice page's real address, when `[notice] listen` is set.
     notice_addr: Option<SocketAddr>,
+    /// The hit shipper, with `[store] backend = "postgres"`.
+    shipping: Option<shipper::Shipping>,
 }
 
 /// The HTTP API listeners and how to stop them.
@@ -216,6 +219,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             )));
             state.accountability = accountability.clone();
             state.dns = Some(dns.check());
+            state.shipping = ev.shipping.as_ref().map(|s| s.health());
             Some(start_api(addr, config.api.metrics_listen, state).await?)
         }
         _ => None,
@@ -356,6 +360,9 @@ impl Running {
             ev.stop.cancel();
             if let Err(error) = ev.writer.shutdown().await {
                 tracing::error!(%error, "could not commit every queued event at shutdown");
+            }
+            if let Some(shipping) = ev.shipping {
+                shipping.stop().await;
             }
             // Alert deliveries still retrying are abandoned; the delivery log shows the tries.
             for t in ev.tasks {

@@ -8,14 +8,18 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiState;
-use crate::views::WriterStatus;
+use crate::views::{ShipStatus, WriterStatus};
 
-/// Health document: 200 when the store writer is keeping up, 503 when it is failing.
+/// Health document: 200 when the store writer (and the hit shipper, with PostgreSQL) keeps
+/// up, 503 when either is failing.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok` or `degraded`.
     pub status: String,
     pub store_writer: Option<WriterStatus>,
+    /// With `[store] backend = "postgres"`: hits on their way from this node to PostgreSQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_ship: Option<ShipStatus>,
 }
 
 /// Liveness plus the store writer's state.
@@ -24,7 +28,12 @@ pub struct Health {
     responses((status = 200, description = "Serving; the store writer keeps up", body = Health), (status = 503, description = "Degraded: the store writer is stopped or failing", body = Health)))]
 pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
     let writer = state.writer.as_ref().map(|w| w.status());
-    let healthy = writer.as_ref().is_none_or(|w| w.healthy);
+    let now = chrono::Utc::now().timestamp_millis();
+    let shipping = state.shipping.as_ref().map(|s| s.status(now));
+    // PostgreSQL away or the shipper behind: DNS answers and hits are safe locally, but the
+    // group does not see them yet.
+    let healthy = writer.as_ref().is_none_or(|w| w.healthy)
+        && shipping.as_ref().is_none_or(|s| s.healthy);
     let code = if healthy {
         StatusCode::OK
     } else {
@@ -35,6 +44,7 @@ pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
         Json(Health {
             status: if healthy { "ok" } else { "degraded" }.to_string(),
             store_writer: writer.map(WriterStatus::from),
+            pg_ship: shipping.map(|s| ShipStatus::from_status(s, now)),
         }),
     )
 }

@@ -57,6 +57,9 @@ pub struct ApiState {
     pub tokens: Arc<ArcSwap<Tokens>>,
     /// The store writer's counters, for `/healthz`; None when this process does not write.
     pub writer: Option<Arc<WriterHealth>>,
+    /// The hit shipper's state (`[store] backend = "postgres"`), for `/healthz` and
+    /// `/metrics`; None on SQLite.
+    pub shipping: Option<Arc<poolguard_store::ShipHealth>>,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The feed maintainers' write path (feeds, check, publish); None = those routes answer 503.
@@ -86,6 +89,7 @@ impl ApiState {
             ledger_path,
             tokens: Arc::new(ArcSwap::from_pointee(Tokens::from_config(&api.tokens))),
             writer,
+            shipping: None,
             metrics: metrics::install(),
             feeds: None,
             ledger_uploads: None,

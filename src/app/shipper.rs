@@ -1,0 +1,109 @@
+//! `[store] backend = "postgres"`: the local writer without the incident tracker, and the
+//! shipper with it (docs/SEVERAL-NODES.md, "How hits reach PostgreSQL").
+//!
+//! The node's writer stores everything in local SQLite as a lone node does, so DNS never waits
+//! for the network database; the shipper moves the hits to PostgreSQL and tracks incidents
+//! there, for the whole group. Starting needs no PostgreSQL: a node restarted during an
+//! outage answers DNS, keeps its hits locally and ships them when the database is back
+//! (the schema is created by whichever start reaches it first; until then a task here
+//! retries).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use poolguard_clients::SharedLedger;
+use poolguard_config::{Config, StoreConfig};
+use poolguard_incidents::{Accountability, track::Tracker};
+use poolguard_record::Sink;
+use poolguard_store::shipped::ShipHealth;
+use poolguard_store::writer::WriterHandle;
+use poolguard_store::{self as store, ShippedWatermark, Store, StoreError};
+use poolguard_store_pg::ship::{ShipOptions, Shipper};
+use poolguard_store_pg::{Connector, PgStore, node_name};
+
+/// The shipper of a node on the PostgreSQL backend.
+pub(super) struct Shipping {
+    shipper: Shipper,
+    /// Migrates the schema when PostgreSQL was unreachable at start.
+    schema: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Shipping {
+    /// For `/healthz` and `/metrics`.
+    pub(super) fn health(&self) -> Arc<ShipHealth> {
+        self.shipper.health()
+    }
+
+    /// Stops the shipper after its current shipment (what is left ships at the next start).
+    pub(super) async fn stop(self) {
+        if let Some(t) = self.schema {
+            t.abort();
+        }
+        let shipper = self.shipper;
+        let _ = tokio::task::spawn_blocking(move || shipper.stop()).await;
+    }
+}
+
+/// `[store]` with its files resolved against the config's directory.
+pub(super) fn group_config(config: &Config) -> StoreConfig {
+    let mut cfg = config.store.clone();
+    cfg.password_file = cfg.password_file.as_deref().map(|p| config.resolve(p));
+    cfg.ca_file = cfg.ca_file.as_deref().map(|p| config.resolve(p));
+    cfg
+}
+
+/// Starts the local writer for shipping (no tracker; upkeep bounded by the watermark).
+/// Blocking: call it where [`store::writer::spawn_with`] is called.
+pub(super) fn spawn_local_writer(
+    store: &Store,
+    local: &StoreConfig,
+    ledger: SharedLedger,
+    watermark: ShippedWatermark,
+) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
+    store::writer::spawn_shipped(store, local, ledger, watermark)
+}
+
+/// Migrates the group's schema (or starts a task that retries until it can) and starts the
+/// shipper with the incident tracker.
+pub(super) async fn start_shipping(
+    config: &Config,
+    store: &Store,
+    accountability: Arc<Accountability>,
+    watermark: ShippedWatermark,
+) -> Result<Shipping, StoreError> {
+    let cfg = group_config(config);
+    let connector = Connector::from_config(&cfg)?;
+    let schema = match PgStore::open(&cfg).await {
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, "PostgreSQL is unreachable at start: DNS answers, hits wait in the local store");
+            Some(tokio::spawn(migrate_when_reachable(cfg.clone())))
+        }
+    };
+    let tracker = Tracker::shared(accountability);
+    let shipper = Shipper::start(
+        store,
+        connector,
+        node_name(&cfg),
+        Some(Arc::new(tracker)),
+        watermark,
+        ShipOptions::default(),
+    )?;
+    Ok(Shipping { shipper, schema })
+}
+
+/// Retries opening the group's store (which migrates the schema) with backoff until it works.
+async fn migrate_when_reachable(cfg: StoreConfig) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(wait).await;
+        match PgStore::open(&cfg).await {
+            Ok(_) => {
+                tracing::info!("PostgreSQL reachable; schema current");
+                return;
+            }
+            Err(error) => tracing::debug!(%error, "PostgreSQL still unreachable"),
+        }
+        wait = (wait * 2).min(Duration::from_secs(60));
+    }
+}
