@@ -23,8 +23,8 @@ pub(super) async fn open_store(
     let mut store_cfg = config.store.clone();
     store_cfg.path = config.resolve(&config.store.path);
     // `[store] backend = "postgres"`: hits ship from the local store (`super::shipper`).
-    let shipped = (config.store.backend == Backend::Postgres)
-        .then(ShippedWatermark::nothing_shipped);
+    let shipped =
+        (config.store.backend == Backend::Postgres).then(ShippedWatermark::nothing_shipped);
     let watermark = shipped.clone();
     let shipping_acc = accountability.clone();
     // Opening creates the directory and migrates the schema: file I/O, off the async threads.

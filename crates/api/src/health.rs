@@ -32,8 +32,8 @@ pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
     let shipping = state.shipping.as_ref().map(|s| s.status(now));
     // PostgreSQL away or the shipper behind: DNS answers and hits are safe locally, but the
     // group does not see them yet.
-    let healthy = writer.as_ref().is_none_or(|w| w.healthy)
-        && shipping.as_ref().is_none_or(|s| s.healthy);
+    let healthy =
+        writer.as_ref().is_none_or(|w| w.healthy) && shipping.as_ref().is_none_or(|s| s.healthy);
     let code = if healthy {
         StatusCode::OK
     } else {

@@ -441,8 +441,10 @@ pub async fn refresh(state: &ApiState) {
     if let Some(shipping) = &state.shipping {
         let now = chrono::Utc::now().timestamp_millis();
         let s = shipping.status(now);
-        metrics::gauge!(SHIP_LAG)
-            .set(crate::views::store::ship_lag_seconds(s.oldest_unshipped_ms, now));
+        metrics::gauge!(SHIP_LAG).set(crate::views::store::ship_lag_seconds(
+            s.oldest_unshipped_ms,
+            now,
+        ));
     }
     let quarantined = state.accountability.quarantine.len();
     metrics::gauge!(QUARANTINED_CLIENTS).set(quarantined as f64);
