@@ -220,21 +220,8 @@ impl IncidentTx for PgIncidentTx<'_, '_> {
                 ],
             )
         })?;
-        if let Some(row) = inserted {
-            return Ok(Opening::Opened(TrackedIncident {
-                id: row.get(0),
-                feeds: String::new(),
-                categories: String::new(),
-                enforced: false,
-            }));
-        }
-        match self.open_incident_of(new.key)? {
-            Some(open) => Ok(Opening::AlreadyOpen(open)),
-            None => Err(StoreError::Worker(format!(
-                "incident for {} was neither opened nor found open",
-                new.key
-            ))),
-        }
+        let id = inserted.map(|row| row.get(0));
+        Opening::settle(new.key, id, || self.open_incident_of(new.key))
     }
 
     fn fold_hits(&self, id: i64, fold: &HitFold<'_>, guard: FoldGuard) -> Result<bool, StoreError> {
