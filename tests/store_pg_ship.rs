@@ -265,8 +265,12 @@ async fn two_nodes_hits_of_one_client_are_one_incident_and_reach_the_threshold_t
         !a.acc.quarantine.contains(ip),
         "3 hits: below the threshold"
     );
-    b.store_batch((3..5).map(|i| hit(T0 + i, "10.0.0.9:5301", "y.pool.test")))
-        .await;
+    // b's hits come from another feed: the incident's feed list gets it beside a's.
+    b.store_batch((3..5).map(|i| QueryEvent {
+        feed: Some(Arc::from("crypto")),
+        ..hit(T0 + i, "10.0.0.9:5301", "y.pool.test")
+    }))
+    .await;
     wait_shipped(&pg, &b);
 
     assert_eq!(
@@ -276,6 +280,21 @@ async fn two_nodes_hits_of_one_client_are_one_incident_and_reach_the_threshold_t
         ),
         "1|5|2",
         "one incident holding the hits and names of both nodes"
+    );
+    assert_eq!(
+        pg.psql(
+            DB,
+            "SELECT feeds FROM incidents WHERE client_key = 'ip:10.0.0.9'"
+        ),
+        "mining,crypto"
+    );
+    // A node's fold may carry a stale list: the database merges instead of overwriting.
+    assert_eq!(
+        pg.psql(
+            DB,
+            "SELECT poolguard_merge_list('mining,crypto', 'mining,adware') || '|' || poolguard_merge_list('', 'a,b')"
+        ),
+        "mining,crypto,adware|a,b"
     );
     assert_eq!(
         pg.psql(DB, "SELECT count(*) FROM quarantine WHERE ip = '10.0.0.9'"),
