@@ -21,6 +21,9 @@ use poolguard_store::{self as store, ShippedWatermark, Store, StoreError};
 use poolguard_store_pg::ship::{ShipOptions, Shipper};
 use poolguard_store_pg::{Connector, PgStore, node_name};
 
+/// Longest a shutdown waits for the shipper's shipment in flight.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
 /// The shipper of a node on the PostgreSQL backend.
 pub(super) struct Shipping {
     shipper: Shipper,
@@ -35,12 +38,17 @@ impl Shipping {
     }
 
     /// Stops the shipper after its current shipment (what is left ships at the next start).
+    /// Waits at most [`STOP_WAIT`]: a shipment stuck on a locked or silent database must not
+    /// hold the shutdown; its transaction is rolled back with the connection.
     pub(super) async fn stop(self) {
         if let Some(t) = self.schema {
             t.abort();
         }
         let shipper = self.shipper;
-        let _ = tokio::task::spawn_blocking(move || shipper.stop()).await;
+        let stopping = tokio::task::spawn_blocking(move || shipper.stop());
+        if tokio::time::timeout(STOP_WAIT, stopping).await.is_err() {
+            tracing::warn!("the hit shipper did not stop in time; its shipment is abandoned");
+        }
     }
 }
 
