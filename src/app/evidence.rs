@@ -2,9 +2,9 @@
 //! the writer with the incident tracker plugged in. All file I/O, so off the async threads.
 //!
 //! With `[store] backend = "postgres"` the node's SQLite store still takes what DNS writes
-//! (the query log, the hit spool), but quarantine and incidents live in the shared
-//! PostgreSQL (`super::shared`): the quarantine set is loaded from there, and incident
-//! tracking runs in the shipper, not on this writer.
+//! (the query log, the hits on their way out), but quarantine and incidents live in the
+//! shared PostgreSQL (`super::shared`): the quarantine set is loaded from there, and incident
+//! tracking runs in the hit shipper (`super::shipper`), not on this writer.
 
 use std::sync::Arc;
 
@@ -14,7 +14,8 @@ use poolguard_incidents::{self as incidents, Accountability};
 use poolguard_record::Recorder;
 use poolguard_store::{self as store, StoreError};
 
-use super::{AppError, Evidence};
+use super::{AppError, Evidence, shipper};
+use poolguard_store::ShippedWatermark;
 
 pub(super) async fn open_store(
     config: &Config,
@@ -22,35 +23,45 @@ pub(super) async fn open_store(
     accountability: Arc<Accountability>,
 ) -> Result<(Recorder, Evidence), AppError> {
     let store_cfg = super::shared::store_config(config);
-    let shared = super::shared::is_shared(config);
     let quarantine = accountability.quarantine.clone();
+    // `[store] backend = "postgres"`: hits ship from the local store (`super::shipper`).
+    let shipped = super::shared::is_shared(config).then(ShippedWatermark::nothing_shipped);
+    let watermark = shipped.clone();
+    let shipping_acc = accountability.clone();
     // Opening creates the directory and migrates the schema: file I/O, off the async threads.
     let opened = tokio::task::spawn_blocking(move || {
         // Claimed before opening: a second instance must not migrate, replay the spool or
         // track incidents on a store another process serves from.
         let lock = store::lock::StoreLock::acquire(&store_cfg.path)?;
         let store = store::open(&store_cfg)?;
-        let tracker: Option<Arc<dyn store::hook::BatchHook>> = if shared {
-            // The shipper tracks incidents in PostgreSQL for the whole group.
-            None
-        } else {
-            // Quarantine survives restarts: SQLite is the source of truth for the DNS set.
-            let quarantined = incidents::db::quarantine_list(&store.write_connection()?)?;
-            accountability
-                .quarantine
-                .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
-            Some(Arc::new(incidents::track::Tracker::new(accountability)))
+        let (sink, writer) = match &watermark {
+            // With PostgreSQL the tracker runs in the shipper, on the group's database, and
+            // the quarantine set is the group's (loaded by `open_shared`).
+            Some(shipped) => {
+                shipper::spawn_local_writer(&store, &store_cfg, ledger, shipped.clone())?
+            }
+            None => {
+                // Quarantine survives restarts: SQLite is the source of truth for the DNS set.
+                let quarantined = incidents::db::quarantine_list(&store.write_connection()?)?;
+                accountability
+                    .quarantine
+                    .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
+                let tracker = incidents::track::Tracker::new(accountability);
+                store::writer::spawn_with(&store, &store_cfg, ledger, Some(Arc::new(tracker)))?
+            }
         };
-        let (sink, writer) = store::writer::spawn_with(&store, &store_cfg, ledger, tracker)?;
         Ok::<_, StoreError>((lock, store, sink, writer))
     })
     .await
     .map_err(|e| AppError::Reload(e.to_string()))??;
     let (lock, store, sink, writer) = opened;
-    let shared = if shared {
-        Some(super::shared::open_shared(config, &store, quarantine).await?)
-    } else {
-        None
+    let (shared, shipping) = match shipped {
+        Some(watermark) => {
+            let shared = super::shared::open_shared(config, &store, quarantine).await?;
+            let shipping = shipper::start_shipping(config, &store, shipping_acc, watermark).await?;
+            (Some(shared), Some(shipping))
+        }
+        None => (None, None),
     };
     Ok((
         Recorder::new(sink),
@@ -62,6 +73,7 @@ pub(super) async fn open_store(
             tasks: Vec::new(),
             stop: tokio_util::sync::CancellationToken::new(),
             notice_addr: None,
+            shipping,
         },
     ))
 }

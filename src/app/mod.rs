@@ -13,6 +13,7 @@ mod evidence;
 mod listen;
 mod reload;
 pub mod shared;
+mod shipper;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,6 +93,8 @@ struct Evidence {
     stop: tokio_util::sync::CancellationToken,
     /// The notice page's real address, when `[notice] listen` is set.
     notice_addr: Option<SocketAddr>,
+    /// The hit shipper, with `[store] backend = "postgres"`.
+    shipping: Option<shipper::Shipping>,
 }
 
 impl Evidence {
@@ -238,6 +241,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             )));
             state.accountability = accountability.clone();
             state.dns = Some(dns.check());
+            state.shipping = ev.shipping.as_ref().map(|s| s.health());
             Some(start_api(addr, config.api.metrics_listen, state).await?)
         }
         _ => None,
@@ -393,6 +397,9 @@ impl Running {
             }
             if let Err(error) = ev.writer.shutdown().await {
                 tracing::error!(%error, "could not commit every queued event at shutdown");
+            }
+            if let Some(shipping) = ev.shipping {
+                shipping.stop().await;
             }
             // Alert deliveries still retrying are abandoned; the delivery log shows the tries.
             for t in ev.tasks {

@@ -23,12 +23,17 @@ pub(super) struct Shared {
     /// Stopped (aborted) when dropped.
     _changes: Changes,
     follower: tokio::task::JoinHandle<()>,
+    /// Prepares the schema when the database was unreachable at start.
+    preparing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Shared {
     /// Stops following the other nodes' changes.
     pub(super) fn stop(&self) {
         self.follower.abort();
+        if let Some(task) = &self.preparing {
+            task.abort();
+        }
     }
 }
 
@@ -64,24 +69,53 @@ pub fn check(config: &Config) -> Option<Result<String, poolguard_store_pg::PgErr
 
 /// Opens the shared store (migrating it under the lock), loads the quarantine list into the
 /// DNS path's set and starts following the other nodes' changes.
+///
+/// A node starts while PostgreSQL is unreachable (DNS must answer at once; hits wait in the
+/// local store): the schema is then prepared by a task that retries with backoff, and the
+/// quarantine list arrives with the listener's first resync after the database is back.
 pub(super) async fn open_shared(
     config: &Config,
     local: &Store,
     quarantine: Arc<Quarantine>,
 ) -> Result<Shared, AppError> {
-    let store = PgStore::open(&store_config(config))
-        .await?
-        .with_local(local.clone());
-    tracing::info!(node = store.node(), "shared PostgreSQL store opened");
-    reload_quarantine(&store, &quarantine).await?;
+    let store = PgStore::unconnected(&store_config(config))?.with_local(local.clone());
+    let preparing = match store.prepare().await {
+        Ok(()) => {
+            tracing::info!(node = store.node(), "shared PostgreSQL store opened");
+            if let Err(error) = reload_quarantine(&store, &quarantine).await {
+                tracing::warn!(%error, "cannot load the shared quarantine list yet; will retry");
+            }
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "PostgreSQL is unreachable at start: DNS answers, hits wait in the local store");
+            Some(tokio::spawn(prepare_when_reachable(store.clone())))
+        }
+    };
     let changes = Changes::spawn(store.connector().clone(), RESYNC_EVERY);
     let follower = follow_quarantine(&changes, store.clone(), quarantine);
-    start_shipper(&store, local);
     Ok(Shared {
         store,
         _changes: changes,
         follower,
+        preparing,
     })
+}
+
+/// Retries creating the schema and registering the node, with backoff, until it works.
+async fn prepare_when_reachable(store: PgStore) {
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(wait).await;
+        match store.prepare().await {
+            Ok(()) => {
+                tracing::info!("PostgreSQL reachable; schema current");
+                return;
+            }
+            Err(error) => tracing::debug!(%error, "PostgreSQL still unreachable"),
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(60));
+    }
 }
 
 /// Replaces the DNS path's quarantine set with the store's list.
@@ -121,12 +155,4 @@ fn follow_quarantine(
             }
         }
     })
-}
-
-/// Where the hit shipper starts: it moves this node's hits from `local` into PostgreSQL's
-/// `hits` table and runs incident tracking there (a PostgreSQL `IncidentTx`). Built beside
-/// this (issue 16); until it is merged, a postgres node's hits stay in its own store and no
-/// incident is opened from them.
-fn start_shipper(_store: &PgStore, _local: &Store) {
-    // TODO(issue 16, shipper): start the shipper thread here.
 }

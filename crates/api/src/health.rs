@@ -8,9 +8,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiState;
-use crate::views::WriterStatus;
+use crate::views::{ShipStatus, WriterStatus};
 
-/// Health document: 200 when the store writer is keeping up, 503 when it is failing.
+/// Health document: 200 when the store writer (and the hit shipper, with PostgreSQL) keeps
+/// up, 503 when either is failing.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok` or `degraded`.
@@ -20,6 +21,9 @@ pub struct Health {
     /// embedded store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// With `[store] backend = "postgres"`: hits on their way from this node to PostgreSQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_ship: Option<ShipStatus>,
 }
 
 /// Liveness plus the store writer's state and, with a shared database, whether it answers.
@@ -35,8 +39,13 @@ pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
         }),
         None => None,
     };
-    let healthy =
-        writer.as_ref().is_none_or(|w| w.healthy) && database.as_deref().is_none_or(|d| d == "ok");
+    let now = chrono::Utc::now().timestamp_millis();
+    let shipping = state.shipping.as_ref().map(|s| s.status(now));
+    // PostgreSQL away or the shipper behind: DNS answers and hits are safe locally, but the
+    // group does not see them yet.
+    let healthy = writer.as_ref().is_none_or(|w| w.healthy)
+        && database.as_deref().is_none_or(|d| d == "ok")
+        && shipping.as_ref().is_none_or(|s| s.healthy);
     let code = if healthy {
         StatusCode::OK
     } else {
@@ -48,6 +57,7 @@ pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
             status: if healthy { "ok" } else { "degraded" }.to_string(),
             store_writer: writer.map(WriterStatus::from),
             database,
+            pg_ship: shipping.map(|s| ShipStatus::from_status(s, now)),
         }),
     )
 }

@@ -60,6 +60,9 @@ pub struct ApiState {
     /// The shared database `/healthz` pings (PostgreSQL, when several nodes share one);
     /// None for the embedded store.
     pub database: Option<Arc<dyn Reachable>>,
+    /// The hit shipper's state (`[store] backend = "postgres"`), for `/healthz` and
+    /// `/metrics`; None on SQLite.
+    pub shipping: Option<Arc<poolguard_store::ShipHealth>>,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The feed maintainers' write path (feeds, check, publish); None = those routes answer 503.
@@ -90,6 +93,7 @@ impl ApiState {
             tokens: Arc::new(ArcSwap::from_pointee(Tokens::from_config(&api.tokens))),
             writer,
             database: None,
+            shipping: None,
             metrics: metrics::install(),
             feeds: None,
             ledger_uploads: None,

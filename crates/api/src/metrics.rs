@@ -95,6 +95,8 @@ pub const QUARANTINED_CLIENTS: &str = "poolguard_quarantined_clients";
 pub const FEED_ENTRIES: &str = "poolguard_feed_entries";
 /// Gauge: age of the oldest event not yet in SQLite.
 pub const OLDEST_UNFLUSHED: &str = "poolguard_store_oldest_unflushed_seconds";
+/// The shipper's lag gauge, refreshed at each scrape from its state.
+pub const SHIP_LAG: &str = "poolguard_pg_ship_lag_seconds";
 /// Counter: subscription fetches by feed and result.
 const FEED_FETCHES: &str = "poolguard_feed_fetches_total";
 /// The `result` label values of [`FEED_FETCHES`] (`feeds::subscribe::fetch`).
@@ -223,6 +225,37 @@ pub const METRICS: &[Metric] = &[
     gauge(
         OLDEST_UNFLUSHED,
         "Seconds since the oldest event the store writer holds (batch or spool) was recorded; 0 when everything is in SQLite",
+        Series::Plain,
+    ),
+    // PostgreSQL backend: hits shipped from this node's local store
+    counter(
+        "poolguard_pg_ship_hits_total",
+        "Hits this node shipped from its local store into PostgreSQL",
+        Series::Plain,
+    ),
+    counter(
+        "poolguard_pg_ship_errors_total",
+        "Shipments to PostgreSQL that failed (retried from the cursor; nothing is lost)",
+        Series::Plain,
+    ),
+    gauge(
+        "poolguard_pg_ship_connected",
+        "1 while the hit shipper holds a working connection to PostgreSQL",
+        Series::Plain,
+    ),
+    gauge(
+        "poolguard_pg_ship_unshipped_blocks",
+        "Local hit blocks not yet in PostgreSQL",
+        Series::Plain,
+    ),
+    gauge(
+        "poolguard_pg_ship_unshipped_hits",
+        "Local hits not yet in PostgreSQL",
+        Series::Plain,
+    ),
+    gauge(
+        SHIP_LAG,
+        "Seconds since the oldest hit not yet in PostgreSQL was recorded; 0 when none waits",
         Series::Plain,
     ),
     // Incidents and alerts
@@ -404,6 +437,14 @@ pub async fn refresh(state: &ApiState) {
             (chrono::Utc::now().timestamp_millis() - s.oldest_unflushed_ms).max(0)
         };
         metrics::gauge!(OLDEST_UNFLUSHED).set(age_ms as f64 / 1000.0);
+    }
+    if let Some(shipping) = &state.shipping {
+        let now = chrono::Utc::now().timestamp_millis();
+        let s = shipping.status(now);
+        metrics::gauge!(SHIP_LAG).set(crate::views::store::ship_lag_seconds(
+            s.oldest_unshipped_ms,
+            now,
+        ));
     }
     let quarantined = state.accountability.quarantine.len();
     metrics::gauge!(QUARANTINED_CLIENTS).set(quarantined as f64);

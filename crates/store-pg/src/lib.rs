@@ -18,6 +18,8 @@
 //! The full query log is not shared: it stays in each node's own SQLite store, and
 //! `Table::Queries` is answered from the local store given to [`PgStore::with_local`] (this
 //! node's log only).
+//! * [`ship`]: the hit shipper, local SQLite → PostgreSQL, exactly once, with the incident
+//!   tracker running in the same transaction ([`incident_tx`]).
 //!
 //! docs/SEVERAL-NODES.md describes the topology, the config of each node and the faults.
 
@@ -28,9 +30,11 @@ pub mod connect;
 pub mod cursor;
 pub mod error;
 pub mod evidence;
+pub mod incident_tx;
 pub mod incidents;
 pub mod quarantine;
 pub mod schema;
+pub mod ship;
 pub mod summary;
 
 use deadpool_postgres::Pool;
@@ -55,18 +59,30 @@ pub struct PgStore {
 impl PgStore {
     /// Connects, applies migrations (under the lock) and registers this node.
     pub async fn open(cfg: &StoreConfig) -> Result<Self, PgError> {
+        let store = Self::unconnected(cfg)?;
+        store.prepare().await?;
+        Ok(store)
+    }
+
+    /// The handle without touching the database (the pool connects on first use): for a node
+    /// that starts while PostgreSQL is unreachable, so DNS answers at once; call
+    /// [`PgStore::prepare`] until it succeeds.
+    pub fn unconnected(cfg: &StoreConfig) -> Result<Self, PgError> {
         let connector = Connector::from_config(cfg)?;
-        let node = node_name(cfg);
-        let mut client = connector.connect().await?;
-        schema::migrate(&mut client).await?;
-        register(&client, &node).await?;
         let pool = connector.pool(cfg.pool_size)?;
         Ok(Self {
             pool,
             connector,
-            node,
+            node: node_name(cfg),
             local: None,
         })
+    }
+
+    /// Applies migrations (under the lock) and registers this node.
+    pub async fn prepare(&self) -> Result<(), PgError> {
+        let mut client = self.connector.connect().await?;
+        schema::migrate(&mut client).await?;
+        register(&client, &self.node).await
     }
 
     /// The same store answering `Table::Queries` (and the query-log figures of stats and a

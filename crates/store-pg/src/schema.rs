@@ -30,7 +30,9 @@ const STEPS: &[&str] = &[V1];
 ///   transaction as the hits, so shipping resumes exactly where it stopped.
 /// * `incidents`: one open incident per client key, enforced by the partial unique index
 ///   `incidents_open_key` (two nodes folding hits of one client race on the insert, and the
-///   loser joins the winner's incident).
+///   loser joins the winner's incident). `poolguard_merge_list(have, more)` appends the items
+///   of a comma-separated list not yet in another, in order: folds merge feed and category
+///   lists with it, so one node never drops a feed another node added.
 /// * `changes`: notifications for the other nodes (quarantine, feeds, ledger, tokens) are
 ///   sent by triggers on the tables they concern, so a change made by any node, or by hand in
 ///   psql, reaches every node (`LISTEN poolguard_changes`).
@@ -107,6 +109,13 @@ CREATE TABLE incidents (
     opened_by       TEXT    NOT NULL
 );
 CREATE UNIQUE INDEX incidents_open_key ON incidents (client_key) WHERE status <> 'closed';
+CREATE FUNCTION poolguard_merge_list(have TEXT, more TEXT) RETURNS TEXT
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN have = '' THEN more ELSE have || COALESCE((
+        SELECT string_agg(',' || x, '' ORDER BY o)
+        FROM unnest(string_to_array(more, ',')) WITH ORDINALITY AS m(x, o)
+        WHERE x <> '' AND x <> ALL (string_to_array(have, ','))), '') END
+$$;
 CREATE INDEX incidents_key_opened ON incidents (client_key, opened_ms);
 CREATE INDEX incidents_opened ON incidents (opened_ms);
 CREATE INDEX incidents_status ON incidents (status, opened_ms);

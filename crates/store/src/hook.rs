@@ -110,6 +110,32 @@ pub enum Opening {
     AlreadyOpen(TrackedIncident),
 }
 
+impl Opening {
+    /// The outcome of an insert-unless-open of `key`'s incident: `inserted` is the new
+    /// incident's id, or None when the key already had one open, which `open_of` then reads
+    /// (every [`IncidentTx`] implements `open_incident` this way).
+    pub fn settle(
+        key: &str,
+        inserted: Option<i64>,
+        open_of: impl FnOnce() -> Result<Option<TrackedIncident>, StoreError>,
+    ) -> Result<Self, StoreError> {
+        if let Some(id) = inserted {
+            return Ok(Opening::Opened(TrackedIncident {
+                id,
+                feeds: String::new(),
+                categories: String::new(),
+                enforced: false,
+            }));
+        }
+        match open_of()? {
+            Some(open) => Ok(Opening::AlreadyOpen(open)),
+            None => Err(StoreError::Worker(format!(
+                "incident for {key} was neither opened nor found open"
+            ))),
+        }
+    }
+}
+
 /// A client key's hits of one batch, folded into what its incident's counters get.
 #[derive(Debug, Clone, Copy)]
 pub struct HitFold<'a> {

@@ -95,21 +95,8 @@ impl IncidentTx for SqliteIncidentTx<'_> {
                 new.identify_due_ms,
                 new.report_due_ms,
             ])?;
-        if inserted == 1 {
-            return Ok(Opening::Opened(TrackedIncident {
-                id: self.conn.last_insert_rowid(),
-                feeds: String::new(),
-                categories: String::new(),
-                enforced: false,
-            }));
-        }
-        match self.open_incident_of(new.key)? {
-            Some(open) => Ok(Opening::AlreadyOpen(open)),
-            None => Err(StoreError::Worker(format!(
-                "incident for {} was neither opened nor found open",
-                new.key
-            ))),
-        }
+        let id = (inserted == 1).then(|| self.conn.last_insert_rowid());
+        Opening::settle(new.key, id, || self.open_incident_of(new.key))
     }
 
     fn fold_hits(&self, id: i64, fold: &HitFold<'_>, guard: FoldGuard) -> Result<bool, StoreError> {

@@ -25,6 +25,7 @@ pub mod read;
 pub mod retention;
 pub mod rows;
 pub mod schema;
+pub mod shipped;
 pub mod spool;
 mod sqlite;
 pub mod summary;
@@ -46,6 +47,7 @@ pub use alerted::DeadlineAlert;
 pub use read::{ClientSummary, Stats};
 pub use retention::PruneReport;
 pub use rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
+pub use shipped::{ShipHealth, ShipStatus, ShippedWatermark};
 pub use summary::Summary;
 pub use traits::{
     Actor, AlertStore, AuditStore, Cursor, EvidenceFilter, EvidenceStore, IncidentRecord,
@@ -160,6 +162,12 @@ impl Store {
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// A new read-only connection, for a thread of its own that only reads (the hit shipper
+    /// of the PostgreSQL backend, `shipped`).
+    pub fn read_connection(&self) -> Result<Connection, StoreError> {
+        open_read_connection(&self.inner.path)
     }
 
     /// A new read-write connection with the store's pragmas; for the writer, retention and tools.

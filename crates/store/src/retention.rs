@@ -34,16 +34,19 @@ pub fn cutoffs(cfg: &StoreConfig, now_ms: i64) -> (i64, i64) {
 
 /// One short retention step: up to `max_blocks` whole blocks of each log, then the blocks
 /// straddling each cut-off, then the first-hit record of names no longer hit within the hit
-/// retention. Returns (query rows, hit rows) removed and whether whole blocks remain.
+/// retention. Whole hit blocks are deleted only below `hits_below_id` (the shipped
+/// watermark, `crate::shipped`; `i64::MAX` without a shipper). Returns (query rows, hit rows)
+/// removed and whether whole blocks remain.
 pub fn step(
     conn: &Connection,
     q_cut: i64,
     h_cut: i64,
+    hits_below_id: i64,
     max_blocks: usize,
 ) -> Result<(usize, usize, bool), StoreError> {
     let tx = conn.unchecked_transaction()?;
-    let (q, q_more) = blocks::prune(&tx, Table::Queries, q_cut, max_blocks)?;
-    let (h, h_more) = blocks::prune(&tx, Table::Hits, h_cut, max_blocks)?;
+    let (q, q_more) = blocks::prune(&tx, Table::Queries, q_cut, i64::MAX, max_blocks)?;
+    let (h, h_more) = blocks::prune(&tx, Table::Hits, h_cut, hits_below_id, max_blocks)?;
     if !h_more {
         tx.prepare_cached("DELETE FROM hit_names WHERE last_ms < ?1")?
             .execute([h_cut])?;
@@ -63,7 +66,7 @@ pub fn prune(
     let (q_cut, h_cut) = cutoffs(cfg, now_ms);
     let mut report = PruneReport::default();
     loop {
-        let (q, h, more) = step(conn, q_cut, h_cut, max_blocks)?;
+        let (q, h, more) = step(conn, q_cut, h_cut, i64::MAX, max_blocks)?;
         report.queries_deleted += q;
         report.hits_deleted += h;
         if !more {

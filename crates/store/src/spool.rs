@@ -124,7 +124,7 @@ impl<'a> Record<'a> {
 }
 
 /// `QueryEvent::rcode` is a `&'static str` from a fixed set (see `dns::handler`).
-fn static_rcode(s: &str) -> &'static str {
+pub(crate) fn static_rcode(s: &str) -> &'static str {
     const KNOWN: [&str; 8] = [
         "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "OTHER",
     ];

@@ -14,7 +14,9 @@ pub use clients::{Identity, LoadReport, RejectedRow};
 pub use feeds::{
     CheckReport, FeedView, FetchStatus, LineCounts, Rejected, Skipped, Version, WriteReport,
 };
-pub use store::{AuditEntry, Count, DeadlineState, Delivery, Note, QuarantineEntry, WriterStatus};
+pub use store::{
+    AuditEntry, Count, DeadlineState, Delivery, Note, QuarantineEntry, ShipStatus, WriterStatus,
+};
 pub use summary::{DepartmentFigures, NewName, Offender, Summary};
 
 /// Converts every element, for `Vec` fields of views.

@@ -162,6 +162,58 @@ impl From<poolguard_model::deadline::DeadlineState> for DeadlineState {
     }
 }
 
+/// The hit shipper's state (`[store] backend = "postgres"`), serialisable for `/healthz`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShipStatus {
+    pub running: bool,
+    /// It holds a working connection to PostgreSQL.
+    pub connected: bool,
+    /// Connected, no failure since the last commit, and no hit waiting over a minute.
+    pub healthy: bool,
+    pub consecutive_failures: u64,
+    /// The last failure (kept after recovery).
+    pub last_error: Option<String>,
+    /// Hits committed to PostgreSQL since start.
+    pub hits_shipped: u64,
+    /// The last local hit block PostgreSQL holds.
+    pub shipped_block: i64,
+    /// ms since the epoch of the last commit, 0 if none yet.
+    pub last_ship_ms: i64,
+    /// Local hit blocks and hits not yet in PostgreSQL.
+    pub unshipped_blocks: i64,
+    pub unshipped_hits: i64,
+    /// Seconds since the oldest unshipped hit was recorded; 0 when none waits.
+    pub lag_seconds: f64,
+}
+
+impl ShipStatus {
+    /// The view of `s`, its lag judged at `now_ms`.
+    pub fn from_status(s: poolguard_store::ShipStatus, now_ms: i64) -> Self {
+        Self {
+            running: s.running,
+            connected: s.connected,
+            healthy: s.healthy,
+            consecutive_failures: s.consecutive_failures,
+            last_error: s.last_error,
+            hits_shipped: s.hits_shipped,
+            shipped_block: s.shipped_block,
+            last_ship_ms: s.last_ship_ms,
+            unshipped_blocks: s.unshipped_blocks,
+            unshipped_hits: s.unshipped_rows,
+            lag_seconds: ship_lag_seconds(s.oldest_unshipped_ms, now_ms),
+        }
+    }
+}
+
+/// Seconds since `oldest_ms` (0: nothing waits).
+pub fn ship_lag_seconds(oldest_ms: i64, now_ms: i64) -> f64 {
+    if oldest_ms == 0 {
+        0.0
+    } else {
+        (now_ms - oldest_ms).max(0) as f64 / 1000.0
+    }
+}
+
 /// A point-in-time copy of [`WriterHealth`], serialisable for `/healthz`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WriterStatus {

@@ -30,6 +30,9 @@ impl BatchHook for Tracker {
         let pending =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         self.publish(pending);
+        if self.shared {
+            self.memory().windows.forget();
+        }
     }
 
     fn batch_failed(&self) {

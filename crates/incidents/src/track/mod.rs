@@ -84,6 +84,8 @@ pub struct Tracker {
     memory: Arc<Mutex<Memory>>,
     /// What the batch in progress changed, published by [`BatchHook::committed`].
     pending: Arc<Mutex<Pending>>,
+    /// Other nodes write the same store ([`Tracker::shared`]).
+    shared: bool,
 }
 
 /// What the tracker remembers between batches to save statements. Every part may be
@@ -120,6 +122,20 @@ impl Tracker {
             acc,
             memory: Arc::default(),
             pending: Arc::default(),
+            shared: false,
+        }
+    }
+
+    /// A tracker for a store other nodes write too (the PostgreSQL backend's shipper). The
+    /// hit windows it keeps between batches would count only this node's hits, so they are
+    /// dropped after every batch and seeded again from the store, which holds every node's:
+    /// the repeat-offender threshold counts the whole group's hits. What else it remembers
+    /// stays valid across nodes (an open incident closed meanwhile is refused by the fold's
+    /// guard and looked up again; a name recorded stays recorded).
+    pub fn shared(acc: Arc<Accountability>) -> Self {
+        Self {
+            shared: true,
+            ..Self::new(acc)
         }
     }
 

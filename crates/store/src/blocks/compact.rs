@@ -21,6 +21,9 @@
 //!   is left alone: under load blocks are already large and the writer has no time to spare.
 //! - **Recent blocks are left alone** (the caller's `settled_before_ms`; the writer uses 10
 //!   minutes): staff paging through the latest rows see stable ids.
+//! - **Unshipped hits are left alone** (the caller's `through_id`, the shipped watermark of
+//!   `crate::shipped`): a merge reaching above it would move hits the shipper has not sent yet
+//!   into a block it has, and they would never reach PostgreSQL.
 
 use rusqlite::{Connection, params};
 
@@ -70,18 +73,22 @@ struct Meta {
 }
 
 /// One short step of a compaction pass over `table`: finds the next run of adjacent small
-/// blocks that ended before `settled_before_ms` and merges it (one run per step, at most
-/// [`TARGET_ROWS`] rows re-encoded), inside the caller's transaction.
+/// blocks that ended before `settled_before_ms`, all with ids at or below `through_id`
+/// (`i64::MAX`: no limit), and merges it (one run per step, at most [`TARGET_ROWS`] rows
+/// re-encoded), inside the caller's transaction.
 pub fn step(
     conn: &Connection,
     table: Table,
     settled_before_ms: i64,
+    through_id: i64,
     from: Cursor,
 ) -> Result<Step, StoreError> {
     let t = table.blocks();
     let newest: i64 = conn
         .prepare_cached(&format!("SELECT coalesce(max(id), 0) FROM {t}"))?
         .query_row([], |r| r.get(0))?;
+    // Blocks below this bound may merge: never the newest, never one above `through_id`.
+    let newest = newest.min(through_id.saturating_add(1));
     let blocks: Vec<Meta> = conn
         .prepare_cached(&format!(
             "SELECT id, rows, first_ms, last_ms FROM {t} WHERE id > ?1 AND id < ?2 \
@@ -197,7 +204,7 @@ pub fn run(conn: &Connection, settled_before_ms: i64) -> Result<usize, StoreErro
         let mut at = Some(Cursor::START);
         while let Some(from) = at {
             let tx = conn.unchecked_transaction()?;
-            let s = step(&tx, table, settled_before_ms, from)?;
+            let s = step(&tx, table, settled_before_ms, i64::MAX, from)?;
             tx.commit()?;
             removed += s.removed;
             at = s.next;

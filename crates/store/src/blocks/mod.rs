@@ -97,7 +97,7 @@ fn stored_row(id: i64, e: &Entry<'_>) -> StoredRow {
 }
 
 /// A blob column of `row`, borrowed.
-fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
+pub(crate) fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
     row.get_ref(i)?.as_blob().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
             .into()

@@ -8,21 +8,23 @@ use super::codec::{Block, BlockEncoder};
 use crate::StoreError;
 use crate::rows::Table;
 
-/// Removes rows of `table` older than `cutoff_ms`: up to `max_blocks` whole blocks, then any
-/// block straddling the cut-off is rewritten without its old rows. Returns the rows removed
-/// and whether whole blocks remain to delete.
+/// Removes rows of `table` older than `cutoff_ms`: up to `max_blocks` whole blocks with ids
+/// below `below_id` (`i64::MAX`: no limit; for hits, the shipped watermark, see
+/// `crate::shipped`), then any block straddling the cut-off is rewritten without its old
+/// rows. Returns the rows removed and whether whole blocks remain to delete.
 pub fn prune(
     conn: &Connection,
     table: Table,
     cutoff_ms: i64,
+    below_id: i64,
     max_blocks: usize,
 ) -> Result<(usize, bool), StoreError> {
     let t = table.blocks();
     let old: Vec<(i64, i64)> = conn
         .prepare_cached(&format!(
-            "SELECT id, rows FROM {t} WHERE last_ms < ?1 ORDER BY last_ms LIMIT ?2"
+            "SELECT id, rows FROM {t} WHERE last_ms < ?1 AND id < ?3 ORDER BY last_ms LIMIT ?2"
         ))?
-        .query_map(params![cutoff_ms, max_blocks as i64], |r| {
+        .query_map(params![cutoff_ms, max_blocks as i64, below_id], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<Result<_, _>>()?;

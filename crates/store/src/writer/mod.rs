@@ -42,6 +42,7 @@ use self::upkeep::UpkeepSchedule;
 pub use crate::fault::StoreFault;
 use crate::hook::BatchHook;
 use crate::known_names::KnownNames;
+use crate::shipped::ShippedWatermark;
 use crate::spool::Backlog;
 use crate::{Store, StoreError};
 use poolguard_clients::SharedLedger;
@@ -77,6 +78,28 @@ pub fn spawn_with(
     ledger: SharedLedger,
     tracker: Option<Arc<dyn BatchHook>>,
 ) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
+    spawn_inner(store, cfg, ledger, tracker, ShippedWatermark::unlimited())
+}
+
+/// [`spawn`] for a node whose hits a shipper copies to a shared store (`[store] backend =
+/// "postgres"`): no incident tracker here (it runs in the shipper's transaction instead), and
+/// upkeep leaves the hit blocks above `shipped` alone (`crate::shipped`).
+pub fn spawn_shipped(
+    store: &Store,
+    cfg: &StoreConfig,
+    ledger: SharedLedger,
+    shipped: ShippedWatermark,
+) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
+    spawn_inner(store, cfg, ledger, None, shipped)
+}
+
+fn spawn_inner(
+    store: &Store,
+    cfg: &StoreConfig,
+    ledger: SharedLedger,
+    tracker: Option<Arc<dyn BatchHook>>,
+    shipped: ShippedWatermark,
+) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
     let conn = store.write_connection()?;
     tune_writer(&conn)?;
     let backlog = backlog::open_backlog(&conn, store.path(), cfg)?;
@@ -107,6 +130,7 @@ pub fn spawn_with(
         known: KnownNames::default(),
         backlog_oldest_ms,
         upkeep: UpkeepSchedule::starting_now(),
+        shipped,
     };
     writer.publish_oldest();
     let thread = std::thread::Builder::new()
@@ -172,6 +196,8 @@ struct Writer {
     backlog_oldest_ms: Option<i64>,
     /// Retention and compaction, a step at a time between batches.
     upkeep: UpkeepSchedule,
+    /// Hit blocks above it are not shipped yet: upkeep leaves them alone.
+    shipped: ShippedWatermark,
 }
 
 /// Under a backlog a batch may be this many times `batch_size`. One transaction per 16 k rows

@@ -100,7 +100,12 @@ impl Writer {
         let settled = now_ms() - SETTLE_MS;
         let step = (|| -> Result<compact::Step, StoreError> {
             let tx = self.conn.unchecked_transaction()?;
-            let step = compact::step(&tx, table, settled, from)?;
+            // Hits above the shipped watermark are not in PostgreSQL yet (`crate::shipped`).
+            let through = match table {
+                Table::Hits => self.shipped.get(),
+                Table::Queries => i64::MAX,
+            };
+            let step = compact::step(&tx, table, settled, through, from)?;
             tx.commit()?;
             Ok(step)
         })();
@@ -125,7 +130,15 @@ impl Writer {
     /// One retention batch per table; returns whether more remain.
     fn prune_step(&mut self) -> bool {
         let (q_cut, h_cut) = retention::cutoffs(&self.cfg, now_ms());
-        match retention::step(&self.conn, q_cut, h_cut, retention::DELETE_BLOCKS) {
+        // The last shipped block stays too, so SQLite never hands out its id again.
+        let hits_below = self.shipped.get();
+        match retention::step(
+            &self.conn,
+            q_cut,
+            h_cut,
+            hits_below,
+            retention::DELETE_BLOCKS,
+        ) {
             Ok((q, h, more)) => {
                 // A step may prune `hit_names`: names remembered may be gone.
                 self.known.forget();
