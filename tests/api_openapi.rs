@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 use api_support::{Api, Harness};
 
 /// The resources the API is organised by; every operation is tagged with exactly one of them.
-const RESOURCES: [&str; 15] = [
+const RESOURCES: [&str; 16] = [
     "queries",
     "hits",
     "stats",
     "clients",
     "ledger",
+    "tokens",
     "audit",
     "feeds",
     "check",

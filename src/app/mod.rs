@@ -10,6 +10,7 @@
 mod accountability;
 mod api_server;
 mod evidence;
+mod follow;
 mod listen;
 mod reload;
 pub mod shared;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use poolguard_api::revocations::Revocations;
 use poolguard_api::{self as api, ApiState};
 use poolguard_clients::{LedgerError, SharedLedger};
 use poolguard_config::Config;
@@ -134,6 +136,8 @@ pub struct Running {
     _watcher: Option<WatchHandle>,
     /// Feed definitions created over the API, versions, publishing.
     registry: Arc<Registry>,
+    /// Revoked API tokens, subtracted from `[[api.tokens]]` at every reload.
+    revocations: Arc<Revocations>,
     /// Stops the subscription refresh tasks.
     subscriptions: (
         tokio_util::sync::CancellationToken,
@@ -177,6 +181,12 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let metrics = api::metrics::install();
     let ledger_path = config.clients.ledger.as_ref().map(|p| config.resolve(p));
     let ledger = load_ledger(ledger_path.clone()).await?;
+    let ledger_uploads = Arc::new(poolguard_clients::LedgerUploads::new(
+        registry.state_dir().join("ledger-versions"),
+    ));
+    let revocations = Arc::new(Revocations::new(
+        registry.state_dir().join("revoked-tokens"),
+    ));
     let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let (alerts, alert_rx) = if config.alerts.webhooks.is_empty() && config.alerts.syslog.is_none()
     {
@@ -210,6 +220,22 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         Some(e) => recorder.with_export(e.clone()),
         None => recorder,
     };
+    let followers = evidence
+        .as_ref()
+        .and_then(|ev| ev.shared.as_ref())
+        .map(|shared| {
+            let followers = follow::Followers {
+                registry: registry.clone(),
+                ledger: ledger.clone(),
+                ledger_path: ledger_path.clone(),
+                uploads: ledger_uploads.clone(),
+                revocations: revocations.clone(),
+                tokens: None,
+            };
+            // Before the API takes a write: every maintainer write reaches the group first.
+            followers.share_through(&shared.store);
+            followers
+        });
     let dns = DnsServer::start_bound(
         DnsContext {
             config: config.clone(),
@@ -236,9 +262,12 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
                 .map(|s| Arc::new(s.store.clone()) as Arc<dyn store::Reachable>);
             state.metrics = metrics;
             state.feeds = Some(registry.clone());
-            state.ledger_uploads = Some(Arc::new(poolguard_clients::LedgerUploads::new(
-                registry.state_dir().join("ledger-versions"),
-            )));
+            state.ledger_uploads = Some(ledger_uploads.clone());
+            state.revocations = Some(revocations.clone());
+            let revoked = revocations.load();
+            state
+                .tokens
+                .store(Arc::new(state.tokens.load().without(&revoked)));
             state.accountability = accountability.clone();
             state.dns = Some(dns.check());
             state.shipping = ev.shipping.as_ref().map(|s| s.health());
@@ -246,6 +275,17 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         }
         _ => None,
     };
+    let mut evidence = evidence;
+    if let (Some(ev), Some(mut followers)) = (evidence.as_mut(), followers)
+        && let Some(shared) = &ev.shared
+    {
+        followers.tokens = api.as_ref().map(|a| a.tokens.clone());
+        ev.tasks.push(follow::follow(
+            shared.subscribe(),
+            shared.store.clone(),
+            followers,
+        ));
+    }
     let watcher = if config.blocking.watch {
         match spawn_watcher(loader.clone()) {
             Ok(w) => Some(w),
@@ -279,6 +319,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         api,
         _watcher: watcher,
         registry,
+        revocations,
         subscriptions: (stop_subscriptions, subscription_tasks),
     })
 }

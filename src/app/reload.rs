@@ -81,7 +81,9 @@ impl Running {
         let api = self.api.as_ref()?;
         match Config::load(&self.config.path) {
             Ok(fresh) => {
-                let tokens = api::Tokens::from_config(&fresh.api.tokens);
+                // A revoked token stays refused whatever the file says.
+                let tokens =
+                    api::Tokens::from_config(&fresh.api.tokens).without(&self.revocations.load());
                 let n = tokens.len();
                 api.tokens.store(Arc::new(tokens));
                 tracing::info!(tokens = n, "API tokens reloaded");

@@ -21,13 +21,18 @@ use super::AppError;
 pub(super) struct Shared {
     pub(super) store: PgStore,
     /// Stopped (aborted) when dropped.
-    _changes: Changes,
+    changes: Changes,
     follower: tokio::task::JoinHandle<()>,
     /// Prepares the schema when the database was unreachable at start.
     preparing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Shared {
+    /// A receiver of every change the other nodes make, from now on.
+    pub(super) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
     /// Stops following the other nodes' changes.
     pub(super) fn stop(&self) {
         self.follower.abort();
@@ -96,7 +101,7 @@ pub(super) async fn open_shared(
     let follower = follow_quarantine(&changes, store.clone(), quarantine);
     Ok(Shared {
         store,
-        _changes: changes,
+        changes,
         follower,
         preparing,
     })

@@ -47,6 +47,7 @@ pub struct Caller {
     pub role: Role,
 }
 
+#[derive(Clone)]
 struct Entry {
     hash: [u8; 32],
     caller: Caller,
@@ -88,6 +89,27 @@ impl Tokens {
     /// No token is configured: every guarded route answers 401.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The tokens but those whose SHA-256 (lower-case hex) is in `revoked`.
+    pub fn without(&self, revoked: &std::collections::BTreeSet<String>) -> Tokens {
+        let entries = self
+            .entries
+            .iter()
+            .filter(|e| !revoked.contains(&hex::encode(e.hash)))
+            .cloned()
+            .collect();
+        Tokens { entries }
+    }
+
+    /// The SHA-256 (lower-case hex) of every token named `name`: what a revocation stores, so
+    /// every node refuses the token whatever name its own config gives it.
+    pub fn hashes_named(&self, name: &str) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.caller.name == name)
+            .map(|e| hex::encode(e.hash))
+            .collect()
     }
 
     /// The caller a presented token belongs to, if any.

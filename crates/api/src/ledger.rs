@@ -295,6 +295,9 @@ pub struct LedgerRefused {
 /// not kept, 500 (logged) for I/O.
 pub(crate) fn response(e: UploadError) -> Response {
     match e {
+        UploadError::Share(e) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+        }
         UploadError::Refused { message, report } => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(LedgerRefused {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod openapi;
 mod quarantine;
 mod reports;
+pub mod revocations;
 mod stats;
 pub mod token;
 mod views;
@@ -70,6 +71,8 @@ pub struct ApiState {
     /// The asset ledger's upload path and history (`PUT /api/v1/clients/ledger`, versions,
     /// restore); None = those routes answer 503.
     pub ledger_uploads: Option<Arc<poolguard_clients::LedgerUploads>>,
+    /// Revoked tokens (`DELETE /api/v1/tokens/{name}`); None = that route answers 503.
+    pub revocations: Option<Arc<revocations::Revocations>>,
     /// Incidents, quarantine and alerts (clock, deadlines, the live quarantine set).
     pub accountability: Arc<poolguard_incidents::Accountability>,
     /// The DNS server's decision state, so `GET /api/v1/check` answers what DNS would; None
@@ -97,6 +100,7 @@ impl ApiState {
             metrics: metrics::install(),
             feeds: None,
             ledger_uploads: None,
+            revocations: None,
             accountability: Arc::new(poolguard_incidents::Accountability::disabled()),
             dns: None,
         }
@@ -127,7 +131,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/reports/summary", get(reports::summary));
     let admin = Router::new()
         .route("/api/v1/ledger/reload", post(ledger::reload_ledger))
-        .route("/api/v1/audit", get(audit::list));
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/tokens/{name}", delete(revocations::revoke));
     let incidents = Router::new()
         .route("/api/v1/incidents/{id}", patch(incidents::patch))
         .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))

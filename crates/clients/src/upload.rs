@@ -13,8 +13,9 @@
 //! All methods are blocking (file I/O, parsing): call them from `spawn_blocking`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use poolguard_versions::share::{Doc, LEDGER, Share, ShareError, Topic};
 use poolguard_versions::{self as versions, NewVersion, Version, VersionError, Versions};
 
 use super::{Ledger, LedgerError, LoadReport, decode};
@@ -46,6 +47,9 @@ pub enum UploadError {
     /// The version history could not be read or written.
     #[error(transparent)]
     Version(#[from] VersionError),
+    /// The group's shared database did not take the ledger; nothing changed.
+    #[error(transparent)]
+    Share(#[from] ShareError),
 }
 
 /// A ledger write: the table to swap in, its report, the version now in force.
@@ -67,6 +71,9 @@ pub struct LedgerUploads {
     /// One writer at a time, so "keep the old file as a version, then write" is never
     /// interleaved with another upload.
     writer: Mutex<()>,
+    /// Where uploads and restores go before they change the file, when the node is one of
+    /// a group (`poolguard_versions::share`); None alone.
+    share: Mutex<Option<Arc<dyn Share>>>,
 }
 
 impl LedgerUploads {
@@ -75,7 +82,28 @@ impl LedgerUploads {
         Self {
             history: Versions::new(history_dir),
             writer: Mutex::new(()),
+            share: Mutex::new(None),
         }
+    }
+
+    /// Hands every later upload and restore to `share` before the file changes.
+    pub fn share_with(&self, share: Arc<dyn Share>) {
+        *self.share.lock().unwrap_or_else(PoisonError::into_inner) = Some(share);
+    }
+
+    /// Applies the ledger another node of the group wrote (`doc`) to `path`, through the
+    /// same checks and history as an upload, without sharing it again. `None` when the file
+    /// already holds it; the caller swaps the returned ledger in. A ledger of which no row
+    /// loads here is refused and the one in force stays.
+    pub fn apply_shared(&self, path: &Path, doc: &Doc) -> Result<Option<LedgerWrite>, UploadError> {
+        let here = std::fs::read(path).ok().map(|b| versions::sha256_hex(&b));
+        if here == Some(versions::sha256_hex(&doc.content)) {
+            return Ok(None);
+        }
+        let parsed = usable(parse(path, &doc.content)?)?;
+        let _one_writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.install(path, parsed, &doc.who, &doc.action, false)
+            .map(Some)
     }
 
     /// `PUT /api/v1/clients/ledger?dry_run=true`: parses the CSV and reports every row, nothing
@@ -116,7 +144,7 @@ impl LedgerUploads {
             "partial"
         };
         let _one_writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        self.install(path, parsed, who, action)
+        self.install(path, parsed, who, action, true)
     }
 
     /// `POST /api/v1/clients/ledger/versions/{id}/restore`: makes version `id` the ledger in
@@ -126,7 +154,7 @@ impl LedgerUploads {
         let content = self.version_content(id)?;
         let parsed = usable(parse(path, &content)?)?;
         let _one_writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        self.install(path, parsed, who, "restore")
+        self.install(path, parsed, who, "restore", true)
     }
 
     /// The asset ledger's kept versions, newest first.
@@ -142,7 +170,8 @@ impl LedgerUploads {
             .ok_or_else(|| UploadError::NotFound(format!("the ledger has no version {id}")))
     }
 
-    /// The one ledger write (upload and restore): keeps the file in force as a version if it
+    /// The one ledger write (upload, restore, another node's): shares it with the group
+    /// first (if `share` and the node is in one), keeps the file in force as a version if it
     /// is not one yet, writes the new content atomically, keeps it as a version. The caller
     /// holds the write lock.
     fn install(
@@ -151,7 +180,22 @@ impl LedgerUploads {
         parsed: Parsed,
         who: &str,
         action: &str,
+        share: bool,
     ) -> Result<LedgerWrite, UploadError> {
+        let group = self
+            .share
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(group) = group.filter(|_| share) {
+            group.share(vec![Doc {
+                topic: Topic::Ledger,
+                name: LEDGER.to_string(),
+                content: parsed.utf8.clone(),
+                who: who.to_string(),
+                action: action.to_string(),
+            }])?;
+        }
         let io = |source| UploadError::Io {
             path: path.to_path_buf(),
             source,

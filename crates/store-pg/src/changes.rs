@@ -1,6 +1,6 @@
 //! What another node changed: a task on a connection of its own that `LISTEN`s on
-//! `poolguard_changes` and tells this node, so a quarantine made through any node is in
-//! force on every node within moments (the triggers of `schema` send the notifications).
+//! `poolguard_changes` and tells this node, so a quarantine, a feed or ledger upload or a
+//! token revocation made through any node is in force on every node within moments (the triggers of `schema` send the notifications).
 //!
 //! Notifications are not stored: one sent while this node was disconnected is lost. So the
 //! listener reports [`Change::Resync`] after every (re)connection and every
@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+use poolguard_versions::share::Topic;
+
 use crate::connect::Connector;
 use crate::schema::CHANGES_CHANNEL;
 
@@ -20,6 +22,8 @@ use crate::schema::CHANGES_CHANNEL;
 pub enum Change {
     /// The quarantine list (`quarantine_changed` trigger).
     Quarantine,
+    /// A shared document (`shared_docs_changed` trigger): feeds, the ledger or tokens.
+    Shared(Topic),
     /// A notification this build does not know (a newer node's); ignored.
     Other(String),
     /// Anything may have changed (reconnected, or the periodic fallback): reload everything.
@@ -30,7 +34,19 @@ impl Change {
     fn of(payload: &str) -> Self {
         match payload {
             "quarantine" => Change::Quarantine,
+            "feeds" => Change::Shared(Topic::Feeds),
+            "ledger" => Change::Shared(Topic::Ledger),
+            "tokens" => Change::Shared(Topic::Tokens),
             other => Change::Other(other.to_string()),
+        }
+    }
+
+    /// Whether a holder of the `topic` documents must pull them again.
+    pub fn touches(&self, topic: Topic) -> bool {
+        match self {
+            Change::Shared(t) => *t == topic,
+            Change::Resync => true,
+            _ => false,
         }
     }
 
@@ -143,5 +159,8 @@ mod tests {
         assert!(Change::of("quarantine").touches_quarantine());
         assert!(Change::Resync.touches_quarantine());
         assert!(!Change::of("feeds").touches_quarantine());
+        assert!(Change::of("feeds").touches(Topic::Feeds));
+        assert!(!Change::of("ledger").touches(Topic::Tokens));
+        assert!(Change::Resync.touches(Topic::Tokens));
     }
 }

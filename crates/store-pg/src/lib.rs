@@ -14,6 +14,8 @@
 //!   [`summary`] (the bulletin), [`quarantine`], [`audit`], [`alerts`] (delivery log,
 //!   deadline alerts); [`cursor`] spells the hit lists' cursors.
 //! * [`changes`]: the `LISTEN poolguard_changes` task that tells a node what another changed.
+//! * [`shared`]: the documents maintainers write through any node (feeds, the ledger, token
+//!   revocations), stored before the node changes its files and pulled by the others.
 //!
 //! The full query log is not shared: it stays in each node's own SQLite store, and
 //! `Table::Queries` is answered from the local store given to [`PgStore::with_local`] (this
@@ -34,6 +36,7 @@ pub mod incident_tx;
 pub mod incidents;
 pub mod quarantine;
 pub mod schema;
+pub mod shared;
 pub mod ship;
 pub mod summary;
 

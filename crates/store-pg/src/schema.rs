@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1];
+const STEPS: &[&str] = &[V1, V2];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -178,6 +178,50 @@ CREATE TRIGGER quarantine_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE O
 CREATE INDEX hits_page ON hits (time_ms DESC, node DESC, local_block DESC, local_index DESC);
 CREATE INDEX audit_node ON audit (node, time_ms);
 -- END api-store block
+"#;
+
+/// What maintainers write through any node and every node applies (docs/SEVERAL-NODES.md,
+/// "Feeds, the ledger and tokens"): `shared_docs` holds the newest content of each document
+/// (`topic` `feeds`: the definitions and each feed written over the API; `ledger`; `tokens`:
+/// one row per revoked token hash), `shared_versions` every write of it (who, which node,
+/// the content), so the group keeps the history whichever node took the upload. The trigger
+/// notifies `poolguard_changes` with the topic, row by row (PostgreSQL folds identical
+/// payloads of one transaction into one notification).
+const V2: &str = r#"
+CREATE TABLE shared_docs (
+    topic         TEXT   NOT NULL,
+    name          TEXT   NOT NULL,
+    sha256        TEXT   NOT NULL,
+    content       BYTEA  NOT NULL,
+    who           TEXT   NOT NULL,
+    action        TEXT   NOT NULL,
+    node          TEXT   NOT NULL,
+    updated_ms    BIGINT NOT NULL,
+    PRIMARY KEY (topic, name)
+);
+CREATE TABLE shared_versions (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topic         TEXT   NOT NULL,
+    name          TEXT   NOT NULL,
+    sha256        TEXT   NOT NULL,
+    content       BYTEA  NOT NULL,
+    who           TEXT   NOT NULL,
+    action        TEXT   NOT NULL,
+    node          TEXT   NOT NULL,
+    time_ms       BIGINT NOT NULL
+);
+CREATE INDEX shared_versions_doc ON shared_versions (topic, name, id);
+CREATE FUNCTION poolguard_notify_topic() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('poolguard_changes', OLD.topic);
+    ELSE
+        PERFORM pg_notify('poolguard_changes', NEW.topic);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER shared_docs_changed AFTER INSERT OR UPDATE OR DELETE ON shared_docs
+    FOR EACH ROW EXECUTE FUNCTION poolguard_notify_topic();
 "#;
 
 /// The channel every node listens on; the payload names what changed.

@@ -16,6 +16,8 @@
 //! holds no I/O by rule, and this is nothing but I/O; one small crate that knows files and
 //! hashes (not feeds, not ledgers) is what both can share.
 
+pub mod share;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

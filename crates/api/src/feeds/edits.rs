@@ -258,7 +258,8 @@ async fn set_enabled(
 ) -> Result<Json<FeedView>, Failure> {
     let r = registry(&state)?;
     let n = name.clone();
-    let view = blocking(move || r.set_enabled(&n, enabled)).await?;
+    let (who_name, _) = who(&caller);
+    let view = blocking(move || r.set_enabled(&n, enabled, &who_name)).await?;
     let action = if enabled {
         "feed.enable"
     } else {

@@ -233,6 +233,9 @@ impl IntoResponse for Failure {
                 }),
             )
                 .into_response(),
+            RegistryError::Share(e) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+            }
             other => {
                 tracing::error!(error = %other, "feed write failed");
                 ApiError::new(

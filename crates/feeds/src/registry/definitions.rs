@@ -95,6 +95,14 @@ impl Defs {
     pub(super) fn remove_feed(&mut self, name: &str) {
         self.feeds.retain(|a| a.name != name);
     }
+
+    /// Points every API-created feed at this node's file for it: definitions written
+    /// through another node name that node's paths.
+    pub(super) fn localise(&mut self, config: &poolguard_config::Config) {
+        for a in &mut self.feeds {
+            a.path = config.written_feed_path(&a.name);
+        }
+    }
 }
 
 /// Reads `<state_dir>/feeds.toml`; none yet is an empty list.
@@ -218,10 +226,17 @@ impl Registry {
     }
 
     /// `POST /feeds/{name}/enable|disable`.
-    pub fn set_enabled(&self, name: &str, enabled: bool) -> Result<FeedView, RegistryError> {
+    pub fn set_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        who: &str,
+    ) -> Result<FeedView, RegistryError> {
         {
-            let mut defs = lock(&self.defs);
+            let mut guard = lock(&self.defs);
             self.find(name)?;
+            // Changed on a copy: a change the group refused leaves the one in force.
+            let mut defs = guard.clone();
             if self.in_config(name) {
                 match defs.overrides.iter_mut().find(|o| o.name == name) {
                     Some(o) => o.enabled = Some(enabled),
@@ -234,8 +249,10 @@ impl Registry {
             } else if let Some(a) = defs.feeds.iter_mut().find(|a| a.name == name) {
                 a.enabled = enabled;
             }
+            self.share_defs(&defs, who, if enabled { "enable" } else { "disable" })?;
             self.save_defs(&defs)?;
             self.set_feeds(&defs);
+            *guard = defs;
             self.loader.reload();
         }
         self.get(name)

@@ -66,7 +66,9 @@ impl Registry {
         self.write(&mut defs, &feed, content, who, "upload")
     }
 
-    /// The one write path: parse, refuse unusable content, version, write, persist, reload.
+    /// The one write path of a maintainer's change: shared with the other nodes of a group
+    /// (when sharing is on) before anything changes here. A subscription's fetch is not
+    /// shared: every node fetches its subscriptions itself.
     pub(super) fn write(
         &self,
         defs: &mut Defs,
@@ -74,6 +76,20 @@ impl Registry {
         content: &[u8],
         who: &str,
         action: &str,
+    ) -> Result<WriteReport, RegistryError> {
+        self.write_content(defs, feed, content, who, action, action != "fetch")
+    }
+
+    /// The one write path: parse, refuse unusable content, share (if `share`), version,
+    /// write, persist, reload.
+    pub(super) fn write_content(
+        &self,
+        defs: &mut Defs,
+        feed: &FeedConfig,
+        content: &[u8],
+        who: &str,
+        action: &str,
+        share: bool,
     ) -> Result<WriteReport, RegistryError> {
         let started = std::time::Instant::now();
         let text = String::from_utf8_lossy(content);
@@ -103,6 +119,9 @@ impl Registry {
         }
         let path = feed_file(&self.config, feed)
             .ok_or_else(|| RegistryError::Conflict(format!("feed `{}` has no file", feed.name)))?;
+        if share {
+            self.share_content(defs, &feed.name, content, who, action)?;
+        }
         let versions = self.versions(&feed.name);
         let before = match std::fs::read(&path) {
             Ok(b) => Some(b),
@@ -195,7 +214,10 @@ impl Registry {
             );
             versions::sha256_hex(&b)
         });
-        defs.remove_feed(name);
+        let mut after = defs.clone();
+        after.remove_feed(name);
+        self.share_defs(&after, who, "delete")?;
+        *defs = after;
         self.save_defs(&defs)?;
         if let Some(p) = &path
             && let Err(e) = std::fs::remove_file(p)

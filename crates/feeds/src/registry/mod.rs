@@ -23,7 +23,7 @@
 //! One file per job, each adding its methods to [`Registry`]: `definitions` (what feeds exist,
 //! `feeds.toml`, enable/disable), `edits` (the one write path: upload, delete, fetched
 //! content), `entries` (patching single entries into a list in its own syntax), `history`
-//! (versions and rollback), `status` (what `GET /feeds` shows, fetch state), `check` (what the
+//! (versions and rollback), `shared` (what a group of nodes shares), `status` (what `GET /feeds` shows, fetch state), `check` (what the
 //! policy in force says about a name) and `published` (the rendered-list cache).
 //!
 //! All methods are blocking (file I/O, parsing, compiling): call them from `spawn_blocking`.
@@ -34,6 +34,7 @@ mod edits;
 mod entries;
 mod history;
 mod published;
+mod shared;
 mod status;
 
 use std::collections::HashMap;
@@ -89,6 +90,9 @@ pub enum RegistryError {
     /// The version history could not be read or written.
     #[error(transparent)]
     Version(#[from] VersionError),
+    /// The group's shared database did not take the change; nothing changed.
+    #[error(transparent)]
+    Share(#[from] crate::versions::share::ShareError),
 }
 
 /// What a write did: the parse report and the version now in force.
@@ -148,6 +152,9 @@ pub struct Registry {
     fetches: Mutex<HashMap<String, FetchStatus>>,
     published: Mutex<HashMap<PublishFormat, Arc<Published>>>,
     listeners: Mutex<Vec<FeedsListener>>,
+    /// Where maintainer writes go before they change anything here, when the node is one
+    /// of a group (`shared`); None alone.
+    share: Mutex<Option<Arc<dyn crate::versions::share::Share>>>,
 }
 
 /// Told the whole feed list whenever it changes (incident tracking keeps feed categories and
@@ -174,6 +181,7 @@ impl Registry {
             fetches: Mutex::new(fetches),
             published: Mutex::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
+            share: Mutex::new(None),
         };
         let feeds = registry.effective(&lock(&registry.defs));
         registry.loader.set_feeds(feeds);
