@@ -2,7 +2,8 @@
 //! API is in force on the other without a restart (the `poolguard_changes` notification, then
 //! the same write path a local upload takes): a feed uploaded through A blocks on B's DNS, a
 //! ledger uploaded through B names the machine in a hit answered by A, and a token revoked
-//! through A is refused by B. An upload the database does not take changes nothing.
+//! through A is refused by B. An upload the database does not take changes nothing. The
+//! query log listed through any node holds every node's queries, each saying its node.
 
 mod common;
 
@@ -18,6 +19,8 @@ const DB: &str = "share";
 const FEEDS: &str = "feeds-token-for-share-tests";
 const ADMIN: &str = "admin-token-for-share-tests";
 const LEAKED: &str = "viewer-token-that-leaked";
+/// The node-to-node token every node presents and accepts.
+const PEER: &str = "node-to-node-token-for-share-tests";
 const HEADER: &str = "network,mac,asset,kind,location,department,owner,contact\n";
 /// What the upstream answers for `www.example.test`.
 const UPSTREAM_WWW: &str = "192.0.2.10";
@@ -27,14 +30,17 @@ async fn node(pg: &Postgres, url: &str, name: &str) -> TestBed {
     t.push_str(&api_token_toml("fiona", "feeds", FEEDS));
     t.push_str(&api_token_toml("adam", "admin", ADMIN));
     t.push_str(&api_token_toml("intern", "viewer", LEAKED));
+    t.push_str(&api_token_toml("peer", "viewer", PEER));
     t.push_str(&format!(
         "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_file = \"{}\"\n\
          node = \"{name}\"\npath = \"data/local.db\"\nflush_interval_ms = 20\n\
+         peer_token_file = \"peer-token\"\n\
          [clients]\nledger = \"clients.csv\"\n",
         pg.password_file().display()
     ));
     TestBed::builder()
         .file("clients.csv", HEADER)
+        .file("peer-token", &format!("{PEER}\n"))
         .toml(&t)
         .start()
         .await
@@ -194,4 +200,119 @@ async fn feeds_ledgers_and_token_revocations_made_through_one_node_are_in_force_
     assert_eq!(b.api_get("/api/v1/quarantine", LEAKED).await.0, 401);
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// Asks `bed` for `name A` from `client`.
+async fn ask(bed: &TestBed, client: &str, name: &str) {
+    let ip: IpAddr = client.parse().expect("ip");
+    query_from(ip, bed.dns, Proto::Udp, &request(name, RecordType::A, true)).await;
+}
+
+/// Every page of `path` through `bed`, following `next_cursor`.
+async fn all_pages(bed: &TestBed, path: &str) -> Vec<serde_json::Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let url = match &cursor {
+            Some(c) => format!("{path}&cursor={c}"),
+            None => path.to_string(),
+        };
+        let (status, page) = bed.api_get(&url, ADMIN).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.get("incomplete").is_none(), "{page}");
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return items,
+        }
+    }
+    panic!("more pages than queries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_log_listed_through_any_node_holds_every_nodes_queries() {
+    let pg = Postgres::start();
+    let url = pg.create_database(DB);
+    let a = node(&pg, &url, "node-a").await;
+    let b = node(&pg, &url, "node-b").await;
+    for name in ["www.example.test.", "example.test.", "www.example.test."] {
+        ask(&a, "127.0.0.50", name).await;
+    }
+    for name in ["example.test.", "www.example.test."] {
+        ask(&b, "127.0.0.50", name).await;
+    }
+    a.running().flush().await.expect("flush a");
+    b.running().flush().await.expect("flush b");
+
+    for bed in [&a, &b] {
+        let (status, page) = bed
+            .api_get("/api/v1/queries?client=127.0.0.50", ADMIN)
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        let nodes: Vec<&str> = items.iter().filter_map(|i| i["node"].as_str()).collect();
+        assert_eq!(items.len(), 5, "{page}");
+        assert_eq!(
+            nodes.iter().filter(|n| **n == "node-a").count(),
+            3,
+            "{page}"
+        );
+        assert_eq!(
+            nodes.iter().filter(|n| **n == "node-b").count(),
+            2,
+            "{page}"
+        );
+        let times: Vec<&str> = items.iter().filter_map(|i| i["time"].as_str()).collect();
+        let mut newest_first = times.clone();
+        newest_first.sort_by(|x, y| y.cmp(x));
+        assert_eq!(times, newest_first, "newest first across nodes");
+    }
+
+    // Paging two at a time walks both logs once.
+    let paged = all_pages(&b, "/api/v1/queries?client=127.0.0.50&limit=2").await;
+    let mut seen: Vec<(String, i64)> = paged
+        .iter()
+        .map(|i| {
+            (
+                i["node"].as_str().unwrap_or("").to_string(),
+                i["id"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!((paged.len(), seen.len()), (5, 5), "{paged:?}");
+
+    // scope=node is one node's own log (what the nodes ask each other).
+    let (_, own) = a
+        .api_get("/api/v1/queries?client=127.0.0.50&scope=node", ADMIN)
+        .await;
+    assert_eq!(own["items"].as_array().map(Vec::len), Some(3), "{own}");
+
+    // The CSV export says which node answered each row.
+    let (_, csv) = a
+        .api_get(
+            "/api/v1/queries?client=127.0.0.50&format=csv&bom=false",
+            ADMIN,
+        )
+        .await;
+    let text = csv.as_str().unwrap_or_default();
+    assert!(
+        text.lines().next().unwrap_or("").ends_with(",node"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.ends_with(",node-b")).count(),
+        2,
+        "{text}"
+    );
+
+    // A node that does not answer is named; the others' queries are still listed.
+    b.shutdown().await;
+    let (status, page) = a.api_get("/api/v1/queries?client=127.0.0.50", ADMIN).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(3), "{page}");
+    let missing = page["incomplete"][0].as_str().unwrap_or("");
+    assert!(missing.starts_with("node-b: "), "{page}");
+    a.shutdown().await;
 }

@@ -11,6 +11,7 @@ mod accountability;
 mod api_server;
 mod evidence;
 mod follow;
+mod group;
 mod listen;
 mod reload;
 pub mod shared;
@@ -271,7 +272,12 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             state.accountability = accountability.clone();
             state.dns = Some(dns.check());
             state.shipping = ev.shipping.as_ref().map(|s| s.health());
-            Some(start_api(addr, config.api.metrics_listen, state).await?)
+            state.group = ev.shared.as_ref().map(|s| group::group(&config, &s.store));
+            let api = start_api(addr, config.api.metrics_listen, state).await?;
+            if let Some(shared) = &ev.shared {
+                group::register_api(&shared.store, api.addr).await;
+            }
+            Some(api)
         }
         _ => None,
     };

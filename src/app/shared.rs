@@ -53,6 +53,7 @@ pub fn store_config(config: &Config) -> StoreConfig {
     cfg.path = config.resolve(&config.store.path);
     cfg.password_file = cfg.password_file.as_deref().map(|p| config.resolve(p));
     cfg.ca_file = cfg.ca_file.as_deref().map(|p| config.resolve(p));
+    cfg.peer_token_file = cfg.peer_token_file.as_deref().map(|p| config.resolve(p));
     cfg
 }
 

@@ -13,6 +13,7 @@ mod clients;
 mod csv_export;
 mod error;
 mod feeds;
+pub mod group_log;
 mod health;
 mod incidents;
 mod ledger;
@@ -71,6 +72,9 @@ pub struct ApiState {
     /// The asset ledger's upload path and history (`PUT /api/v1/clients/ledger`, versions,
     /// restore); None = those routes answer 503.
     pub ledger_uploads: Option<Arc<poolguard_clients::LedgerUploads>>,
+    /// This node's place in a group (`[store] backend = "postgres"`): `GET /api/v1/queries`
+    /// then gathers every node's log; None on a lone node.
+    pub group: Option<Arc<group_log::Group>>,
     /// Revoked tokens (`DELETE /api/v1/tokens/{name}`); None = that route answers 503.
     pub revocations: Option<Arc<revocations::Revocations>>,
     /// Incidents, quarantine and alerts (clock, deadlines, the live quarantine set).
@@ -101,6 +105,7 @@ impl ApiState {
             feeds: None,
             ledger_uploads: None,
             revocations: None,
+            group: None,
             accountability: Arc::new(poolguard_incidents::Accountability::disabled()),
             dns: None,
         }

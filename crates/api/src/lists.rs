@@ -72,6 +72,9 @@ pub struct ListParams {
     /// CSV only: `true` (default) starts the file with a UTF-8 byte order mark, which Excel
     /// needs to read it as UTF-8; `false` omits it.
     bom: Option<bool>,
+    /// Queries only, in a group of nodes: `group` (default) gathers every node's log, `node`
+    /// lists this node's only.
+    scope: Option<String>,
 }
 
 /// Output format of a list.
@@ -86,7 +89,7 @@ pub enum Format {
 }
 
 /// One query or hit as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Item {
     pub id: i64,
     /// RFC 3339, UTC, milliseconds.
@@ -106,8 +109,12 @@ pub struct Item {
     pub upstream: Option<String>,
     pub department: Option<String>,
     /// Hits only: who the client was when the hit happened.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// The node that answered the query, in a group's query log (`[store] backend =
+    /// "postgres"`); absent on a lone node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A page of a list.
@@ -116,6 +123,10 @@ pub struct ListResponse {
     pub items: Vec<Item>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     pub next_cursor: Option<String>,
+    /// A group's query log only: the nodes whose queries this page lacks, and why (the page
+    /// holds the others' queries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
 }
 
 impl From<StoredRow> for Item {
@@ -137,6 +148,7 @@ impl From<StoredRow> for Item {
             upstream: r.upstream,
             department: r.department,
             identity: r.identity.map(Identity::from),
+            node: None,
         }
     }
 }
@@ -326,7 +338,7 @@ fn parse_name(v: &str) -> Result<NameFilter, ApiError> {
 }
 
 /// Runs a list and renders it in the requested format.
-async fn list(
+pub(crate) async fn list(
     state: ApiState,
     table: Table,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -344,15 +356,30 @@ async fn list(
         })?;
     let next = page.next.map(|c| c.0);
     let items: Vec<Item> = page.items.into_iter().map(Item::from).collect();
-    let mut resp = match format {
-        Format::Json => Json(ListResponse {
+    render(
+        ListResponse {
             items,
-            next_cursor: next.clone(),
-        })
-        .into_response(),
+            next_cursor: next,
+            incomplete: Vec::new(),
+        },
+        format,
+        table,
+    )
+}
+
+/// Renders a page in `format`: JSON, or NDJSON/CSV with the next cursor in `X-Next-Cursor`.
+pub(crate) fn render(
+    page: ListResponse,
+    format: Format,
+    table: Table,
+) -> Result<Response, ApiError> {
+    let next = page.next_cursor.clone();
+    let items = &page.items;
+    let mut resp = match format {
+        Format::Json => Json(&page).into_response(),
         Format::Ndjson => {
             let mut body = String::new();
-            for i in &items {
+            for i in items {
                 if let Ok(line) = serde_json::to_string(i) {
                     body.push_str(&line);
                     body.push('\n');
@@ -361,7 +388,7 @@ async fn list(
             ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
         }
         Format::Csv { bom } => {
-            let body = to_csv(&items, table == Table::Hits)
+            let body = to_csv(items, table == Table::Hits)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             super::csv_export::response(body, bom)
         }
@@ -397,6 +424,11 @@ fn to_csv(items: &[Item], hits: bool) -> Result<Vec<u8>, csv::Error> {
         header.extend([
             "network", "asset", "mac", "kind", "location", "owner", "contact",
         ]);
+    }
+    // A group's query log says which node answered each query.
+    let nodes = items.iter().any(|i| i.node.is_some());
+    if nodes {
+        header.push("node");
     }
     w.write_record(&header)?;
     for i in items {
@@ -434,6 +466,9 @@ fn to_csv(items: &[Item], hits: bool) -> Result<Vec<u8>, csv::Error> {
                 .map(opt),
             );
         }
+        if nodes {
+            rec.push(opt(&i.node));
+        }
         w.write_record(rec.iter().map(|c| neutralise(c).into_owned()))?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
@@ -449,7 +484,11 @@ pub async fn queries(
     State(state): State<ApiState>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    list(state, Table::Queries, pairs).await
+    let (pairs, group_wide) = super::group_log::take_scope(pairs)?;
+    match (&state.group, group_wide) {
+        (Some(group), true) => super::group_log::list(&state, group.clone(), pairs).await,
+        _ => list(state, Table::Queries, Ok(Query(pairs))).await,
+    }
 }
 
 /// Lists hits (blocked queries) with the identity snapshot, newest first.

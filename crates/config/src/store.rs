@@ -28,6 +28,16 @@ pub struct StoreConfig {
     /// This node's name in a group: every stored row says which node answered it. Absent =
     /// the host name.
     pub node: Option<String>,
+    /// Where the other nodes of a group reach this node's API (`http://10.0.0.5:8080`), to
+    /// gather its query log for a group-wide `GET /api/v1/queries`. Absent = `http://` and
+    /// the address `[api] listen` bound, unless that is a wildcard (then the node's log is
+    /// not gathered by the others).
+    pub api_url: Option<String>,
+    /// A file whose first line is the node-to-node token this node presents when it gathers
+    /// the other nodes' query logs (a `viewer` token in every node's `[[api.tokens]]`).
+    pub peer_token_file: Option<PathBuf>,
+    /// An environment variable holding the node-to-node token.
+    pub peer_token_env: Option<String>,
     pub path: PathBuf,
     /// Record every query, not only hits.
     pub log_queries: bool,
@@ -65,6 +75,9 @@ impl Default for StoreConfig {
             ca_file: None,
             pool_size: 8,
             node: None,
+            api_url: None,
+            peer_token_file: None,
+            peer_token_env: None,
             path: PathBuf::from("data/poolguard.db"),
             log_queries: true,
             query_retention_days: 7,
@@ -104,6 +117,9 @@ pub(crate) fn validate(
         ("store.password_file", store.password_file.is_some()),
         ("store.password_env", store.password_env.is_some()),
         ("store.ca_file", store.ca_file.is_some()),
+        ("store.api_url", store.api_url.is_some()),
+        ("store.peer_token_file", store.peer_token_file.is_some()),
+        ("store.peer_token_env", store.peer_token_env.is_some()),
     ];
     match store.backend {
         Backend::Sqlite => {
@@ -146,6 +162,28 @@ pub(crate) fn validate(
             {
                 return Err((
                     "store.ca_file".into(),
+                    format!("{} does not exist", resolve(file).display()),
+                ));
+            }
+            if let Some(u) = &store.api_url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err((
+                    "store.api_url".into(),
+                    "must start with http:// or https://".into(),
+                ));
+            }
+            if store.peer_token_file.is_some() && store.peer_token_env.is_some() {
+                return Err((
+                    "store.peer_token_file / store.peer_token_env".into(),
+                    "give one of them, not both".into(),
+                ));
+            }
+            if let Some(file) = &store.peer_token_file
+                && !resolve(file).is_file()
+            {
+                return Err((
+                    "store.peer_token_file".into(),
                     format!("{} does not exist", resolve(file).display()),
                 ));
             }

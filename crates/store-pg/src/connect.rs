@@ -146,7 +146,16 @@ impl Connector {
 
 /// The password from `password_file` (first line) or `password_env`, if either is set.
 fn password(cfg: &StoreConfig) -> Result<Option<String>, PgError> {
-    if let Some(file) = &cfg.password_file {
+    secret(cfg.password_file.as_deref(), cfg.password_env.as_deref())
+}
+
+/// A secret from the first line of `file` or from the environment variable `env` (the
+/// database password, the node-to-node token), if either is given.
+pub fn secret(
+    file: Option<&std::path::Path>,
+    env: Option<&str>,
+) -> Result<Option<String>, PgError> {
+    if let Some(file) = file {
         let text = std::fs::read_to_string(file)
             .map_err(|e| PgError::Password(format!("{}: {e}", file.display())))?;
         let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
@@ -155,7 +164,7 @@ fn password(cfg: &StoreConfig) -> Result<Option<String>, PgError> {
         }
         return Ok(Some(line.to_string()));
     }
-    if let Some(var) = &cfg.password_env {
+    if let Some(var) = env {
         let value = std::env::var(var)
             .map_err(|_| PgError::Password(format!("environment variable {var} is not set")))?;
         return Ok(Some(value));

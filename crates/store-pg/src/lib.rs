@@ -19,7 +19,8 @@
 //!
 //! The full query log is not shared: it stays in each node's own SQLite store, and
 //! `Table::Queries` is answered from the local store given to [`PgStore::with_local`] (this
-//! node's log only).
+//! node's log); the API gathers the group's from every node registered in `nodes`
+//! ([`PgStore::peers`], `poolguard_api::group_log`).
 //! * [`ship`]: the hit shipper, local SQLite → PostgreSQL, exactly once, with the incident
 //!   tracker running in the same transaction ([`incident_tx`]).
 //!
@@ -57,6 +58,18 @@ pub struct PgStore {
     node: String,
     /// This node's own SQLite store, which keeps the full query log (not shared).
     local: Option<Store>,
+    /// Where the other nodes reach this node's API (`nodes.api_url`); set from `[store]
+    /// api_url`, or by [`PgStore::set_api_url`] once the API is bound.
+    api_url: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// Another node of the group, as registered in `nodes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its `[store] node` name.
+    pub name: String,
+    /// Where its API answers.
+    pub api_url: String,
 }
 
 impl PgStore {
@@ -78,6 +91,7 @@ impl PgStore {
             connector,
             node: node_name(cfg),
             local: None,
+            api_url: std::sync::Arc::new(std::sync::Mutex::new(cfg.api_url.clone())),
         })
     }
 
@@ -85,7 +99,54 @@ impl PgStore {
     pub async fn prepare(&self) -> Result<(), PgError> {
         let mut client = self.connector.connect().await?;
         schema::migrate(&mut client).await?;
-        register(&client, &self.node).await
+        register(&client, &self.node, self.api_url().as_deref()).await
+    }
+
+    /// Where the other nodes reach this node's API, when known.
+    pub fn api_url(&self) -> Option<String> {
+        self.api_url
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records where this node's API answers (once it is bound), unless `[store] api_url`
+    /// said it already; registered now when the database answers, else at the next prepare.
+    pub async fn set_api_url(&self, url: String) -> Result<(), PgError> {
+        let url = {
+            let mut held = self
+                .api_url
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            held.get_or_insert(url).clone()
+        };
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE nodes SET api_url = $2 WHERE name = $1",
+                &[&self.node, &url],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The other nodes whose API address is known.
+    pub async fn peers(&self) -> Result<Vec<Peer>, PgError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT name, api_url FROM nodes WHERE name <> $1 AND api_url IS NOT NULL ORDER BY name",
+                &[&self.node],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Peer {
+                    name: r.try_get(0)?,
+                    api_url: r.try_get(1)?,
+                })
+            })
+            .collect()
     }
 
     /// The same store answering `Table::Queries` (and the query-log figures of stats and a
@@ -156,13 +217,18 @@ pub async fn check(cfg: &StoreConfig) -> Result<String, PgError> {
 }
 
 /// Records (or refreshes) this node in `nodes`.
-async fn register(client: &tokio_postgres::Client, node: &str) -> Result<(), PgError> {
+async fn register(
+    client: &tokio_postgres::Client,
+    node: &str,
+    api_url: Option<&str>,
+) -> Result<(), PgError> {
     let now = now_ms();
     client
         .execute(
-            "INSERT INTO nodes (name, started_ms, seen_ms, version) VALUES ($1, $2, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET started_ms = $2, seen_ms = $2, version = $3",
-            &[&node, &now, &env!("CARGO_PKG_VERSION")],
+            "INSERT INTO nodes (name, started_ms, seen_ms, version, api_url) VALUES ($1, $2, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET started_ms = $2, seen_ms = $2, version = $3,
+             api_url = COALESCE($4, nodes.api_url)",
+            &[&node, &now, &env!("CARGO_PKG_VERSION"), &api_url],
         )
         .await?;
     Ok(())

@@ -186,7 +186,8 @@ CREATE INDEX audit_node ON audit (node, time_ms);
 /// one row per revoked token hash), `shared_versions` every write of it (who, which node,
 /// the content), so the group keeps the history whichever node took the upload. The trigger
 /// notifies `poolguard_changes` with the topic, row by row (PostgreSQL folds identical
-/// payloads of one transaction into one notification).
+/// payloads of one transaction into one notification). `nodes.api_url`: where each node's
+/// API answers, for the group-wide query log gathered from every node.
 const V2: &str = r#"
 CREATE TABLE shared_docs (
     topic         TEXT   NOT NULL,
@@ -222,6 +223,8 @@ BEGIN
 END $$;
 CREATE TRIGGER shared_docs_changed AFTER INSERT OR UPDATE OR DELETE ON shared_docs
     FOR EACH ROW EXECUTE FUNCTION poolguard_notify_topic();
+-- Where each node's API answers, so the node asked for the group's query log gathers it.
+ALTER TABLE nodes ADD COLUMN api_url TEXT;
 "#;
 
 /// The channel every node listens on; the payload names what changed.

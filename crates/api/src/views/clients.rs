@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 
 /// A snapshot of who a client was at the moment of a query. Stored with each hit, so later
 /// ledger edits never rewrite history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 pub struct Identity {
     /// The ledger network that matched (IP or CIDR).
     pub network: Option<String>,
