@@ -652,6 +652,74 @@ async fn tokens_are_reloaded_from_the_config_without_a_restart() {
     bed.shutdown().await;
 }
 
+/// `DELETE /api/v1/tokens/{name}` (admin) refuses a leaked token at once, without editing
+/// config.toml; the revocation survives a reload of `[[api.tokens]]` and a restart, and a
+/// name no token has is a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_stays_refused_after_a_reload_and_a_restart() {
+    let bed = bed().await;
+    let api = Http::new(&bed);
+    let get = |token: &'static str| {
+        let api = &api;
+        async move {
+            api.send(reqwest::Method::GET, "/api/v1/feeds", Some(token), None)
+                .await
+                .0
+        }
+    };
+    assert_eq!(get(VIEWER).await, StatusCode::OK);
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/tokens/vera",
+            Some(FEEDS),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "admin only");
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/tokens/nobody",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/tokens/vera",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        get(VIEWER).await,
+        StatusCode::UNAUTHORIZED,
+        "revoked at once"
+    );
+    assert_eq!(bed.running().reload_tokens(), Some(2));
+    assert_eq!(
+        get(VIEWER).await,
+        StatusCode::UNAUTHORIZED,
+        "after a reload"
+    );
+    let bed = bed.restart().await;
+    let api = Http::new(&bed);
+    let (status, _) = api
+        .send(reqwest::Method::GET, "/api/v1/feeds", Some(VIEWER), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "after a restart");
+    let (status, audit) = api
+        .send(reqwest::Method::GET, "/api/v1/audit", Some(ADMIN), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(audit.contains("token.revoke"), "{audit}");
+    bed.shutdown().await;
+}
+
 /// `[api] feeds_dir` takes every list file poolguard writes (content, definitions, versions),
 /// so the config's own folder can stay read-only; a restart reads them back from there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,7 +31,10 @@ impl Registry {
                 report: Box::new(empty_report(name)),
             });
         }
-        let mut defs = lock(&self.defs);
+        let mut guard = lock(&self.defs);
+        // Changed on a copy: a refused write (unusable content, the group's database not
+        // taking it) leaves the definitions in force untouched.
+        let mut defs = guard.clone();
         let existing = self
             .loader
             .feed_configs()
@@ -63,7 +66,9 @@ impl Registry {
         };
         apply_settings(&mut feed, &settings);
         self.remember(&mut defs, &feed, &settings);
-        self.write(&mut defs, &feed, content, who, "upload")
+        let report = self.write(&mut defs, &feed, content, who, "upload")?;
+        *guard = defs;
+        Ok(report)
     }
 
     /// The one write path of a maintainer's change: shared with the other nodes of a group
