@@ -5,11 +5,8 @@
 
 mod common;
 
-use std::net::IpAddr;
-
 use common::postgres::Postgres;
-use common::{POLL, Proto, TestBed, WAIT, addresses, query_from, request, sha256_hex};
-use hickory_proto::rr::RecordType;
+use common::{POLL, TestBed, WAIT, answer_from, sha256_hex};
 use serde_json::json;
 
 const TOKEN: &str = "investigator-token-for-node-tests";
@@ -31,17 +28,9 @@ async fn node(pg: &Postgres, url: &str, node: &str) -> TestBed {
     TestBed::builder().toml(&toml).start().await
 }
 
-/// B's answer to `CLIENT` for `www.example.test A`.
+/// `bed`'s answer to `CLIENT` for `www.example.test A`.
 async fn www_for_client(bed: &TestBed) -> Vec<String> {
-    let ip: IpAddr = CLIENT.parse().expect("ip");
-    let answer = query_from(
-        ip,
-        bed.dns,
-        Proto::Udp,
-        &request("www.example.test.", RecordType::A, true),
-    )
-    .await;
-    addresses(&answer)
+    answer_from(bed, CLIENT, "www.example.test.").await
 }
 
 /// Polls `bed`'s DNS until `CLIENT` gets `expected` (every [`POLL`], at most [`WAIT`]).

@@ -7,12 +7,8 @@
 
 mod common;
 
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
-
 use common::postgres::Postgres;
-use common::{Proto, TestBed, addresses, api_token_toml, query_from, request};
-use hickory_proto::rr::RecordType;
+use common::{TestBed, answer_from, api_token_toml, eventually};
 use reqwest::Method;
 
 const DB: &str = "share";
@@ -46,42 +42,16 @@ async fn node(pg: &Postgres, url: &str, name: &str) -> TestBed {
         .await
 }
 
-/// Polls `check` every 20 ms for at most 30 s.
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let last = match check().await {
-            Ok(()) => return,
-            Err(state) => state,
-        };
-        assert!(Instant::now() < deadline, "{what}: still {last}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn www(bed: &TestBed, client: &str) -> Vec<String> {
-    let ip: IpAddr = client.parse().expect("ip");
-    let answer = query_from(
-        ip,
-        bed.dns,
-        Proto::Udp,
-        &request("www.example.test.", RecordType::A, true),
-    )
-    .await;
-    addresses(&answer)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feeds_ledgers_and_token_revocations_made_through_one_node_are_in_force_on_the_other() {
     let mut pg = Postgres::start();
     let url = pg.create_database(DB);
     let a = node(&pg, &url, "node-a").await;
     let b = node(&pg, &url, "node-b").await;
-    assert_eq!(www(&b, "127.0.0.40").await, [UPSTREAM_WWW]);
+    assert_eq!(
+        answer_from(&b, "127.0.0.40", "www.example.test.").await,
+        [UPSTREAM_WWW]
+    );
 
     // A feed uploaded through A blocks on B's DNS, no restart.
     let (status, report) = a
@@ -89,8 +59,8 @@ async fn feeds_ledgers_and_token_revocations_made_through_one_node_are_in_force_
         .await;
     assert_eq!(status, 200, "{report}");
     let sha = report["version"]["sha256"].clone();
-    wait_for("B to block the name uploaded through A", || async {
-        let got = www(&b, "127.0.0.40").await;
+    eventually("B to block the name uploaded through A", || async {
+        let got = answer_from(&b, "127.0.0.40", "www.example.test.").await;
         if got != [UPSTREAM_WWW] {
             Ok(())
         } else {
@@ -138,7 +108,7 @@ async fn feeds_ledgers_and_token_revocations_made_through_one_node_are_in_force_
         )
         .await;
     assert_eq!(status, 200, "{report}");
-    wait_for("A to know the machine from B's ledger", || async {
+    eventually("A to know the machine from B's ledger", || async {
         let (_, v) = a.api_get("/api/v1/clients/127.0.0.41", ADMIN).await;
         let asset = v["identity"]["asset"].clone();
         if asset == "lab-miner-7" {
@@ -148,9 +118,9 @@ async fn feeds_ledgers_and_token_revocations_made_through_one_node_are_in_force_
         }
     })
     .await;
-    let blocked = www(&a, "127.0.0.41").await;
+    let blocked = answer_from(&a, "127.0.0.41", "www.example.test.").await;
     assert_ne!(blocked, [UPSTREAM_WWW], "A blocks the shared feed too");
-    wait_for(
+    eventually(
         "the hit answered by A, with B's ledger identity",
         || async {
             let (_, v) = b.api_get("/api/v1/hits?client=127.0.0.41", ADMIN).await;
@@ -172,7 +142,7 @@ async fn feeds_ledgers_and_token_revocations_made_through_one_node_are_in_force_
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["revoked"], 1);
     assert_eq!(a.api_get("/api/v1/quarantine", LEAKED).await.0, 401);
-    wait_for("B to refuse the token revoked through A", || async {
+    eventually("B to refuse the token revoked through A", || async {
         let (status, v) = b.api_get("/api/v1/quarantine", LEAKED).await;
         if status == 401 {
             Ok(())
@@ -196,16 +166,13 @@ async fn feeds_ledgers_and_token_revocations_made_through_one_node_are_in_force_
     );
     // A restarted node still serves its last lists and refuses the revoked token.
     let b = b.restart().await;
-    assert_ne!(www(&b, "127.0.0.40").await, [UPSTREAM_WWW]);
+    assert_ne!(
+        answer_from(&b, "127.0.0.40", "www.example.test.").await,
+        [UPSTREAM_WWW]
+    );
     assert_eq!(b.api_get("/api/v1/quarantine", LEAKED).await.0, 401);
     a.shutdown().await;
     b.shutdown().await;
-}
-
-/// Asks `bed` for `name A` from `client`.
-async fn ask(bed: &TestBed, client: &str, name: &str) {
-    let ip: IpAddr = client.parse().expect("ip");
-    query_from(ip, bed.dns, Proto::Udp, &request(name, RecordType::A, true)).await;
 }
 
 /// Every page of `path` through `bed`, following `next_cursor`.
@@ -236,10 +203,10 @@ async fn the_query_log_listed_through_any_node_holds_every_nodes_queries() {
     let a = node(&pg, &url, "node-a").await;
     let b = node(&pg, &url, "node-b").await;
     for name in ["www.example.test.", "example.test.", "www.example.test."] {
-        ask(&a, "127.0.0.50", name).await;
+        answer_from(&a, "127.0.0.50", name).await;
     }
     for name in ["example.test.", "www.example.test."] {
-        ask(&b, "127.0.0.50", name).await;
+        answer_from(&b, "127.0.0.50", name).await;
     }
     a.running().flush().await.expect("flush a");
     b.running().flush().await.expect("flush b");

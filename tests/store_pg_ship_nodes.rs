@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::postgres::Postgres;
-use common::{Proto, SINK_V4, TestBed, addresses, query_from, request};
+use common::{Proto, SINK_V4, TestBed, addresses, eventually, query_from, request};
 use hickory_proto::rr::RecordType;
 
 const DB: &str = "group";
@@ -36,25 +34,8 @@ async fn mine(bed: &TestBed) {
     assert_eq!(addresses(&m), [SINK_V4]);
 }
 
-/// Polls `check` (an async condition) every 20 ms for at most 30 s.
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let last = match check().await {
-            Ok(()) => return,
-            Err(state) => state,
-        };
-        assert!(Instant::now() < deadline, "{what}: still {last}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn pg_hits_are(pg: &Postgres, want: &str) {
-    wait_for("hits in PostgreSQL", || async {
+    eventually("hits in PostgreSQL", || async {
         let got = pg.psql(
             DB,
             "SELECT string_agg(node || '=' || n, ',' ORDER BY node) FROM \
@@ -102,7 +83,7 @@ async fn two_nodes_ship_one_clients_hits_into_one_incident_and_ride_out_an_outag
         .flush()
         .await
         .expect("the local store takes hits meanwhile");
-    wait_for("/healthz to say degraded", || async {
+    eventually("/healthz to say degraded", || async {
         let (code, health) = a.healthz().await;
         if code == 503 && health["status"] == "degraded" && health["pg_ship"]["connected"] == false
         {
@@ -121,7 +102,7 @@ async fn two_nodes_ship_one_clients_hits_into_one_incident_and_ride_out_an_outag
         "13",
         "each hit counted once"
     );
-    wait_for("/healthz to recover", || async {
+    eventually("/healthz to recover", || async {
         let (code, health) = a.healthz().await;
         if code == 200 {
             Ok(())

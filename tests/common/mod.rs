@@ -766,6 +766,31 @@ pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Polls the async `check` every [`POLL`] for at most 30 s (a node catching up with a
+/// database on a loaded machine), panicking with `what` and the state `check` last reported.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let last = match check().await {
+            Ok(()) => return,
+            Err(state) => state,
+        };
+        assert!(std::time::Instant::now() < deadline, "{what}: still {last}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `name A` asked from `client` (a loopback address) of `bed`: the addresses answered.
+pub async fn answer_from(bed: &TestBed, client: &str, name: &str) -> Vec<String> {
+    let ip: std::net::IpAddr = client.parse().expect("client address");
+    let answer = query_from(ip, bed.dns, Proto::Udp, &request(name, RecordType::A, true)).await;
+    addresses(&answer)
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago, for a receiver process we start.
 pub fn free_tcp_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");

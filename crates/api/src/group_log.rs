@@ -21,7 +21,7 @@ use axum::response::Response;
 use poolguard_store::{Cursor, StoreError, Table};
 use serde::Deserialize;
 
-use crate::lists::{Item, ListResponse, parse_list, render};
+use crate::lists::{Item, ListResponse, list_error, parse_list, render};
 use crate::{ApiError, ApiState};
 
 /// How long the node asked waits for another node's page.
@@ -183,12 +183,7 @@ pub(crate) async fn list(
             .store
             .list_evidence(Table::Queries, own)
             .await
-            .map_err(|e| match e {
-                StoreError::BadCursor => {
-                    ApiError::bad_param("cursor", "not a cursor from `next_cursor`")
-                }
-                other => other.into(),
-            })?;
+            .map_err(list_error)?;
         pages.push((
             group.node.clone(),
             NodePage {

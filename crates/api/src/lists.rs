@@ -348,12 +348,7 @@ pub(crate) async fn list(
         .store
         .list_evidence(table, filter)
         .await
-        .map_err(|e| match e {
-            StoreError::BadCursor => {
-                ApiError::bad_param("cursor", "not a cursor from `next_cursor`")
-            }
-            other => other.into(),
-        })?;
+        .map_err(list_error)?;
     let next = page.next.map(|c| c.0);
     let items: Vec<Item> = page.items.into_iter().map(Item::from).collect();
     render(
@@ -365,6 +360,15 @@ pub(crate) async fn list(
         format,
         table,
     )
+}
+
+/// A list's store failure as the API answers it: a cursor that does not decode is the
+/// caller's 400 on `cursor`.
+pub(crate) fn list_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::BadCursor => ApiError::bad_param("cursor", "not a cursor from `next_cursor`"),
+        other => other.into(),
+    }
 }
 
 /// Renders a page in `format`: JSON, or NDJSON/CSV with the next cursor in `X-Next-Cursor`.

@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use poolguard_versions::share::{Doc, Share, Topic};
+use poolguard_versions::share::{Doc, Share, Sharing, Topic};
 use poolguard_versions::write_atomic;
 
 use crate::auth::Caller;
@@ -31,7 +31,7 @@ pub struct Revocations {
     file: PathBuf,
     /// One revocation at a time, so two never lose each other's line.
     lock: Mutex<()>,
-    share: Mutex<Option<Arc<dyn Share>>>,
+    share: Sharing,
 }
 
 impl Revocations {
@@ -40,13 +40,13 @@ impl Revocations {
         Self {
             file,
             lock: Mutex::new(()),
-            share: Mutex::new(None),
+            share: Sharing::default(),
         }
     }
 
     /// Hands every later revocation to the group before it is written here.
     pub fn share_with(&self, share: Arc<dyn Share>) {
-        *self.share.lock().unwrap_or_else(PoisonError::into_inner) = Some(share);
+        self.share.set(share);
     }
 
     /// Every revoked hash this node knows; an unreadable file is an empty list (logged).
@@ -68,13 +68,8 @@ impl Revocations {
 
     /// Revokes `hashes` (shared first, then written here). Blocking.
     pub fn revoke(&self, hashes: &[String], who: &str) -> Result<(), ApiError> {
-        let group = self
-            .share
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(group) = group {
-            let docs = hashes
+        let docs = || {
+            hashes
                 .iter()
                 .map(|h| Doc {
                     topic: Topic::Tokens,
@@ -83,11 +78,11 @@ impl Revocations {
                     who: who.to_string(),
                     action: "revoke".into(),
                 })
-                .collect();
-            group
-                .share(docs)
-                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        }
+                .collect()
+        };
+        self.share
+            .share(docs)
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         self.add(hashes.iter().cloned()).map(|_| ())
     }
 

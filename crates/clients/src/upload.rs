@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use poolguard_versions::share::{Doc, LEDGER, Share, ShareError, Topic};
+use poolguard_versions::share::{Doc, LEDGER, Share, ShareError, Sharing, Topic};
 use poolguard_versions::{self as versions, NewVersion, Version, VersionError, Versions};
 
 use super::{Ledger, LedgerError, LoadReport, decode};
@@ -73,7 +73,7 @@ pub struct LedgerUploads {
     writer: Mutex<()>,
     /// Where uploads and restores go before they change the file, when the node is one of
     /// a group (`poolguard_versions::share`); None alone.
-    share: Mutex<Option<Arc<dyn Share>>>,
+    share: Sharing,
 }
 
 impl LedgerUploads {
@@ -82,13 +82,13 @@ impl LedgerUploads {
         Self {
             history: Versions::new(history_dir),
             writer: Mutex::new(()),
-            share: Mutex::new(None),
+            share: Sharing::default(),
         }
     }
 
     /// Hands every later upload and restore to `share` before the file changes.
     pub fn share_with(&self, share: Arc<dyn Share>) {
-        *self.share.lock().unwrap_or_else(PoisonError::into_inner) = Some(share);
+        self.share.set(share);
     }
 
     /// Applies the ledger another node of the group wrote (`doc`) to `path`, through the
@@ -182,19 +182,16 @@ impl LedgerUploads {
         action: &str,
         share: bool,
     ) -> Result<LedgerWrite, UploadError> {
-        let group = self
-            .share
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(group) = group.filter(|_| share) {
-            group.share(vec![Doc {
-                topic: Topic::Ledger,
-                name: LEDGER.to_string(),
-                content: parsed.utf8.clone(),
-                who: who.to_string(),
-                action: action.to_string(),
-            }])?;
+        if share {
+            self.share.share(|| {
+                vec![Doc {
+                    topic: Topic::Ledger,
+                    name: LEDGER.to_string(),
+                    content: parsed.utf8.clone(),
+                    who: who.to_string(),
+                    action: action.to_string(),
+                }]
+            })?;
         }
         let io = |source| UploadError::Io {
             path: path.to_path_buf(),

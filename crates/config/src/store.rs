@@ -103,6 +103,20 @@ pub enum Backend {
     Postgres,
 }
 
+/// A file a key names must be there (`resolve` turns it into the path read).
+fn exists_at(
+    key: &str,
+    file: Option<&std::path::Path>,
+    resolve: &dyn Fn(&std::path::Path) -> PathBuf,
+) -> Result<(), (String, String)> {
+    match file.map(resolve) {
+        Some(path) if !path.is_file() => {
+            Err((key.into(), format!("{} does not exist", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The smallest useful hit spool: room for a few hundred hits (one is ~250 bytes).
 pub const MIN_SPOOL_BYTES: u64 = 64 * 1024;
 
@@ -131,6 +145,7 @@ pub(crate) fn validate(
             }
         }
         Backend::Postgres => {
+            let exists = |key: &str, file: Option<&std::path::Path>| exists_at(key, file, resolve);
             let Some(url) = &store.url else {
                 return Err((
                     "store.url".into(),
@@ -149,22 +164,8 @@ pub(crate) fn validate(
                     "give one of them, not both".into(),
                 ));
             }
-            if let Some(file) = &store.password_file
-                && !resolve(file).is_file()
-            {
-                return Err((
-                    "store.password_file".into(),
-                    format!("{} does not exist", resolve(file).display()),
-                ));
-            }
-            if let Some(file) = &store.ca_file
-                && !resolve(file).is_file()
-            {
-                return Err((
-                    "store.ca_file".into(),
-                    format!("{} does not exist", resolve(file).display()),
-                ));
-            }
+            exists("store.password_file", store.password_file.as_deref())?;
+            exists("store.ca_file", store.ca_file.as_deref())?;
             if let Some(u) = &store.api_url
                 && !(u.starts_with("http://") || u.starts_with("https://"))
             {
@@ -179,14 +180,7 @@ pub(crate) fn validate(
                     "give one of them, not both".into(),
                 ));
             }
-            if let Some(file) = &store.peer_token_file
-                && !resolve(file).is_file()
-            {
-                return Err((
-                    "store.peer_token_file".into(),
-                    format!("{} does not exist", resolve(file).display()),
-                ));
-            }
+            exists("store.peer_token_file", store.peer_token_file.as_deref())?;
             if store.pool_size == 0 {
                 return Err(("store.pool_size".into(), "must be above 0".into()));
             }

@@ -66,3 +66,31 @@ pub trait Share: Send + Sync {
     /// Stores `docs` together (one transaction): all or none.
     fn share(&self, docs: Vec<Doc>) -> Result<(), ShareError>;
 }
+
+/// A write path's link to its group: none until [`Sharing::set`] (a lone node), then every
+/// [`Sharing::share`] goes to the group. Set once at start, read on every write.
+#[derive(Default)]
+pub struct Sharing(std::sync::Mutex<Option<std::sync::Arc<dyn Share>>>);
+
+impl Sharing {
+    /// Shares every later write through `share`.
+    pub fn set(&self, share: std::sync::Arc<dyn Share>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(share);
+    }
+
+    /// Hands `docs` to the group; `Ok` at once on a lone node.
+    pub fn share(&self, docs: impl FnOnce() -> Vec<Doc>) -> Result<(), ShareError> {
+        let group = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match group {
+            Some(group) => group.share(docs()),
+            None => Ok(()),
+        }
+    }
+}

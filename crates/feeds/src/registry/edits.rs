@@ -66,28 +66,15 @@ impl Registry {
         };
         apply_settings(&mut feed, &settings);
         self.remember(&mut defs, &feed, &settings);
-        let report = self.write(&mut defs, &feed, content, who, "upload")?;
+        let report = self.write(&mut defs, &feed, content, who, "upload", true)?;
         *guard = defs;
         Ok(report)
     }
 
-    /// The one write path of a maintainer's change: shared with the other nodes of a group
-    /// (when sharing is on) before anything changes here. A subscription's fetch is not
-    /// shared: every node fetches its subscriptions itself.
+    /// The one write path: parse, refuse unusable content, share with the group (if `share`:
+    /// a maintainer's write; not a subscription's fetch, which every node makes itself, nor
+    /// another node's write being applied here), version, write, persist, reload.
     pub(super) fn write(
-        &self,
-        defs: &mut Defs,
-        feed: &FeedConfig,
-        content: &[u8],
-        who: &str,
-        action: &str,
-    ) -> Result<WriteReport, RegistryError> {
-        self.write_content(defs, feed, content, who, action, action != "fetch")
-    }
-
-    /// The one write path: parse, refuse unusable content, share (if `share`), version,
-    /// write, persist, reload.
-    pub(super) fn write_content(
         &self,
         defs: &mut Defs,
         feed: &FeedConfig,
@@ -247,6 +234,6 @@ impl Registry {
     ) -> Result<WriteReport, RegistryError> {
         let mut defs = lock(&self.defs);
         let feed = self.find(name)?;
-        self.write(&mut defs, &feed, content, "subscription", "fetch")
+        self.write(&mut defs, &feed, content, "subscription", "fetch", false)
     }
 }

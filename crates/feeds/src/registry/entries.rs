@@ -100,7 +100,7 @@ impl Registry {
             .filter(|(_, f)| !**f)
             .map(|(r, _)| r.clone())
             .collect();
-        let report = self.write(&mut defs, &feed, out.as_bytes(), who, "patch")?;
+        let report = self.write(&mut defs, &feed, out.as_bytes(), who, "patch", true)?;
         Ok((report, missing))
     }
 }

@@ -39,6 +39,6 @@ impl Registry {
         let content = self.version_content(name, id)?;
         let mut defs = lock(&self.defs);
         let feed = self.find(name)?;
-        self.write(&mut defs, &feed, &content, who, "restore")
+        self.write(&mut defs, &feed, &content, who, "restore", true)
     }
 }

@@ -154,7 +154,7 @@ pub struct Registry {
     listeners: Mutex<Vec<FeedsListener>>,
     /// Where maintainer writes go before they change anything here, when the node is one
     /// of a group (`shared`); None alone.
-    share: Mutex<Option<Arc<dyn crate::versions::share::Share>>>,
+    share: crate::versions::share::Sharing,
 }
 
 /// Told the whole feed list whenever it changes (incident tracking keeps feed categories and
@@ -181,7 +181,7 @@ impl Registry {
             fetches: Mutex::new(fetches),
             published: Mutex::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
-            share: Mutex::new(None),
+            share: Default::default(),
         };
         let feeds = registry.effective(&lock(&registry.defs));
         registry.loader.set_feeds(feeds);

@@ -7,7 +7,7 @@
 //! (upload, entry patch, restore). Subscriptions are not: every node fetches its own. The
 //! node's files stay its working copy, so a node restarted while the database is down serves
 //! its last lists; applying content another node wrote goes through
-//! [`Registry::write_content`] (parse, refuse unusable content, version, swap the policy in
+//! `Registry::write` (parse, refuse unusable content, version, swap the policy in
 //! whole), so a broken document never replaces the last good list.
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::versions::share::{DEFS, Doc, Share, Topic};
 impl Registry {
     /// Hands every later maintainer write to `share` before it changes anything here.
     pub fn share_with(&self, share: Arc<dyn Share>) {
-        *lock(&self.share) = Some(share);
+        self.share.set(share);
     }
 
     /// Shares the definitions `defs` (a delete, an enable or disable).
@@ -31,11 +31,8 @@ impl Registry {
         who: &str,
         action: &str,
     ) -> Result<(), RegistryError> {
-        let Some(share) = lock(&self.share).clone() else {
-            return Ok(());
-        };
-        share.share(vec![defs_doc(defs, who, action)?])?;
-        Ok(())
+        let doc = defs_doc(defs, who, action)?;
+        Ok(self.share.share(|| vec![doc])?)
     }
 
     /// Shares feed `name`'s new content with the definitions (a new feed exists for the
@@ -48,9 +45,7 @@ impl Registry {
         who: &str,
         action: &str,
     ) -> Result<(), RegistryError> {
-        let Some(share) = lock(&self.share).clone() else {
-            return Ok(());
-        };
+        let defs = defs_doc(defs, who, action)?;
         let feed = Doc {
             topic: Topic::Feeds,
             name: name.to_string(),
@@ -58,8 +53,7 @@ impl Registry {
             who: who.to_string(),
             action: action.to_string(),
         };
-        share.share(vec![defs_doc(defs, who, action)?, feed])?;
-        Ok(())
+        Ok(self.share.share(|| vec![defs, feed])?)
     }
 
     /// Applies the group's feed documents (another node's writes): the definitions, then every
@@ -99,7 +93,7 @@ impl Registry {
             if here.as_deref() == Some(sha256_hex(&doc.content).as_str()) {
                 continue;
             }
-            match self.write_content(&mut defs, &feed, &doc.content, &doc.who, &doc.action, false) {
+            match self.write(&mut defs, &feed, &doc.content, &doc.who, &doc.action, false) {
                 Ok(_) => written += 1,
                 Err(error) => {
                     tracing::warn!(feed = %doc.name, %error, "a feed written through another node was not applied; the list in force stays")
