@@ -251,3 +251,133 @@ async fn a_node_killed_under_load_loses_at_most_its_batch_in_flight_and_nothing_
         "one incident, each stored hit counted once"
     );
 }
+
+/// Sessions waiting for a lock in PostgreSQL.
+const LOCK_WAITERS: &str = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_slowed_by_a_lock_delays_no_dns_answer_and_loses_no_hit() {
+    const BLOCKED: usize = 50;
+    const FORWARDED: usize = 50;
+    let pg = Postgres::start();
+    let url = pg.create_database(DB);
+    let a = node(&pg, &url, "a", "");
+    mine(a.dns, "first.pool.minergate.com.").await;
+    pg_until(&pg, "the first hit", "SELECT count(*) FROM hits", "1");
+
+    // Another session (a DBA's long migration, a stuck report) holds the tables the shipper
+    // writes; the database answers everything else.
+    let mut dba = pg.session(DB);
+    dba.send(
+        "BEGIN; LOCK TABLE hits IN ACCESS EXCLUSIVE MODE; \
+         LOCK TABLE incidents IN ACCESS EXCLUSIVE MODE;",
+    );
+    pg_until(
+        &pg,
+        "the test's locks",
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+         WHERE c.relname IN ('hits', 'incidents') AND l.mode = 'AccessExclusiveLock' AND l.granted",
+        "2",
+    );
+    // The shipper's next shipment waits on the lock.
+    mine(a.dns, "waits.pool.minergate.com.").await;
+    pg_until(&pg, "the shipper to wait on the lock", LOCK_WAITERS, "1");
+
+    // Blocked and forwarded queries are all answered meanwhile (the normal client timeout).
+    for i in 0..BLOCKED {
+        mine(a.dns, &format!("slow{i}.pool.minergate.com.")).await;
+    }
+    let www = ask(MINER, a.dns, "www.example.test.").await;
+    assert_eq!(www, Ok(vec!["192.0.2.10".to_string()]), "forwarded");
+    for i in 1..FORWARDED {
+        let got = ask("127.0.0.21", a.dns, &format!("n{i}.example.test.")).await;
+        assert!(got.is_ok(), "forwarded n{i}.example.test: {got:?}");
+    }
+    // /healthz answers and shows the shipment waiting: its hit and their lag (`degraded` once
+    // the oldest has waited a minute, shipper::LAG_LIMIT_MS; not waited for here).
+    health_until(&a, "the shipping lag in /healthz", |_, h| {
+        let ship = &h["pg_ship"];
+        h["database"] == "ok"
+            && ship["unshipped_hits"].as_i64() >= Some(1)
+            && ship["lag_seconds"].as_f64().is_some_and(|s| s > 0.0)
+    })
+    .await;
+    assert_eq!(pg.psql(DB, LOCK_WAITERS), "1", "still waiting: {}", a.log());
+
+    dba.send("COMMIT;");
+    dba.finish();
+    let total = (BLOCKED + 2).to_string();
+    pg_until(&pg, "every hit", "SELECT count(*) FROM hits", &total);
+    assert_eq!(
+        pg.psql(DB, "SELECT count(DISTINCT name) FROM hits"),
+        total,
+        "each once"
+    );
+    assert_eq!(
+        pg.psql(DB, "SELECT count(*) || '|' || sum(hit_count) FROM incidents"),
+        format!("1|{total}")
+    );
+    health_until(&a, "the lag to clear", |code, h| {
+        code == 200 && h["pg_ship"]["unshipped_hits"] == 0
+    })
+    .await;
+}
+
+/// The client quarantined in PostgreSQL while the node is down.
+const QUARANTINED: &str = "127.0.0.30";
+/// The notice page's address a quarantined client's A queries get.
+const NOTICE: &str = "192.0.2.99";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_while_the_database_is_down_answers_and_ships_when_it_is_back() {
+    let mut pg = Postgres::start();
+    let url = pg.create_database(DB);
+    let enforcement = format!(
+        "[enforcement]\nmode = \"quarantine\"\nnotice_ipv4 = \"{NOTICE}\"\nnotice_ipv6 = \"2001:db8::99\"\n"
+    );
+    // Another node made the schema and a quarantine is in the group's list.
+    {
+        let mut seed = node(&pg, &url, "seed", &enforcement);
+        health_until(&seed, "the seed node's schema", |code, _| code == 200).await;
+        seed.kill();
+    }
+    pg.psql(
+        DB,
+        &format!(
+            "INSERT INTO quarantine (ip, since_ms, actor, reason) \
+             VALUES ('{QUARANTINED}', 0, 'alice', 'seen by the NOC')"
+        ),
+    );
+    pg.stop_immediate();
+
+    let a = node(&pg, &url, "a", &enforcement);
+    for i in 0..10 {
+        mine(a.dns, &format!("down{i}.pool.minergate.com.")).await;
+    }
+    // Not known yet: the list is in the database the node has not reached.
+    let www = ask(QUARANTINED, a.dns, "www.example.test.").await;
+    assert_eq!(www, Ok(vec!["192.0.2.10".to_string()]));
+    health_until(&a, "/healthz degraded while PostgreSQL is down", |code, h| {
+        code == 503
+            && h["database"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("unreachable"))
+            && h["pg_ship"]["unshipped_hits"] == 10
+    })
+    .await;
+
+    pg.start_again();
+    pg_until(&pg, "the hits kept locally", "SELECT count(*) FROM hits WHERE node = 'a'", "10");
+    assert_eq!(pg.psql(DB, "SELECT count(DISTINCT name) FROM hits"), "10");
+    // The listener's resync after it connects brings the list made while the node was away.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = ask(QUARANTINED, a.dns, "www.example.test.").await;
+        if got == Ok(vec![NOTICE.to_string()]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {got:?}:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    health_until(&a, "/healthz ok", |code, _| code == 200).await;
+}

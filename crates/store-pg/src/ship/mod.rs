@@ -245,6 +245,10 @@ impl Worker {
                 continue;
             }
             let rows: usize = blocks.iter().map(|b| b.hits.len()).sum();
+            // Counted before the shipment too: one waiting on a lock (another session's, a
+            // slow database) must show its hits' lag in /healthz, and turn it degraded after
+            // LAG_LIMIT_MS, while it waits, not only once it commits.
+            self.measure_lag(after);
             let outcome = batch::ship(
                 &mut client,
                 &st,
