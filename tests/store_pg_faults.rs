@@ -47,9 +47,7 @@ fn node(pg: &Postgres, url: &str, name: &str, extra: &str) -> Process {
 /// addresses, or why there was none.
 async fn ask(src: &str, server: std::net::SocketAddr, name: &str) -> Result<Vec<String>, String> {
     let src: IpAddr = src.parse().expect("ip");
-    let bytes = request(name, RecordType::A, true)
-        .to_vec()
-        .expect("encode");
+    let bytes = request(name, RecordType::A, true).to_vec().expect("encode");
     let raw = try_query_raw_from(src, server, Proto::Udp, &bytes, CLIENT_TIMEOUT).await?;
     let answer = Message::from_vec(&raw).map_err(|e| e.to_string())?;
     Ok(addresses(&answer))
@@ -231,7 +229,10 @@ async fn a_node_killed_under_load_loses_at_most_its_batch_in_flight_and_nothing_
     // What the kill lost: hits answered but not yet committed to A's local store. The writer
     // commits in the order it received them, so they are the newest ones: a suffix of what A
     // answered (the batch in flight), never a hole in the middle.
-    let lost = before.iter().filter(|n| !stored.contains(n.as_str())).count();
+    let lost = before
+        .iter()
+        .filter(|n| !stored.contains(n.as_str()))
+        .count();
     let kept = before.len() - lost;
     assert!(
         before[..kept].iter().all(|n| stored.contains(n.as_str())),
@@ -314,7 +315,10 @@ async fn a_database_slowed_by_a_lock_delays_no_dns_answer_and_loses_no_hit() {
         "each once"
     );
     assert_eq!(
-        pg.psql(DB, "SELECT count(*) || '|' || sum(hit_count) FROM incidents"),
+        pg.psql(
+            DB,
+            "SELECT count(*) || '|' || sum(hit_count) FROM incidents"
+        ),
         format!("1|{total}")
     );
     health_until(&a, "the lag to clear", |code, h| {
@@ -357,17 +361,26 @@ async fn a_node_started_while_the_database_is_down_answers_and_ships_when_it_is_
     // Not known yet: the list is in the database the node has not reached.
     let www = ask(QUARANTINED, a.dns, "www.example.test.").await;
     assert_eq!(www, Ok(vec!["192.0.2.10".to_string()]));
-    health_until(&a, "/healthz degraded while PostgreSQL is down", |code, h| {
-        code == 503
-            && h["database"]
-                .as_str()
-                .is_some_and(|d| d.starts_with("unreachable"))
-            && h["pg_ship"]["unshipped_hits"] == 10
-    })
+    health_until(
+        &a,
+        "/healthz degraded while PostgreSQL is down",
+        |code, h| {
+            code == 503
+                && h["database"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("unreachable"))
+                && h["pg_ship"]["unshipped_hits"] == 10
+        },
+    )
     .await;
 
     pg.start_again();
-    pg_until(&pg, "the hits kept locally", "SELECT count(*) FROM hits WHERE node = 'a'", "10");
+    pg_until(
+        &pg,
+        "the hits kept locally",
+        "SELECT count(*) FROM hits WHERE node = 'a'",
+        "10",
+    );
     assert_eq!(pg.psql(DB, "SELECT count(DISTINCT name) FROM hits"), "10");
     // The listener's resync after it connects brings the list made while the node was away.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -166,7 +166,9 @@ fn read_lines(child: &mut Child, log: Arc<Mutex<Vec<String>>>) -> Receiver<Strin
         {
             // The receiver is gone once the start is seen: keep draining, keep the log.
             let _ = tx.send(line.clone());
-            log.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(line);
         }
     });
     rx

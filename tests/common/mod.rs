@@ -405,13 +405,7 @@ impl Builder {
     }
 
     /// Writes the temp dir: `config.toml`, the feed files and the extra files.
-    fn write(
-        self,
-    ) -> (
-        Written,
-        Recorder,
-        Option<poolguard::incidents::SharedClock>,
-    ) {
+    fn write(self) -> (Written, Recorder, Option<poolguard::incidents::SharedClock>) {
         let upstream = match self.upstream {
             Some(u) => u,
             None => Upstream::example(),
