@@ -14,6 +14,7 @@
 //!   [`summary`] (the bulletin), [`quarantine`], [`audit`], [`alerts`] (delivery log,
 //!   deadline alerts); [`cursor`] spells the hit lists' cursors.
 //! * [`changes`]: the `LISTEN poolguard_changes` task that tells a node what another changed.
+//! * [`migrate_sqlite`]: `poolguard store migrate`, a node's SQLite evidence copied in.
 //!
 //! The full query log is not shared: it stays in each node's own SQLite store, and
 //! `Table::Queries` is answered from the local store given to [`PgStore::with_local`] (this
@@ -32,6 +33,7 @@ pub mod error;
 pub mod evidence;
 pub mod incident_tx;
 pub mod incidents;
+pub mod migrate_sqlite;
 pub mod quarantine;
 pub mod schema;
 pub mod ship;

@@ -21,7 +21,7 @@
 //! (degraded while PostgreSQL is unreachable or hits wait longer than a minute) and the
 //! `poolguard_pg_ship_*` metrics.
 
-mod batch;
+pub(crate) mod batch;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
