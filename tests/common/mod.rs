@@ -979,3 +979,16 @@ pub async fn healthz_at(api_url: &str) -> (u16, serde_json::Value) {
     let code = resp.status().as_u16();
     (code, resp.json().await.expect("JSON"))
 }
+
+/// Serves `app` on 127.0.0.1 (a port of its own) on the test's runtime; returns its address.
+/// For receivers a test counts calls at (webhooks).
+pub async fn serve_local(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}

@@ -192,24 +192,7 @@ impl Postgres {
     /// stdout (unaligned, tuples only).
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = self
-            .run(
-                "psql",
-                &[
-                    "-h",
-                    &self.socket_dir().display().to_string(),
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    USER,
-                    "-d",
-                    db,
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-At",
-                    "-c",
-                    sql,
-                ],
-            )
+            .psql_command(db, &["-At", "-c", sql])
             .output()
             .expect("psql runs");
         assert!(
@@ -226,27 +209,32 @@ impl Postgres {
     /// [`Postgres::psql`].
     pub fn session(&self, db: &str) -> Session {
         let child = self
-            .run(
-                "psql",
-                &[
-                    "-h",
-                    &self.socket_dir().display().to_string(),
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    USER,
-                    "-d",
-                    db,
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-q",
-                ],
-            )
+            .psql_command(db, &["-q"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("psql runs");
         Session { child }
+    }
+
+    /// `psql` on the Unix socket as [`USER`] on `db`, stopping at the first error, with `more`.
+    fn psql_command(&self, db: &str, more: &[&str]) -> Command {
+        let socket = self.socket_dir().display().to_string();
+        let port = self.port.to_string();
+        let mut args = vec![
+            "-h",
+            socket.as_str(),
+            "-p",
+            port.as_str(),
+            "-U",
+            USER,
+            "-d",
+            db,
+            "-v",
+            "ON_ERROR_STOP=1",
+        ];
+        args.extend_from_slice(more);
+        self.run("psql", &args)
     }
 
     /// Writes the password to a file a test can name as `[store] password_file`.
