@@ -34,6 +34,10 @@ fn node(pg: &Postgres, url: &str, name: &str, extra: &str) -> Process {
     TestBed::builder()
         // One miner asking as fast as it can: not the rate limiter's business here.
         .dns_option("rate_limit_qps", "0")
+        // One DNS worker: a client asking in sequence has its hits reach the writer in the
+        // order they were answered (two workers may hand them over in either order), which
+        // the SIGKILL test's "only the newest are lost" relies on.
+        .workers(1)
         .toml(&format!(
             "[api]\nlisten = \"127.0.0.1:0\"\n\
              [store]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_file = \"{}\"\n\
