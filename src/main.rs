@@ -3,7 +3,8 @@
 //! `poolguard --config PATH` serves in the foreground until SIGTERM/SIGINT (SIGHUP reloads
 //! feeds). `poolguard check --config PATH` loads the config and every feed and prints each
 //! problem as `file:line: reason`, exiting 1 if there is any, so CI and operators can vet an
-//! edit before a reload.
+//! edit before a reload. `poolguard store migrate --from <sqlite> --to <postgres url>` copies
+//! a node's evidence into the PostgreSQL several nodes share (docs/SEVERAL-NODES.md).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,6 +42,37 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// The evidence store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a node's SQLite evidence (hits, incidents, notes, quarantine, audit, alert
+    /// deliveries) into the group's PostgreSQL; resumable, prints the counts. Stop the node
+    /// first. The password comes from `--password-file` or the config's `[store]`.
+    Migrate {
+        /// The node's SQLite store (`[store] path`).
+        #[arg(long)]
+        from: PathBuf,
+        /// `postgres://user@host:port/db` (no password in it).
+        #[arg(long)]
+        to: String,
+        /// File holding the database password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// The node name the copied rows carry: the `[store] node` the node will run with
+        /// (default: the config's, else the host name).
+        #[arg(long)]
+        node: Option<String>,
+        /// Copy at most this many rows per table in this run (whole hit blocks); the next run
+        /// continues.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +85,16 @@ fn main() -> ExitCode {
                 true
             })
             .map_err(anyhow::Error::from),
+        Some(Command::Store {
+            command:
+                StoreCommand::Migrate {
+                    from,
+                    to,
+                    password_file,
+                    node,
+                    limit,
+                },
+        }) => migrate(&cli.config, &from, &to, password_file, node, limit),
         None => serve(&cli.config).map(|()| true),
     };
     match result {
@@ -140,4 +182,46 @@ fn check(path: &Path) -> anyhow::Result<bool> {
         println!("ok: {} feeds, no problems", config.feeds.len());
     }
     Ok(clean)
+}
+
+/// `poolguard store migrate`; the config file is read when it exists (for `[store]`).
+fn migrate(
+    config: &Path,
+    from: &Path,
+    to: &str,
+    password_file: Option<PathBuf>,
+    node: Option<String>,
+    limit: Option<u64>,
+) -> anyhow::Result<bool> {
+    let config = if config.is_file() {
+        Some(Config::load(config)?)
+    } else {
+        None
+    };
+    let report = poolguard::app::shared::migrate_store(
+        config.as_ref(),
+        from,
+        to,
+        password_file,
+        node,
+        limit,
+    )?;
+    if report.id_offset != 0 {
+        println!(
+            "incident ids: the database had incidents; this node's are shifted by {} (incident N is now N + {})",
+            report.id_offset, report.id_offset
+        );
+    }
+    for t in &report.tables {
+        println!(
+            "{}: {} in SQLite, {} in PostgreSQL ({} there already), {} copied by this run",
+            t.table, t.source, t.copied, t.skipped, t.this_run
+        );
+    }
+    if report.complete() {
+        println!("complete: every row is in PostgreSQL once");
+    } else {
+        println!("incomplete (stopped at --limit): run it again to continue");
+    }
+    Ok(true)
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use poolguard_config::{Backend, Config, StoreConfig};
 use poolguard_incidents::Quarantine;
 use poolguard_store::{QuarantineStore, Store, StoreError};
-use poolguard_store_pg::PgStore;
 use poolguard_store_pg::changes::{Change, Changes, RESYNC_EVERY};
+use poolguard_store_pg::migrate_sqlite::{MigrateError, MigrateOptions, MigrateReport};
+use poolguard_store_pg::{Connector, PgError, PgStore};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppError;
@@ -71,6 +72,42 @@ pub fn check(config: &Config) -> Option<Result<String, poolguard_store_pg::PgErr
         Err(e) => return Some(Err(poolguard_store_pg::PgError::Connect(e.to_string()))),
     };
     Some(runtime.block_on(poolguard_store_pg::check(&store_config(config))))
+}
+
+/// `poolguard store migrate`: copies the SQLite store at `from` into the PostgreSQL at `to`
+/// (`crates/store-pg/src/migrate_sqlite.rs`). The connection takes `[store]` of `config` when
+/// there is one (password file or variable, CA file, node name), with `password_file`
+/// (`--password-file`) and `node` (`--node`) before it. The schema is made current first.
+pub fn migrate_store(
+    config: Option<&Config>,
+    from: &std::path::Path,
+    to: &str,
+    password_file: Option<std::path::PathBuf>,
+    node: Option<String>,
+    limit: Option<u64>,
+) -> Result<MigrateReport, MigrateError> {
+    let mut cfg = config.map(store_config).unwrap_or_default();
+    cfg.backend = Backend::Postgres;
+    cfg.url = Some(to.to_string());
+    if let Some(file) = password_file {
+        cfg.password_file = Some(file);
+        cfg.password_env = None;
+    }
+    if node.is_some() {
+        cfg.node = node;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PgError::Connect(e.to_string()))?;
+    runtime.block_on(PgStore::unconnected(&cfg)?.prepare())?;
+    // The copy is blocking (the `postgres` client runs a runtime of its own): outside.
+    drop(runtime);
+    let options = MigrateOptions {
+        node: poolguard_store_pg::node_name(&cfg),
+        limit,
+    };
+    poolguard_store_pg::migrate_sqlite::migrate(from, &Connector::from_config(&cfg)?, &options)
 }
 
 /// Opens the shared store (migrating it under the lock), loads the quarantine list into the

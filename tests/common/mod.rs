@@ -25,6 +25,7 @@
 
 #![allow(dead_code)]
 
+pub mod child;
 pub mod postgres;
 #[path = "../support/tools.rs"]
 pub mod tools;
@@ -384,6 +385,27 @@ impl Builder {
 
     /// Writes the temp dir and starts poolguard, returning the start error if it fails.
     pub async fn try_start(self) -> Result<TestBed, poolguard::app::AppError> {
+        let (written, recorder, clock) = self.write();
+        let config = Config::load(&written.config).expect("test config is valid");
+        let running = poolguard::app::start_with(config, StartOptions { recorder, clock }).await?;
+        let dns = running.dns_addrs()[0];
+        Ok(TestBed {
+            running: Some(running),
+            dir: written.dir,
+            upstream: written.upstream,
+            dns,
+        })
+    }
+
+    /// Writes the temp dir and starts the built `poolguard` binary on it as a child process
+    /// (a node a test can SIGKILL); the recorder and clock options do not apply there.
+    pub fn spawn_process(self) -> child::Process {
+        let (written, _, _) = self.write();
+        child::Process::spawn(written)
+    }
+
+    /// Writes the temp dir: `config.toml`, the feed files and the extra files.
+    fn write(self) -> (Written, Recorder, Option<poolguard::incidents::SharedClock>) {
         let upstream = match self.upstream {
             Some(u) => u,
             None => Upstream::example(),
@@ -454,25 +476,26 @@ impl Builder {
             }
             std::fs::write(path, content).expect("test file");
         }
-        let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, &toml).expect("config");
-        let config = Config::load(&config_path).expect("test config is valid");
-        let running = poolguard::app::start_with(
-            config,
-            StartOptions {
-                recorder: self.recorder,
-                clock: self.clock,
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, &toml).expect("config");
+        (
+            Written {
+                dir,
+                upstream,
+                config,
             },
+            self.recorder,
+            self.clock,
         )
-        .await?;
-        let dns = running.dns_addrs()[0];
-        Ok(TestBed {
-            running: Some(running),
-            dir,
-            upstream,
-            dns,
-        })
     }
+}
+
+/// A test bed's directory as [`Builder`] wrote it, before anything runs on it.
+pub struct Written {
+    pub dir: tempfile::TempDir,
+    pub upstream: Upstream,
+    /// `<dir>/config.toml`.
+    pub config: PathBuf,
 }
 
 /// A running poolguard with its upstream and its temp dir.
@@ -907,11 +930,7 @@ impl TestBed {
 
     /// `/healthz` as (status code, JSON body).
     pub async fn healthz(&self) -> (u16, serde_json::Value) {
-        let resp = reqwest::get(format!("{}/healthz", self.api_url()))
-            .await
-            .expect("healthz answers");
-        let code = resp.status().as_u16();
-        (code, resp.json().await.expect("JSON"))
+        healthz_at(&self.api_url()).await
     }
 
     /// `GET path` with `token`: (status code, body as in [`TestBed::api_request`]).
@@ -975,4 +994,26 @@ async fn api_answer(req: reqwest::RequestBuilder) -> (reqwest::StatusCode, serde
     let text = resp.text().await.expect("body");
     let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     (status, value)
+}
+
+/// `GET <api_url>/healthz` as (status code, JSON body): a test bed's or a child process's.
+pub async fn healthz_at(api_url: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(format!("{api_url}/healthz"))
+        .await
+        .expect("healthz answers");
+    let code = resp.status().as_u16();
+    (code, resp.json().await.expect("JSON"))
+}
+
+/// Serves `app` on 127.0.0.1 (a port of its own) on the test's runtime; returns its address.
+/// For receivers a test counts calls at (webhooks).
+pub async fn serve_local(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
 }

@@ -192,24 +192,7 @@ impl Postgres {
     /// stdout (unaligned, tuples only).
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = self
-            .run(
-                "psql",
-                &[
-                    "-h",
-                    &self.socket_dir().display().to_string(),
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    USER,
-                    "-d",
-                    db,
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-At",
-                    "-c",
-                    sql,
-                ],
-            )
+            .psql_command(db, &["-At", "-c", sql])
             .output()
             .expect("psql runs");
         assert!(
@@ -218,6 +201,40 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A `psql` session of the test's own on database `db`, kept open: statements written to
+    /// it run in order in one session, so a transaction it begins (and the locks it takes)
+    /// stays open until the test ends it. Its output is discarded; check effects with
+    /// [`Postgres::psql`].
+    pub fn session(&self, db: &str) -> Session {
+        let child = self
+            .psql_command(db, &["-q"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("psql runs");
+        Session { child }
+    }
+
+    /// `psql` on the Unix socket as [`USER`] on `db`, stopping at the first error, with `more`.
+    fn psql_command(&self, db: &str, more: &[&str]) -> Command {
+        let socket = self.socket_dir().display().to_string();
+        let port = self.port.to_string();
+        let mut args = vec![
+            "-h",
+            socket.as_str(),
+            "-p",
+            port.as_str(),
+            "-U",
+            USER,
+            "-d",
+            db,
+            "-v",
+            "ON_ERROR_STOP=1",
+        ];
+        args.extend_from_slice(more);
+        self.run("psql", &args)
     }
 
     /// Writes the password to a file a test can name as `[store] password_file`.
@@ -268,6 +285,41 @@ impl Postgres {
             let mut cmd = Command::new(path);
             cmd.args(args);
             cmd
+        }
+    }
+}
+
+/// An open `psql` session ([`Postgres::session`]); ended (its transaction rolled back) when
+/// dropped.
+pub struct Session {
+    child: std::process::Child,
+}
+
+impl Session {
+    /// Sends `sql` (one or more statements, each ending in `;`) to the session; returns at
+    /// once (psql runs it as it reads it).
+    pub fn send(&mut self, sql: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("psql stdin is piped");
+        stdin
+            .write_all(format!("{sql}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .expect("psql takes the statement");
+    }
+
+    /// Ends the session after what was sent ran (psql exits at the end of its input).
+    pub fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().expect("psql exits");
+        assert!(status.success(), "psql session: {status}");
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

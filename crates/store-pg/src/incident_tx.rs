@@ -90,7 +90,9 @@ impl IncidentStatements {
             opened_since: client.prepare(
                 "SELECT count(*) FROM incidents WHERE client_key = $1 AND opened_ms >= $2",
             )?,
-            enforce: client.prepare("UPDATE incidents SET enforced_ms = $2 WHERE id = $1")?,
+            enforce: client.prepare(
+                "UPDATE incidents SET enforced_ms = $2 WHERE id = $1 AND enforced_ms IS NULL",
+            )?,
             quarantine: client.prepare(
                 "INSERT INTO quarantine (ip, since_ms, actor, reason, incident_id) \
                  VALUES ($1, $2, 'system', $3, $4) ON CONFLICT (ip) DO NOTHING",
@@ -281,9 +283,11 @@ impl IncidentTx for PgIncidentTx<'_, '_> {
         Ok(row.get(0))
     }
 
-    fn mark_enforced(&self, id: i64, time_ms: i64) -> Result<(), StoreError> {
-        self.with(|tx| tx.execute(&self.st.enforce, &[&id, &time_ms]))?;
-        Ok(())
+    fn mark_enforced(&self, id: i64, time_ms: i64) -> Result<bool, StoreError> {
+        // READ COMMITTED: a node marking it at the same time holds the row; this UPDATE waits
+        // for its commit and then re-checks `enforced_ms IS NULL` on the row it committed.
+        let marked = self.with(|tx| tx.execute(&self.st.enforce, &[&id, &time_ms]))?;
+        Ok(marked == 1)
     }
 
     fn quarantine(

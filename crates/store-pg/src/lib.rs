@@ -16,6 +16,7 @@
 //! * [`changes`]: the `LISTEN poolguard_changes` task that tells a node what another changed.
 //! * [`shared`]: the documents maintainers write through any node (feeds, the ledger, token
 //!   revocations), stored before the node changes its files and pulled by the others.
+//! * [`migrate_sqlite`]: `poolguard store migrate`, a node's SQLite evidence copied in.
 //!
 //! The full query log is not shared: it stays in each node's own SQLite store, and
 //! `Table::Queries` is answered from the local store given to [`PgStore::with_local`] (this
@@ -35,6 +36,7 @@ pub mod error;
 pub mod evidence;
 pub mod incident_tx;
 pub mod incidents;
+pub mod migrate_sqlite;
 pub mod quarantine;
 pub mod schema;
 pub mod shared;

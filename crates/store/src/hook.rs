@@ -188,8 +188,12 @@ pub trait IncidentTx {
     /// How many incidents of client `key` opened at or after `since_ms`.
     fn incidents_opened_since(&self, key: &str, since_ms: i64) -> Result<i64, StoreError>;
 
-    /// Marks incident `id` as acted on by the repeat-offender check at `time_ms`.
-    fn mark_enforced(&self, id: i64, time_ms: i64) -> Result<(), StoreError>;
+    /// Marks incident `id` as acted on by the repeat-offender check at `time_ms`. Returns
+    /// false when it already was: another node's shipper enforced it first (its quarantine,
+    /// note and `quarantine.on` alert went out from there), so this one must not repeat them.
+    /// The guard is in the statement (`WHERE enforced_ms IS NULL`), so of two transactions
+    /// marking one incident at once the second waits for the first and finds it marked.
+    fn mark_enforced(&self, id: i64, time_ms: i64) -> Result<bool, StoreError>;
 
     /// Quarantines `ip` for incident `id` (by `system`, for `reason`), with its audit row;
     /// an address already quarantined stays as it was.

@@ -181,11 +181,14 @@ impl IncidentTx for SqliteIncidentTx<'_> {
             .query_row(params![key, since_ms], |r| r.get(0))?)
     }
 
-    fn mark_enforced(&self, id: i64, time_ms: i64) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("UPDATE incidents SET enforced_ms = ?2 WHERE id = ?1")?
+    fn mark_enforced(&self, id: i64, time_ms: i64) -> Result<bool, StoreError> {
+        let marked = self
+            .conn
+            .prepare_cached(
+                "UPDATE incidents SET enforced_ms = ?2 WHERE id = ?1 AND enforced_ms IS NULL",
+            )?
             .execute(params![id, time_ms])?;
-        Ok(())
+        Ok(marked == 1)
     }
 
     fn quarantine(
@@ -403,7 +406,11 @@ mod tests {
             1
         );
 
-        tx.mark_enforced(id, 120).expect("enforced");
+        assert!(tx.mark_enforced(id, 120).expect("enforced"));
+        assert!(
+            !tx.mark_enforced(id, 130).expect("enforced again"),
+            "marked once"
+        );
         assert!(
             tx.open_incident_of("ip:10.0.0.7")
                 .expect("find")

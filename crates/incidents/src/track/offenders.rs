@@ -85,9 +85,14 @@ impl Tracker {
                 continue;
             };
             let applied = enf.mode == EnforcementMode::Quarantine;
-            tx.mark_enforced(id, t)?;
+            let marked = tx.mark_enforced(id, t)?;
             if let Some(open) = memory.open.get_mut(&touched.key) {
                 open.tracked.enforced = true;
+            }
+            if !marked {
+                // Another node's shipper enforced it first: its quarantine, note and alert
+                // are the group's; one `quarantine.on` per incident, not one per node.
+                continue;
             }
             let ip_text = ip.to_string();
             let note = if applied {

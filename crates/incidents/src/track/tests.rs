@@ -36,6 +36,11 @@ struct Fake {
     lookups: Cell<usize>,
     /// Answer "none open" to the next lookup, as if another node opened it meanwhile.
     miss_next_lookup: Cell<bool>,
+    /// Answer "already enforced" to `mark_enforced`, as if another node's shipper had
+    /// enforced the incident first.
+    enforced_elsewhere: Cell<bool>,
+    /// The hits the store holds (address, time), which seed the hit windows.
+    stored_hits: RefCell<Vec<(IpAddr, i64)>>,
 }
 
 impl Fake {
@@ -112,25 +117,38 @@ impl IncidentTx for Fake {
         Ok(0)
     }
 
-    fn mark_enforced(&self, _: i64, _: i64) -> Result<(), StoreError> {
-        Ok(())
+    fn mark_enforced(&self, _: i64, _: i64) -> Result<bool, StoreError> {
+        Ok(!self.enforced_elsewhere.get())
     }
 
     fn quarantine(&self, _: IpAddr, _: i64, _: &str, _: i64) -> Result<(), StoreError> {
         Ok(())
     }
 
-    fn hit_times_since(&self, _: IpAddr, _: i64, _: &mut dyn FnMut(i64)) -> Result<(), StoreError> {
+    fn hit_times_since(
+        &self,
+        ip: IpAddr,
+        since_ms: i64,
+        each: &mut dyn FnMut(i64),
+    ) -> Result<(), StoreError> {
+        for &(_, t) in self
+            .stored_hits
+            .borrow()
+            .iter()
+            .filter(|&&(i, t)| i == ip && t >= since_ms)
+        {
+            each(t);
+        }
         Ok(())
     }
 }
 
 fn tracker(feeds: &[(&str, &str)]) -> Tracker {
-    let acc = Accountability::new(
-        &Config::default(),
-        Arc::new(ManualClock::at(0)),
-        Alerts::disabled(),
-    );
+    tracker_with(&Config::default(), feeds)
+}
+
+fn tracker_with(config: &Config, feeds: &[(&str, &str)]) -> Tracker {
+    let acc = Accountability::new(config, Arc::new(ManualClock::at(0)), Alerts::disabled());
     let metas: HashMap<String, FeedMeta> = feeds
         .iter()
         .map(|&(name, severity)| {
@@ -245,4 +263,41 @@ fn a_hit_of_a_feed_without_meta_counts_as_medium() {
     let store = Fake::default();
     track(&t, &store, &[hit(100, "10.0.0.1", "gone")]).expect("tracked");
     assert_eq!(store.rows.borrow()[0].severity, Severity::Medium);
+}
+
+/// The outcome of a client over the hit threshold: the alerts the batch would publish and
+/// the addresses it would quarantine, with `mark_enforced` answering as another node would.
+fn over_threshold(enforced_elsewhere: bool) -> Pending {
+    let mut config = Config::default();
+    config.enforcement.mode = crate::config::EnforcementMode::Quarantine;
+    config.enforcement.hits_threshold = 3;
+    let t = tracker_with(&config, &[("mining", "high")]);
+    let store = Fake::default();
+    store.enforced_elsewhere.set(enforced_elsewhere);
+    let hits = [
+        hit(100, "10.0.0.1", "mining"),
+        hit(110, "10.0.0.1", "mining"),
+        hit(120, "10.0.0.1", "mining"),
+    ];
+    // The batch's hits are in the store by the end of its transaction.
+    *store.stored_hits.borrow_mut() = hits.iter().map(|h| (h.client.ip(), h.time_ms)).collect();
+    let mut pending = track(&t, &store, &hits).expect("tracked");
+    t.check_batch(&store, &mut pending).expect("checked");
+    pending
+}
+
+#[test]
+fn a_repeat_offender_another_node_enforced_first_is_not_announced_twice() {
+    let events = |p: &Pending| -> Vec<&str> { p.alerts.iter().map(|a| a.event).collect() };
+    let here = over_threshold(false);
+    assert_eq!(events(&here), ["incident.opened", "quarantine.on"]);
+    assert_eq!(here.quarantined.len(), 1);
+
+    let elsewhere = over_threshold(true);
+    assert_eq!(
+        events(&elsewhere),
+        ["incident.opened"],
+        "the node that marked it announced it"
+    );
+    assert!(elsewhere.quarantined.is_empty());
 }

@@ -28,7 +28,7 @@ const INSERT_ROWS: usize = 5000;
 
 /// The shipper's statements, prepared once per connection.
 #[derive(Debug)]
-pub(super) struct ShipStatements {
+pub(crate) struct ShipStatements {
     cursor_lock: Statement,
     cursor_set: Statement,
     hits: Statement,
@@ -37,7 +37,7 @@ pub(super) struct ShipStatements {
 }
 
 impl ShipStatements {
-    pub(super) fn prepare(client: &mut Client) -> Result<Self, postgres::Error> {
+    pub(crate) fn prepare(client: &mut Client) -> Result<Self, postgres::Error> {
         Ok(Self {
             cursor_lock: client
                 .prepare("SELECT local_block FROM ship_cursor WHERE node = $1 FOR UPDATE")?,
@@ -68,7 +68,7 @@ impl ShipStatements {
 }
 
 /// Makes sure this node has a cursor row and returns it: the last local block shipped.
-pub(super) fn read_cursor(client: &mut Client, node: &str) -> Result<i64, postgres::Error> {
+pub(crate) fn read_cursor(client: &mut Client, node: &str) -> Result<i64, postgres::Error> {
     client.execute(
         "INSERT INTO ship_cursor (node, local_block, shipped_ms) VALUES ($1, 0, $2) \
          ON CONFLICT (node) DO NOTHING",
@@ -84,7 +84,7 @@ pub(super) fn read_cursor(client: &mut Client, node: &str) -> Result<i64, postgr
 
 /// What one shipment did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Shipped {
+pub(crate) enum Shipped {
     /// Committed: the cursor is now `through`; `inserted` rows were new to PostgreSQL.
     Committed { through: i64, inserted: u64 },
     /// The cursor was not where this shipper left it (another shipper of this node moved
@@ -104,7 +104,7 @@ pub enum ExitPoint {
 }
 
 /// Ships `blocks` (all above `after`, in id order) in one transaction.
-pub(super) fn ship(
+pub(crate) fn ship(
     client: &mut Client,
     st: &ShipStatements,
     node: &str,

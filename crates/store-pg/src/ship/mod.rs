@@ -21,7 +21,7 @@
 //! (degraded while PostgreSQL is unreachable or hits wait longer than a minute) and the
 //! `poolguard_pg_ship_*` metrics.
 
-mod batch;
+pub(crate) mod batch;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -245,6 +245,10 @@ impl Worker {
                 continue;
             }
             let rows: usize = blocks.iter().map(|b| b.hits.len()).sum();
+            // Counted before the shipment too: one waiting on a lock (another session's, a
+            // slow database) must show its hits' lag in /healthz, and turn it degraded after
+            // LAG_LIMIT_MS, while it waits, not only once it commits.
+            self.measure_lag(after);
             let outcome = batch::ship(
                 &mut client,
                 &st,
