@@ -97,7 +97,7 @@ fn stored_row(id: i64, e: &Entry<'_>) -> StoredRow {
 }
 
 /// A blob column of `row`, borrowed.
-fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
+pub(crate) fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
     row.get_ref(i)?.as_blob().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
             .into()
@@ -107,7 +107,7 @@ fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError
 /// A block's data. Readers call it while their walk over the block table is still stepping on
 /// the same connection, so both read one snapshot: the writer merges (`compact`) and prunes
 /// blocks concurrently, and a block listed by a finished statement may be gone.
-fn block_data(conn: &Connection, table: Table, id: i64) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn block_data(conn: &Connection, table: Table, id: i64) -> Result<Vec<u8>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT data FROM {} WHERE id = ?1",
