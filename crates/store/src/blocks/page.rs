@@ -99,14 +99,14 @@ pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, Sto
         // One address: only the hours its postings list (`crate::rollup::client_ranges`).
         Some((lo, hi)) if lo == hi => {
             let mut ranges = crate::rollup::client_ranges(conn, table, lo, lower, upper)?;
-            while let Some((from, to)) = ranges.next(conn)? {
+            while let Some((from, to, last_max)) = ranges.next(conn)? {
                 if page.len() == want && page.last().is_some_and(|r| to < r.time_ms) {
                     break;
                 }
-                walk.range(conn, from, to, &mut page)?;
+                walk.range(conn, (from, to), last_max, &mut page)?;
             }
         }
-        _ => walk.range(conn, lower, upper, &mut page)?,
+        _ => walk.range(conn, (lower, upper), i64::MAX, &mut page)?,
     }
     let next = if page.len() > f.limit {
         page.truncate(f.limit);
@@ -173,21 +173,23 @@ struct Walk<'f> {
 }
 
 impl Walk<'_> {
-    /// Adds the rows of blocks overlapping `[lower, upper]` (ms, inclusive) to `page`.
+    /// Adds the rows of blocks overlapping `[lower, upper]` (ms, inclusive) to `page`; none
+    /// of those blocks ends after `last_max` (bounds the walk down the `last_ms` index).
     fn range(
         &mut self,
         conn: &Connection,
-        lower: i64,
-        upper: i64,
+        (lower, upper): (i64, i64),
+        last_max: i64,
         page: &mut Vec<StoredRow>,
     ) -> Result<(), StoreError> {
         let (f, want) = (self.f, self.want);
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT id, last_ms, counts, filter FROM {} \
-             WHERE last_ms >= ?1 AND first_ms <= ?2 ORDER BY last_ms DESC, id DESC",
+             WHERE last_ms >= ?1 AND first_ms <= ?2 AND last_ms <= ?3 \
+             ORDER BY last_ms DESC, id DESC",
             self.table.blocks()
         ))?;
-        let mut blocks = stmt.query(params![lower, upper])?;
+        let mut blocks = stmt.query(params![lower, upper, last_max])?;
         while let Some(b) = blocks.next()? {
             let last_ms: i64 = b.get(1)?;
             if page.len() == want && page.last().is_some_and(|r| last_ms < r.time_ms) {

@@ -46,7 +46,7 @@ use crate::top::TopCounts;
 
 pub use postings::{ClientRanges, client_ranges};
 pub use read::{Window, window};
-pub use seal::{Sealer, late, next_due, sealed_hour};
+pub use seal::{Sealer, late, next_due, sealed_hour, sealed_span};
 
 /// Keys kept per bucket and kind (names, clients, departments); the rest share one row.
 pub const TOP_K: usize = 1000;
@@ -327,7 +327,8 @@ CREATE TABLE IF NOT EXISTS client_days (
     PRIMARY KEY (log, day, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_sealed (
     log         INTEGER PRIMARY KEY,
-    hour        INTEGER NOT NULL);
+    hour        INTEGER NOT NULL,
+    span_ms     INTEGER NOT NULL DEFAULT 0);
 "
     .to_string()
 }

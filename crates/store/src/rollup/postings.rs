@@ -41,7 +41,8 @@ pub(crate) fn add(
     Ok(())
 }
 
-/// Where to look for rows of one client: time ranges, newest first, produced on demand.
+/// Where to look for rows of one client: time ranges, newest first, produced on demand, each
+/// with the latest `last_ms` a block overlapping it can have.
 #[derive(Debug)]
 pub struct ClientRanges {
     table: Table,
@@ -53,6 +54,10 @@ pub struct ClientRanges {
     day: i64,
     /// Inclusive ranges ready to hand out, newest first.
     ready: Vec<(i64, i64)>,
+    /// The unsealed range, handed out first (unbounded above).
+    unsealed: Option<(i64, i64)>,
+    /// [`super::sealed_span`].
+    span_ms: i64,
 }
 
 /// The ranges of `[lower, upper]` (inclusive, ms) that may hold rows of client `key` in
@@ -69,10 +74,7 @@ pub fn client_ranges(
         // No postings yet (a store being upgraded): walk everything.
         None => i64::MIN,
     };
-    let mut ready = Vec::new();
-    if upper >= sealed_ms && upper >= lower {
-        ready.push((lower.max(sealed_ms), upper));
-    }
+    let unsealed = (upper >= sealed_ms && upper >= lower).then(|| (lower.max(sealed_ms), upper));
     let last_sealed = upper.min(sealed_ms.saturating_sub(1));
     // Without a lower bound the walk down the days stops at the oldest day with postings.
     let oldest_day: Option<i64> = conn
@@ -89,13 +91,19 @@ pub fn client_ranges(
         } else {
             last_sealed.div_euclid(HOUR_MS * DAY_HOURS)
         },
-        ready,
+        ready: Vec::new(),
+        unsealed,
+        span_ms: super::sealed_span(conn, table)?,
     })
 }
 
 impl ClientRanges {
-    /// The next range, newest first; `None` when no more may hold the client.
-    pub fn next(&mut self, conn: &Connection) -> Result<Option<(i64, i64)>, StoreError> {
+    /// The next range `(from, to, last_ms_max)`, newest first; `None` when no more may hold
+    /// the client.
+    pub fn next(&mut self, conn: &Connection) -> Result<Option<(i64, i64, i64)>, StoreError> {
+        if let Some((from, to)) = self.unsealed.take() {
+            return Ok(Some((from, to, i64::MAX)));
+        }
         while self.ready.is_empty() {
             if self.day == i64::MIN || (self.day + 1) * HOUR_MS * DAY_HOURS <= self.lower {
                 return Ok(None);
@@ -124,7 +132,10 @@ impl ClientRanges {
             self.ready.reverse();
             self.day -= 1;
         }
-        Ok(self.ready.pop())
+        Ok(self
+            .ready
+            .pop()
+            .map(|(from, to)| (from, to, to.saturating_add(self.span_ms))))
     }
 }
 

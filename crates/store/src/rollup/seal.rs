@@ -28,13 +28,30 @@ pub fn sealed_hour(conn: &Connection, table: Table) -> Result<Option<i64>, Store
         .optional()?)
 }
 
-fn set_sealed(conn: &Connection, table: Table, hour: i64) -> Result<(), StoreError> {
+/// Moves `table`'s first unsealed hour to `hour`; `span_ms` is the longest block seen in the
+/// hours sealed (kept as the maximum, see [`sealed_span`]).
+fn set_sealed(conn: &Connection, table: Table, hour: i64, span_ms: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO rollup_sealed (log, hour) VALUES (?1, ?2) \
-         ON CONFLICT(log) DO UPDATE SET hour = excluded.hour",
+        "INSERT INTO rollup_sealed (log, hour, span_ms) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(log) DO UPDATE SET hour = excluded.hour, \
+         span_ms = max(span_ms, excluded.span_ms)",
     )?
-    .execute(params![log_of(table), hour])?;
+    .execute(params![log_of(table), hour, span_ms])?;
     Ok(())
+}
+
+/// The longest time span of any block holding rows of a sealed hour: the sealer saw each such
+/// block, late rows' blocks are added, and a merged block spans at most an hour
+/// (`blocks::compact::MAX_SPAN_MS`). Bounds a walk over a sealed time range from above:
+/// blocks overlapping `[from, to]` end before `to + span`.
+pub fn sealed_span(conn: &Connection, table: Table) -> Result<i64, StoreError> {
+    let span: Option<i64> = conn
+        .prepare_cached("SELECT span_ms FROM rollup_sealed WHERE log = ?1")?
+        .query_row([log_of(table)], |r| r.get(0))
+        .optional()?;
+    Ok(span
+        .unwrap_or(i64::MAX)
+        .max(crate::blocks::compact::MAX_SPAN_MS))
 }
 
 /// The hour of the oldest row of `table` at or after hour `from`, if any.
@@ -69,6 +86,8 @@ struct Progress {
     keys: Vec<[u8; 16]>,
     /// Kinds of the day's rows merged so far (the day's last hour).
     day_kinds: usize,
+    /// The longest block read (`last_ms - first_ms`).
+    span_ms: i64,
 }
 
 /// The writer's sealing state: the hour of each log being sealed, if any. Kept in memory
@@ -155,7 +174,7 @@ impl Sealer {
                     None => {
                         let first = next_data_hour(conn, table, i64::MIN / HOUR_MS)?;
                         let hour = first.unwrap_or(due).min(due);
-                        set_sealed(conn, table, hour)?;
+                        set_sealed(conn, table, hour, 0)?;
                         hour
                     }
                 };
@@ -173,21 +192,23 @@ impl Sealer {
                     agg: Agg::default(),
                     keys: Vec::new(),
                     day_kinds: 0,
+                    span_ms: 0,
                 }
             }
         };
         let (from, to) = (p.hour * HOUR_MS, (p.hour + 1) * HOUR_MS);
-        let ids: Vec<i64> = conn
+        let ids: Vec<(i64, i64)> = conn
             .prepare_cached(&format!(
-                "SELECT id FROM {} WHERE last_ms >= ?1 AND first_ms < ?2 AND id > ?3 \
-                 ORDER BY id LIMIT ?4",
+                "SELECT id, last_ms - first_ms FROM {} WHERE last_ms >= ?1 AND first_ms < ?2 \
+                 AND id > ?3 ORDER BY id LIMIT ?4",
                 table.blocks()
             ))?
             .query_map(params![from, to, p.after_id, self.step_blocks], |r| {
-                r.get(0)
+                Ok((r.get(0)?, r.get(1)?))
             })?
             .collect::<Result<_, _>>()?;
-        for &id in &ids {
+        for &(id, span) in &ids {
+            p.span_ms = p.span_ms.max(span);
             let data = block_data(conn, table, id)?;
             for row in Block::parse(&data)?.entries() {
                 let (_, e) = row?;
@@ -218,7 +239,7 @@ impl Sealer {
             p.day_kinds += 1;
         } else {
             // Skip hours without rows, up to the hour not yet due.
-            set_sealed(conn, table, next.max(p.hour + 1))?;
+            set_sealed(conn, table, next.max(p.hour + 1), p.span_ms)?;
             return Ok(true);
         }
         self.progress[slot(table)] = Some(p);
@@ -276,6 +297,7 @@ pub fn late(conn: &Connection, table: Table, block: &Sealed) -> Result<(), Store
     if block.first_ms >= edge {
         return Ok(());
     }
+    set_sealed(conn, table, sealed, block.last_ms - block.first_ms)?;
     let mut hours: BTreeMap<i64, Agg> = BTreeMap::new();
     let mut days: BTreeMap<i64, Agg> = BTreeMap::new();
     for row in Block::parse(&block.data)?.entries() {
