@@ -128,10 +128,11 @@ pub fn counts_by_action(
     let mut totals = [0u64; OUTCOMES.len()];
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, first_ms, last_ms, counts FROM {} \
-         WHERE last_ms >= ?1 AND first_ms < ?2",
+         WHERE last_ms >= ?1 AND first_ms < ?2 AND first_ms >= ?3",
         table.blocks()
     ))?;
-    let mut blocks = stmt.query(params![since, until])?;
+    let earliest = super::walk::earliest_start(conn, table, since)?;
+    let mut blocks = stmt.query(params![since, until, earliest])?;
     while let Some(b) = blocks.next()? {
         let (first, last): (i64, i64) = (b.get(1)?, b.get(2)?);
         if first >= since && last < until {

@@ -46,7 +46,7 @@ use crate::top::TopCounts;
 
 pub use postings::{ClientRanges, client_ranges};
 pub use read::{Window, window};
-pub use seal::{Sealer, late, next_due, sealed_hour, sealed_span};
+pub use seal::{Sealer, block_span, late, next_due, sealed_hour};
 
 /// Keys kept per bucket and kind (names, clients, departments); the rest share one row.
 pub const TOP_K: usize = 1000;

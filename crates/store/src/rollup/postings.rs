@@ -56,7 +56,7 @@ pub struct ClientRanges {
     ready: Vec<(i64, i64)>,
     /// The unsealed range, handed out first (unbounded above).
     unsealed: Option<(i64, i64)>,
-    /// [`super::sealed_span`].
+    /// [`super::block_span`].
     span_ms: i64,
 }
 
@@ -93,7 +93,7 @@ pub fn client_ranges(
         },
         ready: Vec::new(),
         unsealed,
-        span_ms: super::sealed_span(conn, table)?,
+        span_ms: super::block_span(conn, table)?.unwrap_or(i64::MAX),
     })
 }
 

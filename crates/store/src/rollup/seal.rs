@@ -28,41 +28,72 @@ pub fn sealed_hour(conn: &Connection, table: Table) -> Result<Option<i64>, Store
         .optional()?)
 }
 
-/// Moves `table`'s first unsealed hour to `hour`; `span_ms` is the longest block seen in the
-/// hours sealed (kept as the maximum, see [`sealed_span`]).
-fn set_sealed(conn: &Connection, table: Table, hour: i64, span_ms: i64) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO rollup_sealed (log, hour, span_ms) VALUES (?1, ?2, ?3) \
-         ON CONFLICT(log) DO UPDATE SET hour = excluded.hour, \
-         span_ms = max(span_ms, excluded.span_ms)",
-    )?
-    .execute(params![log_of(table), hour, span_ms])?;
+/// Moves `table`'s first unsealed hour to `hour`.
+fn set_sealed(conn: &Connection, table: Table, hour: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE rollup_sealed SET hour = ?2 WHERE log = ?1")?
+        .execute(params![log_of(table), hour])?;
     Ok(())
 }
 
-/// The longest time span of any block holding rows of a sealed hour: the sealer saw each such
-/// block, late rows' blocks are added, and a merged block spans at most an hour
-/// (`blocks::compact::MAX_SPAN_MS`). Bounds a walk over a sealed time range from above:
-/// blocks overlapping `[from, to]` end before `to + span`.
-pub fn sealed_span(conn: &Connection, table: Table) -> Result<i64, StoreError> {
+/// The longest time span (`last_ms - first_ms`) of any block of `table`, once the rollups
+/// have started (`None` before): the first seal measures every block stored, every block
+/// written after is measured as it is written ([`late`]), and a merged block spans at most
+/// an hour (`blocks::compact::MAX_SPAN_MS`). Bounds every walk over a time range from both
+/// sides: blocks overlapping `[from, to]` start at or after `from - span` and end before
+/// `to + span`, so a window deep in a long log seeks instead of walking every block on one
+/// side of it.
+pub fn block_span(conn: &Connection, table: Table) -> Result<Option<i64>, StoreError> {
     let span: Option<i64> = conn
         .prepare_cached("SELECT span_ms FROM rollup_sealed WHERE log = ?1")?
         .query_row([log_of(table)], |r| r.get(0))
         .optional()?;
-    Ok(span
-        .unwrap_or(i64::MAX)
-        .max(crate::blocks::compact::MAX_SPAN_MS))
+    Ok(span.map(|s| s.max(crate::blocks::compact::MAX_SPAN_MS)))
 }
 
-/// The hour of the oldest row of `table` at or after hour `from`, if any.
-fn next_data_hour(conn: &Connection, table: Table, from: i64) -> Result<Option<i64>, StoreError> {
-    let first: Option<i64> = conn
+/// Starts the rollups of `table`: the first hour to seal is the oldest stored row's (an
+/// upgraded store) or `due`, and the longest block stored is measured (one pass over the
+/// block table's time columns, once). Returns the first hour.
+fn start(conn: &Connection, table: Table, due: i64) -> Result<i64, StoreError> {
+    let (first, span): (Option<i64>, i64) = conn.query_row(
+        &format!(
+            "SELECT min(first_ms), coalesce(max(last_ms - first_ms), 0) FROM {}",
+            table.blocks()
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let hour = first.map_or(due, |t| t.div_euclid(HOUR_MS)).min(due);
+    conn.prepare_cached("INSERT INTO rollup_sealed (log, hour, span_ms) VALUES (?1, ?2, ?3)")?
+        .execute(params![log_of(table), hour, span])?;
+    Ok(hour)
+}
+
+/// The first hour at or after hour `from` with rows of `table`, if any.
+fn next_data_hour(
+    conn: &Connection,
+    table: Table,
+    from: i64,
+    span: i64,
+) -> Result<Option<i64>, StoreError> {
+    let from_ms = from.saturating_mul(HOUR_MS);
+    // A block that started before the hour and reaches into it.
+    let straddling: Option<i64> = conn
         .prepare_cached(&format!(
-            "SELECT min(first_ms) FROM {} WHERE last_ms >= ?1",
+            "SELECT id FROM {} WHERE first_ms >= ?1 AND first_ms < ?2 AND last_ms >= ?2 LIMIT 1",
             table.blocks()
         ))?
-        .query_row([from.saturating_mul(HOUR_MS)], |r| r.get(0))?;
-    Ok(first.map(|t| t.div_euclid(HOUR_MS).max(from)))
+        .query_row(params![from_ms.saturating_sub(span), from_ms], |r| r.get(0))
+        .optional()?;
+    if straddling.is_some() {
+        return Ok(Some(from));
+    }
+    let first: Option<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT min(first_ms) FROM {} WHERE first_ms >= ?1",
+            table.blocks()
+        ))?
+        .query_row([from_ms], |r| r.get(0))?;
+    Ok(first.map(|t| t.div_euclid(HOUR_MS)))
 }
 
 /// Blocks decoded per sealing step: at most ~260 k query-log rows (~10 ms), so an hour of a
@@ -86,8 +117,6 @@ struct Progress {
     keys: Vec<[u8; 16]>,
     /// Kinds of the day's rows merged so far (the day's last hour).
     day_kinds: usize,
-    /// The longest block read (`last_ms - first_ms`).
-    span_ms: i64,
 }
 
 /// The writer's sealing state: the hour of each log being sealed, if any. Kept in memory
@@ -170,13 +199,7 @@ impl Sealer {
             None => {
                 let hour = match sealed_hour(conn, table)? {
                     Some(h) => h,
-                    // The first seal starts at the oldest stored row (an upgraded store).
-                    None => {
-                        let first = next_data_hour(conn, table, i64::MIN / HOUR_MS)?;
-                        let hour = first.unwrap_or(due).min(due);
-                        set_sealed(conn, table, hour, 0)?;
-                        hour
-                    }
+                    None => start(conn, table, due)?,
                 };
                 if hour >= due {
                     return Ok(false);
@@ -192,23 +215,27 @@ impl Sealer {
                     agg: Agg::default(),
                     keys: Vec::new(),
                     day_kinds: 0,
-                    span_ms: 0,
                 }
             }
         };
         let (from, to) = (p.hour * HOUR_MS, (p.hour + 1) * HOUR_MS);
-        let ids: Vec<(i64, i64)> = conn
+        let span = block_span(conn, table)?.unwrap_or(i64::MAX);
+        // The hour's blocks in id order (a few thousand at most), bounded on both sides by
+        // the longest block so the time index is read only around the hour.
+        let mut ids: Vec<i64> = conn
             .prepare_cached(&format!(
-                "SELECT id, last_ms - first_ms FROM {} WHERE last_ms >= ?1 AND first_ms < ?2 \
-                 AND id > ?3 ORDER BY id LIMIT ?4",
+                "SELECT id FROM {} WHERE first_ms >= ?1 AND first_ms < ?2 AND last_ms >= ?3 \
+                 AND id > ?4",
                 table.blocks()
             ))?
-            .query_map(params![from, to, p.after_id, self.step_blocks], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
+            .query_map(
+                params![from.saturating_sub(span), to, from, p.after_id],
+                |r| r.get(0),
+            )?
             .collect::<Result<_, _>>()?;
-        for &(id, span) in &ids {
-            p.span_ms = p.span_ms.max(span);
+        ids.sort_unstable();
+        ids.truncate(usize::try_from(self.step_blocks).unwrap_or(usize::MAX));
+        for &id in &ids {
             let data = block_data(conn, table, id)?;
             for row in Block::parse(&data)?.entries() {
                 let (_, e) = row?;
@@ -219,7 +246,7 @@ impl Sealer {
             p.after_id = id;
         }
         let day = p.hour.div_euclid(DAY_HOURS);
-        let next = next_data_hour(conn, table, p.hour + 1)?
+        let next = next_data_hour(conn, table, p.hour + 1, span)?
             .unwrap_or(due)
             .min(due);
         let last_of_day = next >= (day + 1) * DAY_HOURS;
@@ -239,7 +266,7 @@ impl Sealer {
             p.day_kinds += 1;
         } else {
             // Skip hours without rows, up to the hour not yet due.
-            set_sealed(conn, table, next.max(p.hour + 1), p.span_ms)?;
+            set_sealed(conn, table, next.max(p.hour + 1))?;
             return Ok(true);
         }
         self.progress[slot(table)] = Some(p);
@@ -287,17 +314,25 @@ impl Sealer {
     }
 }
 
-/// Adds the rows of a block just written that belong to hours already sealed (late rows:
-/// replayed hits, a writer far behind) to their rollups, in the block's transaction.
+/// Accounts for a block just written by the writer, in its transaction: its span widens
+/// [`block_span`] if it is the longest yet, and rows of hours already sealed (late rows:
+/// replayed hits, a writer far behind) are added to their rollups and postings.
 pub fn late(conn: &Connection, table: Table, block: &Sealed) -> Result<(), StoreError> {
-    let Some(sealed) = sealed_hour(conn, table)? else {
+    let state: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT hour, span_ms FROM rollup_sealed WHERE log = ?1")?
+        .query_row([log_of(table)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((sealed, span)) = state else {
         return Ok(());
     };
+    if block.last_ms - block.first_ms > span {
+        conn.prepare_cached("UPDATE rollup_sealed SET span_ms = ?2 WHERE log = ?1")?
+            .execute(params![log_of(table), block.last_ms - block.first_ms])?;
+    }
     let edge = sealed.saturating_mul(HOUR_MS);
     if block.first_ms >= edge {
         return Ok(());
     }
-    set_sealed(conn, table, sealed, block.last_ms - block.first_ms)?;
     let mut hours: BTreeMap<i64, Agg> = BTreeMap::new();
     let mut days: BTreeMap<i64, Agg> = BTreeMap::new();
     for row in Block::parse(&block.data)?.entries() {
