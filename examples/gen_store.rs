@@ -12,7 +12,7 @@
 //! `--batch N`: rows per writer batch, so per query-log block (default 4096, a busy writer's
 //! batch; a quiet campus flushes a few hundred rows per interval). `--compact`: the writer's
 //! hourly block compaction, run to the end. `--rollup`: what the writer does
-//! after an upgrade, rolling up the stored hours (`store::rollup`) in steps of its time budget,
+//! after an upgrade, rolling up the stored hours (`store::rollup`) in steps of its time budget (`store::rollup::STEP_BUDGET`),
 //! each step timed (a generated store is rolled up as its last stage anyway).
 //! `--upkeep-pauses`: retention of the oldest day, then one compaction pass, as the writer's
 //! upkeep runs them (one transaction per step), each step timed: the writer's longest pause.
@@ -140,37 +140,54 @@ fn generate(
     roll_up(path)
 }
 
-/// Rolls up every stored hour as the writer's upkeep would, in steps of its time budget;
-/// prints the steps, the longest and the space the rollups and postings took.
+/// Rolls up every stored hour as the writer's upkeep would, in steps of its time budget (`store::rollup::STEP_BUDGET`);
+/// prints the steps, the longest and the rows written.
 fn roll_up(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(path)?;
     let conn = store.write_connection()?;
-    let before = std::fs::metadata(path)?.len();
+    writer_pragmas(&conn)?;
     let now = chrono::Utc::now().timestamp_millis();
     let t0 = Instant::now();
-    let (mut steps, mut longest) = (0u32, Duration::ZERO);
+    let mut times = Vec::new();
     let mut sealer = store::rollup::Sealer::default();
     loop {
         let t = Instant::now();
-        let more = sealer.catch_up(&conn, now, Duration::from_millis(20))?;
-        steps += 1;
-        longest = longest.max(t.elapsed());
+        let more = sealer.catch_up(&conn, now, store::rollup::STEP_BUDGET)?;
+        times.push(t.elapsed());
         if !more {
             break;
         }
     }
+    let (steps, elapsed) = (times.len(), t0.elapsed());
+    let over = times
+        .iter()
+        .filter(|t| **t > Duration::from_millis(50))
+        .count();
+    let (p99, longest) = (pct(&mut times, 0.99), pct(&mut times, 1.0));
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
-    let after = std::fs::metadata(path)?.len();
     let count =
         |sql: &str| -> Result<i64, rusqlite::Error> { conn.query_row(sql, [], |r| r.get(0)) };
     eprintln!(
-        "rolled up in {:.1?}: {steps} steps, longest {longest:.1?}; {} rollup rows, {} postings rows, +{} MiB",
-        t0.elapsed(),
+        "rolled up in {elapsed:.1?}: {steps} steps, p99 {p99:.1?}, longest {longest:.1?}, \
+         {over} over 50 ms; {} rollup rows, {} postings rows",
         count("SELECT count(*) FROM rollups")?,
         count("SELECT count(*) FROM client_days")?,
-        after.saturating_sub(before) >> 20
     );
     Ok(())
+}
+
+/// The writer's own connection settings (`store::writer`): its WAL checkpoints run inside its
+/// commits. `GEN_STORE_NO_CHECKPOINT=1` turns them off, to time the steps' own work apart from
+/// the checkpoint that whichever commit crosses 4,000 WAL pages pays.
+fn writer_pragmas(conn: &rusqlite::Connection) -> Result<(), rusqlite::Error> {
+    let pages = if std::env::var_os("GEN_STORE_NO_CHECKPOINT").is_some() {
+        0
+    } else {
+        4000
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint={pages};"
+    ))
 }
 
 /// Retention of the oldest stored day, then a compaction pass, one writer transaction per
@@ -178,25 +195,32 @@ fn roll_up(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
 fn upkeep_pauses(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(path)?;
     let conn = store.write_connection()?;
+    writer_pragmas(&conn)?;
     let oldest: i64 = conn.query_row("SELECT min(first_ms) FROM query_blocks", [], |r| r.get(0))?;
     let cut = oldest + 86_400_000;
     let report = |phase: &str,
                   mut step: Box<dyn FnMut() -> Result<bool, store::StoreError> + '_>|
      -> Result<(), Box<dyn std::error::Error>> {
         let t0 = Instant::now();
-        let (mut steps, mut longest) = (0u32, Duration::ZERO);
+        let mut times = Vec::new();
         loop {
             let t = Instant::now();
             let more = step()?;
-            steps += 1;
-            longest = longest.max(t.elapsed());
+            times.push(t.elapsed());
             if !more {
                 break;
             }
         }
+        let over = times
+            .iter()
+            .filter(|t| **t > Duration::from_millis(50))
+            .count();
         eprintln!(
-            "{phase}: {steps} steps in {:.1?}, longest {longest:.1?}",
-            t0.elapsed()
+            "{phase}: {} steps in {:.1?}, p99 {:.1?}, longest {:.1?}, {over} over 50 ms",
+            times.len(),
+            t0.elapsed(),
+            pct(&mut times, 0.99),
+            pct(&mut times, 1.0)
         );
         Ok(())
     };

@@ -10,7 +10,7 @@
 //!
 //! **Sealing.** An hour is rolled up once it is over ([`seal`]): the writer reads that hour's
 //! blocks back (block counts for the query log, a decode of the hit blocks) in one short
-//! transaction per step between batches (a bounded number of blocks each), writes its rows and advances `rollup_sealed` (the first hour
+//! transaction per step between batches (16 blocks at most, within a 10 ms budget), writes its rows and advances `rollup_sealed` (the first hour
 //! not rolled up) in the same transaction. The last hour of a day also writes the day's rows,
 //! merged from its hours. Rows that arrive for an hour already sealed (hits replayed from the
 //! spool, a writer far behind) are added to its rollup in their batch's transaction
@@ -46,7 +46,7 @@ use crate::top::TopCounts;
 
 pub use postings::{ClientRanges, client_ranges};
 pub use read::{Window, window};
-pub use seal::{Sealer, block_span, late, next_due, sealed_hour};
+pub use seal::{STEP_BUDGET, Sealer, block_span, late, next_due, sealed_hour};
 
 /// Keys kept per bucket and kind (names, clients, departments); the rest share one row.
 pub const TOP_K: usize = 1000;

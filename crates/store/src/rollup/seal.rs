@@ -96,9 +96,14 @@ fn next_data_hour(
     Ok(first.map(|t| t.div_euclid(HOUR_MS)))
 }
 
-/// Blocks decoded per sealing step: at most ~260 k query-log rows (~10 ms), so an hour of a
-/// billion-row week (millions of rows) is sealed over many steps between batches.
-const SEAL_BLOCKS: i64 = 64;
+/// Blocks decoded per sealing step: at most ~65 k query-log rows (measured 10–20 ms on the
+/// shared development VM, docs/BENCHMARKS.md issue 18), so an hour of a billion-row week
+/// (millions of rows) is sealed over many short steps between batches.
+const SEAL_BLOCKS: i64 = 16;
+
+/// How long the writer keeps sealing before it lets the next batch in ([`Sealer::catch_up`]):
+/// a call lasts this plus at most one step.
+pub const STEP_BUDGET: Duration = Duration::from_millis(10);
 /// Postings rows upserted per sealing step (~1.5 µs each): an hour of a campus's 30,000
 /// clients is written over several steps.
 const POSTINGS_STEP: usize = 4096;

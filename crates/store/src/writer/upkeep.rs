@@ -21,9 +21,6 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// stable row ids, and the newest blocks may still grow a neighbour.
 const SETTLE_MS: i64 = 10 * 60 * 1000;
 
-/// Longest a rollup step (`crate::rollup::Sealer::catch_up`) keeps sealing hours before letting the
-/// next batch in: an upgraded store's old hours are rolled up a few at a time.
-const ROLLUP_BUDGET: Duration = Duration::from_millis(20);
 /// After a failed rollup step, the next try.
 const ROLLUP_RETRY_MS: i64 = 60_000;
 
@@ -96,7 +93,7 @@ impl Writer {
     }
 
     /// Seals the hours that are over into rollups when one is due (`crate::rollup`), within
-    /// [`ROLLUP_BUDGET`]; the next step is due at once while old hours remain, else when the
+    /// `rollup::STEP_BUDGET`; the next step is due at once while old hours remain, else when the
     /// current hour will be over.
     fn roll_up(&mut self) {
         let now = now_ms();
@@ -104,7 +101,11 @@ impl Writer {
             return;
         }
         self.upkeep.rollup_due_ms =
-            match self.upkeep.sealer.catch_up(&self.conn, now, ROLLUP_BUDGET) {
+            match self
+                .upkeep
+                .sealer
+                .catch_up(&self.conn, now, crate::rollup::STEP_BUDGET)
+            {
                 Ok(true) => now,
                 Ok(false) => crate::rollup::next_due(now),
                 Err(e) => {
