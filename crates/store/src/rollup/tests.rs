@@ -64,6 +64,19 @@ fn fill(conn: &Connection) {
     }
 }
 
+/// Seals with `sealer` until it has caught up with `now_ms`.
+fn seal_until(conn: &Connection, sealer: &mut Sealer, now_ms: i64) {
+    while sealer
+        .catch_up(conn, now_ms, std::time::Duration::from_secs(5))
+        .expect("catch up")
+    {}
+}
+
+/// The one integer `sql` selects.
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
 fn windows() -> Vec<(i64, i64)> {
     vec![
         (T0, T0 + 3 * DAY),
@@ -99,27 +112,18 @@ fn stats_from_rollups_equal_stats_from_the_rows() {
         from_rows[0]
     );
     // Seal everything up to the end of the third day, as the writer would.
-    let mut sealer = Sealer::with_step(1);
-    while sealer
-        .catch_up(
-            &conn,
-            T0 + 3 * DAY + HOUR_MS,
-            std::time::Duration::from_secs(5),
-        )
-        .expect("catch up")
-    {}
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
     assert_eq!(
         sealed_hour(&conn, crate::rows::Table::Hits).expect("sealed"),
         Some((T0 + 3 * DAY) / HOUR_MS)
     );
-    let days: i64 = conn
-        .query_row(
-            "SELECT count(DISTINCT bucket) FROM rollups WHERE span = 1",
-            [],
-            |r| r.get(0),
-        )
-        .expect("days");
-    assert_eq!(days, 3);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(DISTINCT bucket) FROM rollups WHERE span = 1"
+        ),
+        3
+    );
     same(&from_rows, &all_stats(&conn));
 }
 
@@ -127,15 +131,7 @@ fn stats_from_rollups_equal_stats_from_the_rows() {
 fn late_rows_are_added_to_sealed_hours_and_days() {
     let (_dir, conn) = store();
     fill(&conn);
-    let mut sealer = Sealer::with_step(1);
-    while sealer
-        .catch_up(
-            &conn,
-            T0 + 3 * DAY + HOUR_MS,
-            std::time::Duration::from_secs(5),
-        )
-        .expect("catch up")
-    {}
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
     // Hits replayed from the spool long after their hours were sealed.
     let late: Vec<QueryEvent> = (0..40)
         .map(|i| event(i * 7, T0 + 3_000 + i * 3_000_000))
@@ -144,43 +140,26 @@ fn late_rows_are_added_to_sealed_hours_and_days() {
     let with_rollups = all_stats(&conn);
     // The replayed block spans more than a day: walks bounded by the longest block still
     // find every row in it.
-    let lists = |c: &Connection| -> Vec<Vec<i64>> {
-        ["10.0.0.1", "10.0.0.2", "10.0.0.5"]
-            .iter()
-            .flat_map(|ip| {
-                [crate::rows::Table::Queries, crate::rows::Table::Hits].map(|t| pages(c, t, ip, 23))
-            })
-            .collect()
-    };
-    let listed = lists(&conn);
+    let clients = ["10.0.0.1", "10.0.0.2", "10.0.0.5"];
+    let listed = client_pages(&conn, &clients, 23);
     conn.execute("DELETE FROM rollup_sealed", [])
         .expect("forget rollups");
     same(&all_stats(&conn), &with_rollups);
-    assert_eq!(lists(&conn), listed);
+    assert_eq!(client_pages(&conn, &clients, 23), listed);
 }
 
 #[test]
 fn retention_deletes_the_buckets_before_the_cut_off() {
     let (_dir, conn) = store();
     fill(&conn);
-    let mut sealer = Sealer::with_step(1);
-    while sealer
-        .catch_up(
-            &conn,
-            T0 + 3 * DAY + HOUR_MS,
-            std::time::Duration::from_secs(5),
-        )
-        .expect("catch up")
-    {}
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
     let cut = T0 + DAY + 30 * 60_000;
     while prune(&conn, cut, cut).expect("prune") {}
-    let oldest = |span: i64| -> i64 {
-        conn.query_row(
-            "SELECT min(bucket) FROM rollups WHERE span = ?1",
-            [span],
-            |r| r.get(0),
+    let oldest = |span: i64| {
+        count(
+            &conn,
+            &format!("SELECT min(bucket) FROM rollups WHERE span = {span}"),
         )
-        .expect("oldest")
     };
     assert_eq!(
         oldest(0),
@@ -188,6 +167,15 @@ fn retention_deletes_the_buckets_before_the_cut_off() {
         "the hour straddling the cut-off stays"
     );
     assert_eq!(oldest(1), T0 / DAY + 1);
+}
+
+/// [`pages`] of each client in each log, query log first.
+fn client_pages(conn: &Connection, clients: &[&str], limit: usize) -> Vec<Vec<i64>> {
+    [crate::rows::Table::Queries, crate::rows::Table::Hits]
+        .into_iter()
+        .flat_map(|t| clients.iter().map(move |c| (t, *c)))
+        .map(|(t, c)| pages(conn, t, c, limit))
+        .collect()
 }
 
 /// Every page of `client`'s rows, newest first, following the cursor.
@@ -225,7 +213,6 @@ fn pages_since(
 
 #[test]
 fn client_lookups_walk_the_hours_their_postings_list_and_find_the_same_rows() {
-    use crate::rows::Table;
     let (_dir, conn) = store();
     fill(&conn);
     // A client seen only in one early hour: its postings hold one hour.
@@ -235,31 +222,19 @@ fn client_lookups_walk_the_hours_their_postings_list_and_find_the_same_rows() {
     };
     crate::writer::insert_events(&conn, &[rare], &ledger(), true).expect("stored");
     let clients = ["10.0.0.1", "10.0.0.5", "10.9.9.9", "172.16.0.1"];
-    let before: Vec<Vec<i64>> = [Table::Queries, Table::Hits]
-        .into_iter()
-        .flat_map(|t| clients.iter().map(move |c| (t, c)))
-        .map(|(t, c)| pages(&conn, t, c, 37))
-        .collect();
+    let before = client_pages(&conn, &clients, 37);
     assert!(before[0].len() > 200 && before[2].len() == 2 && before[3].is_empty());
     // Seal half of the log: postings for the first day and a half, blocks for the rest.
-    let mut sealer = Sealer::with_step(1);
-    while sealer
-        .catch_up(&conn, T0 + 36 * HOUR_MS, std::time::Duration::from_secs(5))
-        .expect("seal")
-    {}
-    let days: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM client_days WHERE key = ?1",
-            [&crate::ip_key("10.9.9.9".parse().expect("ip"))[..]],
-            |r| r.get(0),
-        )
-        .expect("postings");
-    assert_eq!(days, 2, "one query-log and one hit posting");
-    let after: Vec<Vec<i64>> = [Table::Queries, Table::Hits]
-        .into_iter()
-        .flat_map(|t| clients.iter().map(move |c| (t, c)))
-        .map(|(t, c)| pages(&conn, t, c, 37))
-        .collect();
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 36 * HOUR_MS);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM client_days WHERE hex(key) = '00000000000000000000FFFF0A090909'"
+        ),
+        2,
+        "one query-log and one hit posting"
+    );
+    let after = client_pages(&conn, &clients, 37);
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         assert!(
             b == a,
@@ -289,14 +264,7 @@ fn rows_written_while_an_hour_is_being_sealed_are_counted_once() {
         .collect();
     crate::writer::insert_events(&conn, &more, &ledger(), true).expect("stored");
     let from_rows = all_stats(&conn);
-    while sealer
-        .catch_up(
-            &conn,
-            T0 + 3 * DAY + HOUR_MS,
-            std::time::Duration::from_secs(5),
-        )
-        .expect("catch up")
-    {}
+    seal_until(&conn, &mut sealer, T0 + 3 * DAY + HOUR_MS);
     same(&from_rows, &all_stats(&conn));
 }
 
@@ -328,29 +296,13 @@ fn a_seal_stopped_midway_is_done_again_from_the_start() {
         Some(T0 / HOUR_MS)
     );
     assert!(!postings(&conn).is_empty());
-    let mut restarted = Sealer::with_step(1);
-    while restarted
-        .catch_up(
-            &conn,
-            T0 + 3 * DAY + HOUR_MS,
-            std::time::Duration::from_secs(5),
-        )
-        .expect("catch up")
-    {}
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
     same(&from_rows, &all_stats(&conn));
     let once = postings(&conn);
     // The same postings as a seal that never stopped.
     conn.execute_batch("DELETE FROM rollups; DELETE FROM client_days; DELETE FROM rollup_sealed;")
         .expect("reset");
-    let mut clean = Sealer::with_step(1);
-    while clean
-        .catch_up(
-            &conn,
-            T0 + 3 * DAY + HOUR_MS,
-            std::time::Duration::from_secs(5),
-        )
-        .expect("catch up")
-    {}
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
     assert_eq!(once, postings(&conn));
     same(&from_rows, &all_stats(&conn));
 }
