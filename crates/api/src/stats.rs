@@ -40,6 +40,10 @@ pub struct StatsResponse {
 }
 
 /// Totals by action, top blocked names, top clients and top departments in a window (≤ 31 days).
+///
+/// Totals are exact to the millisecond. Whole hours come from hourly rollups that keep each
+/// hour's 1,000 largest names and clients, so over many hours a name or client outside some
+/// hour's 1,000 largest may be counted low; the heaviest rank right.
 #[utoipa::path(get, path = "/api/v1/stats", params(StatsParams),
     operation_id = "getStats", tag = "stats",
     responses((status = 200, description = "Counts by action and the top tables for the window", body = StatsResponse), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),

@@ -23,6 +23,7 @@ pub mod known_names;
 pub mod lock;
 pub mod read;
 pub mod retention;
+pub mod rollup;
 pub mod rows;
 pub mod schema;
 pub mod shipped;

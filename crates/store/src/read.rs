@@ -7,10 +7,13 @@
 //! This module reads through `blocks`, never the other way: the types both speak (a list
 //! request, a row, a page) live in `rows`, below both.
 
+use std::collections::HashMap;
+
 use rusqlite::Connection;
 
 use super::StoreError;
 use super::top::TopCounts;
+use crate::rollup;
 pub use crate::rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 
 /// Aggregates over a time window.
@@ -41,11 +44,11 @@ pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, Sto
 }
 
 /// The `top` largest counts, largest first, ties by value.
-fn top_of<K: std::hash::Hash + Eq + ToString>(t: TopCounts<K>, top: i64) -> Vec<Count> {
-    let mut v: Vec<Count> = t
-        .into_counts()
-        .map(|(k, n, ())| Count {
-            value: k.to_string(),
+fn ranked(counts: HashMap<String, u64>, top: i64) -> Vec<Count> {
+    let mut v: Vec<Count> = counts
+        .into_iter()
+        .map(|(value, n)| Count {
+            value,
             count: i64::try_from(n).unwrap_or(i64::MAX),
         })
         .collect();
@@ -54,37 +57,67 @@ fn top_of<K: std::hash::Hash + Eq + ToString>(t: TopCounts<K>, top: i64) -> Vec<
     v
 }
 
-/// Totals and top-N tables for `[since, until)`. Hit tables decode the window's hit blocks
-/// once (tens of nanoseconds a row), exact up to `top::WIDTH` hits in the window and within
-/// hits / `WIDTH` beyond; the query log's totals come from its block counts.
+/// Adds the counts of `t` (a scan of the window's edges) to `into`.
+fn merge<K: std::hash::Hash + Eq + ToString>(into: &mut HashMap<String, u64>, t: TopCounts<K>) {
+    for (k, n, ()) in t.into_counts() {
+        *into.entry(k.to_string()).or_default() += n;
+    }
+}
+
+/// Rows per action of `table` in `[since, until)`: whole sealed hours from the rollups, the
+/// edges from the blocks' counts.
+fn by_action(
+    conn: &Connection,
+    table: Table,
+    w: &rollup::Window,
+) -> Result<Vec<Count>, StoreError> {
+    let mut by = w.counts(conn, rollup::Kind::Action)?;
+    for &(since, until) in &w.edges {
+        for c in crate::blocks::counts_by_action(conn, table, since, until)? {
+            *by.entry(c.value).or_default() += u64::try_from(c.count).unwrap_or(0);
+        }
+    }
+    Ok(ranked(by, i64::MAX))
+}
+
+/// Totals and top-N tables for `[since, until)`. Whole hours already rolled up come from the
+/// rollups (`crate::rollup`: a few thousand rows a day, top tables kept to the 1,000 largest
+/// keys per bucket); the partial hours at the edges and the hours not rolled up yet come
+/// from the blocks: totals from their counts, top tables from one decode of the edge's hit
+/// blocks (exact up to `top::WIDTH` hits, within hits / `WIDTH` beyond).
 pub fn stats(
     conn: &Connection,
     since_ms: i64,
     until_ms: i64,
     top: i64,
 ) -> Result<Stats, StoreError> {
-    // Bounded however many distinct names or addresses a flood wrote (`super::top`).
-    let mut names: TopCounts<String> = TopCounts::default();
-    let mut clients: TopCounts<std::net::IpAddr> = TopCounts::default();
-    let mut departments: TopCounts<String> = TopCounts::default();
-    crate::blocks::scan(conn, Table::Hits, since_ms, until_ms, None, |_, e| {
-        names.add(e.name, |_| ());
-        clients.add(&e.client, |_| ());
-        if let Some(d) = e.department {
-            departments.add(d, |_| ());
-        }
-    })?;
+    let queries = rollup::window(conn, Table::Queries, since_ms, until_ms)?;
+    let hits = rollup::window(conn, Table::Hits, since_ms, until_ms)?;
+    let mut names = hits.counts(conn, rollup::Kind::Name)?;
+    let mut clients = hits.counts(conn, rollup::Kind::Client)?;
+    let mut departments = hits.counts(conn, rollup::Kind::Department)?;
+    for &(since, until) in &hits.edges {
+        // Bounded however many distinct names or addresses a flood wrote (`super::top`).
+        let mut n: TopCounts<String> = TopCounts::default();
+        let mut c: TopCounts<std::net::IpAddr> = TopCounts::default();
+        let mut d: TopCounts<String> = TopCounts::default();
+        crate::blocks::scan(conn, Table::Hits, since, until, None, |_, e| {
+            n.add(e.name, |_| ());
+            c.add(&e.client, |_| ());
+            if let Some(x) = e.department {
+                d.add(x, |_| ());
+            }
+        })?;
+        merge(&mut names, n);
+        merge(&mut clients, c);
+        merge(&mut departments, d);
+    }
     Ok(Stats {
-        queries_by_action: crate::blocks::counts_by_action(
-            conn,
-            Table::Queries,
-            since_ms,
-            until_ms,
-        )?,
-        hits_by_action: crate::blocks::counts_by_action(conn, Table::Hits, since_ms, until_ms)?,
-        top_blocked_names: top_of(names, top),
-        top_clients: top_of(clients, top),
-        top_departments: top_of(departments, top),
+        queries_by_action: by_action(conn, Table::Queries, &queries)?,
+        hits_by_action: by_action(conn, Table::Hits, &hits)?,
+        top_blocked_names: ranked(names, top),
+        top_clients: ranked(clients, top),
+        top_departments: ranked(departments, top),
     })
 }
 

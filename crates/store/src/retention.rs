@@ -47,12 +47,13 @@ pub fn step(
     let tx = conn.unchecked_transaction()?;
     let (q, q_more) = blocks::prune(&tx, Table::Queries, q_cut, i64::MAX, max_blocks)?;
     let (h, h_more) = blocks::prune(&tx, Table::Hits, h_cut, hits_below_id, max_blocks)?;
+    let r_more = super::rollup::prune(&tx, q_cut, h_cut)?;
     if !h_more {
         tx.prepare_cached("DELETE FROM hit_names WHERE last_ms < ?1")?
             .execute([h_cut])?;
     }
     tx.commit()?;
-    Ok((q, h, q_more || h_more))
+    Ok((q, h, q_more || h_more || r_more))
 }
 
 /// Deletes everything past retention, `max_blocks` blocks per table and transaction step,

@@ -73,7 +73,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -188,6 +188,15 @@ fn v8_tables() -> String {
     last_ms     INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS hit_names_first ON hit_names(first_ms);
 "
+}
+
+/// Rollups (`store::rollup`): per-hour and per-day counts of both logs for `/stats`, so a
+/// month's statistics read thousands of rows instead of decoding every hit (issue 18). The
+/// step only creates the tables: the writer builds the rollups of the hours already stored
+/// in the background, a time budget per step (`rollup::Sealer`), so an upgrade of a
+/// 100 M-row store does not hold start-up; `/stats` reads the blocks until then.
+fn v9() -> String {
+    crate::rollup::schema()
 }
 
 /// The version whose step first converts the old per-query table (see [`v6`]).

@@ -107,7 +107,7 @@ pub(crate) fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8],
 /// A block's data. Readers call it while their walk over the block table is still stepping on
 /// the same connection, so both read one snapshot: the writer merges (`compact`) and prunes
 /// blocks concurrently, and a block listed by a finished statement may be gone.
-fn block_data(conn: &Connection, table: Table, id: i64) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn block_data(conn: &Connection, table: Table, id: i64) -> Result<Vec<u8>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT data FROM {} WHERE id = ?1",

@@ -2,6 +2,8 @@
 //! rows per action in a time window. Blocks are skipped by their counts and Bloom filter
 //! before any is decoded.
 
+use std::collections::HashSet;
+
 use rusqlite::{Connection, params};
 
 use super::codec::{self, Block, Entry, OUTCOMES, read_counts};
@@ -83,54 +85,28 @@ pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, Sto
     };
     let lower = f.since_ms.unwrap_or(i64::MIN);
     let want = f.limit + 1;
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT id, last_ms, counts, filter FROM {} \
-         WHERE last_ms >= ?1 AND first_ms <= ?2 ORDER BY last_ms DESC, id DESC",
-        table.blocks()
-    ))?;
-    let mut blocks = stmt.query(params![lower, upper])?;
     // The best `want` rows so far, newest first.
     let mut page: Vec<StoredRow> = Vec::new();
-    while let Some(b) = blocks.next()? {
-        let last_ms: i64 = b.get(1)?;
-        if page.len() == want && page.last().is_some_and(|r| last_ms < r.time_ms) {
-            break;
-        }
-        if let Some(i) = action
-            && read_counts(blob(b, 2)?)?[i] == 0
-        {
-            continue;
-        }
-        if !keys.is_empty() {
-            let filter = blob(b, 3)?;
-            if !keys.iter().all(|&k| may_contain(filter, k)) {
-                continue;
+    let mut walk = Walk {
+        table,
+        f,
+        keys: &keys,
+        action,
+        want,
+        visited: HashSet::new(),
+    };
+    match f.client {
+        // One address: only the hours its postings list (`crate::rollup::client_ranges`).
+        Some((lo, hi)) if lo == hi => {
+            let mut ranges = crate::rollup::client_ranges(conn, table, lo, lower, upper)?;
+            while let Some((from, to, last_max)) = ranges.next(conn)? {
+                if page.len() == want && page.last().is_some_and(|r| to < r.time_ms) {
+                    break;
+                }
+                walk.range(conn, (from, to), last_max, &mut page)?;
             }
         }
-        let id: i64 = b.get(0)?;
-        let data = block_data(conn, table, id)?;
-        let block = Block::parse(&data)?;
-        let mut found: Vec<(i64, i64, Entry<'_>)> = Vec::new();
-        for row in block.entries() {
-            let (index, e) = row?;
-            let row_id = (id << INDEX_BITS) | i64::from(index);
-            if row_matches(f, &e, row_id) {
-                found.push((e.time_ms, row_id, e));
-            }
-        }
-        found.sort_unstable_by_key(|&(t, id, _)| std::cmp::Reverse((t, id)));
-        // Only this block's best `want` can make the page; the merge below keeps the best.
-        let floor = (page.len() == want)
-            .then(|| page.last().map(|r| (r.time_ms, r.id)))
-            .flatten();
-        for (time_ms, row_id, e) in found.into_iter().take(want) {
-            if floor.is_some_and(|f| (time_ms, row_id) < f) {
-                break;
-            }
-            page.push(stored_row(row_id, &e));
-        }
-        page.sort_unstable_by_key(|r| std::cmp::Reverse((r.time_ms, r.id)));
-        page.truncate(want);
+        _ => walk.range(conn, (lower, upper), i64::MAX, &mut page)?,
     }
     let next = if page.len() > f.limit {
         page.truncate(f.limit);
@@ -152,10 +128,11 @@ pub fn counts_by_action(
     let mut totals = [0u64; OUTCOMES.len()];
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, first_ms, last_ms, counts FROM {} \
-         WHERE last_ms >= ?1 AND first_ms < ?2",
+         WHERE last_ms >= ?1 AND first_ms < ?2 AND first_ms >= ?3",
         table.blocks()
     ))?;
-    let mut blocks = stmt.query(params![since, until])?;
+    let earliest = super::walk::earliest_start(conn, table, since)?;
+    let mut blocks = stmt.query(params![since, until, earliest])?;
     while let Some(b) = blocks.next()? {
         let (first, last): (i64, i64) = (b.get(1)?, b.get(2)?);
         if first >= since && last < until {
@@ -183,4 +160,81 @@ pub fn counts_by_action(
         .collect();
     out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
     Ok(out)
+}
+
+/// One list request's walk over the blocks of one or more time ranges (newest first).
+struct Walk<'f> {
+    table: Table,
+    f: &'f ListFilter,
+    keys: &'f [u64],
+    action: Option<usize>,
+    want: usize,
+    /// Blocks already read: a block straddling two ranges is read once.
+    visited: HashSet<i64>,
+}
+
+impl Walk<'_> {
+    /// Adds the rows of blocks overlapping `[lower, upper]` (ms, inclusive) to `page`; none
+    /// of those blocks ends after `last_max` (bounds the walk down the `last_ms` index).
+    fn range(
+        &mut self,
+        conn: &Connection,
+        (lower, upper): (i64, i64),
+        last_max: i64,
+        page: &mut Vec<StoredRow>,
+    ) -> Result<(), StoreError> {
+        let (f, want) = (self.f, self.want);
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT id, last_ms, counts, filter FROM {} \
+             WHERE last_ms >= ?1 AND first_ms <= ?2 AND last_ms <= ?3 \
+             ORDER BY last_ms DESC, id DESC",
+            self.table.blocks()
+        ))?;
+        let mut blocks = stmt.query(params![lower, upper, last_max])?;
+        while let Some(b) = blocks.next()? {
+            let last_ms: i64 = b.get(1)?;
+            if page.len() == want && page.last().is_some_and(|r| last_ms < r.time_ms) {
+                break;
+            }
+            if let Some(i) = self.action
+                && read_counts(blob(b, 2)?)?[i] == 0
+            {
+                continue;
+            }
+            if !self.keys.is_empty() {
+                let filter = blob(b, 3)?;
+                if !self.keys.iter().all(|&k| may_contain(filter, k)) {
+                    continue;
+                }
+            }
+            let id: i64 = b.get(0)?;
+            if !self.visited.insert(id) {
+                continue;
+            }
+            let data = block_data(conn, self.table, id)?;
+            let block = Block::parse(&data)?;
+            let mut found: Vec<(i64, i64, Entry<'_>)> = Vec::new();
+            for row in block.entries() {
+                let (index, e) = row?;
+                let row_id = (id << INDEX_BITS) | i64::from(index);
+                if row_matches(f, &e, row_id) {
+                    found.push((e.time_ms, row_id, e));
+                }
+            }
+            found.sort_unstable_by_key(|&(t, id, _)| std::cmp::Reverse((t, id)));
+            // Only this block's best `want` can make the page; the merge below keeps the best.
+            let floor = (page.len() == want)
+                .then(|| page.last().map(|r| (r.time_ms, r.id)))
+                .flatten();
+            for (time_ms, row_id, e) in found.into_iter().take(want) {
+                if floor.is_some_and(|f| (time_ms, row_id) < f) {
+                    break;
+                }
+                page.push(stored_row(row_id, &e));
+            }
+            page.sort_unstable_by_key(|r| std::cmp::Reverse((r.time_ms, r.id)));
+            page.truncate(want);
+        }
+        Ok(())
+    }
 }

@@ -80,10 +80,11 @@ pub fn scan(
     mut f: impl FnMut(i64, &Entry<'_>),
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT id, filter FROM {} WHERE last_ms >= ?1 AND first_ms < ?2 ORDER BY first_ms, id",
+        "SELECT id, filter FROM {} WHERE last_ms >= ?1 AND first_ms < ?2 AND first_ms >= ?3 \
+         ORDER BY first_ms, id",
         table.blocks()
     ))?;
-    let mut blocks = stmt.query(params![since, until])?;
+    let mut blocks = stmt.query(params![since, until, earliest_start(conn, table, since)?])?;
     while let Some(b) = blocks.next()? {
         if let Some(k) = probe
             && !may_contain(blob(b, 1)?, k)
@@ -134,4 +135,15 @@ pub fn client_count(
     let mut n = 0i64;
     scan_client(conn, table, key, since_ms, |_| n += 1)?;
     Ok(n)
+}
+
+/// The earliest `first_ms` a block holding rows at or after `since` can have: `since` less
+/// the longest block (`crate::rollup::block_span`), so a window deep in a long log reads the
+/// time index around it rather than every older block.
+pub(crate) fn earliest_start(
+    conn: &Connection,
+    table: Table,
+    since: i64,
+) -> Result<i64, StoreError> {
+    Ok(crate::rollup::block_span(conn, table)?.map_or(i64::MIN, |span| since.saturating_sub(span)))
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, params};
 
 use crate::StoreError;
-use crate::blocks::{self, codec::BlockEncoder, codec::Entry};
+use crate::blocks::{self, codec::BlockEncoder, codec::Entry, codec::Sealed};
 use crate::hook::{BatchHook, HitRow};
 use crate::incidents_tx::SqliteIncidentTx;
 use crate::known_names::KnownNames;
@@ -142,7 +142,7 @@ pub fn insert_events_into(
             if queries.rows() >= blocks::MAX_BLOCK_ROWS
                 && let Some(sealed) = std::mem::take(&mut queries).seal()
             {
-                blocks::insert(conn, Table::Queries, &sealed)?;
+                insert_block(conn, Table::Queries, &sealed)?;
             }
         }
         if !e.outcome.is_hit() {
@@ -153,7 +153,7 @@ pub fn insert_events_into(
         if hit_block.rows() >= blocks::MAX_BLOCK_ROWS
             && let Some(sealed) = std::mem::take(&mut hit_block).seal()
         {
-            blocks::insert(conn, Table::Hits, &sealed)?;
+            insert_block(conn, Table::Hits, &sealed)?;
         }
         names
             .entry(&e.name)
@@ -171,10 +171,10 @@ pub fn insert_events_into(
         }
     }
     if let Some(sealed) = queries.seal() {
-        blocks::insert(conn, Table::Queries, &sealed)?;
+        insert_block(conn, Table::Queries, &sealed)?;
     }
     if let Some(sealed) = hit_block.seal() {
-        blocks::insert(conn, Table::Hits, &sealed)?;
+        insert_block(conn, Table::Hits, &sealed)?;
     }
     let mut upsert = conn.prepare_cached(
         "INSERT INTO hit_names (name, first_ms, last_ms) VALUES (?1, ?2, ?3) \
@@ -190,4 +190,11 @@ pub fn insert_events_into(
         }
     }
     Ok((nq, nh))
+}
+
+/// Writes a block of new rows, and adds any of them that belong to hours already rolled up
+/// to their rollups (`crate::rollup::late`), in the same transaction.
+fn insert_block(conn: &Connection, table: Table, block: &Sealed) -> Result<(), StoreError> {
+    blocks::insert(conn, table, block)?;
+    crate::rollup::late(conn, table, block)
 }

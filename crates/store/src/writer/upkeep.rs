@@ -21,6 +21,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// stable row ids, and the newest blocks may still grow a neighbour.
 const SETTLE_MS: i64 = 10 * 60 * 1000;
 
+/// After a failed rollup step, the next try.
+const ROLLUP_RETRY_MS: i64 = 60_000;
+
 /// The hourly upkeep's place, one short transaction per step between batches.
 #[derive(Debug, Clone, Copy)]
 enum Upkeep {
@@ -35,6 +38,11 @@ enum Upkeep {
 pub(super) struct UpkeepSchedule {
     next: Instant,
     pending: Option<Upkeep>,
+    /// When the next hour may be sealed (`crate::rollup`), wall-clock ms; 0 at start, so an
+    /// upgraded store's rollups start at once.
+    rollup_due_ms: i64,
+    /// The hour being sealed, a step at a time.
+    sealer: crate::rollup::Sealer,
 }
 
 impl UpkeepSchedule {
@@ -44,6 +52,8 @@ impl UpkeepSchedule {
         Self {
             next: Instant::now(),
             pending: None,
+            rollup_due_ms: 0,
+            sealer: crate::rollup::Sealer::default(),
         }
     }
 
@@ -65,7 +75,10 @@ impl UpkeepSchedule {
         if self.pending.is_some() {
             Duration::ZERO
         } else {
-            self.next.saturating_duration_since(now)
+            let rollup = u64::try_from(self.rollup_due_ms - now_ms()).unwrap_or(0);
+            self.next
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(rollup))
         }
     }
 }
@@ -73,9 +86,33 @@ impl UpkeepSchedule {
 impl Writer {
     /// One step of the upkeep under way, if any.
     pub(super) fn upkeep(&mut self) {
+        self.roll_up();
         if let Some(u) = self.upkeep.pending {
             self.upkeep.pending = self.upkeep_step(u);
         }
+    }
+
+    /// Seals the hours that are over into rollups when one is due (`crate::rollup`), within
+    /// `rollup::STEP_BUDGET`; the next step is due at once while old hours remain, else when the
+    /// current hour will be over.
+    fn roll_up(&mut self) {
+        let now = now_ms();
+        if now < self.upkeep.rollup_due_ms {
+            return;
+        }
+        self.upkeep.rollup_due_ms =
+            match self
+                .upkeep
+                .sealer
+                .catch_up(&self.conn, now, crate::rollup::STEP_BUDGET)
+            {
+                Ok(true) => now,
+                Ok(false) => crate::rollup::next_due(now),
+                Err(e) => {
+                    tracing::warn!(error = %e, "rolling up the last hour failed; will retry");
+                    now + ROLLUP_RETRY_MS
+                }
+            };
     }
 
     fn upkeep_step(&mut self, upkeep: Upkeep) -> Option<Upkeep> {
@@ -97,9 +134,13 @@ impl Writer {
 
     /// One compaction step of `table`; returns where the next starts, if anywhere.
     fn compact_step(&mut self, table: Table, from: compact::Cursor) -> Option<compact::Cursor> {
-        let settled = now_ms() - SETTLE_MS;
         let step = (|| -> Result<compact::Step, StoreError> {
             let tx = self.conn.unchecked_transaction()?;
+            // Only blocks of hours already rolled up: the sealer reads an hour's blocks over
+            // several steps and must not meet a merged copy of rows it counted.
+            let rolled = crate::rollup::sealed_hour(&tx, table)?
+                .map_or(i64::MIN, |h| h.saturating_mul(crate::rollup::HOUR_MS));
+            let settled = (now_ms() - SETTLE_MS).min(rolled);
             // Hits above the shipped watermark are not in PostgreSQL yet (`crate::shipped`).
             let through = match table {
                 Table::Hits => self.shipped.get(),

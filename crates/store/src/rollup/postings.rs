@@ -1,0 +1,159 @@
+//! Postings: which hours hold rows of a client, so a client's lookup walks only those hours'
+//! blocks, and an address that never queried is answered from here alone.
+//!
+//! At 100 M rows `/queries?client=<absent>` read the Bloom filter of every block of the week
+//! (406 ms, issue 18). `client_days` holds one row per (log, day, client key) with a 24-bit
+//! mask of the hours that client has rows in; it is written when an hour is sealed (the seal
+//! decodes the hour's blocks anyway, `super::seal`) and by late rows, in their transactions.
+//! Day first in the key: a lookup is one seek per day of its window, and retention deletes a
+//! day as one key range. About 30 bytes per client and day, whatever the rows per day.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{DAY_HOURS, HOUR_MS, log_of, sealed_hour};
+use crate::StoreError;
+use crate::rows::Table;
+
+/// The client keys (`crate::ip_key`) seen in one hour.
+pub(crate) type Keys = HashSet<[u8; 16], foldhash::fast::FixedState>;
+
+/// Marks `hour` in the postings of every key in `keys` (sorted: in key order the upserts walk
+/// the day's b-tree range once instead of jumping around).
+pub(crate) fn add(
+    conn: &Connection,
+    table: Table,
+    hour: i64,
+    keys: &[[u8; 16]],
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO client_days (log, day, key, hours) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT DO UPDATE SET hours = hours | excluded.hours",
+    )?;
+    let (day, bit) = (
+        hour.div_euclid(DAY_HOURS),
+        1i64 << hour.rem_euclid(DAY_HOURS),
+    );
+    for key in keys {
+        stmt.execute(params![log_of(table), day, &key[..], bit])?;
+    }
+    Ok(())
+}
+
+/// Where to look for rows of one client: time ranges, newest first, produced on demand, each
+/// with the latest `last_ms` a block overlapping it can have.
+#[derive(Debug)]
+pub struct ClientRanges {
+    table: Table,
+    key: [u8; 16],
+    lower: i64,
+    /// The last sealed millisecond the request covers.
+    upper: i64,
+    /// The next day to consult, counting down.
+    day: i64,
+    /// Inclusive ranges ready to hand out, newest first.
+    ready: Vec<(i64, i64)>,
+    /// The unsealed range, handed out first (unbounded above).
+    unsealed: Option<(i64, i64)>,
+    /// [`super::block_span`].
+    span_ms: i64,
+}
+
+/// The ranges of `[lower, upper]` (inclusive, ms) that may hold rows of client `key` in
+/// `table`: hours not sealed yet, and sealed hours the postings list for the key.
+pub fn client_ranges(
+    conn: &Connection,
+    table: Table,
+    key: [u8; 16],
+    lower: i64,
+    upper: i64,
+) -> Result<ClientRanges, StoreError> {
+    let sealed_ms = match sealed_hour(conn, table)? {
+        Some(h) => h.saturating_mul(HOUR_MS),
+        // No postings yet (a store being upgraded): walk everything.
+        None => i64::MIN,
+    };
+    let unsealed = (upper >= sealed_ms && upper >= lower).then(|| (lower.max(sealed_ms), upper));
+    let last_sealed = upper.min(sealed_ms.saturating_sub(1));
+    // Without a lower bound the walk down the days stops at the oldest day with postings.
+    let oldest_day: Option<i64> = conn
+        .prepare_cached("SELECT min(day) FROM client_days WHERE log = ?1")?
+        .query_row([log_of(table)], |r| r.get(0))?;
+    let lower = lower.max(oldest_day.map_or(i64::MAX, |d| d * HOUR_MS * DAY_HOURS));
+    Ok(ClientRanges {
+        table,
+        key,
+        lower,
+        upper: last_sealed,
+        day: if sealed_ms == i64::MIN || last_sealed < lower {
+            i64::MIN
+        } else {
+            last_sealed.div_euclid(HOUR_MS * DAY_HOURS)
+        },
+        ready: Vec::new(),
+        unsealed,
+        span_ms: super::block_span(conn, table)?.unwrap_or(i64::MAX),
+    })
+}
+
+impl ClientRanges {
+    /// The next range `(from, to, last_ms_max)`, newest first; `None` when no more may hold
+    /// the client.
+    pub fn next(&mut self, conn: &Connection) -> Result<Option<(i64, i64, i64)>, StoreError> {
+        if let Some((from, to)) = self.unsealed.take() {
+            return Ok(Some((from, to, i64::MAX)));
+        }
+        while self.ready.is_empty() {
+            if self.day == i64::MIN || (self.day + 1) * HOUR_MS * DAY_HOURS <= self.lower {
+                return Ok(None);
+            }
+            let hours: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT hours FROM client_days WHERE log = ?1 AND day = ?2 AND key = ?3",
+                )?
+                .query_row(params![log_of(self.table), self.day, &self.key[..]], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let day_start = self.day * DAY_HOURS;
+            for h in (0..DAY_HOURS).rev() {
+                if hours.is_some_and(|m| m & (1 << h) != 0) {
+                    let from = ((day_start + h) * HOUR_MS).max(self.lower);
+                    let to = ((day_start + h + 1) * HOUR_MS - 1).min(self.upper);
+                    match self.ready.last_mut() {
+                        // Adjacent hours make one range: one walk instead of two.
+                        Some(r) if r.0 == to + 1 => r.0 = from,
+                        _ if from <= to => self.ready.push((from, to)),
+                        _ => {}
+                    }
+                }
+            }
+            self.ready.reverse();
+            self.day -= 1;
+        }
+        Ok(self
+            .ready
+            .pop()
+            .map(|(from, to)| (from, to, to.saturating_add(self.span_ms))))
+    }
+}
+
+/// Deletes the postings of days wholly older than each cut-off, one day per log and call;
+/// returns whether more remain.
+pub(crate) fn prune(conn: &Connection, q_cut: i64, h_cut: i64) -> Result<bool, StoreError> {
+    let mut more = false;
+    for (table, cut) in [(Table::Queries, q_cut), (Table::Hits, h_cut)] {
+        let below = cut.div_euclid(HOUR_MS * DAY_HOURS);
+        let oldest: Option<i64> = conn
+            .prepare_cached("SELECT min(day) FROM client_days WHERE log = ?1")?
+            .query_row([log_of(table)], |r| r.get(0))?;
+        let Some(oldest) = oldest.filter(|&d| d < below) else {
+            continue;
+        };
+        more |= oldest + 1 < below;
+        conn.prepare_cached("DELETE FROM client_days WHERE log = ?1 AND day = ?2")?
+            .execute(params![log_of(table), oldest])?;
+    }
+    Ok(more)
+}

@@ -1,0 +1,308 @@
+use std::sync::Arc;
+
+use poolguard_clients::Ledger;
+use poolguard_record::{Outcome, QueryEvent, Transport};
+use rusqlite::Connection;
+
+use super::*;
+use crate::read::{Stats, stats};
+
+const DAY: i64 = 86_400_000;
+/// A day boundary, so windows cross days and hours at known places.
+const T0: i64 = 19_700 * DAY;
+
+fn store() -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = crate::Store::open(&dir.path().join("t.db")).expect("store");
+    let conn = store.write_connection().expect("conn");
+    (dir, conn)
+}
+
+fn ledger() -> Ledger {
+    let csv = "network,mac,asset,kind,location,department,owner,contact\n\
+               10.0.0.0/30,,pc,workstation,B,Physics,o,o@x\n\
+               10.0.0.4/30,,pc,workstation,B,Chemistry,o,o@x\n";
+    Ledger::from_reader(csv.as_bytes(), std::path::Path::new("t"))
+        .expect("ledger")
+        .0
+}
+
+/// Row `i` of a deterministic log: every 7th row a hit, clients and names skewed so the top
+/// tables have a clear order.
+fn event(i: i64, time_ms: i64) -> QueryEvent {
+    let hit = i % 7 == 0;
+    let client = format!("10.0.0.{}:5353", 1 + (i * i) % 9);
+    QueryEvent {
+        time_ms,
+        client: client.parse().expect("addr"),
+        transport: Transport::Udp,
+        name: format!("n{}.pool.example", (i * 31) % 5).into(),
+        qtype: "A".into(),
+        outcome: if hit {
+            Outcome::Blocked
+        } else {
+            Outcome::Allowed
+        },
+        feed: hit.then(|| Arc::from("mining")),
+        rule: hit.then(|| Arc::from("pool.example")),
+        rcode: "NOERROR",
+        answer: "".into(),
+        latency_us: 1,
+        upstream: None,
+    }
+}
+
+/// Three days of rows, one every 97 s, in batches of 50.
+fn fill(conn: &Connection) {
+    let events: Vec<QueryEvent> = (0..(3 * DAY / 97_000))
+        .map(|i| event(i, T0 + i * 97_000))
+        .collect();
+    for batch in events.chunks(50) {
+        let tx = conn.unchecked_transaction().expect("tx");
+        crate::writer::insert_events(&tx, batch, &ledger(), true).expect("stored");
+        tx.commit().expect("commit");
+    }
+}
+
+/// Seals with `sealer` until it has caught up with `now_ms`.
+fn seal_until(conn: &Connection, sealer: &mut Sealer, now_ms: i64) {
+    while sealer
+        .catch_up(conn, now_ms, std::time::Duration::from_secs(5))
+        .expect("catch up")
+    {}
+}
+
+/// The one integer `sql` selects.
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+fn windows() -> Vec<(i64, i64)> {
+    vec![
+        (T0, T0 + 3 * DAY),
+        (T0 - DAY, T0 + 4 * DAY),
+        (T0 + 1_234_567, T0 + 2 * DAY + 7_654_321),
+        (T0 + HOUR_MS / 2, T0 + HOUR_MS * 3 / 4),
+        (T0 + 5 * HOUR_MS, T0 + 29 * HOUR_MS),
+    ]
+}
+
+fn all_stats(conn: &Connection) -> Vec<Stats> {
+    windows()
+        .into_iter()
+        .map(|(s, u)| stats(conn, s, u, 100).expect("stats"))
+        .collect()
+}
+
+fn same(a: &[Stats], b: &[Stats]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(format!("{x:?}"), format!("{y:?}"));
+    }
+}
+
+#[test]
+fn stats_from_rollups_equal_stats_from_the_rows() {
+    let (_dir, conn) = store();
+    fill(&conn);
+    let from_rows = all_stats(&conn);
+    assert!(
+        from_rows[0].top_departments.len() == 2,
+        "{:?}",
+        from_rows[0]
+    );
+    // Seal everything up to the end of the third day, as the writer would.
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    assert_eq!(
+        sealed_hour(&conn, crate::rows::Table::Hits).expect("sealed"),
+        Some((T0 + 3 * DAY) / HOUR_MS)
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(DISTINCT bucket) FROM rollups WHERE span = 1"
+        ),
+        3
+    );
+    same(&from_rows, &all_stats(&conn));
+}
+
+#[test]
+fn late_rows_are_added_to_sealed_hours_and_days() {
+    let (_dir, conn) = store();
+    fill(&conn);
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    // Hits replayed from the spool long after their hours were sealed.
+    let late: Vec<QueryEvent> = (0..40)
+        .map(|i| event(i * 7, T0 + 3_000 + i * 3_000_000))
+        .collect();
+    crate::writer::insert_events(&conn, &late, &ledger(), true).expect("stored");
+    let with_rollups = all_stats(&conn);
+    // The replayed block spans more than a day: walks bounded by the longest block still
+    // find every row in it.
+    let clients = ["10.0.0.1", "10.0.0.2", "10.0.0.5"];
+    let listed = client_pages(&conn, &clients, 23);
+    conn.execute("DELETE FROM rollup_sealed", [])
+        .expect("forget rollups");
+    same(&all_stats(&conn), &with_rollups);
+    assert_eq!(client_pages(&conn, &clients, 23), listed);
+}
+
+#[test]
+fn retention_deletes_the_buckets_before_the_cut_off() {
+    let (_dir, conn) = store();
+    fill(&conn);
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    let cut = T0 + DAY + 30 * 60_000;
+    while prune(&conn, cut, cut).expect("prune") {}
+    let oldest = |span: i64| {
+        count(
+            &conn,
+            &format!("SELECT min(bucket) FROM rollups WHERE span = {span}"),
+        )
+    };
+    assert_eq!(
+        oldest(0),
+        (T0 + DAY) / HOUR_MS,
+        "the hour straddling the cut-off stays"
+    );
+    assert_eq!(oldest(1), T0 / DAY + 1);
+}
+
+/// [`pages`] of each client in each log, query log first.
+fn client_pages(conn: &Connection, clients: &[&str], limit: usize) -> Vec<Vec<i64>> {
+    [crate::rows::Table::Queries, crate::rows::Table::Hits]
+        .into_iter()
+        .flat_map(|t| clients.iter().map(move |c| (t, *c)))
+        .map(|(t, c)| pages(conn, t, c, limit))
+        .collect()
+}
+
+/// Every page of `client`'s rows, newest first, following the cursor.
+fn pages(conn: &Connection, table: crate::rows::Table, client: &str, limit: usize) -> Vec<i64> {
+    let mut ids = pages_since(conn, table, client, limit, Some(T0 + 3 * HOUR_MS + 5));
+    // No lower bound: the walk down the postings must stop at the oldest day.
+    ids.extend(pages_since(conn, table, client, limit, None));
+    ids
+}
+
+fn pages_since(
+    conn: &Connection,
+    table: crate::rows::Table,
+    client: &str,
+    limit: usize,
+    since_ms: Option<i64>,
+) -> Vec<i64> {
+    let key = crate::ip_key(client.parse().expect("ip"));
+    let mut f = crate::rows::ListFilter {
+        client: Some((key, key)),
+        limit,
+        since_ms,
+        ..crate::rows::ListFilter::default()
+    };
+    let mut ids = Vec::new();
+    loop {
+        let page = crate::read::list(conn, table, &f).expect("list");
+        ids.extend(page.rows.iter().map(|r| r.id));
+        match page.next {
+            Some(c) => f.cursor = Some(c),
+            None => return ids,
+        }
+    }
+}
+
+#[test]
+fn client_lookups_walk_the_hours_their_postings_list_and_find_the_same_rows() {
+    let (_dir, conn) = store();
+    fill(&conn);
+    // A client seen only in one early hour: its postings hold one hour.
+    let rare = QueryEvent {
+        client: "10.9.9.9:53".parse().expect("addr"),
+        ..event(0, T0 + 5 * HOUR_MS + 17)
+    };
+    crate::writer::insert_events(&conn, &[rare], &ledger(), true).expect("stored");
+    let clients = ["10.0.0.1", "10.0.0.5", "10.9.9.9", "172.16.0.1"];
+    let before = client_pages(&conn, &clients, 37);
+    assert!(before[0].len() > 200 && before[2].len() == 2 && before[3].is_empty());
+    // Seal half of the log: postings for the first day and a half, blocks for the rest.
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 36 * HOUR_MS);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM client_days WHERE hex(key) = '00000000000000000000FFFF0A090909'"
+        ),
+        2,
+        "one query-log and one hit posting"
+    );
+    let after = client_pages(&conn, &clients, 37);
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert!(
+            b == a,
+            "case {i}: {} rows before, {} after",
+            b.len(),
+            a.len()
+        );
+    }
+}
+
+#[test]
+fn rows_written_while_an_hour_is_being_sealed_are_counted_once() {
+    use crate::rows::Table;
+    let (_dir, conn) = store();
+    fill(&conn);
+    let mut sealer = Sealer::with_step(1);
+    // The first hour's first block read, its seal not finished...
+    assert!(sealer.step(&conn, Table::Hits, T0 + 3 * DAY).expect("step"));
+    assert!(
+        sealer
+            .step(&conn, Table::Queries, T0 + 3 * DAY)
+            .expect("step")
+    );
+    // ...when more rows of that hour arrive (not late: the hour is not sealed yet).
+    let more: Vec<QueryEvent> = (0..20)
+        .map(|i| event(i * 7, T0 + 1_000 + i * 60_000))
+        .collect();
+    crate::writer::insert_events(&conn, &more, &ledger(), true).expect("stored");
+    let from_rows = all_stats(&conn);
+    seal_until(&conn, &mut sealer, T0 + 3 * DAY + HOUR_MS);
+    same(&from_rows, &all_stats(&conn));
+}
+
+#[test]
+fn a_seal_stopped_midway_is_done_again_from_the_start() {
+    use crate::rows::Table;
+    let (_dir, conn) = store();
+    fill(&conn);
+    let from_rows = all_stats(&conn);
+    let postings = |c: &Connection| -> Vec<(i64, i64, Vec<u8>, i64)> {
+        c.prepare("SELECT log, day, key, hours FROM client_days ORDER BY 1, 2, 3")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    // A writer that wrote the first hour's rollup rows and postings, then crashed.
+    let mut crashed = Sealer::with_step(1);
+    for _ in 0..3 {
+        for table in [Table::Queries, Table::Hits] {
+            crashed
+                .step(&conn, table, T0 + 3 * DAY + HOUR_MS)
+                .expect("step");
+        }
+    }
+    assert_eq!(
+        sealed_hour(&conn, Table::Hits).expect("sealed"),
+        Some(T0 / HOUR_MS)
+    );
+    assert!(!postings(&conn).is_empty());
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    same(&from_rows, &all_stats(&conn));
+    let once = postings(&conn);
+    // The same postings as a seal that never stopped.
+    conn.execute_batch("DELETE FROM rollups; DELETE FROM client_days; DELETE FROM rollup_sealed;")
+        .expect("reset");
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    assert_eq!(once, postings(&conn));
+    same(&from_rows, &all_stats(&conn));
+}
