@@ -227,7 +227,7 @@ fn upkeep_pauses(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
     report(
         "retention of one day",
         Box::new(|| {
-            store::retention::step(&conn, cut, cut, store::retention::DELETE_BLOCKS)
+            store::retention::step(&conn, cut, cut, i64::MAX, store::retention::DELETE_BLOCKS)
                 .map(|(_, _, more)| more)
         }),
     )?;
@@ -239,7 +239,7 @@ fn upkeep_pauses(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
             Box::new(move || {
                 let Some(from) = at else { return Ok(false) };
                 let tx = conn.unchecked_transaction()?;
-                let s = store::blocks::compact::step(&tx, table, i64::MAX, from)?;
+                let s = store::blocks::compact::step(&tx, table, i64::MAX, i64::MAX, from)?;
                 tx.commit()?;
                 at = s.next;
                 Ok(at.is_some())
