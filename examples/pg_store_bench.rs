@@ -22,11 +22,13 @@
 //! this measures) behind the API's own router on 127.0.0.1 and times HTTP requests from a
 //! client, `PG_STORE_BENCH_REQUESTS` (default 200) of each kind.
 
-use std::time::{Duration, Instant};
+#[path = "support/api_timing.rs"]
+mod api_timing;
 
-use poolguard::api::{self, ApiState};
-use poolguard::clients::Ledger;
-use poolguard::config::{ApiConfig, Backend, Role, StoreConfig, TokenConfig};
+use std::time::Instant;
+
+use api_timing::Gen;
+use poolguard::config::{Backend, StoreConfig};
 use poolguard::store_pg::PgStore;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -199,12 +201,6 @@ async fn generate(
     Ok(())
 }
 
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or_default()
-}
-
 fn client_ip(c: i64) -> String {
     format!("10.0.{}.{}", c / 250, c % 250 + 1)
 }
@@ -216,8 +212,6 @@ fn ago(now: i64, ms: i64) -> String {
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
-
-type Gen = Box<dyn Fn(&mut StdRng) -> String>;
 
 /// The requests measured: what staff filter hits and incidents by.
 fn cases(now: i64, incidents: i64) -> Vec<(&'static str, Gen)> {
@@ -416,23 +410,7 @@ async fn measure(store: PgStore) -> Result<(), Box<dyn std::error::Error>> {
             .await?
             .get(0)
     };
-    let tok = api::token::generate("bench", Role::Viewer)?;
-    let cfg = ApiConfig {
-        tokens: vec![TokenConfig {
-            name: "bench".into(),
-            role: Role::Viewer,
-            sha256: tok.sha256.clone(),
-        }],
-        ..ApiConfig::default()
-    };
-    let state = ApiState::new(store, Ledger::empty().shared(), None, &cfg, None);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = api::serve(listener, state, async move {
-        let _ = stopped.await;
-    });
-    let http = reqwest::Client::new();
+    let served = api_timing::serve(store).await?;
     let mut rng = StdRng::seed_from_u64(7);
     let n: usize = std::env::var("PG_STORE_BENCH_REQUESTS")
         .ok()
@@ -440,11 +418,8 @@ async fn measure(store: PgStore) -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(200);
     let only = std::env::var("PG_STORE_BENCH_ONLY").ok();
     let now = chrono::Utc::now().timestamp_millis();
-    println!(
-        "{:<40} {:>9} {:>9} {:>9} {:>7}",
-        "request (limit 100 unless noted)", "p50", "p95", "max", "items"
-    );
-    for (label, gen_path) in cases(now, incidents) {
+    api_timing::header();
+    for (label, make) in cases(now, incidents) {
         if only.as_deref().is_some_and(|o| !label.contains(o)) {
             continue;
         }
@@ -454,36 +429,9 @@ async fn measure(store: PgStore) -> Result<(), Box<dyn std::error::Error>> {
             l if l.starts_with("/stats") => n.min(20),
             _ => n,
         };
-        let mut times = Vec::with_capacity(n);
-        let mut items = 0usize;
-        for _ in 0..n {
-            let path = gen_path(&mut rng);
-            let t = Instant::now();
-            let r = http
-                .get(format!("{base}{path}"))
-                .bearer_auth(&tok.token)
-                .send()
-                .await?;
-            let status = r.status();
-            let body = r.bytes().await?;
-            times.push(t.elapsed());
-            if !status.is_success() {
-                return Err(format!("{path}: {status} {}", String::from_utf8_lossy(&body)).into());
-            }
-            items += body.windows(5).filter(|w| w == b"\"id\":").count();
-        }
-        let (p50, p95, max) = (
-            pct(&mut times, 0.5),
-            pct(&mut times, 0.95),
-            pct(&mut times, 1.0),
-        );
-        println!(
-            "{label:<40} {p50:>9.2?} {p95:>9.2?} {max:>9.2?} {:>7}",
-            items / n
-        );
+        served.time(label, &make, n, &mut rng).await?;
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
     Ok(())
 }
 
