@@ -22,13 +22,15 @@
 //! end (several times faster than inserting into indexed tables). The data resembles a campus: 20 000 clients in 10.0.0.0/8 spread over
 //! 200 departments, 50 000 names of which 5 % are under mining-pool suffixes, 7 days of time.
 
+#[path = "support/api_timing.rs"]
+mod api_timing;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use poolguard::api::{self, ApiState};
+use api_timing::{Gen, pct};
 use poolguard::clients::Ledger;
-use poolguard::config::{ApiConfig, Role, TokenConfig};
 use poolguard::record::{Outcome, QueryEvent, Transport};
 use poolguard::store::{self, Store, schema};
 use rand::rngs::StdRng;
@@ -249,33 +251,9 @@ fn upkeep_pauses(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
     Ok(())
 }
 
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or_default()
-}
-
 async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    let store = Store::open(path)?;
-    let tok = api::token::generate("bench", Role::Viewer)?;
-    let cfg = ApiConfig {
-        tokens: vec![TokenConfig {
-            name: "bench".into(),
-            role: Role::Viewer,
-            sha256: tok.sha256.clone(),
-        }],
-        ..ApiConfig::default()
-    };
-    let state = ApiState::new(store, Ledger::empty().shared(), None, &cfg, None);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = api::serve(listener, state, async move {
-        let _ = stopped.await;
-    });
-    let http = reqwest::Client::new();
+    let served = api_timing::serve(Store::open(path)?).await?;
     let mut rng = StdRng::seed_from_u64(7);
-    type Gen = Box<dyn Fn(&mut StdRng) -> String>;
     let cases: Vec<(&str, Gen)> = vec![
         (
             "/hits?client=<ip>",
@@ -429,68 +407,18 @@ async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    println!(
-        "{:<36} {:>9} {:>9} {:>9} {:>7}",
-        "request (limit 100 unless noted)", "p50", "p95", "max", "items"
-    );
+    api_timing::header();
     // `GEN_STORE_ONLY=stats,absent`: only the requests whose label contains one of these.
     let only: Vec<String> = std::env::var("GEN_STORE_ONLY")
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
-    for (label, gen_path) in &cases {
+    for (label, make) in &cases {
         if !only.is_empty() && !only.iter().any(|o| label.contains(o.as_str())) {
             continue;
         }
-        let mut times = Vec::with_capacity(n);
-        let mut items = 0usize;
-        let mut stopped = 0usize;
-        for _ in 0..n {
-            let path = gen_path(&mut rng);
-            let t = Instant::now();
-            let r = http
-                .get(format!("{base}{path}"))
-                .bearer_auth(&tok.token)
-                .send()
-                .await?;
-            let status = r.status();
-            let body = r.bytes().await?;
-            times.push(t.elapsed());
-            if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-                // The store's read time limit (5 s): counted, and the run goes on.
-                stopped += 1;
-                continue;
-            }
-            if !status.is_success() {
-                return Err(format!("{path}: {status} {}", String::from_utf8_lossy(&body)).into());
-            }
-            items += if path.contains("/stats") {
-                1
-            } else if path.contains("format=csv") {
-                body.iter()
-                    .filter(|b| **b == b'\n')
-                    .count()
-                    .saturating_sub(1)
-            } else {
-                body.windows(5).filter(|w| w == b"\"id\":").count()
-            };
-        }
-        let (p50, p95, max) = (
-            pct(&mut times, 0.5),
-            pct(&mut times, 0.95),
-            pct(&mut times, 1.0),
-        );
-        println!(
-            "{label:<36} {p50:>9.2?} {p95:>9.2?} {max:>9.2?} {:>7}{}",
-            items / n,
-            if stopped > 0 {
-                format!("  ({stopped} stopped at the 5 s limit)")
-            } else {
-                String::new()
-            }
-        );
+        served.time(label, make, n, &mut rng).await?;
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
     Ok(())
 }
 

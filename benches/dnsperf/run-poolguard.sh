@@ -3,12 +3,18 @@
 # In the harness's nolog variant (BENCH_QLOG=0) only hits are stored; in qlog every query is.
 # POOLGUARD_DNSTAP=<unix socket>: also export every exchange as dnstap to that socket (the
 # dnstap cost measurement of docs/EXPORT.md; start `fstrm_capture` on it first).
+# POOLGUARD_PG_URL, POOLGUARD_PG_PASSWORD_FILE: fill in poolguard-postgres.toml.in (hits
+# shipped to that PostgreSQL; docs/BENCHMARKS.md, issue 16).
 set -euo pipefail
 config=$1
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${POOLGUARD_BIN:-$here/../../target/release/poolguard}
 if [ "${BENCH_QLOG:-0}" = "0" ]; then
   sed -i 's/^log_queries = true/log_queries = false/' "$config"
+fi
+if [ -n "${POOLGUARD_PG_URL:-}" ]; then
+  sed -i -e "s|@POOLGUARD_PG_URL@|$POOLGUARD_PG_URL|" \
+    -e "s|@POOLGUARD_PG_PASSWORD_FILE@|${POOLGUARD_PG_PASSWORD_FILE:-}|" "$config"
 fi
 if [ -n "${POOLGUARD_DNSTAP:-}" ]; then
   printf '\n[[export.dnstap]]\nunix = "%s"\nselect = "all"\n' "$POOLGUARD_DNSTAP" >> "$config"

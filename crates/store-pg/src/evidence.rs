@@ -5,7 +5,8 @@
 //! `(time_ms, node, local_block, local_index)` (index `hits_page`), so rows shipped meanwhile
 //! never shift a page and no row is skipped or repeated. Filters map onto indexes: a client
 //! network is an `inet <<=` range on `hits_client`, an exact name `hits_name`, a suffix
-//! (`*.example.com`) a prefix match on `reverse(name)` (`hits_rname`).
+//! (`*.example.com`) a prefix match on `reverse(name)` (`hits_rname`), a department its rows in
+//! page order (`hits_department`).
 //!
 //! The full query log is not in PostgreSQL: it stays on each node, and `Table::Queries` is
 //! answered from the node's own SQLite store ([`PgStore::with_local`]), this node's log only.

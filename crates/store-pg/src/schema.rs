@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2];
+const STEPS: &[&str] = &[V1, V2, V3];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -225,6 +225,15 @@ CREATE TRIGGER shared_docs_changed AFTER INSERT OR UPDATE OR DELETE ON shared_do
     FOR EACH ROW EXECUTE FUNCTION poolguard_notify_topic();
 -- Where each node's API answers, so the node asked for the group's query log gathers it.
 ALTER TABLE nodes ADD COLUMN api_url TEXT;
+"#;
+
+/// A department's hits in page order (issue 16's measurement, docs/BENCHMARKS.md): with 10 M
+/// hits a department filter walked `hits_page` and checked every row, so a rare pairing
+/// (`department` and a feed it seldom hits) read millions of rows for one page (p95 350 ms).
+/// On this index a department's page reads that department's rows only.
+const V3: &str = r#"
+CREATE INDEX hits_department ON hits (department, time_ms DESC, node DESC, local_block DESC,
+    local_index DESC);
 "#;
 
 /// The channel every node listens on; the payload names what changed.
