@@ -95,3 +95,36 @@ async fn the_password_comes_from_the_environment_and_a_wrong_one_is_named() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn tls_is_used_when_the_url_asks_and_the_certificate_is_verified() {
+    let (pg, ca) = Postgres::start_tls();
+    let url = pg.create_database("tls");
+    let mut cfg = pg_config(format!("{url}?sslmode=require"));
+    cfg.password_file = Some(pg.password_file());
+    cfg.ca_file = Some(ca);
+    let store = PgStore::open(&cfg).await.expect("opens over TLS");
+    let client = store.pool().get().await.expect("pooled connection");
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl");
+    assert!(row.get::<_, bool>(0), "the session is encrypted");
+    let report = store_pg::check(&cfg).await.expect("check over TLS");
+    assert!(report.contains("(TLS)"), "{report}");
+
+    // A server whose certificate no trusted CA signed is refused, and the error says TLS.
+    let mut untrusted = cfg.clone();
+    untrusted.ca_file = None;
+    let err = store_pg::check(&untrusted)
+        .await
+        .expect_err("an unknown CA is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("certificate") || text.contains("issuer"),
+        "{text}"
+    );
+}

@@ -70,9 +70,113 @@ fn is_root() -> bool {
 impl Postgres {
     /// initdb + start; returns once the server accepts connections.
     pub fn start() -> Self {
+        let mut pg = Self::init();
+        pg.start_again();
+        pg
+    }
+
+    /// [`Postgres::start`] with TLS on (`ssl = on`): a test CA signs a server certificate for
+    /// `IP:127.0.0.1`; returns the server and the CA's PEM file (for `[store] ca_file`).
+    pub fn start_tls() -> (Self, PathBuf) {
+        let mut pg = Self::init();
+        let openssl = super::tools::require_tool("openssl", "openssl");
+        let dir = pg.path("tls");
+        std::fs::create_dir(&dir).expect("tls dir");
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext.cnf");
+        let steps: [&[&str]; 3] = [
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=poolguard test CA",
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        ];
+        for args in steps {
+            let out = Command::new(&openssl)
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let data = pg.data_dir();
+        for name in ["server.pem", "server.key"] {
+            std::fs::copy(dir.join(name), data.join(name)).expect("copy into the data dir");
+        }
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+        conf.push_str("\nssl = on\nssl_cert_file = 'server.pem'\nssl_key_file = 'server.key'\n");
+        std::fs::write(data.join("postgresql.conf"), conf).expect("conf");
+        if is_root() {
+            for name in ["server.pem", "server.key"] {
+                let status = Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(data.join(name))
+                    .status()
+                    .expect("chown runs");
+                assert!(status.success(), "chown {name}");
+            }
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("key mode");
+        pg.start_again();
+        (pg, dir.join("ca.pem"))
+    }
+
+    /// initdb, not started.
+    fn init() -> Self {
         let bin = bin_dir();
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut pg = Self {
+        let pg = Self {
             bin,
             dir,
             port: free_port(),
@@ -119,7 +223,6 @@ impl Postgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        pg.start_again();
         pg
     }
 
