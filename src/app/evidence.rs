@@ -7,14 +7,18 @@ use poolguard_clients::SharedLedger;
 use poolguard_config::Config;
 use poolguard_incidents::{self as incidents, Accountability};
 use poolguard_record::Recorder;
+use poolguard_record::lifecycle::AttributedHitSink;
 use poolguard_store::{self as store, StoreError};
 
 use super::{AppError, Evidence};
 
+/// Opens the store and starts its writer with the incident tracker; `hit_sink` (the syslog
+/// exports, when they take hits from the store) gets every committed hit with its incident.
 pub(super) async fn open_store(
     config: &Config,
     ledger: SharedLedger,
     accountability: Arc<Accountability>,
+    hit_sink: Option<Arc<dyn AttributedHitSink>>,
 ) -> Result<(Recorder, Evidence), AppError> {
     let mut store_cfg = config.store.clone();
     store_cfg.path = config.resolve(&config.store.path);
@@ -29,7 +33,10 @@ pub(super) async fn open_store(
         accountability
             .quarantine
             .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
-        let tracker = incidents::track::Tracker::new(accountability);
+        let mut tracker = incidents::track::Tracker::new(accountability);
+        if let Some(sink) = hit_sink {
+            tracker = tracker.with_hit_sink(sink);
+        }
         let (sink, writer) =
             store::writer::spawn_with(&store, &store_cfg, ledger, Some(Arc::new(tracker)))?;
         Ok::<_, StoreError>((lock, store, sink, writer))

@@ -32,11 +32,24 @@ use poolguard_config::Config;
 pub use poolguard_config::export as config;
 use poolguard_record::Outcome;
 use poolguard_record::exchange::{Exchange, ExportSink};
-use poolguard_record::lifecycle::{LifecycleEvent, LifecycleSink};
+use poolguard_record::lifecycle::{
+    AttributedHit, AttributedHitSink, LifecycleEvent, LifecycleSink,
+};
 use sink::{QueueSink, Settings, Target, Wire};
 
 /// How long shutdown waits for each receiver to take what is queued and FINISH.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
+/// Where the syslog exports take hits from (docs/EXPORT.md, "Incident id in hit messages").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitSource {
+    /// From the DNS path, as each is answered: no incident is known then (poolguard runs
+    /// without its store, or with `[incidents] enabled = false`).
+    Answered,
+    /// From the store writer once each batch committed, with the incident every hit was
+    /// folded into ([`AttributedHitSink`]; at most a store flush interval later).
+    Committed,
+}
 
 /// Every configured export, as the DNS path sees it.
 pub struct Exporter {
@@ -51,8 +64,11 @@ pub struct Exporter {
 impl Exporter {
     /// Starts a connection task per configured receiver on the current (control) runtime.
     /// `None` when nothing is configured: the DNS path then copies nothing. `ledger` is the
-    /// live asset ledger the tasks look clients' identities up in (off the DNS path).
-    pub fn start(config: &Config, ledger: &SharedLedger) -> Option<Arc<Self>> {
+    /// live asset ledger the tasks look clients' identities up in (off the DNS path). `hits`:
+    /// where syslog receivers take hits from; with [`HitSource::Committed`] the caller must
+    /// subscribe the exporter to the store's committed hits when
+    /// [`Exporter::takes_committed_hits`] says so, else those receivers get no hits.
+    pub fn start(config: &Config, ledger: &SharedLedger, hits: HitSource) -> Option<Arc<Self>> {
         if config.export.dnstap.is_empty() && config.export.syslog.is_empty() {
             return None;
         }
@@ -82,6 +98,8 @@ impl Exporter {
                 select: d.select,
                 feeds: d.feeds.clone(),
                 categories: d.categories.clone(),
+                // dnstap describes DNS messages, not incidents: always as answered.
+                committed_hits: false,
                 queue_size: d.queue_size,
                 reconnect_min_ms: d.reconnect_min_ms,
                 reconnect_max_ms: d.reconnect_max_ms,
@@ -117,6 +135,7 @@ impl Exporter {
                 select: s.select,
                 feeds: s.feeds.clone(),
                 categories: s.categories.clone(),
+                committed_hits: hits == HitSource::Committed,
                 queue_size: s.queue_size,
                 reconnect_min_ms: s.reconnect_min_ms,
                 reconnect_max_ms: s.reconnect_max_ms,
@@ -167,7 +186,7 @@ impl Drop for Exporter {
 
 impl ExportSink for Exporter {
     fn wants(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
-        self.sinks.iter().any(|d| d.wants(outcome, feed))
+        self.sinks.iter().any(|d| d.takes_answered(outcome, feed))
     }
 
     /// Offers `exchange` to every receiver that wants it. The DNS path calls this only after
@@ -175,7 +194,11 @@ impl ExportSink for Exporter {
     fn submit(&self, exchange: Exchange) {
         let shared = Arc::new(exchange);
         let feed = shared.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
-        for d in self.sinks.iter().filter(|d| d.wants(shared.outcome, feed)) {
+        for d in self
+            .sinks
+            .iter()
+            .filter(|d| d.takes_answered(shared.outcome, feed))
+        {
             d.offer(shared.clone());
         }
     }
@@ -193,11 +216,40 @@ impl LifecycleSink for Exporter {
     }
 }
 
+impl AttributedHitSink for Exporter {
+    /// Offers each committed hit to every syslog receiver that takes hits from the store and
+    /// wants it (`feeds`, `categories`). Runs on the store writer's thread: `try_send` only.
+    fn committed(&self, hits: Vec<AttributedHit>) {
+        for hit in hits {
+            let hit = Arc::new(hit);
+            let feed = hit
+                .event
+                .feed
+                .as_deref()
+                .map(|name| (name, hit.category.as_deref().unwrap_or("")));
+            for sink in self
+                .sinks
+                .iter()
+                .filter(|s| s.takes_committed(hit.event.outcome, feed))
+            {
+                sink.offer_committed(hit.clone());
+            }
+        }
+    }
+}
+
 impl Exporter {
     /// Whether any receiver takes incident or quarantine events (else there is no point in
     /// subscribing it to the alerts).
     pub fn wants_events(&self) -> bool {
         self.events.iter().any(|&(i, q)| i || q)
+    }
+
+    /// Whether any receiver takes hits from the store ([`HitSource::Committed`] and a syslog
+    /// receiver): then the store's incident tracker must hand its committed hits to this
+    /// exporter, else there is no point in it copying them.
+    pub fn takes_committed_hits(&self) -> bool {
+        self.sinks.iter().any(QueueSink::takes_committed_hits)
     }
 }
 

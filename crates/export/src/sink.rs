@@ -37,7 +37,7 @@ use super::syslog;
 use poolguard_clients::SharedLedger;
 use poolguard_record::Outcome;
 use poolguard_record::exchange::Exchange;
-use poolguard_record::lifecycle::LifecycleEvent;
+use poolguard_record::lifecycle::{AttributedHit, LifecycleEvent};
 
 /// What a receiver's queue holds.
 #[derive(Debug, Clone)]
@@ -46,6 +46,9 @@ pub enum Item {
     Exchange(Arc<Exchange>),
     /// An incident or quarantine event (syslog receivers with `events`).
     Event(Arc<LifecycleEvent>),
+    /// A hit the store committed, with its incident (syslog receivers while incident
+    /// tracking is on; they then take no hits from the DNS path).
+    Committed(Arc<AttributedHit>),
 }
 
 /// Exchanges written per batch before the writer is flushed.
@@ -111,6 +114,9 @@ pub struct Settings {
     pub feeds: Vec<String>,
     /// Only exchanges decided by feeds of these categories (empty = no category filter).
     pub categories: Vec<String>,
+    /// Hits come from the store once committed, with their incident id, instead of from the
+    /// DNS path (syslog receivers while incident tracking is on; docs/EXPORT.md).
+    pub committed_hits: bool,
     /// The queue's bound: beyond it new exchanges are dropped and counted, never waited for.
     pub queue_size: usize,
     /// First reconnect delay; doubles after each failure up to `reconnect_max_ms`.
@@ -130,6 +136,8 @@ pub struct QueueSink {
     select: Select,
     feeds: Vec<String>,
     categories: Vec<String>,
+    /// See [`Settings::committed_hits`].
+    committed_hits: bool,
     queue: mpsc::Sender<Item>,
     /// Bound on ordinary queries (syslog `select = "all"`), with the free slots they need.
     ordinary: Option<(Budget, usize)>,
@@ -190,6 +198,7 @@ impl QueueSink {
             select: config.select,
             feeds: config.feeds.clone(),
             categories: config.categories.clone(),
+            committed_hits: config.committed_hits,
             queue: tx,
             ordinary: config
                 .max_per_second
@@ -213,7 +222,24 @@ impl QueueSink {
         (sink, task)
     }
 
-    /// Whether this receiver wants an exchange with `outcome` decided by `feed`.
+    /// Whether this receiver takes an exchange from the DNS path: what [`QueueSink::wants`]
+    /// says, except hits while they come from the store instead.
+    pub fn takes_answered(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
+        !(self.committed_hits && outcome.is_hit()) && self.wants(outcome, feed)
+    }
+
+    /// Whether this receiver takes hits from the store rather than the DNS path.
+    pub fn takes_committed_hits(&self) -> bool {
+        self.committed_hits
+    }
+
+    /// Whether this receiver takes a hit the store committed, decided by `feed`.
+    pub fn takes_committed(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
+        self.committed_hits && self.wants(outcome, feed)
+    }
+
+    /// Whether this receiver's filters (`select`, `feeds`, `categories`) keep a record with
+    /// `outcome` decided by `feed`, whichever path it comes from.
     pub fn wants(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
         if self.select == Select::Hits && !outcome.is_hit() {
             return false;
@@ -253,7 +279,16 @@ impl QueueSink {
 
     /// Queues an incident or quarantine event without waiting (no rate budget, like hits).
     pub fn offer_event(&self, event: Arc<LifecycleEvent>) {
-        if self.queue.try_send(Item::Event(event)).is_err() {
+        self.offer_unbudgeted(Item::Event(event));
+    }
+
+    /// Queues a committed hit without waiting (no rate budget); a full queue drops it, counted.
+    pub fn offer_committed(&self, hit: Arc<AttributedHit>) {
+        self.offer_unbudgeted(Item::Committed(hit));
+    }
+
+    fn offer_unbudgeted(&self, item: Item) {
+        if self.queue.try_send(item).is_err() {
             self.full.increment(1);
         }
     }
@@ -580,6 +615,10 @@ fn syslog_message(
                 .and_then(|c| c.parse().ok())
                 .and_then(|ip| ledger.lookup(ip));
             crate::events::format(e, header, id.as_deref())
+        }
+        Item::Committed(h) => {
+            let id = ledger.lookup(h.event.client.ip());
+            syslog::format_committed(h, header, id.as_deref())
         }
     }
 }
