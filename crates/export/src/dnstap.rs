@@ -4,7 +4,9 @@
 //! dedication, proto2): same messages, field numbers and enum values, written as prost derive
 //! structs so no `protoc` is needed (see Cargo.toml). Only the fields poolguard fills or a
 //! reader needs are declared; prost skips unknown fields when decoding, so frames from other
-//! servers still decode.
+//! servers still decode. The structs are the schema and the decoder (tests, readers); frames
+//! are written by [`encode`] field by field from the exchange, without allocating, and the
+//! tests hold the two to the same bytes.
 //!
 //! Mapping (docs/EXPORT.md): CLIENT_RESPONSE (and, with `messages = "both"`, a CLIENT_QUERY
 //! first); socket family from the client address, protocol UDP/TCP; `policy` for blocked and
@@ -15,8 +17,7 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prost::Message as _;
-
+use crate::protobuf::Field;
 use poolguard_model::Action;
 use poolguard_record::exchange::Exchange;
 use poolguard_record::{Outcome, Transport};
@@ -158,8 +159,19 @@ pub fn policy_action(action: Action) -> PolicyAction {
     }
 }
 
+/// What the `policy` field of an exchange says, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyOf<'a> {
+    pub matched: PolicyMatch,
+    pub action: PolicyAction,
+    /// The feed's name, or `quarantine`.
+    pub rule: &'a [u8],
+    /// The rule text, when a feed decided.
+    pub value: Option<&'a [u8]>,
+}
+
 /// The `policy` field for an exchange, when a policy changed its answer.
-pub fn policy_of(exchange: &Exchange) -> Option<Policy> {
+pub fn policy_of(exchange: &Exchange) -> Option<PolicyOf<'_>> {
     let (matched, action) = match exchange.outcome {
         Outcome::Blocked | Outcome::CnameBlocked => (PolicyMatch::Qname, None),
         Outcome::IpBlocked => (PolicyMatch::ResponseIp, None),
@@ -169,15 +181,11 @@ pub fn policy_of(exchange: &Exchange) -> Option<Policy> {
     };
     let verdict = exchange.verdict.as_ref();
     let action = action.or_else(|| verdict.map(|v| policy_action(v.action)))?;
-    Some(Policy {
-        r#type: Some(POLICY_TYPE.to_string()),
-        rule: Some(match verdict {
-            Some(v) => v.feed.as_bytes().to_vec(),
-            None => b"quarantine".to_vec(),
-        }),
-        action: Some(action as i32),
-        r#match: Some(matched as i32),
-        value: verdict.map(|v| v.rule.as_bytes().to_vec()),
+    Some(PolicyOf {
+        matched,
+        action,
+        rule: verdict.map_or(&b"quarantine"[..], |v| v.feed.as_bytes()),
+        value: verdict.map(|v| v.rule.as_bytes()),
     })
 }
 
@@ -187,20 +195,45 @@ fn split_time(t: SystemTime) -> (u64, u32) {
     (d.as_secs(), d.subsec_nanos())
 }
 
-/// What an export writes into every frame.
+/// What an export writes into every frame: `identity` (which server sent it: the configured
+/// `identity`, or the host name) and `version` (`poolguard <version>`, so a reader can tell
+/// software versions apart). Both never change, so they are encoded once per export, and
+/// each frame starts with a copy of those bytes.
 #[derive(Debug, Clone)]
 pub struct Identity {
-    /// Which server sent the frame (`identity`, or the host name).
-    pub identity: Vec<u8>,
-    /// `poolguard <version>`, so a reader can tell software versions apart.
-    pub version: Vec<u8>,
+    /// `Dnstap` fields 1 and 2, encoded.
+    encoded: Vec<u8>,
+}
+
+impl Identity {
+    /// The identity and version fields for every frame of an export.
+    pub fn new(identity: &[u8], version: &[u8]) -> Self {
+        let mut encoded = Vec::new();
+        Field::Bytes(1, identity).encode(&mut encoded);
+        Field::Bytes(2, version).encode(&mut encoded);
+        Self { encoded }
+    }
+}
+
+/// The client address as dnstap carries it: 4 bytes for IPv4 (an IPv4-mapped IPv6 client
+/// included), 16 for IPv6.
+fn client_address(ip: IpAddr) -> (SocketFamily, [u8; 16], usize) {
+    let mut octets = [0u8; 16];
+    match ip.to_canonical() {
+        IpAddr::V4(a) => {
+            octets[..4].copy_from_slice(&a.octets());
+            (SocketFamily::Inet, octets, 4)
+        }
+        IpAddr::V6(a) => (SocketFamily::Inet6, a.octets(), 16),
+    }
 }
 
 /// The dnstap frames for `exchange`: one CLIENT_RESPONSE carrying both messages, preceded
 /// by a CLIENT_QUERY when `both`, each with `extra` (the client's identity, with
 /// `include = ["identity"]`). Appended to `out` as Frame Streams data frames (4-byte length,
-/// then the protobuf), encoded in place: no buffer of its own per frame, which the export
-/// task would only copy into the batch.
+/// then the protobuf), written field by field from the exchange ([`crate::protobuf`]): no
+/// allocation of its own, only `out` grows. Field numbers and types are those of the structs
+/// above (`dnstap.proto`); the tests check the bytes against their prost encoding.
 pub fn encode(
     exchange: &Exchange,
     id: &Identity,
@@ -208,55 +241,65 @@ pub fn encode(
     extra: Option<&[u8]>,
     out: &mut Vec<u8>,
 ) {
-    let (family, address) = match exchange.client.ip() {
-        IpAddr::V4(a) => (SocketFamily::Inet, a.octets().to_vec()),
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => (SocketFamily::Inet, v4.octets().to_vec()),
-            None => (SocketFamily::Inet6, a.octets().to_vec()),
-        },
-    };
+    let (family, octets, len) = client_address(exchange.client.ip());
     let protocol = match exchange.transport {
         Transport::Udp => SocketProtocol::Udp,
         Transport::Tcp => SocketProtocol::Tcp,
     };
     let (qs, qns) = split_time(exchange.query_time);
     let (rs, rns) = split_time(exchange.response_time);
-    let base = Message {
-        r#type: MessageType::ClientQuery as i32,
-        socket_family: Some(family as i32),
-        socket_protocol: Some(protocol as i32),
-        query_address: Some(address),
-        query_port: Some(u32::from(exchange.client.port())),
-        query_time_sec: Some(qs),
-        query_time_nsec: Some(qns),
-        query_message: Some(exchange.query.to_vec()),
-        ..Message::default()
-    };
-    let mut frame = |message: Message| {
-        let dnstap = Dnstap {
-            identity: Some(id.identity.clone()),
-            version: Some(id.version.clone()),
-            extra: extra.map(<[u8]>::to_vec),
-            message: Some(message),
-            r#type: DnstapType::Message as i32,
-        };
+    let enumeration = |value: i32| u64::from(value.unsigned_abs());
+    let policy = policy_of(exchange).map(|p| {
+        [
+            Some(Field::Bytes(1, POLICY_TYPE.as_bytes())),
+            Some(Field::Bytes(2, p.rule)),
+            Some(Field::Varint(3, enumeration(p.action as i32))),
+            Some(Field::Varint(4, enumeration(p.matched as i32))),
+            p.value.map(|v| Field::Bytes(5, v)),
+        ]
+    });
+    // `Message` in field-number order; the response's own fields are filled below.
+    let mut message = [
+        Some(Field::Varint(
+            1,
+            enumeration(MessageType::ClientQuery as i32),
+        )),
+        Some(Field::Varint(2, enumeration(family as i32))),
+        Some(Field::Varint(3, enumeration(protocol as i32))),
+        Some(Field::Bytes(4, &octets[..len])),
+        Some(Field::Varint(6, u64::from(exchange.client.port()))),
+        Some(Field::Varint(8, qs)),
+        Some(Field::Fixed32(9, qns)),
+        Some(Field::Bytes(10, &exchange.query)),
+        None,
+        None,
+        None,
+        None,
+    ];
+    let mut frame = |message: &[Option<Field<'_>>]| {
         // Never empty (the type field is always there) and far below 4 GiB (two DNS
-        // messages). Encoding into a Vec cannot fail: it grows.
+        // messages).
         let _ = crate::fstrm::data_frame(out, |buf| {
-            let _ = dnstap.encode(buf);
+            buf.extend_from_slice(&id.encoded);
+            if let Some(extra) = extra {
+                Field::Bytes(3, extra).encode(buf);
+            }
+            Field::Message(14, message).encode(buf);
+            Field::Varint(15, enumeration(DnstapType::Message as i32)).encode(buf);
         });
     };
     if both {
-        frame(base.clone());
+        frame(&message);
     }
-    frame(Message {
-        r#type: MessageType::ClientResponse as i32,
-        response_time_sec: Some(rs),
-        response_time_nsec: Some(rns),
-        response_message: Some(exchange.response.to_vec()),
-        policy: policy_of(exchange),
-        ..base
-    });
+    message[0] = Some(Field::Varint(
+        1,
+        enumeration(MessageType::ClientResponse as i32),
+    ));
+    message[8] = Some(Field::Varint(12, rs));
+    message[9] = Some(Field::Fixed32(13, rns));
+    message[10] = Some(Field::Bytes(14, &exchange.response));
+    message[11] = policy.as_ref().map(|p| Field::Message(15, p));
+    frame(&message);
 }
 
 #[cfg(test)]
@@ -298,14 +341,101 @@ mod tests {
     }
 
     fn id() -> Identity {
-        Identity {
-            identity: b"node1".to_vec(),
-            version: b"poolguard 0".to_vec(),
+        Identity::new(b"node1", b"poolguard 0")
+    }
+
+    /// The frames of `exchange` as prost encodes the schema's structs, built the obvious way:
+    /// the reference [`encode`] must match byte for byte.
+    fn reference(exchange: &Exchange, both: bool, extra: Option<&[u8]>) -> Vec<u8> {
+        use prost::Message as _;
+        let address = match exchange.client.ip().to_canonical() {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let family = if address.len() == 4 {
+            SocketFamily::Inet
+        } else {
+            SocketFamily::Inet6
+        };
+        let (qs, qns) = split_time(exchange.query_time);
+        let (rs, rns) = split_time(exchange.response_time);
+        let query = Message {
+            r#type: MessageType::ClientQuery as i32,
+            socket_family: Some(family as i32),
+            socket_protocol: Some(SocketProtocol::Tcp as i32),
+            query_address: Some(address),
+            query_port: Some(u32::from(exchange.client.port())),
+            query_time_sec: Some(qs),
+            query_time_nsec: Some(qns),
+            query_message: Some(exchange.query.to_vec()),
+            ..Message::default()
+        };
+        let response = Message {
+            r#type: MessageType::ClientResponse as i32,
+            response_time_sec: Some(rs),
+            response_time_nsec: Some(rns),
+            response_message: Some(exchange.response.to_vec()),
+            policy: policy_of(exchange).map(|p| Policy {
+                r#type: Some(POLICY_TYPE.to_string()),
+                rule: Some(p.rule.to_vec()),
+                action: Some(p.action as i32),
+                r#match: Some(p.matched as i32),
+                value: p.value.map(<[u8]>::to_vec),
+            }),
+            ..query.clone()
+        };
+        let mut out = Vec::new();
+        let messages = if both {
+            vec![query, response]
+        } else {
+            vec![response]
+        };
+        for message in messages {
+            let dnstap = Dnstap {
+                identity: Some(b"node1".to_vec()),
+                version: Some(b"poolguard 0".to_vec()),
+                extra: extra.map(<[u8]>::to_vec),
+                message: Some(message),
+                r#type: DnstapType::Message as i32,
+            };
+            let bytes = dnstap.encode_to_vec();
+            out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn frames_are_the_bytes_prost_writes_for_the_schema() {
+        let mut big = exchange(Outcome::IpBlocked, Some(Action::Refuse));
+        // Lengths past one varint byte, and an IPv6 client.
+        big.query = vec![7; 300].into();
+        big.response = vec![9; 70_000].into();
+        big.client = "[2001:db8::7]:53000".parse().unwrap();
+        let mut mapped = exchange(Outcome::Quarantined, None);
+        mapped.client = "[::ffff:10.1.2.3]:5300".parse().unwrap();
+        let cases = [
+            exchange(Outcome::Blocked, Some(Action::Sinkhole)),
+            exchange(Outcome::Allowed, None),
+            big,
+            mapped,
+        ];
+        for e in &cases {
+            for (both, extra) in [(false, None), (true, Some(&b"{\"asset\":\"x\"}"[..]))] {
+                let mut out = Vec::new();
+                encode(e, &id(), both, extra, &mut out);
+                assert!(
+                    out == reference(e, both, extra),
+                    "{:?} both={both}: frames differ from prost's",
+                    e.outcome
+                );
+            }
         }
     }
 
     #[test]
     fn a_block_becomes_one_client_response_with_its_policy() {
+        use prost::Message as _;
         let mut out = Vec::new();
         encode(
             &exchange(Outcome::Blocked, Some(Action::Sinkhole)),
@@ -341,6 +471,7 @@ mod tests {
 
     #[test]
     fn both_sends_the_query_first_and_allowed_answers_carry_no_policy() {
+        use prost::Message as _;
         let mut out = Vec::new();
         encode(
             &exchange(Outcome::Allowed, None),
@@ -367,10 +498,13 @@ mod tests {
         assert_eq!(policy_action(Action::Refuse), PolicyAction::Drop);
         assert_eq!(policy_action(Action::Nxdomain), PolicyAction::Nxdomain);
         assert_eq!(policy_action(Action::Nodata), PolicyAction::Nodata);
-        let ip = policy_of(&exchange(Outcome::IpBlocked, Some(Action::Nxdomain))).unwrap();
-        assert_eq!(ip.r#match, Some(PolicyMatch::ResponseIp as i32));
-        let q = policy_of(&exchange(Outcome::Quarantined, None)).unwrap();
-        assert_eq!(q.r#match, Some(PolicyMatch::ClientIp as i32));
-        assert_eq!(q.action, Some(PolicyAction::LocalData as i32));
+        let ip = exchange(Outcome::IpBlocked, Some(Action::Nxdomain));
+        let ip = policy_of(&ip).unwrap();
+        assert_eq!(ip.matched, PolicyMatch::ResponseIp);
+        let q = exchange(Outcome::Quarantined, None);
+        let q = policy_of(&q).unwrap();
+        assert_eq!(q.matched, PolicyMatch::ClientIp);
+        assert_eq!(q.action, PolicyAction::LocalData);
+        assert_eq!(q.rule, b"quarantine");
     }
 }

@@ -15,6 +15,7 @@ pub mod dnstap;
 pub mod events;
 pub mod fstrm;
 pub mod identity;
+pub mod protobuf;
 pub mod sink;
 pub mod syslog;
 pub mod tls;
@@ -86,10 +87,10 @@ impl Exporter {
                 (None, None) => continue,
             };
             let wire = Wire::Dnstap {
-                identity: Identity {
-                    identity: d.identity.clone().unwrap_or_else(host_name).into_bytes(),
-                    version: version.clone(),
-                },
+                identity: Identity::new(
+                    d.identity.clone().unwrap_or_else(host_name).as_bytes(),
+                    &version,
+                ),
                 both: d.messages == Messages::Both,
                 with_identity: d.include.contains(&config::Include::Identity),
             };

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +60,8 @@ const BATCH: usize = 256;
 /// A receiver sees exchanges at most this much later; the queue holds far more than this
 /// long at any rate the DNS path reaches.
 const LINGER: Duration = Duration::from_millis(2);
+/// Largest encoded-batch buffer kept between batches (a typical batch takes ~50 KiB).
+const KEEP_BUFFER: usize = 1 << 20;
 /// Bound on each handshake step and on the final STOP/FINISH.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -407,8 +409,10 @@ impl Connection {
         stream: S,
         rx: &mut mpsc::Receiver<Item>,
     ) -> Result<Ended, FstrmError> {
-        let (mut reader, writer) = tokio::io::split(stream);
-        let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+        // Unbuffered: a batch is encoded into one buffer and written with one `write_all`
+        // (a BufWriter would only copy it once more); the handshake's control frames are
+        // each one write too.
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let dnstap = matches!(self.wire, Wire::Dnstap { .. });
         if dnstap {
             fstrm::handshake(
@@ -424,6 +428,8 @@ impl Connection {
         tracing::info!(target = %self.target, "export receiver connected");
         let mut probe = [0u8; 64];
         let mut batch = Vec::with_capacity(BATCH);
+        // The encoded batch, kept between batches so it is not grown again each time.
+        let mut bytes = Vec::new();
         // Set after a batch that was not full: no receiving (and so no wake-up per
         // exchange) until then.
         let mut linger: Option<tokio::time::Instant> = None;
@@ -435,12 +441,12 @@ impl Connection {
                     while let Ok(e) = rx.try_recv() {
                         batch.push(e);
                         if batch.len() == BATCH
-                            && let Err(error) = self.write(&mut writer, &mut batch).await
+                            && let Err(error) = self.write(&mut writer, &mut batch, &mut bytes).await
                         {
                             return Ok(Ended::Lost(error));
                         }
                     }
-                    if let Err(error) = self.write(&mut writer, &mut batch).await {
+                    if let Err(error) = self.write(&mut writer, &mut batch, &mut bytes).await {
                         return Ok(Ended::Lost(error));
                     }
                     if dnstap && let Err(error) = fstrm::finish(&mut reader, &mut writer, HANDSHAKE_TIMEOUT).await {
@@ -463,25 +469,20 @@ impl Connection {
                         tokio::time::sleep_until(until).await;
                     }
                 }, if linger.is_some() => linger = None,
-                next = rx.recv(), if linger.is_none() => {
-                    let Some(first) = next else {
+                // Up to a batch at once: the queue's permits go back in one step, not one
+                // per item.
+                taken = rx.recv_many(&mut batch, BATCH), if linger.is_none() => {
+                    if taken == 0 {
                         if dnstap {
                             let _ = fstrm::finish(&mut reader, &mut writer, HANDSHAKE_TIMEOUT).await;
                         }
                         let _ = writer.shutdown().await;
                         return Ok(Ended::Stopped);
-                    };
-                    batch.push(first);
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(e) => batch.push(e),
-                            Err(_) => break,
-                        }
                     }
                     if batch.len() < BATCH {
                         linger = Some(tokio::time::Instant::now() + LINGER);
                     }
-                    if let Err(error) = self.write(&mut writer, &mut batch).await {
+                    if let Err(error) = self.write(&mut writer, &mut batch, &mut bytes).await {
                         return Ok(Ended::Lost(error));
                     }
                 }
@@ -489,25 +490,32 @@ impl Connection {
         }
     }
 
-    /// Encodes and writes `batch`, then flushes, within the write timeout. On failure the
-    /// batch counts as dropped: what the receiver got of it is unknown.
+    /// Encodes `batch` into `bytes` and writes it, then flushes, within the write timeout. On
+    /// failure the batch counts as dropped: what the receiver got of it is unknown.
     async fn write<W: AsyncWrite + Unpin>(
         &self,
         writer: &mut W,
         batch: &mut Vec<Item>,
+        bytes: &mut Vec<u8>,
     ) -> Result<(), FstrmError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut bytes = Vec::new();
-        self.encode(batch, &mut bytes);
+        bytes.clear();
+        self.encode(batch, bytes);
         let n = batch.len() as u64;
         batch.clear();
         let write = async {
-            writer.write_all(&bytes).await?;
+            writer.write_all(bytes).await?;
             writer.flush().await
         };
-        match tokio::time::timeout(self.write_timeout, write).await {
+        let written = tokio::time::timeout(self.write_timeout, write).await;
+        // A batch of large TCP answers can grow the buffer far beyond the usual few tens of
+        // KiB: that much is not kept between batches.
+        if bytes.capacity() > KEEP_BUFFER {
+            *bytes = Vec::new();
+        }
+        match written {
             Ok(Ok(())) => {
                 self.meters.sent.increment(n);
                 Ok(())
@@ -533,15 +541,16 @@ impl Connection {
                 both,
                 with_identity,
             } => {
-                let ledger = self.ledger.load();
+                // One snapshot per batch, and only when identities are sent at all.
+                let ledger = with_identity.then(|| self.ledger.load());
                 for item in batch {
-                    // Events are offered to syslog receivers only.
+                    // Events and committed hits are offered to syslog receivers only.
                     let Item::Exchange(exchange) = item else {
                         continue;
                     };
-                    let extra = with_identity
-                        .then(|| ledger.lookup(exchange.client.ip()))
-                        .flatten()
+                    let extra = ledger
+                        .as_ref()
+                        .and_then(|l| l.lookup(exchange.client.ip()))
                         .map(|id| crate::identity::extra_json(&id));
                     dnstap::encode(exchange, identity, *both, extra.as_deref(), bytes);
                 }
