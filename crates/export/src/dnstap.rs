@@ -17,7 +17,7 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::protobuf::Field;
+use crate::protobuf;
 use poolguard_model::Action;
 use poolguard_record::exchange::Exchange;
 use poolguard_record::{Outcome, Transport};
@@ -209,8 +209,8 @@ impl Identity {
     /// The identity and version fields for every frame of an export.
     pub fn new(identity: &[u8], version: &[u8]) -> Self {
         let mut encoded = Vec::new();
-        Field::Bytes(1, identity).encode(&mut encoded);
-        Field::Bytes(2, version).encode(&mut encoded);
+        protobuf::bytes(1, identity, &mut encoded);
+        protobuf::bytes(2, version, &mut encoded);
         Self { encoded }
     }
 }
@@ -228,12 +228,17 @@ fn client_address(ip: IpAddr) -> (SocketFamily, [u8; 16], usize) {
     }
 }
 
+/// An enum value as protobuf writes it (dnstap's are all small and positive).
+fn enumeration(value: i32) -> u64 {
+    u64::from(value.unsigned_abs())
+}
+
 /// The dnstap frames for `exchange`: one CLIENT_RESPONSE carrying both messages, preceded
 /// by a CLIENT_QUERY when `both`, each with `extra` (the client's identity, with
 /// `include = ["identity"]`). Appended to `out` as Frame Streams data frames (4-byte length,
 /// then the protobuf), written field by field from the exchange ([`crate::protobuf`]): no
 /// allocation of its own, only `out` grows. Field numbers and types are those of the structs
-/// above (`dnstap.proto`); the tests check the bytes against their prost encoding.
+/// above (`dnstap.proto`), in their order; the tests hold the bytes to their prost encoding.
 pub fn encode(
     exchange: &Exchange,
     id: &Identity,
@@ -247,59 +252,56 @@ pub fn encode(
         Transport::Tcp => SocketProtocol::Tcp,
     };
     let (qs, qns) = split_time(exchange.query_time);
-    let (rs, rns) = split_time(exchange.response_time);
-    let enumeration = |value: i32| u64::from(value.unsigned_abs());
-    let policy = policy_of(exchange).map(|p| {
-        [
-            Some(Field::Bytes(1, POLICY_TYPE.as_bytes())),
-            Some(Field::Bytes(2, p.rule)),
-            Some(Field::Varint(3, enumeration(p.action as i32))),
-            Some(Field::Varint(4, enumeration(p.matched as i32))),
-            p.value.map(|v| Field::Bytes(5, v)),
-        ]
-    });
-    // `Message` in field-number order; the response's own fields are filled below.
-    let mut message = [
-        Some(Field::Varint(
-            1,
-            enumeration(MessageType::ClientQuery as i32),
-        )),
-        Some(Field::Varint(2, enumeration(family as i32))),
-        Some(Field::Varint(3, enumeration(protocol as i32))),
-        Some(Field::Bytes(4, &octets[..len])),
-        Some(Field::Varint(6, u64::from(exchange.client.port()))),
-        Some(Field::Varint(8, qs)),
-        Some(Field::Fixed32(9, qns)),
-        Some(Field::Bytes(10, &exchange.query)),
-        None,
-        None,
-        None,
-        None,
-    ];
-    let mut frame = |message: &[Option<Field<'_>>]| {
+    let policy = policy_of(exchange);
+    let mut frame = |response: bool| {
         // Never empty (the type field is always there) and far below 4 GiB (two DNS
         // messages).
         let _ = crate::fstrm::data_frame(out, |buf| {
             buf.extend_from_slice(&id.encoded);
             if let Some(extra) = extra {
-                Field::Bytes(3, extra).encode(buf);
+                protobuf::bytes(3, extra, buf);
             }
-            Field::Message(14, message).encode(buf);
-            Field::Varint(15, enumeration(DnstapType::Message as i32)).encode(buf);
+            // A `Message` takes 128 bytes to 16 KiB (two UDP DNS messages): a 2-byte length.
+            protobuf::message(14, 2, buf, |m| {
+                let kind = match response {
+                    true => MessageType::ClientResponse,
+                    false => MessageType::ClientQuery,
+                };
+                protobuf::varint(1, enumeration(kind as i32), m);
+                protobuf::varint(2, enumeration(family as i32), m);
+                protobuf::varint(3, enumeration(protocol as i32), m);
+                protobuf::bytes(4, &octets[..len], m);
+                protobuf::varint(6, u64::from(exchange.client.port()), m);
+                protobuf::varint(8, qs, m);
+                protobuf::fixed32(9, qns, m);
+                protobuf::bytes(10, exchange.messages.query(), m);
+                if !response {
+                    return;
+                }
+                let (rs, rns) = split_time(exchange.response_time);
+                protobuf::varint(12, rs, m);
+                protobuf::fixed32(13, rns, m);
+                protobuf::bytes(14, exchange.messages.response(), m);
+                if let Some(p) = &policy {
+                    // Under 128 bytes unless the rule text is long.
+                    protobuf::message(15, 1, m, |m| {
+                        protobuf::bytes(1, POLICY_TYPE.as_bytes(), m);
+                        protobuf::bytes(2, p.rule, m);
+                        protobuf::varint(3, enumeration(p.action as i32), m);
+                        protobuf::varint(4, enumeration(p.matched as i32), m);
+                        if let Some(value) = p.value {
+                            protobuf::bytes(5, value, m);
+                        }
+                    });
+                }
+            });
+            protobuf::varint(15, enumeration(DnstapType::Message as i32), buf);
         });
     };
     if both {
-        frame(&message);
+        frame(false);
     }
-    message[0] = Some(Field::Varint(
-        1,
-        enumeration(MessageType::ClientResponse as i32),
-    ));
-    message[8] = Some(Field::Varint(12, rs));
-    message[9] = Some(Field::Fixed32(13, rns));
-    message[10] = Some(Field::Bytes(14, &exchange.response));
-    message[11] = policy.as_ref().map(|p| Field::Message(15, p));
-    frame(&message);
+    frame(true);
 }
 
 #[cfg(test)]
@@ -318,7 +320,7 @@ mod tests {
         assert!(bytes.is_empty(), "no trailing bytes");
         out
     }
-    use poolguard_record::exchange::ExchangeVerdict;
+    use poolguard_record::exchange::{ExchangeVerdict, Messages};
     use std::net::SocketAddr;
     use std::sync::Arc;
 
@@ -328,8 +330,7 @@ mod tests {
             transport: Transport::Tcp,
             query_time: UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 5),
             response_time: UNIX_EPOCH + std::time::Duration::new(1_700_000_001, 7),
-            query: Box::new([1, 2, 3]),
-            response: Box::new([4, 5]),
+            messages: Messages::new(&[1, 2, 3], &[4, 5]),
             outcome,
             verdict: action.map(|action| ExchangeVerdict {
                 feed: Arc::from("mining"),
@@ -367,14 +368,14 @@ mod tests {
             query_port: Some(u32::from(exchange.client.port())),
             query_time_sec: Some(qs),
             query_time_nsec: Some(qns),
-            query_message: Some(exchange.query.to_vec()),
+            query_message: Some(exchange.messages.query().to_vec()),
             ..Message::default()
         };
         let response = Message {
             r#type: MessageType::ClientResponse as i32,
             response_time_sec: Some(rs),
             response_time_nsec: Some(rns),
-            response_message: Some(exchange.response.to_vec()),
+            response_message: Some(exchange.messages.response().to_vec()),
             policy: policy_of(exchange).map(|p| Policy {
                 r#type: Some(POLICY_TYPE.to_string()),
                 rule: Some(p.rule.to_vec()),
@@ -409,12 +410,17 @@ mod tests {
     fn frames_are_the_bytes_prost_writes_for_the_schema() {
         let mut big = exchange(Outcome::IpBlocked, Some(Action::Refuse));
         // Lengths past one varint byte, and an IPv6 client.
-        big.query = vec![7; 300].into();
-        big.response = vec![9; 70_000].into();
+        big.messages = Messages::new(&[7; 300], &[9; 70_000]);
         big.client = "[2001:db8::7]:53000".parse().unwrap();
         let mut mapped = exchange(Outcome::Quarantined, None);
         mapped.client = "[::ffff:10.1.2.3]:5300".parse().unwrap();
+        // A policy past 127 bytes.
+        let mut long_rule = exchange(Outcome::Blocked, Some(Action::Nxdomain));
+        if let Some(v) = long_rule.verdict.as_mut() {
+            v.rule = Arc::from("x".repeat(200));
+        }
         let cases = [
+            long_rule,
             exchange(Outcome::Blocked, Some(Action::Sinkhole)),
             exchange(Outcome::Allowed, None),
             big,

@@ -51,16 +51,20 @@ pub enum Item {
     Committed(Arc<AttributedHit>),
 }
 
-/// Exchanges written per batch before the writer is flushed.
-const BATCH: usize = 256;
-/// After writing a batch that was not full, the connection waits this long before taking the
-/// next one, so exchanges gather instead of each waking the task. Measured (docs/EXPORT.md,
-/// "Cost"): without it, a DNS worker and the export task on one core took turns item by item,
-/// a wake-up and a `write` per exchange, and dnstap of every query cost a third of the core.
-/// A receiver sees exchanges at most this much later; the queue holds far more than this
-/// long at any rate the DNS path reaches.
+/// Exchanges written per batch (one `write`). 512 dnstap frames of a typical ~250 bytes are
+/// ~128 KiB, within a Unix socket's default send buffer (208 KiB); the harness's full rate
+/// (~150 000 exchanges a second) brings ~300 per [`LINGER`].
+const BATCH: usize = 512;
+/// After writing a batch, the connection waits this long before taking the next one (unless
+/// a full batch is already waiting), so exchanges gather instead of each waking the task.
+/// Measured (docs/EXPORT.md, "Cost"): without it, a DNS worker and the export task on one
+/// core took turns item by item, a wake-up and a `write` per exchange, and dnstap of every
+/// query cost a third of the core; lingering only after a batch that was not full still
+/// woke the task twice per period (a full batch, then the few that came meanwhile). A
+/// receiver sees exchanges at most this much later; the queue holds far more than this long
+/// at any rate the DNS path reaches.
 const LINGER: Duration = Duration::from_millis(2);
-/// Largest encoded-batch buffer kept between batches (a typical batch takes ~50 KiB).
+/// Largest encoded-batch buffer kept between batches (a full batch takes ~128 KiB).
 const KEEP_BUFFER: usize = 1 << 20;
 /// Bound on each handshake step and on the final STOP/FINISH.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -430,8 +434,8 @@ impl Connection {
         let mut batch = Vec::with_capacity(BATCH);
         // The encoded batch, kept between batches so it is not grown again each time.
         let mut bytes = Vec::new();
-        // Set after a batch that was not full: no receiving (and so no wake-up per
-        // exchange) until then.
+        // Set after a batch is written: no receiving (and so no wake-up per exchange) until
+        // then.
         let mut linger: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
@@ -479,11 +483,11 @@ impl Connection {
                         let _ = writer.shutdown().await;
                         return Ok(Ended::Stopped);
                     }
-                    if batch.len() < BATCH {
-                        linger = Some(tokio::time::Instant::now() + LINGER);
-                    }
                     if let Err(error) = self.write(&mut writer, &mut batch, &mut bytes).await {
                         return Ok(Ended::Lost(error));
+                    }
+                    if rx.len() < BATCH {
+                        linger = Some(tokio::time::Instant::now() + LINGER);
                     }
                 }
             }

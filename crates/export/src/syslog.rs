@@ -97,7 +97,7 @@ pub(crate) struct Hit<'a> {
 impl<'a> Hit<'a> {
     /// The fields of an exchange from the DNS path (no incident is known yet).
     pub(crate) fn of_exchange(exchange: &'a Exchange) -> Self {
-        let (name, qtype) = Message::from_vec(&exchange.query)
+        let (name, qtype) = Message::from_vec(exchange.messages.query())
             .ok()
             .and_then(|m| m.queries.first().cloned())
             .map(|q| {
@@ -108,7 +108,7 @@ impl<'a> Hit<'a> {
                 (name, q.query_type().to_string())
             })
             .unwrap_or_default();
-        let rcode = match exchange.response.get(3).map(|b| b & 0x0F) {
+        let rcode = match exchange.messages.response().get(3).map(|b| b & 0x0F) {
             Some(0) => "NOERROR",
             Some(1) => "FORMERR",
             Some(2) => "SERVFAIL",
@@ -322,7 +322,7 @@ mod tests {
     use hickory_proto::rr::{Name, RecordType};
     use poolguard_model::Action;
     use poolguard_record::Outcome;
-    use poolguard_record::exchange::ExchangeVerdict;
+    use poolguard_record::exchange::{ExchangeVerdict, Messages};
     use std::net::SocketAddr;
     use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
@@ -338,8 +338,7 @@ mod tests {
             transport: Transport::Udp,
             query_time: UNIX_EPOCH,
             response_time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-            query: q.to_vec().unwrap().into(),
-            response: vec![0, 7, 0x81, 0x83].into(),
+            messages: Messages::new(&q.to_vec().unwrap(), &[0, 7, 0x81, 0x83]),
             outcome: Outcome::Blocked,
             verdict: Some(ExchangeVerdict {
                 feed: Arc::from("mining"),
