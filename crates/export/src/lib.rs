@@ -191,16 +191,25 @@ impl ExportSink for Exporter {
     }
 
     /// Offers `exchange` to every receiver that wants it. The DNS path calls this only after
-    /// [`ExportSink::wants`] said yes (`Recorder::export_for`), so the filters run once here.
+    /// [`ExportSink::wants`] said yes (`Recorder::export_for`). The usual single receiver gets
+    /// it by value; only several share it behind an `Arc` (one more allocation).
     fn submit(&self, exchange: Exchange) {
+        let takes = |sink: &QueueSink, e: &Exchange| {
+            let feed = e.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
+            sink.takes_answered(e.outcome, feed)
+        };
+        let mut taking = self.sinks.iter().filter(|s| takes(s, &exchange));
+        let (Some(first), second) = (taking.next(), taking.next()) else {
+            return;
+        };
+        let Some(second) = second else {
+            first.offer(exchange);
+            return;
+        };
+        let rest: Vec<&QueueSink> = taking.collect();
         let shared = Arc::new(exchange);
-        let feed = shared.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
-        for d in self
-            .sinks
-            .iter()
-            .filter(|d| d.takes_answered(shared.outcome, feed))
-        {
-            d.offer(shared.clone());
+        for sink in [first, second].into_iter().chain(rest) {
+            sink.offer_shared(shared.clone());
         }
     }
 }
@@ -295,5 +304,63 @@ fn host_name() -> String {
     match std::str::from_utf8(&buf[..end]) {
         Ok(name) if !name.is_empty() => name.to_string(),
         _ => "poolguard".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poolguard_clients::Ledger;
+    use poolguard_record::Transport;
+    use poolguard_record::exchange::{ExchangeVerdict, Messages};
+    use std::path::Path;
+
+    fn exchange(outcome: Outcome) -> Exchange {
+        let now = std::time::SystemTime::now();
+        Exchange {
+            client: std::net::SocketAddr::from(([127, 0, 0, 9], 5300)),
+            transport: Transport::Udp,
+            query_time: now,
+            response_time: now,
+            messages: Messages::new(&[0; 12], &[0, 0, 0x81, 0x80]),
+            outcome,
+            verdict: outcome.is_hit().then(|| ExchangeVerdict {
+                feed: Arc::from("mining"),
+                category: Arc::from("mining"),
+                rule: Arc::from("pool.example"),
+                action: poolguard_model::Action::Nxdomain,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_exchange_goes_to_every_receiver_that_wants_it_and_no_other() {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let text = format!(
+            "[[export.syslog]]\nudp = \"{addr}\"\nselect = \"all\"\nhostname = \"a\"\n\
+             [[export.syslog]]\nudp = \"{addr}\"\nhostname = \"b\"\n"
+        );
+        let config = Config::from_toml(&text, Path::new("t.toml"), Path::new(".")).unwrap();
+        let ledger = Ledger::empty().shared();
+        let exporter = Exporter::start(&config, &ledger, HitSource::Answered).unwrap();
+        // A hit both take (shared), an ordinary query only `a` takes (by value).
+        exporter.submit(exchange(Outcome::Blocked));
+        exporter.submit(exchange(Outcome::Allowed));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        for _ in 0..3 {
+            let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf))
+                .await
+                .expect("a datagram within 10 s")
+                .unwrap();
+            let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let words: Vec<&str> = line.split(' ').collect();
+            got.push((words[2].to_string(), words[5].to_string()));
+        }
+        got.sort();
+        let want = [("a", "hit"), ("a", "query"), ("b", "hit")];
+        assert_eq!(got, want.map(|(h, m)| (h.to_string(), m.to_string())));
+        exporter.shutdown().await;
     }
 }

@@ -70,7 +70,13 @@ fn put_key(number: u32, wire_type: u32, out: &mut Vec<u8>) {
     put_varint((u64::from(number) << 3) | u64::from(wire_type), out);
 }
 
+#[inline]
 fn put_varint(value: u64, out: &mut Vec<u8>) {
+    // Keys, enums and most lengths take one byte.
+    if value < 0x80 {
+        out.push(value as u8);
+        return;
+    }
     let (bytes, n) = varint_bytes(value);
     out.extend_from_slice(&bytes[..n]);
 }

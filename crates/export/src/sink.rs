@@ -42,13 +42,27 @@ use poolguard_record::lifecycle::{AttributedHit, LifecycleEvent};
 /// What a receiver's queue holds.
 #[derive(Debug, Clone)]
 pub enum Item {
-    /// An answered query.
-    Exchange(Arc<Exchange>),
+    /// An answered query only this receiver takes: held by value, so the DNS path makes no
+    /// allocation for it beyond its messages (and the export task frees no more).
+    Exchange(Exchange),
+    /// An answered query several receivers take.
+    Shared(Arc<Exchange>),
     /// An incident or quarantine event (syslog receivers with `events`).
     Event(Arc<LifecycleEvent>),
     /// A hit the store committed, with its incident (syslog receivers while incident
     /// tracking is on; they then take no hits from the DNS path).
     Committed(Arc<AttributedHit>),
+}
+
+impl Item {
+    /// The answered query, when this is one.
+    fn exchange(&self) -> Option<&Exchange> {
+        match self {
+            Item::Exchange(e) => Some(e),
+            Item::Shared(e) => Some(e),
+            Item::Event(_) | Item::Committed(_) => None,
+        }
+    }
 }
 
 /// Exchanges written per batch (one `write`). 512 dnstap frames of a typical ~250 bytes are
@@ -263,11 +277,21 @@ impl QueueSink {
         true
     }
 
-    /// Queues `exchange` without waiting; a full queue (or a stopped task) drops it, counted.
-    /// An ordinary query also needs its rate budget and half the queue free.
-    pub fn offer(&self, exchange: Arc<Exchange>) {
+    /// Queues `exchange`, which no other receiver takes, without waiting; a full queue (or a
+    /// stopped task) drops it, counted. An ordinary query also needs its rate budget and half
+    /// the queue free.
+    pub fn offer(&self, exchange: Exchange) {
+        self.admit(exchange.outcome, Item::Exchange(exchange));
+    }
+
+    /// [`QueueSink::offer`] for an exchange other receivers take too.
+    pub fn offer_shared(&self, exchange: Arc<Exchange>) {
+        self.admit(exchange.outcome, Item::Shared(exchange));
+    }
+
+    fn admit(&self, outcome: Outcome, item: Item) {
         if let Some((budget, free)) = &self.ordinary
-            && !exchange.outcome.is_hit()
+            && !outcome.is_hit()
         {
             if self.queue.capacity() < *free {
                 self.full.increment(1);
@@ -278,7 +302,7 @@ impl QueueSink {
                 return;
             }
         }
-        if self.queue.try_send(Item::Exchange(exchange)).is_err() {
+        if self.queue.try_send(item).is_err() {
             self.full.increment(1);
         }
     }
@@ -549,7 +573,7 @@ impl Connection {
                 let ledger = with_identity.then(|| self.ledger.load());
                 for item in batch {
                     // Events and committed hits are offered to syslog receivers only.
-                    let Item::Exchange(exchange) = item else {
+                    let Some(exchange) = item.exchange() else {
                         continue;
                     };
                     let extra = ledger
@@ -618,6 +642,10 @@ fn syslog_message(
 ) -> String {
     match item {
         Item::Exchange(e) => {
+            let id = ledger.lookup(e.client.ip());
+            syslog::format(e, header, id.as_deref())
+        }
+        Item::Shared(e) => {
             let id = ledger.lookup(e.client.ip());
             syslog::format(e, header, id.as_deref())
         }
