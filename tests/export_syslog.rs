@@ -651,8 +651,9 @@ async fn hit_messages_name_the_incident_the_api_shows_and_spooled_hits_follow_th
         assert_eq!(ext["cn1Label"], "incident");
     }
     let per_client = |id: i64| {
+        let id = id.to_string();
         json.iter()
-            .filter(|l| sd(l)["incident_id"] == id.to_string())
+            .filter(|l| sd(l)["incident_id"].as_str() == Some(id.as_str()))
             .count()
     };
     assert_eq!((per_client(ida), per_client(idb)), (2, 2));
