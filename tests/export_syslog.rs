@@ -16,6 +16,7 @@ use common::{
     wait_for,
 };
 use hickory_proto::rr::RecordType;
+use poolguard::store::writer::StoreFault;
 
 /// A running rsyslogd, killed (by its PID) when dropped.
 struct Rsyslog {
@@ -541,6 +542,185 @@ async fn incident_lifecycle_and_quarantine_changes_reach_rsyslog() {
     );
     assert_eq!(ext["shost"], "gpu-ws-09");
     bed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hit_messages_name_the_incident_the_api_shows_and_spooled_hits_follow_their_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tcp, udp) = (free_tcp_port(), free_udp_port());
+    let rsyslog = Rsyslog::start(dir.path(), tcp, udp);
+    let bed = TestBed::builder()
+        .toml(&format!(
+            "[api]\nlisten = \"127.0.0.1:0\"\n{}\
+             [store]\npath = \"data/pg.db\"\nflush_interval_ms = 20\n\
+             [[export.syslog]]\ntcp = \"127.0.0.1:{tcp}\"\nhostname = \"dns-i\"\nformat = \"json\"\n\
+             [[export.syslog]]\nudp = \"127.0.0.1:{udp}\"\nhostname = \"dns-c\"\nformat = \"cef\"\n",
+            common::api_token_toml("root", "admin", "root-token-for-export-tests"),
+        ))
+        .start()
+        .await;
+    let (a, b) = (
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)),
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 12)),
+    );
+    pool_hit(&bed, a).await;
+    pool_hit(&bed, b).await;
+    bed.running().flush().await.expect("flush");
+    let hits = |host: &str| {
+        rsyslog
+            .lines()
+            .into_iter()
+            .filter(|l| l["hostname"] == host && l["msgid"] == "hit")
+            .collect::<Vec<_>>()
+    };
+    wait_for("two hits on each receiver", || {
+        hits("dns-i").len() == 2 && hits("dns-c").len() == 2
+    });
+
+    // SQLite refuses writes (a read-only database): the next hits wait in the spool, and so do their messages.
+    let spooled = || {
+        let text = poolguard::api::metrics::install().render();
+        text.lines()
+            .filter(|l| l.starts_with("poolguard_store_spooled_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let before = spooled();
+    bed.running()
+        .store_fault(StoreFault::ReadOnly)
+        .await
+        .expect("fault applied");
+    pool_hit(&bed, a).await;
+    pool_hit(&bed, b).await;
+    wait_for("the new hits spooled", || spooled() >= before + 2.0);
+    assert_eq!(
+        hits("dns-i").len(),
+        2,
+        "no message before its hit is stored"
+    );
+    bed.running()
+        .store_fault(StoreFault::Heal)
+        .await
+        .expect("healed");
+    bed.running().flush().await.expect("flush after healing");
+    wait_for("four hits on each receiver", || {
+        hits("dns-i").len() >= 4 && hits("dns-c").len() >= 4
+    });
+
+    let (status, list) = bed
+        .api_get("/api/v1/incidents", "root-token-for-export-tests")
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let incident_of = |client: IpAddr| {
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["client"] == client.to_string())
+            .and_then(|i| i["id"].as_i64())
+            .unwrap_or_else(|| panic!("no incident for {client}: {list}"))
+    };
+    let (ida, idb) = (incident_of(a), incident_of(b));
+    assert_ne!(ida, idb);
+    bed.shutdown().await;
+
+    // Every hit once (none lost to the spool, none doubled), each naming its client's
+    // incident in the structured data, the ECS body and the CEF extension.
+    let sd = |l: &serde_json::Value| l["rfc5424-sd"]["poolguard@32473"].clone();
+    let want = |client: &serde_json::Value| {
+        if *client == a.to_string() {
+            ida.to_string()
+        } else {
+            idb.to_string()
+        }
+    };
+    let json = hits("dns-i");
+    assert_eq!(json.len(), 4, "{json:#?}");
+    for l in &json {
+        let id = want(&sd(l)["client"]);
+        assert_eq!(sd(l)["incident_id"], id, "{l}");
+        assert_eq!(l["body"]["labels"]["incident_id"], id, "{l}");
+    }
+    let cef = hits("dns-c");
+    assert_eq!(cef.len(), 4, "{cef:#?}");
+    for l in &cef {
+        let message = l["message"].as_str().expect("msg").trim_start();
+        let header: Vec<&str> = message.splitn(8, '|').collect();
+        let ext = cef_extension(header[7]);
+        assert_eq!(ext["cn1"], want(&sd(l)["client"]), "{message}");
+        assert_eq!(ext["cn1Label"], "incident");
+    }
+    let per_client = |id: i64| {
+        let id = id.to_string();
+        json.iter()
+            .filter(|l| sd(l)["incident_id"].as_str() == Some(id.as_str()))
+            .count()
+    };
+    assert_eq!((per_client(ida), per_client(idb)), (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgresql_two_nodes_hit_messages_name_the_groups_one_incident() {
+    let pg = common::postgres::Postgres::start();
+    let url = pg.create_database("exports");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tcp = free_tcp_port();
+    let rsyslog = Rsyslog::start_with(
+        dir.path(),
+        "",
+        &format!(
+            "module(load=\"imtcp\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{tcp}\" ruleset=\"hits\")\n"
+        ),
+        tcp,
+        None,
+    );
+    let node = |name: &'static str| {
+        TestBed::builder()
+            .toml(&format!(
+                "[api]\nlisten = \"127.0.0.1:0\"\n\
+                 [store]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_file = \"{}\"\n\
+                 node = \"{name}\"\npath = \"data/local.db\"\nflush_interval_ms = 20\n\
+                 [[export.syslog]]\ntcp = \"127.0.0.1:{tcp}\"\nhostname = \"dns-{name}\"\n",
+                pg.password_file().display()
+            ))
+            .start()
+    };
+    let (a, b) = (node("a").await, node("b").await);
+    let miner = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 21));
+    for bed in [&a, &b, &a] {
+        pool_hit(bed, miner).await;
+        bed.running().flush().await.expect("flush");
+    }
+    let hits = || {
+        rsyslog
+            .lines()
+            .into_iter()
+            .filter(|l| l["msgid"] == "hit")
+            .collect::<Vec<_>>()
+    };
+    // A hit leaves once its shipment commits in PostgreSQL, which numbers the incident.
+    wait_for("three hit messages", || hits().len() == 3);
+    a.shutdown().await;
+    b.shutdown().await;
+    let incident = pg.psql(
+        "exports",
+        "SELECT string_agg(id::text, ',') FROM incidents WHERE client_key = 'ip:127.0.0.21'",
+    );
+    let sd = |l: &serde_json::Value| l["rfc5424-sd"]["poolguard@32473"].clone();
+    let mut hosts: Vec<String> = hits()
+        .iter()
+        .map(|l| {
+            assert_eq!(sd(l)["incident_id"], incident.as_str(), "{l}");
+            l["hostname"].as_str().expect("hostname").to_string()
+        })
+        .collect();
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        ["dns-a", "dns-a", "dns-b"],
+        "each node sent its own hits"
+    );
 }
 
 /// rsyslog's GnuTLS stream driver is its own package; a missing one fails naming it.

@@ -12,15 +12,19 @@ use poolguard_clients::SharedLedger;
 use poolguard_config::Config;
 use poolguard_incidents::{self as incidents, Accountability};
 use poolguard_record::Recorder;
+use poolguard_record::lifecycle::AttributedHitSink;
 use poolguard_store::{self as store, StoreError};
 
 use super::{AppError, Evidence, shipper};
 use poolguard_store::ShippedWatermark;
 
+/// Opens the store and starts its writer with the incident tracker; `hit_sink` (the syslog
+/// exports, when they take hits from the store) gets every committed hit with its incident.
 pub(super) async fn open_store(
     config: &Config,
     ledger: SharedLedger,
     accountability: Arc<Accountability>,
+    hit_sink: Option<Arc<dyn AttributedHitSink>>,
 ) -> Result<(Recorder, Evidence), AppError> {
     let store_cfg = super::shared::store_config(config);
     let quarantine = accountability.quarantine.clone();
@@ -28,6 +32,11 @@ pub(super) async fn open_store(
     let shipped = super::shared::is_shared(config).then(ShippedWatermark::nothing_shipped);
     let watermark = shipped.clone();
     let shipping_acc = accountability.clone();
+    // The tracker runs where hits commit: in the local writer, or in the shipper.
+    let (local_hit_sink, shipped_hit_sink) = match &shipped {
+        Some(_) => (None, hit_sink),
+        None => (hit_sink, None),
+    };
     // Opening creates the directory and migrates the schema: file I/O, off the async threads.
     let opened = tokio::task::spawn_blocking(move || {
         // Claimed before opening: a second instance must not migrate, replay the spool or
@@ -46,7 +55,10 @@ pub(super) async fn open_store(
                 accountability
                     .quarantine
                     .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
-                let tracker = incidents::track::Tracker::new(accountability);
+                let mut tracker = incidents::track::Tracker::new(accountability);
+                if let Some(sink) = local_hit_sink {
+                    tracker = tracker.with_hit_sink(sink);
+                }
                 store::writer::spawn_with(&store, &store_cfg, ledger, Some(Arc::new(tracker)))?
             }
         };
@@ -58,7 +70,9 @@ pub(super) async fn open_store(
     let (shared, shipping) = match shipped {
         Some(watermark) => {
             let shared = super::shared::open_shared(config, &store, quarantine).await?;
-            let shipping = shipper::start_shipping(config, &store, shipping_acc, watermark).await?;
+            let shipping =
+                shipper::start_shipping(config, &store, shipping_acc, shipped_hit_sink, watermark)
+                    .await?;
             (Some(shared), Some(shipping))
         }
         None => (None, None),

@@ -27,12 +27,14 @@ use poolguard_api::{self as api, ApiState};
 use poolguard_clients::{LedgerError, SharedLedger};
 use poolguard_config::Config;
 use poolguard_dns::{DnsContext, DnsError, DnsServer};
+use poolguard_export::HitSource;
 use poolguard_feeds::loader::Loader;
 use poolguard_feeds::registry::{Registry, RegistryError};
 use poolguard_feeds::watch::{WatchHandle, spawn_watcher};
 use poolguard_incidents::{self as incidents, Accountability, Alerts, SharedClock, SystemClock};
 use poolguard_policy::{Policy, SharedPolicy};
 use poolguard_record::Recorder;
+use poolguard_record::lifecycle::AttributedHitSink;
 use poolguard_store::writer::WriterHandle;
 use poolguard_store::{self as store, Store, StoreError, Stores};
 
@@ -126,7 +128,8 @@ pub struct Running {
     loader: Arc<Loader>,
     recorder: Recorder,
     dns: DnsServer,
-    /// `[[export.*]]` receivers; stopped after DNS, so every answered query is offered first.
+    /// `[[export.*]]` receivers; stopped last, after DNS and the store writer, so every
+    /// answered query and every committed hit is offered first.
     exporter: Option<Arc<poolguard_export::Exporter>>,
     ledger: SharedLedger,
     accountability: Arc<Accountability>,
@@ -198,7 +201,15 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     };
     // Exports: their connection tasks run on this (control) runtime; the DNS path only sees the
     // recorder's export handle, the alerts hand incident and quarantine events to syslog ones.
-    let exporter = poolguard_export::Exporter::start(&config, &ledger);
+    // While the store tracks incidents, syslog hit messages name their incident: the store
+    // writer hands them over after each commit (docs/EXPORT.md).
+    let tracking = !options.recorder.is_enabled() && config.incidents.enabled;
+    let hit_source = if tracking {
+        HitSource::Committed
+    } else {
+        HitSource::Answered
+    };
+    let exporter = poolguard_export::Exporter::start(&config, &ledger, hit_source);
     let alerts = match &exporter {
         Some(e) if e.wants_events() => alerts.with_export(e.clone()),
         _ => alerts,
@@ -206,14 +217,19 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let accountability = Arc::new(Accountability::new(&config, clock, alerts));
     // Hits on feeds created over the API carry their category and severity too.
     let metas = accountability.feeds.clone();
+    let default_action = config.blocking.default_action;
     registry.on_feeds_changed(Box::new(move |feeds| {
-        metas.store(Arc::new(incidents::feed_metas_of(feeds)));
+        metas.store(Arc::new(incidents::feed_metas_of(feeds, default_action)));
     }));
     let (recorder, evidence) = if options.recorder.is_enabled() {
         (options.recorder, None)
     } else {
+        let hit_sink = exporter
+            .as_ref()
+            .filter(|e| e.takes_committed_hits())
+            .map(|e| e.clone() as Arc<dyn AttributedHitSink>);
         let (recorder, mut evidence) =
-            open_store(&config, ledger.clone(), accountability.clone()).await?;
+            open_store(&config, ledger.clone(), accountability.clone(), hit_sink).await?;
         start_accountability(&config, &mut evidence, &accountability, alert_rx).await?;
         (recorder, Some(evidence))
     };
@@ -418,17 +434,14 @@ impl Running {
         }
     }
 
-    /// Stops answering (DNS first, so no new events arrive), stops the API, then commits
-    /// every queued event before returning.
+    /// Stops answering (DNS first, so no new events arrive), stops the API, commits every
+    /// queued event, then lets the exports write what they hold, before returning.
     pub async fn shutdown(self) {
         self.subscriptions.0.cancel();
         for t in self.subscriptions.1 {
             let _ = t.await;
         }
         self.dns.shutdown().await;
-        if let Some(exporter) = &self.exporter {
-            exporter.shutdown().await;
-        }
         if let Some(api) = self.api {
             api.stop.cancel();
             for t in api.tasks {
@@ -452,6 +465,10 @@ impl Running {
             for t in ev.tasks {
                 t.abort();
             }
+        }
+        // Last: the writer's final commits handed their hits to the syslog exports.
+        if let Some(exporter) = &self.exporter {
+            exporter.shutdown().await;
         }
     }
 

@@ -14,6 +14,7 @@ use poolguard_clients::SharedLedger;
 use poolguard_config::{Config, StoreConfig};
 use poolguard_incidents::{Accountability, track::Tracker};
 use poolguard_record::Sink;
+use poolguard_record::lifecycle::AttributedHitSink;
 use poolguard_store::shipped::ShipHealth;
 use poolguard_store::writer::WriterHandle;
 use poolguard_store::{self as store, ShippedWatermark, Store, StoreError};
@@ -57,17 +58,23 @@ pub(super) fn spawn_local_writer(
     store::writer::spawn_shipped(store, local, ledger, watermark)
 }
 
-/// Starts the shipper with the incident tracker. It needs no database to start: it connects
+/// Starts the shipper with the incident tracker (and the exports' hit sink). It needs no database to start: it connects
 /// (and reconnects) on its own, and the schema is prepared by `super::shared::open_shared`.
 pub(super) async fn start_shipping(
     config: &Config,
     store: &Store,
     accountability: Arc<Accountability>,
+    hit_sink: Option<Arc<dyn AttributedHitSink>>,
     watermark: ShippedWatermark,
 ) -> Result<Shipping, StoreError> {
     let cfg = super::shared::store_config(config);
     let connector = Connector::from_config(&cfg)?;
-    let tracker = Tracker::shared(accountability);
+    let mut tracker = Tracker::shared(accountability);
+    if let Some(sink) = hit_sink {
+        // Hits leave for the syslog exports once they commit in the group's database,
+        // carrying the group's incident id.
+        tracker = tracker.with_hit_sink(sink);
+    }
     let shipper = Shipper::start(
         store,
         connector,

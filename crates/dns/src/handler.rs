@@ -40,7 +40,7 @@ use crate::upstream::Upstreams;
 use poolguard_policy::{Policy, QueryDecision, Verdict};
 use poolguard_record::Outcome;
 use poolguard_record::Transport;
-use poolguard_record::exchange::{self, Exchange, ExchangeVerdict};
+use poolguard_record::exchange::{self, Exchange, ExchangeVerdict, Messages};
 
 /// TTL of a stale answer: RFC 8767 §4 recommends 30 s, so clients come back soon for a fresh one.
 const STALE_TTL: u32 = 30;
@@ -401,8 +401,7 @@ impl Handler {
                     transport,
                     query_time: exchange::arrived(latency),
                     response_time: UNIX_EPOCH,
-                    query: request.as_slice().into(),
-                    response: Box::default(),
+                    messages: Messages::new(request.as_slice(), &[]),
                     outcome: handled.outcome,
                     verdict: handled.verdict.as_ref().map(|v| ExchangeVerdict {
                         feed: v.feed.name.clone(),

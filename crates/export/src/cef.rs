@@ -10,17 +10,15 @@
 //! * Extension keys: `rt` (ms since the epoch), `src`, `spt`, `proto`, `dhost` (the query name),
 //!   `act` (the answer: sinkhole, nxdomain, ...), `cs1` feed, `cs2` rule, `cs3` category,
 //!   `cs4` rcode, `cs5` department, `cs6` location (each with its `csNLabel`), `shost` the
-//!   asset, `suser` the owner, `cn1` the incident id, `outcome` an incident status.
+//!   asset, `suser` the owner, `cn1` the incident id (with `cn1Label=incident`: events, and
+//!   hits while incident tracking is on), `outcome` an incident status.
 //! * Escaping (CEF spec rev. 25): in the header `\` and `|` get a backslash; in extension
 //!   values `\` and `=` do, and CR / LF become `\r` / `\n`. Header fields never hold a newline
 //!   (replaced by a space).
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
-
-use crate::syslog::{Hit, action_name, transport};
+use crate::syslog::{Hit, transport};
 use poolguard_clients::Identity;
 
 /// Severity of a hit.
@@ -112,43 +110,42 @@ pub fn identity_pairs(identity: Option<&Identity>) -> Vec<(&'static str, &str)> 
 }
 
 /// Appends the CEF line of a hit or query.
-pub(crate) fn hit(
-    h: &Hit<'_>,
-    client: IpAddr,
-    time: DateTime<Utc>,
-    identity: Option<&Identity>,
-    out: &mut String,
-) {
-    let e = h.exchange;
-    let (severity, name) = if e.outcome.is_hit() {
+pub(crate) fn hit(h: &Hit<'_>, identity: Option<&Identity>, out: &mut String) {
+    let (severity, name) = if h.outcome.is_hit() {
         (SEVERITY_HIT, "DNS query blocked")
     } else {
         (SEVERITY_QUERY, "DNS query")
     };
-    header(e.outcome.as_str(), name, severity, out);
-    let verdict = e.verdict.as_ref();
+    header(h.outcome.as_str(), name, severity, out);
+    let label = |value: Option<&str>, label: &'static str| value.map_or("", |_| label);
     let (rt, src, spt) = (
-        time.timestamp_millis().to_string(),
-        client.to_string(),
-        e.client.port().to_string(),
+        h.time.timestamp_millis().to_string(),
+        h.client_ip().to_string(),
+        h.client.port().to_string(),
     );
+    let incident = h.incident_id.map(|id| id.to_string()).unwrap_or_default();
     let mut pairs: Vec<(&str, &str)> = vec![
         ("rt", &rt),
         ("src", &src),
         ("spt", &spt),
-        ("proto", transport(e.transport)),
+        ("proto", transport(h.transport)),
         ("dhost", &h.name),
-        ("act", verdict.map_or("", |v| action_name(v.action))),
-        ("cs1", verdict.map_or("", |v| &*v.feed)),
-        ("cs1Label", verdict.map_or("", |_| "feed")),
-        ("cs2", verdict.map_or("", |v| &*v.rule)),
-        ("cs2Label", verdict.map_or("", |_| "rule")),
-        ("cs3", verdict.map_or("", |v| &*v.category)),
-        ("cs3Label", verdict.map_or("", |_| "category")),
+        ("act", h.answer.unwrap_or("")),
+        ("cs1", h.feed.unwrap_or("")),
+        ("cs1Label", label(h.feed, "feed")),
+        ("cs2", h.rule.unwrap_or("")),
+        ("cs2Label", label(h.rule, "rule")),
+        ("cs3", h.category.unwrap_or("")),
+        ("cs3Label", label(h.category, "category")),
         ("cs4", h.rcode),
         ("cs4Label", "rcode"),
         ("flexString1", &h.qtype),
         ("flexString1Label", "qtype"),
+        ("cn1", &incident),
+        (
+            "cn1Label",
+            if incident.is_empty() { "" } else { "incident" },
+        ),
     ];
     pairs.extend(identity_pairs(identity));
     extension(pairs, out);

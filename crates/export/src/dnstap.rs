@@ -4,7 +4,9 @@
 //! dedication, proto2): same messages, field numbers and enum values, written as prost derive
 //! structs so no `protoc` is needed (see Cargo.toml). Only the fields poolguard fills or a
 //! reader needs are declared; prost skips unknown fields when decoding, so frames from other
-//! servers still decode.
+//! servers still decode. The structs are the schema and the decoder (tests, readers); frames
+//! are written by [`encode`] field by field from the exchange, without allocating, and the
+//! tests hold the two to the same bytes.
 //!
 //! Mapping (docs/EXPORT.md): CLIENT_RESPONSE (and, with `messages = "both"`, a CLIENT_QUERY
 //! first); socket family from the client address, protocol UDP/TCP; `policy` for blocked and
@@ -15,8 +17,7 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prost::Message as _;
-
+use crate::protobuf;
 use poolguard_model::Action;
 use poolguard_record::exchange::Exchange;
 use poolguard_record::{Outcome, Transport};
@@ -158,8 +159,19 @@ pub fn policy_action(action: Action) -> PolicyAction {
     }
 }
 
+/// What the `policy` field of an exchange says, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyOf<'a> {
+    pub matched: PolicyMatch,
+    pub action: PolicyAction,
+    /// The feed's name, or `quarantine`.
+    pub rule: &'a [u8],
+    /// The rule text, when a feed decided.
+    pub value: Option<&'a [u8]>,
+}
+
 /// The `policy` field for an exchange, when a policy changed its answer.
-pub fn policy_of(exchange: &Exchange) -> Option<Policy> {
+pub fn policy_of(exchange: &Exchange) -> Option<PolicyOf<'_>> {
     let (matched, action) = match exchange.outcome {
         Outcome::Blocked | Outcome::CnameBlocked => (PolicyMatch::Qname, None),
         Outcome::IpBlocked => (PolicyMatch::ResponseIp, None),
@@ -169,15 +181,11 @@ pub fn policy_of(exchange: &Exchange) -> Option<Policy> {
     };
     let verdict = exchange.verdict.as_ref();
     let action = action.or_else(|| verdict.map(|v| policy_action(v.action)))?;
-    Some(Policy {
-        r#type: Some(POLICY_TYPE.to_string()),
-        rule: Some(match verdict {
-            Some(v) => v.feed.as_bytes().to_vec(),
-            None => b"quarantine".to_vec(),
-        }),
-        action: Some(action as i32),
-        r#match: Some(matched as i32),
-        value: verdict.map(|v| v.rule.as_bytes().to_vec()),
+    Some(PolicyOf {
+        matched,
+        action,
+        rule: verdict.map_or(&b"quarantine"[..], |v| v.feed.as_bytes()),
+        value: verdict.map(|v| v.rule.as_bytes()),
     })
 }
 
@@ -187,20 +195,50 @@ fn split_time(t: SystemTime) -> (u64, u32) {
     (d.as_secs(), d.subsec_nanos())
 }
 
-/// What an export writes into every frame.
+/// What an export writes into every frame: `identity` (which server sent it: the configured
+/// `identity`, or the host name) and `version` (`poolguard <version>`, so a reader can tell
+/// software versions apart). Both never change, so they are encoded once per export, and
+/// each frame starts with a copy of those bytes.
 #[derive(Debug, Clone)]
 pub struct Identity {
-    /// Which server sent the frame (`identity`, or the host name).
-    pub identity: Vec<u8>,
-    /// `poolguard <version>`, so a reader can tell software versions apart.
-    pub version: Vec<u8>,
+    /// `Dnstap` fields 1 and 2, encoded.
+    encoded: Vec<u8>,
+}
+
+impl Identity {
+    /// The identity and version fields for every frame of an export.
+    pub fn new(identity: &[u8], version: &[u8]) -> Self {
+        let mut encoded = Vec::new();
+        protobuf::bytes(1, identity, &mut encoded);
+        protobuf::bytes(2, version, &mut encoded);
+        Self { encoded }
+    }
+}
+
+/// The client address as dnstap carries it: 4 bytes for IPv4 (an IPv4-mapped IPv6 client
+/// included), 16 for IPv6.
+fn client_address(ip: IpAddr) -> (SocketFamily, [u8; 16], usize) {
+    let mut octets = [0u8; 16];
+    match ip.to_canonical() {
+        IpAddr::V4(a) => {
+            octets[..4].copy_from_slice(&a.octets());
+            (SocketFamily::Inet, octets, 4)
+        }
+        IpAddr::V6(a) => (SocketFamily::Inet6, a.octets(), 16),
+    }
+}
+
+/// An enum value as protobuf writes it (dnstap's are all small and positive).
+fn enumeration(value: i32) -> u64 {
+    u64::from(value.unsigned_abs())
 }
 
 /// The dnstap frames for `exchange`: one CLIENT_RESPONSE carrying both messages, preceded
 /// by a CLIENT_QUERY when `both`, each with `extra` (the client's identity, with
 /// `include = ["identity"]`). Appended to `out` as Frame Streams data frames (4-byte length,
-/// then the protobuf), encoded in place: no buffer of its own per frame, which the export
-/// task would only copy into the batch.
+/// then the protobuf), written field by field from the exchange ([`crate::protobuf`]): no
+/// allocation of its own, only `out` grows. Field numbers and types are those of the structs
+/// above (`dnstap.proto`), in their order; the tests hold the bytes to their prost encoding.
 pub fn encode(
     exchange: &Exchange,
     id: &Identity,
@@ -208,55 +246,62 @@ pub fn encode(
     extra: Option<&[u8]>,
     out: &mut Vec<u8>,
 ) {
-    let (family, address) = match exchange.client.ip() {
-        IpAddr::V4(a) => (SocketFamily::Inet, a.octets().to_vec()),
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => (SocketFamily::Inet, v4.octets().to_vec()),
-            None => (SocketFamily::Inet6, a.octets().to_vec()),
-        },
-    };
+    let (family, octets, len) = client_address(exchange.client.ip());
     let protocol = match exchange.transport {
         Transport::Udp => SocketProtocol::Udp,
         Transport::Tcp => SocketProtocol::Tcp,
     };
     let (qs, qns) = split_time(exchange.query_time);
-    let (rs, rns) = split_time(exchange.response_time);
-    let base = Message {
-        r#type: MessageType::ClientQuery as i32,
-        socket_family: Some(family as i32),
-        socket_protocol: Some(protocol as i32),
-        query_address: Some(address),
-        query_port: Some(u32::from(exchange.client.port())),
-        query_time_sec: Some(qs),
-        query_time_nsec: Some(qns),
-        query_message: Some(exchange.query.to_vec()),
-        ..Message::default()
-    };
-    let mut frame = |message: Message| {
-        let dnstap = Dnstap {
-            identity: Some(id.identity.clone()),
-            version: Some(id.version.clone()),
-            extra: extra.map(<[u8]>::to_vec),
-            message: Some(message),
-            r#type: DnstapType::Message as i32,
-        };
+    let policy = policy_of(exchange);
+    let mut frame = |response: bool| {
         // Never empty (the type field is always there) and far below 4 GiB (two DNS
-        // messages). Encoding into a Vec cannot fail: it grows.
+        // messages).
         let _ = crate::fstrm::data_frame(out, |buf| {
-            let _ = dnstap.encode(buf);
+            buf.extend_from_slice(&id.encoded);
+            if let Some(extra) = extra {
+                protobuf::bytes(3, extra, buf);
+            }
+            // A `Message` takes 128 bytes to 16 KiB (two UDP DNS messages): a 2-byte length.
+            protobuf::message(14, 2, buf, |m| {
+                let kind = match response {
+                    true => MessageType::ClientResponse,
+                    false => MessageType::ClientQuery,
+                };
+                protobuf::varint(1, enumeration(kind as i32), m);
+                protobuf::varint(2, enumeration(family as i32), m);
+                protobuf::varint(3, enumeration(protocol as i32), m);
+                protobuf::bytes(4, &octets[..len], m);
+                protobuf::varint(6, u64::from(exchange.client.port()), m);
+                protobuf::varint(8, qs, m);
+                protobuf::fixed32(9, qns, m);
+                protobuf::bytes(10, exchange.messages.query(), m);
+                if !response {
+                    return;
+                }
+                let (rs, rns) = split_time(exchange.response_time);
+                protobuf::varint(12, rs, m);
+                protobuf::fixed32(13, rns, m);
+                protobuf::bytes(14, exchange.messages.response(), m);
+                if let Some(p) = &policy {
+                    // Under 128 bytes unless the rule text is long.
+                    protobuf::message(15, 1, m, |m| {
+                        protobuf::bytes(1, POLICY_TYPE.as_bytes(), m);
+                        protobuf::bytes(2, p.rule, m);
+                        protobuf::varint(3, enumeration(p.action as i32), m);
+                        protobuf::varint(4, enumeration(p.matched as i32), m);
+                        if let Some(value) = p.value {
+                            protobuf::bytes(5, value, m);
+                        }
+                    });
+                }
+            });
+            protobuf::varint(15, enumeration(DnstapType::Message as i32), buf);
         });
     };
     if both {
-        frame(base.clone());
+        frame(false);
     }
-    frame(Message {
-        r#type: MessageType::ClientResponse as i32,
-        response_time_sec: Some(rs),
-        response_time_nsec: Some(rns),
-        response_message: Some(exchange.response.to_vec()),
-        policy: policy_of(exchange),
-        ..base
-    });
+    frame(true);
 }
 
 #[cfg(test)]
@@ -275,7 +320,7 @@ mod tests {
         assert!(bytes.is_empty(), "no trailing bytes");
         out
     }
-    use poolguard_record::exchange::ExchangeVerdict;
+    use poolguard_record::exchange::{ExchangeVerdict, Messages};
     use std::net::SocketAddr;
     use std::sync::Arc;
 
@@ -285,8 +330,7 @@ mod tests {
             transport: Transport::Tcp,
             query_time: UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 5),
             response_time: UNIX_EPOCH + std::time::Duration::new(1_700_000_001, 7),
-            query: Box::new([1, 2, 3]),
-            response: Box::new([4, 5]),
+            messages: Messages::new(&[1, 2, 3], &[4, 5]),
             outcome,
             verdict: action.map(|action| ExchangeVerdict {
                 feed: Arc::from("mining"),
@@ -298,14 +342,106 @@ mod tests {
     }
 
     fn id() -> Identity {
-        Identity {
-            identity: b"node1".to_vec(),
-            version: b"poolguard 0".to_vec(),
+        Identity::new(b"node1", b"poolguard 0")
+    }
+
+    /// The frames of `exchange` as prost encodes the schema's structs, built the obvious way:
+    /// the reference [`encode`] must match byte for byte.
+    fn reference(exchange: &Exchange, both: bool, extra: Option<&[u8]>) -> Vec<u8> {
+        use prost::Message as _;
+        let address = match exchange.client.ip().to_canonical() {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let family = if address.len() == 4 {
+            SocketFamily::Inet
+        } else {
+            SocketFamily::Inet6
+        };
+        let (qs, qns) = split_time(exchange.query_time);
+        let (rs, rns) = split_time(exchange.response_time);
+        let query = Message {
+            r#type: MessageType::ClientQuery as i32,
+            socket_family: Some(family as i32),
+            socket_protocol: Some(SocketProtocol::Tcp as i32),
+            query_address: Some(address),
+            query_port: Some(u32::from(exchange.client.port())),
+            query_time_sec: Some(qs),
+            query_time_nsec: Some(qns),
+            query_message: Some(exchange.messages.query().to_vec()),
+            ..Message::default()
+        };
+        let response = Message {
+            r#type: MessageType::ClientResponse as i32,
+            response_time_sec: Some(rs),
+            response_time_nsec: Some(rns),
+            response_message: Some(exchange.messages.response().to_vec()),
+            policy: policy_of(exchange).map(|p| Policy {
+                r#type: Some(POLICY_TYPE.to_string()),
+                rule: Some(p.rule.to_vec()),
+                action: Some(p.action as i32),
+                r#match: Some(p.matched as i32),
+                value: p.value.map(<[u8]>::to_vec),
+            }),
+            ..query.clone()
+        };
+        let mut out = Vec::new();
+        let messages = if both {
+            vec![query, response]
+        } else {
+            vec![response]
+        };
+        for message in messages {
+            let dnstap = Dnstap {
+                identity: Some(b"node1".to_vec()),
+                version: Some(b"poolguard 0".to_vec()),
+                extra: extra.map(<[u8]>::to_vec),
+                message: Some(message),
+                r#type: DnstapType::Message as i32,
+            };
+            let bytes = dnstap.encode_to_vec();
+            out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn frames_are_the_bytes_prost_writes_for_the_schema() {
+        let mut big = exchange(Outcome::IpBlocked, Some(Action::Refuse));
+        // Lengths past one varint byte, and an IPv6 client.
+        big.messages = Messages::new(&[7; 300], &[9; 70_000]);
+        big.client = "[2001:db8::7]:53000".parse().unwrap();
+        let mut mapped = exchange(Outcome::Quarantined, None);
+        mapped.client = "[::ffff:10.1.2.3]:5300".parse().unwrap();
+        // A policy past 127 bytes.
+        let mut long_rule = exchange(Outcome::Blocked, Some(Action::Nxdomain));
+        if let Some(v) = long_rule.verdict.as_mut() {
+            v.rule = Arc::from("x".repeat(200));
+        }
+        let cases = [
+            long_rule,
+            exchange(Outcome::Blocked, Some(Action::Sinkhole)),
+            exchange(Outcome::Allowed, None),
+            big,
+            mapped,
+        ];
+        for e in &cases {
+            for (both, extra) in [(false, None), (true, Some(&b"{\"asset\":\"x\"}"[..]))] {
+                let mut out = Vec::new();
+                encode(e, &id(), both, extra, &mut out);
+                assert!(
+                    out == reference(e, both, extra),
+                    "{:?} both={both}: frames differ from prost's",
+                    e.outcome
+                );
+            }
         }
     }
 
     #[test]
     fn a_block_becomes_one_client_response_with_its_policy() {
+        use prost::Message as _;
         let mut out = Vec::new();
         encode(
             &exchange(Outcome::Blocked, Some(Action::Sinkhole)),
@@ -341,6 +477,7 @@ mod tests {
 
     #[test]
     fn both_sends_the_query_first_and_allowed_answers_carry_no_policy() {
+        use prost::Message as _;
         let mut out = Vec::new();
         encode(
             &exchange(Outcome::Allowed, None),
@@ -367,10 +504,13 @@ mod tests {
         assert_eq!(policy_action(Action::Refuse), PolicyAction::Drop);
         assert_eq!(policy_action(Action::Nxdomain), PolicyAction::Nxdomain);
         assert_eq!(policy_action(Action::Nodata), PolicyAction::Nodata);
-        let ip = policy_of(&exchange(Outcome::IpBlocked, Some(Action::Nxdomain))).unwrap();
-        assert_eq!(ip.r#match, Some(PolicyMatch::ResponseIp as i32));
-        let q = policy_of(&exchange(Outcome::Quarantined, None)).unwrap();
-        assert_eq!(q.r#match, Some(PolicyMatch::ClientIp as i32));
-        assert_eq!(q.action, Some(PolicyAction::LocalData as i32));
+        let ip = exchange(Outcome::IpBlocked, Some(Action::Nxdomain));
+        let ip = policy_of(&ip).unwrap();
+        assert_eq!(ip.matched, PolicyMatch::ResponseIp);
+        let q = exchange(Outcome::Quarantined, None);
+        let q = policy_of(&q).unwrap();
+        assert_eq!(q.matched, PolicyMatch::ClientIp);
+        assert_eq!(q.action, PolicyAction::LocalData);
+        assert_eq!(q.rule, b"quarantine");
     }
 }

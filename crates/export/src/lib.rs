@@ -15,6 +15,7 @@ pub mod dnstap;
 pub mod events;
 pub mod fstrm;
 pub mod identity;
+pub mod protobuf;
 pub mod sink;
 pub mod syslog;
 pub mod tls;
@@ -32,11 +33,24 @@ use poolguard_config::Config;
 pub use poolguard_config::export as config;
 use poolguard_record::Outcome;
 use poolguard_record::exchange::{Exchange, ExportSink};
-use poolguard_record::lifecycle::{LifecycleEvent, LifecycleSink};
+use poolguard_record::lifecycle::{
+    AttributedHit, AttributedHitSink, LifecycleEvent, LifecycleSink,
+};
 use sink::{QueueSink, Settings, Target, Wire};
 
 /// How long shutdown waits for each receiver to take what is queued and FINISH.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
+/// Where the syslog exports take hits from (docs/EXPORT.md, "Incident id in hit messages").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitSource {
+    /// From the DNS path, as each is answered: no incident is known then (poolguard runs
+    /// without its store, or with `[incidents] enabled = false`).
+    Answered,
+    /// From the store writer once each batch committed, with the incident every hit was
+    /// folded into ([`AttributedHitSink`]; at most a store flush interval later).
+    Committed,
+}
 
 /// Every configured export, as the DNS path sees it.
 pub struct Exporter {
@@ -51,8 +65,11 @@ pub struct Exporter {
 impl Exporter {
     /// Starts a connection task per configured receiver on the current (control) runtime.
     /// `None` when nothing is configured: the DNS path then copies nothing. `ledger` is the
-    /// live asset ledger the tasks look clients' identities up in (off the DNS path).
-    pub fn start(config: &Config, ledger: &SharedLedger) -> Option<Arc<Self>> {
+    /// live asset ledger the tasks look clients' identities up in (off the DNS path). `hits`:
+    /// where syslog receivers take hits from; with [`HitSource::Committed`] the caller must
+    /// subscribe the exporter to the store's committed hits when
+    /// [`Exporter::takes_committed_hits`] says so, else those receivers get no hits.
+    pub fn start(config: &Config, ledger: &SharedLedger, hits: HitSource) -> Option<Arc<Self>> {
         if config.export.dnstap.is_empty() && config.export.syslog.is_empty() {
             return None;
         }
@@ -70,10 +87,10 @@ impl Exporter {
                 (None, None) => continue,
             };
             let wire = Wire::Dnstap {
-                identity: Identity {
-                    identity: d.identity.clone().unwrap_or_else(host_name).into_bytes(),
-                    version: version.clone(),
-                },
+                identity: Identity::new(
+                    d.identity.clone().unwrap_or_else(host_name).as_bytes(),
+                    &version,
+                ),
                 both: d.messages == Messages::Both,
                 with_identity: d.include.contains(&config::Include::Identity),
             };
@@ -82,6 +99,8 @@ impl Exporter {
                 select: d.select,
                 feeds: d.feeds.clone(),
                 categories: d.categories.clone(),
+                // dnstap describes DNS messages, not incidents: always as answered.
+                committed_hits: false,
                 queue_size: d.queue_size,
                 reconnect_min_ms: d.reconnect_min_ms,
                 reconnect_max_ms: d.reconnect_max_ms,
@@ -117,6 +136,7 @@ impl Exporter {
                 select: s.select,
                 feeds: s.feeds.clone(),
                 categories: s.categories.clone(),
+                committed_hits: hits == HitSource::Committed,
                 queue_size: s.queue_size,
                 reconnect_min_ms: s.reconnect_min_ms,
                 reconnect_max_ms: s.reconnect_max_ms,
@@ -167,16 +187,29 @@ impl Drop for Exporter {
 
 impl ExportSink for Exporter {
     fn wants(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
-        self.sinks.iter().any(|d| d.wants(outcome, feed))
+        self.sinks.iter().any(|d| d.takes_answered(outcome, feed))
     }
 
     /// Offers `exchange` to every receiver that wants it. The DNS path calls this only after
-    /// [`ExportSink::wants`] said yes (`Recorder::export_for`), so the filters run once here.
+    /// [`ExportSink::wants`] said yes (`Recorder::export_for`). The usual single receiver gets
+    /// it by value; only several share it behind an `Arc` (one more allocation).
     fn submit(&self, exchange: Exchange) {
+        let takes = |sink: &QueueSink, e: &Exchange| {
+            let feed = e.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
+            sink.takes_answered(e.outcome, feed)
+        };
+        let mut taking = self.sinks.iter().filter(|s| takes(s, &exchange));
+        let (Some(first), second) = (taking.next(), taking.next()) else {
+            return;
+        };
+        let Some(second) = second else {
+            first.offer(exchange);
+            return;
+        };
+        let rest: Vec<&QueueSink> = taking.collect();
         let shared = Arc::new(exchange);
-        let feed = shared.verdict.as_ref().map(|v| (&*v.feed, &*v.category));
-        for d in self.sinks.iter().filter(|d| d.wants(shared.outcome, feed)) {
-            d.offer(shared.clone());
+        for sink in [first, second].into_iter().chain(rest) {
+            sink.offer_shared(shared.clone());
         }
     }
 }
@@ -193,11 +226,40 @@ impl LifecycleSink for Exporter {
     }
 }
 
+impl AttributedHitSink for Exporter {
+    /// Offers each committed hit to every syslog receiver that takes hits from the store and
+    /// wants it (`feeds`, `categories`). Runs on the store writer's thread: `try_send` only.
+    fn committed(&self, hits: Vec<AttributedHit>) {
+        for hit in hits {
+            let hit = Arc::new(hit);
+            let feed = hit
+                .event
+                .feed
+                .as_deref()
+                .map(|name| (name, hit.category.as_deref().unwrap_or("")));
+            for sink in self
+                .sinks
+                .iter()
+                .filter(|s| s.takes_committed(hit.event.outcome, feed))
+            {
+                sink.offer_committed(hit.clone());
+            }
+        }
+    }
+}
+
 impl Exporter {
     /// Whether any receiver takes incident or quarantine events (else there is no point in
     /// subscribing it to the alerts).
     pub fn wants_events(&self) -> bool {
         self.events.iter().any(|&(i, q)| i || q)
+    }
+
+    /// Whether any receiver takes hits from the store ([`HitSource::Committed`] and a syslog
+    /// receiver): then the store's incident tracker must hand its committed hits to this
+    /// exporter, else there is no point in it copying them.
+    pub fn takes_committed_hits(&self) -> bool {
+        self.sinks.iter().any(QueueSink::takes_committed_hits)
     }
 }
 
@@ -242,5 +304,63 @@ fn host_name() -> String {
     match std::str::from_utf8(&buf[..end]) {
         Ok(name) if !name.is_empty() => name.to_string(),
         _ => "poolguard".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poolguard_clients::Ledger;
+    use poolguard_record::Transport;
+    use poolguard_record::exchange::{ExchangeVerdict, Messages};
+    use std::path::Path;
+
+    fn exchange(outcome: Outcome) -> Exchange {
+        let now = std::time::SystemTime::now();
+        Exchange {
+            client: std::net::SocketAddr::from(([127, 0, 0, 9], 5300)),
+            transport: Transport::Udp,
+            query_time: now,
+            response_time: now,
+            messages: Messages::new(&[0; 12], &[0, 0, 0x81, 0x80]),
+            outcome,
+            verdict: outcome.is_hit().then(|| ExchangeVerdict {
+                feed: Arc::from("mining"),
+                category: Arc::from("mining"),
+                rule: Arc::from("pool.example"),
+                action: poolguard_model::Action::Nxdomain,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_exchange_goes_to_every_receiver_that_wants_it_and_no_other() {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let text = format!(
+            "[[export.syslog]]\nudp = \"{addr}\"\nselect = \"all\"\nhostname = \"a\"\n\
+             [[export.syslog]]\nudp = \"{addr}\"\nhostname = \"b\"\n"
+        );
+        let config = Config::from_toml(&text, Path::new("t.toml"), Path::new(".")).unwrap();
+        let ledger = Ledger::empty().shared();
+        let exporter = Exporter::start(&config, &ledger, HitSource::Answered).unwrap();
+        // A hit both take (shared), an ordinary query only `a` takes (by value).
+        exporter.submit(exchange(Outcome::Blocked));
+        exporter.submit(exchange(Outcome::Allowed));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        for _ in 0..3 {
+            let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf))
+                .await
+                .expect("a datagram within 10 s")
+                .unwrap();
+            let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let words: Vec<&str> = line.split(' ').collect();
+            got.push((words[2].to_string(), words[5].to_string()));
+        }
+        got.sort();
+        let want = [("a", "hit"), ("a", "query"), ("b", "hit")];
+        assert_eq!(got, want.map(|(h, m)| (h.to_string(), m.to_string())));
+        exporter.shutdown().await;
     }
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,26 +37,49 @@ use super::syslog;
 use poolguard_clients::SharedLedger;
 use poolguard_record::Outcome;
 use poolguard_record::exchange::Exchange;
-use poolguard_record::lifecycle::LifecycleEvent;
+use poolguard_record::lifecycle::{AttributedHit, LifecycleEvent};
 
 /// What a receiver's queue holds.
 #[derive(Debug, Clone)]
 pub enum Item {
-    /// An answered query.
-    Exchange(Arc<Exchange>),
+    /// An answered query only this receiver takes: held by value, so the DNS path makes no
+    /// allocation for it beyond its messages (and the export task frees no more).
+    Exchange(Exchange),
+    /// An answered query several receivers take.
+    Shared(Arc<Exchange>),
     /// An incident or quarantine event (syslog receivers with `events`).
     Event(Arc<LifecycleEvent>),
+    /// A hit the store committed, with its incident (syslog receivers while incident
+    /// tracking is on; they then take no hits from the DNS path).
+    Committed(Arc<AttributedHit>),
 }
 
-/// Exchanges written per batch before the writer is flushed.
-const BATCH: usize = 256;
-/// After writing a batch that was not full, the connection waits this long before taking the
-/// next one, so exchanges gather instead of each waking the task. Measured (docs/EXPORT.md,
-/// "Cost"): without it, a DNS worker and the export task on one core took turns item by item,
-/// a wake-up and a `write` per exchange, and dnstap of every query cost a third of the core.
-/// A receiver sees exchanges at most this much later; the queue holds far more than this
-/// long at any rate the DNS path reaches.
+impl Item {
+    /// The answered query, when this is one.
+    fn exchange(&self) -> Option<&Exchange> {
+        match self {
+            Item::Exchange(e) => Some(e),
+            Item::Shared(e) => Some(e),
+            Item::Event(_) | Item::Committed(_) => None,
+        }
+    }
+}
+
+/// Exchanges written per batch (one `write`). 512 dnstap frames of a typical ~250 bytes are
+/// ~128 KiB, within a Unix socket's default send buffer (208 KiB); the harness's full rate
+/// (~150 000 exchanges a second) brings ~300 per [`LINGER`].
+const BATCH: usize = 512;
+/// After writing a batch, the connection waits this long before taking the next one (unless
+/// a full batch is already waiting), so exchanges gather instead of each waking the task.
+/// Measured (docs/EXPORT.md, "Cost"): without it, a DNS worker and the export task on one
+/// core took turns item by item, a wake-up and a `write` per exchange, and dnstap of every
+/// query cost a third of the core; lingering only after a batch that was not full still
+/// woke the task twice per period (a full batch, then the few that came meanwhile). A
+/// receiver sees exchanges at most this much later; the queue holds far more than this long
+/// at any rate the DNS path reaches.
 const LINGER: Duration = Duration::from_millis(2);
+/// Largest encoded-batch buffer kept between batches (a full batch takes ~128 KiB).
+const KEEP_BUFFER: usize = 1 << 20;
 /// Bound on each handshake step and on the final STOP/FINISH.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -111,6 +134,9 @@ pub struct Settings {
     pub feeds: Vec<String>,
     /// Only exchanges decided by feeds of these categories (empty = no category filter).
     pub categories: Vec<String>,
+    /// Hits come from the store once committed, with their incident id, instead of from the
+    /// DNS path (syslog receivers while incident tracking is on; docs/EXPORT.md).
+    pub committed_hits: bool,
     /// The queue's bound: beyond it new exchanges are dropped and counted, never waited for.
     pub queue_size: usize,
     /// First reconnect delay; doubles after each failure up to `reconnect_max_ms`.
@@ -130,6 +156,8 @@ pub struct QueueSink {
     select: Select,
     feeds: Vec<String>,
     categories: Vec<String>,
+    /// See [`Settings::committed_hits`].
+    committed_hits: bool,
     queue: mpsc::Sender<Item>,
     /// Bound on ordinary queries (syslog `select = "all"`), with the free slots they need.
     ordinary: Option<(Budget, usize)>,
@@ -190,6 +218,7 @@ impl QueueSink {
             select: config.select,
             feeds: config.feeds.clone(),
             categories: config.categories.clone(),
+            committed_hits: config.committed_hits,
             queue: tx,
             ordinary: config
                 .max_per_second
@@ -213,7 +242,24 @@ impl QueueSink {
         (sink, task)
     }
 
-    /// Whether this receiver wants an exchange with `outcome` decided by `feed`.
+    /// Whether this receiver takes an exchange from the DNS path: what [`QueueSink::wants`]
+    /// says, except hits while they come from the store instead.
+    pub fn takes_answered(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
+        !(self.committed_hits && outcome.is_hit()) && self.wants(outcome, feed)
+    }
+
+    /// Whether this receiver takes hits from the store rather than the DNS path.
+    pub fn takes_committed_hits(&self) -> bool {
+        self.committed_hits
+    }
+
+    /// Whether this receiver takes a hit the store committed, decided by `feed`.
+    pub fn takes_committed(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
+        self.committed_hits && self.wants(outcome, feed)
+    }
+
+    /// Whether this receiver's filters (`select`, `feeds`, `categories`) keep a record with
+    /// `outcome` decided by `feed`, whichever path it comes from.
     pub fn wants(&self, outcome: Outcome, feed: Option<(&str, &str)>) -> bool {
         if self.select == Select::Hits && !outcome.is_hit() {
             return false;
@@ -231,11 +277,21 @@ impl QueueSink {
         true
     }
 
-    /// Queues `exchange` without waiting; a full queue (or a stopped task) drops it, counted.
-    /// An ordinary query also needs its rate budget and half the queue free.
-    pub fn offer(&self, exchange: Arc<Exchange>) {
+    /// Queues `exchange`, which no other receiver takes, without waiting; a full queue (or a
+    /// stopped task) drops it, counted. An ordinary query also needs its rate budget and half
+    /// the queue free.
+    pub fn offer(&self, exchange: Exchange) {
+        self.admit(exchange.outcome, Item::Exchange(exchange));
+    }
+
+    /// [`QueueSink::offer`] for an exchange other receivers take too.
+    pub fn offer_shared(&self, exchange: Arc<Exchange>) {
+        self.admit(exchange.outcome, Item::Shared(exchange));
+    }
+
+    fn admit(&self, outcome: Outcome, item: Item) {
         if let Some((budget, free)) = &self.ordinary
-            && !exchange.outcome.is_hit()
+            && !outcome.is_hit()
         {
             if self.queue.capacity() < *free {
                 self.full.increment(1);
@@ -246,14 +302,23 @@ impl QueueSink {
                 return;
             }
         }
-        if self.queue.try_send(Item::Exchange(exchange)).is_err() {
+        if self.queue.try_send(item).is_err() {
             self.full.increment(1);
         }
     }
 
     /// Queues an incident or quarantine event without waiting (no rate budget, like hits).
     pub fn offer_event(&self, event: Arc<LifecycleEvent>) {
-        if self.queue.try_send(Item::Event(event)).is_err() {
+        self.offer_unbudgeted(Item::Event(event));
+    }
+
+    /// Queues a committed hit without waiting (no rate budget); a full queue drops it, counted.
+    pub fn offer_committed(&self, hit: Arc<AttributedHit>) {
+        self.offer_unbudgeted(Item::Committed(hit));
+    }
+
+    fn offer_unbudgeted(&self, item: Item) {
+        if self.queue.try_send(item).is_err() {
             self.full.increment(1);
         }
     }
@@ -372,8 +437,10 @@ impl Connection {
         stream: S,
         rx: &mut mpsc::Receiver<Item>,
     ) -> Result<Ended, FstrmError> {
-        let (mut reader, writer) = tokio::io::split(stream);
-        let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+        // Unbuffered: a batch is encoded into one buffer and written with one `write_all`
+        // (a BufWriter would only copy it once more); the handshake's control frames are
+        // each one write too.
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let dnstap = matches!(self.wire, Wire::Dnstap { .. });
         if dnstap {
             fstrm::handshake(
@@ -389,8 +456,10 @@ impl Connection {
         tracing::info!(target = %self.target, "export receiver connected");
         let mut probe = [0u8; 64];
         let mut batch = Vec::with_capacity(BATCH);
-        // Set after a batch that was not full: no receiving (and so no wake-up per
-        // exchange) until then.
+        // The encoded batch, kept between batches so it is not grown again each time.
+        let mut bytes = Vec::new();
+        // Set after a batch is written: no receiving (and so no wake-up per exchange) until
+        // then.
         let mut linger: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
@@ -400,12 +469,12 @@ impl Connection {
                     while let Ok(e) = rx.try_recv() {
                         batch.push(e);
                         if batch.len() == BATCH
-                            && let Err(error) = self.write(&mut writer, &mut batch).await
+                            && let Err(error) = self.write(&mut writer, &mut batch, &mut bytes).await
                         {
                             return Ok(Ended::Lost(error));
                         }
                     }
-                    if let Err(error) = self.write(&mut writer, &mut batch).await {
+                    if let Err(error) = self.write(&mut writer, &mut batch, &mut bytes).await {
                         return Ok(Ended::Lost(error));
                     }
                     if dnstap && let Err(error) = fstrm::finish(&mut reader, &mut writer, HANDSHAKE_TIMEOUT).await {
@@ -428,51 +497,53 @@ impl Connection {
                         tokio::time::sleep_until(until).await;
                     }
                 }, if linger.is_some() => linger = None,
-                next = rx.recv(), if linger.is_none() => {
-                    let Some(first) = next else {
+                // Up to a batch at once: the queue's permits go back in one step, not one
+                // per item.
+                taken = rx.recv_many(&mut batch, BATCH), if linger.is_none() => {
+                    if taken == 0 {
                         if dnstap {
                             let _ = fstrm::finish(&mut reader, &mut writer, HANDSHAKE_TIMEOUT).await;
                         }
                         let _ = writer.shutdown().await;
                         return Ok(Ended::Stopped);
-                    };
-                    batch.push(first);
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(e) => batch.push(e),
-                            Err(_) => break,
-                        }
                     }
-                    if batch.len() < BATCH {
-                        linger = Some(tokio::time::Instant::now() + LINGER);
-                    }
-                    if let Err(error) = self.write(&mut writer, &mut batch).await {
+                    if let Err(error) = self.write(&mut writer, &mut batch, &mut bytes).await {
                         return Ok(Ended::Lost(error));
+                    }
+                    if rx.len() < BATCH {
+                        linger = Some(tokio::time::Instant::now() + LINGER);
                     }
                 }
             }
         }
     }
 
-    /// Encodes and writes `batch`, then flushes, within the write timeout. On failure the
-    /// batch counts as dropped: what the receiver got of it is unknown.
+    /// Encodes `batch` into `bytes` and writes it, then flushes, within the write timeout. On
+    /// failure the batch counts as dropped: what the receiver got of it is unknown.
     async fn write<W: AsyncWrite + Unpin>(
         &self,
         writer: &mut W,
         batch: &mut Vec<Item>,
+        bytes: &mut Vec<u8>,
     ) -> Result<(), FstrmError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut bytes = Vec::new();
-        self.encode(batch, &mut bytes);
+        bytes.clear();
+        self.encode(batch, bytes);
         let n = batch.len() as u64;
         batch.clear();
         let write = async {
-            writer.write_all(&bytes).await?;
+            writer.write_all(bytes).await?;
             writer.flush().await
         };
-        match tokio::time::timeout(self.write_timeout, write).await {
+        let written = tokio::time::timeout(self.write_timeout, write).await;
+        // A batch of large TCP answers can grow the buffer far beyond the usual few tens of
+        // KiB: that much is not kept between batches.
+        if bytes.capacity() > KEEP_BUFFER {
+            *bytes = Vec::new();
+        }
+        match written {
             Ok(Ok(())) => {
                 self.meters.sent.increment(n);
                 Ok(())
@@ -498,15 +569,16 @@ impl Connection {
                 both,
                 with_identity,
             } => {
-                let ledger = self.ledger.load();
+                // One snapshot per batch, and only when identities are sent at all.
+                let ledger = with_identity.then(|| self.ledger.load());
                 for item in batch {
-                    // Events are offered to syslog receivers only.
-                    let Item::Exchange(exchange) = item else {
+                    // Events and committed hits are offered to syslog receivers only.
+                    let Some(exchange) = item.exchange() else {
                         continue;
                     };
-                    let extra = with_identity
-                        .then(|| ledger.lookup(exchange.client.ip()))
-                        .flatten()
+                    let extra = ledger
+                        .as_ref()
+                        .and_then(|l| l.lookup(exchange.client.ip()))
                         .map(|id| crate::identity::extra_json(&id));
                     dnstap::encode(exchange, identity, *both, extra.as_deref(), bytes);
                 }
@@ -573,6 +645,10 @@ fn syslog_message(
             let id = ledger.lookup(e.client.ip());
             syslog::format(e, header, id.as_deref())
         }
+        Item::Shared(e) => {
+            let id = ledger.lookup(e.client.ip());
+            syslog::format(e, header, id.as_deref())
+        }
         Item::Event(e) => {
             let id = e
                 .client
@@ -580,6 +656,10 @@ fn syslog_message(
                 .and_then(|c| c.parse().ok())
                 .and_then(|ip| ledger.lookup(ip));
             crate::events::format(e, header, id.as_deref())
+        }
+        Item::Committed(h) => {
+            let id = ledger.lookup(h.event.client.ip());
+            syslog::format_committed(h, header, id.as_deref())
         }
     }
 }

@@ -87,12 +87,16 @@ impl Clock for ManualClock {
 /// The shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 
-/// What the incident tracker needs to know about a feed: its category, severity and source.
+/// What the incident tracker needs to know about a feed: its category, severity and source,
+/// and its action (which the syslog exports' hit messages name, see [`track`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedMeta {
     pub name: String,
     pub category: String,
     pub severity: String,
+    /// Its answer to a block (`[blocking] default_action` unless the feed sets its own);
+    /// `None` when not known (a feed the report names but the config no longer has).
+    pub action: Option<poolguard_model::Action>,
     /// Local file, as configured.
     pub path: Option<PathBuf>,
     /// Subscription URL.
@@ -104,11 +108,15 @@ pub type FeedMetas = Arc<ArcSwap<HashMap<String, FeedMeta>>>;
 
 /// Builds the feed map from `[[feeds]]`.
 pub fn feed_metas(config: &Config) -> HashMap<String, FeedMeta> {
-    feed_metas_of(&config.feeds)
+    feed_metas_of(&config.feeds, config.blocking.default_action)
 }
 
-/// Builds the feed map from a feed list (`config.toml` plus feeds created over the API).
-pub fn feed_metas_of(feeds: &[poolguard_config::FeedConfig]) -> HashMap<String, FeedMeta> {
+/// Builds the feed map from a feed list (`config.toml` plus feeds created over the API);
+/// feeds without an `action` get `default_action` (`[blocking] default_action`).
+pub fn feed_metas_of(
+    feeds: &[poolguard_config::FeedConfig],
+    default_action: poolguard_model::Action,
+) -> HashMap<String, FeedMeta> {
     feeds
         .iter()
         .map(|f| {
@@ -118,6 +126,7 @@ pub fn feed_metas_of(feeds: &[poolguard_config::FeedConfig]) -> HashMap<String, 
                     name: f.name.clone(),
                     category: f.category.clone(),
                     severity: severity_name(severity_rank(f.severity)).to_string(),
+                    action: Some(f.action.unwrap_or(default_action)),
                     path: f.path.clone(),
                     url: f.url.clone(),
                 },

@@ -93,6 +93,7 @@ pub async fn load(
                 name: f.clone(),
                 category: "unknown".into(),
                 severity: "unknown".into(),
+                action: None,
                 path: None,
                 url: None,
             })

@@ -31,14 +31,47 @@ pub struct Exchange {
     pub query_time: SystemTime,
     /// When the answer was handed to the socket.
     pub response_time: SystemTime,
-    /// The query, verbatim.
-    pub query: Box<[u8]>,
-    /// The answer, verbatim (what was sent, after any truncation).
-    pub response: Box<[u8]>,
+    /// The query and the answer (what was sent, after any truncation), verbatim.
+    pub messages: Messages,
     /// What the resolver did, for the exports' `hits` selection and the dnstap policy.
     pub outcome: Outcome,
     /// The feed that decided, for blocks and allowlist matches.
     pub verdict: Option<ExchangeVerdict>,
+}
+
+/// Both wire messages of an exchange in one allocation: the DNS path makes one per exported
+/// exchange instead of two, and the export task frees one. Measured on the harness's blocked
+/// mix, allocations the DNS path makes and the export task frees were a visible part of the
+/// dnstap cost (docs/EXPORT.md, "Cost").
+#[derive(Debug, Clone, Default)]
+pub struct Messages {
+    /// The query, then the answer.
+    bytes: Box<[u8]>,
+    /// Where the answer starts.
+    query_len: usize,
+}
+
+impl Messages {
+    /// Copies `query` and `response`.
+    pub fn new(query: &[u8], response: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(query.len() + response.len());
+        bytes.extend_from_slice(query);
+        bytes.extend_from_slice(response);
+        Self {
+            bytes: bytes.into_boxed_slice(),
+            query_len: query.len(),
+        }
+    }
+
+    /// The query, verbatim.
+    pub fn query(&self) -> &[u8] {
+        &self.bytes[..self.query_len]
+    }
+
+    /// The answer, verbatim.
+    pub fn response(&self) -> &[u8] {
+        &self.bytes[self.query_len..]
+    }
 }
 
 /// Which feed and rule decided an exchange, and how the feed answers.
@@ -80,7 +113,7 @@ pub async fn scope<F: Future>(request: F) -> F::Output {
     PENDING.scope(RefCell::new(None), request).await
 }
 
-/// Leaves `exchange` (answer still empty) for the front end of this request to complete.
+/// Leaves `exchange` (only the query in its messages) for the front end of this request to complete.
 /// Does nothing outside [`scope`].
 pub fn pending(sink: Arc<dyn ExportSink>, exchange: Exchange) {
     let _ = PENDING.try_with(|slot| {
@@ -96,7 +129,7 @@ pub fn complete(response: &[u8]) {
         .ok()
         .flatten();
     if let Some(Pending { sink, mut exchange }) = pending {
-        exchange.response = response.into();
+        exchange.messages = Messages::new(exchange.messages.query(), response);
         exchange.response_time = SystemTime::now();
         sink.submit(exchange);
     }
@@ -131,8 +164,7 @@ mod tests {
             transport: Transport::Udp,
             query_time: SystemTime::now(),
             response_time: SystemTime::now(),
-            query: Box::new([1, 2]),
-            response: Box::new([]),
+            messages: Messages::new(&[1, 2], &[]),
             outcome: Outcome::Allowed,
             verdict: None,
         }
@@ -154,7 +186,7 @@ mod tests {
         complete(&[5]);
         let kept = keep.0.lock().unwrap();
         assert_eq!(kept.len(), 1);
-        assert_eq!(&*kept[0].query, &[1, 2]);
-        assert_eq!(&*kept[0].response, &[9, 9, 9]);
+        assert_eq!(kept[0].messages.query(), &[1, 2]);
+        assert_eq!(kept[0].messages.response(), &[9, 9, 9]);
     }
 }

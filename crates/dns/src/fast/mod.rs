@@ -38,7 +38,7 @@ use block::BlockWriter;
 use cache::PacketCache;
 use opt::ResponseOpt;
 use poolguard_policy::{NameMatch, QueryDecision};
-use poolguard_record::exchange::{self, Exchange, ExchangeVerdict};
+use poolguard_record::exchange::{Exchange, ExchangeVerdict, Messages};
 use poolguard_record::{Outcome, Transport};
 
 /// One worker's fast path. Owns nothing shared but the [`Shared`] state; the cache is the
@@ -174,13 +174,15 @@ impl FastPath {
 
     /// Hands the query-log event over, unless nobody keeps it or the worker sheds it.
     fn record(&self, a: Answered<'_, '_>) {
-        self.export(&a);
+        // export (docs/EXPORT.md): a block's rule text, made once for the export and the log.
+        let mut rule = None;
+        self.export(&a, &mut rule);
         let recorder = &self.shared.recorder;
         if !recorder.admits(a.outcome, self.load.saturated()) {
             return;
         }
         let (feed, rule) = match a.verdict {
-            Some((feed, found)) => (Some(feed), Some(found.rule())),
+            Some((feed, found)) => (Some(feed), Some(rule.unwrap_or_else(|| found.rule()))),
             None => (None, None),
         };
         let logged = Logged {
@@ -202,8 +204,10 @@ impl FastPath {
 
 impl FastPath {
     /// export (docs/EXPORT.md): the exchange goes to the export when one is configured and
-    /// wants it; only then are the wire bytes copied.
-    fn export(&self, a: &Answered<'_, '_>) {
+    /// wants it; only then are the wire bytes copied (into one allocation), the clock read
+    /// (once: the arrival is the answer time minus the time spent) and a block's `rule` made
+    /// (left in `rule` for the query log).
+    fn export(&self, a: &Answered<'_, '_>, rule: &mut Option<Arc<str>>) {
         let feed = a.verdict.as_ref().map(|(_, found)| found.feed);
         let Some(export) = self
             .shared
@@ -212,18 +216,20 @@ impl FastPath {
         else {
             return;
         };
+        let response_time = std::time::SystemTime::now();
         export.submit(Exchange {
             client: a.client,
             transport: a.transport,
-            query_time: exchange::arrived(a.start.elapsed()),
-            response_time: std::time::SystemTime::now(),
-            query: a.wire.0.into(),
-            response: a.wire.1.into(),
+            query_time: response_time
+                .checked_sub(a.start.elapsed())
+                .unwrap_or(response_time),
+            response_time,
+            messages: Messages::new(a.wire.0, a.wire.1),
             outcome: a.outcome,
             verdict: a.verdict.as_ref().map(|(_, found)| ExchangeVerdict {
                 feed: found.feed.name.clone(),
                 category: found.feed.category.clone(),
-                rule: found.rule(),
+                rule: rule.get_or_insert_with(|| found.rule()).clone(),
                 action: found.feed.action,
             }),
         });

@@ -213,12 +213,13 @@ impl Tracker {
                 opened,
                 folded,
                 group,
-            }) = self.write_group(tx, &key, group, &batch, memory)?
+            }) = self.write_group(tx, &key, group, &batch, memory, pending)?
             else {
                 continue;
             };
             let id = incident.tracked.id;
             record_names(tx, id, &group, events, &mut memory.named)?;
+            self.owned_by(id, &group, pending);
             // Only now, when every statement succeeded, is anything announced.
             if opened {
                 let first = group[0];
@@ -255,6 +256,7 @@ impl Tracker {
         group: Vec<&'h HitRow>,
         batch: &Batch<'_>,
         memory: &mut Memory,
+        pending: &mut Pending,
     ) -> Result<Option<Written<'h>>, StoreError> {
         let Batch { events, feeds, .. } = *batch;
         if let Some(known) = memory.open.take(key) {
@@ -273,7 +275,7 @@ impl Tracker {
             Some(incident) => (incident, false, group),
             None => {
                 let group = if batch.replayed {
-                    self.attach_late(tx, key, group, batch, memory)?
+                    self.attach_late(tx, key, group, batch, memory, pending)?
                 } else {
                     group
                 };

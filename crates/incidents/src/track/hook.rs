@@ -1,5 +1,6 @@
 //! The tracker as the store writer's [`BatchHook`]: hits during the transaction, thresholds
-//! at its end, publishing after the commit, forgetting after a failure.
+//! at its end, publishing (alerts, quarantine, attributed hits) after the commit, forgetting
+//! after a failure.
 
 use std::sync::PoisonError;
 
@@ -18,7 +19,10 @@ impl BatchHook for Tracker {
         replayed: bool,
     ) -> Result<(), StoreError> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        self.track_hits(tx, events, hits, replayed, &mut pending)
+        let tracked = self.track_hits(tx, events, hits, replayed, &mut pending);
+        // Tracked or rolled back, these hits are stored: each goes to the hit sink once.
+        self.attribute(events, hits, &mut pending);
+        tracked
     }
 
     fn end_batch(&self, tx: &dyn IncidentTx) -> Result<(), StoreError> {

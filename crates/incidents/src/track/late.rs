@@ -4,7 +4,7 @@ use poolguard_store::StoreError;
 use poolguard_store::hook::{FoldGuard, HitRow, IncidentTx};
 
 use super::fold::{Batch, Folded, record_names};
-use super::{Memory, Tracker};
+use super::{Memory, Pending, Tracker};
 
 impl Tracker {
     /// A replayed batch may hold hits of a key without an open incident that are stamped before
@@ -20,6 +20,7 @@ impl Tracker {
         group: Vec<&'h HitRow>,
         batch: &Batch<'_>,
         memory: &mut Memory,
+        pending: &mut Pending,
     ) -> Result<Vec<&'h HitRow>, StoreError> {
         let Batch { events, feeds, .. } = *batch;
         let Some(closed) = tx.latest_closed_incident(key)? else {
@@ -38,6 +39,7 @@ impl Tracker {
             FoldGuard::EvenClosed,
         )?;
         record_names(tx, incident.id, &late, events, &mut memory.named)?;
+        self.owned_by(incident.id, &late, pending);
         let note = format!(
             "{} hit(s) from before this incident was closed arrived late (deferred under load \
              and replayed) and were added to it.",

@@ -13,7 +13,10 @@
 //! incident: an indexed count of incidents (skipped once it is known to stay below the
 //! threshold), and the address's hits from [`HitWindows`].
 //! Alerts and quarantine changes are collected during the batch and published only after the
-//! commit (a rolled-back batch announces nothing).
+//! commit (a rolled-back batch announces nothing). So are the batch's hits with the incident
+//! each went to, when a syslog export subscribed ([`Tracker::with_hit_sink`]): a hit message
+//! that names its incident can only be sent once the incident is committed (docs/EXPORT.md).
+mod attribute;
 mod fold;
 mod hook;
 mod late;
@@ -28,6 +31,7 @@ use foldhash::fast::FixedState;
 use super::open::OpenIncidents;
 use super::window::HitWindows;
 use super::{Accountability, AlertEvent, FeedMeta};
+use poolguard_record::lifecycle::{AttributedHit, AttributedHitSink};
 
 /// What a batch changed, published after the commit.
 #[derive(Debug, Default)]
@@ -38,11 +42,20 @@ pub struct Pending {
     hit_times: Vec<(IpAddr, i64)>,
     alerts: Vec<AlertEvent>,
     quarantined: Vec<IpAddr>,
+    /// (event index, incident id) of the hits the current [`BatchHook::on_hits`] call folded,
+    /// only while a hit sink is subscribed.
+    ///
+    /// [`BatchHook::on_hits`]: poolguard_store::hook::BatchHook::on_hits
+    owners: Vec<(usize, i64)>,
+    /// Every hit of the batch with its incident, for the hit sink (only while one is
+    /// subscribed). Not undone with a failed tracking step: those hits are stored all the
+    /// same, and go out without an incident id.
+    attributed: Vec<AttributedHit>,
 }
 
 /// How long each list of a [`Pending`] was, to undo what a failed step added.
 #[derive(Clone, Copy)]
-struct Mark([usize; 4]);
+struct Mark([usize; 5]);
 
 impl Pending {
     fn mark(&self) -> Mark {
@@ -51,16 +64,18 @@ impl Pending {
             self.hit_times.len(),
             self.alerts.len(),
             self.quarantined.len(),
+            self.owners.len(),
         ])
     }
 
     /// Drops what was added since `mark`: the step's statements are rolled back, so nothing
     /// it collected may be announced or enforced.
-    fn rollback(&mut self, Mark([touched, hit_times, alerts, quarantined]): Mark) {
+    fn rollback(&mut self, Mark([touched, hit_times, alerts, quarantined, owners]): Mark) {
         self.touched.truncate(touched);
         self.hit_times.truncate(hit_times);
         self.alerts.truncate(alerts);
         self.quarantined.truncate(quarantined);
+        self.owners.truncate(owners);
     }
 }
 
@@ -86,6 +101,8 @@ pub struct Tracker {
     pending: Arc<Mutex<Pending>>,
     /// Other nodes write the same store ([`Tracker::shared`]).
     shared: bool,
+    /// Where committed hits go with their incident (the syslog exports), when subscribed.
+    hit_sink: Option<Arc<dyn AttributedHitSink>>,
 }
 
 /// What the tracker remembers between batches to save statements. Every part may be
@@ -123,6 +140,7 @@ impl Tracker {
             memory: Arc::default(),
             pending: Arc::default(),
             shared: false,
+            hit_sink: None,
         }
     }
 
@@ -139,6 +157,12 @@ impl Tracker {
         }
     }
 
+    /// This tracker, also handing every committed hit with its incident id to `sink`.
+    pub fn with_hit_sink(mut self, sink: Arc<dyn AttributedHitSink>) -> Self {
+        self.hit_sink = Some(sink);
+        self
+    }
+
     fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
         self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -150,13 +174,19 @@ impl Tracker {
         *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Pending::default();
     }
 
-    /// After the commit: swap the quarantine set and hand the alerts to the delivery task.
+    /// After the commit: swap the quarantine set, hand the alerts to the delivery task, then
+    /// the hits to the hit sink (after `incident.opened`, which they name).
     pub fn publish(&self, pending: Pending) {
         for ip in pending.quarantined {
             self.acc.quarantine.insert(ip);
         }
         for ev in pending.alerts {
             self.acc.alerts.emit(ev);
+        }
+        if let Some(sink) = &self.hit_sink
+            && !pending.attributed.is_empty()
+        {
+            sink.committed(pending.attributed);
         }
     }
 }

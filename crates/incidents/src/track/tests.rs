@@ -156,6 +156,7 @@ fn tracker_with(config: &Config, feeds: &[(&str, &str)]) -> Tracker {
                 name: name.to_string(),
                 category: "mining".to_string(),
                 severity: severity.to_string(),
+                action: Some(poolguard_model::Action::Sinkhole),
                 path: None,
                 url: None,
             };
@@ -300,4 +301,86 @@ fn a_repeat_offender_another_node_enforced_first_is_not_announced_twice() {
         "the node that marked it announced it"
     );
     assert!(elsewhere.quarantined.is_empty());
+}
+
+/// Keeps what the tracker hands its hit sink, batch by batch.
+#[derive(Default)]
+struct Keep(std::sync::Mutex<Vec<Vec<AttributedHit>>>);
+
+impl AttributedHitSink for Keep {
+    fn committed(&self, hits: Vec<AttributedHit>) {
+        self.0.lock().unwrap().push(hits);
+    }
+}
+
+/// (client, incident id) of every hit of every batch handed over so far.
+fn handed(keep: &Keep) -> Vec<Vec<(String, Option<i64>)>> {
+    let batches = keep.0.lock().unwrap();
+    batches
+        .iter()
+        .map(|b| {
+            b.iter()
+                .map(|h| (h.event.client.ip().to_string(), h.incident_id))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn committed_hits_reach_the_hit_sink_once_each_with_their_incident() {
+    use poolguard_store::hook::BatchHook;
+    let keep = Arc::new(Keep::default());
+    let t = tracker(&[("mining", "high")]).with_hit_sink(keep.clone());
+    let store = Fake::default();
+    let first = [
+        hit(100, "10.0.0.1", "mining"),
+        hit(110, "10.0.0.2", "mining"),
+        hit(120, "10.0.0.1", "mining"),
+    ];
+    t.on_hits(&store, &first, &rows_of(&first), false)
+        .expect("tracked");
+    assert!(handed(&keep).is_empty(), "nothing before the commit");
+    t.committed();
+    let ip = |s: &str| s.to_string();
+    assert_eq!(
+        handed(&keep),
+        [[
+            (ip("10.0.0.1"), Some(1)),
+            (ip("10.0.0.2"), Some(2)),
+            (ip("10.0.0.1"), Some(1))
+        ]]
+    );
+    {
+        let batches = keep.0.lock().unwrap();
+        assert_eq!(batches[0][0].category.as_deref(), Some("mining"));
+        assert_eq!(
+            batches[0][0].action,
+            Some(poolguard_model::Action::Sinkhole)
+        );
+    }
+
+    // A batch that did not commit hands nothing over: its hits come again when stored.
+    let again = [hit(200, "10.0.0.2", "mining")];
+    t.on_hits(&store, &again, &rows_of(&again), false)
+        .expect("tracked");
+    t.batch_failed();
+    t.committed();
+    assert_eq!(handed(&keep).len(), 1);
+    t.on_hits(&store, &again, &rows_of(&again), true)
+        .expect("tracked");
+    t.committed();
+    assert_eq!(handed(&keep)[1], [(ip("10.0.0.2"), Some(2))]);
+}
+
+#[test]
+fn hits_whose_tracking_failed_still_reach_the_hit_sink_without_an_incident() {
+    use poolguard_store::hook::BatchHook;
+    let keep = Arc::new(Keep::default());
+    let t = tracker(&[("mining", "severe")]).with_hit_sink(keep.clone());
+    let events = [hit(100, "10.0.0.1", "mining")];
+    t.on_hits(&Fake::default(), &events, &rows_of(&events), false)
+        .expect_err("unknown severity");
+    // The writer rolls the tracking back but commits the hit.
+    t.committed();
+    assert_eq!(handed(&keep), [[("10.0.0.1".to_string(), None)]]);
 }
