@@ -66,6 +66,15 @@ impl Group {
     }
 }
 
+impl Group {
+    /// A request to `path` of another node's API, with the node-to-node token.
+    fn ask(&self, peer: &Peer, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", peer.api_url.trim_end_matches('/')))
+            .bearer_auth(self.token.as_deref().unwrap_or_default())
+    }
+}
+
 /// Removes `scope` from the parameters: true (the default) = the group's log, false
 /// (`scope=node`) = this node's only. Any other value is a 400 naming it.
 pub(crate) fn take_scope(
@@ -164,14 +173,7 @@ pub(crate) async fn list(
         if !at.is_empty() {
             query.push(("cursor".into(), at.clone()));
         }
-        let req = group
-            .http
-            .get(format!(
-                "{}/api/v1/queries",
-                peer.api_url.trim_end_matches('/')
-            ))
-            .bearer_auth(group.token.as_deref().unwrap_or_default())
-            .query(&query);
+        let req = group.ask(peer, "/api/v1/queries").query(&query);
         let name = peer.name.clone();
         asks.spawn(async move { (name, ask(req).await) });
     }
@@ -289,19 +291,12 @@ pub(crate) async fn peer_query_counts(
     };
     let mut asks = tokio::task::JoinSet::new();
     for peer in peers {
-        let req = group
-            .http
-            .get(format!(
-                "{}/api/v1/stats",
-                peer.api_url.trim_end_matches('/')
-            ))
-            .bearer_auth(group.token.as_deref().unwrap_or_default())
-            .query(&[
-                ("since", since),
-                ("until", until),
-                ("top", "1"),
-                ("scope", "node"),
-            ]);
+        let req = group.ask(&peer, "/api/v1/stats").query(&[
+            ("since", since),
+            ("until", until),
+            ("top", "1"),
+            ("scope", "node"),
+        ]);
         asks.spawn(async move { (peer.name, ask_json::<NodeStats>(req).await) });
     }
     while let Some(done) = asks.join_next().await {

@@ -8,12 +8,10 @@
 //! (one index range each on `hits_time`). The window split is the SQLite store's
 //! ([`poolguard_store::rollup::split`], [`poolguard_store::rollup::by_days`]).
 
+use crate::{Params, PgError, refs};
 use poolguard_store::Count;
 use poolguard_store::rollup::{Kind, by_days, split};
 use poolguard_store::summary::Offender;
-use tokio_postgres::types::ToSql;
-
-use crate::PgError;
 
 /// A window `[since, until)` as the ranges every rollup read takes: whole days (day rows),
 /// the hours around them (hour rows) and the millisecond edges (`hits`). Absent parts are
@@ -44,9 +42,10 @@ impl Plan {
         plan
     }
 
-    /// `$1` (the kind) to `$11`, in the order [`union`] numbers them.
-    fn params(&self, kind: Kind) -> Vec<Box<dyn ToSql + Sync + Send>> {
-        let mut p: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(kind as i16)];
+    /// `$1` (the kind) to `$11`, in the order [`union`] numbers them, then `$12` (the row
+    /// limit).
+    fn params(&self, kind: Kind, top: Option<i64>) -> Params {
+        let mut p: Params = vec![Box::new(kind as i16)];
         let ranges = [
             self.days,
             self.hours[0],
@@ -58,6 +57,7 @@ impl Plan {
             p.push(Box::new(a));
             p.push(Box::new(b));
         }
+        p.push(Box::new(top));
         p
     }
 }
@@ -120,14 +120,14 @@ pub(crate) async fn counts(
          GROUP BY key ORDER BY 2 DESC, 1 LIMIT $12",
         union(kind, false)
     );
-    let mut params = plan.params(kind);
-    params.push(Box::new(top));
+    let mut params = plan.params(kind, top);
     if let Some(only) = only {
-        params.push(Box::new(only.to_vec()));
+        params.push(Box::new(
+            only.iter().map(|s| s.to_string()).collect::<Vec<String>>(),
+        ));
     }
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
     client
-        .query(&sql, &refs)
+        .query(&sql, &refs(&params))
         .await?
         .iter()
         .map(|r| {
@@ -152,11 +152,9 @@ pub(crate) async fn offenders(
          GROUP BY key ORDER BY 4 DESC, 1 LIMIT $12",
         union(Kind::Client, true)
     );
-    let mut params = plan.params(Kind::Client);
-    params.push(Box::new(top));
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let params = plan.params(Kind::Client, Some(top));
     client
-        .query(&sql, &refs)
+        .query(&sql, &refs(&params))
         .await?
         .iter()
         .map(|r| {
