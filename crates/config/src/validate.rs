@@ -234,6 +234,18 @@ mod tests {
                 "[[export.dnstap]]\ntcp = \"127.0.0.1:6000\"\ninclude = [\"owner\"]\n",
                 "export.dnstap[0].include",
             ),
+            (
+                "[[export.dnstap]]\ntcp = \"127.0.0.1:6000\"\ncategories = [\"mining\", \" \"]\n",
+                "export.dnstap[0].categories[1]",
+            ),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\nfeeds = [\"\"]\n",
+                "export.syslog[0].feeds[0]",
+            ),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\ncategories = [\"\"]\n",
+                "export.syslog[0].categories[0]",
+            ),
         ] {
             let err = parse(text).expect_err(text);
             assert!(err.to_string().contains(key), "{key}: {err}");
