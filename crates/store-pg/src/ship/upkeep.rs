@@ -12,9 +12,11 @@ use crate::schema::ROLLUP_KEEP;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// How long a bucket stays open to late hits before it is trimmed: the hour after it, and
-/// two hours past a day's end (a late hit after trimming is still counted, as its own row).
-const HOUR_GRACE: i64 = 1;
+/// How long a bucket stays open to late hits before it is trimmed: five minutes past an
+/// hour's end (a shipper is normally a second behind; a late hit after trimming is still
+/// counted, as its own row), two hours past a day's end. An hour not trimmed yet holds every
+/// client that hit anything in it, so the sooner it is trimmed the cheaper a "last 24 h".
+const HOUR_GRACE_MS: i64 = 5 * 60_000;
 const DAY_GRACE_MS: i64 = 2 * HOUR_MS;
 
 /// Hits deleted per retention step.
@@ -27,7 +29,7 @@ const IDLE_RECHECK: Duration = Duration::from_secs(60);
 /// bucket below the bound may be trimmed with `poolguard_trim_rollups(span, bound, keep)`.
 pub fn due_before(now_ms: i64) -> [(i16, i64); 2] {
     [
-        (0, now_ms.div_euclid(HOUR_MS) - HOUR_GRACE),
+        (0, (now_ms - HOUR_GRACE_MS).div_euclid(HOUR_MS)),
         (1, (now_ms - DAY_GRACE_MS).div_euclid(DAY_MS)),
     ]
 }
