@@ -250,6 +250,8 @@ pub fn encode(
     let protocol = match exchange.transport {
         Transport::Udp => SocketProtocol::Udp,
         Transport::Tcp => SocketProtocol::Tcp,
+        Transport::Dot => SocketProtocol::Dot,
+        Transport::Doh => SocketProtocol::Doh,
     };
     let (qs, qns) = split_time(exchange.query_time);
     let policy = policy_of(exchange);
