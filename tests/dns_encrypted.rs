@@ -356,3 +356,68 @@ fn sighup_swaps_the_certificate_and_a_broken_one_keeps_the_old() {
     );
     node.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_names_our_endpoints_and_canaries_keep_clients_here() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    test_ca(certs.path(), "campus", true);
+    let bed = TestBed::builder()
+        .toml(&format!(
+            "[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"tester\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\
+             [store]\npath = \"data/pg.db\"\nflush_interval_ms = 50\n{}\
+             [dns.canary]\nicloud_private_relay = false\n",
+            sha256_hex(VIEWER_TOKEN),
+            encrypted_toml(0, 0, &certs.path().display().to_string()),
+        ))
+        .start()
+        .await;
+    let dot = bed.running().dot_addrs()[0].port();
+    let doh = bed.running().doh_addrs()[0].port();
+    let plain = bed.dns.port().to_string();
+    // RFC 9462: asked in the clear, answered with the encrypted endpoints (kdig decodes the
+    // SVCB record, dohpath included).
+    let text = kdig_text(&["@127.0.0.1", "-p", &plain, "_dns.resolver.arpa", "SVCB"]);
+    assert!(text.contains("status: NOERROR"), "{text}");
+    assert!(
+        text.contains(&format!("1 {TLS_NAME}. alpn=dot port={dot}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("2 {TLS_NAME}. alpn=h2 port={doh}")),
+        "{text}"
+    );
+    assert!(text.contains("/dns-query{?dns}"), "{text}");
+    assert!(text.contains("ipv4hint=127.0.0.1"), "{text}");
+
+    // Firefox's canary is NXDOMAIN (and never forwarded); the switched-off relay name is
+    // forwarded like any name.
+    let text = kdig_text(&["@127.0.0.1", "-p", &plain, "use-application-dns.net", "A"]);
+    assert!(text.contains("status: NXDOMAIN"), "{text}");
+    assert_eq!(bed.upstream.queries_for("use-application-dns.net"), 0);
+    kdig_text(&["@127.0.0.1", "-p", &plain, "mask.icloud.com", "A"]);
+    assert!(bed.upstream.queries_for("mask.icloud.com") >= 1);
+
+    eventually(
+        "the canary is in the query log, not in the hits",
+        || async {
+            bed.running().flush().await.map_err(|e| e.to_string())?;
+            let q = viewer_get(&bed, "/api/v1/queries?client=127.0.0.1").await;
+            let canary = q["items"]
+                .as_array()
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .find(|i| i["name"] == "use-application-dns.net")
+                })
+                .cloned()
+                .ok_or_else(|| format!("not yet: {q}"))?;
+            (canary["action"] == "local" && canary["rule"] == "canary:use-application-dns.net")
+                .then_some(())
+                .ok_or_else(|| format!("{canary}"))
+        },
+    )
+    .await;
+    let hits = viewer_get(&bed, "/api/v1/hits?client=127.0.0.1").await;
+    assert_eq!(hits["items"].as_array().map(Vec::len), Some(0), "{hits}");
+    bed.shutdown().await;
+}

@@ -36,17 +36,33 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// From `[dns.tls]` and `[dns.https]`; a listener whose `name` is not a valid name is left
-    /// out (config validation refuses it first).
+    /// From `[dns.tls]` and `[dns.https]` as configured; a listener whose `name` is not a
+    /// valid name is left out (config validation refuses it first).
     pub fn new(dns: &DnsConfig) -> Self {
+        let dot = dns
+            .tls
+            .as_ref()
+            .map(|t| t.listen.as_slice())
+            .unwrap_or_default();
+        let doh = dns
+            .https
+            .as_ref()
+            .map(|h| h.listen.as_slice())
+            .unwrap_or_default();
+        Self::bound(dns, dot, doh)
+    }
+
+    /// As [`Discovery::new`], with the addresses really bound (port 0 in the config is the
+    /// kernel's pick, which is what a client must be told).
+    pub fn bound(dns: &DnsConfig, dot: &[SocketAddr], doh: &[SocketAddr]) -> Self {
         let mut records = Vec::new();
         if let Some(t) = &dns.tls
-            && let Some(svcb) = endpoint(1, &t.name, &t.listen, b"dot", None)
+            && let Some(svcb) = endpoint(1, &t.name, dot, b"dot", None)
         {
             records.push(svcb);
         }
         if let Some(h) = &dns.https
-            && let Some(svcb) = endpoint(2, &h.name, &h.listen, b"h2", Some(&h.path))
+            && let Some(svcb) = endpoint(2, &h.name, doh, b"h2", Some(&h.path))
         {
             records.push(svcb);
         }

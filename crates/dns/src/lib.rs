@@ -161,14 +161,16 @@ impl DnsServer {
             reason: e.to_string(),
         })??;
 
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             &config,
             ctx.policy,
             ctx.recorder,
             zones,
             ctx.quarantine,
             workers,
-        ));
+        );
+        shared.discovery = discovery::Discovery::bound(&config.dns, &dot_addrs, &doh_addrs);
+        let shared = Arc::new(shared);
         let limits = Limits::from_config(&config.dns);
         // One table for all workers: SO_REUSEPORT spreads a client's packets across them.
         let limiter = RateLimiter::new(

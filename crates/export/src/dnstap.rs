@@ -442,6 +442,25 @@ mod tests {
     }
 
     #[test]
+    fn encrypted_transports_are_dot_and_doh() {
+        use prost::Message as _;
+        for (transport, want) in [
+            (Transport::Dot, SocketProtocol::Dot),
+            (Transport::Doh, SocketProtocol::Doh),
+        ] {
+            let mut out = Vec::new();
+            let exchange = Exchange {
+                transport,
+                ..exchange(Outcome::Allowed, None)
+            };
+            encode(&exchange, &id(), false, None, &mut out);
+            let d = Dnstap::decode(frames(&out)[0]).expect("decodes");
+            let m = d.message.expect("message");
+            assert_eq!(m.socket_protocol, Some(want as i32), "{transport:?}");
+        }
+    }
+
+    #[test]
     fn a_block_becomes_one_client_response_with_its_policy() {
         use prost::Message as _;
         let mut out = Vec::new();
