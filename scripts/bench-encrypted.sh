@@ -35,18 +35,21 @@ if [ ! -f server.pem ]; then
     -days 2 -extfile server.ext 2>/dev/null
 fi
 
+# What both Unbound instances share: one thread, foreground, no chroot or privilege drop.
+COMMON="  num-threads: 1
+  use-syslog: no
+  logfile: \"\"
+  chroot: \"\"
+  username: \"\"
+  directory: \"$B\"
+  pidfile: \"\"
+  do-daemonize: no
+  access-control: 127.0.0.0/8 allow"
+
 cat > upstream.conf <<EOF
 server:
   interface: 127.0.0.1@15400
-  num-threads: 1
-  use-syslog: no
-  logfile: ""
-  chroot: ""
-  username: ""
-  directory: "$B"
-  pidfile: ""
-  do-daemonize: no
-  access-control: 127.0.0.0/8 allow
+$COMMON
   local-zone: "bench.test." static
   local-data: "www.bench.test. 3600 IN A 10.0.0.1"
 EOF
@@ -59,15 +62,7 @@ server:
   https-port: 15444
   tls-service-key: "$B/server.key"
   tls-service-pem: "$B/server.pem"
-  num-threads: 1
-  use-syslog: no
-  logfile: ""
-  chroot: ""
-  username: ""
-  directory: "$B"
-  pidfile: ""
-  do-daemonize: no
-  access-control: 127.0.0.0/8 allow
+$COMMON
   incoming-num-tcp: 1024
   do-not-query-localhost: no
   local-zone: "blocked.example." redirect

@@ -100,6 +100,17 @@ impl Handled {
             note: None,
         }
     }
+
+    /// An answer of our own (local zone, special-use name, discovery, canary).
+    fn local(reply: Reply, allowlisted: Option<Verdict>, note: Option<&'static str>) -> Self {
+        Self {
+            reply,
+            outcome: Outcome::Local,
+            verdict: allowlisted,
+            upstream: None,
+            note,
+        }
+    }
 }
 
 impl Handler {
@@ -228,39 +239,21 @@ impl Handler {
 
         if local {
             let reply = shared.zones.answer(request, T::current_time()).await;
-            return Handled {
-                reply,
-                outcome: Outcome::Local,
-                verdict: allowlisted,
-                upstream: None,
-                note: None,
-            };
+            return Handled::local(reply, allowlisted, None);
         }
 
-        // special-use names (RFC 6761, RFC 7686): answered here, with an SOA when negative.
-        // (Zone transfers were refused by `decide` above; RA is cleared for them when the
-        // answer is encoded.)
+        // special-use names (RFC 6761, RFC 7686) and RFC 9462 discovery: answered here, with
+        // an SOA when negative. (Zone transfers were refused by `decide` above; RA is cleared
+        // for them when the answer is encoded.)
         if let Some(reply) = crate::special::answer(qname, &name, qtype)
             .or_else(|| shared.discovery.answer(qname, &name, qtype))
         {
-            return Handled {
-                reply,
-                outcome: Outcome::Local,
-                verdict: allowlisted,
-                upstream: None,
-                note: None,
-            };
+            return Handled::local(reply, allowlisted, None);
         }
         // Canary and relay names (`canary.rs`): recorded as local answers with their rule,
         // never as hits. A feed that lists one still blocks it (above).
         if let Some((reply, rule)) = shared.canaries.answer(qname, &name) {
-            return Handled {
-                reply,
-                outcome: Outcome::Local,
-                verdict: allowlisted,
-                upstream: None,
-                note: Some(rule),
-            };
+            return Handled::local(reply, allowlisted, Some(rule));
         }
 
         // resolve.
