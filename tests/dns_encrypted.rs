@@ -323,6 +323,9 @@ fn sighup_swaps_the_certificate_and_a_broken_one_keeps_the_old() {
         ask(&old.join("old-ca.pem"))
     );
     assert!(!trusts(&new.join("new-ca.pem")), "not yet the new CA");
+    // A session opened on the old certificate, used again after both reloads.
+    let mut open_session = OpenSession::connect(dot, &old.join("old-ca.pem"));
+    assert_eq!(open_session.ask("sink.test."), ["192.0.2.1"]);
 
     let hup = |node: &common::child::Process| {
         let pid = libc::pid_t::try_from(node.pid()).expect("pid");
@@ -354,7 +357,81 @@ fn sighup_swaps_the_certificate_and_a_broken_one_keeps_the_old() {
         !trusts(&old.join("old-ca.pem")),
         "the old CA no longer verifies"
     );
+    assert_eq!(
+        open_session.ask("www.example.test."),
+        ["192.0.2.10"],
+        "the session opened before the reloads still answers"
+    );
     node.kill();
+}
+
+/// A DoT session held open across reloads: `openssl s_client` (verifying against one CA)
+/// carrying RFC 7766 frames written to its stdin; its stdout is read on a thread so a reply
+/// that never comes fails the test after 5 s instead of hanging it.
+struct OpenSession {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    replies: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl OpenSession {
+    fn connect(port: u16, ca: &Path) -> Self {
+        use std::io::Read;
+        use std::process::Stdio;
+        let mut child = Command::new(require_tool("openssl", "openssl"))
+            .args(["s_client", "-quiet", "-verify_return_error", "-alpn", "dot"])
+            .args(["-connect", &format!("127.0.0.1:{port}"), "-CAfile"])
+            .arg(ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_client runs");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (tx, replies) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut len = [0u8; 2];
+                if stdout.read_exact(&mut len).is_err() {
+                    return;
+                }
+                let mut frame = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if stdout.read_exact(&mut frame).is_err() || tx.send(frame).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            replies,
+        }
+    }
+
+    /// The A addresses answered for `name` on this session.
+    fn ask(&mut self, name: &str) -> Vec<String> {
+        use std::io::Write;
+        let query = common::request(name, hickory_proto::rr::RecordType::A, false)
+            .to_vec()
+            .expect("encode");
+        let len = u16::try_from(query.len()).expect("small");
+        self.stdin.write_all(&len.to_be_bytes()).expect("write");
+        self.stdin.write_all(&query).expect("write");
+        self.stdin.flush().expect("flush");
+        let reply = self
+            .replies
+            .recv_timeout(Duration::from_secs(5))
+            .expect("an answer on the open session");
+        common::addresses(&hickory_proto::op::Message::from_vec(&reply).expect("dns"))
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
