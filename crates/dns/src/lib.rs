@@ -18,6 +18,10 @@
 //!
 //! With port 0 (tests), the probe's port (free of every socket) is used for every socket (UDP
 //! and TCP, all workers), so one address serves both transports.
+//!
+//! `[dns.tls]` (DoT) and `[dns.https]` (DoH) add one TCP listener per worker and address,
+//! served by the same front end ([`encrypted`], docs/DNS.md "Encrypted DNS"); their
+//! certificates are re-read by [`DnsServer::reload_certs`] (SIGHUP).
 
 pub mod access;
 pub mod answer;
