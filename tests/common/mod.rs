@@ -27,6 +27,7 @@
 
 pub mod child;
 pub mod postgres;
+pub mod tls;
 #[path = "../support/tools.rs"]
 pub mod tools;
 pub mod unbound;

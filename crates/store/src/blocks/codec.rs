@@ -1,8 +1,9 @@
 //! The block format: many query-log rows in one compact, self-contained byte string.
 //!
 //! ```text
-//! block  := version(u8 = 2) rows(varint) base_ms(zigzag) events_len(varint) events dict×12
+//! block  := version(u8 = 3) rows(varint) base_ms(zigzag) events_len(varint) events dict×12
 //! event  := dt_ms(zigzag, from the previous row) flags(u8) client(4|16) port(u16 le)
+//!           [stream(u8: 0 tcp, 1 dot, 2 doh) if flags & TCP]
 //!           qtype rcode feed upstream department (varint dictionary codes, 0 = none)
 //!           [network asset mac kind location owner contact (codes) if flags & SNAPSHOT]
 //!           name(str) [rule(str) if flags & RULE] answer(str) latency_us(varint)
@@ -17,6 +18,8 @@
 //!
 //! Version 2 added the ledger snapshot that hits carry as evidence (the same format stores
 //! the query log and the hits); version 1 blocks (five dictionaries, no snapshot) still read.
+//! Version 3 added the stream byte after the port of TCP rows (DoT and DoH are connections
+//! too; the flags byte has no bit left): version 1 and 2 rows with the TCP flag are plain TCP.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -26,7 +29,9 @@ use crate::ip_key;
 use poolguard_clients::Identity;
 use poolguard_record::{Outcome, QueryEvent, Transport};
 
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+/// Blocks written before the stream byte (DoT, DoH): no byte after the port.
+const VERSION_2: u8 = 2;
 /// Blocks written before the snapshot fields (schema 6–7).
 const VERSION_1: u8 = 1;
 const TCP: u8 = 0x10;
@@ -267,7 +272,7 @@ impl BlockEncoder {
         put_zigzag(out, e.time_ms.wrapping_sub(self.prev_ms));
         self.prev_ms = e.time_ms;
         let mut flags = code;
-        if e.transport == Transport::Tcp {
+        if e.transport.is_stream() {
             flags |= TCP;
         }
         if e.client.is_ipv6() {
@@ -285,6 +290,12 @@ impl BlockEncoder {
             IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
         }
         out.extend_from_slice(&e.port.to_le_bytes());
+        match e.transport {
+            Transport::Udp => {}
+            Transport::Tcp => out.push(0),
+            Transport::Dot => out.push(1),
+            Transport::Doh => out.push(2),
+        }
 
         let filter = &mut self.filter;
         let [qtype, rcode, feed, upstream, department] = &mut self.dicts;
@@ -374,6 +385,8 @@ pub struct Block<'a> {
     base_ms: i64,
     events: &'a [u8],
     dicts: [Vec<&'a str>; DICTS],
+    /// Version 3 on: TCP-flagged rows carry the stream byte (TCP, DoT, DoH).
+    stream_byte: bool,
 }
 
 impl<'a> Block<'a> {
@@ -382,7 +395,7 @@ impl<'a> Block<'a> {
         let mut r = Reader(data);
         let version = r.byte()?;
         let n_dicts = match version {
-            VERSION => DICTS,
+            VERSION | VERSION_2 => DICTS,
             VERSION_1 => DICTS_V1,
             v => return Err(BlockError::Version(v)),
         };
@@ -403,6 +416,7 @@ impl<'a> Block<'a> {
             }
         }
         Ok(Self {
+            stream_byte: version >= VERSION,
             rows,
             base_ms,
             events,
@@ -488,6 +502,16 @@ impl<'a> Entries<'_, 'a> {
         let p = r.take(2)?;
         let port = u16::from_le_bytes([p[0], p[1]]);
         let b = self.block;
+        let transport = match (flags & TCP != 0, b.stream_byte) {
+            (false, _) => Transport::Udp,
+            (true, false) => Transport::Tcp,
+            (true, true) => match r.byte()? {
+                0 => Transport::Tcp,
+                1 => Transport::Dot,
+                2 => Transport::Doh,
+                _ => return Err(BlockError::Corrupt("transport")),
+            },
+        };
         let qtype = b.lookup(QTYPE, r.varint()?)?.unwrap_or("");
         let rcode = b.lookup(RCODE, r.varint()?)?.unwrap_or("");
         let feed = b.lookup(FEED, r.varint()?)?;
@@ -523,11 +547,7 @@ impl<'a> Entries<'_, 'a> {
             time_ms,
             client,
             port,
-            transport: if flags & TCP != 0 {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            },
+            transport,
             outcome,
             name,
             qtype,
@@ -622,11 +642,12 @@ mod tests {
                 IpAddr::V4(Ipv4Addr::new(10, 0, (i % 5) as u8, 9))
             },
             port: (40000 + i) as u16,
-            transport: if i.is_multiple_of(4) {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            },
+            transport: [
+                Transport::Tcp,
+                Transport::Udp,
+                Transport::Dot,
+                Transport::Doh,
+            ][i as usize % 4],
             outcome: OUTCOMES[i as usize % OUTCOMES.len()],
             name: ["www.example.com", "xmr.pool.minergate.com", "a"][i as usize % 3],
             qtype: ["A", "AAAA", "TYPE65534"][i as usize % 3],
@@ -651,9 +672,11 @@ mod tests {
 
     #[test]
     fn version_1_blocks_still_read() {
+        // UDP rows only: they are written the same in every version (no stream byte).
         let rows: Vec<Entry<'static>> = (0..40)
             .map(|i| Entry {
                 snapshot: None,
+                transport: Transport::Udp,
                 ..entry(i)
             })
             .collect();
