@@ -20,6 +20,7 @@ pub mod hook;
 pub mod incidents;
 pub mod incidents_tx;
 pub mod known_names;
+pub mod narrative;
 pub mod lock;
 pub mod read;
 pub mod retention;
