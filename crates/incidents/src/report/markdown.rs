@@ -1,0 +1,172 @@
+//! The report as Markdown: the same sections as the HTML, for mail bodies and wikis.
+
+use std::fmt::Write as _;
+
+use super::evidence::{per_name, runs};
+use super::i18n::messages;
+use super::{
+    ReportData, ReportSettings, View, facts, local_time, md, narrative_sections, opt, source,
+    span,
+};
+
+fn table_head(m: &mut String, cols: &[&str]) {
+    m.push('|');
+    for c in cols {
+        let _ = write!(m, " {} |", md(c));
+    }
+    m.push_str("\n|");
+    m.push_str(&"---|".repeat(cols.len()));
+    m.push('\n');
+}
+
+fn row(m: &mut String, cells: &[&str]) {
+    m.push('|');
+    for c in cells {
+        let _ = write!(m, " {} |", md(c));
+    }
+    m.push('\n');
+}
+
+/// The Markdown report (same content as the HTML, without the logo).
+pub fn markdown(d: &ReportData, s: &ReportSettings, v: View) -> String {
+    let t = messages(v.language);
+    let tz = s.tz;
+    let i = &d.incident;
+    let mut m = String::with_capacity(4096 + d.hits.len() * 120);
+    for line in [&s.institution, &s.unit] {
+        if !line.is_empty() {
+            let _ = writeln!(m, "**{}**  ", md(line));
+        }
+    }
+    if !s.institution.is_empty() || !s.unit.is_empty() {
+        m.push('\n');
+    }
+    let _ = writeln!(m, "# {} #{}\n", md(t.title), i.id);
+    let _ = writeln!(
+        m,
+        "{} — {}\n\n## {}\n\n| | |\n|---|---|",
+        md(t.generated),
+        local_time(d.generated_ms, tz),
+        md(t.summary)
+    );
+    for (k, val, _) in facts(d, t, tz) {
+        let _ = writeln!(m, "| {} | {} |", md(k), md(&val));
+    }
+    let _ = writeln!(m, "\n## {}\n", md(t.investigation));
+    for (title, text) in narrative_sections(&d.narrative, t) {
+        let body = text.map(|x| md(&x)).unwrap_or_else(|| format!("*{}*", md(t.not_recorded)));
+        let _ = writeln!(m, "### {}\n\n{body}\n", md(title));
+    }
+    if let (Some(r), Some(closed)) = (&i.resolution, i.closed_ms)
+        && i.status == poolguard_model::Status::Closed
+    {
+        let _ = writeln!(
+            m,
+            "## {}\n\n| | |\n|---|---|\n| {} | {} |\n| {} | {} |\n",
+            md(t.resolution),
+            md(t.resolution),
+            md(r),
+            md(t.closed_at),
+            local_time(closed, tz)
+        );
+    }
+    let _ = writeln!(m, "## {}\n", md(t.hits_per_name));
+    table_head(
+        &mut m,
+        &[t.name, t.feed, t.rule, t.count, t.first_seen, t.last_seen],
+    );
+    for n in per_name(&d.hits) {
+        row(
+            &mut m,
+            &[
+                &n.name,
+                opt(&n.feed),
+                opt(&n.rule),
+                &n.count.to_string(),
+                &local_time(n.first_ms, tz),
+                &local_time(n.last_ms, tz),
+            ],
+        );
+    }
+    let _ = writeln!(m, "\n## {}\n", md(t.feeds));
+    table_head(&mut m, &[t.feed, t.category, t.severity, t.source]);
+    for f in &d.feeds {
+        row(&mut m, &[&f.name, &f.category, &f.severity, &source(f)]);
+    }
+    let time_col = format!("{} ({})", t.time, tz.name());
+    let _ = writeln!(m, "\n## {}\n", md(t.audit));
+    if d.actions.is_empty() {
+        let _ = writeln!(m, "{}", md(t.none_recorded));
+    } else {
+        table_head(&mut m, &[&time_col, t.by, t.action, t.detail]);
+        for a in &d.actions {
+            row(
+                &mut m,
+                &[&span(a.time_ms, a.time_ms, tz), &a.actor, &a.action, &a.detail],
+            );
+        }
+    }
+    let _ = writeln!(m, "\n## {}\n", md(t.notes));
+    if d.notes.is_empty() {
+        let _ = writeln!(m, "{}", md(t.none_recorded));
+    } else {
+        for n in &d.notes {
+            let _ = writeln!(m, "- {} — {}: {}", md(&n.time), md(&n.author), md(&n.text));
+        }
+    }
+    let _ = writeln!(
+        m,
+        "\n## {}\n\n{}: `{}`\n\n{}\n",
+        md(t.evidence),
+        md(t.evidence_hash),
+        d.evidence_sha256,
+        md(t.evidence_explain)
+    );
+    let _ = writeln!(m, "## {}\n", md(t.signatures));
+    for (who, name) in [(t.investigator, &i.assignee), (t.responsible, &i.owner)] {
+        let name = name
+            .as_deref()
+            .map(|n| format!(" ({})", md(n)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            m,
+            "{}{name}: {} ____________________ {} ____________\n",
+            md(who),
+            md(t.signature),
+            md(t.date)
+        );
+    }
+    let _ = writeln!(
+        m,
+        "## {} ({})\n\n{}\n",
+        md(t.appendix),
+        d.hits.len(),
+        md(if v.all_rows { t.all_rows } else { t.collapsed })
+    );
+    table_head(
+        &mut m,
+        &[
+            &time_col, t.client, t.name, t.qtype, t.feed, t.rule, t.action, t.count,
+        ],
+    );
+    for r in runs(&d.hits, v.all_rows) {
+        let hit = r.hit;
+        row(
+            &mut m,
+            &[
+                &span(r.first_ms, r.last_ms, tz),
+                &hit.client,
+                &hit.name,
+                &hit.qtype,
+                opt(&hit.feed),
+                opt(&hit.rule),
+                &format!("{} ({})", hit.action, hit.rcode),
+                &format!("× {}", r.count),
+            ],
+        );
+    }
+    if d.truncated {
+        let _ = writeln!(m, "\n{}", md(t.truncated));
+    }
+    m
+}
