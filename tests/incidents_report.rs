@@ -91,10 +91,8 @@ async fn put_narrative(bed: &TestBed, id: i64, token: &str, body: Value) -> (u16
     (s, b)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn report_for_the_record() {
-    let clock = Arc::new(ManualClock::at(chrono::Utc::now().timestamp_millis()));
-    let bed = bed(clock.clone()).await;
+/// 30 identical hits and one other from 127.0.0.7; the incident they opened.
+async fn hits_and_incident(bed: &TestBed) -> i64 {
     let from: IpAddr = "127.0.0.7".parse().expect("ip");
     for _ in 0..30 {
         let q = request("xmr.pool.minergate.com.", RecordType::A, true);
@@ -103,16 +101,16 @@ async fn report_for_the_record() {
     let q = request("moneroocean.stream.", RecordType::A, true);
     query_from(from, bed.dns, Proto::Udp, &q).await;
     bed.running().flush().await.expect("flush");
-    let (_, _, list) = call(
-        &bed,
-        reqwest::Method::GET,
-        "/api/v1/incidents",
-        VIEWER,
-        None,
-    )
-    .await;
+    let (_, _, list) = call(bed, reqwest::Method::GET, "/api/v1/incidents", VIEWER, None).await;
     let list: Value = serde_json::from_str(&list).expect("json");
-    let id = list["items"][0]["id"].as_i64().expect("id");
+    list["items"][0]["id"].as_i64().expect("id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_for_the_record() {
+    let clock = Arc::new(ManualClock::at(chrono::Utc::now().timestamp_millis()));
+    let bed = bed(clock.clone()).await;
+    let id = hits_and_incident(&bed).await;
     let path = format!("/api/v1/incidents/{id}/report");
 
     // zh-CN by config: headings, letterhead, logo inline, times in Shanghai to the second.
@@ -271,4 +269,68 @@ async fn report_for_the_record() {
         )
         .expect("count");
     assert_eq!(audited, 1, "one change, one audit row");
+}
+
+/// The zh-CN report printed by a real browser (Debian's chromium) to PDF: A4 pages, and the
+/// Chinese headings and the client's address in the PDF's text layer (poppler's pdftotext),
+/// so the CJK text is real text in a font, not missing glyphs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_prints_to_a4_pdf_with_chinese_text() {
+    let chromium = common::tools::require_tool("chromium", "chromium");
+    let pdftotext = common::tools::require_tool("pdftotext", "poppler-utils");
+    let pdfinfo = common::tools::require_tool("pdfinfo", "poppler-utils");
+    let clock = Arc::new(ManualClock::at(chrono::Utc::now().timestamp_millis()));
+    let bed = bed(clock).await;
+    let id = hits_and_incident(&bed).await;
+    let (_, html) = report(&bed, &format!("/api/v1/incidents/{id}/report")).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let page = work.path().join("report.html");
+    let pdf = work.path().join("report.pdf");
+    std::fs::write(&page, &html).expect("write html");
+    let out = std::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--user-data-dir={}", work.path().join("profile").display()))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        pdf.is_file(),
+        "chromium wrote no PDF: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = std::process::Command::new(&pdfinfo)
+        .arg(&pdf)
+        .output()
+        .expect("pdfinfo runs");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Page size:") && l.contains("(A4)")),
+        "{info}"
+    );
+    let text = std::process::Command::new(&pdftotext)
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for s in [
+        "挖矿事件报告",
+        "概要",
+        "按域名汇总",
+        "附录：命中时间线",
+        "127.0.0.7",
+        "示例大学",
+    ] {
+        assert!(text.contains(s), "`{s}` not in the PDF text layer:\n{text}");
+    }
+    bed.shutdown().await;
 }
