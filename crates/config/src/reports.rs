@@ -140,6 +140,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn config_names_the_key() {
+        let text = "[reports]\ntimezone = \"Mars/Olympus\"\n";
+        let e = crate::Config::from_toml(text, Path::new("c.toml"), Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reports.timezone") && e.contains("Mars/Olympus"), "{e}");
+        let text = "[reports]\nlanguage = \"fr\"\n";
+        let e = crate::Config::from_toml(text, Path::new("c.toml"), Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reports.language"), "{e}");
+    }
+
+    #[test]
     fn zone_and_logo_are_checked() {
         let mut r = ReportsConfig {
             timezone: "Asia/Shanghai".into(),
@@ -156,6 +170,11 @@ mod tests {
         assert!(reason.contains("must be a .png or .svg"), "{reason}");
         let (_, reason) = r.validate(Some(Path::new("/nonexistent/logo.png"))).unwrap_err();
         assert!(reason.contains("cannot read /nonexistent/logo.png"), "{reason}");
+        let big = std::env::temp_dir().join(format!("poolguard-logo-{}.png", std::process::id()));
+        std::fs::write(&big, vec![0u8; MAX_LOGO_BYTES as usize + 1]).expect("write");
+        let (_, reason) = r.validate(Some(&big)).unwrap_err();
+        let _ = std::fs::remove_file(&big);
+        assert!(reason.contains("at most 256 KiB"), "{reason}");
         assert_eq!(Language::parse("zh-CN"), Some(Language::ZhCn));
         assert_eq!(Language::parse("zh"), None);
     }
