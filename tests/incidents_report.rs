@@ -136,7 +136,10 @@ async fn report_for_the_record() {
         assert!(html.contains(s), "`{s}` missing from the zh-CN report");
     }
     assert!(!html.contains("Resolution"), "no resolution before closing");
-    assert!(!html.contains("<h2>结案</h2>"), "no resolution before closing");
+    assert!(
+        !html.contains("<h2>结案</h2>"),
+        "no resolution before closing"
+    );
     // Hits per name before the appendix, with the count.
     let names = html.split("<h2>按域名汇总</h2>").nth(1).expect("summary");
     let names = names.split("</table>").next().expect("table");
@@ -256,7 +259,10 @@ async fn report_for_the_record() {
     .await;
     assert_eq!(s, 200, "{body}");
     let (_, html) = report(&bed, &path).await;
-    let resolution = html.split("<h2>结案</h2>").nth(1).expect("resolution section");
+    let resolution = html
+        .split("<h2>结案</h2>")
+        .nth(1)
+        .expect("resolution section");
     assert!(resolution.contains("false-positive"), "{resolution}");
 
     let dir = bed.shutdown().await;
@@ -296,7 +302,10 @@ async fn report_prints_to_a4_pdf_with_chinese_text() {
             "--disable-background-networking",
             "--no-pdf-header-footer",
         ])
-        .arg(format!("--user-data-dir={}", work.path().join("profile").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            work.path().join("profile").display()
+        ))
         .arg(format!("--print-to-pdf={}", pdf.display()))
         .arg(format!("file://{}", page.display()))
         .output()

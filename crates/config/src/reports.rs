@@ -145,7 +145,10 @@ mod tests {
         let e = crate::Config::from_toml(text, Path::new("c.toml"), Path::new("."))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("reports.timezone") && e.contains("Mars/Olympus"), "{e}");
+        assert!(
+            e.contains("reports.timezone") && e.contains("Mars/Olympus"),
+            "{e}"
+        );
         let text = "[reports]\nlanguage = \"fr\"\n";
         let e = crate::Config::from_toml(text, Path::new("c.toml"), Path::new("."))
             .unwrap_err()
@@ -168,8 +171,13 @@ mod tests {
         r.timezone = "UTC".into();
         let (_, reason) = r.validate(Some(Path::new("/x/logo.jpg"))).unwrap_err();
         assert!(reason.contains("must be a .png or .svg"), "{reason}");
-        let (_, reason) = r.validate(Some(Path::new("/nonexistent/logo.png"))).unwrap_err();
-        assert!(reason.contains("cannot read /nonexistent/logo.png"), "{reason}");
+        let (_, reason) = r
+            .validate(Some(Path::new("/nonexistent/logo.png")))
+            .unwrap_err();
+        assert!(
+            reason.contains("cannot read /nonexistent/logo.png"),
+            "{reason}"
+        );
         let big = std::env::temp_dir().join(format!("poolguard-logo-{}.png", std::process::id()));
         std::fs::write(&big, vec![0u8; MAX_LOGO_BYTES as usize + 1]).expect("write");
         let (_, reason) = r.validate(Some(&big)).unwrap_err();

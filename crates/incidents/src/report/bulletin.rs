@@ -112,4 +112,3 @@ pub fn summary_csv(s: &Summary) -> Result<Vec<u8>, csv::Error> {
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
-

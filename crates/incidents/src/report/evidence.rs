@@ -136,8 +136,11 @@ pub struct Run<'a> {
 }
 
 fn same(a: &IncidentHit, b: &IncidentHit) -> bool {
-    (&a.client, &a.name, &a.qtype, &a.action, &a.feed, &a.rule, &a.rcode)
-        == (&b.client, &b.name, &b.qtype, &b.action, &b.feed, &b.rule, &b.rcode)
+    (
+        &a.client, &a.name, &a.qtype, &a.action, &a.feed, &a.rule, &a.rcode,
+    ) == (
+        &b.client, &b.name, &b.qtype, &b.action, &b.feed, &b.rule, &b.rcode,
+    )
 }
 
 /// The timeline (oldest first) as runs; `all` keeps every row a run of one.
@@ -216,7 +219,10 @@ mod tests {
         );
         assert_eq!(runs(&hits, true).len(), 4);
         let n = per_name(&hits);
-        assert_eq!((n[0].name.as_str(), n[0].count, n[0].first_ms, n[0].last_ms), ("a.pool", 3, 10, 13));
+        assert_eq!(
+            (n[0].name.as_str(), n[0].count, n[0].first_ms, n[0].last_ms),
+            ("a.pool", 3, 10, 13)
+        );
         assert_eq!((n[1].name.as_str(), n[1].count), ("b.pool", 1));
     }
 }

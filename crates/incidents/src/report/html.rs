@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use super::evidence::{per_name, runs};
 use super::i18n::{Messages, messages};
 use super::{
-    ReportData, ReportSettings, View, escape, facts, local_time,
-    narrative_sections, opt, source, span,
+    ReportData, ReportSettings, View, escape, facts, local_time, narrative_sections, opt, source,
+    span,
 };
 
 /// Print rules: A4 with margins a binder leaves room for; a table's `thead` repeats on each
@@ -134,7 +134,12 @@ pub fn html(d: &ReportData, s: &ReportSettings, v: View) -> String {
         for a in &d.actions {
             row(
                 &mut h,
-                &[&span(a.time_ms, a.time_ms, tz), &a.actor, &a.action, &a.detail],
+                &[
+                    &span(a.time_ms, a.time_ms, tz),
+                    &a.actor,
+                    &a.action,
+                    &a.detail,
+                ],
             );
         }
         h.push_str("</tbody></table>\n");
@@ -239,11 +244,7 @@ fn timeline(
     }
     h.push_str("</tbody></table>\n");
     if d.truncated {
-        let _ = writeln!(
-            h,
-            "<p class=\"missed\">{}</p>",
-            escape(m.truncated)
-        );
+        let _ = writeln!(h, "<p class=\"missed\">{}</p>", escape(m.truncated));
     }
     h.push_str("</section>\n");
 }

@@ -5,8 +5,7 @@ use std::fmt::Write as _;
 use super::evidence::{per_name, runs};
 use super::i18n::messages;
 use super::{
-    ReportData, ReportSettings, View, facts, local_time, md, narrative_sections, opt, source,
-    span,
+    ReportData, ReportSettings, View, facts, local_time, md, narrative_sections, opt, source, span,
 };
 
 fn table_head(m: &mut String, cols: &[&str]) {
@@ -54,7 +53,9 @@ pub fn markdown(d: &ReportData, s: &ReportSettings, v: View) -> String {
     }
     let _ = writeln!(m, "\n## {}\n", md(t.investigation));
     for (title, text) in narrative_sections(&d.narrative, t) {
-        let body = text.map(|x| md(&x)).unwrap_or_else(|| format!("*{}*", md(t.not_recorded)));
+        let body = text
+            .map(|x| md(&x))
+            .unwrap_or_else(|| format!("*{}*", md(t.not_recorded)));
         let _ = writeln!(m, "### {}\n\n{body}\n", md(title));
     }
     if let (Some(r), Some(closed)) = (&i.resolution, i.closed_ms)
@@ -102,7 +103,12 @@ pub fn markdown(d: &ReportData, s: &ReportSettings, v: View) -> String {
         for a in &d.actions {
             row(
                 &mut m,
-                &[&span(a.time_ms, a.time_ms, tz), &a.actor, &a.action, &a.detail],
+                &[
+                    &span(a.time_ms, a.time_ms, tz),
+                    &a.actor,
+                    &a.action,
+                    &a.detail,
+                ],
             );
         }
     }
