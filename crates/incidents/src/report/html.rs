@@ -60,9 +60,9 @@ pub fn html(d: &ReportData, s: &ReportSettings, v: View) -> String {
         if let Some(logo) = &s.logo {
             let _ = write!(h, "<img src=\"{}\" alt=\"\">", escape(logo));
         }
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<div><div class=\"org\">{}</div><div class=\"unit\">{}</div></div></header>\n",
+            "<div><div class=\"org\">{}</div><div class=\"unit\">{}</div></div></header>",
             escape(&s.institution),
             escape(&s.unit)
         );
