@@ -3,11 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::evidence::{per_name, runs};
 use super::i18n::{Messages, messages};
 use super::{
-    ReportData, ReportSettings, View, escape, facts, local_time, narrative_sections, opt, source,
-    span,
+    ReportData, ReportSettings, Table, View, audit_table, escape, facts, feeds_table, local_time,
+    names_table, narrative_sections, timeline_table,
 };
 
 /// Print rules: A4 with margins a binder leaves room for; a table's `thead` repeats on each
@@ -25,20 +24,20 @@ tr, .block, .signatures, .evidence { break-inside: avoid; page-break-inside: avo
 .hash { font-family: \"DejaVu Sans Mono\", monospace; font-size: 9pt; overflow-wrap: anywhere; }\n\
 .signatures td { height: 14mm; } .appendix { break-before: page; page-break-before: always; }\n";
 
-fn table_head(h: &mut String, cols: &[&str]) {
+fn table(h: &mut String, t: &Table) {
     h.push_str("<table>\n<thead><tr>");
-    for c in cols {
+    for c in &t.head {
         let _ = write!(h, "<th>{}</th>", escape(c));
     }
     h.push_str("</tr></thead>\n<tbody>\n");
-}
-
-fn row(h: &mut String, cells: &[&str]) {
-    h.push_str("<tr>");
-    for c in cells {
-        let _ = write!(h, "<td>{}</td>", escape(c));
+    for r in &t.rows {
+        h.push_str("<tr>");
+        for c in r {
+            let _ = write!(h, "<td>{}</td>", escape(c));
+        }
+        h.push_str("</tr>\n");
     }
-    h.push_str("</tr>\n");
+    h.push_str("</tbody></table>\n");
 }
 
 /// The printable HTML report.
@@ -101,58 +100,25 @@ pub fn html(d: &ReportData, s: &ReportSettings, v: View) -> String {
         );
     }
     let _ = writeln!(h, "<h2>{}</h2>", escape(m.hits_per_name));
-    let time_col = format!("{} ({})", m.time, tz.name());
-    table_head(
-        &mut h,
-        &[m.name, m.feed, m.rule, m.count, m.first_seen, m.last_seen],
-    );
-    for n in per_name(&d.hits) {
-        row(
-            &mut h,
-            &[
-                &n.name,
-                opt(&n.feed),
-                opt(&n.rule),
-                &n.count.to_string(),
-                &local_time(n.first_ms, tz),
-                &local_time(n.last_ms, tz),
-            ],
-        );
-    }
-    h.push_str("</tbody></table>\n");
+    table(&mut h, &names_table(d, m, tz));
     let _ = writeln!(h, "<h2>{}</h2>", escape(m.feeds));
-    table_head(&mut h, &[m.feed, m.category, m.severity, m.source]);
-    for f in &d.feeds {
-        row(&mut h, &[&f.name, &f.category, &f.severity, &source(f)]);
-    }
-    h.push_str("</tbody></table>\n");
+    table(&mut h, &feeds_table(d, m));
     let _ = writeln!(h, "<h2>{}</h2>", escape(m.audit));
     if d.actions.is_empty() {
         let _ = writeln!(h, "<p>{}</p>", escape(m.none_recorded));
     } else {
-        table_head(&mut h, &[&time_col, m.by, m.action, m.detail]);
-        for a in &d.actions {
-            row(
-                &mut h,
-                &[
-                    &span(a.time_ms, a.time_ms, tz),
-                    &a.actor,
-                    &a.action,
-                    &a.detail,
-                ],
-            );
-        }
-        h.push_str("</tbody></table>\n");
+        table(&mut h, &audit_table(d, m, tz));
     }
     let _ = writeln!(h, "<h2>{}</h2>", escape(m.notes));
     if d.notes.is_empty() {
         let _ = writeln!(h, "<p>{}</p>", escape(m.none_recorded));
     } else {
-        table_head(&mut h, &[m.time, m.author, m.note]);
+        let mut t = Table::new(&[m.time, m.author, m.note]);
         for n in &d.notes {
-            row(&mut h, &[&n.time, &n.author, &n.text]);
+            t.rows
+                .push(vec![n.time.clone(), n.author.clone(), n.text.clone()]);
         }
-        h.push_str("</tbody></table>\n");
+        table(&mut h, &t);
     }
     let _ = write!(
         h,
@@ -163,7 +129,7 @@ pub fn html(d: &ReportData, s: &ReportSettings, v: View) -> String {
         escape(m.evidence_explain),
     );
     signatures(&mut h, d, m);
-    timeline(&mut h, d, m, &time_col, v.all_rows, tz);
+    timeline(&mut h, d, m, v.all_rows, tz);
     h.push_str("</body>\n</html>\n");
     h
 }
@@ -205,14 +171,7 @@ fn signatures(h: &mut String, d: &ReportData, m: &Messages) {
     h.push_str("</table></section>\n");
 }
 
-fn timeline(
-    h: &mut String,
-    d: &ReportData,
-    m: &Messages,
-    time_col: &str,
-    all_rows: bool,
-    tz: chrono_tz::Tz,
-) {
+fn timeline(h: &mut String, d: &ReportData, m: &Messages, all_rows: bool, tz: chrono_tz::Tz) {
     let _ = write!(
         h,
         "<section class=\"appendix\"><h2>{} ({})</h2>\n<p class=\"small\">{}</p>\n",
@@ -220,29 +179,7 @@ fn timeline(
         d.hits.len(),
         escape(if all_rows { m.all_rows } else { m.collapsed }),
     );
-    table_head(
-        h,
-        &[
-            time_col, m.client, m.name, m.qtype, m.feed, m.rule, m.action, m.count,
-        ],
-    );
-    for r in runs(&d.hits, all_rows) {
-        let hit = r.hit;
-        row(
-            h,
-            &[
-                &span(r.first_ms, r.last_ms, tz),
-                &hit.client,
-                &hit.name,
-                &hit.qtype,
-                opt(&hit.feed),
-                opt(&hit.rule),
-                &format!("{} ({})", hit.action, hit.rcode),
-                &format!("× {}", r.count),
-            ],
-        );
-    }
-    h.push_str("</tbody></table>\n");
+    table(h, &timeline_table(d, m, tz, all_rows));
     if d.truncated {
         let _ = writeln!(h, "<p class=\"missed\">{}</p>", escape(m.truncated));
     }

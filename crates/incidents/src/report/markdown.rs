@@ -2,28 +2,27 @@
 
 use std::fmt::Write as _;
 
-use super::evidence::{per_name, runs};
 use super::i18n::messages;
 use super::{
-    ReportData, ReportSettings, View, facts, local_time, md, narrative_sections, opt, source, span,
+    ReportData, ReportSettings, Table, View, audit_table, facts, feeds_table, local_time, md,
+    names_table, narrative_sections, timeline_table,
 };
 
-fn table_head(m: &mut String, cols: &[&str]) {
+fn table(m: &mut String, t: &Table) {
     m.push('|');
-    for c in cols {
+    for c in &t.head {
         let _ = write!(m, " {} |", md(c));
     }
     m.push_str("\n|");
-    m.push_str(&"---|".repeat(cols.len()));
+    m.push_str(&"---|".repeat(t.head.len()));
     m.push('\n');
-}
-
-fn row(m: &mut String, cells: &[&str]) {
-    m.push('|');
-    for c in cells {
-        let _ = write!(m, " {} |", md(c));
+    for r in &t.rows {
+        m.push('|');
+        for c in r {
+            let _ = write!(m, " {} |", md(c));
+        }
+        m.push('\n');
     }
-    m.push('\n');
 }
 
 /// The Markdown report (same content as the HTML, without the logo).
@@ -72,45 +71,14 @@ pub fn markdown(d: &ReportData, s: &ReportSettings, v: View) -> String {
         );
     }
     let _ = writeln!(m, "## {}\n", md(t.hits_per_name));
-    table_head(
-        &mut m,
-        &[t.name, t.feed, t.rule, t.count, t.first_seen, t.last_seen],
-    );
-    for n in per_name(&d.hits) {
-        row(
-            &mut m,
-            &[
-                &n.name,
-                opt(&n.feed),
-                opt(&n.rule),
-                &n.count.to_string(),
-                &local_time(n.first_ms, tz),
-                &local_time(n.last_ms, tz),
-            ],
-        );
-    }
+    table(&mut m, &names_table(d, t, tz));
     let _ = writeln!(m, "\n## {}\n", md(t.feeds));
-    table_head(&mut m, &[t.feed, t.category, t.severity, t.source]);
-    for f in &d.feeds {
-        row(&mut m, &[&f.name, &f.category, &f.severity, &source(f)]);
-    }
-    let time_col = format!("{} ({})", t.time, tz.name());
+    table(&mut m, &feeds_table(d, t));
     let _ = writeln!(m, "\n## {}\n", md(t.audit));
     if d.actions.is_empty() {
         let _ = writeln!(m, "{}", md(t.none_recorded));
     } else {
-        table_head(&mut m, &[&time_col, t.by, t.action, t.detail]);
-        for a in &d.actions {
-            row(
-                &mut m,
-                &[
-                    &span(a.time_ms, a.time_ms, tz),
-                    &a.actor,
-                    &a.action,
-                    &a.detail,
-                ],
-            );
-        }
+        table(&mut m, &audit_table(d, t, tz));
     }
     let _ = writeln!(m, "\n## {}\n", md(t.notes));
     if d.notes.is_empty() {
@@ -149,28 +117,7 @@ pub fn markdown(d: &ReportData, s: &ReportSettings, v: View) -> String {
         d.hits.len(),
         md(if v.all_rows { t.all_rows } else { t.collapsed })
     );
-    table_head(
-        &mut m,
-        &[
-            &time_col, t.client, t.name, t.qtype, t.feed, t.rule, t.action, t.count,
-        ],
-    );
-    for r in runs(&d.hits, v.all_rows) {
-        let hit = r.hit;
-        row(
-            &mut m,
-            &[
-                &span(r.first_ms, r.last_ms, tz),
-                &hit.client,
-                &hit.name,
-                &hit.qtype,
-                opt(&hit.feed),
-                opt(&hit.rule),
-                &format!("{} ({})", hit.action, hit.rcode),
-                &format!("× {}", r.count),
-            ],
-        );
-    }
+    table(&mut m, &timeline_table(d, t, tz, v.all_rows));
     if d.truncated {
         let _ = writeln!(m, "\n{}", md(t.truncated));
     }

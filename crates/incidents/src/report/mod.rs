@@ -305,6 +305,99 @@ fn narrative_sections(n: &Narrative, m: &i18n::Messages) -> Vec<(&'static str, O
     ]
 }
 
+/// A table as both formats print it: its headings and its rows of cells (plain text; each
+/// format escapes).
+struct Table {
+    head: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(head: &[&str]) -> Self {
+        Self {
+            head: head.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// The time column's heading, naming the zone.
+fn time_column(m: &i18n::Messages, tz: Tz) -> String {
+    format!("{} ({})", m.time, tz.name())
+}
+
+/// Hits per name, feed and rule.
+fn names_table(d: &ReportData, m: &i18n::Messages, tz: Tz) -> Table {
+    let mut t = Table::new(&[m.name, m.feed, m.rule, m.count, m.first_seen, m.last_seen]);
+    for n in evidence::per_name(&d.hits) {
+        t.rows.push(vec![
+            n.name,
+            opt(&n.feed).to_string(),
+            opt(&n.rule).to_string(),
+            n.count.to_string(),
+            local_time(n.first_ms, tz),
+            local_time(n.last_ms, tz),
+        ]);
+    }
+    t
+}
+
+/// The feeds with their sources.
+fn feeds_table(d: &ReportData, m: &i18n::Messages) -> Table {
+    let mut t = Table::new(&[m.feed, m.category, m.severity, m.source]);
+    for f in &d.feeds {
+        t.rows.push(vec![
+            f.name.clone(),
+            f.category.clone(),
+            f.severity.clone(),
+            source(f),
+        ]);
+    }
+    t
+}
+
+/// The audit trail.
+fn audit_table(d: &ReportData, m: &i18n::Messages, tz: Tz) -> Table {
+    let mut t = Table::new(&[&time_column(m, tz), m.by, m.action, m.detail]);
+    for a in &d.actions {
+        t.rows.push(vec![
+            span(a.time_ms, a.time_ms, tz),
+            a.actor.clone(),
+            a.action.clone(),
+            a.detail.clone(),
+        ]);
+    }
+    t
+}
+
+/// The appendix: runs of identical rows, or every row.
+fn timeline_table(d: &ReportData, m: &i18n::Messages, tz: Tz, all_rows: bool) -> Table {
+    let mut t = Table::new(&[
+        &time_column(m, tz),
+        m.client,
+        m.name,
+        m.qtype,
+        m.feed,
+        m.rule,
+        m.action,
+        m.count,
+    ]);
+    for r in evidence::runs(&d.hits, all_rows) {
+        let hit = r.hit;
+        t.rows.push(vec![
+            span(r.first_ms, r.last_ms, tz),
+            hit.client.clone(),
+            hit.name.clone(),
+            hit.qtype.clone(),
+            opt(&hit.feed).to_string(),
+            opt(&hit.rule).to_string(),
+            format!("{} ({})", hit.action, hit.rcode),
+            format!("× {}", r.count),
+        ]);
+    }
+    t
+}
+
 fn source(f: &FeedMeta) -> String {
     match (&f.url, &f.path) {
         (Some(u), _) => u.clone(),
