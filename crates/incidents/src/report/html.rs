@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use super::i18n::{Messages, messages};
 use super::{
-    ReportData, ReportSettings, Table, View, audit_table, escape, facts, feeds_table, local_time,
-    names_table, narrative_sections, timeline_table,
+    ReportData, ReportSettings, Table, View, audit_table, escape, facts, feeds_table,
+    local_rfc3339, local_time, names_table, narrative_sections, timeline_table,
 };
 
 /// Print rules: A4 with margins a binder leaves room for; a table's `thead` repeats on each
@@ -17,7 +17,7 @@ header { display: flex; align-items: center; gap: 5mm; border-bottom: 2px solid 
 header img { max-height: 18mm; max-width: 40mm; } header .org { font-size: 13pt; font-weight: bold; } header .unit { font-size: 11pt; }\n\
 h1 { font-size: 16pt; margin: 0 0 4mm; } h2 { font-size: 12pt; margin: 6mm 0 2mm; border-bottom: 1px solid #999; break-after: avoid; page-break-after: avoid; }\n\
 h3 { font-size: 10.5pt; margin: 3mm 0 1mm; break-after: avoid; }\n\
-table { border-collapse: collapse; width: 100%; } th, td { border: 1px solid #bbb; padding: 1mm 2mm; text-align: left; vertical-align: top; overflow-wrap: anywhere; }\n\
+table { border-collapse: collapse; width: 100%; } th, td { border: 1px solid #bbb; padding: 1mm 2mm; text-align: left; vertical-align: top; overflow-wrap: break-word; }\n\
 th { background: #eee; } table.facts th { width: 35%; }\n\
 tr, .block, .signatures, .evidence { break-inside: avoid; page-break-inside: avoid; } thead { display: table-header-group; }\n\
 .missed { color: #a00; font-weight: bold; } .small { font-size: 8pt; color: #555; } .empty { color: #777; font-style: italic; }\n\
@@ -115,8 +115,11 @@ pub fn html(d: &ReportData, s: &ReportSettings, v: View) -> String {
     } else {
         let mut t = Table::new(&[m.time, m.author, m.note]);
         for n in &d.notes {
-            t.rows
-                .push(vec![n.time.clone(), n.author.clone(), n.text.clone()]);
+            t.rows.push(vec![
+                local_rfc3339(&n.time, tz),
+                n.author.clone(),
+                n.text.clone(),
+            ]);
         }
         table(&mut h, &t);
     }

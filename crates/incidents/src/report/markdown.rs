@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use super::i18n::messages;
 use super::{
-    ReportData, ReportSettings, Table, View, audit_table, facts, feeds_table, local_time, md,
-    names_table, narrative_sections, timeline_table,
+    ReportData, ReportSettings, Table, View, audit_table, facts, feeds_table, local_rfc3339,
+    local_time, md, names_table, narrative_sections, timeline_table,
 };
 
 fn table(m: &mut String, t: &Table) {
@@ -85,7 +85,13 @@ pub fn markdown(d: &ReportData, s: &ReportSettings, v: View) -> String {
         let _ = writeln!(m, "{}", md(t.none_recorded));
     } else {
         for n in &d.notes {
-            let _ = writeln!(m, "- {} — {}: {}", md(&n.time), md(&n.author), md(&n.text));
+            let _ = writeln!(
+                m,
+                "- {} — {}: {}",
+                md(&local_rfc3339(&n.time, tz)),
+                md(&n.author),
+                md(&n.text)
+            );
         }
     }
     let _ = writeln!(

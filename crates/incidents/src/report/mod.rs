@@ -220,6 +220,13 @@ pub fn local_time(ms: i64, tz: Tz) -> String {
     }
 }
 
+/// A stored RFC 3339 time (a note's) as the report prints times; as stored if unparsable.
+pub fn local_rfc3339(t: &str, tz: Tz) -> String {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| local_time(d.timestamp_millis(), tz))
+        .unwrap_or_else(|_| t.to_string())
+}
+
 /// A timeline cell: one time, or a run's span (`2026-12-07 01:01:38–01:01:44`); the zone is
 /// named in the column's heading.
 pub fn span(first_ms: i64, last_ms: i64, tz: Tz) -> String {
@@ -426,6 +433,10 @@ mod tests {
             "2026-12-07 10:14:03 CST (Asia/Shanghai)"
         );
         assert_eq!(local_time(ms, Tz::UTC), "2026-12-07 02:14:03 UTC");
+        assert_eq!(
+            local_rfc3339("2026-12-07T02:14:03.456Z", chrono_tz::Asia::Shanghai),
+            "2026-12-07 10:14:03 CST (Asia/Shanghai)"
+        );
         assert_eq!(
             span(ms, ms + 6_000, chrono_tz::Asia::Shanghai),
             "2026-12-07 10:14:03–10:14:09"
