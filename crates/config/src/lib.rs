@@ -13,6 +13,7 @@ pub use poolguard_model::{Action, FeedFormat, FeedKind, Severity};
 
 pub mod export;
 pub mod incidents;
+pub mod reports;
 
 mod api;
 mod dns;
@@ -91,6 +92,9 @@ pub struct Config {
     /// Exports of every query or hit to the operators' pipelines (`[[export.dnstap]]`).
     #[serde(default)]
     pub export: crate::export::ExportConfig,
+    /// The written incident report: language, time zone, institution header.
+    #[serde(default)]
+    pub reports: crate::reports::ReportsConfig,
     /// Directory of the config file; relative paths are resolved against it. Not a TOML key.
     #[serde(skip)]
     pub base_dir: PathBuf,
