@@ -220,6 +220,8 @@ pub struct FeedSpec {
     pub kind: &'static str,
     pub action: Option<&'static str>,
     pub lines: Vec<String>,
+    /// `category` (absent = the default, `mining`).
+    pub category: Option<&'static str>,
 }
 
 impl FeedSpec {
@@ -234,7 +236,14 @@ impl FeedSpec {
             kind,
             action,
             lines: lines.iter().map(|s| s.to_string()).collect(),
+            category: None,
         }
+    }
+
+    /// The same feed with `category` set.
+    pub fn category(mut self, category: &'static str) -> Self {
+        self.category = Some(category);
+        self
     }
 }
 
@@ -460,6 +469,9 @@ impl Builder {
             ));
             if let Some(a) = f.action {
                 toml.push_str(&format!("action = \"{a}\"\n"));
+            }
+            if let Some(c) = f.category {
+                toml.push_str(&format!("category = \"{c}\"\n"));
             }
             toml.push('\n');
         }

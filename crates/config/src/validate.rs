@@ -60,6 +60,12 @@ impl Config {
                 ));
             }
         }
+        if self.blocking.default_action == crate::Action::Log {
+            return Err(invalid(
+                "blocking.default_action".into(),
+                "`log` blocks nothing; give it to the feeds to watch (`action = \"log\"`)".into(),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, f) in self.feeds.iter().enumerate() {
             let key = |k: &str| format!("feeds[{i}] ({}).{k}", f.name);
@@ -74,6 +80,12 @@ impl Config {
             }
             if !names.insert(f.name.as_str()) {
                 return Err(invalid(key("name"), "is used by another feed".into()));
+            }
+            if f.action == Some(crate::Action::Log) && f.kind != crate::FeedKind::Domains {
+                return Err(invalid(
+                    key("action"),
+                    "`log` watches names: only a feed of kind `domains` can have it".into(),
+                ));
             }
             match (&f.path, &f.url) {
                 (None, None) => {

@@ -11,6 +11,7 @@
 //! - `hosts`: `0.0.0.0 name`; hosts files cannot express subtrees or exceptions.
 //! - `ips`: one address or prefix per line.
 //!
+//! Feeds whose action is `log` are not published as names: poolguard answers them.
 //! Names are merged across feeds and deduplicated; a name below a published subtree is left
 //! out (the parent covers it); a name an allowlist covers is left out. A subtree whose apex is
 //! allowed is left out whole (allowlists fail open). Output is sorted, so two renders of the
@@ -88,6 +89,11 @@ fn merge(c: &Compiled) -> Merged<'_> {
     let mut allow_exact: HashSet<&str> = HashSet::new();
     for f in &c.feeds {
         let allow = f.info.kind == FeedKind::Allow;
+        // A `log` feed (the `bypass` category) is watched, not blocked: a consumer loading
+        // the list would block what poolguard answers.
+        if !allow && !f.info.action.blocks() {
+            continue;
+        }
         for d in f.rules.domains() {
             let set = match (allow, d.exact) {
                 (true, true) => &mut allow_exact,

@@ -39,8 +39,9 @@ const V6: u8 = 0x20;
 const RULE: u8 = 0x40;
 const SNAPSHOT: u8 = 0x80;
 
-/// Outcomes in on-disk code order; a code is the index here.
-pub const OUTCOMES: [Outcome; 10] = [
+/// Outcomes in on-disk code order; a code is the index here. New outcomes are appended (the
+/// flags byte has room for 16), so blocks written before them read unchanged.
+pub const OUTCOMES: [Outcome; 11] = [
     Outcome::Allowed,
     Outcome::Allowlisted,
     Outcome::Blocked,
@@ -51,6 +52,7 @@ pub const OUTCOMES: [Outcome; 10] = [
     Outcome::Refused,
     Outcome::Formerr,
     Outcome::Quarantined,
+    Outcome::Logged,
 ];
 
 /// The on-disk code of an outcome.
