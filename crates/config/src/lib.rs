@@ -19,6 +19,7 @@ mod dns;
 mod duration;
 mod encrypted;
 mod feeds;
+mod pools;
 mod store;
 mod validate;
 
@@ -29,6 +30,7 @@ pub use dns::{
 pub use duration::parse_duration;
 pub use encrypted::{CanaryConfig, DohConfig, DotConfig};
 pub use feeds::{FeedConfig, valid_feed_name};
+pub use pools::PoolsConfig;
 pub use store::{Backend, MIN_SPOOL_BYTES, StoreConfig};
 
 /// Why a config could not be used. Messages name the file, the key and what to do.
@@ -91,6 +93,9 @@ pub struct Config {
     /// Exports of every query or hit to the operators' pipelines (`[[export.dnstap]]`).
     #[serde(default)]
     pub export: crate::export::ExportConfig,
+    /// The pool address set kept current by re-resolving the feeds' names (`[pools]`).
+    #[serde(default)]
+    pub pools: PoolsConfig,
     /// Directory of the config file; relative paths are resolved against it. Not a TOML key.
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -66,6 +66,28 @@ impl Config {
                 "`log` blocks nothing; give it to the feeds to watch (`action = \"log\"`)".into(),
             ));
         }
+        if self.pools.enabled {
+            if self.pools.resolve_per_minute == 0 {
+                return Err(invalid(
+                    "pools.resolve_per_minute".into(),
+                    "must be at least 1 (set `enabled = false` to resolve nothing)".into(),
+                ));
+            }
+            if self.pools.min_interval.is_zero()
+                || self.pools.min_interval > self.pools.max_interval
+            {
+                return Err(invalid(
+                    "pools.min_interval".into(),
+                    "must be above zero and at most `max_interval`".into(),
+                ));
+            }
+            if self.pools.max_age < self.pools.max_interval {
+                return Err(invalid(
+                    "pools.max_age".into(),
+                    "must be at least `max_interval`, or addresses of names still resolved would age out between two resolutions".into(),
+                ));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for (i, f) in self.feeds.iter().enumerate() {
             let key = |k: &str| format!("feeds[{i}] ({}).{k}", f.name);
