@@ -189,3 +189,92 @@ async fn the_set_and_its_first_seen_times_survive_a_restart() {
     let after = resolved(&items, "198.51.100.7").expect("kept across the restart");
     assert_eq!(after["first_seen"], before);
 }
+
+/// The measurement behind docs/BENCHMARKS.md ("Pool address set"): the shipped mining feed
+/// and allowlist, the shipped `[pools]` numbers, and an upstream that answers every A query
+/// (TTL 300) so every name asks to be re-resolved as often as `min_interval` allows: the
+/// queries per minute the upstream sees once the first pass is under way. 35 s; run with
+/// `cargo test --release --test dns_pools -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a 35 s measurement for docs/BENCHMARKS.md"]
+async fn shipped_feed_resolution_load() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        // Ends with the test process.
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let mut reply = Message::new(
+                query.metadata.id,
+                MessageType::Response,
+                query.metadata.op_code,
+            );
+            reply.metadata.recursion_desired = query.metadata.recursion_desired;
+            reply.metadata.recursion_available = true;
+            for q in &query.queries {
+                reply.add_query(q.clone());
+                if q.query_type() == RecordType::A {
+                    reply.add_answer(Record::from_rdata(
+                        q.name().clone(),
+                        300,
+                        RData::A(A::new(198, 51, 100, 9)),
+                    ));
+                } else {
+                    // NODATA with its SOA, as an authority answers it (without, the forwarder
+                    // looks for a CNAME chain: one more query).
+                    let soa = SOA::new(Name::root(), Name::root(), 1, 7200, 3600, 1_209_600, 300);
+                    reply.add_authority(Record::from_rdata(q.name().clone(), 300, RData::SOA(soa)));
+                }
+            }
+            if let Ok(bytes) = reply.to_vec() {
+                let _ = socket.send_to(&bytes, from);
+            }
+        }
+    });
+    let lines = |p: &str| -> Vec<String> {
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p))
+            .expect("shipped list")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let mut mining = FeedSpec::new("mining", "domains", Some("sinkhole"), &[]);
+    mining.lines = lines("blocklists/mining.txt");
+    let mut allow = FeedSpec::new("allow", "allow", None, &[]);
+    allow.lines = lines("blocklists/allow.txt");
+    let bed = TestBed::builder()
+        .feeds(vec![allow, mining])
+        .upstream_servers(vec![addr])
+        .toml(
+            "[store]\npath = \"data/pg.db\"\n\
+             [pools]\nenabled = true\nresolve_per_minute = 600\n\
+             min_interval = \"5m\"\nmax_interval = \"1d\"\nmax_age = \"7d\"\n",
+        )
+        .start()
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let start = asked.load(Ordering::Relaxed);
+    let window = std::time::Duration::from_secs(30);
+    tokio::time::sleep(window).await;
+    let sent = asked.load(Ordering::Relaxed) - start;
+    println!(
+        "pool address set: {sent} upstream queries in {} s = {:.0} a minute (cap 600)",
+        window.as_secs(),
+        sent as f64 * 60.0 / window.as_secs_f64()
+    );
+    assert!(sent > 0, "the names were resolved");
+    drop(bed);
+}
