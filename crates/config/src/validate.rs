@@ -212,6 +212,42 @@ mod tests {
     }
 
     #[test]
+    fn log_and_pools_are_validated_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f.txt"), "10.0.0.0/8\n").expect("write");
+        let parse_in = |text: &str| Config::from_toml(text, Path::new("t.toml"), dir.path());
+        let off = parse_in("").expect("defaults");
+        assert!(!off.pools.enabled, "absent [pools] resolves nothing");
+        parse_in("[pools]\nenabled = true\nexclude = [\"104.16.0.0/13\"]\nmax_age = \"2d\"\n")
+            .expect("valid");
+        for (text, key) in [
+            (
+                "[blocking]\ndefault_action = \"log\"\n",
+                "blocking.default_action",
+            ),
+            (
+                "[[feeds]]\nname = \"x\"\npath = \"f.txt\"\nkind = \"ips\"\naction = \"log\"\n",
+                "feeds[0] (x).action",
+            ),
+            (
+                "[pools]\nenabled = true\nresolve_per_minute = 0\n",
+                "pools.resolve_per_minute",
+            ),
+            (
+                "[pools]\nenabled = true\nmin_interval = \"2d\"\n",
+                "pools.min_interval",
+            ),
+            (
+                "[pools]\nenabled = true\nmax_age = \"1h\"\n",
+                "pools.max_age",
+            ),
+        ] {
+            let err = parse_in(text).expect_err(text);
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn encrypted_listeners_are_validated_naming_the_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         for f in ["c.pem", "k.pem"] {
