@@ -68,6 +68,9 @@ pub struct Config {
     pub blocking: BlockingConfig,
     #[serde(default)]
     pub feeds: Vec<FeedConfig>,
+    /// The pool address set kept current by re-resolving the feeds' names (`[pools]`).
+    #[serde(default)]
+    pub pools: PoolsConfig,
     #[serde(default)]
     pub zones: Vec<ZoneConfig>,
     #[serde(default)]
@@ -93,9 +96,6 @@ pub struct Config {
     /// Exports of every query or hit to the operators' pipelines (`[[export.dnstap]]`).
     #[serde(default)]
     pub export: crate::export::ExportConfig,
-    /// The pool address set kept current by re-resolving the feeds' names (`[pools]`).
-    #[serde(default)]
-    pub pools: PoolsConfig,
     /// Directory of the config file; relative paths are resolved against it. Not a TOML key.
     #[serde(skip)]
     pub base_dir: PathBuf,
