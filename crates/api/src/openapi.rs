@@ -56,6 +56,8 @@ use utoipa::{Modify, OpenApi};
         super::lists::ListResponse,
         super::stats::StatsResponse,
         super::clients::ClientResponse,
+        super::feeds::publish::CategoryAddresses,
+        super::feeds::publish::PublishedAddress,
         super::error::ErrorBody,
         super::revocations::Revoked,
         super::views::Count,
