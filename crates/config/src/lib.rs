@@ -14,6 +14,7 @@ pub use poolguard_model::{Action, FeedFormat, FeedKind, Severity};
 pub mod export;
 pub mod incidents;
 pub mod reports;
+pub mod robots;
 
 mod api;
 mod dns;
