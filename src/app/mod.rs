@@ -195,6 +195,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     let (alerts, alert_rx) = if config.alerts.webhooks.is_empty()
         && config.alerts.dingtalk.is_empty()
         && config.alerts.wecom.is_empty()
+        && config.alerts.email.is_empty()
         && config.alerts.syslog.is_none()
     {
         (Alerts::disabled(), None)

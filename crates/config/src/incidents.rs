@@ -157,6 +157,8 @@ pub struct AlertsConfig {
     pub dingtalk: Vec<crate::robots::DingTalkConfig>,
     /// WeCom (企业微信) group robots.
     pub wecom: Vec<crate::robots::WeComConfig>,
+    /// Mail over SMTP.
+    pub email: Vec<crate::email::EmailConfig>,
     /// Where people open an incident (`https://poolguard.campus.edu`): alerts link to
     /// `<console_url>/api/v1/incidents/<id>/report`. Absent = alerts carry no link.
     pub console_url: Option<String>,
@@ -178,6 +180,7 @@ impl Default for AlertsConfig {
             webhooks: Vec::new(),
             dingtalk: Vec::new(),
             wecom: Vec::new(),
+            email: Vec::new(),
             console_url: None,
             max_attempts: 5,
             retry_backoff: Span(Duration::from_secs(2)),
@@ -300,6 +303,9 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     for (n, w) in c.alerts.wecom.iter().enumerate() {
         crate::robots::validate_robot("wecom", n, &w.webhook_url, &w.events, 0)?;
     }
+    for (n, e) in c.alerts.email.iter().enumerate() {
+        crate::email::validate_email(n, e)?;
+    }
     if let Some(url) = &c.alerts.console_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
@@ -360,6 +366,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(ev.contains("alerts.wecom[0].events"), "{ev}");
+    }
+
+    #[test]
+    fn email_parses_and_refuses_clear_text_off_loopback() {
+        let c = parse(
+            "[[alerts.email]]\nserver = \"smtp.campus.edu:587\"\nusername = \"pg\"\n\
+             password_env = \"SMTP_PW\"\nfrom = \"pg@campus.edu\"\nto = [\"soc@campus.edu\"]\n\
+             departments = { \"物理系\" = [\"phys@campus.edu\"] }\n",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.email[0].tls, crate::email::SmtpTls::Starttls);
+        assert_eq!(c.alerts.email[0].departments["物理系"], ["phys@campus.edu"]);
+        let clear = parse(
+            "[[alerts.email]]\nserver = \"smtp.campus.edu:25\"\ntls = \"none\"\n\
+             from = \"pg@campus.edu\"\nto = [\"soc@campus.edu\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(clear.contains("alerts.email[0].tls"), "{clear}");
+        assert!(
+            parse(
+                "[[alerts.email]]\nserver = \"127.0.0.1:25\"\ntls = \"none\"\n\
+                 from = \"pg@campus.edu\"\nto = [\"soc@campus.edu\"]\n"
+            )
+            .is_ok()
+        );
+        let nobody = parse("[[alerts.email]]\nserver = \"h:587\"\nfrom = \"a@b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(nobody.contains("no recipients"), "{nobody}");
     }
 
     #[test]

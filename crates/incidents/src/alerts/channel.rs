@@ -9,11 +9,15 @@
 //! [`WECOM_MAX`] bytes of UTF-8). Both answer HTTP 200 with `{"errcode":0}` when they took
 //! the message and a non-zero `errcode` when not, so the body is read, not only the status.
 //! Their URLs carry the robot's token: the log names a robot `dingtalk:<name>`, never by URL.
+//! Mail goes through [`super::email`], logged as `email:<name>` with the SMTP reply code.
+
+use std::sync::Arc;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::email::{Mailer, SharedMailer};
 use super::message::{fit, render};
 use super::{AlertEvent, signature};
 use crate::config::{AlertsConfig, WebhookConfig};
@@ -36,6 +40,7 @@ enum Kind {
         secret: Result<Option<String>, String>,
     },
     WeCom,
+    Email(SharedMailer),
 }
 
 /// A configured destination.
@@ -57,9 +62,16 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-/// One request's body, made once per event and channel.
+/// What one delivery sends, made once per event and channel.
 #[derive(Debug, Clone)]
-pub struct Payload(pub Vec<u8>);
+pub enum Payload {
+    /// An HTTP body (webhooks, robots).
+    Http(Vec<u8>),
+    /// A mail.
+    Mail(Box<lettre::Message>),
+    /// Nothing can be sent, and why (a mail without recipients, an unusable mailer).
+    Unsendable(String),
+}
 
 /// The secret of a robot: the first line of `file`, or the variable `env`.
 fn read_secret(
@@ -92,6 +104,21 @@ pub fn channels(cfg: &AlertsConfig) -> Vec<Channel> {
     }
     for (n, w) in cfg.wecom.iter().enumerate() {
         out.push(wecom(n, w));
+    }
+    for (n, e) in cfg.email.iter().enumerate() {
+        let mailer = Mailer::new(e, cfg.timeout.0);
+        if let Err(why) = &mailer {
+            tracing::error!(channel = n, error = %why, "[[alerts.email]] unusable; its deliveries fail");
+        }
+        out.push(Channel {
+            kind: Kind::Email(Arc::new(mailer)),
+            url: String::new(),
+            target: format!(
+                "email:{}",
+                e.name.clone().unwrap_or_else(|| format!("email[{n}]"))
+            ),
+            events: e.events.clone(),
+        });
     }
     out
 }
@@ -158,7 +185,21 @@ impl Channel {
     pub fn payload(&self, event: &AlertEvent, json: &[u8], settings: &ReportSettings) -> Payload {
         let lang = settings.language;
         let body = match &self.kind {
-            Kind::Webhook { .. } => return Payload(json.to_vec()),
+            Kind::Webhook { .. } => return Payload::Http(json.to_vec()),
+            Kind::Email(mailer) => {
+                let mailer = match mailer.as_ref() {
+                    Ok(m) => m,
+                    Err(why) => return Payload::Unsendable(why.clone()),
+                };
+                let to = mailer.recipients(event);
+                if to.is_empty() {
+                    return Payload::Unsendable("no recipient for this alert".into());
+                }
+                return match mailer.message(&render(event, lang, settings.tz), &to) {
+                    Ok(mail) => Payload::Mail(Box::new(mail)),
+                    Err(why) => Payload::Unsendable(why),
+                };
+            }
             Kind::DingTalk { .. } => {
                 let m = render(event, lang, settings.tz);
                 serde_json::json!({
@@ -174,7 +215,7 @@ impl Channel {
                 })
             }
         };
-        Payload(serde_json::to_vec(&body).unwrap_or_default())
+        Payload::Http(serde_json::to_vec(&body).unwrap_or_default())
     }
 
     /// The request of one attempt at `now_ms` (DingTalk signs each attempt afresh: it
@@ -183,7 +224,7 @@ impl Channel {
         &self,
         client: &reqwest::Client,
         event: &'static str,
-        payload: &Payload,
+        body: &[u8],
         now_ms: i64,
     ) -> Result<reqwest::RequestBuilder, String> {
         let url = match &self.kind {
@@ -203,11 +244,11 @@ impl Channel {
         let mut req = client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(payload.0.clone());
+            .body(body.to_vec());
         if let Kind::Webhook { secret } = &self.kind {
             req = req.header("X-Poolguard-Event", event);
             if let Some(secret) = secret {
-                req = req.header("X-Poolguard-Signature", signature(secret, &payload.0));
+                req = req.header("X-Poolguard-Signature", signature(secret, body));
             }
         }
         Ok(req)
@@ -221,7 +262,18 @@ impl Channel {
         payload: &Payload,
         now_ms: i64,
     ) -> (Option<u16>, Option<String>) {
-        let req = match self.request(client, event, payload, now_ms) {
+        let body = match (payload, &self.kind) {
+            (Payload::Unsendable(why), _) => return (None, Some(why.clone())),
+            (Payload::Mail(mail), Kind::Email(mailer)) => {
+                return match mailer.as_ref() {
+                    Ok(m) => m.send(mail.as_ref().clone()).await,
+                    Err(why) => (None, Some(why.clone())),
+                };
+            }
+            (Payload::Mail(_), _) => return (None, Some("a mail for an HTTP channel".into())),
+            (Payload::Http(body), _) => body,
+        };
+        let req = match self.request(client, event, body, now_ms) {
             Ok(r) => r,
             Err(e) => return (None, Some(e)),
         };

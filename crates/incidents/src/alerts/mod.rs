@@ -19,6 +19,7 @@
 //! ([`Alerts::export_only`]), go to it too, without waiting.
 
 pub mod channel;
+pub mod email;
 pub mod message;
 pub mod opened;
 
