@@ -283,3 +283,95 @@ async fn robots_get_signed_markdown_within_limits_with_retries() {
     assert!(!log.to_string().contains(ROBOT_TOKEN) && !log.to_string().contains(WECOM_KEY));
     bed.shutdown().await;
 }
+
+/// `poolguard_alerts_held` from /metrics.
+async fn held(bed: &TestBed) -> f64 {
+    let text = bed.metrics_text().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("poolguard_alerts_held "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_mode_sends_one_summary_per_window() {
+    let (addr, mut calls) = robots().await;
+    let ledger = "network,mac,asset,kind,location,department,owner,contact\n\
+         127.0.0.7,,pc-07,,,计算机学院,张伟,\n127.0.0.8,,pc-08,,,Physics,Li Na,\n127.0.0.9,,pc-09,,,化学系,王芳,\n";
+    let toml = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n\
+         [[api.tokens]]\nname = \"viewer\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\
+         [store]\npath = \"data/pg.db\"\nflush_interval_ms = 20\n[clients]\nledger = \"clients.csv\"\n\
+         [reports]\nlanguage = \"zh-CN\"\n\
+         [alerts]\nretry_backoff = \"10ms\"\ncheck_every = \"1h\"\n\
+         [[alerts.wecom]]\nwebhook_url = \"http://{addr}/wecom?key={WECOM_KEY}\"\nname = \"duty\"\n\
+         digest_minutes = 10\nevents = [\"incident.opened\"]\n",
+        sha256_hex(VIEWER)
+    );
+    let clock = Arc::new(ManualClock::at(chrono::Utc::now().timestamp_millis()));
+    let bed = TestBed::builder()
+        .file("clients.csv", ledger)
+        .toml(&toml)
+        .clock(clock.clone())
+        .start()
+        .await;
+    for client in ["127.0.0.7", "127.0.0.8", "127.0.0.9"] {
+        let from: IpAddr = client.parse().expect("ip");
+        query_from(
+            from,
+            bed.dns,
+            Proto::Udp,
+            &request("sink.test.", RecordType::A, true),
+        )
+        .await;
+    }
+    bed.running().flush().await.expect("flush");
+
+    // The first incident goes out at once; the other two are held for the window.
+    let first = next(&mut calls).await;
+    assert!(first.problems.is_empty(), "{:?}", first.problems);
+    let first_text = first.body["markdown"]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(first_text.contains("挖矿事件 #"), "{first_text}");
+    let mut n = 0.0;
+    for _ in 0..500 {
+        n = held(&bed).await;
+        if n == 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(n, 2.0, "two alerts held for the digest");
+    assert!(
+        calls.try_recv().is_err(),
+        "nothing else sent within the window"
+    );
+
+    // The window ends: one summary of the two.
+    clock.advance(10 * 60_000);
+    let digest = next(&mut calls).await;
+    assert!(digest.problems.is_empty(), "{:?}", digest.problems);
+    let text = digest.body["markdown"]["content"]
+        .as_str()
+        .expect("content");
+    assert!(text.contains("poolguard 告警汇总：2 条"), "{text}");
+    let clients = ["127.0.0.7", "127.0.0.8", "127.0.0.9"];
+    let in_first = clients.iter().filter(|c| first_text.contains(*c)).count();
+    let in_digest = clients.iter().filter(|c| text.contains(*c)).count();
+    assert_eq!((in_first, in_digest), (1, 2), "{first_text}\n{text}");
+
+    let http = reqwest::Client::new();
+    let mut items = Vec::new();
+    for _ in 0..200 {
+        items = deliveries(&bed, &http).await;
+        if items.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let events: Vec<&str> = items.iter().filter_map(|d| d["event"].as_str()).collect();
+    assert_eq!(events, ["digest", "incident.opened"], "{}", json!(items));
+    bed.shutdown().await;
+}

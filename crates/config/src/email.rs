@@ -55,6 +55,10 @@ pub struct EmailConfig {
     /// What the delivery log calls it (default `email[N]`).
     #[serde(default)]
     pub name: Option<String>,
+    /// At most one message per this many minutes: events in between are held back and sent
+    /// as one summary when the window ends. 0 = every event at once.
+    #[serde(default)]
+    pub digest_minutes: u32,
     /// Subscribed events; empty = all.
     #[serde(default)]
     pub events: Vec<String>,

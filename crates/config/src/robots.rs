@@ -26,6 +26,10 @@ pub struct DingTalkConfig {
     /// An environment variable holding the signing secret.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// At most one message per this many minutes: events in between are held back and sent
+    /// as one summary when the window ends. 0 = every event at once.
+    #[serde(default)]
+    pub digest_minutes: u32,
     /// Subscribed events; empty = all.
     #[serde(default)]
     pub events: Vec<String>,
@@ -41,6 +45,10 @@ pub struct WeComConfig {
     /// What the delivery log calls it (default `wecom[N]`).
     #[serde(default)]
     pub name: Option<String>,
+    /// At most one message per this many minutes: events in between are held back and sent
+    /// as one summary when the window ends. 0 = every event at once.
+    #[serde(default)]
+    pub digest_minutes: u32,
     /// Subscribed events; empty = all.
     #[serde(default)]
     pub events: Vec<String>,

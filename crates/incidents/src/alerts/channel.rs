@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::email::{Mailer, SharedMailer};
-use super::message::{fit, render};
+use super::message::{Message, fit, render, render_digest};
 use super::{AlertEvent, signature};
 use crate::config::{AlertsConfig, WebhookConfig};
 use crate::report::ReportSettings;
@@ -51,6 +51,8 @@ pub struct Channel {
     /// How the delivery log names it.
     pub target: String,
     events: Vec<String>,
+    /// Digest window (`digest_minutes`) in ms; 0 = every event at once.
+    pub digest_ms: i64,
 }
 
 impl std::fmt::Debug for Channel {
@@ -111,6 +113,7 @@ pub fn channels(cfg: &AlertsConfig) -> Vec<Channel> {
             tracing::error!(channel = n, error = %why, "[[alerts.email]] unusable; its deliveries fail");
         }
         out.push(Channel {
+            digest_ms: minutes(e.digest_minutes),
             kind: Kind::Email(Arc::new(mailer)),
             url: String::new(),
             target: format!(
@@ -123,8 +126,13 @@ pub fn channels(cfg: &AlertsConfig) -> Vec<Channel> {
     out
 }
 
+fn minutes(m: u32) -> i64 {
+    i64::from(m) * 60_000
+}
+
 fn webhook(w: &WebhookConfig) -> Channel {
     Channel {
+        digest_ms: 0,
         kind: Kind::Webhook {
             secret: w.secret.clone(),
         },
@@ -140,6 +148,7 @@ fn dingtalk(n: usize, d: &DingTalkConfig) -> Channel {
         tracing::error!(robot = n, error = %e, "[[alerts.dingtalk]] secret unreadable; its deliveries fail");
     }
     Channel {
+        digest_ms: minutes(d.digest_minutes),
         kind: Kind::DingTalk { secret },
         url: d.webhook_url.clone(),
         target: format!(
@@ -152,6 +161,7 @@ fn dingtalk(n: usize, d: &DingTalkConfig) -> Channel {
 
 fn wecom(n: usize, w: &WeComConfig) -> Channel {
     Channel {
+        digest_ms: minutes(w.digest_minutes),
         kind: Kind::WeCom,
         url: w.webhook_url.clone(),
         target: format!(
@@ -183,36 +193,57 @@ impl Channel {
 
     /// The body it posts for `event` (`json`: the event as JSON, for webhooks).
     pub fn payload(&self, event: &AlertEvent, json: &[u8], settings: &ReportSettings) -> Payload {
+        if let Kind::Webhook { .. } = self.kind {
+            return Payload::Http(json.to_vec());
+        }
+        let m = render(event, settings.language, settings.tz);
+        self.people(m, std::slice::from_ref(event), settings)
+    }
+
+    /// The one message summarising `events` held back by digest mode (`more` beyond them).
+    pub fn digest_payload(
+        &self,
+        events: &[AlertEvent],
+        more: usize,
+        settings: &ReportSettings,
+    ) -> Payload {
+        let m = render_digest(events, more, settings.language, settings.tz);
+        self.people(m, events, settings)
+    }
+
+    /// `m` in this channel's format; a mail goes to everyone any of `events` is for.
+    fn people(&self, m: Message, events: &[AlertEvent], settings: &ReportSettings) -> Payload {
         let lang = settings.language;
         let body = match &self.kind {
-            Kind::Webhook { .. } => return Payload::Http(json.to_vec()),
+            Kind::Webhook { .. } => serde_json::json!(events),
+            Kind::DingTalk { .. } => serde_json::json!({
+                "msgtype": "markdown",
+                "markdown": {"title": m.title, "text": fit(&m.text, DINGTALK_MAX, lang)},
+            }),
+            Kind::WeCom => serde_json::json!({
+                "msgtype": "markdown",
+                "markdown": {"content": fit(&m.text, WECOM_MAX, lang)},
+            }),
             Kind::Email(mailer) => {
                 let mailer = match mailer.as_ref() {
                     Ok(m) => m,
                     Err(why) => return Payload::Unsendable(why.clone()),
                 };
-                let to = mailer.recipients(event);
+                let mut to: Vec<String> = Vec::new();
+                for e in events {
+                    for addr in mailer.recipients(e) {
+                        if !to.iter().any(|a| a.eq_ignore_ascii_case(&addr)) {
+                            to.push(addr);
+                        }
+                    }
+                }
                 if to.is_empty() {
                     return Payload::Unsendable("no recipient for this alert".into());
                 }
-                return match mailer.message(&render(event, lang, settings.tz), &to) {
+                return match mailer.message(&m, &to) {
                     Ok(mail) => Payload::Mail(Box::new(mail)),
                     Err(why) => Payload::Unsendable(why),
                 };
-            }
-            Kind::DingTalk { .. } => {
-                let m = render(event, lang, settings.tz);
-                serde_json::json!({
-                    "msgtype": "markdown",
-                    "markdown": {"title": m.title, "text": fit(&m.text, DINGTALK_MAX, lang)},
-                })
-            }
-            Kind::WeCom => {
-                let m = render(event, lang, settings.tz);
-                serde_json::json!({
-                    "msgtype": "markdown",
-                    "markdown": {"content": fit(&m.text, WECOM_MAX, lang)},
-                })
             }
         };
         Payload::Http(serde_json::to_vec(&body).unwrap_or_default())

@@ -102,6 +102,53 @@ pub fn render(event: &AlertEvent, lang: Language, tz: Tz) -> Message {
     Message { title, text }
 }
 
+/// One summary of `events` held back by digest mode (`more`: held beyond those listed): one
+/// line per event, its time, title, department and pool.
+pub fn render_digest(events: &[AlertEvent], more: usize, lang: Language, tz: Tz) -> Message {
+    let n = events.len() + more;
+    let zh = lang == Language::ZhCn;
+    let title = if zh {
+        format!("poolguard 告警汇总：{n} 条")
+    } else {
+        format!("poolguard digest: {n} alerts")
+    };
+    let mut text = format!("### {title}\n\n");
+    for e in events {
+        let d = &e.detail;
+        let mut extra: Vec<String> = Vec::new();
+        for v in [
+            d["identity"]["department"]
+                .as_str()
+                .or(d["department"].as_str()),
+            d["pool"].as_str(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            extra.push(escape(v));
+        }
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", extra.join(" · "))
+        };
+        let _ = writeln!(
+            text,
+            "- {} {}{extra}",
+            local_rfc3339(&e.time, tz),
+            self::title(e, lang)
+        );
+    }
+    if more > 0 {
+        let _ = if zh {
+            writeln!(text, "- ……另有 {more} 条")
+        } else {
+            writeln!(text, "- … and {more} more")
+        };
+    }
+    Message { title, text }
+}
+
 /// Markdown's emphasis and link characters in a value (a ledger field, a name) are shown
 /// as themselves, so a value cannot restyle the message or forge a link.
 fn escape(v: &str) -> String {
@@ -166,6 +213,22 @@ mod tests {
         let en = render(&opened(), Language::En, Tz::UTC);
         assert!(en.title.starts_with("Mining incident #7 opened"));
         assert!(en.text.contains("xmr.pool.minergate.com"));
+    }
+
+    #[test]
+    fn digest_lists_every_held_event() {
+        let mut b = AlertEvent::incident("incident.opened", 8, "10.1.2.4", 0);
+        b.detail = serde_json::json!({"identity": {"department": "化学系"}, "pool": "pool.b"});
+        let m = render_digest(&[opened(), b], 3, Language::ZhCn, Tz::UTC);
+        assert_eq!(m.title, "poolguard 告警汇总：5 条");
+        assert!(
+            m.text
+                .contains("挖矿事件 #7 已立案：10.1.2.3 — 物理系 · xmr.pool.minergate.com"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("#8") && m.text.contains("化学系 · pool.b"));
+        assert!(m.text.contains("另有 3 条"));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! ([`Alerts::export_only`]), go to it too, without waiting.
 
 pub mod channel;
+pub mod digest;
 pub mod email;
 pub mod message;
 pub mod opened;
@@ -176,9 +177,49 @@ pub fn spawn(
         .build()
         .unwrap_or_default();
     let channels = channel::channels(&cfg);
+    let mut digests = digest::Digests::new(channels.iter().map(|c| c.digest_ms).collect());
     let cfg = Arc::new(cfg);
     tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
+        let send = |ch: &Channel, event: &'static str, incident_id: Option<i64>, payload| {
+            // Each delivery retries on its own, so one dead endpoint delays nobody else.
+            tokio::spawn(deliver(
+                client.clone(),
+                cfg.clone(),
+                ch.clone(),
+                Sent {
+                    store: store.clone(),
+                    acc: acc.clone(),
+                    event,
+                    incident_id,
+                },
+                payload,
+            ));
+        };
+        let flush = |digests: &mut digest::Digests, all: bool| {
+            for due in digests.due(acc.clock.now_ms(), all) {
+                if let Some(ch) = channels.get(due.channel) {
+                    let payload = ch.digest_payload(&due.events, due.more, &acc.reports);
+                    send(ch, "digest", None, payload);
+                }
+            }
+            metrics::gauge!("poolguard_alerts_held").set(digests.held() as f64);
+        };
+        // Digest windows end on the clock: checked once a second.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let event = tokio::select! {
+                event = rx.recv() => event,
+                _ = tick.tick() => {
+                    flush(&mut digests, false);
+                    continue;
+                }
+            };
+            let Some(event) = event else {
+                // Every sender is gone (shutdown): what digests hold goes out now.
+                flush(&mut digests, true);
+                return;
+            };
             let body = match serde_json::to_vec(&event) {
                 Ok(b) => b,
                 Err(_) => continue,
@@ -187,22 +228,14 @@ pub fn spawn(
                 let d = send_syslog(addr, &event).await;
                 log(store.as_ref(), &acc, d).await;
             }
-            for ch in channels.iter().filter(|c| c.subscribed(event.event)) {
-                let payload = ch.payload(&event, &body, &acc.reports);
-                // Each delivery retries on its own, so one dead endpoint delays nobody else.
-                tokio::spawn(deliver(
-                    client.clone(),
-                    cfg.clone(),
-                    ch.clone(),
-                    Sent {
-                        store: store.clone(),
-                        acc: acc.clone(),
-                        event: event.event,
-                        incident_id: event.incident_id,
-                    },
-                    payload,
-                ));
+            let now = acc.clock.now_ms();
+            for (i, ch) in channels.iter().enumerate() {
+                if ch.subscribed(event.event) && digests.offer(i, &event, now) {
+                    let payload = ch.payload(&event, &body, &acc.reports);
+                    send(ch, event.event, event.incident_id, payload);
+                }
             }
+            flush(&mut digests, false);
         }
     })
 }
