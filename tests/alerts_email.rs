@@ -9,15 +9,13 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::tls::test_ca;
 use common::tools::{require_python_module, require_tool};
-use common::{Proto, TestBed, query_from, request, sha256_hex};
-use hickory_proto::rr::RecordType;
+use common::{TestBed, sha256_hex};
 use poolguard::incidents::ManualClock;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -104,15 +102,7 @@ async fn incident_mail_goes_over_starttls_with_auth_in_chinese() {
         .clock(clock)
         .start()
         .await;
-    let from: IpAddr = "127.0.0.7".parse().expect("ip");
-    query_from(
-        from,
-        bed.dns,
-        Proto::Udp,
-        &request("sink.test.", RecordType::A, true),
-    )
-    .await;
-    bed.running().flush().await.expect("flush");
+    bed.hits_from(&["127.0.0.7"]).await;
 
     let mail = smtp.next("mail").await;
     assert_eq!(mail["tls"], true, "STARTTLS before the mail");

@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -17,8 +16,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query};
 use base64::Engine as _;
-use common::{Proto, TestBed, query_from, request, sha256_hex};
-use hickory_proto::rr::RecordType;
+use common::{TestBed, sha256_hex};
 use hmac::{Hmac, Mac};
 use poolguard::incidents::ManualClock;
 use serde_json::{Value, json};
@@ -182,15 +180,7 @@ async fn robots_get_signed_markdown_within_limits_with_retries() {
         .clock(clock)
         .start()
         .await;
-    let from: IpAddr = "127.0.0.7".parse().expect("ip");
-    query_from(
-        from,
-        bed.dns,
-        Proto::Udp,
-        &request("sink.test.", RecordType::A, true),
-    )
-    .await;
-    bed.running().flush().await.expect("flush");
+    bed.hits_from(&["127.0.0.7"]).await;
 
     // Three calls: DingTalk (500), DingTalk again (retried), WeCom; in any order.
     let mut got = vec![
@@ -315,17 +305,8 @@ async fn digest_mode_sends_one_summary_per_window() {
         .clock(clock.clone())
         .start()
         .await;
-    for client in ["127.0.0.7", "127.0.0.8", "127.0.0.9"] {
-        let from: IpAddr = client.parse().expect("ip");
-        query_from(
-            from,
-            bed.dns,
-            Proto::Udp,
-            &request("sink.test.", RecordType::A, true),
-        )
+    bed.hits_from(&["127.0.0.7", "127.0.0.8", "127.0.0.9"])
         .await;
-    }
-    bed.running().flush().await.expect("flush");
 
     // The first incident goes out at once; the other two are held for the window.
     let first = next(&mut calls).await;

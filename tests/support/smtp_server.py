@@ -12,13 +12,17 @@ encoding) next to the raw Subject header as sent.
 import email
 import email.policy
 import json
+import logging
 import socket
+import ssl
 import sys
 import threading
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-import ssl
+
+# aiosmtpd 1.4 logs a warning about its own use of Session.login_data on every login.
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 CERT, KEY, USER, PASSWORD = sys.argv[1:5]
 

@@ -75,8 +75,9 @@ pub enum Payload {
     Unsendable(String),
 }
 
-/// The secret of a robot: the first line of `file`, or the variable `env`.
-fn read_secret(
+/// A secret (a robot's signing secret, an SMTP password): the first line of `file`, or the
+/// variable `env`; `Err` names the source, never the value.
+pub(super) fn read_secret(
     file: Option<&std::path::Path>,
     env: Option<&str>,
 ) -> Result<Option<String>, String> {

@@ -19,6 +19,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use poolguard_config::email::{EmailConfig, SmtpTls, split_server};
 
 use super::AlertEvent;
+use super::channel::read_secret;
 use super::message::Message as Rendered;
 
 /// A ready SMTP client and who gets what.
@@ -35,21 +36,6 @@ impl std::fmt::Debug for Mailer {
             .field("server", &self.cfg.server)
             .finish()
     }
-}
-
-/// The first line of `file`, or the variable `env`.
-fn password(cfg: &EmailConfig) -> Result<Option<String>, String> {
-    if let Some(path) = &cfg.password_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("password_file {}: {e}", path.display()))?;
-        return Ok(Some(text.lines().next().unwrap_or("").to_string()));
-    }
-    if let Some(var) = &cfg.password_env {
-        return std::env::var(var)
-            .map(Some)
-            .map_err(|_| format!("password_env {var} is not set"));
-    }
-    Ok(None)
 }
 
 /// This host's name for EHLO (RFC 5321 asks for the primary host name).
@@ -91,7 +77,9 @@ impl Mailer {
             .hello_name(hello_name())
             .timeout(Some(timeout));
         if let Some(user) = &cfg.username {
-            let pass = password(cfg)?.unwrap_or_default();
+            let pass = read_secret(cfg.password_file.as_deref(), cfg.password_env.as_deref())
+                .map_err(|e| e.replace("secret_", "password_"))?
+                .unwrap_or_default();
             builder = builder
                 .credentials(Credentials::new(user.clone(), pass))
                 .authentication(vec![Mechanism::Plain, Mechanism::Login]);
