@@ -37,6 +37,9 @@ DEBIAN=(
 # "python-module pip-package" pairs (PyPI), for validators with no Debian package.
 PYTHON=(
   "openapi_spec_validator openapi-spec-validator"
+  # The SMTP server the email alerts are delivered to (tests/alerts_email.rs): STARTTLS and
+  # AUTH against a test CA, on loopback.
+  "aiosmtpd aiosmtpd"
 )
 
 need_apt=()

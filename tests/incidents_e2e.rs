@@ -669,6 +669,21 @@ async fn incidents_webhooks_are_signed_and_retried() {
     let v: Value = serde_json::from_slice(&body).expect("json body");
     assert_eq!(v["event"], "incident.opened");
     assert_eq!(v["client"], "127.0.0.8");
+    // What the person on duty needs: number, identity from the ledger, pool, feed, hits and
+    // the deadlines (no console_url configured: no link).
+    let d = &v["detail"];
+    assert_eq!(d["number"], v["incident_id"]);
+    assert_eq!(d["link"], Value::Null);
+    assert_eq!(d["identity"]["department"], "Physics");
+    assert_eq!(d["identity"]["owner"], "Li Na");
+    assert_eq!(d["identity"]["asset"], "lab-pc-08");
+    assert_eq!(d["identity"]["mac"], "aa:bb:cc:dd:ee:08");
+    assert_eq!(d["identity"]["location"], "Physics B-12");
+    assert_eq!(d["pool"], "sink.test");
+    assert!(d["feed"].is_string(), "{d}");
+    assert_eq!(d["hits"], 1);
+    assert_eq!(ms(&d["report_by"]) - ms(&d["opened"]), 72 * HOUR);
+    assert_eq!(ms(&d["identify_by"]) - ms(&d["opened"]), 48 * HOUR);
     let (event2, sig2, body2) = next_call(&mut calls).await;
     assert_eq!(
         (event2.as_str(), body2.as_slice()),

@@ -19,8 +19,17 @@ pub(super) async fn start_accountability(
     if let Some(rx) = alert_rx {
         // The shared store with the postgres backend: every node's deadline check claims
         // from one table, so each alert is raised by exactly one node.
+        // Secret and CA files are relative to the config file, like every other path.
+        let mut alerts = config.alerts.clone();
+        for robot in &mut alerts.dingtalk {
+            robot.secret_file = robot.secret_file.as_deref().map(|p| config.resolve(p));
+        }
+        for mail in &mut alerts.email {
+            mail.password_file = mail.password_file.as_deref().map(|p| config.resolve(p));
+            mail.ca_file = mail.ca_file.as_deref().map(|p| config.resolve(p));
+        }
         evidence.tasks.push(incidents::alerts::spawn(
-            config.alerts.clone(),
+            alerts,
             evidence.stores(),
             acc.clone(),
             rx,

@@ -194,7 +194,11 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         registry.state_dir().join("revoked-tokens"),
     ));
     let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let (alerts, alert_rx) = if config.alerts.webhooks.is_empty() && config.alerts.syslog.is_none()
+    let (alerts, alert_rx) = if config.alerts.webhooks.is_empty()
+        && config.alerts.dingtalk.is_empty()
+        && config.alerts.wecom.is_empty()
+        && config.alerts.email.is_empty()
+        && config.alerts.syslog.is_none()
     {
         (Alerts::disabled(), None)
     } else {

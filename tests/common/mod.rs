@@ -972,6 +972,22 @@ impl TestBed {
             .bearer_auth(token)
     }
 
+    /// A blocked `sink.test. A` query from each of `clients` (127.0.0.x), then a flush: each
+    /// client has a hit stored and, with incidents on, an incident opened.
+    pub async fn hits_from(&self, clients: &[&str]) {
+        for client in clients {
+            let from: std::net::IpAddr = client.parse().expect("client address");
+            query_from(
+                from,
+                self.dns,
+                Proto::Udp,
+                &request("sink.test.", hickory_proto::rr::RecordType::A, true),
+            )
+            .await;
+        }
+        self.running().flush().await.expect("flush");
+    }
+
     /// The `/metrics` text (no token needed; asserts it answers 200).
     pub async fn metrics_text(&self) -> String {
         let resp = reqwest::get(format!("{}/metrics", self.api_url()))

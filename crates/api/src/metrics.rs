@@ -292,17 +292,22 @@ pub const METRICS: &[Metric] = &[
     ),
     counter(
         "poolguard_alerts_delivered_total",
-        "Alert webhook deliveries that succeeded",
+        "Alert deliveries (webhooks, robots, mail) that succeeded",
         Series::Plain,
     ),
     counter(
         "poolguard_alerts_failed_total",
-        "Alert webhook deliveries given up after every retry",
+        "Alert deliveries (webhooks, robots, mail) given up after every retry",
         Series::Plain,
     ),
     counter(
         "poolguard_alerts_dropped_total",
         "Alerts dropped because the delivery queue was full",
+        Series::Plain,
+    ),
+    gauge(
+        "poolguard_alerts_held",
+        "Alerts held back for a channel's digest (digest_minutes), to go out as one summary",
         Series::Plain,
     ),
     // Feeds and ledger

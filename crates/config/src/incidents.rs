@@ -153,6 +153,15 @@ pub const EVENTS: [&str; 5] = [
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
     pub webhooks: Vec<WebhookConfig>,
+    /// DingTalk group robots.
+    pub dingtalk: Vec<crate::robots::DingTalkConfig>,
+    /// WeCom (企业微信) group robots.
+    pub wecom: Vec<crate::robots::WeComConfig>,
+    /// Mail over SMTP.
+    pub email: Vec<crate::email::EmailConfig>,
+    /// Where people open an incident (`https://poolguard.campus.edu`): alerts link to
+    /// `<console_url>/api/v1/incidents/<id>/report`. Absent = alerts carry no link.
+    pub console_url: Option<String>,
     /// Attempts per delivery, including the first (bounded retries).
     pub max_attempts: u32,
     /// Wait before the first retry; doubled each time, capped at 5 min.
@@ -169,6 +178,10 @@ impl Default for AlertsConfig {
     fn default() -> Self {
         Self {
             webhooks: Vec::new(),
+            dingtalk: Vec::new(),
+            wecom: Vec::new(),
+            email: Vec::new(),
+            console_url: None,
             max_attempts: 5,
             retry_backoff: Span(Duration::from_secs(2)),
             timeout: Span(Duration::from_secs(10)),
@@ -283,6 +296,24 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
             ));
         }
     }
+    for (n, d) in c.alerts.dingtalk.iter().enumerate() {
+        let sources = usize::from(d.secret_file.is_some()) + usize::from(d.secret_env.is_some());
+        crate::robots::validate_robot("dingtalk", n, &d.webhook_url, &d.events, sources)?;
+    }
+    for (n, w) in c.alerts.wecom.iter().enumerate() {
+        crate::robots::validate_robot("wecom", n, &w.webhook_url, &w.events, 0)?;
+    }
+    for (n, e) in c.alerts.email.iter().enumerate() {
+        crate::email::validate_email(n, e)?;
+    }
+    if let Some(url) = &c.alerts.console_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err((
+            "alerts.console_url".into(),
+            format!("`{url}` must start with http:// or https://"),
+        ));
+    }
     if c.alerts.max_attempts == 0 || c.alerts.max_attempts > 20 {
         return Err(("alerts.max_attempts".into(), "must be 1 to 20".into()));
     }
@@ -309,6 +340,62 @@ mod tests {
         assert_eq!(c.incidents.report_within.0, Duration::from_secs(72 * 3600));
         assert_eq!(c.enforcement.mode, EnforcementMode::Off);
         assert!(c.notice.listen.is_none());
+    }
+
+    #[test]
+    fn robots_parse_and_validate() {
+        let c = parse(
+            "[alerts]\nconsole_url = \"https://pg.campus.edu\"\n\
+             [[alerts.dingtalk]]\nwebhook_url = \"https://oapi.dingtalk.com/robot/send?access_token=t\"\n\
+             secret_env = \"DT_SECRET\"\nevents = [\"incident.opened\"]\n\
+             [[alerts.wecom]]\nwebhook_url = \"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.alerts.dingtalk[0].secret_env.as_deref(),
+            Some("DT_SECRET")
+        );
+        assert!(c.alerts.wecom[0].events.is_empty());
+        let both = parse(
+            "[[alerts.dingtalk]]\nwebhook_url = \"https://x\"\nsecret_env = \"A\"\nsecret_file = \"/s\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("alerts.dingtalk[0].secret_file"), "{both}");
+        let ev = parse("[[alerts.wecom]]\nwebhook_url = \"https://x\"\nevents = [\"nope\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(ev.contains("alerts.wecom[0].events"), "{ev}");
+    }
+
+    #[test]
+    fn email_parses_and_refuses_clear_text_off_loopback() {
+        let c = parse(
+            "[[alerts.email]]\nserver = \"smtp.campus.edu:587\"\nusername = \"pg\"\n\
+             password_env = \"SMTP_PW\"\nfrom = \"pg@campus.edu\"\nto = [\"soc@campus.edu\"]\n\
+             departments = { \"物理系\" = [\"phys@campus.edu\"] }\n",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.email[0].tls, crate::email::SmtpTls::Starttls);
+        assert_eq!(c.alerts.email[0].departments["物理系"], ["phys@campus.edu"]);
+        let clear = parse(
+            "[[alerts.email]]\nserver = \"smtp.campus.edu:25\"\ntls = \"none\"\n\
+             from = \"pg@campus.edu\"\nto = [\"soc@campus.edu\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(clear.contains("alerts.email[0].tls"), "{clear}");
+        assert!(
+            parse(
+                "[[alerts.email]]\nserver = \"127.0.0.1:25\"\ntls = \"none\"\n\
+                 from = \"pg@campus.edu\"\nto = [\"soc@campus.edu\"]\n"
+            )
+            .is_ok()
+        );
+        let nobody = parse("[[alerts.email]]\nserver = \"h:587\"\nfrom = \"a@b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(nobody.contains("no recipients"), "{nobody}");
     }
 
     #[test]

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 pub use poolguard_model::{Action, FeedFormat, FeedKind, Severity};
 
+pub mod email;
 pub mod export;
 pub mod incidents;
 pub mod reports;
+pub mod robots;
 
 mod api;
 mod dns;

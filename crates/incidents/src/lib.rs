@@ -12,7 +12,8 @@
 //! * [`deadline`]: met / missed / pending / not needed, one pure rule for every reader.
 //! * [`db`]: the SQL for incidents, notes, quarantine and the alert delivery log.
 //! * [`quarantine`]: the lock-free set of quarantined addresses the DNS path consults.
-//! * [`alerts`]: webhook (HMAC-signed) and syslog delivery, on the control runtime.
+//! * [`alerts`]: webhook (HMAC-signed), DingTalk / WeCom robot and syslog delivery, on the
+//!   control runtime.
 //! * [`report`]: the written report (HTML for print, Markdown) and the periodic summary.
 //! * [`notice`]: the page quarantined clients see.
 //!
@@ -143,8 +144,10 @@ pub struct Accountability {
     pub feeds: FeedMetas,
     pub quarantine: Arc<Quarantine>,
     pub alerts: Alerts,
-    /// How written reports read (`[reports]`).
+    /// How written reports read (`[reports]`); alerts to people use its language and zone.
     pub reports: report::ReportSettings,
+    /// `[alerts] console_url`: alerts link incidents there.
+    pub console_url: Option<String>,
 }
 
 impl Accountability {
@@ -158,6 +161,7 @@ impl Accountability {
             quarantine: Arc::new(Quarantine::new(&config.enforcement)),
             alerts,
             reports: report::ReportSettings::from_config(config),
+            console_url: config.alerts.console_url.clone(),
         }
     }
 

@@ -440,7 +440,8 @@ pub struct Delivery {
     /// RFC 3339.
     pub time: String,
     pub event: String,
-    /// Webhook URL or `syslog://host:port`.
+    /// Webhook URL, `syslog://host:port`, or a people channel by name (`dingtalk:<name>`,
+    /// `wecom:<name>`, `email:<name>`: their URLs and logins are secrets).
     pub target: String,
     /// 1 for the first try.
     pub attempt: u32,

@@ -224,12 +224,26 @@ impl Tracker {
             if opened {
                 let first = group[0];
                 let e = &events[first.index];
-                pending.alerts.push(AlertEvent::incident(
-                    "incident.opened",
+                let client = first.ip.to_string();
+                let mut ev = AlertEvent::incident("incident.opened", id, &client, e.time_ms);
+                ev.detail = crate::alerts::opened::Opened {
                     id,
-                    &first.ip.to_string(),
-                    e.time_ms,
-                ));
+                    console_url: self.acc.console_url.as_deref(),
+                    client: &client,
+                    identity: first.identity.as_deref(),
+                    pool: &e.name,
+                    feed: e.feed.as_deref(),
+                    hits: folded.count,
+                    opened_ms: e.time_ms,
+                    identify_due_ms: e
+                        .time_ms
+                        .saturating_add(self.acc.incidents.identify_within.ms()),
+                    report_due_ms: e
+                        .time_ms
+                        .saturating_add(self.acc.incidents.report_within.ms()),
+                }
+                .detail();
+                pending.alerts.push(ev);
                 tracing::info!(incident = id, client = %first.ip, key = %key, qname = %e.name, "incident opened");
             }
             pending.touched.push(Touched {

@@ -1,4 +1,5 @@
-//! Alerts: incident and quarantine events to webhooks (HMAC-signed) and syslog.
+//! Alerts: incident and quarantine events to webhooks (HMAC-signed), the DingTalk and WeCom
+//! group robots people read ([`channel`]), and syslog.
 //!
 //! Producers (the store writer, the API, the deadline check) call [`Alerts::emit`], which
 //! never blocks: a bounded channel hands the event to [`spawn`]'s task on the control runtime.
@@ -8,12 +9,20 @@
 //! retrying failures (transport errors and non-2xx) with doubling back-off up to
 //! `[alerts] max_attempts`; every attempt lands in the delivery log (`GET
 //! /api/v1/alerts/deliveries`). With `[alerts] syslog`, each event is also sent once as an
-//! RFC 5424 message over UDP.
+//! RFC 5424 message over UDP. The robots get the same retries and delivery log, with a
+//! Markdown message in `[reports] language` ([`message`]); `incident.opened` carries what a
+//! person needs to act ([`opened`]).
 //!
 //! [`Alerts::with_export`] adds the `[[export.syslog]]` receivers that asked for `events` as a
 //! subscriber ([`LifecycleSink`], defined in `record` so this crate does not depend on the
 //! export crate): every emitted event, and the status changes only the exports take
 //! ([`Alerts::export_only`]), go to it too, without waiting.
+
+pub mod channel;
+pub mod digest;
+pub mod email;
+pub mod message;
+pub mod opened;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +32,9 @@ use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use super::config::{AlertsConfig, WebhookConfig};
+use super::config::AlertsConfig;
 use super::{Accountability, db};
+use channel::{Channel, Payload};
 use poolguard_record::lifecycle::{LifecycleEvent, LifecycleSink};
 use poolguard_store::{AlertStore, StoreError};
 
@@ -166,82 +176,105 @@ pub fn spawn(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default();
+    let channels = channel::channels(&cfg);
+    let mut digests = digest::Digests::new(channels.iter().map(|c| c.digest_ms).collect());
     let cfg = Arc::new(cfg);
     tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
+        let send = |ch: &Channel, event: &'static str, incident_id: Option<i64>, payload| {
+            // Each delivery retries on its own, so one dead endpoint delays nobody else.
+            tokio::spawn(deliver(
+                client.clone(),
+                cfg.clone(),
+                ch.clone(),
+                Sent {
+                    store: store.clone(),
+                    acc: acc.clone(),
+                    event,
+                    incident_id,
+                },
+                payload,
+            ));
+        };
+        let flush = |digests: &mut digest::Digests, all: bool| {
+            for due in digests.due(acc.clock.now_ms(), all) {
+                if let Some(ch) = channels.get(due.channel) {
+                    let payload = ch.digest_payload(&due.events, due.more, &acc.reports);
+                    send(ch, "digest", None, payload);
+                }
+            }
+            metrics::gauge!("poolguard_alerts_held").set(digests.held() as f64);
+        };
+        // Digest windows end on the clock: checked once a second.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let event = tokio::select! {
+                event = rx.recv() => event,
+                _ = tick.tick() => {
+                    flush(&mut digests, false);
+                    continue;
+                }
+            };
+            let Some(event) = event else {
+                // Every sender is gone (shutdown): what digests hold goes out now.
+                flush(&mut digests, true);
+                return;
+            };
             let body = match serde_json::to_vec(&event) {
-                Ok(b) => Arc::new(b),
+                Ok(b) => b,
                 Err(_) => continue,
             };
             if let Some(addr) = cfg.syslog {
                 let d = send_syslog(addr, &event).await;
                 log(store.as_ref(), &acc, d).await;
             }
-            for hook in cfg.webhooks.iter().filter(|h| subscribed(h, event.event)) {
-                // Each delivery retries on its own, so one dead endpoint delays nobody else.
-                tokio::spawn(deliver(
-                    client.clone(),
-                    cfg.clone(),
-                    hook.clone(),
-                    store.clone(),
-                    acc.clone(),
-                    event.event,
-                    event.incident_id,
-                    body.clone(),
-                ));
+            let now = acc.clock.now_ms();
+            for (i, ch) in channels.iter().enumerate() {
+                if ch.subscribed(event.event) && digests.offer(i, &event, now) {
+                    let payload = ch.payload(&event, &body, &acc.reports);
+                    send(ch, event.event, event.incident_id, payload);
+                }
             }
+            flush(&mut digests, false);
         }
     })
 }
 
-fn subscribed(hook: &WebhookConfig, event: &str) -> bool {
-    hook.events.is_empty() || hook.events.iter().any(|e| e == event)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn deliver(
-    client: reqwest::Client,
-    cfg: Arc<AlertsConfig>,
-    hook: WebhookConfig,
+/// Where a delivery's attempts are logged, and what they were about.
+struct Sent {
     store: Arc<dyn AlertStore>,
     acc: Arc<Accountability>,
     event: &'static str,
     incident_id: Option<i64>,
-    body: Arc<Vec<u8>>,
+}
+
+async fn deliver(
+    client: reqwest::Client,
+    cfg: Arc<AlertsConfig>,
+    ch: Channel,
+    sent: Sent,
+    payload: Payload,
 ) {
+    let event = sent.event;
     let mut backoff = cfg.retry_backoff.0;
     for attempt in 1..=cfg.max_attempts {
-        let mut req = client
-            .post(&hook.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Poolguard-Event", event)
-            .body(body.as_ref().clone());
-        if let Some(secret) = &hook.secret {
-            req = req.header("X-Poolguard-Signature", signature(secret, &body));
-        }
-        let (status, error) = match req.send().await {
-            Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
-            Ok(resp) => (
-                Some(resp.status().as_u16()),
-                Some(format!("HTTP {}", resp.status())),
-            ),
-            Err(e) => (None, Some(e.to_string())),
-        };
+        let now = sent.acc.clock.now_ms();
+        let (status, error) = ch.attempt(&client, event, &payload, now).await;
         let ok = error.is_none();
-        tracing::info!(event, url = %hook.url, attempt, ok, status = ?status, "webhook delivery");
+        tracing::info!(event, target = %ch.target, attempt, ok, status = ?status, "alert delivery");
         log(
-            store.as_ref(),
-            &acc,
+            sent.store.as_ref(),
+            &sent.acc,
             db::Delivery {
                 id: 0,
                 time: String::new(),
                 event: event.to_string(),
-                target: hook.url.clone(),
+                target: ch.target.clone(),
                 attempt,
                 status,
                 ok,
                 error,
-                incident_id,
+                incident_id: sent.incident_id,
             },
         )
         .await;
@@ -255,7 +288,7 @@ async fn deliver(
         }
     }
     metrics::counter!("poolguard_alerts_failed_total").increment(1);
-    tracing::warn!(event, url = %hook.url, "webhook delivery gave up");
+    tracing::warn!(event, target = %ch.target, "alert delivery gave up");
 }
 
 async fn log(store: &dyn AlertStore, acc: &Accountability, d: db::Delivery) {

@@ -1,0 +1,199 @@
+//! Alert mail end to end: a real DNS query opens an incident in a running poolguard, whose
+//! `incident.opened` is mailed to a real SMTP server on loopback (Python `aiosmtpd`, PyPI
+//! package `aiosmtpd`) that requires STARTTLS with a certificate from a test CA, then
+//! AUTH. The server parses what it received with Python's email package; the test checks the
+//! headers (the Chinese subject as an RFC 2047 encoded word that decodes back), the
+//! recipients (duty desk, the department's routing entry, the ledger contact) and the body's
+//! fields. A second channel with a wrong password is refused, and the delivery log says so
+//! without the password.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::tls::test_ca;
+use common::tools::{require_python_module, require_tool};
+use common::{TestBed, sha256_hex};
+use poolguard::incidents::ManualClock;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+
+const VIEWER: &str = "viewer-token-for-mail-tests";
+const USER: &str = "poolguard";
+const PASSWORD: &str = "smtp-pass-Ω-42";
+
+/// The SMTP server and its event lines.
+struct Smtp {
+    _child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Smtp {
+    async fn start(dir: &std::path::Path) -> (Self, u16) {
+        require_python_module("aiosmtpd", "aiosmtpd");
+        let python = require_tool("python3", "python3");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+        let mut child = tokio::process::Command::new(python)
+            .arg(script)
+            .arg(dir.join("server.pem"))
+            .arg(dir.join("server.key"))
+            .args([USER, PASSWORD])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the SMTP server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut smtp = Self {
+            _child: child,
+            lines: BufReader::new(stdout).lines(),
+        };
+        let ready = smtp.next("ready").await;
+        let port = ready["port"].as_u64().expect("port") as u16;
+        (smtp, port)
+    }
+
+    /// The next event of `kind`.
+    async fn next(&mut self, kind: &str) -> Value {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("a `{kind}` event within 20 s"))
+                .expect("read the server's output")
+                .expect("the SMTP server is running");
+            let v: Value = serde_json::from_str(&line).expect("JSON line");
+            if v["kind"] == kind {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_mail_goes_over_starttls_with_auth_in_chinese() {
+    let ca_dir = tempfile::tempdir().expect("tempdir");
+    test_ca(ca_dir.path(), "smtp", true);
+    let (mut smtp, port) = Smtp::start(ca_dir.path()).await;
+    let ca = ca_dir.path().join("smtp-ca.pem");
+    let ledger = "network,mac,asset,kind,location,department,owner,contact\n\
+         127.0.0.7,aa:bb:cc:dd:ee:07,gpu-ws-07,GPU workstation,理科楼 A-301,计算机学院,张伟,zhangwei@example.edu\n";
+    let toml = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n\
+         [[api.tokens]]\nname = \"viewer\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\
+         [store]\npath = \"data/pg.db\"\nflush_interval_ms = 20\n[clients]\nledger = \"clients.csv\"\n\
+         [reports]\nlanguage = \"zh-CN\"\ntimezone = \"Asia/Shanghai\"\n\
+         [alerts]\nconsole_url = \"https://pg.campus.edu\"\nretry_backoff = \"10ms\"\nmax_attempts = 2\ncheck_every = \"1h\"\n\
+         [[alerts.email]]\nname = \"duty\"\nserver = \"127.0.0.1:{port}\"\ntls = \"starttls\"\nca_file = \"{ca}\"\n\
+         username = \"{USER}\"\npassword_file = \"smtp.password\"\nfrom = \"Poolguard 告警 <poolguard@campus.edu>\"\n\
+         to = [\"duty@campus.edu\"]\nledger_contact = true\ndepartments = {{ \"计算机学院\" = [\"cs-sec@campus.edu\"] }}\n\
+         [[alerts.email]]\nname = \"wrong-password\"\nserver = \"127.0.0.1:{port}\"\nca_file = \"{ca}\"\n\
+         username = \"{USER}\"\npassword_file = \"wrong.password\"\nfrom = \"poolguard@campus.edu\"\nto = [\"duty@campus.edu\"]\n",
+        sha256_hex(VIEWER),
+        ca = ca.display(),
+    );
+    let clock = Arc::new(ManualClock::at(chrono::Utc::now().timestamp_millis()));
+    let bed = TestBed::builder()
+        .file("clients.csv", ledger)
+        .file("smtp.password", &format!("{PASSWORD}\n"))
+        .file("wrong.password", "not-the-password\n")
+        .toml(&toml)
+        .clock(clock)
+        .start()
+        .await;
+    bed.hits_from(&["127.0.0.7"]).await;
+
+    let mail = smtp.next("mail").await;
+    assert_eq!(mail["tls"], true, "STARTTLS before the mail");
+    assert_eq!(mail["authenticated"], true);
+    assert_eq!(mail["mail_from"], "poolguard@campus.edu");
+    let mut rcpt: Vec<String> = serde_json::from_value(mail["rcpt_tos"].clone()).expect("rcpt");
+    rcpt.sort();
+    assert_eq!(
+        rcpt,
+        [
+            "cs-sec@campus.edu",
+            "duty@campus.edu",
+            "zhangwei@example.edu"
+        ]
+    );
+    let raw_subject = mail["raw_subject"].as_str().expect("subject");
+    assert!(
+        raw_subject.to_ascii_lowercase().starts_with("=?utf-8?"),
+        "RFC 2047 encoded: {raw_subject}"
+    );
+    let subject = mail["subject"].as_str().expect("subject");
+    assert!(
+        subject.starts_with("挖矿事件 #") && subject.ends_with("已立案：127.0.0.7"),
+        "{subject}"
+    );
+    assert!(
+        mail["from"]
+            .as_str()
+            .is_some_and(|f| f.contains("Poolguard 告警") && f.contains("<poolguard@campus.edu>")),
+        "{mail}"
+    );
+    assert_eq!(mail["content_type"], "text/plain");
+    assert_eq!(mail["charset"], "utf-8");
+    assert!(
+        mail["date"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty() && d != "None")
+    );
+    let body = mail["body"].as_str().expect("body");
+    for needed in [
+        "计算机学院",
+        "张伟",
+        "gpu-ws-07",
+        "理科楼 A-301",
+        "sink.test",
+        "定位期限",
+        "报告期限",
+        "CST (Asia/Shanghai)",
+        "https://pg.campus.edu/api/v1/incidents/",
+    ] {
+        assert!(body.contains(needed), "`{needed}` missing from {body}");
+    }
+
+    // The wrong password is refused at AUTH, twice (max_attempts = 2); the log says so.
+    let http = reqwest::Client::new();
+    let mut items: Vec<Value> = Vec::new();
+    for _ in 0..500 {
+        let v: Value = http
+            .get(format!("{}/api/v1/alerts/deliveries", bed.api_url()))
+            .bearer_auth(VIEWER)
+            .send()
+            .await
+            .expect("API")
+            .json()
+            .await
+            .expect("JSON");
+        items = v["items"].as_array().cloned().unwrap_or_default();
+        if items.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = json!(items);
+    let duty: Vec<&Value> = items
+        .iter()
+        .filter(|d| d["target"] == "email:duty")
+        .collect();
+    assert_eq!(duty.len(), 1, "{log}");
+    assert_eq!(
+        (duty[0]["ok"].clone(), duty[0]["status"].clone()),
+        (json!(true), json!(250))
+    );
+    let wrong: Vec<&Value> = items
+        .iter()
+        .filter(|d| d["target"] == "email:wrong-password")
+        .collect();
+    assert_eq!(wrong.len(), 2, "{log}");
+    assert!(
+        wrong.iter().all(|d| d["ok"] == false && d["status"] == 535),
+        "{log}"
+    );
+    assert!(!log.to_string().contains(PASSWORD) && !log.to_string().contains("not-the-password"));
+    bed.shutdown().await;
+}

@@ -1,0 +1,96 @@
+"""A real SMTP submission server for tests/alerts_email.rs (aiosmtpd, on 127.0.0.1).
+
+Usage: smtp_server.py CERT KEY USER PASSWORD
+
+STARTTLS is required before AUTH (PLAIN or LOGIN) and AUTH before MAIL. Prints one JSON
+line per event on stdout: {"kind": "ready", "port": N} once listening, {"kind": "auth", ...}
+per login attempt, and {"kind": "mail", ...} per message received, parsed with Python's
+email package (the subject decoded from RFC 2047, the body decoded from its transfer
+encoding) next to the raw Subject header as sent.
+"""
+
+import email
+import email.policy
+import json
+import logging
+import socket
+import ssl
+import sys
+import threading
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+# aiosmtpd 1.4 logs a warning about its own use of Session.login_data on every login.
+logging.getLogger("mail.log").setLevel(logging.ERROR)
+
+CERT, KEY, USER, PASSWORD = sys.argv[1:5]
+
+
+def say(obj):
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        raw = email.message_from_bytes(envelope.content, policy=email.policy.compat32)
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        say(
+            {
+                "kind": "mail",
+                "tls": session.ssl is not None,
+                "authenticated": bool(session.authenticated),
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": envelope.rcpt_tos,
+                "raw_subject": str(raw["Subject"]),
+                "subject": str(msg["subject"]),
+                "from": str(msg["from"]),
+                "to": str(msg["to"]),
+                "date": str(msg["date"]),
+                "message_id": str(msg["message-id"]),
+                "content_type": msg.get_content_type(),
+                "charset": msg.get_content_charset(),
+                "body": msg.get_content(),
+            }
+        )
+        return "250 Message accepted for delivery"
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == USER.encode()
+        and auth_data.password == PASSWORD.encode()
+    )
+    say({"kind": "auth", "mechanism": mechanism, "ok": ok, "tls": session.ssl is not None})
+    # handled=False: aiosmtpd itself answers "535 5.7.8" to a refused login.
+    return AuthResult(success=ok, handled=False)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(CERT, KEY)
+    port = free_port()
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=ctx,
+        require_starttls=True,
+        auth_required=True,
+        auth_require_tls=True,
+        authenticator=authenticator,
+    )
+    controller.start()
+    say({"kind": "ready", "port": port})
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
