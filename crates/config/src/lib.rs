@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use poolguard_model::{Action, FeedFormat, FeedKind, Severity};
 
 pub mod export;
+pub mod identity;
 pub mod incidents;
 
 mod api;
@@ -89,6 +90,9 @@ pub struct Config {
     /// Exports of every query or hit to the operators' pipelines (`[[export.dnstap]]`).
     #[serde(default)]
     pub export: crate::export::ExportConfig,
+    /// Who held an address when: DHCP lease files and RADIUS accounting.
+    #[serde(default)]
+    pub identity: crate::identity::IdentityConfig,
     /// Directory of the config file; relative paths are resolved against it. Not a TOML key.
     #[serde(skip)]
     pub base_dir: PathBuf,
