@@ -50,6 +50,7 @@ fn map_hit(r: &Row) -> Result<(StoredRow, HitKey), PgError> {
         department: r.try_get(21)?,
         owner: r.try_get(22)?,
         contact: r.try_get(23)?,
+        ..Identity::default()
     };
     let key = HitKey {
         node: r.try_get(0)?,

@@ -83,6 +83,7 @@ impl Writer {
                 &mut self.conn,
                 &chunk.events,
                 &self.ledger,
+                self.identities.get().map(|i| &**i),
                 self.cfg.log_queries,
                 self.tracker.as_deref(),
                 &mut self.known,

@@ -20,6 +20,7 @@ impl Writer {
             &mut self.conn,
             &self.batch,
             &self.ledger,
+            self.identities.get().map(|i| &**i),
             self.cfg.log_queries,
             self.tracker.as_deref(),
             &mut self.known,
