@@ -52,6 +52,9 @@ pub struct ApiState {
     /// The evidence store behind its traits (SQLite's `Store` today).
     pub store: Arc<dyn Stores>,
     pub ledger: SharedLedger,
+    /// Who held each address when (DHCP leases, RADIUS logins), for
+    /// `GET /api/v1/clients/{ip}?at=`; None when no `[identity]` source is configured.
+    pub identities: Option<poolguard_identity::SharedIdentities>,
     /// Where `POST /api/v1/ledger/reload` re-reads the ledger from; None = reload disabled.
     pub ledger_path: Option<PathBuf>,
     /// Swapped whole on SIGHUP (`Running::reload_tokens`), so a leaked token is revoked and a
@@ -96,6 +99,7 @@ impl ApiState {
         Self {
             store: Arc::new(store),
             ledger,
+            identities: None,
             ledger_path,
             tokens: Arc::new(ArcSwap::from_pointee(Tokens::from_config(&api.tokens))),
             writer,

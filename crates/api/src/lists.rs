@@ -426,7 +426,8 @@ fn to_csv(items: &[Item], hits: bool) -> Result<Vec<u8>, csv::Error> {
     ];
     if hits {
         header.extend([
-            "network", "asset", "mac", "kind", "location", "owner", "contact",
+            "network", "asset", "mac", "kind", "location", "owner", "contact", "account",
+            "hostname", "source",
         ]);
     }
     // A group's query log says which node answered each query.
@@ -465,6 +466,9 @@ fn to_csv(items: &[Item], hits: bool) -> Result<Vec<u8>, csv::Error> {
                     id.location,
                     id.owner,
                     id.contact,
+                    id.account,
+                    id.hostname,
+                    id.source,
                 ]
                 .iter()
                 .map(opt),

@@ -55,6 +55,7 @@ use utoipa::{Modify, OpenApi};
         super::lists::ListResponse,
         super::stats::StatsResponse,
         super::clients::ClientResponse,
+        super::clients::Holding,
         super::error::ErrorBody,
         super::revocations::Revoked,
         super::views::Count,

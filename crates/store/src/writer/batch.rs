@@ -137,6 +137,14 @@ pub struct Attribution<'a> {
 }
 
 impl Attribution<'_> {
+    /// Who `ip` was at `time_ms`: the holder then (with the ledger's row of its device or
+    /// account) or, when no source knew, the ledger's row of the address's network. What the
+    /// writer stores with a hit, and what `GET /api/v1/clients/{ip}?at=` answers.
+    pub fn at(&self, ip: IpAddr, time_ms: i64) -> Option<Arc<Identity>> {
+        let network = self.ledger.lookup(ip);
+        self.of_hit(ip, time_ms, network.as_ref()).or(network)
+    }
+
     /// The identity of a hit from `ip` at `time_ms`, given the ledger's row of its network.
     /// With a holder known, the ledger's row of that MAC or account says whose it is (else
     /// the network's row stays), and the holder's MAC, account and host name are recorded
