@@ -26,6 +26,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod netns;
 pub mod postgres;
 #[path = "../support/tools.rs"]
 pub mod tools;
