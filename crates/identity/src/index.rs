@@ -105,7 +105,7 @@ impl IdentityIndex {
             holder.account = holder.account.or_else(|| h.account.clone());
             holder.hostname = holder.hostname.or_else(|| h.hostname.clone());
             if let Some(s) = lane.source {
-                holder.sources.push(s);
+                holder.sources.insert(s);
             }
         }
         (!holder.sources.is_empty()).then_some(holder)

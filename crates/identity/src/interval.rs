@@ -76,15 +76,40 @@ pub struct Holder {
     pub mac: Option<Arc<str>>,
     pub account: Option<Arc<str>>,
     pub hostname: Option<Arc<str>>,
-    /// The sources that contributed, in [`Source`] order.
-    pub sources: Vec<Source>,
+    /// The sources that contributed.
+    pub sources: Sources,
 }
 
 impl Holder {
     /// The sources as stored with a hit: `kea`, `dhcpd+radius`.
     pub fn source_label(&self) -> String {
-        let names: Vec<&str> = self.sources.iter().map(|s| s.as_str()).collect();
+        let names: Vec<&str> = self.sources.iter().map(Source::as_str).collect();
         names.join("+")
+    }
+}
+
+/// A set of [`Source`]s in one byte: a lookup per hit allocates nothing for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sources(u8);
+
+impl Sources {
+    const ALL: [Source; 4] = [Source::Kea, Source::Dhcpd, Source::Radius, Source::Ledger];
+
+    /// Adds `s`.
+    pub fn insert(&mut self, s: Source) {
+        self.0 |= 1 << (s as u8);
+    }
+
+    /// Whether no source is in the set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The sources in [`Source`] order.
+    pub fn iter(self) -> impl Iterator<Item = Source> {
+        Self::ALL
+            .into_iter()
+            .filter(move |s| self.0 & (1 << (*s as u8)) != 0)
     }
 }
 
@@ -93,6 +118,19 @@ impl Holder {
 /// `None` for anything else (an empty Kea hwaddr, a Calling-Station-Id that is a phone
 /// number), so a bad value never becomes a wrong MAC.
 pub fn normalise_mac(text: &str) -> Option<Arc<str>> {
+    // The common case (Kea, dhcpd): already `aa:bb:cc:dd:ee:ff`; no intermediate copies.
+    let b = text.as_bytes();
+    if b.len() == 17
+        && b.iter().enumerate().all(|(i, c)| {
+            if i % 3 == 2 {
+                *c == b':'
+            } else {
+                c.is_ascii_digit() || (b'a'..=b'f').contains(c)
+            }
+        })
+    {
+        return Some(Arc::from(text));
+    }
     let digits: Vec<u8> = text
         .trim()
         .bytes()

@@ -122,8 +122,12 @@ impl KeaParser {
 }
 
 /// Kea escapes commas in text fields as `&#x2c`.
-fn unescape(text: &str) -> String {
-    text.replace("&#x2c", ",")
+fn unescape(text: &str) -> Arc<str> {
+    if text.contains("&#x2c") {
+        text.replace("&#x2c", ",").into()
+    } else {
+        text.into()
+    }
 }
 
 fn row(c: &Columns, r: &csv::StringRecord, now_ms: Option<i64>) -> Result<Option<Event>, String> {
@@ -179,7 +183,7 @@ fn row(c: &Columns, r: &csv::StringRecord, now_ms: Option<i64>) -> Result<Option
                 end_ms,
                 mac,
                 account: None,
-                hostname: opt(c.hostname).map(|h| unescape(h).into()),
+                hostname: opt(c.hostname).map(unescape),
                 source: Source::Kea,
             })
         }

@@ -24,7 +24,7 @@ pub mod radius;
 pub mod sources;
 
 pub use index::{IdentityIndex, IndexStats, SharedIdentities};
-pub use interval::{Event, Holder, Interval, OPEN, Source, mac_of_octets, normalise_mac};
+pub use interval::{Event, Holder, Interval, OPEN, Source, Sources, mac_of_octets, normalise_mac};
 
 /// Now, in the milliseconds since the epoch that hits and intervals carry.
 pub fn now_ms() -> i64 {

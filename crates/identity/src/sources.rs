@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -103,8 +104,6 @@ pub async fn start(
         tasks,
     })
 }
-
-use std::sync::Arc;
 
 /// Polls every followed file each `period`, off the async threads.
 async fn follow(
