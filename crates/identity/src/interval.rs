@@ -136,7 +136,7 @@ pub fn normalise_mac(text: &str) -> Option<Arc<str>> {
         .bytes()
         .filter(|b| !matches!(b, b':' | b'-' | b'.'))
         .collect();
-    if digits.is_empty() || digits.len() % 2 != 0 || digits.len() > 40 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) || digits.len() > 40 {
         return None;
     }
     if !digits.iter().all(u8::is_ascii_hexdigit) {

@@ -28,7 +28,7 @@ use crate::{Params, PgError, PgStore, limit, refs};
 /// The columns [`map_hit`] reads, in order.
 pub(crate) const HIT_COLUMNS: &str = "node, local_block, local_index, time_ms, client, port, \
     transport, name, qtype, action, feed, rule, rcode, answer, latency_us, upstream, network, \
-    asset, mac, kind, location, department, owner, contact";
+    asset, mac, kind, location, department, owner, contact, account, hostname, identity_source";
 
 /// The id a hit has in the node that recorded it (as that node's SQLite store numbers it):
 /// unique per node, shown in the API's `id`.
@@ -50,7 +50,9 @@ fn map_hit(r: &Row) -> Result<(StoredRow, HitKey), PgError> {
         department: r.try_get(21)?,
         owner: r.try_get(22)?,
         contact: r.try_get(23)?,
-        ..Identity::default()
+        account: r.try_get(24)?,
+        hostname: r.try_get(25)?,
+        source: r.try_get(26)?,
     };
     let key = HitKey {
         node: r.try_get(0)?,

@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2, V3];
+const STEPS: &[&str] = &[V1, V2, V3, V4];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -234,6 +234,14 @@ ALTER TABLE nodes ADD COLUMN api_url TEXT;
 const V3: &str = r#"
 CREATE INDEX hits_department ON hits (department, time_ms DESC, node DESC, local_block DESC,
     local_index DESC);
+"#;
+
+/// Who held the hit's address at its time (issue 15, docs/IDENTITY.md): the account, the host
+/// name and the identity sources that named them (`kea`, `dhcpd+radius`). NULL for hits
+/// shipped before, and when the ledger alone identified the client.
+const V4: &str = r#"
+ALTER TABLE hits ADD COLUMN account TEXT, ADD COLUMN hostname TEXT,
+    ADD COLUMN identity_source TEXT;
 "#;
 
 /// The channel every node listens on; the payload names what changed.

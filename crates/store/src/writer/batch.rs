@@ -22,13 +22,13 @@ use poolguard_clients::{Identity, Ledger, SharedLedger};
 use poolguard_identity::IdentityIndex;
 use poolguard_record::QueryEvent;
 
-/// Writes one batch in one transaction; returns (query rows, hit rows) written. `replayed`
+/// Writes one batch in one transaction; returns (query rows, hit rows) written. Hits are
+/// attributed through the ledger and the identity index (when one is plugged in). `replayed`
 /// (spool file id, offset) is stored in the same transaction when the batch is a replay.
 pub(super) fn write_batch(
     conn: &mut Connection,
     batch: &[QueryEvent],
-    ledger: &SharedLedger,
-    identities: Option<&IdentityIndex>,
+    (ledger, identities): (&SharedLedger, Option<&IdentityIndex>),
     log_queries: bool,
     tracker: Option<&dyn BatchHook>,
     known: &mut KnownNames,
