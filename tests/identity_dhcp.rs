@@ -33,14 +33,9 @@ async fn bed(kind: &str, lease_file: &Path) -> TestBed {
 }
 
 async fn client(bed: &TestBed, ip: &str) -> Value {
-    let resp = reqwest::Client::new()
-        .get(format!("{}/api/v1/clients/{ip}", bed.api_url()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("API answers");
-    assert_eq!(resp.status(), 200);
-    resp.json().await.expect("JSON")
+    let (status, body) = bed.api_get(&format!("/api/v1/clients/{ip}"), TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// Waits (bounded) until one of `files` contains `text`.

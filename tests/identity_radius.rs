@@ -56,14 +56,9 @@ async fn radclient(server: SocketAddr, secret: &str, attrs: &str) -> bool {
 }
 
 async fn get(bed: &TestBed, path: &str) -> Value {
-    let resp = reqwest::Client::new()
-        .get(format!("{}{path}", bed.api_url()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("API answers");
-    assert_eq!(resp.status(), 200, "{path}");
-    resp.json().await.expect("JSON")
+    let (status, body) = bed.api_get(path, TOKEN).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
 }
 
 /// The value of a counter series in the `/metrics` text (0 when absent).

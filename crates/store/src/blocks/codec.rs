@@ -145,6 +145,22 @@ impl<'a> Snapshot<'a> {
         }
     }
 
+    /// The inverse of [`Snapshot::fields`].
+    fn from_fields(f: [Option<&'a str>; SNAPSHOT_FIELDS]) -> Self {
+        Self {
+            network: f[0],
+            asset: f[1],
+            mac: f[2],
+            kind: f[3],
+            location: f[4],
+            owner: f[5],
+            contact: f[6],
+            account: f[7],
+            hostname: f[8],
+            source: f[9],
+        }
+    }
+
     fn fields(&self) -> [Option<&'a str>; SNAPSHOT_FIELDS] {
         [
             self.network,
@@ -524,30 +540,7 @@ impl<'a> Entries<'_, 'a> {
             for (i, slot) in f.iter_mut().take(b.snapshot_fields).enumerate() {
                 *slot = b.lookup(SNAPSHOT_FIRST + i, r.varint()?)?;
             }
-            let [
-                network,
-                asset,
-                mac,
-                kind,
-                location,
-                owner,
-                contact,
-                account,
-                hostname,
-                source,
-            ] = f;
-            Some(Snapshot {
-                network,
-                asset,
-                mac,
-                kind,
-                location,
-                owner,
-                contact,
-                account,
-                hostname,
-                source,
-            })
+            Some(Snapshot::from_fields(f))
         } else {
             None
         };
