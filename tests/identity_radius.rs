@@ -126,6 +126,23 @@ async fn accounting_from_radclient_names_the_account_of_a_hit() {
     // The hit keeps who held the address at its time.
     let hits = get(&bed, "/api/v1/hits?client=127.0.0.8").await;
     assert_eq!(hits["items"][0]["identity"]["account"], "lina");
+    // Searched as staff ask: by account or owner whatever the case, by MAC in any spelling.
+    for (query, want) in [
+        ("account=LINA", 1),
+        ("owner=li%20na", 1),
+        ("mac=00-1A-2B-3C-4D-5F", 1),
+        ("account=bob", 0),
+        ("mac=00:1a:2b:3c:4d:5f&owner=Zhang%20Wei", 0),
+    ] {
+        let found = get(&bed, &format!("/api/v1/hits?{query}")).await;
+        assert_eq!(
+            found["items"].as_array().map(Vec::len),
+            Some(want),
+            "{query}: {found}"
+        );
+    }
+    let (status, body) = bed.api_get("/api/v1/hits?mac=not-a-mac", TOKEN).await;
+    assert_eq!(status, 400, "{body}");
 
     // A wrong secret: no answer, counted, nothing stored.
     let before = bed.metrics_text().await;

@@ -135,6 +135,18 @@ fn conditions(f: &EvidenceFilter, key: Option<&HitKey>) -> (String, Params) {
             );
         }
     }
+    if let Some(m) = &f.mac {
+        push(&mut sql, " AND mac = $?", Box::new(m.clone()));
+    }
+    for (column, v) in [("account", &f.account), ("owner", &f.owner)] {
+        if let Some(v) = v {
+            push(
+                &mut sql,
+                &format!(" AND lower({column}) = lower($?)"),
+                Box::new(v.clone()),
+            );
+        }
+    }
     if let Some(s) = f.since_ms {
         push(&mut sql, " AND time_ms >= $?", Box::new(s));
     }
