@@ -288,5 +288,11 @@ async fn dhcpd_leases_are_followed_through_its_rewrites() {
     for (ip, mac) in &all {
         holder(&bed, ip, mac).await;
     }
+    let (status, device) = bed
+        .api_get("/api/v1/identities?mac=00-0C-01-02-03-04", TOKEN)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(device["ledger"]["owner"], "Zhang Wei", "{device}");
+    assert_eq!(device["holdings"][0]["address"], ip.as_str(), "{device}");
     bed.shutdown().await;
 }

@@ -143,6 +143,13 @@ async fn accounting_from_radclient_names_the_account_of_a_hit() {
     }
     let (status, body) = bed.api_get("/api/v1/hits?mac=not-a-mac", TOKEN).await;
     assert_eq!(status, 400, "{body}");
+    // Where the login has been, and whose it is.
+    let where_ = get(&bed, "/api/v1/identities?account=LINA").await;
+    assert_eq!(where_["ledger"]["owner"], "Li Na", "{where_}");
+    assert_eq!(where_["holdings"][0]["address"], "127.0.0.8", "{where_}");
+    assert_eq!(where_["holdings"][0]["source"], "radius");
+    let (status, body) = bed.api_get("/api/v1/identities", TOKEN).await;
+    assert_eq!(status, 400, "{body}");
 
     // A wrong secret: no answer, counted, nothing stored.
     let before = bed.metrics_text().await;

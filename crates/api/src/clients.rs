@@ -31,6 +31,8 @@ pub struct ClientQuery {
 /// One holding of the address: a lease or a login.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Holding {
+    /// The address held.
+    pub address: String,
     pub start: String,
     /// Absent while it lasts.
     pub end: Option<String>,
@@ -45,6 +47,7 @@ impl From<poolguard_identity::Interval> for Holding {
     fn from(i: poolguard_identity::Interval) -> Self {
         let own = |v: Option<std::sync::Arc<str>>| v.map(|s| s.to_string());
         Self {
+            address: i.addr.to_string(),
             start: rfc3339(i.start_ms),
             end: (i.end_ms != poolguard_identity::OPEN).then(|| rfc3339(i.end_ms)),
             mac: own(i.mac),

@@ -15,6 +15,7 @@ mod error;
 mod feeds;
 pub mod group_log;
 mod health;
+mod identities;
 mod incidents;
 mod ledger;
 mod lists;
@@ -131,6 +132,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/hits", get(lists::hits))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/clients/{ip}", get(clients::client))
+        .route("/api/v1/identities", get(identities::find))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::get))

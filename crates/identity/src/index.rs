@@ -136,6 +136,48 @@ impl IdentityIndex {
         out
     }
 
+    /// Every holding by `mac` or by `account` (case-insensitive), any address, newest first,
+    /// at most `limit`. A scan of the whole index (milliseconds at a million holdings): for
+    /// staff's searches, never for hits.
+    pub fn holdings_of(
+        &self,
+        mac: Option<&str>,
+        account: Option<&str>,
+        limit: usize,
+    ) -> Vec<Interval> {
+        if mac.is_none() && account.is_none() {
+            return Vec::new();
+        }
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (&addr, lanes) in &table.by_addr {
+            for lane in lanes {
+                for h in &lane.held {
+                    let by_mac = mac.is_some_and(|m| h.mac.as_deref() == Some(m));
+                    let by_account = account.is_some_and(|a| {
+                        h.account.as_deref().is_some_and(|x| {
+                            x.eq_ignore_ascii_case(a) || x.to_lowercase() == a.to_lowercase()
+                        })
+                    });
+                    if by_mac || by_account {
+                        out.push(Interval {
+                            addr,
+                            start_ms: h.start,
+                            end_ms: h.end,
+                            mac: h.mac.clone(),
+                            account: h.account.clone(),
+                            hostname: h.hostname.clone(),
+                            source: lane.source.unwrap_or(Source::Ledger),
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|i| std::cmp::Reverse((i.start_ms, i.addr)));
+        out.truncate(limit);
+        out
+    }
+
     /// Forgets holdings that ended before `before_ms` (kept as long as hits are).
     pub fn prune(&self, before_ms: i64) {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
@@ -420,6 +462,27 @@ mod tests {
         assert_eq!(h.account.as_deref(), Some("alice"));
         assert_eq!(h.source_label(), "kea+radius");
         assert_eq!(index.history(addr()).len(), 2);
+    }
+
+    #[test]
+    fn holdings_are_found_by_mac_and_account_across_addresses() {
+        let index = IdentityIndex::default();
+        index.apply(held(100, 200, "aa", Source::Kea));
+        index.apply(Event::Held(Interval {
+            addr: "10.12.9.9".parse().unwrap(),
+            start_ms: 300,
+            end_ms: OPEN,
+            mac: Some("aa".into()),
+            account: Some("LiNa".into()),
+            hostname: None,
+            source: Source::Radius,
+        }));
+        let by_mac = index.holdings_of(Some("aa"), None, 10);
+        assert_eq!(by_mac.len(), 2);
+        assert_eq!(by_mac[0].addr.to_string(), "10.12.9.9", "newest first");
+        assert_eq!(index.holdings_of(None, Some("lina"), 10).len(), 1);
+        assert_eq!(index.holdings_of(Some("bb"), None, 10).len(), 0);
+        assert_eq!(index.holdings_of(Some("aa"), None, 1).len(), 1);
     }
 
     #[test]

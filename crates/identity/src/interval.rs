@@ -43,6 +43,7 @@ pub const OPEN: i64 = i64::MAX;
 /// One holding of an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interval {
+    /// The address held (canonical: IPv4-mapped IPv6 is IPv4).
     pub addr: IpAddr,
     /// First millisecond held (inclusive).
     pub start_ms: i64,
@@ -50,8 +51,11 @@ pub struct Interval {
     pub end_ms: i64,
     /// Lower-case `aa:bb:cc:dd:ee:ff` ([`normalise_mac`]).
     pub mac: Option<Arc<str>>,
+    /// The login that held it (RADIUS User-Name).
     pub account: Option<Arc<str>>,
+    /// The name the DHCP client sent (client-hostname, Kea's hostname column).
     pub hostname: Option<Arc<str>>,
+    /// Who said so.
     pub source: Source,
 }
 
@@ -73,8 +77,11 @@ pub enum Event {
 /// Who held an address at a moment, combined over the sources that knew.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Holder {
+    /// The device: DHCP's MAC when a lease knew it, else the NAS's Calling-Station-Id.
     pub mac: Option<Arc<str>>,
+    /// The login (RADIUS User-Name).
     pub account: Option<Arc<str>>,
+    /// The name the DHCP client sent.
     pub hostname: Option<Arc<str>>,
     /// The sources that contributed.
     pub sources: Sources,
