@@ -29,6 +29,19 @@ struct Held {
 }
 
 impl Held {
+    /// This holding as an [`Interval`] of `addr` from `source`.
+    fn interval(&self, addr: IpAddr, source: Option<Source>) -> Interval {
+        Interval {
+            addr,
+            start_ms: self.start,
+            end_ms: self.end,
+            mac: self.mac.clone(),
+            account: self.account.clone(),
+            hostname: self.hostname.clone(),
+            source: source.unwrap_or(Source::Ledger),
+        }
+    }
+
     fn same_holder(&self, other: &Interval) -> bool {
         self.mac == other.mac && self.account == other.account
     }
@@ -120,17 +133,7 @@ impl IdentityIndex {
             .get(&addr)
             .into_iter()
             .flatten()
-            .flat_map(|lane| {
-                lane.held.iter().map(move |h| Interval {
-                    addr,
-                    start_ms: h.start,
-                    end_ms: h.end,
-                    mac: h.mac.clone(),
-                    account: h.account.clone(),
-                    hostname: h.hostname.clone(),
-                    source: lane.source.unwrap_or(Source::Ledger),
-                })
-            })
+            .flat_map(|lane| lane.held.iter().map(move |h| h.interval(addr, lane.source)))
             .collect();
         out.sort_by_key(|i| (i.start_ms, i.source));
         out
@@ -160,15 +163,7 @@ impl IdentityIndex {
                         })
                     });
                     if by_mac || by_account {
-                        out.push(Interval {
-                            addr,
-                            start_ms: h.start,
-                            end_ms: h.end,
-                            mac: h.mac.clone(),
-                            account: h.account.clone(),
-                            hostname: h.hostname.clone(),
-                            source: lane.source.unwrap_or(Source::Ledger),
-                        });
+                        out.push(h.interval(addr, lane.source));
                     }
                 }
             }
