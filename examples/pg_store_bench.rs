@@ -132,8 +132,8 @@ async fn generate(
     let c = store.pool().get().await?;
     let t0 = Instant::now();
     c.batch_execute(
-        "TRUNCATE hits, hit_names, ship_cursor, incident_names, incident_notes, incidents \
-         RESTART IDENTITY",
+        "TRUNCATE hits, hit_rollups, hit_names, ship_cursor, incident_names, incident_notes, \
+         incidents RESTART IDENTITY; UPDATE rollup_trimmed SET next = 0",
     )
     .await?;
     // Secondary indexes are rebuilt after the load from their own definitions (several
@@ -186,6 +186,24 @@ async fn generate(
     for table in ["hits", "incidents", "hit_names"] {
         c.batch_execute(&format!("VACUUM ANALYZE {table}")).await?;
     }
+    // The closed hours and days trimmed as the nodes' shippers would (one bucket per call).
+    let tt = Instant::now();
+    let mut buckets = 0;
+    for (span, before) in poolguard::store_pg::ship::rollups_due_before(now) {
+        let keep = poolguard::store_pg::schema::ROLLUP_KEEP;
+        while c
+            .query_one(
+                "SELECT poolguard_trim_rollups($1, $2, $3)",
+                &[&span, &before, &keep],
+            )
+            .await?
+            .get::<_, bool>(0)
+        {
+            buckets += 1;
+        }
+    }
+    c.batch_execute("VACUUM ANALYZE hit_rollups").await?;
+    eprintln!("{buckets} rollup buckets trimmed in {:.1?}", tt.elapsed());
     let size: String = c
         .query_one(
             "SELECT pg_size_pretty(pg_database_size(current_database()))",

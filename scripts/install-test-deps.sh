@@ -24,6 +24,9 @@ DEBIAN=(
   # Network namespaces and veth pairs for the DHCP tests.
   "ip iproute2"
   "openssl openssl"
+  # DoT/DoH clients for tests/dns_encrypted.rs (kdig +tls/+https, curl --doh-url).
+  "kdig knot-dnsutils"
+  "curl curl"
   # The crate-layer check (scripts/check-layers.py) and the Python validators below.
   "python3 python3"
   "pip3 python3-pip"

@@ -150,7 +150,7 @@ async fn every_metric_is_exported_from_start_and_the_gauges_follow_the_store() {
     }
     // Counters exist at zero before they first move.
     for o in OUTCOMES {
-        for p in ["udp", "tcp"] {
+        for p in ["udp", "tcp", "dot", "doh"] {
             let series = format!(
                 "poolguard_queries_total{{action=\"{}\",protocol=\"{p}\"}}",
                 o.as_str()

@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    Proto, TestBed, free_tcp_port, free_udp_port, query_from, request, tools::require_tool,
-    wait_for,
+    Proto, TestBed, free_tcp_port, free_udp_port, query_from, request, tls::test_ca,
+    tools::require_tool, wait_for,
 };
 use hickory_proto::rr::RecordType;
 use poolguard::store::writer::StoreFault;
@@ -735,88 +735,6 @@ fn require_gtls() {
         "rsyslog's TLS driver is not installed: install the Debian package `rsyslog-gnutls` \
          (scripts/install-test-deps.sh installs every test dependency)"
     );
-}
-
-/// Runs `openssl` with `args` in `dir`, panicking with its output on failure.
-fn openssl(dir: &Path, args: &[&str]) {
-    let bin = require_tool("openssl", "openssl");
-    let out = Command::new(bin)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
-/// A test CA (`<name>-ca.pem`) and, when `server`, a certificate for 127.0.0.1 signed by it
-/// (`server.pem`, `server.key`).
-fn test_ca(dir: &Path, name: &str, server: bool) {
-    let ca_key = format!("{name}-ca.key");
-    let ca = format!("{name}-ca.pem");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca,
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name} test CA"),
-        ],
-    );
-    if server {
-        std::fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("ext");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                &ca,
-                "-CAkey",
-                &ca_key,
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ],
-        );
-    }
 }
 
 /// The value of `name{sink="<sink>"}` in this process's Prometheus rendering (what /metrics

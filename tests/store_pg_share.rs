@@ -274,12 +274,40 @@ async fn the_query_log_listed_through_any_node_holds_every_nodes_queries() {
         "{text}"
     );
 
+    // `/stats` through either node counts both nodes' query logs (each holds its own).
+    let total = |stats: &serde_json::Value| -> i64 {
+        stats["queries_by_action"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["count"].as_i64()).sum())
+            .unwrap_or(0)
+    };
+    let (own_a, own_b) = (stats_of(&a, "node").await, stats_of(&b, "node").await);
+    assert!(total(&own_a) >= 3 && total(&own_b) >= 2, "{own_a} {own_b}");
+    for bed in [&a, &b] {
+        let group = stats_of(bed, "group").await;
+        assert_eq!(total(&group), total(&own_a) + total(&own_b), "{group}");
+        assert!(group.get("incomplete").is_none(), "{group}");
+    }
+
     // A node that does not answer is named; the others' queries are still listed.
     b.shutdown().await;
+    let stats = stats_of(&a, "group").await;
+    assert_eq!(total(&stats), total(&own_a), "{stats}");
+    let missing = stats["incomplete"][0].as_str().unwrap_or("");
+    assert!(missing.starts_with("node-b: "), "{stats}");
     let (status, page) = a.api_get("/api/v1/queries?client=127.0.0.50", ADMIN).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["items"].as_array().map(Vec::len), Some(3), "{page}");
     let missing = page["incomplete"][0].as_str().unwrap_or("");
     assert!(missing.starts_with("node-b: "), "{page}");
     a.shutdown().await;
+}
+
+/// `/stats` of `bed` with `scope` (group or node), answered 200.
+async fn stats_of(bed: &TestBed, scope: &str) -> serde_json::Value {
+    let (status, stats) = bed
+        .api_get(&format!("/api/v1/stats?scope={scope}"), ADMIN)
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    stats
 }

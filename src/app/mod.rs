@@ -366,6 +366,16 @@ impl Running {
         self.dns.local_addrs().to_vec()
     }
 
+    /// The bound DoT addresses (`[dns.tls]`; empty when off).
+    pub fn dot_addrs(&self) -> Vec<SocketAddr> {
+        self.dns.dot_addrs().to_vec()
+    }
+
+    /// The bound DoH addresses (`[dns.https]`; empty when off).
+    pub fn doh_addrs(&self) -> Vec<SocketAddr> {
+        self.dns.doh_addrs().to_vec()
+    }
+
     /// The live policy, for the API and tests.
     pub fn policy(&self) -> SharedPolicy {
         self.policy.clone()
@@ -509,10 +519,12 @@ impl Running {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading feeds, API tokens and the asset ledger");
+                    tracing::info!("SIGHUP: reloading feeds, API tokens, the asset ledger and TLS certificates");
                     self.reload().await;
                     self.reload_tokens();
                     self.reload_ledger().await;
+                    // Each failure is logged with its file; the old certificate stays.
+                    let _ = self.reload_certs().await;
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,

@@ -72,6 +72,13 @@ impl Running {
         }
     }
 
+    /// Re-reads the DoT and DoH certificates and keys (`[dns.tls]`, `[dns.https]`): new
+    /// sessions use the new pair, open ones keep theirs; a pair that does not load leaves the
+    /// old one serving (logged with the file and the cause, and returned).
+    pub async fn reload_certs(&self) -> Result<usize, poolguard_dns::DnsError> {
+        self.dns.reload_certs().await
+    }
+
     /// Re-reads `[[api.tokens]]` from the config file and swaps them in whole, so ops can
     /// revoke a leaked token (or add one) with a reload instead of a restart. Only the tokens:
     /// every other setting still needs a restart. A config that no longer loads changes

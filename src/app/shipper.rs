@@ -81,7 +81,10 @@ pub(super) async fn start_shipping(
         node_name(&cfg),
         Some(Arc::new(tracker)),
         watermark,
-        ShipOptions::default(),
+        ShipOptions {
+            hit_retention_days: cfg.hit_retention_days,
+            ..ShipOptions::default()
+        },
     )?;
     Ok(Shipping { shipper })
 }

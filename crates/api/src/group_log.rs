@@ -66,6 +66,15 @@ impl Group {
     }
 }
 
+impl Group {
+    /// A request to `path` of another node's API, with the node-to-node token.
+    fn ask(&self, peer: &Peer, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", peer.api_url.trim_end_matches('/')))
+            .bearer_auth(self.token.as_deref().unwrap_or_default())
+    }
+}
+
 /// Removes `scope` from the parameters: true (the default) = the group's log, false
 /// (`scope=node`) = this node's only. Any other value is a 400 naming it.
 pub(crate) fn take_scope(
@@ -164,14 +173,7 @@ pub(crate) async fn list(
         if !at.is_empty() {
             query.push(("cursor".into(), at.clone()));
         }
-        let req = group
-            .http
-            .get(format!(
-                "{}/api/v1/queries",
-                peer.api_url.trim_end_matches('/')
-            ))
-            .bearer_auth(group.token.as_deref().unwrap_or_default())
-            .query(&query);
+        let req = group.ask(peer, "/api/v1/queries").query(&query);
         let name = peer.name.clone();
         asks.spawn(async move { (name, ask(req).await) });
     }
@@ -214,12 +216,19 @@ pub(crate) async fn list(
 
 /// One node's page of its own log, or why not.
 async fn ask(req: reqwest::RequestBuilder) -> Result<NodePage, String> {
+    ask_json(req).await
+}
+
+/// Another node's JSON answer, or why not.
+async fn ask_json<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+) -> Result<T, String> {
     let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("answered {status}"));
     }
-    resp.json::<NodePage>()
+    resp.json::<T>()
         .await
         .map_err(|e| e.without_url().to_string())
 }
@@ -255,6 +264,54 @@ fn merge(positions: &mut Positions, pages: Vec<(String, NodePage)>, limit: usize
         positions.insert(node, at);
     }
     all.into_iter().map(|(_, i)| i).collect()
+}
+
+/// What another node answers to `/stats?scope=node`: only its own query log's counts are
+/// read (the hits are the group's already).
+#[derive(Deserialize)]
+struct NodeStats {
+    queries_by_action: Vec<crate::views::Count>,
+}
+
+/// The other nodes' query counts by action in `[since, until)` (their own logs, which only
+/// they hold), summed; and the nodes that did not answer, named. `/stats` adds this node's.
+pub(crate) async fn peer_query_counts(
+    group: &Group,
+    since: &str,
+    until: &str,
+) -> (BTreeMap<String, i64>, Vec<String>) {
+    let mut sums = BTreeMap::new();
+    let mut incomplete = Vec::new();
+    if group.token.is_none() {
+        return (sums, incomplete);
+    }
+    let peers = match group.peers.peers().await {
+        Ok(p) => p,
+        Err(error) => return (sums, vec![format!("the other nodes: {error}")]),
+    };
+    let mut asks = tokio::task::JoinSet::new();
+    for peer in peers {
+        let req = group.ask(&peer, "/api/v1/stats").query(&[
+            ("since", since),
+            ("until", until),
+            ("top", "1"),
+            ("scope", "node"),
+        ]);
+        asks.spawn(async move { (peer.name, ask_json::<NodeStats>(req).await) });
+    }
+    while let Some(done) = asks.join_next().await {
+        let Ok((name, answer)) = done else { continue };
+        match answer {
+            Ok(stats) => {
+                for c in stats.queries_by_action {
+                    *sums.entry(c.value).or_insert(0) += c.count;
+                }
+            }
+            Err(why) => incomplete.push(format!("{name}: {why}")),
+        }
+    }
+    incomplete.sort();
+    (sums, incomplete)
 }
 
 /// An item's time back in milliseconds (the API spells it RFC 3339 with milliseconds).

@@ -45,7 +45,7 @@ pub enum Series {
     /// These label sets (an empty one is the series without labels).
     Sets(&'static [&'static [(&'static str, &'static str)]]),
     /// `action` (every outcome: the block codec's list, which must hold them all to store
-    /// them) × `protocol` (`udp`, `tcp`).
+    /// them) × `protocol` (`udp`, `tcp`, `dot`, `doh`).
     ActionProtocol,
     /// Labelled by feed: registered at each scrape for the feeds in force ([`refresh`]).
     PerFeed,
@@ -143,8 +143,8 @@ pub const METRICS: &[Metric] = &[
     ),
     counter(
         "poolguard_dns_malformed_total",
-        "Malformed requests answered with a header-only error, by protocol",
-        Series::Label("protocol", &["udp", "tcp"]),
+        "Malformed requests answered with a header-only error (DoH: HTTP 400), by protocol",
+        Series::Label("protocol", &["udp", "tcp", "dot", "doh"]),
     ),
     counter(
         "poolguard_dns_tcp_rejected_total",
@@ -155,6 +155,21 @@ pub const METRICS: &[Metric] = &[
         "poolguard_dns_tcp_timeouts_total",
         "TCP connections closed because the client was idle or too slow",
         Series::Plain,
+    ),
+    counter(
+        "poolguard_dns_encrypted_rejected_total",
+        "DoT/DoH connections closed at once because max_connections were open, by protocol",
+        Series::Label("protocol", &["dot", "doh"]),
+    ),
+    counter(
+        "poolguard_dns_tls_handshake_failures_total",
+        "DoT/DoH TLS handshakes that failed or did not finish within handshake_timeout_ms",
+        Series::Sets(&[
+            &[("protocol", "dot"), ("reason", "error")],
+            &[("protocol", "dot"), ("reason", "timeout")],
+            &[("protocol", "doh"), ("reason", "error")],
+            &[("protocol", "doh"), ("reason", "timeout")],
+        ]),
     ),
     // Store
     counter(
@@ -369,7 +384,9 @@ fn label_sets(series: Series) -> Vec<Vec<(&'static str, &'static str)>> {
         Series::Sets(sets) => sets.iter().map(|s| s.to_vec()).collect(),
         Series::ActionProtocol => OUTCOMES
             .iter()
-            .flat_map(|o| ["udp", "tcp"].map(|p| vec![("action", o.as_str()), ("protocol", p)]))
+            .flat_map(|o| {
+                ["udp", "tcp", "dot", "doh"].map(|p| vec![("action", o.as_str()), ("protocol", p)])
+            })
             .collect(),
         Series::PerFeed | Series::PerSink => Vec::new(),
     }
@@ -537,7 +554,8 @@ mod tests {
     #[test]
     fn queries_total_covers_every_outcome_and_protocol() {
         let sets = label_sets(Series::ActionProtocol);
-        assert_eq!(sets.len(), OUTCOMES.len() * 2);
+        assert_eq!(sets.len(), OUTCOMES.len() * 4);
         assert!(sets.contains(&vec![("action", "cname-blocked"), ("protocol", "tcp")]));
+        assert!(sets.contains(&vec![("action", "blocked"), ("protocol", "doh")]));
     }
 }

@@ -25,6 +25,9 @@ pub struct StatsParams {
     until: Option<String>,
     /// Rows in each top table, 1–100 (default 10).
     top: Option<u32>,
+    /// `group` (default): with several nodes, the query counts of every node's own log;
+    /// `node`: this node's only.
+    scope: Option<String>,
 }
 
 /// The stats document.
@@ -37,6 +40,10 @@ pub struct StatsResponse {
     pub top_blocked_names: Vec<Count>,
     pub top_clients: Vec<Count>,
     pub top_departments: Vec<Count>,
+    /// Nodes of the group whose query counts are missing (they did not answer), each with
+    /// why; absent when every node answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
 }
 
 /// Totals by action, top blocked names, top clients and top departments in a window (≤ 31 days).
@@ -55,7 +62,8 @@ pub async fn stats(
     let mut since = None;
     let mut until = None;
     let mut top = 10usize;
-    for (k, v) in check_keys(pairs, &["since", "until", "top"])? {
+    let (pairs, group_wide) = super::group_log::take_scope(pairs)?;
+    for (k, v) in check_keys(Ok(Query(pairs)), &["since", "until", "top"])? {
         match k {
             "since" => since = Some(parse_time("since", v.trim())?),
             "until" => until = Some(parse_time("until", v.trim())?),
@@ -86,10 +94,27 @@ pub async fn stats(
         ));
     }
     let s = state.store.stats(since, until, top).await?;
+    let (since, until) = (rfc3339(since), rfc3339(until));
+    // Hits are the group's in the shared store; the query log is each node's own, so the
+    // node asked adds the others' counts (as the group's query log gathers their rows).
+    let mut queries_by_action = s.queries_by_action;
+    let mut incomplete = Vec::new();
+    if let (Some(group), true) = (&state.group, group_wide) {
+        let (theirs, missing) = super::group_log::peer_query_counts(group, &since, &until).await;
+        incomplete = missing;
+        for (value, count) in theirs {
+            match queries_by_action.iter_mut().find(|c| c.value == value) {
+                Some(c) => c.count += count,
+                None => queries_by_action.push(poolguard_store::Count { value, count }),
+            }
+        }
+        queries_by_action.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    }
     Ok(Json(StatsResponse {
-        since: rfc3339(since),
-        until: rfc3339(until),
-        queries_by_action: all(s.queries_by_action),
+        since,
+        until,
+        incomplete,
+        queries_by_action: all(queries_by_action),
         hits_by_action: all(s.hits_by_action),
         top_blocked_names: all(s.top_blocked_names),
         top_clients: all(s.top_clients),

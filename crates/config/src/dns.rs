@@ -44,6 +44,12 @@ pub struct DnsConfig {
     /// UDP queries are dropped, so a flood during an upstream outage cannot exhaust memory
     /// (measured ~20 KiB per waiting lookup; Unbound's num-queries-per-thread is also 4096).
     pub max_udp_inflight: usize,
+    /// DNS over TLS (RFC 7858); `None` = off.
+    pub tls: Option<crate::DotConfig>,
+    /// DNS over HTTPS (RFC 8484); `None` = off.
+    pub https: Option<crate::DohConfig>,
+    /// Canary and relay names answered NXDOMAIN.
+    pub canary: crate::CanaryConfig,
 }
 
 impl Default for DnsConfig {
@@ -61,6 +67,9 @@ impl Default for DnsConfig {
             max_tcp_connections: 1024,
             max_tcp_pipeline: 32,
             max_udp_inflight: 4096,
+            tls: None,
+            https: None,
+            canary: crate::CanaryConfig::default(),
         }
     }
 }

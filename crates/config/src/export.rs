@@ -259,11 +259,7 @@ pub fn validate(
                 "must not be empty (leave it out for the host name)".into(),
             ));
         }
-        for (j, f) in d.feeds.iter().enumerate() {
-            if f.is_empty() {
-                return Err((key(&format!("feeds[{j}]")), "must be a feed name".into()));
-            }
-        }
+        selection(&key, &d.feeds, &d.categories)?;
     }
     for (i, s) in config.syslog.iter().enumerate() {
         let key = |k: &str| format!("export.syslog[{i}].{k}");
@@ -325,6 +321,25 @@ pub fn validate(
             s.reconnect_max_ms,
             s.write_timeout_ms,
         )?;
+        selection(&key, &s.feeds, &s.categories)?;
+    }
+    Ok(())
+}
+
+/// An export's feed and category selection: an empty name would select nothing while
+/// looking like a filter, so it is refused rather than silently exporting no hit.
+fn selection(
+    key: &dyn Fn(&str) -> String,
+    feeds: &[String],
+    categories: &[String],
+) -> Result<(), (String, String)> {
+    for (field, names, what) in [
+        ("feeds", feeds, "a feed name"),
+        ("categories", categories, "a category name"),
+    ] {
+        if let Some(j) = names.iter().position(|n| n.trim().is_empty()) {
+            return Err((key(&format!("{field}[{j}]")), format!("must be {what}")));
+        }
     }
     Ok(())
 }

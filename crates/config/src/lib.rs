@@ -18,6 +18,7 @@ pub mod incidents;
 mod api;
 mod dns;
 mod duration;
+mod encrypted;
 mod feeds;
 mod store;
 mod validate;
@@ -27,6 +28,7 @@ pub use dns::{
     BlockingConfig, ConditionalForward, DnsConfig, UpstreamConfig, ZoneConfig, sinkhole_addrs,
 };
 pub use duration::parse_duration;
+pub use encrypted::{CanaryConfig, DohConfig, DotConfig};
 pub use feeds::{FeedConfig, valid_feed_name};
 pub use store::{Backend, MIN_SPOOL_BYTES, StoreConfig};
 

@@ -132,6 +132,10 @@ impl Config {
                 ));
             }
         }
+        crate::encrypted::validate(self.dns.tls.as_ref(), self.dns.https.as_ref(), &|p| {
+            self.resolve(p)
+        })
+        .map_err(|(key, reason)| invalid(key, reason))?;
         crate::incidents::validate(self).map_err(|(key, reason)| invalid(key, reason))?;
         crate::export::validate(&self.export, &|p| self.resolve(p))
             .map_err(|(key, reason)| invalid(key, reason))?;
@@ -173,6 +177,63 @@ mod tests {
         assert_eq!(off.store.spool_max_bytes, 0);
         let err = parse("[store]\nspool_max_bytes = 100\n").expect_err("too small");
         assert!(err.to_string().contains("store.spool_max_bytes"), "{err}");
+    }
+
+    #[test]
+    fn encrypted_listeners_are_validated_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in ["c.pem", "k.pem"] {
+            std::fs::write(dir.path().join(f), "x").expect("write");
+        }
+        let parse_in = |text: &str| Config::from_toml(text, Path::new("t.toml"), dir.path());
+        let ok = parse_in(
+            "[dns.tls]\nname = \"dns.example\"\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n\
+             [dns.https]\nname = \"dns.example\"\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n",
+        )
+        .expect("valid");
+        let https = ok.dns.https.expect("on");
+        assert_eq!(https.path, "/dns-query");
+        assert_eq!(ok.dns.tls.expect("on").listen[0].port(), 853);
+        assert!(ok.dns.canary.use_application_dns && ok.dns.canary.icloud_private_relay);
+        let files = "cert_file = \"c.pem\"\nkey_file = \"k.pem\"\n";
+        for (text, key) in [
+            (format!("[dns.tls]\n{files}"), "dns.tls.name"),
+            (
+                "[dns.tls]\nname = \"d.example\"\n".to_string(),
+                "dns.tls.cert_file",
+            ),
+            (
+                "[dns.tls]\nname = \"d.example\"\ncert_file = \"c.pem\"\nkey_file = \"gone.pem\"\n"
+                    .to_string(),
+                "dns.tls.key_file",
+            ),
+            (
+                format!("[dns.tls]\nname = \"d.example\"\nlisten = []\n{files}"),
+                "dns.tls.listen",
+            ),
+            (
+                format!("[dns.https]\nname = \"d.example\"\npath = \"dns-query\"\n{files}"),
+                "dns.https.path",
+            ),
+            (
+                format!("[dns.https]\nname = \"d.example\"\nmax_body_bytes = 1\n{files}"),
+                "dns.https.max_body_bytes",
+            ),
+            (
+                format!("[dns.https]\nname = \"d.example\"\nidle_timeout_ms = 0\n{files}"),
+                "dns.https.idle_timeout_ms",
+            ),
+            (
+                format!(
+                    "[dns.tls]\nname = \"d.example\"\nlisten = [\"127.0.0.1:8853\"]\n{files}\
+                     [dns.https]\nname = \"d.example\"\nlisten = [\"127.0.0.1:8853\"]\n{files}"
+                ),
+                "dns.https.listen",
+            ),
+        ] {
+            let err = parse_in(&text).expect_err(&text);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
     }
 
     #[test]
@@ -235,6 +296,18 @@ mod tests {
             (
                 "[[export.dnstap]]\ntcp = \"127.0.0.1:6000\"\ninclude = [\"owner\"]\n",
                 "export.dnstap[0].include",
+            ),
+            (
+                "[[export.dnstap]]\ntcp = \"127.0.0.1:6000\"\ncategories = [\"mining\", \" \"]\n",
+                "export.dnstap[0].categories[1]",
+            ),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\nfeeds = [\"\"]\n",
+                "export.syslog[0].feeds[0]",
+            ),
+            (
+                "[[export.syslog]]\nudp = \"127.0.0.1:514\"\ncategories = [\"\"]\n",
+                "export.syslog[0].categories[0]",
             ),
         ] {
             let err = parse(text).expect_err(text);

@@ -35,4 +35,19 @@ pub enum DnsError {
     Zone(#[from] ZoneError),
     #[error("dns worker {worker}: {reason}")]
     Worker { worker: usize, reason: String },
+    /// An encrypted listener's address could not be bound (`section` = `dns.tls` or
+    /// `dns.https`). Not probed for another process as `[dns] listen` is: a second instance
+    /// is refused there first.
+    #[error("{section}.listen {addr}: cannot bind: {cause}")]
+    BindEncrypted {
+        section: &'static str,
+        addr: SocketAddr,
+        cause: std::io::Error,
+    },
+    /// An encrypted listener's certificate or key does not load.
+    #[error("{section}: certificate not loaded: {error}")]
+    Cert {
+        section: &'static str,
+        error: crate::encrypted::CertError,
+    },
 }

@@ -145,7 +145,7 @@ enum Family {
 fn sockets_on(addr: SocketAddr, transport: Transport, family: Family) -> Vec<u64> {
     let files: &[&str] = match transport {
         Transport::Udp => &["/proc/net/udp", "/proc/net/udp6"],
-        Transport::Tcp => &["/proc/net/tcp", "/proc/net/tcp6"],
+        Transport::Tcp | Transport::Dot | Transport::Doh => &["/proc/net/tcp", "/proc/net/tcp6"],
     };
     let mut inodes = Vec::new();
     for file in files {

@@ -25,7 +25,6 @@ use std::time::{Instant, UNIX_EPOCH};
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_server::net::runtime::Time;
-use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 use tracing::Instrument;
 
@@ -87,6 +86,8 @@ struct Handled {
     outcome: Outcome,
     verdict: Option<Verdict>,
     upstream: Option<Arc<str>>,
+    /// The rule the query log records when no feed decided (`canary:<name>`).
+    note: Option<&'static str>,
 }
 
 impl Handled {
@@ -96,14 +97,33 @@ impl Handled {
             outcome,
             verdict: None,
             upstream: None,
+            note: None,
+        }
+    }
+
+    /// An answer of our own (local zone, special-use name, discovery, canary).
+    fn local(reply: Reply, allowlisted: Option<Verdict>, note: Option<&'static str>) -> Self {
+        Self {
+            reply,
+            outcome: Outcome::Local,
+            verdict: allowlisted,
+            upstream: None,
+            note,
         }
     }
 }
 
 impl Handler {
     /// Runs the stages for one parsed request, records it, and returns the answer encoded
-    /// within `limit` bytes (`wire::response_limit`).
-    pub async fn answer<T: Time>(&self, request: &Request, limit: u16) -> Vec<u8> {
+    /// within `limit` bytes (`wire::response_limit`). `transport` is what the query log and
+    /// exports record: DoT and DoH requests are parsed as TCP ones (hickory's own TLS and
+    /// HTTPS protocols need its TLS stack), so the front end says which it was.
+    pub async fn answer<T: Time>(
+        &self,
+        request: &Request,
+        transport: Transport,
+        limit: u16,
+    ) -> Vec<u8> {
         let start = Instant::now();
         let client = request.src();
         let qname = first_name(request);
@@ -114,7 +134,7 @@ impl Handler {
             // microsecond): a client that has its answer can rely on the event being queued,
             // so a `flush` issued after it sees the row. `latency_us` is therefore the time to
             // a ready answer, without the final send.
-            self.finish(request, &qname, &handled, start);
+            self.finish(request, transport, &qname, &handled, start);
             respond(request, &handled.reply, self.shared.udp_payload, limit)
         }
         .instrument(span)
@@ -192,6 +212,7 @@ impl Handler {
                         outcome,
                         verdict,
                         upstream: None,
+                        note: None,
                     };
                 }
                 QueryDecision::Blocked(m) => {
@@ -218,24 +239,21 @@ impl Handler {
 
         if local {
             let reply = shared.zones.answer(request, T::current_time()).await;
-            return Handled {
-                reply,
-                outcome: Outcome::Local,
-                verdict: allowlisted,
-                upstream: None,
-            };
+            return Handled::local(reply, allowlisted, None);
         }
 
-        // special-use names (RFC 6761, RFC 7686): answered here, with an SOA when negative.
-        // (Zone transfers were refused by `decide` above; RA is cleared for them when the
-        // answer is encoded.)
-        if let Some(reply) = crate::special::answer(qname, &name, qtype) {
-            return Handled {
-                reply,
-                outcome: Outcome::Local,
-                verdict: allowlisted,
-                upstream: None,
-            };
+        // special-use names (RFC 6761, RFC 7686) and RFC 9462 discovery: answered here, with
+        // an SOA when negative. (Zone transfers were refused by `decide` above; RA is cleared
+        // for them when the answer is encoded.)
+        if let Some(reply) = crate::special::answer(qname, &name, qtype)
+            .or_else(|| shared.discovery.answer(qname, &name, qtype))
+        {
+            return Handled::local(reply, allowlisted, None);
+        }
+        // Canary and relay names (`canary.rs`): recorded as local answers with their rule,
+        // never as hits. A feed that lists one still blocks it (above).
+        if let Some((reply, rule)) = shared.canaries.answer(qname, &name) {
+            return Handled::local(reply, allowlisted, Some(rule));
         }
 
         // resolve.
@@ -251,6 +269,7 @@ impl Handler {
                         outcome: Outcome::Allowlisted,
                         verdict: Some(v),
                         upstream,
+                        note: None,
                     },
                     None => self.inspected(&name, qtype, stale, upstream),
                 };
@@ -260,6 +279,7 @@ impl Handler {
                 outcome: Outcome::Servfail,
                 verdict: allowlisted,
                 upstream,
+                note: None,
             };
         }
         if let Some(v) = allowlisted {
@@ -268,6 +288,7 @@ impl Handler {
                 outcome: Outcome::Allowlisted,
                 verdict: Some(v),
                 upstream,
+                note: None,
             };
         }
 
@@ -291,6 +312,7 @@ impl Handler {
             outcome: Outcome::Allowed,
             verdict: None,
             upstream,
+            note: None,
         }
     }
 
@@ -313,6 +335,7 @@ impl Handler {
             outcome,
             verdict: Some(v),
             upstream,
+            note: None,
         }
     }
 
@@ -336,6 +359,7 @@ impl Handler {
             outcome: Outcome::Allowed,
             verdict: None,
             upstream,
+            note: None,
         }
     }
 
@@ -365,19 +389,18 @@ impl Handler {
     }
 
     /// Metrics, a debug line and the query-log event.
-    fn finish(&self, request: &Request, qname: &str, handled: &Handled, start: Instant) {
-        let transport = match request.protocol() {
-            Protocol::Udp => Transport::Udp,
-            _ => Transport::Tcp,
-        };
-        let protocol = match transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        };
+    fn finish(
+        &self,
+        request: &Request,
+        transport: Transport,
+        qname: &str,
+        handled: &Handled,
+        start: Instant,
+    ) {
         metrics::counter!(
             "poolguard_queries_total",
             "action" => handled.outcome.as_str(),
-            "protocol" => protocol
+            "protocol" => transport.as_str()
         )
         .increment(1);
         let latency = start.elapsed();
@@ -422,7 +445,11 @@ impl Handler {
             qtype: request.queries.queries().first().map(|q| q.query_type()),
             outcome: handled.outcome,
             feed: handled.verdict.as_ref().map(|v| v.feed.name.clone()),
-            rule: handled.verdict.as_ref().map(|v| v.rule.clone()),
+            rule: handled
+                .verdict
+                .as_ref()
+                .map(|v| v.rule.clone())
+                .or_else(|| handled.note.map(Arc::from)),
             rcode: handled.reply.rcode,
             answer: handled.reply.summary().into(),
             latency,

@@ -18,11 +18,18 @@
 //!
 //! With port 0 (tests), the probe's port (free of every socket) is used for every socket (UDP
 //! and TCP, all workers), so one address serves both transports.
+//!
+//! `[dns.tls]` (DoT) and `[dns.https]` (DoH) add one TCP listener per worker and address,
+//! served by the same front end ([`encrypted`], docs/DNS.md "Encrypted DNS"); their
+//! certificates are re-read by [`DnsServer::reload_certs`] (SIGHUP).
 
 pub mod access;
 pub mod answer;
 pub mod block;
+pub mod canary;
 pub mod check;
+pub mod discovery;
+pub mod encrypted;
 mod error;
 mod event;
 pub mod exclusive;
@@ -54,6 +61,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use std::time::Duration;
+
+use crate::encrypted::doh::DohSite;
+use crate::encrypted::{Encrypted, TlsCerts};
 use crate::handler::Handler;
 use crate::listen::{Frontend, Limits};
 use crate::ratelimit::RateLimiter;
@@ -87,6 +98,11 @@ const PORT_ATTEMPTS: usize = 16;
 /// workers (they are signalled, not joined).
 pub struct DnsServer {
     addrs: Vec<SocketAddr>,
+    /// `[dns.tls]` and `[dns.https]` addresses as bound (empty when off).
+    dot_addrs: Vec<SocketAddr>,
+    doh_addrs: Vec<SocketAddr>,
+    /// The encrypted listeners' certificates, re-read by [`DnsServer::reload_certs`].
+    certs: Vec<(&'static str, Arc<TlsCerts>)>,
     token: CancellationToken,
     threads: Vec<JoinHandle<()>>,
     /// The workers' decision state and upstream plan, for `GET /api/v1/check`.
@@ -101,28 +117,47 @@ impl DnsServer {
     pub async fn bind(config: &Config) -> Result<BoundSockets, DnsError> {
         let workers = worker_count(config);
         let listen = config.dns.listen.clone();
-        let (addrs, sockets) = tokio::task::spawn_blocking(move || bind_all(&listen, workers))
-            .await
-            .map_err(|e| DnsError::Worker {
-                worker: 0,
-                reason: e.to_string(),
-            })??;
-        Ok(BoundSockets { addrs, sockets })
+        let dot = config.dns.tls.as_ref().map(|t| t.listen.clone());
+        let doh = config.dns.https.as_ref().map(|h| h.listen.clone());
+        tokio::task::spawn_blocking(move || {
+            let (addrs, mut sockets) = bind_all(&listen, workers)?;
+            let dot_addrs =
+                bind_encrypted("dns.tls", dot.as_deref(), &mut sockets, |w| &mut w.dot)?;
+            let doh_addrs =
+                bind_encrypted("dns.https", doh.as_deref(), &mut sockets, |w| &mut w.doh)?;
+            Ok(BoundSockets {
+                addrs,
+                dot_addrs,
+                doh_addrs,
+                sockets,
+            })
+        })
+        .await
+        .map_err(|e| DnsError::Worker {
+            worker: 0,
+            reason: e.to_string(),
+        })?
     }
 
     /// Starts the workers on sockets from [`DnsServer::bind`] (with the same config); returns
     /// once all are serving.
     pub async fn start_bound(ctx: DnsContext, bound: BoundSockets) -> Result<Self, DnsError> {
         let config = ctx.config.clone();
-        let BoundSockets { addrs, sockets } = bound;
+        let BoundSockets {
+            addrs,
+            dot_addrs,
+            doh_addrs,
+            sockets,
+        } = bound;
         let workers = sockets.len();
 
-        // Blocking preparation (files, resolv.conf) off the caller's async threads.
+        // Blocking preparation (files, resolv.conf, certificates) off the caller's async threads.
         let prep_config = config.clone();
-        let (plan, zones) = tokio::task::spawn_blocking(move || {
+        let (plan, zones, encrypted) = tokio::task::spawn_blocking(move || {
             let plan = UpstreamPlan::new(&prep_config.upstream, workers)?;
             let zones = LocalZones::load(&prep_config)?;
-            Ok::<_, DnsError>((plan, zones))
+            let encrypted = EncryptedServing::load(&prep_config)?;
+            Ok::<_, DnsError>((plan, zones, encrypted))
         })
         .await
         .map_err(|e| DnsError::Worker {
@@ -130,14 +165,16 @@ impl DnsServer {
             reason: e.to_string(),
         })??;
 
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             &config,
             ctx.policy,
             ctx.recorder,
             zones,
             ctx.quarantine,
             workers,
-        ));
+        );
+        shared.discovery = discovery::Discovery::bound(&config.dns, &dot_addrs, &doh_addrs);
+        let shared = Arc::new(shared);
         let limits = Limits::from_config(&config.dns);
         // One table for all workers: SO_REUSEPORT spreads a client's packets across them.
         let limiter = RateLimiter::new(
@@ -158,6 +195,7 @@ impl DnsServer {
             let plan = plan.clone();
             let token = token.clone();
             let limiter = limiter.clone();
+            let encrypted = encrypted.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("poolguard-dns-{worker}"))
                 .spawn(move || {
@@ -166,6 +204,7 @@ impl DnsServer {
                         plan,
                         limiter,
                         limits,
+                        encrypted,
                     };
                     run_worker(worker_sockets, serving, token, tx)
                 })
@@ -177,6 +216,9 @@ impl DnsServer {
         }
         let server = Self {
             addrs,
+            dot_addrs,
+            doh_addrs,
+            certs: encrypted.certs(),
             token,
             threads,
             check,
@@ -191,12 +233,58 @@ impl DnsServer {
             }
         }
         tracing::info!(addrs = ?server.addrs, workers, "dns listening (udp+tcp)");
+        if !server.dot_addrs.is_empty() {
+            tracing::info!(addrs = ?server.dot_addrs, "dns listening (dot)");
+        }
+        if !server.doh_addrs.is_empty() {
+            tracing::info!(addrs = ?server.doh_addrs, "dns listening (doh)");
+        }
         Ok(server)
     }
 
     /// The real bound addresses (UDP and TCP share each one).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The real bound `[dns.tls]` addresses (empty when DoT is off).
+    pub fn dot_addrs(&self) -> &[SocketAddr] {
+        &self.dot_addrs
+    }
+
+    /// The real bound `[dns.https]` addresses (empty when DoH is off).
+    pub fn doh_addrs(&self) -> &[SocketAddr] {
+        &self.doh_addrs
+    }
+
+    /// Re-reads every encrypted listener's certificate and key (SIGHUP). A pair that loads
+    /// serves every new session from now on; open sessions keep theirs. A pair that does not
+    /// load leaves the old one serving and is logged with the file and the cause. Returns
+    /// how many were replaced, or the first failure.
+    pub async fn reload_certs(&self) -> Result<usize, DnsError> {
+        let certs = self.certs.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut replaced = 0;
+            let mut first_error = None;
+            for (section, certs) in certs {
+                match certs.reload() {
+                    Ok(()) => {
+                        replaced += 1;
+                        tracing::info!(section, cert_file = %certs.cert_file().display(), "certificate reloaded");
+                    }
+                    Err(error) => {
+                        tracing::error!(section, %error, "certificate not reloaded; the previous one stays in use");
+                        first_error.get_or_insert(DnsError::Cert { section, error });
+                    }
+                }
+            }
+            first_error.map_or(Ok(replaced), Err)
+        })
+        .await
+        .map_err(|e| DnsError::Worker {
+            worker: 0,
+            reason: e.to_string(),
+        })?
     }
 
     /// What `GET /api/v1/check` needs to answer as this server would.
@@ -240,13 +328,19 @@ fn worker_count(config: &Config) -> usize {
 /// Every worker's sockets, bound by [`DnsServer::bind`] and not served yet.
 pub struct BoundSockets {
     addrs: Vec<SocketAddr>,
+    dot_addrs: Vec<SocketAddr>,
+    doh_addrs: Vec<SocketAddr>,
     sockets: Vec<WorkerSockets>,
 }
 
-/// The sockets one worker serves: a UDP socket and a TCP listener per listen address.
+/// The sockets one worker serves: a UDP socket and a TCP listener per listen address, and a
+/// TCP listener per DoT and DoH address.
+#[derive(Default)]
 struct WorkerSockets {
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
+    dot: Vec<TcpListener>,
+    doh: Vec<TcpListener>,
 }
 
 /// What a worker needs besides its sockets.
@@ -255,6 +349,56 @@ struct Serving {
     plan: UpstreamPlan,
     limiter: Option<Arc<RateLimiter>>,
     limits: Limits,
+    encrypted: EncryptedServing,
+}
+
+/// The encrypted listeners' settings, shared by every worker (`None` = off).
+#[derive(Clone, Default)]
+struct EncryptedServing {
+    dot: Option<Arc<Encrypted>>,
+    doh: Option<Arc<DohSite>>,
+}
+
+impl EncryptedServing {
+    /// Reads the certificates of `[dns.tls]` and `[dns.https]` (blocking: files).
+    fn load(config: &Config) -> Result<Self, DnsError> {
+        let load = |section, cert: &std::path::Path, key: &std::path::Path, alpn| {
+            TlsCerts::load(&config.resolve(cert), &config.resolve(key), alpn)
+                .map(Arc::new)
+                .map_err(|error| DnsError::Cert { section, error })
+        };
+        let dot = match &config.dns.tls {
+            Some(t) => Some(Arc::new(Encrypted {
+                certs: load("dns.tls", &t.cert_file, &t.key_file, encrypted::ALPN_DOT)?,
+                handshake: Duration::from_millis(t.handshake_timeout_ms.max(1)),
+                idle: Duration::from_millis(t.idle_timeout_ms.max(1)),
+                max_connections: t.max_connections.max(1),
+            })),
+            None => None,
+        };
+        let doh = match &config.dns.https {
+            Some(h) => Some(Arc::new(DohSite {
+                tls: Encrypted {
+                    certs: load("dns.https", &h.cert_file, &h.key_file, encrypted::ALPN_DOH)?,
+                    handshake: Duration::from_millis(h.handshake_timeout_ms.max(1)),
+                    idle: Duration::from_millis(h.idle_timeout_ms.max(1)),
+                    max_connections: h.max_connections.max(1),
+                },
+                path: h.path.clone(),
+                max_body: h.max_body_bytes,
+                max_streams: u32::try_from(config.dns.max_tcp_pipeline.max(1)).unwrap_or(u32::MAX),
+            })),
+            None => None,
+        };
+        Ok(Self { dot, doh })
+    }
+
+    /// The certificates to reload on SIGHUP, with their config section.
+    fn certs(&self) -> Vec<(&'static str, Arc<TlsCerts>)> {
+        let dot = self.dot.iter().map(|d| ("dns.tls", d.certs.clone()));
+        let doh = self.doh.iter().map(|d| ("dns.https", d.tls.certs.clone()));
+        dot.chain(doh).collect()
+    }
 }
 
 fn run_worker(
@@ -309,6 +453,33 @@ fn run_worker(
                 }
             }
         }
+        let encrypted = &serving.encrypted;
+        let dot = sockets
+            .dot
+            .into_iter()
+            .zip(std::iter::repeat(&encrypted.dot));
+        for (listener, settings) in dot {
+            let (Some(settings), Ok(l)) = (settings, tokio::net::TcpListener::from_std(listener))
+            else {
+                let _ = ready.send(Err("dot listener could not be registered".into()));
+                return;
+            };
+            let serve =
+                encrypted::dot::serve_dot(front.clone(), l, settings.clone(), token.clone());
+            loops.spawn(serve);
+        }
+        let doh = sockets
+            .doh
+            .into_iter()
+            .zip(std::iter::repeat(&encrypted.doh));
+        for (listener, site) in doh {
+            let (Some(site), Ok(l)) = (site, tokio::net::TcpListener::from_std(listener)) else {
+                let _ = ready.send(Err("doh listener could not be registered".into()));
+                return;
+            };
+            let serve = encrypted::doh::serve_doh(front.clone(), l, site.clone(), token.clone());
+            loops.spawn(serve);
+        }
         let _ = ready.send(Ok(()));
         token.cancelled().await;
         while let Some(joined) = loops.join_next().await {
@@ -331,12 +502,8 @@ fn bind_all(
     for &addr in listen.iter().filter(|a| a.port() != 0) {
         exclusive::probe(addr).map_err(|(t, e)| refused(addr, t, e))?;
     }
-    let mut per_worker: Vec<WorkerSockets> = (0..workers)
-        .map(|_| WorkerSockets {
-            udp: Vec::new(),
-            tcp: Vec::new(),
-        })
-        .collect();
+    let mut per_worker: Vec<WorkerSockets> =
+        (0..workers).map(|_| WorkerSockets::default()).collect();
     let mut addrs = Vec::with_capacity(listen.len());
     let mut ours = HashSet::new();
     for &addr in listen {
@@ -398,6 +565,7 @@ fn bind_group(
     let mut group = WorkerSockets {
         udp: Vec::with_capacity(workers),
         tcp: Vec::with_capacity(workers),
+        ..WorkerSockets::default()
     };
     for _ in 0..workers {
         group
@@ -443,6 +611,33 @@ fn bind_free_port(
         addr,
         cause: last_error.unwrap_or_else(|| std::io::Error::other("no free port")),
     })
+}
+
+/// Binds one TCP listener per worker on every address of an encrypted listener (`None` =
+/// off) into `slot` of each worker's sockets; port 0 (tests) takes the first bind's port for
+/// every worker. Returns the real addresses.
+fn bind_encrypted(
+    section: &'static str,
+    listen: Option<&[SocketAddr]>,
+    sockets: &mut [WorkerSockets],
+    slot: fn(&mut WorkerSockets) -> &mut Vec<TcpListener>,
+) -> Result<Vec<SocketAddr>, DnsError> {
+    let mut addrs = Vec::new();
+    for &addr in listen.unwrap_or_default() {
+        let mut real = addr;
+        for worker in sockets.iter_mut() {
+            let cause = |cause| DnsError::BindEncrypted {
+                section,
+                addr,
+                cause,
+            };
+            let listener = bind_tcp(real).map_err(cause)?;
+            real = listener.local_addr().map_err(cause)?;
+            slot(worker).push(listener);
+        }
+        addrs.push(real);
+    }
+    Ok(addrs)
 }
 
 fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket> {

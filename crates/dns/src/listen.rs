@@ -31,7 +31,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 use std::os::fd::AsRawFd;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -193,20 +193,44 @@ impl Frontend {
         match wire::gate(bytes, src, protocol) {
             Gate::Drop(_) => None,
             Gate::Reply(reply) => Some(reply),
-            Gate::Request(request) => Some(self.answer_bytes(&request).await),
+            Gate::Request(request) => Some(self.answer_bytes(&request, transport).await),
+        }
+    }
+
+    /// One DoH query (RFC 8484): the fast path, else the gate and the handler, as for a TCP
+    /// frame. `None` = not a DNS query (the HTTP layer answers 400): DoH has no way to send
+    /// the header-only FORMERR of TCP, and a client that sent bytes that do not parse as a
+    /// query made an HTTP request error, not a DNS one.
+    pub(crate) async fn answer_doh(&self, query: Vec<u8>, src: SocketAddr) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; TCP_FAST_ANSWER];
+        if let Some(len) = self.fast.answer(&query, src, Transport::Doh, &mut out) {
+            out.truncate(len);
+            return Some(out);
+        }
+        match wire::gate(query, src, Protocol::Tcp) {
+            Gate::Request(request) => Some(self.answer_bytes(&request, Transport::Doh).await),
+            Gate::Drop(reason) => {
+                dropped(reason);
+                None
+            }
+            Gate::Reply(_) => {
+                metrics::counter!("poolguard_dns_malformed_total", "protocol" => "doh")
+                    .increment(1);
+                None
+            }
         }
     }
 
     /// Runs the handler on a parsed request and sends its answer to `to`.
-    async fn answer(&self, request: &Request, to: Destination) {
-        to.send(self.answer_bytes(request).await).await;
+    async fn answer(&self, request: &Request, transport: Transport, to: Destination) {
+        to.send(self.answer_bytes(request, transport).await).await;
     }
 
     /// Runs the handler on a parsed request and returns its answer, encoded within the
     /// client's limit ([`wire::response_limit`]).
-    async fn answer_bytes(&self, request: &Request) -> Vec<u8> {
+    pub(crate) async fn answer_bytes(&self, request: &Request, transport: Transport) -> Vec<u8> {
         let limit = wire::response_limit(request, request.protocol(), self.limits.udp_payload);
-        let handling = self.handler.answer::<TokioTime>(request, limit);
+        let handling = self.handler.answer::<TokioTime>(request, transport, limit);
         // export (docs/EXPORT.md): a slot where the handler leaves the exchange, completed
         // here with the exact bytes sent; no slot (no work) when no export is configured.
         // Boxed: inline, the scope would hold a second copy of the handler's future in every
@@ -363,7 +387,9 @@ impl Udp<'_> {
                 let socket = socket.clone();
                 tasks.spawn(async move {
                     let _permit = permit;
-                    front.answer(&request, Destination::Udp(socket, src)).await;
+                    front
+                        .answer(&request, Transport::Udp, Destination::Udp(socket, src))
+                        .await;
                 });
             }
         }
@@ -403,7 +429,34 @@ fn send_batch(socket: &Arc<UdpSocket>, answers: &mut SendBatch, tasks: &mut Join
 
 /// Accepts TCP connections until `token` is cancelled, at most `max_tcp_connections` at once.
 pub async fn serve_tcp(front: Arc<Frontend>, listener: TcpListener, token: CancellationToken) {
-    let open = Arc::new(Semaphore::new(front.limits.max_tcp_connections));
+    let max = front.limits.max_tcp_connections;
+    let rejected = || metrics::counter!("poolguard_dns_tcp_rejected_total").increment(1);
+    accept_loop(listener, &token, max, rejected, |stream, src| {
+        let front = front.clone();
+        async move {
+            let idle = front.limits.tcp_idle;
+            let (reader, writer) = stream.into_split();
+            connection(&front, (reader, writer), src, Transport::Tcp, idle).await;
+        }
+    })
+    .await;
+}
+
+/// Accepts connections until `token` is cancelled and runs `serve` on each in its own task,
+/// at most `max` at once: one beyond is closed at once (`rejected` counts it), so a flood of
+/// connections costs one accept each. Every connection's task ends when `token` is
+/// cancelled. The TCP, DoT and DoH listeners all accept through here.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    token: &CancellationToken,
+    max: usize,
+    rejected: impl Fn(),
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let open = Arc::new(Semaphore::new(max));
     let mut connections = JoinSet::new();
     loop {
         let (stream, src) = tokio::select! {
@@ -425,16 +478,16 @@ pub async fn serve_tcp(front: Arc<Frontend>, listener: TcpListener, token: Cance
         while connections.try_join_next().is_some() {}
         let Ok(permit) = open.clone().try_acquire_owned() else {
             // Closed at once: a flood of connections costs us one accept each, nothing more.
-            metrics::counter!("poolguard_dns_tcp_rejected_total").increment(1);
+            rejected();
             drop(stream);
             continue;
         };
-        let front = front.clone();
         let token = token.clone();
+        let serving = serve(stream, src);
         connections.spawn(async move {
             let _permit = permit;
             tokio::select! {
-                _ = connection(&front, stream, src) => {}
+                _ = serving => {}
                 _ = token.cancelled() => {}
             }
         });
@@ -452,12 +505,23 @@ fn is_peer_error(error: &std::io::Error) -> bool {
 
 /// One TCP connection: frames are read one after another; each query is answered in its own
 /// task (up to `max_tcp_pipeline` at once), so answers may leave out of order, matched by ID
-/// (RFC 7766 §6.2.1.1). The connection closes when a frame is not complete within the idle
-/// timeout (slow-loris, lying length prefix), on a zero-length frame, on EOF, or when the
+/// (RFC 7766 §6.2.1.1). The connection closes when a frame is not complete within `idle`
+/// (slow-loris, lying length prefix), on a zero-length frame, on EOF, or when the
 /// client stops reading; in-flight answers are still written first.
-async fn connection(front: &Arc<Frontend>, stream: TcpStream, src: SocketAddr) {
-    let idle = front.limits.tcp_idle;
-    let (mut reader, mut writer) = stream.into_split();
+///
+/// DoT (RFC 7858) is this same framing inside a TLS session: `crate::encrypted::dot` hands
+/// the session's halves here with [`Transport::Dot`], so both get the same fast path,
+/// pipelining, policy and recording.
+pub(crate) async fn connection<R, W>(
+    front: &Arc<Frontend>,
+    (mut reader, mut writer): (R, W),
+    src: SocketAddr,
+    transport: Transport,
+    idle: Duration,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(front.limits.max_tcp_pipeline);
 
     let write = async move {
@@ -500,7 +564,7 @@ async fn connection(front: &Arc<Frontend>, stream: TcpStream, src: SocketAddr) {
             if out.is_empty() {
                 out = vec![0u8; TCP_FAST_ANSWER];
             }
-            if let Some(len) = front.fast.answer(&frame, src, Transport::Tcp, &mut out) {
+            if let Some(len) = front.fast.answer(&frame, src, transport, &mut out) {
                 if tx.send(out[..len].to_vec()).await.is_err() {
                     break;
                 }
@@ -509,7 +573,7 @@ async fn connection(front: &Arc<Frontend>, stream: TcpStream, src: SocketAddr) {
             match wire::gate(frame, src, Protocol::Tcp) {
                 Gate::Drop(reason) => dropped(reason),
                 Gate::Reply(reply) => {
-                    metrics::counter!("poolguard_dns_malformed_total", "protocol" => "tcp")
+                    metrics::counter!("poolguard_dns_malformed_total", "protocol" => transport.as_str())
                         .increment(1);
                     if tx.send(reply).await.is_err() {
                         break;
@@ -525,7 +589,9 @@ async fn connection(front: &Arc<Frontend>, stream: TcpStream, src: SocketAddr) {
                     let tx = tx.clone();
                     tasks.spawn(async move {
                         let _permit = permit;
-                        front.answer(&request, Destination::Tcp(tx)).await;
+                        front
+                            .answer(&request, transport, Destination::Tcp(tx))
+                            .await;
                     });
                 }
             }

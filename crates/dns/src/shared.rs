@@ -40,6 +40,10 @@ pub struct Shared {
     /// `[upstream] serve_stale_secs`: how long past its TTL a cached answer may stand in for
     /// a failed upstream.
     pub serve_stale: Duration,
+    /// RFC 9462 `_dns.resolver.arpa` SVCB: our own DoT/DoH endpoints.
+    pub discovery: crate::discovery::Discovery,
+    /// `[dns.canary]`: names answered NXDOMAIN to keep clients on this resolver.
+    pub canaries: crate::canary::Canaries,
 }
 
 impl Shared {
@@ -66,6 +70,8 @@ impl Shared {
             packet_cache: usize::try_from(config.upstream.cache_size).unwrap_or(usize::MAX)
                 / workers.max(1),
             serve_stale: Duration::from_secs(config.upstream.serve_stale_secs),
+            discovery: crate::discovery::Discovery::new(&config.dns),
+            canaries: crate::canary::Canaries::new(&config.dns.canary),
         }
     }
 }

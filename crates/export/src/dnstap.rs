@@ -250,6 +250,8 @@ pub fn encode(
     let protocol = match exchange.transport {
         Transport::Udp => SocketProtocol::Udp,
         Transport::Tcp => SocketProtocol::Tcp,
+        Transport::Dot => SocketProtocol::Dot,
+        Transport::Doh => SocketProtocol::Doh,
     };
     let (qs, qns) = split_time(exchange.query_time);
     let policy = policy_of(exchange);
@@ -436,6 +438,25 @@ mod tests {
                     e.outcome
                 );
             }
+        }
+    }
+
+    #[test]
+    fn encrypted_transports_are_dot_and_doh() {
+        use prost::Message as _;
+        for (transport, want) in [
+            (Transport::Dot, SocketProtocol::Dot),
+            (Transport::Doh, SocketProtocol::Doh),
+        ] {
+            let mut out = Vec::new();
+            let exchange = Exchange {
+                transport,
+                ..exchange(Outcome::Allowed, None)
+            };
+            encode(&exchange, &id(), false, None, &mut out);
+            let d = Dnstap::decode(frames(&out)[0]).expect("decodes");
+            let m = d.message.expect("message");
+            assert_eq!(m.socket_protocol, Some(want as i32), "{transport:?}");
         }
     }
 

@@ -171,10 +171,7 @@ pub fn escape_param(value: &str, out: &mut String) {
 }
 
 pub(crate) fn transport(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-    }
+    t.as_str()
 }
 
 /// The RFC 5424 message for a hit or query from the DNS path (no framing); `identity` = the

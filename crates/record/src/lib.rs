@@ -21,6 +21,35 @@ use serde::{Deserialize, Serialize};
 pub enum Transport {
     Udp,
     Tcp,
+    /// DNS over TLS (RFC 7858): the TCP framing inside a TLS session, `[dns.tls]`.
+    Dot,
+    /// DNS over HTTPS (RFC 8484): GET or POST on `[dns.https]`.
+    Doh,
+}
+
+impl Transport {
+    /// Whether the query came over a connection (TCP, DoT, DoH): its source address is the
+    /// completed handshake's, and its answer is never truncated to a UDP size.
+    pub fn is_stream(self) -> bool {
+        self != Self::Udp
+    }
+
+    /// Lower case, as the query log, the API and metrics labels spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Dot => "dot",
+            Self::Doh => "doh",
+        }
+    }
+
+    /// The inverse of [`Transport::as_str`] (rows read back from a store).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Udp, Self::Tcp, Self::Dot, Self::Doh]
+            .into_iter()
+            .find(|t| t.as_str() == name)
+    }
 }
 
 impl std::fmt::Display for Transport {
@@ -30,6 +59,8 @@ impl std::fmt::Display for Transport {
         f.write_str(match self {
             Self::Udp => "UDP",
             Self::Tcp => "TCP",
+            Self::Dot => "DoT",
+            Self::Doh => "DoH",
         })
     }
 }

@@ -17,13 +17,14 @@ use async_trait::async_trait;
 use poolguard_clients::Identity;
 use poolguard_store::read::{ClientSummary, Stats};
 use poolguard_store::{
-    Count, EvidenceFilter, EvidenceStore, NameFilter, Paged, StoreError, StoredRow, Table, blocks,
-    ip_key,
+    EvidenceFilter, EvidenceStore, NameFilter, Paged, StoreError, StoredRow, Table, blocks, ip_key,
 };
 use tokio_postgres::Row;
 
 use crate::cursor::{self, HitKey};
+use crate::rollups::{self, Plan};
 use crate::{Params, PgError, PgStore, limit, refs};
+use poolguard_store::rollup::Kind;
 
 /// The columns [`map_hit`] reads, in order.
 pub(crate) const HIT_COLUMNS: &str = "node, local_block, local_index, time_ms, client, port, \
@@ -194,41 +195,7 @@ impl PgStore {
             .flatten();
         Ok(Paged { items, next })
     }
-
-    /// `(value, count)` rows as counts.
-    async fn counts(
-        &self,
-        sql: &str,
-        since: i64,
-        until: i64,
-        top: Option<i64>,
-    ) -> Result<Vec<Count>, PgError> {
-        let client = self.pool().get().await?;
-        let rows = match top {
-            Some(top) => client.query(sql, &[&since, &until, &top]).await?,
-            None => client.query(sql, &[&since, &until]).await?,
-        };
-        rows.iter()
-            .map(|r| {
-                Ok(Count {
-                    value: r.try_get(0)?,
-                    count: r.try_get(1)?,
-                })
-            })
-            .collect()
-    }
 }
-
-/// Totals and top tables of the hits, the SQL of [`EvidenceStore::stats`]; ties by value.
-const HITS_BY_ACTION: &str = "SELECT action, count(*) FROM hits WHERE time_ms >= $1 AND time_ms < $2 \
-     GROUP BY action ORDER BY 2 DESC, 1";
-const TOP_NAMES: &str = "SELECT name, count(*) FROM hits WHERE time_ms >= $1 AND time_ms < $2 \
-     GROUP BY name ORDER BY 2 DESC, 1 LIMIT $3";
-const TOP_CLIENTS: &str = "SELECT host(client), count(*) FROM hits \
-     WHERE time_ms >= $1 AND time_ms < $2 GROUP BY client ORDER BY 2 DESC, 1 LIMIT $3";
-const TOP_DEPARTMENTS: &str = "SELECT department, count(*) FROM hits \
-     WHERE time_ms >= $1 AND time_ms < $2 AND department IS NOT NULL \
-     GROUP BY department ORDER BY 2 DESC, 1 LIMIT $3";
 
 #[async_trait]
 impl EvidenceStore for PgStore {
@@ -257,16 +224,26 @@ impl EvidenceStore for PgStore {
             }
             None => Vec::new(),
         };
+        // The hits from the rollups (`crate::rollups`): whole hours and days, plus the
+        // partial hours at the window's edges.
+        let plan = Plan::of(since_ms, until_ms);
+        // Four reads on four pooled connections at once: the server runs them in parallel.
+        let kind = |kind: Kind, top: Option<i64>| async move {
+            let c = self.pool().get().await?;
+            rollups::counts(&c, &plan, kind, top, None).await
+        };
+        let (hits_by_action, top_blocked_names, top_clients, top_departments) = tokio::try_join!(
+            kind(Kind::Action, None),
+            kind(Kind::Name, top),
+            kind(Kind::Client, top),
+            kind(Kind::Department, top),
+        )?;
         Ok(Stats {
             queries_by_action,
-            hits_by_action: self
-                .counts(HITS_BY_ACTION, since_ms, until_ms, None)
-                .await?,
-            top_blocked_names: self.counts(TOP_NAMES, since_ms, until_ms, top).await?,
-            top_clients: self.counts(TOP_CLIENTS, since_ms, until_ms, top).await?,
-            top_departments: self
-                .counts(TOP_DEPARTMENTS, since_ms, until_ms, top)
-                .await?,
+            hits_by_action,
+            top_blocked_names,
+            top_clients,
+            top_departments,
         })
     }
 

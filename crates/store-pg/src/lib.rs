@@ -38,6 +38,7 @@ pub mod incident_tx;
 pub mod incidents;
 pub mod migrate_sqlite;
 pub mod quarantine;
+mod rollups;
 pub mod schema;
 pub mod shared;
 pub mod ship;

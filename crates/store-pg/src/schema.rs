@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2, V3, V4];
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -236,10 +236,152 @@ CREATE INDEX hits_department ON hits (department, time_ms DESC, node DESC, local
     local_index DESC);
 "#;
 
+/// The rollup of the hits shipped by one `INSERT` (`new_hits`) or of every hit (`hits`, when
+/// step 4 is applied to a database that has some): counts per hour and per day (`span` 0 / 1,
+/// `bucket` in hours or days since the epoch), by action, name, client and department
+/// (`kind` 0–3, as `poolguard_store::rollup::Kind`), and per node, so two nodes shipping at
+/// once never wait on each other's rows. Client rows keep the greatest asset and department
+/// seen, which the bulletin's offender table shows. Keys are grouped and upserted in key order,
+/// so concurrent shipments of one node (there are none, but a restarted one may overlap its
+/// predecessor) lock rows in the same order.
+macro_rules! roll_hits_from {
+    ($source:literal) => {
+        concat!(
+            "INSERT INTO hit_rollups AS r (span, kind, bucket, key, node, n, asset, department)
+    SELECT s.span, k.kind, h.time_ms / s.width, k.key, h.node, count(*),
+           CASE WHEN k.kind = 2 THEN max(h.asset) END,
+           CASE WHEN k.kind = 2 THEN max(h.department) END
+    FROM ",
+            $source,
+            " h
+    CROSS JOIN (VALUES (0::smallint, 3600000::bigint), (1::smallint, 86400000::bigint))
+        s(span, width)
+    CROSS JOIN LATERAL (VALUES (0::smallint, h.action), (1::smallint, h.name),
+        (2::smallint, host(h.client)), (3::smallint, h.department)) k(kind, key)
+    WHERE k.key IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5
+    ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (span, kind, bucket, key, node) DO UPDATE SET
+        n = r.n + excluded.n,
+        asset = GREATEST(r.asset, excluded.asset),
+        department = GREATEST(r.department, excluded.department);"
+        )
+    };
+}
+
+/// Rollups of the hits (issue 18's design carried to PostgreSQL, docs/SEVERAL-NODES.md):
+/// `/stats` and the bulletin read whole hours and days from `hit_rollups` and only the partial
+/// hours at a window's edges from `hits`. A statement trigger with a transition table keeps
+/// them in the transaction that inserts the hits, whichever path inserts them (the shipper,
+/// `poolguard store migrate`, a bulk load), so they are exact at every commit: rows skipped by
+/// `ON CONFLICT DO NOTHING` (a shipment repeated after a crash) are not in `new_hits` and are
+/// not counted twice. Retention (`poolguard_expire_hits`) deletes hits and the rollup buckets
+/// wholly before its cut-off together; nothing else deletes or updates `hits`, and whatever
+/// does must adjust the rollups in the same transaction. Existing hits are rolled up once, here.
+///
+/// Names and clients are unbounded keys (every client of a campus, a flood of random
+/// subdomains), so once a bucket is closed `poolguard_trim_rollups` keeps its largest
+/// [`ROLLUP_KEEP`] per node and folds the rest into one row; the shippers call it when idle
+/// (`crate::ship::trim`). Actions and departments are few and stay exact.
+const V4: &str = concat!(
+    r#"
+CREATE TABLE hit_rollups (
+    span          SMALLINT NOT NULL,
+    kind          SMALLINT NOT NULL,
+    bucket        BIGINT   NOT NULL,
+    key           TEXT     NOT NULL,
+    node          TEXT     NOT NULL,
+    n             BIGINT   NOT NULL,
+    asset         TEXT,
+    department    TEXT,
+    PRIMARY KEY (span, kind, bucket, key, node)
+);
+CREATE FUNCTION poolguard_roll_hits() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    "#,
+    roll_hits_from!("new_hits"),
+    r#"
+    RETURN NULL;
+END $$;
+CREATE TRIGGER hits_rolled AFTER INSERT ON hits REFERENCING NEW TABLE AS new_hits
+    FOR EACH STATEMENT EXECUTE FUNCTION poolguard_roll_hits();
+-- The first bucket of each span whose name and client rows are not trimmed yet.
+CREATE TABLE rollup_trimmed (
+    span          SMALLINT PRIMARY KEY,
+    next          BIGINT   NOT NULL
+);
+INSERT INTO rollup_trimmed (span, next) VALUES (0, 0), (1, 0);
+-- Trims the next closed bucket of `p_span` below `p_before`: per node, the name and client
+-- rows beyond the `p_keep` largest fold into one row with key '' (counted in totals, never
+-- ranked), as the SQLite store's top-k does. One bucket per call, claimed with SKIP LOCKED so
+-- nodes calling at once never wait on each other; true when it trimmed one.
+CREATE FUNCTION poolguard_trim_rollups(p_span SMALLINT, p_before BIGINT, p_keep INTEGER)
+RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE
+    v_next   BIGINT;
+    v_bucket BIGINT;
+BEGIN
+    SELECT next INTO v_next FROM rollup_trimmed WHERE span = p_span FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN FALSE;
+    END IF;
+    SELECT min(bucket) INTO v_bucket FROM hit_rollups
+        WHERE span = p_span AND kind IN (1, 2) AND bucket >= v_next AND bucket < p_before;
+    IF v_bucket IS NULL THEN
+        UPDATE rollup_trimmed SET next = GREATEST(next, p_before) WHERE span = p_span;
+        RETURN FALSE;
+    END IF;
+    WITH ranked AS (
+        SELECT kind, key, node,
+               row_number() OVER (PARTITION BY kind, node ORDER BY n DESC, key) AS r
+        FROM hit_rollups
+        WHERE span = p_span AND kind IN (1, 2) AND bucket = v_bucket AND key <> ''
+    ), gone AS (
+        DELETE FROM hit_rollups h USING ranked
+        WHERE h.span = p_span AND h.kind = ranked.kind AND h.bucket = v_bucket
+          AND h.key = ranked.key AND h.node = ranked.node AND ranked.r > p_keep
+        RETURNING h.kind, h.node, h.n
+    )
+    INSERT INTO hit_rollups AS t (span, kind, bucket, key, node, n)
+    SELECT p_span, kind, v_bucket, '', node, sum(n) FROM gone GROUP BY kind, node
+    ON CONFLICT (span, kind, bucket, key, node) DO UPDATE SET n = t.n + excluded.n;
+    UPDATE rollup_trimmed SET next = v_bucket + 1 WHERE span = p_span;
+    RETURN TRUE;
+END $$;
+-- Hit retention: deletes up to `p_limit` hits older than `p_before` (rounded down to a day)
+-- and the rollup rows of the hours and days before it, so the rollups never count a deleted
+-- hit. One node at a time (an advisory lock others skip); returns the hits deleted.
+CREATE FUNCTION poolguard_expire_hits(p_before BIGINT, p_limit INTEGER)
+RETURNS INTEGER LANGUAGE plpgsql AS $$
+DECLARE
+    v_n INTEGER;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(7380963232417919589) THEN
+        RETURN 0;
+    END IF;
+    p_before := p_before - mod(p_before, 86400000);
+    DELETE FROM hits WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM hits WHERE time_ms < p_before ORDER BY time_ms LIMIT p_limit));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    DELETE FROM hit_rollups WHERE span = 0 AND kind IN (0, 1, 2, 3)
+        AND bucket < div(p_before, 3600000);
+    DELETE FROM hit_rollups WHERE span = 1 AND kind IN (0, 1, 2, 3)
+        AND bucket < div(p_before, 86400000);
+    RETURN v_n;
+END $$;
+"#,
+    roll_hits_from!("hits"),
+    "\n"
+);
+
+/// Name and client rows kept per bucket and node once a bucket is trimmed (the SQLite store's
+/// `rollup::TOP_K`).
+pub const ROLLUP_KEEP: i32 = poolguard_store::rollup::TOP_K as i32;
+
 /// Who held the hit's address at its time (issue 15, docs/IDENTITY.md): the account, the host
 /// name and the identity sources that named them (`kea`, `dhcpd+radius`). NULL for hits
 /// shipped before, and when the ledger alone identified the client.
-const V4: &str = r#"
+const V5: &str = r#"
 ALTER TABLE hits ADD COLUMN account TEXT, ADD COLUMN hostname TEXT,
     ADD COLUMN identity_source TEXT;
 "#;

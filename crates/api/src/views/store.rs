@@ -2,11 +2,11 @@
 //! deliveries, deadline states and the store writer's health.
 
 use poolguard_store::incidents as db;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// A value and how often it occurred, for "top" tables.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+/// A value and how often it occurred, for "top" tables (read back from other nodes too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Count {
     pub value: String,
     pub count: i64,

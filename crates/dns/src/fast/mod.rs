@@ -55,16 +55,25 @@ pub struct FastPath {
 /// Counter handles resolved once: `metrics::counter!` with labels hashes its key on every
 /// call, which the hot path should not pay per query.
 struct Counters {
-    blocked: [Counter; 2],
-    allowed: [Counter; 2],
+    blocked: [Counter; 4],
+    allowed: [Counter; 4],
 }
+
+/// The counters' order: a transport's slot is its index here.
+const TRANSPORTS: [Transport; 4] = [
+    Transport::Udp,
+    Transport::Tcp,
+    Transport::Dot,
+    Transport::Doh,
+];
 
 impl Counters {
     fn new() -> Self {
         let count = |action: &'static str, protocol: &'static str| metrics::counter!("poolguard_queries_total", "action" => action, "protocol" => protocol);
+        let all = |action| TRANSPORTS.map(|t| count(action, t.as_str()));
         Self {
-            blocked: [count("blocked", "udp"), count("blocked", "tcp")],
-            allowed: [count("allowed", "udp"), count("allowed", "tcp")],
+            blocked: all("blocked"),
+            allowed: all("allowed"),
         }
     }
 }
@@ -109,13 +118,13 @@ impl FastPath {
             };
         let limit = match transport {
             Transport::Udp => q.udp_limit(shared.udp_payload),
-            Transport::Tcp => usize::from(u16::MAX),
+            Transport::Tcp | Transport::Dot | Transport::Doh => usize::from(u16::MAX),
         };
         let opt = q.edns.map(|e| ResponseOpt {
             payload: shared.udp_payload.max(512),
             dnssec_ok: e.dnssec_ok,
         });
-        let slot = usize::from(transport == Transport::Tcp);
+        let slot = TRANSPORTS.iter().position(|t| *t == transport).unwrap_or(0);
 
         if let Some(found) = blocked {
             let feed = &found.feed;

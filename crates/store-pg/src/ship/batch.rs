@@ -239,10 +239,7 @@ fn insert_hits(
         client.push(ip);
         key.push(HitOwner::of(identity.and_then(|i| i.asset.as_deref()), ip).key());
         port.push(i32::from(e.client.port()));
-        transport.push(match e.transport {
-            poolguard_record::Transport::Udp => "udp",
-            poolguard_record::Transport::Tcp => "tcp",
-        });
+        transport.push(e.transport.as_str());
         name.push(&*e.name);
         qtype.push(&*e.qtype);
         action.push(e.outcome.as_str());

@@ -22,6 +22,9 @@
 //! `poolguard_pg_ship_*` metrics.
 
 pub(crate) mod batch;
+mod upkeep;
+
+pub use upkeep::due_before as rollups_due_before;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -69,6 +72,9 @@ pub struct ShipOptions {
     /// First and longest wait before reconnecting after a failure (doubling in between).
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// `[store] hit_retention_days`: hits older than this leave PostgreSQL (0: never), in
+    /// small steps while the shipper is idle (`upkeep`).
+    pub hit_retention_days: u32,
     /// Tests: the first shipment stops here and the thread ends, as if killed.
     #[doc(hidden)]
     pub exit_at: Option<ExitPoint>,
@@ -84,6 +90,7 @@ impl Default for ShipOptions {
             max_rows: 20_000,
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(10),
+            hit_retention_days: poolguard_config::StoreConfig::default().hit_retention_days,
             exit_at: None,
         }
     }
@@ -229,6 +236,7 @@ impl Worker {
         let mut client = self.connector.connect_blocking()?;
         let st = ShipStatements::prepare(&mut client)?;
         let mut after = batch::read_cursor(&mut client, &self.node)?;
+        let mut upkeep = upkeep::Upkeep::new(self.options.hit_retention_days);
         self.acknowledge(after);
         self.health.connected.store(true, Ordering::Relaxed);
         metrics::gauge!("poolguard_pg_ship_connected").set(1.0);
@@ -239,6 +247,8 @@ impl Worker {
             let blocks = shipped::hit_blocks_after(&self.local, after, self.options.max_rows)?;
             if blocks.is_empty() {
                 self.measure_lag(after);
+                // The group database's upkeep, only while nothing waits to be shipped.
+                upkeep.step(&mut client, crate::now_ms())?;
                 if let Next::Stop = self.wait(self.options.poll) {
                     return Ok(());
                 }

@@ -1,8 +1,9 @@
 //! The block format: many query-log rows in one compact, self-contained byte string.
 //!
 //! ```text
-//! block  := version(u8 = 3) rows(varint) base_ms(zigzag) events_len(varint) events dict×15
+//! block  := version(u8 = 4) rows(varint) base_ms(zigzag) events_len(varint) events dict×15
 //! event  := dt_ms(zigzag, from the previous row) flags(u8) client(4|16) port(u16 le)
+//!           [stream(u8: 0 tcp, 1 dot, 2 doh) if flags & TCP]
 //!           qtype rcode feed upstream department (varint dictionary codes, 0 = none)
 //!           [network asset mac kind location owner contact account hostname source
 //!            (codes) if flags & SNAPSHOT]
@@ -17,10 +18,12 @@
 //! are spelled out here rather than taken from enum discriminants: they are on disk.
 //!
 //! Version 2 added the ledger snapshot that hits carry as evidence (the same format stores
-//! the query log and the hits); version 3 added who held the address at the hit's time
-//! (account, host name, and the identity sources that said so; the MAC was already there).
-//! Version 1 blocks (five dictionaries, no snapshot) and version 2 blocks (a seven-field
-//! snapshot) still read.
+//! the query log and the hits); version 1 blocks (five dictionaries, no snapshot) still read.
+//! Version 3 added the stream byte after the port of TCP rows (DoT and DoH are connections
+//! too; the flags byte has no bit left): version 1 and 2 rows with the TCP flag are plain TCP.
+//! Version 4 added who held the address at the hit's time (account, host name, and the
+//! identity sources that said so; the MAC was already there): versions 2 and 3 have a
+//! seven-field snapshot and twelve dictionaries.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,12 +33,14 @@ use crate::ip_key;
 use poolguard_clients::Identity;
 use poolguard_record::{Outcome, QueryEvent, Transport};
 
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
+/// Blocks written before who held the address (a seven-field snapshot).
+const VERSION_3: u8 = 3;
+/// Blocks written before the stream byte (DoT, DoH): no byte after the port.
+const VERSION_2: u8 = 2;
 /// Blocks written before the snapshot fields (schema 6–7).
 const VERSION_1: u8 = 1;
-/// Blocks whose snapshot has the seven ledger fields only.
-const VERSION_2: u8 = 2;
-/// Snapshot fields in a version 2 block.
+/// Snapshot fields in a version 2 or 3 block.
 const SNAPSHOT_FIELDS_V2: usize = 7;
 const TCP: u8 = 0x10;
 const V6: u8 = 0x20;
@@ -305,7 +310,7 @@ impl BlockEncoder {
         put_zigzag(out, e.time_ms.wrapping_sub(self.prev_ms));
         self.prev_ms = e.time_ms;
         let mut flags = code;
-        if e.transport == Transport::Tcp {
+        if e.transport.is_stream() {
             flags |= TCP;
         }
         if e.client.is_ipv6() {
@@ -323,6 +328,12 @@ impl BlockEncoder {
             IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
         }
         out.extend_from_slice(&e.port.to_le_bytes());
+        match e.transport {
+            Transport::Udp => {}
+            Transport::Tcp => out.push(0),
+            Transport::Dot => out.push(1),
+            Transport::Doh => out.push(2),
+        }
 
         let filter = &mut self.filter;
         let [qtype, rcode, feed, upstream, department] = &mut self.dicts;
@@ -414,6 +425,8 @@ pub struct Block<'a> {
     base_ms: i64,
     events: &'a [u8],
     dicts: [Vec<&'a str>; DICTS],
+    /// Version 3 on: TCP-flagged rows carry the stream byte (TCP, DoT, DoH).
+    stream_byte: bool,
 }
 
 impl<'a> Block<'a> {
@@ -423,7 +436,7 @@ impl<'a> Block<'a> {
         let version = r.byte()?;
         let (n_dicts, snapshot_fields) = match version {
             VERSION => (DICTS, SNAPSHOT_FIELDS),
-            VERSION_2 => (SNAPSHOT_FIRST + SNAPSHOT_FIELDS_V2, SNAPSHOT_FIELDS_V2),
+            VERSION_3 | VERSION_2 => (SNAPSHOT_FIRST + SNAPSHOT_FIELDS_V2, SNAPSHOT_FIELDS_V2),
             VERSION_1 => (DICTS_V1, 0),
             v => return Err(BlockError::Version(v)),
         };
@@ -445,6 +458,7 @@ impl<'a> Block<'a> {
         }
         Ok(Self {
             snapshot_fields,
+            stream_byte: version >= VERSION_3,
             rows,
             base_ms,
             events,
@@ -530,6 +544,16 @@ impl<'a> Entries<'_, 'a> {
         let p = r.take(2)?;
         let port = u16::from_le_bytes([p[0], p[1]]);
         let b = self.block;
+        let transport = match (flags & TCP != 0, b.stream_byte) {
+            (false, _) => Transport::Udp,
+            (true, false) => Transport::Tcp,
+            (true, true) => match r.byte()? {
+                0 => Transport::Tcp,
+                1 => Transport::Dot,
+                2 => Transport::Doh,
+                _ => return Err(BlockError::Corrupt("transport")),
+            },
+        };
         let qtype = b.lookup(QTYPE, r.varint()?)?.unwrap_or("");
         let rcode = b.lookup(RCODE, r.varint()?)?.unwrap_or("");
         let feed = b.lookup(FEED, r.varint()?)?;
@@ -556,11 +580,7 @@ impl<'a> Entries<'_, 'a> {
             time_ms,
             client,
             port,
-            transport: if flags & TCP != 0 {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            },
+            transport,
             outcome,
             name,
             qtype,
@@ -655,11 +675,12 @@ mod tests {
                 IpAddr::V4(Ipv4Addr::new(10, 0, (i % 5) as u8, 9))
             },
             port: (40000 + i) as u16,
-            transport: if i.is_multiple_of(4) {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            },
+            transport: [
+                Transport::Tcp,
+                Transport::Udp,
+                Transport::Dot,
+                Transport::Doh,
+            ][i as usize % 4],
             outcome: OUTCOMES[i as usize % OUTCOMES.len()],
             name: ["www.example.com", "xmr.pool.minergate.com", "a"][i as usize % 3],
             qtype: ["A", "AAAA", "TYPE65534"][i as usize % 3],
@@ -687,9 +708,11 @@ mod tests {
 
     #[test]
     fn version_1_blocks_still_read() {
+        // UDP rows only: they are written the same in every version (no stream byte).
         let rows: Vec<Entry<'static>> = (0..40)
             .map(|i| Entry {
                 snapshot: None,
+                transport: Transport::Udp,
                 ..entry(i)
             })
             .collect();
@@ -708,8 +731,9 @@ mod tests {
     }
 
     #[test]
-    fn version_2_blocks_still_read() {
-        // A version 2 block: seven snapshot codes per row and seven snapshot dictionaries.
+    fn version_2_and_3_blocks_still_read() {
+        // Seven snapshot codes per row and seven snapshot dictionaries; a UDP row (no stream
+        // byte), written the same in both.
         let mut enc = BlockEncoder::default();
         let row = Entry {
             snapshot: Some(Snapshot {
@@ -717,6 +741,7 @@ mod tests {
                 owner: Some("A. Person"),
                 ..Snapshot::default()
             }),
+            transport: Transport::Udp,
             ..entry(1)
         };
         enc.push(&row);
@@ -733,7 +758,6 @@ mod tests {
             - 1;
         assert_eq!(&v3[name_at - 3..name_at], &[0, 0, 0]);
         let mut v2 = [&v3[..name_at - 3], &v3[name_at..v3.len() - 3]].concat();
-        v2[0] = VERSION_2;
         // events_len shrank by three (one byte varint after version, rows and base_ms).
         let events_len_at = 1 + 1 + {
             let mut n = 1;
@@ -743,9 +767,12 @@ mod tests {
             n
         };
         v2[events_len_at] -= 3;
-        let block = Block::parse(&v2).expect("a version 2 block parses");
-        let (_, old) = block.entries().next().unwrap().unwrap();
-        assert_eq!(old, row);
+        for version in [VERSION_2, VERSION_3] {
+            v2[0] = version;
+            let block = Block::parse(&v2).expect("an older block parses");
+            let (_, old) = block.entries().next().unwrap().unwrap();
+            assert_eq!(old, row, "version {version}");
+        }
     }
 
     #[test]

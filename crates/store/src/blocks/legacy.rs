@@ -127,11 +127,7 @@ pub fn convert_legacy(conn: &Connection, table: Table) -> Result<u64, StoreError
                 .parse()
                 .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
             port: r.get(2)?,
-            transport: if transport == "tcp" {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            },
+            transport: Transport::from_name(&transport).unwrap_or(Transport::Udp),
             outcome: outcome_named(&action)
                 .map(|i| OUTCOMES[i])
                 .unwrap_or(Outcome::Allowed),

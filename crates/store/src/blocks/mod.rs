@@ -32,7 +32,6 @@ use rusqlite::{Connection, params};
 use self::codec::{Block, Entry, OUTCOMES, Sealed};
 use super::StoreError;
 use super::rows::{StoredRow, Table};
-use poolguard_record::Transport;
 
 pub use legacy::convert_legacy;
 pub use owner::{HitOwner, owner_hits};
@@ -77,11 +76,7 @@ fn stored_row(id: i64, e: &Entry<'_>) -> StoredRow {
         time_ms: e.time_ms,
         client: e.client.to_string(),
         port: e.port,
-        transport: match e.transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
-        .to_string(),
+        transport: e.transport.as_str().to_string(),
         name: e.name.to_string(),
         qtype: e.qtype.to_string(),
         action: e.outcome.as_str().to_string(),

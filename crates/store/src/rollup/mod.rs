@@ -45,7 +45,7 @@ use crate::rows::Table;
 use crate::top::TopCounts;
 
 pub use postings::{ClientRanges, client_ranges};
-pub use read::{Window, window};
+pub use read::{Window, by_days, split, window};
 pub use seal::{STEP_BUDGET, Sealer, block_span, late, next_due, sealed_hour};
 
 /// Keys kept per bucket and kind (names, clients, departments); the rest share one row.
@@ -55,7 +55,7 @@ pub const TOP_K: usize = 1000;
 pub const HOUR_MS: i64 = 3_600_000;
 
 /// Hours in a day bucket.
-const DAY_HOURS: i64 = 24;
+pub const DAY_HOURS: i64 = 24;
 
 /// What a rollup row counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

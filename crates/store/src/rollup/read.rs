@@ -27,20 +27,9 @@ pub fn window(
     since: i64,
     until: i64,
 ) -> Result<Window, StoreError> {
-    let whole = match sealed_hour(conn, table)? {
-        Some(sealed) => {
-            let from = since.div_euclid(HOUR_MS) + i64::from(since.rem_euclid(HOUR_MS) != 0);
-            let to = until.div_euclid(HOUR_MS).min(sealed);
-            (from < to).then_some((from, to))
-        }
-        None => None,
-    };
-    let edges = match whole {
-        None => vec![(since, until)],
-        Some((from, to)) => [(since, from * HOUR_MS), (to * HOUR_MS, until)]
-            .into_iter()
-            .filter(|(a, b)| a < b)
-            .collect(),
+    let (whole, edges) = match sealed_hour(conn, table)? {
+        Some(sealed) => split(since, until, sealed),
+        None => (None, vec![(since, until)]),
     };
     Ok(Window {
         table,
@@ -69,20 +58,50 @@ impl Window {
                 by.insert(k.to_string(), n);
             }
         };
-        let days = (
-            from.div_euclid(DAY_HOURS) + i64::from(from.rem_euclid(DAY_HOURS) != 0),
-            to.div_euclid(DAY_HOURS),
-        );
-        if days.0 < days.1 {
+        let (days, hours) = by_days(from, to);
+        if let Some(days) = days {
             sums(conn, self.table, Span::Day, kind, days, &mut add)?;
-            for hours in [(from, days.0 * DAY_HOURS), (days.1 * DAY_HOURS, to)] {
-                if hours.0 < hours.1 {
-                    sums(conn, self.table, Span::Hour, kind, hours, &mut add)?;
-                }
-            }
-        } else {
-            sums(conn, self.table, Span::Hour, kind, (from, to), &mut add)?;
+        }
+        for h in hours.into_iter().filter(|(a, b)| a < b) {
+            sums(conn, self.table, Span::Hour, kind, h, &mut add)?;
         }
         Ok(by)
+    }
+}
+
+/// A half-open range `[from, to)` of hours, days or milliseconds.
+pub type Range = (i64, i64);
+
+/// Splits `[since, until)` (milliseconds) into the whole hours `[from, to)` below `hour_limit`
+/// (the first hour not rolled up) and the millisecond edges left over, both backends' rule for
+/// which part of a window rollups answer.
+pub fn split(since: i64, until: i64, hour_limit: i64) -> (Option<Range>, Vec<Range>) {
+    let from = since.div_euclid(HOUR_MS) + i64::from(since.rem_euclid(HOUR_MS) != 0);
+    let to = until.div_euclid(HOUR_MS).min(hour_limit);
+    if from >= to {
+        return (None, vec![(since, until)]);
+    }
+    let edges = [(since, from * HOUR_MS), (to * HOUR_MS, until)]
+        .into_iter()
+        .filter(|(a, b)| a < b)
+        .collect();
+    (Some((from, to)), edges)
+}
+
+/// Splits the hours `[from, to)` into the whole days inside them (day rows) and the hours
+/// around those days (hour rows; an empty range where there are none), so a month reads 30
+/// day rows per key instead of 720 hour rows.
+pub fn by_days(from: i64, to: i64) -> (Option<Range>, [Range; 2]) {
+    let days = (
+        from.div_euclid(DAY_HOURS) + i64::from(from.rem_euclid(DAY_HOURS) != 0),
+        to.div_euclid(DAY_HOURS),
+    );
+    if days.0 < days.1 {
+        (
+            Some(days),
+            [(from, days.0 * DAY_HOURS), (days.1 * DAY_HOURS, to)],
+        )
+    } else {
+        (None, [(from, to), (to, to)])
     }
 }
