@@ -181,7 +181,9 @@ async fn hits_stored_before_the_rollups_existed_are_rolled_up_by_the_migration()
         "DROP TRIGGER hits_rolled ON hits; DROP FUNCTION poolguard_roll_hits(); \
          DROP FUNCTION poolguard_trim_rollups(smallint, bigint, integer); \
          DROP FUNCTION poolguard_expire_hits(bigint, integer); \
-         DROP TABLE hit_rollups, rollup_trimmed; DELETE FROM poolguard_schema WHERE version = 4",
+         DROP TABLE hit_rollups, rollup_trimmed; \
+         ALTER TABLE hits DROP COLUMN account, DROP COLUMN hostname, DROP COLUMN identity_source; \
+         DELETE FROM poolguard_schema WHERE version >= 4",
     );
     insert(&pg, "node-a", 0, 2500);
     insert(&pg, "node-b", 0, 1500);
@@ -189,7 +191,7 @@ async fn hits_stored_before_the_rollups_existed_are_rolled_up_by_the_migration()
     let store = open(&pg).await;
     assert_eq!(
         pg.psql(DB, "SELECT max(version) FROM poolguard_schema"),
-        "4"
+        poolguard::store_pg::schema::SCHEMA_VERSION.to_string()
     );
     insert(&pg, "node-b", 1000, 1000);
     assert_rollups_match_rows(&pg, &store).await;
