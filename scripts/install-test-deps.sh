@@ -32,6 +32,12 @@ DEBIAN=(
   "pip3 python3-pip"
   # PostgreSQL's server programs live in a versioned directory, off PATH (tests/common/postgres.rs).
   "/usr/lib/postgresql/*/bin/initdb postgresql"
+  # The written report printed to PDF by a real browser (tests/incidents_report.rs): chromium
+  # renders, poppler reads the page size and the text layer back, and a CJK font gives the
+  # zh-CN headings real glyphs (checked as a file: a font is not a command).
+  "chromium chromium"
+  "pdftotext poppler-utils"
+  "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc fonts-wqy-zenhei"
   # Not a command: rsyslog's TLS driver (a glob, checked as a file).
   "/usr/lib/*/rsyslog/lmnsd_gtls.so rsyslog-gnutls"
 )

@@ -378,13 +378,39 @@ async fn incidents_list_show_and_change_in_one_transaction() {
             .expect("note")
             .is_none()
     );
+    // The investigator's account: stored, audited once, unchanged = nothing written.
+    let narrative = poolguard::store::narrative::Narrative {
+        cause: Some("xmrig in a game mod".into()),
+        actions: vec!["disconnected".into()],
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        let stored = store
+            .set_narrative(id, narrative.clone(), actor(), 1700)
+            .await
+            .expect("narrative");
+        assert_eq!(stored.as_ref(), Some(&narrative));
+    }
+    assert!(
+        store
+            .set_narrative(id + 100, narrative.clone(), actor(), 1700)
+            .await
+            .expect("narrative")
+            .is_none()
+    );
     let report = store
         .incident_report(id, 100)
         .await
         .expect("report")
         .expect("exists");
     assert_eq!(report.notes, [note]);
-    assert_eq!(report.actions.len(), 2, "the update and the note");
+    assert_eq!(report.narrative, narrative);
+    assert_eq!(
+        report.actions.len(),
+        3,
+        "the update, the note and one narrative change"
+    );
+    assert_eq!(report.actions[2].detail, "narrative: cause, actions");
     assert_eq!(report.hits.len(), 10);
 
     // Of two nodes closing at once, one wins; the other is refused (already closed).
@@ -405,7 +431,8 @@ async fn incidents_list_show_and_change_in_one_transaction() {
             .any(|r| matches!(r, Err(IncidentError::Refused(TransitionError::Closed)))),
         "{results:?}"
     );
-    assert_eq!(audit_rows(), "3");
+    // The first update, the note, the narrative and the one close that won.
+    assert_eq!(audit_rows(), "4");
 
     // Lists: filters and paging by id.
     pg.psql(

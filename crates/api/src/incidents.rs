@@ -20,6 +20,7 @@ use super::lists::{check_keys, parse_time};
 use super::{ApiError, ApiState, Caller, neutralise, rfc3339};
 use crate::views::Identity;
 use crate::views::{DeadlineState, Note};
+use poolguard_config::reports::Language;
 use poolguard_incidents::{RESOLUTIONS, Status, report};
 use poolguard_store::incidents::{IncidentFilter, IncidentHit, IncidentRow};
 use poolguard_store::{Actor, Cursor, IncidentChange, IncidentError, StoreError, Updated};
@@ -171,6 +172,8 @@ pub struct IncidentDetail {
     pub incident: IncidentView,
     pub hits: Vec<HitView>,
     pub notes: Vec<Note>,
+    /// The investigator's account (`PUT /api/v1/incidents/{id}/narrative`).
+    pub narrative: crate::narrative::NarrativeBody,
 }
 
 /// Query parameters of the incident list (documentation; parsing is by hand).
@@ -211,14 +214,14 @@ const LIST_KEYS: [&str; 9] = [
     super::csv_export::PARAM,
 ];
 
-fn parse_id(id: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse::<i64>()
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| ApiError::bad_param("id", format!("`{id}` is not an incident id")))
 }
 
-fn not_found(id: i64) -> ApiError {
+pub(crate) fn not_found(id: i64) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no incident {id}"))
 }
 
@@ -375,6 +378,7 @@ pub async fn get(
         incident: view(&state, r.incident),
         hits: r.hits.into_iter().map(HitView::from).collect(),
         notes: crate::views::all(r.notes),
+        narrative: r.narrative.into(),
     }))
 }
 
@@ -482,7 +486,7 @@ pub async fn patch(
     }
 }
 
-fn write_error(e: StoreError) -> ApiError {
+pub(crate) fn write_error(e: StoreError) -> ApiError {
     tracing::error!(error = %e, "incident write failed");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -543,11 +547,20 @@ pub async fn add_note(
     Ok((StatusCode::CREATED, Json(Note::from(note))))
 }
 
-/// The written report, `format=html` (default, printable A4) or `format=md`.
+/// The response header carrying the report's evidence hash (`report::evidence`).
+pub const EVIDENCE_HEADER: &str = "x-poolguard-evidence-sha256";
+
+/// The written report, `format=html` (default, printable A4) or `format=md`; `lang=en|zh-CN`
+/// (default `[reports] language`); `rows=all` lists every timeline row instead of runs. The
+/// SHA-256 of the evidence it is built from is in the `X-Poolguard-Evidence-SHA256` header.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/report",
     operation_id = "getIncidentReport", tag = "incidents",
-    params(("id" = i64, Path, description = "Incident id"), ("format" = Option<String>, Query, description = "html (default) or md")),
-    responses((status = 200, description = "text/html or text/markdown"), (status = 404, description = "No such incident", body = super::error::ErrorBody)),
+    params(("id" = i64, Path, description = "Incident id"), ("format" = Option<String>, Query, description = "html (default) or md"),
+           ("lang" = Option<String>, Query, description = "en or zh-CN; default `[reports] language`"),
+           ("rows" = Option<String>, Query, description = "`all`: every timeline row; default: runs of identical rows")),
+    responses((status = 200, description = "text/html or text/markdown; header X-Poolguard-Evidence-SHA256", headers(("X-Poolguard-Evidence-SHA256" = String, description = "SHA-256 (hex) of the evidence's canonical form, docs/INCIDENTS.md"))),
+              (status = 400, description = "Bad parameter; `error` names it", body = super::error::ErrorBody),
+              (status = 404, description = "No such incident", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn report(
     State(state): State<ApiState>,
@@ -555,35 +568,70 @@ pub async fn report(
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    let settings = &state.accountability.reports;
     let mut md = false;
-    for (_, v) in check_keys(pairs, &["format"])? {
-        md = match v.as_str() {
-            "html" => false,
-            "md" | "markdown" => true,
-            _ => {
-                return Err(ApiError::bad_param(
-                    "format",
-                    format!("`{v}` is not html or md"),
-                ));
+    let mut view = report::View {
+        language: settings.language,
+        all_rows: false,
+    };
+    for (k, v) in check_keys(pairs, &["format", "lang", "rows"])? {
+        match k {
+            "lang" => {
+                view.language = Language::parse(&v).ok_or_else(|| {
+                    ApiError::bad_param("lang", format!("`{v}` is not one of {}", Language::TAGS))
+                })?;
             }
-        };
+            "rows" => {
+                view.all_rows = match v.as_str() {
+                    "all" => true,
+                    "runs" => false,
+                    _ => {
+                        return Err(ApiError::bad_param(
+                            "rows",
+                            format!("`{v}` is not all or runs"),
+                        ));
+                    }
+                };
+            }
+            _ => {
+                md = match v.as_str() {
+                    "html" => false,
+                    "md" | "markdown" => true,
+                    _ => {
+                        return Err(ApiError::bad_param(
+                            "format",
+                            format!("`{v}` is not html or md"),
+                        ));
+                    }
+                };
+            }
+        }
     }
     let now = state.accountability.clock.now_ms();
     let feeds = state.accountability.feeds.load_full();
     let data = report::load(state.store.as_ref(), id, &feeds, now)
         .await?
         .ok_or_else(|| not_found(id))?;
-    Ok(if md {
+    let (kind, body) = if md {
         (
-            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
-            report::markdown(&data),
+            "text/markdown; charset=utf-8",
+            report::markdown(&data, settings, view),
         )
-            .into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            report::html(&data),
+            "text/html; charset=utf-8",
+            report::html(&data, settings, view),
         )
-            .into_response()
-    })
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            (
+                header::HeaderName::from_static(EVIDENCE_HEADER),
+                data.evidence_sha256,
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }

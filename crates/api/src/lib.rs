@@ -20,6 +20,7 @@ mod incidents;
 mod ledger;
 mod lists;
 pub mod metrics;
+mod narrative;
 pub mod openapi;
 mod quarantine;
 mod reports;
@@ -35,7 +36,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use axum::Router;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -147,6 +148,7 @@ pub fn router(state: ApiState) -> Router {
     let incidents = Router::new()
         .route("/api/v1/incidents/{id}", patch(incidents::patch))
         .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
+        .route("/api/v1/incidents/{id}/narrative", put(narrative::put))
         .route(
             "/api/v1/quarantine",
             post(quarantine::add).delete(quarantine::release_body),

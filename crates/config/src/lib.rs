@@ -14,6 +14,7 @@ pub use poolguard_model::{Action, FeedFormat, FeedKind, Severity};
 pub mod export;
 pub mod identity;
 pub mod incidents;
+pub mod reports;
 
 mod api;
 mod dns;
@@ -92,6 +93,9 @@ pub struct Config {
     /// Exports of every query or hit to the operators' pipelines (`[[export.dnstap]]`).
     #[serde(default)]
     pub export: crate::export::ExportConfig,
+    /// The written incident report: language, time zone, institution header.
+    #[serde(default)]
+    pub reports: crate::reports::ReportsConfig,
     /// Who held an address when: DHCP lease files and RADIUS accounting.
     #[serde(default)]
     pub identity: crate::identity::IdentityConfig,

@@ -13,6 +13,10 @@ impl Config {
             key,
             reason,
         };
+        let logo = self.reports.logo_file.as_deref().map(|p| self.resolve(p));
+        if let Err((key, reason)) = self.reports.validate(logo.as_deref()) {
+            return Err(invalid(key, reason));
+        }
         if self.dns.listen.is_empty() {
             return Err(invalid(
                 "dns.listen".into(),

@@ -143,6 +143,8 @@ pub struct Accountability {
     pub feeds: FeedMetas,
     pub quarantine: Arc<Quarantine>,
     pub alerts: Alerts,
+    /// How written reports read (`[reports]`).
+    pub reports: report::ReportSettings,
 }
 
 impl Accountability {
@@ -155,6 +157,7 @@ impl Accountability {
             feeds: Arc::new(ArcSwap::from_pointee(feed_metas(config))),
             quarantine: Arc::new(Quarantine::new(&config.enforcement)),
             alerts,
+            reports: report::ReportSettings::from_config(config),
         }
     }
 

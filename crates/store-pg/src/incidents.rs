@@ -13,6 +13,7 @@ use poolguard_model::deadline;
 use poolguard_model::{Severity, Status, severity_rank};
 use poolguard_store::audit::{AuditEntry, note_detail};
 use poolguard_store::incidents::{IncidentFilter, IncidentHit, IncidentRow, Note};
+use poolguard_store::narrative::Narrative;
 use poolguard_store::transition::{self, IncidentChange, IncidentError, Updated};
 use poolguard_store::{Actor, IncidentRecord, IncidentStore, Paged, StoreError, cursor};
 use tokio_postgres::Row;
@@ -197,12 +198,49 @@ impl PgStore {
         } else {
             Vec::new()
         };
+        let narrative = narrative(&c, id).await?;
         Ok(Some(IncidentRecord {
             incident,
             hits,
             notes,
             actions,
+            narrative,
         }))
+    }
+
+    /// Replaces the account and writes its audit row in one transaction (as on SQLite).
+    async fn put_narrative(
+        &self,
+        id: i64,
+        n: Narrative,
+        actor: Actor,
+        now_ms: i64,
+    ) -> Result<Option<Narrative>, PgError> {
+        let mut c = self.pool().get().await?;
+        let tx = c.transaction().await?;
+        if get(&tx, id, true).await?.is_none() {
+            return Ok(None);
+        }
+        let before = narrative(&tx, id).await?;
+        if before == n {
+            return Ok(Some(n));
+        }
+        tx.execute(
+            "INSERT INTO incident_narrative (incident_id, body, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (incident_id) DO UPDATE SET body = excluded.body, updated_ms = excluded.updated_ms",
+            &[&id, &n.to_json(), &now_ms],
+        )
+        .await?;
+        let entry = AuditEntry::by(
+            &actor,
+            "incident.narrative",
+            format!("incident/{id}"),
+            now_ms,
+            n.changed_fields(&before),
+        );
+        crate::audit::insert(&tx, self.node(), &entry).await?;
+        tx.commit().await?;
+        Ok(Some(n))
     }
 
     /// The incidents `sql` (selecting [`INCIDENT_COLUMNS`]) finds with `params`.
@@ -282,6 +320,20 @@ impl PgStore {
             text,
         }))
     }
+}
+
+/// The account of incident `id` (empty when none is recorded).
+async fn narrative(c: &impl GenericClient, id: i64) -> Result<Narrative, PgError> {
+    let row = c
+        .query_opt(
+            "SELECT body FROM incident_narrative WHERE incident_id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(match row {
+        Some(r) => Narrative::from_json(&r.try_get::<_, String>(0)?),
+        None => Narrative::default(),
+    })
 }
 
 /// The list's SQL and parameters, newest first, one page below the cursor's id.
@@ -380,5 +432,15 @@ impl IncidentStore for PgStore {
         now_ms: i64,
     ) -> Result<Option<Note>, StoreError> {
         Ok(self.note(id, author, text, now_ms).await?)
+    }
+
+    async fn set_narrative(
+        &self,
+        id: i64,
+        narrative: Narrative,
+        actor: Actor,
+        now_ms: i64,
+    ) -> Result<Option<Narrative>, StoreError> {
+        Ok(self.put_narrative(id, narrative, actor, now_ms).await?)
     }
 }

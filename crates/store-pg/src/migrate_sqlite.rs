@@ -256,6 +256,23 @@ fn tables(node: &str, offset: i64) -> Vec<Table> {
             ),
         },
         Table {
+            name: "incident_narrative",
+            count: "SELECT count(*) FROM incident_narrative",
+            select: "SELECT incident_id, incident_id, body, updated_ms FROM incident_narrative \
+                     WHERE incident_id > ?1 ORDER BY incident_id LIMIT ?2",
+            insert: insert(
+                "incident_narrative",
+                &[
+                    ("incident_id", b, true),
+                    ("body", t, false),
+                    ("updated_ms", b, false),
+                ],
+                &[],
+                "",
+                offset,
+            ),
+        },
+        Table {
             name: "quarantine",
             count: "SELECT count(*) FROM quarantine",
             select: "SELECT rowid, ip, since_ms, actor, reason, incident_id FROM quarantine \
@@ -345,6 +362,10 @@ pub fn migrate(
     let id_offset = incident_offset(&mut pg, node).map_err(|e| PgError::Db(describe(&e)))?;
     let mut counts = Vec::new();
     for table in tables(node, id_offset) {
+        // A store last written by a build before the table existed has none of its rows.
+        if !has_table(&local, table.name).map_err(|e| source_err(&e))? {
+            continue;
+        }
         counts.push(copy_table(&local, &mut pg, node, &table, options.limit)?);
     }
     counts.push(copy_hits(&local, &mut pg, node, options.limit)?);
@@ -365,6 +386,14 @@ pub fn migrate(
         }
     }
     Ok(report)
+}
+
+/// Whether the SQLite store has `name` (tables added by later schema steps may be absent).
+fn has_table(local: &Connection, name: &str) -> rusqlite::Result<bool> {
+    local
+        .prepare_cached("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .query_row([name], |r| r.get::<_, i64>(0))
+        .map(|n| n > 0)
 }
 
 /// The incident id offset of this source: decided once, at its first run (0 when the target

@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5];
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -283,6 +283,16 @@ macro_rules! roll_hits_from {
 /// subdomains), so once a bucket is closed `poolguard_trim_rollups` keeps its largest
 /// [`ROLLUP_KEEP`] per node and folds the rest into one row; the shippers call it when idle
 /// (`crate::ship::trim`). Actions and departments are few and stay exact.
+/// The investigator's account of each incident (`poolguard_store::narrative`), one JSON
+/// document per incident, as on SQLite.
+const V5: &str = r#"
+CREATE TABLE incident_narrative (
+    incident_id   BIGINT PRIMARY KEY REFERENCES incidents (id),
+    body          TEXT   NOT NULL,
+    updated_ms    BIGINT NOT NULL
+);
+"#;
+
 const V4: &str = concat!(
     r#"
 CREATE TABLE hit_rollups (
@@ -381,7 +391,7 @@ pub const ROLLUP_KEEP: i32 = poolguard_store::rollup::TOP_K as i32;
 /// Who held the hit's address at its time (issue 15, docs/IDENTITY.md): the account, the host
 /// name and the identity sources that named them (`kea`, `dhcpd+radius`). NULL for hits
 /// shipped before, and when the ledger alone identified the client.
-const V5: &str = r#"
+const V6: &str = r#"
 ALTER TABLE hits ADD COLUMN account TEXT, ADD COLUMN hostname TEXT,
     ADD COLUMN identity_source TEXT;
 "#;

@@ -21,6 +21,7 @@ pub mod incidents;
 pub mod incidents_tx;
 pub mod known_names;
 pub mod lock;
+pub mod narrative;
 pub mod read;
 pub mod retention;
 pub mod rollup;

@@ -73,7 +73,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -197,6 +197,11 @@ CREATE INDEX IF NOT EXISTS hit_names_first ON hit_names(first_ms);
 /// 100 M-row store does not hold start-up; `/stats` reads the blocks until then.
 fn v9() -> String {
     crate::rollup::schema()
+}
+
+/// The investigator's account of each incident, for the written report (`crate::narrative`).
+fn v10() -> String {
+    crate::narrative::schema()
 }
 
 /// The version whose step first converts the old per-query table (see [`v6`]).

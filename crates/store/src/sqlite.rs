@@ -71,6 +71,7 @@ fn record(
         } else {
             Vec::new()
         },
+        narrative: crate::narrative::get(c, id)?,
     }))
 }
 
@@ -170,6 +171,35 @@ impl IncidentStore for Store {
                 author: author.name,
                 text,
             }))
+        })
+        .await
+    }
+
+    async fn set_narrative(
+        &self,
+        id: i64,
+        narrative: crate::narrative::Narrative,
+        actor: Actor,
+        now_ms: i64,
+    ) -> Result<Option<crate::narrative::Narrative>, StoreError> {
+        self.write(move |c| {
+            if db::get(c, id)?.is_none() {
+                return Ok(None);
+            }
+            let before = crate::narrative::get(c, id)?;
+            if before == narrative {
+                return Ok(Some(narrative));
+            }
+            crate::narrative::put(c, id, &narrative, now_ms)?;
+            let entry = AuditEntry::by(
+                &actor,
+                "incident.narrative",
+                format!("incident/{id}"),
+                now_ms,
+                narrative.changed_fields(&before),
+            );
+            audit::insert(c, &entry)?;
+            Ok(Some(narrative))
         })
         .await
     }

@@ -70,6 +70,8 @@ pub struct IncidentRecord {
     /// Audit rows targeting the incident, oldest first (empty from
     /// [`IncidentStore::incident_detail`]).
     pub actions: Vec<AuditEntry>,
+    /// The investigator's account (empty when none is recorded).
+    pub narrative: crate::narrative::Narrative,
 }
 
 /// Put an address in quarantine.
@@ -166,6 +168,17 @@ pub trait IncidentStore: Send + Sync {
         text: String,
         now_ms: i64,
     ) -> Result<Option<Note>, StoreError>;
+
+    /// Replaces the investigator's account and writes its audit row (`incident.narrative`,
+    /// naming the changed fields) in one transaction. `None` when the incident does not
+    /// exist; an account equal to the stored one writes nothing.
+    async fn set_narrative(
+        &self,
+        id: i64,
+        narrative: crate::narrative::Narrative,
+        actor: Actor,
+        now_ms: i64,
+    ) -> Result<Option<crate::narrative::Narrative>, StoreError>;
 }
 
 /// The persistent quarantine list (the DNS path reads a lock-free copy).
