@@ -149,6 +149,53 @@ fn allowlist_guards_parents_exactly_and_time_servers_wholly() {
     }
 }
 
+/// The bypass feed parses cleanly, holds the resolvers the issue names, and none of them is
+/// allowlisted or mining-listed (a `log` rule under a block would let that name through), and
+/// the shipped config watches it with `log`, off by default.
+#[test]
+fn bypass_feed_parses_cleanly_and_is_shipped_off_with_log() {
+    let p = load("blocklists/bypass.txt", FeedKind::Domains);
+    assert!(p.rejected.is_empty(), "{:#?}", p.rejected);
+    let n = names(&p);
+    for resolver in [
+        "dns.google",
+        "cloudflare-dns.com",
+        "dns.quad9.net",
+        "doh.opendns.com",
+        "dns.alidns.com",
+        "doh.pub",
+        "dns.adguard.com",
+    ] {
+        assert!(n.contains(resolver), "{resolver}");
+    }
+    let mining = load("blocklists/mining.txt", FeedKind::Domains);
+    let allow = load("blocklists/allow.txt", FeedKind::Allow);
+    let listed: HashSet<&str> = names(&mining).union(&names(&allow)).copied().collect();
+    for name in &n {
+        let mut rest = *name;
+        loop {
+            assert!(
+                !listed.contains(rest),
+                "{name} is under {rest}, listed elsewhere"
+            );
+            match rest.split_once('.') {
+                Some((_, parent)) => rest = parent,
+                None => break,
+            }
+        }
+    }
+    let config = Config::load(&repo("config.toml")).expect("shipped config loads");
+    let bypass = config
+        .feeds
+        .iter()
+        .find(|f| f.name == "bypass")
+        .expect("bypass feed");
+    assert_eq!(bypass.category, poolguard::model::BYPASS_CATEGORY);
+    assert_eq!(bypass.action, Some(poolguard::model::Action::Log));
+    assert!(!bypass.enabled);
+    assert!(config.pools.enabled);
+}
+
 /// `poolguard check` on the shipped config reports nothing.
 #[test]
 fn shipped_config_checks_clean() {

@@ -57,7 +57,10 @@ fn lookups_do_not_allocate() {
     assert_eq!(
         allocations(|| assert!(matches!(
             decide(&site, &p, client, &miss, 1),
-            QueryDecision::Forward { allowlisted: None }
+            QueryDecision::Forward {
+                allowlisted: None,
+                logged: None
+            }
         ))),
         0,
         "decide: forward"

@@ -148,6 +148,8 @@ pub struct Running {
     registry: Arc<Registry>,
     /// Revoked API tokens, subtracted from `[[api.tokens]]` at every reload.
     revocations: Arc<Revocations>,
+    /// The pool address set's refresh task (`[pools]`); `None` when off.
+    pools: Option<poolguard_dns::pools::Pools>,
     /// Stops the subscription refresh tasks.
     subscriptions: (
         tokio_util::sync::CancellationToken,
@@ -275,6 +277,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         dns_sockets,
     )
     .await?;
+    // The pool address set: its own resolver on this (the control) runtime, off the DNS path.
+    let pools = poolguard_dns::pools::Pools::start(&config, policy.clone())
+        .map_err(|e| AppError::Dns(e.into()))?;
     let api = match (&evidence, config.api.listen) {
         (Some(ev), Some(addr)) => {
             let mut state = ApiState::new(
@@ -300,6 +305,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
                 .store(Arc::new(state.tokens.load().without(&revoked)));
             state.accountability = accountability.clone();
             state.dns = Some(dns.check());
+            state.pools = pools.as_ref().map(|p| p.set.clone());
             state.shipping = ev.shipping.as_ref().map(|s| s.health());
             state.group = ev.shared.as_ref().map(|s| group::group(&config, &s.store));
             let api = start_api(addr, config.api.metrics_listen, state).await?;
@@ -356,6 +362,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         _watcher: watcher,
         registry,
         revocations,
+        pools,
         subscriptions: (stop_subscriptions, subscription_tasks),
     })
 }
@@ -474,6 +481,9 @@ impl Running {
         self.subscriptions.0.cancel();
         for t in self.subscriptions.1 {
             let _ = t.await;
+        }
+        if let Some(pools) = self.pools {
+            pools.stop().await;
         }
         self.dns.shutdown().await;
         if let Some(identity) = self.identity {

@@ -95,6 +95,19 @@ impl Upstream {
 
     /// Serves each `(origin, zone file)` on 127.0.0.1:0, UDP and TCP, on its own thread.
     pub fn serving(zones: &[(&str, PathBuf)]) -> Self {
+        Self::serving_zones(zones).0
+    }
+
+    /// Serves one zone file whose address records the test changes while it runs
+    /// ([`ChangingZone::set`]).
+    pub fn changing(origin: &str, file: PathBuf) -> (Self, ChangingZone) {
+        let (upstream, mut zones) = Self::serving_zones(&[(origin, file)]);
+        let zone = zones.pop().expect("the zone");
+        (upstream, ChangingZone(zone))
+    }
+
+    fn serving_zones(zones: &[(&str, PathBuf)]) -> (Self, Vec<Arc<FileZoneHandler>>) {
+        let mut handlers = Vec::new();
         let mut catalog = Catalog::new();
         for (origin, file) in zones {
             let origin = Name::from_ascii(format!("{origin}.")).expect("origin");
@@ -108,7 +121,9 @@ impl Upstream {
                 },
             )
             .expect("test zone loads");
-            let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
+            let handler = Arc::new(handler);
+            handlers.push(handler.clone());
+            let handler: Arc<dyn ZoneHandler> = handler;
             catalog.upsert(LowerName::new(&origin), vec![handler]);
         }
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -147,7 +162,7 @@ impl Upstream {
             });
         });
         let addr = rx.recv_timeout(CLIENT_TIMEOUT).expect("upstream started");
-        Self { addr, seen, token }
+        (Self { addr, seen, token }, handlers)
     }
 
     /// How many queries for `name` (lower-case, no trailing dot) reached this upstream.
@@ -167,6 +182,31 @@ impl Upstream {
 impl Drop for Upstream {
     fn drop(&mut self) {
         self.token.cancel();
+    }
+}
+
+/// A zone of an [`Upstream::changing`] whose A records the test rewrites.
+pub struct ChangingZone(Arc<FileZoneHandler>);
+
+impl ChangingZone {
+    /// Makes `name` (absolute, no trailing dot) answer exactly `addresses` (IPv4) with TTL 1,
+    /// or NODATA when empty.
+    pub async fn set(&self, name: &str, addresses: &[&str]) {
+        use hickory_proto::rr::rdata::A;
+        use hickory_proto::rr::{RData, Record, RecordSet, RrKey};
+        let owner = Name::from_ascii(format!("{name}.")).expect("name");
+        let key = RrKey::new(LowerName::new(&owner), RecordType::A);
+        let mut records = self.0.records_mut().await;
+        if addresses.is_empty() {
+            records.remove(&key);
+            return;
+        }
+        let mut set = RecordSet::new(owner.clone(), RecordType::A, 0);
+        for a in addresses {
+            let ip: std::net::Ipv4Addr = a.parse().expect("IPv4 address");
+            set.insert(Record::from_rdata(owner.clone(), 1, RData::A(A(ip))), 0);
+        }
+        records.insert(key, Arc::new(set));
     }
 }
 
@@ -221,6 +261,8 @@ pub struct FeedSpec {
     pub kind: &'static str,
     pub action: Option<&'static str>,
     pub lines: Vec<String>,
+    /// `category` (absent = the default, `mining`).
+    pub category: Option<&'static str>,
 }
 
 impl FeedSpec {
@@ -235,7 +277,14 @@ impl FeedSpec {
             kind,
             action,
             lines: lines.iter().map(|s| s.to_string()).collect(),
+            category: None,
         }
+    }
+
+    /// The same feed with `category` set.
+    pub fn category(mut self, category: &'static str) -> Self {
+        self.category = Some(category);
+        self
     }
 }
 
@@ -461,6 +510,9 @@ impl Builder {
             ));
             if let Some(a) = f.action {
                 toml.push_str(&format!("action = \"{a}\"\n"));
+            }
+            if let Some(c) = f.category {
+                toml.push_str(&format!("category = \"{c}\"\n"));
             }
             toml.push('\n');
         }

@@ -30,7 +30,9 @@ pub struct CheckAnswer {
     /// The feed verdict and the client. `decision` is what DNS would do: `refused` (client
     /// outside `[dns] allow`, or a zone transfer outside our zones), `quarantined` (walled
     /// garden), `blocked` (by a rule on the name, or with `resolve=true` by answer
-    /// inspection), `allowed` (an allow rule matched: answered, never inspected) or `pass`.
+    /// inspection), `allowed` (an allow rule matched: answered, never inspected), `logged` (a
+    /// rule of a feed whose action is `log` matched: answered as if unlisted, recorded as a
+    /// hit) or `pass`.
     #[serde(flatten)]
     pub report: CheckReport,
     /// The client's identity from the asset ledger, when `client` was given.
@@ -162,6 +164,10 @@ pub(super) async fn answer(
     let forwarded = dns.decide(&policy, client, &qname, qtype, |d| {
         let allowlisted = d.allowlisted();
         set_rule(&mut report, allowlisted);
+        if let Some(m) = d.logged() {
+            set_block(&mut report, m);
+            report.decision = "logged";
+        }
         match d {
             QueryDecision::Refused | QueryDecision::TransferRefused => {
                 report.decision = "refused";

@@ -14,7 +14,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::lists::Item;
 use super::{ApiError, ApiState};
 use crate::views::Identity;
+use ipnet::IpNet;
 use poolguard_model::rfc3339;
+use poolguard_record::Outcome;
+use poolguard_store::{EvidenceFilter, Table};
 
 /// Hits shown in a client summary.
 const RECENT_HITS: usize = 20;
@@ -74,6 +77,9 @@ pub struct ClientResponse {
     pub last_seen: Option<String>,
     pub hit_count: i64,
     pub recent_hits: Vec<Item>,
+    /// The client looked up a public encrypted-DNS resolver (a `logged` hit, the `bypass`
+    /// category): it can resolve around poolguard (docs/FEEDS.md, "Bypass").
+    pub bypass_capable: bool,
 }
 
 /// Identity, first/last seen, hit count and recent hits of one client address.
@@ -113,6 +119,19 @@ pub async fn client(
         .map(Holding::from)
         .collect();
     let s = state.store.client_summary(ip, RECENT_HITS).await?;
+    // One indexed page of at most one row: the hit log's client and action filters.
+    let logged = EvidenceFilter {
+        client: Some(IpNet::from(ip)),
+        action: Some(Outcome::Logged.as_str().to_string()),
+        limit: 1,
+        ..EvidenceFilter::default()
+    };
+    let bypass_capable = !state
+        .store
+        .list_evidence(Table::Hits, logged)
+        .await?
+        .items
+        .is_empty();
     Ok(Json(ClientResponse {
         client: ip.to_string(),
         identity: identity.as_deref().cloned().map(Identity::from),
@@ -122,5 +141,6 @@ pub async fn client(
         last_seen: s.last_seen_ms.map(rfc3339),
         hit_count: s.hit_count,
         recent_hits: s.recent_hits.into_iter().map(Item::from).collect(),
+        bypass_capable,
     }))
 }

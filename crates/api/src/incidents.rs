@@ -53,6 +53,9 @@ pub struct IncidentView {
     pub severity: String,
     pub feeds: Vec<String>,
     pub categories: Vec<String>,
+    /// The client looked up a public encrypted-DNS resolver (a hit of category `bypass`):
+    /// derived from `categories`, so nothing new is stored (docs/FEEDS.md, "Bypass").
+    pub bypass_capable: bool,
     /// RFC 3339: when the incident opened, i.e. its first hit (deadlines count from here).
     pub opened_at: String,
     /// RFC 3339: the first hit (same as `opened_at`, named for reports).
@@ -100,6 +103,10 @@ impl IncidentView {
             assignee: r.assignee,
             severity: r.severity.as_str().to_string(),
             feeds: r.feeds,
+            bypass_capable: r
+                .categories
+                .iter()
+                .any(|c| c == poolguard_model::BYPASS_CATEGORY),
             categories: r.categories,
             opened_at: rfc3339(r.opened_ms),
             first_hit_at: rfc3339(r.opened_ms),

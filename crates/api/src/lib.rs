@@ -87,6 +87,9 @@ pub struct ApiState {
     /// The DNS server's decision state, so `GET /api/v1/check` answers what DNS would; None
     /// = `check` answers from the policy alone.
     pub dns: Option<poolguard_dns::check::DnsCheck>,
+    /// The pool address set (`[pools]`), merged into `GET /api/v1/publish/ips?category=`;
+    /// None = that list holds the IP feeds only.
+    pub pools: Option<poolguard_dns::pools::PoolSet>,
 }
 
 impl ApiState {
@@ -114,6 +117,7 @@ impl ApiState {
             group: None,
             accountability: Arc::new(poolguard_incidents::Accountability::disabled()),
             dns: None,
+            pools: None,
         }
     }
 }

@@ -28,19 +28,6 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// Largest page: bounds the work and memory of one request.
 pub const MAX_LIMIT: usize = 1000;
 
-const ACTIONS: [&str; 10] = [
-    "allowed",
-    "allowlisted",
-    "blocked",
-    "cname-blocked",
-    "ip-blocked",
-    "local",
-    "servfail",
-    "refused",
-    "formerr",
-    "quarantined",
-];
-
 /// Query parameters of the list endpoints (documentation; parsing is in `parse_list`).
 #[derive(Debug, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -53,7 +40,7 @@ pub struct ListParams {
     /// Query type (`A`, `AAAA`, `TXT`…).
     #[param(rename = "type")]
     qtype: Option<String>,
-    /// `allowed`, `allowlisted`, `blocked`, `cname-blocked`, `ip-blocked`, `local`, `servfail`, `refused`, `formerr`.
+    /// `allowed`, `allowlisted`, `blocked`, `cname-blocked`, `ip-blocked`, `local`, `servfail`, `refused`, `formerr`, `quarantined`, `logged`.
     action: Option<String>,
     /// Feed name that decided the query.
     feed: Option<String>,
@@ -240,10 +227,12 @@ pub fn parse_list(
                 f.qtype = Some(v.to_ascii_uppercase());
             }
             "action" => {
-                if !ACTIONS.contains(&v.as_str()) {
+                // The outcomes the store knows, in its on-disk order: one list, not two.
+                let actions = poolguard_store::blocks::codec::OUTCOMES.map(|o| o.as_str());
+                if !actions.contains(&v.as_str()) {
                     return Err(ApiError::bad_param(
                         "action",
-                        format!("`{v}` is not one of {}", ACTIONS.join(", ")),
+                        format!("`{v}` is not one of {}", actions.join(", ")),
                     ));
                 }
                 f.action = Some(v);

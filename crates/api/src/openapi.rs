@@ -59,6 +59,8 @@ use utoipa::{Modify, OpenApi};
         super::clients::ClientResponse,
         super::clients::Holding,
         super::identities::IdentitiesResponse,
+        super::feeds::publish::CategoryAddresses,
+        super::feeds::publish::PublishedAddress,
         super::error::ErrorBody,
         super::revocations::Revoked,
         super::views::Count,

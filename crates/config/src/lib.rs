@@ -21,6 +21,7 @@ mod dns;
 mod duration;
 mod encrypted;
 mod feeds;
+mod pools;
 mod store;
 mod validate;
 
@@ -31,6 +32,7 @@ pub use dns::{
 pub use duration::parse_duration;
 pub use encrypted::{CanaryConfig, DohConfig, DotConfig};
 pub use feeds::{FeedConfig, valid_feed_name};
+pub use pools::PoolsConfig;
 pub use store::{Backend, MIN_SPOOL_BYTES, StoreConfig};
 
 /// Why a config could not be used. Messages name the file, the key and what to do.
@@ -68,6 +70,9 @@ pub struct Config {
     pub blocking: BlockingConfig,
     #[serde(default)]
     pub feeds: Vec<FeedConfig>,
+    /// The pool address set kept current by re-resolving the feeds' names (`[pools]`).
+    #[serde(default)]
+    pub pools: PoolsConfig,
     #[serde(default)]
     pub zones: Vec<ZoneConfig>,
     #[serde(default)]

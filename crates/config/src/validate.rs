@@ -64,6 +64,34 @@ impl Config {
                 ));
             }
         }
+        if self.blocking.default_action == crate::Action::Log {
+            return Err(invalid(
+                "blocking.default_action".into(),
+                "`log` blocks nothing; give it to the feeds to watch (`action = \"log\"`)".into(),
+            ));
+        }
+        if self.pools.enabled {
+            if self.pools.resolve_per_minute == 0 {
+                return Err(invalid(
+                    "pools.resolve_per_minute".into(),
+                    "must be at least 1 (set `enabled = false` to resolve nothing)".into(),
+                ));
+            }
+            if self.pools.min_interval.is_zero()
+                || self.pools.min_interval > self.pools.max_interval
+            {
+                return Err(invalid(
+                    "pools.min_interval".into(),
+                    "must be above zero and at most `max_interval`".into(),
+                ));
+            }
+            if self.pools.max_age < self.pools.max_interval {
+                return Err(invalid(
+                    "pools.max_age".into(),
+                    "must be at least `max_interval`, or addresses of names still resolved would age out between two resolutions".into(),
+                ));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for (i, f) in self.feeds.iter().enumerate() {
             let key = |k: &str| format!("feeds[{i}] ({}).{k}", f.name);
@@ -78,6 +106,12 @@ impl Config {
             }
             if !names.insert(f.name.as_str()) {
                 return Err(invalid(key("name"), "is used by another feed".into()));
+            }
+            if f.action == Some(crate::Action::Log) && f.kind != crate::FeedKind::Domains {
+                return Err(invalid(
+                    key("action"),
+                    "`log` watches names: only a feed of kind `domains` can have it".into(),
+                ));
             }
             match (&f.path, &f.url) {
                 (None, None) => {
@@ -181,6 +215,42 @@ mod tests {
         assert_eq!(off.store.spool_max_bytes, 0);
         let err = parse("[store]\nspool_max_bytes = 100\n").expect_err("too small");
         assert!(err.to_string().contains("store.spool_max_bytes"), "{err}");
+    }
+
+    #[test]
+    fn log_and_pools_are_validated_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f.txt"), "10.0.0.0/8\n").expect("write");
+        let parse_in = |text: &str| Config::from_toml(text, Path::new("t.toml"), dir.path());
+        let off = parse_in("").expect("defaults");
+        assert!(!off.pools.enabled, "absent [pools] resolves nothing");
+        parse_in("[pools]\nenabled = true\nexclude = [\"104.16.0.0/13\"]\nmax_age = \"2d\"\n")
+            .expect("valid");
+        for (text, key) in [
+            (
+                "[blocking]\ndefault_action = \"log\"\n",
+                "blocking.default_action",
+            ),
+            (
+                "[[feeds]]\nname = \"x\"\npath = \"f.txt\"\nkind = \"ips\"\naction = \"log\"\n",
+                "feeds[0] (x).action",
+            ),
+            (
+                "[pools]\nenabled = true\nresolve_per_minute = 0\n",
+                "pools.resolve_per_minute",
+            ),
+            (
+                "[pools]\nenabled = true\nmin_interval = \"2d\"\n",
+                "pools.min_interval",
+            ),
+            (
+                "[pools]\nenabled = true\nmax_age = \"1h\"\n",
+                "pools.max_age",
+            ),
+        ] {
+            let err = parse_in(text).expect_err(text);
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

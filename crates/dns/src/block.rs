@@ -146,7 +146,9 @@ impl BlockRules {
         let (rcode, record) = match action {
             Action::Refuse => (ResponseCode::Refused, BlockRecord::None),
             Action::Nxdomain => (ResponseCode::NXDomain, BlockRecord::Soa),
-            Action::Nodata => (ResponseCode::NoError, BlockRecord::Soa),
+            // `log` never blocks (`policy::decide` and `inspect` pass it by); should a caller
+            // still ask, NODATA is the answer that claims least.
+            Action::Nodata | Action::Log => (ResponseCode::NoError, BlockRecord::Soa),
             Action::Sinkhole => match qtype {
                 TYPE_A => (ResponseCode::NoError, BlockRecord::Address(self.v4.into())),
                 TYPE_AAAA => (ResponseCode::NoError, BlockRecord::Address(self.v6.into())),

@@ -101,6 +101,19 @@ impl Handled {
         }
     }
 
+    /// The answer as it is, recorded as a hit of the `log` rule `v` the name matched, unless
+    /// inspection blocked it (that block is the stronger evidence).
+    fn logged(self, v: Verdict) -> Self {
+        match self.outcome {
+            Outcome::Allowed | Outcome::Local | Outcome::Servfail => Self {
+                outcome: Outcome::Logged,
+                verdict: Some(v),
+                ..self
+            },
+            _ => self,
+        }
+    }
+
     /// An answer of our own (local zone, special-use name, discovery, canary).
     fn local(reply: Reply, allowlisted: Option<Verdict>, note: Option<&'static str>) -> Self {
         Self {
@@ -186,7 +199,7 @@ impl Handler {
         // decide: `policy::decide` holds the order of precedence (access, quarantine, policy,
         // ANY, local zones, transfers, forwarding) for this path, the fast path and
         // `GET /api/v1/check`. The snapshot guard is not held across an await.
-        let (local, allowlisted) = {
+        let (local, allowlisted, logged) = {
             let policy = shared.policy.load();
             let client = request.src().ip();
             match poolguard_policy::decide(&**shared, &policy, client, qname, u16::from(qtype)) {
@@ -227,15 +240,50 @@ impl Handler {
                 QueryDecision::TransferRefused => {
                     return Handled::plain(Reply::code(ResponseCode::Refused), Outcome::Refused);
                 }
-                QueryDecision::LocalZone { allowlisted } => {
-                    (true, allowlisted.map(|m| m.verdict()))
+                QueryDecision::LocalZone {
+                    allowlisted,
+                    logged,
+                } => (
+                    true,
+                    allowlisted.map(|m| m.verdict()),
+                    logged.map(|m| m.verdict()),
+                ),
+                QueryDecision::Conditional {
+                    allowlisted,
+                    logged,
+                    ..
                 }
-                QueryDecision::Conditional { allowlisted, .. }
-                | QueryDecision::Forward { allowlisted } => {
-                    (false, allowlisted.map(|m| m.verdict()))
-                }
+                | QueryDecision::Forward {
+                    allowlisted,
+                    logged,
+                } => (
+                    false,
+                    allowlisted.map(|m| m.verdict()),
+                    logged.map(|m| m.verdict()),
+                ),
             }
         };
+        let handled = self
+            .answered::<T>(request, qname, &name, qtype, local, allowlisted)
+            .await;
+        match logged {
+            Some(v) => handled.logged(v),
+            None => handled,
+        }
+    }
+
+    /// The stages after the policy let the name through: local zones, special-use and
+    /// discovery names, canaries, forwarding and answer inspection.
+    async fn answered<T: Time>(
+        &self,
+        request: &Request,
+        qname: &str,
+        name: &Name,
+        qtype: RecordType,
+        local: bool,
+        allowlisted: Option<Verdict>,
+    ) -> Handled {
+        let shared = &self.shared;
 
         if local {
             let reply = shared.zones.answer(request, T::current_time()).await;
@@ -245,14 +293,14 @@ impl Handler {
         // special-use names (RFC 6761, RFC 7686) and RFC 9462 discovery: answered here, with
         // an SOA when negative. (Zone transfers were refused by `decide` above; RA is cleared
         // for them when the answer is encoded.)
-        if let Some(reply) = crate::special::answer(qname, &name, qtype)
-            .or_else(|| shared.discovery.answer(qname, &name, qtype))
+        if let Some(reply) = crate::special::answer(qname, name, qtype)
+            .or_else(|| shared.discovery.answer(qname, name, qtype))
         {
             return Handled::local(reply, allowlisted, None);
         }
         // Canary and relay names (`canary.rs`): recorded as local answers with their rule,
         // never as hits. A feed that lists one still blocks it (above).
-        if let Some((reply, rule)) = shared.canaries.answer(qname, &name) {
+        if let Some((reply, rule)) = shared.canaries.answer(qname, name) {
             return Handled::local(reply, allowlisted, Some(rule));
         }
 
@@ -271,7 +319,7 @@ impl Handler {
                         upstream,
                         note: None,
                     },
-                    None => self.inspected(&name, qtype, stale, upstream),
+                    None => self.inspected(name, qtype, stale, upstream),
                 };
             }
             return Handled {
@@ -297,7 +345,7 @@ impl Handler {
         if shared.inspect
             && let Some((outcome, v)) = inspect(&policy, &forwarded.reply)
         {
-            return self.blocked(&name, qtype, outcome, v, upstream);
+            return self.blocked(name, qtype, outcome, v, upstream);
         }
         self.cache.insert(
             qname,

@@ -38,6 +38,7 @@ pub mod handler;
 pub mod listen;
 pub mod load;
 pub mod mmsg;
+pub mod pools;
 pub mod ratelimit;
 pub mod reply;
 mod respond;

@@ -156,6 +156,8 @@ pub fn policy_action(action: Action) -> PolicyAction {
         Action::Nodata => PolicyAction::Nodata,
         Action::Sinkhole => PolicyAction::LocalData,
         Action::Refuse => PolicyAction::Drop,
+        // Answered as resolved: the policy let it through (and recorded it).
+        Action::Log => PolicyAction::Pass,
     }
 }
 
@@ -177,6 +179,8 @@ pub fn policy_of(exchange: &Exchange) -> Option<PolicyOf<'_>> {
         Outcome::IpBlocked => (PolicyMatch::ResponseIp, None),
         // The walled garden answers for a quarantined client (no feed listed the name).
         Outcome::Quarantined => (PolicyMatch::ClientIp, Some(PolicyAction::LocalData)),
+        // A `log` rule matched: the answer went through unchanged, the rule is reported.
+        Outcome::Logged => (PolicyMatch::Qname, Some(PolicyAction::Pass)),
         _ => return None,
     };
     let verdict = exchange.verdict.as_ref();

@@ -253,6 +253,7 @@ pub(crate) fn action_name(action: poolguard_model::Action) -> &'static str {
         poolguard_model::Action::Nxdomain => "nxdomain",
         poolguard_model::Action::Nodata => "nodata",
         poolguard_model::Action::Sinkhole => "sinkhole",
+        poolguard_model::Action::Log => "log",
     }
 }
 

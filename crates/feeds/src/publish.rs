@@ -11,6 +11,7 @@
 //! - `hosts`: `0.0.0.0 name`; hosts files cannot express subtrees or exceptions.
 //! - `ips`: one address or prefix per line.
 //!
+//! Feeds whose action is `log` are not published as names: poolguard answers them.
 //! Names are merged across feeds and deduplicated; a name below a published subtree is left
 //! out (the parent covers it); a name an allowlist covers is left out. A subtree whose apex is
 //! allowed is left out whole (allowlists fail open). Output is sorted, so two renders of the
@@ -18,6 +19,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use super::loader::Compiled;
 use poolguard_model::FeedKind;
@@ -88,6 +90,11 @@ fn merge(c: &Compiled) -> Merged<'_> {
     let mut allow_exact: HashSet<&str> = HashSet::new();
     for f in &c.feeds {
         let allow = f.info.kind == FeedKind::Allow;
+        // A `log` feed (the `bypass` category) is watched, not blocked: a consumer loading
+        // the list would block what poolguard answers.
+        if !allow && !f.info.action.blocks() {
+            continue;
+        }
         for d in f.rules.domains() {
             let set = match (allow, d.exact) {
                 (true, true) => &mut allow_exact,
@@ -219,6 +226,61 @@ pub fn render(c: &Compiled, format: PublishFormat) -> Published {
                 }
             }
         }
+    }
+    let etag = format!("\"{}\"", crate::versions::sha256_hex(out.as_bytes()));
+    Published {
+        generation: c.generation,
+        body: bytes::Bytes::from(out),
+        etag,
+    }
+}
+
+/// The prefixes the IP feeds of `category` list, each once with the first feed (compile order)
+/// that lists it, in address order: the feed half of `GET /api/v1/publish/ips?category=`.
+pub fn category_nets<'c>(c: &'c Compiled, category: &str) -> Vec<(ipnet::IpNet, &'c str)> {
+    let mut nets: Vec<(ipnet::IpNet, &str)> = c
+        .feeds
+        .iter()
+        .filter(|f| f.info.kind != FeedKind::Allow && &*f.info.category == category)
+        .flat_map(|f| f.rules.ips().iter().map(|n| (*n, &*f.info.name)))
+        .collect();
+    // Stable: for a prefix listed twice, the first feed stays first and is kept.
+    nets.sort_by_key(|(n, _)| *n);
+    nets.dedup_by_key(|(n, _)| *n);
+    nets
+}
+
+/// `ips` for one category: its IP feeds' prefixes merged with `resolved` (the pool address
+/// set's addresses of that category), one per line, sorted; an address inside a listed prefix
+/// is left out (the prefix covers it). The same plain form as [`render`]'s `ips`, so a
+/// firewall loads either.
+pub fn render_category_ips(c: &Compiled, category: &str, resolved: &[IpAddr]) -> Published {
+    let mut nets: Vec<ipnet::IpNet> = category_nets(c, category)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let covered = |a: &IpAddr| nets.iter().any(|n| n.contains(a));
+    let extra: Vec<ipnet::IpNet> = resolved
+        .iter()
+        .filter(|a| !covered(a))
+        .map(|a| ipnet::IpNet::from(*a))
+        .collect();
+    nets.extend(extra);
+    nets.sort_unstable();
+    nets.dedup();
+    let stamp = c
+        .compiled_at
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| "never".into());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# poolguard {category} addresses and prefixes ({} entries: IP feeds of policy of {stamp}, \
+         and the pool address set)",
+        nets.len()
+    );
+    for n in nets {
+        let _ = writeln!(out, "{n}");
     }
     let etag = format!("\"{}\"", crate::versions::sha256_hex(out.as_bytes()));
     Published {

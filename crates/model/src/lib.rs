@@ -19,4 +19,4 @@ pub use incident::{
     RESOLUTIONS, Status, TransitionError, check_transition, severity_name, severity_rank,
 };
 pub use text::{neutralise, rfc3339};
-pub use vocab::{Action, FeedFormat, FeedKind, Severity};
+pub use vocab::{Action, BYPASS_CATEGORY, FeedFormat, FeedKind, Severity};

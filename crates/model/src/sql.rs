@@ -64,6 +64,7 @@ fn action_name(a: Action) -> &'static str {
         Action::Nxdomain => "nxdomain",
         Action::Nodata => "nodata",
         Action::Sinkhole => "sinkhole",
+        Action::Log => "log",
     }
 }
 

@@ -14,17 +14,33 @@ pub enum Action {
     Nodata,
     /// A → sinkhole_ipv4, AAAA → sinkhole_ipv6, any other type NODATA.
     Sinkhole,
+    /// Not a block: the name is answered as if unlisted and the query is recorded as a hit
+    /// (outcome `logged`), so a category can be watched without breaking it (the `bypass`
+    /// feed of public DoH/DoT resolvers, docs/FEEDS.md "Bypass").
+    Log,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 4] = [
+    pub const ALL: [Action; 5] = [
         Action::Refuse,
         Action::Nxdomain,
         Action::Nodata,
         Action::Sinkhole,
+        Action::Log,
     ];
+
+    /// Whether a name this action applies to is answered by poolguard instead of resolved
+    /// (every action but [`Action::Log`]).
+    pub fn blocks(self) -> bool {
+        self != Action::Log
+    }
 }
+
+/// The category of feeds listing public encrypted-DNS resolvers (DoH/DoT endpoints). An
+/// incident that took a hit of this category is marked `bypass_capable`: the client can
+/// resolve around poolguard (docs/FEEDS.md, "Bypass").
+pub const BYPASS_CATEGORY: &str = "bypass";
 
 /// What a feed's entries mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]

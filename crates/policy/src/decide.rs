@@ -7,7 +7,9 @@
 //!    (a listed name is still reported, so the hit is recorded);
 //! 3. the policy: a block is answered at once, before local zones and conditional forwarding,
 //!    so no internal zone can be used to reach a pool; an allow rule (or `@@` exception) wins
-//!    over every block and exempts the answer from inspection;
+//!    over every block and exempts the answer from inspection; a rule of a feed whose action
+//!    is `log` does not block: the name goes on as if unlisted, carrying the rule (`logged`)
+//!    so the query is recorded as a hit, and its answer is still inspected;
 //! 4. ANY gets the RFC 8482 answer and is never forwarded;
 //! 5. names inside `[[zones]]` are answered locally, zone transfers of anything else refused;
 //! 6. everything else is forwarded: to the most specific `[[upstream.conditional]]` domain's
@@ -63,6 +65,8 @@ pub enum QueryDecision<'a> {
     LocalZone {
         /// The allow rule the name matched, if any.
         allowlisted: Option<NameMatch<'a>>,
+        /// The `log` rule the name matched, if any (recorded as a hit, answered normally).
+        logged: Option<NameMatch<'a>>,
     },
     /// A zone transfer for a name outside our zones: REFUSED (a forwarder does not proxy them).
     TransferRefused,
@@ -72,11 +76,15 @@ pub enum QueryDecision<'a> {
         domain: &'a str,
         /// The allow rule the name matched (then the answer is not inspected).
         allowlisted: Option<NameMatch<'a>>,
+        /// The `log` rule the name matched, if any (recorded as a hit, answered normally).
+        logged: Option<NameMatch<'a>>,
     },
     /// Forwarded to the default upstream servers.
     Forward {
         /// The allow rule the name matched (then the answer is not inspected).
         allowlisted: Option<NameMatch<'a>>,
+        /// The `log` rule the name matched, if any (recorded as a hit, answered normally).
+        logged: Option<NameMatch<'a>>,
     },
 }
 
@@ -84,9 +92,19 @@ impl QueryDecision<'_> {
     /// The allow rule that lets the name through, for the forwarding and local-zone cases.
     pub fn allowlisted(&self) -> Option<NameMatch<'_>> {
         match self {
-            Self::LocalZone { allowlisted }
+            Self::LocalZone { allowlisted, .. }
             | Self::Conditional { allowlisted, .. }
-            | Self::Forward { allowlisted } => *allowlisted,
+            | Self::Forward { allowlisted, .. } => *allowlisted,
+            _ => None,
+        }
+    }
+
+    /// The `log` rule the name matched, for the forwarding and local-zone cases.
+    pub fn logged(&self) -> Option<NameMatch<'_>> {
+        match self {
+            Self::LocalZone { logged, .. }
+            | Self::Conditional { logged, .. }
+            | Self::Forward { logged, .. } => *logged,
             _ => None,
         }
     }
@@ -107,19 +125,23 @@ pub fn decide<'a, S: Site + ?Sized>(
     let found = policy.match_name(qname.as_bytes());
     if site.walled(client, qname) {
         return QueryDecision::Quarantined {
-            listed: found.filter(|m| !m.allowed),
+            listed: found.filter(|m| !m.allowed && m.feed.action.blocks()),
         };
     }
-    let allowlisted = match found {
-        Some(m) if !m.allowed => return QueryDecision::Blocked(m),
-        Some(m) => Some(m),
-        None => None,
+    let (allowlisted, logged) = match found {
+        Some(m) if m.allowed => (Some(m), None),
+        Some(m) if m.feed.action.blocks() => return QueryDecision::Blocked(m),
+        Some(m) => (None, Some(m)),
+        None => (None, None),
     };
     if qtype == QTYPE_ANY {
         return QueryDecision::MinimalAny;
     }
     if site.local_zone(qname) {
-        return QueryDecision::LocalZone { allowlisted };
+        return QueryDecision::LocalZone {
+            allowlisted,
+            logged,
+        };
     }
     if qtype == QTYPE_AXFR || qtype == QTYPE_IXFR {
         return QueryDecision::TransferRefused;
@@ -128,8 +150,12 @@ pub fn decide<'a, S: Site + ?Sized>(
         Some(domain) => QueryDecision::Conditional {
             domain,
             allowlisted,
+            logged,
         },
-        None => QueryDecision::Forward { allowlisted },
+        None => QueryDecision::Forward {
+            allowlisted,
+            logged,
+        },
     }
 }
 
@@ -170,14 +196,15 @@ impl Caught {
     }
 }
 
-/// Answer inspection: the first CNAME target a block rule lists (an allow rule on the target
-/// does not block), or the first address in a listed prefix, in answer order.
+/// Answer inspection: the first CNAME target a block rule lists (an allow rule or a `log` rule
+/// on the target does not block), or the first address in a listed prefix, in answer order.
 pub fn inspect<'r>(policy: &Policy, answer: impl IntoIterator<Item = Seen<'r>>) -> Option<Caught> {
     for seen in answer {
         match seen {
             Seen::Cname(target) => {
                 if let Some(m) = policy.match_name(target.as_bytes())
                     && !m.allowed
+                    && m.feed.action.blocks()
                 {
                     return Some(Caught::Cname {
                         target: target.trim_end_matches('.').to_ascii_lowercase(),
@@ -186,7 +213,9 @@ pub fn inspect<'r>(policy: &Policy, answer: impl IntoIterator<Item = Seen<'r>>) 
                 }
             }
             Seen::Address(address) => {
-                if let Some(verdict) = policy.check_ip(address) {
+                if let Some(verdict) = policy.check_ip(address)
+                    && verdict.action().blocks()
+                {
                     return Some(Caught::Address { address, verdict });
                 }
             }

@@ -219,10 +219,10 @@ impl DomainTable {
         })
     }
 
-    /// Entries that a publisher should list, in build order: every blocked name whose own
-    /// name is not allowed, minus names already covered by an emitted ancestor's subtree block.
-    /// A name blocked both ways is emitted once, as a subtree.
-    pub fn publishable(&self) -> impl Iterator<Item = Hit> + '_ {
+    /// Every blocked name whose own name is not allowed, in build order, names below another
+    /// listed name included (a stratum host under a listed operator has addresses of its own).
+    /// A name blocked both ways is reported once, as a subtree.
+    pub fn listed(&self) -> impl Iterator<Item = Hit> + '_ {
         self.records().filter_map(move |entry| {
             let s = record_slots(&self.arena, entry);
             let (slot, exact) = if s[BLOCK_SUB] != NONE {
@@ -236,19 +236,27 @@ impl DomainTable {
             if matches!(self.find(name, scan_name(name).1), Some(Found::Allowed(_))) {
                 return None;
             }
+            Some(Hit { entry, slot, exact })
+        })
+    }
+
+    /// Entries that a publisher should list, in build order: [`DomainTable::listed`] minus
+    /// names already covered by an emitted ancestor's subtree block.
+    pub fn publishable(&self) -> impl Iterator<Item = Hit> + '_ {
+        self.listed().filter(move |hit| {
             // An ancestor's subtree block already covers this name, unless that ancestor is
             // itself held back by an exact allow (then only this entry covers the name).
-            let mut rest = name;
+            let mut rest = record_name(&self.arena, hit.entry);
             while let Some(dot) = rest.iter().position(|&b| b == b'.') {
                 rest = &rest[dot + 1..];
                 if let Some(a) = self.get(rest) {
                     let sa = record_slots(&self.arena, a);
                     if sa[BLOCK_SUB] != NONE && sa[ALLOW_EXACT] == NONE {
-                        return None;
+                        return false;
                     }
                 }
             }
-            Some(Hit { entry, slot, exact })
+            true
         })
     }
 }

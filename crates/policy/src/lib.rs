@@ -511,6 +511,18 @@ impl Policy {
         })
     }
 
+    /// Every blocked name not allowed, names below a listed parent included, each once with
+    /// the first feed (config order) that lists it: what the pool address set resolves.
+    pub fn listed_names(&self) -> impl Iterator<Item = BlockedName<'_>> + '_ {
+        self.domains.listed().filter_map(move |hit| {
+            Some(BlockedName {
+                name: self.domains.name(hit.entry),
+                exact: hit.exact,
+                feed: self.feeds.get((hit.slot & FEED_MASK) as usize)?,
+            })
+        })
+    }
+
     /// Every listed IP prefix once (first feed wins), IPv4 first, in address order.
     pub fn ip_prefixes(&self) -> impl Iterator<Item = BlockedNet<'_>> + '_ {
         self.ips.iter().filter_map(move |r| {

@@ -397,6 +397,75 @@ fn publisher_list_is_merged_deduplicated_and_allowlist_subtracted() {
     assert_eq!(got, want);
     let nets: Vec<String> = p.ip_prefixes().map(|n| n.net.to_string()).collect();
     assert_eq!(nets, ["10.0.0.0/8"]);
+    // What the pool address set resolves: the same, plus names below a listed parent.
+    let mut listed: Vec<&str> = p.listed_names().map(|b| b.name).collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "host.example",
+            "other.example",
+            "pool.example",
+            "sub.ex.example",
+            "x.pool.example"
+        ]
+    );
+}
+
+/// A site that allows everyone and has no zones, quarantine or conditional domains.
+struct Open;
+
+impl Site for Open {
+    fn allows(&self, _: IpAddr) -> bool {
+        true
+    }
+    fn walled(&self, _: IpAddr, _: &str) -> bool {
+        false
+    }
+    fn local_zone(&self, _: &str) -> bool {
+        false
+    }
+    fn conditional(&self, _: &str) -> Option<&str> {
+        None
+    }
+}
+
+#[test]
+fn a_log_rule_forwards_the_name_and_carries_the_rule() {
+    let watched = Arc::new(FeedInfo {
+        action: Action::Log,
+        category: "bypass".into(),
+        ..(*info("bypass", FeedKind::Domains)).clone()
+    });
+    let parsed = [
+        (info("mining", FeedKind::Domains), feed(&["pool.example"])),
+        (watched, feed(&["dns.example", "cdn.example"])),
+        (info("campus", FeedKind::Allow), feed(&["=cdn.example"])),
+    ];
+    let p = Policy::build(parsed.iter().map(|(i, f)| (i.clone(), f)));
+    let client: IpAddr = [127, 0, 0, 1].into();
+    match decide(&Open, &p, client, "doh.dns.example", 1) {
+        QueryDecision::Forward {
+            allowlisted: None,
+            logged: Some(m),
+        } => assert_eq!((&*m.feed.name, m.name), ("bypass", "dns.example")),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        decide(&Open, &p, client, "pool.example", 1),
+        QueryDecision::Blocked(_)
+    ));
+    // An allow rule wins over a log rule as over a block.
+    assert!(matches!(
+        decide(&Open, &p, client, "cdn.example", 1),
+        QueryDecision::Forward {
+            allowlisted: Some(_),
+            logged: None
+        }
+    ));
+    // Inspection never blocks on a log rule.
+    assert_eq!(inspect(&p, [Seen::Cname("dns.example.")]), None);
+    assert!(inspect(&p, [Seen::Cname("pool.example.")]).is_some());
 }
 
 #[test]

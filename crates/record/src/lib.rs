@@ -89,6 +89,9 @@ pub enum Outcome {
     Formerr,
     /// The client is quarantined: walled-garden answer (the name itself was not listed).
     Quarantined,
+    /// Listed by a feed whose action is `log` (the `bypass` category): answered as if
+    /// unlisted, and kept as a hit so the client is marked (docs/FEEDS.md, "Bypass").
+    Logged,
 }
 
 impl Outcome {
@@ -96,7 +99,7 @@ impl Outcome {
     pub fn is_hit(self) -> bool {
         matches!(
             self,
-            Outcome::Blocked | Outcome::CnameBlocked | Outcome::IpBlocked
+            Outcome::Blocked | Outcome::CnameBlocked | Outcome::IpBlocked | Outcome::Logged
         )
     }
 
@@ -113,6 +116,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Formerr => "formerr",
             Outcome::Quarantined => "quarantined",
+            Outcome::Logged => "logged",
         }
     }
 }

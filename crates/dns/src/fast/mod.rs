@@ -108,12 +108,17 @@ impl FastPath {
         let blocked =
             match poolguard_policy::decide(&**shared, &policy, src.ip(), q.name(), q.qtype) {
                 QueryDecision::Blocked(found) => Some(found),
-                QueryDecision::Forward { allowlisted: None }
+                QueryDecision::Forward {
+                    allowlisted: None,
+                    logged: None,
+                }
                 | QueryDecision::Conditional {
-                    allowlisted: None, ..
+                    allowlisted: None,
+                    logged: None,
+                    ..
                 } => None,
-                // Refusals, the walled garden, allowlisted names (recorded as such), RFC 8482 ANY,
-                // local zones and transfers: the general path answers.
+                // Refusals, the walled garden, allowlisted and `log`-listed names (recorded as
+                // such), RFC 8482 ANY, local zones and transfers: the general path answers.
                 _ => return None,
             };
         let limit = match transport {

@@ -47,8 +47,9 @@ const V6: u8 = 0x20;
 const RULE: u8 = 0x40;
 const SNAPSHOT: u8 = 0x80;
 
-/// Outcomes in on-disk code order; a code is the index here.
-pub const OUTCOMES: [Outcome; 10] = [
+/// Outcomes in on-disk code order; a code is the index here. New outcomes are appended (the
+/// flags byte has room for 16), so blocks written before them read unchanged.
+pub const OUTCOMES: [Outcome; 11] = [
     Outcome::Allowed,
     Outcome::Allowlisted,
     Outcome::Blocked,
@@ -59,6 +60,7 @@ pub const OUTCOMES: [Outcome; 10] = [
     Outcome::Refused,
     Outcome::Formerr,
     Outcome::Quarantined,
+    Outcome::Logged,
 ];
 
 /// The on-disk code of an outcome.
@@ -801,7 +803,15 @@ mod tests {
         }
         let counts = read_counts(&sealed.counts).unwrap();
         assert_eq!(counts.iter().sum::<u64>(), 500);
-        assert_eq!(counts[outcome_code(Outcome::Blocked) as usize], 50);
+        let blocked = rows
+            .iter()
+            .filter(|e| e.outcome == Outcome::Blocked)
+            .count();
+        assert_eq!(
+            counts[outcome_code(Outcome::Blocked) as usize],
+            blocked as u64
+        );
+        assert!(blocked > 0);
     }
 
     #[test]
