@@ -76,6 +76,7 @@ fn hit_block(names: &[String], assets: &[String]) -> BlockEncoder {
                 location: Some(["B1", "B2", "B7"][i % 3]),
                 owner: Some(["Ada", "Bo", "Cy", "Di"][i % 4]),
                 contact: None,
+                ..Snapshot::default()
             }),
             ..entry(i, n)
         });

@@ -12,6 +12,7 @@ LAYERS = {
     "poolguard-record": 1,
     "poolguard-clients": 1,
     "poolguard-policy": 2,
+    "poolguard-identity": 2,
     "poolguard-store": 3,
     "poolguard-feeds": 4,
     "poolguard-incidents": 4,

@@ -15,6 +15,14 @@ DEBIAN=(
   "fstrm_capture fstrm-bin"
   "dnstap-ldns dnstap-ldns"
   "rsyslogd rsyslog"
+  # Identity sources (issue 15): RADIUS accounting from radclient; real DHCP servers writing
+  # the lease files poolguard follows, with perfdhcp playing the clients.
+  "radclient freeradius-utils"
+  "kea-dhcp4 kea-dhcp4-server"
+  "perfdhcp kea-admin"
+  "dhcpd isc-dhcp-server"
+  # Network namespaces and veth pairs for the DHCP tests.
+  "ip iproute2"
   "openssl openssl"
   # DoT/DoH clients for tests/dns_encrypted.rs (kdig +tls/+https, curl --doh-url).
   "kdig knot-dnsutils"

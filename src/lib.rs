@@ -1,7 +1,7 @@
 //! poolguard: a DNS sinkhole resolver that stops cryptocurrency mining on a campus network.
 //!
 //! The program is a workspace whose crate graph is its architecture (docs/ARCHITECTURE.md):
-//! `model` and `versions` at the bottom; `config`, `record`, `clients`; `policy`; `store`; `feeds`,
+//! `model` and `versions` at the bottom; `config`, `record`, `clients`; `policy`, `identity`; `store`; `feeds`,
 //! `incidents`, `dns`, `export`; `api` on top; and this crate, which wires them together
 //! (`app`) and holds the binary. Each crate is re-exported here under its short name, so
 //! `poolguard::dns::serve` reads the same as it did before the split.
@@ -14,6 +14,7 @@ pub use poolguard_config as config;
 pub use poolguard_dns as dns;
 pub use poolguard_export as export;
 pub use poolguard_feeds as feeds;
+pub use poolguard_identity as identity;
 pub use poolguard_incidents as incidents;
 pub use poolguard_model as model;
 pub use poolguard_model::domain;

@@ -490,6 +490,43 @@ async fn compaction_never_merges_hit_blocks_that_are_not_shipped() {
     assert_eq!(pg.psql(DB, "SELECT sum(hit_count) FROM incidents"), "40");
 }
 
+/// Who held the address at the hit's time (the identity index plugged into the local writer)
+/// reaches PostgreSQL with the hit: MAC, account, host name and the sources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_at_the_hits_time_is_shipped_with_it() {
+    use poolguard::identity::{Event, IdentityIndex, Interval, OPEN, Source};
+    let pg = Postgres::start();
+    let cfg = group(&pg).await;
+    let a = Node::start("a", &cfg, |_| {});
+    let index = IdentityIndex::shared();
+    let held = |mac: &str, account: Option<&str>, source| {
+        Event::Held(Interval {
+            addr: "10.0.0.7".parse().expect("ip"),
+            start_ms: T0,
+            end_ms: OPEN,
+            mac: Some(mac.into()),
+            account: account.map(Arc::from),
+            hostname: (source == Source::Kea).then(|| Arc::from("dorm-pc")),
+            source,
+        })
+    };
+    index.apply_all([
+        held("00:1a:2b:3c:4d:5e", None, Source::Kea),
+        held("00:1a:2b:3c:4d:5e", Some("lina"), Source::Radius),
+    ]);
+    assert!(a.writer().attribute_with(index));
+    a.store_each([hit(T0 + 5, "10.0.0.7:53", "a.pool.test")])
+        .await;
+    wait_shipped(&pg, &a);
+    assert_eq!(
+        pg.psql(
+            DB,
+            "SELECT mac, account, hostname, identity_source FROM hits"
+        ),
+        "00:1a:2b:3c:4d:5e|lina|dorm-pc|kea+radius"
+    );
+}
+
 /// Hits shipped per second into PostgreSQL on this machine (with incident tracking unless
 /// `SHIP_TRACKER=off`, 256 clients, blocks of 4096 as a busy writer stores them). By hand:
 /// `cargo test --release --test store_pg_ship -- --ignored --nocapture ship_rate`

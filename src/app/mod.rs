@@ -12,6 +12,7 @@ mod api_server;
 mod evidence;
 mod follow;
 mod group;
+mod identity;
 mod listen;
 mod reload;
 pub mod shared;
@@ -56,6 +57,9 @@ pub enum AppError {
     Ledger(#[from] LedgerError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// An `[identity]` source could not start (a NAS secret, the RADIUS address).
+    #[error(transparent)]
+    Identity(#[from] poolguard_identity::sources::SourceError),
     /// The shared PostgreSQL store (`[store] backend = "postgres"`) could not be opened.
     #[error("shared store: {0}")]
     SharedStore(#[from] poolguard_store_pg::PgError),
@@ -132,6 +136,8 @@ pub struct Running {
     /// answered query and every committed hit is offered first.
     exporter: Option<Arc<poolguard_export::Exporter>>,
     ledger: SharedLedger,
+    /// Who held each address when, and the sources feeding it (`[identity]`).
+    identity: Option<identity::Identities>,
     accountability: Arc<Accountability>,
     evidence: Option<Evidence>,
     api: Option<ApiServer>,
@@ -227,6 +233,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     registry.on_feeds_changed(Box::new(move |feeds| {
         metas.store(Arc::new(incidents::feed_metas_of(feeds, default_action)));
     }));
+    // Lease files are read whole before the writer starts, so hits right after start are
+    // attributed (docs/IDENTITY.md).
+    let identity = identity::start_identity(&config).await?;
     let (recorder, evidence) = if options.recorder.is_enabled() {
         (options.recorder, None)
     } else {
@@ -236,6 +245,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             .map(|e| e.clone() as Arc<dyn AttributedHitSink>);
         let (recorder, mut evidence) =
             open_store(&config, ledger.clone(), accountability.clone(), hit_sink).await?;
+        if let Some(i) = &identity {
+            evidence.writer.attribute_with(i.index.clone());
+        }
         start_accountability(&config, &mut evidence, &accountability, alert_rx).await?;
         (recorder, Some(evidence))
     };
@@ -281,6 +293,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
                 &config.api,
                 Some(ev.writer.health()),
             );
+            state.identities = identity.as_ref().map(|i| i.index.clone());
             state.store = ev.stores();
             state.database = ev
                 .shared
@@ -346,6 +359,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         dns,
         exporter,
         ledger,
+        identity,
         accountability,
         evidence,
         api,
@@ -416,6 +430,16 @@ impl Running {
         &self.ledger
     }
 
+    /// Who held each address when (`[identity]`); None when no source is configured.
+    pub fn identities(&self) -> Option<&poolguard_identity::SharedIdentities> {
+        self.identity.as_ref().map(|i| &i.index)
+    }
+
+    /// Where the RADIUS accounting listener is bound, when `[identity.radius]` is set.
+    pub fn radius_addr(&self) -> Option<SocketAddr> {
+        self.identity.as_ref().and_then(|i| i.sources.radius_addr)
+    }
+
     /// Incidents, quarantine and alerts: the clock, the quarantine set, the alert hand-off.
     pub fn accountability(&self) -> &Arc<Accountability> {
         &self.accountability
@@ -466,6 +490,9 @@ impl Running {
             pools.stop().await;
         }
         self.dns.shutdown().await;
+        if let Some(identity) = self.identity {
+            identity.sources.shutdown().await;
+        }
         if let Some(api) = self.api {
             api.stop.cancel();
             for t in api.tasks {

@@ -26,6 +26,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod netns;
 pub mod postgres;
 pub mod tls;
 #[path = "../support/tools.rs"]

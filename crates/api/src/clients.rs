@@ -1,13 +1,15 @@
-//! `GET /api/v1/clients/{ip}`: who is this, what did it do.
+//! `GET /api/v1/clients/{ip}`: who is this, what did it do; with `?at=<RFC 3339>`, who held
+//! the address then (DHCP leases and RADIUS logins, `poolguard_identity`), and the holdings of
+//! the address that poolguard knows.
 //!
 //! The ledger's own endpoints (reload, upload, versions) are [`crate::ledger`]'s.
 
 use std::net::IpAddr;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use serde::Serialize;
-use utoipa::ToSchema;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::lists::Item;
 use super::{ApiError, ApiState};
@@ -19,13 +21,58 @@ use poolguard_store::{EvidenceFilter, Table};
 
 /// Hits shown in a client summary.
 const RECENT_HITS: usize = 20;
+/// Holdings of the address shown, newest.
+const HOLDINGS: usize = 50;
+
+/// `?at=`: the moment asked about.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct ClientQuery {
+    /// RFC 3339 time (`2026-12-07T02:14:00Z`); absent = now.
+    pub at: Option<String>,
+}
+
+/// One holding of the address: a lease or a login.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Holding {
+    /// The address held.
+    pub address: String,
+    pub start: String,
+    /// Absent while it lasts.
+    pub end: Option<String>,
+    pub mac: Option<String>,
+    pub account: Option<String>,
+    pub hostname: Option<String>,
+    /// `kea`, `dhcpd` or `radius`.
+    pub source: String,
+}
+
+impl From<poolguard_identity::Interval> for Holding {
+    fn from(i: poolguard_identity::Interval) -> Self {
+        let own = |v: Option<std::sync::Arc<str>>| v.map(|s| s.to_string());
+        Self {
+            address: i.addr.to_string(),
+            start: rfc3339(i.start_ms),
+            end: (i.end_ms != poolguard_identity::OPEN).then(|| rfc3339(i.end_ms)),
+            mac: own(i.mac),
+            account: own(i.account),
+            hostname: own(i.hostname),
+            source: i.source.to_string(),
+        }
+    }
+}
 
 /// One client's summary.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientResponse {
     pub client: String,
-    /// Who the ledger says this address is now (hits carry who it was then).
+    /// Who held the address at `at` (now when absent): the lease or login then, with the
+    /// ledger's row of that device or account, else the ledger's row of the network. Hits
+    /// carry who it was at their own time.
     pub identity: Option<Identity>,
+    /// The moment `identity` is about.
+    pub at: String,
+    /// The address's leases and logins poolguard knows, newest first (at most 50).
+    pub holdings: Vec<Holding>,
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
     pub hit_count: i64,
@@ -38,19 +85,39 @@ pub struct ClientResponse {
 /// Identity, first/last seen, hit count and recent hits of one client address.
 #[utoipa::path(get, path = "/api/v1/clients/{ip}",
     operation_id = "getClient", tag = "clients",
-    params(("ip" = String, Path, description = "Client IP address")),
+    params(("ip" = String, Path, description = "Client IP address"), ClientQuery),
     responses((status = 200, description = "The client's identity and hit summary", body = ClientResponse), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn client(
     State(state): State<ApiState>,
     Path(ip): Path<String>,
+    Query(q): Query<ClientQuery>,
 ) -> Result<Json<ClientResponse>, ApiError> {
     let ip: IpAddr = ip
         .trim()
         .parse()
         .map_err(|_| ApiError::bad_param("ip", format!("`{ip}` is not an IP address")))?;
     let ip = ip.to_canonical();
-    let identity = state.ledger.load().lookup(ip);
+    let at_ms = match &q.at {
+        Some(t) => super::lists::parse_time("at", t)?,
+        None => poolguard_identity::now_ms(),
+    };
+    let ledger = state.ledger.load();
+    let who = poolguard_store::writer::Attribution {
+        ledger: &ledger,
+        identities: state.identities.as_deref(),
+    };
+    let identity = who.at(ip, at_ms);
+    let holdings: Vec<Holding> = state
+        .identities
+        .as_ref()
+        .map(|i| i.history(ip))
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .take(HOLDINGS)
+        .map(Holding::from)
+        .collect();
     let s = state.store.client_summary(ip, RECENT_HITS).await?;
     // One indexed page of at most one row: the hit log's client and action filters.
     let logged = EvidenceFilter {
@@ -68,6 +135,8 @@ pub async fn client(
     Ok(Json(ClientResponse {
         client: ip.to_string(),
         identity: identity.as_deref().cloned().map(Identity::from),
+        at: rfc3339(at_ms),
+        holdings,
         first_seen: s.first_seen_ms.map(rfc3339),
         last_seen: s.last_seen_ms.map(rfc3339),
         hit_count: s.hit_count,

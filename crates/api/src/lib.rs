@@ -15,6 +15,7 @@ mod error;
 mod feeds;
 pub mod group_log;
 mod health;
+mod identities;
 mod incidents;
 mod ledger;
 mod lists;
@@ -53,6 +54,9 @@ pub struct ApiState {
     /// The evidence store behind its traits (SQLite's `Store` today).
     pub store: Arc<dyn Stores>,
     pub ledger: SharedLedger,
+    /// Who held each address when (DHCP leases, RADIUS logins), for
+    /// `GET /api/v1/clients/{ip}?at=`; None when no `[identity]` source is configured.
+    pub identities: Option<poolguard_identity::SharedIdentities>,
     /// Where `POST /api/v1/ledger/reload` re-reads the ledger from; None = reload disabled.
     pub ledger_path: Option<PathBuf>,
     /// Swapped whole on SIGHUP (`Running::reload_tokens`), so a leaked token is revoked and a
@@ -100,6 +104,7 @@ impl ApiState {
         Self {
             store: Arc::new(store),
             ledger,
+            identities: None,
             ledger_path,
             tokens: Arc::new(ArcSwap::from_pointee(Tokens::from_config(&api.tokens))),
             writer,
@@ -132,6 +137,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/hits", get(lists::hits))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/clients/{ip}", get(clients::client))
+        .route("/api/v1/identities", get(identities::find))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::get))

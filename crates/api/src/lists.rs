@@ -46,6 +46,12 @@ pub struct ListParams {
     feed: Option<String>,
     /// Department from the asset ledger.
     department: Option<String>,
+    /// Hits only: the MAC that held the address (any common spelling).
+    mac: Option<String>,
+    /// Hits only: the account logged in at the address (case-insensitive).
+    account: Option<String>,
+    /// Hits only: the owner from the ledger (case-insensitive).
+    owner: Option<String>,
     /// RFC 3339 time, inclusive.
     since: Option<String>,
     /// RFC 3339 time, exclusive.
@@ -178,13 +184,16 @@ pub fn check_keys(
     Ok(out)
 }
 
-const LIST_KEYS: [&str; 12] = [
+const LIST_KEYS: [&str; 15] = [
     "client",
     "name",
     "type",
     "action",
     "feed",
     "department",
+    "mac",
+    "account",
+    "owner",
     "since",
     "until",
     "limit",
@@ -245,6 +254,22 @@ pub fn parse_list(
                     ));
                 }
                 f.department = Some(v);
+            }
+            "mac" => {
+                let mac = poolguard_identity::normalise_mac(&v).ok_or_else(|| {
+                    ApiError::bad_param("mac", format!("`{v}` is not a MAC like 00:1a:2b:3c:4d:5e"))
+                })?;
+                f.mac = Some(mac.to_string());
+            }
+            "account" | "owner" => {
+                if v.is_empty() || v.chars().count() > 200 {
+                    return Err(ApiError::bad_param(key, "must be 1-200 characters"));
+                }
+                if key == "account" {
+                    f.account = Some(v);
+                } else {
+                    f.owner = Some(v);
+                }
             }
             "since" => f.since_ms = Some(parse_time("since", &v)?),
             "until" => f.until_ms = Some(parse_time("until", &v)?),
@@ -415,7 +440,8 @@ fn to_csv(items: &[Item], hits: bool) -> Result<Vec<u8>, csv::Error> {
     ];
     if hits {
         header.extend([
-            "network", "asset", "mac", "kind", "location", "owner", "contact",
+            "network", "asset", "mac", "kind", "location", "owner", "contact", "account",
+            "hostname", "source",
         ]);
     }
     // A group's query log says which node answered each query.
@@ -454,6 +480,9 @@ fn to_csv(items: &[Item], hits: bool) -> Result<Vec<u8>, csv::Error> {
                     id.location,
                     id.owner,
                     id.contact,
+                    id.account,
+                    id.hostname,
+                    id.source,
                 ]
                 .iter()
                 .map(opt),

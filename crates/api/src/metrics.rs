@@ -331,6 +331,33 @@ pub const METRICS: &[Metric] = &[
         "Asset ledger reloads and uploads over the API",
         Series::Plain,
     ),
+    // Identity sources (docs/IDENTITY.md)
+    counter(
+        "poolguard_radius_requests_total",
+        "RADIUS Accounting-Requests accepted and answered, by Acct-Status-Type",
+        Series::Label(
+            "status",
+            &["start", "interim", "stop", "on", "off", "other"],
+        ),
+    ),
+    counter(
+        "poolguard_radius_dropped_total",
+        "RADIUS packets dropped unanswered and never stored, by reason (unknown_nas, bad_authenticator, malformed, not_accounting)",
+        Series::Label(
+            "reason",
+            &[
+                "unknown_nas",
+                "bad_authenticator",
+                "malformed",
+                "not_accounting",
+            ],
+        ),
+    ),
+    counter(
+        "poolguard_identity_rejected_total",
+        "Lease file records that could not be read, by source (kea, dhcpd); each is logged with its file and line",
+        Series::Label("source", &["kea", "dhcpd"]),
+    ),
     // Exports (docs/EXPORT.md)
     counter(
         "poolguard_export_dropped_total",

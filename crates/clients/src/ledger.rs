@@ -11,6 +11,7 @@
 //! are refused with the hint to save as "CSV UTF-8": a wrong guess would load garbage names.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,9 @@ const HEADER: [&str; 8] = [
     "contact",
 ];
 
+/// The optional ninth column: the account (portal or 802.1X login) of the row's owner.
+const ACCOUNT: &str = "account";
+
 /// Why a ledger could not be used at all (individual bad rows are [`RejectedRow`]s instead).
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -44,7 +48,7 @@ pub enum LedgerError {
         source: std::io::Error,
     },
     #[error(
-        "asset ledger {path}: the header must be `network,mac,asset,kind,location,department,owner,contact`, found `{found}`"
+        "asset ledger {path}: the header must be `network,mac,asset,kind,location,department,owner,contact` (optionally `,account`), found `{found}`"
     )]
     Header { path: PathBuf, found: String },
     #[error("asset ledger {path}: {source}")]
@@ -161,6 +165,8 @@ struct Row {
     owner: Option<String>,
     #[serde(default)]
     contact: Option<String>,
+    #[serde(default)]
+    account: Option<String>,
 }
 
 /// An immutable longest-prefix table from client networks to identities.
@@ -168,6 +174,10 @@ struct Row {
 pub struct Ledger {
     v4: PrefixMap<Ipv4Net, Arc<Identity>>,
     v6: PrefixMap<Ipv6Net, Arc<Identity>>,
+    /// Rows by MAC (`00:1a:2b:3c:4d:5e`): whose a device is, wherever DHCP puts it.
+    by_mac: HashMap<String, Arc<Identity>>,
+    /// Rows by account, lower case: whose a login is.
+    by_account: HashMap<String, Arc<Identity>>,
     len: usize,
 }
 
@@ -250,7 +260,10 @@ impl Ledger {
             .iter()
             .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
             .collect();
-        if found != HEADER {
+        let with_account = found.len() == HEADER.len() + 1 && found[HEADER.len()] == ACCOUNT;
+        if found[..found.len().min(HEADER.len())] != HEADER
+            || !(found.len() == HEADER.len() || with_account)
+        {
             return Err(LedgerError::Header {
                 path: path.to_path_buf(),
                 found: headers.iter().collect::<Vec<_>>().join(","),
@@ -273,10 +286,10 @@ impl Ledger {
                 }
             };
             let line = record.position().map(|p| p.line()).unwrap_or(0);
-            if record.len() != HEADER.len() {
+            if record.len() != headers.len() {
                 report.rejected.push(RejectedRow {
                     line,
-                    reason: format!("has {} fields, expected {}", record.len(), HEADER.len()),
+                    reason: format!("has {} fields, expected {}", record.len(), headers.len()),
                 });
                 continue;
             }
@@ -292,10 +305,25 @@ impl Ledger {
             };
             match parse_row(row) {
                 Ok((net, identity)) => {
-                    if !seen.insert(net) {
+                    let twice = match net {
+                        Some(net) => {
+                            (!seen.insert(format!("network {net}"))).then_some(net.to_string())
+                        }
+                        None => [
+                            identity.mac.as_ref().map(|m| format!("mac {m}")),
+                            identity
+                                .account
+                                .as_ref()
+                                .map(|a| format!("account {}", a.to_lowercase())),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .find(|k| !seen.insert(k.clone())),
+                    };
+                    if let Some(what) = twice {
                         report.rejected.push(RejectedRow {
                             line,
-                            reason: format!("network {net} is listed twice; the first row wins"),
+                            reason: format!("{what} is listed twice; the first row wins"),
                         });
                         continue;
                     }
@@ -313,20 +341,39 @@ impl Ledger {
         Ok((ledger, report))
     }
 
-    fn insert(&mut self, net: IpNet, identity: Identity) {
+    fn insert(&mut self, net: Option<IpNet>, identity: Identity) {
         let identity = Arc::new(identity);
+        if let Some(mac) = &identity.mac {
+            self.by_mac
+                .entry(mac.clone())
+                .or_insert_with(|| Arc::clone(&identity));
+        }
+        if let Some(account) = &identity.account {
+            self.by_account
+                .entry(account.to_lowercase())
+                .or_insert_with(|| Arc::clone(&identity));
+        }
         match net {
-            IpNet::V4(n) => {
+            Some(IpNet::V4(n)) => {
                 self.v4.insert(n, identity);
             }
-            IpNet::V6(n) => {
+            Some(IpNet::V6(n)) => {
                 self.v6.insert(n, identity);
             }
+            None => {}
         }
         self.len += 1;
     }
 
-    /// Number of networks in the ledger.
+    /// The row of a device or login: by MAC (lower-case `aa:bb:…`) first, else by account
+    /// (case-insensitive). What an identity source's holder is looked up with.
+    pub fn lookup_device(&self, mac: Option<&str>, account: Option<&str>) -> Option<Arc<Identity>> {
+        mac.and_then(|m| self.by_mac.get(m))
+            .or_else(|| account.and_then(|a| self.by_account.get(&a.to_lowercase())))
+            .cloned()
+    }
+
+    /// Number of rows in force (networks, devices and accounts).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -351,11 +398,48 @@ impl Ledger {
     }
 }
 
-fn parse_row(row: Row) -> Result<(IpNet, Identity), String> {
+/// A row's network (None for a device or account row) and identity.
+fn parse_row(row: Row) -> Result<(Option<IpNet>, Identity), String> {
+    let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let mac = match row.mac.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        None => None,
+        Some(m) => Some(
+            parse_mac(m)
+                .ok_or_else(|| format!("mac `{m}` is not six hex pairs like 00:1a:2b:3c:4d:5e"))?,
+        ),
+    };
+    let account = clean(row.account);
     let net_text = row.network.trim();
-    if net_text.is_empty() {
-        return Err("`network` is empty; it must be an IP address or CIDR".into());
-    }
+    let net = if net_text.is_empty() {
+        if mac.is_none() && account.is_none() {
+            return Err(
+                "`network` is empty; it must be an IP address or CIDR (or give a mac or account)"
+                    .into(),
+            );
+        }
+        None
+    } else {
+        Some(parse_network(net_text)?)
+    };
+    Ok((
+        net,
+        Identity {
+            network: net.map(|n| n.to_string()),
+            asset: clean(row.asset),
+            mac,
+            kind: clean(row.kind),
+            location: clean(row.location),
+            department: clean(row.department),
+            owner: clean(row.owner),
+            contact: clean(row.contact),
+            source: None,
+            account,
+            hostname: None,
+        },
+    ))
+}
+
+fn parse_network(net_text: &str) -> Result<IpNet, String> {
     let net: IpNet = if net_text.contains('/') {
         let n: IpNet = net_text
             .parse()
@@ -373,27 +457,7 @@ fn parse_row(row: Row) -> Result<(IpNet, Identity), String> {
             .map_err(|_| format!("`{net_text}` is not an IP address or CIDR"))?;
         IpNet::from(ip.to_canonical())
     };
-    let mac = match row.mac.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
-        None => None,
-        Some(m) => Some(
-            parse_mac(m)
-                .ok_or_else(|| format!("mac `{m}` is not six hex pairs like 00:1a:2b:3c:4d:5e"))?,
-        ),
-    };
-    let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    Ok((
-        net,
-        Identity {
-            network: Some(net.to_string()),
-            asset: clean(row.asset),
-            mac,
-            kind: clean(row.kind),
-            location: clean(row.location),
-            department: clean(row.department),
-            owner: clean(row.owner),
-            contact: clean(row.contact),
-        },
-    ))
+    Ok(net)
 }
 
 /// Normalises `00-1A-2b:3c.4d.5e` style MACs to lower-case colon form, or None if invalid.
@@ -494,6 +558,36 @@ fd00::/64,,v6-net,,,,,\n";
             assert!(matches!(e, LedgerError::Encoding { .. }), "{e}");
             assert!(e.to_string().contains("save it as \"CSV UTF-8\""), "{e}");
         }
+    }
+
+    #[test]
+    fn device_and_account_rows_answer_lookups_by_mac_and_account() {
+        let csv = "network,mac,asset,kind,location,department,owner,contact,account\n\
+10.20.0.0/16,,,subnet,,Library,,,\n\
+,00-1A-2B-3C-4D-5E,laptop-7,laptop,,Physics,Zhang Wei,zhang@example.edu,\n\
+,,,,,Chemistry,Li Na,li@example.edu,LiNa01\n\
+,00:1a:2b:3c:4d:5e,dup,,,,,,\n\
+,,,,,,,,\n";
+        let (l, report) = Ledger::from_reader(csv.as_bytes(), Path::new("t.csv")).unwrap();
+        assert_eq!(report.loaded, 3);
+        let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![5, 6], "{:?}", report.rejected);
+        let id = l.lookup_device(Some("00:1a:2b:3c:4d:5e"), None).unwrap();
+        assert_eq!(id.owner.as_deref(), Some("Zhang Wei"));
+        assert_eq!(id.network, None);
+        let id = l
+            .lookup_device(Some("00:00:00:00:00:01"), Some("lina01"))
+            .unwrap();
+        assert_eq!(id.owner.as_deref(), Some("Li Na"));
+        assert!(l.lookup_device(None, None).is_none());
+        // A device row is no network: addresses still go by the network rows.
+        assert_eq!(
+            l.lookup("10.20.1.1".parse().unwrap())
+                .unwrap()
+                .department
+                .as_deref(),
+            Some("Library")
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Clients: who is behind an IP address, from the campus asset ledger.
 //!
 //! The ledger is a CSV file that network ops already keep (`network,mac,asset,kind,location,
-//! department,owner,contact`). It is parsed once into an immutable [`Ledger`] (a longest-prefix
+//! department,owner,contact`, optionally `,account`). Rows with a network say who an address
+//! is; rows with only a MAC or an account say whose a device or login is, for addresses that
+//! DHCP and RADIUS hand out (`poolguard_identity`). It is parsed once into an immutable [`Ledger`] (a longest-prefix
 //! table) and published through [`SharedLedger`], an `ArcSwap`: the store writer reads the
 //! current snapshot lock-free for every event, and a reload swaps a whole new table in.
 //! Replacing the file over the API, with its version history, is [`upload`]'s job.
@@ -27,4 +29,11 @@ pub struct Identity {
     pub department: Option<String>,
     pub owner: Option<String>,
     pub contact: Option<String>,
+    /// The account logged in at the address (RADIUS), or the ledger row's account.
+    pub account: Option<String>,
+    /// The host name the DHCP client sent.
+    pub hostname: Option<String>,
+    /// Where MAC, account and host name came from: `ledger`, or the identity sources that
+    /// knew who held the address then (`kea`, `dhcpd`, `radius`, joined by `+`).
+    pub source: Option<String>,
 }

@@ -13,6 +13,7 @@ pub use poolguard_model::{Action, FeedFormat, FeedKind, Severity};
 
 pub mod email;
 pub mod export;
+pub mod identity;
 pub mod incidents;
 pub mod reports;
 pub mod robots;
@@ -102,6 +103,9 @@ pub struct Config {
     /// The written incident report: language, time zone, institution header.
     #[serde(default)]
     pub reports: crate::reports::ReportsConfig,
+    /// Who held an address when: DHCP lease files and RADIUS accounting.
+    #[serde(default)]
+    pub identity: crate::identity::IdentityConfig,
     /// Directory of the config file; relative paths are resolved against it. Not a TOML key.
     #[serde(skip)]
     pub base_dir: PathBuf,

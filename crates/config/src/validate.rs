@@ -179,6 +179,8 @@ impl Config {
             .map_err(|(key, reason)| invalid(key, reason))?;
         crate::store::validate(&self.store, &|p| self.resolve(p))
             .map_err(|(key, reason)| invalid(key, reason))?;
+        crate::identity::validate(&self.identity, &|p| self.resolve(p))
+            .map_err(|(key, reason)| invalid(key, reason))?;
         if self.store.batch_size == 0 || self.store.queue_capacity == 0 {
             return Err(invalid(
                 "store.batch_size / store.queue_capacity".into(),

@@ -29,7 +29,7 @@ use poolguard_store::rollup::Kind;
 /// The columns [`map_hit`] reads, in order.
 pub(crate) const HIT_COLUMNS: &str = "node, local_block, local_index, time_ms, client, port, \
     transport, name, qtype, action, feed, rule, rcode, answer, latency_us, upstream, network, \
-    asset, mac, kind, location, department, owner, contact";
+    asset, mac, kind, location, department, owner, contact, account, hostname, identity_source";
 
 /// The id a hit has in the node that recorded it (as that node's SQLite store numbers it):
 /// unique per node, shown in the API's `id`.
@@ -51,6 +51,9 @@ fn map_hit(r: &Row) -> Result<(StoredRow, HitKey), PgError> {
         department: r.try_get(21)?,
         owner: r.try_get(22)?,
         contact: r.try_get(23)?,
+        account: r.try_get(24)?,
+        hostname: r.try_get(25)?,
+        source: r.try_get(26)?,
     };
     let key = HitKey {
         node: r.try_get(0)?,
@@ -129,6 +132,18 @@ fn conditions(f: &EvidenceFilter, key: Option<&HitKey>) -> (String, Params) {
             push(
                 &mut sql,
                 &format!(" AND {column} = $?"),
+                Box::new(v.clone()),
+            );
+        }
+    }
+    if let Some(m) = &f.mac {
+        push(&mut sql, " AND mac = $?", Box::new(m.clone()));
+    }
+    for (column, v) in [("account", &f.account), ("owner", &f.owner)] {
+        if let Some(v) = v {
+            push(
+                &mut sql,
+                &format!(" AND lower({column}) = lower($?)"),
                 Box::new(v.clone()),
             );
         }

@@ -62,6 +62,7 @@ pub(crate) fn map_incident(r: &Row) -> Result<IncidentRow, PgError> {
             department: r.try_get(8)?,
             owner: r.try_get(9)?,
             contact: r.try_get(10)?,
+            ..Identity::default()
         },
         device: r.try_get(11)?,
         owner: r.try_get(12)?,

@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5];
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -387,6 +387,14 @@ END $$;
 /// Name and client rows kept per bucket and node once a bucket is trimmed (the SQLite store's
 /// `rollup::TOP_K`).
 pub const ROLLUP_KEEP: i32 = poolguard_store::rollup::TOP_K as i32;
+
+/// Who held the hit's address at its time (issue 15, docs/IDENTITY.md): the account, the host
+/// name and the identity sources that named them (`kea`, `dhcpd+radius`). NULL for hits
+/// shipped before, and when the ledger alone identified the client.
+const V6: &str = r#"
+ALTER TABLE hits ADD COLUMN account TEXT, ADD COLUMN hostname TEXT,
+    ADD COLUMN identity_source TEXT;
+"#;
 
 /// The channel every node listens on; the payload names what changed.
 pub const CHANGES_CHANNEL: &str = "poolguard_changes";

@@ -171,6 +171,7 @@ pub fn map_incident(r: &Row<'_>) -> rusqlite::Result<IncidentRow> {
             department: r.get(8)?,
             owner: r.get(9)?,
             contact: r.get(10)?,
+            ..Identity::default()
         },
         device: r.get(11)?,
         owner: r.get(12)?,

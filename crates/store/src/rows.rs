@@ -37,6 +37,13 @@ pub struct ListFilter<C = ([u8; 16], [u8; 16]), K = (i64, i64)> {
     pub action: Option<String>,
     pub feed: Option<String>,
     pub department: Option<String>,
+    /// Hits only (query rows have no identity): the MAC stored with the hit, lower-case
+    /// colon form (`00:1a:2b:3c:4d:5e`).
+    pub mac: Option<String>,
+    /// Hits only: the account stored with the hit, case-insensitive.
+    pub account: Option<String>,
+    /// Hits only: the ledger owner stored with the hit, case-insensitive.
+    pub owner: Option<String>,
     /// Inclusive lower bound, ms since the epoch.
     pub since_ms: Option<i64>,
     /// Exclusive upper bound, ms since the epoch.
@@ -56,6 +63,9 @@ impl<C, K> Default for ListFilter<C, K> {
             action: None,
             feed: None,
             department: None,
+            mac: None,
+            account: None,
+            owner: None,
             since_ms: None,
             until_ms: None,
             cursor: None,
@@ -78,12 +88,21 @@ impl<C, K> ListFilter<C, K> {
             action: self.action,
             feed: self.feed,
             department: self.department,
+            mac: self.mac,
+            account: self.account,
+            owner: self.owner,
             since_ms: self.since_ms,
             until_ms: self.until_ms,
             cursor: self.cursor.map(cursor).transpose()?,
             limit: self.limit,
         })
     }
+}
+
+/// Text equal but for case (Latin letters): how accounts and owners are searched.
+pub fn same_text(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+        || (!(a.is_ascii() && b.is_ascii()) && a.to_lowercase() == b.to_lowercase())
 }
 
 /// One stored query or hit.

@@ -16,6 +16,16 @@ pub struct Identity {
     pub department: Option<String>,
     pub owner: Option<String>,
     pub contact: Option<String>,
+    /// The account logged in at the address then (RADIUS), or the ledger row's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The host name the DHCP client sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Which identity sources named the holder (`kea`, `dhcpd`, `radius`, joined by `+`);
+    /// absent when the ledger alone identified the address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl From<poolguard_clients::Identity> for Identity {
@@ -29,6 +39,9 @@ impl From<poolguard_clients::Identity> for Identity {
             department: i.department,
             owner: i.owner,
             contact: i.contact,
+            account: i.account,
+            hostname: i.hostname,
+            source: i.source,
         }
     }
 }

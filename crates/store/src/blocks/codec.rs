@@ -1,11 +1,12 @@
 //! The block format: many query-log rows in one compact, self-contained byte string.
 //!
 //! ```text
-//! block  := version(u8 = 3) rows(varint) base_ms(zigzag) events_len(varint) events dict×12
+//! block  := version(u8 = 4) rows(varint) base_ms(zigzag) events_len(varint) events dict×15
 //! event  := dt_ms(zigzag, from the previous row) flags(u8) client(4|16) port(u16 le)
 //!           [stream(u8: 0 tcp, 1 dot, 2 doh) if flags & TCP]
 //!           qtype rcode feed upstream department (varint dictionary codes, 0 = none)
-//!           [network asset mac kind location owner contact (codes) if flags & SNAPSHOT]
+//!           [network asset mac kind location owner contact account hostname source
+//!            (codes) if flags & SNAPSHOT]
 //!           name(str) [rule(str) if flags & RULE] answer(str) latency_us(varint)
 //! dict   := count(varint) str×count          (code n is entry n-1)
 //! str    := len(varint) utf-8 bytes
@@ -20,6 +21,9 @@
 //! the query log and the hits); version 1 blocks (five dictionaries, no snapshot) still read.
 //! Version 3 added the stream byte after the port of TCP rows (DoT and DoH are connections
 //! too; the flags byte has no bit left): version 1 and 2 rows with the TCP flag are plain TCP.
+//! Version 4 added who held the address at the hit's time (account, host name, and the
+//! identity sources that said so; the MAC was already there): versions 2 and 3 have a
+//! seven-field snapshot and twelve dictionaries.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -29,11 +33,15 @@ use crate::ip_key;
 use poolguard_clients::Identity;
 use poolguard_record::{Outcome, QueryEvent, Transport};
 
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
+/// Blocks written before who held the address (a seven-field snapshot).
+const VERSION_3: u8 = 3;
 /// Blocks written before the stream byte (DoT, DoH): no byte after the port.
 const VERSION_2: u8 = 2;
 /// Blocks written before the snapshot fields (schema 6–7).
 const VERSION_1: u8 = 1;
+/// Snapshot fields in a version 2 or 3 block.
+const SNAPSHOT_FIELDS_V2: usize = 7;
 const TCP: u8 = 0x10;
 const V6: u8 = 0x20;
 const RULE: u8 = 0x40;
@@ -102,6 +110,11 @@ pub struct Snapshot<'a> {
     pub location: Option<&'a str>,
     pub owner: Option<&'a str>,
     pub contact: Option<&'a str>,
+    /// The account that held the address then (RADIUS), or the ledger row's.
+    pub account: Option<&'a str>,
+    pub hostname: Option<&'a str>,
+    /// The identity sources that knew the holder (`kea`, `dhcpd+radius`); None: ledger only.
+    pub source: Option<&'a str>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -115,6 +128,9 @@ impl<'a> Snapshot<'a> {
             location: i.location.as_deref(),
             owner: i.owner.as_deref(),
             contact: i.contact.as_deref(),
+            account: i.account.as_deref(),
+            hostname: i.hostname.as_deref(),
+            source: i.source.as_deref(),
         }
     }
 
@@ -130,10 +146,29 @@ impl<'a> Snapshot<'a> {
             department: own(department),
             owner: own(self.owner),
             contact: own(self.contact),
+            account: own(self.account),
+            hostname: own(self.hostname),
+            source: own(self.source),
         }
     }
 
-    fn fields(&self) -> [Option<&'a str>; 7] {
+    /// The inverse of [`Snapshot::fields`].
+    fn from_fields(f: [Option<&'a str>; SNAPSHOT_FIELDS]) -> Self {
+        Self {
+            network: f[0],
+            asset: f[1],
+            mac: f[2],
+            kind: f[3],
+            location: f[4],
+            owner: f[5],
+            contact: f[6],
+            account: f[7],
+            hostname: f[8],
+            source: f[9],
+        }
+    }
+
+    fn fields(&self) -> [Option<&'a str>; SNAPSHOT_FIELDS] {
         [
             self.network,
             self.asset,
@@ -142,6 +177,9 @@ impl<'a> Snapshot<'a> {
             self.location,
             self.owner,
             self.contact,
+            self.account,
+            self.hostname,
+            self.source,
         ]
     }
 }
@@ -184,9 +222,9 @@ const RCODE: usize = 1;
 const FEED: usize = 2;
 const UPSTREAM: usize = 3;
 const DEPARTMENT: usize = 4;
-/// The snapshot's seven fields take slots 5..12, in [`Snapshot::fields`] order.
+/// The snapshot's ten fields take slots 5..15, in [`Snapshot::fields`] order.
 const SNAPSHOT_FIRST: usize = 5;
-const SNAPSHOT_FIELDS: usize = 7;
+const SNAPSHOT_FIELDS: usize = 10;
 const DICTS: usize = SNAPSHOT_FIRST + SNAPSHOT_FIELDS;
 /// Dictionaries in a version 1 block.
 const DICTS_V1: usize = 5;
@@ -383,6 +421,8 @@ pub fn read_counts(bytes: &[u8]) -> Result<[u64; OUTCOMES.len()], BlockError> {
 
 /// A parsed block: its dictionaries, and its rows to iterate.
 pub struct Block<'a> {
+    /// Snapshot fields each row with a snapshot has (by format version).
+    snapshot_fields: usize,
     rows: u32,
     base_ms: i64,
     events: &'a [u8],
@@ -396,9 +436,10 @@ impl<'a> Block<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Self, BlockError> {
         let mut r = Reader(data);
         let version = r.byte()?;
-        let n_dicts = match version {
-            VERSION | VERSION_2 => DICTS,
-            VERSION_1 => DICTS_V1,
+        let (n_dicts, snapshot_fields) = match version {
+            VERSION => (DICTS, SNAPSHOT_FIELDS),
+            VERSION_3 | VERSION_2 => (SNAPSHOT_FIRST + SNAPSHOT_FIELDS_V2, SNAPSHOT_FIELDS_V2),
+            VERSION_1 => (DICTS_V1, 0),
             v => return Err(BlockError::Version(v)),
         };
         let rows = u32::try_from(r.varint()?).map_err(|_| BlockError::Corrupt("row count"))?;
@@ -418,7 +459,8 @@ impl<'a> Block<'a> {
             }
         }
         Ok(Self {
-            stream_byte: version >= VERSION,
+            snapshot_fields,
+            stream_byte: version >= VERSION_3,
             rows,
             base_ms,
             events,
@@ -521,19 +563,10 @@ impl<'a> Entries<'_, 'a> {
         let department = b.lookup(DEPARTMENT, r.varint()?)?;
         let snapshot = if flags & SNAPSHOT != 0 {
             let mut f = [None; SNAPSHOT_FIELDS];
-            for (i, slot) in f.iter_mut().enumerate() {
+            for (i, slot) in f.iter_mut().take(b.snapshot_fields).enumerate() {
                 *slot = b.lookup(SNAPSHOT_FIRST + i, r.varint()?)?;
             }
-            let [network, asset, mac, kind, location, owner, contact] = f;
-            Some(Snapshot {
-                network,
-                asset,
-                mac,
-                kind,
-                location,
-                owner,
-                contact,
-            })
+            Some(Snapshot::from_fields(f))
         } else {
             None
         };
@@ -668,6 +701,9 @@ mod tests {
                 location: (i % 8 == 1).then_some("B12"),
                 owner: Some("A. Person"),
                 contact: None,
+                account: (i % 8 == 5).then_some("alice"),
+                hostname: (i % 8 == 1).then_some("dorm-pc"),
+                source: (i % 8 == 5).then_some("kea+radius"),
             }),
         }
     }
@@ -694,6 +730,51 @@ mod tests {
         let block = Block::parse(&v1).expect("a version 1 block parses");
         let back: Vec<Entry<'_>> = block.entries().map(|r| r.unwrap().1).collect();
         assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn version_2_and_3_blocks_still_read() {
+        // Seven snapshot codes per row and seven snapshot dictionaries; a UDP row (no stream
+        // byte), written the same in both.
+        let mut enc = BlockEncoder::default();
+        let row = Entry {
+            snapshot: Some(Snapshot {
+                asset: Some("PHY-0042"),
+                owner: Some("A. Person"),
+                ..Snapshot::default()
+            }),
+            transport: Transport::Udp,
+            ..entry(1)
+        };
+        enc.push(&row);
+        let v3 = enc.seal().unwrap().data;
+        let block = Block::parse(&v3).unwrap();
+        let (_, back) = block.entries().next().unwrap().unwrap();
+        assert_eq!(back, row);
+        // The same row in version 2: drop the three new codes (all 0, the last three bytes
+        // before the name) and the three new (empty) dictionaries at the end.
+        let name_at = v3
+            .windows(row.name.len())
+            .position(|w| w == row.name.as_bytes())
+            .unwrap()
+            - 1;
+        assert_eq!(&v3[name_at - 3..name_at], &[0, 0, 0]);
+        let mut v2 = [&v3[..name_at - 3], &v3[name_at..v3.len() - 3]].concat();
+        // events_len shrank by three (one byte varint after version, rows and base_ms).
+        let events_len_at = 1 + 1 + {
+            let mut n = 1;
+            while v3[1 + n] & 0x80 != 0 {
+                n += 1;
+            }
+            n
+        };
+        v2[events_len_at] -= 3;
+        for version in [VERSION_2, VERSION_3] {
+            v2[0] = version;
+            let block = Block::parse(&v2).expect("an older block parses");
+            let (_, old) = block.entries().next().unwrap().unwrap();
+            assert_eq!(old, row, "version {version}");
+        }
     }
 
     #[test]

@@ -52,6 +52,7 @@ impl LegacyRow {
                     location: g(4),
                     owner: g(5),
                     contact: g(6),
+                    ..codec::Snapshot::default()
                 }
             }),
         }

@@ -60,6 +60,24 @@ fn row_matches(f: &ListFilter, e: &Entry<'_>, id: i64) -> bool {
         && f.department
             .as_deref()
             .is_none_or(|d| e.department == Some(d))
+        && identity_matches(f, e)
+}
+
+/// The identity filters (hits only): a row without a snapshot matches none of them.
+fn identity_matches(f: &ListFilter, e: &Entry<'_>) -> bool {
+    if f.mac.is_none() && f.account.is_none() && f.owner.is_none() {
+        return true;
+    }
+    let Some(s) = e.snapshot else {
+        return false;
+    };
+    let text = |want: &Option<String>, have: Option<&str>| {
+        want.as_deref()
+            .is_none_or(|w| have.is_some_and(|h| crate::rows::same_text(w, h)))
+    };
+    f.mac.as_deref().is_none_or(|m| s.mac == Some(m))
+        && text(&f.account, s.account)
+        && text(&f.owner, s.owner)
 }
 
 /// One page of `table` matching `f`, newest first (the contract of `read::list`).

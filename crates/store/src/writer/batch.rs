@@ -19,14 +19,16 @@ use crate::incidents_tx::SqliteIncidentTx;
 use crate::known_names::KnownNames;
 use crate::rows::Table;
 use poolguard_clients::{Identity, Ledger, SharedLedger};
+use poolguard_identity::IdentityIndex;
 use poolguard_record::QueryEvent;
 
-/// Writes one batch in one transaction; returns (query rows, hit rows) written. `replayed`
+/// Writes one batch in one transaction; returns (query rows, hit rows) written. Hits are
+/// attributed through the ledger and the identity index (when one is plugged in). `replayed`
 /// (spool file id, offset) is stored in the same transaction when the batch is a replay.
 pub(super) fn write_batch(
     conn: &mut Connection,
     batch: &[QueryEvent],
-    ledger: &SharedLedger,
+    (ledger, identities): (&SharedLedger, Option<&IdentityIndex>),
     log_queries: bool,
     tracker: Option<&dyn BatchHook>,
     known: &mut KnownNames,
@@ -43,7 +45,11 @@ pub(super) fn write_batch(
         .execute(params![id, i64::try_from(end).unwrap_or(i64::MAX)])?;
     }
     let Some(tracker) = tracker else {
-        let written = insert_events_into(&tx, batch, &ledger, log_queries, None, Some(known))?;
+        let who = Attribution {
+            ledger: &ledger,
+            identities,
+        };
+        let written = insert_attributed(&tx, batch, &who, log_queries, None, Some(known))?;
         tx.commit()?;
         return Ok(written);
     };
@@ -52,14 +58,11 @@ pub(super) fn write_batch(
     // while the hit rows themselves are kept. Once per batch, not per hit: grouped by client,
     // a burst of hits costs one incident lookup and update (see `Tracker::on_hits`).
     let mut hits = Vec::new();
-    let written = insert_events_into(
-        &tx,
-        batch,
-        &ledger,
-        log_queries,
-        Some(&mut hits),
-        Some(known),
-    )?;
+    let who = Attribution {
+        ledger: &ledger,
+        identities,
+    };
+    let written = insert_attributed(&tx, batch, &who, log_queries, Some(&mut hits), Some(known))?;
     guarded(&tx, "incident tracking", |c| {
         tracker.on_hits(&SqliteIncidentTx::new(c), batch, &hits, replayed.is_some())
     })?;
@@ -115,9 +118,75 @@ pub fn insert_events_into(
     events: &[QueryEvent],
     ledger: &Ledger,
     log_queries: bool,
+    hits: Option<&mut Vec<HitRow>>,
+    known: Option<&mut KnownNames>,
+) -> Result<(u64, u64), StoreError> {
+    let who = Attribution {
+        ledger,
+        identities: None,
+    };
+    insert_attributed(conn, events, &who, log_queries, hits, known)
+}
+
+/// What a hit's identity is looked up in: who held its address then (the identity index,
+/// when sources are configured), and whose that device, login or network is (the ledger).
+#[derive(Clone, Copy)]
+pub struct Attribution<'a> {
+    pub ledger: &'a Ledger,
+    pub identities: Option<&'a IdentityIndex>,
+}
+
+impl Attribution<'_> {
+    /// Who `ip` was at `time_ms`: the holder then (with the ledger's row of its device or
+    /// account) or, when no source knew, the ledger's row of the address's network. What the
+    /// writer stores with a hit, and what `GET /api/v1/clients/{ip}?at=` answers.
+    pub fn at(&self, ip: IpAddr, time_ms: i64) -> Option<Arc<Identity>> {
+        let network = self.ledger.lookup(ip);
+        self.of_hit(ip, time_ms, network.as_ref()).or(network)
+    }
+
+    /// The identity of a hit from `ip` at `time_ms`, given the ledger's row of its network.
+    /// With a holder known, the ledger's row of that MAC or account says whose it is (else
+    /// the network's row stays), and the holder's MAC, account and host name are recorded
+    /// with the sources that said so.
+    fn of_hit(
+        &self,
+        ip: IpAddr,
+        time_ms: i64,
+        network: Option<&Arc<Identity>>,
+    ) -> Option<Arc<Identity>> {
+        let holder = self.identities?.lookup(ip, time_ms)?;
+        let device = self
+            .ledger
+            .lookup_device(holder.mac.as_deref(), holder.account.as_deref());
+        let mut identity = device
+            .as_deref()
+            .or(network.map(|n| &**n))
+            .cloned()
+            .unwrap_or_default();
+        if device.is_some() {
+            // The network the address is in, not the device row's (it has none).
+            identity.network = network.and_then(|n| n.network.clone());
+        }
+        let own = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
+        identity.mac = own(&holder.mac).or(identity.mac);
+        identity.account = own(&holder.account).or(identity.account);
+        identity.hostname = own(&holder.hostname);
+        identity.source = Some(holder.source_label());
+        Some(Arc::new(identity))
+    }
+}
+
+/// [`insert_events_into`] with hits attributed through `who` (the writer's path).
+pub fn insert_attributed(
+    conn: &Connection,
+    events: &[QueryEvent],
+    who: &Attribution<'_>,
+    log_queries: bool,
     mut hits: Option<&mut Vec<HitRow>>,
     mut known: Option<&mut KnownNames>,
 ) -> Result<(u64, u64), StoreError> {
+    let ledger = who.ledger;
     let (mut nq, mut nh) = (0u64, 0u64);
     let mut queries = BlockEncoder::default();
     let mut hit_block = BlockEncoder::default();
@@ -148,6 +217,10 @@ pub fn insert_events_into(
         if !e.outcome.is_hit() {
             continue;
         }
+        // Hits only (a few per second at most): who held the address at the hit's time.
+        let held = who.of_hit(ip, e.time_ms, identity.as_ref());
+        let identity = held.or(identity);
+        let id = identity.as_deref();
         hit_block.push(&Entry::hit(e, id));
         nh += 1;
         if hit_block.rows() >= blocks::MAX_BLOCK_ROWS

@@ -6,13 +6,14 @@
 //! order is what makes "flush" mean "everything submitted so far is committed".
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::{Msg, StoreFault, Writer, WriterHealth};
 use crate::StoreError;
+use poolguard_identity::SharedIdentities;
 
 /// A request to the writer thread other than an event.
 pub(super) enum Control {
@@ -29,16 +30,30 @@ pub struct WriterHandle {
     tx: Sender<Msg>,
     thread: Option<JoinHandle<()>>,
     health: Arc<WriterHealth>,
+    identities: Arc<OnceLock<SharedIdentities>>,
 }
 
 impl WriterHandle {
     /// The handle of the writer `thread`, which receives on the other end of `tx`.
-    pub(super) fn new(tx: Sender<Msg>, thread: JoinHandle<()>, health: Arc<WriterHealth>) -> Self {
+    pub(super) fn new(
+        tx: Sender<Msg>,
+        thread: JoinHandle<()>,
+        health: Arc<WriterHealth>,
+        identities: Arc<OnceLock<SharedIdentities>>,
+    ) -> Self {
         Self {
             tx,
             thread: Some(thread),
             health,
+            identities,
         }
+    }
+
+    /// Attributes every hit written from now on through `identities` (who held its address
+    /// at its time, from DHCP leases and RADIUS) before the ledger. Set once, by the app,
+    /// before DNS starts; false when it was set already (the first index stays).
+    pub fn attribute_with(&self, identities: SharedIdentities) -> bool {
+        self.identities.set(identities).is_ok()
     }
 
     /// The writer's live counters (shared with `/healthz`).

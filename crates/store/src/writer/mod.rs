@@ -26,14 +26,14 @@ mod pressure;
 mod queue;
 mod upkeep;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-pub use self::batch::{insert_events, insert_events_into};
+pub use self::batch::{Attribution, insert_attributed, insert_events, insert_events_into};
 use self::control::Control;
 pub use self::control::WriterHandle;
 pub use self::health::{WriterHealth, WriterStatus};
@@ -47,6 +47,7 @@ use crate::spool::Backlog;
 use crate::{Store, StoreError};
 use poolguard_clients::SharedLedger;
 use poolguard_config::StoreConfig;
+use poolguard_identity::SharedIdentities;
 use poolguard_record::{QueryEvent, Sink};
 
 /// While a batch fills, the writer sleeps this long between drains of the queue rather than
@@ -114,10 +115,12 @@ fn spawn_inner(
     health
         .spool_bytes
         .store(backlog.spool().pending_bytes(), Ordering::Relaxed);
+    let identities = Arc::new(OnceLock::new());
     let mut writer = Writer {
         conn,
         cfg: cfg.clone(),
         ledger,
+        identities: Arc::clone(&identities),
         tracker,
         health: Arc::clone(&health),
         batch: Vec::with_capacity(cfg.batch_size.min(65_536)),
@@ -142,7 +145,10 @@ fn spawn_inner(
         })
         .map_err(|e| StoreError::Worker(e.to_string()))?;
     let sink = QueueSink::new(tx.clone(), cfg, Arc::clone(&health));
-    Ok((Arc::new(sink), WriterHandle::new(tx, thread, health)))
+    Ok((
+        Arc::new(sink),
+        WriterHandle::new(tx, thread, health, identities),
+    ))
 }
 
 /// Page cache for the writer's connection, in KiB (SQLite's default is 2 MiB). The `queries`
@@ -173,6 +179,9 @@ struct Writer {
     conn: Connection,
     cfg: StoreConfig,
     ledger: SharedLedger,
+    /// Who held each address when (DHCP, RADIUS), once the app plugs it in
+    /// ([`WriterHandle::attribute_with`]); hits are attributed through it before the ledger.
+    identities: Arc<OnceLock<SharedIdentities>>,
     tracker: Option<Arc<dyn BatchHook>>,
     health: Arc<WriterHealth>,
     batch: Vec<QueryEvent>,

@@ -1,0 +1,187 @@
+//! RADIUS accounting from the real FreeRADIUS `radclient` to a running poolguard: a portal
+//! login's Start names the account on the hits of its address; Interim keeps it; Stop ends
+//! it; a wrong secret and an unknown NAS are dropped, counted and never stored.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+
+use common::tools::require_tool;
+use common::{Proto, TestBed, query_from, request, sha256_hex};
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+const TOKEN: &str = "viewer-token-for-identity";
+const SECRET: &str = "campus-nas-secret";
+const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact,account
+127.0.0.0/8,,,,,Residences,,,
+,,,,,Chemistry,Li Na,li@example.edu,lina
+";
+
+/// A poolguard whose only NAS is `nas` (an address or network).
+async fn bed(nas: &str) -> TestBed {
+    TestBed::builder()
+        .file("clients.csv", LEDGER)
+        .file("nas.secret", &format!("{SECRET}\n"))
+        .toml(&format!(
+            "[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"t\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\
+             [store]\npath = \"data/e.db\"\nflush_interval_ms = 50\n[clients]\nledger = \"clients.csv\"\n\
+             [identity.radius]\nlisten = \"127.0.0.1:0\"\n\
+             [[identity.radius.clients]]\naddress = \"{nas}\"\nsecret_file = \"nas.secret\"\n",
+            sha256_hex(TOKEN)
+        ))
+        .start()
+        .await
+}
+
+/// Sends one accounting request with `radclient`; true when poolguard answered it.
+async fn radclient(server: SocketAddr, secret: &str, attrs: &str) -> bool {
+    let bin = require_tool("radclient", "freeradius-utils");
+    let mut child = tokio::process::Command::new(bin)
+        .args(["-r", "1", "-t", "2", "-q"])
+        .arg(server.to_string())
+        .arg("acct")
+        .arg(secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("radclient starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(attrs.as_bytes()).await.expect("attributes");
+    drop(stdin);
+    child.wait().await.expect("radclient ends").success()
+}
+
+async fn get(bed: &TestBed, path: &str) -> Value {
+    let (status, body) = bed.api_get(path, TOKEN).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+/// The value of a counter series in the `/metrics` text (0 when absent).
+fn counter(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn login(status: &str, ip: &str) -> String {
+    format!(
+        "Acct-Status-Type = {status}, User-Name = \"lina\", Framed-IP-Address = {ip}, \
+         Calling-Station-Id = \"00-1A-2B-3C-4D-5F\", Acct-Session-Id = \"s-{ip}\", \
+         NAS-IP-Address = 127.0.0.1\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounting_from_radclient_names_the_account_of_a_hit() {
+    let bed = bed("127.0.0.1").await;
+    let radius = bed.running().radius_addr().expect("RADIUS listening");
+    assert!(
+        radclient(radius, SECRET, &login("Start", "127.0.0.8")).await,
+        "Start answered"
+    );
+    assert!(radclient(radius, SECRET, &login("Interim-Update", "127.0.0.8")).await);
+
+    query_from(
+        "127.0.0.8".parse().unwrap(),
+        bed.dns,
+        Proto::Udp,
+        &request("xmr.pool.minergate.com.", RecordType::A, true),
+    )
+    .await;
+    let mut items = Vec::new();
+    for _ in 0..100 {
+        bed.running().flush().await.expect("flush");
+        let hits = get(&bed, "/api/v1/hits?client=127.0.0.8").await;
+        items = hits["items"].as_array().cloned().unwrap_or_default();
+        if !items.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(items.len(), 1);
+    let id = &items[0]["identity"];
+    assert_eq!(id["account"], "lina", "{id}");
+    assert_eq!(id["owner"], "Li Na");
+    assert_eq!(id["department"], "Chemistry");
+    assert_eq!(id["mac"], "00:1a:2b:3c:4d:5f");
+    assert_eq!(id["source"], "radius");
+
+    let now = get(&bed, "/api/v1/clients/127.0.0.8").await;
+    assert_eq!(now["identity"]["account"], "lina", "{now}");
+    assert_eq!(now["holdings"].as_array().map(Vec::len), Some(1));
+    assert!(now["holdings"][0]["end"].is_null());
+
+    assert!(
+        radclient(radius, SECRET, &login("Stop", "127.0.0.8")).await,
+        "Stop answered"
+    );
+    let after = get(&bed, "/api/v1/clients/127.0.0.8").await;
+    assert!(after["identity"]["account"].is_null(), "{after}");
+    assert!(after["holdings"][0]["end"].is_string(), "{after}");
+    // The hit keeps who held the address at its time.
+    let hits = get(&bed, "/api/v1/hits?client=127.0.0.8").await;
+    assert_eq!(hits["items"][0]["identity"]["account"], "lina");
+    // Searched as staff ask: by account or owner whatever the case, by MAC in any spelling.
+    for (query, want) in [
+        ("account=LINA", 1),
+        ("owner=li%20na", 1),
+        ("mac=00-1A-2B-3C-4D-5F", 1),
+        ("account=bob", 0),
+        ("mac=00:1a:2b:3c:4d:5f&owner=Zhang%20Wei", 0),
+    ] {
+        let found = get(&bed, &format!("/api/v1/hits?{query}")).await;
+        assert_eq!(
+            found["items"].as_array().map(Vec::len),
+            Some(want),
+            "{query}: {found}"
+        );
+    }
+    let (status, body) = bed.api_get("/api/v1/hits?mac=not-a-mac", TOKEN).await;
+    assert_eq!(status, 400, "{body}");
+    // Where the login has been, and whose it is.
+    let where_ = get(&bed, "/api/v1/identities?account=LINA").await;
+    assert_eq!(where_["ledger"]["owner"], "Li Na", "{where_}");
+    assert_eq!(where_["holdings"][0]["address"], "127.0.0.8", "{where_}");
+    assert_eq!(where_["holdings"][0]["source"], "radius");
+    let (status, body) = bed.api_get("/api/v1/identities", TOKEN).await;
+    assert_eq!(status, 400, "{body}");
+
+    // A wrong secret: no answer, counted, nothing stored.
+    let before = bed.metrics_text().await;
+    let bad = "poolguard_radius_dropped_total{reason=\"bad_authenticator\"}";
+    assert!(!radclient(radius, "not-the-secret", &login("Start", "127.0.0.9")).await);
+    let text = bed.metrics_text().await;
+    assert!(counter(&text, bad) > counter(&before, bad), "{text}");
+    let other = get(&bed, "/api/v1/clients/127.0.0.9").await;
+    assert_eq!(
+        other["holdings"].as_array().map(Vec::len),
+        Some(0),
+        "{other}"
+    );
+    let accepted = "poolguard_radius_requests_total{status=\"start\"}";
+    assert!(counter(&text, accepted) >= 1.0, "{text}");
+    bed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_nas_is_dropped_and_counted() {
+    // Only a NAS in 198.51.100.0/24 may send; radclient sends from 127.0.0.1.
+    let bed = bed("198.51.100.0/24").await;
+    let radius = bed.running().radius_addr().expect("RADIUS listening");
+    let before = bed.metrics_text().await;
+    let unknown = "poolguard_radius_dropped_total{reason=\"unknown_nas\"}";
+    assert!(!radclient(radius, SECRET, &login("Start", "127.0.0.10")).await);
+    let text = bed.metrics_text().await;
+    assert!(
+        counter(&text, unknown) > counter(&before, unknown),
+        "{text}"
+    );
+    let held = get(&bed, "/api/v1/clients/127.0.0.10").await;
+    assert_eq!(held["holdings"].as_array().map(Vec::len), Some(0), "{held}");
+    bed.shutdown().await;
+}
