@@ -289,6 +289,21 @@ async fn the_query_log_listed_through_any_node_holds_every_nodes_queries() {
         assert!(group.get("incomplete").is_none(), "{group}");
     }
 
+    // A client's first and last seen cover both nodes' query logs.
+    let seen = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let (na, nb) = (client_of(&a, "node").await, client_of(&b, "node").await);
+    let first = seen(&na, "first_seen").min(seen(&nb, "first_seen"));
+    let last = seen(&na, "last_seen").max(seen(&nb, "last_seen"));
+    assert_ne!(seen(&na, "last_seen"), seen(&nb, "last_seen"), "{na} {nb}");
+    for bed in [&a, &b] {
+        let group = client_of(bed, "group").await;
+        assert_eq!(
+            (seen(&group, "first_seen"), seen(&group, "last_seen")),
+            (first.clone(), last.clone()),
+            "{group}"
+        );
+    }
+
     // A node that does not answer is named; the others' queries are still listed.
     b.shutdown().await;
     let stats = stats_of(&a, "group").await;
@@ -310,4 +325,13 @@ async fn stats_of(bed: &TestBed, scope: &str) -> serde_json::Value {
         .await;
     assert_eq!(status, 200, "{stats}");
     stats
+}
+
+/// `/clients/127.0.0.50` of `bed` with `scope`, answered 200.
+async fn client_of(bed: &TestBed, scope: &str) -> serde_json::Value {
+    let (status, client) = bed
+        .api_get(&format!("/api/v1/clients/127.0.0.50?scope={scope}"), ADMIN)
+        .await;
+    assert_eq!(status, 200, "{client}");
+    client
 }

@@ -24,11 +24,14 @@ const RECENT_HITS: usize = 20;
 /// Holdings of the address shown, newest.
 const HOLDINGS: usize = 50;
 
-/// `?at=`: the moment asked about.
+/// `?at=`: the moment asked about; `?scope=`: which nodes' query logs.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 pub struct ClientQuery {
     /// RFC 3339 time (`2026-12-07T02:14:00Z`); absent = now.
     pub at: Option<String>,
+    /// `group` (default): with several nodes, first/last seen over every node's query log;
+    /// `node`: this node's only.
+    pub scope: Option<String>,
 }
 
 /// One holding of the address: a lease or a login.
@@ -80,6 +83,10 @@ pub struct ClientResponse {
     /// The client looked up a public encrypted-DNS resolver (a `logged` hit, the `bypass`
     /// category): it can resolve around poolguard (docs/FEEDS.md, "Bypass").
     pub bypass_capable: bool,
+    /// Nodes of the group whose query logs are missing from first/last seen (they did not
+    /// answer), each with why; absent when every node answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
 }
 
 /// Identity, first/last seen, hit count and recent hits of one client address.
@@ -98,6 +105,11 @@ pub async fn client(
         .parse()
         .map_err(|_| ApiError::bad_param("ip", format!("`{ip}` is not an IP address")))?;
     let ip = ip.to_canonical();
+    let group_wide = match q.scope.as_deref().map(str::trim) {
+        None | Some("group") => true,
+        Some("node") => false,
+        Some(_) => return Err(ApiError::bad_param("scope", "must be group or node")),
+    };
     let at_ms = match &q.at {
         Some(t) => super::lists::parse_time("at", t)?,
         None => poolguard_identity::now_ms(),
@@ -119,6 +131,16 @@ pub async fn client(
         .map(Holding::from)
         .collect();
     let s = state.store.client_summary(ip, RECENT_HITS).await?;
+    // Hits are the group's in a shared store; each node's query log is its own, so the
+    // others are asked when they saw the address.
+    let (mut first_seen, mut last_seen) = (s.first_seen_ms, s.last_seen_ms);
+    let mut incomplete = Vec::new();
+    if let (Some(group), true) = (&state.group, group_wide) {
+        let ((first, last), missing) = super::group_log::peer_seen(group, ip).await;
+        first_seen = first_seen.into_iter().chain(first).min();
+        last_seen = last_seen.into_iter().chain(last).max();
+        incomplete = missing;
+    }
     // One indexed page of at most one row: the hit log's client and action filters.
     let logged = EvidenceFilter {
         client: Some(IpNet::from(ip)),
@@ -137,10 +159,11 @@ pub async fn client(
         identity: identity.as_deref().cloned().map(Identity::from),
         at: rfc3339(at_ms),
         holdings,
-        first_seen: s.first_seen_ms.map(rfc3339),
-        last_seen: s.last_seen_ms.map(rfc3339),
+        first_seen: first_seen.map(rfc3339),
+        last_seen: last_seen.map(rfc3339),
         hit_count: s.hit_count,
         recent_hits: s.recent_hits.into_iter().map(Item::from).collect(),
         bypass_capable,
+        incomplete,
     }))
 }

@@ -273,6 +273,42 @@ struct NodeStats {
     queries_by_action: Vec<crate::views::Count>,
 }
 
+/// Every other node's JSON answer to `path?query` (asked with `scope=node`, in parallel), by
+/// node; and the nodes that did not answer, named with why. Nothing when this node has no
+/// node-to-node token.
+async fn ask_peers<T: serde::de::DeserializeOwned + Send + 'static>(
+    group: &Group,
+    path: &str,
+    query: &[(&str, &str)],
+) -> (Vec<(String, T)>, Vec<String>) {
+    let mut answers = Vec::new();
+    let mut incomplete = Vec::new();
+    if group.token.is_none() {
+        return (answers, incomplete);
+    }
+    let peers = match group.peers.peers().await {
+        Ok(p) => p,
+        Err(error) => return (answers, vec![format!("the other nodes: {error}")]),
+    };
+    let mut asks = tokio::task::JoinSet::new();
+    for peer in peers {
+        let req = group
+            .ask(&peer, path)
+            .query(query)
+            .query(&[("scope", "node")]);
+        asks.spawn(async move { (peer.name, ask_json::<T>(req).await) });
+    }
+    while let Some(done) = asks.join_next().await {
+        let Ok((name, answer)) = done else { continue };
+        match answer {
+            Ok(t) => answers.push((name, t)),
+            Err(why) => incomplete.push(format!("{name}: {why}")),
+        }
+    }
+    incomplete.sort();
+    (answers, incomplete)
+}
+
 /// The other nodes' query counts by action in `[since, until)` (their own logs, which only
 /// they hold), summed; and the nodes that did not answer, named. `/stats` adds this node's.
 pub(crate) async fn peer_query_counts(
@@ -280,38 +316,37 @@ pub(crate) async fn peer_query_counts(
     since: &str,
     until: &str,
 ) -> (BTreeMap<String, i64>, Vec<String>) {
+    let query = [("since", since), ("until", until), ("top", "1")];
+    let (answers, incomplete) = ask_peers::<NodeStats>(group, "/api/v1/stats", &query).await;
     let mut sums = BTreeMap::new();
-    let mut incomplete = Vec::new();
-    if group.token.is_none() {
-        return (sums, incomplete);
-    }
-    let peers = match group.peers.peers().await {
-        Ok(p) => p,
-        Err(error) => return (sums, vec![format!("the other nodes: {error}")]),
-    };
-    let mut asks = tokio::task::JoinSet::new();
-    for peer in peers {
-        let req = group.ask(&peer, "/api/v1/stats").query(&[
-            ("since", since),
-            ("until", until),
-            ("top", "1"),
-            ("scope", "node"),
-        ]);
-        asks.spawn(async move { (peer.name, ask_json::<NodeStats>(req).await) });
-    }
-    while let Some(done) = asks.join_next().await {
-        let Ok((name, answer)) = done else { continue };
-        match answer {
-            Ok(stats) => {
-                for c in stats.queries_by_action {
-                    *sums.entry(c.value).or_insert(0) += c.count;
-                }
-            }
-            Err(why) => incomplete.push(format!("{name}: {why}")),
+    for (_, stats) in answers {
+        for c in stats.queries_by_action {
+            *sums.entry(c.value).or_insert(0) += c.count;
         }
     }
-    incomplete.sort();
     (sums, incomplete)
+}
+
+/// What another node answers to `/clients/{ip}?scope=node`: when its own log first and last
+/// saw the address.
+#[derive(Deserialize)]
+struct NodeSeen {
+    first_seen: Option<String>,
+    last_seen: Option<String>,
+}
+
+/// When the other nodes first and last saw `ip` (milliseconds), for a client summary whose
+/// first/last seen covers every node's query log; and the nodes that did not answer.
+pub(crate) async fn peer_seen(
+    group: &Group,
+    ip: std::net::IpAddr,
+) -> ((Option<i64>, Option<i64>), Vec<String>) {
+    let path = format!("/api/v1/clients/{ip}");
+    let (answers, incomplete) = ask_peers::<NodeSeen>(group, &path, &[]).await;
+    let ms = |t: &Option<String>| t.as_deref().map(time_ms);
+    let first = answers.iter().filter_map(|(_, s)| ms(&s.first_seen)).min();
+    let last = answers.iter().filter_map(|(_, s)| ms(&s.last_seen)).max();
+    ((first, last), incomplete)
 }
 
 /// An item's time back in milliseconds (the API spells it RFC 3339 with milliseconds).
