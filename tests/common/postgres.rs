@@ -75,76 +75,13 @@ impl Postgres {
         pg
     }
 
-    /// [`Postgres::start`] with TLS on (`ssl = on`): a test CA signs a server certificate for
-    /// `IP:127.0.0.1`; returns the server and the CA's PEM file (for `[store] ca_file`).
+    /// [`Postgres::start`] with TLS on (`ssl = on`): the tests' CA (`super::tls::test_ca`)
+    /// signs a server certificate for `IP:127.0.0.1`; returns the server and the CA's PEM file (for `[store] ca_file`).
     pub fn start_tls() -> (Self, PathBuf) {
         let mut pg = Self::init();
-        let openssl = super::tools::require_tool("openssl", "openssl");
         let dir = pg.path("tls");
         std::fs::create_dir(&dir).expect("tls dir");
-        std::fs::write(
-            dir.join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("ext.cnf");
-        let steps: [&[&str]; 3] = [
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=poolguard test CA",
-            ],
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ],
-        ];
-        for args in steps {
-            let out = Command::new(&openssl)
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .expect("openssl runs");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        super::tls::test_ca(&dir, "pg", true);
         let data = pg.data_dir();
         for name in ["server.pem", "server.key"] {
             std::fs::copy(dir.join(name), data.join(name)).expect("copy into the data dir");
@@ -169,7 +106,7 @@ impl Postgres {
         )
         .expect("key mode");
         pg.start_again();
-        (pg, dir.join("ca.pem"))
+        (pg, dir.join("pg-ca.pem"))
     }
 
     /// initdb, not started.
