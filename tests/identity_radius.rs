@@ -4,14 +4,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::Stdio;
-
-use common::tools::require_tool;
+use common::radius::radclient;
 use common::{Proto, TestBed, query_from, request, sha256_hex};
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 
 const TOKEN: &str = "viewer-token-for-identity";
 const SECRET: &str = "campus-nas-secret";
@@ -36,25 +32,6 @@ async fn bed(nas: &str) -> TestBed {
         .await
 }
 
-/// Sends one accounting request with `radclient`; true when poolguard answered it.
-async fn radclient(server: SocketAddr, secret: &str, attrs: &str) -> bool {
-    let bin = require_tool("radclient", "freeradius-utils");
-    let mut child = tokio::process::Command::new(bin)
-        .args(["-r", "1", "-t", "2", "-q"])
-        .arg(server.to_string())
-        .arg("acct")
-        .arg(secret)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("radclient starts");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(attrs.as_bytes()).await.expect("attributes");
-    drop(stdin);
-    child.wait().await.expect("radclient ends").success()
-}
-
 async fn get(bed: &TestBed, path: &str) -> Value {
     let (status, body) = bed.api_get(path, TOKEN).await;
     assert_eq!(status, 200, "{path}: {body}");
@@ -69,11 +46,7 @@ fn counter(text: &str, series: &str) -> f64 {
 }
 
 fn login(status: &str, ip: &str) -> String {
-    format!(
-        "Acct-Status-Type = {status}, User-Name = \"lina\", Framed-IP-Address = {ip}, \
-         Calling-Station-Id = \"00-1A-2B-3C-4D-5F\", Acct-Session-Id = \"s-{ip}\", \
-         NAS-IP-Address = 127.0.0.1\n"
-    )
+    common::radius::login(status, "lina", ip)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,10 +15,11 @@ pub(super) struct Identities {
     pub(super) sources: IdentitySources,
 }
 
-/// Starts every configured source; None when `[identity]` has none (hits are then attributed
-/// by the ledger alone, as before).
+/// Starts every configured source; None when `[identity]` has none and the node is alone
+/// (hits are then attributed by the ledger alone, as before). A node of a group keeps an
+/// index even without sources of its own: the other nodes' holdings arrive in it.
 pub(super) async fn start_identity(config: &Config) -> Result<Option<Identities>, AppError> {
-    if !config.identity.any() {
+    if !config.identity.any() && !super::shared::is_shared(config) {
         return Ok(None);
     }
     let index = IdentityIndex::shared();

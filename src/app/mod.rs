@@ -247,6 +247,10 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             open_store(&config, ledger.clone(), accountability.clone(), hit_sink).await?;
         if let Some(i) = &identity {
             evidence.writer.attribute_with(i.index.clone());
+            if let Some(shared) = &evidence.shared {
+                let task = shared::share_identities(shared, i.index.clone(), &config);
+                evidence.tasks.push(task);
+            }
         }
         start_accountability(&config, &mut evidence, &accountability, alert_rx).await?;
         (recorder, Some(evidence))

@@ -145,6 +145,18 @@ pub(super) async fn open_shared(
     })
 }
 
+/// Shares who held each address when with the other nodes (`identity_intervals`): this
+/// node's lease files and RADIUS accounting reach every node's hits, and the group's
+/// holdings (this node's own from before a restart included) reach this node's index.
+pub(super) fn share_identities(
+    shared: &Shared,
+    index: poolguard_identity::SharedIdentities,
+    config: &Config,
+) -> tokio::task::JoinHandle<()> {
+    let retain = std::time::Duration::from_secs(u64::from(config.store.hit_retention_days) * 86_400);
+    poolguard_store_pg::identity::share(shared.store.clone(), index, shared.subscribe(), retain)
+}
+
 /// Retries creating the schema and registering the node, with backoff, until it works.
 async fn prepare_when_reachable(store: PgStore) {
     let mut wait = std::time::Duration::from_secs(1);

@@ -28,6 +28,7 @@
 pub mod child;
 pub mod netns;
 pub mod postgres;
+pub mod radius;
 pub mod tls;
 #[path = "../support/tools.rs"]
 pub mod tools;

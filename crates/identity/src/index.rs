@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::interval::{Event, Holder, Interval, Source};
 
@@ -71,11 +71,30 @@ pub struct IndexStats {
     pub strings: usize,
 }
 
+/// Where this node's own evidence goes besides the index: the shared store of a group of
+/// nodes (`crates/store-pg/src/identity.rs`), so a hit on any node names the holder whichever
+/// node the DHCP server or the NAS told. Called off the DNS path, with the holdings a batch of
+/// local evidence created or changed; it must not block (queue and return).
+pub trait Outlet: Send + Sync {
+    /// Takes the holdings as they stand after the batch.
+    fn changed(&self, holdings: Vec<Interval>);
+}
+
 /// Every source's holdings, shared by the sources (writers) and the store writer and the API
 /// (readers). Readers take a read lock for a lookup; sources apply evidence in batches.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct IdentityIndex {
     table: RwLock<Table>,
+    outlet: OnceLock<Arc<dyn Outlet>>,
+}
+
+impl std::fmt::Debug for IdentityIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityIndex")
+            .field("stats", &self.stats())
+            .field("shared", &self.outlet.get().is_some())
+            .finish()
+    }
 }
 
 /// The index as the app shares it.
@@ -87,12 +106,67 @@ impl IdentityIndex {
         Arc::new(Self::default())
     }
 
-    /// Applies a batch of evidence under one write lock.
+    /// Applies a batch of this node's evidence under one write lock; with an [`Outlet`] set,
+    /// hands it the holdings the batch created or changed.
     pub fn apply_all(&self, events: impl IntoIterator<Item = Event>) {
+        let outlet = self.outlet.get();
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let mut touched = Vec::new();
         for event in events {
+            if outlet.is_some() {
+                touched.push(Touch::of(&event));
+            }
             table.apply(event);
         }
+        let Some(outlet) = outlet else { return };
+        let changed = table.holdings_at(&touched);
+        drop(table);
+        if !changed.is_empty() {
+            outlet.changed(changed);
+        }
+    }
+
+    /// Sends this node's evidence to `outlet` from now on, starting with every holding the
+    /// index has. Once per index: a second outlet is refused (returned).
+    pub fn share_through(&self, outlet: Arc<dyn Outlet>) -> Result<(), Arc<dyn Outlet>> {
+        self.outlet.set(Arc::clone(&outlet))?;
+        let all = self.all();
+        if !all.is_empty() {
+            outlet.changed(all);
+        }
+        Ok(())
+    }
+
+    /// Applies holdings another node shared. Each is the holding as its node last saw it, so
+    /// its end stands, even when shorter than what this index had (an accounting Stop, a
+    /// release told to the other node): the newest word on a holding wins. Never handed to
+    /// the [`Outlet`] (the other node already shared them).
+    pub fn apply_shared(&self, holdings: impl IntoIterator<Item = Interval>) {
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        for iv in holdings {
+            let (addr, source, start, end) = (iv.addr, iv.source, iv.start_ms, iv.end_ms);
+            let (mac, account) = (iv.mac.clone(), iv.account.clone());
+            table.apply(Event::Held(iv));
+            if let Some(lanes) = table.by_addr.get_mut(&addr.to_canonical())
+                && let Some(lane) = lanes.iter_mut().find(|l| l.source == Some(source))
+            {
+                lane.settle_end(start, end, mac.as_deref(), account.as_deref());
+            }
+        }
+    }
+
+    /// Every holding, of every address.
+    fn all(&self) -> Vec<Interval> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table
+            .by_addr
+            .iter()
+            .flat_map(|(&addr, lanes)| {
+                lanes
+                    .iter()
+                    .flat_map(move |l| l.held.iter().map(move |h| h.interval(addr, l.source)))
+            })
+            .collect()
     }
 
     /// Applies one piece of evidence.
@@ -201,7 +275,61 @@ impl IdentityIndex {
     }
 }
 
+/// Where a piece of evidence may have changed holdings: the lane, and the moment whose
+/// holding (and the one before it, which a new holder cuts) is shared afterwards.
+struct Touch {
+    addr: IpAddr,
+    source: Source,
+    at: i64,
+}
+
+impl Touch {
+    fn of(event: &Event) -> Self {
+        match event {
+            Event::Held(iv) => Touch {
+                addr: iv.addr.to_canonical(),
+                source: iv.source,
+                at: iv.start_ms,
+            },
+            // The ended holding contains the moment before its end.
+            Event::Ended {
+                addr,
+                at_ms,
+                source,
+                ..
+            } => Touch {
+                addr: addr.to_canonical(),
+                source: *source,
+                at: at_ms.saturating_sub(1),
+            },
+        }
+    }
+}
+
 impl Table {
+    /// The holdings in force at each touched moment and the ones just before them, once
+    /// each.
+    fn holdings_at(&self, touched: &[Touch]) -> Vec<Interval> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for t in touched {
+            let Some(lane) = self
+                .by_addr
+                .get(&t.addr)
+                .and_then(|lanes| lanes.iter().find(|l| l.source == Some(t.source)))
+            else {
+                continue;
+            };
+            let i = lane.held.partition_point(|h| h.start <= t.at);
+            for h in lane.held[i.saturating_sub(2)..i].iter() {
+                if seen.insert((t.addr, t.source, h.start)) {
+                    out.push(h.interval(t.addr, lane.source));
+                }
+            }
+        }
+        out
+    }
+
     fn intern(&mut self, s: Option<Arc<str>>) -> Option<Arc<str>> {
         let s = s?;
         if let Some(known) = self.strings.get(&s) {
@@ -327,6 +455,19 @@ impl Lane {
             }
         }
         removed
+    }
+
+    /// Makes the holding of this holder that starts at `start` end at `end` when it ends later
+    /// (another node's newer word on it). A holding merged here from an earlier start is a
+    /// different row of the shared table and is left alone.
+    fn settle_end(&mut self, start: i64, end: i64, mac: Option<&str>, account: Option<&str>) {
+        let i = self.held.partition_point(|h| h.start <= start);
+        let Some(h) = i.checked_sub(1).map(|i| &mut self.held[i]) else {
+            return;
+        };
+        if h.start == start && h.mac.as_deref() == mac && h.account.as_deref() == account {
+            h.end = h.end.min(end);
+        }
     }
 
     /// Ends the holding in force at `at_ms` (only if `mac` matches when given); returns
@@ -489,5 +630,82 @@ mod tests {
         assert_eq!(index.stats().intervals, 1);
         assert_eq!(index.stats().strings, 1);
         assert_eq!(mac_at(&index, 350).as_deref(), Some("bb"));
+    }
+
+    /// Collects what the index hands its outlet.
+    #[derive(Default)]
+    struct Collect(std::sync::Mutex<Vec<Interval>>);
+
+    impl Outlet for Collect {
+        fn changed(&self, holdings: Vec<Interval>) {
+            self.0.lock().unwrap().extend(holdings);
+        }
+    }
+
+    fn extents(c: &Collect) -> Vec<(i64, i64, Option<String>)> {
+        let mut v: Vec<_> = c
+            .0
+            .lock()
+            .unwrap()
+            .drain(..)
+            .map(|i| (i.start_ms, i.end_ms, i.mac.map(|m| m.to_string())))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn local_evidence_reaches_the_outlet_as_the_holdings_it_changed() {
+        let index = IdentityIndex::default();
+        index.apply(held(100, 200, "aa", Source::Kea));
+        let out = Arc::new(Collect::default());
+        assert!(index.share_through(out.clone()).is_ok());
+        assert_eq!(extents(&out), [(100, 200, Some("aa".into()))], "what it had");
+        // A renewal: the same holding, longer.
+        index.apply(held(150, 300, "aa", Source::Kea));
+        assert_eq!(extents(&out), [(100, 300, Some("aa".into()))]);
+        // A new holder cuts the previous one: both are shared.
+        index.apply(held(250, 400, "bb", Source::Kea));
+        assert_eq!(
+            extents(&out),
+            [(100, 250, Some("aa".into())), (250, 400, Some("bb".into()))]
+        );
+        index.apply(Event::Ended {
+            addr: addr(),
+            at_ms: 350,
+            mac: None,
+            source: Source::Kea,
+        });
+        // The ended holding (and, unchanged, the one before it: sharing it again is a no-op).
+        assert_eq!(
+            extents(&out),
+            [(100, 250, Some("aa".into())), (250, 350, Some("bb".into()))]
+        );
+    }
+
+    #[test]
+    fn shared_holdings_are_applied_with_their_end_and_not_echoed() {
+        let index = IdentityIndex::default();
+        let out = Arc::new(Collect::default());
+        assert!(index.share_through(out.clone()).is_ok());
+        let iv = |start, end| Interval {
+            addr: addr(),
+            start_ms: start,
+            end_ms: end,
+            mac: Some("aa".into()),
+            account: Some("lina".into()),
+            hostname: None,
+            source: Source::Radius,
+        };
+        index.apply_shared([iv(100, OPEN)]);
+        assert_eq!(index.lookup(addr(), 5_000).and_then(|h| h.account).as_deref(), Some("lina"));
+        // The other node heard the Stop: the holding ends here too.
+        index.apply_shared([iv(100, 400)]);
+        assert!(index.lookup(addr(), 400).is_none());
+        assert!(index.lookup(addr(), 399).is_some());
+        // Applying the same word again changes nothing.
+        index.apply_shared([iv(100, 400)]);
+        assert_eq!(index.stats().intervals, 1);
+        assert!(extents(&out).is_empty(), "another node's holdings are not shared back");
     }
 }

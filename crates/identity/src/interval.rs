@@ -30,6 +30,21 @@ impl Source {
     }
 }
 
+impl std::str::FromStr for Source {
+    type Err = String;
+
+    /// The name [`Source::as_str`] gives, as stored by the shared store.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "kea" => Ok(Source::Kea),
+            "dhcpd" => Ok(Source::Dhcpd),
+            "radius" => Ok(Source::Radius),
+            "ledger" => Ok(Source::Ledger),
+            other => Err(format!("unknown identity source {other:?}")),
+        }
+    }
+}
+
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

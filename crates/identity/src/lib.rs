@@ -23,7 +23,7 @@ pub mod parse;
 pub mod radius;
 pub mod sources;
 
-pub use index::{IdentityIndex, IndexStats, SharedIdentities};
+pub use index::{IdentityIndex, IndexStats, Outlet, SharedIdentities};
 pub use interval::{Event, Holder, Interval, OPEN, Source, Sources, mac_of_octets, normalise_mac};
 
 /// Now, in the milliseconds since the epoch that hits and intervals carry.

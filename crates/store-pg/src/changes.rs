@@ -24,6 +24,8 @@ pub enum Change {
     Quarantine,
     /// A shared document (`shared_docs_changed` trigger): feeds, the ledger or tokens.
     Shared(Topic),
+    /// Who held an address (`identity_changed` trigger): another node learned a holding.
+    Identity,
     /// A notification this build does not know (a newer node's); ignored.
     Other(String),
     /// Anything may have changed (reconnected, or the periodic fallback): reload everything.
@@ -37,6 +39,7 @@ impl Change {
             "feeds" => Change::Shared(Topic::Feeds),
             "ledger" => Change::Shared(Topic::Ledger),
             "tokens" => Change::Shared(Topic::Tokens),
+            "identity" => Change::Identity,
             other => Change::Other(other.to_string()),
         }
     }
@@ -48,6 +51,11 @@ impl Change {
             Change::Resync => true,
             _ => false,
         }
+    }
+
+    /// Whether a holder of the identity index must read the holdings changed lately.
+    pub fn touches_identity(&self) -> bool {
+        matches!(self, Change::Identity | Change::Resync)
     }
 
     /// Whether a holder of the quarantine list must reload it.
@@ -162,5 +170,7 @@ mod tests {
         assert!(Change::of("feeds").touches(Topic::Feeds));
         assert!(!Change::of("ledger").touches(Topic::Tokens));
         assert!(Change::Resync.touches(Topic::Tokens));
+        assert!(Change::of("identity").touches_identity());
+        assert!(!Change::of("identity").touches_quarantine());
     }
 }

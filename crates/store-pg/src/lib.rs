@@ -34,6 +34,7 @@ pub mod connect;
 pub mod cursor;
 pub mod error;
 pub mod evidence;
+pub mod identity;
 pub mod incident_tx;
 pub mod incidents;
 pub mod migrate_sqlite;

@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -394,6 +394,31 @@ pub const ROLLUP_KEEP: i32 = poolguard_store::rollup::TOP_K as i32;
 const V6: &str = r#"
 ALTER TABLE hits ADD COLUMN account TEXT, ADD COLUMN hostname TEXT,
     ADD COLUMN identity_source TEXT;
+"#;
+
+/// Who held each address when, as every node learned it (issue 16, docs/SEVERAL-NODES.md,
+/// "Identity"): a holding per row, keyed by its source, address and start, as the node that
+/// learned it last saw it (a renewal or a Stop updates the row; an unchanged holding is not
+/// rewritten). `seq` grows with every write, so a node reads what changed since it last
+/// looked; the statement trigger notifies `identity`.
+const V7: &str = r#"
+CREATE SEQUENCE identity_seq;
+CREATE TABLE identity_intervals (
+    source    TEXT   NOT NULL,
+    address   TEXT   NOT NULL,
+    start_ms  BIGINT NOT NULL,
+    end_ms    BIGINT NOT NULL,
+    mac       TEXT,
+    account   TEXT,
+    hostname  TEXT,
+    node      TEXT   NOT NULL,
+    seq       BIGINT NOT NULL DEFAULT nextval('identity_seq'),
+    PRIMARY KEY (source, address, start_ms)
+);
+CREATE INDEX identity_intervals_seq ON identity_intervals (seq);
+CREATE INDEX identity_intervals_end ON identity_intervals (end_ms);
+CREATE TRIGGER identity_changed AFTER INSERT OR UPDATE ON identity_intervals
+    FOR EACH STATEMENT EXECUTE FUNCTION poolguard_notify_change('identity');
 "#;
 
 /// The channel every node listens on; the payload names what changed.
