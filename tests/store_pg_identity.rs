@@ -107,7 +107,10 @@ async fn accounting_told_to_one_node_names_the_account_on_every_node() {
     .await;
 
     assert_eq!(
-        pg.psql(DB, "SELECT node || ' ' || account || ' ' || identity_source FROM hits"),
+        pg.psql(
+            DB,
+            "SELECT node || ' ' || account || ' ' || identity_source FROM hits"
+        ),
         "node-b lina radius",
         "the hit was B's"
     );

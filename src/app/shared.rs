@@ -153,7 +153,8 @@ pub(super) fn share_identities(
     index: poolguard_identity::SharedIdentities,
     config: &Config,
 ) -> tokio::task::JoinHandle<()> {
-    let retain = std::time::Duration::from_secs(u64::from(config.store.hit_retention_days) * 86_400);
+    let retain =
+        std::time::Duration::from_secs(u64::from(config.store.hit_retention_days) * 86_400);
     poolguard_store_pg::identity::share(shared.store.clone(), index, shared.subscribe(), retain)
 }
 

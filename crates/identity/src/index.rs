@@ -643,13 +643,12 @@ mod tests {
     }
 
     fn extents(c: &Collect) -> Vec<(i64, i64, Option<String>)> {
-        let mut v: Vec<_> = c
-            .0
-            .lock()
-            .unwrap()
-            .drain(..)
-            .map(|i| (i.start_ms, i.end_ms, i.mac.map(|m| m.to_string())))
-            .collect();
+        let mut v: Vec<_> =
+            c.0.lock()
+                .unwrap()
+                .drain(..)
+                .map(|i| (i.start_ms, i.end_ms, i.mac.map(|m| m.to_string())))
+                .collect();
         v.sort();
         v
     }
@@ -660,7 +659,11 @@ mod tests {
         index.apply(held(100, 200, "aa", Source::Kea));
         let out = Arc::new(Collect::default());
         assert!(index.share_through(out.clone()).is_ok());
-        assert_eq!(extents(&out), [(100, 200, Some("aa".into()))], "what it had");
+        assert_eq!(
+            extents(&out),
+            [(100, 200, Some("aa".into()))],
+            "what it had"
+        );
         // A renewal: the same holding, longer.
         index.apply(held(150, 300, "aa", Source::Kea));
         assert_eq!(extents(&out), [(100, 300, Some("aa".into()))]);
@@ -698,7 +701,13 @@ mod tests {
             source: Source::Radius,
         };
         index.apply_shared([iv(100, OPEN)]);
-        assert_eq!(index.lookup(addr(), 5_000).and_then(|h| h.account).as_deref(), Some("lina"));
+        assert_eq!(
+            index
+                .lookup(addr(), 5_000)
+                .and_then(|h| h.account)
+                .as_deref(),
+            Some("lina")
+        );
         // The other node heard the Stop: the holding ends here too.
         index.apply_shared([iv(100, 400)]);
         assert!(index.lookup(addr(), 400).is_none());
@@ -706,6 +715,9 @@ mod tests {
         // Applying the same word again changes nothing.
         index.apply_shared([iv(100, 400)]);
         assert_eq!(index.stats().intervals, 1);
-        assert!(extents(&out).is_empty(), "another node's holdings are not shared back");
+        assert!(
+            extents(&out).is_empty(),
+            "another node's holdings are not shared back"
+        );
     }
 }

@@ -140,7 +140,9 @@ async fn run(
             let since = crate::now_ms().saturating_sub(retain_ms);
             match read(&store, &index, seen, since).await {
                 Ok(newest) => seen = Some(newest.max(seen.unwrap_or(0))),
-                Err(error) => tracing::debug!(%error, "cannot read the group's identity holdings yet"),
+                Err(error) => {
+                    tracing::debug!(%error, "cannot read the group's identity holdings yet")
+                }
             }
         }
     }
@@ -148,10 +150,7 @@ async fn run(
 
 /// Writes `holdings` (the last of each row wins), in batches; on failure returns what is
 /// left to write.
-async fn write(
-    store: &PgStore,
-    holdings: Vec<Interval>,
-) -> Result<(), (PgError, Vec<Interval>)> {
+async fn write(store: &PgStore, holdings: Vec<Interval>) -> Result<(), (PgError, Vec<Interval>)> {
     let mut last: HashMap<(Source, IpAddr, i64), usize> = HashMap::new();
     for (i, h) in holdings.iter().enumerate() {
         last.insert((h.source, h.addr, h.start_ms), i);
@@ -172,7 +171,10 @@ async fn write(
 
 async fn upsert(store: &PgStore, rows: &[&Interval]) -> Result<(), PgError> {
     let source: Vec<&str> = rows.iter().map(|h| h.source.as_str()).collect();
-    let address: Vec<String> = rows.iter().map(|h| h.addr.to_canonical().to_string()).collect();
+    let address: Vec<String> = rows
+        .iter()
+        .map(|h| h.addr.to_canonical().to_string())
+        .collect();
     let start: Vec<i64> = rows.iter().map(|h| h.start_ms).collect();
     let end: Vec<i64> = rows.iter().map(|h| h.end_ms).collect();
     let mac: Vec<Option<&str>> = rows.iter().map(|h| h.mac.as_deref()).collect();
@@ -248,7 +250,11 @@ async fn read(
     }
     if read > 0 {
         metrics::counter!("poolguard_identity_shared_total", "direction" => "read").increment(read);
-        tracing::debug!(holdings = read, first = seen.is_none(), "identity holdings read from the group");
+        tracing::debug!(
+            holdings = read,
+            first = seen.is_none(),
+            "identity holdings read from the group"
+        );
     }
     Ok(newest)
 }
