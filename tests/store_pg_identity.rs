@@ -66,7 +66,7 @@ async fn account_becomes(bed: &TestBed, what: &str, want: Option<&str>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounting_told_to_one_node_names_the_account_on_every_node() {
-    let mut pg = Postgres::start();
+    let pg = Postgres::start();
     let url = pg.create_database(DB);
     let a = node(&pg, &url, "node-a", true).await;
     let b = node(&pg, &url, "node-b", false).await;
