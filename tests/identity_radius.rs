@@ -158,3 +158,103 @@ async fn an_unknown_nas_is_dropped_and_counted() {
     assert_eq!(held["holdings"].as_array().map(Vec::len), Some(0), "{held}");
     bed.shutdown().await;
 }
+
+/// One blocked query from `ip`, stored before this returns.
+async fn hit_from(bed: &TestBed, ip: &str) {
+    let answer = query_from(
+        ip.parse().unwrap(),
+        bed.dns,
+        Proto::Udp,
+        &request("xmr.pool.minergate.com.", RecordType::A, true),
+    )
+    .await;
+    assert!(!answer.answers.is_empty(), "answered from {ip}");
+    bed.running().flush().await.expect("flush");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_follows_the_machine_not_the_address() {
+    use common::radius::login_from;
+    let bed = bed("127.0.0.1").await;
+    let radius = bed.running().radius_addr().expect("RADIUS listening");
+    let (laptop, other) = ("00-1A-2B-3C-4D-5F", "00-1A-2B-3C-4D-60");
+    // Li Na's laptop mines at .21, moves to .22 and mines again.
+    assert!(
+        radclient(
+            radius,
+            SECRET,
+            &login_from("Start", "lina", laptop, "127.0.0.21")
+        )
+        .await
+    );
+    hit_from(&bed, "127.0.0.21").await;
+    assert!(
+        radclient(
+            radius,
+            SECRET,
+            &login_from("Stop", "lina", laptop, "127.0.0.21")
+        )
+        .await
+    );
+    assert!(
+        radclient(
+            radius,
+            SECRET,
+            &login_from("Start", "lina", laptop, "127.0.0.22")
+        )
+        .await
+    );
+    hit_from(&bed, "127.0.0.22").await;
+    // Another machine gets .21 and mines too.
+    assert!(
+        radclient(
+            radius,
+            SECRET,
+            &login_from("Start", "bob", other, "127.0.0.21")
+        )
+        .await
+    );
+    hit_from(&bed, "127.0.0.21").await;
+
+    let list = get(&bed, "/api/v1/incidents").await;
+    let mut got: Vec<(String, i64, String)> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["client_key"].as_str().unwrap_or_default().to_string(),
+                i["hit_count"].as_i64().unwrap_or_default(),
+                i["identity"]["account"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("mac:00:1a:2b:3c:4d:5f".to_string(), 2, "lina".to_string()),
+            ("mac:00:1a:2b:3c:4d:60".to_string(), 1, "bob".to_string()),
+        ],
+        "{list}"
+    );
+    // The laptop's incident holds its hits from both addresses.
+    let laptop_incident = list["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["hit_count"] == 2))
+        .expect("the laptop's incident");
+    let id = &laptop_incident["id"];
+    let detail = get(&bed, &format!("/api/v1/incidents/{id}")).await;
+    let mut clients: Vec<&str> = detail["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .filter_map(|h| h["client"].as_str())
+        .collect();
+    clients.sort();
+    assert_eq!(clients, ["127.0.0.21", "127.0.0.22"], "{detail}");
+    bed.shutdown().await;
+}

@@ -30,9 +30,14 @@ pub async fn radclient(server: SocketAddr, secret: &str, attrs: &str) -> bool {
 /// A portal login of `user` at `ip` from MAC 00-1A-2B-3C-4D-5F: `status` is `Start`,
 /// `Interim-Update` or `Stop`.
 pub fn login(status: &str, user: &str, ip: &str) -> String {
+    login_from(status, user, "00-1A-2B-3C-4D-5F", ip)
+}
+
+/// [`login`] from the machine with MAC `mac` (as a NAS spells it: `00-1A-…`).
+pub fn login_from(status: &str, user: &str, mac: &str, ip: &str) -> String {
     format!(
         "Acct-Status-Type = {status}, User-Name = \"{user}\", Framed-IP-Address = {ip}, \
-         Calling-Station-Id = \"00-1A-2B-3C-4D-5F\", Acct-Session-Id = \"s-{ip}\", \
+         Calling-Station-Id = \"{mac}\", Acct-Session-Id = \"s-{user}-{ip}\", \
          NAS-IP-Address = 127.0.0.1\n"
     )
 }

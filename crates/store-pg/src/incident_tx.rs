@@ -67,8 +67,9 @@ impl IncidentStatements {
             open: client.prepare(
                 "INSERT INTO incidents (client_key, client, network, asset, mac, kind, location, \
                  department, ledger_owner, contact, device, owner, opened_ms, last_hit_ms, \
-                 identify_due_ms, report_due_ms, opened_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16) \
+                 identify_due_ms, report_due_ms, opened_by, account, hostname, identity_source) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, \
+                 $17, $18, $19) \
                  ON CONFLICT (client_key) WHERE status <> 'closed' DO NOTHING RETURNING id",
             )?,
             fold_open: client.prepare(&format!("{FOLD} AND status <> 'closed'"))?,
@@ -219,6 +220,9 @@ impl IncidentTx for PgIncidentTx<'_, '_> {
                     &new.identify_due_ms,
                     &new.report_due_ms,
                     &self.node,
+                    &i.account,
+                    &i.hostname,
+                    &i.source,
                 ],
             )
         })?;

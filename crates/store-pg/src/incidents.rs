@@ -25,7 +25,8 @@ use crate::{Params, PgError, PgStore, limit, refs};
 pub(crate) const INCIDENT_COLUMNS: &str = "id, client_key, host(client), network, asset, mac, \
     kind, location, department, ledger_owner, contact, device, owner, status, resolution, \
     assignee, severity, feeds, categories, opened_ms, last_hit_ms, hit_count, name_count, \
-    identify_due_ms, report_due_ms, identified_ms, reported_ms, closed_ms, enforced_ms, alerted";
+    identify_due_ms, report_due_ms, identified_ms, reported_ms, closed_ms, enforced_ms, alerted, \
+    account, hostname, identity_source";
 
 fn split(s: String) -> Vec<String> {
     s.split(',')
@@ -62,7 +63,9 @@ pub(crate) fn map_incident(r: &Row) -> Result<IncidentRow, PgError> {
             department: r.try_get(8)?,
             owner: r.try_get(9)?,
             contact: r.try_get(10)?,
-            ..Identity::default()
+            account: r.try_get(30)?,
+            hostname: r.try_get(31)?,
+            source: r.try_get(32)?,
         },
         device: r.try_get(11)?,
         owner: r.try_get(12)?,

@@ -193,6 +193,9 @@ fn tables(node: &str, offset: i64) -> Vec<Table> {
         ("closed_ms", b, false),
         ("enforced_ms", b, false),
         ("alerted", "int", false),
+        ("account", t, false),
+        ("hostname", t, false),
+        ("identity_source", t, false),
     ];
     // An audit row about incident N names it `incident/N`: it moves with the incident.
     let audit_target = if offset == 0 {

@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -419,6 +419,13 @@ CREATE INDEX identity_intervals_seq ON identity_intervals (seq);
 CREATE INDEX identity_intervals_end ON identity_intervals (end_ms);
 CREATE TRIGGER identity_changed AFTER INSERT OR UPDATE ON identity_intervals
     FOR EACH STATEMENT EXECUTE FUNCTION poolguard_notify_change('identity');
+"#;
+
+/// Who held the address when the incident opened (the SQLite store's step 11): account, host
+/// name and the identity sources that named them.
+const V8: &str = r#"
+ALTER TABLE incidents ADD COLUMN account TEXT, ADD COLUMN hostname TEXT,
+    ADD COLUMN identity_source TEXT;
 "#;
 
 /// The channel every node listens on; the payload names what changed.

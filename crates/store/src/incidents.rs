@@ -147,7 +147,8 @@ impl IncidentRow {
 pub const INCIDENT_COLUMNS: &str = "id, client_key, client, network, asset, mac, kind, location, \
     department, ledger_owner, contact, device, owner, status, resolution, assignee, severity, \
     feeds, categories, opened_ms, last_hit_ms, hit_count, name_count, identify_due_ms, \
-    report_due_ms, identified_ms, reported_ms, closed_ms, enforced_ms, alerted";
+    report_due_ms, identified_ms, reported_ms, closed_ms, enforced_ms, alerted, account, \
+    hostname, identity_source";
 
 fn split(s: String) -> Vec<String> {
     s.split(',')
@@ -171,7 +172,9 @@ pub fn map_incident(r: &Row<'_>) -> rusqlite::Result<IncidentRow> {
             department: r.get(8)?,
             owner: r.get(9)?,
             contact: r.get(10)?,
-            ..Identity::default()
+            account: r.get(30)?,
+            hostname: r.get(31)?,
+            source: r.get(32)?,
         },
         device: r.get(11)?,
         owner: r.get(12)?,

@@ -72,8 +72,9 @@ impl IncidentTx for SqliteIncidentTx<'_> {
             .prepare_cached(
                 "INSERT INTO incidents (client_key, client, client_bin, network, asset, mac, kind, \
                  location, department, ledger_owner, contact, device, owner, opened_ms, last_hit_ms, \
-                 identify_due_ms, report_due_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16) \
+                 identify_due_ms, report_due_ms, account, hostname, identity_source) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16, \
+                 ?17, ?18, ?19) \
                  ON CONFLICT DO NOTHING",
             )?
             .execute(params![
@@ -94,6 +95,9 @@ impl IncidentTx for SqliteIncidentTx<'_> {
                 t,
                 new.identify_due_ms,
                 new.report_due_ms,
+                i.account,
+                i.hostname,
+                i.source,
             ])?;
         let id = (inserted == 1).then(|| self.conn.last_insert_rowid());
         Opening::settle(new.key, id, || self.open_incident_of(new.key))

@@ -73,7 +73,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -202,6 +202,17 @@ fn v9() -> String {
 /// The investigator's account of each incident, for the written report (`crate::narrative`).
 fn v10() -> String {
     crate::narrative::schema()
+}
+
+/// Who held the address when the incident opened, besides the ledger's row (issue 15): the
+/// account, the host name and the identity sources that named them, for the API, the report
+/// and the bulletin. NULL for incidents opened before, and when the ledger alone knew.
+fn v11() -> String {
+    "ALTER TABLE incidents ADD COLUMN account TEXT;
+ALTER TABLE incidents ADD COLUMN hostname TEXT;
+ALTER TABLE incidents ADD COLUMN identity_source TEXT;
+"
+    .to_string()
 }
 
 /// The version whose step first converts the old per-query table (see [`v6`]).

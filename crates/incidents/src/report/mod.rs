@@ -279,6 +279,13 @@ fn facts(d: &ReportData, m: &i18n::Messages, tz: Tz) -> Vec<Fact> {
         plain(m.contact, opt(&id.contact).to_string()),
         plain(m.asset, opt(&id.asset).to_string()),
         plain(m.mac, opt(&id.mac).to_string()),
+        plain(m.account, opt(&id.account).to_string()),
+        plain(m.hostname, opt(&id.hostname).to_string()),
+        // Kea, dhcpd, RADIUS (joined by `+`), or the ledger alone.
+        plain(
+            m.identity_source,
+            id.source.clone().unwrap_or_else(|| "ledger".into()),
+        ),
         plain(m.kind, opt(&id.kind).to_string()),
         plain(m.location, opt(&id.location).to_string()),
         plain(m.department, opt(&id.department).to_string()),

@@ -191,8 +191,7 @@ impl Tracker {
         let mut groups: Vec<(String, Vec<&HitRow>)> = Vec::new();
         let mut by_key: std::collections::HashMap<String, usize, FixedState> = Default::default();
         for hit in hits {
-            let asset = hit.identity.as_deref().and_then(|i| i.asset.as_deref());
-            let key = HitOwner::of(asset, hit.ip).key();
+            let key = HitOwner::of_identity(hit.identity.as_deref(), hit.ip).key();
             match by_key.get(&key) {
                 Some(&g) => groups[g].1.push(hit),
                 None => {

@@ -237,7 +237,7 @@ fn insert_hits(
         index.push(h.index as i32);
         time.push(e.time_ms);
         client.push(ip);
-        key.push(HitOwner::of(identity.and_then(|i| i.asset.as_deref()), ip).key());
+        key.push(HitOwner::of_identity(identity, ip).key());
         port.push(i32::from(e.client.port()));
         transport.push(e.transport.as_str());
         name.push(&*e.name);

@@ -355,10 +355,11 @@ impl BlockEncoder {
         }
         if let Some(s) = &e.snapshot {
             for (slot, (dict, v)) in self.snapshot_dicts.iter_mut().zip(s.fields()).enumerate() {
-                let c = dict.code(v, |v| {
-                    if slot == 1 {
-                        filter.add(value_key(Field::Asset, v.as_bytes()));
-                    }
+                let c = dict.code(v, |v| match slot {
+                    1 => filter.add(value_key(Field::Asset, v.as_bytes())),
+                    2 => filter.add(value_key(Field::Mac, v.as_bytes())),
+                    7 => filter.add(value_key(Field::Account, v.to_lowercase().as_bytes())),
+                    _ => {}
                 });
                 put_varint(out, u64::from(c));
             }

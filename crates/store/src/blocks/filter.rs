@@ -19,6 +19,10 @@ pub enum Field {
     Department = 5,
     /// A hit's ledger asset tag: incidents keyed by asset find their evidence by it.
     Asset = 6,
+    /// A hit's MAC (the lease's or the ledger's): incidents keyed by device.
+    Mac = 7,
+    /// A hit's account, lower-cased: incidents keyed by login.
+    Account = 8,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

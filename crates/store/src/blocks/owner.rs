@@ -11,35 +11,69 @@ use super::{INDEX_BITS, blob, block_data, stored_row};
 use crate::rows::{StoredRow, Table};
 use crate::{StoreError, ip_key};
 
-/// Who an incident is about: its ledger asset tag, or its address when the ledger has none
-/// (the incident's `client_key`, `asset:<tag>` or `ip:<address>`).
+/// Who an incident is about (the incident's `client_key`): the best identity its first hit
+/// had, so an incident follows the device, not the address (issue 15). In order: the ledger's
+/// asset tag (`asset:<tag>`), else the MAC that held the address (`mac:<aa:bb:…>`), else the
+/// login (`account:<name>`, lower-cased: accounts compare case-insensitively), else the address
+/// (`ip:<address>`). A machine that moves to a new address keeps its incident; two machines
+/// that held one address at different times get one each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HitOwner<'a> {
     Asset(&'a str),
+    Mac(&'a str),
+    /// As stored; compared and keyed lower-cased.
+    Account(&'a str),
     Ip(IpAddr),
 }
 
 impl<'a> HitOwner<'a> {
-    /// The owner of a hit row: its asset tag if it has one, else its address.
-    pub fn of(asset: Option<&'a str>, ip: IpAddr) -> Self {
-        match asset {
-            Some(a) => HitOwner::Asset(a),
-            None => HitOwner::Ip(ip),
+    /// The owner of a hit row from its identity snapshot (asset, MAC, account) and address.
+    pub fn of(
+        asset: Option<&'a str>,
+        mac: Option<&'a str>,
+        account: Option<&'a str>,
+        ip: IpAddr,
+    ) -> Self {
+        let some = |v: Option<&'a str>| v.filter(|v| !v.is_empty());
+        if let Some(a) = some(asset) {
+            HitOwner::Asset(a)
+        } else if let Some(m) = some(mac) {
+            HitOwner::Mac(m)
+        } else if let Some(a) = some(account) {
+            HitOwner::Account(a)
+        } else {
+            HitOwner::Ip(ip)
         }
+    }
+
+    /// The owner of a hit with ledger/holder `identity` from `ip`.
+    pub fn of_identity(identity: Option<&'a poolguard_clients::Identity>, ip: IpAddr) -> Self {
+        Self::of(
+            identity.and_then(|i| i.asset.as_deref()),
+            identity.and_then(|i| i.mac.as_deref()),
+            identity.and_then(|i| i.account.as_deref()),
+            ip,
+        )
     }
 
     /// Parses an incident's `client_key`.
     pub fn parse(key: &'a str) -> Option<Self> {
-        if let Some(a) = key.strip_prefix("asset:") {
-            return Some(HitOwner::Asset(a));
+        let (kind, value) = key.split_once(':')?;
+        match kind {
+            "asset" => Some(HitOwner::Asset(value)),
+            "mac" => Some(HitOwner::Mac(value)),
+            "account" => Some(HitOwner::Account(value)),
+            "ip" => value.parse().ok().map(HitOwner::Ip),
+            _ => None,
         }
-        key.strip_prefix("ip:")?.parse().ok().map(HitOwner::Ip)
     }
 
     /// The incident `client_key` of this owner.
     pub fn key(&self) -> String {
         match self {
             HitOwner::Asset(a) => format!("asset:{a}"),
+            HitOwner::Mac(m) => format!("mac:{m}"),
+            HitOwner::Account(a) => format!("account:{}", a.to_lowercase()),
             HitOwner::Ip(ip) => format!("ip:{ip}"),
         }
     }
@@ -47,13 +81,20 @@ impl<'a> HitOwner<'a> {
     fn probe(&self) -> u64 {
         match self {
             HitOwner::Asset(a) => value_key(Field::Asset, a.as_bytes()),
+            HitOwner::Mac(m) => value_key(Field::Mac, m.as_bytes()),
+            HitOwner::Account(a) => value_key(Field::Account, a.to_lowercase().as_bytes()),
             HitOwner::Ip(ip) => value_key(Field::Client, &ip_key(*ip)),
         }
     }
 
     fn owns(&self, e: &Entry<'_>) -> bool {
-        let asset = e.snapshot.and_then(|s| s.asset);
-        *self == HitOwner::of(asset, e.client)
+        let s = e.snapshot.unwrap_or_default();
+        match (self, HitOwner::of(s.asset, s.mac, s.account, e.client)) {
+            (HitOwner::Account(a), HitOwner::Account(b)) => {
+                a == &b || a.to_lowercase() == b.to_lowercase()
+            }
+            (a, b) => *a == b,
+        }
     }
 }
 
@@ -106,4 +147,41 @@ pub fn owner_hits(
     }
     keep(&mut found);
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incident_is_keyed_by_the_best_identity_its_hit_had() {
+        let ip: IpAddr = "10.12.3.45".parse().unwrap();
+        let mac = Some("00:1a:2b:3c:4d:5e");
+        assert_eq!(
+            HitOwner::of(Some("PC-7"), mac, Some("lina"), ip).key(),
+            "asset:PC-7"
+        );
+        assert_eq!(
+            HitOwner::of(None, mac, Some("lina"), ip).key(),
+            "mac:00:1a:2b:3c:4d:5e"
+        );
+        assert_eq!(
+            HitOwner::of(None, None, Some("LiNa"), ip).key(),
+            "account:lina"
+        );
+        assert_eq!(
+            HitOwner::of(Some(""), None, None, ip).key(),
+            "ip:10.12.3.45"
+        );
+        for key in [
+            "asset:PC-7",
+            "mac:00:1a:2b:3c:4d:5e",
+            "account:lina",
+            "ip:10.12.3.45",
+        ] {
+            assert_eq!(HitOwner::parse(key).map(|o| o.key()).as_deref(), Some(key));
+        }
+        assert_eq!(HitOwner::parse("serial:42"), None);
+        assert_eq!(HitOwner::parse("ip:not-an-address"), None);
+    }
 }
