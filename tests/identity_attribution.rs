@@ -94,6 +94,7 @@ async fn each_hit_names_the_holder_of_its_time_and_the_ledger_says_whose() {
     let who = Attribution {
         ledger: &ledger,
         identities: Some(&index),
+        exempt: None,
     };
     insert_attributed(&tx, &events, &who, false, None, None).unwrap();
     tx.commit().unwrap();

@@ -18,6 +18,11 @@ const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact,a
 
 /// A poolguard whose only NAS is `nas` (an address or network).
 async fn bed(nas: &str) -> TestBed {
+    bed_with(nas, "").await
+}
+
+/// [`bed`] with more config (`extra`, TOML tables after the rest).
+async fn bed_with(nas: &str, extra: &str) -> TestBed {
     TestBed::builder()
         .file("clients.csv", LEDGER)
         .file("nas.secret", &format!("{SECRET}\n"))
@@ -25,7 +30,7 @@ async fn bed(nas: &str) -> TestBed {
             "[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"t\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\
              [store]\npath = \"data/e.db\"\nflush_interval_ms = 50\n[clients]\nledger = \"clients.csv\"\n\
              [identity.radius]\nlisten = \"127.0.0.1:0\"\n\
-             [[identity.radius.clients]]\naddress = \"{nas}\"\nsecret_file = \"nas.secret\"\n",
+             [[identity.radius.clients]]\naddress = \"{nas}\"\nsecret_file = \"nas.secret\"\n{extra}",
             sha256_hex(TOKEN)
         ))
         .start()
@@ -257,4 +262,74 @@ async fn an_incident_follows_the_machine_not_the_address() {
     clients.sort();
     assert_eq!(clients, ["127.0.0.21", "127.0.0.22"], "{detail}");
     bed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_test_machine_is_answered_as_usual_and_opens_no_incident() {
+    use common::radius::login_from;
+    let bed = bed_with(
+        "127.0.0.1",
+        "[incidents.exempt]\naddresses = [\"127.0.0.31\"]\naccounts = [\"SecOps\"]\n",
+    )
+    .await;
+    let radius = bed.running().radius_addr().expect("RADIUS listening");
+    // The security team's laptop logs in at .32 (exempt by its account, whatever address).
+    assert!(
+        radclient(
+            radius,
+            SECRET,
+            &login_from("Start", "secops", "00-1A-2B-3C-4D-61", "127.0.0.32")
+        )
+        .await
+    );
+    let pool = "xmr.pool.minergate.com.";
+    let student = common::answer_from(&bed, "127.0.0.33", pool).await;
+    assert!(!student.is_empty());
+    for staff in ["127.0.0.31", "127.0.0.32"] {
+        let answer = common::answer_from(&bed, staff, pool).await;
+        assert_eq!(answer, student, "{staff} is answered as everyone is");
+    }
+    bed.running().flush().await.expect("flush");
+
+    for (client, mark) in [
+        ("127.0.0.31", Some("127.0.0.31")),
+        ("127.0.0.32", Some("account:secops")),
+        ("127.0.0.33", None),
+    ] {
+        let hits = get(&bed, &format!("/api/v1/hits?client={client}")).await;
+        assert_eq!(hits["items"].as_array().map(Vec::len), Some(1), "{hits}");
+        assert_eq!(
+            hits["items"][0]["identity"]["exempt"].as_str(),
+            mark,
+            "{client}: {hits}"
+        );
+    }
+    let incidents = get(&bed, "/api/v1/incidents").await;
+    let clients: Vec<&str> = incidents["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["client"].as_str())
+        .collect();
+    assert_eq!(clients, ["127.0.0.33"], "{incidents}");
+    let who = get(&bed, "/api/v1/clients/127.0.0.32").await;
+    assert_eq!(who["identity"]["exempt"], "account:secops", "{who}");
+    bed.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_exempt_entry_stops_the_start_naming_it() {
+    let started = TestBed::builder()
+        .toml("[incidents.exempt]\naddresses = [\"10.0.0.1\", \"10.0.0/8\"]\n")
+        .try_start()
+        .await;
+    let error = match started {
+        Ok(bed) => {
+            bed.shutdown().await;
+            panic!("started with a bad exempt entry");
+        }
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("incidents.exempt.addresses[1]"), "{error}");
+    assert!(error.contains("10.0.0/8"), "{error}");
 }

@@ -187,6 +187,7 @@ async fn hits_stored_before_the_rollups_existed_are_rolled_up_by_the_migration()
          ALTER TABLE hits DROP COLUMN account, DROP COLUMN hostname, DROP COLUMN identity_source; \
          DROP TABLE identity_intervals; DROP SEQUENCE identity_seq; \
          ALTER TABLE incidents DROP COLUMN account, DROP COLUMN hostname, DROP COLUMN identity_source; \
+         ALTER TABLE hits DROP COLUMN exempt; \
          DELETE FROM poolguard_schema WHERE version >= 4",
     );
     insert(&pg, "node-a", 0, 2500);

@@ -57,6 +57,9 @@ pub enum AppError {
     Ledger(#[from] LedgerError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// An `[incidents.exempt]` entry is not an address, network, MAC or account.
+    #[error(transparent)]
+    Exempt(#[from] poolguard_identity::ExemptError),
     /// An `[identity]` source could not start (a NAS secret, the RADIUS address).
     #[error(transparent)]
     Identity(#[from] poolguard_identity::sources::SourceError),
@@ -235,6 +238,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     }));
     // Lease files are read whole before the writer starts, so hits right after start are
     // attributed (docs/IDENTITY.md).
+    let exempt = Arc::new(poolguard_identity::Exempt::from_config(
+        &config.incidents.exempt,
+    )?);
     let identity = identity::start_identity(&config).await?;
     let (recorder, evidence) = if options.recorder.is_enabled() {
         (options.recorder, None)
@@ -245,6 +251,9 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             .map(|e| e.clone() as Arc<dyn AttributedHitSink>);
         let (recorder, mut evidence) =
             open_store(&config, ledger.clone(), accountability.clone(), hit_sink).await?;
+        if !exempt.is_empty() {
+            evidence.writer.exempt_with(exempt.clone());
+        }
         if let Some(i) = &identity {
             evidence.writer.attribute_with(i.index.clone());
             if let Some(shared) = &evidence.shared {
@@ -298,6 +307,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
                 Some(ev.writer.health()),
             );
             state.identities = identity.as_ref().map(|i| i.index.clone());
+            state.exempt = (!exempt.is_empty()).then(|| exempt.clone());
             state.store = ev.stores();
             state.database = ev
                 .shared

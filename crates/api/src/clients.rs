@@ -118,6 +118,7 @@ pub async fn client(
     let who = poolguard_store::writer::Attribution {
         ledger: &ledger,
         identities: state.identities.as_deref(),
+        exempt: state.exempt.as_deref(),
     };
     let identity = who.at(ip, at_ms);
     let holdings: Vec<Holding> = state

@@ -57,6 +57,8 @@ pub struct ApiState {
     /// Who held each address when (DHCP leases, RADIUS logins), for
     /// `GET /api/v1/clients/{ip}?at=`; None when no `[identity]` source is configured.
     pub identities: Option<poolguard_identity::SharedIdentities>,
+    /// `[incidents.exempt]`: shown on `/clients/{ip}` as the writer would mark a hit.
+    pub exempt: Option<std::sync::Arc<poolguard_identity::Exempt>>,
     /// Where `POST /api/v1/ledger/reload` re-reads the ledger from; None = reload disabled.
     pub ledger_path: Option<PathBuf>,
     /// Swapped whole on SIGHUP (`Running::reload_tokens`), so a leaked token is revoked and a
@@ -105,6 +107,7 @@ impl ApiState {
             store: Arc::new(store),
             ledger,
             identities: None,
+            exempt: None,
             ledger_path,
             tokens: Arc::new(ArcSwap::from_pointee(Tokens::from_config(&api.tokens))),
             writer,

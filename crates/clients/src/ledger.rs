@@ -435,6 +435,7 @@ fn parse_row(row: Row) -> Result<(Option<IpNet>, Identity), String> {
             source: None,
             account,
             hostname: None,
+            exempt: None,
         },
     ))
 }

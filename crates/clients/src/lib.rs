@@ -36,4 +36,7 @@ pub struct Identity {
     /// Where MAC, account and host name came from: `ledger`, or the identity sources that
     /// knew who held the address then (`kea`, `dhcpd`, `radius`, joined by `+`).
     pub source: Option<String>,
+    /// The `[incidents.exempt]` entry that exempted the hit (`10.9.0.0/24`, `mac:…`,
+    /// `account:…`): a staff test machine; its hits open no incident.
+    pub exempt: Option<String>,
 }

@@ -52,6 +52,22 @@ pub struct IncidentsConfig {
     pub report_within: Span,
     /// `incident.due_soon` fires this long before a deadline.
     pub due_soon_before: Span,
+    /// Security staff's test machines: answered as usual, hits stored marked `exempt`, no
+    /// incident, no quarantine.
+    pub exempt: ExemptConfig,
+}
+
+/// `[incidents.exempt]`: what exempts a hit (its address, or the MAC or account that held
+/// the address then); parsed and checked by `poolguard_identity::Exempt`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExemptConfig {
+    /// Addresses or networks (`10.9.0.7`, `10.20.0.0/24`).
+    pub addresses: Vec<String>,
+    /// MACs in any common spelling (`00-1A-2B-…`, `001a.2b3c.4d5e`).
+    pub macs: Vec<String>,
+    /// Logins (RADIUS User-Name or the ledger's account), case-insensitive.
+    pub accounts: Vec<String>,
 }
 
 impl Default for IncidentsConfig {
@@ -61,6 +77,7 @@ impl Default for IncidentsConfig {
             identify_within: hours(48),
             report_within: hours(72),
             due_soon_before: hours(6),
+            exempt: ExemptConfig::default(),
         }
     }
 }

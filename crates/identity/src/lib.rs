@@ -15,6 +15,7 @@
 //! docs/IDENTITY.md has the model, its decisions and an example timeline.
 
 pub mod dhcpd;
+pub mod exempt;
 pub mod follow;
 mod index;
 mod interval;
@@ -23,6 +24,7 @@ pub mod parse;
 pub mod radius;
 pub mod sources;
 
+pub use exempt::{Exempt, ExemptError};
 pub use index::{IdentityIndex, IndexStats, Outlet, SharedIdentities};
 pub use interval::{Event, Holder, Interval, OPEN, Source, Sources, mac_of_octets, normalise_mac};
 

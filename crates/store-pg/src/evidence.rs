@@ -29,7 +29,8 @@ use poolguard_store::rollup::Kind;
 /// The columns [`map_hit`] reads, in order.
 pub(crate) const HIT_COLUMNS: &str = "node, local_block, local_index, time_ms, client, port, \
     transport, name, qtype, action, feed, rule, rcode, answer, latency_us, upstream, network, \
-    asset, mac, kind, location, department, owner, contact, account, hostname, identity_source";
+    asset, mac, kind, location, department, owner, contact, account, hostname, identity_source, \
+    exempt";
 
 /// The id a hit has in the node that recorded it (as that node's SQLite store numbers it):
 /// unique per node, shown in the API's `id`.
@@ -54,6 +55,7 @@ fn map_hit(r: &Row) -> Result<(StoredRow, HitKey), PgError> {
         account: r.try_get(24)?,
         hostname: r.try_get(25)?,
         source: r.try_get(26)?,
+        exempt: r.try_get(27)?,
     };
     let key = HitKey {
         node: r.try_get(0)?,

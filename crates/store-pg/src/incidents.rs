@@ -66,6 +66,7 @@ pub(crate) fn map_incident(r: &Row) -> Result<IncidentRow, PgError> {
             account: r.try_get(30)?,
             hostname: r.try_get(31)?,
             source: r.try_get(32)?,
+            exempt: None,
         },
         device: r.try_get(11)?,
         owner: r.try_get(12)?,

@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -426,6 +426,12 @@ CREATE TRIGGER identity_changed AFTER INSERT OR UPDATE ON identity_intervals
 const V8: &str = r#"
 ALTER TABLE incidents ADD COLUMN account TEXT, ADD COLUMN hostname TEXT,
     ADD COLUMN identity_source TEXT;
+"#;
+
+/// The `[incidents.exempt]` entry that exempted a hit (a staff test machine), as the SQLite
+/// store's hit blocks keep it since block format 5.
+const V9: &str = r#"
+ALTER TABLE hits ADD COLUMN exempt TEXT;
 "#;
 
 /// The channel every node listens on; the payload names what changed.

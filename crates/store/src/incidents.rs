@@ -175,6 +175,7 @@ pub fn map_incident(r: &Row<'_>) -> rusqlite::Result<IncidentRow> {
             account: r.get(30)?,
             hostname: r.get(31)?,
             source: r.get(32)?,
+            exempt: None,
         },
         device: r.get(11)?,
         owner: r.get(12)?,

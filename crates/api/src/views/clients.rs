@@ -26,6 +26,10 @@ pub struct Identity {
     /// absent when the ledger alone identified the address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The `[incidents.exempt]` entry that exempted this hit (a staff test machine: no
+    /// incident, no quarantine); absent for every other hit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exempt: Option<String>,
 }
 
 impl From<poolguard_clients::Identity> for Identity {
@@ -42,6 +46,7 @@ impl From<poolguard_clients::Identity> for Identity {
             account: i.account,
             hostname: i.hostname,
             source: i.source,
+            exempt: i.exempt,
         }
     }
 }

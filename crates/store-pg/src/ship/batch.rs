@@ -48,13 +48,13 @@ impl ShipStatements {
                 "INSERT INTO hits (node, local_block, local_index, time_ms, client, client_key, \
                  port, transport, name, qtype, action, feed, rule, rcode, answer, latency_us, \
                  upstream, network, asset, mac, kind, location, department, owner, contact, \
-                 account, hostname, identity_source) \
+                 account, hostname, identity_source, exempt) \
                  SELECT $1::text, * FROM unnest($2::bigint[], $3::int[], $4::bigint[], \
                  $5::inet[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], \
                  $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int[], \
                  $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], \
                  $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], \
-                 $28::text[]) \
+                 $28::text[], $29::text[]) \
                  ON CONFLICT DO NOTHING",
             )?,
             names: client.prepare(
@@ -228,7 +228,7 @@ fn insert_hits(
     let mut answer = Vec::with_capacity(n);
     let mut latency = Vec::with_capacity(n);
     let mut upstream = Vec::with_capacity(n);
-    let mut who: [Vec<Option<&str>>; 11] = Default::default();
+    let mut who: [Vec<Option<&str>>; 12] = Default::default();
     for &(id, h) in rows {
         let e = &h.event;
         let ip = e.client.ip().to_canonical();
@@ -262,6 +262,7 @@ fn insert_hits(
                 i.account.as_deref(),
                 i.hostname.as_deref(),
                 i.source.as_deref(),
+                i.exempt.as_deref(),
             ]
         });
         for (column, value) in who.iter_mut().zip(fields.unwrap_or_default()) {
@@ -280,13 +281,14 @@ fn insert_hits(
         account,
         hostname,
         source,
+        exempt,
     ] = &who;
     tx.execute(
         stmt,
         &[
             &node, &block, &index, &time, &client, &key, &port, &transport, &name, &qtype, &action,
             &feed, &rule, &rcode, &answer, &latency, &upstream, network, asset, mac, kind,
-            location, department, owner, contact, account, hostname, source,
+            location, department, owner, contact, account, hostname, source, exempt,
         ],
     )
 }

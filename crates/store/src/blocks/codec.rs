@@ -1,12 +1,12 @@
 //! The block format: many query-log rows in one compact, self-contained byte string.
 //!
 //! ```text
-//! block  := version(u8 = 4) rows(varint) base_ms(zigzag) events_len(varint) events dict×15
+//! block  := version(u8 = 5) rows(varint) base_ms(zigzag) events_len(varint) events dict×16
 //! event  := dt_ms(zigzag, from the previous row) flags(u8) client(4|16) port(u16 le)
 //!           [stream(u8: 0 tcp, 1 dot, 2 doh) if flags & TCP]
 //!           qtype rcode feed upstream department (varint dictionary codes, 0 = none)
 //!           [network asset mac kind location owner contact account hostname source
-//!            (codes) if flags & SNAPSHOT]
+//!            exempt (codes) if flags & SNAPSHOT]
 //!           name(str) [rule(str) if flags & RULE] answer(str) latency_us(varint)
 //! dict   := count(varint) str×count          (code n is entry n-1)
 //! str    := len(varint) utf-8 bytes
@@ -23,7 +23,8 @@
 //! too; the flags byte has no bit left): version 1 and 2 rows with the TCP flag are plain TCP.
 //! Version 4 added who held the address at the hit's time (account, host name, and the
 //! identity sources that said so; the MAC was already there): versions 2 and 3 have a
-//! seven-field snapshot and twelve dictionaries.
+//! seven-field snapshot and twelve dictionaries. Version 5 added the `[incidents.exempt]`
+//! entry that exempted a hit: version 4 blocks have a ten-field snapshot.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -33,7 +34,9 @@ use crate::ip_key;
 use poolguard_clients::Identity;
 use poolguard_record::{Outcome, QueryEvent, Transport};
 
-const VERSION: u8 = 4;
+const VERSION: u8 = 5;
+/// Blocks written before the exempt mark (a ten-field snapshot).
+const VERSION_4: u8 = 4;
 /// Blocks written before who held the address (a seven-field snapshot).
 const VERSION_3: u8 = 3;
 /// Blocks written before the stream byte (DoT, DoH): no byte after the port.
@@ -42,6 +45,8 @@ const VERSION_2: u8 = 2;
 const VERSION_1: u8 = 1;
 /// Snapshot fields in a version 2 or 3 block.
 const SNAPSHOT_FIELDS_V2: usize = 7;
+/// Snapshot fields in a version 4 block.
+const SNAPSHOT_FIELDS_V4: usize = 10;
 const TCP: u8 = 0x10;
 const V6: u8 = 0x20;
 const RULE: u8 = 0x40;
@@ -115,6 +120,8 @@ pub struct Snapshot<'a> {
     pub hostname: Option<&'a str>,
     /// The identity sources that knew the holder (`kea`, `dhcpd+radius`); None: ledger only.
     pub source: Option<&'a str>,
+    /// The `[incidents.exempt]` entry that exempted the hit.
+    pub exempt: Option<&'a str>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -131,6 +138,7 @@ impl<'a> Snapshot<'a> {
             account: i.account.as_deref(),
             hostname: i.hostname.as_deref(),
             source: i.source.as_deref(),
+            exempt: i.exempt.as_deref(),
         }
     }
 
@@ -149,6 +157,7 @@ impl<'a> Snapshot<'a> {
             account: own(self.account),
             hostname: own(self.hostname),
             source: own(self.source),
+            exempt: own(self.exempt),
         }
     }
 
@@ -165,6 +174,7 @@ impl<'a> Snapshot<'a> {
             account: f[7],
             hostname: f[8],
             source: f[9],
+            exempt: f[10],
         }
     }
 
@@ -180,6 +190,7 @@ impl<'a> Snapshot<'a> {
             self.account,
             self.hostname,
             self.source,
+            self.exempt,
         ]
     }
 }
@@ -222,9 +233,9 @@ const RCODE: usize = 1;
 const FEED: usize = 2;
 const UPSTREAM: usize = 3;
 const DEPARTMENT: usize = 4;
-/// The snapshot's ten fields take slots 5..15, in [`Snapshot::fields`] order.
+/// The snapshot's eleven fields take slots 5..16, in [`Snapshot::fields`] order.
 const SNAPSHOT_FIRST: usize = 5;
-const SNAPSHOT_FIELDS: usize = 10;
+const SNAPSHOT_FIELDS: usize = 11;
 const DICTS: usize = SNAPSHOT_FIRST + SNAPSHOT_FIELDS;
 /// Dictionaries in a version 1 block.
 const DICTS_V1: usize = 5;
@@ -439,6 +450,7 @@ impl<'a> Block<'a> {
         let version = r.byte()?;
         let (n_dicts, snapshot_fields) = match version {
             VERSION => (DICTS, SNAPSHOT_FIELDS),
+            VERSION_4 => (SNAPSHOT_FIRST + SNAPSHOT_FIELDS_V4, SNAPSHOT_FIELDS_V4),
             VERSION_3 | VERSION_2 => (SNAPSHOT_FIRST + SNAPSHOT_FIELDS_V2, SNAPSHOT_FIELDS_V2),
             VERSION_1 => (DICTS_V1, 0),
             v => return Err(BlockError::Version(v)),
@@ -705,6 +717,7 @@ mod tests {
                 account: (i % 8 == 5).then_some("alice"),
                 hostname: (i % 8 == 1).then_some("dorm-pc"),
                 source: (i % 8 == 5).then_some("kea+radius"),
+                exempt: (i % 8 == 5).then_some("10.9.0.0/24"),
             }),
         }
     }
@@ -734,7 +747,7 @@ mod tests {
     }
 
     #[test]
-    fn version_2_and_3_blocks_still_read() {
+    fn version_2_3_and_4_blocks_still_read() {
         // Seven snapshot codes per row and seven snapshot dictionaries; a UDP row (no stream
         // byte), written the same in both.
         let mut enc = BlockEncoder::default();
@@ -748,28 +761,45 @@ mod tests {
             ..entry(1)
         };
         enc.push(&row);
-        let v3 = enc.seal().unwrap().data;
-        let block = Block::parse(&v3).unwrap();
+        let current = enc.seal().unwrap().data;
+        let block = Block::parse(&current).unwrap();
         let (_, back) = block.entries().next().unwrap().unwrap();
         assert_eq!(back, row);
-        // The same row in version 2: drop the three new codes (all 0, the last three bytes
-        // before the name) and the three new (empty) dictionaries at the end.
-        let name_at = v3
-            .windows(row.name.len())
-            .position(|w| w == row.name.as_bytes())
-            .unwrap()
-            - 1;
-        assert_eq!(&v3[name_at - 3..name_at], &[0, 0, 0]);
-        let mut v2 = [&v3[..name_at - 3], &v3[name_at..v3.len() - 3]].concat();
-        // events_len shrank by three (one byte varint after version, rows and base_ms).
-        let events_len_at = 1 + 1 + {
-            let mut n = 1;
-            while v3[1 + n] & 0x80 != 0 {
-                n += 1;
-            }
-            n
+        // The same row in an older version: drop the newer codes (all 0, the last bytes
+        // before the name) and the newer (empty) dictionaries at the end.
+        let older = |dropped: usize| {
+            let name_at = current
+                .windows(row.name.len())
+                .position(|w| w == row.name.as_bytes())
+                .unwrap()
+                - 1;
+            assert!(current[name_at - dropped..name_at].iter().all(|&b| b == 0));
+            let mut old = [
+                &current[..name_at - dropped],
+                &current[name_at..current.len() - dropped],
+            ]
+            .concat();
+            // events_len shrank (a one-byte varint after version, rows and base_ms).
+            let events_len_at = 1 + 1 + {
+                let mut n = 1;
+                while current[1 + n] & 0x80 != 0 {
+                    n += 1;
+                }
+                n
+            };
+            old[events_len_at] -= dropped as u8;
+            old
         };
-        v2[events_len_at] -= 3;
+        let mut v4 = older(SNAPSHOT_FIELDS - SNAPSHOT_FIELDS_V4);
+        v4[0] = VERSION_4;
+        let (_, old) = Block::parse(&v4)
+            .unwrap()
+            .entries()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(old, row, "version 4");
+        let mut v2 = older(SNAPSHOT_FIELDS - SNAPSHOT_FIELDS_V2);
         for version in [VERSION_2, VERSION_3] {
             v2[0] = version;
             let block = Block::parse(&v2).expect("an older block parses");

@@ -19,7 +19,7 @@ use crate::incidents_tx::SqliteIncidentTx;
 use crate::known_names::KnownNames;
 use crate::rows::Table;
 use poolguard_clients::{Identity, Ledger, SharedLedger};
-use poolguard_identity::IdentityIndex;
+use poolguard_identity::{Exempt, IdentityIndex};
 use poolguard_record::QueryEvent;
 
 /// Writes one batch in one transaction; returns (query rows, hit rows) written. Hits are
@@ -28,7 +28,7 @@ use poolguard_record::QueryEvent;
 pub(super) fn write_batch(
     conn: &mut Connection,
     batch: &[QueryEvent],
-    (ledger, identities): (&SharedLedger, Option<&IdentityIndex>),
+    (ledger, identities, exempt): (&SharedLedger, Option<&IdentityIndex>, Option<&Exempt>),
     log_queries: bool,
     tracker: Option<&dyn BatchHook>,
     known: &mut KnownNames,
@@ -48,6 +48,7 @@ pub(super) fn write_batch(
         let who = Attribution {
             ledger: &ledger,
             identities,
+            exempt,
         };
         let written = insert_attributed(&tx, batch, &who, log_queries, None, Some(known))?;
         tx.commit()?;
@@ -61,6 +62,7 @@ pub(super) fn write_batch(
     let who = Attribution {
         ledger: &ledger,
         identities,
+        exempt,
     };
     let written = insert_attributed(&tx, batch, &who, log_queries, Some(&mut hits), Some(known))?;
     guarded(&tx, "incident tracking", |c| {
@@ -124,16 +126,19 @@ pub fn insert_events_into(
     let who = Attribution {
         ledger,
         identities: None,
+        exempt: None,
     };
     insert_attributed(conn, events, &who, log_queries, hits, known)
 }
 
 /// What a hit's identity is looked up in: who held its address then (the identity index,
-/// when sources are configured), and whose that device, login or network is (the ledger).
+/// when sources are configured), whose that device, login or network is (the ledger), and
+/// whether a staff test machine's hits are exempt (`[incidents.exempt]`).
 #[derive(Clone, Copy)]
 pub struct Attribution<'a> {
     pub ledger: &'a Ledger,
     pub identities: Option<&'a IdentityIndex>,
+    pub exempt: Option<&'a Exempt>,
 }
 
 impl Attribution<'_> {
@@ -142,7 +147,27 @@ impl Attribution<'_> {
     /// writer stores with a hit, and what `GET /api/v1/clients/{ip}?at=` answers.
     pub fn at(&self, ip: IpAddr, time_ms: i64) -> Option<Arc<Identity>> {
         let network = self.ledger.lookup(ip);
-        self.of_hit(ip, time_ms, network.as_ref()).or(network)
+        let identity = self.of_hit(ip, time_ms, network.as_ref()).or(network);
+        self.marked(ip, identity)
+    }
+
+    /// `identity` with the `[incidents.exempt]` entry that exempts a hit from `ip` held by
+    /// its MAC or account, when one does (a copy only then: exempt hits are rare).
+    fn marked(&self, ip: IpAddr, identity: Option<Arc<Identity>>) -> Option<Arc<Identity>> {
+        let Some(exempt) = self.exempt.filter(|e| !e.is_empty()) else {
+            return identity;
+        };
+        let id = identity.as_deref();
+        let Some(entry) = exempt.matches(
+            ip,
+            id.and_then(|i| i.mac.as_deref()),
+            id.and_then(|i| i.account.as_deref()),
+        ) else {
+            return identity;
+        };
+        let mut marked = id.cloned().unwrap_or_default();
+        marked.exempt = Some(entry);
+        Some(Arc::new(marked))
     }
 
     /// The identity of a hit from `ip` at `time_ms`, given the ledger's row of its network.
@@ -219,7 +244,7 @@ pub fn insert_attributed(
         }
         // Hits only (a few per second at most): who held the address at the hit's time.
         let held = who.of_hit(ip, e.time_ms, identity.as_ref());
-        let identity = held.or(identity);
+        let identity = who.marked(ip, held.or(identity));
         let id = identity.as_deref();
         hit_block.push(&Entry::hit(e, id));
         nh += 1;

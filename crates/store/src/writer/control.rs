@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::{Msg, StoreFault, Writer, WriterHealth};
 use crate::StoreError;
-use poolguard_identity::SharedIdentities;
+use poolguard_identity::{Exempt, SharedIdentities};
 
 /// A request to the writer thread other than an event.
 pub(super) enum Control {
@@ -31,6 +31,7 @@ pub struct WriterHandle {
     thread: Option<JoinHandle<()>>,
     health: Arc<WriterHealth>,
     identities: Arc<OnceLock<SharedIdentities>>,
+    exempt: Arc<OnceLock<Arc<Exempt>>>,
 }
 
 impl WriterHandle {
@@ -40,13 +41,22 @@ impl WriterHandle {
         thread: JoinHandle<()>,
         health: Arc<WriterHealth>,
         identities: Arc<OnceLock<SharedIdentities>>,
+        exempt: Arc<OnceLock<Arc<Exempt>>>,
     ) -> Self {
         Self {
             tx,
             thread: Some(thread),
             health,
             identities,
+            exempt,
         }
+    }
+
+    /// Marks every hit written from now on that `exempt` matches (a staff test machine's):
+    /// stored as usual, no incident. Set once, by the app, before DNS starts; false when it
+    /// was set already.
+    pub fn exempt_with(&self, exempt: Arc<Exempt>) -> bool {
+        self.exempt.set(exempt).is_ok()
     }
 
     /// Attributes every hit written from now on through `identities` (who held its address

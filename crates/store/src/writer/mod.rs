@@ -47,7 +47,7 @@ use crate::spool::Backlog;
 use crate::{Store, StoreError};
 use poolguard_clients::SharedLedger;
 use poolguard_config::StoreConfig;
-use poolguard_identity::SharedIdentities;
+use poolguard_identity::{Exempt, SharedIdentities};
 use poolguard_record::{QueryEvent, Sink};
 
 /// While a batch fills, the writer sleeps this long between drains of the queue rather than
@@ -116,11 +116,13 @@ fn spawn_inner(
         .spool_bytes
         .store(backlog.spool().pending_bytes(), Ordering::Relaxed);
     let identities = Arc::new(OnceLock::new());
+    let exempt = Arc::new(OnceLock::new());
     let mut writer = Writer {
         conn,
         cfg: cfg.clone(),
         ledger,
         identities: Arc::clone(&identities),
+        exempt: Arc::clone(&exempt),
         tracker,
         health: Arc::clone(&health),
         batch: Vec::with_capacity(cfg.batch_size.min(65_536)),
@@ -147,7 +149,7 @@ fn spawn_inner(
     let sink = QueueSink::new(tx.clone(), cfg, Arc::clone(&health));
     Ok((
         Arc::new(sink),
-        WriterHandle::new(tx, thread, health, identities),
+        WriterHandle::new(tx, thread, health, identities, exempt),
     ))
 }
 
@@ -182,6 +184,8 @@ struct Writer {
     /// Who held each address when (DHCP, RADIUS), once the app plugs it in
     /// ([`WriterHandle::attribute_with`]); hits are attributed through it before the ledger.
     identities: Arc<OnceLock<SharedIdentities>>,
+    /// `[incidents.exempt]`, once the app plugs it in ([`WriterHandle::exempt_with`]).
+    exempt: Arc<OnceLock<Arc<Exempt>>>,
     tracker: Option<Arc<dyn BatchHook>>,
     health: Arc<WriterHealth>,
     batch: Vec<QueryEvent>,
