@@ -333,3 +333,105 @@ async fn a_bad_exempt_entry_stops_the_start_naming_it() {
     assert!(error.contains("incidents.exempt.addresses[1]"), "{error}");
     assert!(error.contains("10.0.0/8"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quarantine_follows_the_device_to_its_new_address_and_is_released_everywhere() {
+    use common::radius::login_from;
+    const INVESTIGATOR: &str = "investigator-token-for-identity";
+    let bed = bed_with(
+        "127.0.0.1",
+        &common::api_token_toml("ivan", "investigator", INVESTIGATOR),
+    )
+    .await;
+    let radius = bed.running().radius_addr().expect("RADIUS listening");
+    let laptop = "00-1A-2B-3C-4D-5F";
+    let site = "www.example.test.";
+    let free = common::answer_from(&bed, "127.0.0.49", site).await;
+    assert!(!free.is_empty());
+
+    // Li Na's laptop mines at .41; staff quarantine it from its incident.
+    assert!(
+        radclient(
+            radius,
+            SECRET,
+            &login_from("Start", "lina", laptop, "127.0.0.41")
+        )
+        .await
+    );
+    hit_from(&bed, "127.0.0.41").await;
+    let list = get(&bed, "/api/v1/incidents").await;
+    let id = list["items"][0]["id"].as_i64().expect("an incident");
+    assert_eq!(list["items"][0]["client_key"], "mac:00:1a:2b:3c:4d:5f");
+    let (status, entry) = bed
+        .api_post_json(
+            "/api/v1/quarantine",
+            INVESTIGATOR,
+            &serde_json::json!({"ip": "127.0.0.41", "reason": "mining", "incident_id": id}),
+        )
+        .await;
+    assert_eq!(status, 201, "{entry}");
+    let walled = common::answer_from(&bed, "127.0.0.41", site).await;
+    assert_ne!(walled, free, "the quarantined address gets the notice page");
+
+    // It logs out and comes back at .42: quarantined there as soon as the login is seen.
+    assert!(
+        radclient(
+            radius,
+            SECRET,
+            &login_from("Stop", "lina", laptop, "127.0.0.41")
+        )
+        .await
+    );
+    assert!(
+        radclient(
+            radius,
+            SECRET,
+            &login_from("Start", "lina", laptop, "127.0.0.42")
+        )
+        .await
+    );
+    common::eventually("the quarantine to follow the laptop to .42", || async {
+        let got = common::answer_from(&bed, "127.0.0.42", site).await;
+        if got == walled {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .await;
+    let listed = get(&bed, "/api/v1/quarantine").await;
+    assert_eq!(listed["items"][0]["ip"], "127.0.0.41", "{listed}");
+    assert_eq!(
+        listed["items"][0]["following"],
+        serde_json::json!(["127.0.0.42"]),
+        "{listed}"
+    );
+    let (_, txt) = bed
+        .api_request(
+            reqwest::Method::GET,
+            "/api/v1/quarantine?format=txt",
+            TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(
+        txt,
+        serde_json::json!("127.0.0.41\n127.0.0.42\n"),
+        "edge devices get both"
+    );
+
+    // Releasing it by its new address lifts the quarantine everywhere, at once.
+    let (status, released) = bed
+        .api_request(
+            reqwest::Method::DELETE,
+            "/api/v1/quarantine/127.0.0.42?reason=cleaned",
+            INVESTIGATOR,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{released}");
+    assert_eq!(released["ip"], "127.0.0.41", "{released}");
+    assert_eq!(common::answer_from(&bed, "127.0.0.42", site).await, free);
+    assert_eq!(common::answer_from(&bed, "127.0.0.41", site).await, free);
+    bed.shutdown().await;
+}

@@ -260,6 +260,13 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
                 let task = shared::share_identities(shared, i.index.clone(), &config);
                 evidence.tasks.push(task);
             }
+            // A quarantined device is quarantined at whatever address it moves to.
+            let follow = poolguard_incidents::follow::spawn(
+                accountability.quarantine.clone(),
+                evidence.stores(),
+                i.index.clone(),
+            );
+            evidence.tasks.push(follow);
         }
         start_accountability(&config, &mut evidence, &accountability, alert_rx).await?;
         (recorder, Some(evidence))

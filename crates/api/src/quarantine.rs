@@ -76,9 +76,23 @@ pub async fn list(
         format = v;
     }
     let items = state.store.quarantine_list().await?;
+    let quarantine = &state.accountability.quarantine;
+    let following = |e: &poolguard_store::incidents::QuarantineEntry| -> Vec<String> {
+        e.ip.parse()
+            .map(|ip| quarantine.followed_from(ip))
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
     Ok(match format.as_str() {
         "txt" => {
-            let body: String = items.iter().map(|e| format!("{}\n", e.ip)).collect();
+            // Every address an edge device should hold back, followed ones included.
+            let body: String = items
+                .iter()
+                .flat_map(|e| std::iter::once(e.ip.clone()).chain(following(e)))
+                .map(|ip| format!("{ip}\n"))
+                .collect();
             ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
         }
         "csv" => {
@@ -98,7 +112,16 @@ pub async fn list(
             super::csv_export::response(body, bom)
         }
         _ => Json(QuarantineList {
-            items: crate::views::all(items),
+            items: items
+                .into_iter()
+                .map(|e| {
+                    let following = following(&e);
+                    QuarantineEntry {
+                        following,
+                        ..QuarantineEntry::from(e)
+                    }
+                })
+                .collect(),
         })
         .into_response(),
     })
@@ -213,6 +236,11 @@ async fn release(
         .collect::<String>();
     let actor = caller_of(caller);
     let who = actor.name.clone();
+    // An address the quarantine followed a device to is released with the device's entry.
+    let ip = match acc.quarantine.origin_of(ip) {
+        Some(origin) => origin,
+        None => ip,
+    };
     let release = QuarantineRelease {
         ip,
         reason: reason.clone(),

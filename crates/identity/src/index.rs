@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::interval::{Event, Holder, Interval, Source};
@@ -86,6 +87,9 @@ pub trait Outlet: Send + Sync {
 pub struct IdentityIndex {
     table: RwLock<Table>,
     outlet: OnceLock<Arc<dyn Outlet>>,
+    /// Bumped by every batch applied: who follows the index (quarantine) looks again only
+    /// when it moved.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for IdentityIndex {
@@ -118,6 +122,7 @@ impl IdentityIndex {
             }
             table.apply(event);
         }
+        self.generation.fetch_add(1, Ordering::Relaxed);
         let Some(outlet) = outlet else { return };
         let changed = table.holdings_at(&touched);
         drop(table);
@@ -143,6 +148,7 @@ impl IdentityIndex {
     /// the [`Outlet`] (the other node already shared them).
     pub fn apply_shared(&self, holdings: impl IntoIterator<Item = Interval>) {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::Relaxed);
         for iv in holdings {
             let (addr, source, start, end) = (iv.addr, iv.source, iv.start_ms, iv.end_ms);
             let (mac, account) = (iv.mac.clone(), iv.account.clone());
@@ -153,6 +159,47 @@ impl IdentityIndex {
                 lane.settle_end(start, end, mac.as_deref(), account.as_deref());
             }
         }
+    }
+
+    /// How many batches of evidence were applied so far: unchanged means nothing new.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// The addresses held at `at_ms` by one of `macs` (normalised) or `accounts` (compared
+    /// case-insensitively), each with the MAC or account that holds it. One scan of the
+    /// index: for the quarantine that follows devices, not for hits.
+    pub fn held_by(&self, macs: &[&str], accounts: &[&str], at_ms: i64) -> Vec<(IpAddr, String)> {
+        if macs.is_empty() && accounts.is_empty() {
+            return Vec::new();
+        }
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (&addr, lanes) in &table.by_addr {
+            for lane in lanes {
+                let i = lane.held.partition_point(|h| h.start <= at_ms);
+                let Some(h) = i.checked_sub(1).map(|i| &lane.held[i]) else {
+                    continue;
+                };
+                if h.end <= at_ms {
+                    continue;
+                }
+                if let Some(m) = h.mac.as_deref().filter(|m| macs.contains(m)) {
+                    out.push((addr, format!("mac:{m}")));
+                    break;
+                }
+                if let Some(a) = h.account.as_deref().and_then(|a| {
+                    accounts
+                        .iter()
+                        .find(|x| x.eq_ignore_ascii_case(a) || x.to_lowercase() == a.to_lowercase())
+                }) {
+                    out.push((addr, format!("account:{}", a.to_lowercase())));
+                    break;
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Every holding, of every address.

@@ -20,6 +20,7 @@
 //! Time comes from a [`Clock`], so deadlines and overdue flags are testable without sleeping.
 
 pub mod alerts;
+pub mod follow;
 pub mod notice;
 mod open;
 pub mod report;

@@ -4,11 +4,13 @@
 //! path does one lock-free `load` (no allocation, no lock) and one hash lookup per query.
 //! Changes (a threshold crossed in the writer, a release through the API, the start-up load
 //! from SQLite) build a new set and swap it in whole; they are rare. SQLite (`quarantine`
-//! table) is the source of truth, so the state survives restarts.
+//! table) is the source of truth, so the state survives restarts. Addresses a quarantined
+//! device moves to are added as *followed* ones (`poolguard_incidents::follow`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -17,10 +19,23 @@ use poolguard_config::incidents::EnforcementConfig;
 type IpSet = HashSet<IpAddr, foldhash::fast::RandomState>;
 type NameSet = HashSet<Box<str>, foldhash::fast::RandomState>;
 
+/// What the set is made of; changed under a lock (rarely), published whole to `set`.
+#[derive(Debug, Default)]
+struct Parts {
+    /// The addresses quarantined by staff, thresholds or the store's list.
+    listed: IpSet,
+    /// Addresses a quarantined device or login holds now (it renewed to a new lease or
+    /// logged in elsewhere), each with the listed address whose quarantine it follows.
+    followed: HashMap<IpAddr, IpAddr>,
+}
+
 /// Quarantined addresses plus what their walled garden looks like.
 #[derive(Debug)]
 pub struct Quarantine {
     set: ArcSwap<IpSet>,
+    parts: Mutex<Parts>,
+    /// Bumped by every change of the listed addresses (who follows them looks again).
+    generation: AtomicU64,
     reachable: NameSet,
     /// A answers for quarantined clients (the notice page).
     pub notice_ipv4: Ipv4Addr,
@@ -39,6 +54,8 @@ impl Quarantine {
             .collect();
         Self {
             set: ArcSwap::from_pointee(IpSet::default()),
+            parts: Mutex::new(Parts::default()),
+            generation: AtomicU64::new(0),
             reachable,
             notice_ipv4: cfg.notice_ipv4,
             notice_ipv6: cfg.notice_ipv6,
@@ -72,41 +89,93 @@ impl Quarantine {
         }
     }
 
-    /// Adds an address (returns false when it was already there).
+    /// Changes the parts under the lock and publishes the union; `f` says whether the
+    /// listed addresses changed.
+    fn change<T>(&self, f: impl FnOnce(&mut Parts) -> (T, bool)) -> T {
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let (out, listed_changed) = f(&mut parts);
+        let mut set = parts.listed.clone();
+        set.extend(parts.followed.keys().copied());
+        self.set.store(Arc::new(set));
+        if listed_changed {
+            self.generation.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// Adds an address (returns false when it was already listed).
     pub fn insert(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        if self.set.load().contains(&ip) {
-            return false;
-        }
-        self.set.rcu(|s| {
-            let mut s = IpSet::clone(s);
-            s.insert(ip);
-            s
-        });
-        true
+        self.change(|p| {
+            let added = p.listed.insert(ip);
+            (added, added)
+        })
     }
 
-    /// Removes an address (returns false when it was not there).
+    /// Removes an address (returns false when it was not listed).
     pub fn remove(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        if !self.set.load().contains(&ip) {
-            return false;
-        }
-        self.set.rcu(|s| {
-            let mut s = IpSet::clone(s);
-            s.remove(&ip);
-            s
-        });
-        true
+        self.change(|p| {
+            let removed = p.listed.remove(&ip);
+            if removed {
+                // What followed its quarantine is released with it, at once.
+                p.followed.retain(|_, from| *from != ip);
+            }
+            (removed, removed)
+        })
     }
 
-    /// Replaces the whole set (start-up load from SQLite).
+    /// Replaces the listed addresses (start-up load, a change made through another node).
     pub fn replace(&self, ips: impl IntoIterator<Item = IpAddr>) {
-        let set: IpSet = ips.into_iter().map(|ip| ip.to_canonical()).collect();
-        self.set.store(Arc::new(set));
+        let listed: IpSet = ips.into_iter().map(|ip| ip.to_canonical()).collect();
+        self.change(|p| {
+            let changed = p.listed != listed;
+            p.listed = listed;
+            p.followed.retain(|_, from| p.listed.contains(from));
+            ((), changed)
+        })
     }
 
-    /// How many addresses are quarantined.
+    /// Replaces the followed addresses: each address a quarantined device or login holds
+    /// now, with the listed address whose quarantine it follows (ignored when that one is
+    /// no longer listed).
+    pub fn set_followed(&self, followed: HashMap<IpAddr, IpAddr>) {
+        self.change(|p| {
+            p.followed = followed
+                .into_iter()
+                .map(|(ip, from)| (ip.to_canonical(), from.to_canonical()))
+                .filter(|(ip, from)| p.listed.contains(from) && !p.listed.contains(ip))
+                .collect();
+            ((), false)
+        })
+    }
+
+    /// The listed address whose quarantine `ip` follows, when it is a followed one.
+    pub fn origin_of(&self, ip: IpAddr) -> Option<IpAddr> {
+        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        parts.followed.get(&ip.to_canonical()).copied()
+    }
+
+    /// The addresses that follow the quarantine of listed address `ip`, sorted.
+    pub fn followed_from(&self, ip: IpAddr) -> Vec<IpAddr> {
+        let ip = ip.to_canonical();
+        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<IpAddr> = parts
+            .followed
+            .iter()
+            .filter(|(_, from)| **from == ip)
+            .map(|(a, _)| *a)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// How many times the listed addresses changed: unchanged means nothing to follow anew.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// How many addresses are quarantined (listed and followed).
     pub fn len(&self) -> usize {
         self.set.load().len()
     }
@@ -144,5 +213,26 @@ mod tests {
         assert!(q.contains("::ffff:10.0.0.7".parse().unwrap()));
         assert!(q.remove(ip));
         assert!(!q.contains(ip));
+    }
+
+    #[test]
+    fn followed_addresses_are_quarantined_and_released_with_their_origin() {
+        let q = Quarantine::new(&EnforcementConfig::default());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(q.insert(ip("10.0.0.7")));
+        let before = q.generation();
+        q.set_followed(HashMap::from([
+            (ip("10.0.0.9"), ip("10.0.0.7")),
+            // Following an address that is not listed: ignored.
+            (ip("10.0.0.10"), ip("10.0.0.8")),
+        ]));
+        assert_eq!(q.generation(), before, "following is not a listing change");
+        assert!(q.contains(ip("10.0.0.9")));
+        assert!(!q.contains(ip("10.0.0.10")));
+        assert_eq!(q.origin_of(ip("10.0.0.9")), Some(ip("10.0.0.7")));
+        assert_eq!(q.followed_from(ip("10.0.0.7")), [ip("10.0.0.9")]);
+        assert!(q.remove(ip("10.0.0.7")));
+        assert!(!q.contains(ip("10.0.0.9")), "released everywhere at once");
+        assert!(q.generation() > before);
     }
 }

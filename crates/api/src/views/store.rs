@@ -88,6 +88,10 @@ pub struct QuarantineEntry {
     pub actor: String,
     pub reason: String,
     pub incident_id: Option<i64>,
+    /// Addresses the quarantined device or login holds now besides `ip` (it renewed to a
+    /// new lease, or logged in elsewhere): quarantined too, released with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub following: Vec<String>,
 }
 
 impl From<db::QuarantineEntry> for QuarantineEntry {
@@ -98,6 +102,7 @@ impl From<db::QuarantineEntry> for QuarantineEntry {
             actor: q.actor,
             reason: q.reason,
             incident_id: q.incident_id,
+            following: Vec::new(),
         }
     }
 }
