@@ -79,14 +79,16 @@ async fn follow(
         let (Some(id), Ok(ip)) = (entry.incident_id, entry.ip.parse::<IpAddr>()) else {
             continue;
         };
-        if !subjects.contains_key(&id) {
-            let subject = match store.incident_detail(id, 0).await? {
-                Some(record) => subject_of(&record.incident),
-                None => Subject::Nothing,
-            };
-            subjects.insert(id, subject);
-        }
-        match &subjects[&id] {
+        let subject = match subjects.entry(id) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(new) => {
+                new.insert(match store.incident_detail(id, 0).await? {
+                    Some(record) => subject_of(&record.incident),
+                    None => Subject::Nothing,
+                })
+            }
+        };
+        match subject {
             Subject::Mac(m) => origin.insert(format!("mac:{m}"), ip),
             Subject::Account(a) => origin.insert(format!("account:{a}"), ip),
             Subject::Nothing => None,
