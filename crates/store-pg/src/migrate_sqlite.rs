@@ -214,7 +214,7 @@ fn tables(node: &str, offset: i64) -> Vec<Table> {
                      department, ledger_owner, contact, device, owner, status, resolution, \
                      assignee, severity, feeds, categories, opened_ms, last_hit_ms, hit_count, \
                      name_count, identify_due_ms, report_due_ms, identified_ms, reported_ms, \
-                     closed_ms, enforced_ms, alerted \
+                     closed_ms, enforced_ms, alerted, account, hostname, identity_source \
                      FROM incidents WHERE id > ?1 ORDER BY id LIMIT ?2",
             insert: insert(
                 "incidents",
