@@ -24,6 +24,7 @@ mod duration;
 mod encrypted;
 mod feeds;
 mod pools;
+mod review;
 mod store;
 mod validate;
 
@@ -35,6 +36,7 @@ pub use duration::parse_duration;
 pub use encrypted::{CanaryConfig, DohConfig, DotConfig};
 pub use feeds::{FeedConfig, valid_feed_name};
 pub use pools::PoolsConfig;
+pub use review::ReviewConfig;
 pub use store::{Backend, MIN_SPOOL_BYTES, StoreConfig};
 
 /// Why a config could not be used. Messages name the file, the key and what to do.
@@ -75,6 +77,9 @@ pub struct Config {
     /// The pool address set kept current by re-resolving the feeds' names (`[pools]`).
     #[serde(default)]
     pub pools: PoolsConfig,
+    /// The review queue of candidate pool names nobody has listed (`[review]`).
+    #[serde(default)]
+    pub review: ReviewConfig,
     #[serde(default)]
     pub zones: Vec<ZoneConfig>,
     #[serde(default)]

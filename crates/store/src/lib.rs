@@ -24,6 +24,7 @@ pub mod lock;
 pub mod narrative;
 pub mod read;
 pub mod retention;
+pub mod review;
 pub mod rollup;
 pub mod rows;
 pub mod schema;

@@ -73,7 +73,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -202,6 +202,12 @@ fn v9() -> String {
 /// The investigator's account of each incident, for the written report (`crate::narrative`).
 fn v10() -> String {
     crate::narrative::schema()
+}
+
+/// The review queue of candidate pool names nobody has listed, and the position of the scan
+/// that fills it (`crate::review`, docs/REVIEW.md).
+fn v11() -> String {
+    crate::review::schema()
 }
 
 /// The version whose step first converts the old per-query table (see [`v6`]).
