@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, AuditEntry};
 use crate::traits::{Actor, Cursor, Paged};
 use crate::{Store, StoreError};
 
@@ -175,8 +174,9 @@ pub trait ReviewStore: Send + Sync {
     /// One candidate.
     async fn review_get(&self, name: String) -> Result<Option<Candidate>, StoreError>;
 
-    /// Records a decision on a pending candidate and its audit row (`review.accept` or
-    /// `review.dismiss`, target `review/<name>`) in one transaction.
+    /// Records a decision on a pending candidate; nothing when it is decided already. The
+    /// caller audits it (`review.accept` / `review.dismiss`) in the store every maintainer
+    /// write is audited in.
     async fn review_decide(
         &self,
         name: String,
@@ -366,7 +366,8 @@ pub fn list(conn: &Connection, f: &ReviewFilter) -> Result<Paged<Candidate>, Sto
     Ok(Paged { items, next })
 }
 
-/// Records a decision and its audit row; the caller's transaction.
+/// Records a decision; the caller's transaction. The audit row is the caller's (the API
+/// writes it where every maintainer write is audited: the group's log under PostgreSQL).
 pub fn decide(
     conn: &Connection,
     name: &str,
@@ -380,20 +381,15 @@ pub fn decide(
     if before.state != ReviewState::Pending {
         return Ok(Decided::AlreadyDecided(before));
     }
-    let (state, text, action) = match decision {
-        ReviewDecision::Accept { feed } => (ReviewState::Accepted, feed, "review.accept"),
-        ReviewDecision::Dismiss { reason } => (ReviewState::Dismissed, reason, "review.dismiss"),
+    let (state, text) = match decision {
+        ReviewDecision::Accept { feed } => (ReviewState::Accepted, feed),
+        ReviewDecision::Dismiss { reason } => (ReviewState::Dismissed, reason),
     };
     conn.prepare_cached(
         "UPDATE review_candidates SET state = ?2, decided_by = ?3, decided_ms = ?4, \
          decision = ?5 WHERE name = ?1",
     )?
     .execute(params![name, state.as_str(), actor.name, now_ms, text])?;
-    let detail = format!("{} ({}): {text}", before.reason.as_str(), before.evidence);
-    audit::insert(
-        conn,
-        &AuditEntry::by(actor, action, format!("review/{name}"), now_ms, detail),
-    )?;
     get(conn, name)?
         .map(Decided::Done)
         .ok_or_else(|| StoreError::Worker(format!("review candidate {name} vanished")))
@@ -487,10 +483,6 @@ mod tests {
         let after = get(&c, "nanopool.net").expect("get").expect("row");
         assert_eq!(after.state, ReviewState::Dismissed);
         assert_eq!(after.count, 2, "a dismissed name gathers nothing more");
-        assert_eq!(
-            audit::list(&c, 10, None).expect("audit")[0].action,
-            "review.dismiss"
-        );
     }
 
     #[test]
