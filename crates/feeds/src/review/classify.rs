@@ -170,7 +170,153 @@ impl Gathered {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use poolguard_config::{Action, FeedFormat, FeedKind, Severity};
+    use poolguard_policy::FeedInfo;
+    use poolguard_record::Transport;
+
+    fn policy() -> Policy {
+        let info = |name: &str, kind| {
+            Arc::new(FeedInfo {
+                name: name.into(),
+                kind,
+                action: Action::Nxdomain,
+                category: "mining".into(),
+                severity: Severity::High,
+            })
+        };
+        let mining = crate::parse(
+            "xmr.operator.example\nnanopool.org\n",
+            FeedFormat::Plain,
+            FeedKind::Domains,
+        );
+        let allow = crate::parse(
+            "stratum.operator.example\n",
+            FeedFormat::Plain,
+            FeedKind::Allow,
+        );
+        Policy::build([
+            (info("mining", FeedKind::Domains), &mining),
+            (info("campus", FeedKind::Allow), &allow),
+        ])
+    }
+
+    fn entry<'a>(name: &'a str, outcome: Outcome, rcode: &'a str, answer: &'a str) -> Entry<'a> {
+        Entry {
+            time_ms: 1_000,
+            client: [10, 0, 0, 7].into(),
+            port: 5353,
+            transport: Transport::Udp,
+            outcome,
+            name,
+            qtype: "A",
+            feed: Some("mining"),
+            rule: Some("xmr.operator.example"),
+            rcode,
+            answer,
+            latency_us: 1,
+            upstream: None,
+            department: None,
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn each_reason_is_found_and_listed_or_allowed_names_are_not() {
+        let policy = policy();
+        let families = Families::of(&policy, &["mining".to_string()]);
+        let pool = HashMap::from([(
+            "198.51.100.7".parse().expect("ip"),
+            "xmr.operator.example".to_string(),
+        )]);
+        let listed = Listed {
+            policy: &policy,
+            families: &families,
+            pool: &pool,
+        };
+        let reason = |name, outcome, rcode, answer| {
+            listed
+                .classify(&entry(name, outcome, rcode, answer))
+                .map(|(r, _)| r)
+        };
+        let ok = Outcome::Allowed;
+        assert_eq!(
+            reason("hidden.example", ok, "NOERROR", "A 198.51.100.7"),
+            Some(ReviewReason::ResolvesToPool)
+        );
+        assert_eq!(
+            reason("alias.example", Outcome::CnameBlocked, "NOERROR", ""),
+            Some(ReviewReason::CnameToListed)
+        );
+        assert_eq!(
+            reason("nanopool.net", ok, "NOERROR", "A 198.51.100.30"),
+            Some(ReviewReason::OtherTld)
+        );
+        assert_eq!(
+            reason("eth-eu1.operator.example", ok, "NOERROR", "A 198.51.100.31"),
+            Some(ReviewReason::OperatorHost)
+        );
+        // The operator's own site, an unanswered lookalike, a listed and an allowed name.
+        assert_eq!(
+            reason("www.operator.example", ok, "NOERROR", "A 198.51.100.32"),
+            None
+        );
+        assert_eq!(reason("nanopool.net", ok, "NXDOMAIN", ""), None);
+        assert_eq!(
+            reason("xmr.operator.example", Outcome::Blocked, "NXDOMAIN", ""),
+            None
+        );
+        assert_eq!(
+            reason("stratum.operator.example", ok, "NOERROR", "A 198.51.100.33"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_scan_keeps_at_most_its_bound_of_names_and_merges_repeats() {
+        let policy = policy();
+        let families = Families::of(&policy, &["mining".to_string()]);
+        let pool = HashMap::new();
+        let listed = Listed {
+            policy: &policy,
+            families: &families,
+            pool: &pool,
+        };
+        let mut g = Gathered::new(1);
+        g.observe(
+            &listed,
+            &entry(
+                "nanopool.net",
+                Outcome::Allowed,
+                "NOERROR",
+                "A 198.51.100.30",
+            ),
+        );
+        g.observe(
+            &listed,
+            &entry(
+                "nanopool.net",
+                Outcome::Allowed,
+                "NOERROR",
+                "A 198.51.100.30",
+            ),
+        );
+        g.observe(
+            &listed,
+            &entry(
+                "nanopool.io",
+                Outcome::Allowed,
+                "NOERROR",
+                "A 198.51.100.34",
+            ),
+        );
+        assert_eq!(g.left_out, 1);
+        let got = g.into_sightings();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].count, got[0].clients.len()), (2, 1));
+    }
 
     #[test]
     fn answer_summaries_give_their_addresses() {
