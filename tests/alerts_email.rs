@@ -5,7 +5,8 @@
 //! headers (the Chinese subject as an RFC 2047 encoded word that decodes back), the
 //! recipients (duty desk, the department's routing entry, the ledger contact) and the body's
 //! fields. A second channel with a wrong password is refused, and the delivery log says so
-//! without the password.
+//! without the password; that refusal, an unreadable password file and an alert without a
+//! recipient are each logged as failed once, not retried.
 
 mod common;
 
@@ -89,7 +90,12 @@ async fn incident_mail_goes_over_starttls_with_auth_in_chinese() {
          username = \"{USER}\"\npassword_file = \"smtp.password\"\nfrom = \"Poolguard 告警 <poolguard@campus.edu>\"\n\
          to = [\"duty@campus.edu\"]\nledger_contact = true\ndepartments = {{ \"计算机学院\" = [\"cs-sec@campus.edu\"] }}\n\
          [[alerts.email]]\nname = \"wrong-password\"\nserver = \"127.0.0.1:{port}\"\nca_file = \"{ca}\"\n\
-         username = \"{USER}\"\npassword_file = \"wrong.password\"\nfrom = \"poolguard@campus.edu\"\nto = [\"duty@campus.edu\"]\n",
+         username = \"{USER}\"\npassword_file = \"wrong.password\"\nfrom = \"poolguard@campus.edu\"\nto = [\"duty@campus.edu\"]\n\
+         [[alerts.email]]\nname = \"missing-secret\"\nserver = \"127.0.0.1:{port}\"\nca_file = \"{ca}\"\n\
+         username = \"{USER}\"\npassword_file = \"absent.password\"\nfrom = \"poolguard@campus.edu\"\nto = [\"duty@campus.edu\"]\n\
+         [[alerts.email]]\nname = \"nobody\"\nserver = \"127.0.0.1:{port}\"\nca_file = \"{ca}\"\n\
+         username = \"{USER}\"\npassword_file = \"smtp.password\"\nfrom = \"poolguard@campus.edu\"\n\
+         departments = {{ \"物理系\" = [\"phys@campus.edu\"] }}\n",
         sha256_hex(VIEWER),
         ca = ca.display(),
     );
@@ -156,7 +162,9 @@ async fn incident_mail_goes_over_starttls_with_auth_in_chinese() {
         assert!(body.contains(needed), "`{needed}` missing from {body}");
     }
 
-    // The wrong password is refused at AUTH, twice (max_attempts = 2); the log says so.
+    // Failures no retry can fix are logged once, not max_attempts (2) times: the wrong
+    // password (refused at AUTH with a permanent 535), a password file that cannot be read,
+    // and an alert none of whose recipients the channel routes to.
     let http = reqwest::Client::new();
     let mut items: Vec<Value> = Vec::new();
     for _ in 0..500 {
@@ -170,7 +178,7 @@ async fn incident_mail_goes_over_starttls_with_auth_in_chinese() {
             .await
             .expect("JSON");
         items = v["items"].as_array().cloned().unwrap_or_default();
-        if items.len() >= 3 {
+        if items.len() >= 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -189,11 +197,22 @@ async fn incident_mail_goes_over_starttls_with_auth_in_chinese() {
         .iter()
         .filter(|d| d["target"] == "email:wrong-password")
         .collect();
-    assert_eq!(wrong.len(), 2, "{log}");
+    assert_eq!(wrong.len(), 1, "{log}");
     assert!(
         wrong.iter().all(|d| d["ok"] == false && d["status"] == 535),
         "{log}"
     );
+    let failed_once = |target: &str, why: &str| {
+        let rows: Vec<&Value> = items.iter().filter(|d| d["target"] == target).collect();
+        assert_eq!(rows.len(), 1, "{target}: {log}");
+        assert_eq!(rows[0]["ok"], false, "{log}");
+        assert!(
+            rows[0]["error"].as_str().is_some_and(|e| e.contains(why)),
+            "{target}: {log}"
+        );
+    };
+    failed_once("email:missing-secret", "password_file");
+    failed_once("email:nobody", "no recipient");
     assert!(!log.to_string().contains(PASSWORD) && !log.to_string().contains("not-the-password"));
     bed.shutdown().await;
 }

@@ -75,6 +75,39 @@ pub enum Payload {
     Unsendable(String),
 }
 
+/// What one delivery attempt gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tried {
+    /// The HTTP status or SMTP reply code, when one came back.
+    pub status: Option<u16>,
+    /// Why it failed; `None` = delivered.
+    pub error: Option<String>,
+    /// Whether another attempt could succeed. Not for a mail without recipients, an
+    /// unusable mailer or an unreadable secret (nothing changes until the config does), nor
+    /// for an SMTP server's permanent (5xx) refusal: those are logged once, not retried.
+    pub retry: bool,
+}
+
+impl Tried {
+    /// A failure no retry can fix.
+    fn permanent(error: String) -> Self {
+        Self {
+            status: None,
+            error: Some(error),
+            retry: false,
+        }
+    }
+
+    /// An HTTP answer (or its absence): every failure may pass on a retry.
+    fn http(status: Option<u16>, error: Option<String>) -> Self {
+        Self {
+            status,
+            error,
+            retry: true,
+        }
+    }
+}
+
 /// A secret (a robot's signing secret, an SMTP password): the first line of `file`, or the
 /// variable `env`; `Err` names the source, never the value.
 pub(super) fn read_secret(
@@ -286,56 +319,52 @@ impl Channel {
         Ok(req)
     }
 
-    /// Sends one attempt: the HTTP status (when one came back) and the error, if any.
+    /// Sends one attempt.
     pub async fn attempt(
         &self,
         client: &reqwest::Client,
         event: &'static str,
         payload: &Payload,
         now_ms: i64,
-    ) -> (Option<u16>, Option<String>) {
+    ) -> Tried {
         let body = match (payload, &self.kind) {
-            (Payload::Unsendable(why), _) => return (None, Some(why.clone())),
+            (Payload::Unsendable(why), _) => return Tried::permanent(why.clone()),
             (Payload::Mail(mail), Kind::Email(mailer)) => {
                 return match mailer.as_ref() {
                     Ok(m) => m.send(mail.as_ref().clone()).await,
-                    Err(why) => (None, Some(why.clone())),
+                    Err(why) => Tried::permanent(why.clone()),
                 };
             }
-            (Payload::Mail(_), _) => return (None, Some("a mail for an HTTP channel".into())),
+            (Payload::Mail(_), _) => return Tried::permanent("a mail for an HTTP channel".into()),
             (Payload::Http(body), _) => body,
         };
         let req = match self.request(client, event, body, now_ms) {
             Ok(r) => r,
-            Err(e) => return (None, Some(e)),
+            // The robot's secret could not be read: the same on every attempt.
+            Err(e) => return Tried::permanent(e),
         };
         let resp = match req.send().await {
             Ok(r) => r,
             // Without the URL: a robot's holds its token.
-            Err(e) => return (None, Some(e.without_url().to_string())),
+            Err(e) => return Tried::http(None, Some(e.without_url().to_string())),
         };
         let status = resp.status();
         if !status.is_success() {
-            return (Some(status.as_u16()), Some(format!("HTTP {status}")));
+            return Tried::http(Some(status.as_u16()), Some(format!("HTTP {status}")));
         }
         if matches!(self.kind, Kind::Webhook { .. }) {
-            return (Some(status.as_u16()), None);
+            return Tried::http(Some(status.as_u16()), None);
         }
         let answer: serde_json::Value = resp.json().await.unwrap_or_default();
-        match answer.get("errcode").and_then(|c| c.as_i64()) {
-            Some(0) => (Some(status.as_u16()), None),
-            Some(code) => (
-                Some(status.as_u16()),
-                Some(format!(
-                    "errcode {code}: {}",
-                    answer.get("errmsg").and_then(|m| m.as_str()).unwrap_or("")
-                )),
-            ),
-            None => (
-                Some(status.as_u16()),
-                Some("answer without errcode".to_string()),
-            ),
-        }
+        let error = match answer.get("errcode").and_then(|c| c.as_i64()) {
+            Some(0) => None,
+            Some(code) => Some(format!(
+                "errcode {code}: {}",
+                answer.get("errmsg").and_then(|m| m.as_str()).unwrap_or("")
+            )),
+            None => Some("answer without errcode".to_string()),
+        };
+        Tried::http(Some(status.as_u16()), error)
     }
 }
 

@@ -259,7 +259,8 @@ async fn deliver(
     let mut backoff = cfg.retry_backoff.0;
     for attempt in 1..=cfg.max_attempts {
         let now = sent.acc.clock.now_ms();
-        let (status, error) = ch.attempt(&client, event, &payload, now).await;
+        let tried = ch.attempt(&client, event, &payload, now).await;
+        let (status, error, retry) = (tried.status, tried.error, tried.retry);
         let ok = error.is_none();
         tracing::info!(event, target = %ch.target, attempt, ok, status = ?status, "alert delivery");
         log(
@@ -281,6 +282,10 @@ async fn deliver(
         if ok {
             metrics::counter!("poolguard_alerts_delivered_total").increment(1);
             return;
+        }
+        if !retry {
+            // Logged once: the next attempt would fail the same way.
+            break;
         }
         if attempt < cfg.max_attempts {
             tokio::time::sleep(backoff).await;
