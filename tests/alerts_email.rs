@@ -6,7 +6,8 @@
 //! recipients (duty desk, the department's routing entry, the ledger contact) and the body's
 //! fields. A second channel with a wrong password is refused, and the delivery log says so
 //! without the password; that refusal, an unreadable password file and an alert without a
-//! recipient are each logged as failed once, not retried.
+//! recipient are each logged as failed once, not retried. The other `tls` modes, implicit TLS
+//! with AUTH and `tls = "none"` to a plain loopback relay, each deliver too.
 
 mod common;
 
@@ -34,6 +35,11 @@ struct Smtp {
 
 impl Smtp {
     async fn start(dir: &std::path::Path) -> (Self, u16) {
+        Self::start_in(dir, "starttls").await
+    }
+
+    /// A server in `mode`: `starttls`, `implicit` or `none` (tests/support/smtp_server.py).
+    async fn start_in(dir: &std::path::Path, mode: &str) -> (Self, u16) {
         require_python_module("aiosmtpd", "aiosmtpd");
         let python = require_tool("python3", "python3");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
@@ -41,7 +47,7 @@ impl Smtp {
             .arg(script)
             .arg(dir.join("server.pem"))
             .arg(dir.join("server.key"))
-            .args([USER, PASSWORD])
+            .args([USER, PASSWORD, mode])
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -214,5 +220,54 @@ async fn incident_mail_goes_over_starttls_with_auth_in_chinese() {
     failed_once("email:missing-secret", "password_file");
     failed_once("email:nobody", "no recipient");
     assert!(!log.to_string().contains(PASSWORD) && !log.to_string().contains("not-the-password"));
+    bed.shutdown().await;
+}
+
+/// The two other `tls` modes: implicit TLS (port 465 style) with AUTH against the test CA, and
+/// `tls = "none"` to a plain relay on loopback; each server receives the incident's mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_implicit_tls_and_to_a_plain_loopback_relay() {
+    let ca_dir = tempfile::tempdir().expect("tempdir");
+    test_ca(ca_dir.path(), "smtp", true);
+    let (mut implicit, implicit_port) = Smtp::start_in(ca_dir.path(), "implicit").await;
+    let (mut relay, relay_port) = Smtp::start_in(ca_dir.path(), "none").await;
+    let ca = ca_dir.path().join("smtp-ca.pem");
+    let toml = format!(
+        "[store]\npath = \"data/pg.db\"\nflush_interval_ms = 20\n\
+         [alerts]\nretry_backoff = \"10ms\"\nmax_attempts = 2\ncheck_every = \"1h\"\n\
+         [[alerts.email]]\nname = \"implicit\"\nserver = \"127.0.0.1:{implicit_port}\"\ntls = \"implicit\"\n\
+         ca_file = \"{ca}\"\nusername = \"{USER}\"\npassword_file = \"smtp.password\"\n\
+         from = \"poolguard@campus.edu\"\nto = [\"duty@campus.edu\"]\n\
+         [[alerts.email]]\nname = \"relay\"\nserver = \"127.0.0.1:{relay_port}\"\ntls = \"none\"\n\
+         from = \"poolguard@campus.edu\"\nto = [\"soc@campus.edu\"]\n",
+        ca = ca.display(),
+    );
+    let bed = TestBed::builder()
+        .file("smtp.password", &format!("{PASSWORD}\n"))
+        .toml(&toml)
+        .start()
+        .await;
+    bed.hits_from(&["127.0.0.7"]).await;
+
+    let mail = implicit.next("mail").await;
+    assert_eq!(mail["tls"], true, "TLS from the first byte");
+    assert_eq!(mail["authenticated"], true);
+    assert_eq!(mail["rcpt_tos"], json!(["duty@campus.edu"]));
+    assert!(
+        mail["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("127.0.0.7")),
+        "{mail}"
+    );
+    let mail = relay.next("mail").await;
+    assert_eq!(mail["tls"], false, "a plain relay");
+    assert_eq!(mail["authenticated"], false);
+    assert_eq!(mail["rcpt_tos"], json!(["soc@campus.edu"]));
+    assert!(
+        mail["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("127.0.0.7")),
+        "{mail}"
+    );
     bed.shutdown().await;
 }
