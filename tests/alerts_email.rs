@@ -271,3 +271,102 @@ async fn mail_goes_over_implicit_tls_and_to_a_plain_loopback_relay() {
     );
     bed.shutdown().await;
 }
+
+/// The weekly bulletin to other units, mailed by the schedule: due at start (the week before
+/// has ended and was never sent), in Chinese to `[alerts.bulletin] to`; after a restart the
+/// same week is not sent again (the store remembers it), so the next mail is an incident's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_weekly_bulletin_is_mailed_once_per_period_across_restarts() {
+    let ca_dir = tempfile::tempdir().expect("tempdir");
+    test_ca(ca_dir.path(), "smtp", true);
+    let (mut smtp, port) = Smtp::start(ca_dir.path()).await;
+    let ca = ca_dir.path().join("smtp-ca.pem");
+    let toml = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n\
+         [[api.tokens]]\nname = \"viewer\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\
+         [store]\npath = \"data/pg.db\"\nflush_interval_ms = 20\n\
+         [reports]\nlanguage = \"zh-CN\"\ntimezone = \"Asia/Shanghai\"\n\
+         [alerts]\nretry_backoff = \"10ms\"\nmax_attempts = 2\ncheck_every = \"1h\"\n\
+         [[alerts.email]]\nname = \"units\"\nserver = \"127.0.0.1:{port}\"\nca_file = \"{ca}\"\n\
+         username = \"{USER}\"\npassword_file = \"smtp.password\"\nfrom = \"poolguard@campus.edu\"\n\
+         to = [\"duty@campus.edu\"]\n\
+         [alerts.bulletin]\nenabled = true\nevery = \"7d\"\nchannels = [\"email:units\"]\n\
+         to = [\"units@other.edu\", \"cert@campus.edu\"]\n",
+        sha256_hex(VIEWER),
+        ca = ca.display(),
+    );
+    let bed = TestBed::builder()
+        .file("smtp.password", &format!("{PASSWORD}\n"))
+        .toml(&toml)
+        .start()
+        .await;
+
+    let mail = smtp.next("mail").await;
+    let subject = mail["subject"].as_str().expect("subject");
+    assert!(subject.starts_with("挖矿治理通报："), "{subject}");
+    assert!(
+        subject.contains("00:00:00 CST"),
+        "local midnight: {subject}"
+    );
+    let mut rcpt: Vec<String> = serde_json::from_value(mail["rcpt_tos"].clone()).expect("rcpt");
+    rcpt.sort();
+    assert_eq!(rcpt, ["cert@campus.edu", "units@other.edu"]);
+    let body = mail["body"].as_str().expect("body");
+    for needed in ["命中次数", "新立事件", "逾期事件"] {
+        assert!(body.contains(needed), "`{needed}` missing from {body}");
+    }
+
+    // The delivery is logged (after the server's reply) before the restart.
+    let http = reqwest::Client::new();
+    let bulletins = |bed: &TestBed| {
+        let (http, url) = (http.clone(), bed.api_url());
+        async move {
+            let v: Value = http
+                .get(format!("{url}/api/v1/alerts/deliveries"))
+                .bearer_auth(VIEWER)
+                .send()
+                .await
+                .expect("API")
+                .json()
+                .await
+                .expect("JSON");
+            let n = v["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter(|d| d["event"] == "bulletin" && d["ok"] == true)
+                .count();
+            (n, v)
+        }
+    };
+    common::eventually("the bulletin's delivery is logged", || async {
+        match bulletins(&bed).await {
+            (1, _) => Ok(()),
+            (_, v) => Err(v.to_string()),
+        }
+    })
+    .await;
+
+    // Restarted, the scheduler finds the week sent already.
+    let bed = bed.restart().await;
+    common::eventually("the restarted scheduler looked", || async {
+        let text = bed.metrics_text().await;
+        if text.contains("poolguard_bulletins_total{result=\"already_sent\"}") {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    })
+    .await;
+    bed.hits_from(&["127.0.0.7"]).await;
+    let next = smtp.next("mail").await;
+    assert!(
+        next["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("挖矿事件 #")),
+        "the next mail is the incident's, not the bulletin again: {next}"
+    );
+    let (n, v) = bulletins(&bed).await;
+    assert_eq!(n, 1, "{v}");
+    bed.shutdown().await;
+}

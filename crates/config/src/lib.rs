@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use poolguard_model::{Action, FeedFormat, FeedKind, Severity};
 
+pub mod bulletin;
 pub mod email;
 pub mod export;
 pub mod identity;

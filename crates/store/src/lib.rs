@@ -13,6 +13,7 @@
 pub mod alerted;
 pub mod audit;
 pub mod blocks;
+pub mod bulletin;
 pub mod cursor;
 #[doc(hidden)]
 pub mod fault;

@@ -73,7 +73,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -208,6 +208,11 @@ fn v10() -> String {
 /// that fills it (`crate::review`, docs/REVIEW.md).
 fn v11() -> String {
     crate::review::schema()
+}
+
+/// The periods whose bulletin went out (`crate::bulletin`), so each goes once.
+fn v12() -> String {
+    crate::bulletin::schema()
 }
 
 /// The version whose step first converts the old per-query table (see [`v6`]).

@@ -22,6 +22,7 @@ use super::message::{Message, fit, render, render_digest};
 use super::{AlertEvent, signature};
 use crate::config::{AlertsConfig, WebhookConfig};
 use crate::report::ReportSettings;
+use poolguard_config::reports::Language;
 use poolguard_config::robots::{DingTalkConfig, WeComConfig};
 
 /// DingTalk's Markdown `text`, at most (bytes; DingTalk documents 20,000 characters).
@@ -247,9 +248,48 @@ impl Channel {
 
     /// `m` in this channel's format; a mail goes to everyone any of `events` is for.
     fn people(&self, m: Message, events: &[AlertEvent], settings: &ReportSettings) -> Payload {
-        let lang = settings.language;
+        let to = match &self.kind {
+            Kind::Email(mailer) => match mailer.as_ref() {
+                Ok(mailer) => {
+                    let mut to: Vec<String> = Vec::new();
+                    for e in events {
+                        for addr in mailer.recipients(e) {
+                            if !to.iter().any(|a| a.eq_ignore_ascii_case(&addr)) {
+                                to.push(addr);
+                            }
+                        }
+                    }
+                    to
+                }
+                Err(why) => return Payload::Unsendable(why.clone()),
+            },
+            _ => Vec::new(),
+        };
+        if let Kind::Webhook { .. } = self.kind {
+            return Payload::Http(
+                serde_json::to_vec(&serde_json::json!(events)).unwrap_or_default(),
+            );
+        }
+        self.formatted(&m, &to, settings.language)
+    }
+
+    /// The periodic bulletin `m` in this channel's format; a mail goes to `to`, or to the
+    /// channel's own `to` when that is empty.
+    pub fn bulletin_payload(&self, m: &Message, to: &[String], lang: Language) -> Payload {
+        let to = match (&self.kind, to.is_empty()) {
+            (Kind::Email(mailer), true) => match mailer.as_ref() {
+                Ok(mailer) => mailer.duty_desk().to_vec(),
+                Err(why) => return Payload::Unsendable(why.clone()),
+            },
+            _ => to.to_vec(),
+        };
+        self.formatted(m, &to, lang)
+    }
+
+    /// `m` as a robot's Markdown message or as a mail to `to` (webhooks get the text as JSON).
+    fn formatted(&self, m: &Message, to: &[String], lang: Language) -> Payload {
         let body = match &self.kind {
-            Kind::Webhook { .. } => serde_json::json!(events),
+            Kind::Webhook { .. } => serde_json::json!({"title": m.title, "text": m.text}),
             Kind::DingTalk { .. } => serde_json::json!({
                 "msgtype": "markdown",
                 "markdown": {"title": m.title, "text": fit(&m.text, DINGTALK_MAX, lang)},
@@ -263,18 +303,10 @@ impl Channel {
                     Ok(m) => m,
                     Err(why) => return Payload::Unsendable(why.clone()),
                 };
-                let mut to: Vec<String> = Vec::new();
-                for e in events {
-                    for addr in mailer.recipients(e) {
-                        if !to.iter().any(|a| a.eq_ignore_ascii_case(&addr)) {
-                            to.push(addr);
-                        }
-                    }
-                }
                 if to.is_empty() {
                     return Payload::Unsendable("no recipient for this alert".into());
                 }
-                return match mailer.message(&m, &to) {
+                return match mailer.message(m, to) {
                     Ok(mail) => Payload::Mail(Box::new(mail)),
                     Err(why) => Payload::Unsendable(why),
                 };

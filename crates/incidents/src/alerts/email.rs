@@ -101,6 +101,11 @@ impl Mailer {
         recipients(&self.cfg, event)
     }
 
+    /// Who gets every mail of this channel (`to`, the duty desk).
+    pub fn duty_desk(&self) -> &[String] {
+        &self.cfg.to
+    }
+
     /// The mail of `rendered` to `to`.
     pub fn message(&self, rendered: &Rendered, to: &[String]) -> Result<Message, String> {
         let mut b = Message::builder()
