@@ -94,3 +94,34 @@ pub(crate) fn validate_bulletin(alerts: &AlertsConfig) -> Result<(), (String, St
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::Config;
+
+    fn parse(bulletin: &str) -> Result<Config, crate::ConfigError> {
+        let text = format!(
+            "[[alerts.email]]\nname = \"duty\"\nserver = \"127.0.0.1:25\"\ntls = \"none\"\n\
+             from = \"pg@campus.edu\"\nto = [\"soc@campus.edu\"]\n[alerts.bulletin]\n{bulletin}"
+        );
+        Config::from_toml(&text, Path::new("t.toml"), Path::new("."))
+    }
+
+    #[test]
+    fn channels_must_name_a_mail_or_robot_channel() {
+        let ok = parse("enabled = true\nchannels = [\"email:duty\"]\n").expect("valid");
+        assert_eq!(ok.alerts.bulletin.every.0.as_secs(), 7 * 86_400);
+        for bad in [
+            "enabled = true\n",
+            "enabled = true\nchannels = [\"email:nobody\"]\n",
+            "enabled = true\nchannels = [\"email:duty\"]\nto = [\"not-an-address\"]\n",
+            "enabled = true\nchannels = [\"email:duty\"]\nevery = \"10m\"\n",
+        ] {
+            let e = parse(bad).expect_err(bad).to_string();
+            assert!(e.contains("alerts.bulletin"), "{bad}: {e}");
+        }
+        parse("channels = [\"email:nobody\"]\n").expect("off: not checked");
+    }
+}
