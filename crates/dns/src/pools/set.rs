@@ -84,7 +84,7 @@ impl PoolSet {
     pub fn names_by_address(&self, categories: &[String]) -> HashMap<IpAddr, String> {
         self.lock()
             .values()
-            .filter(|a| categories.iter().any(|c| *c == a.category))
+            .filter(|a| categories.contains(&a.category))
             .map(|a| (a.address, a.name.clone()))
             .collect()
     }
