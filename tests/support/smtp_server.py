@@ -81,30 +81,15 @@ def main():
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(CERT, KEY)
     port = free_port()
+    auth = dict(auth_required=True, authenticator=authenticator)
     if MODE == "implicit":
         # TLS from the first byte: the connection is encrypted before AUTH is offered.
-        controller = Controller(
-            Handler(),
-            hostname="127.0.0.1",
-            port=port,
-            ssl_context=ctx,
-            auth_required=True,
-            auth_require_tls=False,
-            authenticator=authenticator,
-        )
+        extra = dict(ssl_context=ctx, auth_require_tls=False, **auth)
     elif MODE == "none":
-        controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        extra = {}
     else:
-        controller = Controller(
-            Handler(),
-            hostname="127.0.0.1",
-            port=port,
-            tls_context=ctx,
-            require_starttls=True,
-            auth_required=True,
-            auth_require_tls=True,
-            authenticator=authenticator,
-        )
+        extra = dict(tls_context=ctx, require_starttls=True, auth_require_tls=True, **auth)
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, **extra)
     controller.start()
     say({"kind": "ready", "port": port})
     threading.Event().wait()

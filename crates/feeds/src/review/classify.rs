@@ -285,33 +285,10 @@ mod tests {
             pool: &pool,
         };
         let mut g = Gathered::new(1);
-        g.observe(
-            &listed,
-            &entry(
-                "nanopool.net",
-                Outcome::Allowed,
-                "NOERROR",
-                "A 198.51.100.30",
-            ),
-        );
-        g.observe(
-            &listed,
-            &entry(
-                "nanopool.net",
-                Outcome::Allowed,
-                "NOERROR",
-                "A 198.51.100.30",
-            ),
-        );
-        g.observe(
-            &listed,
-            &entry(
-                "nanopool.io",
-                Outcome::Allowed,
-                "NOERROR",
-                "A 198.51.100.34",
-            ),
-        );
+        for name in ["nanopool.net", "nanopool.net", "nanopool.io"] {
+            let e = entry(name, Outcome::Allowed, "NOERROR", "A 198.51.100.30");
+            g.observe(&listed, &e);
+        }
         assert_eq!(g.left_out, 1);
         let got = g.into_sightings();
         assert_eq!(got.len(), 1);
