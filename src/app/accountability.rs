@@ -28,11 +28,15 @@ pub(super) async fn start_accountability(
             mail.password_file = mail.password_file.as_deref().map(|p| config.resolve(p));
             mail.ca_file = mail.ca_file.as_deref().map(|p| config.resolve(p));
         }
-        // The bulletin's periods are claimed in this node's store: once per period across
-        // restarts; under the postgres backend once per node (docs/SEVERAL-NODES.md).
+        // The bulletin's periods are claimed where the group's state is: once per period
+        // across restarts, and once per group under the postgres backend.
+        let claims: Arc<dyn poolguard_store::bulletin::BulletinStore> = match &evidence.shared {
+            Some(shared) => Arc::new(shared.store.clone()),
+            None => Arc::new(evidence.store.clone()),
+        };
         let stores = incidents::alerts::bulletin::BulletinStores {
             summaries: evidence.stores(),
-            claims: Arc::new(evidence.store.clone()),
+            claims,
             deliveries: evidence.stores(),
         };
         evidence.tasks.extend(incidents::alerts::bulletin::spawn(

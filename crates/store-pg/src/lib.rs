@@ -29,6 +29,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod bulletin;
 pub mod changes;
 pub mod connect;
 pub mod cursor;

@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -394,6 +394,22 @@ pub const ROLLUP_KEEP: i32 = poolguard_store::rollup::TOP_K as i32;
 const V6: &str = r#"
 ALTER TABLE hits ADD COLUMN account TEXT, ADD COLUMN hostname TEXT,
     ADD COLUMN identity_source TEXT;
+"#;
+
+/// Step 7 belongs to a change written at the same time as step 8 (issue 20/21 sessions); this
+/// no-op keeps step 8 at 8 until the two meet. Merging: this line gives way to that step.
+const V7: &str = "SELECT 1;\n";
+
+/// The scheduled bulletin's claimed periods (`[alerts.bulletin]`, `crate::bulletin`): one row
+/// per period, inserted `ON CONFLICT DO NOTHING` by the node that sends it, so a group sends
+/// each period's bulletin once.
+const V8: &str = r#"
+CREATE TABLE bulletins_sent (
+    since_ms    BIGINT PRIMARY KEY,
+    until_ms    BIGINT NOT NULL,
+    node        TEXT   NOT NULL,
+    claimed_ms  BIGINT NOT NULL
+);
 "#;
 
 /// The channel every node listens on; the payload names what changed.

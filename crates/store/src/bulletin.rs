@@ -1,6 +1,6 @@
 //! Which periodic bulletins went out (`[alerts.bulletin]`): one row per period, claimed
-//! before the bulletin is sent, so a restart (or a second scheduler) never sends a period's
-//! bulletin twice. At most once: a crash between the claim and the send loses that one, and
+//! before the bulletin is sent, so a restart (or a second node: the PostgreSQL backend claims
+//! in the group's database) never sends a period's bulletin twice. At most once: a crash between the claim and the send loses that one, and
 //! the delivery log shows it never went.
 
 use async_trait::async_trait;

@@ -7,7 +7,8 @@
 //! local midnight for whole days; in general at local 1970-01-05 00:00 plus whole periods.
 //! The task looks every `[alerts] check_every` (and at start, so a bulletin due while
 //! poolguard was down goes out when it starts) and claims the last ended period in the store
-//! before sending it (`poolguard_store::bulletin`): once per period, across restarts.
+//! before sending it (`poolguard_store::bulletin`): once per period, across restarts, and
+//! once per group under the postgres backend.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
