@@ -39,6 +39,7 @@ pub mod incident_tx;
 pub mod incidents;
 pub mod migrate_sqlite;
 pub mod quarantine;
+pub mod review;
 mod rollups;
 pub mod schema;
 pub mod shared;

@@ -400,15 +400,36 @@ ALTER TABLE hits ADD COLUMN account TEXT, ADD COLUMN hostname TEXT,
 /// no-op keeps step 8 at 8 until the two meet. Merging: this line gives way to that step.
 const V7: &str = "SELECT 1;\n";
 
-/// The scheduled bulletin's claimed periods (`[alerts.bulletin]`, `crate::bulletin`): one row
-/// per period, inserted `ON CONFLICT DO NOTHING` by the node that sends it, so a group sends
-/// each period's bulletin once.
+/// Issues 20 and 21: the scheduled bulletin's claimed periods (`[alerts.bulletin]`,
+/// `crate::bulletin`: one row per period, inserted `ON CONFLICT DO NOTHING` by the node that
+/// sends it, so a group sends each period's bulletin once), and the review queue of candidate
+/// pool names (`crate::review`: one queue for the group, each node's scan position its own
+/// row).
 const V8: &str = r#"
 CREATE TABLE bulletins_sent (
     since_ms    BIGINT PRIMARY KEY,
     until_ms    BIGINT NOT NULL,
     node        TEXT   NOT NULL,
     claimed_ms  BIGINT NOT NULL
+);
+CREATE TABLE review_candidates (
+    name        TEXT   PRIMARY KEY,
+    reason      TEXT   NOT NULL,
+    state       TEXT   NOT NULL,
+    clients     TEXT   NOT NULL,
+    first_ms    BIGINT NOT NULL,
+    last_ms     BIGINT NOT NULL,
+    count       BIGINT NOT NULL,
+    resolved    TEXT   NOT NULL,
+    evidence    TEXT   NOT NULL,
+    decided_by  TEXT,
+    decided_ms  BIGINT,
+    decision    TEXT
+);
+CREATE INDEX review_candidates_last ON review_candidates (last_ms DESC, name);
+CREATE TABLE review_scan (
+    node        TEXT   PRIMARY KEY,
+    until_ms    BIGINT NOT NULL
 );
 "#;
 

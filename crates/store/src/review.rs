@@ -157,10 +157,10 @@ pub enum Decided {
 /// The review queue as the API and the scan need it.
 #[async_trait]
 pub trait ReviewStore: Send + Sync {
-    /// Where the last scan stopped (ms since the epoch); `None` before the first.
+    /// Where this node's last scan stopped (ms since the epoch); `None` before the first.
     async fn review_scanned_until(&self) -> Result<Option<i64>, StoreError>;
 
-    /// Merges one scan's sightings into the queue and moves the scan position to
+    /// Merges one scan's sightings into the queue and moves this node's scan position to
     /// `until_ms`, in one transaction. Decided names keep their decision untouched.
     async fn review_record(
         &self,
@@ -261,8 +261,8 @@ pub fn record(conn: &Connection, sightings: &[Sighting], until_ms: i64) -> Resul
         let before = get(conn, &s.name)?;
         let merged = match before {
             Some(c) if c.state != ReviewState::Pending => continue,
-            Some(c) => merge(c, s),
-            None => new_candidate(s),
+            Some(c) => c.merged(s),
+            None => Candidate::new(s),
         };
         let clients = serde_json::to_string(&merged.clients).unwrap_or_else(|_| "[]".into());
         insert.execute(params![
@@ -285,49 +285,57 @@ pub fn record(conn: &Connection, sightings: &[Sighting], until_ms: i64) -> Resul
     Ok(())
 }
 
-fn new_candidate(s: &Sighting) -> Candidate {
-    Candidate {
-        name: s.name.clone(),
-        reason: s.reason,
-        state: ReviewState::Pending,
-        clients: s.clients.iter().take(MAX_CLIENTS).cloned().collect(),
-        first_ms: s.first_ms,
-        last_ms: s.last_ms,
-        count: s.count,
-        resolved: s.resolved.clone(),
-        evidence: s.evidence.clone(),
-        decided_by: None,
-        decided_ms: None,
-        decision: None,
+impl Candidate {
+    /// A new pending candidate from its first sighting.
+    pub fn new(s: &Sighting) -> Self {
+        Self {
+            name: s.name.clone(),
+            reason: s.reason,
+            state: ReviewState::Pending,
+            clients: s.clients.iter().take(MAX_CLIENTS).cloned().collect(),
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+            count: s.count,
+            resolved: s.resolved.clone(),
+            evidence: s.evidence.clone(),
+            decided_by: None,
+            decided_ms: None,
+            decision: None,
+        }
     }
-}
 
-/// The stored candidate with a new scan's sighting folded in: the first reason found stays
-/// (its evidence with it), the latest answer wins, clients are added up to the bound.
-fn merge(mut c: Candidate, s: &Sighting) -> Candidate {
-    for client in &s.clients {
-        if c.clients.len() >= MAX_CLIENTS {
-            break;
+    /// This candidate with a new scan's sighting folded in: the first reason found stays (its
+    /// evidence with it), the latest answer wins, clients are added up to the bound. Every
+    /// backend merges with it, so their queues read the same.
+    pub fn merged(mut self, s: &Sighting) -> Self {
+        for client in &s.clients {
+            if self.clients.len() >= MAX_CLIENTS {
+                break;
+            }
+            if !self.clients.contains(client) {
+                self.clients.push(client.clone());
+            }
         }
-        if !c.clients.contains(client) {
-            c.clients.push(client.clone());
+        self.first_ms = self.first_ms.min(s.first_ms);
+        if s.last_ms >= self.last_ms {
+            self.resolved = s.resolved.clone();
         }
+        self.last_ms = self.last_ms.max(s.last_ms);
+        self.count = self.count.saturating_add(s.count);
+        self
     }
-    c.first_ms = c.first_ms.min(s.first_ms);
-    if s.last_ms >= c.last_ms {
-        c.resolved = s.resolved.clone();
-    }
-    c.last_ms = c.last_ms.max(s.last_ms);
-    c.count = c.count.saturating_add(s.count);
-    c
 }
 
 /// The cursor continuing after `c` in (`last_ms` descending, name) order.
-fn cursor_of(c: &Candidate) -> Cursor {
+pub fn cursor_of(c: &Candidate) -> Cursor {
     Cursor(format!("{}:{}", c.last_ms, c.name))
 }
 
-fn cursor_key(c: &Cursor) -> Result<(i64, String), StoreError> {
+/// The `(last_ms, name)` a list continues after; `(i64::MAX, "")` for the first page.
+pub fn cursor_key(c: Option<&Cursor>) -> Result<(i64, String), StoreError> {
+    let Some(c) = c else {
+        return Ok((i64::MAX, String::new()));
+    };
     let (ms, name) = c.as_str().split_once(':').ok_or(StoreError::BadCursor)?;
     Ok((
         ms.parse().map_err(|_| StoreError::BadCursor)?,
@@ -337,10 +345,7 @@ fn cursor_key(c: &Cursor) -> Result<(i64, String), StoreError> {
 
 /// One page, most recently seen first.
 pub fn list(conn: &Connection, f: &ReviewFilter) -> Result<Paged<Candidate>, StoreError> {
-    let (before_ms, after_name) = match &f.cursor {
-        Some(c) => cursor_key(c)?,
-        None => (i64::MAX, String::new()),
-    };
+    let (before_ms, after_name) = cursor_key(f.cursor.as_ref())?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM review_candidates \
          WHERE (?1 IS NULL OR reason = ?1) AND (?2 IS NULL OR state = ?2) \

@@ -2,8 +2,8 @@
 //! evidence; a maintainer accepts one into a feed (the feeds' own audited patch, in force at
 //! once) or dismisses it (remembered: the scan never queues it again).
 //!
-//! The queue is this node's (its own query log is what the scan reads), also under the
-//! postgres backend; the feed write and the audit rows go where every maintainer write goes.
+//! Under the postgres backend the queue is the group's (each node's scan adds what its own
+//! query log shows); the feed write and the audit rows go where every maintainer write goes.
 
 use std::collections::HashMap;
 

@@ -1,7 +1,8 @@
 //! The review queue's scan: every `[review] interval`, the queries stored since the last scan
 //! are read back from the store and each is classified (`classify`) against the current
 //! policy, its pool families (`families`) and the pool address set; what it finds is merged
-//! into the queue (`poolguard_store::review`) with the new scan position, in one transaction.
+//! into the queue (`poolguard_store::review`; the group's PostgreSQL queue under the postgres
+//! backend) with this node's new scan position, in one transaction.
 //!
 //! Why a scan of the stored log and not a look at each query as it is answered: the DNS path
 //! must not allocate or block more than it does (docs/REVIEW.md). The log is already written
@@ -47,12 +48,15 @@ pub struct ScanReport {
     pub left_out: u64,
 }
 
-/// The scan, with what it reads.
+/// The scan, with what it reads and where it writes.
 #[derive(Clone)]
 pub struct ReviewScan {
     pub config: Arc<Config>,
     pub policy: SharedPolicy,
-    pub store: Store,
+    /// This node's store, whose query log is read back.
+    pub log: Store,
+    /// The queue: the same store, or the group's under the postgres backend.
+    pub queue: Arc<dyn ReviewStore>,
     pub pool: PoolAddresses,
 }
 
@@ -102,7 +106,7 @@ impl ReviewScan {
         let settle = self.config.store.flush_interval_ms as i64 + SETTLE_MARGIN.as_millis() as i64;
         let until = now_ms - settle;
         let mut since = self
-            .store
+            .queue
             .review_scanned_until()
             .await?
             .unwrap_or(until - step);
@@ -125,7 +129,7 @@ impl ReviewScan {
             report.left_out += found.left_out;
             let sightings = found.into_sightings();
             report.candidates += sightings.len();
-            self.store.review_record(sightings, end).await?;
+            self.queue.review_record(sightings, end).await?;
             since = end;
         }
         Ok(report)
@@ -142,7 +146,7 @@ impl ReviewScan {
         } else {
             Table::Hits
         };
-        self.store
+        self.log
             .read(move |conn| {
                 let listed = Listed {
                     policy: &policy,
