@@ -4,6 +4,8 @@
 //! the mining feed blocks it over DNS at once; a CNAME parent and two lookalikes (the family
 //! under another top-level domain, a coin-ticker host under a listed operator) are queued
 //! with their reasons; a dismissed name stays dismissed however often it is asked again.
+//! Under the postgres backend two nodes share one queue: a name asked through each is one
+//! candidate with both clients, and a dismissal through one node is seen through the other.
 
 mod common;
 
@@ -16,12 +18,15 @@ use serde_json::{Value, json};
 const MAINTAINER: &str = "maintainer-token-for-review-tests";
 const ADMIN: &str = "admin-token-for-review-tests";
 
-async fn bed() -> TestBed {
-    let upstream = Upstream::serving(&[
+fn upstream() -> Upstream {
+    Upstream::serving(&[
         ("operator.test", fixture("operator.test.zone")),
         ("elsewhere.test", fixture("elsewhere.test.zone")),
         ("nanopool.test", fixture("nanopool.test.zone")),
-    ]);
+    ])
+}
+
+async fn bed() -> TestBed {
     TestBed::builder()
         .feeds(vec![FeedSpec::new(
             "mining",
@@ -29,7 +34,7 @@ async fn bed() -> TestBed {
             Some("sinkhole"),
             &["xmr.operator.test", "nanopool.example"],
         )])
-        .upstream(upstream)
+        .upstream(upstream())
         .toml(&format!(
             "[api]\nlisten = \"127.0.0.1:0\"\n\
              [[api.tokens]]\nname = \"maint\"\nrole = \"feeds\"\nsha256 = \"{}\"\n\
@@ -249,4 +254,78 @@ async fn unlisted_pool_names_are_queued_with_evidence_and_accepting_one_blocks_i
         .await
         .expect("API");
     assert_eq!(resp.status(), 401);
+}
+
+/// A node of a group on `pg`'s database `review`, scanning every second.
+async fn node(pg: &common::postgres::Postgres, url: &str, name: &str) -> TestBed {
+    TestBed::builder()
+        .feeds(vec![FeedSpec::new(
+            "mining",
+            "domains",
+            Some("sinkhole"),
+            &["xmr.operator.test", "nanopool.example"],
+        )])
+        .upstream(upstream())
+        .toml(&format!(
+            "[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[api.tokens]]\nname = \"maint\"\nrole = \"feeds\"\nsha256 = \"{}\"\n\
+             [store]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_file = \"{}\"\n\
+             node = \"{name}\"\npath = \"data/local.db\"\nflush_interval_ms = 20\n\
+             [review]\ninterval = \"1s\"\n",
+            sha256_hex(MAINTAINER),
+            pg.password_file().display()
+        ))
+        .start()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_queue_under_postgres() {
+    let pg = common::postgres::Postgres::start();
+    let url = pg.create_database("review");
+    let a = node(&pg, &url, "node-a").await;
+    let b = node(&pg, &url, "node-b").await;
+    for (bed, client) in [(&a, "127.0.0.31"), (&b, "127.0.0.32")] {
+        let ip: std::net::IpAddr = client.parse().expect("ip");
+        let answer = common::query_from(
+            ip,
+            bed.dns,
+            Proto::Udp,
+            &common::request("nanopool.test", RecordType::A, true),
+        )
+        .await;
+        assert_eq!(addresses(&answer), ["198.51.100.30"]);
+    }
+    // Through either node: one candidate, both nodes' clients.
+    eventually("both nodes' sightings are merged", || async {
+        let got = queue(&b).await;
+        match got.iter().find(|c| c["name"] == "nanopool.test") {
+            Some(c) if c["count"] == 2 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let family = until_queued(&a, "nanopool.test").await;
+    let mut clients: Vec<String> =
+        serde_json::from_value(family["clients"].clone()).expect("clients");
+    clients.sort();
+    assert_eq!(clients, ["127.0.0.31", "127.0.0.32"]);
+
+    let (status, _) = post(
+        &a,
+        "/api/v1/feeds/review/nanopool.test/dismiss",
+        json!({"reason": "the campus's own test host"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(
+        &b,
+        "/api/v1/feeds/review/nanopool.test/dismiss",
+        json!({"reason": "again"}),
+    )
+    .await;
+    assert_eq!(status, 409, "decided through the other node");
+    let seen_by_b = until_queued(&b, "nanopool.test").await;
+    assert_eq!(seen_by_b["state"], "dismissed");
+    assert_eq!(seen_by_b["decided_by"], "maint");
 }
