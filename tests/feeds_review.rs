@@ -26,7 +26,8 @@ fn upstream() -> Upstream {
     ])
 }
 
-async fn bed() -> TestBed {
+/// The mining feed lists one pool host of an operator, and a pool family.
+fn builder() -> common::Builder {
     TestBed::builder()
         .feeds(vec![FeedSpec::new(
             "mining",
@@ -35,6 +36,10 @@ async fn bed() -> TestBed {
             &["xmr.operator.test", "nanopool.example"],
         )])
         .upstream(upstream())
+}
+
+async fn bed() -> TestBed {
+    builder()
         .toml(&format!(
             "[api]\nlisten = \"127.0.0.1:0\"\n\
              [[api.tokens]]\nname = \"maint\"\nrole = \"feeds\"\nsha256 = \"{}\"\n\
@@ -258,14 +263,7 @@ async fn unlisted_pool_names_are_queued_with_evidence_and_accepting_one_blocks_i
 
 /// A node of a group on `pg`'s database `review`, scanning every second.
 async fn node(pg: &common::postgres::Postgres, url: &str, name: &str) -> TestBed {
-    TestBed::builder()
-        .feeds(vec![FeedSpec::new(
-            "mining",
-            "domains",
-            Some("sinkhole"),
-            &["xmr.operator.test", "nanopool.example"],
-        )])
-        .upstream(upstream())
+    builder()
         .toml(&format!(
             "[api]\nlisten = \"127.0.0.1:0\"\n\
              [[api.tokens]]\nname = \"maint\"\nrole = \"feeds\"\nsha256 = \"{}\"\n\

@@ -6,7 +6,6 @@
 mod common;
 
 use common::postgres::Postgres;
-use poolguard::config::{Backend, StoreConfig};
 use poolguard::store::review::{
     Decided, ReviewDecision, ReviewFilter, ReviewReason, ReviewState, ReviewStore, Sighting,
 };
@@ -14,14 +13,7 @@ use poolguard::store::{Actor, Cursor, StoreError};
 use poolguard::store_pg::PgStore;
 
 async fn open(pg: &Postgres, db: &str, node: &str) -> PgStore {
-    let cfg = StoreConfig {
-        backend: Backend::Postgres,
-        url: Some(pg.url(db)),
-        password_file: Some(pg.password_file()),
-        node: Some(node.to_string()),
-        ..StoreConfig::default()
-    };
-    PgStore::open(&cfg).await.expect("store opens")
+    pg.store(db, node).await
 }
 
 fn seen(name: &str, client: &str, at: i64) -> Sighting {

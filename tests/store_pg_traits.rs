@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::postgres::Postgres;
-use poolguard::config::{Backend, StoreConfig};
 use poolguard::model::{Status, TransitionError};
 use poolguard::store::bulletin::BulletinStore;
 use poolguard::store::incidents::{Delivery, IncidentFilter};
@@ -24,14 +23,7 @@ use poolguard::store_pg::changes::{Change, Changes};
 
 /// Opens the store of `db` as `node`.
 async fn open(pg: &Postgres, db: &str, node: &str) -> PgStore {
-    let cfg = StoreConfig {
-        backend: Backend::Postgres,
-        url: Some(pg.url(db)),
-        password_file: Some(pg.password_file()),
-        node: Some(node.to_string()),
-        ..StoreConfig::default()
-    };
-    PgStore::open(&cfg).await.expect("store opens")
+    pg.store(db, node).await
 }
 
 /// A server with database `db` migrated (by opening it once).

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use poolguard_store::review::{
     Candidate, Decided, ReviewDecision, ReviewFilter, ReviewReason, ReviewState, ReviewStore,
-    Sighting, cursor_key, cursor_of,
+    Sighting, cursor_key, cursor_of, decode,
 };
 use poolguard_store::{Actor, Paged, StoreError};
 use tokio_postgres::Row;
@@ -23,11 +23,12 @@ fn candidate(r: &Row) -> Result<Candidate, PgError> {
     let reason: String = r.try_get(1)?;
     let state: String = r.try_get(2)?;
     let clients: String = r.try_get(3)?;
+    let (reason, state, clients) = decode(&reason, &state, &clients);
     Ok(Candidate {
         name: r.try_get(0)?,
-        reason: ReviewReason::from_name(&reason).unwrap_or(ReviewReason::ResolvesToPool),
-        state: ReviewState::from_name(&state).unwrap_or(ReviewState::Pending),
-        clients: serde_json::from_str(&clients).unwrap_or_default(),
+        reason,
+        state,
+        clients,
         first_ms: r.try_get(4)?,
         last_ms: r.try_get(5)?,
         count: r.try_get(6)?,

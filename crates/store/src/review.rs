@@ -212,17 +212,31 @@ CREATE TABLE IF NOT EXISTS review_scan (
 const COLUMNS: &str = "name, reason, state, clients, first_ms, last_ms, count, resolved, \
                        evidence, decided_by, decided_ms, decision";
 
+/// The reason, state and clients as stored (text) read back, by every backend alike. A row
+/// written by a later build with a reason or state this one does not know reads as the
+/// broadest one rather than failing the whole list.
+pub fn decode(
+    reason: &str,
+    state: &str,
+    clients: &str,
+) -> (ReviewReason, ReviewState, Vec<String>) {
+    (
+        ReviewReason::from_name(reason).unwrap_or(ReviewReason::ResolvesToPool),
+        ReviewState::from_name(state).unwrap_or(ReviewState::Pending),
+        serde_json::from_str(clients).unwrap_or_default(),
+    )
+}
+
 fn candidate(r: &Row<'_>) -> rusqlite::Result<Candidate> {
     let reason: String = r.get(1)?;
     let state: String = r.get(2)?;
     let clients: String = r.get(3)?;
+    let (reason, state, clients) = decode(&reason, &state, &clients);
     Ok(Candidate {
         name: r.get(0)?,
-        // A row written by a later build with a reason this one does not know reads as the
-        // broadest one rather than failing the whole list.
-        reason: ReviewReason::from_name(&reason).unwrap_or(ReviewReason::ResolvesToPool),
-        state: ReviewState::from_name(&state).unwrap_or(ReviewState::Pending),
-        clients: serde_json::from_str(&clients).unwrap_or_default(),
+        reason,
+        state,
+        clients,
         first_ms: r.get(4)?,
         last_ms: r.get(5)?,
         count: r.get(6)?,
