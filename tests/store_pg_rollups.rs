@@ -176,7 +176,8 @@ async fn hits_stored_before_the_rollups_existed_are_rolled_up_by_the_migration()
     pg.create_database(DB);
     drop(open(&pg).await);
     // Back to schema 3, as a database from before the rollups, with hits in it (the later
-    // steps undone too: step 5's narrative table, step 6's identity columns).
+    // steps undone too: step 5's narrative table, step 6's identity columns, step 8's
+    // bulletin and review tables).
     pg.psql(
         DB,
         "DROP TRIGGER hits_rolled ON hits; DROP FUNCTION poolguard_roll_hits(); \
@@ -184,6 +185,7 @@ async fn hits_stored_before_the_rollups_existed_are_rolled_up_by_the_migration()
          DROP FUNCTION poolguard_expire_hits(bigint, integer); \
          DROP TABLE hit_rollups, rollup_trimmed, incident_narrative; \
          ALTER TABLE hits DROP COLUMN account, DROP COLUMN hostname, DROP COLUMN identity_source; \
+         DROP TABLE bulletins_sent, review_candidates, review_scan; \
          DELETE FROM poolguard_schema WHERE version >= 4",
     );
     insert(&pg, "node-a", 0, 2500);
