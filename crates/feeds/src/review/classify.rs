@@ -25,6 +25,9 @@ pub struct Listed<'a> {
     pub families: &'a Families,
     /// Pool address → the listed name it came from.
     pub pool: &'a HashMap<IpAddr, String>,
+    /// `[review] categories`: a CNAME or an address caught by a feed of another category (a
+    /// malware feed, say) is not a pool lead.
+    pub categories: &'a [String],
 }
 
 /// The addresses of an answer summary (`A 198.51.100.7, CNAME x.example., AAAA 2001:db8::7`).
@@ -48,6 +51,7 @@ impl Listed<'_> {
             )
         };
         let found = match e.outcome {
+            Outcome::CnameBlocked | Outcome::IpBlocked if !self.pool_feed(e.feed) => None,
             Outcome::CnameBlocked => Some((
                 ReviewReason::CnameToListed,
                 format!("its answer CNAMEs into {}", listed_by()),
@@ -68,12 +72,25 @@ impl Listed<'_> {
         Some(found)
     }
 
+    /// Whether `feed` (by name) is of one of the review's categories.
+    fn pool_feed(&self, feed: Option<&str>) -> bool {
+        let Some(feed) = feed else { return false };
+        self.policy
+            .feeds()
+            .iter()
+            .find(|f| &*f.name == feed)
+            .is_some_and(|f| self.categories.iter().any(|c| **c == *f.category))
+    }
+
     fn resolves_to_pool(&self, answer: &str) -> Option<(ReviewReason, String)> {
         addresses(answer).find_map(|ip| {
             let why = match self.pool.get(&ip) {
                 Some(from) => format!("{ip} is in the pool address set, from {from}"),
                 None => {
                     let v = self.policy.check_ip(ip)?;
+                    if !self.pool_feed(Some(&v.feed.name)) {
+                        return None;
+                    }
                     format!("{ip} is in {}, listed by {}", v.rule, v.feed.name)
                 }
             };
@@ -231,10 +248,12 @@ mod tests {
             "198.51.100.7".parse().expect("ip"),
             "xmr.operator.example".to_string(),
         )]);
+        let categories = ["mining".to_string()];
         let listed = Listed {
             policy: &policy,
             families: &families,
             pool: &pool,
+            categories: &categories,
         };
         let reason = |name, outcome, rcode, answer| {
             listed
@@ -250,6 +269,11 @@ mod tests {
             reason("alias.example", Outcome::CnameBlocked, "NOERROR", ""),
             Some(ReviewReason::CnameToListed)
         );
+        let malware = Entry {
+            feed: Some("malware"),
+            ..entry("alias.example", Outcome::CnameBlocked, "NOERROR", "")
+        };
+        assert_eq!(listed.classify(&malware), None, "not a pool feed");
         assert_eq!(
             reason("nanopool.net", ok, "NOERROR", "A 198.51.100.30"),
             Some(ReviewReason::OtherTld)
@@ -279,10 +303,12 @@ mod tests {
         let policy = policy();
         let families = Families::of(&policy, &["mining".to_string()]);
         let pool = HashMap::new();
+        let categories = ["mining".to_string()];
         let listed = Listed {
             policy: &policy,
             families: &families,
             pool: &pool,
+            categories: &categories,
         };
         let mut g = Gathered::new(1);
         for name in ["nanopool.net", "nanopool.net", "nanopool.io"] {

@@ -141,6 +141,7 @@ impl ReviewScan {
         let families = Families::of(&policy, &self.config.review.categories);
         let pool = (self.pool)();
         let max = self.config.review.max_per_scan;
+        let categories = self.config.review.categories.clone();
         let table = if self.config.store.log_queries {
             Table::Queries
         } else {
@@ -152,6 +153,7 @@ impl ReviewScan {
                     policy: &policy,
                     families: &families,
                     pool: &pool,
+                    categories: &categories,
                 };
                 let mut gathered = Gathered::new(max);
                 poolguard_store::blocks::scan(conn, table, since, until, None, |_, e| {
