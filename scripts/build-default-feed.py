@@ -12,6 +12,8 @@ Inputs (blocklists/sources/, provenance in blocklists/sources/README.md):
   mining-domains.txt              union of the public mining lists (11,284 names)
   et-mining-domains.tsv           names from Emerging Threats coin-mining rules
   curated-pools.txt               pools added by hand in review
+  review-2026-12.txt              pool families and operator pool hosts (issue 21 review);
+                                  kept even where exclude.txt leaves the parent alone
   coinblockerlists-white_list.txt CoinBlockerLists' own false-positive list (subtracted)
   exclude.txt                     review: exchanges, wallets, sites, hosting parents (subtracted)
 Only the Python standard library is used; output is sorted and deterministic.
@@ -94,16 +96,18 @@ def build():
         if len(cols) > 2 and cols[2] == "yes":
             et.add(cols[1].lower())
     curated = set(names(SRC / "curated-pools.txt"))
+    reviewed = set(names(SRC / "review-2026-12.txt"))
     white = set(names(SRC / "coinblockerlists-white_list.txt"))
     rules = load_rules(SRC / "exclude.txt")
 
-    candidates = union | et | curated
+    candidates = union | et | curated | reviewed
     invalid = sorted(n for n in candidates if not valid(n))
     kept, removed = [], {}
     for n in sorted(candidates):
         if n in invalid or n in white:
             continue
-        why = removed_by(n, rules)
+        # Listed as the review decided: the host itself, its parent left to exclude.txt.
+        why = None if n in reviewed else removed_by(n, rules)
         if why:
             removed.setdefault(why, []).append(n)
         else:
@@ -114,6 +118,7 @@ def build():
         "et_new": len(et - union),
         "curated": len(curated),
         "curated_new": len(curated - union - et),
+        "reviewed": len(reviewed),
         "invalid": len(invalid),
         "white": len(candidates & white),
         "removed": sum(len(v) for v in removed.values()),
@@ -131,7 +136,8 @@ HEADER = """\
 #
 # How it was built: {union} names in the merged union of the lists below (normalised,
 # deduplicated, CoinBlockerLists' white_list.txt subtracted), plus {et_new} new names from
-# Emerging Threats rules and {curated_new} new pools from the 2026 hand review; minus {invalid}
+# Emerging Threats rules, {curated_new} new pools from the 2026 hand review and {reviewed}
+# pool families and operator pool hosts from the December 2026 review; minus {invalid}
 # malformed names and {removed} names removed in review (exchanges, wallets, phishing
 # look-alikes, coin projects, faucets, ad networks, shops, general sites and hosting
 # parents: each rule and its reason is in blocklists/sources/exclude.txt). Result: {kept} names.
@@ -152,6 +158,7 @@ HEADER = """\
 #     (2025-07), kwang3129/opn_ids_rules @ c4a4e78, devgunho/Suricata_Repository @ 715f746,
 #     tianya1988/suricata-conf-file @ 391676b; licence BSD (ET sids 2000000-2799999)
 #   poolguard hand review (2026): blocklists/sources/curated-pools.txt
+#   poolguard review of families and operator hosts (2026-12): blocklists/sources/review-2026-12.txt
 #
 """
 

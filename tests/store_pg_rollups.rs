@@ -176,8 +176,8 @@ async fn hits_stored_before_the_rollups_existed_are_rolled_up_by_the_migration()
     pg.create_database(DB);
     drop(open(&pg).await);
     // Back to schema 3, as a database from before the rollups, with hits in it (the later
-    // steps undone too: step 5's narrative table, step 6's identity columns, step 7's shared
-    // holdings).
+    // steps undone too: step 5's narrative table, step 6's identity columns, steps 7–9's
+    // shared holdings and identity columns, step 10's bulletin and review tables).
     pg.psql(
         DB,
         "DROP TRIGGER hits_rolled ON hits; DROP FUNCTION poolguard_roll_hits(); \
@@ -188,6 +188,7 @@ async fn hits_stored_before_the_rollups_existed_are_rolled_up_by_the_migration()
          DROP TABLE identity_intervals; DROP SEQUENCE identity_seq; \
          ALTER TABLE incidents DROP COLUMN account, DROP COLUMN hostname, DROP COLUMN identity_source; \
          ALTER TABLE hits DROP COLUMN exempt; \
+         DROP TABLE bulletins_sent, review_candidates, review_scan; \
          DELETE FROM poolguard_schema WHERE version >= 4",
     );
     insert(&pg, "node-a", 0, 2500);

@@ -1,7 +1,8 @@
 //! The PostgreSQL store behind the store traits, against a real PostgreSQL server: the same
 //! answers as the SQLite store (paging, filters, incidents, quarantine, audit, alerts), and
 //! the races two nodes can run into settled by the database (one claim per deadline alert,
-//! one winner of two closes, a refused move writes nothing).
+//! one winner of two closes, a refused move writes nothing, one sender of a period's
+//! bulletin).
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::postgres::Postgres;
-use poolguard::config::{Backend, StoreConfig};
 use poolguard::model::{Status, TransitionError};
+use poolguard::store::bulletin::BulletinStore;
 use poolguard::store::incidents::{Delivery, IncidentFilter};
 use poolguard::store::{
     Actor, AlertStore, AuditStore, Cursor, EvidenceFilter, EvidenceStore, IncidentChange,
@@ -22,14 +23,7 @@ use poolguard::store_pg::changes::{Change, Changes};
 
 /// Opens the store of `db` as `node`.
 async fn open(pg: &Postgres, db: &str, node: &str) -> PgStore {
-    let cfg = StoreConfig {
-        backend: Backend::Postgres,
-        url: Some(pg.url(db)),
-        password_file: Some(pg.password_file()),
-        node: Some(node.to_string()),
-        ..StoreConfig::default()
-    };
-    PgStore::open(&cfg).await.expect("store opens")
+    pg.store(db, node).await
 }
 
 /// A server with database `db` migrated (by opening it once).
@@ -631,6 +625,21 @@ async fn two_nodes_claiming_deadline_alerts_never_get_the_same_one() {
     assert_eq!(
         pg.psql("alerts", "SELECT DISTINCT node FROM alert_deliveries"),
         "node-b"
+    );
+
+    // The scheduled bulletin: of two nodes claiming one period at once, one sends it.
+    let week = 7 * 86_400_000;
+    let (ra, rb) = tokio::join!(
+        a.claim_bulletin(0, week, 5000),
+        b.claim_bulletin(0, week, 5000)
+    );
+    let won = [ra.expect("a claims"), rb.expect("b claims")];
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    assert!(!a.claim_bulletin(0, week, 6000).await.expect("again"));
+    assert!(
+        b.claim_bulletin(week, 2 * week, 6000)
+            .await
+            .expect("next week")
     );
 }
 

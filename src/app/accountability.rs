@@ -1,5 +1,5 @@
-//! Starting the accountability tasks beside the store: alert delivery, deadline checks and the
-//! notice page for quarantined clients.
+//! Starting the accountability tasks beside the store: alert delivery, deadline checks, the
+//! periodic bulletin and the notice page for quarantined clients.
 
 use std::sync::Arc;
 
@@ -28,6 +28,23 @@ pub(super) async fn start_accountability(
             mail.password_file = mail.password_file.as_deref().map(|p| config.resolve(p));
             mail.ca_file = mail.ca_file.as_deref().map(|p| config.resolve(p));
         }
+        // The bulletin's periods are claimed where the group's state is: once per period
+        // across restarts, and once per group under the postgres backend.
+        let claims: Arc<dyn poolguard_store::bulletin::BulletinStore> = match &evidence.shared {
+            Some(shared) => Arc::new(shared.store.clone()),
+            None => Arc::new(evidence.store.clone()),
+        };
+        let stores = incidents::alerts::bulletin::BulletinStores {
+            summaries: evidence.stores(),
+            claims,
+            deliveries: evidence.stores(),
+        };
+        evidence.tasks.extend(incidents::alerts::bulletin::spawn(
+            alerts.clone(),
+            stores,
+            acc.clone(),
+            evidence.stop.clone(),
+        ));
         evidence.tasks.push(incidents::alerts::spawn(
             alerts,
             evidence.stores(),

@@ -117,6 +117,14 @@ impl Evidence {
             None => Arc::new(self.store.clone()),
         }
     }
+
+    /// The review queue of candidate pool names: the group's under the postgres backend.
+    fn review_queue(&self) -> Arc<dyn store::review::ReviewStore> {
+        match &self.shared {
+            Some(shared) => Arc::new(shared.store.clone()),
+            None => Arc::new(self.store.clone()),
+        }
+    }
 }
 
 /// The HTTP API listeners and how to stop them.
@@ -331,6 +339,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             state.accountability = accountability.clone();
             state.dns = Some(dns.check());
             state.pools = pools.as_ref().map(|p| p.set.clone());
+            state.review = Some(ev.review_queue());
             state.shipping = ev.shipping.as_ref().map(|s| s.health());
             state.group = ev.shared.as_ref().map(|s| group::group(&config, &s.store));
             let api = start_api(addr, config.api.metrics_listen, state).await?;
@@ -342,6 +351,25 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         _ => None,
     };
     let mut evidence = evidence;
+    // The review queue's scan reads this node's query log back (docs/REVIEW.md) into the
+    // queue: the group's under the postgres backend.
+    if let Some(ev) = evidence.as_mut() {
+        let pool_set = pools.as_ref().map(|p| p.set.clone());
+        let categories = config.review.categories.clone();
+        let scan = poolguard_feeds::review::ReviewScan {
+            config: config.clone(),
+            policy: policy.clone(),
+            log: ev.store.clone(),
+            queue: ev.review_queue(),
+            pool: Arc::new(move || {
+                pool_set
+                    .as_ref()
+                    .map(|s| s.names_by_address(&categories))
+                    .unwrap_or_default()
+            }),
+        };
+        ev.tasks.extend(scan.spawn(ev.stop.clone()));
+    }
     if let (Some(ev), Some(mut followers)) = (evidence.as_mut(), followers)
         && let Some(shared) = &ev.shared
     {

@@ -223,6 +223,20 @@ impl Postgres {
         self.url(name)
     }
 
+    /// The store of database `db` as node `node` (opening migrates it).
+    pub async fn store(&self, db: &str, node: &str) -> poolguard::store_pg::PgStore {
+        let cfg = poolguard::config::StoreConfig {
+            backend: poolguard::config::Backend::Postgres,
+            url: Some(self.url(db)),
+            password_file: Some(self.password_file()),
+            node: Some(node.to_string()),
+            ..poolguard::config::StoreConfig::default()
+        };
+        poolguard::store_pg::PgStore::open(&cfg)
+            .await
+            .expect("store opens")
+    }
+
     /// `postgres://poolguard@127.0.0.1:<port>/<db>`.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://{USER}@127.0.0.1:{}/{db}", self.port)

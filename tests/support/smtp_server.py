@@ -1,8 +1,10 @@
 """A real SMTP submission server for tests/alerts_email.rs (aiosmtpd, on 127.0.0.1).
 
-Usage: smtp_server.py CERT KEY USER PASSWORD
+Usage: smtp_server.py CERT KEY USER PASSWORD [MODE]
 
-STARTTLS is required before AUTH (PLAIN or LOGIN) and AUTH before MAIL. Prints one JSON
+MODE `starttls` (the default): STARTTLS is required before AUTH (PLAIN or LOGIN) and AUTH
+before MAIL. `implicit`: TLS from the first byte (port 465 style), AUTH required. `none`: a
+plain loopback relay, no TLS and no AUTH. Prints one JSON
 line per event on stdout: {"kind": "ready", "port": N} once listening, {"kind": "auth", ...}
 per login attempt, and {"kind": "mail", ...} per message received, parsed with Python's
 email package (the subject decoded from RFC 2047, the body decoded from its transfer
@@ -25,6 +27,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 CERT, KEY, USER, PASSWORD = sys.argv[1:5]
+MODE = sys.argv[5] if len(sys.argv) > 5 else "starttls"
 
 
 def say(obj):
@@ -38,7 +41,8 @@ class Handler:
         say(
             {
                 "kind": "mail",
-                "tls": session.ssl is not None,
+                # The transport itself: after STARTTLS, or TLS from the first byte.
+                "tls": server.transport.get_extra_info("ssl_object") is not None,
                 "authenticated": bool(session.authenticated),
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": envelope.rcpt_tos,
@@ -77,16 +81,15 @@ def main():
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(CERT, KEY)
     port = free_port()
-    controller = Controller(
-        Handler(),
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=ctx,
-        require_starttls=True,
-        auth_required=True,
-        auth_require_tls=True,
-        authenticator=authenticator,
-    )
+    auth = dict(auth_required=True, authenticator=authenticator)
+    if MODE == "implicit":
+        # TLS from the first byte: the connection is encrypted before AUTH is offered.
+        extra = dict(ssl_context=ctx, auth_require_tls=False, **auth)
+    elif MODE == "none":
+        extra = {}
+    else:
+        extra = dict(tls_context=ctx, require_starttls=True, auth_require_tls=True, **auth)
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, **extra)
     controller.start()
     say({"kind": "ready", "port": port})
     threading.Event().wait()

@@ -92,6 +92,9 @@ pub struct ApiState {
     /// The pool address set (`[pools]`), merged into `GET /api/v1/publish/ips?category=`;
     /// None = that list holds the IP feeds only.
     pub pools: Option<poolguard_dns::pools::PoolSet>,
+    /// The review queue of candidate pool names (the group's under the postgres backend);
+    /// None = `/api/v1/feeds/review` answers 503.
+    pub review: Option<Arc<dyn poolguard_store::review::ReviewStore>>,
 }
 
 impl ApiState {
@@ -121,6 +124,7 @@ impl ApiState {
             accountability: Arc::new(poolguard_incidents::Accountability::disabled()),
             dns: None,
             pools: None,
+            review: None,
         }
     }
 }

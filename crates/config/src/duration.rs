@@ -13,6 +13,12 @@ pub(crate) fn de_opt_duration<'de, D: Deserializer<'de>>(
         .transpose()
 }
 
+/// Deserializes a duration string (`max_age = "7d"`) with [`parse_duration`].
+pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
 /// Parses "30s", "6h", "30d": the forms operators write.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())

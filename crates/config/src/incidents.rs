@@ -189,6 +189,8 @@ pub struct AlertsConfig {
     pub check_every: Span,
     /// RFC 5424 syslog over UDP for the SIEM (`host:port`), every event.
     pub syslog: Option<SocketAddr>,
+    /// The periodic bulletin to other units (`[alerts.bulletin]`).
+    pub bulletin: crate::bulletin::BulletinConfig,
 }
 
 impl Default for AlertsConfig {
@@ -204,6 +206,7 @@ impl Default for AlertsConfig {
             timeout: Span(Duration::from_secs(10)),
             check_every: Span(Duration::from_secs(60)),
             syslog: None,
+            bulletin: Default::default(),
         }
     }
 }
@@ -331,6 +334,7 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
             format!("`{url}` must start with http:// or https://"),
         ));
     }
+    crate::bulletin::validate_bulletin(&c.alerts)?;
     if c.alerts.max_attempts == 0 || c.alerts.max_attempts > 20 {
         return Err(("alerts.max_attempts".into(), "must be 1 to 20".into()));
     }

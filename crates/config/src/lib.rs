@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use poolguard_model::{Action, FeedFormat, FeedKind, Severity};
 
+pub mod bulletin;
 pub mod email;
 pub mod export;
 pub mod identity;
@@ -24,6 +25,7 @@ mod duration;
 mod encrypted;
 mod feeds;
 mod pools;
+mod review;
 mod store;
 mod validate;
 
@@ -35,6 +37,7 @@ pub use duration::parse_duration;
 pub use encrypted::{CanaryConfig, DohConfig, DotConfig};
 pub use feeds::{FeedConfig, valid_feed_name};
 pub use pools::PoolsConfig;
+pub use review::ReviewConfig;
 pub use store::{Backend, MIN_SPOOL_BYTES, StoreConfig};
 
 /// Why a config could not be used. Messages name the file, the key and what to do.
@@ -75,6 +78,9 @@ pub struct Config {
     /// The pool address set kept current by re-resolving the feeds' names (`[pools]`).
     #[serde(default)]
     pub pools: PoolsConfig,
+    /// The review queue of candidate pool names nobody has listed (`[review]`).
+    #[serde(default)]
+    pub review: ReviewConfig,
     #[serde(default)]
     pub zones: Vec<ZoneConfig>,
     #[serde(default)]

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-use crate::duration::parse_duration;
+use crate::duration::de_duration;
 
 /// The `[pools]` section. Absent = off: resolving ten thousand names is traffic an operator
 /// turns on knowingly (the shipped config.toml does).
@@ -50,9 +50,4 @@ impl Default for PoolsConfig {
             max_interval: Duration::from_secs(86_400),
         }
     }
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
 }

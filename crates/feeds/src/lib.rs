@@ -25,6 +25,7 @@ pub mod loader;
 mod name;
 pub mod publish;
 pub mod registry;
+pub mod review;
 pub mod subscribe;
 pub mod watch;
 

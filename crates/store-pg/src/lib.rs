@@ -29,6 +29,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod bulletin;
 pub mod changes;
 pub mod connect;
 pub mod cursor;
@@ -39,6 +40,7 @@ pub mod incident_tx;
 pub mod incidents;
 pub mod migrate_sqlite;
 pub mod quarantine;
+pub mod review;
 mod rollups;
 pub mod schema;
 pub mod shared;

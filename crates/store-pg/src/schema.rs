@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -432,6 +432,39 @@ ALTER TABLE incidents ADD COLUMN account TEXT, ADD COLUMN hostname TEXT,
 /// store's hit blocks keep it since block format 5.
 const V9: &str = r#"
 ALTER TABLE hits ADD COLUMN exempt TEXT;
+"#;
+
+/// Issues 20 and 21: the scheduled bulletin's claimed periods (`[alerts.bulletin]`,
+/// `crate::bulletin`: one row per period, inserted `ON CONFLICT DO NOTHING` by the node that
+/// sends it, so a group sends each period's bulletin once), and the review queue of candidate
+/// pool names (`crate::review`: one queue for the group, each node's scan position its own
+/// row).
+const V10: &str = r#"
+CREATE TABLE bulletins_sent (
+    since_ms    BIGINT PRIMARY KEY,
+    until_ms    BIGINT NOT NULL,
+    node        TEXT   NOT NULL,
+    claimed_ms  BIGINT NOT NULL
+);
+CREATE TABLE review_candidates (
+    name        TEXT   PRIMARY KEY,
+    reason      TEXT   NOT NULL,
+    state       TEXT   NOT NULL,
+    clients     TEXT   NOT NULL,
+    first_ms    BIGINT NOT NULL,
+    last_ms     BIGINT NOT NULL,
+    count       BIGINT NOT NULL,
+    resolved    TEXT   NOT NULL,
+    evidence    TEXT   NOT NULL,
+    decided_by  TEXT,
+    decided_ms  BIGINT,
+    decision    TEXT
+);
+CREATE INDEX review_candidates_last ON review_candidates (last_ms DESC, name);
+CREATE TABLE review_scan (
+    node        TEXT   PRIMARY KEY,
+    until_ms    BIGINT NOT NULL
+);
 "#;
 
 /// The channel every node listens on; the payload names what changed.

@@ -13,6 +13,7 @@
 pub mod alerted;
 pub mod audit;
 pub mod blocks;
+pub mod bulletin;
 pub mod cursor;
 #[doc(hidden)]
 pub mod fault;
@@ -24,6 +25,7 @@ pub mod lock;
 pub mod narrative;
 pub mod read;
 pub mod retention;
+pub mod review;
 pub mod rollup;
 pub mod rows;
 pub mod schema;

@@ -73,7 +73,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -213,6 +213,17 @@ ALTER TABLE incidents ADD COLUMN hostname TEXT;
 ALTER TABLE incidents ADD COLUMN identity_source TEXT;
 "
     .to_string()
+}
+
+/// The review queue of candidate pool names nobody has listed, and the position of the scan
+/// that fills it (`crate::review`, docs/REVIEW.md).
+fn v12() -> String {
+    crate::review::schema()
+}
+
+/// The periods whose bulletin went out (`crate::bulletin`), so each goes once.
+fn v13() -> String {
+    crate::bulletin::schema()
 }
 
 /// The version whose step first converts the old per-query table (see [`v6`]).

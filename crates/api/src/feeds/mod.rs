@@ -10,11 +10,12 @@
 //! This file holds the router and what every maintainer write shares (the body limit, the
 //! blocking pool, failures and their statuses, the audit row); the handlers are one file per
 //! job: `edits` (list, upload, patch, delete, enable), `history` (versions, rollback),
-//! `subscriptions` (refresh) and `publish`.
+//! `subscriptions` (refresh), `publish` and `review` (the queue of candidate pool names).
 
 pub(crate) mod edits;
 pub(crate) mod history;
 pub(crate) mod publish;
+pub(crate) mod review;
 pub(crate) mod subscriptions;
 
 use std::sync::Arc;
@@ -63,7 +64,10 @@ pub(crate) fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/api/v1/feeds/{name}/enable", post(enable))
         .route("/api/v1/feeds/{name}/disable", post(disable))
         .route("/api/v1/feeds/{name}/versions/{id}/restore", post(restore))
-        .route("/api/v1/feeds/{name}/refresh", post(refresh));
+        .route("/api/v1/feeds/{name}/refresh", post(refresh))
+        .route("/api/v1/feeds/review", get(review::list))
+        .route("/api/v1/feeds/review/{name}/accept", post(review::accept))
+        .route("/api/v1/feeds/review/{name}/dismiss", post(review::dismiss));
     let admin = Router::new()
         .route("/api/v1/clients/ledger", put(put_ledger))
         .route("/api/v1/clients/ledger/versions", get(ledger_versions))

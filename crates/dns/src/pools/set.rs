@@ -79,6 +79,16 @@ impl PoolSet {
         v
     }
 
+    /// Address → the listed name it came from, for the addresses of `categories`: what the
+    /// review queue's scan compares answers with (`poolguard_feeds::review`).
+    pub fn names_by_address(&self, categories: &[String]) -> HashMap<IpAddr, String> {
+        self.lock()
+            .values()
+            .filter(|a| categories.contains(&a.category))
+            .map(|a| (a.address, a.name.clone()))
+            .collect()
+    }
+
     /// How many addresses the set holds.
     pub fn len(&self) -> usize {
         self.lock().len()

@@ -22,6 +22,7 @@ use super::message::{Message, fit, render, render_digest};
 use super::{AlertEvent, signature};
 use crate::config::{AlertsConfig, WebhookConfig};
 use crate::report::ReportSettings;
+use poolguard_config::reports::Language;
 use poolguard_config::robots::{DingTalkConfig, WeComConfig};
 
 /// DingTalk's Markdown `text`, at most (bytes; DingTalk documents 20,000 characters).
@@ -73,6 +74,39 @@ pub enum Payload {
     Mail(Box<lettre::Message>),
     /// Nothing can be sent, and why (a mail without recipients, an unusable mailer).
     Unsendable(String),
+}
+
+/// What one delivery attempt gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tried {
+    /// The HTTP status or SMTP reply code, when one came back.
+    pub status: Option<u16>,
+    /// Why it failed; `None` = delivered.
+    pub error: Option<String>,
+    /// Whether another attempt could succeed. Not for a mail without recipients, an
+    /// unusable mailer or an unreadable secret (nothing changes until the config does), nor
+    /// for an SMTP server's permanent (5xx) refusal: those are logged once, not retried.
+    pub retry: bool,
+}
+
+impl Tried {
+    /// A failure no retry can fix.
+    fn permanent(error: String) -> Self {
+        Self {
+            status: None,
+            error: Some(error),
+            retry: false,
+        }
+    }
+
+    /// An HTTP answer (or its absence): every failure may pass on a retry.
+    fn http(status: Option<u16>, error: Option<String>) -> Self {
+        Self {
+            status,
+            error,
+            retry: true,
+        }
+    }
 }
 
 /// A secret (a robot's signing secret, an SMTP password): the first line of `file`, or the
@@ -214,9 +248,48 @@ impl Channel {
 
     /// `m` in this channel's format; a mail goes to everyone any of `events` is for.
     fn people(&self, m: Message, events: &[AlertEvent], settings: &ReportSettings) -> Payload {
-        let lang = settings.language;
+        let to = match &self.kind {
+            Kind::Email(mailer) => match mailer.as_ref() {
+                Ok(mailer) => {
+                    let mut to: Vec<String> = Vec::new();
+                    for e in events {
+                        for addr in mailer.recipients(e) {
+                            if !to.iter().any(|a| a.eq_ignore_ascii_case(&addr)) {
+                                to.push(addr);
+                            }
+                        }
+                    }
+                    to
+                }
+                Err(why) => return Payload::Unsendable(why.clone()),
+            },
+            _ => Vec::new(),
+        };
+        if let Kind::Webhook { .. } = self.kind {
+            return Payload::Http(
+                serde_json::to_vec(&serde_json::json!(events)).unwrap_or_default(),
+            );
+        }
+        self.formatted(&m, &to, settings.language)
+    }
+
+    /// The periodic bulletin `m` in this channel's format; a mail goes to `to`, or to the
+    /// channel's own `to` when that is empty.
+    pub fn bulletin_payload(&self, m: &Message, to: &[String], lang: Language) -> Payload {
+        let to = match (&self.kind, to.is_empty()) {
+            (Kind::Email(mailer), true) => match mailer.as_ref() {
+                Ok(mailer) => mailer.duty_desk().to_vec(),
+                Err(why) => return Payload::Unsendable(why.clone()),
+            },
+            _ => to.to_vec(),
+        };
+        self.formatted(m, &to, lang)
+    }
+
+    /// `m` as a robot's Markdown message or as a mail to `to` (webhooks get the text as JSON).
+    fn formatted(&self, m: &Message, to: &[String], lang: Language) -> Payload {
         let body = match &self.kind {
-            Kind::Webhook { .. } => serde_json::json!(events),
+            Kind::Webhook { .. } => serde_json::json!({"title": m.title, "text": m.text}),
             Kind::DingTalk { .. } => serde_json::json!({
                 "msgtype": "markdown",
                 "markdown": {"title": m.title, "text": fit(&m.text, DINGTALK_MAX, lang)},
@@ -230,18 +303,10 @@ impl Channel {
                     Ok(m) => m,
                     Err(why) => return Payload::Unsendable(why.clone()),
                 };
-                let mut to: Vec<String> = Vec::new();
-                for e in events {
-                    for addr in mailer.recipients(e) {
-                        if !to.iter().any(|a| a.eq_ignore_ascii_case(&addr)) {
-                            to.push(addr);
-                        }
-                    }
-                }
                 if to.is_empty() {
                     return Payload::Unsendable("no recipient for this alert".into());
                 }
-                return match mailer.message(&m, &to) {
+                return match mailer.message(m, to) {
                     Ok(mail) => Payload::Mail(Box::new(mail)),
                     Err(why) => Payload::Unsendable(why),
                 };
@@ -286,56 +351,52 @@ impl Channel {
         Ok(req)
     }
 
-    /// Sends one attempt: the HTTP status (when one came back) and the error, if any.
+    /// Sends one attempt.
     pub async fn attempt(
         &self,
         client: &reqwest::Client,
         event: &'static str,
         payload: &Payload,
         now_ms: i64,
-    ) -> (Option<u16>, Option<String>) {
+    ) -> Tried {
         let body = match (payload, &self.kind) {
-            (Payload::Unsendable(why), _) => return (None, Some(why.clone())),
+            (Payload::Unsendable(why), _) => return Tried::permanent(why.clone()),
             (Payload::Mail(mail), Kind::Email(mailer)) => {
                 return match mailer.as_ref() {
                     Ok(m) => m.send(mail.as_ref().clone()).await,
-                    Err(why) => (None, Some(why.clone())),
+                    Err(why) => Tried::permanent(why.clone()),
                 };
             }
-            (Payload::Mail(_), _) => return (None, Some("a mail for an HTTP channel".into())),
+            (Payload::Mail(_), _) => return Tried::permanent("a mail for an HTTP channel".into()),
             (Payload::Http(body), _) => body,
         };
         let req = match self.request(client, event, body, now_ms) {
             Ok(r) => r,
-            Err(e) => return (None, Some(e)),
+            // The robot's secret could not be read: the same on every attempt.
+            Err(e) => return Tried::permanent(e),
         };
         let resp = match req.send().await {
             Ok(r) => r,
             // Without the URL: a robot's holds its token.
-            Err(e) => return (None, Some(e.without_url().to_string())),
+            Err(e) => return Tried::http(None, Some(e.without_url().to_string())),
         };
         let status = resp.status();
         if !status.is_success() {
-            return (Some(status.as_u16()), Some(format!("HTTP {status}")));
+            return Tried::http(Some(status.as_u16()), Some(format!("HTTP {status}")));
         }
         if matches!(self.kind, Kind::Webhook { .. }) {
-            return (Some(status.as_u16()), None);
+            return Tried::http(Some(status.as_u16()), None);
         }
         let answer: serde_json::Value = resp.json().await.unwrap_or_default();
-        match answer.get("errcode").and_then(|c| c.as_i64()) {
-            Some(0) => (Some(status.as_u16()), None),
-            Some(code) => (
-                Some(status.as_u16()),
-                Some(format!(
-                    "errcode {code}: {}",
-                    answer.get("errmsg").and_then(|m| m.as_str()).unwrap_or("")
-                )),
-            ),
-            None => (
-                Some(status.as_u16()),
-                Some("answer without errcode".to_string()),
-            ),
-        }
+        let error = match answer.get("errcode").and_then(|c| c.as_i64()) {
+            Some(0) => None,
+            Some(code) => Some(format!(
+                "errcode {code}: {}",
+                answer.get("errmsg").and_then(|m| m.as_str()).unwrap_or("")
+            )),
+            None => Some("answer without errcode".to_string()),
+        };
+        Tried::http(Some(status.as_u16()), error)
     }
 }
 

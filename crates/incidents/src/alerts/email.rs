@@ -19,7 +19,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use poolguard_config::email::{EmailConfig, SmtpTls, split_server};
 
 use super::AlertEvent;
-use super::channel::read_secret;
+use super::channel::{Tried, read_secret};
 use super::message::Message as Rendered;
 
 /// A ready SMTP client and who gets what.
@@ -101,6 +101,11 @@ impl Mailer {
         recipients(&self.cfg, event)
     }
 
+    /// Who gets every mail of this channel (`to`, the duty desk).
+    pub fn duty_desk(&self) -> &[String] {
+        &self.cfg.to
+    }
+
     /// The mail of `rendered` to `to`.
     pub fn message(&self, rendered: &Rendered, to: &[String]) -> Result<Message, String> {
         let mut b = Message::builder()
@@ -116,11 +121,21 @@ impl Mailer {
         b.body(rendered.text.clone()).map_err(|e| e.to_string())
     }
 
-    /// Sends one mail: the SMTP reply code, and the error if it was not taken.
-    pub async fn send(&self, mail: Message) -> (Option<u16>, Option<String>) {
+    /// Sends one mail: the SMTP reply code, and the error if it was not taken. A permanent
+    /// (5xx) reply, a wrong password say, is not retried; a transient (4xx) one or a
+    /// connection failure is.
+    pub async fn send(&self, mail: Message) -> Tried {
         match self.transport.send(mail).await {
-            Ok(resp) => (Some(u16::from(resp.code())), None),
-            Err(e) => (e.status().map(u16::from), Some(e.to_string())),
+            Ok(resp) => Tried {
+                status: Some(u16::from(resp.code())),
+                error: None,
+                retry: true,
+            },
+            Err(e) => Tried {
+                status: e.status().map(u16::from),
+                error: Some(e.to_string()),
+                retry: !e.is_permanent(),
+            },
         }
     }
 }

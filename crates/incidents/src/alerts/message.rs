@@ -151,7 +151,7 @@ pub fn render_digest(events: &[AlertEvent], more: usize, lang: Language, tz: Tz)
 
 /// Markdown's emphasis and link characters in a value (a ledger field, a name) are shown
 /// as themselves, so a value cannot restyle the message or forge a link.
-fn escape(v: &str) -> String {
+pub(super) fn escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
         if matches!(c, '*' | '_' | '[' | ']' | '`' | '#' | '<' | '>') {

@@ -18,6 +18,7 @@
 //! export crate): every emitted event, and the status changes only the exports take
 //! ([`Alerts::export_only`]), go to it too, without waiting.
 
+pub mod bulletin;
 pub mod channel;
 pub mod digest;
 pub mod email;
@@ -241,14 +242,15 @@ pub fn spawn(
 }
 
 /// Where a delivery's attempts are logged, and what they were about.
-struct Sent {
-    store: Arc<dyn AlertStore>,
-    acc: Arc<Accountability>,
-    event: &'static str,
-    incident_id: Option<i64>,
+pub(super) struct Sent {
+    pub(super) store: Arc<dyn AlertStore>,
+    pub(super) acc: Arc<Accountability>,
+    pub(super) event: &'static str,
+    pub(super) incident_id: Option<i64>,
 }
 
-async fn deliver(
+/// Delivers one payload to one channel with the configured retries, logging each attempt.
+pub(super) async fn deliver(
     client: reqwest::Client,
     cfg: Arc<AlertsConfig>,
     ch: Channel,
@@ -259,7 +261,8 @@ async fn deliver(
     let mut backoff = cfg.retry_backoff.0;
     for attempt in 1..=cfg.max_attempts {
         let now = sent.acc.clock.now_ms();
-        let (status, error) = ch.attempt(&client, event, &payload, now).await;
+        let tried = ch.attempt(&client, event, &payload, now).await;
+        let (status, error, retry) = (tried.status, tried.error, tried.retry);
         let ok = error.is_none();
         tracing::info!(event, target = %ch.target, attempt, ok, status = ?status, "alert delivery");
         log(
@@ -281,6 +284,10 @@ async fn deliver(
         if ok {
             metrics::counter!("poolguard_alerts_delivered_total").increment(1);
             return;
+        }
+        if !retry {
+            // Logged once: the next attempt would fail the same way.
+            break;
         }
         if attempt < cfg.max_attempts {
             tokio::time::sleep(backoff).await;
