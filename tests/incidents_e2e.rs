@@ -1177,3 +1177,59 @@ async fn a_patch_that_changes_nothing_is_not_audited() {
     assert_eq!(md.matches("incident.update").count(), 1, "{md}");
     bed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_network_is_quarantined_in_an_emergency_and_released_whole() {
+    let bed = bed_with(Arc::new(ManualClock::at(now_ms())), "").await;
+    let api = Api::new(&bed);
+    let a = |from: &'static str| {
+        let bed = &bed;
+        async move { addresses(&ask(bed, from, "www.example.test.", RecordType::A).await) }
+    };
+    let free = a("127.0.0.104").await;
+    assert!(!free.is_empty());
+
+    // A malformed network is refused, naming the parameter; nothing changes.
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/quarantine",
+            INVESTIGATOR,
+            Some(json!({"ip": "127.0.0/29", "reason": "outbreak"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("network (CIDR)"), "{body}");
+
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/quarantine",
+            INVESTIGATOR,
+            Some(json!({"ip": "127.0.0.99/29", "reason": "outbreak in the lab subnet"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let entry: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(entry["ip"], "127.0.0.96/29", "stored as the network");
+    for inside in ["127.0.0.96", "127.0.0.100", "127.0.0.103"] {
+        assert_ne!(a(inside).await, free, "{inside} is in the network");
+    }
+    assert_eq!(a("127.0.0.104").await, free, "outside the network");
+    assert_eq!(
+        api.text("/api/v1/quarantine?format=txt").await,
+        "127.0.0.96/29\n"
+    );
+
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/quarantine",
+            INVESTIGATOR,
+            Some(json!({"ip": "127.0.0.96/29", "reason": "cleaned up"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(a("127.0.0.100").await, free, "released whole, at once");
+    bed.shutdown().await;
+}

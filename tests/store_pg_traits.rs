@@ -661,7 +661,7 @@ async fn quarantine_changes_carry_audit_rows_and_reach_the_listener() {
     assert_eq!(next(&mut rx).await, Change::Resync);
 
     let add = QuarantineAdd {
-        ip: "10.0.0.9".parse().expect("ip"),
+        ip: poolguard::model::net::parse_target("10.0.0.9").expect("ip"),
         reason: "miner".into(),
         incident_id: Some(7),
         actor: actor(),
@@ -678,7 +678,7 @@ async fn quarantine_changes_carry_audit_rows_and_reach_the_listener() {
         ),
         "node-a quarantine/10.0.0.9,node-a incident/7"
     );
-    let (again, _) = a.quarantine_add(add).await.expect("add");
+    let (again, _) = a.quarantine_add(add.clone()).await.expect("add");
     assert!(!again);
     assert_eq!(
         pg.psql("quarantine", "SELECT count(*) FROM audit"),
@@ -688,7 +688,7 @@ async fn quarantine_changes_carry_audit_rows_and_reach_the_listener() {
     assert_eq!(b.quarantine_list().await.expect("list").len(), 1);
 
     let release = QuarantineRelease {
-        ip: "10.0.0.9".parse().expect("ip"),
+        ip: poolguard::model::net::parse_target("10.0.0.9").expect("ip"),
         reason: "cleaned".into(),
         actor: actor(),
         now_ms: 2000,
@@ -720,4 +720,20 @@ async fn quarantine_changes_carry_audit_rows_and_reach_the_listener() {
     assert_eq!(rest.items.len(), 1);
     assert!(rest.next.is_none());
     assert!(first.items[0].id > rest.items[0].id);
+
+    // A whole network, in an emergency: kept and listed as the network.
+    let (added, entry) = a
+        .quarantine_add(QuarantineAdd {
+            ip: poolguard::model::net::parse_target("10.20.0.9/24").expect("net"),
+            incident_id: None,
+            ..add.clone()
+        })
+        .await
+        .expect("add a network");
+    assert!(added);
+    assert_eq!(entry.ip, "10.20.0.0/24");
+    assert_eq!(
+        b.quarantine_list().await.expect("list")[0].ip,
+        "10.20.0.0/24"
+    );
 }

@@ -52,9 +52,11 @@ pub(super) async fn open_store(
             None => {
                 // Quarantine survives restarts: SQLite is the source of truth for the DNS set.
                 let quarantined = incidents::db::quarantine_list(&store.write_connection()?)?;
-                accountability
-                    .quarantine
-                    .replace(quarantined.iter().filter_map(|q| q.ip.parse().ok()));
+                accountability.quarantine.replace_targets(
+                    quarantined
+                        .iter()
+                        .filter_map(|q| poolguard_model::net::parse_target(&q.ip)),
+                );
                 let mut tracker = incidents::track::Tracker::new(accountability);
                 if let Some(sink) = local_hit_sink {
                     tracker = tracker.with_hit_sink(sink);

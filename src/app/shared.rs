@@ -180,7 +180,10 @@ pub async fn reload_quarantine(
     quarantine: &Quarantine,
 ) -> Result<(), StoreError> {
     let list = store.quarantine_list().await?;
-    quarantine.replace(list.iter().filter_map(|q| q.ip.parse().ok()));
+    quarantine.replace_targets(
+        list.iter()
+            .filter_map(|q| poolguard_model::net::parse_target(&q.ip)),
+    );
     Ok(())
 }
 

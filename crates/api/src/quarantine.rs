@@ -5,7 +5,7 @@
 //! committed change. Exports for the NAC/firewall: `?format=txt` (one address per line)
 //! and `?format=csv`. Every change is audited and raises `quarantine.on` / `quarantine.off`.
 
-use std::net::IpAddr;
+use ipnet::IpNet;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -42,11 +42,14 @@ pub struct QuarantineRequest {
     pub incident_id: Option<i64>,
 }
 
-fn parse_ip(v: &str) -> Result<IpAddr, ApiError> {
-    v.trim()
-        .parse::<IpAddr>()
-        .map(|ip| ip.to_canonical())
-        .map_err(|_| ApiError::bad_param("ip", format!("`{v}` is not an IP address")))
+/// An address, or a network (CIDR) quarantined whole in an emergency.
+fn parse_ip(v: &str) -> Result<IpNet, ApiError> {
+    poolguard_model::net::parse_target(v).ok_or_else(|| {
+        ApiError::bad_param(
+            "ip",
+            format!("`{v}` is not an IP address or a network (CIDR)"),
+        )
+    })
 }
 
 /// Lists quarantined addresses: `format=json` (default), `txt` (one IP per line) or `csv`.
@@ -156,11 +159,11 @@ pub async fn add(
         now_ms: acc.clock.now_ms(),
     };
     let (added, entry) = state.store.quarantine_add(add).await?;
-    acc.quarantine.insert(ip);
+    acc.quarantine.insert_target(ip);
     if !added {
         return Ok((StatusCode::OK, Json(QuarantineEntry::from(entry))));
     }
-    tracing::info!(client = %ip, actor = %entry.actor, "client quarantined via API");
+    tracing::info!(client = %entry.ip, actor = %entry.actor, "client quarantined via API");
     let mut ev = AlertEvent {
         event: "quarantine.on",
         time: entry.since.clone(),
@@ -222,7 +225,7 @@ pub async fn release_body(
 
 async fn release(
     state: ApiState,
-    ip: IpAddr,
+    ip: IpNet,
     reason: Option<String>,
     caller: Option<axum::Extension<Caller>>,
 ) -> Result<Json<QuarantineEntry>, ApiError> {
@@ -237,8 +240,9 @@ async fn release(
     let actor = caller_of(caller);
     let who = actor.name.clone();
     // An address the quarantine followed a device to is released with the device's entry.
-    let ip = match acc.quarantine.origin_of(ip) {
-        Some(origin) => origin,
+    let host = (ip.prefix_len() == ip.max_prefix_len()).then(|| ip.addr());
+    let ip = match host.and_then(|h| acc.quarantine.origin_of(h)) {
+        Some(origin) => IpNet::from(origin),
         None => ip,
     };
     let release = QuarantineRelease {
@@ -251,11 +255,14 @@ async fn release(
     let Some(entry) = removed else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("{ip} is not quarantined"),
+            format!(
+                "{} is not quarantined",
+                poolguard_model::net::target_text(&ip)
+            ),
         ));
     };
-    acc.quarantine.remove(ip);
-    tracing::info!(client = %ip, actor = %who, "client released from quarantine");
+    acc.quarantine.remove_target(ip);
+    tracing::info!(client = %entry.ip, actor = %who, "client released from quarantine");
     acc.alerts.emit(AlertEvent {
         event: "quarantine.off",
         time: poolguard_model::rfc3339(now),

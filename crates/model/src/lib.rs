@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod domain;
 pub mod feed;
 pub mod incident;
+pub mod net;
 #[cfg(feature = "sqlite")]
 mod sql;
 pub mod text;

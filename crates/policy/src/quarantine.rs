@@ -13,17 +13,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use ipnet::IpNet;
 
 use poolguard_config::incidents::EnforcementConfig;
 
 type IpSet = HashSet<IpAddr, foldhash::fast::RandomState>;
 type NameSet = HashSet<Box<str>, foldhash::fast::RandomState>;
 
+/// What the DNS path reads: single addresses in a hash set, and the few networks quarantined
+/// in an emergency (looked at only when there are any).
+#[derive(Debug, Default)]
+struct Published {
+    ips: IpSet,
+    networks: Vec<IpNet>,
+}
+
 /// What the set is made of; changed under a lock (rarely), published whole to `set`.
 #[derive(Debug, Default)]
 struct Parts {
     /// The addresses quarantined by staff, thresholds or the store's list.
     listed: IpSet,
+    /// Whole networks quarantined by staff (an emergency).
+    networks: Vec<IpNet>,
     /// Addresses a quarantined device or login holds now (it renewed to a new lease or
     /// logged in elsewhere), each with the listed address whose quarantine it follows.
     followed: HashMap<IpAddr, IpAddr>,
@@ -32,7 +43,7 @@ struct Parts {
 /// Quarantined addresses plus what their walled garden looks like.
 #[derive(Debug)]
 pub struct Quarantine {
-    set: ArcSwap<IpSet>,
+    set: ArcSwap<Published>,
     parts: Mutex<Parts>,
     /// Bumped by every change of the listed addresses (who follows them looks again).
     generation: AtomicU64,
@@ -53,7 +64,7 @@ impl Quarantine {
             .map(|d| Box::<str>::from(d.as_str()))
             .collect();
         Self {
-            set: ArcSwap::from_pointee(IpSet::default()),
+            set: ArcSwap::from_pointee(Published::default()),
             parts: Mutex::new(Parts::default()),
             generation: AtomicU64::new(0),
             reachable,
@@ -62,11 +73,16 @@ impl Quarantine {
         }
     }
 
-    /// The hot-path check: one lock-free load, one lookup, no allocation.
+    /// The hot-path check: one lock-free load, one lookup, no allocation (and a walk of the
+    /// quarantined networks, when there are any).
     #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
         let set = self.set.load();
-        !set.is_empty() && set.contains(&ip.to_canonical())
+        if set.ips.is_empty() && set.networks.is_empty() {
+            return false;
+        }
+        let ip = ip.to_canonical();
+        set.ips.contains(&ip) || set.networks.iter().any(|n| n.contains(&ip))
     }
 
     /// Whether a quarantined client may still resolve `name` (lower-case, no trailing dot):
@@ -94,9 +110,10 @@ impl Quarantine {
     fn change<T>(&self, f: impl FnOnce(&mut Parts) -> (T, bool)) -> T {
         let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
         let (out, listed_changed) = f(&mut parts);
-        let mut set = parts.listed.clone();
-        set.extend(parts.followed.keys().copied());
-        self.set.store(Arc::new(set));
+        let mut ips = parts.listed.clone();
+        ips.extend(parts.followed.keys().copied());
+        let networks = parts.networks.clone();
+        self.set.store(Arc::new(Published { ips, networks }));
         if listed_changed {
             self.generation.fetch_add(1, Ordering::Relaxed);
         }
@@ -127,13 +144,60 @@ impl Quarantine {
 
     /// Replaces the listed addresses (start-up load, a change made through another node).
     pub fn replace(&self, ips: impl IntoIterator<Item = IpAddr>) {
-        let listed: IpSet = ips.into_iter().map(|ip| ip.to_canonical()).collect();
+        self.replace_targets(ips.into_iter().map(IpNet::from));
+    }
+
+    /// Replaces the listed addresses and networks (the store's list: `poolguard_model::net`).
+    pub fn replace_targets(&self, targets: impl IntoIterator<Item = IpNet>) {
+        let mut listed = IpSet::default();
+        let mut networks = Vec::new();
+        for t in targets {
+            match host(t) {
+                Some(ip) => {
+                    listed.insert(ip);
+                }
+                None => networks.push(t.trunc()),
+            }
+        }
+        networks.sort();
+        networks.dedup();
         self.change(|p| {
-            let changed = p.listed != listed;
+            let changed = p.listed != listed || p.networks != networks;
             p.listed = listed;
+            p.networks = networks;
             p.followed.retain(|_, from| p.listed.contains(from));
             ((), changed)
         })
+    }
+
+    /// Adds an address or a network (false when it was already listed).
+    pub fn insert_target(&self, target: IpNet) -> bool {
+        match host(target) {
+            Some(ip) => self.insert(ip),
+            None => self.change(|p| {
+                let net = target.trunc();
+                let added = !p.networks.contains(&net);
+                if added {
+                    p.networks.push(net);
+                    p.networks.sort();
+                }
+                (added, added)
+            }),
+        }
+    }
+
+    /// Removes an address or a network (false when it was not listed).
+    pub fn remove_target(&self, target: IpNet) -> bool {
+        match host(target) {
+            Some(ip) => self.remove(ip),
+            None => self.change(|p| {
+                let net = target.trunc();
+                let before = p.networks.len();
+                p.networks.retain(|n| *n != net);
+                let removed = p.networks.len() != before;
+                (removed, removed)
+            }),
+        }
     }
 
     /// Replaces the followed addresses: each address a quarantined device or login holds
@@ -175,15 +239,21 @@ impl Quarantine {
         self.generation.load(Ordering::Relaxed)
     }
 
-    /// How many addresses are quarantined (listed and followed).
+    /// How many addresses (listed and followed) and networks are quarantined.
     pub fn len(&self) -> usize {
-        self.set.load().len()
+        let set = self.set.load();
+        set.ips.len() + set.networks.len()
     }
 
     /// Whether nobody is quarantined.
     pub fn is_empty(&self) -> bool {
-        self.set.load().is_empty()
+        self.len() == 0
     }
+}
+
+/// The address of a single-address target (a /32 or /128), canonical.
+fn host(target: IpNet) -> Option<IpAddr> {
+    (target.prefix_len() == target.max_prefix_len()).then(|| target.addr().to_canonical())
 }
 
 #[cfg(test)]
@@ -234,5 +304,26 @@ mod tests {
         assert!(q.remove(ip("10.0.0.7")));
         assert!(!q.contains(ip("10.0.0.9")), "released everywhere at once");
         assert!(q.generation() > before);
+    }
+
+    #[test]
+    fn a_network_quarantines_every_address_in_it() {
+        let q = Quarantine::new(&EnforcementConfig::default());
+        let net: IpNet = "10.20.0.0/24".parse().unwrap();
+        assert!(q.insert_target(net));
+        assert!(
+            !q.insert_target("10.20.0.9/24".parse().unwrap()),
+            "the same network"
+        );
+        assert!(q.contains("10.20.0.77".parse().unwrap()));
+        assert!(q.contains("::ffff:10.20.0.1".parse().unwrap()));
+        assert!(!q.contains("10.20.1.1".parse().unwrap()));
+        assert_eq!(q.len(), 1);
+        assert!(q.remove_target(net));
+        assert!(!q.contains("10.20.0.77".parse().unwrap()));
+        q.replace_targets(["10.0.0.7/32".parse().unwrap(), net]);
+        assert!(
+            q.contains("10.0.0.7".parse().unwrap()) && q.contains("10.20.0.1".parse().unwrap())
+        );
     }
 }

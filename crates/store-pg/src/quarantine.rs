@@ -14,7 +14,8 @@ use tokio_postgres::Row;
 use crate::{PgError, PgStore};
 
 /// The columns [`map_entry`] reads, in order.
-const ENTRY_COLUMNS: &str = "host(ip), since_ms, actor, reason, incident_id";
+/// `abbrev`: an address alone, a network with its prefix (`poolguard_model::net::target_text`).
+const ENTRY_COLUMNS: &str = "abbrev(ip), since_ms, actor, reason, incident_id";
 
 fn map_entry(r: &Row) -> Result<QuarantineEntry, PgError> {
     Ok(QuarantineEntry {
@@ -28,14 +29,14 @@ fn map_entry(r: &Row) -> Result<QuarantineEntry, PgError> {
 
 impl PgStore {
     async fn add(&self, q: QuarantineAdd) -> Result<(bool, QuarantineEntry), PgError> {
-        let ip = q.ip.to_string();
+        let ip = poolguard_model::net::target_text(&q.ip);
         let mut c = self.pool().get().await?;
         let tx = c.transaction().await?;
         let added = tx
             .execute(
                 "INSERT INTO quarantine (ip, since_ms, actor, reason, incident_id) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ip) DO NOTHING",
-                &[&q.ip, &q.now_ms, &q.actor.name, &q.reason, &q.incident_id],
+                 VALUES ($1::text::inet, $2, $3, $4, $5) ON CONFLICT (ip) DO NOTHING",
+                &[&ip, &q.now_ms, &q.actor.name, &q.reason, &q.incident_id],
             )
             .await?
             > 0;
@@ -44,18 +45,19 @@ impl PgStore {
                 QuarantineChange::added(q.incident_id).rows(&ip, &q.actor, q.now_ms, &q.reason);
             crate::audit::insert_all(&tx, self.node(), &rows).await?;
         }
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM quarantine WHERE ip = $1");
-        let entry = map_entry(&tx.query_one(&sql, &[&q.ip]).await?)?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM quarantine WHERE ip = $1::text::inet");
+        let entry = map_entry(&tx.query_one(&sql, &[&ip]).await?)?;
         tx.commit().await?;
         Ok((added, entry))
     }
 
     async fn release(&self, q: QuarantineRelease) -> Result<Option<QuarantineEntry>, PgError> {
-        let ip = q.ip.to_string();
+        let ip = poolguard_model::net::target_text(&q.ip);
         let mut c = self.pool().get().await?;
         let tx = c.transaction().await?;
-        let sql = format!("DELETE FROM quarantine WHERE ip = $1 RETURNING {ENTRY_COLUMNS}");
-        let Some(row) = tx.query_opt(&sql, &[&q.ip]).await? else {
+        let sql =
+            format!("DELETE FROM quarantine WHERE ip = $1::text::inet RETURNING {ENTRY_COLUMNS}");
+        let Some(row) = tx.query_opt(&sql, &[&ip]).await? else {
             return Ok(None);
         };
         let entry = map_entry(&row)?;

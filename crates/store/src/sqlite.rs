@@ -231,7 +231,7 @@ impl QuarantineStore for Store {
         q: QuarantineAdd,
     ) -> Result<(bool, QuarantineEntry), StoreError> {
         self.write(move |c| {
-            let ip = q.ip.to_string();
+            let ip = poolguard_model::net::target_text(&q.ip);
             let added =
                 db::quarantine_add(c, &ip, q.now_ms, &q.actor.name, &q.reason, q.incident_id)?;
             if added {
@@ -252,7 +252,7 @@ impl QuarantineStore for Store {
         q: QuarantineRelease,
     ) -> Result<Option<QuarantineEntry>, StoreError> {
         self.write(move |c| {
-            let ip = q.ip.to_string();
+            let ip = poolguard_model::net::target_text(&q.ip);
             let Some(entry) = db::quarantine_remove(c, &ip)? else {
                 return Ok(None);
             };
@@ -448,7 +448,7 @@ mod tests {
             role: "investigator".into(),
         };
         let add = QuarantineAdd {
-            ip: "10.0.0.9".parse().expect("ip"),
+            ip: poolguard_model::net::parse_target("10.0.0.9").expect("ip"),
             reason: "miner".into(),
             incident_id: Some(7),
             actor: actor.clone(),
@@ -466,7 +466,7 @@ mod tests {
         assert!(!again);
         assert_eq!(audit_rows(&store), 2, "nothing changed, nothing audited");
         let release = QuarantineRelease {
-            ip: "10.0.0.9".parse().expect("ip"),
+            ip: poolguard_model::net::parse_target("10.0.0.9").expect("ip"),
             reason: "cleaned".into(),
             actor,
             now_ms: 2000,

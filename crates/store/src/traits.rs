@@ -74,10 +74,11 @@ pub struct IncidentRecord {
     pub narrative: crate::narrative::Narrative,
 }
 
-/// Put an address in quarantine.
+/// Put an address, or a whole network, in quarantine.
 #[derive(Debug, Clone)]
 pub struct QuarantineAdd {
-    pub ip: IpAddr,
+    /// An address (a /32 or /128) or a network (`poolguard_model::net`).
+    pub ip: ipnet::IpNet,
     pub reason: String,
     /// The incident it belongs to; its trail gets an audit row too.
     pub incident_id: Option<i64>,
@@ -85,10 +86,10 @@ pub struct QuarantineAdd {
     pub now_ms: i64,
 }
 
-/// Let an address out of quarantine.
+/// Let an address or a network out of quarantine.
 #[derive(Debug, Clone)]
 pub struct QuarantineRelease {
-    pub ip: IpAddr,
+    pub ip: ipnet::IpNet,
     pub reason: String,
     pub actor: Actor,
     pub now_ms: i64,
