@@ -128,6 +128,16 @@ async fn accounting_from_radclient_names_the_account_of_a_hit() {
     assert_eq!(where_["holdings"][0]["source"], "radius");
     let (status, body) = bed.api_get("/api/v1/identities", TOKEN).await;
     assert_eq!(status, 400, "{body}");
+    // By the owner's name: the ledger rows of that person, each with where it has been.
+    let by_owner = get(&bed, "/api/v1/identities?owner=LI%20NA").await;
+    assert_eq!(
+        by_owner["devices"][0]["ledger"]["account"], "lina",
+        "{by_owner}"
+    );
+    assert_eq!(
+        by_owner["devices"][0]["holdings"][0]["address"], "127.0.0.8",
+        "{by_owner}"
+    );
 
     // A wrong secret: no answer, counted, nothing stored.
     let before = bed.metrics_text().await;
@@ -261,6 +271,29 @@ async fn an_incident_follows_the_machine_not_the_address() {
         .collect();
     clients.sort();
     assert_eq!(clients, ["127.0.0.21", "127.0.0.22"], "{detail}");
+
+    // Searched as staff ask: by MAC in any spelling, account or owner whatever the case,
+    // part of the department; the same on hits.
+    for (query, want) in [
+        ("mac=00-1A-2B-3C-4D-5F", 1),
+        ("account=BOB", 1),
+        ("owner=li%20na", 1),
+        ("department_contains=CHEM", 1),
+        ("department_contains=sidence", 1),
+        ("department_contains=physics", 0),
+        ("asset=LAB-7", 0),
+    ] {
+        let found = get(&bed, &format!("/api/v1/incidents?{query}")).await;
+        let n = found["items"].as_array().map(Vec::len);
+        assert_eq!(n, Some(want), "incidents?{query}: {found}");
+    }
+    for (query, want) in [("department_contains=chem", 2), ("asset=LAB-7", 0)] {
+        let found = get(&bed, &format!("/api/v1/hits?{query}")).await;
+        let n = found["items"].as_array().map(Vec::len);
+        assert_eq!(n, Some(want), "hits?{query}: {found}");
+    }
+    let (status, body) = bed.api_get("/api/v1/incidents?mac=nope", TOKEN).await;
+    assert_eq!(status, 400, "{body}");
     bed.shutdown().await;
 }
 

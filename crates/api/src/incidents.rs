@@ -194,8 +194,18 @@ pub struct IncidentParams {
     overdue: Option<bool>,
     /// Department from the ledger snapshot.
     department: Option<String>,
+    /// Part of the department, anywhere in it, case-insensitive.
+    department_contains: Option<String>,
     /// Token name of the assignee.
     assignee: Option<String>,
+    /// The MAC the incident opened with (any common spelling).
+    mac: Option<String>,
+    /// The account the incident opened with (case-insensitive).
+    account: Option<String>,
+    /// The ledger asset tag (case-insensitive).
+    asset: Option<String>,
+    /// The responsible person, as the ledger or staff recorded it (case-insensitive).
+    owner: Option<String>,
     /// RFC 3339: opened at or after.
     since: Option<String>,
     /// 1–1000, default 100.
@@ -209,11 +219,16 @@ pub struct IncidentParams {
     bom: Option<bool>,
 }
 
-const LIST_KEYS: [&str; 9] = [
+const LIST_KEYS: [&str; 14] = [
     "status",
     "overdue",
     "department",
+    "department_contains",
     "assignee",
+    "mac",
+    "account",
+    "asset",
+    "owner",
     "since",
     "limit",
     "cursor",
@@ -271,6 +286,24 @@ pub async fn list(
             }
             "department" => f.department = Some(v),
             "assignee" => f.assignee = Some(v),
+            "mac" => {
+                let mac = poolguard_identity::normalise_mac(&v).ok_or_else(|| {
+                    ApiError::bad_param("mac", format!("`{v}` is not a MAC like 00:1a:2b:3c:4d:5e"))
+                })?;
+                f.who.mac = Some(mac.to_string());
+            }
+            "account" | "asset" | "owner" | "department_contains" => {
+                if v.is_empty() || v.chars().count() > 200 {
+                    return Err(ApiError::bad_param(key, "must be 1-200 characters"));
+                }
+                let slot = match key {
+                    "account" => &mut f.who.account,
+                    "asset" => &mut f.who.asset,
+                    "owner" => &mut f.who.owner,
+                    _ => &mut f.who.department_contains,
+                };
+                *slot = Some(v);
+            }
             "since" => f.since = Some(parse_time("since", &v)?),
             "limit" => {
                 f.limit = v

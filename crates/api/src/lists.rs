@@ -46,6 +46,10 @@ pub struct ListParams {
     feed: Option<String>,
     /// Department from the asset ledger.
     department: Option<String>,
+    /// Part of the department, anywhere in it, case-insensitive (`phys` finds `Physics`).
+    department_contains: Option<String>,
+    /// Hits only: the ledger asset tag (case-insensitive).
+    asset: Option<String>,
     /// Hits only: the MAC that held the address (any common spelling).
     mac: Option<String>,
     /// Hits only: the account logged in at the address (case-insensitive).
@@ -184,13 +188,15 @@ pub fn check_keys(
     Ok(out)
 }
 
-const LIST_KEYS: [&str; 15] = [
+const LIST_KEYS: [&str; 17] = [
     "client",
     "name",
     "type",
     "action",
     "feed",
     "department",
+    "department_contains",
+    "asset",
     "mac",
     "account",
     "owner",
@@ -261,15 +267,17 @@ pub fn parse_list(
                 })?;
                 f.mac = Some(mac.to_string());
             }
-            "account" | "owner" => {
+            "account" | "owner" | "asset" | "department_contains" => {
                 if v.is_empty() || v.chars().count() > 200 {
                     return Err(ApiError::bad_param(key, "must be 1-200 characters"));
                 }
-                if key == "account" {
-                    f.account = Some(v);
-                } else {
-                    f.owner = Some(v);
-                }
+                let slot = match key {
+                    "account" => &mut f.account,
+                    "owner" => &mut f.owner,
+                    "asset" => &mut f.asset,
+                    _ => &mut f.department_contains,
+                };
+                *slot = Some(v);
             }
             "since" => f.since_ms = Some(parse_time("since", &v)?),
             "until" => f.until_ms = Some(parse_time("until", &v)?),

@@ -62,6 +62,7 @@ use utoipa::{Modify, OpenApi};
         super::clients::ClientResponse,
         super::clients::Holding,
         super::identities::IdentitiesResponse,
+        super::identities::DeviceHoldings,
         super::feeds::publish::CategoryAddresses,
         super::feeds::publish::PublishedAddress,
         super::error::ErrorBody,

@@ -373,6 +373,25 @@ impl Ledger {
             .cloned()
     }
 
+    /// The device and login rows whose asset tag or owner is `asset` / `owner`
+    /// (case-insensitive): how staff find a machine's MACs and accounts by the names they
+    /// know. A scan of those rows (thousands), for searches only.
+    pub fn devices_of(&self, asset: Option<&str>, owner: Option<&str>) -> Vec<Arc<Identity>> {
+        let same = |want: Option<&str>, have: Option<&String>| {
+            want.is_none_or(|w| have.is_some_and(|h| h.to_lowercase() == w.to_lowercase()))
+        };
+        let mut out: Vec<Arc<Identity>> = self
+            .by_mac
+            .values()
+            .chain(self.by_account.values())
+            .filter(|i| same(asset, i.asset.as_ref()) && same(owner, i.owner.as_ref()))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (&a.mac, &a.account).cmp(&(&b.mac, &b.account)));
+        out.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        out
+    }
+
     /// Number of rows in force (networks, devices and accounts).
     pub fn len(&self) -> usize {
         self.len

@@ -141,7 +141,18 @@ fn conditions(f: &EvidenceFilter, key: Option<&HitKey>) -> (String, Params) {
     if let Some(m) = &f.mac {
         push(&mut sql, " AND mac = $?", Box::new(m.clone()));
     }
-    for (column, v) in [("account", &f.account), ("owner", &f.owner)] {
+    if let Some(d) = &f.department_contains {
+        push(
+            &mut sql,
+            " AND strpos(lower(department), lower($?)) > 0",
+            Box::new(d.clone()),
+        );
+    }
+    for (column, v) in [
+        ("account", &f.account),
+        ("owner", &f.owner),
+        ("asset", &f.asset),
+    ] {
         if let Some(v) = v {
             push(
                 &mut sql,

@@ -362,6 +362,13 @@ fn list_sql(f: &IncidentFilter) -> Result<(String, Params), StoreError> {
     if let Some(s) = f.since {
         push(&mut sql, "opened_ms >=", Box::new(s));
     }
+    for (cond, v) in f.who.conditions("strpos") {
+        params.push(Box::new(v));
+        sql.push_str(&format!(
+            " AND {}",
+            cond.replace("$?", &format!("${}", params.len()))
+        ));
+    }
     // The rule of IncidentRow::overdue in SQL, as the SQLite list uses it.
     let overdue = format!(
         "({} OR {})",

@@ -233,12 +233,56 @@ pub struct IncidentFilter {
     pub overdue: Option<bool>,
     pub department: Option<String>,
     pub assignee: Option<String>,
+    /// Who the incident is about (issue 15): the MAC, account or ledger asset it opened
+    /// with, its owner (the ledger's or the one staff recorded), all case-insensitive, and
+    /// part of its department.
+    pub who: IncidentWho,
     /// Opened at or after (ms).
     pub since: Option<i64>,
     /// `next` of the previous page.
     pub cursor: Option<Cursor>,
     pub limit: usize,
     pub now: i64,
+}
+
+/// The identity filters of an incident list; empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentWho {
+    pub mac: Option<String>,
+    pub account: Option<String>,
+    pub asset: Option<String>,
+    pub owner: Option<String>,
+    pub department_contains: Option<String>,
+}
+
+impl IncidentWho {
+    /// `(SQL condition with `$?` for the value, value)` pairs, the same for both stores:
+    /// `lower()` on both sides, `instr`/`strpos` spelled by the caller's `contains`.
+    pub fn conditions(&self, contains: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (column, v) in [
+            ("mac", &self.mac),
+            ("account", &self.account),
+            ("asset", &self.asset),
+        ] {
+            if let Some(v) = v {
+                out.push((format!("lower({column}) = lower($?)"), v.clone()));
+            }
+        }
+        if let Some(o) = &self.owner {
+            out.push((
+                "(lower(owner) = lower($?) OR lower(ledger_owner) = lower($?))".into(),
+                o.clone(),
+            ));
+        }
+        if let Some(d) = &self.department_contains {
+            out.push((
+                format!("{contains}(lower(department), lower($?)) > 0"),
+                d.clone(),
+            ));
+        }
+        out
+    }
 }
 
 /// Newest first, one page (the cursor is the last id of the previous page).
@@ -261,6 +305,14 @@ pub fn list(conn: &Connection, f: &IncidentFilter) -> Result<Vec<IncidentRow>, S
     }
     if let Some(s) = f.since {
         push(&mut sql, "opened_ms >=", s.into());
+    }
+    for (cond, v) in f.who.conditions("instr") {
+        args.push(v.into());
+        // Every `$?` of a condition is the same value: SQLite's `?N` may repeat.
+        sql.push_str(&format!(
+            " AND {}",
+            cond.replace("$?", &format!("?{}", args.len()))
+        ));
     }
     // The same rule as IncidentRow::overdue, in SQL (held to it by a test in `deadline`).
     let overdue = format!(

@@ -37,6 +37,11 @@ pub struct ListFilter<C = ([u8; 16], [u8; 16]), K = (i64, i64)> {
     pub action: Option<String>,
     pub feed: Option<String>,
     pub department: Option<String>,
+    /// Part of the department, anywhere in it, case-insensitive (`phys` finds `Physics`,
+    /// `化学` finds `化学学院`).
+    pub department_contains: Option<String>,
+    /// Hits only: the ledger asset tag stored with the hit, case-insensitive.
+    pub asset: Option<String>,
     /// Hits only (query rows have no identity): the MAC stored with the hit, lower-case
     /// colon form (`00:1a:2b:3c:4d:5e`).
     pub mac: Option<String>,
@@ -63,6 +68,8 @@ impl<C, K> Default for ListFilter<C, K> {
             action: None,
             feed: None,
             department: None,
+            department_contains: None,
+            asset: None,
             mac: None,
             account: None,
             owner: None,
@@ -88,6 +95,8 @@ impl<C, K> ListFilter<C, K> {
             action: self.action,
             feed: self.feed,
             department: self.department,
+            department_contains: self.department_contains,
+            asset: self.asset,
             mac: self.mac,
             account: self.account,
             owner: self.owner,
@@ -100,6 +109,15 @@ impl<C, K> ListFilter<C, K> {
 }
 
 /// Text equal but for case (Latin letters): how accounts and owners are searched.
+/// Whether `have` contains `part`, case-insensitively (Latin and other cased scripts).
+pub fn contains_text(have: &str, part: &str) -> bool {
+    if have.is_ascii() && part.is_ascii() {
+        let (h, p) = (have.as_bytes(), part.as_bytes());
+        return p.is_empty() || h.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p));
+    }
+    have.to_lowercase().contains(&part.to_lowercase())
+}
+
 pub fn same_text(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
         || (!(a.is_ascii() && b.is_ascii()) && a.to_lowercase() == b.to_lowercase())

@@ -60,12 +60,16 @@ fn row_matches(f: &ListFilter, e: &Entry<'_>, id: i64) -> bool {
         && f.department
             .as_deref()
             .is_none_or(|d| e.department == Some(d))
+        && f.department_contains.as_deref().is_none_or(|d| {
+            e.department
+                .is_some_and(|have| crate::rows::contains_text(have, d))
+        })
         && identity_matches(f, e)
 }
 
 /// The identity filters (hits only): a row without a snapshot matches none of them.
 fn identity_matches(f: &ListFilter, e: &Entry<'_>) -> bool {
-    if f.mac.is_none() && f.account.is_none() && f.owner.is_none() {
+    if f.mac.is_none() && f.account.is_none() && f.owner.is_none() && f.asset.is_none() {
         return true;
     }
     let Some(s) = e.snapshot else {
@@ -78,6 +82,7 @@ fn identity_matches(f: &ListFilter, e: &Entry<'_>) -> bool {
     f.mac.as_deref().is_none_or(|m| s.mac == Some(m))
         && text(&f.account, s.account)
         && text(&f.owner, s.owner)
+        && text(&f.asset, s.asset)
 }
 
 /// One page of `table` matching `f`, newest first (the contract of `read::list`).
