@@ -40,7 +40,7 @@ use axum::routing::{delete, get, patch, post, put};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use auth::{Caller, Permission, Tokens};
+pub use auth::{Caller, Permission, SignedIn, Tokens};
 pub use error::ApiError;
 pub use poolguard_model::{neutralise, rfc3339};
 
@@ -195,7 +195,9 @@ where
     serve_router(listener, ops_router(state), shutdown)
 }
 
-fn serve_router<F>(
+/// Serves any router (the API merged with the console, or the console alone) on `listener`
+/// until `shutdown` resolves, then drains connections.
+pub fn serve_router<F>(
     listener: TcpListener,
     app: Router,
     shutdown: F,

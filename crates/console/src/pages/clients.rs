@@ -1,0 +1,4 @@
+//! stub
+pub async fn page() -> &'static str {
+    "todo"
+}
