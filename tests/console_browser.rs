@@ -59,12 +59,7 @@ async fn console_viewer_sees_a_hit_appear_and_filters_it() {
         .await
         .expect("client filter");
     client.send_keys("127.0.0.8").await.expect("typed");
-    b.find(Locator::Id("apply"))
-        .await
-        .expect("apply")
-        .click()
-        .await
-        .expect("filtered");
+    submit(&b, "apply").await;
     assert!(exists(&b, "#no-rows").await, "{}", body_text(&b).await);
     b.goto(&format!("{base}/hits?client={MINER}&name=*.minergate.com"))
         .await
@@ -83,4 +78,226 @@ async fn console_viewer_sees_a_hit_appear_and_filters_it() {
     assert!(!exists(&b, "#note-form").await && !exists(&b, "#status-form").await);
 
     b.close().await.expect("browser closed");
+}
+
+/// The address's A answer for `www.example.test`, asked from `from`.
+async fn answer_for(bed: &common::TestBed, from: &str) -> String {
+    let m = query_from(
+        ip(from),
+        bed.dns,
+        Proto::Udp,
+        &request("www.example.test", RecordType::A, true),
+    )
+    .await;
+    common::addresses(&m).join(",")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_investigator_walks_an_incident_to_reported_and_quarantines_a_client() {
+    let bed = bed("").await;
+    let base = console_url(&bed);
+    let driver = Driver::start();
+    let b = driver.browser(1366, 768, "en-US,en").await;
+    let shots = Shots::new();
+    query_from(
+        ip(MINER),
+        bed.dns,
+        Proto::Udp,
+        &request("pool.minergate.com", RecordType::A, true),
+    )
+    .await;
+
+    sign_in(&b, &base, INVESTIGATOR).await;
+    assert_eq!(text_of(&b, "who").await, "alice");
+    until_shows(&b, &format!("{base}/incidents"), MINER).await;
+    b.goto(&format!("{base}/incidents/1"))
+        .await
+        .expect("incident");
+    // The ledger's department is HTML: shown as text, and it did not run.
+    let identity = text_of(&b, "identity").await;
+    assert!(identity.contains(XSS), "{identity}");
+
+    let choose = |status: &'static str| {
+        let b = b.clone();
+        async move {
+            b.find(Locator::Css(&format!(
+                "#new-status option[value='{status}']"
+            )))
+            .await
+            .expect("status option")
+            .click()
+            .await
+            .expect("chosen");
+            submit(&b, "move").await;
+        }
+    };
+    choose("investigating").await;
+    assert_eq!(text_of(&b, "status").await, "investigating");
+    // Backwards is refused by the API's state machine; its reason is on the page.
+    choose("open").await;
+    let refusal = text_of(&b, "message").await;
+    assert!(refusal.contains("open"), "{refusal}");
+    assert_eq!(text_of(&b, "status").await, "investigating");
+    shots.take(&b, "incident-409").await;
+
+    // Assign, identify, note (HTML in it stays text), report.
+    let assignee = b.find(Locator::Id("f-assignee")).await.expect("assignee");
+    assignee.send_keys("alice").await.expect("typed");
+    submit(&b, "save-fields").await;
+    assert_eq!(text_of(&b, "assignee").await, "alice");
+    choose("identified").await;
+    assert_eq!(
+        text_of(&b, "status").await,
+        "identified",
+        "{}",
+        body_text(&b).await
+    );
+    b.find(Locator::Id("note-text"))
+        .await
+        .expect("note")
+        .send_keys(XSS)
+        .await
+        .expect("typed");
+    submit(&b, "add-note").await;
+    let notes: Vec<String> = {
+        let mut out = Vec::new();
+        for e in b.find_all(Locator::Css(".note-text")).await.expect("notes") {
+            out.push(e.text().await.expect("text"));
+        }
+        out
+    };
+    assert!(notes.iter().any(|n| n == XSS), "{notes:?}");
+    choose("reported").await;
+    assert_eq!(text_of(&b, "status").await, "reported");
+    assert_ne!(b.title().await.expect("title"), "pwned");
+    let ran = b
+        .execute("return window.pwned === undefined;", vec![])
+        .await
+        .expect("script");
+    assert_eq!(ran, serde_json::Value::Bool(true), "the payload ran");
+    shots.take(&b, "incident").await;
+
+    // Quarantine the other client: its DNS answers become the notice address; release it.
+    assert_eq!(answer_for(&bed, "127.0.0.8").await, "192.0.2.10");
+    b.goto(&format!("{base}/quarantine"))
+        .await
+        .expect("quarantine");
+    b.find(Locator::Id("q-ip"))
+        .await
+        .expect("ip")
+        .send_keys("127.0.0.8")
+        .await
+        .expect("typed");
+    b.find(Locator::Id("q-reason"))
+        .await
+        .expect("reason")
+        .send_keys("mining rig found")
+        .await
+        .expect("typed");
+    submit(&b, "q-add").await;
+    assert!(text_of(&b, "quarantined").await.contains("127.0.0.8"));
+    assert_eq!(answer_for(&bed, "127.0.0.8").await, "127.0.0.99");
+    shots.take(&b, "quarantine").await;
+    b.find(Locator::Css(".release-reason"))
+        .await
+        .expect("reason")
+        .send_keys("cleaned")
+        .await
+        .expect("typed");
+    submit_css(&b, ".release").await;
+    assert!(exists(&b, "#no-rows").await, "{}", body_text(&b).await);
+    assert_eq!(answer_for(&bed, "127.0.0.8").await, "192.0.2.10");
+
+    // The client page ties it together.
+    b.goto(&format!("{base}/clients?ip={MINER}"))
+        .await
+        .expect("client");
+    assert!(text_of(&b, "client-incidents").await.contains("reported"));
+    shots.take(&b, "client").await;
+
+    // Language: the switch turns every label to Chinese and remembers it.
+    b.goto(&base).await.expect("overview");
+    submit(&b, "lang-switch").await;
+    let lang = b
+        .find(Locator::Css("html"))
+        .await
+        .expect("html")
+        .attr("lang")
+        .await
+        .expect("attr");
+    assert_eq!(lang.as_deref(), Some("zh-CN"));
+    assert!(body_text(&b).await.contains("命中趋势"));
+    shots.take(&b, "overview-zh").await;
+    b.goto(&format!("{base}/incidents")).await.expect("queue");
+    assert!(body_text(&b).await.contains("事件"));
+    b.close().await.expect("closed");
+
+    // Phone width: nothing wider than the screen.
+    let phone = driver.browser(390, 844, "zh-CN,zh").await;
+    sign_in(&phone, &base, VIEWER).await;
+    assert!(
+        body_text(&phone).await.contains("概览"),
+        "Accept-Language zh picks Chinese"
+    );
+    let fits = phone
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(fits, serde_json::Value::Bool(true));
+    shots.take(&phone, "overview-phone").await;
+    phone.close().await.expect("closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_feeds_upload_shows_the_rejected_line_and_versions_diff() {
+    let bed = bed("").await;
+    let base = console_url(&bed);
+    let driver = Driver::start();
+    let b = driver.browser(1366, 768, "en-US,en").await;
+    let shots = Shots::new();
+    sign_in(&b, &base, ADMIN).await;
+
+    b.goto(&format!("{base}/feeds")).await.expect("feeds");
+    assert!(text_of(&b, "feeds").await.contains("mining"));
+    shots.take(&b, "feeds").await;
+
+    let file = bed.dir.path().join("upload.txt");
+    std::fs::write(&file, "pool.minergate.com\nnew.pool.example\nnot a name!\n").expect("file");
+    b.goto(&format!("{base}/feeds/mining")).await.expect("feed");
+    b.find(Locator::Id("upload-file"))
+        .await
+        .expect("file input")
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("chosen");
+    submit(&b, "upload").await;
+    let rejected = text_of(&b, "rejected").await;
+    assert!(rejected.contains("not a name!"), "{rejected}");
+    assert_eq!(text_of(&b, "accepted").await, "2");
+    shots.take(&b, "feed-upload").await;
+
+    // The name is now blocked, and the check page says by which feed and rule.
+    b.goto(&format!("{base}/check?name=new.pool.example"))
+        .await
+        .expect("check");
+    let answer = text_of(&b, "check-answer").await;
+    assert!(
+        answer.contains("mining") && answer.contains("blocked"),
+        "{answer}"
+    );
+
+    // Versions: the diff shows the added name.
+    b.goto(&format!("{base}/feeds/mining")).await.expect("feed");
+    let versions = text_of(&b, "versions").await;
+    assert!(versions.contains("root"), "{versions}");
+    submit(&b, "diff").await;
+    let diff = text_of(&b, "diff-result").await;
+    assert!(
+        diff.contains("new.pool.example") || diff.contains("→"),
+        "{diff}"
+    );
+    b.close().await.expect("closed");
 }

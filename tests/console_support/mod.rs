@@ -184,22 +184,12 @@ pub async fn sign_in(b: &Client, base: &str, token: &str) {
         .send_keys(token)
         .await
         .expect("typed");
-    b.find(Locator::Id("signin"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("submitted");
+    submit(b, "signin").await;
 }
 
 /// Signs out through the header's button.
 pub async fn sign_out(b: &Client) {
-    b.find(Locator::Id("signout"))
-        .await
-        .expect("sign-out button")
-        .click()
-        .await
-        .expect("signed out");
+    submit(b, "signout").await;
 }
 
 /// The text of the element with id `id`.
@@ -244,4 +234,35 @@ pub async fn exists(b: &Client, css: &str) -> bool {
         .await
         .expect("query")
         .is_empty()
+}
+
+/// Clicks `#id` (a submit button or link); see [`submit_css`].
+pub async fn submit(b: &Client, id: &str) {
+    submit_css(b, &format!("#{id}")).await
+}
+
+/// Clicks the element matching `css` and waits until the browser has left the current page, so
+/// the next lookup reads the answer, not the form (bounded, 10 s).
+pub async fn submit_css(b: &Client, id: &str) {
+    let old = b.find(Locator::Css("html")).await.expect("page");
+    b.find(Locator::Css(id))
+        .await
+        .unwrap_or_else(|e| panic!("{id}: {e}"))
+        .click()
+        .await
+        .expect("clicked");
+    for _ in 0..200 {
+        if old.text().await.is_err() {
+            // The old document is gone; wait for the new one to be complete.
+            for _ in 0..200 {
+                let state = b.execute("return document.readyState;", vec![]).await.ok();
+                if state == Some(serde_json::Value::String("complete".into())) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("clicking {id} did not load a new page");
 }

@@ -227,6 +227,7 @@ labels! {
     upload_result: "Upload result", "上传结果";
     accepted: "Accepted", "已接受";
     rejected: "Rejected", "已拒绝";
+    skipped: "Skipped (comments, blank)", "已跳过（注释、空行）";
     line: "Line", "行";
     text: "Text", "内容";
     versions: "Versions", "历史版本";

@@ -31,10 +31,8 @@ pub struct Stats {
 /// Who a client was (ledger, DHCP, RADIUS).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Identity {
-    pub network: Option<String>,
     pub asset: Option<String>,
     pub mac: Option<String>,
-    pub kind: Option<String>,
     pub location: Option<String>,
     pub department: Option<String>,
     pub owner: Option<String>,
@@ -122,10 +120,6 @@ pub struct IncidentPage {
 pub struct HitView {
     pub time: String,
     pub name: String,
-    #[serde(rename = "type")]
-    pub qtype: String,
-    pub action: String,
-    pub feed: Option<String>,
 }
 
 /// One note on an incident.
@@ -171,7 +165,7 @@ pub struct Fetch {
 }
 
 /// A saved version of a feed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Version {
     pub id: u64,
     pub time: String,

@@ -1,19 +1,352 @@
-//! stub
-pub async fn list() -> &'static str {
-    "todo"
+//! `GET /feeds`: the lists, how fresh each is; one feed's page with upload (the per-line
+//! result), versions with a diff and restore; "why is this name blocked" (`/check`); the
+//! published lists.
+
+use std::collections::BTreeSet;
+
+use askama::Template;
+use axum::extract::{Multipart, Path, Query};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{Fields, field};
+use crate::Ctx;
+use crate::api::{ApiFailure, decode, segment, with_query};
+use crate::context::{Layout, render};
+use crate::time::{show, show_opt};
+use crate::views::{Check, Feed, Version, WriteReport};
+
+/// The published list formats (`GET /api/v1/publish/{format}`).
+const PUBLISH: [&str; 4] = ["domains", "hosts", "rpz", "ips"];
+/// Most lines of a diff shown per side.
+const MAX_DIFF_LINES: usize = 500;
+
+#[derive(Template)]
+#[template(path = "feeds.html")]
+struct FeedsPage {
+    l: Layout,
+    feeds: Vec<Feed>,
+    fresh: Vec<String>,
+    publish: [&'static str; 4],
+    error: Option<String>,
 }
-pub async fn page() -> &'static str {
-    "todo"
+
+/// `GET /feeds`.
+pub async fn list(ctx: Ctx) -> Response {
+    let tz = ctx.console.inner.tz;
+    let (feeds, error, status) = match ctx
+        .console
+        .inner
+        .api
+        .get::<Vec<Feed>>(&ctx.session, "/api/v1/feeds")
+        .await
+    {
+        Ok(f) => (f, None, StatusCode::OK),
+        Err(e) => (Vec::new(), Some(e.message), e.status),
+    };
+    let fresh = feeds.iter().map(|f| show_opt(f.fresh(), tz)).collect();
+    render(
+        status,
+        &FeedsPage {
+            l: ctx.layout("feeds"),
+            feeds,
+            fresh,
+            publish: PUBLISH,
+            error,
+        },
+    )
 }
-pub async fn upload() -> &'static str {
-    "todo"
+
+/// A diff between two versions: lines only in `from`, lines only in `to`.
+struct Diff {
+    from: u64,
+    to: u64,
+    added: Vec<String>,
+    removed: Vec<String>,
 }
-pub async fn restore() -> &'static str {
-    "todo"
+
+#[derive(Template)]
+#[template(path = "feed.html")]
+struct FeedPage {
+    l: Layout,
+    f: Feed,
+    fresh: String,
+    versions: Vec<(Version, String)>,
+    can_write: bool,
+    report: Option<WriteReport>,
+    before: Option<usize>,
+    diff: Option<Diff>,
+    error: Option<String>,
 }
-pub async fn check() -> &'static str {
-    "todo"
+
+async fn show_feed(
+    ctx: &Ctx,
+    name: &str,
+    q: &Fields,
+    report: Option<(usize, WriteReport)>,
+    error: Option<ApiFailure>,
+) -> Response {
+    let api = &ctx.console.inner.api;
+    let tz = ctx.console.inner.tz;
+    let base = format!("/api/v1/feeds/{}", segment(name));
+    let f = match api.get::<Feed>(&ctx.session, &base).await {
+        Ok(f) => f,
+        Err(e) => return ctx.failure(e),
+    };
+    let versions: Vec<Version> = api
+        .get(&ctx.session, &format!("{base}/versions"))
+        .await
+        .unwrap_or_default();
+    let mut diff = None;
+    let mut error = error;
+    if let (Ok(from), Ok(to)) = (
+        field(q, "from").parse::<u64>(),
+        field(q, "to").parse::<u64>(),
+    ) {
+        match version_diff(ctx, &base, from, to).await {
+            Ok(d) => diff = Some(d),
+            Err(e) => error = error.or(Some(e)),
+        }
+    }
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let (before, report) = match report {
+        Some((b, r)) => (Some(b), Some(r)),
+        None => (None, None),
+    };
+    let tpl = FeedPage {
+        l: ctx.layout("feeds"),
+        fresh: show_opt(f.fresh(), tz),
+        f,
+        versions: versions
+            .into_iter()
+            .map(|v| {
+                let t = show(&v.time, tz);
+                (v, t)
+            })
+            .collect(),
+        can_write: ctx.can_edit_feeds(),
+        report,
+        before,
+        diff,
+        error: error.map(|e| e.message),
+    };
+    render(status, &tpl)
 }
-pub async fn publish() -> &'static str {
-    "todo"
+
+async fn version_text(ctx: &Ctx, base: &str, id: u64) -> Result<String, ApiFailure> {
+    let uri = format!("{base}/versions/{id}");
+    let raw = ctx
+        .console
+        .inner
+        .api
+        .raw(&ctx.session, Method::GET, &uri, None, Vec::new())
+        .await?;
+    if !raw.status.is_success() {
+        return Err(decode::<serde_json::Value>(&uri, raw)
+            .err()
+            .unwrap_or(ApiFailure {
+                status: StatusCode::BAD_GATEWAY,
+                message: "version".into(),
+            }));
+    }
+    Ok(String::from_utf8_lossy(&raw.body).into_owned())
+}
+
+async fn version_diff(ctx: &Ctx, base: &str, from: u64, to: u64) -> Result<Diff, ApiFailure> {
+    let (a, b) = (
+        version_text(ctx, base, from).await?,
+        version_text(ctx, base, to).await?,
+    );
+    let lines = |s: &str| -> BTreeSet<String> {
+        s.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (la, lb) = (lines(&a), lines(&b));
+    Ok(Diff {
+        from,
+        to,
+        added: lb.difference(&la).take(MAX_DIFF_LINES).cloned().collect(),
+        removed: la.difference(&lb).take(MAX_DIFF_LINES).cloned().collect(),
+    })
+}
+
+/// `GET /feeds/{name}?from=&to=`.
+pub async fn page(ctx: Ctx, Path(name): Path<String>, Query(q): Query<Fields>) -> Response {
+    show_feed(&ctx, &name, &q, None, None).await
+}
+
+/// `POST /feeds/{name}/upload` (multipart: `csrf`, `file`): replaces the list; the page then
+/// shows each rejected line with its reason and the entry count before and after.
+pub async fn upload(ctx: Ctx, Path(name): Path<String>, mut form: Multipart) -> Response {
+    let mut csrf = None;
+    let mut content = Vec::new();
+    loop {
+        match form.next_field().await {
+            Ok(Some(f)) => {
+                let key = f.name().unwrap_or("").to_string();
+                match f.bytes().await {
+                    Ok(b) if key == "csrf" => csrf = Some(String::from_utf8_lossy(&b).into_owned()),
+                    Ok(b) if key == "file" => content = b.to_vec(),
+                    Ok(_) => {}
+                    Err(e) => {
+                        return ctx.failure(ApiFailure {
+                            status: StatusCode::BAD_REQUEST,
+                            message: e.body_text(),
+                        });
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return ctx.failure(ApiFailure {
+                    status: StatusCode::BAD_REQUEST,
+                    message: e.body_text(),
+                });
+            }
+        }
+    }
+    if let Err(refused) = ctx.check_csrf(csrf.as_ref()) {
+        return refused;
+    }
+    let base = format!("/api/v1/feeds/{}", segment(&name));
+    let before = ctx
+        .console
+        .inner
+        .api
+        .get::<Feed>(&ctx.session, &base)
+        .await
+        .map(|f| f.entries)
+        .unwrap_or(0);
+    let uri = with_query(&base, &[("verbose", "true")]);
+    let res = match ctx
+        .console
+        .inner
+        .api
+        .raw(&ctx.session, Method::PUT, &uri, Some("text/plain"), content)
+        .await
+    {
+        Ok(raw) => decode::<WriteReport>(&uri, raw),
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(report) => show_feed(&ctx, &name, &Fields::new(), Some((before, report)), None).await,
+        Err(e) => show_feed(&ctx, &name, &Fields::new(), None, Some(e)).await,
+    }
+}
+
+/// `POST /feeds/{name}/restore` (`csrf`, `id`): puts a saved version back in force.
+pub async fn restore(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    axum::Form(f): axum::Form<Fields>,
+) -> Response {
+    if let Err(refused) = ctx.check_csrf(f.get("csrf")) {
+        return refused;
+    }
+    let base = format!("/api/v1/feeds/{}", segment(&name));
+    let before = ctx
+        .console
+        .inner
+        .api
+        .get::<Feed>(&ctx.session, &base)
+        .await
+        .map(|f| f.entries)
+        .unwrap_or(0);
+    let uri = format!("{base}/versions/{}/restore", segment(field(&f, "id")));
+    match ctx
+        .console
+        .inner
+        .api
+        .call::<WriteReport>(&ctx.session, Method::POST, &uri, None)
+        .await
+    {
+        Ok(report) => show_feed(&ctx, &name, &Fields::new(), Some((before, report)), None).await,
+        Err(e) => show_feed(&ctx, &name, &Fields::new(), None, Some(e)).await,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "check.html")]
+struct CheckPage {
+    l: Layout,
+    name: String,
+    client: String,
+    answer: Option<Check>,
+    quarantined: Option<bool>,
+    error: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct CheckAnswer {
+    #[serde(flatten)]
+    report: Check,
+    quarantined: Option<bool>,
+}
+
+/// `GET /check?name=&client=`: what DNS would do with the name, and which rule decides.
+pub async fn check(ctx: Ctx, Query(q): Query<Fields>) -> Response {
+    let (name, client) = (
+        field(&q, "name").to_string(),
+        field(&q, "client").to_string(),
+    );
+    let (mut answer, mut quarantined, mut error, mut status) = (None, None, None, StatusCode::OK);
+    if !name.is_empty() {
+        let uri = with_query("/api/v1/check", &[("name", &name), ("client", &client)]);
+        match ctx
+            .console
+            .inner
+            .api
+            .get::<CheckAnswer>(&ctx.session, &uri)
+            .await
+        {
+            Ok(a) => {
+                answer = Some(a.report);
+                quarantined = a.quarantined;
+            }
+            Err(e) => {
+                status = e.status;
+                error = Some(e.message);
+            }
+        }
+    }
+    render(
+        status,
+        &CheckPage {
+            l: ctx.layout("feeds"),
+            name,
+            client,
+            answer,
+            quarantined,
+            error,
+        },
+    )
+}
+
+/// `GET /publish/{format}`: a published list as the API serves it (text).
+pub async fn publish(ctx: Ctx, Path(format): Path<String>) -> Response {
+    let uri = format!("/api/v1/publish/{}", segment(&format));
+    match ctx
+        .console
+        .inner
+        .api
+        .raw(&ctx.session, Method::GET, &uri, None, Vec::new())
+        .await
+    {
+        Ok(raw) if raw.status.is_success() => {
+            let ct = raw
+                .content_type
+                .unwrap_or(HeaderValue::from_static("text/plain; charset=utf-8"));
+            (raw.status, [(header::CONTENT_TYPE, ct)], raw.body).into_response()
+        }
+        Ok(raw) => ctx.failure(decode::<serde_json::Value>(&uri, raw).err().unwrap_or(
+            ApiFailure {
+                status: StatusCode::BAD_GATEWAY,
+                message: "publish".into(),
+            },
+        )),
+        Err(e) => ctx.failure(e),
+    }
 }

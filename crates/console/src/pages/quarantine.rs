@@ -1,13 +1,130 @@
-//! stub
-pub async fn page() -> &'static str {
-    "todo"
+//! `GET /quarantine`: who is cut off and why; add and release with a reason; the notice page
+//! the quarantined clients' browsers land on.
+
+use askama::Template;
+use axum::Form;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::{Fields, field};
+use crate::Ctx;
+use crate::api::ApiFailure;
+use crate::context::{Layout, render};
+use crate::time::show;
+use crate::views::{QuarantineList, Quarantined};
+
+#[derive(Template)]
+#[template(path = "quarantine.html")]
+struct QuarantinePage {
+    l: Layout,
+    rows: Vec<Quarantined>,
+    can_write: bool,
+    error: Option<String>,
+    done: bool,
 }
-pub async fn add() -> &'static str {
-    "todo"
+
+async fn show_list(ctx: &Ctx, error: Option<ApiFailure>, done: bool) -> Response {
+    let tz = ctx.console.inner.tz;
+    let (rows, list_error) = match ctx
+        .console
+        .inner
+        .api
+        .get::<QuarantineList>(&ctx.session, "/api/v1/quarantine")
+        .await
+    {
+        Ok(l) => (
+            l.items
+                .into_iter()
+                .map(|mut q| {
+                    q.since = show(&q.since, tz);
+                    q
+                })
+                .collect(),
+            None,
+        ),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let error = error.or(list_error);
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let tpl = QuarantinePage {
+        l: ctx.layout("quarantine"),
+        rows,
+        can_write: ctx.can_investigate(),
+        error: error.map(|e| e.message),
+        done,
+    };
+    render(status, &tpl)
 }
-pub async fn release() -> &'static str {
-    "todo"
+
+/// `GET /quarantine`.
+pub async fn page(ctx: Ctx, axum::extract::Query(q): axum::extract::Query<Fields>) -> Response {
+    show_list(&ctx, None, field(&q, "done") == "1").await
 }
-pub async fn notice() -> &'static str {
-    "todo"
+
+/// `POST /quarantine`: ip, reason, optional incident id.
+pub async fn add(ctx: Ctx, Form(f): Form<Fields>) -> Response {
+    if let Err(refused) = ctx.check_csrf(f.get("csrf")) {
+        return refused;
+    }
+    let mut body = serde_json::json!({ "ip": field(&f, "ip"), "reason": field(&f, "reason") });
+    if let Ok(id) = field(&f, "incident_id").parse::<i64>() {
+        body["incident_id"] = id.into();
+    }
+    let res = ctx
+        .console
+        .inner
+        .api
+        .call::<serde_json::Value>(
+            &ctx.session,
+            Method::POST,
+            "/api/v1/quarantine",
+            Some(&body),
+        )
+        .await;
+    match res {
+        Ok(_) => Redirect::to("/quarantine?done=1").into_response(),
+        Err(e) => show_list(&ctx, Some(e), false).await,
+    }
+}
+
+/// `POST /quarantine/release`: ip and reason.
+pub async fn release(ctx: Ctx, Form(f): Form<Fields>) -> Response {
+    if let Err(refused) = ctx.check_csrf(f.get("csrf")) {
+        return refused;
+    }
+    let body = serde_json::json!({ "ip": field(&f, "ip"), "reason": field(&f, "reason") });
+    let res = ctx
+        .console
+        .inner
+        .api
+        .call::<serde_json::Value>(
+            &ctx.session,
+            Method::DELETE,
+            "/api/v1/quarantine",
+            Some(&body),
+        )
+        .await;
+    match res {
+        Ok(_) => Redirect::to("/quarantine?done=1").into_response(),
+        Err(e) => show_list(&ctx, Some(e), false).await,
+    }
+}
+
+/// `GET /quarantine/notice`: the notice page exactly as `[notice] listen` serves it (it
+/// carries its own inline style, so this answer allows inline style and nothing else).
+pub async fn notice(ctx: Ctx) -> Response {
+    let html = poolguard_incidents::notice::page(&ctx.console.inner.notice);
+    let mut resp = (StatusCode::OK, html).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
+        ),
+    );
+    resp
 }
