@@ -241,12 +241,18 @@ async fn console_investigator_walks_an_incident_to_reported_and_quarantines_a_cl
     );
     let fits = phone
         .execute(
-            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            "const w = document.documentElement.clientWidth; \
+             return w <= 400 && [...document.querySelectorAll('main *')] \
+                 .every(e => e.getBoundingClientRect().right <= w + 1);",
             vec![],
         )
         .await
         .expect("script");
-    assert_eq!(fits, serde_json::Value::Bool(true));
+    assert_eq!(
+        fits,
+        serde_json::Value::Bool(true),
+        "an element is wider than the phone"
+    );
     shots.take(&phone, "overview-phone").await;
     phone.close().await.expect("closed");
 }

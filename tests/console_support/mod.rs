@@ -127,6 +127,13 @@ impl Driver {
             }
         }))
         .expect("capabilities");
+        let mut caps = caps;
+        if width < 500 {
+            // Desktop chromium will not make a window narrower than 500 px: a phone is emulated.
+            caps["goog:chromeOptions"]["mobileEmulation"] = serde_json::json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 }
+            });
+        }
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.enforce_http(true);
         ClientBuilder::new(connector)
