@@ -304,3 +304,47 @@ async fn console_writes_need_csrf_a_writing_role_and_a_live_session() {
         .expect("get");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_can_be_off_or_on_its_own_listener() {
+    // Off: the API's `/` is its JSON 404, as before the console existed.
+    let off = bed("enabled = false\n").await;
+    assert!(off.running().console_addr().is_none());
+    let r = http()
+        .get(format!("{}/", off.api_url()))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .contains("json")
+    );
+
+    // Its own listener: the console there, the API's listener without it.
+    let own = bed("listen = \"127.0.0.1:0\"\n").await;
+    let console = console_url(&own);
+    assert_ne!(console, own.api_url());
+    let r = http()
+        .get(format!("{console}/signin"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.expect("body").contains("id=\"token\""));
+    assert_eq!(
+        http()
+            .get(format!("{}/signin", own.api_url()))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // Signed in there, the pages still read the API (in-process).
+    let (cookie, _) = sign_in(&console, &[("token", VIEWER)]).await;
+    let (status, html) = get(&console, &cookie, "/incidents").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+}

@@ -196,6 +196,7 @@ labels! {
     contact: "Contact", "联系方式";
     hostname: "Host name", "主机名";
     device: "Device", "设备";
+    responsible: "Responsible person", "责任人";
     hit_summary: "Hits by name", "按域名统计命中";
     first_hit: "First hit", "首次命中";
     last_hit: "Last hit", "最近命中";
