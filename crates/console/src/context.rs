@@ -92,13 +92,14 @@ impl Ctx {
         Permission::WriteFeeds.allows(self.session.caller.role)
     }
 
-    /// A form's `csrf` field matches the session's: else the 403 page to answer with.
-    pub fn check_csrf(&self, presented: Option<&String>) -> Result<(), Response> {
+    /// The 403 page to answer with when a form's `csrf` field is not the session's; None when
+    /// it matches.
+    pub fn csrf_refusal(&self, presented: Option<&String>) -> Option<Response> {
         match presented {
-            Some(p) if self.session.csrf_ok(p) => Ok(()),
+            Some(p) if self.session.csrf_ok(p) => None,
             _ => {
                 tracing::info!(caller = %self.session.caller.name, path = %self.here, "console write refused: CSRF token missing or wrong");
-                Err(message_page(
+                Some(message_page(
                     self.lang,
                     StatusCode::FORBIDDEN,
                     self.t.csrf_refused,

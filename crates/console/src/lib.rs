@@ -151,12 +151,10 @@ impl Console {
         let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
             .await
             .unwrap_or(false);
-        ok.then(|| {
-            (
-                poolguard_api::Caller { name, role },
-                session::Credential::User,
-            )
-        })
+        ok.then_some((
+            poolguard_api::Caller { name, role },
+            session::Credential::User,
+        ))
     }
 
     /// Whether cookies for this request must be `Secure`.

@@ -208,7 +208,7 @@ pub async fn upload(ctx: Ctx, Path(name): Path<String>, mut form: Multipart) -> 
             }
         }
     }
-    if let Err(refused) = ctx.check_csrf(csrf.as_ref()) {
+    if let Some(refused) = ctx.csrf_refusal(csrf.as_ref()) {
         return refused;
     }
     let base = format!("/api/v1/feeds/{}", segment(&name));
@@ -243,7 +243,7 @@ pub async fn restore(
     Path(name): Path<String>,
     axum::Form(f): axum::Form<Fields>,
 ) -> Response {
-    if let Err(refused) = ctx.check_csrf(f.get("csrf")) {
+    if let Some(refused) = ctx.csrf_refusal(f.get("csrf")) {
         return refused;
     }
     let base = format!("/api/v1/feeds/{}", segment(&name));

@@ -216,7 +216,7 @@ async fn show_incident(ctx: &Ctx, id: i64, error: Option<ApiFailure>, done: bool
         }
     }
     let mut names: Vec<NameSummary> = by_name.into_values().collect();
-    names.sort_by(|a, b| b.count.cmp(&a.count));
+    names.sort_by_key(|n| std::cmp::Reverse(n.count));
     for n in &mut names {
         n.first = show(&n.first, tz);
         n.last = show(&n.last, tz);
@@ -295,7 +295,7 @@ pub async fn page(ctx: Ctx, Path(id): Path<String>, Query(q): Query<Fields>) -> 
 /// `POST /incidents/{id}`: status (with resolution), assignee, device, owner — the fields
 /// the form sent, as one PATCH.
 pub async fn update(ctx: Ctx, Path(id): Path<String>, Form(f): Form<Fields>) -> Response {
-    if let Err(refused) = ctx.check_csrf(f.get("csrf")) {
+    if let Some(refused) = ctx.csrf_refusal(f.get("csrf")) {
         return refused;
     }
     let Some(n) = parse_id(&id) else {
@@ -329,7 +329,7 @@ pub async fn update(ctx: Ctx, Path(id): Path<String>, Form(f): Form<Fields>) -> 
 
 /// `POST /incidents/{id}/notes`.
 pub async fn note(ctx: Ctx, Path(id): Path<String>, Form(f): Form<Fields>) -> Response {
-    if let Err(refused) = ctx.check_csrf(f.get("csrf")) {
+    if let Some(refused) = ctx.csrf_refusal(f.get("csrf")) {
         return refused;
     }
     let Some(n) = parse_id(&id) else {

@@ -63,7 +63,7 @@ pub async fn page(ctx: Ctx, axum::extract::Query(q): axum::extract::Query<Fields
 
 /// `POST /quarantine`: ip, reason, optional incident id.
 pub async fn add(ctx: Ctx, Form(f): Form<Fields>) -> Response {
-    if let Err(refused) = ctx.check_csrf(f.get("csrf")) {
+    if let Some(refused) = ctx.csrf_refusal(f.get("csrf")) {
         return refused;
     }
     let mut body = serde_json::json!({ "ip": field(&f, "ip"), "reason": field(&f, "reason") });
@@ -89,7 +89,7 @@ pub async fn add(ctx: Ctx, Form(f): Form<Fields>) -> Response {
 
 /// `POST /quarantine/release`: ip and reason.
 pub async fn release(ctx: Ctx, Form(f): Form<Fields>) -> Response {
-    if let Err(refused) = ctx.check_csrf(f.get("csrf")) {
+    if let Some(refused) = ctx.csrf_refusal(f.get("csrf")) {
         return refused;
     }
     let body = serde_json::json!({ "ip": field(&f, "ip"), "reason": field(&f, "reason") });

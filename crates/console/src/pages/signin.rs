@@ -81,7 +81,7 @@ pub async fn submit(
 
 /// `POST /signout`: the session ends on the server, so its cookie opens nothing afterwards.
 pub async fn signout(ctx: Ctx, headers: HeaderMap, Form(f): Form<Fields>) -> Response {
-    if let Err(refused) = ctx.check_csrf(f.get("csrf")) {
+    if let Some(refused) = ctx.csrf_refusal(f.get("csrf")) {
         return refused;
     }
     ctx.console.inner.sessions.remove(&ctx.sid);
