@@ -55,6 +55,9 @@ pub struct Item {
     pub rule: Option<String>,
     pub answer: String,
     pub department: Option<String>,
+    /// Hits only: who the client was then.
+    #[serde(default)]
+    pub identity: Option<Identity>,
 }
 
 /// A page of queries or hits.

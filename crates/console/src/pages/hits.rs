@@ -77,6 +77,8 @@ struct Row {
     rule: String,
     answer: String,
     department: String,
+    /// Hits only: owner, account and MAC at the time, as far as known.
+    who: String,
 }
 
 impl Row {
@@ -91,6 +93,16 @@ impl Row {
             rule: i.rule.unwrap_or_default(),
             answer: i.answer,
             department: i.department.unwrap_or_default(),
+            who: i
+                .identity
+                .map(|id| {
+                    [id.owner, id.account, id.mac]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                })
+                .unwrap_or_default(),
         }
     }
 }
