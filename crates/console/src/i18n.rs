@@ -253,6 +253,25 @@ labels! {
     holdings: "Who held the address", "地址占用记录";
     unknown: "unknown", "未知";
     hit_count: "Hits", "命中数";
+    st_open: "open", "新建";
+    st_investigating: "investigating", "调查中";
+    st_identified: "identified", "已识别";
+    st_reported: "reported", "已上报";
+    st_closed: "closed", "已关闭";
+}
+
+impl Labels {
+    /// An incident status (the API's word) in this language; unknown words as they are.
+    pub fn status_name<'a>(&'static self, status: &'a str) -> &'a str {
+        match status {
+            "open" => self.st_open,
+            "investigating" => self.st_investigating,
+            "identified" => self.st_identified,
+            "reported" => self.st_reported,
+            "closed" => self.st_closed,
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
