@@ -5,8 +5,9 @@
 #
 # Starts the binary on the shipped config (DNS on 127.0.0.1:15353, API on 127.0.0.1:18080,
 # [pools] off so no upstream traffic, one viewer token) in a temp dir, waits for /healthz, lets
-# it settle for 3 s and reads VmRSS; with the console on, it then signs in, opens every page
-# once, settles again and reads VmRSS once more. Prints one line per run.
+# it settle for 3 s and reads VmRSS; then (console on) signs in and opens every page once, or
+# (console off) makes the same API reads directly, settles again and reads VmRSS once more.
+# Prints one line per run.
 set -euo pipefail
 bin=$(realpath "$1")
 runs=${2:-3}
@@ -52,6 +53,16 @@ for enabled in false true; do
       done
       sleep 3
       line="$line after_pages_rss_kib=$(rss $pid)"
+    else
+      # The same reads straight through the API, so the two "after" figures differ only by
+      # what the console itself keeps (the store's and allocator's caches grow either way).
+      for path in /api/v1/stats /api/v1/incidents /api/v1/quarantine /api/v1/feeds /api/v1/hits /api/v1/queries \
+        /api/v1/feeds/mining /api/v1/feeds/mining/versions '/api/v1/check?name=xmr.pool.minergate.com' \
+        /api/v1/clients/127.0.0.1 '/api/v1/queries?client=127.0.0.1&limit=20'; do
+        curl -sf -H "Authorization: Bearer $token" -o /dev/null "http://127.0.0.1:18080$path"
+      done
+      sleep 3
+      line="$line after_api_reads_rss_kib=$(rss $pid)"
     fi
     echo "$line"
     kill "$pid"; wait "$pid" 2>/dev/null || true
