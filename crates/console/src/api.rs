@@ -119,6 +119,24 @@ impl Api {
         decode(uri, raw)
     }
 
+    /// `GET uri` as `session`, the body as it is (CSV, text, a report); a failure carries the
+    /// API's message.
+    pub async fn fetch(&self, session: &Session, uri: &str) -> Result<Raw, ApiFailure> {
+        let raw = self
+            .raw(session, Method::GET, uri, None, Vec::new())
+            .await?;
+        if raw.status.is_success() {
+            return Ok(raw);
+        }
+        Err(match decode::<serde_json::Value>(uri, raw) {
+            Err(e) => e,
+            Ok(_) => ApiFailure {
+                status: StatusCode::BAD_GATEWAY,
+                message: format!("{uri} failed"),
+            },
+        })
+    }
+
     /// `GET uri` as `session`, parsed as `T`.
     pub async fn get<T: DeserializeOwned>(
         &self,

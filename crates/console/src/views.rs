@@ -42,6 +42,26 @@ pub struct Identity {
     pub source: Option<String>,
 }
 
+impl Identity {
+    /// The known fields as (label, value) rows, in the page's language.
+    pub fn rows(&self, t: &'static crate::i18n::Labels) -> Vec<(&'static str, String)> {
+        [
+            (t.asset, &self.asset),
+            (t.mac, &self.mac),
+            (t.department, &self.department),
+            (t.owner, &self.owner),
+            (t.contact, &self.contact),
+            (t.location, &self.location),
+            (t.account, &self.account),
+            (t.hostname, &self.hostname),
+            (t.source, &self.source),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+        .collect()
+    }
+}
+
 /// One query or hit.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Item {

@@ -11,7 +11,7 @@ use crate::Ctx;
 use crate::api::{segment, with_query};
 use crate::context::{Layout, render};
 use crate::time::{from_local_input, show, show_opt};
-use crate::views::{Client, Holding, Incident, IncidentPage, ItemPage};
+use crate::views::{Client, Holding, Incident, IncidentPage, Item, ItemPage};
 
 /// A query or hit row.
 struct Row {
@@ -20,6 +20,18 @@ struct Row {
     qtype: String,
     action: String,
     feed: String,
+}
+
+impl Row {
+    fn new(i: Item, tz: chrono_tz::Tz) -> Self {
+        Self {
+            time: show(&i.time, tz),
+            name: i.name,
+            qtype: i.qtype,
+            action: i.action,
+            feed: i.feed.unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -82,19 +94,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Fields>) -> Response {
     match client {
         Ok(mut c) => {
             if let Some(i) = &c.identity {
-                tpl.identity = [
-                    (t.asset, &i.asset),
-                    (t.mac, &i.mac),
-                    (t.department, &i.department),
-                    (t.owner, &i.owner),
-                    (t.contact, &i.contact),
-                    (t.location, &i.location),
-                    (t.account, &i.account),
-                    (t.hostname, &i.hostname),
-                ]
-                .into_iter()
-                .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
-                .collect();
+                tpl.identity = i.rows(t);
             }
             tpl.first_seen = show_opt(c.first_seen.as_deref(), tz);
             tpl.last_seen = show_opt(c.last_seen.as_deref(), tz);
@@ -108,13 +108,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Fields>) -> Response {
                 .collect();
             tpl.hits = std::mem::take(&mut c.recent_hits)
                 .into_iter()
-                .map(|i| Row {
-                    time: show(&i.time, tz),
-                    name: i.name,
-                    qtype: i.qtype,
-                    action: i.action,
-                    feed: i.feed.unwrap_or_default(),
-                })
+                .map(|i| Row::new(i, tz))
                 .collect();
             tpl.client = Some(c);
         }
@@ -124,17 +118,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Fields>) -> Response {
         }
     }
     if let Ok(p) = queries {
-        tpl.queries = p
-            .items
-            .into_iter()
-            .map(|i| Row {
-                time: show(&i.time, tz),
-                name: i.name,
-                qtype: i.qtype,
-                action: i.action,
-                feed: i.feed.unwrap_or_default(),
-            })
-            .collect();
+        tpl.queries = p.items.into_iter().map(|i| Row::new(i, tz)).collect();
     }
     if let Ok(p) = incidents {
         tpl.incidents = p.items.into_iter().filter(|i| i.client == ip).collect();

@@ -135,20 +135,7 @@ async fn show_feed(
 
 async fn version_text(ctx: &Ctx, base: &str, id: u64) -> Result<String, ApiFailure> {
     let uri = format!("{base}/versions/{id}");
-    let raw = ctx
-        .console
-        .inner
-        .api
-        .raw(&ctx.session, Method::GET, &uri, None, Vec::new())
-        .await?;
-    if !raw.status.is_success() {
-        return Err(decode::<serde_json::Value>(&uri, raw)
-            .err()
-            .unwrap_or(ApiFailure {
-                status: StatusCode::BAD_GATEWAY,
-                message: "version".into(),
-            }));
-    }
+    let raw = ctx.console.inner.api.fetch(&ctx.session, &uri).await?;
     Ok(String::from_utf8_lossy(&raw.body).into_owned())
 }
 
@@ -176,6 +163,28 @@ async fn version_diff(ctx: &Ctx, base: &str, from: u64, to: u64) -> Result<Diff,
 /// `GET /feeds/{name}?from=&to=`.
 pub async fn page(ctx: Ctx, Path(name): Path<String>, Query(q): Query<Fields>) -> Response {
     show_feed(&ctx, &name, &q, None, None).await
+}
+
+/// The feed's entry count now (0 when it cannot be read): the "before" of a write's result.
+async fn entries(ctx: &Ctx, base: &str) -> usize {
+    let api = &ctx.console.inner.api;
+    api.get::<Feed>(&ctx.session, base)
+        .await
+        .map(|f| f.entries)
+        .unwrap_or(0)
+}
+
+/// The feed page after a write: its per-line result, or the API's refusal.
+async fn written(
+    ctx: &Ctx,
+    name: &str,
+    before: usize,
+    res: Result<WriteReport, ApiFailure>,
+) -> Response {
+    match res {
+        Ok(report) => show_feed(ctx, name, &Fields::new(), Some((before, report)), None).await,
+        Err(e) => show_feed(ctx, name, &Fields::new(), None, Some(e)).await,
+    }
 }
 
 /// `POST /feeds/{name}/upload` (multipart: `csrf`, `file`): replaces the list; the page then
@@ -212,14 +221,7 @@ pub async fn upload(ctx: Ctx, Path(name): Path<String>, mut form: Multipart) -> 
         return refused;
     }
     let base = format!("/api/v1/feeds/{}", segment(&name));
-    let before = ctx
-        .console
-        .inner
-        .api
-        .get::<Feed>(&ctx.session, &base)
-        .await
-        .map(|f| f.entries)
-        .unwrap_or(0);
+    let before = entries(&ctx, &base).await;
     let uri = with_query(&base, &[("verbose", "true")]);
     let res = match ctx
         .console
@@ -231,10 +233,7 @@ pub async fn upload(ctx: Ctx, Path(name): Path<String>, mut form: Multipart) -> 
         Ok(raw) => decode::<WriteReport>(&uri, raw),
         Err(e) => Err(e),
     };
-    match res {
-        Ok(report) => show_feed(&ctx, &name, &Fields::new(), Some((before, report)), None).await,
-        Err(e) => show_feed(&ctx, &name, &Fields::new(), None, Some(e)).await,
-    }
+    written(&ctx, &name, before, res).await
 }
 
 /// `POST /feeds/{name}/restore` (`csrf`, `id`): puts a saved version back in force.
@@ -247,25 +246,15 @@ pub async fn restore(
         return refused;
     }
     let base = format!("/api/v1/feeds/{}", segment(&name));
-    let before = ctx
-        .console
-        .inner
-        .api
-        .get::<Feed>(&ctx.session, &base)
-        .await
-        .map(|f| f.entries)
-        .unwrap_or(0);
+    let before = entries(&ctx, &base).await;
     let uri = format!("{base}/versions/{}/restore", segment(field(&f, "id")));
-    match ctx
+    let res = ctx
         .console
         .inner
         .api
         .call::<WriteReport>(&ctx.session, Method::POST, &uri, None)
-        .await
-    {
-        Ok(report) => show_feed(&ctx, &name, &Fields::new(), Some((before, report)), None).await,
-        Err(e) => show_feed(&ctx, &name, &Fields::new(), None, Some(e)).await,
-    }
+        .await;
+    written(&ctx, &name, before, res).await
 }
 
 #[derive(Template)]
@@ -328,25 +317,13 @@ pub async fn check(ctx: Ctx, Query(q): Query<Fields>) -> Response {
 /// `GET /publish/{format}`: a published list as the API serves it (text).
 pub async fn publish(ctx: Ctx, Path(format): Path<String>) -> Response {
     let uri = format!("/api/v1/publish/{}", segment(&format));
-    match ctx
-        .console
-        .inner
-        .api
-        .raw(&ctx.session, Method::GET, &uri, None, Vec::new())
-        .await
-    {
-        Ok(raw) if raw.status.is_success() => {
+    match ctx.console.inner.api.fetch(&ctx.session, &uri).await {
+        Ok(raw) => {
             let ct = raw
                 .content_type
                 .unwrap_or(HeaderValue::from_static("text/plain; charset=utf-8"));
             (raw.status, [(header::CONTENT_TYPE, ct)], raw.body).into_response()
         }
-        Ok(raw) => ctx.failure(decode::<serde_json::Value>(&uri, raw).err().unwrap_or(
-            ApiFailure {
-                status: StatusCode::BAD_GATEWAY,
-                message: "publish".into(),
-            },
-        )),
         Err(e) => ctx.failure(e),
     }
 }

@@ -7,7 +7,7 @@
 
 use askama::Template;
 use axum::extract::Query;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{Fields, field};
@@ -220,24 +220,8 @@ pub async fn export(ctx: Ctx, Query(q): Query<Fields>) -> Response {
             p.push(("cursor", c));
         }
         let uri = with_query(&format!("/api/v1/{table}"), &p);
-        let raw = match ctx
-            .console
-            .inner
-            .api
-            .raw(&ctx.session, Method::GET, &uri, None, Vec::new())
-            .await
-        {
-            Ok(r) if r.status.is_success() => r,
-            Ok(r) => {
-                return ctx.failure(
-                    crate::api::decode::<serde_json::Value>(&uri, r)
-                        .err()
-                        .unwrap_or(crate::api::ApiFailure {
-                            status: StatusCode::BAD_GATEWAY,
-                            message: "export failed".into(),
-                        }),
-                );
-            }
+        let raw = match ctx.console.inner.api.fetch(&ctx.session, &uri).await {
+            Ok(r) => r,
             Err(e) => return ctx.failure(e),
         };
         let chunk: &[u8] = &raw.body;

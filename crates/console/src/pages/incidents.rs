@@ -21,7 +21,7 @@ use crate::Ctx;
 use crate::api::{ApiFailure, with_query};
 use crate::context::{Layout, render};
 use crate::time::{countdown, show, show_opt};
-use crate::views::{Identity, Incident, IncidentDetail, IncidentPage};
+use crate::views::{Incident, IncidentDetail, IncidentPage};
 
 /// The statuses, in the only order an incident may move through them.
 pub const STATUSES: [&str; 5] = ["open", "investigating", "identified", "reported", "closed"];
@@ -142,23 +142,6 @@ struct IncidentView {
     done: bool,
 }
 
-fn identity_rows(i: &Identity, t: &'static crate::i18n::Labels) -> Vec<(&'static str, String)> {
-    [
-        (t.asset, &i.asset),
-        (t.mac, &i.mac),
-        (t.department, &i.department),
-        (t.owner, &i.owner),
-        (t.contact, &i.contact),
-        (t.location, &i.location),
-        (t.account, &i.account),
-        (t.hostname, &i.hostname),
-        (t.source, &i.source),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
-    .collect()
-}
-
 fn state_label(state: &str, t: &'static crate::i18n::Labels) -> &'static str {
     match state {
         "met" => t.met,
@@ -256,7 +239,7 @@ async fn show_incident(ctx: &Ctx, id: i64, error: Option<ApiFailure>, done: bool
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
     let tpl = IncidentView {
         l: ctx.layout("incidents"),
-        identity: identity_rows(&i.identity, t),
+        identity: i.identity.rows(t),
         deadlines,
         names,
         timeline: timeline.into_iter().map(|(_, e)| e).collect(),
@@ -365,24 +348,8 @@ pub async fn report(ctx: Ctx, Path(id): Path<String>, Query(q): Query<Fields>) -
         &format!("/api/v1/incidents/{n}/report"),
         &[("format", format), ("lang", ctx.lang.tag())],
     );
-    let raw = match ctx
-        .console
-        .inner
-        .api
-        .raw(&ctx.session, Method::GET, &uri, None, Vec::new())
-        .await
-    {
-        Ok(r) if r.status.is_success() => r,
-        Ok(r) => {
-            return ctx.failure(
-                crate::api::decode::<serde_json::Value>(&uri, r)
-                    .err()
-                    .unwrap_or(ApiFailure {
-                        status: StatusCode::BAD_GATEWAY,
-                        message: "report failed".into(),
-                    }),
-            );
-        }
+    let raw = match ctx.console.inner.api.fetch(&ctx.session, &uri).await {
+        Ok(r) => r,
         Err(e) => return ctx.failure(e),
     };
     let mut resp = (raw.status, raw.body).into_response();

@@ -61,6 +61,19 @@ pub async fn page(ctx: Ctx, axum::extract::Query(q): axum::extract::Query<Fields
     show_list(&ctx, None, field(&q, "done") == "1").await
 }
 
+/// Sends one quarantine write as the signed-in person; back to the list, or the list with the
+/// API's refusal.
+async fn write(ctx: &Ctx, method: Method, body: serde_json::Value) -> Response {
+    let api = &ctx.console.inner.api;
+    let res = api
+        .call::<serde_json::Value>(&ctx.session, method, "/api/v1/quarantine", Some(&body))
+        .await;
+    match res {
+        Ok(_) => Redirect::to("/quarantine?done=1").into_response(),
+        Err(e) => show_list(ctx, Some(e), false).await,
+    }
+}
+
 /// `POST /quarantine`: ip, reason, optional incident id.
 pub async fn add(ctx: Ctx, Form(f): Form<Fields>) -> Response {
     if let Some(refused) = ctx.csrf_refusal(f.get("csrf")) {
@@ -70,21 +83,7 @@ pub async fn add(ctx: Ctx, Form(f): Form<Fields>) -> Response {
     if let Ok(id) = field(&f, "incident_id").parse::<i64>() {
         body["incident_id"] = id.into();
     }
-    let res = ctx
-        .console
-        .inner
-        .api
-        .call::<serde_json::Value>(
-            &ctx.session,
-            Method::POST,
-            "/api/v1/quarantine",
-            Some(&body),
-        )
-        .await;
-    match res {
-        Ok(_) => Redirect::to("/quarantine?done=1").into_response(),
-        Err(e) => show_list(&ctx, Some(e), false).await,
-    }
+    write(&ctx, Method::POST, body).await
 }
 
 /// `POST /quarantine/release`: ip and reason.
@@ -93,21 +92,7 @@ pub async fn release(ctx: Ctx, Form(f): Form<Fields>) -> Response {
         return refused;
     }
     let body = serde_json::json!({ "ip": field(&f, "ip"), "reason": field(&f, "reason") });
-    let res = ctx
-        .console
-        .inner
-        .api
-        .call::<serde_json::Value>(
-            &ctx.session,
-            Method::DELETE,
-            "/api/v1/quarantine",
-            Some(&body),
-        )
-        .await;
-    match res {
-        Ok(_) => Redirect::to("/quarantine?done=1").into_response(),
-        Err(e) => show_list(&ctx, Some(e), false).await,
-    }
+    write(&ctx, Method::DELETE, body).await
 }
 
 /// `GET /quarantine/notice`: the notice page exactly as `[notice] listen` serves it (it
