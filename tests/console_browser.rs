@@ -53,6 +53,45 @@ async fn console_viewer_sees_a_hit_appear_and_filters_it() {
     assert!(text.contains(MINER), "{text}");
     shots.take(&b, "hits").await;
 
+    // Export the current filter as CSV, with the browser's own session cookie.
+    let href = b
+        .find(Locator::Id("export-csv"))
+        .await
+        .expect("export link")
+        .attr("href")
+        .await
+        .expect("href")
+        .expect("an href");
+    let cookie = b
+        .get_named_cookie("pg_session")
+        .await
+        .expect("session cookie");
+    let csv = reqwest::Client::new()
+        .get(format!("{base}{href}"))
+        .header("cookie", format!("pg_session={}", cookie.value()))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(csv.status(), 200);
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/csv")
+    );
+    assert!(
+        csv.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment")
+    );
+    let csv = csv.text().await.expect("csv");
+    assert_eq!(csv.lines().count(), 2, "a header and the one hit: {csv}");
+    assert!(
+        csv.contains("pool.minergate.com") && csv.contains(MINER),
+        "{csv}"
+    );
+
     // Filter by another client: nothing; by the miner's: the hit.
     let client = b
         .find(Locator::Id("f-client"))
