@@ -340,9 +340,34 @@ async fn console_feeds_upload_shows_the_rejected_line_and_versions_diff() {
     assert!(versions.contains("root"), "{versions}");
     submit(&b, "diff").await;
     let diff = text_of(&b, "diff-result").await;
-    assert!(
-        diff.contains("new.pool.example") || diff.contains("→"),
-        "{diff}"
+    assert!(diff.contains("+ new.pool.example"), "{diff}");
+
+    // A new feed from a file: created, loaded, and the name it lists is blocked.
+    let extra = bed.dir.path().join("extra.txt");
+    std::fs::write(&extra, "extra.pool.example\n").expect("file");
+    b.goto(&format!("{base}/feeds")).await.expect("feeds");
+    b.find(Locator::Id("new-feed-name"))
+        .await
+        .expect("name")
+        .send_keys("campus-extra")
+        .await
+        .expect("typed");
+    b.find(Locator::Id("new-feed-file"))
+        .await
+        .expect("file input")
+        .send_keys(&extra.display().to_string())
+        .await
+        .expect("chosen");
+    submit(&b, "new-feed").await;
+    assert_eq!(
+        text_of(&b, "accepted").await,
+        "1",
+        "{}",
+        body_text(&b).await
     );
+    b.goto(&format!("{base}/check?name=extra.pool.example"))
+        .await
+        .expect("check");
+    assert!(text_of(&b, "check-answer").await.contains("campus-extra"));
     b.close().await.expect("closed");
 }

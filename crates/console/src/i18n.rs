@@ -225,6 +225,8 @@ labels! {
     enabled: "Enabled", "已启用";
     upload: "Upload a list", "上传规则列表";
     upload_file: "File", "文件";
+    new_feed: "New feed from a file", "从文件新建规则源";
+    kind: "Kind", "类型";
     upload_result: "Upload result", "上传结果";
     accepted: "Accepted", "已接受";
     rejected: "Rejected", "已拒绝";

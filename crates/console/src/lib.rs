@@ -116,7 +116,7 @@ impl Console {
             )
             .route("/quarantine/release", post(pages::quarantine::release))
             .route("/quarantine/notice", get(pages::quarantine::notice))
-            .route("/feeds", get(pages::feeds::list))
+            .route("/feeds", get(pages::feeds::list).post(pages::feeds::create))
             .route("/feeds/{name}", get(pages::feeds::page))
             .route("/feeds/{name}/upload", post(pages::feeds::upload))
             .route("/feeds/{name}/restore", post(pages::feeds::restore))

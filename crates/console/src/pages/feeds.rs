@@ -25,6 +25,7 @@ const MAX_DIFF_LINES: usize = 500;
 #[template(path = "feeds.html")]
 struct FeedsPage {
     l: Layout,
+    can_write: bool,
     feeds: Vec<Feed>,
     fresh: Vec<String>,
     publish: [&'static str; 4],
@@ -49,6 +50,7 @@ pub async fn list(ctx: Ctx) -> Response {
         status,
         &FeedsPage {
             l: ctx.layout("feeds"),
+            can_write: ctx.can_edit_feeds(),
             feeds,
             fresh,
             publish: PUBLISH,
@@ -189,40 +191,66 @@ async fn written(
 
 /// `POST /feeds/{name}/upload` (multipart: `csrf`, `file`): replaces the list; the page then
 /// shows each rejected line with its reason and the entry count before and after.
-pub async fn upload(ctx: Ctx, Path(name): Path<String>, mut form: Multipart) -> Response {
-    let mut csrf = None;
+pub async fn upload(ctx: Ctx, Path(name): Path<String>, form: Multipart) -> Response {
+    let (fields, content) = match read_form(&ctx, form).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
+    put(&ctx, &name, fields, content).await
+}
+
+/// `POST /feeds` (multipart: `csrf`, `name`, `kind`, `file`): a new feed from a file, as
+/// `PUT /api/v1/feeds/{name}?kind=` creates it.
+pub async fn create(ctx: Ctx, form: Multipart) -> Response {
+    let (fields, content) = match read_form(&ctx, form).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
+    let name = field(&fields, "name").to_string();
+    put(&ctx, &name, fields, content).await
+}
+
+/// A multipart form's text fields and its `file`, after the CSRF check.
+async fn read_form(ctx: &Ctx, mut form: Multipart) -> Result<(Fields, Vec<u8>), Response> {
+    let bad = |message: String| {
+        ctx.failure(ApiFailure {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        })
+    };
+    let mut fields = Fields::new();
     let mut content = Vec::new();
     loop {
         match form.next_field().await {
             Ok(Some(f)) => {
                 let key = f.name().unwrap_or("").to_string();
                 match f.bytes().await {
-                    Ok(b) if key == "csrf" => csrf = Some(String::from_utf8_lossy(&b).into_owned()),
                     Ok(b) if key == "file" => content = b.to_vec(),
-                    Ok(_) => {}
-                    Err(e) => {
-                        return ctx.failure(ApiFailure {
-                            status: StatusCode::BAD_REQUEST,
-                            message: e.body_text(),
-                        });
+                    Ok(b) => {
+                        fields.insert(key, String::from_utf8_lossy(&b).into_owned());
                     }
+                    Err(e) => return Err(bad(e.body_text())),
                 }
             }
             Ok(None) => break,
-            Err(e) => {
-                return ctx.failure(ApiFailure {
-                    status: StatusCode::BAD_REQUEST,
-                    message: e.body_text(),
-                });
-            }
+            Err(e) => return Err(bad(e.body_text())),
         }
     }
-    if let Some(refused) = ctx.csrf_refusal(csrf.as_ref()) {
-        return refused;
+    if let Some(refused) = ctx.csrf_refusal(fields.get("csrf")) {
+        return Err(refused);
     }
-    let base = format!("/api/v1/feeds/{}", segment(&name));
-    let before = entries(&ctx, &base).await;
-    let uri = with_query(&base, &[("verbose", "true")]);
+    Ok((fields, content))
+}
+
+/// Replaces (or creates, with `kind`) feed `name` with `content`; the feed page shows the
+/// per-line result.
+async fn put(ctx: &Ctx, name: &str, fields: Fields, content: Vec<u8>) -> Response {
+    let base = format!("/api/v1/feeds/{}", segment(name));
+    let before = entries(ctx, &base).await;
+    let uri = with_query(
+        &base,
+        &[("verbose", "true"), ("kind", field(&fields, "kind"))],
+    );
     let res = match ctx
         .console
         .inner
@@ -233,7 +261,7 @@ pub async fn upload(ctx: Ctx, Path(name): Path<String>, mut form: Multipart) -> 
         Ok(raw) => decode::<WriteReport>(&uri, raw),
         Err(e) => Err(e),
     };
-    written(&ctx, &name, before, res).await
+    written(ctx, name, before, res).await
 }
 
 /// `POST /feeds/{name}/restore` (`csrf`, `id`): puts a saved version back in force.
