@@ -273,3 +273,21 @@ pub async fn submit_css(b: &Client, id: &str) {
     }
     panic!("clicking {id} did not load a new page");
 }
+
+/// Whether every element of the page's main part stays inside the window, and every table
+/// inside its card (a long unbroken value must wrap, not push the layout sideways).
+pub async fn nothing_overflows(b: &Client) -> bool {
+    let ok = b
+        .execute(
+            "const w = document.documentElement.clientWidth; \
+             const inWindow = [...document.querySelectorAll('main *')] \
+                 .every(e => e.getBoundingClientRect().right <= w + 1); \
+             const inCards = [...document.querySelectorAll('.card table')] \
+                 .every(t => t.getBoundingClientRect().right <= t.closest('.card').getBoundingClientRect().right + 1); \
+             return inWindow && inCards;",
+            vec![],
+        )
+        .await
+        .expect("script");
+    ok == serde_json::Value::Bool(true)
+}

@@ -255,6 +255,11 @@ labels! {
     holdings: "Who held the address", "地址占用记录";
     unknown: "unknown", "未知";
     hit_count: "Hits", "命中数";
+    chart_max: "max", "最大值";
+    role_viewer: "viewer", "只读";
+    role_investigator: "investigator", "调查员";
+    role_feeds: "feeds", "规则维护";
+    role_admin: "admin", "管理员";
     st_open: "open", "新建";
     st_investigating: "investigating", "调查中";
     st_identified: "identified", "已识别";
@@ -263,6 +268,17 @@ labels! {
 }
 
 impl Labels {
+    /// A role (the API's word) in this language.
+    pub fn role_name<'a>(&'static self, role: &'a str) -> &'a str {
+        match role {
+            "viewer" => self.role_viewer,
+            "investigator" => self.role_investigator,
+            "feeds" => self.role_feeds,
+            "admin" => self.role_admin,
+            other => other,
+        }
+    }
+
     /// An incident status (the API's word) in this language; unknown words as they are.
     pub fn status_name<'a>(&'static self, status: &'a str) -> &'a str {
         match status {
