@@ -206,6 +206,28 @@ async fn console_investigator_walks_an_incident_to_reported_and_quarantines_a_cl
         out
     };
     assert!(notes.iter().any(|n| n == XSS), "{notes:?}");
+    // The account for the written report, then the report itself in the browser.
+    b.find(Locator::Id("n-found"))
+        .await
+        .expect("found")
+        .send_keys("poolguard hit on a mining pool name")
+        .await
+        .expect("typed");
+    b.find(Locator::Id("n-outcome"))
+        .await
+        .expect("outcome")
+        .send_keys("xmrig removed from gpu-ws-07")
+        .await
+        .expect("typed");
+    b.find(Locator::Id("n-cleaned"))
+        .await
+        .expect("measure")
+        .click()
+        .await
+        .expect("checked");
+    submit(&b, "save-narrative").await;
+    assert!(exists(&b, "#done").await, "{}", body_text(&b).await);
+    assert!(exists(&b, "#n-cleaned[checked]").await);
     choose("reported").await;
     assert_eq!(text_of(&b, "status").await, "reported");
     assert_ne!(b.title().await.expect("title"), "pwned");
@@ -215,6 +237,11 @@ async fn console_investigator_walks_an_incident_to_reported_and_quarantines_a_cl
         .expect("script");
     assert_eq!(ran, serde_json::Value::Bool(true), "the payload ran");
     shots.take(&b, "incident").await;
+    b.goto(&format!("{base}/incidents/1/report?format=html"))
+        .await
+        .expect("report");
+    let report = body_text(&b).await;
+    assert!(report.contains("xmrig removed from gpu-ws-07"), "{report}");
 
     // Quarantine the other client: its DNS answers become the notice address; release it.
     assert_eq!(answer_for(&bed, "127.0.0.8").await, "192.0.2.10");

@@ -256,6 +256,17 @@ labels! {
     unknown: "unknown", "未知";
     hit_count: "Hits", "命中数";
     chart_max: "max", "最大值";
+    narrative: "Account for the report", "报告说明";
+    found: "How it was found", "发现经过";
+    cause: "Cause", "原因";
+    measures: "Measures taken", "处置措施";
+    m_disconnected: "disconnected", "断开网络";
+    m_cleaned: "cleaned", "清除程序";
+    m_reimaged: "reimaged", "重装系统";
+    m_warned: "warned", "警告";
+    measures_other: "Other measures", "其他措施";
+    outcome: "Outcome", "处理结果";
+    follow_up: "Follow-up", "后续跟进";
     role_viewer: "viewer", "只读";
     role_investigator: "investigator", "调查员";
     role_feeds: "feeds", "规则维护";
@@ -268,6 +279,17 @@ labels! {
 }
 
 impl Labels {
+    /// A report measure (the API's word) in this language.
+    pub fn measure_name<'a>(&'static self, m: &'a str) -> &'a str {
+        match m {
+            "disconnected" => self.m_disconnected,
+            "cleaned" => self.m_cleaned,
+            "reimaged" => self.m_reimaged,
+            "warned" => self.m_warned,
+            other => other,
+        }
+    }
+
     /// A role (the API's word) in this language.
     pub fn role_name<'a>(&'static self, role: &'a str) -> &'a str {
         match role {

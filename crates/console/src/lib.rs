@@ -109,6 +109,10 @@ impl Console {
                 get(pages::incidents::page).post(pages::incidents::update),
             )
             .route("/incidents/{id}/notes", post(pages::incidents::note))
+            .route(
+                "/incidents/{id}/narrative",
+                post(pages::incidents::narrative),
+            )
             .route("/incidents/{id}/report", get(pages::incidents::report))
             .route(
                 "/quarantine",

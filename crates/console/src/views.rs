@@ -153,6 +153,18 @@ pub struct Note {
     pub text: String,
 }
 
+/// The investigator's account for the written report (`…/narrative`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Narrative {
+    pub found: Option<String>,
+    pub cause: Option<String>,
+    #[serde(default)]
+    pub actions: Vec<String>,
+    pub actions_other: Option<String>,
+    pub outcome: Option<String>,
+    pub follow_up: Option<String>,
+}
+
 /// `GET /api/v1/incidents/{id}`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IncidentDetail {
@@ -162,6 +174,8 @@ pub struct IncidentDetail {
     pub hits: Vec<HitView>,
     #[serde(default)]
     pub notes: Vec<Note>,
+    #[serde(default)]
+    pub narrative: Narrative,
 }
 
 /// One quarantined address.

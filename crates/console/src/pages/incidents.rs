@@ -26,6 +26,10 @@ use crate::views::{Incident, IncidentDetail, IncidentPage};
 /// The statuses, in the only order an incident may move through them.
 pub const STATUSES: [&str; 5] = ["open", "investigating", "identified", "reported", "closed"];
 /// Why an incident may be closed (the API's list).
+/// The measures a report may list (the API's list).
+pub const MEASURES: [&str; 4] = ["disconnected", "cleaned", "reimaged", "warned"];
+/// The narrative's free-text fields, in form order.
+const NARRATIVE_TEXT: [&str; 5] = ["found", "cause", "actions_other", "outcome", "follow_up"];
 pub const RESOLUTIONS: [&str; 4] = [
     "cleaned",
     "false-positive",
@@ -138,6 +142,8 @@ struct IncidentView {
     can_write: bool,
     statuses: [&'static str; 5],
     resolutions: [&'static str; 4],
+    measures: [&'static str; 4],
+    narrative: crate::views::Narrative,
     error: Option<String>,
     done: bool,
 }
@@ -249,6 +255,8 @@ async fn show_incident(ctx: &Ctx, id: i64, error: Option<ApiFailure>, done: bool
         can_write: ctx.can_investigate(),
         statuses: STATUSES,
         resolutions: RESOLUTIONS,
+        measures: MEASURES,
+        narrative: d.narrative,
         error: error.map(|e| e.message),
         done,
         i,
@@ -303,6 +311,52 @@ pub async fn update(ctx: Ctx, Path(id): Path<String>, Form(f): Form<Fields>) -> 
         .inner
         .api
         .call::<serde_json::Value>(&ctx.session, Method::PATCH, &uri, Some(&body))
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/incidents/{n}?done=1")).into_response(),
+        Err(e) => show_incident(&ctx, n, Some(e), false).await,
+    }
+}
+
+/// `POST /incidents/{id}/narrative`: the account for the report, replaced whole (checked
+/// measures arrive as repeated `actions` fields).
+pub async fn narrative(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let csrf = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.clone());
+    if let Some(refused) = ctx.csrf_refusal(csrf.as_ref()) {
+        return refused;
+    }
+    let Some(n) = parse_id(&id) else {
+        return no_such(&ctx, &id);
+    };
+    let mut body = serde_json::Map::new();
+    for k in NARRATIVE_TEXT {
+        if let Some((_, v)) = pairs.iter().find(|(key, _)| key == k) {
+            body.insert(
+                k.to_string(),
+                serde_json::Value::String(v.trim().to_string()),
+            );
+        }
+    }
+    let actions: Vec<serde_json::Value> = pairs
+        .iter()
+        .filter(|(k, _)| k == "actions")
+        .map(|(_, v)| serde_json::Value::String(v.clone()))
+        .collect();
+    body.insert("actions".into(), serde_json::Value::Array(actions));
+    let uri = format!("/api/v1/incidents/{n}/narrative");
+    let body = serde_json::Value::Object(body);
+    match ctx
+        .console
+        .inner
+        .api
+        .call::<serde_json::Value>(&ctx.session, Method::PUT, &uri, Some(&body))
         .await
     {
         Ok(_) => Redirect::to(&format!("/incidents/{n}?done=1")).into_response(),
