@@ -23,15 +23,21 @@ const MAX_BODY: usize = 64 << 20;
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{status}: {message}")]
 pub struct ApiFailure {
+    /// The API's status (403, 409, …), which the page answers with too.
     pub status: StatusCode,
+    /// The API's `error` text, shown to the person as it is.
     pub message: String,
 }
 
 /// A raw answer: status, content type, the `X-Next-Cursor` header, body.
 pub struct Raw {
+    /// The API's status.
     pub status: StatusCode,
+    /// Passed on for downloads (CSV, reports, published lists).
     pub content_type: Option<HeaderValue>,
+    /// `X-Next-Cursor`, how CSV and NDJSON pages chain.
     pub next_cursor: Option<String>,
+    /// The answer as sent.
     pub body: axum::body::Bytes,
 }
 

@@ -18,10 +18,15 @@ use crate::session::{SESSION_COOKIE, Session, cookie};
 
 /// A signed-in request.
 pub struct Ctx {
+    /// The console's shared state (the API router, sessions, zone).
     pub console: Console,
+    /// The signed-in person's session.
     pub session: Session,
+    /// The session's id (the cookie's value), for sign-out.
     pub sid: String,
+    /// The page's language.
     pub lang: Lang,
+    /// Its labels.
     pub t: &'static Labels,
     /// Path and query of this page, for the language switch to come back to.
     pub here: String,

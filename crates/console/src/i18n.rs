@@ -11,7 +11,9 @@ use axum::http::header;
 /// A language the console speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
+    /// English.
     En,
+    /// Simplified Chinese.
     ZhCn,
 }
 

@@ -35,7 +35,9 @@ pub enum Credential {
 /// One signed-in person.
 #[derive(Clone)]
 pub struct Session {
+    /// Who signed in, with their role (as the API knows them).
     pub caller: Caller,
+    /// What each API call presents.
     pub credential: Credential,
     /// Sent back in every form as `csrf`; 32 random bytes, hex.
     pub csrf: String,
