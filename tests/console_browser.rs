@@ -109,6 +109,34 @@ async fn console_viewer_sees_a_hit_appear_and_filters_it() {
     let overview = until_shows(&b, &base, "pool.minergate.com").await;
     assert!(overview.contains("Hits over time"), "{overview}");
     shots.take(&b, "overview").await;
+    // Keyboard: the first Tab reaches the skip link, the next ones the navigation, and Enter
+    // follows a link.
+    let tab = "\u{E004}";
+    b.find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .send_keys(tab)
+        .await
+        .expect("tab");
+    let first = b.active_element().await.expect("focus");
+    assert_eq!(first.text().await.expect("text"), "Skip to content");
+    first.send_keys(tab).await.expect("tab");
+    let second = b.active_element().await.expect("focus");
+    assert_eq!(second.text().await.expect("text"), "Overview");
+    second.send_keys(tab).await.expect("tab");
+    b.active_element()
+        .await
+        .expect("focus")
+        .send_keys("\u{E007}")
+        .await
+        .expect("enter");
+    for _ in 0..200 {
+        if b.current_url().await.expect("url").path() == "/hits" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.current_url().await.expect("url").path(), "/hits");
     b.goto(&format!("{base}/incidents")).await.expect("queue");
     shots.take(&b, "incidents").await;
     b.goto(&format!("{base}/incidents/1"))
