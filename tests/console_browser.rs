@@ -219,12 +219,7 @@ async fn console_investigator_walks_an_incident_to_reported_and_quarantines_a_cl
         "{}",
         body_text(&b).await
     );
-    b.find(Locator::Id("note-text"))
-        .await
-        .expect("note")
-        .send_keys(XSS)
-        .await
-        .expect("typed");
+    type_into(&b, "note-text", XSS).await;
     submit(&b, "add-note").await;
     let notes: Vec<String> = {
         let mut out = Vec::new();
@@ -235,18 +230,8 @@ async fn console_investigator_walks_an_incident_to_reported_and_quarantines_a_cl
     };
     assert!(notes.iter().any(|n| n == XSS), "{notes:?}");
     // The account for the written report, then the report itself in the browser.
-    b.find(Locator::Id("n-found"))
-        .await
-        .expect("found")
-        .send_keys("poolguard hit on a mining pool name")
-        .await
-        .expect("typed");
-    b.find(Locator::Id("n-outcome"))
-        .await
-        .expect("outcome")
-        .send_keys("xmrig removed from gpu-ws-07")
-        .await
-        .expect("typed");
+    type_into(&b, "n-found", "poolguard hit on a mining pool name").await;
+    type_into(&b, "n-outcome", "xmrig removed from gpu-ws-07").await;
     b.find(Locator::Id("n-cleaned"))
         .await
         .expect("measure")
@@ -276,18 +261,8 @@ async fn console_investigator_walks_an_incident_to_reported_and_quarantines_a_cl
     b.goto(&format!("{base}/quarantine"))
         .await
         .expect("quarantine");
-    b.find(Locator::Id("q-ip"))
-        .await
-        .expect("ip")
-        .send_keys("127.0.0.8")
-        .await
-        .expect("typed");
-    b.find(Locator::Id("q-reason"))
-        .await
-        .expect("reason")
-        .send_keys("mining rig found")
-        .await
-        .expect("typed");
+    type_into(&b, "q-ip", "127.0.0.8").await;
+    type_into(&b, "q-reason", "mining rig found").await;
     submit(&b, "q-add").await;
     assert!(text_of(&b, "quarantined").await.contains("127.0.0.8"));
     assert_eq!(answer_for(&bed, "127.0.0.8").await, "127.0.0.99");
@@ -367,12 +342,7 @@ async fn console_feeds_upload_shows_the_rejected_line_and_versions_diff() {
     let file = bed.dir.path().join("upload.txt");
     std::fs::write(&file, "pool.minergate.com\nnew.pool.example\nnot a name!\n").expect("file");
     b.goto(&format!("{base}/feeds/mining")).await.expect("feed");
-    b.find(Locator::Id("upload-file"))
-        .await
-        .expect("file input")
-        .send_keys(&file.display().to_string())
-        .await
-        .expect("chosen");
+    type_into(&b, "upload-file", &file.display().to_string()).await;
     submit(&b, "upload").await;
     let rejected = text_of(&b, "rejected").await;
     assert!(rejected.contains("not a name!"), "{rejected}");
@@ -401,18 +371,8 @@ async fn console_feeds_upload_shows_the_rejected_line_and_versions_diff() {
     let extra = bed.dir.path().join("extra.txt");
     std::fs::write(&extra, "extra.pool.example\n").expect("file");
     b.goto(&format!("{base}/feeds")).await.expect("feeds");
-    b.find(Locator::Id("new-feed-name"))
-        .await
-        .expect("name")
-        .send_keys("campus-extra")
-        .await
-        .expect("typed");
-    b.find(Locator::Id("new-feed-file"))
-        .await
-        .expect("file input")
-        .send_keys(&extra.display().to_string())
-        .await
-        .expect("chosen");
+    type_into(&b, "new-feed-name", "campus-extra").await;
+    type_into(&b, "new-feed-file", &extra.display().to_string()).await;
     submit(&b, "new-feed").await;
     assert_eq!(
         text_of(&b, "accepted").await,

@@ -291,3 +291,13 @@ pub async fn nothing_overflows(b: &Client) -> bool {
         .expect("script");
     ok == serde_json::Value::Bool(true)
 }
+
+/// Types `text` into the field with id `id`.
+pub async fn type_into(b: &Client, id: &str, text: &str) {
+    b.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .send_keys(text)
+        .await
+        .expect("typed");
+}
