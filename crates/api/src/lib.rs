@@ -41,8 +41,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use auth::{Caller, Permission, SignedIn, Tokens};
+// The view types the staff console (crates/console) reads back: it deserialises the API's own
+// answers into the API's own types, so the two cannot drift apart.
+pub use clients::{ClientResponse, Holding};
 pub use error::ApiError;
+pub use incidents::{HitView, IncidentDetail, IncidentPage, IncidentView};
+pub use lists::{Item, ListResponse};
+pub use narrative::NarrativeBody;
 pub use poolguard_model::{neutralise, rfc3339};
+pub use quarantine::QuarantineList;
+pub use views::{Count, DeadlineState, Identity, Note, QuarantineEntry};
 
 use poolguard_clients::SharedLedger;
 use poolguard_config::ApiConfig;

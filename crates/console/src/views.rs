@@ -1,20 +1,24 @@
-//! The parts of the API's JSON answers the console reads.
+//! The API's JSON answers as the console reads them.
 //!
-//! Only the fields a page shows; serde ignores the rest, so an API field added later does not
-//! break the console. Shapes follow the API's view types (crates/api/src/views, lists.rs,
-//! incidents.rs); the console's tests run against the real API, which keeps them in step.
+//! Where the API's own view type can be read back (lists, incidents, notes, quarantine,
+//! counts), the console uses it: one type on both sides, so they cannot drift. The rest
+//! (stats, feeds, check, client look-up) are written by the API from types that borrow or hold
+//! paths, so here are the fields a page shows; serde ignores the others, and the console's
+//! tests run against the real API, which keeps them in step.
 
 use serde::Deserialize;
 
-/// A value and how often it occurs (stats tables).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Count {
-    pub value: String,
-    pub count: u64,
-}
+pub use poolguard_api::{
+    ClientResponse as Client, Count, DeadlineState, Holding, Identity, IncidentDetail,
+    IncidentPage, Item, ListResponse, NarrativeBody, QuarantineEntry, QuarantineList,
+};
 
-/// `GET /api/v1/stats`.
-#[derive(Debug, Clone, Deserialize)]
+/// One incident, as the API's list and detail show it.
+pub type Incident = poolguard_api::IncidentView;
+
+/// `GET /api/v1/stats` (the API's `StatsResponse` is written, never read, so only the tables
+/// the overview shows are here).
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Stats {
     #[serde(default)]
     pub queries_by_action: Vec<Count>,
@@ -28,170 +32,45 @@ pub struct Stats {
     pub top_departments: Vec<Count>,
 }
 
-/// Who a client was (ledger, DHCP, RADIUS).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Identity {
-    pub asset: Option<String>,
-    pub mac: Option<String>,
-    pub location: Option<String>,
-    pub department: Option<String>,
-    pub owner: Option<String>,
-    pub contact: Option<String>,
-    pub account: Option<String>,
-    pub hostname: Option<String>,
-    pub source: Option<String>,
+/// The known fields of an identity as (label, value) rows, in the page's language.
+pub fn identity_rows(i: &Identity, t: &'static crate::i18n::Labels) -> Vec<(&'static str, String)> {
+    [
+        (t.asset, &i.asset),
+        (t.mac, &i.mac),
+        (t.department, &i.department),
+        (t.owner, &i.owner),
+        (t.contact, &i.contact),
+        (t.location, &i.location),
+        (t.account, &i.account),
+        (t.hostname, &i.hostname),
+        (t.source, &i.source),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+    .collect()
 }
 
-impl Identity {
-    /// The known fields as (label, value) rows, in the page's language.
-    pub fn rows(&self, t: &'static crate::i18n::Labels) -> Vec<(&'static str, String)> {
-        [
-            (t.asset, &self.asset),
-            (t.mac, &self.mac),
-            (t.department, &self.department),
-            (t.owner, &self.owner),
-            (t.contact, &self.contact),
-            (t.location, &self.location),
-            (t.account, &self.account),
-            (t.hostname, &self.hostname),
-            (t.source, &self.source),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
-        .collect()
+/// The deadline still ahead of an incident (identify, then report); None when both are done
+/// or not needed. The queue sorts by it.
+pub fn next_due(i: &Incident) -> Option<&str> {
+    if i.identify_state == DeadlineState::Pending {
+        Some(&i.identify_due)
+    } else if i.report_state == DeadlineState::Pending {
+        Some(&i.report_due)
+    } else {
+        None
     }
 }
 
-/// One query or hit.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Item {
-    pub time: String,
-    pub client: String,
-    pub name: String,
-    #[serde(rename = "type")]
-    pub qtype: String,
-    pub action: String,
-    pub feed: Option<String>,
-    pub rule: Option<String>,
-    pub answer: String,
-    pub department: Option<String>,
-    /// Hits only: who the client was then.
-    #[serde(default)]
-    pub identity: Option<Identity>,
-}
-
-/// A page of queries or hits.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ItemPage {
-    pub items: Vec<Item>,
-    pub next_cursor: Option<String>,
-}
-
-/// One incident.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Incident {
-    pub id: i64,
-    pub client: String,
-    #[serde(default)]
-    pub identity: Identity,
-    pub device: Option<String>,
-    pub owner: Option<String>,
-    pub status: String,
-    pub resolution: Option<String>,
-    pub assignee: Option<String>,
-    pub severity: String,
-    #[serde(default)]
-    pub feeds: Vec<String>,
-    pub opened_at: String,
-    pub first_hit_at: String,
-    pub last_hit_at: String,
-    pub hit_count: i64,
-    pub distinct_names: i64,
-    pub identify_due: String,
-    pub report_due: String,
-    pub identified_at: Option<String>,
-    pub reported_at: Option<String>,
-    pub closed_at: Option<String>,
-    pub overdue: bool,
-    pub identify_state: String,
-    pub report_state: String,
-    pub quarantined: bool,
-}
-
-impl Incident {
-    /// The deadline still ahead of the incident (identify, then report); None when both are
-    /// done or not needed. The queue sorts by it.
-    pub fn next_due(&self) -> Option<&str> {
-        if self.identify_state == "pending" {
-            Some(&self.identify_due)
-        } else if self.report_state == "pending" {
-            Some(&self.report_due)
-        } else {
-            None
-        }
+/// A deadline state as the API spells it (`met`, `missed`, `pending`, `not_needed`): the CSS
+/// class and the key of its label.
+pub fn state_word(s: DeadlineState) -> &'static str {
+    match s {
+        DeadlineState::Pending => "pending",
+        DeadlineState::Met => "met",
+        DeadlineState::Missed => "missed",
+        DeadlineState::NotNeeded => "not_needed",
     }
-}
-
-/// A page of incidents.
-#[derive(Debug, Clone, Deserialize)]
-pub struct IncidentPage {
-    pub items: Vec<Incident>,
-}
-
-/// One hit of an incident.
-#[derive(Debug, Clone, Deserialize)]
-pub struct HitView {
-    pub time: String,
-    pub name: String,
-}
-
-/// One note on an incident.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Note {
-    pub time: String,
-    pub author: String,
-    pub text: String,
-}
-
-/// The investigator's account for the written report (`…/narrative`).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Narrative {
-    pub found: Option<String>,
-    pub cause: Option<String>,
-    #[serde(default)]
-    pub actions: Vec<String>,
-    pub actions_other: Option<String>,
-    pub outcome: Option<String>,
-    pub follow_up: Option<String>,
-}
-
-/// `GET /api/v1/incidents/{id}`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct IncidentDetail {
-    #[serde(flatten)]
-    pub incident: Incident,
-    #[serde(default)]
-    pub hits: Vec<HitView>,
-    #[serde(default)]
-    pub notes: Vec<Note>,
-    #[serde(default)]
-    pub narrative: Narrative,
-}
-
-/// One quarantined address.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Quarantined {
-    pub ip: String,
-    pub since: String,
-    pub actor: String,
-    pub reason: String,
-    pub incident_id: Option<i64>,
-}
-
-/// `GET /api/v1/quarantine`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct QuarantineList {
-    pub items: Vec<Quarantined>,
 }
 
 /// A feed's last fetch (subscriptions).
@@ -274,29 +153,4 @@ pub struct Check {
     pub rule: Option<String>,
     pub action: Option<String>,
     pub overrides: Option<String>,
-}
-
-/// Who held an address when.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Holding {
-    pub start: String,
-    pub end: Option<String>,
-    pub mac: Option<String>,
-    pub account: Option<String>,
-    pub hostname: Option<String>,
-    pub source: String,
-}
-
-/// `GET /api/v1/clients/{ip}`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Client {
-    pub client: String,
-    pub identity: Option<Identity>,
-    #[serde(default)]
-    pub holdings: Vec<Holding>,
-    pub first_seen: Option<String>,
-    pub last_seen: Option<String>,
-    pub hit_count: i64,
-    #[serde(default)]
-    pub recent_hits: Vec<Item>,
 }

@@ -11,7 +11,7 @@ use crate::Ctx;
 use crate::api::{segment, with_query};
 use crate::context::{Layout, render};
 use crate::time::{from_local_input, show, show_opt};
-use crate::views::{Client, Holding, Incident, IncidentPage, Item, ItemPage};
+use crate::views::{Client, Holding, Incident, IncidentPage, Item, ListResponse, identity_rows};
 
 /// A query or hit row.
 struct Row {
@@ -87,14 +87,14 @@ pub async fn page(ctx: Ctx, Query(q): Query<Fields>) -> Response {
     let list = format!("/api/v1/incidents?limit={INCIDENTS_SCANNED}");
     let (client, queries, incidents) = tokio::join!(
         api.get::<Client>(s, &one),
-        api.get::<ItemPage>(s, &recent),
+        api.get::<ListResponse>(s, &recent),
         api.get::<IncidentPage>(s, &list),
     );
     let mut status = StatusCode::OK;
     match client {
         Ok(mut c) => {
             if let Some(i) = &c.identity {
-                tpl.identity = i.rows(t);
+                tpl.identity = identity_rows(i, t);
             }
             tpl.first_seen = show_opt(c.first_seen.as_deref(), tz);
             tpl.last_seen = show_opt(c.last_seen.as_deref(), tz);

@@ -15,7 +15,7 @@ use crate::Ctx;
 use crate::api::with_query;
 use crate::context::{Layout, render};
 use crate::time::{from_local_input, show};
-use crate::views::{Item, ItemPage};
+use crate::views::{Item, ListResponse};
 
 /// The filters both lists take, in form order.
 const COMMON: [&str; 8] = [
@@ -150,7 +150,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Fields>) -> Response {
         .console
         .inner
         .api
-        .get::<ItemPage>(&ctx.session, &uri)
+        .get::<ListResponse>(&ctx.session, &uri)
         .await
     {
         Ok(p) => (

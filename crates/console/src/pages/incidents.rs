@@ -21,7 +21,7 @@ use crate::Ctx;
 use crate::api::{ApiFailure, with_query};
 use crate::context::{Layout, render};
 use crate::time::{countdown, show, show_opt};
-use crate::views::{Incident, IncidentDetail, IncidentPage};
+use crate::views::{Incident, IncidentDetail, IncidentPage, identity_rows, next_due, state_word};
 
 /// The statuses, in the only order an incident may move through them.
 pub const STATUSES: [&str; 5] = ["open", "investigating", "identified", "reported", "closed"];
@@ -79,9 +79,9 @@ pub async fn queue(ctx: Ctx, Query(q): Query<Fields>) -> Response {
                 .collect();
             // Pending deadlines soonest first (RFC 3339 UTC sorts as text); none last.
             items.sort_by(|a, b| {
-                a.next_due()
+                next_due(a)
                     .unwrap_or("~")
-                    .cmp(b.next_due().unwrap_or("~"))
+                    .cmp(next_due(b).unwrap_or("~"))
                     .then(b.id.cmp(&a.id))
             });
             (
@@ -143,7 +143,7 @@ struct IncidentView {
     statuses: [&'static str; 5],
     resolutions: [&'static str; 4],
     measures: [&'static str; 4],
-    narrative: crate::views::Narrative,
+    narrative: crate::views::NarrativeBody,
     error: Option<String>,
     done: bool,
 }
@@ -183,8 +183,12 @@ async fn show_incident(ctx: &Ctx, id: i64, error: Option<ApiFailure>, done: bool
         },
     };
     let deadlines = vec![
-        deadline(t.identify_due, &i.identify_due, &i.identify_state),
-        deadline(t.report_due, &i.report_due, &i.report_state),
+        deadline(
+            t.identify_due,
+            &i.identify_due,
+            state_word(i.identify_state),
+        ),
+        deadline(t.report_due, &i.report_due, state_word(i.report_state)),
     ];
     let mut by_name: BTreeMap<String, NameSummary> = BTreeMap::new();
     for h in &d.hits {
@@ -245,7 +249,7 @@ async fn show_incident(ctx: &Ctx, id: i64, error: Option<ApiFailure>, done: bool
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
     let tpl = IncidentView {
         l: ctx.layout("incidents"),
-        identity: i.identity.rows(t),
+        identity: identity_rows(&i.identity, t),
         deadlines,
         names,
         timeline: timeline.into_iter().map(|(_, e)| e).collect(),

@@ -18,7 +18,9 @@ use crate::api::with_query;
 use crate::chart::{Chart, bars};
 use crate::context::{Layout, render};
 use crate::time::{countdown, show};
-use crate::views::{Count, Feed, Incident, IncidentPage, QuarantineList, Quarantined, Stats};
+use crate::views::{
+    Count, Feed, Incident, IncidentPage, QuarantineEntry, QuarantineList, Stats, next_due,
+};
 
 /// An incident row with its countdown already worded.
 pub struct DueRow {
@@ -42,9 +44,8 @@ impl DueRow {
             department: i.identity.department.clone().unwrap_or_default(),
             status: i.status.clone(),
             severity: i.severity.clone(),
-            due: i.next_due().map(|d| show(d, tz)).unwrap_or_default(),
-            countdown: i
-                .next_due()
+            due: next_due(i).map(|d| show(d, tz)).unwrap_or_default(),
+            countdown: next_due(i)
                 .map(|d| countdown(d, now, ctx.t))
                 .unwrap_or_default(),
             overdue: i.overdue,
@@ -73,7 +74,7 @@ struct Overview {
     top_names: Vec<Count>,
     open: Vec<DueRow>,
     overdue: usize,
-    quarantined: Vec<Quarantined>,
+    quarantined: Vec<QuarantineEntry>,
     feeds: Vec<FreshRow>,
     health: Vec<(String, String)>,
     errors: Vec<String>,
@@ -89,7 +90,7 @@ fn window(range: &str) -> (&'static str, i64, i64) {
 }
 
 fn total(counts: &[Count]) -> u64 {
-    counts.iter().map(|c| c.count).sum()
+    counts.iter().map(|c| c.count.max(0) as u64).sum()
 }
 
 /// `GET /?range=24h|7d|30d`.
@@ -149,13 +150,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Fields>) -> Response {
 
     let stats = stats.unwrap_or_else(|e| {
         errors.push(e.message);
-        Stats {
-            queries_by_action: vec![],
-            hits_by_action: vec![],
-            top_blocked_names: vec![],
-            top_clients: vec![],
-            top_departments: vec![],
-        }
+        Stats::default()
     });
     let mut open: Vec<&Incident> = Vec::new();
     let incidents = incidents.map(|p| p.items).unwrap_or_else(|e| {
@@ -163,7 +158,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Fields>) -> Response {
         vec![]
     });
     open.extend(incidents.iter().filter(|i| i.status != "closed"));
-    open.sort_by(|a, b| a.next_due().unwrap_or("~").cmp(b.next_due().unwrap_or("~")));
+    open.sort_by(|a, b| next_due(a).unwrap_or("~").cmp(next_due(b).unwrap_or("~")));
     let overdue = open.iter().filter(|i| i.overdue).count();
     let quarantined = quarantine.map(|q| q.items).unwrap_or_else(|e| {
         errors.push(e.message);

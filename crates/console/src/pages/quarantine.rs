@@ -11,13 +11,13 @@ use crate::Ctx;
 use crate::api::ApiFailure;
 use crate::context::{Layout, render};
 use crate::time::show;
-use crate::views::{QuarantineList, Quarantined};
+use crate::views::{QuarantineEntry, QuarantineList};
 
 #[derive(Template)]
 #[template(path = "quarantine.html")]
 struct QuarantinePage {
     l: Layout,
-    rows: Vec<Quarantined>,
+    rows: Vec<QuarantineEntry>,
     can_write: bool,
     error: Option<String>,
     done: bool,
