@@ -20,7 +20,8 @@ LAYERS = {
     "poolguard-export": 4,
     "poolguard-store-pg": 4,
     "poolguard-api": 5,
-    "poolguard": 6,
+    "poolguard-console": 6,
+    "poolguard": 7,
 }
 
 meta = json.load(sys.stdin)

@@ -36,6 +36,8 @@ DEBIAN=(
   # renders, poppler reads the page size and the text layer back, and a CJK font gives the
   # zh-CN headings real glyphs (checked as a file: a font is not a command).
   "chromium chromium"
+  # The staff console driven through WebDriver (tests/console_browser.rs).
+  "chromedriver chromium-driver"
   "pdftotext poppler-utils"
   "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc fonts-wqy-zenhei"
   # Not a command: rsyslog's TLS driver (a glob, checked as a file).

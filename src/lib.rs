@@ -11,6 +11,7 @@ pub mod app;
 pub use poolguard_api as api;
 pub use poolguard_clients as clients;
 pub use poolguard_config as config;
+pub use poolguard_console as console;
 pub use poolguard_dns as dns;
 pub use poolguard_export as export;
 pub use poolguard_feeds as feeds;

@@ -42,6 +42,17 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Make a staff-console account: reads the password from standard input (one line),
+    /// prints the `[[console.users]]` TOML to append to the config (only a salted PBKDF2 hash
+    /// of the password is stored there).
+    ConsoleUser {
+        /// viewer, investigator, feeds or admin.
+        #[arg(long)]
+        role: Role,
+        /// The sign-in name (shown in the audit log).
+        #[arg(long)]
+        name: String,
+    },
     /// The evidence store.
     Store {
         #[command(subcommand)]
@@ -85,6 +96,7 @@ fn main() -> ExitCode {
                 true
             })
             .map_err(anyhow::Error::from),
+        Some(Command::ConsoleUser { role, name }) => console_user(&name, role).map(|()| true),
         Some(Command::Store {
             command:
                 StoreCommand::Migrate {
@@ -120,6 +132,23 @@ fn message(error: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+/// `poolguard console-user`: one line of password from stdin → the config entry.
+fn console_user(name: &str, role: Role) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 12 {
+        anyhow::bail!("the password must be at least 12 characters");
+    }
+    let hash = poolguard::console::password::hash(
+        password,
+        poolguard::console::password::DEFAULT_ITERATIONS,
+    );
+    let role = format!("{role:?}").to_lowercase();
+    println!("[[console.users]]\nname = {name:?}\nrole = \"{role}\"\npassword = \"{hash}\"");
+    Ok(())
 }
 
 fn serve(path: &Path) -> anyhow::Result<()> {

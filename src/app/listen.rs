@@ -11,6 +11,8 @@ pub enum Listener {
     Api,
     Metrics,
     Notice,
+    /// The staff console on its own address.
+    Console,
 }
 
 impl std::fmt::Display for Listener {
@@ -19,6 +21,7 @@ impl std::fmt::Display for Listener {
             Self::Api => "API (`[api] listen`)",
             Self::Metrics => "metrics (`[api] metrics_listen`)",
             Self::Notice => "notice page (`[notice] listen`)",
+            Self::Console => "staff console (`[console] listen`)",
         })
     }
 }

@@ -130,6 +130,9 @@ impl Evidence {
 /// The HTTP API listeners and how to stop them.
 struct ApiServer {
     addr: SocketAddr,
+    /// Where the staff console answers: the API's own address, `[console] listen`, or None
+    /// when `[console] enabled = false`.
+    console_addr: Option<SocketAddr>,
     /// The tokens the API checks, swapped by [`Running::reload_tokens`].
     tokens: Arc<ArcSwap<api::Tokens>>,
     stop: tokio_util::sync::CancellationToken,
@@ -342,7 +345,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
             state.review = Some(ev.review_queue());
             state.shipping = ev.shipping.as_ref().map(|s| s.health());
             state.group = ev.shared.as_ref().map(|s| group::group(&config, &s.store));
-            let api = start_api(addr, config.api.metrics_listen, state).await?;
+            let api = start_api(addr, config.api.metrics_listen, state, &config).await?;
             if let Some(shared) = &ev.shared {
                 group::register_api(&shared.store, api.addr).await;
             }
@@ -454,6 +457,11 @@ impl Running {
     /// The API's real address (e.g. the port picked for `:0`); `None` when the API is off.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api.as_ref().map(|a| a.addr)
+    }
+
+    /// Where the staff console answers; `None` when the API or the console is off.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().and_then(|a| a.console_addr)
     }
 
     /// The feed registry (API-created feeds, versions, publishing).

@@ -35,7 +35,7 @@ pub struct ClientQuery {
 }
 
 /// One holding of the address: a lease or a login.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct Holding {
     /// The address held.
     pub address: String,
@@ -65,7 +65,7 @@ impl From<poolguard_identity::Interval> for Holding {
 }
 
 /// One client's summary.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct ClientResponse {
     pub client: String,
     /// Who held the address at `at` (now when absent): the lease or login then, with the
@@ -85,7 +85,7 @@ pub struct ClientResponse {
     pub bypass_capable: bool,
     /// Nodes of the group whose query logs are missing from first/last seen (they did not
     /// answer), each with why; absent when every node answered.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub incomplete: Vec<String>,
 }
 

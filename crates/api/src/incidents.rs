@@ -33,7 +33,7 @@ const DETAIL_HITS: usize = 1000;
 const MAX_TEXT: usize = 10_000;
 
 /// One incident as the API shows it; overdue flags are judged at the server's clock.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct IncidentView {
     pub id: i64,
     /// Address of the first hit.
@@ -134,7 +134,7 @@ fn view(state: &ApiState, r: IncidentRow) -> IncidentView {
 }
 
 /// A page of incidents, newest first.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IncidentPage {
     pub items: Vec<IncidentView>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
@@ -142,7 +142,7 @@ pub struct IncidentPage {
 }
 
 /// One hit of an incident.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HitView {
     pub id: i64,
     pub time: String,
@@ -173,7 +173,7 @@ impl From<IncidentHit> for HitView {
 }
 
 /// One incident with its hits (oldest first, at most 1000) and notes.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: IncidentView,

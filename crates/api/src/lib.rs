@@ -40,9 +40,17 @@ use axum::routing::{delete, get, patch, post, put};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use auth::{Caller, Permission, Tokens};
+pub use auth::{Caller, Permission, SignedIn, Tokens};
+// The view types the staff console (crates/console) reads back: it deserialises the API's own
+// answers into the API's own types, so the two cannot drift apart.
+pub use clients::{ClientResponse, Holding};
 pub use error::ApiError;
+pub use incidents::{HitView, IncidentDetail, IncidentPage, IncidentView};
+pub use lists::{Item, ListResponse};
+pub use narrative::NarrativeBody;
 pub use poolguard_model::{neutralise, rfc3339};
+pub use quarantine::QuarantineList;
+pub use views::{Count, DeadlineState, Identity, Note, QuarantineEntry};
 
 use poolguard_clients::SharedLedger;
 use poolguard_config::ApiConfig;
@@ -202,7 +210,9 @@ where
     serve_router(listener, ops_router(state), shutdown)
 }
 
-fn serve_router<F>(
+/// Serves any router (the API merged with the console, or the console alone) on `listener`
+/// until `shutdown` resolves, then drains connections.
+pub fn serve_router<F>(
     listener: TcpListener,
     app: Router,
     shutdown: F,

@@ -115,7 +115,7 @@ pub struct Item {
 }
 
 /// A page of a list.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct ListResponse {
     pub items: Vec<Item>,
     /// Pass as `cursor` for the next (older) page; null on the last page.

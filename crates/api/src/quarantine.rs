@@ -23,7 +23,7 @@ use poolguard_incidents::AlertEvent;
 use poolguard_store::{QuarantineAdd, QuarantineRelease};
 
 /// The quarantine list.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct QuarantineList {
     pub items: Vec<QuarantineEntry>,
 }

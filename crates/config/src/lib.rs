@@ -20,6 +20,7 @@ pub mod reports;
 pub mod robots;
 
 mod api;
+mod console;
 mod dns;
 mod duration;
 mod encrypted;
@@ -30,6 +31,7 @@ mod store;
 mod validate;
 
 pub use api::{ApiConfig, Role, TokenConfig};
+pub use console::{ConsoleConfig, ConsoleUser, PasswordHash};
 pub use dns::{
     BlockingConfig, ConditionalForward, DnsConfig, UpstreamConfig, ZoneConfig, sinkhole_addrs,
 };
@@ -85,6 +87,9 @@ pub struct Config {
     pub zones: Vec<ZoneConfig>,
     #[serde(default)]
     pub api: ApiConfig,
+    /// The staff web console (docs/CONSOLE.md).
+    #[serde(default)]
+    pub console: ConsoleConfig,
     #[serde(default)]
     pub store: StoreConfig,
     #[serde(default)]

@@ -17,6 +17,9 @@ impl Config {
         if let Err((key, reason)) = self.reports.validate(logo.as_deref()) {
             return Err(invalid(key, reason));
         }
+        if let Err((key, reason)) = self.console.validate() {
+            return Err(invalid(key, reason));
+        }
         if self.dns.listen.is_empty() {
             return Err(invalid(
                 "dns.listen".into(),

@@ -57,7 +57,7 @@ impl From<poolguard_store::audit::AuditEntry> for AuditEntry {
 }
 
 /// A note on an incident (append-only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Note {
     pub id: i64,
     /// RFC 3339.
@@ -79,7 +79,7 @@ impl From<db::Note> for Note {
 }
 
 /// One quarantined address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QuarantineEntry {
     pub ip: String,
     /// RFC 3339.
@@ -142,7 +142,7 @@ impl From<db::Delivery> for Delivery {
 }
 
 /// Where one deadline stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineState {
     /// Not done, not closed, not yet due.
