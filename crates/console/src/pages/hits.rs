@@ -29,7 +29,7 @@ const COMMON: [&str; 8] = [
     "until",
 ];
 /// Filters only the hit list takes (identity at the time of the hit).
-const HIT_ONLY: [&str; 3] = ["mac", "account", "owner"];
+const HIT_ONLY: [&str; 4] = ["mac", "account", "owner", "asset"];
 /// Most pages one export gathers (1,000 rows each); docs/CONSOLE.md.
 const MAX_EXPORT_PAGES: usize = 100;
 
@@ -56,6 +56,12 @@ fn filter(q: &Fields, ctx: &Ctx) -> Vec<(&'static str, String)> {
                 from_local_input(v, tz).unwrap_or_else(|| v.to_string())
             } else {
                 v.to_string()
+            };
+            // The department box finds part of a name, as staff type it.
+            let k = if k == "department" {
+                "department_contains"
+            } else {
+                k
             };
             (!v.is_empty()).then_some((k, v))
         })

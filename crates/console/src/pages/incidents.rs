@@ -53,13 +53,24 @@ impl Queue {
     }
 }
 
-/// `GET /incidents?status=&overdue=&department=&assignee=&severity=`: sorted by the next
-/// deadline, overdue first. Severity is filtered here (the API's list has no such filter).
+/// `GET /incidents?status=&overdue=&department=&assignee=&mac=&account=&asset=&owner=&severity=`:
+/// sorted by the next deadline, overdue first. The department box finds part of a name
+/// (`department_contains`). Severity is filtered here (the API's list has no such filter).
 pub async fn queue(ctx: Ctx, Query(q): Query<Fields>) -> Response {
-    let mut pairs: Vec<(&str, &str)> = ["status", "overdue", "department", "assignee"]
-        .iter()
-        .map(|k| (*k, field(&q, k)))
-        .collect();
+    let mut pairs: Vec<(&str, &str)> = [
+        ("status", "status"),
+        ("overdue", "overdue"),
+        ("department", "department_contains"),
+        ("assignee", "assignee"),
+        ("mac", "mac"),
+        ("account", "account"),
+        ("asset", "asset"),
+        ("owner", "owner"),
+    ]
+    .iter()
+    .map(|(form, api)| (*api, field(&q, form)))
+    .filter(|(_, v)| !v.is_empty())
+    .collect();
     pairs.push(("limit", "1000"));
     let uri = with_query("/api/v1/incidents", &pairs);
     let now = Utc::now();
