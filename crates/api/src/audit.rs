@@ -11,7 +11,6 @@ use crate::views::AuditEntry;
 use poolguard_store::Cursor;
 
 const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
 
 /// A page of audit entries, newest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -36,15 +35,7 @@ pub async fn list(
     let mut before = None;
     for (k, v) in &params {
         match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_param("limit", format!("must be 1 to {MAX_LIMIT}"))
-                    })?;
-            }
+            "limit" => limit = crate::lists::parse_limit(v)?,
             "cursor" => {
                 before = Some(Cursor(v.clone()));
             }

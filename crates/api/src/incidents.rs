@@ -26,7 +26,6 @@ use poolguard_store::incidents::{IncidentFilter, IncidentHit, IncidentRow};
 use poolguard_store::{Actor, Cursor, IncidentChange, IncidentError, StoreError, Updated};
 
 const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
 /// Hits returned with one incident (the report has them all).
 const DETAIL_HITS: usize = 1000;
 /// Longest note or free-text field, in characters.
@@ -305,15 +304,7 @@ pub async fn list(
                 *slot = Some(v);
             }
             "since" => f.since = Some(parse_time("since", &v)?),
-            "limit" => {
-                f.limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_param("limit", format!("must be 1 to {MAX_LIMIT}"))
-                    })?
-            }
+            "limit" => f.limit = crate::lists::parse_limit(&v)?,
             "cursor" => f.cursor = Some(Cursor(v)),
             "format" => {
                 csv = match v.as_str() {

@@ -28,6 +28,20 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// Largest page: bounds the work and memory of one request.
 pub const MAX_LIMIT: usize = 1000;
 
+/// A page size given as `limit`: 1 to [`MAX_LIMIT`], else a 400 naming it.
+pub(crate) fn parse_limit(v: &str) -> Result<usize, ApiError> {
+    v.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_param(
+                "limit",
+                format!("`{v}` is not a number from 1 to {MAX_LIMIT}"),
+            )
+        })
+}
+
 /// Query parameters of the list endpoints (documentation; parsing is in `parse_list`).
 #[derive(Debug, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -281,18 +295,7 @@ pub fn parse_list(
             }
             "since" => f.since_ms = Some(parse_time("since", &v)?),
             "until" => f.until_ms = Some(parse_time("until", &v)?),
-            "limit" => {
-                f.limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_param(
-                            "limit",
-                            format!("`{v}` is not a number from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
-            }
+            "limit" => f.limit = parse_limit(&v)?,
             "cursor" => f.cursor = Some(Cursor(v)),
             "format" => {
                 format = match v.as_str() {

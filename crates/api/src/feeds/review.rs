@@ -24,7 +24,6 @@ use poolguard_store::review::{
 use poolguard_store::{Actor, Cursor};
 
 const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
 
 /// One candidate and its evidence.
 #[derive(Debug, Serialize, ToSchema)]
@@ -133,15 +132,7 @@ fn filter(params: &HashMap<String, String>) -> Result<ReviewFilter, ApiError> {
                     ApiError::bad_param("state", "one of pending, accepted, dismissed, all")
                 })?)
             }
-            "limit" => {
-                f.limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_param("limit", format!("must be 1 to {MAX_LIMIT}"))
-                    })?
-            }
+            "limit" => f.limit = crate::lists::parse_limit(v)?,
             "cursor" => f.cursor = Some(Cursor(v.clone())),
             _ => {
                 return Err(ApiError::bad_param(
