@@ -468,3 +468,48 @@ async fn the_quarantine_follows_the_device_to_its_new_address_and_is_released_ev
     assert_eq!(common::answer_from(&bed, "127.0.0.41", site).await, free);
     bed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_told_late_re_attributes_the_earlier_hit_and_its_incident() {
+    use common::radius::login_from;
+    let bed = bed("127.0.0.1").await;
+    let radius = bed.running().radius_addr().expect("RADIUS listening");
+    // A hit nobody can name yet: its incident is the address's.
+    hit_from(&bed, "127.0.0.61").await;
+    let list = get(&bed, "/api/v1/incidents").await;
+    assert_eq!(list["items"][0]["client_key"], "ip:127.0.0.61", "{list}");
+    let id = list["items"][0]["id"].as_i64().expect("id");
+
+    // The NAS tells of the login ten minutes late (Acct-Delay-Time): it covers the hit.
+    let late = login_from("Start", "lina", "00-1A-2B-3C-4D-5F", "127.0.0.61")
+        .replace('\n', ", Acct-Delay-Time = 600\n");
+    assert!(radclient(radius, SECRET, &late).await);
+    common::eventually("the earlier hit to be re-attributed", || async {
+        // Traffic keeps the writer's upkeep turning, as on a campus.
+        common::answer_from(&bed, "127.0.0.69", "www.example.test.").await;
+        let hits = get(&bed, "/api/v1/hits?client=127.0.0.61").await;
+        let account = hits["items"][0]["identity"]["account"].clone();
+        if account == "lina" {
+            Ok(())
+        } else {
+            Err(format!("{hits}"))
+        }
+    })
+    .await;
+    let hits = get(&bed, "/api/v1/hits?client=127.0.0.61").await;
+    assert_eq!(hits["items"][0]["identity"]["source"], "radius", "{hits}");
+    assert_eq!(hits["items"][0]["identity"]["owner"], "Li Na", "{hits}");
+
+    // Its incident now follows the laptop, names it, and says what was learned.
+    let detail = get(&bed, &format!("/api/v1/incidents/{id}")).await;
+    let text = detail.to_string();
+    assert!(text.contains("mac:00:1a:2b:3c:4d:5f"), "{detail}");
+    assert!(text.contains("Identity learned late (radius)"), "{detail}");
+    assert!(text.contains("\"account\":\"lina\""), "{detail}");
+    assert_eq!(
+        detail["hits"].as_array().map(Vec::len),
+        Some(1),
+        "its evidence is still found: {detail}"
+    );
+    bed.shutdown().await;
+}

@@ -24,6 +24,7 @@ pub mod known_names;
 pub mod lock;
 pub mod narrative;
 pub mod read;
+pub mod relearn;
 pub mod retention;
 pub mod review;
 pub mod rollup;

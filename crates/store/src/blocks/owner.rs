@@ -88,6 +88,11 @@ impl<'a> HitOwner<'a> {
     }
 
     fn owns(&self, e: &Entry<'_>) -> bool {
+        // An address's incident holds every hit from the address in its time, including
+        // hits re-attributed to a device after a late lease (`crate::relearn`).
+        if let HitOwner::Ip(ip) = self {
+            return e.client == *ip;
+        }
         let s = e.snapshot.unwrap_or_default();
         match (self, HitOwner::of(s.asset, s.mac, s.account, e.client)) {
             (HitOwner::Account(a), HitOwner::Account(b)) => {

@@ -24,6 +24,7 @@ mod flush;
 mod health;
 mod pressure;
 mod queue;
+mod relearn;
 mod upkeep;
 
 use std::sync::atomic::Ordering;
@@ -135,6 +136,7 @@ fn spawn_inner(
         known: KnownNames::default(),
         backlog_oldest_ms,
         upkeep: UpkeepSchedule::starting_now(),
+        relearning: relearn::Relearning::default(),
         shipped,
     };
     writer.publish_oldest();
@@ -209,6 +211,8 @@ struct Writer {
     backlog_oldest_ms: Option<i64>,
     /// Retention and compaction, a step at a time between batches.
     upkeep: UpkeepSchedule,
+    /// Late identity: which index generation was swept (`crate::relearn`).
+    relearning: relearn::Relearning,
     /// Hit blocks above it are not shipped yet: upkeep leaves them alone.
     shipped: ShippedWatermark,
 }

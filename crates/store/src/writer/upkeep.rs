@@ -87,6 +87,7 @@ impl Writer {
     /// One step of the upkeep under way, if any.
     pub(super) fn upkeep(&mut self) {
         self.roll_up();
+        self.relearn();
         if let Some(u) = self.upkeep.pending {
             self.upkeep.pending = self.upkeep_step(u);
         }
