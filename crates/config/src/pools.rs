@@ -25,6 +25,10 @@ pub struct PoolsConfig {
     /// Addresses inside these networks are never listed: CDN and shared-hosting ranges, where
     /// a pool's address is also everyone else's.
     pub exclude: Vec<IpNet>,
+    /// The categories `exclude` applies to. Mining pools on a CDN share its addresses with
+    /// everyone; public DoH resolvers (`bypass`) *are* on those ranges and the firewall needs
+    /// their addresses, so by default only `mining` is filtered.
+    pub exclude_categories: Vec<String>,
     /// An address not seen in an answer for this long is dropped from the set.
     #[serde(deserialize_with = "de_duration")]
     pub max_age: Duration,
@@ -45,6 +49,7 @@ impl Default for PoolsConfig {
             categories: vec!["mining".into(), "bypass".into()],
             resolve_per_minute: 600,
             exclude: Vec::new(),
+            exclude_categories: vec!["mining".into()],
             max_age: Duration::from_secs(7 * 86_400),
             min_interval: Duration::from_secs(300),
             max_interval: Duration::from_secs(86_400),

@@ -112,7 +112,7 @@ impl Refresh {
                 }
             };
             let (name, category) = name;
-            let Some(found) = self.resolve(&name, &mut pace).await else {
+            let Some(found) = self.resolve(&name, &category, &mut pace).await else {
                 break;
             };
             let now = Instant::now();
@@ -147,8 +147,20 @@ impl Refresh {
         }
     }
 
-    /// A and AAAA of `name`, each query waiting for its turn; `None` when stopped meanwhile.
-    async fn resolve(&self, name: &str, pace: &mut tokio::time::Interval) -> Option<Resolution> {
+    /// A and AAAA of `name` (a name of a `category` feed), each query waiting for its turn;
+    /// `None` when stopped meanwhile. `[pools] exclude` filters the categories it names.
+    async fn resolve(
+        &self,
+        name: &str,
+        category: &str,
+        pace: &mut tokio::time::Interval,
+    ) -> Option<Resolution> {
+        let no_exclude: &[ipnet::IpNet] = &[];
+        let exclude = if self.config.exclude_categories.iter().any(|c| c == category) {
+            &self.config.exclude[..]
+        } else {
+            no_exclude
+        };
         let mut found = Resolution {
             addresses: Vec::new(),
             ttl: None,
@@ -174,7 +186,7 @@ impl Refresh {
                 };
                 let ttl = Duration::from_secs(u64::from(record.ttl));
                 found.ttl = Some(found.ttl.map_or(ttl, |t| t.min(ttl)));
-                if listable(address, &self.config.exclude) {
+                if listable(address, exclude) {
                     found.addresses.push(address);
                 }
             }
