@@ -44,6 +44,9 @@ pub struct DnsConfig {
     /// UDP queries are dropped, so a flood during an upstream outage cannot exhaust memory
     /// (measured ~20 KiB per waiting lookup; Unbound's num-queries-per-thread is also 4096).
     pub max_udp_inflight: usize,
+    /// Load balancers whose TCP, DoT and DoH connections start with a PROXY protocol v2
+    /// header naming the real client (`dns::proxy`); empty = none (the default).
+    pub proxy_protocol_from: Vec<IpNet>,
     /// DNS over TLS (RFC 7858); `None` = off.
     pub tls: Option<crate::DotConfig>,
     /// DNS over HTTPS (RFC 8484); `None` = off.
@@ -67,6 +70,7 @@ impl Default for DnsConfig {
             max_tcp_connections: 1024,
             max_tcp_pipeline: 32,
             max_udp_inflight: 4096,
+            proxy_protocol_from: Vec::new(),
             tls: None,
             https: None,
             canary: crate::CanaryConfig::default(),

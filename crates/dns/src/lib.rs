@@ -40,6 +40,7 @@ pub mod listen;
 pub mod load;
 pub mod mmsg;
 pub mod pools;
+pub mod proxy;
 pub mod ratelimit;
 pub mod reply;
 mod respond;
@@ -170,6 +171,7 @@ impl DnsServer {
         shared.discovery = discovery::Discovery::bound(&config.dns, &dot_addrs, &doh_addrs);
         let shared = Arc::new(shared);
         let limits = Limits::from_config(&config.dns);
+        let proxy = proxy::ProxyTrust::new(&config.dns.proxy_protocol_from);
         // One table for all workers: SO_REUSEPORT spreads a client's packets across them.
         let limiter = RateLimiter::new(
             config.dns.rate_limit_qps,
@@ -190,6 +192,7 @@ impl DnsServer {
             let token = token.clone();
             let limiter = limiter.clone();
             let encrypted = encrypted.clone();
+            let proxy = proxy.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("poolguard-dns-{worker}"))
                 .spawn(move || {
@@ -198,6 +201,7 @@ impl DnsServer {
                         plan,
                         limiter,
                         limits,
+                        proxy,
                         encrypted,
                     };
                     run_worker(worker_sockets, serving, token, tx)
@@ -333,6 +337,8 @@ struct Serving {
     plan: UpstreamPlan,
     limiter: Option<Arc<RateLimiter>>,
     limits: Limits,
+    /// Load balancers whose connections start with a PROXY v2 header.
+    proxy: proxy::ProxyTrust,
     encrypted: EncryptedServing,
 }
 
@@ -409,11 +415,14 @@ fn run_worker(
                 return;
             }
         };
-        let front = Arc::new(Frontend::new(
-            Handler::new(serving.shared, upstreams),
-            serving.limiter,
-            serving.limits,
-        ));
+        let front = Arc::new(
+            Frontend::new(
+                Handler::new(serving.shared, upstreams),
+                serving.limiter,
+                serving.limits,
+            )
+            .with_proxy(serving.proxy),
+        );
         let mut loops = tokio::task::JoinSet::new();
         for udp in sockets.udp {
             match tokio::net::UdpSocket::from_std(udp) {

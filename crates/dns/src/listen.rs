@@ -95,6 +95,8 @@ pub struct Frontend {
     fast: FastPath,
     limiter: Option<Arc<RateLimiter>>,
     limits: Limits,
+    /// Peers whose TCP, DoT and DoH connections start with a PROXY v2 header.
+    proxy: crate::proxy::ProxyTrust,
 }
 
 impl Frontend {
@@ -105,7 +107,19 @@ impl Frontend {
             handler,
             limiter,
             limits,
+            proxy: crate::proxy::ProxyTrust::default(),
         }
+    }
+
+    /// This front end, reading a PROXY v2 header first on connections from `trust`'s peers.
+    pub fn with_proxy(mut self, trust: crate::proxy::ProxyTrust) -> Self {
+        self.proxy = trust;
+        self
+    }
+
+    /// Which peers' connections start with a PROXY v2 header.
+    pub(crate) fn proxy(&self) -> &crate::proxy::ProxyTrust {
+        &self.proxy
     }
 
     /// One worker's front end built from `config` and `policy` the way `DnsServer` builds
@@ -434,6 +448,10 @@ pub async fn serve_tcp(front: Arc<Frontend>, listener: TcpListener, token: Cance
     accept_loop(listener, &token, max, rejected, |stream, src| {
         let front = front.clone();
         async move {
+            let mut stream = stream;
+            let Some(src) = front.proxy.client(&mut stream, src).await else {
+                return;
+            };
             let idle = front.limits.tcp_idle;
             let (reader, writer) = stream.into_split();
             connection(&front, (reader, writer), src, Transport::Tcp, idle).await;

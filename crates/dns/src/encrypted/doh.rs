@@ -76,6 +76,10 @@ pub async fn serve_doh(
             let front = front.clone();
             let site = site.clone();
             async move {
+                let mut stream = stream;
+                let Some(src) = front.proxy().client(&mut stream, src).await else {
+                    return;
+                };
                 let Some(session) = handshake(&site.tls, stream, "doh").await else {
                     return;
                 };

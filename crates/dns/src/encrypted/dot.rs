@@ -27,6 +27,10 @@ pub async fn serve_dot(
             let front = front.clone();
             let settings = settings.clone();
             async move {
+                let mut stream = stream;
+                let Some(src) = front.proxy().client(&mut stream, src).await else {
+                    return;
+                };
                 let Some(session) = handshake(&settings, stream, "dot").await else {
                     return;
                 };
