@@ -85,8 +85,16 @@ pub struct Tried {
     pub error: Option<String>,
     /// Whether another attempt could succeed. Not for a mail without recipients, an
     /// unusable mailer or an unreadable secret (nothing changes until the config does), nor
-    /// for an SMTP server's permanent (5xx) refusal: those are logged once, not retried.
+    /// for an SMTP server's permanent (5xx) refusal, nor for an HTTP receiver's refusal of
+    /// the request itself (4xx but 408, 425 and 429): those are logged once, not retried.
     pub retry: bool,
+}
+
+/// Whether an HTTP failure status may pass on a retry: server errors (5xx) and the client
+/// errors that mean "later" (408 Request Timeout, 425 Too Early, 429 Too Many Requests). A
+/// 401, 403, 404 or 410 is the same on every attempt (a revoked robot token, a wrong URL).
+pub fn http_retryable(status: u16) -> bool {
+    !(400..500).contains(&status) || matches!(status, 408 | 425 | 429)
 }
 
 impl Tried {
@@ -382,7 +390,9 @@ impl Channel {
         };
         let status = resp.status();
         if !status.is_success() {
-            return Tried::http(Some(status.as_u16()), Some(format!("HTTP {status}")));
+            let mut tried = Tried::http(Some(status.as_u16()), Some(format!("HTTP {status}")));
+            tried.retry = http_retryable(status.as_u16());
+            return tried;
         }
         if matches!(self.kind, Kind::Webhook { .. }) {
             return Tried::http(Some(status.as_u16()), None);
@@ -417,5 +427,15 @@ mod tests {
             .replace("%2F", "/")
             .replace("%3D", "=");
         assert_eq!(decoded, raw);
+    }
+
+    #[test]
+    fn only_failures_a_retry_can_fix_are_retried() {
+        for s in [500, 502, 503, 408, 425, 429] {
+            assert!(super::http_retryable(s), "{s}");
+        }
+        for s in [400, 401, 403, 404, 410, 413, 422] {
+            assert!(!super::http_retryable(s), "{s}");
+        }
     }
 }
