@@ -121,6 +121,19 @@ async fn the_published_addresses_follow_the_upstream_records() {
         !list.iter().any(|l| l.starts_with("0.0.0.0")),
         "parked address: {list:?}"
     );
+    // The bulletin to other units lists the address as added this period, with its name.
+    let (status, summary) = bed.api_get("/api/v1/reports/summary", VIEWER).await;
+    assert_eq!(status, 200, "{summary}");
+    let added: Vec<(&str, &str)> = summary["added_addresses"]
+        .as_array()
+        .expect("added_addresses")
+        .iter()
+        .filter_map(|a| Some((a["entry"].as_str()?, a["source"].as_str()?)))
+        .collect();
+    assert!(
+        added.contains(&("198.51.100.7", "stratum.pools.test")),
+        "{summary}"
+    );
     let items = detailed(&bed, "mining").await;
     let seven = resolved(&items, "198.51.100.7").expect("resolved entry");
     assert_eq!(seven["name"], "stratum.pools.test");

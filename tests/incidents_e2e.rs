@@ -852,11 +852,37 @@ async fn incidents_summary_counts_the_period() {
         .collect();
     assert_eq!(names.len(), 3, "{names:?}");
     assert!(names.contains(&"xmr.pool.minergate.com"));
+    // The feeds poolguard started with are the baseline: nothing "added" yet.
+    assert_eq!(s["added_names_total"], 0, "{s}");
+
+    // A maintainer adds pool names: the bulletin lists them, with their feed.
+    let resp = reqwest::Client::new()
+        .put(format!("{}/api/v1/feeds/new-pools", bed.api_url()))
+        .bearer_auth(ADMIN)
+        .body("newpool.example\nstratum.otherpool.example\n")
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), 200);
+    let s = api.get(&format!("/api/v1/reports/summary?{q}")).await;
+    assert_eq!(s["added_names_total"], 2, "{s}");
+    let added: Vec<(&str, &str)> = s["added_names"]
+        .as_array()
+        .expect("added")
+        .iter()
+        .filter_map(|n| Some((n["entry"].as_str()?, n["source"].as_str()?)))
+        .collect();
+    assert!(added.contains(&("newpool.example", "new-pools")), "{s}");
 
     let html = api
         .text(&format!("/api/v1/reports/summary?{q}&format=html"))
         .await;
     assert!(html.contains("计算机学院") && html.contains("<meta charset=\"utf-8\">"));
+    assert!(
+        html.contains("Pool names added to the feeds (2)")
+            && html.contains("stratum.otherpool.example"),
+        "{html}"
+    );
     let csv = api
         .text(&format!("/api/v1/reports/summary?{q}&format=csv"))
         .await;

@@ -38,6 +38,7 @@ pub(super) async fn start_accountability(
             summaries: evidence.stores(),
             claims,
             deliveries: evidence.stores(),
+            listings: evidence.listings.clone(),
         };
         evidence.tasks.extend(incidents::alerts::bulletin::spawn(
             alerts.clone(),

@@ -90,6 +90,7 @@ pub(super) async fn open_store(
             stop: tokio_util::sync::CancellationToken::new(),
             notice_addr: None,
             shipping,
+            listings: Default::default(),
         },
     ))
 }

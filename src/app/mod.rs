@@ -14,6 +14,7 @@ mod follow;
 mod group;
 mod identity;
 mod listen;
+mod listings;
 mod reload;
 pub mod shared;
 mod shipper;
@@ -107,6 +108,8 @@ struct Evidence {
     notice_addr: Option<SocketAddr>,
     /// The hit shipper, with `[store] backend = "postgres"`.
     shipping: Option<shipper::Shipping>,
+    /// What was added to the feeds and the pool set, for the bulletin and the summary.
+    listings: poolguard_store::summary::SharedListings,
 }
 
 impl Evidence {
@@ -315,6 +318,18 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
     // The pool address set: its own resolver on this (the control) runtime, off the DNS path.
     let pools = poolguard_dns::pools::Pools::start(&config, policy.clone())
         .map_err(|e| AppError::Dns(e.into()))?;
+    let mut evidence = evidence;
+    if let Some(ev) = evidence.as_mut() {
+        let (added, task) = listings::AddedToLists::start(
+            loader.clone(),
+            registry.state_dir(),
+            pools.as_ref().map(|p| p.set.clone()),
+            ev.stop.clone(),
+        )
+        .await;
+        let _ = ev.listings.set(added);
+        ev.tasks.push(task);
+    }
     let api = match (&evidence, config.api.listen) {
         (Some(ev), Some(addr)) => {
             let mut state = ApiState::new(
@@ -325,6 +340,7 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
                 Some(ev.writer.health()),
             );
             state.identities = identity.as_ref().map(|i| i.index.clone());
+            state.listings = ev.listings.clone();
             state.exempt = (!exempt.is_empty()).then(|| exempt.clone());
             state.store = ev.stores();
             state.database = ev

@@ -65,6 +65,8 @@ pub struct ApiState {
     /// Who held each address when (DHCP leases, RADIUS logins), for
     /// `GET /api/v1/clients/{ip}?at=`; None when no `[identity]` source is configured.
     pub identities: Option<poolguard_identity::SharedIdentities>,
+    /// What was added to the feeds and the pool address set, for the summary.
+    pub listings: poolguard_store::summary::SharedListings,
     /// `[incidents.exempt]`: shown on `/clients/{ip}` as the writer would mark a hit.
     pub exempt: Option<std::sync::Arc<poolguard_identity::Exempt>>,
     /// Where `POST /api/v1/ledger/reload` re-reads the ledger from; None = reload disabled.
@@ -119,6 +121,7 @@ impl ApiState {
             ledger,
             identities: None,
             exempt: None,
+            listings: Default::default(),
             ledger_path,
             tokens: Arc::new(ArcSwap::from_pointee(Tokens::from_config(&api.tokens))),
             writer,

@@ -112,6 +112,7 @@ use utoipa::{Modify, OpenApi};
         super::views::DepartmentFigures,
         super::views::Offender,
         super::views::NewName,
+        super::views::Listed,
     )),
     // One tag per resource (not the handlers' Rust modules, which utoipa uses by default), so
     // generated clients and the rendered docs group operations as staff think of them. Every

@@ -70,7 +70,8 @@ pub async fn summary(
             "the period is at most 366 days",
         ));
     }
-    let s = state.store.summary(since, until, now).await?;
+    let mut s = state.store.summary(since, until, now).await?;
+    s.added = poolguard_store::summary::added(&state.listings, since, until);
     Ok(match format.as_str() {
         "html" => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],

@@ -21,6 +21,7 @@
 pub mod check;
 pub mod detect;
 mod formats;
+pub mod listed;
 pub mod loader;
 mod name;
 pub mod publish;

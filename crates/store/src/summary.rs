@@ -41,6 +41,49 @@ pub struct NewName {
     pub hits: i64,
 }
 
+/// A pool name added to the feeds, or a pool address that joined the address set, in the
+/// period: what other units copy into their own blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The name or the address.
+    pub entry: String,
+    /// The feed that lists the name; for an address, the listed name whose answer held it.
+    pub source: String,
+    /// RFC 3339: when poolguard first listed it.
+    pub since: String,
+}
+
+/// What was added to the lists in the period, at most [`SUMMARY_LISTED`] of each, newest
+/// first, with the totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Added {
+    pub names: Vec<Listed>,
+    pub names_total: usize,
+    pub addresses: Vec<Listed>,
+    pub addresses_total: usize,
+}
+
+/// Names and addresses a summary lists at most (the totals count them all).
+pub const SUMMARY_LISTED: usize = 200;
+
+/// Where a summary learns what was added to the lists: the feeds and the pool address set
+/// live above the store, so the binary plugs them in ([`SharedListings`]).
+pub trait Listings: Send + Sync {
+    /// What was added in `[since_ms, until_ms)`.
+    fn added(&self, since_ms: i64, until_ms: i64) -> Added;
+}
+
+/// A [`Listings`] plugged in once the feeds and the pool set are up; empty until then.
+pub type SharedListings = std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn Listings>>>;
+
+/// What `listings` (if plugged in) says was added in `[since_ms, until_ms)`.
+pub fn added(listings: &SharedListings, since_ms: i64, until_ms: i64) -> Added {
+    listings
+        .get()
+        .map(|l| l.added(since_ms, until_ms))
+        .unwrap_or_default()
+}
+
 /// The information centre's periodic bulletin.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -57,6 +100,9 @@ pub struct Summary {
     pub by_department: Vec<DepartmentFigures>,
     pub top_offenders: Vec<Offender>,
     pub new_names: Vec<NewName>,
+    /// Names added to the feeds and addresses to the pool set in the period (filled by the
+    /// caller from [`Listings`]; the stores leave it empty).
+    pub added: Added,
 }
 
 /// Offenders and new names listed at most (every backend's summary lists as many).
@@ -205,6 +251,7 @@ impl Summary {
             by_department: figures.by_department,
             top_offenders,
             new_names,
+            added: Added::default(),
         }
     }
 }

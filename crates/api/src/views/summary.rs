@@ -82,6 +82,35 @@ pub struct Summary {
     pub by_department: Vec<DepartmentFigures>,
     pub top_offenders: Vec<Offender>,
     pub new_names: Vec<NewName>,
+    /// Pool names added to the feeds in the period (at most 200, newest first).
+    pub added_names: Vec<Listed>,
+    /// How many names were added (all of them).
+    pub added_names_total: usize,
+    /// Addresses that joined the pool address set in the period (at most 200).
+    pub added_addresses: Vec<Listed>,
+    /// How many addresses joined (all of them).
+    pub added_addresses_total: usize,
+}
+
+/// A name added to the feeds, or an address to the pool set.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Listed {
+    /// The name or the address.
+    pub entry: String,
+    /// The feed listing the name; for an address, the name whose answer held it.
+    pub source: String,
+    /// RFC 3339: first listed.
+    pub since: String,
+}
+
+impl From<report::Listed> for Listed {
+    fn from(l: report::Listed) -> Self {
+        Self {
+            entry: l.entry,
+            source: l.source,
+            since: l.since,
+        }
+    }
 }
 
 impl From<report::Summary> for Summary {
@@ -96,6 +125,10 @@ impl From<report::Summary> for Summary {
             by_department: all(s.by_department),
             top_offenders: all(s.top_offenders),
             new_names: all(s.new_names),
+            added_names_total: s.added.names_total,
+            added_addresses_total: s.added.addresses_total,
+            added_names: all(s.added.names),
+            added_addresses: all(s.added.addresses),
         }
     }
 }

@@ -95,6 +95,27 @@ pub fn render(s: &Summary, since_ms: i64, until_ms: i64, lang: Language, tz: Tz)
             };
         }
     }
+    let added = &s.added;
+    if added.names_total > 0 {
+        let (en, cn) = (
+            format!("Pool names added to the feeds ({})", added.names_total),
+            format!("新增封堵的矿池域名（{}）", added.names_total),
+        );
+        heading(&mut t, &en, &cn);
+        for l in &added.names {
+            let _ = writeln!(t, "- {} ({})", escape(&l.entry), escape(&l.source));
+        }
+    }
+    if added.addresses_total > 0 {
+        let (en, cn) = (
+            format!("Pool addresses added ({})", added.addresses_total),
+            format!("新增矿池地址（{}）", added.addresses_total),
+        );
+        heading(&mut t, &en, &cn);
+        for l in &added.addresses {
+            let _ = writeln!(t, "- {} ({})", escape(&l.entry), escape(&l.source));
+        }
+    }
     if !s.new_names.is_empty() {
         heading(&mut t, "New pool names seen", "新出现的矿池域名");
         for n in &s.new_names {
@@ -128,6 +149,8 @@ pub struct BulletinStores {
     pub claims: Arc<dyn BulletinStore>,
     /// The delivery log.
     pub deliveries: Arc<dyn AlertStore>,
+    /// What was added to the feeds and the pool address set (plugged in by the app).
+    pub listings: poolguard_store::summary::SharedListings,
 }
 
 /// Sends the bulletin of the last ended period unless it was sent already; whether it sent.
@@ -145,7 +168,8 @@ pub async fn send_due(
         metrics::counter!("poolguard_bulletins_total", "result" => "already_sent").increment(1);
         return Ok(false);
     }
-    let summary = stores.summaries.summary(since, until, now).await?;
+    let mut summary = stores.summaries.summary(since, until, now).await?;
+    summary.added = poolguard_store::summary::added(&stores.listings, since, until);
     let m = render(&summary, since, until, acc.reports.language, tz);
     for ch in to {
         let payload = ch.bulletin_payload(&m, &cfg.bulletin.to, acc.reports.language);
@@ -254,6 +278,15 @@ mod tests {
                 first_seen: String::new(),
                 hits: 40,
             }],
+            added: poolguard_store::summary::Added {
+                names: vec![poolguard_store::summary::Listed {
+                    entry: "xmr.newpool.example".into(),
+                    source: "mining".into(),
+                    since: String::new(),
+                }],
+                names_total: 1,
+                ..Default::default()
+            },
         };
         let zh = render(&s, 0, 7 * DAY_MS, Language::ZhCn, Tz::UTC);
         assert!(zh.title.starts_with("挖矿治理通报："), "{}", zh.title);

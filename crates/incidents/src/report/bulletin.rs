@@ -44,6 +44,34 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
             o.hits
         );
     }
+    let _ = write!(
+        h,
+        "</table>\n<h2>Pool names added to the feeds ({})</h2>\n<table><tr><th>Name</th><th>Feed</th><th>Listed since</th></tr>\n",
+        s.added.names_total
+    );
+    for l in &s.added.names {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&l.entry),
+            escape(&l.source),
+            escape(&l.since)
+        );
+    }
+    let _ = write!(
+        h,
+        "</table>\n<h2>Pool addresses added ({})</h2>\n<table><tr><th>Address</th><th>Name</th><th>First seen</th></tr>\n",
+        s.added.addresses_total
+    );
+    for l in &s.added.addresses {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&l.entry),
+            escape(&l.source),
+            escape(&l.since)
+        );
+    }
     h.push_str("</table>\n<h2>New names seen</h2>\n<table><tr><th>Name</th><th>First seen</th><th>Hits</th></tr>\n");
     for n in &s.new_names {
         let _ = writeln!(
@@ -99,6 +127,14 @@ pub fn summary_csv(s: &Summary) -> Result<Vec<u8>, csv::Error> {
             "",
             &cell(o.asset.as_deref().unwrap_or("")),
         ])?;
+    }
+    for (section, list) in [
+        ("added_name", &s.added.names),
+        ("added_address", &s.added.addresses),
+    ] {
+        for l in list {
+            w.write_record([section, &cell(&l.entry), "", "", "", &cell(&l.source)])?;
+        }
     }
     for n in &s.new_names {
         w.write_record([
