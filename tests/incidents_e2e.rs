@@ -883,6 +883,16 @@ async fn incidents_summary_counts_the_period() {
             && html.contains("stratum.otherpool.example"),
         "{html}"
     );
+    // The same bulletin in Chinese, as filed with the information office.
+    let zh = api
+        .text(&format!(
+            "/api/v1/reports/summary?{q}&format=html&lang=zh-CN"
+        ))
+        .await;
+    assert!(
+        zh.contains("挖矿治理通报") && zh.contains("新增封堵的矿池域名 (2)"),
+        "{zh}"
+    );
     let csv = api
         .text(&format!("/api/v1/reports/summary?{q}&format=csv"))
         .await;

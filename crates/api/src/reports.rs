@@ -27,6 +27,7 @@ const MAX_PERIOD_MS: i64 = 366 * 24 * 3600 * 1000;
     params(("since" = Option<String>, Query, description = "RFC 3339, inclusive"),
            ("until" = Option<String>, Query, description = "RFC 3339, exclusive; default now"),
            ("format" = Option<String>, Query, description = "json, html or csv"),
+           ("lang" = Option<String>, Query, description = "html: en or zh-CN; default `[reports] language`"),
            ("bom" = Option<bool>, Query, description = "CSV only: true (default) starts with a UTF-8 byte order mark for Excel; false omits it")),
     responses((status = 200, description = "The summary (JSON, HTML or CSV)", body = Summary), (status = 400, description = "Bad parameter or body; `error` names it", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -37,11 +38,23 @@ pub async fn summary(
     let now = state.accountability.clock.now_ms();
     let (mut since, mut until, mut format) = (None, None, "json".to_string());
     let mut bom = true;
+    let mut lang = state.accountability.reports.language;
     for (k, v) in check_keys(
         pairs,
-        &["since", "until", "format", super::csv_export::PARAM],
+        &["since", "until", "format", "lang", super::csv_export::PARAM],
     )? {
         match k {
+            "lang" => {
+                lang = poolguard_config::reports::Language::parse(v.trim()).ok_or_else(|| {
+                    ApiError::bad_param(
+                        "lang",
+                        format!(
+                            "`{v}` is not one of {}",
+                            poolguard_config::reports::Language::TAGS
+                        ),
+                    )
+                })?
+            }
             "since" => since = Some(parse_time("since", v.trim())?),
             "until" => until = Some(parse_time("until", v.trim())?),
             super::csv_export::PARAM => bom = super::csv_export::parse_bom(&v)?,
@@ -75,7 +88,7 @@ pub async fn summary(
     Ok(match format.as_str() {
         "html" => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            report::summary_html(&s),
+            report::summary_html(&s, lang),
         )
             .into_response(),
         "csv" => {

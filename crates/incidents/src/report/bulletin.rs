@@ -2,20 +2,42 @@
 
 use std::fmt::Write as _;
 
+use poolguard_config::reports::Language;
+
 use super::{Summary, escape, opt};
 
-/// The summary as a printable HTML bulletin.
-pub fn summary_html(s: &Summary) -> String {
+/// A label in the bulletin's language.
+fn tr(lang: Language, en: &'static str, zh: &'static str) -> &'static str {
+    match lang {
+        Language::En => en,
+        Language::ZhCn => zh,
+    }
+}
+
+/// The summary as a printable HTML bulletin, in `lang`.
+pub fn summary_html(s: &Summary, lang: Language) -> String {
+    let t = |en, zh| tr(lang, en, zh);
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n<title>Mining bulletin {since} – {until}</title>\n<style>\n\
+        "<!DOCTYPE html>\n<html lang=\"{html_lang}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title} {since} – {until}</title>\n<style>\n\
 @page {{ size: A4; margin: 18mm 15mm; }}\n\
 body {{ font-family: \"Noto Sans CJK SC\", \"Source Han Sans SC\", \"PingFang SC\", \"Microsoft YaHei\", \"SimSun\", \"WenQuanYi Micro Hei\", sans-serif; font-size: 10pt; }}\n\
 table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding: 1mm 2mm; text-align: left; }} th {{ background: #eee; }}\n\
-</style>\n</head>\n<body>\n<h1>Crypto-mining bulletin</h1>\n<p>{since} – {until}</p>\n\
-<table><tr><th>Hits</th><td>{hits}</td></tr><tr><th>Incidents opened</th><td>{o}</td></tr><tr><th>Incidents closed</th><td>{c}</td></tr><tr><th>Incidents overdue</th><td>{ov}</td></tr></table>\n\
-<h2>By department</h2>\n<table><tr><th>Department</th><th>Opened</th><th>Closed</th><th>Overdue</th></tr>\n",
+</style>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{since} – {until}</p>\n\
+<table><tr><th>{l_hits}</th><td>{hits}</td></tr><tr><th>{l_opened}</th><td>{o}</td></tr><tr><th>{l_closed}</th><td>{c}</td></tr><tr><th>{l_overdue}</th><td>{ov}</td></tr></table>\n\
+<h2>{l_by_dept}</h2>\n<table><tr><th>{l_dept}</th><th>{l_o}</th><th>{l_c}</th><th>{l_ov}</th></tr>\n",
+        html_lang = tr(lang, "en", "zh-CN"),
+        title = t("Crypto-mining bulletin", "挖矿治理通报"),
+        l_hits = t("Hits", "命中次数"),
+        l_opened = t("Incidents opened", "新立事件"),
+        l_closed = t("Incidents closed", "已结事件"),
+        l_overdue = t("Incidents overdue", "逾期事件"),
+        l_by_dept = t("By department", "按部门"),
+        l_dept = t("Department", "部门"),
+        l_o = t("Opened", "新立"),
+        l_c = t("Closed", "已结"),
+        l_ov = t("Overdue", "逾期"),
         since = escape(&s.since),
         until = escape(&s.until),
         hits = s.hits,
@@ -33,7 +55,15 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
             d.overdue
         );
     }
-    h.push_str("</table>\n<h2>Top offenders</h2>\n<table><tr><th>Client</th><th>Asset</th><th>Department</th><th>Hits</th></tr>\n");
+    let _ = write!(
+        h,
+        "</table>\n<h2>{}</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>\n",
+        t("Top offenders", "命中最多的终端"),
+        t("Client", "终端"),
+        t("Asset", "资产"),
+        t("Department", "部门"),
+        t("Hits", "命中次数")
+    );
     for o in &s.top_offenders {
         let _ = writeln!(
             h,
@@ -46,8 +76,12 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
     }
     let _ = write!(
         h,
-        "</table>\n<h2>Pool names added to the feeds ({})</h2>\n<table><tr><th>Name</th><th>Feed</th><th>Listed since</th></tr>\n",
-        s.added.names_total
+        "</table>\n<h2>{} ({})</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th></tr>\n",
+        t("Pool names added to the feeds", "新增封堵的矿池域名"),
+        s.added.names_total,
+        t("Name", "域名"),
+        t("Feed", "列表"),
+        t("Listed since", "列入时间")
     );
     for l in &s.added.names {
         let _ = writeln!(
@@ -60,8 +94,12 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
     }
     let _ = write!(
         h,
-        "</table>\n<h2>Pool addresses added ({})</h2>\n<table><tr><th>Address</th><th>Name</th><th>First seen</th></tr>\n",
-        s.added.addresses_total
+        "</table>\n<h2>{} ({})</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th></tr>\n",
+        t("Pool addresses added", "新增矿池地址"),
+        s.added.addresses_total,
+        t("Address", "地址"),
+        t("Name", "域名"),
+        t("First seen", "首次出现")
     );
     for l in &s.added.addresses {
         let _ = writeln!(
@@ -72,7 +110,14 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
             escape(&l.since)
         );
     }
-    h.push_str("</table>\n<h2>New names seen</h2>\n<table><tr><th>Name</th><th>First seen</th><th>Hits</th></tr>\n");
+    let _ = write!(
+        h,
+        "</table>\n<h2>{}</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th></tr>\n",
+        t("New names seen", "新出现的矿池域名"),
+        t("Name", "域名"),
+        t("First seen", "首次出现"),
+        t("Hits", "命中次数")
+    );
     for n in &s.new_names {
         let _ = writeln!(
             h,
