@@ -95,24 +95,28 @@ pub fn render(s: &Summary, since_ms: i64, until_ms: i64, lang: Language, tz: Tz)
             };
         }
     }
-    let added = &s.added;
-    if added.names_total > 0 {
-        let (en, cn) = (
-            format!("Pool names added to the feeds ({})", added.names_total),
-            format!("新增封堵的矿池域名（{}）", added.names_total),
-        );
-        heading(&mut t, &en, &cn);
-        for l in &added.names {
-            let _ = writeln!(t, "- {} ({})", escape(&l.entry), escape(&l.source));
+    let added = [
+        (
+            ("Pool names added to the feeds", "新增封堵的矿池域名"),
+            s.added.names_total,
+            &s.added.names,
+        ),
+        (
+            ("Pool addresses added", "新增矿池地址"),
+            s.added.addresses_total,
+            &s.added.addresses,
+        ),
+    ];
+    for ((en, cn), total, list) in added {
+        if total == 0 {
+            continue;
         }
-    }
-    if added.addresses_total > 0 {
-        let (en, cn) = (
-            format!("Pool addresses added ({})", added.addresses_total),
-            format!("新增矿池地址（{}）", added.addresses_total),
+        heading(
+            &mut t,
+            &format!("{en} ({total})"),
+            &format!("{cn}（{total}）"),
         );
-        heading(&mut t, &en, &cn);
-        for l in &added.addresses {
+        for l in list {
             let _ = writeln!(t, "- {} ({})", escape(&l.entry), escape(&l.source));
         }
     }
@@ -292,7 +296,9 @@ mod tests {
         assert!(zh.title.starts_with("挖矿治理通报："), "{}", zh.title);
         assert!(
             zh.text.contains("**命中次数**: 42")
-                && zh.text.contains("物理系：新立 3，已结 2，逾期 1"),
+                && zh.text.contains("物理系：新立 3，已结 2，逾期 1")
+                && zh.text.contains("新增封堵的矿池域名（1）")
+                && zh.text.contains("- xmr.newpool.example (mining)"),
             "{}",
             zh.text
         );

@@ -74,41 +74,42 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
             o.hits
         );
     }
-    let _ = write!(
-        h,
-        "</table>\n<h2>{} ({})</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th></tr>\n",
-        t("Pool names added to the feeds", "新增封堵的矿池域名"),
-        s.added.names_total,
-        t("Name", "域名"),
-        t("Feed", "列表"),
-        t("Listed since", "列入时间")
-    );
-    for l in &s.added.names {
-        let _ = writeln!(
+    let added = [
+        (
+            t("Pool names added to the feeds", "新增封堵的矿池域名"),
+            s.added.names_total,
+            [
+                t("Name", "域名"),
+                t("Feed", "列表"),
+                t("Listed since", "列入时间"),
+            ],
+            &s.added.names,
+        ),
+        (
+            t("Pool addresses added", "新增矿池地址"),
+            s.added.addresses_total,
+            [
+                t("Address", "地址"),
+                t("Name", "域名"),
+                t("First seen", "首次出现"),
+            ],
+            &s.added.addresses,
+        ),
+    ];
+    for (heading, total, [c1, c2, c3], list) in added {
+        let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&l.entry),
-            escape(&l.source),
-            escape(&l.since)
+            "</table>\n<h2>{heading} ({total})</h2>\n<table><tr><th>{c1}</th><th>{c2}</th><th>{c3}</th></tr>\n"
         );
-    }
-    let _ = write!(
-        h,
-        "</table>\n<h2>{} ({})</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th></tr>\n",
-        t("Pool addresses added", "新增矿池地址"),
-        s.added.addresses_total,
-        t("Address", "地址"),
-        t("Name", "域名"),
-        t("First seen", "首次出现")
-    );
-    for l in &s.added.addresses {
-        let _ = writeln!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&l.entry),
-            escape(&l.source),
-            escape(&l.since)
-        );
+        for l in list {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&l.entry),
+                escape(&l.source),
+                escape(&l.since)
+            );
+        }
     }
     let _ = write!(
         h,
