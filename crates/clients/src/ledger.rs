@@ -378,7 +378,7 @@ impl Ledger {
     /// know. A scan of those rows (thousands), for searches only.
     pub fn devices_of(&self, asset: Option<&str>, owner: Option<&str>) -> Vec<Arc<Identity>> {
         let same = |want: Option<&str>, have: Option<&String>| {
-            want.is_none_or(|w| have.is_some_and(|h| h.to_lowercase() == w.to_lowercase()))
+            want.is_none_or(|w| have.is_some_and(|h| poolguard_model::text::same_text(h, w)))
         };
         let mut out: Vec<Arc<Identity>> = self
             .by_mac

@@ -82,7 +82,7 @@ impl Exempt {
         let account = account?;
         self.accounts
             .iter()
-            .find(|a| a.eq_ignore_ascii_case(account) || **a == account.to_lowercase())
+            .find(|a| poolguard_model::text::same_text(a, account))
             .map(|a| format!("account:{a}"))
     }
 }

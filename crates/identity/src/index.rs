@@ -191,7 +191,7 @@ impl IdentityIndex {
                 if let Some(a) = h.account.as_deref().and_then(|a| {
                     accounts
                         .iter()
-                        .find(|x| x.eq_ignore_ascii_case(a) || x.to_lowercase() == a.to_lowercase())
+                        .find(|x| poolguard_model::text::same_text(x, a))
                 }) {
                     out.push((addr, format!("account:{}", a.to_lowercase())));
                     break;
@@ -279,9 +279,9 @@ impl IdentityIndex {
                 for h in &lane.held {
                     let by_mac = mac.is_some_and(|m| h.mac.as_deref() == Some(m));
                     let by_account = account.is_some_and(|a| {
-                        h.account.as_deref().is_some_and(|x| {
-                            x.eq_ignore_ascii_case(a) || x.to_lowercase() == a.to_lowercase()
-                        })
+                        h.account
+                            .as_deref()
+                            .is_some_and(|x| poolguard_model::text::same_text(x, a))
                     });
                     if by_mac || by_account {
                         out.push(h.interval(addr, lane.source));

@@ -108,20 +108,7 @@ impl<C, K> ListFilter<C, K> {
     }
 }
 
-/// Text equal but for case (Latin letters): how accounts and owners are searched.
-/// Whether `have` contains `part`, case-insensitively (Latin and other cased scripts).
-pub fn contains_text(have: &str, part: &str) -> bool {
-    if have.is_ascii() && part.is_ascii() {
-        let (h, p) = (have.as_bytes(), part.as_bytes());
-        return p.is_empty() || h.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p));
-    }
-    have.to_lowercase().contains(&part.to_lowercase())
-}
-
-pub fn same_text(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
-        || (!(a.is_ascii() && b.is_ascii()) && a.to_lowercase() == b.to_lowercase())
-}
+pub use poolguard_model::text::{contains_text, same_text};
 
 /// One stored query or hit.
 #[derive(Debug, Clone, PartialEq)]

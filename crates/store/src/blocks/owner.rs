@@ -95,9 +95,7 @@ impl<'a> HitOwner<'a> {
         }
         let s = e.snapshot.unwrap_or_default();
         match (self, HitOwner::of(s.asset, s.mac, s.account, e.client)) {
-            (HitOwner::Account(a), HitOwner::Account(b)) => {
-                a == &b || a.to_lowercase() == b.to_lowercase()
-            }
+            (HitOwner::Account(a), HitOwner::Account(b)) => poolguard_model::text::same_text(a, b),
             (a, b) => *a == b,
         }
     }
