@@ -369,7 +369,6 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         }
         _ => None,
     };
-    let mut evidence = evidence;
     // The review queue's scan reads this node's query log back (docs/REVIEW.md) into the
     // queue: the group's under the postgres backend.
     if let Some(ev) = evidence.as_mut() {

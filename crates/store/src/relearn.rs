@@ -99,13 +99,7 @@ pub fn sweep(
             }
         }
         let Some(s) = enc.seal() else { continue };
-        conn.prepare_cached(&format!(
-            "UPDATE {t} SET first_ms = ?2, last_ms = ?3, rows = ?4, counts = ?5, filter = ?6, \
-             data = ?7 WHERE id = ?1"
-        ))?
-        .execute(params![
-            id, s.first_ms, s.last_ms, s.rows, s.counts, s.filter, s.data
-        ])?;
+        crate::blocks::replace(conn, Table::Hits, id, &s)?;
     }
     let mut out: Vec<Learned> = learned.into_values().collect();
     out.sort_by_key(|l| (l.first_ms, l.ip));

@@ -182,13 +182,7 @@ fn merge(conn: &Connection, table: Table, run: &[Meta]) -> Result<(), StoreError
     let Some(s) = merged.seal() else {
         return Ok(());
     };
-    conn.prepare_cached(&format!(
-        "UPDATE {t} SET first_ms = ?2, last_ms = ?3, rows = ?4, counts = ?5, filter = ?6, \
-         data = ?7 WHERE id = ?1"
-    ))?
-    .execute(params![
-        run[0].id, s.first_ms, s.last_ms, s.rows, s.counts, s.filter, s.data
-    ])?;
+    super::replace(conn, table, run[0].id, &s)?;
     let mut delete = conn.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?;
     for b in &run[1..] {
         delete.execute([b.id])?;

@@ -66,6 +66,20 @@ pub fn insert(conn: &Connection, table: Table, b: &Sealed) -> Result<i64, StoreE
     Ok(conn.last_insert_rowid())
 }
 
+/// Puts `b` in place of block `id` of `table`: compaction merging a run into its first
+/// block, late identity rewriting a block's snapshots (`crate::relearn`).
+pub fn replace(conn: &Connection, table: Table, id: i64, b: &Sealed) -> Result<(), StoreError> {
+    conn.prepare_cached(&format!(
+        "UPDATE {} SET first_ms = ?2, last_ms = ?3, rows = ?4, counts = ?5, filter = ?6, \
+         data = ?7 WHERE id = ?1",
+        table.blocks()
+    ))?
+    .execute(params![
+        id, b.first_ms, b.last_ms, b.rows, b.counts, b.filter, b.data
+    ])?;
+    Ok(())
+}
+
 fn outcome_named(action: &str) -> Option<usize> {
     OUTCOMES.iter().position(|o| o.as_str() == action)
 }
