@@ -7,8 +7,11 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
+use common::dhcp::{
+    holder, kea_granted, perfdhcp_until, start_kea, wait_for_text as wait_for,
+    wait_for_text_any as wait_for_any,
+};
 use common::netns::{Daemon, Link};
 use common::tools::require_tool;
 use common::{TestBed, sha256_hex};
@@ -38,86 +41,6 @@ async fn client(bed: &TestBed, ip: &str) -> Value {
     body
 }
 
-/// Waits (bounded) until one of `files` contains `text`.
-async fn wait_for_any(files: &[&Path], text: &str) {
-    for _ in 0..200 {
-        if files
-            .iter()
-            .any(|f| std::fs::read_to_string(f).is_ok_and(|s| s.contains(text)))
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("none of {files:?} ever contained `{text}`");
-}
-
-async fn wait_for(file: &Path, text: &str) {
-    wait_for_any(&[file], text).await;
-}
-
-/// Waits (bounded) until poolguard names `mac` as the holder of `ip`; returns the answer.
-async fn holder(bed: &TestBed, ip: &str, mac: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        last = client(bed, ip).await;
-        if last["identity"]["mac"] == mac {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{ip} never attributed to {mac}: {last}");
-}
-
-/// Runs [`perfdhcp`] until `granted()` lists a lease for the round's first MAC (`base`), at
-/// most five rounds: under load perfdhcp gives up on a slow exchange, and the servers' lease
-/// files, not perfdhcp's counters, say which clients got an address.
-fn perfdhcp_until(
-    link: &Link,
-    clients: u32,
-    base: &str,
-    granted: impl Fn() -> Vec<(String, String)>,
-) -> Vec<(String, String)> {
-    for _ in 0..5 {
-        perfdhcp(link, clients, base);
-        let now = granted();
-        if now.iter().any(|(_, m)| m == base) {
-            return now;
-        }
-    }
-    panic!(
-        "no client of {base} got a lease in five rounds: {:?}",
-        granted()
-    );
-}
-
-/// `clients` DHCP clients with MACs from `base` get a lease from the server on `link`.
-fn perfdhcp(link: &Link, clients: u32, base: &str) {
-    let bin = require_tool("perfdhcp", "kea-admin");
-    let out = Link::exec(&link.client_ns, &bin)
-        .args([
-            "-4",
-            "-l",
-            &link.client_if,
-            "-r",
-            "20",
-            "-p",
-            "5",
-            "-W",
-            "1000000",
-        ])
-        .args(["-R", &clients.to_string(), "-n", &(clients * 2).to_string()])
-        .args(["-b", &format!("mac={base}")])
-        .output()
-        .expect("perfdhcp runs");
-    // perfdhcp's exit code reports dropped packets (3); the lease file is what counts.
-    assert!(
-        matches!(out.status.code(), Some(0 | 3)),
-        "perfdhcp: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kea_leases_are_followed_through_its_lease_file_cleanup() {
     let link = Link::new("10.213.50");
@@ -140,24 +63,12 @@ async fn kea_leases_are_followed_through_its_lease_file_cleanup() {
         ),
     )
     .unwrap();
-    let kea = require_tool("kea-dhcp4", "kea-dhcp4-server");
-    let _kea = Daemon(
-        Link::exec(&link.server_ns, &kea)
-            .arg("-c")
-            .arg(&conf)
-            .env("KEA_PIDFILE_DIR", dir.path())
-            .env("KEA_LOCKFILE_DIR", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("kea-dhcp4 starts"),
-    );
-    wait_for(&log, "DHCP4_STARTED").await;
+    let _kea = start_kea(&link, dir.path(), &conf, &log).await;
     let bed = bed("kea", &leases).await;
 
     let granted = perfdhcp_until(&link, 3, "00:0c:01:02:03:04", || kea_granted(dir.path()));
     let ip = address_of(&granted, "00:0c:01:02:03:04");
-    let first = holder(&bed, &ip, "00:0c:01:02:03:04").await;
+    let first = holder(&bed, TOKEN, &ip, "00:0c:01:02:03:04").await;
     assert_eq!(first["identity"]["owner"], "Zhang Wei", "{first}");
     assert_eq!(first["identity"]["source"], "kea");
     assert_eq!(first["holdings"][0]["source"], "kea");
@@ -183,7 +94,7 @@ async fn kea_leases_are_followed_through_its_lease_file_cleanup() {
         "the second round got leases: {all:?}"
     );
     for (ip, mac) in &all {
-        holder(&bed, ip, mac).await;
+        holder(&bed, TOKEN, ip, mac).await;
     }
     let history = client(&bed, "10.213.50.100").await;
     assert_eq!(
@@ -201,23 +112,6 @@ fn address_of(granted: &[(String, String)], mac: &str) -> String {
         .find(|(_, m)| m == mac)
         .map(|(ip, _)| ip.clone())
         .unwrap_or_else(|| panic!("{mac} got no lease: {granted:?}"))
-}
-
-/// Each (address, MAC) Kea granted, from its lease files (the current one and the ones its
-/// cleanup keeps), newest grant per address.
-fn kea_granted(dir: &Path) -> Vec<(String, String)> {
-    let mut out = std::collections::BTreeMap::new();
-    for name in [".1", ".completed", ".2", ""] {
-        let text =
-            std::fs::read_to_string(dir.join(format!("kea-leases4.csv{name}"))).unwrap_or_default();
-        for line in text.lines().filter(|l| !l.starts_with("address")) {
-            let f: Vec<&str> = line.split(',').collect();
-            if f.len() > 9 && f[9] == "0" && f[3] != "0" {
-                out.insert(f[0].to_string(), f[1].to_string());
-            }
-        }
-    }
-    out.into_iter().collect()
 }
 
 /// Each (address, MAC) of an active lease in dhcpd.leases, newest record per address.
@@ -287,7 +181,7 @@ async fn dhcpd_leases_are_followed_through_its_rewrites() {
 
     let granted = perfdhcp_until(&link, 2, "00:0c:01:02:03:04", || dhcpd_granted(&leases));
     let ip = address_of(&granted, "00:0c:01:02:03:04");
-    let first = holder(&bed, &ip, "00:0c:01:02:03:04").await;
+    let first = holder(&bed, TOKEN, &ip, "00:0c:01:02:03:04").await;
     assert_eq!(first["identity"]["owner"], "Zhang Wei", "{first}");
     assert_eq!(first["identity"]["source"], "dhcpd");
     let round_one = dhcpd_granted(&leases);
@@ -306,7 +200,7 @@ async fn dhcpd_leases_are_followed_through_its_rewrites() {
         "the second round got leases: {all:?}"
     );
     for (ip, mac) in &all {
-        holder(&bed, ip, mac).await;
+        holder(&bed, TOKEN, ip, mac).await;
     }
     let (status, device) = bed
         .api_get("/api/v1/identities?mac=00-0C-01-02-03-04", TOKEN)

@@ -26,6 +26,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod dhcp;
 pub mod netns;
 pub mod postgres;
 pub mod radius;

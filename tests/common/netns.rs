@@ -111,3 +111,45 @@ impl Drop for Daemon {
         let _ = self.0.wait();
     }
 }
+
+/// Runs `f` on a thread of its own that has entered `ns`: every socket made there, and every
+/// thread it starts (a tokio runtime's workers, poolguard's writer), lives in the namespace.
+/// This is how a test runs a whole in-process poolguard behind a veth link, where the real
+/// DHCP clients of the other namespace can reach it. A panic in `f` is the caller's panic.
+pub fn run_in<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{ns}");
+    let thread = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: `file` is an open network namespace; setns changes only this thread's.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    });
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// [`run_in`] with a tokio runtime of its own built there, running `make()`'s future.
+pub fn block_on_in<F, Fut>(ns: &str, make: F) -> Fut::Output
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future,
+    Fut::Output: Send + 'static,
+{
+    run_in(ns, move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+            .block_on(make())
+    })
+}
+
+/// Adds `cidr` (e.g. `10.213.52.10/32`) to `ifname` in `ns`: the address a DHCP client was
+/// granted, so a DNS query can leave from it.
+pub fn add_address(ns: &str, ifname: &str, cidr: &str) {
+    ip(&["-n", ns, "addr", "add", cidr, "dev", ifname]);
+}
