@@ -35,6 +35,7 @@ const LEDGER: &str = "network,mac,asset,kind,location,department,owner,contact,a
 ,00:0c:52:00:00:0a,laptop-a,laptop,,Physics,Alice Wang,,
 ,00:0c:52:00:00:0b,desktop-b,desktop,,History,Bo Chen,,
 ,00:0c:52:00:00:0c,gpu-c,workstation,,Chemistry,Chen Jie,,
+10.213.52.2/32,,probe-2,server,,Network Centre,Net Ops,,
 ";
 
 #[test]
@@ -98,6 +99,19 @@ impl Kea<'_> {
         }
         panic!("{mac} never got {}: {:?}", want.0, kea_granted(&self.dir));
     }
+}
+
+/// Waits for the wall clock's next whole second. Kea's lease file keeps whole seconds
+/// (`expire`, `valid_lifetime`), so poolguard knows a holding's start and end to the second:
+/// a query and a move of its address within one second cannot be told apart afterwards (a
+/// hit is still attributed right when it is written). On a campus a second always passes;
+/// here the second turns between the queries and the next move.
+async fn next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let rest = 1_000 - u64::from(now.subsec_millis()) + 1;
+    tokio::time::sleep(std::time::Duration::from_millis(rest)).await;
 }
 
 /// Copies Kea's lease file to where poolguard reads it: written aside, then renamed.
@@ -218,6 +232,7 @@ async fn swap(link: Link) {
     mine(&bed, &link, 11).await;
 
     // They swap: A to the spare .12, B to .10, A to .11.
+    next_second().await;
     kea.reserve(&[(A, 12), (B, 11), (C, 13)]).await;
     kea.grant(A, 12);
     kea.reserve(&[(A, 12), (B, 10), (C, 13)]).await;
@@ -256,6 +271,49 @@ async fn swap(link: Link) {
         .map(|h| &h["identity"]["mac"])
         .collect();
     assert_eq!(macs, [B, A], "newest first: {ten}");
+
+    // The query log has no identity; asked by MAC or owner, it answers through who held
+    // which address when: A's queries from both its addresses, never B's from the same ones.
+    let clients_of = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|q| q["client"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let a_queries = get(&bed, &format!("/api/v1/queries?mac={}", A.to_uppercase())).await;
+    assert_eq!(
+        clients_of(&a_queries),
+        [format!("{NET}.11"), format!("{NET}.10")],
+        "{a_queries}"
+    );
+    let b_queries = get(&bed, "/api/v1/queries?owner=bo%20chen").await;
+    assert_eq!(
+        clients_of(&b_queries),
+        [format!("{NET}.10"), format!("{NET}.11")],
+        "{b_queries}"
+    );
+    let paged = get(&bed, "/api/v1/queries?owner=bo%20chen&limit=1").await;
+    assert_eq!(clients_of(&paged), [format!("{NET}.10")], "{paged}");
+    let cursor = paged["next_cursor"].as_str().expect("a second page");
+    let rest = get(
+        &bed,
+        &format!("/api/v1/queries?owner=bo%20chen&limit=1&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(clients_of(&rest), [format!("{NET}.11")], "{rest}");
+    let one = get(
+        &bed,
+        &format!("/api/v1/queries?asset=laptop-a&client={NET}.10"),
+    )
+    .await;
+    assert_eq!(clients_of(&one), [format!("{NET}.10")], "{one}");
+    // A fixed-address machine of the ledger is found by its asset tag.
+    ask(&link, &format!("{NET}.2"), bed.dns, "www.example.test.").await;
+    bed.running().flush().await.expect("flush");
+    let probe = get(&bed, "/api/v1/queries?asset=PROBE-2").await;
+    assert_eq!(clients_of(&probe), [format!("{NET}.2")], "{probe}");
 
     // C gets .13 and mines before its lease reaches poolguard: the hit is the address's.
     kea.grant(C, 13);

@@ -23,6 +23,7 @@ pub mod metrics;
 mod narrative;
 pub mod openapi;
 mod quarantine;
+mod queries_who;
 mod reports;
 pub mod revocations;
 mod stats;

@@ -62,13 +62,16 @@ pub struct ListParams {
     department: Option<String>,
     /// Part of the department, anywhere in it, case-insensitive (`phys` finds `Physics`).
     department_contains: Option<String>,
-    /// Hits only: the ledger asset tag (case-insensitive).
+    /// The ledger asset tag (case-insensitive). Hits: the tag stored with the hit; queries:
+    /// the addresses that asset's MACs, accounts and networks held, when they held them.
     asset: Option<String>,
-    /// Hits only: the MAC that held the address (any common spelling).
+    /// The MAC that held the address (any common spelling). Hits: stored with the hit;
+    /// queries: sent from an address while that MAC held it (DHCP leases, logins).
     mac: Option<String>,
-    /// Hits only: the account logged in at the address (case-insensitive).
+    /// The account logged in at the address (case-insensitive); on queries as for `mac`.
     account: Option<String>,
-    /// Hits only: the owner from the ledger (case-insensitive).
+    /// The owner from the ledger (case-insensitive); on queries, through the owner's
+    /// devices, logins and networks as for `asset`.
     owner: Option<String>,
     /// RFC 3339 time, inclusive.
     since: Option<String>,
@@ -369,18 +372,35 @@ pub(crate) async fn list(
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (filter, format) = parse_list(pairs)?;
-    let page = state
-        .store
-        .list_evidence(table, filter)
-        .await
-        .map_err(list_error)?;
+    let mut incomplete = Vec::new();
+    let page = if table == Table::Queries && super::queries_who::asks_who(&filter) {
+        // The query log has no identity: who held which address when answers it.
+        let (spans, more) =
+            super::queries_who::spans(&state.ledger.load(), state.identities.as_deref(), &filter);
+        if more {
+            incomplete.push(format!(
+                "only the {} most recent addresses this device or person held were searched",
+                super::queries_who::SPANS
+            ));
+        }
+        let (items, next) = super::queries_who::list(&state, &spans, &filter)
+            .await
+            .map_err(list_error)?;
+        poolguard_store::Paged { items, next }
+    } else {
+        state
+            .store
+            .list_evidence(table, filter)
+            .await
+            .map_err(list_error)?
+    };
     let next = page.next.map(|c| c.0);
     let items: Vec<Item> = page.items.into_iter().map(Item::from).collect();
     render(
         ListResponse {
             items,
             next_cursor: next,
-            incomplete: Vec::new(),
+            incomplete,
         },
         format,
         table,

@@ -392,6 +392,35 @@ impl Ledger {
         out
     }
 
+    /// The network rows whose asset tag or owner is `asset` / `owner` (case-insensitive;
+    /// at least one given): the fixed-address machines and their networks, which hold their
+    /// addresses all the time. How staff's "every query of gpu-7" reaches a lab server.
+    pub fn networks_of(
+        &self,
+        asset: Option<&str>,
+        owner: Option<&str>,
+    ) -> Vec<(ipnet::IpNet, Arc<Identity>)> {
+        if asset.is_none() && owner.is_none() {
+            return Vec::new();
+        }
+        let same = |want: Option<&str>, have: Option<&String>| {
+            want.is_none_or(|w| have.is_some_and(|h| poolguard_model::text::same_text(h, w)))
+        };
+        let wanted =
+            |i: &Arc<Identity>| same(asset, i.asset.as_ref()) && same(owner, i.owner.as_ref());
+        let v4 = self
+            .v4
+            .iter()
+            .filter(|(_, i)| wanted(i))
+            .map(|(n, i)| (ipnet::IpNet::V4(n), i.clone()));
+        let v6 = self
+            .v6
+            .iter()
+            .filter(|(_, i)| wanted(i))
+            .map(|(n, i)| (ipnet::IpNet::V6(n), i.clone()));
+        v4.chain(v6).collect()
+    }
+
     /// Number of rows in force (networks, devices and accounts).
     pub fn len(&self) -> usize {
         self.len

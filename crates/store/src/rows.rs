@@ -40,9 +40,10 @@ pub struct ListFilter<C = ([u8; 16], [u8; 16]), K = (i64, i64)> {
     /// Part of the department, anywhere in it, case-insensitive (`phys` finds `Physics`,
     /// `化学` finds `化学学院`).
     pub department_contains: Option<String>,
-    /// Hits only: the ledger asset tag stored with the hit, case-insensitive.
+    /// Hits only here: the ledger asset tag stored with the hit, case-insensitive. (The API
+    /// answers these four on the query log through who held which address when.)
     pub asset: Option<String>,
-    /// Hits only (query rows have no identity): the MAC stored with the hit, lower-case
+    /// Hits only here (query rows have no identity): the MAC stored with the hit, lower-case
     /// colon form (`00:1a:2b:3c:4d:5e`).
     pub mac: Option<String>,
     /// Hits only: the account stored with the hit, case-insensitive.
