@@ -342,6 +342,39 @@ async fn swap(link: Link) {
     let hits = get(&bed, &format!("/api/v1/hits?client={NET}.13")).await;
     assert_eq!(hits["items"][0]["identity"]["owner"], "Chen Jie", "{hits}");
     assert_eq!(hits["items"][0]["identity"]["source"], "kea", "{hits}");
+    // The bulletin names the machines behind each address, and where that came from.
+    let bulletin = get(&bed, "/api/v1/reports/summary").await;
+    let devices_at = |ip: String| -> Vec<(String, String, String)> {
+        let offender = bulletin["top_offenders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["client"] == ip.as_str())
+            .unwrap_or_else(|| panic!("{ip} among the offenders: {bulletin}"));
+        let mut devices: Vec<(String, String, String)> = offender["devices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let text = |k: &str| d[k].as_str().unwrap_or("").to_string();
+                (text("mac"), text("owner"), text("source"))
+            })
+            .collect();
+        devices.sort();
+        devices
+    };
+    let who = |mac: &str, owner: &str| (mac.to_string(), owner.to_string(), "kea".to_string());
+    let both = vec![who(A, "Alice Wang"), who(B, "Bo Chen")];
+    assert_eq!(devices_at(format!("{NET}.10")), both);
+    assert_eq!(devices_at(format!("{NET}.11")), both);
+    assert_eq!(devices_at(format!("{NET}.13")), [who(C, "Chen Jie")]);
+    let html = get(&bed, "/api/v1/reports/summary?format=html").await;
+    let html = html.as_str().expect("HTML");
+    assert!(
+        html.contains("00:0c:52:00:00:0c · Chen Jie (kea, 1)"),
+        "{html}"
+    );
+
     let detail = get(&bed, &format!("/api/v1/incidents/{id}")).await;
     assert_eq!(detail["client_key"], "asset:gpu-c", "{detail}");
     assert_eq!(detail["owner"], "Chen Jie", "{detail}");

@@ -534,8 +534,46 @@ async fn incidents_list_show_and_change_in_one_transaction() {
         "incidents",
         "INSERT INTO hit_names (name, first_ms, last_ms) VALUES ('minexmr.com', 1010, 1150)",
     );
+    // 10.0.0.1 was a Kea-leased PC for node-a's hits and a RADIUS login for node-b's.
+    pg.psql(
+        "incidents",
+        "UPDATE hits SET mac = '00:0c:00:00:00:01', owner = 'Li Na', hostname = 'lab-pc', \
+         identity_source = 'kea' WHERE client = '10.0.0.1' AND node = 'node-a'; \
+         UPDATE hits SET account = 'lina', identity_source = 'radius' \
+         WHERE client = '10.0.0.1' AND node = 'node-b'",
+    );
     let summary = store.summary(0, 6000, 9200).await.expect("summary");
     assert_eq!(summary.hits, 31);
+    let devices: Vec<_> = summary.top_offenders[0]
+        .devices
+        .iter()
+        .map(|d| {
+            (
+                d.mac.as_deref(),
+                d.account.as_deref(),
+                d.hostname.as_deref(),
+                d.owner.as_deref(),
+                d.source.as_str(),
+                d.hits,
+            )
+        })
+        .collect();
+    assert_eq!(
+        devices,
+        [
+            (None, Some("lina"), None, None, "radius", 5),
+            (
+                Some("00:0c:00:00:00:01"),
+                None,
+                Some("lab-pc"),
+                Some("Li Na"),
+                "kea",
+                5
+            ),
+        ],
+        "{:?}",
+        summary.top_offenders
+    );
     assert_eq!(summary.incidents_opened, 10);
     assert_eq!(
         summary.incidents_closed, 1,

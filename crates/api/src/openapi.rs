@@ -111,6 +111,7 @@ use utoipa::{Modify, OpenApi};
         super::views::Summary,
         super::views::DepartmentFigures,
         super::views::Offender,
+        super::views::OffenderDevice,
         super::views::NewName,
         super::views::Listed,
     )),

@@ -11,7 +11,7 @@
 use crate::{Params, PgError, refs};
 use poolguard_store::Count;
 use poolguard_store::rollup::{Kind, by_days, split};
-use poolguard_store::summary::Offender;
+use poolguard_store::summary::{Offender, OffenderDevice};
 
 /// A window `[since, until)` as the ranges every rollup read takes: whole days (day rows),
 /// the hours around them (hour rows) and the millisecond edges (`hits`). Absent parts are
@@ -163,9 +163,55 @@ pub(crate) async fn offenders(
                 asset: r.try_get(1)?,
                 department: r.try_get(2)?,
                 hits: r.try_get(3)?,
+                devices: Vec::new(),
             })
         })
         .collect()
+}
+
+/// Fills each offender's devices from its hits of `[since, until)` (the rollups count
+/// addresses only): one grouped read over `hits_client` for the few addresses listed.
+pub(crate) async fn offender_devices(
+    client: &tokio_postgres::Client,
+    offenders: &mut [Offender],
+    (since, until): (i64, i64),
+) -> Result<(), PgError> {
+    if offenders.is_empty() {
+        return Ok(());
+    }
+    let addresses: Vec<String> = offenders.iter().map(|o| o.client.clone()).collect();
+    let rows = client
+        .query(
+            "SELECT host(client), mac, account, max(hostname), max(owner), \
+             max(identity_source), count(*)::bigint FROM hits \
+             WHERE client = ANY($1::text[]::inet[]) AND time_ms >= $2 AND time_ms < $3 \
+             AND (mac IS NOT NULL OR account IS NOT NULL) \
+             GROUP BY 1, 2, 3",
+            &[&addresses, &since, &until],
+        )
+        .await?;
+    for r in rows {
+        let address: String = r.try_get(0)?;
+        let Some(o) = offenders.iter_mut().find(|o| o.client == address) else {
+            continue;
+        };
+        let (mac, account): (Option<String>, Option<String>) = (r.try_get(1)?, r.try_get(2)?);
+        let (hostname, owner): (Option<String>, Option<String>) = (r.try_get(3)?, r.try_get(4)?);
+        let source: Option<String> = r.try_get(5)?;
+        OffenderDevice::count(
+            &mut o.devices,
+            mac.as_deref(),
+            account.as_deref(),
+            hostname.as_deref(),
+            owner.as_deref(),
+            source.as_deref(),
+            r.try_get(6)?,
+        );
+    }
+    for o in offenders.iter_mut() {
+        o.devices = OffenderDevice::busiest(std::mem::take(&mut o.devices));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -51,7 +51,9 @@ pub(crate) async fn summary(
     };
     let offenders = async {
         let c = store.pool().get().await?;
-        rollups::offenders(&c, &plan, top).await
+        let mut offenders = rollups::offenders(&c, &plan, top).await?;
+        rollups::offender_devices(&c, &mut offenders, (since, until)).await?;
+        Ok::<_, PgError>(offenders)
     };
     let sql = format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents \

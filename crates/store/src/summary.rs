@@ -30,6 +30,81 @@ pub struct Offender {
     pub asset: Option<String>,
     pub department: Option<String>,
     pub hits: i64,
+    /// The machines and logins its hits name (at most [`OFFENDER_DEVICES`], most hits first):
+    /// on a DHCP or Wi-Fi network the address alone does not say whose the hits were.
+    pub devices: Vec<OffenderDevice>,
+}
+
+/// A device or login that held an offender's address during the period, as its hits recorded
+/// it (issue 15: the bulletin names the machine and the person, and where that came from).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffenderDevice {
+    pub mac: Option<String>,
+    pub account: Option<String>,
+    pub hostname: Option<String>,
+    pub owner: Option<String>,
+    /// Who said so: the identity sources (`kea`, `dhcpd`, `radius`), else `ledger`.
+    pub source: String,
+    pub hits: i64,
+}
+
+/// Devices listed per offender at most: an address many machines shared names the busiest.
+pub const OFFENDER_DEVICES: usize = 3;
+
+impl OffenderDevice {
+    /// Folds one hit's identity into `devices`: counted on the entry of its MAC and account,
+    /// or a new entry while fewer than four times [`OFFENDER_DEVICES`] are kept (bounded
+    /// however many MACs a flood claims). Hits naming neither (a ledger network alone) are
+    /// not a device.
+    pub fn count(
+        devices: &mut Vec<OffenderDevice>,
+        mac: Option<&str>,
+        account: Option<&str>,
+        hostname: Option<&str>,
+        owner: Option<&str>,
+        source: Option<&str>,
+        hits: i64,
+    ) {
+        if mac.is_none() && account.is_none() {
+            return;
+        }
+        if let Some(d) = devices
+            .iter_mut()
+            .find(|d| d.mac.as_deref() == mac && d.account.as_deref() == account)
+        {
+            d.hits += hits;
+            if d.hostname.is_none() {
+                d.hostname = hostname.map(str::to_string);
+            }
+            return;
+        }
+        if devices.len() >= 4 * OFFENDER_DEVICES {
+            return;
+        }
+        devices.push(OffenderDevice {
+            mac: mac.map(str::to_string),
+            account: account.map(str::to_string),
+            hostname: hostname.map(str::to_string),
+            owner: owner.map(str::to_string),
+            source: source.unwrap_or("ledger").to_string(),
+            hits,
+        });
+    }
+
+    /// The busiest [`OFFENDER_DEVICES`] of `devices`.
+    pub fn busiest(mut devices: Vec<OffenderDevice>) -> Vec<OffenderDevice> {
+        devices.sort_by(|a, b| b.hits.cmp(&a.hits).then_with(|| a.mac.cmp(&b.mac)));
+        devices.truncate(OFFENDER_DEVICES);
+        devices
+    }
+}
+
+/// What the summary's scan keeps per address.
+#[derive(Debug, Default)]
+struct OffenderTally {
+    asset: Option<String>,
+    department: Option<String>,
+    devices: Vec<OffenderDevice>,
 }
 
 /// A name seen for the first time in the period.
@@ -172,20 +247,31 @@ pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Su
     // One pass over the period's hits: per address (count, asset, department), bounded however
     // many addresses a flood used (`store::top`), and the hits of those new names.
     let mut hits = 0i64;
-    let mut by_client: TopCounts<IpAddr, (Option<String>, Option<String>)> = TopCounts::default();
+    let mut by_client: TopCounts<IpAddr, OffenderTally> = TopCounts::default();
     let mut by_name: HashMap<&str, i64> = firsts.iter().map(|(n, _)| (n.as_str(), 0)).collect();
     blocks::scan(conn, Table::Hits, since, until, None, |_, e| {
         hits += 1;
-        by_client.add(&e.client, |(asset, department)| {
+        by_client.add(&e.client, |tally| {
             // The greatest value, as SQL's max() gave before schema 8: stable in any order.
             let a = e.snapshot.and_then(|s| s.asset);
-            if a.is_some_and(|a| asset.as_deref().is_none_or(|b| a > b)) {
-                *asset = a.map(str::to_string);
+            if a.is_some_and(|a| tally.asset.as_deref().is_none_or(|b| a > b)) {
+                tally.asset = a.map(str::to_string);
             }
             if e.department
-                .is_some_and(|d| department.as_deref().is_none_or(|b| d > b))
+                .is_some_and(|d| tally.department.as_deref().is_none_or(|b| d > b))
             {
-                *department = e.department.map(str::to_string);
+                tally.department = e.department.map(str::to_string);
+            }
+            if let Some(s) = e.snapshot {
+                OffenderDevice::count(
+                    &mut tally.devices,
+                    s.mac,
+                    s.account,
+                    s.hostname,
+                    s.owner,
+                    s.source,
+                    1,
+                );
             }
         });
         if let Some(n) = by_name.get_mut(e.name) {
@@ -203,11 +289,12 @@ pub fn summary(conn: &Connection, since: i64, until: i64, now: i64) -> Result<Su
     let figures = IncidentFigures::of(&rows, since, until, judge);
     let mut top_offenders: Vec<Offender> = by_client
         .into_counts()
-        .map(|(ip, n, (asset, department))| Offender {
+        .map(|(ip, n, tally)| Offender {
             client: ip.to_string(),
-            asset,
-            department,
+            asset: tally.asset,
+            department: tally.department,
             hits: i64::try_from(n).unwrap_or(i64::MAX),
+            devices: OffenderDevice::busiest(tally.devices),
         })
         .collect();
     top_offenders.sort_by(|a, b| b.hits.cmp(&a.hits).then_with(|| a.client.cmp(&b.client)));

@@ -17,7 +17,7 @@ pub use feeds::{
 pub use store::{
     AuditEntry, Count, DeadlineState, Delivery, Note, QuarantineEntry, ShipStatus, WriterStatus,
 };
-pub use summary::{DepartmentFigures, Listed, NewName, Offender, Summary};
+pub use summary::{DepartmentFigures, Listed, NewName, Offender, OffenderDevice, Summary};
 
 /// Converts every element, for `Vec` fields of views.
 pub(crate) fn all<T, V: From<T>>(items: Vec<T>) -> Vec<V> {

@@ -34,6 +34,33 @@ pub struct Offender {
     pub asset: Option<String>,
     pub department: Option<String>,
     pub hits: i64,
+    /// The machines and logins its hits name, busiest first (at most 3).
+    pub devices: Vec<OffenderDevice>,
+}
+
+/// A device or login that held an offender's address in the period, as its hits recorded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OffenderDevice {
+    pub mac: Option<String>,
+    pub account: Option<String>,
+    pub hostname: Option<String>,
+    pub owner: Option<String>,
+    /// The identity sources that named it (`kea`, `dhcpd`, `radius`), else `ledger`.
+    pub source: String,
+    pub hits: i64,
+}
+
+impl From<report::OffenderDevice> for OffenderDevice {
+    fn from(d: report::OffenderDevice) -> Self {
+        Self {
+            mac: d.mac,
+            account: d.account,
+            hostname: d.hostname,
+            owner: d.owner,
+            source: d.source,
+            hits: d.hits,
+        }
+    }
 }
 
 impl From<report::Offender> for Offender {
@@ -43,6 +70,7 @@ impl From<report::Offender> for Offender {
             asset: o.asset,
             department: o.department,
             hits: o.hits,
+            devices: all(o.devices),
         }
     }
 }

@@ -57,18 +57,24 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
     }
     let _ = write!(
         h,
-        "</table>\n<h2>{}</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>\n",
+        "</table>\n<h2>{}</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>\n",
         t("Top offenders", "命中最多的终端"),
         t("Client", "终端"),
+        t(
+            "Device (MAC · account · host name · owner, identified by)",
+            "设备（MAC · 账号 · 主机名 · 责任人，识别来源）"
+        ),
         t("Asset", "资产"),
         t("Department", "部门"),
         t("Hits", "命中次数")
     );
     for o in &s.top_offenders {
+        let devices: Vec<String> = o.devices.iter().map(|d| escape(&device_text(d))).collect();
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&o.client),
+            devices.join("<br>"),
             escape(opt(&o.asset)),
             escape(opt(&o.department)),
             o.hits
@@ -132,6 +138,16 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
     h
 }
 
+/// One device of an offender on one line: `MAC · account · host · owner (source, hits)`,
+/// the parts it has.
+fn device_text(d: &super::OffenderDevice) -> String {
+    let parts: Vec<&str> = [&d.mac, &d.account, &d.hostname, &d.owner]
+        .into_iter()
+        .filter_map(|p| p.as_deref())
+        .collect();
+    format!("{} ({}, {})", parts.join(" · "), d.source, d.hits)
+}
+
 /// The summary as CSV: one `section,key,value…` row per figure, for spreadsheets.
 pub fn summary_csv(s: &Summary) -> Result<Vec<u8>, csv::Error> {
     let cell = |v: &str| poolguard_model::neutralise(v).into_owned();
@@ -173,6 +189,16 @@ pub fn summary_csv(s: &Summary) -> Result<Vec<u8>, csv::Error> {
             "",
             &cell(o.asset.as_deref().unwrap_or("")),
         ])?;
+        for d in &o.devices {
+            w.write_record([
+                "offender_device",
+                &cell(&o.client),
+                &d.hits.to_string(),
+                "",
+                "",
+                &cell(&device_text(d)),
+            ])?;
+        }
     }
     for (section, list) in [
         ("added_name", &s.added.names),

@@ -36,7 +36,9 @@ use poolguard_store::{IncidentStore, StoreError};
 pub use bulletin::{summary_csv, summary_html};
 pub use html::html;
 pub use markdown::markdown;
-pub use poolguard_store::summary::{Added, DepartmentFigures, Listed, NewName, Offender, Summary};
+pub use poolguard_store::summary::{
+    Added, DepartmentFigures, Listed, NewName, Offender, OffenderDevice, Summary,
+};
 
 /// Hits shown in one report at most (an incident is normally a few dozen).
 pub const MAX_REPORT_HITS: usize = 20_000;
