@@ -140,6 +140,10 @@ pub fn render(s: &Summary, since_ms: i64, until_ms: i64, lang: Language, tz: Tz)
                 format!(" — {}", who.join(" · "))
             };
             let _ = writeln!(t, "- {} ({}){who}", escape(&o.client), o.hits);
+            for d in &o.devices {
+                let device = crate::report::bulletin::device_text(d);
+                let _ = writeln!(t, "  - {}", escape(&device));
+            }
         }
     }
     Message { title, text: t }
@@ -276,7 +280,20 @@ mod tests {
                 closed: 2,
                 overdue: 1,
             }],
-            top_offenders: Vec::new(),
+            top_offenders: vec![poolguard_store::summary::Offender {
+                client: "10.20.3.7".into(),
+                asset: None,
+                department: Some("物理系".into()),
+                hits: 12,
+                devices: vec![poolguard_store::summary::OffenderDevice {
+                    mac: Some("00:1a:2b:3c:4d:5e".into()),
+                    account: Some("lina".into()),
+                    hostname: None,
+                    owner: Some("Li Na".into()),
+                    source: "radius".into(),
+                    hits: 12,
+                }],
+            }],
             new_names: vec![poolguard_store::summary::NewName {
                 name: "xmr.pool.example".into(),
                 first_seen: String::new(),
@@ -298,7 +315,10 @@ mod tests {
             zh.text.contains("**命中次数**: 42")
                 && zh.text.contains("物理系：新立 3，已结 2，逾期 1")
                 && zh.text.contains("新增封堵的矿池域名（1）")
-                && zh.text.contains("- xmr.newpool.example (mining)"),
+                && zh.text.contains("- xmr.newpool.example (mining)")
+                && zh.text.contains(
+                    "- 10.20.3.7 (12) — 物理系\n  - 00:1a:2b:3c:4d:5e · lina · Li Na (radius, 12)"
+                ),
             "{}",
             zh.text
         );

@@ -140,7 +140,7 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
 
 /// One device of an offender on one line: `MAC · account · host · owner (source, hits)`,
 /// the parts it has.
-fn device_text(d: &super::OffenderDevice) -> String {
+pub(crate) fn device_text(d: &super::OffenderDevice) -> String {
     let parts: Vec<&str> = [&d.mac, &d.account, &d.hostname, &d.owner]
         .into_iter()
         .filter_map(|p| p.as_deref())

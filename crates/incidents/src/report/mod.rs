@@ -13,7 +13,7 @@
 //! A4 (`@page`), carries its CSS (and logo) inline and no script, escapes every piece of text,
 //! declares UTF-8 and uses a CJK-capable font stack.
 
-mod bulletin;
+pub(crate) mod bulletin;
 pub mod evidence;
 mod html;
 pub mod i18n;
