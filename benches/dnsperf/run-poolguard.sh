@@ -3,6 +3,8 @@
 # In the harness's nolog variant (BENCH_QLOG=0) only hits are stored; in qlog every query is.
 # POOLGUARD_DNSTAP=<unix socket>: also export every exchange as dnstap to that socket (the
 # dnstap cost measurement of docs/EXPORT.md; start `fstrm_capture` on it first).
+# POOLGUARD_KEA_LEASES=<lease4 file>: also follow that Kea lease file (the identity cost
+# measurement of docs/BENCHMARKS.md, issue 15; make one with gen-kea-leases.py).
 # POOLGUARD_PG_URL, POOLGUARD_PG_PASSWORD_FILE: fill in poolguard-postgres.toml.in (hits
 # shipped to that PostgreSQL; docs/BENCHMARKS.md, issue 16).
 set -euo pipefail
@@ -18,5 +20,8 @@ if [ -n "${POOLGUARD_PG_URL:-}" ]; then
 fi
 if [ -n "${POOLGUARD_DNSTAP:-}" ]; then
   printf '\n[[export.dnstap]]\nunix = "%s"\nselect = "all"\n' "$POOLGUARD_DNSTAP" >> "$config"
+fi
+if [ -n "${POOLGUARD_KEA_LEASES:-}" ]; then
+  printf '\n[identity]\n[[identity.kea]]\npath = "%s"\n' "$POOLGUARD_KEA_LEASES" >> "$config"
 fi
 exec "$bin" --config "$config"

@@ -104,6 +104,7 @@ fn spawn_inner(
 ) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
     let conn = store.write_connection()?;
     tune_writer(&conn)?;
+    let checkpointer = crate::checkpoint::Checkpointer::spawn(store.write_connection()?)?;
     let backlog = backlog::open_backlog(&conn, store.path(), cfg)?;
     // A spool left by an earlier run: its first record is the oldest event not in SQLite.
     let backlog_oldest_ms = match backlog.next_chunk(1) {
@@ -138,6 +139,7 @@ fn spawn_inner(
         upkeep: UpkeepSchedule::starting_now(),
         relearning: relearn::Relearning::default(),
         shipped,
+        _checkpointer: checkpointer,
     };
     writer.publish_oldest();
     let thread = std::thread::Builder::new()
@@ -161,16 +163,15 @@ fn spawn_inner(
 /// pages of a day's indexes resident (docs/BENCHMARKS.md).
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
-/// WAL pages before an automatic checkpoint (SQLite's default is 1000). Checkpoints run on this
-/// thread, inside a commit; fewer, larger ones copy each hot index page once instead of every
-/// few batches. Bounds the WAL at about 16 MiB.
-const WRITER_WAL_PAGES: i64 = 4000;
-
-/// The writer connection's pragmas: a larger page cache, rarer checkpoints, more cached
-/// statements.
+/// The writer connection's pragmas: a larger page cache, checkpoints left to
+/// [`crate::checkpoint`] (its own auto-checkpoint only as a backstop), more cached statements.
 fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-    conn.pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        crate::checkpoint::BACKSTOP_PAGES,
+    )?;
     // The writer and the incident tracker use ~15 cached statements; rusqlite keeps 16 by
     // default, and an evicted one is parsed again on its next use.
     conn.set_prepared_statement_cache_capacity(64);
@@ -213,6 +214,8 @@ struct Writer {
     upkeep: UpkeepSchedule,
     /// Late identity: which index generation was swept (`crate::relearn`).
     relearning: relearn::Relearning,
+    /// Checkpoints the WAL on a thread of its own; stopped when the writer ends.
+    _checkpointer: crate::checkpoint::Checkpointer,
     /// Hit blocks above it are not shipped yet: upkeep leaves them alone.
     shipped: ShippedWatermark,
 }
