@@ -19,10 +19,11 @@ use crate::StoreError;
 use crate::audit::{self, AuditEntry};
 use crate::blocks::{self, codec::Entry};
 use crate::hook::{
-    ClosedIncident, FoldGuard, HitFold, IncidentTx, NewIncident, Opening, TrackedIncident,
+    ClosedIncident, FoldGuard, HitFold, IncidentTx, NewIncident, OpenSpan, Opening, TrackedIncident,
 };
 use crate::rows::Table;
 use crate::{incidents, ip_key};
+use poolguard_clients::Identity;
 use poolguard_model::incident::severity_rank;
 
 /// The writer's transaction (or any connection inside one) seen as an [`IncidentTx`].
@@ -169,6 +170,54 @@ impl IncidentTx for SqliteIncidentTx<'_> {
                 closed_ms,
             })
         }))
+    }
+
+    fn open_incident_span(&self, key: &str) -> Result<Option<OpenSpan>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, opened_ms, last_hit_ms FROM incidents \
+                 WHERE client_key = ?1 AND status != 'closed'",
+            )?
+            .query_row([key], |r| {
+                Ok(OpenSpan {
+                    id: r.get(0)?,
+                    opened_ms: r.get(1)?,
+                    last_hit_ms: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn learn_identity(
+        &self,
+        id: i64,
+        new_key: Option<&str>,
+        i: &Identity,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE incidents SET client_key = coalesce(?2, client_key), \
+                   mac = coalesce(mac, ?3), account = coalesce(account, ?4), \
+                   hostname = coalesce(hostname, ?5), identity_source = coalesce(identity_source, ?6), \
+                   asset = coalesce(asset, ?7), ledger_owner = coalesce(ledger_owner, ?8), \
+                   contact = coalesce(contact, ?9), department = coalesce(department, ?10), \
+                   device = coalesce(device, ?7), owner = coalesce(owner, ?8) \
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                new_key,
+                i.mac,
+                i.account,
+                i.hostname,
+                i.source,
+                i.asset,
+                i.owner,
+                i.contact,
+                i.department,
+            ])?;
+        Ok(())
     }
 
     fn add_system_note(&self, id: i64, time_ms: i64, text: &str) -> Result<(), StoreError> {

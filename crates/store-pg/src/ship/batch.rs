@@ -16,7 +16,9 @@ use std::net::IpAddr;
 use postgres::{Client, Statement, Transaction};
 
 use super::ShipError;
+use super::relearn::RelearnStatements;
 use crate::incident_tx::{IncidentStatements, PgIncidentTx};
+use poolguard_clients::Identity;
 use poolguard_record::QueryEvent;
 use poolguard_store::StoreError;
 use poolguard_store::blocks::HitOwner;
@@ -34,6 +36,7 @@ pub(crate) struct ShipStatements {
     hits: Statement,
     names: Statement,
     incidents: IncidentStatements,
+    pub(super) relearn: RelearnStatements,
 }
 
 impl ShipStatements {
@@ -65,6 +68,7 @@ impl ShipStatements {
                  last_ms = GREATEST(hit_names.last_ms, excluded.last_ms)",
             )?,
             incidents: IncidentStatements::prepare(client)?,
+            relearn: RelearnStatements::prepare(client)?,
         })
     }
 }
@@ -159,7 +163,7 @@ pub(crate) fn ship(
 /// Runs one hook step in a savepoint. A failure the statement caused is rolled back to the
 /// savepoint, logged and counted, and the hits are kept (as on SQLite); a deadlock with
 /// another node or a lost connection fails the shipment, which is retried whole.
-fn guarded(
+pub(super) fn guarded(
     tx: &mut Transaction<'_>,
     st: &ShipStatements,
     node: &str,
@@ -249,23 +253,8 @@ fn insert_hits(
         answer.push(&*e.answer);
         latency.push(i32::try_from(e.latency_us).unwrap_or(i32::MAX));
         upstream.push(e.upstream.as_deref());
-        let fields = identity.map(|i| {
-            [
-                i.network.as_deref(),
-                i.asset.as_deref(),
-                i.mac.as_deref(),
-                i.kind.as_deref(),
-                i.location.as_deref(),
-                i.department.as_deref(),
-                i.owner.as_deref(),
-                i.contact.as_deref(),
-                i.account.as_deref(),
-                i.hostname.as_deref(),
-                i.source.as_deref(),
-                i.exempt.as_deref(),
-            ]
-        });
-        for (column, value) in who.iter_mut().zip(fields.unwrap_or_default()) {
+        let fields = identity_columns(identity);
+        for (column, value) in who.iter_mut().zip(fields) {
             column.push(value);
         }
     }
@@ -291,6 +280,29 @@ fn insert_hits(
             location, department, owner, contact, account, hostname, source, exempt,
         ],
     )
+}
+
+/// A hit's identity columns in `hits`, in table order: network, asset, mac, kind, location,
+/// department, owner, contact, account, hostname, identity_source, exempt. What a shipped hit
+/// gets, and what a hit re-attributed late gets (`super::relearn`).
+pub(super) fn identity_columns(identity: Option<&Identity>) -> [Option<&str>; 12] {
+    let Some(i) = identity else {
+        return Default::default();
+    };
+    [
+        i.network.as_deref(),
+        i.asset.as_deref(),
+        i.mac.as_deref(),
+        i.kind.as_deref(),
+        i.location.as_deref(),
+        i.department.as_deref(),
+        i.owner.as_deref(),
+        i.contact.as_deref(),
+        i.account.as_deref(),
+        i.hostname.as_deref(),
+        i.source.as_deref(),
+        i.exempt.as_deref(),
+    ]
 }
 
 /// Each blocked name's first and last hit in `blocks`, upserted in name order (two nodes
