@@ -212,3 +212,150 @@ fn note(l: &Learned, moved_to: Option<&str>) -> String {
             .unwrap_or_default(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hook::{NewIncident, Opening};
+    use crate::incidents_tx::SqliteIncidentTx;
+
+    const IP: &str = "10.0.0.5";
+
+    fn store() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = crate::Store::open(&dir.path().join("t.db")).expect("store");
+        let conn = store.write_connection().expect("conn");
+        (dir, conn)
+    }
+
+    /// Opens `key`'s incident with hits from `first` to `last`; returns its id.
+    fn incident(tx: &SqliteIncidentTx<'_>, key: &str, first: i64, last: i64) -> i64 {
+        let nobody = Identity::default();
+        let new = NewIncident {
+            key,
+            ip: IP.parse().expect("ip"),
+            identity: &nobody,
+            first_hit_ms: first,
+            identify_due_ms: first + 10,
+            report_due_ms: first + 20,
+        };
+        let Ok(Opening::Opened(i)) = tx.open_incident(&new) else {
+            panic!("{key} opened");
+        };
+        tx.fold_hits(
+            i.id,
+            &crate::hook::HitFold {
+                last_hit_ms: last,
+                hits: 1,
+                severity: poolguard_model::Severity::High,
+                feeds: "mining",
+                categories: "mining",
+            },
+            crate::hook::FoldGuard::OpenOnly,
+        )
+        .expect("fold");
+        i.id
+    }
+
+    fn learned(first_ms: i64, last_ms: i64) -> Learned {
+        Learned {
+            ip: IP.parse().expect("ip"),
+            identity: Arc::new(Identity {
+                mac: Some("00:1a:2b:3c:4d:5f".into()),
+                account: Some("lina".into()),
+                source: Some("radius".into()),
+                ..Identity::default()
+            }),
+            first_ms,
+            last_ms,
+            hits: 2,
+        }
+    }
+
+    fn key_and_account(conn: &Connection, id: i64) -> (String, Option<String>) {
+        conn.query_row(
+            "SELECT client_key, account FROM incidents WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("incident")
+    }
+
+    fn notes(conn: &Connection, id: i64) -> Vec<String> {
+        crate::incidents::notes(conn, id)
+            .expect("notes")
+            .into_iter()
+            .map(|n| n.text)
+            .collect()
+    }
+
+    #[test]
+    fn a_covered_incident_moves_to_the_device_and_says_so() {
+        let (_dir, conn) = store();
+        let tx = SqliteIncidentTx::new(&conn);
+        let id = incident(&tx, "ip:10.0.0.5", 1_000, 2_000);
+        assert_eq!(
+            tell_incident(&tx, &learned(1_000, 2_000), 3_000).expect("told"),
+            Some(id)
+        );
+        assert_eq!(
+            key_and_account(&conn, id),
+            ("mac:00:1a:2b:3c:4d:5f".into(), Some("lina".into()))
+        );
+        let notes = notes(&conn, id);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("Identity learned late (radius): MAC 00:1a:2b:3c:4d:5f, account lina held 10.0.0.5 from ")
+                && notes[0].ends_with("; 2 earlier hit(s) re-attributed; the incident now follows mac:00:1a:2b:3c:4d:5f."),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn a_partly_covered_incident_keeps_its_key_and_gains_the_identity() {
+        let (_dir, conn) = store();
+        let tx = SqliteIncidentTx::new(&conn);
+        let id = incident(&tx, "ip:10.0.0.5", 1_000, 5_000);
+        tell_incident(&tx, &learned(1_000, 2_000), 6_000).expect("told");
+        assert_eq!(
+            key_and_account(&conn, id),
+            ("ip:10.0.0.5".into(), Some("lina".into()))
+        );
+        assert!(
+            notes(&conn, id)[0].ends_with("; 2 earlier hit(s) re-attributed."),
+            "no move named"
+        );
+    }
+
+    #[test]
+    fn a_device_with_an_open_incident_of_its_own_leaves_the_address_its_key() {
+        let (_dir, conn) = store();
+        let tx = SqliteIncidentTx::new(&conn);
+        let id = incident(&tx, "ip:10.0.0.5", 1_000, 2_000);
+        incident(&tx, "mac:00:1a:2b:3c:4d:5f", 1_500, 1_500);
+        tell_incident(&tx, &learned(1_000, 2_000), 3_000).expect("told");
+        assert_eq!(key_and_account(&conn, id).0, "ip:10.0.0.5");
+    }
+
+    #[test]
+    fn no_open_incident_of_the_address_is_told_nothing() {
+        let (_dir, conn) = store();
+        let tx = SqliteIncidentTx::new(&conn);
+        assert_eq!(
+            tell_incident(&tx, &learned(1_000, 2_000), 3_000).expect("none"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_sweep_is_due_once_per_generation_and_pause() {
+        let mut due = Due::new(Duration::ZERO);
+        assert!(!due.take(0), "an empty index has nothing to teach");
+        assert!(due.take(1));
+        assert!(!due.take(1), "the same generation again");
+        assert!(due.take(2));
+        let mut paced = Due::new(Duration::from_secs(3600));
+        assert!(paced.take(1));
+        assert!(!paced.take(2), "not before the pause is over");
+    }
+}

@@ -21,8 +21,8 @@
 //! moving during a pass starts another pass after it, so the rows already passed are looked
 //! at again too.
 //!
-//! Limits: the hourly and daily rollups keep the department a hit was shipped with (as the
-//! SQLite store's do); a hit shipped after the pass passed its block and before the writer
+//! Limits: the hourly and daily rollups keep the asset and department a hit was shipped with
+//! (the SQLite store's keep the department); a hit shipped after the pass passed its block and before the writer
 //! rewrote it locally waits for the next time the index moves.
 
 use std::net::IpAddr;
