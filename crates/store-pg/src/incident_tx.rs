@@ -24,6 +24,7 @@ use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 
 use postgres::error::SqlState;
+use postgres::types::ToSql;
 use postgres::{Statement, Transaction};
 
 use crate::error::describe;
@@ -31,7 +32,8 @@ use poolguard_clients::Identity;
 use poolguard_model::incident::severity_rank;
 use poolguard_store::StoreError;
 use poolguard_store::hook::{
-    ClosedIncident, FoldGuard, HitFold, IncidentTx, NewIncident, OpenSpan, Opening, TrackedIncident,
+    ClosedIncident, FoldGuard, HitFold, IncidentTx, NewIncident, OpenSpan, Opening,
+    TrackedIncident, learned_fields,
 };
 
 /// The tracker's statements, prepared on one connection.
@@ -308,23 +310,10 @@ impl IncidentTx for PgIncidentTx<'_, '_> {
         new_key: Option<&str>,
         i: &Identity,
     ) -> Result<(), StoreError> {
-        self.with(|tx| {
-            tx.execute(
-                &self.st.learn,
-                &[
-                    &id,
-                    &new_key,
-                    &i.mac,
-                    &i.account,
-                    &i.hostname,
-                    &i.source,
-                    &i.asset,
-                    &i.owner,
-                    &i.contact,
-                    &i.department,
-                ],
-            )
-        })?;
+        let fields = learned_fields(i);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id, &new_key];
+        params.extend(fields.iter().map(|f| f as &(dyn ToSql + Sync)));
+        self.with(|tx| tx.execute(&self.st.learn, &params))?;
         Ok(())
     }
 

@@ -94,6 +94,22 @@ pub struct OpenSpan {
     pub last_hit_ms: i64,
 }
 
+/// What [`IncidentTx::learn_identity`] gives an incident of `i`, in the order its statements
+/// take them after the id and the new key: MAC, account, host name, sources, asset, owner,
+/// contact, department (the asset and owner also prefill the staff's device and owner).
+pub fn learned_fields(i: &Identity) -> [Option<&str>; 8] {
+    [
+        i.mac.as_deref(),
+        i.account.as_deref(),
+        i.hostname.as_deref(),
+        i.source.as_deref(),
+        i.asset.as_deref(),
+        i.owner.as_deref(),
+        i.contact.as_deref(),
+        i.department.as_deref(),
+    ]
+}
+
 /// What a new incident starts with: its client key, first hit and deadlines.
 #[derive(Debug, Clone, Copy)]
 pub struct NewIncident<'a> {

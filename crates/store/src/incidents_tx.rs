@@ -19,7 +19,8 @@ use crate::StoreError;
 use crate::audit::{self, AuditEntry};
 use crate::blocks::{self, codec::Entry};
 use crate::hook::{
-    ClosedIncident, FoldGuard, HitFold, IncidentTx, NewIncident, OpenSpan, Opening, TrackedIncident,
+    ClosedIncident, FoldGuard, HitFold, IncidentTx, NewIncident, OpenSpan, Opening,
+    TrackedIncident, learned_fields,
 };
 use crate::rows::Table;
 use crate::{incidents, ip_key};
@@ -173,20 +174,19 @@ impl IncidentTx for SqliteIncidentTx<'_> {
     }
 
     fn open_incident_span(&self, key: &str) -> Result<Option<OpenSpan>, StoreError> {
-        Ok(self
+        let span: Option<(i64, i64, i64)> = self
             .conn
             .prepare_cached(
                 "SELECT id, opened_ms, last_hit_ms FROM incidents \
                  WHERE client_key = ?1 AND status != 'closed'",
             )?
-            .query_row([key], |r| {
-                Ok(OpenSpan {
-                    id: r.get(0)?,
-                    opened_ms: r.get(1)?,
-                    last_hit_ms: r.get(2)?,
-                })
-            })
-            .optional()?)
+            .query_row([key], |r| r.try_into())
+            .optional()?;
+        Ok(span.map(|(id, opened_ms, last_hit_ms)| OpenSpan {
+            id,
+            opened_ms,
+            last_hit_ms,
+        }))
     }
 
     fn learn_identity(
@@ -205,18 +205,7 @@ impl IncidentTx for SqliteIncidentTx<'_> {
                    device = coalesce(device, ?7), owner = coalesce(owner, ?8) \
                  WHERE id = ?1",
             )?
-            .execute(params![
-                id,
-                new_key,
-                i.mac,
-                i.account,
-                i.hostname,
-                i.source,
-                i.asset,
-                i.owner,
-                i.contact,
-                i.department,
-            ])?;
+            .execute(&*learned_params(&id, &new_key, &learned_fields(i)))?;
         Ok(())
     }
 
@@ -285,6 +274,17 @@ impl IncidentTx for SqliteIncidentTx<'_> {
             |e: &Entry<'_>| each(e.time_ms),
         )
     }
+}
+
+/// [`IncidentTx::learn_identity`]'s parameters: the id, the new key, then `fields`.
+fn learned_params<'p>(
+    id: &'p i64,
+    new_key: &'p Option<&str>,
+    fields: &'p [Option<&str>; 8],
+) -> Vec<&'p dyn rusqlite::ToSql> {
+    let mut all: Vec<&dyn rusqlite::ToSql> = vec![id, new_key];
+    all.extend(fields.iter().map(|f| f as &dyn rusqlite::ToSql));
+    all
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use postgres::types::ToSql;
 use postgres::{Client, Statement, Transaction};
 
 use super::ShipError;
@@ -232,7 +233,7 @@ fn insert_hits(
     let mut answer = Vec::with_capacity(n);
     let mut latency = Vec::with_capacity(n);
     let mut upstream = Vec::with_capacity(n);
-    let mut who: [Vec<Option<&str>>; 12] = Default::default();
+    let mut who = IdentityColumns::default();
     for &(id, h) in rows {
         let e = &h.event;
         let ip = e.client.ip().to_canonical();
@@ -253,56 +254,57 @@ fn insert_hits(
         answer.push(&*e.answer);
         latency.push(i32::try_from(e.latency_us).unwrap_or(i32::MAX));
         upstream.push(e.upstream.as_deref());
-        let fields = identity_columns(identity);
-        for (column, value) in who.iter_mut().zip(fields) {
-            column.push(value);
-        }
+        who.push(identity);
     }
-    let [
-        network,
-        asset,
-        mac,
-        kind,
-        location,
-        department,
-        owner,
-        contact,
-        account,
-        hostname,
-        source,
-        exempt,
-    ] = &who;
     tx.execute(
         stmt,
-        &[
+        &who.after(&[
             &node, &block, &index, &time, &client, &key, &port, &transport, &name, &qtype, &action,
-            &feed, &rule, &rcode, &answer, &latency, &upstream, network, asset, mac, kind,
-            location, department, owner, contact, account, hostname, source, exempt,
-        ],
+            &feed, &rule, &rcode, &answer, &latency, &upstream,
+        ]),
     )
 }
 
-/// A hit's identity columns in `hits`, in table order: network, asset, mac, kind, location,
-/// department, owner, contact, account, hostname, identity_source, exempt. What a shipped hit
-/// gets, and what a hit re-attributed late gets (`super::relearn`).
-pub(super) fn identity_columns(identity: Option<&Identity>) -> [Option<&str>; 12] {
-    let Some(i) = identity else {
-        return Default::default();
-    };
-    [
-        i.network.as_deref(),
-        i.asset.as_deref(),
-        i.mac.as_deref(),
-        i.kind.as_deref(),
-        i.location.as_deref(),
-        i.department.as_deref(),
-        i.owner.as_deref(),
-        i.contact.as_deref(),
-        i.account.as_deref(),
-        i.hostname.as_deref(),
-        i.source.as_deref(),
-        i.exempt.as_deref(),
-    ]
+/// The identity columns of a multi-row statement on `hits`, one array per column, in table
+/// order: network, asset, mac, kind, location, department, owner, contact, account, hostname,
+/// identity_source, exempt. What a shipped hit gets, and what a hit re-attributed late gets
+/// (`super::relearn`).
+#[derive(Debug, Default)]
+pub(super) struct IdentityColumns<'a>([Vec<Option<&'a str>>; 12]);
+
+impl<'a> IdentityColumns<'a> {
+    /// Adds one row's values (all NULL without an identity).
+    pub(super) fn push(&mut self, identity: Option<&'a Identity>) {
+        let values = identity.map(|i| {
+            [
+                i.network.as_deref(),
+                i.asset.as_deref(),
+                i.mac.as_deref(),
+                i.kind.as_deref(),
+                i.location.as_deref(),
+                i.department.as_deref(),
+                i.owner.as_deref(),
+                i.contact.as_deref(),
+                i.account.as_deref(),
+                i.hostname.as_deref(),
+                i.source.as_deref(),
+                i.exempt.as_deref(),
+            ]
+        });
+        for (column, value) in self.0.iter_mut().zip(values.unwrap_or_default()) {
+            column.push(value);
+        }
+    }
+
+    /// The arrays as statement parameters, after `first` (the statement's other ones).
+    pub(super) fn after<'p>(
+        &'p self,
+        first: &[&'p (dyn ToSql + Sync)],
+    ) -> Vec<&'p (dyn ToSql + Sync)> {
+        let mut all = first.to_vec();
+        all.extend(self.0.iter().map(|c| c as &(dyn ToSql + Sync)));
+        all
+    }
 }
 
 /// Each blocked name's first and last hit in `blocks`, upserted in name order (two nodes

@@ -33,7 +33,7 @@ use postgres::{Client, Statement};
 use rusqlite::Connection;
 
 use super::ShipError;
-use super::batch::{ShipStatements, guarded, identity_columns};
+use super::batch::{IdentityColumns, ShipStatements, guarded};
 use poolguard_clients::Identity;
 use poolguard_store::blocks::HitOwner;
 use poolguard_store::relearn::{self, Due, Learned, Learning, WINDOW_MS};
@@ -210,32 +210,13 @@ fn commit(
         .iter()
         .map(|c| HitOwner::of_identity(Some(&c.identity), c.ip).key())
         .collect();
-    let mut who: [Vec<Option<&str>>; 12] = Default::default();
+    let mut who = IdentityColumns::default();
     for c in changes {
-        for (column, value) in who.iter_mut().zip(identity_columns(Some(&c.identity))) {
-            column.push(value);
-        }
+        who.push(Some(&c.identity));
     }
-    let [
-        network,
-        asset,
-        mac,
-        kind,
-        location,
-        department,
-        owner,
-        contact,
-        account,
-        hostname,
-        source,
-        exempt,
-    ] = &who;
     tx.execute(
         &st.relearn.update,
-        &[
-            &node, &block, &index, &key, network, asset, mac, kind, location, department, owner,
-            contact, account, hostname, source, exempt,
-        ],
+        &who.after(&[&node, &block, &index, &key]),
     )?;
     // What a page learned may be part of what the group's copy now knows of the holder
     // (an earlier page, another node's hits): the incident's extent is compared with all.
