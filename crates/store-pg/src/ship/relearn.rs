@@ -17,7 +17,9 @@
 //! node's first local block of the last [`WINDOW_MS`] and walks its rows by primary key,
 //! [`PAGE_ROWS`] per step, one step per turn of the shipper's loop. A page with hits to change
 //! is one transaction: the hits (only rows still without an identity source, so a repeated
-//! page changes nothing), then the incidents in a savepoint, as a shipment does. The index
+//! page changes nothing), then the incidents in a savepoint, as a shipment does. A step waits
+//! at most [`LOCK_TIMEOUT`] for a lock held elsewhere and is then tried again later: the
+//! shipper must get back to shipping, where a wait shows as lag in `/healthz`. The index
 //! moving during a pass starts another pass after it, so the rows already passed are looked
 //! at again too.
 //!
@@ -29,7 +31,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::{Client, Statement};
+use postgres::error::SqlState;
+use postgres::{Client, Statement, Transaction};
 use rusqlite::Connection;
 
 use super::ShipError;
@@ -147,10 +150,19 @@ impl Relearning {
         let Some(pass) = self.pass else {
             return Ok(());
         };
-        let rows = client.query(
-            &st.relearn.page,
-            &[&node, &pass.after.0, &pass.after.1, &PAGE_ROWS],
-        )?;
+        let rows = {
+            let mut tx = client.transaction()?;
+            let rows = yielding(&mut tx).and_then(|()| {
+                tx.query(
+                    &st.relearn.page,
+                    &[&node, &pass.after.0, &pass.after.1, &PAGE_ROWS],
+                )
+            });
+            match rows {
+                Err(e) if locked(&e) => return Ok(()),
+                rows => rows?,
+            }
+        };
         // Where the next page starts; taken only once this one is done (a failed commit
         // repeats the page).
         let next = match rows.last() {
@@ -180,7 +192,10 @@ impl Relearning {
             return Ok(());
         }
         let learned = learning.finish();
-        let incidents = commit(client, st, node, &changes, learned, pass.since_ms)?;
+        let Some(incidents) = commit(client, st, node, &changes, learned, pass.since_ms)? else {
+            // Someone holds `hits` or `incidents`: the page is tried again at the next step.
+            return Ok(());
+        };
         self.pass = next;
         metrics::counter!("poolguard_pg_reattributed_hits_total").increment(changes.len() as u64);
         tracing::info!(
@@ -194,7 +209,7 @@ impl Relearning {
 }
 
 /// Writes one page's changes and tells the incidents, in one transaction; returns how many
-/// incidents were told.
+/// incidents were told, or None when a lock held elsewhere made it give up (nothing written).
 fn commit(
     client: &mut Client,
     st: &ShipStatements,
@@ -202,8 +217,35 @@ fn commit(
     changes: &[Change],
     mut learned: Vec<Learned>,
     since_ms: i64,
-) -> Result<usize, ShipError> {
+) -> Result<Option<usize>, ShipError> {
     let mut tx = client.transaction()?;
+    match rewrite(&mut tx, st, node, changes, &mut learned, since_ms) {
+        Err(e) if locked(&e) => return Ok(None),
+        done => done?,
+    }
+    let mut told = 0;
+    let now = crate::now_ms();
+    guarded(&mut tx, st, node, "late identity", |itx| {
+        for l in &learned {
+            told += usize::from(relearn::tell_incident(itx, l, now)?.is_some());
+        }
+        Ok(())
+    })?;
+    tx.commit()?;
+    Ok(Some(told))
+}
+
+/// The page's rows take their identities; what was learned is widened to the holder's hits
+/// of each address in the group's copy.
+fn rewrite(
+    tx: &mut Transaction<'_>,
+    st: &ShipStatements,
+    node: &str,
+    changes: &[Change],
+    learned: &mut [Learned],
+    since_ms: i64,
+) -> Result<(), postgres::Error> {
+    yielding(tx)?;
     let block: Vec<i64> = changes.iter().map(|c| c.block).collect();
     let index: Vec<i32> = changes.iter().map(|c| c.index).collect();
     let key: Vec<String> = changes
@@ -220,21 +262,25 @@ fn commit(
     )?;
     // What a page learned may be part of what the group's copy now knows of the holder
     // (an earlier page, another node's hits): the incident's extent is compared with all.
-    for l in &mut learned {
+    for l in learned {
         let key = HitOwner::of_identity(Some(&l.identity), l.ip).key();
         let row = tx.query_one(&st.relearn.span, &[&l.ip, &key, &since_ms])?;
         let (first, last): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
         l.first_ms = first.map_or(l.first_ms, |f| f.min(l.first_ms));
         l.last_ms = last.map_or(l.last_ms, |t| t.max(l.last_ms));
     }
-    let mut told = 0;
-    let now = crate::now_ms();
-    guarded(&mut tx, st, node, "late identity", |itx| {
-        for l in &learned {
-            told += usize::from(relearn::tell_incident(itx, l, now)?.is_some());
-        }
-        Ok(())
-    })?;
-    tx.commit()?;
-    Ok(told)
+    Ok(())
+}
+
+/// Late identity gives way: a statement waiting longer than this for a lock (a DBA's, a
+/// migration's) gives up, and the shipper goes back to shipping (and shows its lag there).
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '200ms'";
+
+fn yielding(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+    tx.batch_execute(LOCK_TIMEOUT)
+}
+
+/// Whether `e` is [`LOCK_TIMEOUT`] running out.
+fn locked(e: &postgres::Error) -> bool {
+    e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
 }
