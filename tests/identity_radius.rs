@@ -502,14 +502,6 @@ async fn a_login_told_late_re_attributes_the_earlier_hit_and_its_incident() {
 
     // Its incident now follows the laptop, names it, and says what was learned.
     let detail = get(&bed, &format!("/api/v1/incidents/{id}")).await;
-    let text = detail.to_string();
-    assert!(text.contains("mac:00:1a:2b:3c:4d:5f"), "{detail}");
-    assert!(text.contains("Identity learned late (radius)"), "{detail}");
-    assert!(text.contains("\"account\":\"lina\""), "{detail}");
-    assert_eq!(
-        detail["hits"].as_array().map(Vec::len),
-        Some(1),
-        "its evidence is still found: {detail}"
-    );
+    common::radius::assert_learned_late(&detail);
     bed.shutdown().await;
 }

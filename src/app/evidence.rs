@@ -72,9 +72,15 @@ pub(super) async fn open_store(
     let (shared, shipping) = match shipped {
         Some(watermark) => {
             let shared = super::shared::open_shared(config, &store, quarantine).await?;
-            let shipping =
-                shipper::start_shipping(config, &store, shipping_acc, shipped_hit_sink, watermark)
-                    .await?;
+            let shipping = shipper::start_shipping(
+                config,
+                &store,
+                shipping_acc,
+                shipped_hit_sink,
+                watermark,
+                writer.attribution(),
+            )
+            .await?;
             (Some(shared), Some(shipping))
         }
         None => (None, None),

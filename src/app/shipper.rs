@@ -16,7 +16,7 @@ use poolguard_incidents::{Accountability, track::Tracker};
 use poolguard_record::Sink;
 use poolguard_record::lifecycle::AttributedHitSink;
 use poolguard_store::shipped::ShipHealth;
-use poolguard_store::writer::WriterHandle;
+use poolguard_store::writer::{AttributionSource, WriterHandle};
 use poolguard_store::{self as store, ShippedWatermark, Store, StoreError};
 use poolguard_store_pg::ship::{ShipOptions, Shipper};
 use poolguard_store_pg::{Connector, node_name};
@@ -60,12 +60,15 @@ pub(super) fn spawn_local_writer(
 
 /// Starts the shipper with the incident tracker (and the exports' hit sink). It needs no database to start: it connects
 /// (and reconnects) on its own, and the schema is prepared by `super::shared::open_shared`.
+/// `attribution` is the local writer's: the shipper re-attributes this node's hits in the
+/// group's database through it when a lease or login arrives late.
 pub(super) async fn start_shipping(
     config: &Config,
     store: &Store,
     accountability: Arc<Accountability>,
     hit_sink: Option<Arc<dyn AttributedHitSink>>,
     watermark: ShippedWatermark,
+    attribution: AttributionSource,
 ) -> Result<Shipping, StoreError> {
     let cfg = super::shared::store_config(config);
     let connector = Connector::from_config(&cfg)?;
@@ -83,6 +86,7 @@ pub(super) async fn start_shipping(
         watermark,
         ShipOptions {
             hit_retention_days: cfg.hit_retention_days,
+            attribution: Some(attribution),
             ..ShipOptions::default()
         },
     )?;

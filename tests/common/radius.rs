@@ -41,3 +41,18 @@ pub fn login_from(status: &str, user: &str, mac: &str, ip: &str) -> String {
          NAS-IP-Address = 127.0.0.1\n"
     )
 }
+
+/// Asserts what an incident's detail (`/api/v1/incidents/{id}`) says once the login of
+/// [`login`] ("lina", MAC 00-1A-2B-3C-4D-5F) was told late and covered its one hit: it follows
+/// the laptop, names the account, notes what was learned, and still finds its hit.
+pub fn assert_learned_late(detail: &serde_json::Value) {
+    let text = detail.to_string();
+    assert!(text.contains("mac:00:1a:2b:3c:4d:5f"), "{detail}");
+    assert!(text.contains("Identity learned late (radius)"), "{detail}");
+    assert!(text.contains("\"account\":\"lina\""), "{detail}");
+    assert_eq!(
+        detail["hits"].as_array().map(Vec::len),
+        Some(1),
+        "its evidence is still found: {detail}"
+    );
+}

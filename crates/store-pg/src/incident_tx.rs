@@ -24,13 +24,16 @@ use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 
 use postgres::error::SqlState;
+use postgres::types::ToSql;
 use postgres::{Statement, Transaction};
 
 use crate::error::describe;
+use poolguard_clients::Identity;
 use poolguard_model::incident::severity_rank;
 use poolguard_store::StoreError;
 use poolguard_store::hook::{
-    ClosedIncident, FoldGuard, HitFold, IncidentTx, NewIncident, Opening, TrackedIncident,
+    ClosedIncident, FoldGuard, HitFold, IncidentTx, NewIncident, OpenSpan, Opening,
+    TrackedIncident, learned_fields,
 };
 
 /// The tracker's statements, prepared on one connection.
@@ -43,6 +46,8 @@ pub struct IncidentStatements {
     names: Statement,
     name_count: Statement,
     latest_closed: Statement,
+    open_span: Statement,
+    learn: Statement,
     note: Statement,
     opened_since: Statement,
     enforce: Statement,
@@ -83,6 +88,19 @@ impl IncidentStatements {
             latest_closed: client.prepare(
                 "SELECT id, feeds, categories, closed_ms FROM incidents \
                  WHERE client_key = $1 AND status = 'closed' ORDER BY opened_ms DESC LIMIT 1",
+            )?,
+            open_span: client.prepare(
+                "SELECT id, opened_ms, last_hit_ms FROM incidents \
+                 WHERE client_key = $1 AND status <> 'closed'",
+            )?,
+            learn: client.prepare(
+                "UPDATE incidents SET client_key = COALESCE($2, client_key), \
+                 mac = COALESCE(mac, $3), account = COALESCE(account, $4), \
+                 hostname = COALESCE(hostname, $5), \
+                 identity_source = COALESCE(identity_source, $6), asset = COALESCE(asset, $7), \
+                 ledger_owner = COALESCE(ledger_owner, $8), contact = COALESCE(contact, $9), \
+                 department = COALESCE(department, $10), device = COALESCE(device, $7), \
+                 owner = COALESCE(owner, $8) WHERE id = $1",
             )?,
             note: client.prepare(
                 "INSERT INTO incident_notes (incident_id, time_ms, author, text) \
@@ -275,6 +293,28 @@ impl IncidentTx for PgIncidentTx<'_, '_> {
                 closed_ms,
             })
         }))
+    }
+
+    fn open_incident_span(&self, key: &str) -> Result<Option<OpenSpan>, StoreError> {
+        let row = self.with(|tx| tx.query_opt(&self.st.open_span, &[&key]))?;
+        Ok(row.map(|r| OpenSpan {
+            id: r.get(0),
+            opened_ms: r.get(1),
+            last_hit_ms: r.get(2),
+        }))
+    }
+
+    fn learn_identity(
+        &self,
+        id: i64,
+        new_key: Option<&str>,
+        i: &Identity,
+    ) -> Result<(), StoreError> {
+        let fields = learned_fields(i);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id, &new_key];
+        params.extend(fields.iter().map(|f| f as &(dyn ToSql + Sync)));
+        self.with(|tx| tx.execute(&self.st.learn, &params))?;
+        Ok(())
     }
 
     fn add_system_note(&self, id: i64, time_ms: i64, text: &str) -> Result<(), StoreError> {

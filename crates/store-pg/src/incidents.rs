@@ -12,11 +12,13 @@ use poolguard_clients::Identity;
 use poolguard_model::deadline;
 use poolguard_model::{Severity, Status, severity_rank};
 use poolguard_store::audit::{AuditEntry, note_detail};
+use poolguard_store::blocks::HitOwner;
 use poolguard_store::incidents::{IncidentFilter, IncidentHit, IncidentRow, Note};
 use poolguard_store::narrative::Narrative;
 use poolguard_store::transition::{self, IncidentChange, IncidentError, Updated};
 use poolguard_store::{Actor, IncidentRecord, IncidentStore, Paged, StoreError, cursor};
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use crate::evidence::local_id;
 use crate::{Params, PgError, PgStore, limit, refs};
@@ -111,17 +113,26 @@ async fn hits(
     row: &IncidentRow,
     max: usize,
 ) -> Result<Vec<IncidentHit>, PgError> {
+    // An address's incident holds every hit of the address, as on SQLite (`HitOwner::Ip`):
+    // also those a lease or login told late has since given to a device while the incident
+    // kept its key (`poolguard_store::relearn`). Any other key holds the hits keyed to it.
+    let ip = match HitOwner::parse(&row.client_key) {
+        Some(HitOwner::Ip(ip)) => Some(ip),
+        _ => None,
+    };
+    let (whose, owner): (&str, &(dyn ToSql + Sync)) = match &ip {
+        Some(ip) => ("client", ip),
+        None => ("client_key", &row.client_key),
+    };
+    let sql = format!(
+        "SELECT local_block, local_index, time_ms, host(client), name, qtype, action, feed, \
+         rule, rcode FROM hits WHERE {whose} = $1 AND time_ms >= $2 AND time_ms <= $3 \
+         ORDER BY time_ms, node, local_block, local_index LIMIT $4"
+    );
     let rows = c
         .query(
-            "SELECT local_block, local_index, time_ms, host(client), name, qtype, action, feed, \
-             rule, rcode FROM hits WHERE client_key = $1 AND time_ms >= $2 AND time_ms <= $3 \
-             ORDER BY time_ms, node, local_block, local_index LIMIT $4",
-            &[
-                &row.client_key,
-                &row.opened_ms,
-                &row.last_hit_ms,
-                &limit(max),
-            ],
+            &sql,
+            &[owner, &row.opened_ms, &row.last_hit_ms, &limit(max)],
         )
         .await?;
     rows.iter()

@@ -276,8 +276,10 @@ macro_rules! roll_hits_from {
 /// `poolguard store migrate`, a bulk load), so they are exact at every commit: rows skipped by
 /// `ON CONFLICT DO NOTHING` (a shipment repeated after a crash) are not in `new_hits` and are
 /// not counted twice. Retention (`poolguard_expire_hits`) deletes hits and the rollup buckets
-/// wholly before its cut-off together; nothing else deletes or updates `hits`, and whatever
-/// does must adjust the rollups in the same transaction. Existing hits are rolled up once, here.
+/// wholly before its cut-off together; nothing else deletes `hits`, and whatever does must
+/// adjust the rollups in the same transaction. Late identity (`crate::ship::relearn`) updates
+/// only a hit's identity columns: the rollups keep the asset and department it was shipped
+/// with, as the SQLite store's keep the department. Existing hits are rolled up once, here.
 ///
 /// Names and clients are unbounded keys (every client of a campus, a flood of random
 /// subdomains), so once a bucket is closed `poolguard_trim_rollups` keeps its largest

@@ -83,6 +83,33 @@ pub struct ClosedIncident {
     pub closed_ms: i64,
 }
 
+/// An open incident's extent, for late identity (`crate::relearn::tell_incident`): whether
+/// what was learned covers all of its hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenSpan {
+    pub id: i64,
+    /// Its first hit's time.
+    pub opened_ms: i64,
+    /// Its latest hit's time.
+    pub last_hit_ms: i64,
+}
+
+/// What [`IncidentTx::learn_identity`] gives an incident of `i`, in the order its statements
+/// take them after the id and the new key: MAC, account, host name, sources, asset, owner,
+/// contact, department (the asset and owner also prefill the staff's device and owner).
+pub fn learned_fields(i: &Identity) -> [Option<&str>; 8] {
+    [
+        i.mac.as_deref(),
+        i.account.as_deref(),
+        i.hostname.as_deref(),
+        i.source.as_deref(),
+        i.asset.as_deref(),
+        i.owner.as_deref(),
+        i.contact.as_deref(),
+        i.department.as_deref(),
+    ]
+}
+
 /// What a new incident starts with: its client key, first hit and deadlines.
 #[derive(Debug, Clone, Copy)]
 pub struct NewIncident<'a> {
@@ -181,6 +208,18 @@ pub trait IncidentTx {
     /// The most recently closed incident of `key` (a key's incidents never overlap, so hits
     /// older than its closure and newer than any open one belong to it).
     fn latest_closed_incident(&self, key: &str) -> Result<Option<ClosedIncident>, StoreError>;
+
+    /// The open incident of client `key` with its extent (late identity), if it has one.
+    fn open_incident_span(&self, key: &str) -> Result<Option<OpenSpan>, StoreError>;
+
+    /// Late identity: incident `id` takes `identity`'s fields where it had none and, with
+    /// `new_key`, moves to that client key (the caller checked no open incident has it).
+    fn learn_identity(
+        &self,
+        id: i64,
+        new_key: Option<&str>,
+        identity: &Identity,
+    ) -> Result<(), StoreError>;
 
     /// Adds a note by `system` (poolguard itself) to incident `id`.
     fn add_system_note(&self, id: i64, time_ms: i64, text: &str) -> Result<(), StoreError>;

@@ -19,10 +19,12 @@ use crate::StoreError;
 use crate::audit::{self, AuditEntry};
 use crate::blocks::{self, codec::Entry};
 use crate::hook::{
-    ClosedIncident, FoldGuard, HitFold, IncidentTx, NewIncident, Opening, TrackedIncident,
+    ClosedIncident, FoldGuard, HitFold, IncidentTx, NewIncident, OpenSpan, Opening,
+    TrackedIncident, learned_fields,
 };
 use crate::rows::Table;
 use crate::{incidents, ip_key};
+use poolguard_clients::Identity;
 use poolguard_model::incident::severity_rank;
 
 /// The writer's transaction (or any connection inside one) seen as an [`IncidentTx`].
@@ -171,6 +173,42 @@ impl IncidentTx for SqliteIncidentTx<'_> {
         }))
     }
 
+    fn open_incident_span(&self, key: &str) -> Result<Option<OpenSpan>, StoreError> {
+        let span: Option<(i64, i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, opened_ms, last_hit_ms FROM incidents \
+                 WHERE client_key = ?1 AND status != 'closed'",
+            )?
+            .query_row([key], |r| r.try_into())
+            .optional()?;
+        Ok(span.map(|(id, opened_ms, last_hit_ms)| OpenSpan {
+            id,
+            opened_ms,
+            last_hit_ms,
+        }))
+    }
+
+    fn learn_identity(
+        &self,
+        id: i64,
+        new_key: Option<&str>,
+        i: &Identity,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE incidents SET client_key = coalesce(?2, client_key), \
+                   mac = coalesce(mac, ?3), account = coalesce(account, ?4), \
+                   hostname = coalesce(hostname, ?5), identity_source = coalesce(identity_source, ?6), \
+                   asset = coalesce(asset, ?7), ledger_owner = coalesce(ledger_owner, ?8), \
+                   contact = coalesce(contact, ?9), department = coalesce(department, ?10), \
+                   device = coalesce(device, ?7), owner = coalesce(owner, ?8) \
+                 WHERE id = ?1",
+            )?
+            .execute(&*learned_params(&id, &new_key, &learned_fields(i)))?;
+        Ok(())
+    }
+
     fn add_system_note(&self, id: i64, time_ms: i64, text: &str) -> Result<(), StoreError> {
         incidents::add_note(self.conn, id, time_ms, "system", text)?;
         Ok(())
@@ -236,6 +274,17 @@ impl IncidentTx for SqliteIncidentTx<'_> {
             |e: &Entry<'_>| each(e.time_ms),
         )
     }
+}
+
+/// [`IncidentTx::learn_identity`]'s parameters: the id, the new key, then `fields`.
+fn learned_params<'p>(
+    id: &'p i64,
+    new_key: &'p Option<&str>,
+    fields: &'p [Option<&str>; 8],
+) -> Vec<&'p dyn rusqlite::ToSql> {
+    let mut all: Vec<&dyn rusqlite::ToSql> = vec![id, new_key];
+    all.extend(fields.iter().map(|f| f as &dyn rusqlite::ToSql));
+    all
 }
 
 #[cfg(test)]

@@ -130,6 +130,15 @@ pub fn hit_blocks_after(
     Ok(out)
 }
 
+/// The lowest id of the hit blocks holding a hit at or after `since_ms`: where the shipper's
+/// late-identity pass walks the group's copy from (`poolguard_store_pg::ship`). Compaction
+/// merges a run into its first id, so no hit that recent was shipped from a lower block.
+pub fn first_block_since(conn: &Connection, since_ms: i64) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT min(id) FROM hit_blocks WHERE last_ms >= ?1")?
+        .query_row([since_ms], |r| r.get(0))?)
+}
+
 /// What waits above the watermark: the shipper's lag.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Unshipped {

@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use poolguard_clients::Identity;
 use poolguard_config::Config;
 use poolguard_model::Severity;
 use poolguard_record::{Outcome, QueryEvent, Transport};
 use poolguard_store::StoreError;
 use poolguard_store::hook::{
-    ClosedIncident, FoldGuard, HitFold, HitRow, IncidentTx, NewIncident, Opening, TrackedIncident,
+    ClosedIncident, FoldGuard, HitFold, HitRow, IncidentTx, NewIncident, OpenSpan, Opening,
+    TrackedIncident,
 };
 
 use super::*;
@@ -107,6 +109,15 @@ impl IncidentTx for Fake {
 
     fn latest_closed_incident(&self, _: &str) -> Result<Option<ClosedIncident>, StoreError> {
         Ok(None)
+    }
+
+    fn open_incident_span(&self, _: &str) -> Result<Option<OpenSpan>, StoreError> {
+        // The tracker never asks: late identity is the stores' (`store::relearn`).
+        Ok(None)
+    }
+
+    fn learn_identity(&self, _: i64, _: Option<&str>, _: &Identity) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn add_system_note(&self, _: i64, _: i64, _: &str) -> Result<(), StoreError> {

@@ -13,10 +13,13 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use postgres::types::ToSql;
 use postgres::{Client, Statement, Transaction};
 
 use super::ShipError;
+use super::relearn::RelearnStatements;
 use crate::incident_tx::{IncidentStatements, PgIncidentTx};
+use poolguard_clients::Identity;
 use poolguard_record::QueryEvent;
 use poolguard_store::StoreError;
 use poolguard_store::blocks::HitOwner;
@@ -34,6 +37,7 @@ pub(crate) struct ShipStatements {
     hits: Statement,
     names: Statement,
     incidents: IncidentStatements,
+    pub(super) relearn: RelearnStatements,
 }
 
 impl ShipStatements {
@@ -65,6 +69,7 @@ impl ShipStatements {
                  last_ms = GREATEST(hit_names.last_ms, excluded.last_ms)",
             )?,
             incidents: IncidentStatements::prepare(client)?,
+            relearn: RelearnStatements::prepare(client)?,
         })
     }
 }
@@ -159,7 +164,7 @@ pub(crate) fn ship(
 /// Runs one hook step in a savepoint. A failure the statement caused is rolled back to the
 /// savepoint, logged and counted, and the hits are kept (as on SQLite); a deadlock with
 /// another node or a lost connection fails the shipment, which is retried whole.
-fn guarded(
+pub(super) fn guarded(
     tx: &mut Transaction<'_>,
     st: &ShipStatements,
     node: &str,
@@ -228,7 +233,7 @@ fn insert_hits(
     let mut answer = Vec::with_capacity(n);
     let mut latency = Vec::with_capacity(n);
     let mut upstream = Vec::with_capacity(n);
-    let mut who: [Vec<Option<&str>>; 12] = Default::default();
+    let mut who = IdentityColumns::default();
     for &(id, h) in rows {
         let e = &h.event;
         let ip = e.client.ip().to_canonical();
@@ -249,7 +254,28 @@ fn insert_hits(
         answer.push(&*e.answer);
         latency.push(i32::try_from(e.latency_us).unwrap_or(i32::MAX));
         upstream.push(e.upstream.as_deref());
-        let fields = identity.map(|i| {
+        who.push(identity);
+    }
+    tx.execute(
+        stmt,
+        &who.after(&[
+            &node, &block, &index, &time, &client, &key, &port, &transport, &name, &qtype, &action,
+            &feed, &rule, &rcode, &answer, &latency, &upstream,
+        ]),
+    )
+}
+
+/// The identity columns of a multi-row statement on `hits`, one array per column, in table
+/// order: network, asset, mac, kind, location, department, owner, contact, account, hostname,
+/// identity_source, exempt. What a shipped hit gets, and what a hit re-attributed late gets
+/// (`super::relearn`).
+#[derive(Debug, Default)]
+pub(super) struct IdentityColumns<'a>([Vec<Option<&'a str>>; 12]);
+
+impl<'a> IdentityColumns<'a> {
+    /// Adds one row's values (all NULL without an identity).
+    pub(super) fn push(&mut self, identity: Option<&'a Identity>) {
+        let values = identity.map(|i| {
             [
                 i.network.as_deref(),
                 i.asset.as_deref(),
@@ -265,32 +291,20 @@ fn insert_hits(
                 i.exempt.as_deref(),
             ]
         });
-        for (column, value) in who.iter_mut().zip(fields.unwrap_or_default()) {
+        for (column, value) in self.0.iter_mut().zip(values.unwrap_or_default()) {
             column.push(value);
         }
     }
-    let [
-        network,
-        asset,
-        mac,
-        kind,
-        location,
-        department,
-        owner,
-        contact,
-        account,
-        hostname,
-        source,
-        exempt,
-    ] = &who;
-    tx.execute(
-        stmt,
-        &[
-            &node, &block, &index, &time, &client, &key, &port, &transport, &name, &qtype, &action,
-            &feed, &rule, &rcode, &answer, &latency, &upstream, network, asset, mac, kind,
-            location, department, owner, contact, account, hostname, source, exempt,
-        ],
-    )
+
+    /// The arrays as statement parameters, after `first` (the statement's other ones).
+    pub(super) fn after<'p>(
+        &'p self,
+        first: &[&'p (dyn ToSql + Sync)],
+    ) -> Vec<&'p (dyn ToSql + Sync)> {
+        let mut all = first.to_vec();
+        all.extend(self.0.iter().map(|c| c as &(dyn ToSql + Sync)));
+        all
+    }
 }
 
 /// Each blocked name's first and last hit in `blocks`, upserted in name order (two nodes

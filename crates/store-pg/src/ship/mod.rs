@@ -12,7 +12,9 @@
 //! 2. in ONE PostgreSQL transaction, insert their rows into `hits`, upsert `hit_names`, run
 //!    the incident tracker on them, and move this node's `ship_cursor` (see [`batch`]);
 //! 3. after the commit, raise the [`ShippedWatermark`] the writer's upkeep reads (compaction
-//!    and retention leave blocks above it alone) and let the tracker announce what changed.
+//!    and retention leave blocks above it alone) and let the tracker announce what changed;
+//! 4. take one bounded step of late identity ([`relearn`]): this node's hits in PostgreSQL
+//!    that no identity source named are looked up again when the identity index moved.
 //!
 //! On any error the batch is void (`batch_failed`): the shipper reconnects with backoff, reads
 //! the cursor from PostgreSQL again and retries from there. It never skips a block, and since
@@ -22,6 +24,7 @@
 //! `poolguard_pg_ship_*` metrics.
 
 pub(crate) mod batch;
+mod relearn;
 mod upkeep;
 
 pub use upkeep::due_before as rollups_due_before;
@@ -38,6 +41,7 @@ pub use batch::ExitPoint;
 use batch::{ShipStatements, Shipped};
 use poolguard_store::hook::BatchHook;
 use poolguard_store::shipped::{self, ShipHealth};
+use poolguard_store::writer::AttributionSource;
 use poolguard_store::{ShippedWatermark, Store, StoreError};
 
 use crate::connect::Connector;
@@ -75,6 +79,10 @@ pub struct ShipOptions {
     /// `[store] hit_retention_days`: hits older than this leave PostgreSQL (0: never), in
     /// small steps while the shipper is idle (`upkeep`).
     pub hit_retention_days: u32,
+    /// The node writer's attribution ([`poolguard_store::writer::WriterHandle::attribution`]):
+    /// with it, this node's hits in PostgreSQL are re-attributed when a lease or login
+    /// arrives late ([`relearn`]); None leaves them as shipped.
+    pub attribution: Option<AttributionSource>,
     /// Tests: the first shipment stops here and the thread ends, as if killed.
     #[doc(hidden)]
     pub exit_at: Option<ExitPoint>,
@@ -91,6 +99,7 @@ impl Default for ShipOptions {
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(10),
             hit_retention_days: poolguard_config::StoreConfig::default().hit_retention_days,
+            attribution: None,
             exit_at: None,
         }
     }
@@ -121,6 +130,7 @@ impl Shipper {
         let health = Arc::new(ShipHealth::default());
         health.running.store(true, Ordering::Relaxed);
         let (stop, stopped) = mpsc::channel();
+        let relearning = options.attribution.clone().map(relearn::Relearning::new);
         let mut worker = Worker {
             local,
             connector,
@@ -130,6 +140,7 @@ impl Shipper {
             options,
             health: Arc::clone(&health),
             stopped,
+            relearning,
         };
         let thread = std::thread::Builder::new()
             .name("poolguard-pg-shipper".into())
@@ -178,6 +189,8 @@ struct Worker {
     options: ShipOptions,
     health: Arc<ShipHealth>,
     stopped: Receiver<()>,
+    /// Late identity's pass, kept across reconnections.
+    relearning: Option<relearn::Relearning>,
 }
 
 /// Whether the thread should go on.
@@ -249,6 +262,7 @@ impl Worker {
                 self.measure_lag(after);
                 // The group database's upkeep, only while nothing waits to be shipped.
                 upkeep.step(&mut client, crate::now_ms())?;
+                self.relearn(&mut client, &st)?;
                 if let Next::Stop = self.wait(self.options.poll) {
                     return Ok(());
                 }
@@ -299,6 +313,19 @@ impl Worker {
                 }
             }
             self.measure_lag(after);
+            self.relearn(&mut client, &st)?;
+        }
+    }
+
+    /// One step of late identity, when the node re-attributes ([`ShipOptions::attribution`]).
+    fn relearn(
+        &mut self,
+        client: &mut postgres::Client,
+        st: &ShipStatements,
+    ) -> Result<(), ShipError> {
+        match &mut self.relearning {
+            Some(r) => r.step(client, st, &self.local, &self.node),
+            None => Ok(()),
         }
     }
 

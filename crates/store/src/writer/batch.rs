@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rusqlite::{Connection, params};
 
@@ -19,7 +19,7 @@ use crate::incidents_tx::SqliteIncidentTx;
 use crate::known_names::KnownNames;
 use crate::rows::Table;
 use poolguard_clients::{Identity, Ledger, SharedLedger};
-use poolguard_identity::{Exempt, IdentityIndex};
+use poolguard_identity::{Exempt, IdentityIndex, SharedIdentities};
 use poolguard_record::QueryEvent;
 
 /// Writes one batch in one transaction; returns (query rows, hit rows) written. Hits are
@@ -139,6 +139,61 @@ pub struct Attribution<'a> {
     pub ledger: &'a Ledger,
     pub identities: Option<&'a IdentityIndex>,
     pub exempt: Option<&'a Exempt>,
+}
+
+/// Where the writer's [`Attribution`] comes from: the ledger, and the identity index and
+/// exempt list once the app plugs them in ([`super::WriterHandle::attribute_with`]), read
+/// when used. Cloned for work outside the writer thread that must attribute hits exactly as
+/// the writer does: the PostgreSQL shipper's late identity (`poolguard_store_pg::ship`).
+#[derive(Clone)]
+pub struct AttributionSource {
+    pub(super) ledger: SharedLedger,
+    pub(super) identities: Arc<OnceLock<SharedIdentities>>,
+    pub(super) exempt: Arc<OnceLock<Arc<Exempt>>>,
+}
+
+impl std::fmt::Debug for AttributionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttributionSource")
+            .field("identities", &self.identities.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AttributionSource {
+    /// A source with `ledger` and nothing plugged in yet.
+    pub(super) fn new(ledger: SharedLedger) -> Self {
+        Self {
+            ledger,
+            identities: Arc::new(OnceLock::new()),
+            exempt: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The identity index, once plugged in: its generation tells when to look hits up again.
+    pub fn index(&self) -> Option<&SharedIdentities> {
+        self.identities.get()
+    }
+
+    /// What [`write_batch`] takes.
+    pub(super) fn parts(&self) -> (&SharedLedger, Option<&IdentityIndex>, Option<&Exempt>) {
+        (
+            &self.ledger,
+            self.identities.get().map(|i| &**i),
+            self.exempt.get().map(|e| &**e),
+        )
+    }
+
+    /// Runs `f` with the attribution the writer uses now (the ledger as it is now).
+    pub fn with<R>(&self, f: impl FnOnce(&Attribution<'_>) -> R) -> R {
+        let (ledger, identities, exempt) = self.parts();
+        let ledger = ledger.load();
+        f(&Attribution {
+            ledger: &ledger,
+            identities,
+            exempt,
+        })
+    }
 }
 
 impl Attribution<'_> {

@@ -6,12 +6,12 @@
 //! order is what makes "flush" mean "everything submitted so far is committed".
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
-use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use super::{Msg, StoreFault, Writer, WriterHealth};
+use super::{AttributionSource, Msg, StoreFault, Writer, WriterHealth};
 use crate::StoreError;
 use poolguard_identity::{Exempt, SharedIdentities};
 
@@ -30,8 +30,7 @@ pub struct WriterHandle {
     tx: Sender<Msg>,
     thread: Option<JoinHandle<()>>,
     health: Arc<WriterHealth>,
-    identities: Arc<OnceLock<SharedIdentities>>,
-    exempt: Arc<OnceLock<Arc<Exempt>>>,
+    who: AttributionSource,
 }
 
 impl WriterHandle {
@@ -40,15 +39,13 @@ impl WriterHandle {
         tx: Sender<Msg>,
         thread: JoinHandle<()>,
         health: Arc<WriterHealth>,
-        identities: Arc<OnceLock<SharedIdentities>>,
-        exempt: Arc<OnceLock<Arc<Exempt>>>,
+        who: AttributionSource,
     ) -> Self {
         Self {
             tx,
             thread: Some(thread),
             health,
-            identities,
-            exempt,
+            who,
         }
     }
 
@@ -56,14 +53,20 @@ impl WriterHandle {
     /// stored as usual, no incident. Set once, by the app, before DNS starts; false when it
     /// was set already.
     pub fn exempt_with(&self, exempt: Arc<Exempt>) -> bool {
-        self.exempt.set(exempt).is_ok()
+        self.who.exempt.set(exempt).is_ok()
     }
 
     /// Attributes every hit written from now on through `identities` (who held its address
     /// at its time, from DHCP leases and RADIUS) before the ledger. Set once, by the app,
     /// before DNS starts; false when it was set already (the first index stays).
     pub fn attribute_with(&self, identities: SharedIdentities) -> bool {
-        self.identities.set(identities).is_ok()
+        self.who.identities.set(identities).is_ok()
+    }
+
+    /// What the writer attributes hits with, for the PostgreSQL shipper's late identity,
+    /// which must name a hit exactly as the writer would have.
+    pub fn attribution(&self) -> AttributionSource {
+        self.who.clone()
     }
 
     /// The writer's live counters (shared with `/healthz`).

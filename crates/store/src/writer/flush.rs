@@ -19,11 +19,7 @@ impl Writer {
         match write_batch(
             &mut self.conn,
             &self.batch,
-            (
-                &self.ledger,
-                self.identities.get().map(|i| &**i),
-                self.exempt.get().map(|e| &**e),
-            ),
+            self.who.parts(),
             self.cfg.log_queries,
             self.tracker.as_deref(),
             &mut self.known,

@@ -27,14 +27,16 @@ mod queue;
 mod relearn;
 mod upkeep;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-pub use self::batch::{Attribution, insert_attributed, insert_events, insert_events_into};
+pub use self::batch::{
+    Attribution, AttributionSource, insert_attributed, insert_events, insert_events_into,
+};
 use self::control::Control;
 pub use self::control::WriterHandle;
 pub use self::health::{WriterHealth, WriterStatus};
@@ -48,7 +50,6 @@ use crate::spool::Backlog;
 use crate::{Store, StoreError};
 use poolguard_clients::SharedLedger;
 use poolguard_config::StoreConfig;
-use poolguard_identity::{Exempt, SharedIdentities};
 use poolguard_record::{QueryEvent, Sink};
 
 /// While a batch fills, the writer sleeps this long between drains of the queue rather than
@@ -117,14 +118,11 @@ fn spawn_inner(
     health
         .spool_bytes
         .store(backlog.spool().pending_bytes(), Ordering::Relaxed);
-    let identities = Arc::new(OnceLock::new());
-    let exempt = Arc::new(OnceLock::new());
+    let who = AttributionSource::new(ledger);
     let mut writer = Writer {
         conn,
         cfg: cfg.clone(),
-        ledger,
-        identities: Arc::clone(&identities),
-        exempt: Arc::clone(&exempt),
+        who: who.clone(),
         tracker,
         health: Arc::clone(&health),
         batch: Vec::with_capacity(cfg.batch_size.min(65_536)),
@@ -137,7 +135,7 @@ fn spawn_inner(
         known: KnownNames::default(),
         backlog_oldest_ms,
         upkeep: UpkeepSchedule::starting_now(),
-        relearning: relearn::Relearning::default(),
+        relearning: crate::relearn::Due::new(relearn::RELEARN_EVERY),
         shipped,
         _checkpointer: checkpointer,
     };
@@ -151,10 +149,7 @@ fn spawn_inner(
         })
         .map_err(|e| StoreError::Worker(e.to_string()))?;
     let sink = QueueSink::new(tx.clone(), cfg, Arc::clone(&health));
-    Ok((
-        Arc::new(sink),
-        WriterHandle::new(tx, thread, health, identities, exempt),
-    ))
+    Ok((Arc::new(sink), WriterHandle::new(tx, thread, health, who)))
 }
 
 /// Page cache for the writer's connection, in KiB (SQLite's default is 2 MiB). The `queries`
@@ -183,12 +178,10 @@ fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
 struct Writer {
     conn: Connection,
     cfg: StoreConfig,
-    ledger: SharedLedger,
-    /// Who held each address when (DHCP, RADIUS), once the app plugs it in
-    /// ([`WriterHandle::attribute_with`]); hits are attributed through it before the ledger.
-    identities: Arc<OnceLock<SharedIdentities>>,
-    /// `[incidents.exempt]`, once the app plugs it in ([`WriterHandle::exempt_with`]).
-    exempt: Arc<OnceLock<Arc<Exempt>>>,
+    /// The ledger, and who held each address when (DHCP, RADIUS) and `[incidents.exempt]`
+    /// once the app plugs them in ([`WriterHandle::attribute_with`],
+    /// [`WriterHandle::exempt_with`]); hits are attributed through the index before the ledger.
+    who: AttributionSource,
     tracker: Option<Arc<dyn BatchHook>>,
     health: Arc<WriterHealth>,
     batch: Vec<QueryEvent>,
@@ -213,7 +206,7 @@ struct Writer {
     /// Retention and compaction, a step at a time between batches.
     upkeep: UpkeepSchedule,
     /// Late identity: which index generation was swept (`crate::relearn`).
-    relearning: relearn::Relearning,
+    relearning: crate::relearn::Due,
     /// Checkpoints the WAL on a thread of its own; stopped when the writer ends.
     _checkpointer: crate::checkpoint::Checkpointer,
     /// Hit blocks above it are not shipped yet: upkeep leaves them alone.
