@@ -165,13 +165,19 @@ fn roll_up(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .filter(|t| **t > Duration::from_millis(50))
         .count();
+    // Which call was the longest: the first pays the one-time start (every block's span).
+    let at = times
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, t)| **t)
+        .map_or(0, |(i, _)| i + 1);
     let (p99, longest) = (pct(&mut times, 0.99), pct(&mut times, 1.0));
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
     let count =
         |sql: &str| -> Result<i64, rusqlite::Error> { conn.query_row(sql, [], |r| r.get(0)) };
     eprintln!(
-        "rolled up in {elapsed:.1?}: {steps} steps, p99 {p99:.1?}, longest {longest:.1?}, \
-         {over} over 50 ms; {} rollup rows, {} postings rows",
+        "rolled up in {elapsed:.1?}: {steps} steps, p99 {p99:.1?}, longest {longest:.1?} \
+         (call {at}), {over} over 50 ms; {} rollup rows, {} postings rows",
         count("SELECT count(*) FROM rollups")?,
         count("SELECT count(*) FROM client_days")?,
     );
