@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::dhcp::{
-    holder, kea_granted, perfdhcp_until, start_kea, wait_for_text as wait_for,
+    KeaConfig, holder, kea_granted, perfdhcp_until, start_kea, wait_for_text as wait_for,
     wait_for_text_any as wait_for_any,
 };
 use common::netns::{Daemon, Link};
@@ -49,20 +49,15 @@ async fn kea_leases_are_followed_through_its_lease_file_cleanup() {
     let log = dir.path().join("kea.log");
     let conf = dir.path().join("kea.json");
     // lfc-interval 1: Kea's lease file cleanup rotates the file every second.
-    std::fs::write(
-        &conf,
-        format!(
-            r#"{{"Dhcp4": {{"interfaces-config": {{"interfaces": ["{}"]}},
- "lease-database": {{"type": "memfile", "persist": true, "name": "{}", "lfc-interval": 1}},
- "valid-lifetime": 600,
- "subnet4": [{{"id": 1, "subnet": "10.213.50.0/24", "pools": [{{"pool": "10.213.50.100 - 10.213.50.199"}}]}}],
- "loggers": [{{"name": "kea-dhcp4", "output_options": [{{"output": "{}"}}], "severity": "INFO"}}]}}}}"#,
-            link.server_if,
-            leases.display(),
-            log.display()
-        ),
-    )
-    .unwrap();
+    KeaConfig {
+        net: "10.213.50",
+        leases: &leases,
+        log: &log,
+        lfc_interval: 1,
+        valid_lifetime: 600,
+        reservations: &[],
+    }
+    .write(&link, &conf);
     let _kea = start_kea(&link, dir.path(), &conf, &log).await;
     let bed = bed("kea", &leases).await;
 

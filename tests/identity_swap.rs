@@ -19,7 +19,7 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use common::dhcp::{holder, kea_granted, perfdhcp, start_kea};
+use common::dhcp::{KeaConfig, holder, kea_granted, perfdhcp, start_kea};
 use common::netns::{self, Daemon, Link};
 use common::{Proto, TestBed, query_from, request, sha256_hex};
 use hickory_proto::op::{Message, ResponseCode};
@@ -64,26 +64,15 @@ impl Kea<'_> {
         self.runs += 1;
         let conf = self.dir.join(format!("kea-{}.json", self.runs));
         let log = self.dir.join(format!("kea-{}.log", self.runs));
-        let hosts: Vec<String> = reservations
-            .iter()
-            .map(|(mac, n)| format!(r#"{{"hw-address": "{mac}", "ip-address": "{NET}.{n}"}}"#))
-            .collect();
-        std::fs::write(
-            &conf,
-            format!(
-                r#"{{"Dhcp4": {{"interfaces-config": {{"interfaces": ["{}"]}},
- "lease-database": {{"type": "memfile", "persist": true, "name": "{}", "lfc-interval": 0}},
- "valid-lifetime": 3600,
- "subnet4": [{{"id": 1, "subnet": "{NET}.0/24", "pools": [{{"pool": "{NET}.100 - {NET}.199"}}],
-   "reservations": [{}]}}],
- "loggers": [{{"name": "kea-dhcp4", "output_options": [{{"output": "{}"}}], "severity": "INFO"}}]}}}}"#,
-                self.link.server_if,
-                self.leases().display(),
-                hosts.join(", "),
-                log.display()
-            ),
-        )
-        .expect("write kea config");
+        KeaConfig {
+            net: NET,
+            leases: &self.leases(),
+            log: &log,
+            lfc_interval: 0,
+            valid_lifetime: 3600,
+            reservations,
+        }
+        .write(self.link, &conf);
         self.daemon = Some(start_kea(self.link, &self.dir, &conf, &log).await);
     }
 

@@ -28,6 +28,45 @@ pub async fn wait_for_text(file: &Path, text: &str) {
     wait_for_text_any(&[file], text).await;
 }
 
+/// What a test's Kea serves: a /24 `net` (like `10.213.50`) with a pool of .100–.199.
+pub struct KeaConfig<'a> {
+    pub net: &'a str,
+    pub leases: &'a Path,
+    pub log: &'a Path,
+    /// Seconds between Kea's lease file cleanups (0: never).
+    pub lfc_interval: u32,
+    pub valid_lifetime: u32,
+    /// Host reservations: (MAC, last octet).
+    pub reservations: &'a [(&'a str, u8)],
+}
+
+impl KeaConfig<'_> {
+    /// Writes the Kea config for `link`'s server side to `conf`.
+    pub fn write(&self, link: &Link, conf: &Path) {
+        let net = self.net;
+        let hosts: Vec<String> = self
+            .reservations
+            .iter()
+            .map(|(mac, n)| format!(r#"{{"hw-address": "{mac}", "ip-address": "{net}.{n}"}}"#))
+            .collect();
+        let text = format!(
+            r#"{{"Dhcp4": {{"interfaces-config": {{"interfaces": ["{}"]}},
+ "lease-database": {{"type": "memfile", "persist": true, "name": "{}", "lfc-interval": {}}},
+ "valid-lifetime": {},
+ "subnet4": [{{"id": 1, "subnet": "{net}.0/24", "pools": [{{"pool": "{net}.100 - {net}.199"}}],
+   "reservations": [{}]}}],
+ "loggers": [{{"name": "kea-dhcp4", "output_options": [{{"output": "{}"}}], "severity": "INFO"}}]}}}}"#,
+            link.server_if,
+            self.leases.display(),
+            self.lfc_interval,
+            self.valid_lifetime,
+            hosts.join(", "),
+            self.log.display()
+        );
+        std::fs::write(conf, text).expect("write the Kea config");
+    }
+}
+
 /// `kea-dhcp4` on `link`'s server side with `conf`, its pid and lock files in `dir`; returns
 /// once its `log` says it started.
 pub async fn start_kea(link: &Link, dir: &Path, conf: &Path, log: &Path) -> Daemon {
