@@ -147,13 +147,17 @@ fn generate(
 fn roll_up(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(path)?;
     let conn = store.write_connection()?;
-    let _checkpointer = writer_pragmas(&store, &conn)?;
+    let checkpointer = writer_pragmas(&store, &conn)?;
     let now = chrono::Utc::now().timestamp_millis();
     let t0 = Instant::now();
     let mut times = Vec::new();
     let mut sealer = store::rollup::Sealer::default();
     loop {
         let t = Instant::now();
+        // The writer copies the WAL's tail between its transactions when the thread asks.
+        if let Some(c) = &checkpointer {
+            c.between_transactions(&conn)?;
+        }
         let more = sealer.catch_up(&conn, now, store::rollup::STEP_BUDGET)?;
         times.push(t.elapsed());
         if !more {
@@ -218,7 +222,7 @@ fn writer_pragmas(
 fn upkeep_pauses(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(path)?;
     let conn = store.write_connection()?;
-    let _checkpointer = writer_pragmas(&store, &conn)?;
+    let checkpointer = writer_pragmas(&store, &conn)?;
     let oldest: i64 = conn.query_row("SELECT min(first_ms) FROM query_blocks", [], |r| r.get(0))?;
     let cut = oldest + 86_400_000;
     let report = |phase: &str,
@@ -228,6 +232,9 @@ fn upkeep_pauses(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
         let mut times = Vec::new();
         loop {
             let t = Instant::now();
+            if let Some(c) = &checkpointer {
+                c.between_transactions(&conn)?;
+            }
             let more = step()?;
             times.push(t.elapsed());
             if !more {

@@ -137,7 +137,7 @@ fn spawn_inner(
         upkeep: UpkeepSchedule::starting_now(),
         relearning: crate::relearn::Due::new(relearn::RELEARN_EVERY),
         shipped,
-        _checkpointer: checkpointer,
+        checkpointer,
     };
     writer.publish_oldest();
     let thread = std::thread::Builder::new()
@@ -208,7 +208,7 @@ struct Writer {
     /// Late identity: which index generation was swept (`crate::relearn`).
     relearning: crate::relearn::Due,
     /// Checkpoints the WAL on a thread of its own; stopped when the writer ends.
-    _checkpointer: crate::checkpoint::Checkpointer,
+    checkpointer: crate::checkpoint::Checkpointer,
     /// Hit blocks above it are not shipped yet: upkeep leaves them alone.
     shipped: ShippedWatermark,
 }
