@@ -147,17 +147,13 @@ fn generate(
 fn roll_up(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(path)?;
     let conn = store.write_connection()?;
-    let checkpointer = writer_pragmas(&store, &conn)?;
+    writer_pragmas(&conn)?;
     let now = chrono::Utc::now().timestamp_millis();
     let t0 = Instant::now();
     let mut times = Vec::new();
     let mut sealer = store::rollup::Sealer::default();
     loop {
         let t = Instant::now();
-        // The writer copies the WAL's tail between its transactions when the thread asks.
-        if let Some(c) = &checkpointer {
-            c.between_transactions(&conn)?;
-        }
         let more = sealer.catch_up(&conn, now, store::rollup::STEP_BUDGET)?;
         times.push(t.elapsed());
         if !more {
@@ -188,33 +184,20 @@ fn roll_up(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The writer's own connection settings (`store::writer`): checkpoints on a thread of their
-/// own (`store::checkpoint`), the writer's auto-checkpoint only as a backstop; the returned
-/// checkpointer runs until dropped. `GEN_STORE_INLINE_CHECKPOINT=1` times the writer as it was
-/// before that (its checkpoints inside whichever commit crosses 4,000 WAL pages);
-/// `GEN_STORE_NO_CHECKPOINT=1` turns checkpoints off, to time the steps' own work alone.
-fn writer_pragmas(
-    store: &Store,
-    conn: &rusqlite::Connection,
-) -> Result<Option<store::checkpoint::Checkpointer>, Box<dyn std::error::Error>> {
-    let inline = std::env::var_os("GEN_STORE_INLINE_CHECKPOINT").is_some();
+/// The writer's own connection settings (`store::writer`): its WAL checkpoints run inside its
+/// commits. `GEN_STORE_NO_CHECKPOINT=1` turns them off, to time the steps' own work apart from
+/// the checkpoint that whichever commit crosses 4,000 WAL pages pays. Copy a store and `sync`
+/// before timing it: the first checkpoint's fsync otherwise writes back the copy's dirty pages
+/// (steps of 0.3–1.2 s that are not the store's).
+fn writer_pragmas(conn: &rusqlite::Connection) -> Result<(), rusqlite::Error> {
     let pages = if std::env::var_os("GEN_STORE_NO_CHECKPOINT").is_some() {
         0
-    } else if inline {
-        4000
     } else {
-        store::checkpoint::BACKSTOP_PAGES
+        4000
     };
     conn.execute_batch(&format!(
         "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint={pages};"
-    ))?;
-    Ok(if pages == store::checkpoint::BACKSTOP_PAGES {
-        Some(store::checkpoint::Checkpointer::spawn(
-            store.write_connection()?,
-        )?)
-    } else {
-        None
-    })
+    ))
 }
 
 /// Retention of the oldest stored day, then a compaction pass, one writer transaction per
@@ -222,7 +205,7 @@ fn writer_pragmas(
 fn upkeep_pauses(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(path)?;
     let conn = store.write_connection()?;
-    let checkpointer = writer_pragmas(&store, &conn)?;
+    writer_pragmas(&conn)?;
     let oldest: i64 = conn.query_row("SELECT min(first_ms) FROM query_blocks", [], |r| r.get(0))?;
     let cut = oldest + 86_400_000;
     let report = |phase: &str,
@@ -232,9 +215,6 @@ fn upkeep_pauses(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
         let mut times = Vec::new();
         loop {
             let t = Instant::now();
-            if let Some(c) = &checkpointer {
-                c.between_transactions(&conn)?;
-            }
             let more = step()?;
             times.push(t.elapsed());
             if !more {

@@ -198,16 +198,6 @@ pub const METRICS: &[Metric] = &[
         Series::Plain,
     ),
     counter(
-        "poolguard_store_checkpointed_pages_total",
-        "Write-ahead log pages copied into the database by the checkpoint thread",
-        Series::Plain,
-    ),
-    gauge(
-        "poolguard_store_wal_pages",
-        "Pages in the write-ahead log at the last checkpoint",
-        Series::Plain,
-    ),
-    counter(
         "poolguard_store_hit_floods_total",
         "Batches whose hits went to the spool because more hits waited than queue_capacity",
         Series::Plain,

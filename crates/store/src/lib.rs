@@ -14,7 +14,6 @@ pub mod alerted;
 pub mod audit;
 pub mod blocks;
 pub mod bulletin;
-pub mod checkpoint;
 pub mod cursor;
 #[doc(hidden)]
 pub mod fault;

@@ -105,7 +105,6 @@ fn spawn_inner(
 ) -> Result<(Arc<dyn Sink>, WriterHandle), StoreError> {
     let conn = store.write_connection()?;
     tune_writer(&conn)?;
-    let checkpointer = crate::checkpoint::Checkpointer::spawn(store.write_connection()?)?;
     let backlog = backlog::open_backlog(&conn, store.path(), cfg)?;
     // A spool left by an earlier run: its first record is the oldest event not in SQLite.
     let backlog_oldest_ms = match backlog.next_chunk(1) {
@@ -137,7 +136,6 @@ fn spawn_inner(
         upkeep: UpkeepSchedule::starting_now(),
         relearning: crate::relearn::Due::new(relearn::RELEARN_EVERY),
         shipped,
-        checkpointer,
     };
     writer.publish_oldest();
     let thread = std::thread::Builder::new()
@@ -158,15 +156,17 @@ fn spawn_inner(
 /// pages of a day's indexes resident (docs/BENCHMARKS.md).
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
-/// The writer connection's pragmas: a larger page cache, checkpoints left to
-/// [`crate::checkpoint`] (its own auto-checkpoint only as a backstop), more cached statements.
+/// WAL pages before an automatic checkpoint (SQLite's default is 1000). Checkpoints run on this
+/// thread, inside a commit; fewer, larger ones copy each hot index page once instead of every
+/// few batches. Bounds the WAL at about 16 MiB. (A checkpoint thread of its own was tried in
+/// session 11 and not kept: docs/BENCHMARKS.md, "WAL checkpoints off the writer's thread".)
+const WRITER_WAL_PAGES: i64 = 4000;
+
+/// The writer connection's pragmas: a larger page cache, rarer checkpoints, more cached
+/// statements.
 fn tune_writer(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-    conn.pragma_update(
-        None,
-        "wal_autocheckpoint",
-        crate::checkpoint::BACKSTOP_PAGES,
-    )?;
+    conn.pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
     // The writer and the incident tracker use ~15 cached statements; rusqlite keeps 16 by
     // default, and an evicted one is parsed again on its next use.
     conn.set_prepared_statement_cache_capacity(64);
@@ -207,8 +207,6 @@ struct Writer {
     upkeep: UpkeepSchedule,
     /// Late identity: which index generation was swept (`crate::relearn`).
     relearning: crate::relearn::Due,
-    /// Checkpoints the WAL on a thread of its own; stopped when the writer ends.
-    checkpointer: crate::checkpoint::Checkpointer,
     /// Hit blocks above it are not shipped yet: upkeep leaves them alone.
     shipped: ShippedWatermark,
 }

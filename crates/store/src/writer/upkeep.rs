@@ -86,9 +86,6 @@ impl UpkeepSchedule {
 impl Writer {
     /// One step of the upkeep under way, if any.
     pub(super) fn upkeep(&mut self) {
-        if let Err(error) = self.checkpointer.between_transactions(&self.conn) {
-            tracing::warn!(%error, "copying the WAL's tail failed; the next round retries");
-        }
         self.roll_up();
         self.relearn();
         if let Some(u) = self.upkeep.pending {
