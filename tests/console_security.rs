@@ -348,3 +348,30 @@ async fn console_can_be_off_or_on_its_own_listener() {
     let (status, html) = get(&console, &cookie, "/incidents").await;
     assert_eq!(status, StatusCode::OK, "{html}");
 }
+
+/// The query log's page takes the same who-filters as the hits': asked by owner, it lists the
+/// queries of the addresses that person's machines held (here a ledger address), no other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_log_page_finds_a_persons_queries() {
+    let bed = bed("").await;
+    let base = console_url(&bed);
+    for ip in ["127.0.0.8", "127.0.0.7"] {
+        query_from(
+            ip.parse().expect("address"),
+            bed.dns,
+            Proto::Udp,
+            &request("www.example.test.", RecordType::A, true),
+        )
+        .await;
+    }
+    bed.running().flush().await.expect("flush");
+    let (viewer, _) = sign_in(&base, &[("token", VIEWER)]).await;
+    let (status, html) = get(&base, &viewer, "/hits?table=queries&owner=li+na").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("name=\"owner\""),
+        "the owner box is on the form"
+    );
+    assert!(html.contains("127.0.0.8"), "Li Na's machine: {html}");
+    assert!(!html.contains("127.0.0.7"), "not Zhang Wei's: {html}");
+}

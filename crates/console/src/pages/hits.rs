@@ -28,8 +28,9 @@ const COMMON: [&str; 8] = [
     "since",
     "until",
 ];
-/// Filters only the hit list takes (identity at the time of the hit).
-const HIT_ONLY: [&str; 4] = ["mac", "account", "owner", "asset"];
+/// Who sent it: on hits the identity stored with the hit; on the query log the addresses that
+/// device or person held at the time (the API's `queries_who`).
+const WHO: [&str; 4] = ["mac", "account", "owner", "asset"];
 /// Most pages one export gathers (1,000 rows each); docs/CONSOLE.md.
 const MAX_EXPORT_PAGES: usize = 100;
 
@@ -45,11 +46,10 @@ fn table(q: &Fields) -> &'static str {
 /// The API parameters of the current filter (times converted to UTC), without paging.
 fn filter(q: &Fields, ctx: &Ctx) -> Vec<(&'static str, String)> {
     let tz = ctx.console.inner.tz;
-    let mut keys: Vec<&'static str> = COMMON.to_vec();
-    if table(q) == "hits" {
-        keys.extend(HIT_ONLY);
-    }
-    keys.into_iter()
+    COMMON
+        .iter()
+        .chain(WHO.iter())
+        .copied()
         .filter_map(|k| {
             let v = field(q, k);
             let v = if k == "since" || k == "until" {
@@ -173,7 +173,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Fields>) -> Response {
     };
     // Links keep the form's own values (local times), plus the table and paging.
     let mut own: Vec<(&str, &str)> = vec![("table", table)];
-    for k in COMMON.iter().chain(HIT_ONLY.iter()) {
+    for k in COMMON.iter().chain(WHO.iter()) {
         own.push((k, field(&q, k)));
     }
     own.push(("limit", field(&q, "limit")));
