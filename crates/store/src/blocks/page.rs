@@ -237,7 +237,13 @@ impl Walk<'_> {
             let data = block_data(conn, self.table, id)?;
             let block = Block::parse(&data)?;
             let mut found: Vec<(i64, i64, Entry<'_>)> = Vec::new();
-            for row in block.entries() {
+            let mut rows = block.entries();
+            // A client filter steps over other clients' rows without decoding them.
+            let mut next_row = || match &f.client {
+                Some((lo, hi)) => rows.next_within(lo, hi),
+                None => rows.next(),
+            };
+            while let Some(row) = next_row() {
                 let (index, e) = row?;
                 let row_id = (id << INDEX_BITS) | i64::from(index);
                 if row_matches(f, &e, row_id) {
