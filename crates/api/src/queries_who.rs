@@ -92,13 +92,11 @@ pub(crate) fn spans(
 
 /// `s` cut to `f`'s client network and time bounds; None when nothing is left.
 fn within(mut s: Span, f: &EvidenceFilter) -> Option<Span> {
-    if let Some(c) = f.client {
-        if c.contains(&s.net) {
-        } else if s.net.contains(&c) {
-            s.net = c;
-        } else {
-            return None;
-        }
+    match f.client {
+        Some(c) if c.contains(&s.net) => {}
+        Some(c) if s.net.contains(&c) => s.net = c,
+        Some(_) => return None,
+        None => {}
     }
     s.since_ms = s.since_ms.max(f.since_ms);
     s.until_ms = match (s.until_ms, f.until_ms) {

@@ -190,6 +190,15 @@ impl std::fmt::Debug for Ledger {
 /// The current ledger, swapped whole on reload; readers never lock.
 pub type SharedLedger = Arc<ArcSwap<Ledger>>;
 
+/// Whether row `i` has the asset tag and the owner asked for (each case-insensitive; `None`
+/// asks nothing): the ledger searches by the names staff know.
+fn asset_and_owner_are(i: &Identity, asset: Option<&str>, owner: Option<&str>) -> bool {
+    let same = |want: Option<&str>, have: Option<&String>| {
+        want.is_none_or(|w| have.is_some_and(|h| poolguard_model::text::same_text(h, w)))
+    };
+    same(asset, i.asset.as_ref()) && same(owner, i.owner.as_ref())
+}
+
 impl Ledger {
     /// An empty ledger: every client is unknown. Used when no ledger is configured.
     pub fn empty() -> Self {
@@ -377,14 +386,11 @@ impl Ledger {
     /// (case-insensitive): how staff find a machine's MACs and accounts by the names they
     /// know. A scan of those rows (thousands), for searches only.
     pub fn devices_of(&self, asset: Option<&str>, owner: Option<&str>) -> Vec<Arc<Identity>> {
-        let same = |want: Option<&str>, have: Option<&String>| {
-            want.is_none_or(|w| have.is_some_and(|h| poolguard_model::text::same_text(h, w)))
-        };
         let mut out: Vec<Arc<Identity>> = self
             .by_mac
             .values()
             .chain(self.by_account.values())
-            .filter(|i| same(asset, i.asset.as_ref()) && same(owner, i.owner.as_ref()))
+            .filter(|i| asset_and_owner_are(i, asset, owner))
             .cloned()
             .collect();
         out.sort_by(|a, b| (&a.mac, &a.account).cmp(&(&b.mac, &b.account)));
@@ -403,20 +409,15 @@ impl Ledger {
         if asset.is_none() && owner.is_none() {
             return Vec::new();
         }
-        let same = |want: Option<&str>, have: Option<&String>| {
-            want.is_none_or(|w| have.is_some_and(|h| poolguard_model::text::same_text(h, w)))
-        };
-        let wanted =
-            |i: &Arc<Identity>| same(asset, i.asset.as_ref()) && same(owner, i.owner.as_ref());
         let v4 = self
             .v4
             .iter()
-            .filter(|(_, i)| wanted(i))
+            .filter(|(_, i)| asset_and_owner_are(i, asset, owner))
             .map(|(n, i)| (ipnet::IpNet::V4(n), i.clone()));
         let v6 = self
             .v6
             .iter()
-            .filter(|(_, i)| wanted(i))
+            .filter(|(_, i)| asset_and_owner_are(i, asset, owner))
             .map(|(n, i)| (ipnet::IpNet::V6(n), i.clone()));
         v4.chain(v6).collect()
     }

@@ -562,19 +562,7 @@ impl<'a> Entries<'_, 'a> {
         let mut r = Reader(self.r.0);
         let time_ms = self.prev_ms.wrapping_add(r.zigzag()?);
         let flags = r.byte()?;
-        let key = if flags & V6 != 0 {
-            let b: [u8; 16] = r
-                .take(16)?
-                .try_into()
-                .map_err(|_| BlockError::Corrupt("address"))?;
-            ip_key(IpAddr::V6(Ipv6Addr::from(b)))
-        } else {
-            let b: [u8; 4] = r
-                .take(4)?
-                .try_into()
-                .map_err(|_| BlockError::Corrupt("address"))?;
-            ip_key(IpAddr::V4(Ipv4Addr::from(b)))
-        };
+        let key = ip_key(r.address(flags)?);
         if lo <= &key && &key <= hi {
             return Ok(true);
         }
@@ -612,19 +600,7 @@ impl<'a> Entries<'_, 'a> {
         let outcome = *OUTCOMES
             .get(usize::from(flags & 0x0f))
             .ok_or(BlockError::Corrupt("outcome"))?;
-        let client = if flags & V6 != 0 {
-            let b: [u8; 16] = r
-                .take(16)?
-                .try_into()
-                .map_err(|_| BlockError::Corrupt("address"))?;
-            IpAddr::V6(Ipv6Addr::from(b))
-        } else {
-            let b: [u8; 4] = r
-                .take(4)?
-                .try_into()
-                .map_err(|_| BlockError::Corrupt("address"))?;
-            IpAddr::V4(Ipv4Addr::from(b))
-        };
+        let client = r.address(flags)?;
         let p = r.take(2)?;
         let port = u16::from_le_bytes([p[0], p[1]]);
         let b = self.block;
@@ -743,6 +719,18 @@ impl<'a> Reader<'a> {
     fn str(&mut self) -> Result<&'a str, BlockError> {
         let n = self.len()?;
         std::str::from_utf8(self.take(n)?).map_err(|_| BlockError::Corrupt("text"))
+    }
+
+    /// A row's client address: 16 bytes when its flags say V6, else 4.
+    fn address(&mut self, flags: u8) -> Result<IpAddr, BlockError> {
+        let bad = |_| BlockError::Corrupt("address");
+        Ok(if flags & V6 != 0 {
+            let b: [u8; 16] = self.take(16)?.try_into().map_err(bad)?;
+            IpAddr::V6(Ipv6Addr::from(b))
+        } else {
+            let b: [u8; 4] = self.take(4)?.try_into().map_err(bad)?;
+            IpAddr::V4(Ipv4Addr::from(b))
+        })
     }
 
     /// Steps over a string without checking it (a skipped row's).
