@@ -3,6 +3,8 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# SQLite's compile-time mmap limit for the store's readers (see .cargo/config.toml).
+COPY .cargo ./.cargo
 COPY src ./src
 COPY crates ./crates
 COPY benches ./benches

@@ -6,6 +6,7 @@
 //! cargo run --release --example gen_store -- /tmp/pg10m.db --measure
 //! cargo run --release --example gen_store -- /tmp/pg10m.db --compact
 //! cargo run --release --example gen_store -- /tmp/pg10m.db --rollup
+//! cargo run --release --example gen_store -- /tmp/pg10m.db --group
 //! cargo run --release --example gen_store -- /tmp/pg10m.db --upkeep-pauses
 //! ```
 //!
@@ -13,7 +14,10 @@
 //! batch; a quiet campus flushes a few hundred rows per interval). `--compact`: the writer's
 //! hourly block compaction, run to the end. `--rollup`: what the writer does
 //! after an upgrade, rolling up the stored hours (`store::rollup`) in steps of its time budget (`store::rollup::STEP_BUDGET`),
-//! each step timed (a generated store is rolled up as its last stage anyway).
+//! each step timed (a generated store is rolled up as its last stage anyway). `--group`: the
+//! writer's grouping of settled query-log blocks by client (`store::blocks::group`), in steps
+//! of the same budget, each timed, with the query log's bytes before and after (a generated
+//! store is grouped after its rollup unless `GEN_STORE_NO_GROUP` is set).
 //! `--upkeep-pauses`: retention of the oldest day, then one compaction pass, as the writer's
 //! upkeep runs them (one transaction per step), each step timed: the writer's longest pause.
 //!
@@ -137,9 +141,68 @@ fn generate(
         t0.elapsed(),
         std::fs::metadata(path)?.len() >> 20
     );
-    // The writer rolls up each hour as it ends; a bulk load does it at the end.
+    // The writer rolls up each hour as it ends, and groups settled blocks; a bulk load does
+    // both at the end.
     drop(conn);
-    roll_up(path)
+    roll_up(path)?;
+    if std::env::var_os("GEN_STORE_NO_GROUP").is_none() {
+        group(path)?;
+    }
+    Ok(())
+}
+
+/// Groups every settled query-log block by client as the writer's upkeep would, in steps of
+/// its time budget; prints the steps, the longest and the query log's size before and after.
+fn group(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Store::open(path)?;
+    let conn = store.write_connection()?;
+    writer_pragmas(&conn)?;
+    // `length()` of a blob reads its size from the record header, not the blob.
+    let bytes = |conn: &rusqlite::Connection| -> Result<i64, rusqlite::Error> {
+        conn.query_row(
+            "SELECT coalesce(sum(length(data)), 0) FROM query_blocks",
+            [],
+            |r| r.get(0),
+        )
+    };
+    let before = bytes(&conn)?;
+    let settled = chrono::Utc::now().timestamp_millis() - 10 * 60 * 1000;
+    let (t0, mut times, mut grouped) = (Instant::now(), Vec::new(), 0);
+    loop {
+        let t = Instant::now();
+        let tx = conn.unchecked_transaction()?;
+        let step = store::blocks::group::step(
+            &tx,
+            settled,
+            store::blocks::group::MIN_ROWS,
+            store::rollup::STEP_BUDGET,
+        )?;
+        tx.commit()?;
+        times.push(t.elapsed());
+        grouped += step.grouped;
+        if !step.more {
+            break;
+        }
+    }
+    let (steps, elapsed) = (times.len(), t0.elapsed());
+    let over = times
+        .iter()
+        .filter(|t| **t > Duration::from_millis(50))
+        .count();
+    let (p99, longest) = (pct(&mut times, 0.99), pct(&mut times, 1.0));
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    let after = bytes(&conn)?;
+    let rows: i64 = conn.query_row("SELECT coalesce(sum(rows), 0) FROM query_blocks", [], |r| {
+        r.get(0)
+    })?;
+    let per_row = |b: i64| b as f64 / rows.max(1) as f64;
+    eprintln!(
+        "grouped {grouped} blocks in {elapsed:.1?}: {steps} steps, p99 {p99:.1?}, longest \
+         {longest:.1?}, {over} over 50 ms; query log {:.1} -> {:.1} bytes a row",
+        per_row(before),
+        per_row(after),
+    );
+    Ok(())
 }
 
 /// Rolls up every stored hour as the writer's upkeep would, in steps of its time budget (`store::rollup::STEP_BUDGET`);
@@ -454,6 +517,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.iter().any(|a| a == "--rollup") {
         return roll_up(&path);
+    }
+    if args.iter().any(|a| a == "--group") {
+        return group(&path);
     }
     if args.iter().any(|a| a == "--upkeep-pauses") {
         return upkeep_pauses(&path);

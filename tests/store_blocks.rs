@@ -137,7 +137,7 @@ fn net(s: &str) -> Option<([u8; 16], [u8; 16])> {
 
 #[test]
 fn every_filter_and_page_matches_a_brute_force_reference() {
-    check_against_reference(None);
+    check_against_reference(None, false);
 }
 
 /// Compaction (`blocks::compact`) changes no read: the same reference holds after merging the
@@ -145,12 +145,20 @@ fn every_filter_and_page_matches_a_brute_force_reference() {
 /// inside the merged run change, their order does not).
 #[test]
 fn compaction_keeps_every_read_the_same() {
-    check_against_reference(Some(T0 + 600));
+    check_against_reference(Some(T0 + 600), false);
+}
+
+/// Grouping every block by client (`blocks::group`, whatever its size) changes no read either:
+/// rows keep their ids, so pages come in the same order.
+#[test]
+fn grouping_by_client_keeps_every_read_the_same() {
+    check_against_reference(None, true);
 }
 
 /// Writes 30 small overlapping batches, optionally compacts them (blocks that ended before
-/// `compact_settled`), and checks every read against counting the events.
-fn check_against_reference(compact_settled: Option<i64>) {
+/// `compact_settled`) and groups them by client, and checks every read against counting the
+/// events.
+fn check_against_reference(compact_settled: Option<i64>, group: bool) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("q.db")).unwrap();
     let (ledger, problems) =
@@ -175,6 +183,9 @@ fn check_against_reference(compact_settled: Option<i64>) {
             blocks("query_blocks") + blocks("hit_blocks"),
             before - removed as i64
         );
+    }
+    if group {
+        assert_eq!(store::blocks::group::run(&conn, i64::MAX, 1).unwrap(), 30);
     }
     // Write order is id order: ties in time come newest-written first.
     let written: Vec<&QueryEvent> = batches.iter().flatten().collect();
@@ -306,7 +317,7 @@ fn check_against_reference(compact_settled: Option<i64>) {
         expected.sort_by_key(|&(k, e)| std::cmp::Reverse((e.time_ms, k)));
         // Every page decodes its blocks whole: limit 1 over merged blocks is slow in debug
         // builds and tests no boundary that 37 does not.
-        let limits: &[usize] = if compact_settled.is_some() {
+        let limits: &[usize] = if compact_settled.is_some() || group {
             &[37, 500]
         } else {
             &[1, 37, 500]
@@ -837,4 +848,67 @@ proptest::proptest! {
         }
         proptest::prop_assert_eq!(compact::run(&conn, settled).unwrap(), 0);
     }
+}
+
+/// The grouping pass (`blocks::group`): it rewrites settled blocks of at least `min_rows`
+/// rows client by client, keeps every row's id and content, stops at the first block not
+/// settled yet, and resumes where it stopped.
+#[test]
+fn grouping_keeps_row_ids_and_stops_at_unsettled_blocks() {
+    use poolguard::store::blocks::{all_rows, codec::Block, group};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("q.db")).unwrap();
+    let ledger = Ledger::default();
+    let mut conn = store.write_connection().unwrap();
+    // Ten blocks of 97 rows 40 ms apart, and a small one among them.
+    let mut batches = events(10, 97);
+    batches.insert(4, plain_batch(T0 + 100, 20, "small"));
+    for batch in &batches {
+        let tx = conn.transaction().unwrap();
+        store::writer::insert_events(&tx, batch, &ledger, true).unwrap();
+        tx.commit().unwrap();
+    }
+    let layout: Vec<(i64, i64)> = conn
+        .prepare("SELECT id, last_ms FROM query_blocks ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let grouped = |conn: &rusqlite::Connection| -> Vec<bool> {
+        layout
+            .iter()
+            .map(|&(id, _)| {
+                let data: Vec<u8> = conn
+                    .query_row("SELECT data FROM query_blocks WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                Block::parse(&data).unwrap().is_grouped()
+            })
+            .collect()
+    };
+    let before = all_rows(&conn, Table::Queries).unwrap();
+    assert_eq!(layout.len(), 11);
+    // Settled: the blocks that ended before the seventh block's end.
+    let settled = layout[6].1;
+    assert_eq!(
+        group::run(&conn, settled, 50).unwrap(),
+        5,
+        "six settled, one too small"
+    );
+    assert_eq!(
+        grouped(&conn),
+        [
+            true, true, true, true, false, true, false, false, false, false, false
+        ]
+    );
+    assert_eq!(group::run(&conn, settled, 50).unwrap(), 0, "nothing twice");
+    assert_eq!(
+        group::run(&conn, i64::MAX, 50).unwrap(),
+        5,
+        "resumes where it stopped"
+    );
+    let after = all_rows(&conn, Table::Queries).unwrap();
+    assert_eq!(after, before, "every row keeps its id and content");
 }

@@ -1,10 +1,11 @@
 //! Bytes → `Block::parse` and row iteration: a query-log block read back from a damaged
 //! database must be an error, never a panic or an unbounded allocation. A block that decodes
-//! re-encodes to rows that decode to the same values.
+//! re-encodes to rows that decode to the same values, and grouped by client (version 6) to the
+//! same rows under the same indices.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use poolguard::store::blocks::codec::{Block, BlockEncoder};
+use poolguard::store::blocks::codec::{Block, BlockEncoder, regroup};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(block) = Block::parse(data) else {
@@ -26,4 +27,9 @@ fuzz_target!(|data: &[u8]| {
     for ((_, a), (_, b)) in decoded.iter().zip(&rows) {
         assert_eq!(a, b);
     }
+    let grouped = regroup(&sealed.data)
+        .expect("a fresh block regroups")
+        .expect("a fresh block is not grouped");
+    let grouped = Block::parse(&grouped.data).expect("a grouped block parses");
+    assert_eq!(grouped.rows_as_written().expect("rows decode"), decoded);
 });

@@ -198,6 +198,11 @@ pub const METRICS: &[Metric] = &[
         Series::Plain,
     ),
     counter(
+        "poolguard_store_grouped_blocks_total",
+        "Settled query-log blocks rewritten client by client",
+        Series::Plain,
+    ),
+    counter(
         "poolguard_store_hit_floods_total",
         "Batches whose hits went to the spool because more hits waited than queue_capacity",
         Series::Plain,

@@ -73,7 +73,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13];
+const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -224,6 +224,12 @@ fn v12() -> String {
 /// The periods whose bulletin went out (`crate::bulletin`), so each goes once.
 fn v13() -> String {
     crate::bulletin::schema()
+}
+
+/// Where the grouping of settled query-log blocks by client has got to (`blocks::group`).
+/// Blocks stored before are grouped by the writer in the background, a few per step.
+fn v14() -> String {
+    crate::blocks::group::schema()
 }
 
 /// The version whose step first converts the old per-query table (see [`v6`]).

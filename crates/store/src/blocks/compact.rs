@@ -27,7 +27,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::codec::{Block, BlockEncoder};
+use super::codec::{Block, BlockEncoder, regroup};
 use super::{Table, block_data};
 use crate::StoreError;
 
@@ -168,20 +168,26 @@ pub fn step(
     Ok(Step { removed: 0, next })
 }
 
-/// Re-encodes `run`'s rows, in stored order, into its first block and deletes the rest.
+/// Re-encodes `run`'s rows, in the order written, into its first block and deletes the rest.
+/// A merged query-log block is grouped by client at once (`super::group`): the grouping pass
+/// may already be past its id.
 fn merge(conn: &Connection, table: Table, run: &[Meta]) -> Result<(), StoreError> {
     let t = table.blocks();
     let mut merged = BlockEncoder::default();
     for b in run {
         let data = block_data(conn, table, b.id)?;
-        for row in Block::parse(&data)?.entries() {
-            let (_, e) = row?;
+        for (_, e) in Block::parse(&data)?.rows_as_written()? {
             merged.push(&e);
         }
     }
-    let Some(s) = merged.seal() else {
+    let Some(mut s) = merged.seal() else {
         return Ok(());
     };
+    if table == Table::Queries
+        && let Some(grouped) = regroup(&s.data)?
+    {
+        s = grouped;
+    }
     super::replace(conn, table, run[0].id, &s)?;
     let mut delete = conn.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?;
     for b in &run[1..] {

@@ -21,6 +21,7 @@
 pub mod codec;
 pub mod compact;
 pub mod filter;
+pub mod group;
 mod legacy;
 mod owner;
 mod page;
@@ -125,7 +126,7 @@ pub(crate) fn block_data(conn: &Connection, table: Table, id: i64) -> Result<Vec
         .query_row([id], |r| r.get(0))?)
 }
 
-/// Every row of `table` in stored order (block by block, rows as written): tests and tools
+/// Every row of `table` in id order (block by block, rows as written): tests and tools
 /// check what was stored with it.
 #[doc(hidden)]
 pub fn all_rows(conn: &Connection, table: Table) -> Result<Vec<StoredRow>, StoreError> {
@@ -138,8 +139,7 @@ pub fn all_rows(conn: &Connection, table: Table) -> Result<Vec<StoredRow>, Store
     let mut out = Vec::new();
     while let Some(b) = blocks.next()? {
         let id: i64 = b.get(0)?;
-        for row in Block::parse(blob(b, 1)?)?.entries() {
-            let (index, e) = row?;
+        for (index, e) in Block::parse(blob(b, 1)?)?.rows_as_written()? {
             out.push(stored_row((id << INDEX_BITS) | i64::from(index), &e));
         }
     }

@@ -49,8 +49,7 @@ pub fn prune(
         let data = block_data(conn, table, id)?;
         let block = Block::parse(&data)?;
         let mut kept = BlockEncoder::default();
-        for row in block.entries() {
-            let (_, e) = row?;
+        for (_, e) in block.rows_as_written()? {
             if e.time_ms >= cutoff_ms {
                 kept.push(&e);
             }

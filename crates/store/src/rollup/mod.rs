@@ -77,7 +77,8 @@ enum Span {
     Day = 1,
 }
 
-fn log_of(table: Table) -> i64 {
+/// The `log` column's value for `table` in the rollup and upkeep tables.
+pub(crate) fn log_of(table: Table) -> i64 {
     match table {
         Table::Queries => 0,
         Table::Hits => 1,

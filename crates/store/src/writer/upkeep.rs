@@ -1,4 +1,5 @@
-//! Upkeep: retention pruning, `PRAGMA optimize` and block compaction, hourly, on the writer
+//! Upkeep: retention pruning, `PRAGMA optimize` and block compaction, hourly; sealing hours
+//! into rollups and grouping settled query-log blocks by client as they come; on the writer
 //! thread because it owns the only write connection.
 //!
 //! Each step is one short transaction taken between write batches (or while idle), so upkeep
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::{Writer, now_ms};
-use crate::blocks::compact;
+use crate::blocks::{compact, group};
 use crate::rows::Table;
 use crate::{StoreError, retention};
 
@@ -21,8 +22,10 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// stable row ids, and the newest blocks may still grow a neighbour.
 const SETTLE_MS: i64 = 10 * 60 * 1000;
 
-/// After a failed rollup step, the next try.
+/// After a failed rollup or grouping step, the next try.
 const ROLLUP_RETRY_MS: i64 = 60_000;
+/// With every settled block grouped, when to look again (blocks settle continuously).
+const GROUP_IDLE_MS: i64 = 60_000;
 
 /// The hourly upkeep's place, one short transaction per step between batches.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +46,8 @@ pub(super) struct UpkeepSchedule {
     rollup_due_ms: i64,
     /// The hour being sealed, a step at a time.
     sealer: crate::rollup::Sealer,
+    /// When the next grouping step is due (`blocks::group`), wall-clock ms; 0 at start.
+    group_due_ms: i64,
 }
 
 impl UpkeepSchedule {
@@ -54,6 +59,7 @@ impl UpkeepSchedule {
             pending: None,
             rollup_due_ms: 0,
             sealer: crate::rollup::Sealer::default(),
+            group_due_ms: 0,
         }
     }
 
@@ -75,7 +81,8 @@ impl UpkeepSchedule {
         if self.pending.is_some() {
             Duration::ZERO
         } else {
-            let rollup = u64::try_from(self.rollup_due_ms - now_ms()).unwrap_or(0);
+            let due = self.rollup_due_ms.min(self.group_due_ms);
+            let rollup = u64::try_from(due - now_ms()).unwrap_or(0);
             self.next
                 .saturating_duration_since(now)
                 .min(Duration::from_millis(rollup))
@@ -87,6 +94,7 @@ impl Writer {
     /// One step of the upkeep under way, if any.
     pub(super) fn upkeep(&mut self) {
         self.roll_up();
+        self.group();
         self.relearn();
         if let Some(u) = self.upkeep.pending {
             self.upkeep.pending = self.upkeep_step(u);
@@ -114,6 +122,39 @@ impl Writer {
                     now + ROLLUP_RETRY_MS
                 }
             };
+    }
+
+    /// Groups settled query-log blocks by client (`blocks::group`) within
+    /// `rollup::STEP_BUDGET`; due again at once while settled blocks remain.
+    fn group(&mut self) {
+        let now = now_ms();
+        if now < self.upkeep.group_due_ms {
+            return;
+        }
+        let step = (|| -> Result<group::Step, StoreError> {
+            let tx = self.conn.unchecked_transaction()?;
+            let step = group::step(
+                &tx,
+                now - SETTLE_MS,
+                group::MIN_ROWS,
+                crate::rollup::STEP_BUDGET,
+            )?;
+            tx.commit()?;
+            Ok(step)
+        })();
+        self.upkeep.group_due_ms = match step {
+            Ok(s) => {
+                if s.grouped > 0 {
+                    metrics::counter!("poolguard_store_grouped_blocks_total")
+                        .increment(s.grouped as u64);
+                }
+                if s.more { now } else { now + GROUP_IDLE_MS }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "grouping query-log blocks failed; will retry");
+                now + ROLLUP_RETRY_MS
+            }
+        };
     }
 
     fn upkeep_step(&mut self, upkeep: Upkeep) -> Option<Upkeep> {

@@ -13,6 +13,12 @@
 //! flags  := outcome(low 4 bits) | TCP 0x10 | V6 0x20 | RULE 0x40 | SNAPSHOT 0x80
 //! ```
 //!
+//! The writer writes rows as they come (version 5). A settled query-log block is rewritten
+//! client by client (version 6, [`grouped`]): the same header and dictionaries, each row
+//! prefixed by its index as written (so row ids never change) and without its address, and a
+//! directory of the clients after the dictionaries, so a lookup of one client reads its rows
+//! alone.
+//!
 //! Low-cardinality fields are dictionary codes, so a row costs its name, its answer summary
 //! and a dozen bytes (about 45 bytes a row against ~300 for an indexed SQLite row). Codes
 //! are spelled out here rather than taken from enum discriminants: they are on disk.
@@ -26,6 +32,10 @@
 //! seven-field snapshot and twelve dictionaries. Version 5 added the `[incidents.exempt]`
 //! entry that exempted a hit: version 4 blocks have a ten-field snapshot.
 
+mod grouped;
+
+pub use grouped::regroup;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -35,6 +45,8 @@ use poolguard_clients::Identity;
 use poolguard_record::{Outcome, QueryEvent, Transport};
 
 const VERSION: u8 = 5;
+/// A version 5 block rewritten client by client ([`grouped`]).
+const GROUPED: u8 = 6;
 /// Blocks written before the exempt mark (a ten-field snapshot).
 const VERSION_4: u8 = 4;
 /// Blocks written before who held the address (a seven-field snapshot).
@@ -79,7 +91,7 @@ pub fn outcome_code(o: Outcome) -> u8 {
 pub enum BlockError {
     #[error("log block is damaged: {0}")]
     Corrupt(&'static str),
-    #[error("log block has format version {0}; this build reads version {VERSION}")]
+    #[error("log block has format version {0}; this build reads versions 1 to {GROUPED}")]
     Version(u8),
 }
 
@@ -297,6 +309,8 @@ pub struct BlockEncoder {
     last_ms: i64,
     counts: [u32; OUTCOMES.len()],
     last_client: Option<IpAddr>,
+    /// Writing a grouped block: its clients' runs so far.
+    runs: Option<grouped::Runs>,
 }
 
 impl BlockEncoder {
@@ -307,6 +321,11 @@ impl BlockEncoder {
 
     /// Appends one row.
     pub fn push(&mut self, e: &Entry<'_>) {
+        self.push_row(self.rows, e);
+    }
+
+    /// Appends one row; a grouped block stores its `index` as written.
+    fn push_row(&mut self, index: u32, e: &Entry<'_>) {
         if self.rows == 0 {
             self.base_ms = e.time_ms;
             self.prev_ms = e.time_ms;
@@ -319,6 +338,14 @@ impl BlockEncoder {
         let code = outcome_code(e.outcome);
         self.counts[code as usize] += 1;
 
+        if let Some(runs) = &mut self.runs {
+            // Each client's run starts from the block's base time, so it reads on its own.
+            if runs.switch(e.client, self.events.len()) {
+                self.prev_ms = self.base_ms;
+            }
+            put_varint(&mut self.events, u64::from(index));
+        }
+        let grouped = self.runs.is_some();
         let out = &mut self.events;
         put_zigzag(out, e.time_ms.wrapping_sub(self.prev_ms));
         self.prev_ms = e.time_ms;
@@ -337,6 +364,8 @@ impl BlockEncoder {
         }
         out.push(flags);
         match e.client {
+            // A grouped block names the client once, in its directory.
+            _ if grouped => {}
             IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
             IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
         }
@@ -395,7 +424,11 @@ impl BlockEncoder {
             return None;
         }
         let mut data = Vec::with_capacity(self.events.len() + 64);
-        data.push(VERSION);
+        data.push(if self.runs.is_some() {
+            GROUPED
+        } else {
+            VERSION
+        });
         put_varint(&mut data, u64::from(self.rows));
         put_zigzag(&mut data, self.base_ms);
         put_varint(&mut data, self.events.len() as u64);
@@ -405,6 +438,9 @@ impl BlockEncoder {
             for v in &dict.values {
                 put_str(&mut data, v);
             }
+        }
+        if let Some(runs) = self.runs {
+            runs.finish(self.events.len(), &mut data);
         }
         let mut counts = Vec::with_capacity(OUTCOMES.len());
         for c in self.counts {
@@ -441,6 +477,8 @@ pub struct Block<'a> {
     dicts: [Vec<&'a str>; DICTS],
     /// Version 3 on: TCP-flagged rows carry the stream byte (TCP, DoT, DoH).
     stream_byte: bool,
+    /// A grouped block's clients (version 6).
+    directory: Option<grouped::Directory<'a>>,
 }
 
 impl<'a> Block<'a> {
@@ -449,7 +487,7 @@ impl<'a> Block<'a> {
         let mut r = Reader(data);
         let version = r.byte()?;
         let (n_dicts, snapshot_fields) = match version {
-            VERSION => (DICTS, SNAPSHOT_FIELDS),
+            VERSION | GROUPED => (DICTS, SNAPSHOT_FIELDS),
             VERSION_4 => (SNAPSHOT_FIRST + SNAPSHOT_FIELDS_V4, SNAPSHOT_FIELDS_V4),
             VERSION_3 | VERSION_2 => (SNAPSHOT_FIRST + SNAPSHOT_FIELDS_V2, SNAPSHOT_FIELDS_V2),
             VERSION_1 => (DICTS_V1, 0),
@@ -471,6 +509,11 @@ impl<'a> Block<'a> {
                 dict.push(r.str()?);
             }
         }
+        let directory = if version == GROUPED {
+            Some(grouped::Directory::parse(&mut r)?)
+        } else {
+            None
+        };
         Ok(Self {
             snapshot_fields,
             stream_byte: version >= VERSION_3,
@@ -478,7 +521,24 @@ impl<'a> Block<'a> {
             base_ms,
             events,
             dicts,
+            directory,
         })
+    }
+
+    /// Whether the rows are stored client by client (version 6): in [`Block::entries`]
+    /// order, row indices do not ascend.
+    pub fn is_grouped(&self) -> bool {
+        self.directory.is_some()
+    }
+
+    /// Every row in the order it was written (index order), for re-encoding a block without
+    /// changing the order of its rows' ids.
+    pub fn rows_as_written(&self) -> Result<Vec<(u32, Entry<'a>)>, BlockError> {
+        let mut rows: Vec<(u32, Entry<'a>)> = self.entries().collect::<Result<_, _>>()?;
+        if self.is_grouped() {
+            rows.sort_unstable_by_key(|&(index, _)| index);
+        }
+        Ok(rows)
     }
 
     /// Number of rows.
@@ -486,13 +546,15 @@ impl<'a> Block<'a> {
         self.rows
     }
 
-    /// The rows in the order they were written, each with its index in the block.
+    /// The rows in stored order, each with its index in the block: the order they were
+    /// written, but client by client in a grouped block.
     pub fn entries(&self) -> Entries<'_, 'a> {
         Entries {
             block: self,
             r: Reader(self.events),
             prev_ms: self.base_ms,
             next: 0,
+            run: grouped::Run::default(),
         }
     }
 
@@ -513,7 +575,10 @@ pub struct Entries<'b, 'a> {
     block: &'b Block<'a>,
     r: Reader<'a>,
     prev_ms: i64,
+    /// Rows read so far (in a block as written, the next row's index).
     next: u32,
+    /// In a grouped block, where the walk over the directory is.
+    run: grouped::Run,
 }
 
 impl<'a> Iterator for Entries<'_, 'a> {
@@ -523,9 +588,12 @@ impl<'a> Iterator for Entries<'_, 'a> {
         if self.next >= self.block.rows {
             return None;
         }
+        if let Some(dir) = self.block.directory {
+            return self.next_grouped(dir, None);
+        }
         let index = self.next;
         self.next += 1;
-        let entry = self.decode();
+        let entry = self.decode(None);
         if entry.is_err() {
             // A damaged row makes every later offset meaningless.
             self.next = self.block.rows;
@@ -543,6 +611,10 @@ impl<'a> Entries<'_, 'a> {
         lo: &[u8; 16],
         hi: &[u8; 16],
     ) -> Option<Result<(u32, Entry<'a>), BlockError>> {
+        if let Some(dir) = self.block.directory {
+            // Straight to the runs of the clients asked for.
+            return self.next_grouped(dir, Some((lo, hi)));
+        }
         while self.next < self.block.rows {
             match self.skip_unless_within(lo, hi) {
                 Ok(true) => return self.next(),
@@ -592,7 +664,8 @@ impl<'a> Entries<'_, 'a> {
         Ok(false)
     }
 
-    fn decode(&mut self) -> Result<Entry<'a>, BlockError> {
+    /// Decodes the row at the reader; a grouped block's rows leave their `client` to the run.
+    fn decode(&mut self, client: Option<IpAddr>) -> Result<Entry<'a>, BlockError> {
         let r = &mut self.r;
         let time_ms = self.prev_ms.wrapping_add(r.zigzag()?);
         self.prev_ms = time_ms;
@@ -600,7 +673,10 @@ impl<'a> Entries<'_, 'a> {
         let outcome = *OUTCOMES
             .get(usize::from(flags & 0x0f))
             .ok_or(BlockError::Corrupt("outcome"))?;
-        let client = r.address(flags)?;
+        let client = match client {
+            Some(c) => c,
+            None => r.address(flags)?,
+        };
         let p = r.take(2)?;
         let port = u16::from_le_bytes([p[0], p[1]]);
         let b = self.block;
@@ -741,230 +817,4 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(i: u32) -> Entry<'static> {
-        Entry {
-            time_ms: 1_700_000_000_000 + i64::from(i % 7) * 3 - 5,
-            client: if i.is_multiple_of(3) {
-                "2001:db8::7".parse().unwrap()
-            } else {
-                IpAddr::V4(Ipv4Addr::new(10, 0, (i % 5) as u8, 9))
-            },
-            port: (40000 + i) as u16,
-            transport: [
-                Transport::Tcp,
-                Transport::Udp,
-                Transport::Dot,
-                Transport::Doh,
-            ][i as usize % 4],
-            outcome: OUTCOMES[i as usize % OUTCOMES.len()],
-            name: ["www.example.com", "xmr.pool.minergate.com", "a"][i as usize % 3],
-            qtype: ["A", "AAAA", "TYPE65534"][i as usize % 3],
-            feed: i.is_multiple_of(2).then_some("mining"),
-            rule: i.is_multiple_of(2).then_some("minergate.com"),
-            rcode: ["NOERROR", "NXDOMAIN"][i as usize % 2],
-            answer: ["", "A 192.0.2.1, CNAME x.example."][i as usize % 2],
-            latency_us: i * 1000,
-            upstream: (!i.is_multiple_of(5)).then_some("127.0.0.1:53"),
-            department: (i % 3 == 1).then_some("Physics"),
-            snapshot: (i % 4 == 1).then_some(Snapshot {
-                network: Some("10.0.0.0/16"),
-                asset: ["PHY-0042", "LIB-7"].get(i as usize % 8 / 4).copied(),
-                mac: None,
-                kind: Some("workstation"),
-                location: (i % 8 == 1).then_some("B12"),
-                owner: Some("A. Person"),
-                contact: None,
-                account: (i % 8 == 5).then_some("alice"),
-                hostname: (i % 8 == 1).then_some("dorm-pc"),
-                source: (i % 8 == 5).then_some("kea+radius"),
-                exempt: (i % 8 == 5).then_some("10.9.0.0/24"),
-            }),
-        }
-    }
-
-    #[test]
-    fn rows_of_a_client_are_found_by_skipping_the_others() {
-        let rows: Vec<Entry<'static>> = (0..300).map(entry).collect();
-        let mut enc = BlockEncoder::default();
-        for e in &rows {
-            enc.push(e);
-        }
-        let data = enc.seal().unwrap().data;
-        let block = Block::parse(&data).unwrap();
-        for (lo, hi) in [
-            ("10.0.3.9", "10.0.3.9"),
-            ("2001:db8::7", "2001:db8::7"),
-            ("10.0.0.0", "10.0.2.255"),
-            ("10.9.9.9", "10.9.9.9"),
-        ] {
-            let (lo, hi) = (ip_key(lo.parse().unwrap()), ip_key(hi.parse().unwrap()));
-            let want: Vec<(u32, Entry<'_>)> = block
-                .entries()
-                .map(|r| r.unwrap())
-                .filter(|(_, e)| (lo..=hi).contains(&ip_key(e.client)))
-                .collect();
-            let mut it = block.entries();
-            let mut got = Vec::new();
-            while let Some(row) = it.next_within(&lo, &hi) {
-                got.push(row.unwrap());
-            }
-            assert_eq!(got, want);
-        }
-    }
-
-    #[test]
-    fn version_1_blocks_still_read() {
-        // UDP rows only: they are written the same in every version (no stream byte).
-        let rows: Vec<Entry<'static>> = (0..40)
-            .map(|i| Entry {
-                snapshot: None,
-                transport: Transport::Udp,
-                ..entry(i)
-            })
-            .collect();
-        let mut enc = BlockEncoder::default();
-        for e in &rows {
-            enc.push(e);
-        }
-        let v2 = enc.seal().unwrap().data;
-        // Without snapshots the seven snapshot dictionaries are empty: one zero byte each.
-        assert_eq!(&v2[v2.len() - SNAPSHOT_FIELDS..], &[0; SNAPSHOT_FIELDS]);
-        let mut v1 = v2[..v2.len() - SNAPSHOT_FIELDS].to_vec();
-        v1[0] = VERSION_1;
-        let block = Block::parse(&v1).expect("a version 1 block parses");
-        let back: Vec<Entry<'_>> = block.entries().map(|r| r.unwrap().1).collect();
-        assert_eq!(back, rows);
-    }
-
-    #[test]
-    fn version_2_3_and_4_blocks_still_read() {
-        // Seven snapshot codes per row and seven snapshot dictionaries; a UDP row (no stream
-        // byte), written the same in both.
-        let mut enc = BlockEncoder::default();
-        let row = Entry {
-            snapshot: Some(Snapshot {
-                asset: Some("PHY-0042"),
-                owner: Some("A. Person"),
-                ..Snapshot::default()
-            }),
-            transport: Transport::Udp,
-            ..entry(1)
-        };
-        enc.push(&row);
-        let current = enc.seal().unwrap().data;
-        let block = Block::parse(&current).unwrap();
-        let (_, back) = block.entries().next().unwrap().unwrap();
-        assert_eq!(back, row);
-        // The same row in an older version: drop the newer codes (all 0, the last bytes
-        // before the name) and the newer (empty) dictionaries at the end.
-        let older = |dropped: usize| {
-            let name_at = current
-                .windows(row.name.len())
-                .position(|w| w == row.name.as_bytes())
-                .unwrap()
-                - 1;
-            assert!(current[name_at - dropped..name_at].iter().all(|&b| b == 0));
-            let mut old = [
-                &current[..name_at - dropped],
-                &current[name_at..current.len() - dropped],
-            ]
-            .concat();
-            // events_len shrank (a one-byte varint after version, rows and base_ms).
-            let events_len_at = 1 + 1 + {
-                let mut n = 1;
-                while current[1 + n] & 0x80 != 0 {
-                    n += 1;
-                }
-                n
-            };
-            old[events_len_at] -= dropped as u8;
-            old
-        };
-        let mut v4 = older(SNAPSHOT_FIELDS - SNAPSHOT_FIELDS_V4);
-        v4[0] = VERSION_4;
-        let (_, old) = Block::parse(&v4)
-            .unwrap()
-            .entries()
-            .next()
-            .unwrap()
-            .unwrap();
-        assert_eq!(old, row, "version 4");
-        let mut v2 = older(SNAPSHOT_FIELDS - SNAPSHOT_FIELDS_V2);
-        for version in [VERSION_2, VERSION_3] {
-            v2[0] = version;
-            let block = Block::parse(&v2).expect("an older block parses");
-            let (_, old) = block.entries().next().unwrap().unwrap();
-            assert_eq!(old, row, "version {version}");
-        }
-    }
-
-    #[test]
-    fn every_field_round_trips() {
-        let mut enc = BlockEncoder::default();
-        let rows: Vec<Entry<'static>> = (0..500).map(entry).collect();
-        for e in &rows {
-            enc.push(e);
-        }
-        let sealed = enc.seal().expect("rows");
-        assert_eq!(sealed.rows, 500);
-        assert_eq!(
-            sealed.first_ms,
-            rows.iter().map(|e| e.time_ms).min().unwrap()
-        );
-        assert_eq!(
-            sealed.last_ms,
-            rows.iter().map(|e| e.time_ms).max().unwrap()
-        );
-        let block = Block::parse(&sealed.data).expect("parses");
-        let back: Vec<(u32, Entry<'_>)> = block.entries().collect::<Result<_, _>>().unwrap();
-        assert_eq!(back.len(), 500);
-        for (i, (index, e)) in back.iter().enumerate() {
-            assert_eq!(*index as usize, i);
-            assert_eq!(*e, rows[i]);
-        }
-        let counts = read_counts(&sealed.counts).unwrap();
-        assert_eq!(counts.iter().sum::<u64>(), 500);
-        let blocked = rows
-            .iter()
-            .filter(|e| e.outcome == Outcome::Blocked)
-            .count();
-        assert_eq!(
-            counts[outcome_code(Outcome::Blocked) as usize],
-            blocked as u64
-        );
-        assert!(blocked > 0);
-    }
-
-    #[test]
-    fn an_empty_encoder_seals_nothing() {
-        assert!(BlockEncoder::default().seal().is_none());
-    }
-
-    #[test]
-    fn damaged_blocks_are_errors_never_panics() {
-        let mut enc = BlockEncoder::default();
-        for i in 0..50 {
-            enc.push(&entry(i));
-        }
-        let data = enc.seal().unwrap().data;
-        for cut in 0..data.len() {
-            if let Ok(block) = Block::parse(&data[..cut]) {
-                for row in block.entries() {
-                    let _ = row;
-                }
-            }
-        }
-        let mut flipped = data.clone();
-        for i in 0..flipped.len() {
-            flipped[i] ^= 0xff;
-            if let Ok(block) = Block::parse(&flipped) {
-                assert!(block.entries().count() <= block.rows() as usize);
-            }
-            flipped[i] ^= 0xff;
-        }
-        assert!(matches!(Block::parse(&[9]), Err(BlockError::Version(9))));
-    }
-}
+mod tests;
