@@ -30,6 +30,6 @@ fuzz_target!(|data: &[u8]| {
     let grouped = regroup(&sealed.data)
         .expect("a fresh block regroups")
         .expect("a fresh block is not grouped");
-    let grouped = Block::parse(&grouped.data).expect("a grouped block parses");
+    let grouped = Block::parse(&grouped).expect("a grouped block parses");
     assert_eq!(grouped.rows_as_written().expect("rows decode"), decoded);
 });

@@ -186,7 +186,7 @@ fn merge(conn: &Connection, table: Table, run: &[Meta]) -> Result<(), StoreError
     if table == Table::Queries
         && let Some(grouped) = regroup(&s.data)?
     {
-        s = grouped;
+        s.data = grouped;
     }
     super::replace(conn, table, run[0].id, &s)?;
     let mut delete = conn.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?;

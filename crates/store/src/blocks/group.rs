@@ -4,8 +4,9 @@
 //! Why a pass of its own, behind the writer: the writer must not sort its batches (its cost
 //! per row is the DNS path's budget, and the last minutes are read by time anyway), so a
 //! block is grouped once it has settled ([`crate::writer`]'s settle time, as compaction).
-//! Grouping keeps each row's id, the block's time range, counts and filter; only the order
-//! the rows are stored in changes, so readers need no care beyond `codec`'s.
+//! Grouping keeps each row's id, the block's time range, counts and filter (only `data` is
+//! written); only the order the rows are stored in changes, so readers need no care beyond
+//! `codec`'s.
 //!
 //! What it touches: query-log blocks of at least [`MIN_ROWS`] rows. Smaller blocks are
 //! compaction's (`compact`), which groups what it merges; a small block left alone costs
@@ -86,8 +87,9 @@ pub fn step(
         if rows >= min_rows {
             let data = block_data(conn, Table::Queries, id)?;
             match regroup(&data) {
-                Ok(Some(sealed)) => {
-                    super::replace(conn, Table::Queries, id, &sealed)?;
+                Ok(Some(grouped)) => {
+                    conn.prepare_cached("UPDATE query_blocks SET data = ?2 WHERE id = ?1")?
+                        .execute(params![id, grouped])?;
                     step.grouped += 1;
                 }
                 Ok(None) => {}

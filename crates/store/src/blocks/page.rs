@@ -238,10 +238,11 @@ impl Walk<'_> {
             let block = Block::parse(&data)?;
             let mut found: Vec<(i64, i64, Entry<'_>)> = Vec::new();
             let mut rows = block.entries();
-            // A client filter steps over other clients' rows without decoding them.
-            let mut next_row = || match &f.client {
-                Some((lo, hi)) => rows.next_within(lo, hi),
-                None => rows.next(),
+            // A client or exact-name filter steps over other rows without decoding them.
+            let mut next_row = || match (&f.client, &f.name) {
+                (Some((lo, hi)), _) => rows.next_within(lo, hi),
+                (None, Some(NameFilter::Exact(name))) => rows.next_named(name),
+                (None, _) => rows.next(),
             };
             while let Some(row) = next_row() {
                 let (index, e) = row?;

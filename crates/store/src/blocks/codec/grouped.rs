@@ -25,14 +25,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{Block, BlockEncoder, BlockError, Entries, Entry, Reader, Sealed, put_varint};
+use super::{Block, BlockEncoder, BlockError, Entries, Entry, Reader, Want, put_varint};
 use crate::ip_key;
 
 const V4_ENTRY: usize = 8;
 const V6_ENTRY: usize = 20;
 
-/// `block` rewritten client by client, or `None` when it already is.
-pub fn regroup(data: &[u8]) -> Result<Option<Sealed>, BlockError> {
+/// A block's data rewritten client by client, or `None` when it already is. Its rows, and so
+/// its time range, counts and filter, are the block's own: only the data changes. (The filter
+/// is kept, not rebuilt: sized by the keys added, a rebuilt one can come out half as large,
+/// with ten times the false positives, for the same rows.)
+pub fn regroup(data: &[u8]) -> Result<Option<Vec<u8>>, BlockError> {
     let block = Block::parse(data)?;
     if block.is_grouped() {
         return Ok(None);
@@ -51,7 +54,7 @@ pub fn regroup(data: &[u8]) -> Result<Option<Sealed>, BlockError> {
     for (_, _, index, e) in &rows {
         enc.push_row(*index, e);
     }
-    Ok(enc.seal())
+    Ok(enc.seal().map(|s| s.data))
 }
 
 /// The directory being written: one entry per run, closed when the next client's starts.
@@ -127,47 +130,63 @@ impl<'a> Directory<'a> {
         self.v4_runs() + self.v6.len() / V6_ENTRY
     }
 
-    /// Run `i`'s client and where its rows end (`i` < [`Directory::runs`]).
-    fn run(&self, i: usize) -> (IpAddr, usize) {
-        let (entry, addr_len) = match i.checked_sub(self.v4_runs()) {
-            None => (&self.v4[i * V4_ENTRY..][..V4_ENTRY], 4),
-            Some(j) => (&self.v6[j * V6_ENTRY..][..V6_ENTRY], 16),
-        };
-        let (addr, end) = entry.split_at(addr_len);
-        let client = match <[u8; 16]>::try_from(addr) {
+    /// Run `i`'s directory entry: its address and where its rows end (`i` < [`Directory::runs`]).
+    fn entry(&self, i: usize) -> (&'a [u8], &'a [u8]) {
+        match i.checked_sub(self.v4_runs()) {
+            None => self.v4[i * V4_ENTRY..][..V4_ENTRY].split_at(4),
+            Some(j) => self.v6[j * V6_ENTRY..][..V6_ENTRY].split_at(16),
+        }
+    }
+
+    /// Run `i`'s client.
+    fn client(&self, i: usize) -> IpAddr {
+        let addr = self.entry(i).0;
+        match <[u8; 16]>::try_from(addr) {
             Ok(a) => IpAddr::V6(Ipv6Addr::from(a)),
             Err(_) => IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
-        };
-        let end = u32::from_le_bytes([end[0], end[1], end[2], end[3]]) as usize;
-        (client, end)
+        }
+    }
+
+    /// Where run `i`'s rows end in the events.
+    fn end(&self, i: usize) -> usize {
+        let end = self.entry(i).1;
+        u32::from_le_bytes([end[0], end[1], end[2], end[3]]) as usize
     }
 
     fn key(&self, i: usize) -> [u8; 16] {
-        ip_key(self.run(i).0)
+        ip_key(self.client(i))
     }
 }
 
 /// Where a walk over a grouped block is: the run being read and the next directory entry.
 #[derive(Debug, Default)]
 pub(super) struct Run {
-    /// The run being read: its client and the end of its rows.
-    current: Option<(IpAddr, usize)>,
+    /// The run being read: its directory entry and the end of its rows.
+    current: Option<(usize, usize)>,
     /// The next directory entry to consider.
     next_entry: usize,
 }
 
 impl<'a> Entries<'_, 'a> {
-    /// The next row of a grouped block: every row in stored order, or (`within`) only the
-    /// rows of clients whose key is within `[lo, hi]`, found through the directory.
+    /// The next row of a grouped block: every row in stored order, or only those `want`
+    /// asks for (clients found through the directory, names by reading rows as far as them).
     pub(super) fn next_grouped(
         &mut self,
         dir: Directory<'a>,
-        within: Option<(&[u8; 16], &[u8; 16])>,
+        want: Option<Want<'_>>,
     ) -> Option<Result<(u32, Entry<'a>), BlockError>> {
         loop {
-            if let Some((client, end)) = self.run.current {
+            if let Some((i, end)) = self.run.current {
                 if self.offset() < end {
-                    let row = self.decode_grouped(client);
+                    let wanted = match want {
+                        Some(w @ Want::Name(_)) => self.skip_unless(w, true),
+                        _ => Ok(true),
+                    };
+                    let row = match wanted {
+                        Ok(false) => continue,
+                        Ok(true) => self.decode_grouped(dir.client(i)),
+                        Err(e) => Err(e),
+                    };
                     if row.is_err() {
                         // A damaged row makes every later offset meaningless.
                         self.stop(dir);
@@ -176,11 +195,11 @@ impl<'a> Entries<'_, 'a> {
                 }
                 self.run.current = None;
             }
-            let at = match within {
-                None => self.run.next_entry,
-                Some((lo, hi)) => self.next_run_within(dir, lo, hi),
+            let at = match want {
+                Some(Want::Clients(lo, hi)) => self.next_run_within(dir, lo, hi),
+                _ => self.run.next_entry,
             };
-            if at >= dir.runs() || self.next >= self.block.rows {
+            if at >= dir.runs() {
                 self.stop(dir);
                 return None;
             }
@@ -220,9 +239,9 @@ impl<'a> Entries<'_, 'a> {
 
     /// Puts the reader at run `i`'s first row.
     fn enter(&mut self, dir: Directory<'a>, i: usize) -> Result<(), BlockError> {
-        let (client, end) = dir.run(i);
+        let end = dir.end(i);
         let start = match i.checked_sub(1) {
-            Some(before) => dir.run(before).1,
+            Some(before) => dir.end(before),
             None => 0,
         };
         let events = self.block.events;
@@ -232,7 +251,7 @@ impl<'a> Entries<'_, 'a> {
         self.r = Reader(&events[start..]);
         self.prev_ms = self.block.base_ms;
         self.run = Run {
-            current: Some((client, end)),
+            current: Some((i, end)),
             next_entry: i + 1,
         };
         Ok(())

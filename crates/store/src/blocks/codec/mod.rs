@@ -570,6 +570,15 @@ impl<'a> Block<'a> {
     }
 }
 
+/// What a skipping walk ([`Entries::next_within`], [`Entries::next_named`]) looks for.
+#[derive(Debug, Clone, Copy)]
+enum Want<'w> {
+    /// Rows whose client key is within `[lo, hi]`.
+    Clients(&'w [u8; 16], &'w [u8; 16]),
+    /// Rows with exactly this name.
+    Name(&'w [u8]),
+}
+
 /// Iterator over a block's rows; stops at the first damaged row.
 pub struct Entries<'b, 'a> {
     block: &'b Block<'a>,
@@ -611,12 +620,21 @@ impl<'a> Entries<'_, 'a> {
         lo: &[u8; 16],
         hi: &[u8; 16],
     ) -> Option<Result<(u32, Entry<'a>), BlockError>> {
+        self.next_wanted(Want::Clients(lo, hi))
+    }
+
+    /// The next row named exactly `name`: the rows before it are read only as far as their
+    /// name (a name lookup decodes every block its filter lets through).
+    pub fn next_named(&mut self, name: &str) -> Option<Result<(u32, Entry<'a>), BlockError>> {
+        self.next_wanted(Want::Name(name.as_bytes()))
+    }
+
+    fn next_wanted(&mut self, want: Want<'_>) -> Option<Result<(u32, Entry<'a>), BlockError>> {
         if let Some(dir) = self.block.directory {
-            // Straight to the runs of the clients asked for.
-            return self.next_grouped(dir, Some((lo, hi)));
+            return self.next_grouped(dir, Some(want));
         }
         while self.next < self.block.rows {
-            match self.skip_unless_within(lo, hi) {
+            match self.skip_unless(want, false) {
                 Ok(true) => return self.next(),
                 Ok(false) => {}
                 Err(e) => {
@@ -628,15 +646,24 @@ impl<'a> Entries<'_, 'a> {
         None
     }
 
-    /// Looks at the next row's client: within `[lo, hi]` leaves the row to be decoded (true);
-    /// otherwise steps over it, keeping the running time (false).
-    fn skip_unless_within(&mut self, lo: &[u8; 16], hi: &[u8; 16]) -> Result<bool, BlockError> {
+    /// Looks at the next row as far as `want` needs: a wanted row is left to be decoded
+    /// (true); any other is stepped over, keeping the running time (false). A `grouped` block's
+    /// rows have an index and no address (the run names the client).
+    fn skip_unless(&mut self, want: Want<'_>, grouped: bool) -> Result<bool, BlockError> {
         let mut r = Reader(self.r.0);
+        if grouped {
+            r.varint()?;
+        }
         let time_ms = self.prev_ms.wrapping_add(r.zigzag()?);
         let flags = r.byte()?;
-        let key = ip_key(r.address(flags)?);
-        if lo <= &key && &key <= hi {
-            return Ok(true);
+        if !grouped {
+            let key = ip_key(r.address(flags)?);
+            if let Want::Clients(lo, hi) = want
+                && lo <= &key
+                && &key <= hi
+            {
+                return Ok(true);
+            }
         }
         let b = self.block;
         r.take(2)?;
@@ -652,7 +679,13 @@ impl<'a> Entries<'_, 'a> {
                 r.varint()?;
             }
         }
-        r.skip_str()?;
+        let len = r.len()?;
+        let name = r.take(len)?;
+        if let Want::Name(n) = want
+            && name == n
+        {
+            return Ok(true);
+        }
         if flags & RULE != 0 {
             r.skip_str()?;
         }

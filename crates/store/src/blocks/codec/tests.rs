@@ -53,7 +53,7 @@ fn sealed(rows: &[Entry<'_>]) -> Sealed {
 fn rows_of_a_client_are_found_by_skipping_the_others() {
     let rows: Vec<Entry<'static>> = (0..300).map(entry).collect();
     let plain = sealed(&rows).data;
-    let grouped = regroup(&plain).unwrap().unwrap().data;
+    let grouped = regroup(&plain).unwrap().unwrap();
     for data in [&plain, &grouped] {
         let block = Block::parse(data).unwrap();
         for (lo, hi) in [
@@ -84,22 +84,42 @@ fn rows_of_a_client_are_found_by_skipping_the_others() {
 }
 
 #[test]
-fn a_grouped_block_keeps_every_row_its_index_and_its_summary() {
+fn rows_of_a_name_are_found_by_skipping_the_others() {
+    let rows: Vec<Entry<'static>> = (0..300).map(entry).collect();
+    let plain = sealed(&rows).data;
+    let grouped = regroup(&plain).unwrap().unwrap();
+    for data in [&plain, &grouped] {
+        let block = Block::parse(data).unwrap();
+        for name in [
+            "www.example.com",
+            "a",
+            "xmr.pool.minergate.com",
+            "absent.example",
+            "",
+        ] {
+            let want: Vec<(u32, Entry<'_>)> = block
+                .entries()
+                .map(|r| r.unwrap())
+                .filter(|(_, e)| e.name == name)
+                .collect();
+            let mut it = block.entries();
+            let mut got = Vec::new();
+            while let Some(row) = it.next_named(name) {
+                got.push(row.unwrap());
+            }
+            assert_eq!(got, want, "{name}, grouped: {}", block.is_grouped());
+        }
+    }
+}
+
+#[test]
+fn a_grouped_block_keeps_every_row_and_its_index() {
     let rows: Vec<Entry<'static>> = (0..500).map(entry).collect();
     let plain = sealed(&rows);
     let grouped = regroup(&plain.data)
         .unwrap()
         .expect("a plain block regroups");
-    assert_eq!(
-        (
-            grouped.rows,
-            grouped.first_ms,
-            grouped.last_ms,
-            &grouped.counts
-        ),
-        (plain.rows, plain.first_ms, plain.last_ms, &plain.counts)
-    );
-    let block = Block::parse(&grouped.data).unwrap();
+    let block = Block::parse(&grouped).unwrap();
     assert!(block.is_grouped());
     // Stored client by client: one run per client, IPv4 before IPv6, each by address.
     let stored: Vec<IpAddr> = block.entries().map(|r| r.unwrap().1.client).collect();
@@ -115,7 +135,7 @@ fn a_grouped_block_keeps_every_row_its_index_and_its_summary() {
     for (i, (index, e)) in back.iter().enumerate() {
         assert_eq!((*index as usize, e), (i, &rows[i]));
     }
-    assert!(regroup(&grouped.data).unwrap().is_none(), "grouped once");
+    assert!(regroup(&grouped).unwrap().is_none(), "grouped once");
 }
 
 #[test]
@@ -251,7 +271,7 @@ fn damaged_blocks_are_errors_never_panics() {
     let rows: Vec<Entry<'static>> = (0..50).map(entry).collect();
     let plain = sealed(&rows).data;
     damaged_copies_never_panic(&plain);
-    damaged_copies_never_panic(&regroup(&plain).unwrap().unwrap().data);
+    damaged_copies_never_panic(&regroup(&plain).unwrap().unwrap());
     assert!(matches!(Block::parse(&[9]), Err(BlockError::Version(9))));
 }
 
@@ -278,6 +298,8 @@ fn damaged_copies_never_panic(data: &[u8]) {
                 n += 1;
             }
             assert!(n <= block.rows() as usize);
+            let mut it = block.entries();
+            while it.next_named("a").is_some() {}
         }
         flipped[i] ^= 0xff;
     }
