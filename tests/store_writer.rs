@@ -582,3 +582,64 @@ async fn the_writer_compacts_small_settled_blocks() {
     assert_eq!(h.count("queries"), 500);
     writer.shutdown().await.expect("shutdown");
 }
+
+/// The writer groups settled query-log blocks by client (`blocks::group`; it also runs at
+/// start), leaving blocks under 1,024 rows to compaction; every row keeps its id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_groups_settled_blocks_by_client() {
+    let mut h = Harness::new(|_| {});
+    h.stop_writer().await;
+    {
+        let mut conn = h.store.write_connection().expect("conn");
+        // Three busy blocks of 1,100 rows from 50 clients, and a small one.
+        for (b, rows) in [(0i64, 1100i64), (1, 1100), (2, 1100), (3, 10)] {
+            let batch: Vec<_> = (0..rows)
+                .map(|i| {
+                    event(
+                        T0 + b * 10_000 + i,
+                        &format!("10.20.3.{}:53000", i % 50),
+                        "www.example.com",
+                        "A",
+                        Outcome::Allowed,
+                        None,
+                    )
+                })
+                .collect();
+            let tx = conn.transaction().expect("tx");
+            store::writer::insert_events(&tx, &batch, &h.ledger.load(), true).expect("insert");
+            tx.commit().expect("commit");
+        }
+    }
+    let rows = |h: &Harness| {
+        let conn = h.store.write_connection().expect("conn");
+        blocks::all_rows(&conn, Table::Queries).expect("rows")
+    };
+    let before = rows(&h);
+    let (_sink, writer) = store::writer::spawn(&h.store, &h.cfg, h.ledger.clone()).expect("writer");
+    let health = writer.health();
+    // Upkeep steps run whenever the writer is idle; each flush is a round trip to it.
+    for _ in 0..1000 {
+        if health.status().blocks_grouped == 3 {
+            break;
+        }
+        writer.flush().await.expect("flush");
+    }
+    assert_eq!(health.status().blocks_grouped, 3, "the three busy blocks");
+    let grouped: Vec<bool> = h
+        .store
+        .write_connection()
+        .expect("conn")
+        .prepare("SELECT data FROM query_blocks ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .expect("query")
+        .map(|d| {
+            blocks::codec::Block::parse(&d.expect("data"))
+                .expect("parse")
+                .is_grouped()
+        })
+        .collect();
+    assert_eq!(grouped, [true, true, true, false]);
+    assert_eq!(rows(&h), before, "every row keeps its id and content");
+    writer.shutdown().await.expect("shutdown");
+}

@@ -248,6 +248,8 @@ pub struct WriterStatus {
     pub hits_queued: usize,
     /// Small log blocks merged away by the hourly compaction (`store::blocks::compact`).
     pub blocks_compacted: u64,
+    /// Settled query-log blocks rewritten client by client (`store::blocks::group`).
+    pub blocks_grouped: u64,
     /// Query time (ms since the epoch) of the oldest event taken by the writer and not yet
     /// committed (its batch or the backlog); 0 when everything is committed.
     pub oldest_unflushed_ms: i64,
@@ -273,6 +275,7 @@ impl From<poolguard_store::writer::WriterStatus> for WriterStatus {
             hits_dropped: w.hits_dropped,
             hits_queued: w.hits_queued,
             blocks_compacted: w.blocks_compacted,
+            blocks_grouped: w.blocks_grouped,
             oldest_unflushed_ms: w.oldest_unflushed_ms,
         }
     }

@@ -28,6 +28,7 @@ pub struct WriterHealth {
     /// Hits sent by the DNS path and not yet taken off the channel by the writer.
     pub(super) hits_queued: AtomicUsize,
     pub(super) blocks_compacted: AtomicU64,
+    pub(super) blocks_grouped: AtomicU64,
     /// Ordinary events a saturated DNS worker did not send (`Sink::shed`).
     pub(super) shed: AtomicU64,
     /// Set by the DNS path while a worker is saturated (`Sink::saturated`), cleared by each
@@ -68,6 +69,8 @@ pub struct WriterStatus {
     pub hits_queued: usize,
     /// Small log blocks merged away by the hourly compaction (`store::blocks::compact`).
     pub blocks_compacted: u64,
+    /// Settled query-log blocks rewritten client by client (`store::blocks::group`).
+    pub blocks_grouped: u64,
     /// Query time (ms since the epoch) of the oldest event taken by the writer and not yet
     /// committed (its batch or the backlog); 0 when everything is committed.
     pub oldest_unflushed_ms: i64,
@@ -97,6 +100,7 @@ impl WriterHealth {
             hits_spooled: self.hits_spooled.load(Ordering::Relaxed),
             hits_replayed: self.hits_replayed.load(Ordering::Relaxed),
             blocks_compacted: self.blocks_compacted.load(Ordering::Relaxed),
+            blocks_grouped: self.blocks_grouped.load(Ordering::Relaxed),
             hits_dropped: self.hits_dropped.load(Ordering::Relaxed),
             hits_queued: self.hits_queued.load(Ordering::Relaxed),
             oldest_unflushed_ms: self.oldest_unflushed_ms.load(Ordering::Relaxed),

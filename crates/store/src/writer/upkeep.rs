@@ -125,10 +125,12 @@ impl Writer {
     }
 
     /// Groups settled query-log blocks by client (`blocks::group`) within
-    /// `rollup::STEP_BUDGET`; due again at once while settled blocks remain.
+    /// `rollup::STEP_BUDGET`; due again at once while settled blocks remain. Not while the
+    /// writer is behind (its batches fill before the flush interval ends): grouping only
+    /// speeds up reads, and catches up once the load drops.
     fn group(&mut self) {
         let now = now_ms();
-        if now < self.upkeep.group_due_ms {
+        if now < self.upkeep.group_due_ms || self.backlogged {
             return;
         }
         let step = (|| -> Result<group::Step, StoreError> {
@@ -145,6 +147,9 @@ impl Writer {
         self.upkeep.group_due_ms = match step {
             Ok(s) => {
                 if s.grouped > 0 {
+                    self.health
+                        .blocks_grouped
+                        .fetch_add(s.grouped as u64, Ordering::Relaxed);
                     metrics::counter!("poolguard_store_grouped_blocks_total")
                         .increment(s.grouped as u64);
                 }
