@@ -447,6 +447,15 @@ async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
             Box::new(|_: &mut StdRng| "/api/v1/stats".to_string()),
         ),
         (
+            // The default window starts at the top of an hour; this one at the current minute,
+            // so the partial hour at its start is read from the blocks.
+            "/stats (24 h from mid-hour)",
+            Box::new(|_: &mut StdRng| {
+                let since = chrono::Utc::now().timestamp_millis() - 86_400_000;
+                format!("/api/v1/stats?since={}", poolguard::model::rfc3339(since))
+            }),
+        ),
+        (
             "/stats (last 7 d)",
             Box::new(|_: &mut StdRng| {
                 let since = chrono::Utc::now().timestamp_millis() - 7 * 86_400_000;

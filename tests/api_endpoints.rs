@@ -89,6 +89,13 @@ async fn stats_count_by_action_and_rank_top_tables() {
         pairs("top_departments"),
         vec![("Physics".into(), 10), ("Library".into(), 4)]
     );
+    // Without `since`, the window starts at the top of the hour a day before `until`, and
+    // says so.
+    let d = api
+        .get_json("/api/v1/stats?until=2026-11-02T10:20:30Z")
+        .await;
+    assert_eq!(d["since"], "2026-11-01T10:00:00.000Z");
+    assert_eq!(d["until"], "2026-11-02T10:20:30.000Z");
     api.stop().await;
 }
 
