@@ -185,11 +185,7 @@ fn group(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let (steps, elapsed) = (times.len(), t0.elapsed());
-    let over = times
-        .iter()
-        .filter(|t| **t > Duration::from_millis(50))
-        .count();
-    let (p99, longest) = (pct(&mut times, 0.99), pct(&mut times, 1.0));
+    let (over, p99, longest) = pauses(&mut times);
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
     let after = bytes(&conn)?;
     let rows: i64 = conn.query_row("SELECT coalesce(sum(rows), 0) FROM query_blocks", [], |r| {
@@ -224,17 +220,13 @@ fn roll_up(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let (steps, elapsed) = (times.len(), t0.elapsed());
-    let over = times
-        .iter()
-        .filter(|t| **t > Duration::from_millis(50))
-        .count();
     // Which call was the longest: the first pays the one-time start (every block's span).
     let at = times
         .iter()
         .enumerate()
         .max_by_key(|(_, t)| **t)
         .map_or(0, |(i, _)| i + 1);
-    let (p99, longest) = (pct(&mut times, 0.99), pct(&mut times, 1.0));
+    let (over, p99, longest) = pauses(&mut times);
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
     let count =
         |sql: &str| -> Result<i64, rusqlite::Error> { conn.query_row(sql, [], |r| r.get(0)) };
@@ -245,6 +237,16 @@ fn roll_up(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         count("SELECT count(*) FROM client_days")?,
     );
     Ok(())
+}
+
+/// How many of a run's step `times` took over 50 ms (the issue's pause target), their p99
+/// and the longest.
+fn pauses(times: &mut [Duration]) -> (usize, Duration, Duration) {
+    let over = times
+        .iter()
+        .filter(|t| **t > Duration::from_millis(50))
+        .count();
+    (over, pct(times, 0.99), pct(times, 1.0))
 }
 
 /// The writer's own connection settings (`store::writer`): its WAL checkpoints run inside its
@@ -284,16 +286,11 @@ fn upkeep_pauses(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
                 break;
             }
         }
-        let over = times
-            .iter()
-            .filter(|t| **t > Duration::from_millis(50))
-            .count();
+        let (steps, elapsed) = (times.len(), t0.elapsed());
+        let (over, p99, longest) = pauses(&mut times);
         eprintln!(
-            "{phase}: {} steps in {:.1?}, p99 {:.1?}, longest {:.1?}, {over} over 50 ms",
-            times.len(),
-            t0.elapsed(),
-            pct(&mut times, 0.99),
-            pct(&mut times, 1.0)
+            "{phase}: {steps} steps in {elapsed:.1?}, p99 {p99:.1?}, longest {longest:.1?}, \
+             {over} over 50 ms"
         );
         Ok(())
     };
