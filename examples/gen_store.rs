@@ -405,6 +405,27 @@ async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
             }),
         ),
         (
+            // The same answer at every size: at 10 M rows a client has ~25 hits and ~500
+            // queries, so these pages are full at 10 M, 100 M and beyond (the unbounded
+            // lists above return more rows as the log grows).
+            "/hits?client=<ip>&limit=20",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/hits?client={}&limit=20",
+                    client_ip(r.random_range(0..CLIENTS))
+                )
+            }),
+        ),
+        (
+            "/queries?client=<ip>&limit=400",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?client={}&limit=400",
+                    client_ip(r.random_range(0..CLIENTS))
+                )
+            }),
+        ),
+        (
             "/queries?client=<a /24>",
             Box::new(|r: &mut StdRng| {
                 format!(

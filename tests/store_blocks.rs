@@ -912,3 +912,52 @@ fn grouping_keeps_row_ids_and_stops_at_unsettled_blocks() {
     let after = all_rows(&conn, Table::Queries).unwrap();
     assert_eq!(after, before, "every row keeps its id and content");
 }
+
+/// The hour under way's hit tables kept between requests (`store::hour_tops`) give the same
+/// stats as decoding the blocks while hits keep arriving; a window ending before rows already
+/// counted is read from the blocks.
+#[test]
+fn stats_from_the_hour_cache_equal_stats_from_the_blocks() {
+    use poolguard::store::hour_tops::HourTops;
+    use poolguard::store::read::{stats, stats_with};
+    const HOUR: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("q.db")).unwrap();
+    let (ledger, _) = Ledger::from_reader(LEDGER.as_bytes(), std::path::Path::new("t")).unwrap();
+    let mut conn = store.write_connection().unwrap();
+    let hour = T0.div_euclid(HOUR) * HOUR;
+    let batches = events(30, 97);
+    assert!(
+        batches
+            .iter()
+            .flatten()
+            .all(|e| e.time_ms >= hour && e.time_ms < hour + HOUR)
+    );
+    let cache = HourTops::default();
+    let compare = |conn: &rusqlite::Connection, since: i64, until: i64| {
+        let cached = stats_with(conn, Some(&cache), since, until, 100).unwrap();
+        let decoded = stats(conn, since, until, 100).unwrap();
+        assert_eq!(
+            format!("{cached:?}"),
+            format!("{decoded:?}"),
+            "window {since}..{until}"
+        );
+        assert!(!decoded.top_blocked_names.is_empty() || until <= T0 + 60);
+    };
+    for (k, batch) in batches.iter().enumerate() {
+        let tx = conn.transaction().unwrap();
+        store::writer::insert_events(&tx, batch, &ledger, true).unwrap();
+        tx.commit().unwrap();
+        let now = T0 + k as i64 * 40 + 30;
+        match k % 3 {
+            // The whole hour and beyond, the hour from its start, and a day ending in it.
+            0 => compare(&conn, hour - HOUR, hour + HOUR),
+            1 => compare(&conn, hour, now),
+            // Ending amid rows already cached: from the blocks.
+            _ => {
+                compare(&conn, hour, hour + HOUR);
+                compare(&conn, hour - 24 * HOUR, now - 20);
+            }
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub mod cursor;
 #[doc(hidden)]
 pub mod fault;
 pub mod hook;
+pub mod hour_tops;
 pub mod incidents;
 pub mod incidents_tx;
 pub mod known_names;
@@ -116,6 +117,8 @@ struct Inner {
     control: Mutex<Option<Connection>>,
     permits: Arc<tokio::sync::Semaphore>,
     time_limit_ms: std::sync::atomic::AtomicU64,
+    /// The hour under way's hit tables, shared by the readers' `/stats` (`hour_tops`).
+    hour_tops: Arc<hour_tops::HourTops>,
 }
 
 impl std::fmt::Debug for Store {
@@ -152,6 +155,7 @@ impl Store {
                 control: Mutex::new(None),
                 permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
                 time_limit_ms: std::sync::atomic::AtomicU64::new(READ_TIME_LIMIT.as_millis() as u64),
+                hour_tops: Arc::default(),
             }),
         })
     }
@@ -182,6 +186,11 @@ impl Store {
 
     /// Runs `f` on a pooled read-only connection on the blocking pool, interrupting it past the
     /// time limit. Every read of the store's traits goes through here; public only for the
+    /// The hour under way's hit tables the readers share (`hour_tops`).
+    pub(crate) fn hour_tops(&self) -> Arc<hour_tops::HourTops> {
+        Arc::clone(&self.inner.hour_tops)
+    }
+
     /// store's own integration tests (callers use the traits).
     #[doc(hidden)]
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>

@@ -13,6 +13,7 @@ use rusqlite::Connection;
 
 use super::StoreError;
 use super::top::TopCounts;
+use crate::hour_tops::HourTops;
 use crate::rollup;
 pub use crate::rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 
@@ -91,12 +92,39 @@ pub fn stats(
     until_ms: i64,
     top: i64,
 ) -> Result<Stats, StoreError> {
+    stats_with(conn, None, since_ms, until_ms, top)
+}
+
+/// [`stats`], with the hour under way's hit tables from `hour` when a window covers that
+/// hour from its start (`crate::hour_tops`): the store's readers share one.
+pub fn stats_with(
+    conn: &Connection,
+    hour: Option<&HourTops>,
+    since_ms: i64,
+    until_ms: i64,
+    top: i64,
+) -> Result<Stats, StoreError> {
     let queries = rollup::window(conn, Table::Queries, since_ms, until_ms)?;
     let hits = rollup::window(conn, Table::Hits, since_ms, until_ms)?;
     let mut names = hits.counts(conn, rollup::Kind::Name)?;
     let mut clients = hits.counts(conn, rollup::Kind::Client)?;
     let mut departments = hits.counts(conn, rollup::Kind::Department)?;
-    for &(since, until) in &hits.edges {
+    for &(since, mut until) in &hits.edges {
+        // The edge's last hour, when the edge covers it from its start: from the cache.
+        let last_hour = (until - 1).div_euclid(rollup::HOUR_MS) * rollup::HOUR_MS;
+        if let Some(cache) = hour
+            && since <= last_hour
+            && cache.with_hour(conn, last_hour, until, |parts| {
+                for t in parts {
+                    t.add_to(&mut names, &mut clients, &mut departments);
+                }
+            })?
+        {
+            until = last_hour;
+        }
+        if since >= until {
+            continue;
+        }
         // Bounded however many distinct names or addresses a flood wrote (`super::top`).
         let mut n: TopCounts<String> = TopCounts::default();
         let mut c: TopCounts<std::net::IpAddr> = TopCounts::default();

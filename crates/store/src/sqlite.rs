@@ -37,7 +37,8 @@ impl EvidenceStore for Store {
 
     async fn stats(&self, since_ms: i64, until_ms: i64, top: usize) -> Result<Stats, StoreError> {
         let top = i64::try_from(top).unwrap_or(i64::MAX);
-        self.read(move |c| read::stats(c, since_ms, until_ms, top))
+        let hour = self.hour_tops();
+        self.read(move |c| read::stats_with(c, Some(&hour), since_ms, until_ms, top))
             .await
     }
 

@@ -61,6 +61,11 @@ impl<K: Hash + Eq, V: Default> TopCounts<K, V> {
         }
     }
 
+    /// The counted keys and their counts, in no particular order, leaving them in place.
+    pub fn counts(&self) -> impl Iterator<Item = (&K, u64)> {
+        self.map.iter().map(|(k, (n, _, _))| (k, *n))
+    }
+
     /// The counted keys, their counts and aggregates, in no particular order.
     pub fn into_counts(self) -> impl Iterator<Item = (K, u64, V)> {
         self.map.into_iter().map(|(k, (n, _, v))| (k, n, v))

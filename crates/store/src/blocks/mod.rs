@@ -38,6 +38,7 @@ pub use legacy::convert_legacy;
 pub use owner::{HitOwner, owner_hits};
 pub use page::{counts_by_action, list};
 pub use retention::prune;
+pub(crate) use walk::earliest_start;
 pub use walk::{client_count, scan, scan_client, seen};
 
 /// Most rows in one block; the row index takes the low 20 bits of a row id.
