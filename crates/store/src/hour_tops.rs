@@ -25,7 +25,8 @@ use crate::blocks::codec::Block;
 use crate::rollup::HOUR_MS;
 use crate::top::TopCounts;
 
-/// The counts of one hour's hits by name, client and department.
+/// Counts of hits by name, client and department: an hour's in the cache, or a window
+/// edge's read from the blocks.
 #[derive(Debug, Default)]
 pub struct Tops {
     pub names: TopCounts<String>,
@@ -34,7 +35,8 @@ pub struct Tops {
 }
 
 impl Tops {
-    fn add(&mut self, e: &crate::blocks::codec::Entry<'_>) {
+    /// Counts one hit.
+    pub fn add(&mut self, e: &crate::blocks::codec::Entry<'_>) {
         self.names.add(e.name, |_| ());
         self.clients.add(&e.client, |_| ());
         if let Some(d) = e.department {

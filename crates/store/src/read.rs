@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 
 use super::StoreError;
-use super::top::TopCounts;
-use crate::hour_tops::HourTops;
+use crate::hour_tops::{HourTops, Tops};
 use crate::rollup;
 pub use crate::rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 
@@ -56,13 +55,6 @@ fn ranked(counts: HashMap<String, u64>, top: i64) -> Vec<Count> {
     v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
     v.truncate(usize::try_from(top).unwrap_or(0));
     v
-}
-
-/// Adds the counts of `t` (a scan of the window's edges) to `into`.
-fn merge<K: std::hash::Hash + Eq + ToString>(into: &mut HashMap<String, u64>, t: TopCounts<K>) {
-    for (k, n, ()) in t.into_counts() {
-        *into.entry(k.to_string()).or_default() += n;
-    }
 }
 
 /// Rows per action of `table` in `[since, until)`: whole sealed hours from the rollups, the
@@ -126,19 +118,9 @@ pub fn stats_with(
             continue;
         }
         // Bounded however many distinct names or addresses a flood wrote (`super::top`).
-        let mut n: TopCounts<String> = TopCounts::default();
-        let mut c: TopCounts<std::net::IpAddr> = TopCounts::default();
-        let mut d: TopCounts<String> = TopCounts::default();
-        crate::blocks::scan(conn, Table::Hits, since, until, None, |_, e| {
-            n.add(e.name, |_| ());
-            c.add(&e.client, |_| ());
-            if let Some(x) = e.department {
-                d.add(x, |_| ());
-            }
-        })?;
-        merge(&mut names, n);
-        merge(&mut clients, c);
-        merge(&mut departments, d);
+        let mut tops = Tops::default();
+        crate::blocks::scan(conn, Table::Hits, since, until, None, |_, e| tops.add(e))?;
+        tops.add_to(&mut names, &mut clients, &mut departments);
     }
     Ok(Stats {
         queries_by_action: by_action(conn, Table::Queries, &queries)?,
