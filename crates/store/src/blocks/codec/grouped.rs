@@ -165,8 +165,6 @@ pub(super) struct Run {
     current: Option<(usize, usize)>,
     /// The next directory entry to consider.
     next_entry: usize,
-    /// The last run entered and its end: the next run starts there.
-    last: Option<(usize, usize)>,
 }
 
 impl<'a> Entries<'_, 'a> {
@@ -242,11 +240,9 @@ impl<'a> Entries<'_, 'a> {
     /// Puts the reader at run `i`'s first row.
     fn enter(&mut self, dir: Directory<'a>, i: usize) -> Result<(), BlockError> {
         let end = dir.end(i);
-        let start = match (i.checked_sub(1), self.run.last) {
-            (None, _) => 0,
-            // Walking the runs in order: the run before ended where this one starts.
-            (Some(before), Some((last, last_end))) if last == before => last_end,
-            (Some(before), _) => dir.end(before),
+        let start = match i.checked_sub(1) {
+            Some(before) => dir.end(before),
+            None => 0,
         };
         let events = self.block.events;
         if start > end || end > events.len() {
@@ -257,7 +253,6 @@ impl<'a> Entries<'_, 'a> {
         self.run = Run {
             current: Some((i, end)),
             next_entry: i + 1,
-            last: Some((i, end)),
         };
         Ok(())
     }
@@ -280,7 +275,6 @@ impl<'a> Entries<'_, 'a> {
         self.run = Run {
             current: None,
             next_entry: dir.runs(),
-            last: None,
         };
         self.next = self.block.rows;
     }
