@@ -76,8 +76,10 @@ fn by_action(
 /// Totals and top-N tables for `[since, until)`. Whole hours already rolled up come from the
 /// rollups (`crate::rollup`: a few thousand rows a day, top tables kept to the 1,000 largest
 /// keys per bucket); the partial hours at the edges and the hours not rolled up yet come
-/// from the blocks: totals from their counts, top tables from one decode of the edge's hit
-/// blocks (exact up to `top::WIDTH` hits, within hits / `WIDTH` beyond).
+/// from the blocks' counts (totals), and the top tables from the rolled-up hours' minute
+/// tables (`rollup::minutes`, at most 59 rows an edge) and one decode of the hit blocks
+/// left (the partial minutes, the hours not sealed: exact up to `top::WIDTH` hits, within
+/// hits / `WIDTH` beyond).
 pub fn stats(
     conn: &Connection,
     since_ms: i64,
@@ -96,31 +98,45 @@ pub fn stats_with(
     until_ms: i64,
     top: i64,
 ) -> Result<Stats, StoreError> {
+    // One snapshot: the writer seals hours meanwhile, and each part of the window must be
+    // read from the rollups or from the blocks, never both.
+    let conn = &*conn.unchecked_transaction()?;
     let queries = rollup::window(conn, Table::Queries, since_ms, until_ms)?;
     let hits = rollup::window(conn, Table::Hits, since_ms, until_ms)?;
     let mut names = hits.counts(conn, rollup::Kind::Name)?;
     let mut clients = hits.counts(conn, rollup::Kind::Client)?;
     let mut departments = hits.counts(conn, rollup::Kind::Department)?;
-    for &(since, mut until) in &hits.edges {
-        // The edge's last hour, when the edge covers it from its start: from the cache.
-        let last_hour = (until - 1).div_euclid(rollup::HOUR_MS) * rollup::HOUR_MS;
-        if let Some(cache) = hour
-            && since <= last_hour
-            && cache.with_hour(conn, last_hour, until, |parts| {
-                for t in parts {
-                    t.add_to(&mut names, &mut clients, &mut departments);
-                }
-            })?
-        {
-            until = last_hour;
+    let minutes = rollup::minutes_stored(conn)?;
+    for &edge in &hits.edges {
+        // The edge's whole minutes in sealed hours from the minute tables, the rest below.
+        let (whole, rest) = match minutes {
+            Some(stored) => rollup::minute_split(edge.0, edge.1, stored),
+            None => (None, vec![edge]),
+        };
+        if let Some(m) = whole {
+            rollup::minute_sums(conn, m, [&mut names, &mut clients, &mut departments])?;
         }
-        if since >= until {
-            continue;
+        for (since, mut until) in rest {
+            // The part's last hour, when the part covers it from its start: from the cache.
+            let last_hour = (until - 1).div_euclid(rollup::HOUR_MS) * rollup::HOUR_MS;
+            if let Some(cache) = hour
+                && since <= last_hour
+                && cache.with_hour(conn, last_hour, until, |parts| {
+                    for t in parts {
+                        t.add_to(&mut names, &mut clients, &mut departments);
+                    }
+                })?
+            {
+                until = last_hour;
+            }
+            if since >= until {
+                continue;
+            }
+            // Bounded however many distinct names or addresses a flood wrote (`super::top`).
+            let mut tops = Tops::default();
+            crate::blocks::scan(conn, Table::Hits, since, until, None, |_, e| tops.add(e))?;
+            tops.add_to(&mut names, &mut clients, &mut departments);
         }
-        // Bounded however many distinct names or addresses a flood wrote (`super::top`).
-        let mut tops = Tops::default();
-        crate::blocks::scan(conn, Table::Hits, since, until, None, |_, e| tops.add(e))?;
-        tops.add_to(&mut names, &mut clients, &mut departments);
     }
     Ok(Stats {
         queries_by_action: by_action(conn, Table::Queries, &queries)?,

@@ -73,7 +73,9 @@ const INDEXES: &[(&str, &str, &str)] = &[
 ];
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[fn() -> String] = &[v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14];
+const STEPS: &[fn() -> String] = &[
+    v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15,
+];
 
 fn all_steps() -> String {
     STEPS.iter().map(|step| step()).collect()
@@ -230,6 +232,12 @@ fn v13() -> String {
 /// Blocks stored before are grouped by the writer in the background, a few per step.
 fn v14() -> String {
     crate::blocks::group::schema()
+}
+
+/// Per-minute hit tables, so `/stats` reads the partial hours at a window's edges from them
+/// (`rollup::minutes`). Hours sealed before keep being read from the blocks.
+fn v15() -> String {
+    crate::rollup::minutes_schema()
 }
 
 /// The version whose step first converts the old per-query table (see [`v6`]).

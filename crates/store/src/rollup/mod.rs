@@ -27,9 +27,14 @@
 //! 100 are in nearly every bucket's top 1,000, so the ranking holds; small counts deep in a
 //! flat distribution may be low.
 //!
+//! **Window edges.** A window's partial hours (`since` and `until` mid-hour) are answered per
+//! minute: the sealer also writes each minute's hit tables ([`minutes`], the 100 largest keys
+//! of each kind), so only the partial minutes at the very edges are decoded from the blocks.
+//!
 //! **Retention.** Rollup buckets wholly older than a log's cut-off are deleted by the same
 //! retention step as its blocks, a few buckets per step ([`prune`]).
 
+mod minutes;
 mod postings;
 mod read;
 mod seal;
@@ -44,8 +49,10 @@ use crate::blocks::codec::{Entry, OUTCOMES, outcome_code};
 use crate::rows::Table;
 use crate::top::TopCounts;
 
+pub use minutes::{MINUTE_K, MINUTE_MS, split as minute_split};
+pub(crate) use minutes::{stored as minutes_stored, sums as minute_sums};
 pub use postings::{ClientRanges, client_ranges};
-pub use read::{Window, by_days, split, window};
+pub use read::{Range, Window, by_days, split, window};
 pub use seal::{STEP_BUDGET, Sealer, block_span, late, next_due, sealed_hour};
 
 /// Keys kept per bucket and kind (names, clients, departments); the rest share one row.
@@ -282,6 +289,7 @@ const PRUNE_BUCKETS: i64 = 4;
 /// retention step's bounded work); returns whether more remain.
 pub fn prune(conn: &Connection, q_cut: i64, h_cut: i64) -> Result<bool, StoreError> {
     let mut more = postings::prune(conn, q_cut, h_cut)?;
+    more |= minutes::prune(conn, h_cut, PRUNE_BUCKETS)?;
     for (table, cut) in [(Table::Queries, q_cut), (Table::Hits, h_cut)] {
         for (span, size) in [(Span::Hour, HOUR_MS), (Span::Day, HOUR_MS * DAY_HOURS)] {
             // Buckets ending at or before the cut-off.
@@ -307,6 +315,11 @@ pub fn prune(conn: &Connection, q_cut: i64, h_cut: i64) -> Result<bool, StoreErr
         }
     }
     Ok(more)
+}
+
+/// The per-minute hit tables (schema 15, [`minutes`]).
+pub(crate) fn minutes_schema() -> String {
+    minutes::schema()
 }
 
 /// The rollup and postings tables (schema v9); `rollup_sealed` starts empty: the writer begins sealing at

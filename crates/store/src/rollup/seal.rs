@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::minutes::{self, MINUTE_MS, Minutes};
 use super::{Agg, DAY_HOURS, HOUR_MS, Span, log_of, merge_day};
 use crate::StoreError;
 use crate::blocks::block_data;
@@ -63,8 +64,10 @@ fn start(conn: &Connection, table: Table, due: i64) -> Result<i64, StoreError> {
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let hour = first.map_or(due, |t| t.div_euclid(HOUR_MS)).min(due);
-    conn.prepare_cached("INSERT INTO rollup_sealed (log, hour, span_ms) VALUES (?1, ?2, ?3)")?
-        .execute(params![log_of(table), hour, span])?;
+    conn.prepare_cached(
+        "INSERT INTO rollup_sealed (log, hour, span_ms, minutes_from) VALUES (?1, ?2, ?3, ?2)",
+    )?
+    .execute(params![log_of(table), hour, span])?;
     Ok(hour)
 }
 
@@ -118,6 +121,8 @@ struct Progress {
     /// Blocks with ids at or below this are counted (in `agg` or written).
     after_id: i64,
     agg: Agg,
+    /// The hour's hits by minute (hits only, [`minutes`]), written with `agg`.
+    minutes: Minutes,
     /// Client keys whose postings are still to write, sorted.
     keys: Vec<[u8; 16]>,
     /// Kinds of the day's rows merged so far (the day's last hour).
@@ -172,6 +177,9 @@ fn forget_hour(conn: &Connection, table: Table, hour: i64) -> Result<(), StoreEr
             hour.div_euclid(DAY_HOURS)
         ])?;
     }
+    if table == Table::Hits {
+        minutes::forget(conn, hour)?;
+    }
     let bit = 1i64 << hour.rem_euclid(DAY_HOURS);
     conn.prepare_cached(
         "UPDATE client_days SET hours = hours & ~?3 WHERE log = ?1 AND day = ?2 AND hours & ?3",
@@ -218,6 +226,7 @@ impl Sealer {
                     hour,
                     after_id: i64::MIN,
                     agg: Agg::default(),
+                    minutes: Minutes::new(),
                     keys: Vec::new(),
                     day_kinds: 0,
                 }
@@ -246,6 +255,10 @@ impl Sealer {
                 let (_, e) = row?;
                 if e.time_ms >= from && e.time_ms < to {
                     p.agg.add(table, &e);
+                    if table == Table::Hits {
+                        let minute = e.time_ms.div_euclid(MINUTE_MS);
+                        p.minutes.entry(minute).or_default().add(&e);
+                    }
                 }
             }
             p.after_id = id;
@@ -263,6 +276,7 @@ impl Sealer {
             p.keys.sort_unstable();
             p.keys.dedup();
             agg.write(conn, table, Span::Hour, p.hour)?;
+            minutes::add(conn, &std::mem::take(&mut p.minutes))?;
         } else if !p.keys.is_empty() {
             let slice: Vec<[u8; 16]> = p.keys.drain(..p.keys.len().min(POSTINGS_STEP)).collect();
             super::postings::add(conn, table, p.hour, &slice)?;
@@ -323,11 +337,11 @@ impl Sealer {
 /// [`block_span`] if it is the longest yet, and rows of hours already sealed (late rows:
 /// replayed hits, a writer far behind) are added to their rollups and postings.
 pub fn late(conn: &Connection, table: Table, block: &Sealed) -> Result<(), StoreError> {
-    let state: Option<(i64, i64)> = conn
-        .prepare_cached("SELECT hour, span_ms FROM rollup_sealed WHERE log = ?1")?
-        .query_row([log_of(table)], |r| Ok((r.get(0)?, r.get(1)?)))
+    let state: Option<(i64, i64, Option<i64>)> = conn
+        .prepare_cached("SELECT hour, span_ms, minutes_from FROM rollup_sealed WHERE log = ?1")?
+        .query_row([log_of(table)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((sealed, span)) = state else {
+    let Some((sealed, span, minutes_from)) = state else {
         return Ok(());
     };
     if block.last_ms - block.first_ms > span {
@@ -340,6 +354,12 @@ pub fn late(conn: &Connection, table: Table, block: &Sealed) -> Result<(), Store
     }
     let mut hours: BTreeMap<i64, Agg> = BTreeMap::new();
     let mut days: BTreeMap<i64, Agg> = BTreeMap::new();
+    // Hours sealed with minute tables get the row in its minute's too.
+    let minutes_from = match table {
+        Table::Hits => minutes_from.map_or(i64::MAX, |h| h.saturating_mul(HOUR_MS)),
+        Table::Queries => i64::MAX,
+    };
+    let mut by_minute = Minutes::new();
     for row in Block::parse(&block.data)?.entries() {
         let (_, e) = row?;
         if e.time_ms >= edge {
@@ -347,6 +367,10 @@ pub fn late(conn: &Connection, table: Table, block: &Sealed) -> Result<(), Store
         }
         let hour = e.time_ms.div_euclid(HOUR_MS);
         hours.entry(hour).or_default().add(table, &e);
+        if e.time_ms >= minutes_from {
+            let minute = e.time_ms.div_euclid(MINUTE_MS);
+            by_minute.entry(minute).or_default().add(&e);
+        }
         // A sealed day gets the row too: its rows were merged from its hours already.
         let day = hour.div_euclid(DAY_HOURS);
         if (day + 1) * DAY_HOURS <= sealed {
@@ -360,5 +384,6 @@ pub fn late(conn: &Connection, table: Table, block: &Sealed) -> Result<(), Store
     for (day, agg) in days {
         agg.write(conn, table, Span::Day, day)?;
     }
+    minutes::add(conn, &by_minute)?;
     Ok(())
 }

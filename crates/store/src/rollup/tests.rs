@@ -124,7 +124,52 @@ fn stats_from_rollups_equal_stats_from_the_rows() {
         ),
         3
     );
+    // Each minute with a hit has its tables: the windows' mid-hour edges are read from them.
+    let minutes_with_hits: std::collections::HashSet<i64> = (0..(3 * DAY / 97_000))
+        .filter(|i| i % 7 == 0)
+        .map(|i| (T0 + i * 97_000) / 60_000)
+        .collect();
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM hit_minutes"),
+        minutes_with_hits.len() as i64
+    );
     same(&from_rows, &all_stats(&conn));
+}
+
+#[test]
+fn hours_sealed_before_the_minute_tables_are_read_from_the_blocks() {
+    let (_dir, conn) = store();
+    fill(&conn);
+    let from_rows = all_stats(&conn);
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    // A store upgraded at hour 30: the hours before it were sealed without minute tables.
+    let upgraded = T0 / HOUR_MS + 30;
+    conn.execute_batch(&format!(
+        "DELETE FROM hit_minutes WHERE minute < {}; \
+         UPDATE rollup_sealed SET minutes_from = {upgraded}",
+        upgraded * 60
+    ))
+    .expect("upgrade");
+    same(&from_rows, &all_stats(&conn));
+    // Late hits of those hours are not put in minute tables either.
+    let late: Vec<QueryEvent> = (0..3)
+        .map(|i| event(i * 7, T0 + HOUR_MS + i * 600_000))
+        .collect();
+    crate::writer::insert_events(&conn, &late, &ledger(), true).expect("stored");
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM hit_minutes WHERE minute < {}",
+                upgraded * 60
+            )
+        ),
+        0
+    );
+    let with_late = all_stats(&conn);
+    conn.execute("DELETE FROM rollup_sealed", [])
+        .expect("forget rollups");
+    same(&all_stats(&conn), &with_late);
 }
 
 #[test]
@@ -167,6 +212,11 @@ fn retention_deletes_the_buckets_before_the_cut_off() {
         "the hour straddling the cut-off stays"
     );
     assert_eq!(oldest(1), T0 / DAY + 1);
+    assert!(
+        count(&conn, "SELECT min(minute) FROM hit_minutes") >= (T0 + DAY) / 60_000,
+        "minutes of the hours before the cut-off are gone"
+    );
+    assert!(count(&conn, "SELECT min(minute) FROM hit_minutes") < (T0 + DAY) / 60_000 + 60);
 }
 
 /// [`pages`] of each client in each log, query log first.

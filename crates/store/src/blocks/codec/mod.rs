@@ -765,7 +765,7 @@ impl<'a> Entries<'_, 'a> {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -777,16 +777,16 @@ fn put_zigzag(out: &mut Vec<u8>, v: i64) {
     put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
 /// A bounds-checked cursor over untrusted bytes.
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, BlockError> {
+    pub(crate) fn byte(&mut self) -> Result<u8, BlockError> {
         let (&b, rest) = self
             .0
             .split_first()
@@ -795,7 +795,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    fn varint(&mut self) -> Result<u64, BlockError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, BlockError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -825,7 +825,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn str(&mut self) -> Result<&'a str, BlockError> {
+    pub(crate) fn str(&mut self) -> Result<&'a str, BlockError> {
         let n = self.len()?;
         std::str::from_utf8(self.take(n)?).map_err(|_| BlockError::Corrupt("text"))
     }
