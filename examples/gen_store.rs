@@ -12,7 +12,8 @@
 //!
 //! `--batch N`: rows per writer batch, so per query-log block (default 4096, a busy writer's
 //! batch; a quiet campus flushes a few hundred rows per interval). `--compact`: the writer's
-//! hourly block compaction, run to the end. `--rollup`: what the writer does
+//! block compaction (blocks settled 10 minutes, in hours rolled up), run to the end (a
+//! generated store is compacted after its rollup anyway). `--rollup`: what the writer does
 //! after an upgrade, rolling up the stored hours (`store::rollup`) in steps of its time budget (`store::rollup::STEP_BUDGET`),
 //! each step timed (a generated store is rolled up as its last stage anyway). `--group`: the
 //! writer's grouping of settled query-log blocks by client (`store::blocks::group`), in steps
@@ -141,13 +142,31 @@ fn generate(
         t0.elapsed(),
         std::fs::metadata(path)?.len() >> 20
     );
-    // The writer rolls up each hour as it ends, and groups settled blocks; a bulk load does
-    // both at the end.
+    // The writer rolls up each hour as it ends, compacts small settled blocks (the hits'
+    // ~200-row blocks here) and groups settled blocks; a bulk load does all three at the end.
     drop(conn);
     roll_up(path)?;
+    compact(path)?;
     if std::env::var_os("GEN_STORE_NO_GROUP").is_none() {
         group(path)?;
     }
+    Ok(())
+}
+
+/// Merges small settled blocks as the writer's compaction would: blocks that ended 10 minutes
+/// ago and in hours already rolled up.
+fn compact(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Store::open(path)?;
+    let conn = store.write_connection()?;
+    writer_pragmas(&conn)?;
+    let mut settled = chrono::Utc::now().timestamp_millis() - 10 * 60 * 1000;
+    for table in [store::Table::Queries, store::Table::Hits] {
+        let sealed = store::rollup::sealed_hour(&conn, table)?.unwrap_or(i64::MIN);
+        settled = settled.min(sealed.saturating_mul(store::rollup::HOUR_MS));
+    }
+    let t = Instant::now();
+    let removed = store::blocks::compact::run(&conn, settled)?;
+    eprintln!("compaction removed {removed} blocks in {:.1?}", t.elapsed());
     Ok(())
 }
 
@@ -166,7 +185,7 @@ fn group(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         )
     };
     let before = bytes(&conn)?;
-    let settled = chrono::Utc::now().timestamp_millis() - 10 * 60 * 1000;
+    let settled = chrono::Utc::now().timestamp_millis() - store::blocks::group::SETTLE_MS;
     let (t0, mut times, mut grouped) = (Instant::now(), Vec::new(), 0);
     loop {
         let t = Instant::now();
@@ -552,11 +571,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return upkeep_pauses(&path);
     }
     if args.iter().any(|a| a == "--compact") {
-        let conn = rusqlite::Connection::open(&path)?;
-        let t = Instant::now();
-        let removed = store::blocks::compact::run(&conn, i64::MAX)?;
-        eprintln!("compaction removed {removed} blocks in {:.1?}", t.elapsed());
-        return Ok(());
+        return compact(&path);
     }
     let batch = match args.iter().position(|a| a == "--batch") {
         Some(i) => args.get(i + 1).ok_or("--batch N")?.parse()?,

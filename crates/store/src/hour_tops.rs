@@ -129,8 +129,9 @@ impl HourTops {
         ids.sort_unstable();
         let mut extra = Tops::default();
         let mut caching = true;
+        let mut reader = crate::blocks::DataReader::new(conn, crate::rows::Table::Hits);
         for id in ids {
-            let data = match crate::blocks::block_data(conn, crate::rows::Table::Hits, id) {
+            let data = match reader.read(id) {
                 Ok(d) => d,
                 // Gone since it was listed: the hour was sealed and compacted meanwhile. The
                 // caller reads the blocks instead, and the cache starts over.
@@ -140,7 +141,7 @@ impl HourTops {
                 }
                 Err(e) => return Err(e),
             };
-            let block = Block::parse(&data)?;
+            let block = Block::parse(data)?;
             let rows: Vec<_> = block.entries().collect::<Result<_, _>>()?;
             let ends_before = rows.iter().all(|(_, e)| e.time_ms < until);
             caching &= ends_before;

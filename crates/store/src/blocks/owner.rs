@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 
 use super::codec::{Block, Entry};
 use super::filter::{Field, may_contain, value_key};
-use super::{INDEX_BITS, blob, block_data, stored_row};
+use super::{DataReader, INDEX_BITS, blob, stored_row};
 use crate::rows::{StoredRow, Table};
 use crate::{StoreError, ip_key};
 
@@ -125,6 +125,7 @@ pub fn owner_hits(
          WHERE last_ms >= ?1 AND first_ms <= ?2 ORDER BY first_ms, id",
     )?;
     let mut blocks = stmt.query(params![from_ms, to_ms])?;
+    let mut data = DataReader::new(conn, Table::Hits);
     while let Some(b) = blocks.next()? {
         let first_ms: i64 = b.get(1)?;
         if found.len() >= limit {
@@ -137,8 +138,7 @@ pub fn owner_hits(
             continue;
         }
         let id: i64 = b.get(0)?;
-        let data = block_data(conn, Table::Hits, id)?;
-        for row in Block::parse(&data)?.entries() {
+        for row in Block::parse(data.read(id)?)?.entries() {
             let (index, e) = row?;
             if e.time_ms >= from_ms && e.time_ms <= to_ms && owner.owns(&e) {
                 found.push(stored_row((id << INDEX_BITS) | i64::from(index), &e));

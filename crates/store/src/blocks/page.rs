@@ -8,7 +8,7 @@ use rusqlite::{Connection, params};
 
 use super::codec::{self, Block, Entry, OUTCOMES, read_counts};
 use super::filter::{Field, may_contain, name_key, value_key};
-use super::{INDEX_BITS, blob, block_data, outcome_named, stored_row};
+use super::{DataReader, INDEX_BITS, blob, outcome_named, stored_row};
 use crate::rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 use crate::{StoreError, ip_key};
 
@@ -156,6 +156,7 @@ pub fn counts_by_action(
     ))?;
     let earliest = super::walk::earliest_start(conn, table, since)?;
     let mut blocks = stmt.query(params![since, until, earliest])?;
+    let mut data = DataReader::new(conn, table);
     while let Some(b) = blocks.next()? {
         let (first, last): (i64, i64) = (b.get(1)?, b.get(2)?);
         if first >= since && last < until {
@@ -164,8 +165,7 @@ pub fn counts_by_action(
             }
             continue;
         }
-        let data = block_data(conn, table, b.get(0)?)?;
-        for row in Block::parse(&data)?.entries() {
+        for row in Block::parse(data.read(b.get(0)?)?)?.entries() {
             let (_, e) = row?;
             if e.time_ms >= since && e.time_ms < until {
                 totals[codec::outcome_code(e.outcome) as usize] += 1;
@@ -214,6 +214,7 @@ impl Walk<'_> {
             self.table.blocks()
         ))?;
         let mut blocks = stmt.query(params![lower, upper, last_max])?;
+        let mut data = DataReader::new(conn, self.table);
         while let Some(b) = blocks.next()? {
             let last_ms: i64 = b.get(1)?;
             if page.len() == want && page.last().is_some_and(|r| last_ms < r.time_ms) {
@@ -234,8 +235,7 @@ impl Walk<'_> {
             if !self.visited.insert(id) {
                 continue;
             }
-            let data = block_data(conn, self.table, id)?;
-            let block = Block::parse(&data)?;
+            let block = Block::parse(data.read(id)?)?;
             let mut found: Vec<(i64, i64, Entry<'_>)> = Vec::new();
             let mut rows = block.entries();
             // A client or exact-name filter steps over other rows without decoding them.

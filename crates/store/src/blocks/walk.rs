@@ -5,7 +5,7 @@ use rusqlite::{Connection, params};
 
 use super::codec::{Block, Entry};
 use super::filter::{Field, may_contain, value_key};
-use super::{INDEX_BITS, blob, block_data};
+use super::{DataReader, INDEX_BITS, blob};
 use crate::rows::Table;
 use crate::{StoreError, ip_key};
 
@@ -44,6 +44,7 @@ fn extreme(
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut blocks = stmt.query([])?;
     let mut best: Option<i64> = None;
+    let mut data = DataReader::new(conn, table);
     while let Some(b) = blocks.next()? {
         let edge: i64 = b.get(1)?;
         if best.is_some_and(|t| if oldest { edge > t } else { edge < t }) {
@@ -52,8 +53,7 @@ fn extreme(
         if !may_contain(blob(b, 2)?, probe) {
             continue;
         }
-        let data = block_data(conn, table, b.get(0)?)?;
-        for row in Block::parse(&data)?.entries() {
+        for row in Block::parse(data.read(b.get(0)?)?)?.entries() {
             let (_, e) = row?;
             if ip_key(e.client) == key {
                 let t = e.time_ms;
@@ -85,6 +85,7 @@ pub fn scan(
         table.blocks()
     ))?;
     let mut blocks = stmt.query(params![since, until, earliest_start(conn, table, since)?])?;
+    let mut data = DataReader::new(conn, table);
     while let Some(b) = blocks.next()? {
         if let Some(k) = probe
             && !may_contain(blob(b, 1)?, k)
@@ -92,8 +93,7 @@ pub fn scan(
             continue;
         }
         let id: i64 = b.get(0)?;
-        let data = block_data(conn, table, id)?;
-        for row in Block::parse(&data)?.entries() {
+        for row in Block::parse(data.read(id)?)?.entries() {
             let (index, e) = row?;
             if e.time_ms >= since && e.time_ms < until {
                 f((id << INDEX_BITS) | i64::from(index), &e);

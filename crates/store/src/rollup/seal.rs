@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::minutes::{self, MINUTE_MS, Minutes};
 use super::{Agg, DAY_HOURS, HOUR_MS, Span, log_of, merge_day};
 use crate::StoreError;
-use crate::blocks::block_data;
+use crate::blocks::DataReader;
 use crate::blocks::codec::{Block, Sealed};
 use crate::rows::Table;
 
@@ -249,9 +249,9 @@ impl Sealer {
             .collect::<Result<_, _>>()?;
         ids.sort_unstable();
         ids.truncate(usize::try_from(self.step_blocks).unwrap_or(usize::MAX));
+        let mut data = DataReader::new(conn, table);
         for &id in &ids {
-            let data = block_data(conn, table, id)?;
-            for row in Block::parse(&data)?.entries() {
+            for row in Block::parse(data.read(id)?)?.entries() {
                 let (_, e) = row?;
                 if e.time_ms >= from && e.time_ms < to {
                     p.agg.add(table, &e);

@@ -25,7 +25,7 @@ const SETTLE_MS: i64 = 10 * 60 * 1000;
 /// After a failed rollup or grouping step, the next try.
 const ROLLUP_RETRY_MS: i64 = 60_000;
 /// With every settled block grouped, when to look again (blocks settle continuously).
-const GROUP_IDLE_MS: i64 = 60_000;
+const GROUP_IDLE_MS: i64 = 10_000;
 
 /// The hourly upkeep's place, one short transaction per step between batches.
 #[derive(Debug, Clone, Copy)]
@@ -137,7 +137,7 @@ impl Writer {
             let tx = self.conn.unchecked_transaction()?;
             let step = group::step(
                 &tx,
-                now - SETTLE_MS,
+                now - group::SETTLE_MS,
                 group::MIN_ROWS,
                 crate::rollup::STEP_BUDGET,
             )?;
