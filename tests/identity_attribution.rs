@@ -137,3 +137,67 @@ async fn each_hit_names_the_holder_of_its_time_and_the_ledger_says_whose() {
     assert_eq!(third.source, None);
     assert_eq!(third.mac, None);
 }
+
+/// Whether the store's first hit block is grouped by client.
+fn first_hit_block_grouped(conn: &rusqlite::Connection) -> bool {
+    let data: Vec<u8> = conn
+        .query_row("SELECT data FROM hit_blocks ORDER BY id LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    poolguard::store::blocks::codec::Block::parse(&data)
+        .unwrap()
+        .is_grouped()
+}
+
+/// Compaction groups the hit blocks it merges by client; late identity then rewrites such a
+/// block with every row under its id (a grouped block's rows are stored out of their written
+/// order) and groups it again.
+#[test]
+fn late_identity_keeps_the_row_ids_of_a_merged_hit_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("e.db")).unwrap();
+    let (ledger, _) = Ledger::from_reader(LEDGER.as_bytes(), std::path::Path::new("t")).unwrap();
+    let index = IdentityIndex::default();
+    let conn = store.write_connection().unwrap();
+    let who = Attribution {
+        ledger: &ledger,
+        identities: Some(&index),
+        exempt: None,
+    };
+    // Ten small batches of hits from three addresses, interleaved, as a quiet writer stores them.
+    let ips = ["10.213.3.45", "10.213.9.9", "10.213.1.2"];
+    for b in 0..10i64 {
+        let events: Vec<QueryEvent> = (0..30i64)
+            .map(|i| hit(ips[(i % 3) as usize], T0 + b * 1000 + i))
+            .collect();
+        insert_attributed(&conn, &events, &who, false, None, None).unwrap();
+    }
+    assert!(poolguard::store::blocks::compact::run(&conn, i64::MAX).unwrap() > 0);
+    assert!(first_hit_block_grouped(&conn), "merged hits are grouped");
+    let before = poolguard::store::blocks::all_rows(&conn, Table::Hits).unwrap();
+    // The DHCP lease of .45 becomes known only now.
+    index.apply_all([held(
+        "10.213.3.45",
+        T0 - 1,
+        OPEN,
+        "00:1a:2b:3c:4d:5e",
+        None,
+        Source::Kea,
+    )]);
+    let learned = poolguard::store::relearn::sweep(&conn, &who, T0 - 1).unwrap();
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    let after = poolguard::store::blocks::all_rows(&conn, Table::Hits).unwrap();
+    assert_eq!(after.len(), before.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(
+            (b.id, b.time_ms, &b.client),
+            (a.id, a.time_ms, &a.client),
+            "a row kept its id"
+        );
+        let mac = a.identity.as_ref().and_then(|i| i.mac.as_deref());
+        let want = (a.client == "10.213.3.45").then_some("00:1a:2b:3c:4d:5e");
+        assert_eq!(mac, want, "{a:?}");
+    }
+    assert!(first_hit_block_grouped(&conn), "and still grouped");
+}

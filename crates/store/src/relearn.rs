@@ -139,8 +139,8 @@ pub fn sweep(
         let block = Block::parse(&data)?;
         let mut rows: Vec<(Entry<'_>, Option<Arc<Identity>>)> = Vec::new();
         let mut changed = false;
-        for row in block.entries() {
-            let (_, e) = row?;
+        // In the order written, so each row keeps its index (its id) when re-encoded.
+        for (_, e) in block.rows_as_written()? {
             let unknown = e
                 .snapshot
                 .is_none_or(|s| s.source.is_none() && s.exempt.is_none());
@@ -162,7 +162,13 @@ pub fn sweep(
                 None => enc.push(e),
             }
         }
-        let Some(s) = enc.seal() else { continue };
+        let Some(mut s) = enc.seal() else { continue };
+        // A block compaction merged stays grouped by client.
+        if block.is_grouped()
+            && let Some(grouped) = crate::blocks::codec::regroup(&s.data)?
+        {
+            s.data = grouped;
+        }
         crate::blocks::replace(conn, Table::Hits, id, &s)?;
     }
     Ok(learning.finish())

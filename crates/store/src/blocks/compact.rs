@@ -169,8 +169,10 @@ pub fn step(
 }
 
 /// Re-encodes `run`'s rows, in the order written, into its first block and deletes the rest.
-/// A merged query-log block is grouped by client at once (`super::group`): the grouping pass
-/// may already be past its id.
+/// The merged block is grouped by client at once (`codec::regroup`): for the query log, the
+/// grouping pass (`super::group`) may already be past its id; hit blocks are grouped only
+/// here (written small, they become a busy block's size when merged, and a client's hits are
+/// then a few rows among thousands).
 fn merge(conn: &Connection, table: Table, run: &[Meta]) -> Result<(), StoreError> {
     let t = table.blocks();
     let mut merged = BlockEncoder::default();
@@ -183,9 +185,7 @@ fn merge(conn: &Connection, table: Table, run: &[Meta]) -> Result<(), StoreError
     let Some(mut s) = merged.seal() else {
         return Ok(());
     };
-    if table == Table::Queries
-        && let Some(grouped) = regroup(&s.data)?
-    {
+    if let Some(grouped) = regroup(&s.data)? {
         s.data = grouped;
     }
     super::replace(conn, table, run[0].id, &s)?;

@@ -11,8 +11,9 @@
 //!
 //! What it touches: query-log blocks of at least [`MIN_ROWS`] rows. Smaller blocks are
 //! compaction's (`compact`), which groups what it merges; a small block left alone costs
-//! little to step through. Hit blocks are small and rewritten by late identity
-//! (`crate::relearn`); they are not grouped.
+//! little to step through. Hit blocks are written small (a batch's hits) and are left to
+//! compaction, which groups them as it merges them; late identity (`crate::relearn`)
+//! re-encodes a hit block in the order written and groups it again.
 //!
 //! Where it is: `block_grouping.through_id` (schema 14), the highest block id already looked
 //! at. Block ids grow with time, so the pass stops at the first block not settled yet and

@@ -206,3 +206,71 @@ pub fn total_rows(conn: &Connection, table: Table) -> Result<i64, StoreError> {
         |r| r.get(0),
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three blocks of `rows` rows each, ids 1 to 3.
+    fn store() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("dir");
+        let conn = crate::Store::open(&dir.path().join("t.db"))
+            .expect("store")
+            .write_connection()
+            .expect("conn");
+        for (b, rows) in [(0i64, 3i64), (1, 500), (2, 7)] {
+            let mut enc = codec::BlockEncoder::default();
+            for i in 0..rows {
+                let client = std::net::IpAddr::from([10, 0, 0, (i % 200) as u8]);
+                enc.push(&Entry {
+                    time_ms: b * 1_000_000 + i,
+                    client,
+                    port: 53,
+                    transport: poolguard_record::Transport::Udp,
+                    outcome: poolguard_record::Outcome::Allowed,
+                    name: "www.example.com",
+                    qtype: "A",
+                    feed: None,
+                    rule: None,
+                    rcode: "NOERROR",
+                    answer: "",
+                    latency_us: 1,
+                    upstream: None,
+                    department: None,
+                    snapshot: None,
+                });
+            }
+            let sealed = enc.seal().expect("rows");
+            insert(&conn, Table::Queries, &sealed).expect("insert");
+        }
+        (dir, conn)
+    }
+
+    #[test]
+    fn the_reader_reads_each_block_as_a_column_read_would_and_survives_a_missing_one() {
+        let (_dir, conn) = store();
+        let mut reader = DataReader::new(&conn, Table::Queries);
+        // Larger, smaller, then larger again: the buffer is resized to each block.
+        for id in [2, 1, 3, 2] {
+            let want = block_data(&conn, Table::Queries, id).expect("column");
+            assert_eq!(
+                reader.read(id).expect("read"),
+                want.as_slice(),
+                "block {id}"
+            );
+        }
+        conn.execute("DELETE FROM query_blocks WHERE id = 2", [])
+            .expect("delete");
+        assert!(matches!(
+            reader.read(2),
+            Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+        ));
+        // The aborted handle is replaced by a new one.
+        let want = block_data(&conn, Table::Queries, 3).expect("column");
+        assert_eq!(reader.read(3).expect("read"), want.as_slice());
+        assert!(matches!(
+            DataReader::new(&conn, Table::Queries).read(99),
+            Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+        ));
+    }
+}
