@@ -13,7 +13,7 @@
 //! `--batch N`: rows per writer batch, so per query-log block (default 4096, a busy writer's
 //! batch; a quiet campus flushes a few hundred rows per interval). `--compact`: the writer's
 //! block compaction (blocks settled 10 minutes, in hours rolled up), run to the end (a
-//! generated store is compacted after its rollup anyway). `--rollup`: what the writer does
+//! generated store is compacted after its rollup unless `GEN_STORE_NO_COMPACT` is set). `--rollup`: what the writer does
 //! after an upgrade, rolling up the stored hours (`store::rollup`) in steps of its time budget (`store::rollup::STEP_BUDGET`),
 //! each step timed (a generated store is rolled up as its last stage anyway). `--group`: the
 //! writer's grouping of settled query-log blocks by client (`store::blocks::group`), in steps
@@ -146,7 +146,9 @@ fn generate(
     // ~200-row blocks here) and groups settled blocks; a bulk load does all three at the end.
     drop(conn);
     roll_up(path)?;
-    compact(path)?;
+    if std::env::var_os("GEN_STORE_NO_COMPACT").is_none() {
+        compact(path)?;
+    }
     if std::env::var_os("GEN_STORE_NO_GROUP").is_none() {
         group(path)?;
     }
@@ -323,15 +325,20 @@ fn upkeep_pauses(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
     let conn = &conn;
     for table in [store::Table::Queries, store::Table::Hits] {
         let mut at = Some(store::blocks::compact::Cursor::START);
+        let mut merged: Option<i64> = None;
         report(
             &format!("compaction pass ({table:?})"),
+            // As the writer runs it: a merge, then grouping the merged block, each one step.
             Box::new(move || {
-                let Some(from) = at else { return Ok(false) };
                 let tx = conn.unchecked_transaction()?;
-                let s = store::blocks::compact::step(&tx, table, i64::MAX, i64::MAX, from)?;
+                if let Some(id) = merged.take() {
+                    store::blocks::compact::group_merged(&tx, table, id)?;
+                } else if let Some(from) = at {
+                    let s = store::blocks::compact::step(&tx, table, i64::MAX, i64::MAX, from)?;
+                    (at, merged) = (s.next, s.merged);
+                }
                 tx.commit()?;
-                at = s.next;
-                Ok(at.is_some())
+                Ok(at.is_some() || merged.is_some())
             }),
         )?;
     }

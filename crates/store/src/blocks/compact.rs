@@ -62,6 +62,9 @@ pub struct Step {
     pub removed: usize,
     /// Where the next step starts; `None` when the pass has reached the newest block.
     pub next: Option<Cursor>,
+    /// The block a run was merged into: to group by client next ([`group_merged`]), in a
+    /// transaction of its own so the writer's pause is one of the two, not their sum.
+    pub merged: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -134,6 +137,7 @@ pub fn step(
                         next: Some(Cursor {
                             after_id: blocks[end - 1].id,
                         }),
+                        merged: None,
                     });
                 }
                 Err(e) => return Err(e),
@@ -149,6 +153,7 @@ pub fn step(
             return Ok(Step {
                 removed: end - i - 1,
                 next: Some(Cursor { after_id }),
+                merged: Some(blocks[i].id),
             });
         }
         i = end;
@@ -165,14 +170,36 @@ pub fn step(
         }),
         _ => None,
     };
-    Ok(Step { removed: 0, next })
+    Ok(Step {
+        removed: 0,
+        next,
+        merged: None,
+    })
 }
 
-/// Re-encodes `run`'s rows, in the order written, into its first block and deletes the rest.
-/// The merged block is grouped by client at once (`codec::regroup`): for the query log, the
-/// grouping pass (`super::group`) may already be past its id; hit blocks are grouped only
-/// here (written small, they become a busy block's size when merged, and a client's hits are
-/// then a few rows among thousands).
+/// Groups block `id` of `table` by client (`codec::regroup`) unless it already is or is gone:
+/// the step after a merge. For the query log, the grouping pass (`super::group`) may already
+/// be past the merged block's id; hit blocks are grouped only here (written small, they
+/// become a busy block's size when merged, and a client's hits are then a few rows among
+/// thousands). A merged block left plain by a crash in between reads as any plain block.
+pub fn group_merged(conn: &Connection, table: Table, id: i64) -> Result<(), StoreError> {
+    let data = match block_data(conn, table, id) {
+        Ok(d) => d,
+        Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if let Some(grouped) = regroup(&data)? {
+        conn.prepare_cached(&format!(
+            "UPDATE {} SET data = ?2 WHERE id = ?1",
+            table.blocks()
+        ))?
+        .execute(params![id, grouped])?;
+    }
+    Ok(())
+}
+
+/// Re-encodes `run`'s rows, in the order written, into its first block and deletes the rest
+/// (grouped by client in the next step, [`group_merged`]).
 fn merge(conn: &Connection, table: Table, run: &[Meta]) -> Result<(), StoreError> {
     let t = table.blocks();
     let mut merged = BlockEncoder::default();
@@ -182,12 +209,9 @@ fn merge(conn: &Connection, table: Table, run: &[Meta]) -> Result<(), StoreError
             merged.push(&e);
         }
     }
-    let Some(mut s) = merged.seal() else {
+    let Some(s) = merged.seal() else {
         return Ok(());
     };
-    if let Some(grouped) = regroup(&s.data)? {
-        s.data = grouped;
-    }
     super::replace(conn, table, run[0].id, &s)?;
     let mut delete = conn.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?;
     for b in &run[1..] {
@@ -206,6 +230,11 @@ pub fn run(conn: &Connection, settled_before_ms: i64) -> Result<usize, StoreErro
             let tx = conn.unchecked_transaction()?;
             let s = step(&tx, table, settled_before_ms, i64::MAX, from)?;
             tx.commit()?;
+            if let Some(id) = s.merged {
+                let tx = conn.unchecked_transaction()?;
+                group_merged(&tx, table, id)?;
+                tx.commit()?;
+            }
             removed += s.removed;
             at = s.next;
         }

@@ -34,6 +34,9 @@ enum Upkeep {
     Retention,
     /// Merging small settled blocks of a log (`blocks::compact`).
     Compact(Table, compact::Cursor),
+    /// Grouping the block a compaction step merged into, then compacting on from the cursor
+    /// (`None`: that log's pass is over).
+    Group(Table, i64, Option<compact::Cursor>),
 }
 
 /// When the next upkeep starts, and how far the one under way has got.
@@ -170,17 +173,48 @@ impl Writer {
                 Upkeep::Compact(Table::Queries, compact::Cursor::START)
             }),
             Upkeep::Compact(table, from) => match self.compact_step(table, from) {
-                Some(next) => Some(Upkeep::Compact(table, next)),
-                None if table == Table::Queries => {
-                    Some(Upkeep::Compact(Table::Hits, compact::Cursor::START))
-                }
-                None => None,
+                (next, Some(id)) => Some(Upkeep::Group(table, id, next)),
+                (next, None) => Self::compact_on(table, next),
             },
+            Upkeep::Group(table, id, next) => {
+                self.group_merged_step(table, id);
+                Self::compact_on(table, next)
+            }
         }
     }
 
-    /// One compaction step of `table`; returns where the next starts, if anywhere.
-    fn compact_step(&mut self, table: Table, from: compact::Cursor) -> Option<compact::Cursor> {
+    /// The compaction step after one of `table` that ended at `next`.
+    fn compact_on(table: Table, next: Option<compact::Cursor>) -> Option<Upkeep> {
+        match next {
+            Some(next) => Some(Upkeep::Compact(table, next)),
+            None if table == Table::Queries => {
+                Some(Upkeep::Compact(Table::Hits, compact::Cursor::START))
+            }
+            None => None,
+        }
+    }
+
+    /// Groups the block a compaction step merged into (`compact::group_merged`). A failure
+    /// leaves it plain: it reads as any plain block.
+    fn group_merged_step(&mut self, table: Table, id: i64) {
+        let step = (|| -> Result<(), StoreError> {
+            let tx = self.conn.unchecked_transaction()?;
+            compact::group_merged(&tx, table, id)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = step {
+            tracing::warn!(error = %e, ?table, id, "grouping a merged block failed; it stays as merged");
+        }
+    }
+
+    /// One compaction step of `table`; returns where the next starts, if anywhere, and the
+    /// block a run was merged into.
+    fn compact_step(
+        &mut self,
+        table: Table,
+        from: compact::Cursor,
+    ) -> (Option<compact::Cursor>, Option<i64>) {
         let step = (|| -> Result<compact::Step, StoreError> {
             let tx = self.conn.unchecked_transaction()?;
             // Only blocks of hours already rolled up: the sealer reads an hour's blocks over
@@ -206,11 +240,11 @@ impl Writer {
                     metrics::counter!("poolguard_store_compacted_blocks_total")
                         .increment(s.removed as u64);
                 }
-                s.next
+                (s.next, s.merged)
             }
             Err(e) => {
                 tracing::warn!(error = %e, ?table, "block compaction failed; will retry next hour");
-                None
+                (None, None)
             }
         }
     }
