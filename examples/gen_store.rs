@@ -383,6 +383,26 @@ async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
             }),
         ),
         (
+            // A name nobody asked for (a pool domain just added to a feed): every block's
+            // filter in the window is read.
+            "/queries?name=<absent>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/queries?name=w{}.absent.example",
+                    r.random_range(0..NAMES)
+                )
+            }),
+        ),
+        (
+            "/hits?name=<absent>",
+            Box::new(|r: &mut StdRng| {
+                format!(
+                    "/api/v1/hits?name=w{}.absent.example",
+                    r.random_range(0..NAMES)
+                )
+            }),
+        ),
+        (
             "/hits?name=*.<suffix>",
             Box::new(|r: &mut StdRng| {
                 format!(
