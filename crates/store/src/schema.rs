@@ -74,7 +74,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
 const STEPS: &[fn() -> String] = &[
-    v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15,
+    v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16,
 ];
 
 fn all_steps() -> String {
@@ -238,6 +238,13 @@ fn v14() -> String {
 /// (`rollup::minutes`). Hours sealed before keep being read from the blocks.
 fn v15() -> String {
     crate::rollup::minutes_schema()
+}
+
+/// Name postings (`rollup::postings`): the hours each name was asked in, so an exact-name
+/// lookup walks only those, and a name nobody asked for reads no block. Hours sealed before
+/// have none and are walked whole (`rollup_sealed.names_from`).
+fn v16() -> String {
+    crate::rollup::names_schema()
 }
 
 /// The version whose step first converts the old per-query table (see [`v6`]).

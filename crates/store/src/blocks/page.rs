@@ -118,10 +118,18 @@ pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, Sto
         want,
         visited: HashSet::new(),
     };
-    match f.client {
-        // One address: only the hours its postings list (`crate::rollup::client_ranges`).
-        Some((lo, hi)) if lo == hi => {
-            let mut ranges = crate::rollup::client_ranges(conn, table, lo, lower, upper)?;
+    // One address, or one exact name: only the hours its postings list (`crate::rollup`).
+    let ranges = match (f.client, &f.name) {
+        (Some((lo, hi)), _) if lo == hi => {
+            Some(crate::rollup::client_ranges(conn, table, lo, lower, upper)?)
+        }
+        (_, Some(NameFilter::Exact(name))) => {
+            Some(crate::rollup::name_ranges(conn, table, name, lower, upper)?)
+        }
+        _ => None,
+    };
+    match ranges {
+        Some(mut ranges) => {
             while let Some((from, to, last_max)) = ranges.next(conn)? {
                 if page.len() == want && page.last().is_some_and(|r| to < r.time_ms) {
                     break;
@@ -129,7 +137,7 @@ pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, Sto
                 walk.range(conn, (from, to), last_max, &mut page)?;
             }
         }
-        _ => walk.range(conn, (lower, upper), i64::MAX, &mut page)?,
+        None => walk.range(conn, (lower, upper), i64::MAX, &mut page)?,
     }
     let next = if page.len() > f.limit {
         page.truncate(f.limit);

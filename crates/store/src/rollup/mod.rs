@@ -51,7 +51,7 @@ use crate::top::TopCounts;
 
 pub use minutes::{MINUTE_K, MINUTE_MS, split as minute_split};
 pub(crate) use minutes::{stored as minutes_stored, sums as minute_sums};
-pub use postings::{ClientRanges, client_ranges};
+pub use postings::{ClientRanges, client_ranges, name_ranges};
 pub use read::{Range, Window, by_days, split, window};
 pub use seal::{STEP_BUDGET, Sealer, block_span, late, next_due, sealed_hour};
 
@@ -104,6 +104,8 @@ pub(crate) struct Agg {
     with_department: u64,
     /// Every client key seen, for the postings (`postings`).
     keys: postings::Keys,
+    /// Every name seen ([`postings::name_posting`]), for the name postings.
+    names_seen: postings::Keys,
 }
 
 impl Agg {
@@ -111,6 +113,7 @@ impl Agg {
     fn add(&mut self, table: Table, e: &Entry<'_>) {
         self.actions[outcome_code(e.outcome) as usize] += 1;
         self.keys.insert(crate::ip_key(e.client));
+        self.names_seen.insert(postings::name_posting(e.name));
         if table == Table::Hits {
             self.names.add(e.name, |_| ());
             self.clients.add(&e.client, |_| ());
@@ -128,9 +131,12 @@ impl Agg {
 
     /// The client keys counted, sorted (postings are written in key order).
     fn take_keys(&mut self) -> Vec<[u8; 16]> {
-        let mut keys: Vec<[u8; 16]> = std::mem::take(&mut self.keys).into_iter().collect();
-        keys.sort_unstable();
-        keys
+        sorted(std::mem::take(&mut self.keys))
+    }
+
+    /// The name keys counted, sorted.
+    fn take_names(&mut self) -> Vec<[u8; 16]> {
+        sorted(std::mem::take(&mut self.names_seen))
     }
 
     /// Adds this aggregate to the rows of `(table, span, bucket)`, top [`TOP_K`] per kind
@@ -166,6 +172,12 @@ impl Agg {
         rows.put_top(Kind::Department, departments, self.with_department)?;
         Ok(())
     }
+}
+
+fn sorted(keys: postings::Keys) -> Vec<[u8; 16]> {
+    let mut keys: Vec<[u8; 16]> = keys.into_iter().collect();
+    keys.sort_unstable();
+    keys
 }
 
 /// Upserts rollup rows of one bucket (adding to rows already there: late rows).
@@ -315,6 +327,14 @@ pub fn prune(conn: &Connection, q_cut: i64, h_cut: i64) -> Result<bool, StoreErr
         }
     }
     Ok(more)
+}
+
+/// Where name postings begin (schema 16, [`postings`]): hours sealed before have none.
+pub(crate) fn names_schema() -> String {
+    "ALTER TABLE rollup_sealed ADD COLUMN names_from INTEGER;
+UPDATE rollup_sealed SET names_from = hour;
+"
+    .to_string()
 }
 
 /// The per-minute hit tables (schema 15, [`minutes`]).

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::minutes::{self, MINUTE_MS, Minutes};
+use super::postings::names_log;
 use super::{Agg, DAY_HOURS, HOUR_MS, Span, log_of, merge_day};
 use crate::StoreError;
 use crate::blocks::DataReader;
@@ -65,7 +66,8 @@ fn start(conn: &Connection, table: Table, due: i64) -> Result<i64, StoreError> {
     )?;
     let hour = first.map_or(due, |t| t.div_euclid(HOUR_MS)).min(due);
     conn.prepare_cached(
-        "INSERT INTO rollup_sealed (log, hour, span_ms, minutes_from) VALUES (?1, ?2, ?3, ?2)",
+        "INSERT INTO rollup_sealed (log, hour, span_ms, minutes_from, names_from) \
+         VALUES (?1, ?2, ?3, ?2, ?2)",
     )?
     .execute(params![log_of(table), hour, span])?;
     Ok(hour)
@@ -125,6 +127,8 @@ struct Progress {
     minutes: Minutes,
     /// Client keys whose postings are still to write, sorted.
     keys: Vec<[u8; 16]>,
+    /// Name keys whose postings are still to write, sorted (after the clients').
+    names: Vec<[u8; 16]>,
     /// Kinds of the day's rows merged so far (the day's last hour).
     day_kinds: usize,
 }
@@ -181,10 +185,13 @@ fn forget_hour(conn: &Connection, table: Table, hour: i64) -> Result<(), StoreEr
         minutes::forget(conn, hour)?;
     }
     let bit = 1i64 << hour.rem_euclid(DAY_HOURS);
-    conn.prepare_cached(
-        "UPDATE client_days SET hours = hours & ~?3 WHERE log = ?1 AND day = ?2 AND hours & ?3",
-    )?
-    .execute(params![log_of(table), hour.div_euclid(DAY_HOURS), bit])?;
+    for log in [log_of(table), names_log(table)] {
+        conn.prepare_cached(
+            "UPDATE client_days SET hours = hours & ~?3 \
+             WHERE log = ?1 AND day = ?2 AND hours & ?3",
+        )?
+        .execute(params![log, hour.div_euclid(DAY_HOURS), bit])?;
+    }
     Ok(())
 }
 
@@ -228,6 +235,7 @@ impl Sealer {
                     agg: Agg::default(),
                     minutes: Minutes::new(),
                     keys: Vec::new(),
+                    names: Vec::new(),
                     day_kinds: 0,
                 }
             }
@@ -275,11 +283,16 @@ impl Sealer {
             p.keys.extend(agg.take_keys());
             p.keys.sort_unstable();
             p.keys.dedup();
+            p.names = agg.take_names();
             agg.write(conn, table, Span::Hour, p.hour)?;
             minutes::add(conn, &std::mem::take(&mut p.minutes))?;
         } else if !p.keys.is_empty() {
             let slice: Vec<[u8; 16]> = p.keys.drain(..p.keys.len().min(POSTINGS_STEP)).collect();
-            super::postings::add(conn, table, p.hour, &slice)?;
+            super::postings::add(conn, log_of(table), p.hour, &slice)?;
+        } else if !p.names.is_empty() {
+            let n = p.names.len().min(POSTINGS_STEP);
+            let slice: Vec<[u8; 16]> = p.names.drain(..n).collect();
+            super::postings::add(conn, names_log(table), p.hour, &slice)?;
         } else if last_of_day && p.day_kinds < super::KINDS.len() {
             merge_day(conn, table, day, super::KINDS[p.day_kinds])?;
             p.day_kinds += 1;
@@ -378,7 +391,8 @@ pub fn late(conn: &Connection, table: Table, block: &Sealed) -> Result<(), Store
         }
     }
     for (hour, mut agg) in hours {
-        super::postings::add(conn, table, hour, &agg.take_keys())?;
+        super::postings::add(conn, log_of(table), hour, &agg.take_keys())?;
+        super::postings::add(conn, names_log(table), hour, &agg.take_names())?;
         agg.write(conn, table, Span::Hour, hour)?;
     }
     for (day, agg) in days {

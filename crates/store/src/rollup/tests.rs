@@ -295,6 +295,98 @@ fn client_lookups_walk_the_hours_their_postings_list_and_find_the_same_rows() {
     }
 }
 
+/// Every page of rows named `name` in each log (query log first), newest first, with and
+/// without a lower bound.
+fn name_pages(conn: &Connection, names: &[&str], limit: usize) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    for table in [crate::rows::Table::Queries, crate::rows::Table::Hits] {
+        for name in names {
+            let mut ids = Vec::new();
+            for since_ms in [Some(T0 + 3 * HOUR_MS + 5), None] {
+                let mut f = crate::rows::ListFilter {
+                    name: Some(crate::rows::NameFilter::Exact(name.to_string())),
+                    limit,
+                    since_ms,
+                    ..crate::rows::ListFilter::default()
+                };
+                loop {
+                    let page = crate::read::list(conn, table, &f).expect("list");
+                    ids.extend(page.rows.iter().map(|r| r.id));
+                    match page.next {
+                        Some(c) => f.cursor = Some(c),
+                        None => break,
+                    }
+                }
+            }
+            out.push(ids);
+        }
+    }
+    out
+}
+
+#[test]
+fn name_lookups_walk_the_hours_their_postings_list_and_find_the_same_rows() {
+    let (_dir, conn) = store();
+    fill(&conn);
+    // A name asked once, in an early hour, and a late hit of it after the seal.
+    let rare = QueryEvent {
+        name: "rare.pool.example".into(),
+        ..event(0, T0 + 5 * HOUR_MS + 17)
+    };
+    crate::writer::insert_events(&conn, &[rare], &ledger(), true).expect("stored");
+    let names = [
+        "n1.pool.example",
+        "rare.pool.example",
+        "never.pool.example",
+        "N1.POOL.EXAMPLE",
+    ];
+    let before = name_pages(&conn, &names, 37);
+    assert!(before[0].len() > 200 && before[1].len() == 2 && before[2].is_empty());
+    // Seal half of the log: postings for the first day and a half, blocks for the rest.
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 36 * HOUR_MS);
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM client_days WHERE log >= 2 AND key = x'{}'",
+                hex::encode(postings::name_posting("rare.pool.example"))
+            )
+        ),
+        2,
+        "one query-log and one hit posting"
+    );
+    let late = QueryEvent {
+        name: "rare.pool.example".into(),
+        ..event(7, T0 + 6 * HOUR_MS)
+    };
+    crate::writer::insert_events(&conn, &[late], &ledger(), true).expect("stored");
+    let sealed = name_pages(&conn, &names, 37);
+    conn.execute("DELETE FROM rollup_sealed", [])
+        .expect("forget rollups");
+    let walked = name_pages(&conn, &names, 37);
+    assert_eq!(walked[1].len(), 4, "the late row too");
+    assert_eq!(sealed, walked);
+}
+
+#[test]
+fn hours_sealed_before_the_name_postings_are_walked_whole() {
+    let (_dir, conn) = store();
+    fill(&conn);
+    let names = ["n1.pool.example", "n3.pool.example"];
+    let before = name_pages(&conn, &names, 41);
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    // A store upgraded at hour 30: the hours before it were sealed without name postings.
+    let upgraded = T0 / HOUR_MS + 30;
+    conn.execute_batch(&format!(
+        "DELETE FROM client_days WHERE log >= 2 AND (day + 1) * 24 <= {upgraded}; \
+         UPDATE client_days SET hours = hours & ~((1 << ({upgraded} % 24)) - 1) \
+           WHERE log >= 2 AND day = {upgraded} / 24; \
+         UPDATE rollup_sealed SET names_from = {upgraded}"
+    ))
+    .expect("upgrade");
+    assert_eq!(name_pages(&conn, &names, 41), before);
+}
+
 #[test]
 fn rows_written_while_an_hour_is_being_sealed_are_counted_once() {
     use crate::rows::Table;
