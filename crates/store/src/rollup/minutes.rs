@@ -205,17 +205,7 @@ pub(crate) fn stored(conn: &Connection) -> Result<Option<Range>, StoreError> {
 /// (milliseconds, see [`stored`]) and the millisecond ranges left over, to read from the
 /// blocks.
 pub fn split(since: i64, until: i64, stored: Range) -> (Option<Range>, Vec<Range>) {
-    let (lo, hi) = (since.max(stored.0), until.min(stored.1));
-    let from = lo.div_euclid(MINUTE_MS) + i64::from(lo.rem_euclid(MINUTE_MS) != 0);
-    let to = hi.div_euclid(MINUTE_MS);
-    if from >= to {
-        return (None, vec![(since, until)]);
-    }
-    let rest = [(since, from * MINUTE_MS), (to * MINUTE_MS, until)]
-        .into_iter()
-        .filter(|(a, b)| a < b)
-        .collect();
-    (Some((from, to)), rest)
+    super::read::whole_units(since, until, MINUTE_MS, stored)
 }
 
 /// The table (schema 15). `minutes_from` is the first hour sealed with minute tables: the

@@ -76,16 +76,33 @@ pub type Range = (i64, i64);
 /// (the first hour not rolled up) and the millisecond edges left over, both backends' rule for
 /// which part of a window rollups answer.
 pub fn split(since: i64, until: i64, hour_limit: i64) -> (Option<Range>, Vec<Range>) {
-    let from = since.div_euclid(HOUR_MS) + i64::from(since.rem_euclid(HOUR_MS) != 0);
-    let to = until.div_euclid(HOUR_MS).min(hour_limit);
+    whole_units(
+        since,
+        until,
+        HOUR_MS,
+        (i64::MIN, hour_limit.saturating_mul(HOUR_MS)),
+    )
+}
+
+/// Splits `[since, until)` (milliseconds) into the whole units of `unit_ms` (`[from, to)`, in
+/// units) that lie inside `within` (milliseconds), and the millisecond ranges left over.
+pub fn whole_units(
+    since: i64,
+    until: i64,
+    unit_ms: i64,
+    within: Range,
+) -> (Option<Range>, Vec<Range>) {
+    let (lo, hi) = (since.max(within.0), until.min(within.1));
+    let from = lo.div_euclid(unit_ms) + i64::from(lo.rem_euclid(unit_ms) != 0);
+    let to = hi.div_euclid(unit_ms);
     if from >= to {
         return (None, vec![(since, until)]);
     }
-    let edges = [(since, from * HOUR_MS), (to * HOUR_MS, until)]
+    let rest = [(since, from * unit_ms), (to * unit_ms, until)]
         .into_iter()
         .filter(|(a, b)| a < b)
         .collect();
-    (Some((from, to)), edges)
+    (Some((from, to)), rest)
 }
 
 /// Splits the hours `[from, to)` into the whole days inside them (day rows) and the hours
