@@ -244,12 +244,24 @@ fn pages_since(
     since_ms: Option<i64>,
 ) -> Vec<i64> {
     let key = crate::ip_key(client.parse().expect("ip"));
-    let mut f = crate::rows::ListFilter {
-        client: Some((key, key)),
-        limit,
-        since_ms,
-        ..crate::rows::ListFilter::default()
-    };
+    every_page(
+        conn,
+        table,
+        crate::rows::ListFilter {
+            client: Some((key, key)),
+            limit,
+            since_ms,
+            ..crate::rows::ListFilter::default()
+        },
+    )
+}
+
+/// The ids of every page of `f`, newest first, following the cursor.
+fn every_page(
+    conn: &Connection,
+    table: crate::rows::Table,
+    mut f: crate::rows::ListFilter,
+) -> Vec<i64> {
     let mut ids = Vec::new();
     loop {
         let page = crate::read::list(conn, table, &f).expect("list");
@@ -303,20 +315,13 @@ fn name_pages(conn: &Connection, names: &[&str], limit: usize) -> Vec<Vec<i64>> 
         for name in names {
             let mut ids = Vec::new();
             for since_ms in [Some(T0 + 3 * HOUR_MS + 5), None] {
-                let mut f = crate::rows::ListFilter {
+                let f = crate::rows::ListFilter {
                     name: Some(crate::rows::NameFilter::Exact(name.to_string())),
                     limit,
                     since_ms,
                     ..crate::rows::ListFilter::default()
                 };
-                loop {
-                    let page = crate::read::list(conn, table, &f).expect("list");
-                    ids.extend(page.rows.iter().map(|r| r.id));
-                    match page.next {
-                        Some(c) => f.cursor = Some(c),
-                        None => break,
-                    }
-                }
+                ids.extend(every_page(conn, table, f));
             }
             out.push(ids);
         }
