@@ -80,7 +80,8 @@ fn generate(
         ));
     }
     let (ledger, _) = Ledger::from_reader(csv.as_bytes(), std::path::Path::new("generated"))?;
-    let feed_name: Arc<str> = Arc::from("mining");
+    // Four lists, as a campus with the shipped feed and a few of its own: `/stats` ranks them.
+    let feed_names: [Arc<str>; 4] = ["mining", "coinblocker", "nocoin", "campus"].map(Arc::from);
     let rule_text: Arc<str> = Arc::from("minexmr.com");
     let now = chrono::Utc::now().timestamp_millis();
     let span = 6 * 86_400_000i64;
@@ -102,7 +103,7 @@ fn generate(
             let (outcome, feed, rule, rcode) = if hit {
                 (
                     Outcome::Blocked,
-                    Some(feed_name.clone()),
+                    Some(feed_names[(n / 20 % 7 % 4) as usize].clone()),
                     Some(rule_text.clone()),
                     "NXDOMAIN",
                 )

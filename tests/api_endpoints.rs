@@ -26,7 +26,7 @@ async fn stats_count_by_action_and_rank_top_tables() {
             "xmr.example",
             "A",
             Outcome::CnameBlocked,
-            Some("mining"),
+            Some("coinblocker"),
         ));
     }
     for i in 0..7 {
@@ -88,6 +88,10 @@ async fn stats_count_by_action_and_rank_top_tables() {
     assert_eq!(
         pairs("top_departments"),
         vec![("Physics".into(), 10), ("Library".into(), 4)]
+    );
+    assert_eq!(
+        pairs("top_feeds"),
+        vec![("mining".into(), 10), ("coinblocker".into(), 4)]
     );
     // Without `since`, the window starts at the top of the hour a day before `until`, and
     // says so.

@@ -108,6 +108,11 @@ async fn console_viewer_sees_a_hit_appear_and_filters_it() {
     // The overview counts it, and a viewer sees no write buttons on the incident.
     let overview = until_shows(&b, &base, "pool.minergate.com").await;
     assert!(overview.contains("Hits over time"), "{overview}");
+    // The hits by feed, each feed a link to its hits.
+    assert!(
+        exists(&b, "a[href='/hits?feed=mining']").await,
+        "{overview}"
+    );
     shots.take(&b, "overview").await;
     // Keyboard: the first Tab reaches the skip link, the next ones the navigation, and Enter
     // follows a link.

@@ -438,6 +438,10 @@ fn check_against_reference(compact_settled: Option<i64>, group: bool) {
         pairs(&stats.top_departments),
         top(&|e| department(&ledger, e.client.ip()))
     );
+    assert_eq!(
+        pairs(&stats.top_feeds),
+        top(&|e| e.feed.as_deref().map(str::to_string))
+    );
     // Incident evidence: an owner's hits in a time range, oldest first, at every limit.
     use poolguard::store::blocks::{HitOwner, owner_hits};
     let unknown: IpAddr = "192.0.2.44".parse().unwrap();

@@ -2,7 +2,8 @@
 //! hours and days and `hits` for the edges: against a real server, every window gives exactly
 //! what grouping the rows gives, for hits shipped in several statements by several nodes, a
 //! shipment repeated (rows skipped by `ON CONFLICT DO NOTHING` are not counted twice), and
-//! hits that were in the database before the step (rolled up once by the migration).
+//! hits that were in the database before the step (rolled up once by the migration; by feed
+//! once by step 11).
 
 mod common;
 
@@ -27,8 +28,8 @@ async fn open(pg: &Postgres) -> PgStore {
 }
 
 /// `count` hits of `node` numbered from `first`, spread over three days from a pseudo-random
-/// hash of their number: 40 clients (10.1.0.0–39), 25 names, three actions, departments and
-/// assets for most clients. The same numbers give the same rows, so inserting a range again
+/// hash of their number: 40 clients (10.1.0.0–39), 25 names, three actions, three feeds (and
+/// none for every seventh), departments and assets for most clients. The same numbers give the same rows, so inserting a range again
 /// repeats a shipment.
 fn insert(pg: &Postgres, node: &str, first: i64, count: i64) {
     pg.psql(
@@ -39,7 +40,8 @@ fn insert(pg: &Postgres, node: &str, first: i64, count: i64) {
              department) \
              SELECT '{node}', i / 100, i % 100, t, ('10.1.0.' || c)::inet, 'ip:10.1.0.' || c, \
                53, 'udp', 'n' || (i * 7 % 25) || '.pool.example', 'A', \
-               (ARRAY['nxdomain', 'sinkhole', 'refuse'])[1 + i % 3], 'mining', 'pool.example', \
+               (ARRAY['nxdomain', 'sinkhole', 'refuse'])[1 + i % 3], \
+               (ARRAY['mining', 'nocoin', 'hosts', NULL])[1 + i % 7 % 4], 'pool.example', \
                'NXDOMAIN', '', 10, \
                CASE WHEN c % 5 <> 0 THEN 'pc-' || c END, \
                CASE WHEN c % 4 <> 0 THEN 'dept-' || (c % 7) END \
@@ -108,6 +110,11 @@ async fn assert_rollups_match_rows(pg: &Postgres, store: &PgStore) {
         assert_eq!(
             lines(&stats.top_departments),
             grouped(pg, "department", since, until, Some(5)),
+            "{at}"
+        );
+        assert_eq!(
+            lines(&stats.top_feeds),
+            grouped(pg, "feed", since, until, Some(5)),
             "{at}"
         );
 
@@ -333,9 +340,9 @@ async fn hits_past_retention_leave_postgresql_with_their_rollups() {
             DB,
             &format!(
                 "INSERT INTO hits (node, local_block, local_index, time_ms, client, client_key, \
-                 port, transport, name, qtype, action, rcode, answer, latency_us) \
+                 port, transport, name, qtype, action, feed, rcode, answer, latency_us) \
                  SELECT 'old', 0, i, {start} + i, ('10.3.0.' || i % 20)::inet, 'ip:' || i % 20, \
-                   53, 'udp', 'pool.example', 'A', 'nxdomain', 'NXDOMAIN', '', 1 \
+                   53, 'udp', 'pool.example', 'A', 'nxdomain', 'mining', 'NXDOMAIN', '', 1 \
                  FROM generate_series({first}, {last}) AS i",
                 start = now_ms - age,
                 last = first + count - 1,

@@ -51,13 +51,15 @@ pub struct StatsResponse {
     pub top_blocked_names: Vec<Count>,
     pub top_clients: Vec<Count>,
     pub top_departments: Vec<Count>,
+    /// Hits per feed (the list that matched), largest first.
+    pub top_feeds: Vec<Count>,
     /// Nodes of the group whose query counts are missing (they did not answer), each with
     /// why; absent when every node answered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub incomplete: Vec<String>,
 }
 
-/// Totals by action, top blocked names, top clients and top departments in a window (≤ 31 days).
+/// Totals by action, top blocked names, clients, departments and feeds in a window (≤ 31 days).
 ///
 /// Totals are exact to the millisecond. Whole hours come from hourly rollups that keep each
 /// hour's 1,000 largest names and clients, so over many hours a name or client outside some
@@ -130,5 +132,6 @@ pub async fn stats(
         top_blocked_names: all(s.top_blocked_names),
         top_clients: all(s.top_clients),
         top_departments: all(s.top_departments),
+        top_feeds: all(s.top_feeds),
     }))
 }

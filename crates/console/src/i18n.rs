@@ -138,6 +138,7 @@ labels! {
     total_queries: "Queries", "查询数";
     top_clients: "Top clients", "命中最多的客户端";
     top_departments: "Top departments", "命中最多的部门";
+    top_feeds: "Hits by feed", "各规则源命中数";
     top_names: "Top pool names", "命中最多的矿池域名";
     count: "Count", "次数";
     open_incidents: "Open incidents", "未关闭事件";

@@ -30,6 +30,8 @@ pub struct Stats {
     pub top_clients: Vec<Count>,
     #[serde(default)]
     pub top_departments: Vec<Count>,
+    #[serde(default)]
+    pub top_feeds: Vec<Count>,
 }
 
 /// The known fields of an identity as (label, value) rows, in the page's language.

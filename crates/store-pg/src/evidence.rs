@@ -240,16 +240,17 @@ impl EvidenceStore for PgStore {
         // The hits from the rollups (`crate::rollups`): whole hours and days, plus the
         // partial hours at the window's edges.
         let plan = Plan::of(since_ms, until_ms);
-        // Four reads on four pooled connections at once: the server runs them in parallel.
+        // Five reads on five pooled connections at once: the server runs them in parallel.
         let kind = |kind: Kind, top: Option<i64>| async move {
             let c = self.pool().get().await?;
             rollups::counts(&c, &plan, kind, top, None).await
         };
-        let (hits_by_action, top_blocked_names, top_clients, top_departments) = tokio::try_join!(
+        let (hits_by_action, top_blocked_names, top_clients, top_departments, top_feeds) = tokio::try_join!(
             kind(Kind::Action, None),
             kind(Kind::Name, top),
             kind(Kind::Client, top),
             kind(Kind::Department, top),
+            kind(Kind::Feed, top),
         )?;
         Ok(Stats {
             queries_by_action,
@@ -257,6 +258,7 @@ impl EvidenceStore for PgStore {
             top_blocked_names,
             top_clients,
             top_departments,
+            top_feeds,
         })
     }
 

@@ -69,6 +69,7 @@ fn column(kind: Kind) -> &'static str {
         Kind::Name => "name",
         Kind::Client => "host(client)",
         Kind::Department => "department",
+        Kind::Feed => "feed",
     }
 }
 

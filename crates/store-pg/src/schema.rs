@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
 /// Every step, in order; step `i` brings the schema to version `i + 1`. Add a step for every
 /// change; never edit a released one.
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The shared evidence and state of a group of nodes.
 ///
@@ -239,13 +239,20 @@ CREATE INDEX hits_department ON hits (department, time_ms DESC, node DESC, local
 /// The rollup of the hits shipped by one `INSERT` (`new_hits`) or of every hit (`hits`, when
 /// step 4 is applied to a database that has some): counts per hour and per day (`span` 0 / 1,
 /// `bucket` in hours or days since the epoch), by action, name, client and department
-/// (`kind` 0–3, as `poolguard_store::rollup::Kind`), and per node, so two nodes shipping at
+/// (`kind` 0–3, as `poolguard_store::rollup::Kind`; the feed, 4, since step 11), and per node, so two nodes shipping at
 /// once never wait on each other's rows. Client rows keep the greatest asset and department
 /// seen, which the bulletin's offender table shows. Keys are grouped and upserted in key order,
 /// so concurrent shipments of one node (there are none, but a restarted one may overlap its
 /// predecessor) lock rows in the same order.
 macro_rules! roll_hits_from {
     ($source:literal) => {
+        roll_hits_from!(
+            $source,
+            "(0::smallint, h.action), (1::smallint, h.name),
+        (2::smallint, host(h.client)), (3::smallint, h.department)"
+        )
+    };
+    ($source:literal, $keys:literal) => {
         concat!(
             "INSERT INTO hit_rollups AS r (span, kind, bucket, key, node, n, asset, department)
     SELECT s.span, k.kind, h.time_ms / s.width, k.key, h.node, count(*),
@@ -256,8 +263,9 @@ macro_rules! roll_hits_from {
             " h
     CROSS JOIN (VALUES (0::smallint, 3600000::bigint), (1::smallint, 86400000::bigint))
         s(span, width)
-    CROSS JOIN LATERAL (VALUES (0::smallint, h.action), (1::smallint, h.name),
-        (2::smallint, host(h.client)), (3::smallint, h.department)) k(kind, key)
+    CROSS JOIN LATERAL (VALUES ",
+            $keys,
+            ") k(kind, key)
     WHERE k.key IS NOT NULL
     GROUP BY 1, 2, 3, 4, 5
     ORDER BY 1, 2, 3, 4, 5
@@ -265,6 +273,40 @@ macro_rules! roll_hits_from {
         n = r.n + excluded.n,
         asset = GREATEST(r.asset, excluded.asset),
         department = GREATEST(r.department, excluded.department);"
+        )
+    };
+}
+
+/// Hit retention (`poolguard_expire_hits`, created by step 4, replaced by step 11 to delete
+/// the rollup rows of every kind it lists): `$create` is `CREATE FUNCTION` or `CREATE OR
+/// REPLACE FUNCTION`, `$kinds` the rollup kinds deleted with the hits.
+macro_rules! expire_hits {
+    ($create:literal, $kinds:literal) => {
+        concat!(
+            $create,
+            " poolguard_expire_hits(p_before BIGINT, p_limit INTEGER)
+RETURNS INTEGER LANGUAGE plpgsql AS $$
+DECLARE
+    v_n INTEGER;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(7380963232417919589) THEN
+        RETURN 0;
+    END IF;
+    p_before := p_before - mod(p_before, 86400000);
+    DELETE FROM hits WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM hits WHERE time_ms < p_before ORDER BY time_ms LIMIT p_limit));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    DELETE FROM hit_rollups WHERE span = 0 AND kind IN (",
+            $kinds,
+            ")
+        AND bucket < div(p_before, 3600000);
+    DELETE FROM hit_rollups WHERE span = 1 AND kind IN (",
+            $kinds,
+            ")
+        AND bucket < div(p_before, 86400000);
+    RETURN v_n;
+END $$;
+"
         )
     };
 }
@@ -363,25 +405,8 @@ END $$;
 -- Hit retention: deletes up to `p_limit` hits older than `p_before` (rounded down to a day)
 -- and the rollup rows of the hours and days before it, so the rollups never count a deleted
 -- hit. One node at a time (an advisory lock others skip); returns the hits deleted.
-CREATE FUNCTION poolguard_expire_hits(p_before BIGINT, p_limit INTEGER)
-RETURNS INTEGER LANGUAGE plpgsql AS $$
-DECLARE
-    v_n INTEGER;
-BEGIN
-    IF NOT pg_try_advisory_xact_lock(7380963232417919589) THEN
-        RETURN 0;
-    END IF;
-    p_before := p_before - mod(p_before, 86400000);
-    DELETE FROM hits WHERE ctid = ANY (ARRAY(
-        SELECT ctid FROM hits WHERE time_ms < p_before ORDER BY time_ms LIMIT p_limit));
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    DELETE FROM hit_rollups WHERE span = 0 AND kind IN (0, 1, 2, 3)
-        AND bucket < div(p_before, 3600000);
-    DELETE FROM hit_rollups WHERE span = 1 AND kind IN (0, 1, 2, 3)
-        AND bucket < div(p_before, 86400000);
-    RETURN v_n;
-END $$;
 "#,
+    expire_hits!("CREATE FUNCTION", "0, 1, 2, 3"),
     roll_hits_from!("hits"),
     "\n"
 );
@@ -468,6 +493,30 @@ CREATE TABLE review_scan (
     until_ms    BIGINT NOT NULL
 );
 "#;
+
+/// Hits by feed in the rollups (kind 4, `poolguard_store::rollup::Kind::Feed`), as the SQLite
+/// store's schema 17: the trigger counts the feed of every hit from now on, retention deletes
+/// its rows with the others, and the hits already stored are rolled up by feed once, here (one
+/// grouping of `hits`, in the migration's transaction). Feeds are few, so their rows are never
+/// trimmed (`poolguard_trim_rollups` trims names and clients only), like departments.
+const V11: &str = concat!(
+    r#"
+CREATE OR REPLACE FUNCTION poolguard_roll_hits() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    "#,
+    roll_hits_from!(
+        "new_hits",
+        "(0::smallint, h.action), (1::smallint, h.name),
+        (2::smallint, host(h.client)), (3::smallint, h.department), (4::smallint, h.feed)"
+    ),
+    r#"
+    RETURN NULL;
+END $$;
+"#,
+    expire_hits!("CREATE OR REPLACE FUNCTION", "0, 1, 2, 3, 4"),
+    roll_hits_from!("hits", "(4::smallint, h.feed)"),
+    "\n"
+);
 
 /// The channel every node listens on; the payload names what changed.
 pub const CHANGES_CHANNEL: &str = "poolguard_changes";

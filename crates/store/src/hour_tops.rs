@@ -25,13 +25,14 @@ use crate::blocks::codec::Block;
 use crate::rollup::HOUR_MS;
 use crate::top::TopCounts;
 
-/// Counts of hits by name, client and department: an hour's in the cache, or a window
+/// Counts of hits by name, client, department and feed: an hour's in the cache, or a window
 /// edge's read from the blocks.
 #[derive(Debug, Default)]
 pub struct Tops {
     pub names: TopCounts<String>,
     pub clients: TopCounts<IpAddr>,
     pub departments: TopCounts<String>,
+    pub feeds: TopCounts<String>,
 }
 
 impl Tops {
@@ -42,23 +43,45 @@ impl Tops {
         if let Some(d) = e.department {
             self.departments.add(d, |_| ());
         }
+        if let Some(f) = e.feed {
+            self.feeds.add(f, |_| ());
+        }
     }
 
-    /// Adds these counts to the request's tables.
-    pub fn add_to(
-        &self,
-        names: &mut HashMap<String, u64>,
-        clients: &mut HashMap<String, u64>,
-        departments: &mut HashMap<String, u64>,
-    ) {
+    /// Adds these counts to a request's tables.
+    pub fn add_to(&self, sums: &mut Sums) {
         for (k, n) in self.names.counts() {
-            *names.entry(k.clone()).or_default() += n;
+            Sums::add(&mut sums.names, k, n);
         }
         for (k, n) in self.clients.counts() {
-            *clients.entry(k.to_string()).or_default() += n;
+            *sums.clients.entry(k.to_string()).or_default() += n;
         }
         for (k, n) in self.departments.counts() {
-            *departments.entry(k.clone()).or_default() += n;
+            Sums::add(&mut sums.departments, k, n);
+        }
+        for (k, n) in self.feeds.counts() {
+            Sums::add(&mut sums.feeds, k, n);
+        }
+    }
+}
+
+/// A `/stats` request's hit tables by key, summed from every source of its window (rollups,
+/// minute tables, this cache, blocks), before they are ranked.
+#[derive(Debug, Default)]
+pub struct Sums {
+    pub names: HashMap<String, u64>,
+    pub clients: HashMap<String, u64>,
+    pub departments: HashMap<String, u64>,
+    pub feeds: HashMap<String, u64>,
+}
+
+impl Sums {
+    /// Adds `n` to `key` in `table`, allocating the key only when it is new.
+    pub fn add(table: &mut HashMap<String, u64>, key: &str, n: u64) {
+        if let Some(v) = table.get_mut(key) {
+            *v += n;
+        } else {
+            table.insert(key.to_string(), n);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 
 use super::StoreError;
-use crate::hour_tops::{HourTops, Tops};
+use crate::hour_tops::{HourTops, Sums, Tops};
 use crate::rollup;
 pub use crate::rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
 
@@ -26,6 +26,8 @@ pub struct Stats {
     pub top_blocked_names: Vec<Count>,
     pub top_clients: Vec<Count>,
     pub top_departments: Vec<Count>,
+    /// Hits per feed (the list that matched), largest first: which lists do the blocking.
+    pub top_feeds: Vec<Count>,
 }
 
 /// What the store knows about one client address.
@@ -103,9 +105,12 @@ pub fn stats_with(
     let conn = &*conn.unchecked_transaction()?;
     let queries = rollup::window(conn, Table::Queries, since_ms, until_ms)?;
     let hits = rollup::window(conn, Table::Hits, since_ms, until_ms)?;
-    let mut names = hits.counts(conn, rollup::Kind::Name)?;
-    let mut clients = hits.counts(conn, rollup::Kind::Client)?;
-    let mut departments = hits.counts(conn, rollup::Kind::Department)?;
+    let mut sums = Sums {
+        names: hits.counts(conn, rollup::Kind::Name)?,
+        clients: hits.counts(conn, rollup::Kind::Client)?,
+        departments: hits.counts(conn, rollup::Kind::Department)?,
+        feeds: hits.counts(conn, rollup::Kind::Feed)?,
+    };
     let minutes = rollup::minutes_stored(conn)?;
     for &edge in &hits.edges {
         // The edge's whole minutes in sealed hours from the minute tables, the rest below.
@@ -114,7 +119,7 @@ pub fn stats_with(
             None => (None, vec![edge]),
         };
         if let Some(m) = whole {
-            rollup::minute_sums(conn, m, [&mut names, &mut clients, &mut departments])?;
+            rollup::minute_sums(conn, m, &mut sums)?;
         }
         for (since, mut until) in rest {
             // The part's last hour, when the part covers it from its start: from the cache.
@@ -123,7 +128,7 @@ pub fn stats_with(
                 && since <= last_hour
                 && cache.with_hour(conn, last_hour, until, |parts| {
                     for t in parts {
-                        t.add_to(&mut names, &mut clients, &mut departments);
+                        t.add_to(&mut sums);
                     }
                 })?
             {
@@ -135,15 +140,16 @@ pub fn stats_with(
             // Bounded however many distinct names or addresses a flood wrote (`super::top`).
             let mut tops = Tops::default();
             crate::blocks::scan(conn, Table::Hits, since, until, None, |_, e| tops.add(e))?;
-            tops.add_to(&mut names, &mut clients, &mut departments);
+            tops.add_to(&mut sums);
         }
     }
     Ok(Stats {
         queries_by_action: by_action(conn, Table::Queries, &queries)?,
         hits_by_action: by_action(conn, Table::Hits, &hits)?,
-        top_blocked_names: ranked(names, top),
-        top_clients: ranked(clients, top),
-        top_departments: ranked(departments, top),
+        top_blocked_names: ranked(sums.names, top),
+        top_clients: ranked(sums.clients, top),
+        top_departments: ranked(sums.departments, top),
+        top_feeds: ranked(sums.feeds, top),
     })
 }
 

@@ -74,7 +74,7 @@ const INDEXES: &[(&str, &str, &str)] = &[
 
 /// Every migration step, in order; step `i` brings the schema to version `i + 1`.
 const STEPS: &[fn() -> String] = &[
-    v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16,
+    v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17,
 ];
 
 fn all_steps() -> String {
@@ -245,6 +245,12 @@ fn v15() -> String {
 /// have none and are walked whole (`rollup_sealed.names_from`).
 fn v16() -> String {
     crate::rollup::names_schema()
+}
+
+/// Hits by feed in the rollups and minute tables (`rollup::Kind::Feed`): the hits are rolled
+/// up again in the background (`rollup::feeds_schema` says why).
+fn v17() -> String {
+    crate::rollup::feeds_schema()
 }
 
 /// The version whose step first converts the old per-query table (see [`v6`]).

@@ -71,6 +71,7 @@ struct Overview {
     total_queries: u64,
     top_clients: Vec<Count>,
     top_departments: Vec<Count>,
+    top_feeds: Vec<Count>,
     top_names: Vec<Count>,
     open: Vec<DueRow>,
     overdue: usize,
@@ -196,6 +197,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Fields>) -> Response {
         total_queries: total(&stats.queries_by_action),
         top_clients: stats.top_clients,
         top_departments: stats.top_departments,
+        top_feeds: stats.top_feeds,
         top_names: stats.top_blocked_names,
         open: open
             .iter()

@@ -5,8 +5,8 @@
 //! the partial hour at each edge was decoded from the hit blocks: up to an hour of hits, so the
 //! cost grew with the hits per hour (`/stats` from mid-hour 1.7× slower at 100 M rows than at
 //! 10 M, issue 18; ten times the hits again at a billion rows a week). Here each sealed minute
-//! with hits has one row: its hits by blocked name, client and department, the [`MINUTE_K`]
-//! largest of each (the API's largest `top`). A window's edges read at most 2 × 59 of these rows
+//! with hits has one row: its hits by blocked name, client, department and feed, the
+//! [`MINUTE_K`] largest of each (the API's largest `top`). A window's edges read at most 2 × 59 of these rows
 //! and decode at most two partial minutes.
 //!
 //! The rows follow the rollups' rules (`super`): written when the hour is sealed, from the same
@@ -24,7 +24,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{HOUR_MS, Range};
 use crate::StoreError;
 use crate::blocks::codec::{BlockError, Reader, put_str, put_varint};
-use crate::hour_tops::Tops;
+use crate::hour_tops::{Sums, Tops};
 
 /// A minute, in milliseconds.
 pub const MINUTE_MS: i64 = 60_000;
@@ -36,15 +36,20 @@ pub const MINUTE_K: usize = 100;
 /// Minutes per hour.
 const MINUTES: i64 = HOUR_MS / MINUTE_MS;
 
-/// The format version, the first byte of each row.
-const VERSION: u8 = 1;
+/// The format version, the first byte of each row. Version 1 (schema 15) had no feed table;
+/// schema 17 deleted its rows and the hits are sealed again (`crate::schema`'s v17), so only
+/// this version is ever read.
+const VERSION: u8 = 2;
+
+/// Tables per row: names, clients, departments, feeds.
+const TABLES: usize = 4;
 
 /// Hit tables by minute (minutes since the epoch), as the sealer and late rows count them.
 pub(crate) type Minutes = BTreeMap<i64, Tops>;
 
-/// One minute's kept counts: names, clients (as text, the rollups' key), departments.
+/// One minute's kept counts: names, clients (as text, the rollups' key), departments, feeds.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Tables([Vec<(String, u64)>; 3]);
+struct Tables([Vec<(String, u64)>; TABLES]);
 
 impl Tables {
     fn of(t: &Tops) -> Self {
@@ -58,6 +63,7 @@ impl Tables {
                 .counts()
                 .map(|(k, n)| (k.clone(), n))
                 .collect(),
+            t.feeds.counts().map(|(k, n)| (k.clone(), n)).collect(),
         ])
     }
 
@@ -100,13 +106,13 @@ impl Tables {
 }
 
 /// Calls `f(kind, key, n)` for every count in a stored row (kind 0 names, 1 clients,
-/// 2 departments).
+/// 2 departments, 3 feeds).
 fn each<'a>(bytes: &'a [u8], mut f: impl FnMut(usize, &'a str, u64)) -> Result<(), BlockError> {
     let mut r = Reader(bytes);
     if r.byte()? != VERSION {
         return Err(BlockError::Corrupt("minute tables version"));
     }
-    for kind in 0..3 {
+    for kind in 0..TABLES {
         let len = r.varint()?;
         for _ in 0..len {
             let k = r.str()?;
@@ -142,25 +148,21 @@ pub(crate) fn add(conn: &Connection, minutes: &Minutes) -> Result<(), StoreError
 pub(crate) fn sums(
     conn: &Connection,
     (from, to): Range,
-    tables: [&mut HashMap<String, u64>; 3],
+    sums: &mut Sums,
 ) -> Result<(), StoreError> {
     let mut stmt =
         conn.prepare_cached("SELECT tops FROM hit_minutes WHERE minute >= ?1 AND minute < ?2")?;
     let mut rows = stmt.query(params![from, to])?;
-    let [names, clients, departments] = tables;
     while let Some(row) = rows.next()? {
         let bytes = crate::blocks::blob(row, 0)?;
         each(bytes, |kind, k, n| {
             let by = match kind {
-                0 => &mut *names,
-                1 => &mut *clients,
-                _ => &mut *departments,
+                0 => &mut sums.names,
+                1 => &mut sums.clients,
+                2 => &mut sums.departments,
+                _ => &mut sums.feeds,
             };
-            if let Some(v) = by.get_mut(k) {
-                *v += n;
-            } else {
-                by.insert(k.to_string(), n);
-            }
+            Sums::add(by, k, n);
         })?;
     }
     Ok(())
@@ -227,7 +229,7 @@ mod tests {
 
     fn tables(n: usize) -> Tables {
         let t: Vec<(String, u64)> = (0..n).map(|i| (format!("k{i}"), i as u64 + 1)).collect();
-        Tables([t.clone(), t.clone(), t])
+        Tables([t.clone(), t.clone(), t.clone(), t])
     }
 
     #[test]
@@ -261,7 +263,7 @@ mod tests {
         longer.push(0);
         assert!(Tables::decode(&longer).is_err());
         let mut other = bytes;
-        other[0] = 2;
+        other[0] = 1;
         assert!(Tables::decode(&other).is_err());
     }
 

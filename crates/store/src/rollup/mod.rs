@@ -4,7 +4,7 @@
 //! At 100 M rows (`gen_store`, 7 days) `/stats` for 24 h decoded ~700 k hits: 696 ms
 //! (issue 18). A rollup row is `(log, span, bucket, kind, key) → n`: rows of the query log or
 //! the hits (`log`), per hour or per day (`span`, `bucket` in hours or days since the epoch),
-//! counted by action, and for hits also by blocked name, client and department (`kind`).
+//! counted by action, and for hits also by blocked name, client, department and feed (`kind`).
 //! Names and clients are unbounded (a flood of random subdomains or spoofed sources), so each
 //! bucket keeps its [`TOP_K`] largest keys and one row for the rest (`key = ''`).
 //!
@@ -75,6 +75,9 @@ pub enum Kind {
     Client = 2,
     /// Hits per department (hits of clients the ledger knows).
     Department = 3,
+    /// Hits per feed (the list that matched; schema 17): which lists do the blocking, the
+    /// question a feed maintainer asks before retiring or trusting one.
+    Feed = 4,
 }
 
 /// The bucket sizes.
@@ -99,9 +102,11 @@ pub(crate) struct Agg {
     names: TopCounts<String>,
     clients: TopCounts<IpAddr>,
     departments: TopCounts<String>,
-    /// Rows counted in `names` / `clients` (every hit), and in `departments`.
+    feeds: TopCounts<String>,
+    /// Rows counted in `names` / `clients` (every hit), in `departments` and in `feeds`.
     keyed: u64,
     with_department: u64,
+    with_feed: u64,
     /// Every client key seen, for the postings (`postings`).
     keys: postings::Keys,
     /// Every name seen ([`postings::name_posting`]), for the name postings.
@@ -121,6 +126,10 @@ impl Agg {
             if let Some(d) = e.department {
                 self.departments.add(d, |_| ());
                 self.with_department += 1;
+            }
+            if let Some(f) = e.feed {
+                self.feeds.add(f, |_| ());
+                self.with_feed += 1;
             }
         }
     }
@@ -170,6 +179,8 @@ impl Agg {
             .map(|(k, n, ())| (k, n))
             .collect();
         rows.put_top(Kind::Department, departments, self.with_department)?;
+        let feeds = self.feeds.into_counts().map(|(k, n, ())| (k, n)).collect();
+        rows.put_top(Kind::Feed, feeds, self.with_feed)?;
         Ok(())
     }
 }
@@ -265,7 +276,13 @@ fn sums(
 }
 
 /// The kinds, in the order a day is merged (one per sealing step).
-const KINDS: [Kind; 4] = [Kind::Action, Kind::Name, Kind::Client, Kind::Department];
+const KINDS: [Kind; 5] = [
+    Kind::Action,
+    Kind::Name,
+    Kind::Client,
+    Kind::Department,
+    Kind::Feed,
+];
 
 /// Merges the hours of `day` into its day rows of `kind` (the top [`TOP_K`], the rest summed).
 fn merge_day(conn: &Connection, table: Table, day: i64, kind: Kind) -> Result<(), StoreError> {
@@ -327,6 +344,23 @@ pub fn prune(conn: &Connection, q_cut: i64, h_cut: i64) -> Result<bool, StoreErr
         }
     }
     Ok(more)
+}
+
+/// Feed rollups (schema 17, [`Kind::Feed`]). Hours sealed before have no feed rows and their
+/// minute tables no feed table, so the hits are rolled up again from the blocks: their rollup
+/// rows, minute tables and postings are deleted and `rollup_sealed` forgets the hits, and the
+/// writer seals them from the oldest stored hit as it did the first time (a few blocks per
+/// step, in the background). Until it has caught up, `/stats` and hit lookups read those hours
+/// from the blocks, as for a store never rolled up: slower, never wrong. One rule for every
+/// hour, instead of a `feeds_from` hour before which a 30-day window would decode its hits
+/// (seconds at a billion rows) until retention removed them. The query log is untouched.
+pub(crate) fn feeds_schema() -> String {
+    "DELETE FROM rollups WHERE log = 1;
+DELETE FROM hit_minutes;
+DELETE FROM client_days WHERE log IN (1, 3);
+DELETE FROM rollup_sealed WHERE log = 1;
+"
+    .to_string()
 }
 
 /// Where name postings begin (schema 16, [`postings`]): hours sealed before have none.

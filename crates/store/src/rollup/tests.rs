@@ -43,7 +43,12 @@ fn event(i: i64, time_ms: i64) -> QueryEvent {
         } else {
             Outcome::Allowed
         },
-        feed: hit.then(|| Arc::from("mining")),
+        // Three feeds in the proportions 3 : 2 : 1, so the feed table has a clear order.
+        feed: hit.then(|| {
+            Arc::from(
+                ["mining", "mining", "mining", "nocoin", "nocoin", "hosts"][(i / 7 % 6) as usize],
+            )
+        }),
         rule: hit.then(|| Arc::from("pool.example")),
         rcode: "NOERROR",
         answer: "".into(),
@@ -111,6 +116,12 @@ fn stats_from_rollups_equal_stats_from_the_rows() {
         "{:?}",
         from_rows[0]
     );
+    let feeds: Vec<&str> = from_rows[0]
+        .top_feeds
+        .iter()
+        .map(|c| c.value.as_str())
+        .collect();
+    assert_eq!(feeds, ["mining", "nocoin", "hosts"]);
     // Seal everything up to the end of the third day, as the writer would.
     seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
     assert_eq!(
@@ -170,6 +181,55 @@ fn hours_sealed_before_the_minute_tables_are_read_from_the_blocks() {
     conn.execute("DELETE FROM rollup_sealed", [])
         .expect("forget rollups");
     same(&all_stats(&conn), &with_late);
+}
+
+#[test]
+fn a_store_upgraded_to_feed_rollups_rolls_its_hits_up_again() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut conn = Connection::open(dir.path().join("t.db")).expect("open");
+    crate::schema::migrate_to(&mut conn, 16).expect("schema 16");
+    fill(&conn);
+    let from_rows = all_stats(&conn);
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    // As the build before schema 17 left it: no feed rows.
+    conn.execute("DELETE FROM rollups WHERE kind = 4", [])
+        .expect("no feeds");
+    let query_rows = count(&conn, "SELECT count(*) FROM rollups WHERE log = 0");
+    crate::schema::migrate(&mut conn).expect("upgrade");
+    // The hits start over; the query log keeps its rollups.
+    assert_eq!(
+        sealed_hour(&conn, crate::rows::Table::Hits).expect("hits"),
+        None
+    );
+    for table in [
+        "rollups WHERE log = 1",
+        "hit_minutes",
+        "client_days WHERE log IN (1, 3)",
+    ] {
+        assert_eq!(
+            count(&conn, &format!("SELECT count(*) FROM {table}")),
+            0,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM rollups WHERE log = 0"),
+        query_rows
+    );
+    // Read from the blocks meanwhile, then from the rollups sealed again, feeds and all.
+    same(&from_rows, &all_stats(&conn));
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    assert_eq!(
+        sealed_hour(&conn, crate::rows::Table::Hits).expect("hits"),
+        Some((T0 + 3 * DAY) / HOUR_MS)
+    );
+    assert!(
+        count(
+            &conn,
+            "SELECT count(*) FROM rollups WHERE kind = 4 AND span = 1"
+        ) > 0
+    );
+    same(&from_rows, &all_stats(&conn));
 }
 
 #[test]
