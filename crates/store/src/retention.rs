@@ -5,6 +5,8 @@
 //! lock long enough to stall the writer; the block straddling a cut-off is rewritten, so
 //! retention stays exact to the millisecond.
 
+use std::time::{Duration, Instant};
+
 use rusqlite::Connection;
 
 use super::StoreError;
@@ -14,6 +16,11 @@ use poolguard_config::StoreConfig;
 
 /// Blocks deleted per table and transaction (each holds up to a writer batch of rows).
 pub const DELETE_BLOCKS: usize = 16;
+
+/// How long a step keeps deleting whole blocks (one block of each log at least): the
+/// sealer's budget (`crate::rollup::STEP_BUDGET`), so a cold day of a billion-row week is
+/// deleted in more, shorter steps rather than in 16-block steps of up to 145 ms.
+pub const STEP_BUDGET: Duration = crate::rollup::STEP_BUDGET;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -32,7 +39,8 @@ pub fn cutoffs(cfg: &StoreConfig, now_ms: i64) -> (i64, i64) {
     )
 }
 
-/// One short retention step: up to `max_blocks` whole blocks of each log, then the blocks
+/// One short retention step: up to `max_blocks` whole blocks of each log, within
+/// [`STEP_BUDGET`] (at least one block of each), then the blocks
 /// straddling each cut-off, then the first-hit record of names no longer hit within the hit
 /// retention. Whole hit blocks are deleted only below `hits_below_id` (the shipped
 /// watermark, `crate::shipped`; `i64::MAX` without a shipper). Returns (query rows, hit rows)
@@ -44,9 +52,10 @@ pub fn step(
     hits_below_id: i64,
     max_blocks: usize,
 ) -> Result<(usize, usize, bool), StoreError> {
+    let deadline = Instant::now() + STEP_BUDGET;
     let tx = conn.unchecked_transaction()?;
-    let (q, q_more) = blocks::prune(&tx, Table::Queries, q_cut, i64::MAX, max_blocks)?;
-    let (h, h_more) = blocks::prune(&tx, Table::Hits, h_cut, hits_below_id, max_blocks)?;
+    let (q, q_more) = blocks::prune(&tx, Table::Queries, q_cut, i64::MAX, max_blocks, deadline)?;
+    let (h, h_more) = blocks::prune(&tx, Table::Hits, h_cut, hits_below_id, max_blocks, deadline)?;
     let r_more = super::rollup::prune(&tx, q_cut, h_cut)?;
     if !h_more {
         tx.prepare_cached("DELETE FROM hit_names WHERE last_ms < ?1")?

@@ -269,6 +269,41 @@ mod tests {
         }
     }
 
+    /// A deadline no test reaches.
+    fn far() -> std::time::Instant {
+        std::time::Instant::now() + std::time::Duration::from_secs(3600)
+    }
+
+    #[test]
+    fn retention_stops_at_its_deadline_after_one_block_of_each_log() {
+        use crate::rows::Table;
+        let dir = tempfile::tempdir().expect("dir");
+        let store = crate::Store::open(&dir.path().join("t.db")).expect("store");
+        let conn = store.write_connection().expect("conn");
+        let ledger = poolguard_clients::Ledger::empty();
+        for i in 0..10 {
+            let one = [hit(1_000 + i, "10.0.0.7:53", "a.pool")];
+            crate::writer::insert_events(&conn, &one, &ledger, true).expect("block");
+        }
+        let count = |t: &str| -> i64 {
+            conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .expect("count")
+        };
+        // A deadline already past: one block of each log, and more to do.
+        let past = std::time::Instant::now();
+        for table in [Table::Queries, Table::Hits] {
+            let (removed, more) =
+                crate::blocks::prune(&conn, table, i64::MAX, i64::MAX, 16, past).expect("prune");
+            assert_eq!((removed, more), (1, true), "{table:?}");
+        }
+        assert_eq!((count("query_blocks"), count("hit_blocks")), (9, 9));
+        // Before it: up to the count.
+        let (removed, more) =
+            crate::blocks::prune(&conn, Table::Hits, i64::MAX, i64::MAX, 4, far()).expect("prune");
+        assert_eq!((removed, more), (4, true));
+        assert_eq!(count("hit_blocks"), 5);
+    }
+
     #[test]
     fn blocks_above_the_mark_decode_to_the_events_written() {
         let dir = tempfile::tempdir().expect("dir");
@@ -341,7 +376,7 @@ mod tests {
         );
 
         let (removed, _) =
-            crate::blocks::prune(&conn, Table::Hits, i64::MAX, 7, 100).expect("prune");
+            crate::blocks::prune(&conn, Table::Hits, i64::MAX, 7, 100, far()).expect("prune");
         assert_eq!(removed, 4 + 2, "blocks below 7 only");
         assert_eq!(ids(&conn), [7, 8, 9, 10]);
     }

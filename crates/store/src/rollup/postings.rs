@@ -27,6 +27,10 @@ use crate::rows::Table;
 /// The client keys (`crate::ip_key`) seen in one hour.
 pub(crate) type Keys = HashSet<[u8; 16], foldhash::fast::FixedState>;
 
+/// Postings rows upserted per sealing step (~1.5 µs each), and deleted per retention step:
+/// an hour of a campus's 30,000 clients is written over several steps.
+pub(super) const POSTINGS_STEP: usize = 4096;
+
 /// The `log` value of `table`'s name postings (client postings use `log_of`).
 pub(crate) fn names_log(table: Table) -> i64 {
     log_of(table) + 2
@@ -219,7 +223,9 @@ pub(crate) fn prune(conn: &Connection, q_cut: i64, h_cut: i64) -> Result<bool, S
     Ok(more)
 }
 
-/// [`prune`] of one postings log.
+/// [`prune`] of one postings log: up to [`POSTINGS_STEP`] rows of its oldest day past the
+/// cut-off. A whole day at once was one statement of ~50,000 name rows at a billion rows a
+/// week (the 70 ms steps of retention there, docs/BENCHMARKS.md).
 fn prune_log(conn: &Connection, log: i64, cut: i64) -> Result<bool, StoreError> {
     let below = cut.div_euclid(HOUR_MS * DAY_HOURS);
     let oldest: Option<i64> = conn
@@ -228,7 +234,11 @@ fn prune_log(conn: &Connection, log: i64, cut: i64) -> Result<bool, StoreError> 
     let Some(oldest) = oldest.filter(|&d| d < below) else {
         return Ok(false);
     };
-    conn.prepare_cached("DELETE FROM client_days WHERE log = ?1 AND day = ?2")?
-        .execute(params![log, oldest])?;
-    Ok(oldest + 1 < below)
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM client_days WHERE log = ?1 AND day = ?2 AND key IN \
+             (SELECT key FROM client_days WHERE log = ?1 AND day = ?2 LIMIT ?3)",
+        )?
+        .execute(params![log, oldest, POSTINGS_STEP as i64])?;
+    Ok(deleted == POSTINGS_STEP || oldest + 1 < below)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::minutes::{self, MINUTE_MS, Minutes};
-use super::postings::names_log;
+use super::postings::{POSTINGS_STEP, names_log};
 use super::{Agg, DAY_HOURS, HOUR_MS, Span, log_of, merge_day};
 use crate::StoreError;
 use crate::blocks::DataReader;
@@ -109,9 +109,6 @@ const SEAL_BLOCKS: i64 = 16;
 /// How long the writer keeps sealing before it lets the next batch in ([`Sealer::catch_up`]):
 /// a call lasts this plus at most one step.
 pub const STEP_BUDGET: Duration = Duration::from_millis(10);
-/// Postings rows upserted per sealing step (~1.5 µs each): an hour of a campus's 30,000
-/// clients is written over several steps.
-const POSTINGS_STEP: usize = 4096;
 
 /// An hour being sealed: its blocks are read a step at a time in id order, then its rollup
 /// rows are written, its postings a slice per step, its day's rows a kind per step (the

@@ -279,6 +279,33 @@ fn retention_deletes_the_buckets_before_the_cut_off() {
     assert!(count(&conn, "SELECT min(minute) FROM hit_minutes") < (T0 + DAY) / 60_000 + 60);
 }
 
+#[test]
+fn retention_deletes_a_day_of_postings_a_step_at_a_time() {
+    let (_dir, conn) = store();
+    // 5,000 name postings on day 10 of the query log, three on day 11.
+    let mut insert = conn
+        .prepare("INSERT INTO client_days (log, day, key, hours) VALUES (2, ?1, ?2, 1)")
+        .expect("sql");
+    for (day, n) in [(10i64, 5000u32), (11, 3)] {
+        for i in 0..n {
+            insert
+                .execute(rusqlite::params![day, i.to_be_bytes().to_vec()])
+                .expect("posting");
+        }
+    }
+    let cut = 11 * DAY;
+    let left = || count(&conn, "SELECT count(*) FROM client_days WHERE day = 10");
+    assert!(prune(&conn, cut, cut).expect("prune"), "more to do");
+    assert_eq!(left(), 5000 - 4096);
+    assert!(!prune(&conn, cut, cut).expect("prune"), "done");
+    assert_eq!(left(), 0);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM client_days"),
+        3,
+        "day 11 stays"
+    );
+}
+
 /// [`pages`] of each client in each log, query log first.
 fn client_pages(conn: &Connection, clients: &[&str], limit: usize) -> Vec<Vec<i64>> {
     [crate::rows::Table::Queries, crate::rows::Table::Hits]
