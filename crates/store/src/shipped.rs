@@ -269,6 +269,20 @@ mod tests {
         }
     }
 
+    /// A store with ten hit blocks of one hit each (and ten query-log blocks with
+    /// `log_queries`).
+    fn ten_blocks(log_queries: bool) -> (tempfile::TempDir, crate::Store, Connection) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = crate::Store::open(&dir.path().join("t.db")).expect("store");
+        let conn = store.write_connection().expect("conn");
+        let ledger = poolguard_clients::Ledger::empty();
+        for i in 0..10 {
+            let one = [hit(1_000 + i, "10.0.0.7:53", "a.pool")];
+            crate::writer::insert_events(&conn, &one, &ledger, log_queries).expect("block");
+        }
+        (dir, store, conn)
+    }
+
     /// A deadline no test reaches.
     fn far() -> std::time::Instant {
         std::time::Instant::now() + std::time::Duration::from_secs(3600)
@@ -277,14 +291,7 @@ mod tests {
     #[test]
     fn retention_stops_at_its_deadline_after_one_block_of_each_log() {
         use crate::rows::Table;
-        let dir = tempfile::tempdir().expect("dir");
-        let store = crate::Store::open(&dir.path().join("t.db")).expect("store");
-        let conn = store.write_connection().expect("conn");
-        let ledger = poolguard_clients::Ledger::empty();
-        for i in 0..10 {
-            let one = [hit(1_000 + i, "10.0.0.7:53", "a.pool")];
-            crate::writer::insert_events(&conn, &one, &ledger, true).expect("block");
-        }
+        let (_dir, _store, conn) = ten_blocks(true);
         let count = |t: &str| -> i64 {
             conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
                 .expect("count")
@@ -346,14 +353,7 @@ mod tests {
     fn upkeep_leaves_blocks_above_the_mark_alone() {
         use crate::blocks::compact;
         use crate::rows::Table;
-        let dir = tempfile::tempdir().expect("dir");
-        let store = crate::Store::open(&dir.path().join("t.db")).expect("store");
-        let conn = store.write_connection().expect("conn");
-        let ledger = poolguard_clients::Ledger::empty();
-        for i in 0..10 {
-            let one = [hit(1_000 + i, "10.0.0.7:53", "a.pool")];
-            crate::writer::insert_events(&conn, &one, &ledger, false).expect("block");
-        }
+        let (_dir, _store, conn) = ten_blocks(false);
         let ids = |conn: &Connection| -> Vec<i64> {
             let mut stmt = conn
                 .prepare("SELECT id FROM hit_blocks ORDER BY id")
