@@ -23,7 +23,7 @@ use rusqlite::{Connection, params};
 use crate::StoreError;
 use crate::blocks::codec::Block;
 use crate::rollup::HOUR_MS;
-use crate::top::TopCounts;
+use crate::top::{TopCounts, add_count};
 
 /// Counts of hits by name, client, department and feed: an hour's in the cache, or a window
 /// edge's read from the blocks.
@@ -51,16 +51,16 @@ impl Tops {
     /// Adds these counts to a request's tables.
     pub fn add_to(&self, sums: &mut Sums) {
         for (k, n) in self.names.counts() {
-            Sums::add(&mut sums.names, k, n);
+            add_count(&mut sums.names, k, n);
         }
         for (k, n) in self.clients.counts() {
             *sums.clients.entry(k.to_string()).or_default() += n;
         }
         for (k, n) in self.departments.counts() {
-            Sums::add(&mut sums.departments, k, n);
+            add_count(&mut sums.departments, k, n);
         }
         for (k, n) in self.feeds.counts() {
-            Sums::add(&mut sums.feeds, k, n);
+            add_count(&mut sums.feeds, k, n);
         }
     }
 }
@@ -73,17 +73,6 @@ pub struct Sums {
     pub clients: HashMap<String, u64>,
     pub departments: HashMap<String, u64>,
     pub feeds: HashMap<String, u64>,
-}
-
-impl Sums {
-    /// Adds `n` to `key` in `table`, allocating the key only when it is new.
-    pub fn add(table: &mut HashMap<String, u64>, key: &str, n: u64) {
-        if let Some(v) = table.get_mut(key) {
-            *v += n;
-        } else {
-            table.insert(key.to_string(), n);
-        }
-    }
 }
 
 #[derive(Debug)]

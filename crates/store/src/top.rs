@@ -13,6 +13,16 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
+/// Adds `n` to `key`'s count in `counts`, allocating the key only when it is new: the
+/// summing of kept counts (rollup rows, minute tables, cached tables) into a request's table.
+pub fn add_count(counts: &mut HashMap<String, u64>, key: &str, n: u64) {
+    if let Some(v) = counts.get_mut(key) {
+        *v += n;
+    } else {
+        counts.insert(key.to_string(), n);
+    }
+}
+
 /// Rows per pruning round (and the exactness bound).
 pub const WIDTH: u64 = 65_536;
 

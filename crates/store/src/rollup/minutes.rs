@@ -162,7 +162,7 @@ pub(crate) fn sums(
                 2 => &mut sums.departments,
                 _ => &mut sums.feeds,
             };
-            Sums::add(by, k, n);
+            crate::top::add_count(by, k, n);
         })?;
     }
     Ok(())

@@ -294,10 +294,8 @@ fn merge_day(conn: &Connection, table: Table, day: i64, kind: Kind) -> Result<()
         sums(conn, table, Span::Hour, kind, hours, |k, n| {
             if k.is_empty() {
                 rest += n;
-            } else if let Some(v) = by.get_mut(k) {
-                *v += n;
             } else {
-                by.insert(k.to_string(), n);
+                crate::top::add_count(&mut by, k, n);
             }
         })?;
         let counts: Vec<(String, u64)> = by.into_iter().collect();

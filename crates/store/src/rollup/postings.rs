@@ -224,8 +224,8 @@ pub(crate) fn prune(conn: &Connection, q_cut: i64, h_cut: i64) -> Result<bool, S
 }
 
 /// [`prune`] of one postings log: up to [`POSTINGS_STEP`] rows of its oldest day past the
-/// cut-off. A whole day at once was one statement of ~50,000 name rows at a billion rows a
-/// week (the 70 ms steps of retention there, docs/BENCHMARKS.md).
+/// cut-off, so a step's work is bounded like every other retention delete: a whole day at once
+/// was one statement of ~50,000 name rows at a billion rows a week.
 fn prune_log(conn: &Connection, log: i64, cut: i64) -> Result<bool, StoreError> {
     let below = cut.div_euclid(HOUR_MS * DAY_HOURS);
     let oldest: Option<i64> = conn

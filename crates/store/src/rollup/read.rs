@@ -51,11 +51,8 @@ impl Window {
             return Ok(by);
         };
         let mut add = |k: &str, n: u64| {
-            if k.is_empty() {
-            } else if let Some(v) = by.get_mut(k) {
-                *v += n;
-            } else {
-                by.insert(k.to_string(), n);
+            if !k.is_empty() {
+                crate::top::add_count(&mut by, k, n);
             }
         };
         let (days, hours) = by_days(from, to);
