@@ -77,6 +77,15 @@ fn seal_until(conn: &Connection, sealer: &mut Sealer, now_ms: i64) {
     {}
 }
 
+/// Seals everything [`fill`] wrote, up to the end of its third day, as the writer would.
+fn seal_filled(conn: &Connection) {
+    seal_until(conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    assert_eq!(
+        sealed_hour(conn, crate::rows::Table::Hits).expect("sealed"),
+        Some((T0 + 3 * DAY) / HOUR_MS)
+    );
+}
+
 /// The one integer `sql` selects.
 fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)
@@ -122,12 +131,7 @@ fn stats_from_rollups_equal_stats_from_the_rows() {
         .map(|c| c.value.as_str())
         .collect();
     assert_eq!(feeds, ["mining", "nocoin", "hosts"]);
-    // Seal everything up to the end of the third day, as the writer would.
-    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
-    assert_eq!(
-        sealed_hour(&conn, crate::rows::Table::Hits).expect("sealed"),
-        Some((T0 + 3 * DAY) / HOUR_MS)
-    );
+    seal_filled(&conn);
     assert_eq!(
         count(
             &conn,
@@ -152,7 +156,7 @@ fn hours_sealed_before_the_minute_tables_are_read_from_the_blocks() {
     let (_dir, conn) = store();
     fill(&conn);
     let from_rows = all_stats(&conn);
-    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    seal_filled(&conn);
     // A store upgraded at hour 30: the hours before it were sealed without minute tables.
     let upgraded = T0 / HOUR_MS + 30;
     conn.execute_batch(&format!(
@@ -190,7 +194,7 @@ fn a_store_upgraded_to_feed_rollups_rolls_its_hits_up_again() {
     crate::schema::migrate_to(&mut conn, 16).expect("schema 16");
     fill(&conn);
     let from_rows = all_stats(&conn);
-    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    seal_filled(&conn);
     // As the build before schema 17 left it: no feed rows.
     conn.execute("DELETE FROM rollups WHERE kind = 4", [])
         .expect("no feeds");
@@ -218,11 +222,7 @@ fn a_store_upgraded_to_feed_rollups_rolls_its_hits_up_again() {
     );
     // Read from the blocks meanwhile, then from the rollups sealed again, feeds and all.
     same(&from_rows, &all_stats(&conn));
-    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
-    assert_eq!(
-        sealed_hour(&conn, crate::rows::Table::Hits).expect("hits"),
-        Some((T0 + 3 * DAY) / HOUR_MS)
-    );
+    seal_filled(&conn);
     assert!(
         count(
             &conn,
@@ -236,7 +236,7 @@ fn a_store_upgraded_to_feed_rollups_rolls_its_hits_up_again() {
 fn late_rows_are_added_to_sealed_hours_and_days() {
     let (_dir, conn) = store();
     fill(&conn);
-    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    seal_filled(&conn);
     // Hits replayed from the spool long after their hours were sealed.
     let late: Vec<QueryEvent> = (0..40)
         .map(|i| event(i * 7, T0 + 3_000 + i * 3_000_000))
@@ -257,7 +257,7 @@ fn late_rows_are_added_to_sealed_hours_and_days() {
 fn retention_deletes_the_buckets_before_the_cut_off() {
     let (_dir, conn) = store();
     fill(&conn);
-    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    seal_filled(&conn);
     let cut = T0 + DAY + 30 * 60_000;
     while prune(&conn, cut, cut).expect("prune") {}
     let oldest = |span: i64| {
@@ -466,7 +466,7 @@ fn hours_sealed_before_the_name_postings_are_walked_whole() {
     fill(&conn);
     let names = ["n1.pool.example", "n3.pool.example"];
     let before = name_pages(&conn, &names, 41);
-    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    seal_filled(&conn);
     // A store upgraded at hour 30: the hours before it were sealed without name postings.
     let upgraded = T0 / HOUR_MS + 30;
     conn.execute_batch(&format!(
@@ -530,13 +530,13 @@ fn a_seal_stopped_midway_is_done_again_from_the_start() {
         Some(T0 / HOUR_MS)
     );
     assert!(!postings(&conn).is_empty());
-    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    seal_filled(&conn);
     same(&from_rows, &all_stats(&conn));
     let once = postings(&conn);
     // The same postings as a seal that never stopped.
     conn.execute_batch("DELETE FROM rollups; DELETE FROM client_days; DELETE FROM rollup_sealed;")
         .expect("reset");
-    seal_until(&conn, &mut Sealer::with_step(1), T0 + 3 * DAY + HOUR_MS);
+    seal_filled(&conn);
     assert_eq!(once, postings(&conn));
     same(&from_rows, &all_stats(&conn));
 }
