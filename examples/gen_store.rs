@@ -21,6 +21,9 @@
 //! store is grouped after its rollup unless `GEN_STORE_NO_GROUP` is set).
 //! `--upkeep-pauses`: retention of the oldest day, then one compaction pass, as the writer's
 //! upkeep runs them (one transaction per step), each step timed: the writer's longest pause.
+//! `--measure` takes `GEN_STORE_REQUESTS` (per kind, default 200), `GEN_STORE_ONLY` (labels
+//! containing one of these, comma-separated) and `GEN_STORE_WARMUP` (requests of each kind
+//! timed apart first).
 //!
 //! Generation writes the writer's own rows (`store::writer::insert_events`) but as a bulk load:
 //! tables without indexes, journal off, one transaction per million rows, indexes built at the
@@ -557,9 +560,19 @@ async fn measure(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error
     let only: Vec<String> = std::env::var("GEN_STORE_ONLY")
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
+    // `GEN_STORE_WARMUP=N`: N requests of each kind first, timed on a line of their own, so
+    // the timed ones see a server that has been answering (caches filled, as in service).
+    let warmup: usize = std::env::var("GEN_STORE_WARMUP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     for (label, make) in &cases {
         if !only.is_empty() && !only.iter().any(|o| label.contains(o.as_str())) {
             continue;
+        }
+        if warmup > 0 {
+            let first = format!("{label} (first {warmup})");
+            served.time(&first, make, warmup, &mut rng).await?;
         }
         served.time(label, make, n, &mut rng).await?;
     }

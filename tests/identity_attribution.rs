@@ -96,7 +96,7 @@ async fn each_hit_names_the_holder_of_its_time_and_the_ledger_says_whose() {
         identities: Some(&index),
         exempt: None,
     };
-    insert_attributed(&tx, &events, &who, false, None, None).unwrap();
+    insert_attributed(&tx, &events, &who, false, None, None, None).unwrap();
     tx.commit().unwrap();
 
     let page = store
@@ -171,7 +171,7 @@ fn late_identity_keeps_the_row_ids_of_a_merged_hit_block() {
         let events: Vec<QueryEvent> = (0..30i64)
             .map(|i| hit(ips[(i % 3) as usize], T0 + b * 1000 + i))
             .collect();
-        insert_attributed(&conn, &events, &who, false, None, None).unwrap();
+        insert_attributed(&conn, &events, &who, false, None, None, None).unwrap();
     }
     assert!(poolguard::store::blocks::compact::run(&conn, i64::MAX).unwrap() > 0);
     assert!(first_hit_block_grouped(&conn), "merged hits are grouped");

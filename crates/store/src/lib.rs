@@ -18,6 +18,7 @@ pub mod cursor;
 #[doc(hidden)]
 pub mod fault;
 pub mod hook;
+pub mod hour_names;
 pub mod hour_tops;
 pub mod incidents;
 pub mod incidents_tx;
@@ -119,6 +120,9 @@ struct Inner {
     time_limit_ms: std::sync::atomic::AtomicU64,
     /// The hour under way's hit tables, shared by the readers' `/stats` (`hour_tops`).
     hour_tops: Arc<hour_tops::HourTops>,
+    /// The unsealed hours' names, kept by the writer for the readers' name lookups
+    /// (`hour_names`).
+    hour_names: Arc<hour_names::HourNames>,
 }
 
 impl std::fmt::Debug for Store {
@@ -156,6 +160,7 @@ impl Store {
                 permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
                 time_limit_ms: std::sync::atomic::AtomicU64::new(READ_TIME_LIMIT.as_millis() as u64),
                 hour_tops: Arc::default(),
+                hour_names: Arc::default(),
             }),
         })
     }
@@ -189,6 +194,11 @@ impl Store {
     /// The hour under way's hit tables the readers share (`hour_tops`).
     pub(crate) fn hour_tops(&self) -> Arc<hour_tops::HourTops> {
         Arc::clone(&self.inner.hour_tops)
+    }
+
+    /// The unsealed hours' names the writer and the readers share (`hour_names`).
+    pub(crate) fn hour_names(&self) -> Arc<hour_names::HourNames> {
+        Arc::clone(&self.inner.hour_names)
     }
 
     /// store's own integration tests (callers use the traits).

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 
 use super::StoreError;
+use crate::hour_names::HourNames;
 use crate::hour_tops::{HourTops, Sums, Tops};
 use crate::rollup;
 pub use crate::rows::{Count, ListFilter, NameFilter, Page, StoredRow, Table};
@@ -42,7 +43,18 @@ pub struct ClientSummary {
 /// One page of `table` matching `f`, newest first. Both logs are stored as blocks
 /// (`crate::blocks`); the contract (filters, keyset) is the one the API documents.
 pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, StoreError> {
-    crate::blocks::list(conn, table, f)
+    list_with(conn, None, table, f)
+}
+
+/// [`list`], with the unsealed hours' names (`crate::hour_names`) that let an exact-name
+/// lookup skip those hours: the store's readers share one.
+pub fn list_with(
+    conn: &Connection,
+    names: Option<&HourNames>,
+    table: Table,
+    f: &ListFilter,
+) -> Result<Page, StoreError> {
+    crate::blocks::list(conn, names, table, f)
 }
 
 /// The `top` largest counts, largest first, ties by value.

@@ -28,7 +28,10 @@ impl EvidenceStore for Store {
         f: EvidenceFilter,
     ) -> Result<Paged<StoredRow>, StoreError> {
         let filter: ListFilter = f.convert(net_range, |c| cursor::key(&c))?;
-        let page = self.read(move |c| read::list(c, table, &filter)).await?;
+        let names = self.hour_names();
+        let page = self
+            .read(move |c| read::list_with(c, Some(&names), table, &filter))
+            .await?;
         Ok(Paged {
             items: page.rows,
             next: page.next.map(cursor::of_key),

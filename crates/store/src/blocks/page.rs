@@ -91,7 +91,12 @@ fn identity_matches(f: &ListFilter, e: &Entry<'_>) -> bool {
 /// the next block ends before the oldest row on it. Each block is skipped unless its action
 /// counts and Bloom filter allow a match. SQLite steps between blocks, so the store's read
 /// time limit interrupts a long walk within one block's decode.
-pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, StoreError> {
+pub fn list(
+    conn: &Connection,
+    names: Option<&crate::hour_names::HourNames>,
+    table: Table,
+    f: &ListFilter,
+) -> Result<Page, StoreError> {
     let keys = probes(f);
     let action = match f.action.as_deref() {
         Some(a) => match outcome_named(a) {
@@ -123,9 +128,9 @@ pub fn list(conn: &Connection, table: Table, f: &ListFilter) -> Result<Page, Sto
         (Some((lo, hi)), _) if lo == hi => {
             Some(crate::rollup::client_ranges(conn, table, lo, lower, upper)?)
         }
-        (_, Some(NameFilter::Exact(name))) => {
-            Some(crate::rollup::name_ranges(conn, table, name, lower, upper)?)
-        }
+        (_, Some(NameFilter::Exact(name))) => Some(crate::rollup::name_ranges(
+            conn, names, table, name, lower, upper,
+        )?),
         _ => None,
     };
     match ranges {

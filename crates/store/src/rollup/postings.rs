@@ -78,8 +78,9 @@ pub struct ClientRanges {
     day: i64,
     /// Inclusive ranges ready to hand out, newest first.
     ready: Vec<(i64, i64)>,
-    /// The unsealed range, handed out first (unbounded above).
-    unsealed: Option<(i64, i64)>,
+    /// The unsealed ranges, handed out first, newest first (from the end; the newest is
+    /// unbounded above unless the unsealed hours' names narrowed them to hours).
+    unsealed: Vec<(i64, i64)>,
     /// The sealed range without postings (hours sealed before names had them), handed out
     /// last.
     unposted: Option<(i64, i64)>,
@@ -96,12 +97,22 @@ pub fn client_ranges(
     lower: i64,
     upper: i64,
 ) -> Result<ClientRanges, StoreError> {
-    ranges(conn, table, log_of(table), key, lower, upper, i64::MIN)
+    ranges(
+        conn,
+        table,
+        log_of(table),
+        key,
+        (lower, upper),
+        i64::MIN,
+        |_| Ok(None),
+    )
 }
 
-/// As [`client_ranges`], for the rows of one exact name.
+/// As [`client_ranges`], for the rows of one exact name; with `names`, only the unsealed
+/// hours it holds the name in (`crate::hour_names`).
 pub fn name_ranges(
     conn: &Connection,
+    names: Option<&crate::hour_names::HourNames>,
     table: Table,
     name: &str,
     lower: i64,
@@ -119,29 +130,46 @@ pub fn name_ranges(
         table,
         names_log(table),
         key,
-        lower,
-        upper,
+        (lower, upper),
         posted_from,
+        |sealed| match names {
+            Some(n) => n.hours_with(conn, table, name, sealed),
+            None => Ok(None),
+        },
     )
 }
 
 /// The ranges of `[lower, upper]` that may hold rows of `key` in postings `log` of `table`,
-/// postings kept from `posted_from` (ms) on.
+/// postings kept from `posted_from` (ms) on; `unsealed_hours(first unsealed hour)` may name
+/// the only unsealed hours that can hold the key.
 fn ranges(
     conn: &Connection,
     table: Table,
     log: i64,
     key: [u8; 16],
-    lower: i64,
-    upper: i64,
+    (lower, upper): (i64, i64),
     posted_from: i64,
+    unsealed_hours: impl FnOnce(i64) -> Result<Option<Vec<i64>>, StoreError>,
 ) -> Result<ClientRanges, StoreError> {
-    let sealed_ms = match sealed_hour(conn, table)? {
+    let sealed = sealed_hour(conn, table)?;
+    let sealed_ms = match sealed {
         Some(h) => h.saturating_mul(HOUR_MS),
         // No postings yet (a store being upgraded): walk everything.
         None => i64::MIN,
     };
-    let unsealed = (upper >= sealed_ms && upper >= lower).then(|| (lower.max(sealed_ms), upper));
+    let mut unsealed = Vec::new();
+    if upper >= sealed_ms && upper >= lower {
+        let whole = (lower.max(sealed_ms), upper);
+        match sealed.map(unsealed_hours).transpose()?.flatten() {
+            // Oldest first, so newest is popped first.
+            Some(hours) => unsealed.extend(hours.into_iter().filter_map(|h| {
+                let from = h.saturating_mul(HOUR_MS).max(whole.0);
+                let to = (h.saturating_add(1).saturating_mul(HOUR_MS) - 1).min(whole.1);
+                (from <= to).then_some((from, to))
+            })),
+            None => unsealed.push(whole),
+        }
+    }
     let last_sealed = upper.min(sealed_ms.saturating_sub(1));
     // Sealed hours before the postings began: walked whole, oldest, last.
     let unposted_to = last_sealed.min(posted_from.saturating_sub(1));
@@ -173,7 +201,7 @@ impl ClientRanges {
     /// The next range `(from, to, last_ms_max)`, newest first; `None` when no more may hold
     /// the client.
     pub fn next(&mut self, conn: &Connection) -> Result<Option<(i64, i64, i64)>, StoreError> {
-        if let Some((from, to)) = self.unsealed.take() {
+        if let Some((from, to)) = self.unsealed.pop() {
             return Ok(Some((from, to, i64::MAX)));
         }
         while self.ready.is_empty() {

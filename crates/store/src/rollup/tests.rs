@@ -333,6 +333,7 @@ fn pages_since(
     let key = crate::ip_key(client.parse().expect("ip"));
     every_page(
         conn,
+        None,
         table,
         crate::rows::ListFilter {
             client: Some((key, key)),
@@ -346,12 +347,13 @@ fn pages_since(
 /// The ids of every page of `f`, newest first, following the cursor.
 fn every_page(
     conn: &Connection,
+    hour_names: Option<&crate::hour_names::HourNames>,
     table: crate::rows::Table,
     mut f: crate::rows::ListFilter,
 ) -> Vec<i64> {
     let mut ids = Vec::new();
     loop {
-        let page = crate::read::list(conn, table, &f).expect("list");
+        let page = crate::read::list_with(conn, hour_names, table, &f).expect("list");
         ids.extend(page.rows.iter().map(|r| r.id));
         match page.next {
             Some(c) => f.cursor = Some(c),
@@ -397,6 +399,16 @@ fn client_lookups_walk_the_hours_their_postings_list_and_find_the_same_rows() {
 /// Every page of rows named `name` in each log (query log first), newest first, with and
 /// without a lower bound.
 fn name_pages(conn: &Connection, names: &[&str], limit: usize) -> Vec<Vec<i64>> {
+    name_pages_with(conn, None, names, limit)
+}
+
+/// [`name_pages`], the unsealed hours narrowed by `hour_names` when given.
+fn name_pages_with(
+    conn: &Connection,
+    hour_names: Option<&crate::hour_names::HourNames>,
+    names: &[&str],
+    limit: usize,
+) -> Vec<Vec<i64>> {
     let mut out = Vec::new();
     for table in [crate::rows::Table::Queries, crate::rows::Table::Hits] {
         for name in names {
@@ -408,7 +420,7 @@ fn name_pages(conn: &Connection, names: &[&str], limit: usize) -> Vec<Vec<i64>> 
                     since_ms,
                     ..crate::rows::ListFilter::default()
                 };
-                ids.extend(every_page(conn, table, f));
+                ids.extend(every_page(conn, hour_names, table, f));
             }
             out.push(ids);
         }
@@ -458,6 +470,99 @@ fn name_lookups_walk_the_hours_their_postings_list_and_find_the_same_rows() {
     let walked = name_pages(&conn, &names, 37);
     assert_eq!(walked[1].len(), 4, "the late row too");
     assert_eq!(sealed, walked);
+}
+
+#[test]
+fn the_unsealed_hours_names_find_the_same_rows_as_their_blocks() {
+    use crate::hour_names::HourNames;
+    use crate::rows::Table;
+    let (_dir, conn) = store();
+    fill(&conn);
+    let names = ["n1.pool.example", "never.pool.example", "N1.POOL.EXAMPLE"];
+    let walked = name_pages(&conn, &names, 37);
+    assert!(walked[0].len() > 200 && walked[1].is_empty());
+    // Seal a day and a half: the rest is unsealed, its names learnt from its blocks.
+    seal_until(&conn, &mut Sealer::with_step(1), T0 + 36 * HOUR_MS);
+    let sealed = T0 / HOUR_MS + 36;
+    let cache = HourNames::default();
+    assert_eq!(name_pages_with(&conn, Some(&cache), &names, 37), walked);
+    let hours = |name: &str, sealed: i64| {
+        cache
+            .hours_with(&conn, Table::Queries, name, sealed)
+            .expect("hours")
+    };
+    assert_eq!(hours("never.pool.example", sealed), Some(vec![]));
+    assert_eq!(
+        hours("n1.pool.example", sealed),
+        Some((sealed..sealed + 36).collect::<Vec<_>>()),
+        "every unsealed hour holds n1 (one row in five, every 97 s)"
+    );
+    // A snapshot from before the cache's floor cannot be answered: it walks.
+    assert_eq!(hours("never.pool.example", sealed - 1), None);
+
+    // Rows written on a connection of their own (not handed over by the writer) are
+    // decoded by the next lookup: a rare name in an unsealed hour is found.
+    let rare = QueryEvent {
+        name: "rare.pool.example".into(),
+        ..event(0, T0 + 40 * HOUR_MS + 17)
+    };
+    crate::writer::insert_events(&conn, &[rare], &ledger(), true).expect("stored");
+    assert_eq!(hours("rare.pool.example", sealed), Some(vec![sealed + 4]));
+    let names = ["n1.pool.example", "rare.pool.example", "never.pool.example"];
+    let walked = name_pages(&conn, &names, 37);
+    assert_eq!(
+        walked[1].len(),
+        2,
+        "the rare row, with and without a lower bound"
+    );
+    assert_eq!(name_pages_with(&conn, Some(&cache), &names, 37), walked);
+
+    // Once every hour is sealed, the cache drops the sealed hours and still agrees.
+    seal_filled(&conn);
+    let sealed = (T0 + 3 * DAY) / HOUR_MS;
+    assert_eq!(hours("rare.pool.example", sealed), Some(vec![]));
+    assert_eq!(name_pages_with(&conn, Some(&cache), &names, 37), walked);
+}
+
+/// A reader decodes the blocks the writer did not hand over (written before it started), and
+/// trusts the ones it did: the writer's list of names is what the cache holds for them.
+#[test]
+fn a_reader_decodes_the_blocks_before_the_writers_and_trusts_the_writers() {
+    use crate::hour_names::{HourNames, Written};
+    use crate::rows::Table;
+    let (_dir, conn) = store();
+    let at = T0 + 5 * HOUR_MS;
+    let named = |name: &str| QueryEvent {
+        name: name.into(),
+        ..event(1, at)
+    };
+    for name in ["before.example", "also-before.example", "handed.example"] {
+        crate::writer::insert_events(&conn, &[named(name)], &ledger(), true).expect("stored");
+    }
+    let cache = HourNames::default();
+    // The writer hands over block 3 only, listing a name the block does not hold, so the test
+    // can tell whether the reader decoded it.
+    cache.note(&[Written {
+        table: Table::Queries,
+        id: 3,
+        first_ms: at,
+        last_ms: at,
+        names: vec![crate::blocks::filter::name_key("listed.example")],
+    }]);
+    let hours = |name: &str| {
+        cache
+            .hours_with(&conn, Table::Queries, name, at / HOUR_MS)
+            .expect("hours")
+    };
+    let hour = Some(vec![at / HOUR_MS]);
+    assert_eq!(hours("before.example"), hour);
+    assert_eq!(hours("also-before.example"), hour);
+    assert_eq!(hours("listed.example"), hour, "block 3 is trusted");
+    assert_eq!(hours("handed.example"), Some(vec![]), "and not decoded");
+    // A block after the newest the cache knows, not handed over: decoded.
+    crate::writer::insert_events(&conn, &[named("after.example")], &ledger(), true)
+        .expect("stored");
+    assert_eq!(hours("after.example"), hour);
 }
 
 #[test]

@@ -85,7 +85,7 @@ impl Writer {
                 self.who.parts(),
                 self.cfg.log_queries,
                 self.tracker.as_deref(),
-                &mut self.known,
+                (&mut self.known, &self.hour_names),
                 progress,
             ) {
                 Ok(written) => {

@@ -15,6 +15,7 @@ use rusqlite::{Connection, params};
 use crate::StoreError;
 use crate::blocks::{self, codec::BlockEncoder, codec::Entry, codec::Sealed};
 use crate::hook::{BatchHook, HitRow};
+use crate::hour_names::{HourNames, Written};
 use crate::incidents_tx::SqliteIncidentTx;
 use crate::known_names::KnownNames;
 use crate::rows::Table;
@@ -31,10 +32,11 @@ pub(super) fn write_batch(
     (ledger, identities, exempt): (&SharedLedger, Option<&IdentityIndex>, Option<&Exempt>),
     log_queries: bool,
     tracker: Option<&dyn BatchHook>,
-    known: &mut KnownNames,
+    (known, hour_names): (&mut KnownNames, &HourNames),
     replayed: Option<(&str, u64)>,
 ) -> Result<(u64, u64), StoreError> {
     let ledger = ledger.load();
+    let mut written = Vec::new();
     let tx = conn.transaction()?;
     if let Some((id, end)) = replayed {
         tx.prepare_cached(
@@ -50,9 +52,18 @@ pub(super) fn write_batch(
             identities,
             exempt,
         };
-        let written = insert_attributed(&tx, batch, &who, log_queries, None, Some(known))?;
+        let rows = insert_attributed(
+            &tx,
+            batch,
+            &who,
+            log_queries,
+            None,
+            Some(known),
+            Some(&mut written),
+        )?;
         tx.commit()?;
-        return Ok(written);
+        hour_names.note(&written);
+        return Ok(rows);
     };
     // Incident bookkeeping must never cost evidence: the whole batch's tracking runs in one
     // savepoint after the hit rows are in, and a failure there is rolled back and logged
@@ -64,7 +75,15 @@ pub(super) fn write_batch(
         identities,
         exempt,
     };
-    let written = insert_attributed(&tx, batch, &who, log_queries, Some(&mut hits), Some(known))?;
+    let rows = insert_attributed(
+        &tx,
+        batch,
+        &who,
+        log_queries,
+        Some(&mut hits),
+        Some(known),
+        Some(&mut written),
+    )?;
     guarded(&tx, "incident tracking", |c| {
         tracker.on_hits(&SqliteIncidentTx::new(c), batch, &hits, replayed.is_some())
     })?;
@@ -72,9 +91,10 @@ pub(super) fn write_batch(
         tracker.end_batch(&SqliteIncidentTx::new(c))
     })?;
     tx.commit()?;
+    hour_names.note(&written);
     // Only committed changes are announced and enforced.
     tracker.committed();
-    Ok(written)
+    Ok(rows)
 }
 
 /// Runs `f` inside a savepoint; on error rolls it back, logs and counts, and carries on.
@@ -128,7 +148,7 @@ pub fn insert_events_into(
         identities: None,
         exempt: None,
     };
-    insert_attributed(conn, events, &who, log_queries, hits, known)
+    insert_attributed(conn, events, &who, log_queries, hits, known, None)
 }
 
 /// What a hit's identity is looked up in: who held its address then (the identity index,
@@ -265,6 +285,7 @@ pub fn insert_attributed(
     log_queries: bool,
     mut hits: Option<&mut Vec<HitRow>>,
     mut known: Option<&mut KnownNames>,
+    mut written: Option<&mut Vec<Written>>,
 ) -> Result<(u64, u64), StoreError> {
     let ledger = who.ledger;
     let (mut nq, mut nh) = (0u64, 0u64);
@@ -291,7 +312,7 @@ pub fn insert_attributed(
             if queries.rows() >= blocks::MAX_BLOCK_ROWS
                 && let Some(sealed) = std::mem::take(&mut queries).seal()
             {
-                insert_block(conn, Table::Queries, &sealed)?;
+                insert_block(conn, Table::Queries, sealed, written.as_deref_mut())?;
             }
         }
         if !e.outcome.is_hit() {
@@ -306,7 +327,7 @@ pub fn insert_attributed(
         if hit_block.rows() >= blocks::MAX_BLOCK_ROWS
             && let Some(sealed) = std::mem::take(&mut hit_block).seal()
         {
-            insert_block(conn, Table::Hits, &sealed)?;
+            insert_block(conn, Table::Hits, sealed, written.as_deref_mut())?;
         }
         names
             .entry(&e.name)
@@ -324,10 +345,10 @@ pub fn insert_attributed(
         }
     }
     if let Some(sealed) = queries.seal() {
-        insert_block(conn, Table::Queries, &sealed)?;
+        insert_block(conn, Table::Queries, sealed, written.as_deref_mut())?;
     }
     if let Some(sealed) = hit_block.seal() {
-        insert_block(conn, Table::Hits, &sealed)?;
+        insert_block(conn, Table::Hits, sealed, written)?;
     }
     let mut upsert = conn.prepare_cached(
         "INSERT INTO hit_names (name, first_ms, last_ms) VALUES (?1, ?2, ?3) \
@@ -346,8 +367,24 @@ pub fn insert_attributed(
 }
 
 /// Writes a block of new rows, and adds any of them that belong to hours already rolled up
-/// to their rollups (`crate::rollup::late`), in the same transaction.
-fn insert_block(conn: &Connection, table: Table, block: &Sealed) -> Result<(), StoreError> {
-    blocks::insert(conn, table, block)?;
-    crate::rollup::late(conn, table, block)
+/// to their rollups (`crate::rollup::late`), in the same transaction; lists it in `written`
+/// for the unsealed hours' names (`crate::hour_names`, handed over after the commit).
+fn insert_block(
+    conn: &Connection,
+    table: Table,
+    mut block: Sealed,
+    written: Option<&mut Vec<Written>>,
+) -> Result<(), StoreError> {
+    let id = blocks::insert(conn, table, &block)?;
+    crate::rollup::late(conn, table, &block)?;
+    if let Some(written) = written {
+        written.push(Written {
+            table,
+            id,
+            first_ms: block.first_ms,
+            last_ms: block.last_ms,
+            names: std::mem::take(&mut block.names),
+        });
+    }
+    Ok(())
 }

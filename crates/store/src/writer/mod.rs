@@ -132,6 +132,7 @@ fn spawn_inner(
         saturated_until: None,
         force_index: false,
         known: KnownNames::default(),
+        hour_names: store.hour_names(),
         backlog_oldest_ms,
         upkeep: UpkeepSchedule::starting_now(),
         relearning: crate::relearn::Due::new(relearn::RELEARN_EVERY),
@@ -200,6 +201,8 @@ struct Writer {
     force_index: bool,
     /// Names `hit_names` already holds: repeated names skip their upsert.
     known: KnownNames,
+    /// The unsealed hours' names, handed each committed block (`crate::hour_names`).
+    hour_names: Arc<crate::hour_names::HourNames>,
     /// Query time of the oldest hit in the backlog (exact when it was empty before; after a
     /// replayed chunk, the chunk's newest, at most one chunk older than the true one).
     backlog_oldest_ms: Option<i64>,

@@ -293,6 +293,9 @@ pub struct Sealed {
     pub counts: Vec<u8>,
     pub filter: Vec<u8>,
     pub data: Vec<u8>,
+    /// Each row's exact-name key (`filter::name_key`), repeats included: the writer hands
+    /// them to `crate::hour_names` so the hour under way's names need no decode.
+    pub names: Vec<u64>,
 }
 
 /// Builds one block row by row.
@@ -302,6 +305,8 @@ pub struct BlockEncoder {
     dicts: [Dict; DICTS_V1],
     snapshot_dicts: [Dict; SNAPSHOT_FIELDS],
     filter: FilterBuilder,
+    /// [`Sealed::names`].
+    names: Vec<u64>,
     rows: u32,
     base_ms: i64,
     prev_ms: i64,
@@ -415,7 +420,13 @@ impl BlockEncoder {
             self.last_client = Some(e.client);
             filter.add(value_key(Field::Client, &ip_key(e.client)));
         }
-        name_keys(e.name, |k| filter.add(k));
+        // The last key is the whole name's.
+        let mut exact = 0;
+        name_keys(e.name, |k| {
+            filter.add(k);
+            exact = k;
+        });
+        self.names.push(exact);
     }
 
     /// The finished block, or `None` when no row was added.
@@ -453,6 +464,7 @@ impl BlockEncoder {
             counts,
             filter: self.filter.finish(),
             data,
+            names: self.names,
         })
     }
 }
