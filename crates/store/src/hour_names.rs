@@ -93,6 +93,14 @@ impl Names {
         }
     }
 
+    /// Forgets the hours before `hour`, now sealed (their names are in the postings).
+    fn drop_before(&mut self, hour: i64) {
+        if self.floor < hour {
+            self.hours = self.hours.split_off(&hour);
+            self.floor = hour;
+        }
+    }
+
     /// Whether block `id` is already in `hours` (so a writer's block with that id is an id
     /// used again).
     fn covers(&self, id: i64) -> bool {
@@ -166,6 +174,18 @@ impl HourNames {
         }
     }
 
+    /// The writer sealed `table`'s hours before `first_unsealed`: their sets go, so the cache
+    /// holds only the hours under way even when no reader asks. A reader whose snapshot
+    /// predates the seal then walks (the cache's floor is past its first unsealed hour).
+    pub fn sealed(&self, table: Table, first_unsealed: i64) {
+        let mut guard = self.logs[slot(table)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = guard.as_mut() {
+            n.drop_before(first_unsealed);
+        }
+    }
+
     /// The unsealed hours (from `sealed`, the reader's first unsealed hour) whose blocks may
     /// hold rows named `name`, oldest first; `None` when the cache cannot answer for this
     /// snapshot and the caller walks every unsealed block.
@@ -189,8 +209,7 @@ impl HourNames {
         let names = match guard.take() {
             // An hour was sealed since: its names are in the postings now.
             Some(mut n) if n.floor <= sealed => {
-                n.hours = n.hours.split_off(&sealed);
-                n.floor = sealed;
+                n.drop_before(sealed);
                 n
             }
             // This snapshot predates a seal the cache has seen: keep the cache, walk.
@@ -373,6 +392,21 @@ mod tests {
         let mut n = cache(0);
         n.add(9 * HOUR_MS, 10 * HOUR_MS, std::iter::once(1));
         assert_eq!(n.hours.keys().copied().collect::<Vec<_>>(), vec![10]);
+    }
+
+    #[test]
+    fn sealed_hours_are_dropped_when_the_writer_seals_them() {
+        let h = HourNames::default();
+        h.note(&[
+            written(1, HOUR, HOUR + 1, &["ten.example"]),
+            written(2, HOUR + HOUR_MS, HOUR + HOUR_MS, &["eleven.example"]),
+        ]);
+        h.sealed(Table::Queries, 11);
+        let guard = h.logs[0].lock().expect("lock");
+        let n = guard.as_ref().expect("started");
+        assert_eq!(n.floor, 11);
+        assert_eq!(n.hours.keys().copied().collect::<Vec<_>>(), vec![11]);
+        assert!(held(n, 11, "eleven.example"));
     }
 
     #[test]

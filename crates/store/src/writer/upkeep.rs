@@ -118,13 +118,31 @@ impl Writer {
                 .sealer
                 .catch_up(&self.conn, now, crate::rollup::STEP_BUDGET)
             {
-                Ok(true) => now,
-                Ok(false) => crate::rollup::next_due(now),
+                Ok(more) => {
+                    self.forget_sealed_names();
+                    if more {
+                        now
+                    } else {
+                        crate::rollup::next_due(now)
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "rolling up the last hour failed; will retry");
                     now + ROLLUP_RETRY_MS
                 }
             };
+    }
+
+    /// Drops the sealed hours from the unsealed hours' names (`crate::hour_names`), which
+    /// would otherwise keep every hour until a reader asked for a name.
+    fn forget_sealed_names(&self) {
+        for table in [Table::Queries, Table::Hits] {
+            match crate::rollup::sealed_hour(&self.conn, table) {
+                Ok(Some(hour)) => self.hour_names.sealed(table, hour),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "reading the sealed hour failed"),
+            }
+        }
     }
 
     /// Groups settled query-log blocks by client (`blocks::group`) within
