@@ -196,12 +196,7 @@ impl HourNames {
         name: &str,
         sealed: i64,
     ) -> Result<Option<Vec<i64>>, StoreError> {
-        let newest: i64 = conn
-            .prepare_cached(&format!(
-                "SELECT coalesce(max(id), 0) FROM {}",
-                table.blocks()
-            ))?
-            .query_row([], |r| r.get(0))?;
+        let newest = crate::blocks::newest_id(conn, table)?;
         // A poisoned lock only means a reader panicked mid-update: start over.
         let mut guard = self.logs[slot(table)]
             .lock()

@@ -107,9 +107,7 @@ impl HourTops {
         debug_assert_eq!(start.rem_euclid(HOUR_MS), 0);
         // A poisoned lock only means a reader panicked mid-update: start over.
         let mut guard = self.hour.lock().unwrap_or_else(|p| p.into_inner());
-        let newest: i64 = conn
-            .prepare_cached("SELECT coalesce(max(id), 0) FROM hit_blocks")?
-            .query_row([], |r| r.get(0))?;
+        let newest = crate::blocks::newest_id(conn, crate::rows::Table::Hits)?;
         let fresh = || Hour {
             start,
             through_id: 0,

@@ -87,9 +87,7 @@ pub fn step(
     from: Cursor,
 ) -> Result<Step, StoreError> {
     let t = table.blocks();
-    let newest: i64 = conn
-        .prepare_cached(&format!("SELECT coalesce(max(id), 0) FROM {t}"))?
-        .query_row([], |r| r.get(0))?;
+    let newest = super::newest_id(conn, table)?;
     // Blocks below this bound may merge: never the newest, never one above `through_id`.
     let newest = newest.min(through_id.saturating_add(1));
     let blocks: Vec<Meta> = conn

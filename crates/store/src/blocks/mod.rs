@@ -68,6 +68,17 @@ pub fn insert(conn: &Connection, table: Table, b: &Sealed) -> Result<i64, StoreE
     Ok(conn.last_insert_rowid())
 }
 
+/// The highest block id of `table` (0 when it has none): what a reader has seen, a cache has
+/// read up to, or compaction must leave alone.
+pub fn newest_id(conn: &Connection, table: Table) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT coalesce(max(id), 0) FROM {}",
+            table.blocks()
+        ))?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// Puts `b` in place of block `id` of `table`: compaction merging a run into its first
 /// block, late identity rewriting a block's snapshots (`crate::relearn`).
 pub fn replace(conn: &Connection, table: Table, id: i64, b: &Sealed) -> Result<(), StoreError> {
